@@ -1,0 +1,37 @@
+"""Partition definitions shared by every asset.
+
+One 5-minute ``TimeWindowPartitionsDefinition`` (UTC, key = the window's start) for the live
+assets, and a daily one for ``macro_indicators``. The first partition comes from
+``CRYPTO_PARTITION_START`` (an ISO date or a rolling horizon such as ``90d``, aligned to UTC
+midnight so it is stable within a day); rows older than it stay in the tables and the API.
+"""
+
+from __future__ import annotations
+
+from dagster import DailyPartitionsDefinition, TimeWindowPartitionsDefinition
+
+from resources.settings import Settings, load_settings
+
+FIVE_MINUTE_CRON = "*/5 * * * *"
+PARTITION_KEY_FORMAT = "%Y-%m-%d-%H:%M"
+
+
+def five_minute_partitions(settings: Settings | None = None) -> TimeWindowPartitionsDefinition:
+    """The 5-minute partitions of every live asset."""
+    settings = settings or load_settings()
+    return TimeWindowPartitionsDefinition(
+        cron_schedule=FIVE_MINUTE_CRON,
+        start=settings.partition_start_datetime(),
+        timezone="UTC",
+        fmt=PARTITION_KEY_FORMAT,
+    )
+
+
+def daily_partitions(settings: Settings | None = None) -> DailyPartitionsDefinition:
+    """The daily partitions of ``macro_indicators``, over the same horizon."""
+    settings = settings or load_settings()
+    return DailyPartitionsDefinition(start_date=settings.partition_start_datetime(), timezone="UTC")
+
+
+FIVE_MINUTE_PARTITIONS = five_minute_partitions()
+DAILY_PARTITIONS = daily_partitions()

@@ -1,0 +1,55 @@
+"""The ``price_data_real`` asset: one row per (symbol, 5-minute window)."""
+
+import dagster as dg
+
+from crypto_assets.common import OWNERS, preview_markdown, window_range, write_metadata
+from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
+from resources.dagster_resources import WarehouseResource
+from resources.price_sources import PriceSourceResource, validate_prices
+from resources.warehouse import price_data_real as price_table
+
+PRICES_CODE_VERSION = "1"
+
+
+@dg.asset(
+    partitions_def=FIVE_MINUTE_PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=288),
+    group_name="prices",
+    kinds={"python", "pandas", "sql"},
+    owners=OWNERS,
+    code_version=PRICES_CODE_VERSION,
+    pool="price_sources",
+    tags={"crypto/network": "true"},
+)
+def price_data_real(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    price_source: PriceSourceResource,
+) -> dg.MaterializeResult:
+    """Prices of the ~124-coin universe for each 5-minute window: OHLCV bar and market snapshot.
+
+    Offline (``CRYPTO_SOURCE=simulated``) the rows come from the deterministic simulated market;
+    live, from the exchange's 5-minute klines, plus CoinGecko's ``/coins/markets`` snapshot for
+    the window that just closed. Runs over the partition range (one window, or a day of windows
+    in a backfill); validates everything before writing; replaces the range in one transaction.
+    Key: (symbol, window_start).
+    """
+    start, end = window_range(context)
+    fetched = price_source.fetch(start, end)
+    frame = validate_prices(fetched.frame, start, end)
+    result = warehouse.get().write_partition(
+        "price_data_real", frame, start=start, end=end,
+        run_id=context.run_id, code_version=PRICES_CODE_VERSION,
+    )
+    if fetched.missing_symbols:
+        context.log.warning("%d symbol(s) missing from the source: %s",
+                            len(fetched.missing_symbols), ", ".join(fetched.missing_symbols))
+    return dg.MaterializeResult(metadata=write_metadata(
+        price_table, result, start, end,
+        source=fetched.source,
+        symbols=int(frame["symbol"].nunique()) if len(frame) else 0,
+        symbols_missing=dg.MetadataValue.json(fetched.missing_symbols),
+        unknown_ids_ignored=dg.MetadataValue.json(fetched.unknown_ids),
+        http=dg.MetadataValue.json(fetched.http_stats),
+        preview=preview_markdown(frame, columns=["symbol", "window_start", "close", "volume", "market_cap"]),
+    ))

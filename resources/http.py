@@ -1,0 +1,286 @@
+"""The one retrying HTTP client every external source goes through.
+
+``HttpSource`` wraps an ``httpx.Client`` with: per-request timeouts, exponential backoff with
+full jitter on transient failures (connection errors, timeouts, 5xx, truncated bodies),
+``Retry-After`` on 429, a client-side rate limit (minimum spacing between calls), a circuit
+breaker shared by every client of the same source in the process, and a :class:`SourceError`
+that names the source, the URL and what went wrong after the last try.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 522, 524})
+
+
+class SourceError(RuntimeError):
+    """A source failed for good: after the last retry, or with a non-retryable answer."""
+
+    def __init__(self, source: str, message: str, *, status: int | None = None, url: str | None = None):
+        self.source = source
+        self.status = status
+        self.url = url
+        where = f" ({url})" if url else ""
+        super().__init__(f"{source}: {message}{where}")
+
+
+class CircuitOpenError(SourceError):
+    """Calls to a source are suspended: it failed repeatedly and is cooling down."""
+
+
+@dataclass
+class CircuitBreaker:
+    """Stops calling a source after ``failure_threshold`` consecutive failed calls, for ``cooldown_s``.
+
+    After the cool-down one trial call is let through (half-open): success closes the circuit,
+    failure opens it for another cool-down.
+    """
+
+    failure_threshold: int = 5
+    cooldown_s: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    consecutive_failures: int = 0
+    opened_at: float | None = None
+    times_opened: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def state(self) -> str:
+        """``closed``, ``open`` or ``half_open``."""
+        if self.opened_at is None:
+            return "closed"
+        if self.clock() - self.opened_at >= self.cooldown_s:
+            return "half_open"
+        return "open"
+
+    def before_call(self, source: str) -> None:
+        """Raise :class:`CircuitOpenError` while the circuit is open."""
+        with self._lock:
+            if self.state == "open":
+                remaining = self.cooldown_s - (self.clock() - (self.opened_at or 0.0))
+                raise CircuitOpenError(
+                    source,
+                    f"circuit open after {self.consecutive_failures} consecutive failures; "
+                    f"calls suspended for another {remaining:.0f}s",
+                )
+
+    def record_success(self) -> None:
+        """Close the circuit."""
+        with self._lock:
+            self.consecutive_failures = 0
+            self.opened_at = None
+
+    def record_failure(self) -> None:
+        """Count a failed call; open (or re-open) the circuit at the threshold."""
+        with self._lock:
+            self.consecutive_failures += 1
+            half_open = self.opened_at is not None
+            if half_open or self.consecutive_failures >= self.failure_threshold:
+                self.opened_at = self.clock()
+                self.times_opened += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """State for run metadata and logs."""
+        return {
+            "state": self.state,
+            "consecutive_failures": self.consecutive_failures,
+            "times_opened": self.times_opened,
+        }
+
+
+_BREAKERS: dict[str, CircuitBreaker] = {}
+_BREAKERS_LOCK = threading.Lock()
+
+
+def circuit_breaker_for(source: str, **kwargs: Any) -> CircuitBreaker:
+    """The process-wide circuit breaker of ``source`` (created on first use)."""
+    with _BREAKERS_LOCK:
+        breaker = _BREAKERS.get(source)
+        if breaker is None:
+            breaker = _BREAKERS[source] = CircuitBreaker(**kwargs)
+        return breaker
+
+
+def reset_circuit_breakers() -> None:
+    """Forget every breaker's state (tests, or an operator after fixing a source)."""
+    with _BREAKERS_LOCK:
+        _BREAKERS.clear()
+
+
+@dataclass
+class CallStats:
+    """What one client did: requests sent, retries, throttling waits."""
+
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    slept_s: float = 0.0
+
+    def as_metadata(self) -> dict[str, float | int]:
+        return {"requests": self.requests, "retries": self.retries, "throttled": self.throttled,
+                "backoff_seconds": round(self.slept_s, 3)}
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    now = now or datetime.now(timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+class HttpSource:
+    """A retrying, rate-limited, circuit-broken JSON/text client for one external source."""
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float = 15.0,
+        max_attempts: int = 5,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        max_retry_after_s: float = 180.0,
+        min_interval_s: float = 0.0,
+        breaker: CircuitBreaker | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.name = name
+        self.max_attempts = max_attempts
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.max_retry_after_s = max_retry_after_s
+        self.min_interval_s = min_interval_s
+        self.breaker = breaker or circuit_breaker_for(name)
+        self.stats = CallStats()
+        self._sleep = sleep
+        self._last_call = 0.0
+        self._client = httpx.Client(
+            base_url=base_url,
+            headers=dict(headers or {}),
+            timeout=httpx.Timeout(timeout_s),
+            transport=transport,
+            follow_redirects=True,
+        )
+
+    def close(self) -> None:
+        """Close the underlying connection pool."""
+        self._client.close()
+
+    def __enter__(self) -> "HttpSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _wait(self, seconds: float) -> None:
+        if seconds > 0:
+            self.stats.slept_s += seconds
+            self._sleep(seconds)
+
+    def _throttle(self) -> None:
+        if self.min_interval_s > 0:
+            gap = time.monotonic() - self._last_call
+            if gap < self.min_interval_s:
+                self._wait(self.min_interval_s - gap)
+        self._last_call = time.monotonic()
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.backoff_max_s, self.backoff_base_s * (2 ** (attempt - 1)))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send a request, retrying transient failures; return a 2xx response or raise SourceError."""
+        self.breaker.before_call(self.name)
+        last_problem = "no attempt made"
+        url = path
+        for attempt in range(1, self.max_attempts + 1):
+            self._throttle()
+            self.stats.requests += 1
+            delay: float | None = None
+            try:
+                response = self._client.request(method, path, **kwargs)
+                url = str(response.request.url.copy_remove_param("api-key").copy_remove_param("api_key"))
+                response.read()
+            except (httpx.TimeoutException, httpx.TransportError, httpx.RemoteProtocolError) as exc:
+                last_problem = f"{type(exc).__name__}: {exc}"
+            else:
+                status = response.status_code
+                if 200 <= status < 300:
+                    self.breaker.record_success()
+                    return response
+                if status not in RETRYABLE_STATUS:
+                    self.breaker.record_failure()
+                    raise SourceError(self.name, f"HTTP {status}: {_excerpt(response.text)}", status=status, url=url)
+                last_problem = f"HTTP {status}: {_excerpt(response.text)}"
+                if status == 429:
+                    self.stats.throttled += 1
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                    if retry_after is not None:
+                        if retry_after > self.max_retry_after_s:
+                            self.breaker.record_failure()
+                            raise SourceError(
+                                self.name,
+                                f"rate limited (HTTP 429) with Retry-After {retry_after:.0f}s, "
+                                f"more than the {self.max_retry_after_s:.0f}s this client waits",
+                                status=429, url=url,
+                            )
+                        delay = retry_after
+            if attempt == self.max_attempts:
+                break
+            self.stats.retries += 1
+            wait = delay if delay is not None else self._backoff(attempt)
+            log.warning("%s: attempt %d/%d failed (%s); retrying in %.2fs",
+                        self.name, attempt, self.max_attempts, last_problem, wait)
+            self._wait(wait)
+        self.breaker.record_failure()
+        raise SourceError(self.name, f"failed after {self.max_attempts} attempts; last error: {last_problem}", url=url)
+
+    def get_json(self, path: str, params: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        """GET and decode JSON; a truncated or non-JSON body is retried like a transient fault."""
+        last_error = ""
+        for attempt in range(1, self.max_attempts + 1):
+            response = self.request("GET", path, params=params, **kwargs)
+            try:
+                return json.loads(response.content)
+            except ValueError as exc:
+                last_error = f"{exc} in body {_excerpt(response.text)!r}"
+                if attempt < self.max_attempts:
+                    self.stats.retries += 1
+                    self._wait(self._backoff(attempt))
+        self.breaker.record_failure()
+        raise SourceError(self.name, f"malformed JSON after {self.max_attempts} attempts: {last_error}", url=path)
+
+
+def _excerpt(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."

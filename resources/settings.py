@@ -1,0 +1,133 @@
+"""One settings object for the whole platform, read from the environment.
+
+Every environment variable the platform understands is declared here, with its default; the
+README's configuration table mirrors this module. Nothing here imports Dagster, so the API
+gateway can use it and start fast.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Mapping
+
+SOURCES = ("simulated", "live")
+COINGECKO_PLANS = ("demo", "pro")
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the platform cannot use."""
+
+
+def _split_csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The platform's configuration; build it with :func:`load_settings`."""
+
+    home: Path
+    db_url: str
+    source: str = "simulated"
+    partition_start: str = "30d"
+    sentiment_model: str = "lexicon"
+    coingecko_api_key: str | None = None
+    coingecko_plan: str = "demo"
+    guardian_api_key: str | None = None
+    reddit_client_id: str | None = None
+    reddit_client_secret: str | None = None
+    fred_api_key: str | None = None
+    api_keys: tuple[str, ...] = ()
+    alert_webhook_url: str | None = None
+    universe_file: Path | None = None
+    redis_url: str | None = None
+    ui_url: str = "http://127.0.0.1:3000"
+    rss_feeds: tuple[str, ...] = field(default_factory=tuple)
+    reddit_subreddits: tuple[str, ...] = ("CryptoCurrency", "Bitcoin", "ethereum", "CryptoMarkets")
+    fred_series: tuple[str, ...] = ("DGS10", "DFF", "DTWEXBGS", "CPIAUCSL")
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the warehouse is the embedded SQLite default (or any SQLite URL)."""
+        return self.db_url.startswith("sqlite")
+
+    def partition_start_datetime(self, now: datetime | None = None) -> datetime:
+        """The first 5-minute partition: an ISO date/time, or a rolling horizon like ``90d``.
+
+        A rolling horizon is aligned to UTC midnight so the partition set is stable within a day.
+        """
+        return parse_partition_start(self.partition_start, now=now)
+
+
+_HORIZON = re.compile(r"^(\d+)d$")
+
+
+def parse_partition_start(value: str, now: datetime | None = None) -> datetime:
+    """Parse ``CRYPTO_PARTITION_START`` into a naive UTC datetime aligned to a 5-minute boundary."""
+    value = value.strip()
+    match = _HORIZON.match(value)
+    if match:
+        days = int(match.group(1))
+        if days < 1:
+            raise SettingsError("CRYPTO_PARTITION_START horizon must be at least 1d")
+        now = now or datetime.now(timezone.utc)
+        midnight = now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        return (midnight - timedelta(days=days)).replace(tzinfo=None)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise SettingsError(
+            f"CRYPTO_PARTITION_START={value!r} is neither an ISO date (2026-01-01) nor a horizon (90d)"
+        ) from exc
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    if parsed.minute % 5 or parsed.second or parsed.microsecond:
+        raise SettingsError(f"CRYPTO_PARTITION_START={value!r} must fall on a 5-minute boundary")
+    return parsed
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the platform's settings from ``environ`` (the process environment by default)."""
+    env = os.environ if environ is None else environ
+
+    def get(name: str) -> str | None:
+        raw = env.get(name)
+        return raw.strip() if raw and raw.strip() else None
+
+    home = Path(get("CRYPTO_HOME") or "./.crypto").expanduser().resolve()
+    db_url = get("CRYPTO_DB_URL") or f"sqlite:///{home / 'warehouse.sqlite'}"
+    source = (get("CRYPTO_SOURCE") or "simulated").lower()
+    if source not in SOURCES:
+        raise SettingsError(f"CRYPTO_SOURCE={source!r}: expected one of {', '.join(SOURCES)}")
+    plan = (get("COINGECKO_PLAN") or "demo").lower()
+    if plan not in COINGECKO_PLANS:
+        raise SettingsError(f"COINGECKO_PLAN={plan!r}: expected one of {', '.join(COINGECKO_PLANS)}")
+    partition_start = get("CRYPTO_PARTITION_START") or "30d"
+    parse_partition_start(partition_start)  # fail at load time, with the variable's name
+    universe_file = get("CRYPTO_UNIVERSE_FILE")
+    defaults = Settings(home=home, db_url=db_url)
+    return Settings(
+        home=home,
+        db_url=db_url,
+        source=source,
+        partition_start=partition_start,
+        sentiment_model=get("CRYPTO_SENTIMENT_MODEL") or "lexicon",
+        coingecko_api_key=get("COINGECKO_API_KEY"),
+        coingecko_plan=plan,
+        guardian_api_key=get("GUARDIAN_API_KEY"),
+        reddit_client_id=get("REDDIT_CLIENT_ID"),
+        reddit_client_secret=get("REDDIT_CLIENT_SECRET"),
+        fred_api_key=get("FRED_API_KEY"),
+        api_keys=_split_csv(get("CRYPTO_API_KEYS") or ""),
+        alert_webhook_url=get("CRYPTO_ALERT_WEBHOOK_URL"),
+        universe_file=Path(universe_file).expanduser() if universe_file else None,
+        redis_url=get("REDIS_URL"),
+        ui_url=(get("CRYPTO_UI_URL") or defaults.ui_url).rstrip("/"),
+        rss_feeds=_split_csv(get("CRYPTO_RSS_FEEDS") or ""),
+        reddit_subreddits=_split_csv(get("CRYPTO_REDDIT_SUBREDDITS") or "") or defaults.reddit_subreddits,
+        fred_series=_split_csv(get("CRYPTO_FRED_SERIES") or "") or defaults.fred_series,
+    )

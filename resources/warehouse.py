@@ -1,0 +1,513 @@
+"""The warehouse: SQLAlchemy Core tables, the partition-write primitive, and reads.
+
+Plain SQLAlchemy, no Dagster import: the API gateway uses this module too.
+
+Every table write goes through :meth:`Warehouse.write_partition`: in one transaction it deletes
+the rows of the window range (or, in ``merge`` mode, the rows with the frame's keys), bulk-inserts
+the frame through the driver's ``executemany`` (pymysql rewrites it into multi-row INSERTs), and
+upserts one ``partition_log`` row per window. Re-running a partition, or two runs racing on it,
+leaves exactly one copy: on MySQL, writers of one table serialise on a named lock, and deadlocks
+or lock-wait timeouts are retried; on SQLite the database-level write lock does the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+log = logging.getLogger(__name__)
+
+WINDOW = timedelta(minutes=5)
+DAY = timedelta(days=1)
+
+METADATA = sa.MetaData()
+DOUBLE = sa.Float(precision=53).with_variant(mysql.DOUBLE(asdecimal=False), "mysql", "mariadb")
+# MySQL DATETIME(6) keeps microseconds; window boundaries are whole minutes either way.
+TIMESTAMP = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+LONG_TEXT = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+price_data_real = sa.Table(
+    "price_data_real", METADATA,
+    sa.Column("symbol", sa.String(16), primary_key=True),
+    sa.Column("window_start", TIMESTAMP, primary_key=True),
+    sa.Column("coin_id", sa.String(64), nullable=False),
+    sa.Column("current_price", DOUBLE),
+    sa.Column("market_cap", DOUBLE),
+    sa.Column("volume_24h", DOUBLE),
+    sa.Column("price_change_24h", DOUBLE),
+    sa.Column("price_change_pct_24h", DOUBLE),
+    sa.Column("high_24h", DOUBLE),
+    sa.Column("low_24h", DOUBLE),
+    sa.Column("open_24h", DOUBLE),
+    sa.Column("open", DOUBLE),
+    sa.Column("high", DOUBLE),
+    sa.Column("low", DOUBLE),
+    sa.Column("close", DOUBLE),
+    sa.Column("volume", DOUBLE),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("collected_at", TIMESTAMP, nullable=False),
+    sa.Index("ix_price_data_real_window_start", "window_start"),
+)
+
+news_items = sa.Table(
+    "news_items", METADATA,
+    sa.Column("item_id", sa.String(64), primary_key=True),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("published_at", TIMESTAMP, nullable=False),
+    sa.Column("collected_at", TIMESTAMP, nullable=False),
+    sa.Column("window_start", TIMESTAMP, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("summary", LONG_TEXT),
+    sa.Column("url", sa.String(1024)),
+    sa.Column("symbols", sa.String(512), nullable=False, default=""),
+    sa.Index("ix_news_items_window_start", "window_start"),
+)
+
+sentiment_data = sa.Table(
+    "sentiment_data", METADATA,
+    sa.Column("item_id", sa.String(64), primary_key=True),
+    sa.Column("symbol", sa.String(16), primary_key=True),
+    sa.Column("model", sa.String(191), primary_key=True),
+    sa.Column("window_start", TIMESTAMP, nullable=False),
+    sa.Column("sentiment_score", DOUBLE, nullable=False),
+    sa.Column("confidence", DOUBLE, nullable=False),
+    sa.Column("label", sa.String(16), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("analyzed_at", TIMESTAMP, nullable=False),
+    sa.Index("ix_sentiment_data_window_symbol", "window_start", "symbol"),
+)
+
+macro_indicators = sa.Table(
+    "macro_indicators", METADATA,
+    sa.Column("series_id", sa.String(64), primary_key=True),
+    sa.Column("observation_date", sa.Date, primary_key=True),
+    sa.Column("value", DOUBLE),
+    sa.Column("realtime_start", sa.Date, nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+)
+
+partition_log = sa.Table(
+    "partition_log", METADATA,
+    sa.Column("asset", sa.String(64), primary_key=True),
+    sa.Column("window_start", TIMESTAMP, primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("row_count", sa.Integer, nullable=False),
+    sa.Column("code_version", sa.String(64), nullable=False),
+    sa.Column("committed_at", TIMESTAMP, nullable=False),
+    sa.Index("ix_partition_log_committed_at", "committed_at"),
+)
+
+FEATURES_TABLE = "ml_features_materialized"
+
+
+def define_features_table(feature_columns: Sequence[str]) -> sa.Table:
+    """Declare ``ml_features_materialized`` with one DOUBLE column a feature (idempotent).
+
+    The feature catalog calls this with its feature names, so that the table always has exactly
+    the catalogued columns.
+    """
+    if FEATURES_TABLE in METADATA.tables:
+        return METADATA.tables[FEATURES_TABLE]
+    return sa.Table(
+        FEATURES_TABLE, METADATA,
+        sa.Column("symbol", sa.String(16), primary_key=True),
+        sa.Column("timestamp", TIMESTAMP, primary_key=True),
+        sa.Column("price", DOUBLE),
+        *(sa.Column(name, DOUBLE) for name in feature_columns),
+        sa.Column("feature_set_version", sa.String(32), nullable=False),
+        sa.Index("ix_ml_features_timestamp", "timestamp"),
+    )
+
+
+class WarehouseError(RuntimeError):
+    """A write was refused (bad frame) or failed for good (database error after retries)."""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one partition write did."""
+
+    table: str
+    rows_written: int
+    rows_deleted: int
+    windows_logged: int
+    seconds: float
+    attempts: int
+
+
+# MySQL/MariaDB errors worth retrying: deadlock, lock wait timeout, server gone / lost connection.
+_RETRYABLE_MYSQL = {1205, 1213, 2006, 2013}
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _mysql_error_code(exc: DBAPIError) -> int | None:
+    args = getattr(exc.orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def window_starts(start: datetime, end: datetime, step: timedelta = WINDOW) -> list[datetime]:
+    """The window starts in [start, end) at ``step``."""
+    out = []
+    current = start
+    while current < end:
+        out.append(current)
+        current += step
+    return out
+
+
+def utc_now() -> datetime:
+    """The current time as a naive UTC ``datetime``."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def to_naive_utc(value: datetime | pd.Timestamp) -> datetime:
+    """A naive UTC ``datetime`` (the warehouse stores UTC without a zone)."""
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts.to_pydatetime()
+
+
+class Warehouse:
+    """An engine over the warehouse database, with the partition-write primitive and reads."""
+
+    def __init__(self, url: str, *, create: bool = True, echo: bool = False):
+        self.url = url
+        self.engine: Engine = _make_engine(url, echo=echo)
+        self.dialect = self.engine.dialect.name
+        self._created: set[str] = set()
+        self._create_lock = threading.Lock()
+        if create:
+            self.ensure_schema()
+
+    @property
+    def is_mysql(self) -> bool:
+        return self.dialect in ("mysql", "mariadb")
+
+    def ensure_schema(self) -> None:
+        """Create every declared table that does not exist yet (``create_all``)."""
+        with self._create_lock:
+            METADATA.create_all(self.engine, checkfirst=True)
+            self._created.update(METADATA.tables)
+
+    def table(self, name: str) -> sa.Table:
+        """The declared table called ``name``, created in the database if it is not there yet."""
+        try:
+            table = METADATA.tables[name]
+        except KeyError:
+            raise WarehouseError(f"unknown table {name!r}") from None
+        if name not in self._created:
+            self.ensure_schema()
+        return table
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ writes
+    def write_partition(
+        self,
+        table_name: str,
+        frame: pd.DataFrame,
+        *,
+        start: datetime,
+        end: datetime,
+        run_id: str,
+        code_version: str,
+        asset: str | None = None,
+        time_column: str = "window_start",
+        mode: str = "replace",
+        window: timedelta = WINDOW,
+        max_attempts: int = 5,
+    ) -> WriteResult:
+        """Write ``frame`` as the content of the window range [start, end) of ``table_name``.
+
+        ``mode="replace"``: the range's rows are deleted first, so the table ends up holding
+        exactly ``frame`` for that range. ``mode="merge"``: only rows with the frame's keys are
+        replaced (for tables such as ``news_items`` whose sources cannot serve old windows again).
+        In both modes ``partition_log`` gets one row per window in the range, in the same
+        transaction. Raises :class:`WarehouseError` before touching the database if the frame
+        has unknown or missing columns, null keys, duplicate keys or rows outside the range.
+        """
+        if mode not in ("replace", "merge"):
+            raise ValueError(f"mode must be 'replace' or 'merge', not {mode!r}")
+        table = self.table(table_name)
+        start, end = to_naive_utc(start), to_naive_utc(end)
+        if end <= start:
+            raise WarehouseError(f"{table_name}: empty window range [{start}, {end})")
+        frame = self._validated(table, frame, start, end, time_column)
+        columns = [c.name for c in table.columns if c.name in frame.columns]
+        rows = self._rows(table, frame, columns)
+        windows = window_starts(start, end, window)
+        if len(frame):
+            times = pd.to_datetime(frame[time_column])
+            counts = times.dt.floor(_pandas_freq(window)).value_counts()
+            per_window = {to_naive_utc(k): int(v) for k, v in counts.items()}
+        else:
+            per_window = {}
+        committed_at = utc_now()
+        log_rows = [
+            {"asset": asset or table_name, "window_start": w, "run_id": run_id,
+             "row_count": per_window.get(w, 0), "code_version": code_version, "committed_at": committed_at}
+            for w in windows
+        ]
+        key_columns = [c.name for c in table.primary_key.columns]
+
+        began = time.perf_counter()
+        for attempt in range(1, max_attempts + 1):
+            try:
+                with self.engine.begin() as conn:
+                    self._lock_table(conn, table_name)
+                    if mode == "replace":
+                        col = table.c[time_column]
+                        deleted = conn.execute(sa.delete(table).where(col >= start, col < end)).rowcount
+                    else:
+                        deleted = self._delete_keys(conn, table, frame[key_columns])
+                    self._bulk_insert(conn, table, columns, rows)
+                    self._upsert_log(conn, asset or table_name, windows, log_rows)
+                return WriteResult(table_name, len(rows), int(deleted or 0), len(windows),
+                                   time.perf_counter() - began, attempt)
+            except DBAPIError as exc:
+                code = _mysql_error_code(exc) if self.is_mysql else None
+                retryable = code in _RETRYABLE_MYSQL or (
+                    self.dialect == "sqlite" and "locked" in str(exc.orig).lower())
+                if not retryable or attempt == max_attempts:
+                    raise WarehouseError(
+                        f"{table_name}: write of [{start}, {end}) failed after {attempt} attempt(s): {exc.orig}"
+                    ) from exc
+                wait = min(5.0, 0.2 * 2 ** attempt)
+                log.warning("%s: write attempt %d failed (%s); retrying in %.1fs", table_name, attempt, exc.orig, wait)
+                time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _validated(self, table: sa.Table, frame: pd.DataFrame, start: datetime, end: datetime,
+                   time_column: str) -> pd.DataFrame:
+        name = table.name
+        known = set(table.columns.keys())
+        unknown = [c for c in frame.columns if c not in known]
+        if unknown:
+            raise WarehouseError(f"{name}: frame has columns the table does not: {', '.join(map(str, unknown))}")
+        required = [c.name for c in table.columns if not c.nullable and c.default is None and c.name not in frame.columns]
+        if required:
+            raise WarehouseError(f"{name}: frame lacks required column(s) {', '.join(required)}")
+        if not len(frame):
+            return frame
+        keys = [c.name for c in table.primary_key.columns]
+        if frame[keys].isna().any().any():
+            raise WarehouseError(f"{name}: null values in key column(s) {', '.join(keys)}")
+        duplicated = frame.duplicated(subset=keys)
+        if duplicated.any():
+            example = frame.loc[duplicated, keys].iloc[0].to_dict()
+            raise WarehouseError(f"{name}: {int(duplicated.sum())} duplicate key(s), e.g. {example}")
+        times = pd.to_datetime(frame[time_column])
+        if getattr(times.dt, "tz", None) is not None:
+            times = times.dt.tz_convert("UTC").dt.tz_localize(None)
+        outside = (times < pd.Timestamp(start)) | (times >= pd.Timestamp(end))
+        if outside.any():
+            raise WarehouseError(
+                f"{name}: {int(outside.sum())} row(s) have {time_column} outside [{start}, {end}), "
+                f"e.g. {times[outside].iloc[0]}")
+        if time_column in frame.columns:
+            frame = frame.assign(**{time_column: times})
+        return frame
+
+    def _rows(self, table: sa.Table, frame: pd.DataFrame, columns: Sequence[str]) -> list[tuple]:
+        """The frame as driver-ready tuples: Python scalars, None for missing values."""
+        if not len(frame):
+            return []
+        sqlite = self.dialect == "sqlite"
+        arrays: list[Any] = []
+        for name in columns:
+            column_type = table.c[name].type
+            series = frame[name]
+            if isinstance(column_type, (sa.DateTime, sa.Date)) or pd.api.types.is_datetime64_any_dtype(series):
+                values = pd.to_datetime(series)
+                if getattr(values.dt, "tz", None) is not None:
+                    values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+                if isinstance(column_type, sa.Date) and not isinstance(column_type, sa.DateTime):
+                    fmt = "%Y-%m-%d"
+                    objs = values.dt.strftime(fmt) if sqlite else values.dt.date
+                else:
+                    objs = values.dt.strftime(_SQLITE_DATETIME) if sqlite else pd.Series(
+                        values.dt.to_pydatetime(), index=values.index, dtype=object)
+                arr = np.array(objs, dtype=object)
+                arr[values.isna().to_numpy()] = None
+            elif pd.api.types.is_float_dtype(series) or pd.api.types.is_integer_dtype(series):
+                arr = np.asarray(series.to_numpy(dtype=float, na_value=np.nan).tolist(), dtype=object)
+                arr[~np.isfinite(series.to_numpy(dtype=float, na_value=np.nan))] = None
+            else:
+                arr = series.to_numpy(dtype=object, na_value=None).copy()
+                mask = pd.isna(series).to_numpy()
+                arr[mask] = None
+            arrays.append(arr.tolist())
+        return list(zip(*arrays))
+
+    def _bulk_insert(self, conn: Connection, table: sa.Table, columns: Sequence[str], rows: list[tuple]) -> None:
+        if not rows:
+            return
+        preparer = conn.dialect.identifier_preparer
+        placeholder = "?" if self.dialect == "sqlite" else "%s"
+        sql = "INSERT INTO {} ({}) VALUES ({})".format(
+            preparer.format_table(table),
+            ", ".join(preparer.quote(c) for c in columns),
+            ", ".join([placeholder] * len(columns)),
+        )
+        cursor = conn.connection.cursor()
+        try:
+            chunk = 20_000
+            for offset in range(0, len(rows), chunk):
+                cursor.executemany(sql, rows[offset:offset + chunk])
+        finally:
+            cursor.close()
+
+    def _delete_keys(self, conn: Connection, table: sa.Table, keys: pd.DataFrame) -> int:
+        if not len(keys):
+            return 0
+        key_cols = list(keys.columns)
+        deleted = 0
+        if len(key_cols) == 1:
+            col = table.c[key_cols[0]]
+            values = keys[key_cols[0]].tolist()
+            for offset in range(0, len(values), 1000):
+                deleted += conn.execute(sa.delete(table).where(col.in_(values[offset:offset + 1000]))).rowcount or 0
+            return deleted
+        tuples = [tuple(r) for r in keys.itertuples(index=False, name=None)]
+        for offset in range(0, len(tuples), 500):
+            batch = tuples[offset:offset + 500]
+            stmt = sa.delete(table).where(sa.tuple_(*(table.c[c] for c in key_cols)).in_(batch))
+            deleted += conn.execute(stmt).rowcount or 0
+        return deleted
+
+    def _upsert_log(self, conn: Connection, asset: str, windows: list[datetime], log_rows: list[dict]) -> None:
+        if not windows:
+            return
+        col = partition_log.c.window_start
+        conn.execute(sa.delete(partition_log).where(
+            partition_log.c.asset == asset, col >= windows[0], col <= windows[-1]))
+        conn.execute(partition_log.insert(), log_rows)
+
+    def _lock_table(self, conn: Connection, table_name: str) -> None:
+        """Serialise writers of one table (MySQL named lock; SQLite locks the database itself)."""
+        if not self.is_mysql:
+            return
+        got = conn.execute(sa.text("SELECT GET_LOCK(:name, :timeout)"),
+                           {"name": f"crypto_write:{table_name}", "timeout": 120}).scalar()
+        if got != 1:
+            raise WarehouseError(f"{table_name}: could not take the write lock within 120s")
+        # The named lock belongs to the session: release it when this transaction ends.
+        sa.event.listen(conn, "commit", _release_lock(table_name), once=True)
+        sa.event.listen(conn, "rollback", _release_lock(table_name), once=True)
+
+    # ------------------------------------------------------------------ reads
+    def read_frame(self, statement: sa.Executable | str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Run a SELECT and return its rows as a DataFrame (datetime columns as ``datetime64``)."""
+        if isinstance(statement, str):
+            statement = sa.text(statement)
+        with self.engine.connect() as conn:
+            result = conn.execute(statement, dict(params or {}))
+            frame = pd.DataFrame.from_records(result.fetchall(), columns=list(result.keys()))
+        return _typed(frame, statement)
+
+    def committed_windows(self, asset: str, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
+        """The ``partition_log`` rows of ``asset`` (optionally within [start, end))."""
+        stmt = sa.select(partition_log).where(partition_log.c.asset == asset)
+        if start is not None:
+            stmt = stmt.where(partition_log.c.window_start >= to_naive_utc(start))
+        if end is not None:
+            stmt = stmt.where(partition_log.c.window_start < to_naive_utc(end))
+        return self.read_frame(stmt.order_by(partition_log.c.window_start))
+
+    def latest_committed(self, asset: str) -> datetime | None:
+        """The start of the latest committed window of ``asset``, or None."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.max(partition_log.c.window_start))
+                                .where(partition_log.c.asset == asset)).scalar()
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+
+def _typed(frame: pd.DataFrame, statement: sa.Executable) -> pd.DataFrame:
+    """Give numeric and datetime columns their dtypes even when every value is NULL."""
+    declared = {c.key: c.type for c in getattr(statement, "selected_columns", [])}
+    for name in frame.columns:
+        column_type = declared.get(name)
+        if isinstance(column_type, sa.Float) or (column_type is None and frame[name].dtype == object
+                                                and frame[name].map(type).isin([float, int]).any()):
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+        elif isinstance(column_type, sa.DateTime) or (
+                frame[name].dtype == object and frame[name].map(type).eq(datetime).any()):
+            frame[name] = pd.to_datetime(frame[name])
+    return frame
+
+
+def _release_lock(table_name: str):
+    def release(conn: Connection) -> None:
+        try:
+            conn.exec_driver_sql("SELECT RELEASE_LOCK(%s)", (f"crypto_write:{table_name}",))
+        except Exception:  # the connection is gone: the server released the lock with it
+            log.debug("RELEASE_LOCK failed for %s", table_name, exc_info=True)
+    return release
+
+
+def _pandas_freq(step: timedelta) -> str:
+    return f"{int(step.total_seconds())}s"
+
+
+def _make_engine(url: str, echo: bool = False) -> Engine:
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, echo=echo, connect_args={"timeout": 60, "check_same_thread": False})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.close()
+
+        return engine
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() in ("mysql", "mariadb"):
+        connect_args = {"connect_timeout": 10, "read_timeout": 600, "write_timeout": 600, "charset": "utf8mb4"}
+        return sa.create_engine(url, echo=echo, pool_pre_ping=True, pool_recycle=1800,
+                                isolation_level="READ COMMITTED", connect_args=connect_args)
+    return sa.create_engine(url, echo=echo, pool_pre_ping=True)
+
+
+_WAREHOUSES: dict[str, Warehouse] = {}
+_WAREHOUSES_LOCK = threading.Lock()
+
+
+def get_warehouse(url: str) -> Warehouse:
+    """The process-wide :class:`Warehouse` for ``url`` (one engine and pool a database)."""
+    with _WAREHOUSES_LOCK:
+        wh = _WAREHOUSES.get(url)
+        if wh is None:
+            wh = _WAREHOUSES[url] = Warehouse(url)
+        return wh
+
+
+def dispose_warehouse(url: str) -> None:
+    """Close and forget the process-wide :class:`Warehouse` for ``url`` (after dropping its database)."""
+    with _WAREHOUSES_LOCK:
+        wh = _WAREHOUSES.pop(url, None)
+    if wh is not None:
+        wh.dispose()

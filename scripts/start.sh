@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Install, then start the whole platform on the embedded default: SQLite warehouse, Dagster's
+# SQLite instance under $CRYPTO_HOME/dagster_home, simulated sources. The UI opens on port 3000.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install.sh
+export CRYPTO_HOME="${CRYPTO_HOME:-$PWD/.crypto}"
+export DAGSTER_HOME="${DAGSTER_HOME:-$CRYPTO_HOME/dagster_home}"
+mkdir -p "$DAGSTER_HOME"
+[ -f "$DAGSTER_HOME/dagster.yaml" ] || cp deploy/local/dagster.yaml "$DAGSTER_HOME/dagster.yaml"
+exec .venv/bin/dagster dev -w workspace.yaml -h "${DAGSTER_HOST:-127.0.0.1}" -p "${DAGSTER_PORT:-3000}"

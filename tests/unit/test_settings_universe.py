@@ -1,0 +1,62 @@
+"""Settings from the environment, and the symbol universe file."""
+
+from datetime import datetime
+
+import pytest
+
+from resources.settings import SettingsError, load_settings, parse_partition_start
+from resources.universe import UniverseError, load_universe, parse_universe
+
+
+def test_defaults_are_the_embedded_offline_platform(tmp_path):
+    settings = load_settings({"CRYPTO_HOME": str(tmp_path)})
+    assert settings.db_url == f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    assert settings.source == "simulated" and settings.sentiment_model == "lexicon"
+    assert settings.partition_start == "30d" and settings.api_keys == ()
+
+
+def test_every_variable_is_read():
+    env = {
+        "CRYPTO_DB_URL": "mysql+pymysql://u:p@h:3306/crypto", "CRYPTO_SOURCE": "live",
+        "CRYPTO_PARTITION_START": "2026-01-01", "CRYPTO_SENTIMENT_MODEL": "/models/cryptobert",
+        "COINGECKO_API_KEY": "cg", "COINGECKO_PLAN": "pro", "GUARDIAN_API_KEY": "g",
+        "REDDIT_CLIENT_ID": "rid", "REDDIT_CLIENT_SECRET": "rs", "FRED_API_KEY": "f",
+        "CRYPTO_API_KEYS": "a, b,", "CRYPTO_ALERT_WEBHOOK_URL": "http://hook",
+    }
+    s = load_settings(env)
+    assert (s.db_url, s.source, s.coingecko_plan, s.api_keys) == (env["CRYPTO_DB_URL"], "live", "pro", ("a", "b"))
+    assert (s.guardian_api_key, s.reddit_client_id, s.reddit_client_secret, s.fred_api_key) == ("g", "rid", "rs", "f")
+    assert s.partition_start_datetime() == datetime(2026, 1, 1)
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"CRYPTO_SOURCE": "random"}, "CRYPTO_SOURCE"),
+    ({"COINGECKO_PLAN": "gold"}, "COINGECKO_PLAN"),
+    ({"CRYPTO_PARTITION_START": "yesterday"}, "CRYPTO_PARTITION_START"),
+    ({"CRYPTO_PARTITION_START": "2026-01-01T00:03"}, "5-minute boundary"),
+])
+def test_bad_values_are_refused_with_the_variable_named(env, message):
+    with pytest.raises(SettingsError, match=message):
+        load_settings(env)
+
+
+def test_rolling_horizon_is_aligned_to_utc_midnight():
+    start = parse_partition_start("90d", now=datetime(2026, 11, 26, 15, 47))
+    assert start == datetime(2026, 8, 28, 0, 0)
+
+
+def test_shipped_universe_has_about_124_unique_coins():
+    coins = load_universe()
+    assert len(coins) == 124
+    assert len({c.symbol for c in coins}) == len({c.coin_id for c in coins}) == 124
+    assert {"BTC", "ETH", "SOL"} <= {c.symbol for c in coins}
+
+
+def test_universe_file_override_and_errors(tmp_path):
+    path = tmp_path / "u.csv"
+    path.write_text("symbol,coin_id\nbtc,bitcoin\nETH,ethereum\n")
+    assert [c.symbol for c in load_universe(path)] == ["BTC", "ETH"]
+    with pytest.raises(UniverseError, match="missing column"):
+        parse_universe("symbol\nBTC\n")
+    with pytest.raises(UniverseError, match=":3: duplicate"):
+        parse_universe("symbol,coin_id\nBTC,bitcoin\nBTC,bitcoin2\n")
