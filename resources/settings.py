@@ -49,6 +49,15 @@ class Settings:
     rss_feeds: tuple[str, ...] = field(default_factory=tuple)
     reddit_subreddits: tuple[str, ...] = ("CryptoCurrency", "Bitcoin", "ethereum", "CryptoMarkets")
     fred_series: tuple[str, ...] = ("DGS10", "DFF", "DTWEXBGS", "CPIAUCSL")
+    # API gateway (api/): limits, CORS and caching.
+    api_rate_limit: int = 600
+    api_cors_origins: tuple[str, ...] = ()
+    api_max_rows: int = 1_000_000
+    api_max_page_size: int = 10_000
+    api_max_range_days: int = 366
+    api_cache_ttl_s: int = 300
+    api_state_ttl_s: float = 1.0
+    api_stream_poll_s: float = 1.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -88,6 +97,18 @@ def parse_partition_start(value: str, now: datetime | None = None) -> datetime:
     if parsed.minute % 5 or parsed.second or parsed.microsecond:
         raise SettingsError(f"CRYPTO_PARTITION_START={value!r} must fall on a 5-minute boundary")
     return parsed
+
+
+def _number(name: str, raw: str | None, default: float, kind: type, minimum: float) -> float:
+    if raw is None:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={raw!r} must be at least {minimum}")
+    return value
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -130,4 +151,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         rss_feeds=_split_csv(get("CRYPTO_RSS_FEEDS") or ""),
         reddit_subreddits=_split_csv(get("CRYPTO_REDDIT_SUBREDDITS") or "") or defaults.reddit_subreddits,
         fred_series=_split_csv(get("CRYPTO_FRED_SERIES") or "") or defaults.fred_series,
+        api_rate_limit=int(_number("CRYPTO_API_RATE_LIMIT", get("CRYPTO_API_RATE_LIMIT"), defaults.api_rate_limit, int, 0)),
+        api_cors_origins=_split_csv(get("CRYPTO_API_CORS_ORIGINS") or ""),
+        api_max_rows=int(_number("CRYPTO_API_MAX_ROWS", get("CRYPTO_API_MAX_ROWS"), defaults.api_max_rows, int, 1)),
+        api_max_page_size=int(_number("CRYPTO_API_MAX_PAGE_SIZE", get("CRYPTO_API_MAX_PAGE_SIZE"),
+                                      defaults.api_max_page_size, int, 1)),
+        api_max_range_days=int(_number("CRYPTO_API_MAX_RANGE_DAYS", get("CRYPTO_API_MAX_RANGE_DAYS"),
+                                       defaults.api_max_range_days, int, 1)),
+        api_cache_ttl_s=int(_number("CRYPTO_API_CACHE_TTL", get("CRYPTO_API_CACHE_TTL"), defaults.api_cache_ttl_s, int, 1)),
+        api_state_ttl_s=_number("CRYPTO_API_STATE_TTL", get("CRYPTO_API_STATE_TTL"), defaults.api_state_ttl_s, float, 0),
+        api_stream_poll_s=_number("CRYPTO_API_STREAM_POLL", get("CRYPTO_API_STREAM_POLL"),
+                                  defaults.api_stream_poll_s, float, 0.05),
     )

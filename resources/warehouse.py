@@ -4,7 +4,7 @@ Plain SQLAlchemy, no Dagster import: the API gateway uses this module too.
 
 Every table write goes through :meth:`Warehouse.write_partition`: in one transaction it deletes
 the rows of the window range (or, in ``merge`` mode, the rows with the frame's keys), bulk-inserts
-the frame through the driver's ``executemany`` (pymysql rewrites it into multi-row INSERTs), and
+the frame (multi-row INSERTs of vectorised literals on MySQL, ``executemany`` elsewhere), and
 upserts one ``partition_log`` row per window. Re-running a partition, or two runs racing on it,
 leaves exactly one copy: on MySQL, writers of one table serialise on a named lock, and deadlocks
 or lock-wait timeouts are retried; on SQLite the database-level write lock does the same.
@@ -25,7 +25,9 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
+
+from resources.sql_literals import chunked_statements, mysql_row_literals
 
 log = logging.getLogger(__name__)
 
@@ -323,10 +325,12 @@ class Warehouse:
             frame = frame.assign(**{time_column: times})
         return frame
 
-    def _rows(self, table: sa.Table, frame: pd.DataFrame, columns: Sequence[str]) -> list[tuple]:
-        """The frame as driver-ready tuples: Python scalars, None for missing values."""
+    def _rows(self, table: sa.Table, frame: pd.DataFrame, columns: Sequence[str]) -> list[Any]:
+        """The frame ready for the driver: literal row tuples on MySQL, Python tuples elsewhere."""
         if not len(frame):
             return []
+        if self.is_mysql:
+            return mysql_row_literals(table, frame, columns)
         sqlite = self.dialect == "sqlite"
         arrays: list[Any] = []
         for name in columns:
@@ -336,39 +340,39 @@ class Warehouse:
                 values = pd.to_datetime(series)
                 if getattr(values.dt, "tz", None) is not None:
                     values = values.dt.tz_convert("UTC").dt.tz_localize(None)
-                if isinstance(column_type, sa.Date) and not isinstance(column_type, sa.DateTime):
-                    fmt = "%Y-%m-%d"
-                    objs = values.dt.strftime(fmt) if sqlite else values.dt.date
+                date_only = isinstance(column_type, sa.Date) and not isinstance(column_type, sa.DateTime)
+                if sqlite:
+                    objs = values.dt.strftime("%Y-%m-%d" if date_only else _SQLITE_DATETIME)
                 else:
-                    objs = values.dt.strftime(_SQLITE_DATETIME) if sqlite else pd.Series(
+                    objs = values.dt.date if date_only else pd.Series(
                         values.dt.to_pydatetime(), index=values.index, dtype=object)
                 arr = np.array(objs, dtype=object)
                 arr[values.isna().to_numpy()] = None
             elif pd.api.types.is_float_dtype(series) or pd.api.types.is_integer_dtype(series):
-                arr = np.asarray(series.to_numpy(dtype=float, na_value=np.nan).tolist(), dtype=object)
-                arr[~np.isfinite(series.to_numpy(dtype=float, na_value=np.nan))] = None
+                floats = series.to_numpy(dtype=float, na_value=np.nan)
+                arr = np.array(floats.tolist(), dtype=object)
+                arr[~np.isfinite(floats)] = None
             else:
                 arr = series.to_numpy(dtype=object, na_value=None).copy()
-                mask = pd.isna(series).to_numpy()
-                arr[mask] = None
+                arr[pd.isna(series).to_numpy()] = None
             arrays.append(arr.tolist())
         return list(zip(*arrays))
 
-    def _bulk_insert(self, conn: Connection, table: sa.Table, columns: Sequence[str], rows: list[tuple]) -> None:
+    def _bulk_insert(self, conn: Connection, table: sa.Table, columns: Sequence[str], rows: list[Any]) -> None:
+        """Insert prepared rows: multi-row INSERTs of literals on MySQL, ``executemany`` elsewhere."""
         if not rows:
             return
         preparer = conn.dialect.identifier_preparer
-        placeholder = "?" if self.dialect == "sqlite" else "%s"
-        sql = "INSERT INTO {} ({}) VALUES ({})".format(
-            preparer.format_table(table),
-            ", ".join(preparer.quote(c) for c in columns),
-            ", ".join([placeholder] * len(columns)),
-        )
+        prefix = "INSERT INTO {} ({}) VALUES ".format(
+            preparer.format_table(table), ", ".join(preparer.quote(c) for c in columns))
         cursor = conn.connection.cursor()
         try:
-            chunk = 20_000
-            for offset in range(0, len(rows), chunk):
-                cursor.executemany(sql, rows[offset:offset + chunk])
+            if self.is_mysql:
+                for statement in chunked_statements(prefix, rows):
+                    cursor.execute(statement)
+            else:
+                placeholder = "?" if self.dialect == "sqlite" else "%s"
+                cursor.executemany(prefix + "(" + ", ".join([placeholder] * len(columns)) + ")", rows)
         finally:
             cursor.close()
 

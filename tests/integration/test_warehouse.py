@@ -113,3 +113,19 @@ def test_two_processes_racing_on_the_same_windows_leave_one_copy(db_url):
     wh = Warehouse(db_url)
     assert _count(wh, price_data_real) == 60
     assert len(wh.committed_windows("price_data_real")) == 6
+
+
+def test_text_round_trips_byte_for_byte_whatever_it_holds(db_url):
+    wh = Warehouse(db_url)
+    nasty = ["it's a \"quote\"", "back\\slash\\", "'); DROP TABLE news_items; --", "new\nline\ttab\r",
+             "nul\x00byte", "emoji 🚀 and 中文", "\x1a ctrl-z", "%s %(x)s ?"]
+    frame = pd.DataFrame({
+        "item_id": [f"id{i}" for i in range(len(nasty))], "source": "rss", "published_at": START,
+        "collected_at": START, "window_start": START, "title": nasty, "summary": [None] * len(nasty),
+        "url": "https://example.invalid/a?b=c&d='e'", "symbols": "BTC,ETH",
+    })
+    wh.write_partition("news_items", frame, start=START, end=START + timedelta(minutes=5), run_id="r",
+                       code_version="1", mode="merge")
+    back = wh.read_frame("SELECT item_id, title, summary, url FROM news_items ORDER BY item_id")
+    assert back.title.tolist() == [nasty[int(i[2:])] for i in back.item_id]
+    assert back.summary.isna().all() and set(back.url) == {"https://example.invalid/a?b=c&d='e'"}

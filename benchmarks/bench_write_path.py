@@ -1,0 +1,103 @@
+"""Write path into MariaDB: ``Warehouse.write_partition`` against ``LOAD DATA LOCAL INFILE``.
+
+Both write the same rows (simulated prices, 124 symbols) into the same table in the same run;
+LOAD DATA is the engine's bulk-load ceiling on this machine. Prints rows/s for each and the
+ratio. Needs MariaDB at 127.0.0.1:3306 (root, no password) or ``CRYPTO_BENCH_MYSQL``; creates
+and drops the database ``crypto_bench_write``.
+
+    .venv/bin/python benchmarks/bench_write_path.py [--days 3] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from datetime import datetime, timedelta
+
+import pymysql
+import sqlalchemy as sa
+
+from resources.simulated import simulated_price_frame
+from resources.universe import load_universe
+from resources.warehouse import Warehouse, price_data_real
+
+SERVER = os.environ.get("CRYPTO_BENCH_MYSQL", "mysql+pymysql://root@127.0.0.1:3306")
+DATABASE = "crypto_bench_write"
+START = datetime(2026, 10, 1)
+
+
+def _admin(sql: str) -> None:
+    url = sa.engine.make_url(SERVER)
+    conn = pymysql.connect(host=url.host, port=url.port or 3306, user=url.username, password=url.password or "",
+                           autocommit=True)
+    with conn.cursor() as cursor:
+        cursor.execute(sql)
+    conn.close()
+
+
+def _load_data(frame, url: str) -> float:
+    """Seconds to write ``frame`` as CSV and LOAD DATA LOCAL INFILE it into an empty table, one transaction."""
+    parsed = sa.engine.make_url(url)
+    columns = list(frame.columns)
+    with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False) as handle:
+        path = handle.name
+    conn = pymysql.connect(host=parsed.host, port=parsed.port or 3306, user=parsed.username,
+                           password=parsed.password or "", database=parsed.database, local_infile=True)
+    with conn.cursor() as cursor:
+        cursor.execute("DELETE FROM price_data_real")
+    conn.commit()
+    began = time.perf_counter()
+    frame.to_csv(path, sep="\t", header=False, index=False, na_rep="\\N", date_format="%Y-%m-%d %H:%M:%S")
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(
+                f"LOAD DATA LOCAL INFILE %s INTO TABLE price_data_real FIELDS TERMINATED BY '\\t' "
+                f"({', '.join('`' + c + '`' for c in columns)})", (path,))
+        conn.commit()
+    finally:
+        conn.close()
+        os.unlink(path)
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    end = START + timedelta(days=args.days)
+    frame = simulated_price_frame(load_universe(), START, end)
+    rows = len(frame)
+    _admin(f"DROP DATABASE IF EXISTS {DATABASE}")
+    _admin(f"CREATE DATABASE {DATABASE}")
+    url = f"{SERVER}/{DATABASE}"
+    try:
+        wh = Warehouse(url)
+        ours, ceiling = [], []
+        for _ in range(args.repeat):
+            with wh.engine.begin() as conn:
+                conn.execute(sa.delete(price_data_real))
+            began = time.perf_counter()
+            wh.write_partition("price_data_real", frame, start=START, end=end, run_id="bench", code_version="bench")
+            ours.append(time.perf_counter() - began)
+            ceiling.append(_load_data(frame, url))
+        with wh.engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(price_data_real)).scalar_one() == rows
+        ours_rate = rows / statistics.median(ours)
+        ceiling_rate = rows / statistics.median(ceiling)
+        print(f"rows: {rows} ({args.days} days x 124 symbols, {len(frame.columns)} columns), median of {args.repeat}")
+        print(f"write_partition (delete + multi-row INSERT + log, one txn):     {ours_rate:,.0f} rows/s "
+              f"({statistics.median(ours):.2f} s)")
+        print(f"LOAD DATA LOCAL INFILE (CSV + load, empty table, one txn):        {ceiling_rate:,.0f} rows/s "
+              f"({statistics.median(ceiling):.2f} s)")
+        print(f"ratio write_partition / LOAD DATA: {ours_rate / ceiling_rate:.2f}")
+        wh.dispose()
+    finally:
+        _admin(f"DROP DATABASE IF EXISTS {DATABASE}")
+
+
+if __name__ == "__main__":
+    main()
