@@ -199,8 +199,13 @@ class Warehouse:
         return self.dialect in ("mysql", "mariadb")
 
     def ensure_schema(self) -> None:
-        """Create every declared table that does not exist yet (``create_all``)."""
+        """Create every declared table that does not exist yet (``create_all``).
+
+        On MySQL/MariaDB a missing database is created first (``CREATE DATABASE IF NOT EXISTS``).
+        """
         with self._create_lock:
+            if self.is_mysql:
+                _create_mysql_database(self.engine)
             METADATA.create_all(self.engine, checkfirst=True)
             self._created.update(METADATA.tables)
 
@@ -457,6 +462,22 @@ def _typed(frame: pd.DataFrame, statement: sa.Executable) -> pd.DataFrame:
                 frame[name].dtype == object and frame[name].map(type).eq(datetime).any()):
             frame[name] = pd.to_datetime(frame[name])
     return frame
+
+
+def _create_mysql_database(engine: Engine) -> None:
+    name = engine.url.database
+    if not name:
+        return
+    url = engine.url
+    server_url = sa.engine.URL.create(url.drivername, url.username, url.password, url.host, url.port,
+                                      query=url.query)
+    server = sa.create_engine(server_url, poolclass=sa.pool.NullPool)
+    try:
+        with server.connect() as conn:
+            quoted = conn.dialect.identifier_preparer.quote(name)
+            conn.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS {quoted} CHARACTER SET utf8mb4")
+    finally:
+        server.dispose()
 
 
 def _release_lock(table_name: str):

@@ -129,3 +129,16 @@ def test_text_round_trips_byte_for_byte_whatever_it_holds(db_url):
     back = wh.read_frame("SELECT item_id, title, summary, url FROM news_items ORDER BY item_id")
     assert back.title.tolist() == [nasty[int(i[2:])] for i in back.item_id]
     assert back.summary.isna().all() and set(back.url) == {"https://example.invalid/a?b=c&d='e'"}
+
+
+def test_a_missing_mysql_database_is_created(mysql_url):
+    missing = mysql_url + "_new"
+    wh = Warehouse(missing)
+    try:
+        wh.write_partition("price_data_real", _prices(START, 1), start=START, end=START + timedelta(minutes=5),
+                           run_id="r", code_version="1")
+        assert _count(wh, price_data_real) == 10
+    finally:
+        with wh.engine.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE `{wh.engine.url.database}`")
+        wh.dispose()
