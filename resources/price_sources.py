@@ -83,7 +83,8 @@ def fetch_prices(coins: Sequence[Coin], start: datetime, end: datetime, *, mode:
     frame["source"] = "exchange+coingecko" if end >= now - live_lag else "exchange"
     present = set(frame["symbol"])
     missing = sorted({c.symbol for c in coins} - present)
-    stats = {"exchange": exchange.http.stats.as_metadata(), "coingecko": coingecko.http.stats.as_metadata(),
+    stats = {"exchange": {**exchange.http.stats.as_metadata(), "circuit": exchange.http.breaker.snapshot()},
+             "coingecko": {**coingecko.http.stats.as_metadata(), "circuit": coingecko.http.breaker.snapshot()},
              "no_exchange_pair": sorted(no_pair)}
     return PriceFetch(frame, frame["source"].iloc[0] if len(frame) else "exchange", missing, unknown, stats)
 
