@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import dagster as dg
 
+from crypto_assets.checks import build_table_checks
+from crypto_assets.freshness import build_freshness_checks, with_freshness_policies
+from crypto_assets.jobs import five_minute_job, five_minute_schedule
 from crypto_assets.prices import price_data_real
 from resources.dagster_resources import WarehouseResource
 from resources.price_sources import PriceSourceResource
+from sensors.alerts import ALERT_SENSORS
+from sensors.freshness import build_freshness_sensor
+from sensors.gaps import build_gap_sensor
+
+# Every asset; one added here joins its group's job, its table checks, freshness and gap healing.
+ASSETS = with_freshness_policies([price_data_real])
+FRESHNESS_CHECKS = build_freshness_checks(ASSETS)
 
 defs = dg.Definitions(
-    assets=[price_data_real],
+    assets=ASSETS,
+    asset_checks=[*build_table_checks(ASSETS), *FRESHNESS_CHECKS],
+    jobs=[five_minute_job],
+    schedules=[five_minute_schedule],
+    sensors=[build_freshness_sensor(FRESHNESS_CHECKS), *ALERT_SENSORS, build_gap_sensor(ASSETS)],
     resources={
         "warehouse": WarehouseResource(),
         "price_source": PriceSourceResource(),

@@ -24,6 +24,29 @@ import httpx
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 522, 524})
+# Query parameters whose values are credentials (the Guardian's api-key, FRED's api_key, ...).
+SECRET_QUERY_PARAMS = frozenset({"api-key", "api_key", "apikey", "key", "token", "access_token", "client_secret"})
+
+
+def redact_url(url: httpx.URL | str) -> str:
+    """``url`` with the values of credential query parameters replaced by ``REDACTED``."""
+    parsed = httpx.URL(str(url))
+    items = parsed.params.multi_items()
+    if not any(k.lower() in SECRET_QUERY_PARAMS for k, _ in items):
+        return str(parsed)
+    return str(parsed.copy_with(params=[(k, "REDACTED" if k.lower() in SECRET_QUERY_PARAMS else v) for k, v in items]))
+
+
+class _RedactRequestUrls(logging.Filter):
+    """httpx logs every request's full URL at INFO: blank the credentials in it first."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
+            record.args = tuple(redact_url(a) if isinstance(a, httpx.URL) else a for a in record.args)
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactRequestUrls())
 
 
 class SourceError(RuntimeError):
@@ -55,6 +78,7 @@ class CircuitBreaker:
     consecutive_failures: int = 0
     opened_at: float | None = None
     times_opened: int = 0
+    _trial_since: float | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -69,28 +93,41 @@ class CircuitBreaker:
     def before_call(self, source: str) -> None:
         """Raise :class:`CircuitOpenError` while the circuit is open."""
         with self._lock:
-            if self.state == "open":
-                remaining = self.cooldown_s - (self.clock() - (self.opened_at or 0.0))
+            state, now = self.state, self.clock()
+            # Half-open lets one trial call through; the others wait for its outcome (a trial that
+            # never reported back frees the slot after another cool-down).
+            trial_busy = state == "half_open" and self._trial_since is not None \
+                and now - self._trial_since < self.cooldown_s
+            if state == "open" or trial_busy:
+                remaining = self.cooldown_s - (now - (self.opened_at or 0.0))
                 raise CircuitOpenError(
                     source,
                     f"circuit open after {self.consecutive_failures} consecutive failures; "
-                    f"calls suspended for another {remaining:.0f}s",
+                    + (f"calls suspended for another {remaining:.0f}s" if state == "open"
+                       else "a trial call is in flight"),
                 )
+            if state == "half_open":
+                self._trial_since = now
 
     def record_success(self) -> None:
         """Close the circuit."""
         with self._lock:
             self.consecutive_failures = 0
             self.opened_at = None
+            self._trial_since = None
 
-    def record_failure(self) -> None:
-        """Count a failed call; open (or re-open) the circuit at the threshold."""
+    def record_failure(self) -> bool:
+        """Count a failed call; open (or re-open) the circuit at the threshold. True if it opened."""
         with self._lock:
             self.consecutive_failures += 1
-            half_open = self.opened_at is not None
-            if half_open or self.consecutive_failures >= self.failure_threshold:
+            trial_failed = self._trial_since is not None
+            # Calls already in flight when the circuit opened neither re-open nor extend it.
+            if trial_failed or (self.opened_at is None and self.consecutive_failures >= self.failure_threshold):
+                self._trial_since = None
                 self.opened_at = self.clock()
                 self.times_opened += 1
+                return True
+            return False
 
     def snapshot(self) -> dict[str, Any]:
         """State for run metadata and logs."""
@@ -202,6 +239,11 @@ class HttpSource:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _record_failure(self) -> None:
+        if self.breaker.record_failure():
+            log.warning("%s: circuit breaker opened after %d consecutive failed calls; calls suspended for %.0fs",
+                        self.name, self.breaker.consecutive_failures, self.breaker.cooldown_s)
+
     def _wait(self, seconds: float) -> None:
         if seconds > 0:
             self.stats.slept_s += seconds
@@ -239,7 +281,7 @@ class HttpSource:
                     self.breaker.record_success()
                     return response
                 if status not in RETRYABLE_STATUS:
-                    self.breaker.record_failure()
+                    self._record_failure()
                     raise SourceError(self.name, f"HTTP {status}: {_excerpt(response.text)}", status=status, url=url)
                 last_problem = f"HTTP {status}: {_excerpt(response.text)}"
                 if status == 429:
@@ -247,7 +289,7 @@ class HttpSource:
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
                     if retry_after is not None:
                         if retry_after > self.max_retry_after_s:
-                            self.breaker.record_failure()
+                            self._record_failure()
                             raise SourceError(
                                 self.name,
                                 f"rate limited (HTTP 429) with Retry-After {retry_after:.0f}s, "
@@ -262,7 +304,7 @@ class HttpSource:
             log.warning("%s: attempt %d/%d failed (%s); retrying in %.2fs",
                         self.name, attempt, self.max_attempts, last_problem, wait)
             self._wait(wait)
-        self.breaker.record_failure()
+        self._record_failure()
         raise SourceError(self.name, f"failed after {self.max_attempts} attempts; last error: {last_problem}", url=url)
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
@@ -277,7 +319,7 @@ class HttpSource:
                 if attempt < self.max_attempts:
                     self.stats.retries += 1
                     self._wait(self._backoff(attempt))
-        self.breaker.record_failure()
+        self._record_failure()
         raise SourceError(self.name, f"malformed JSON after {self.max_attempts} attempts: {last_error}", url=path)
 
 

@@ -370,6 +370,7 @@ class Warehouse:
         preparer = conn.dialect.identifier_preparer
         prefix = "INSERT INTO {} ({}) VALUES ".format(
             preparer.format_table(table), ", ".join(preparer.quote(c) for c in columns))
+        dbapi_error = conn.dialect.loaded_dbapi.Error
         cursor = conn.connection.cursor()
         try:
             if self.is_mysql:
@@ -378,6 +379,10 @@ class Warehouse:
             else:
                 placeholder = "?" if self.dialect == "sqlite" else "%s"
                 cursor.executemany(prefix + "(" + ", ".join([placeholder] * len(columns)) + ")", rows)
+        except dbapi_error as exc:
+            # The raw cursor bypasses SQLAlchemy's wrapping: wrap its errors like every other
+            # statement's, so that deadlocks, lock waits and lost connections mid-INSERT are retried.
+            raise DBAPIError.instance(prefix + "...", None, exc, dbapi_error, dialect=conn.dialect) from exc
         finally:
             cursor.close()
 

@@ -1,0 +1,320 @@
+"""Asset checks on every table, built from one spec list.
+
+Each table gets one ``@multi_asset_check`` (one step, one read of the run's window range) whose
+checks are named by the table's :class:`TableSpec`. A check that runs inside a partitioned run
+reads the run's window range (one window, or a backfill's day); run on its own (from the UI's
+"Execute checks"), it reads the last day up to the latest committed window.
+
+Blocking checks (``AssetCheckSeverity.ERROR``, ``blocking=True``) stop downstream assets of the
+same run from computing on bad data: duplicate or null keys, impossible prices, sentiment scores
+out of range. The others report (coverage, gaps, label mix, NaN ratio) and feed the alerts.
+
+The checks are not partitioned (``partitions_def`` on checks is a preview in Dagster 1.13, and a
+run over a range of windows records such a check with no partition); each result carries the
+window range it looked at in its metadata instead.
+
+A table whose asset is not in the ``Definitions`` gets no checks: :func:`build_table_checks`
+takes the asset list, so an asset that lands later is checked as soon as it is wired in.
+"""
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable, Sequence
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from resources.dagster_resources import WarehouseResource
+from resources.settings import load_settings
+from resources.universe import load_universe
+from resources.warehouse import Warehouse, to_naive_utc, window_starts
+
+WINDOW = timedelta(minutes=5)
+# A check run outside a partitioned run (the UI's "Execute checks") looks at this much history.
+STANDALONE_SPAN = timedelta(days=1)
+# The gap check looks this far back from the end of the checked range.
+GAP_HORIZON = timedelta(days=1)
+MIN_COVERAGE = 0.9
+# A 5-minute close more than 3x, or less than a third, of the previous one is taken as impossible
+# (a unit or decimal error, a wrong pair), not as a market move.
+MAX_JUMP_FACTOR = 3.0
+MAX_NAN_RATIO = 0.2
+# The label mix is suspicious when one label holds more than this share of at least this many rows.
+MAX_DOMINANT_LABEL_SHARE = 0.95
+MIN_ROWS_FOR_LABEL_MIX = 50
+PRICE_COLUMNS = ("current_price", "open", "high", "low", "close")
+FEATURE_NON_FEATURE_COLUMNS = ("symbol", "timestamp", "price", "feature_set_version")
+
+
+@dataclass(frozen=True)
+class CheckInput:
+    """What a check looks at: the table, its time column and the window range [start, end)."""
+
+    warehouse: Warehouse
+    table: sa.Table
+    time_column: str
+    start: datetime
+    end: datetime
+    window: timedelta
+    partitions_start: datetime | None
+
+    def in_range(self, *columns: sa.ColumnElement, start: datetime | None = None) -> sa.Select:
+        """A SELECT of ``columns`` over [start, end) of the time column."""
+        column = self.table.c[self.time_column]
+        low, high = start or self.start, self.end
+        if isinstance(column.type, sa.Date) and not isinstance(column.type, sa.DateTime):
+            low, high = low.date(), high.date()
+        return sa.select(*columns).where(column >= low, column < high)
+
+    def base_metadata(self) -> dict[str, object]:
+        return {"window_start": self.start.isoformat(), "window_end": self.end.isoformat()}
+
+
+@dataclass(frozen=True)
+class CheckKind:
+    """One kind of check: its name, what it guards, whether it blocks, and its evaluation."""
+
+    name: str
+    description: str
+    blocking: bool
+    severity: dg.AssetCheckSeverity
+    evaluate: Callable[[CheckInput], tuple[bool, str, dict[str, object]]]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """The checks of one table; ``asset`` is both the asset key and the ``partition_log`` name."""
+
+    asset: str
+    checks: tuple[str, ...]
+    time_column: str = "window_start"
+    window: timedelta = WINDOW
+
+
+# ---------------------------------------------------------------------------------- evaluations
+def unique_non_null_keys(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
+    """No row of the range has a null key column, and no key appears twice."""
+    keys = [data.table.c[c.name] for c in data.table.primary_key.columns]
+    with data.warehouse.engine.connect() as conn:
+        rows = conn.execute(data.in_range(sa.func.count())).scalar() or 0
+        nulls = conn.execute(data.in_range(sa.func.count()).where(sa.or_(*(k.is_(None) for k in keys)))).scalar() or 0
+        grouped = data.in_range(*keys).group_by(*keys).having(sa.func.count() > 1).subquery()
+        duplicates = conn.execute(sa.select(sa.func.count()).select_from(grouped)).scalar() or 0
+    passed = nulls == 0 and duplicates == 0
+    text = f"{rows} rows; {nulls} with a null key; {duplicates} duplicated key(s)"
+    return passed, text, {"rows": int(rows), "null_key_rows": int(nulls), "duplicate_keys": int(duplicates),
+                          "key": ", ".join(k.name for k in keys)}
+
+
+def no_window_gaps(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
+    """Every window of the last day up to the range's end is committed in ``partition_log``."""
+    start = data.end - max(GAP_HORIZON, data.end - data.start)
+    if data.partitions_start is not None:
+        start = max(start, data.partitions_start)
+    expected = window_starts(start, data.end, data.window)
+    committed = data.warehouse.committed_windows(data.table.name, start, data.end)
+    have = {to_naive_utc(w) for w in committed["window_start"]} if len(committed) else set()
+    missing = [w for w in expected if w not in have]
+    text = (f"all {len(expected)} windows since {start:%Y-%m-%d %H:%M} committed" if not missing
+            else f"{len(missing)} of {len(expected)} windows since {start:%Y-%m-%d %H:%M} missing from partition_log")
+    return not missing, text, {
+        "gap_horizon_start": start.isoformat(),
+        "windows_expected": len(expected),
+        "windows_missing": len(missing),
+        "missing_windows": dg.MetadataValue.json([w.isoformat() for w in missing[:20]]),
+    }
+
+
+def symbol_coverage(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
+    """Every window of the range holds at least 90% of the universe's symbols."""
+    universe = {coin.symbol for coin in load_universe(load_settings().universe_file)}
+    frame = data.warehouse.read_frame(
+        data.in_range(data.table.c.symbol, data.table.c[data.time_column]).distinct())
+    present = frame[frame["symbol"].isin(universe)] if len(frame) else frame
+    windows = window_starts(data.start, data.end, data.window)
+    counts = present.groupby(data.time_column)["symbol"].nunique() if len(present) else pd.Series(dtype=float)
+    per_window = pd.Series([int(counts.get(pd.Timestamp(w), 0)) for w in windows], dtype=float) / len(universe)
+    never = sorted(universe - set(present["symbol"])) if len(present) else sorted(universe)
+    worst = float(per_window.min()) if len(per_window) else 0.0
+    passed = worst >= MIN_COVERAGE
+    text = (f"lowest coverage {worst:.1%} of {len(universe)} symbols over {len(windows)} window(s); "
+            f"{len(never)} symbol(s) never present")
+    return passed, text, {
+        "universe_size": len(universe),
+        "min_coverage": round(worst, 4),
+        "mean_coverage": round(float(per_window.mean()), 4) if len(per_window) else 0.0,
+        "windows_below_threshold": int((per_window < MIN_COVERAGE).sum()),
+        "symbols_never_present": dg.MetadataValue.json(never[:50]),
+    }
+
+
+def price_sanity(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
+    """Prices are positive, bars are consistent (low <= open, close <= high), and no close moves
+    by more than a factor of 3 from the previous window's (compared across the range's start)."""
+    t = data.table
+    frame = data.warehouse.read_frame(
+        data.in_range(t.c.symbol, t.c[data.time_column], *(t.c[c] for c in PRICE_COLUMNS),
+                      start=data.start - data.window))
+    in_range = frame[frame[data.time_column] >= pd.Timestamp(data.start)] if len(frame) else frame
+    prices = in_range[list(PRICE_COLUMNS)]
+    non_positive = int((prices <= 0).any(axis=1).sum())
+    bars = in_range.dropna(subset=["open", "high", "low", "close"])
+    tolerance = 1e-9
+    inconsistent = int(((bars["low"] > bars[["open", "close"]].min(axis=1) * (1 + tolerance))
+                        | (bars["high"] < bars[["open", "close"]].max(axis=1) * (1 - tolerance))
+                        | (bars["low"] > bars["high"])).sum())
+    jumps = pd.DataFrame()
+    if len(frame):
+        ordered = frame.dropna(subset=["close"]).sort_values(["symbol", data.time_column])
+        previous = ordered.groupby("symbol")[["close", data.time_column]].shift(1)
+        consecutive = (ordered[data.time_column] - previous[data.time_column]) == pd.Timedelta(data.window)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_move = np.abs(np.log(ordered["close"] / previous["close"]))
+        jumped = consecutive & (log_move > math.log(MAX_JUMP_FACTOR)) & (ordered["close"] > 0) & (previous["close"] > 0)
+        jumps = ordered.loc[jumped, ["symbol", data.time_column, "close"]].assign(previous_close=previous.loc[jumped, "close"])
+    passed = non_positive == 0 and inconsistent == 0 and jumps.empty
+    text = (f"{len(in_range)} rows; {non_positive} with a non-positive price; {inconsistent} inconsistent bar(s); "
+            f"{len(jumps)} move(s) beyond x{MAX_JUMP_FACTOR:g} in one window")
+    examples = [{"symbol": r.symbol, "window_start": pd.Timestamp(getattr(r, data.time_column)).isoformat(),
+                 "close": float(r.close), "previous_close": float(r.previous_close)}
+                for r in jumps.head(10).itertuples(index=False)]
+    return passed, text, {"rows": len(in_range), "non_positive_rows": non_positive,
+                          "inconsistent_bars": inconsistent, "impossible_jumps": len(jumps),
+                          "jump_examples": dg.MetadataValue.json(examples)}
+
+
+def score_range(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
+    """Sentiment scores lie in [-1, 1] and confidences in [0, 1]."""
+    t = data.table
+    frame = data.warehouse.read_frame(data.in_range(t.c.sentiment_score, t.c.confidence))
+    bad_score = int((~frame["sentiment_score"].between(-1.0, 1.0)).sum()) if len(frame) else 0
+    bad_confidence = int((~frame["confidence"].between(0.0, 1.0)).sum()) if len(frame) else 0
+    passed = bad_score == 0 and bad_confidence == 0
+    return passed, (f"{len(frame)} rows; {bad_score} score(s) outside [-1, 1]; "
+                    f"{bad_confidence} confidence(s) outside [0, 1]"), {
+        "rows": len(frame), "scores_out_of_range": bad_score, "confidences_out_of_range": bad_confidence}
+
+
+def label_mix(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
+    """No single sentiment label holds more than 95% of the range's rows (a stuck or broken model)."""
+    t = data.table
+    frame = data.warehouse.read_frame(data.in_range(t.c.label, sa.func.count().label("n")).group_by(t.c.label))
+    counts = {str(r.label): int(r.n) for r in frame.itertuples(index=False)}
+    total = sum(counts.values())
+    dominant, top = max(counts.items(), key=lambda kv: kv[1]) if counts else ("", 0)
+    share = top / total if total else 0.0
+    passed = total < MIN_ROWS_FOR_LABEL_MIX or share <= MAX_DOMINANT_LABEL_SHARE
+    text = (f"{total} rows; labels {counts}" if total else "no sentiment rows in range")
+    if not passed:
+        text = f"{share:.0%} of {total} rows are {dominant!r}; labels {counts}"
+    return passed, text, {"rows": total, "label_counts": dg.MetadataValue.json(counts),
+                          "dominant_label": dominant, "dominant_share": round(share, 4)}
+
+
+def feature_nan_ratio(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
+    """No feature column is missing (NaN/NULL) in more than 20% of the range's rows."""
+    t = data.table
+    features = [c for c in t.columns if c.name not in FEATURE_NON_FEATURE_COLUMNS]
+    counts = [sa.func.count(c).label(c.name) for c in features]
+    with data.warehouse.engine.connect() as conn:
+        row = conn.execute(data.in_range(sa.func.count().label("__rows__"), *counts)).one()._mapping
+    rows = int(row["__rows__"] or 0)
+    ratios = {c.name: (1.0 - int(row[c.name] or 0) / rows) if rows else 0.0 for c in features}
+    worst = sorted(ratios.items(), key=lambda kv: kv[1], reverse=True)
+    over = [name for name, ratio in worst if ratio > MAX_NAN_RATIO]
+    passed = not over
+    text = (f"{rows} rows, {len(features)} features; worst {worst[0][0]} {worst[0][1]:.1%} missing"
+            if worst and rows else f"{rows} rows")
+    if over:
+        text = f"{len(over)} feature(s) over {MAX_NAN_RATIO:.0%} missing: {', '.join(over[:10])}"
+    return passed, text, {"rows": rows, "features": len(features),
+                          "features_over_threshold": dg.MetadataValue.json(over),
+                          "worst_nan_ratios": dg.MetadataValue.json({k: round(v, 4) for k, v in worst[:10]})}
+
+
+CHECK_KINDS: dict[str, CheckKind] = {kind.name: kind for kind in (
+    CheckKind("unique_non_null_keys", "No null key columns and no duplicate keys in the run's windows.",
+              True, dg.AssetCheckSeverity.ERROR, unique_non_null_keys),
+    CheckKind("no_window_gaps", "Every window of the last day is committed in partition_log "
+              "(the gap-healing sensor refills missing ones).", False, dg.AssetCheckSeverity.WARN, no_window_gaps),
+    CheckKind("symbol_coverage", f"Each window holds at least {MIN_COVERAGE:.0%} of the universe's symbols.",
+              False, dg.AssetCheckSeverity.WARN, symbol_coverage),
+    CheckKind("price_sanity", "Prices positive, OHLC bars consistent, no close beyond "
+              f"x{MAX_JUMP_FACTOR:g} of the previous window's.", True, dg.AssetCheckSeverity.ERROR, price_sanity),
+    CheckKind("score_range", "Sentiment scores in [-1, 1], confidences in [0, 1].",
+              True, dg.AssetCheckSeverity.ERROR, score_range),
+    CheckKind("label_mix", f"No sentiment label holds more than {MAX_DOMINANT_LABEL_SHARE:.0%} of the rows "
+              "(a stuck or broken model).", False, dg.AssetCheckSeverity.WARN, label_mix),
+    CheckKind("feature_nan_ratio", f"No feature is missing in more than {MAX_NAN_RATIO:.0%} of the rows.",
+              False, dg.AssetCheckSeverity.ERROR, feature_nan_ratio),
+)}
+
+TABLE_SPECS: tuple[TableSpec, ...] = (
+    TableSpec("price_data_real", ("unique_non_null_keys", "price_sanity", "symbol_coverage", "no_window_gaps")),
+    TableSpec("news_items", ("unique_non_null_keys", "no_window_gaps")),
+    TableSpec("sentiment_data", ("unique_non_null_keys", "score_range", "label_mix", "no_window_gaps")),
+    TableSpec("ml_features_materialized", ("unique_non_null_keys", "feature_nan_ratio", "symbol_coverage",
+                                           "no_window_gaps"), time_column="timestamp"),
+    TableSpec("macro_indicators", ("unique_non_null_keys",), time_column="observation_date", window=timedelta(days=1)),
+)
+
+
+# ---------------------------------------------------------------------------------- definitions
+def checked_range(context: dg.AssetCheckExecutionContext, partitions_def: dg.PartitionsDefinition | None,
+                  spec: TableSpec, warehouse: Warehouse) -> tuple[datetime, datetime] | None:
+    """The window range a check looks at: the run's partition range, else the last committed day."""
+    op = context.op_execution_context
+    if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition) and (op.has_partition_key_range
+                                                                          or op.has_partition_key):
+        first, last = ((op.partition_key_range.start, op.partition_key_range.end) if op.has_partition_key_range
+                       else (op.partition_key, op.partition_key))
+        start = partitions_def.time_window_for_partition_key(first).start
+        end = partitions_def.time_window_for_partition_key(last).end
+        return to_naive_utc(start), to_naive_utc(end)
+    latest = warehouse.latest_committed(spec.asset)
+    if latest is None:
+        return None
+    end = to_naive_utc(latest) + spec.window
+    return end - STANDALONE_SPAN, end
+
+
+def build_table_check(spec: TableSpec, partitions_def: dg.PartitionsDefinition | None) -> dg.AssetChecksDefinition:
+    """One multi-asset check (one step) running every check of ``spec`` over the run's windows."""
+    kinds = [CHECK_KINDS[name] for name in spec.checks]
+    partitions_start = (to_naive_utc(partitions_def.start)
+                        if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition) else None)
+
+    @dg.multi_asset_check(
+        name=f"{spec.asset}_checks",
+        specs=[dg.AssetCheckSpec(kind.name, asset=spec.asset, description=kind.description, blocking=kind.blocking)
+               for kind in kinds],
+        can_subset=True,
+        description=f"Data-quality checks of the {spec.asset} table over the run's windows.",
+    )
+    def table_checks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+        wh = warehouse.get()
+        window_range = checked_range(context, partitions_def, spec, wh)
+        for check_key in context.selected_asset_check_keys:
+            kind = CHECK_KINDS[check_key.name]
+            if window_range is None:
+                yield dg.AssetCheckResult(asset_key=check_key.asset_key, check_name=kind.name, passed=True,
+                                          severity=kind.severity, description="nothing committed yet")
+                continue
+            data = CheckInput(wh, wh.table(spec.asset), spec.time_column, *window_range, spec.window, partitions_start)
+            passed, text, metadata = kind.evaluate(data)
+            yield dg.AssetCheckResult(
+                asset_key=check_key.asset_key, check_name=kind.name, passed=bool(passed), severity=kind.severity,
+                description=text, metadata={**data.base_metadata(), **metadata})
+
+    return table_checks
+
+
+def build_table_checks(assets: Sequence[dg.AssetsDefinition],
+                       specs: Sequence[TableSpec] = TABLE_SPECS) -> list[dg.AssetChecksDefinition]:
+    """The table checks of every spec whose asset is among ``assets``."""
+    by_key = {key.to_user_string(): asset for asset in assets for key in asset.keys}
+    return [build_table_check(spec, by_key[spec.asset].partitions_def) for spec in specs if spec.asset in by_key]
+

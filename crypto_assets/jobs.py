@@ -1,0 +1,127 @@
+"""Jobs and schedules: the 5-minute job over every live asset, and the daily macro job.
+
+``five_minute_job`` selects the asset *groups* of the live assets (prices, sentiment, features),
+so an asset that joins one of those groups with the 5-minute partitions joins the job, its
+schedule, its checks and the gap-healing sensor without another line here. Dagster orders the
+steps by the assets' dependencies: prices and news first, then sentiment, then features.
+
+Both jobs run their steps in the run's own process (``in_process_executor``): a step takes about
+a second, while a step subprocess costs seconds of imports (pandas, torch), and the steps run in
+dependency order with one slot a rate-limited pool anyway.
+
+Retries live on the job, not on the assets: ``op_retry_policy`` retries a failed step inside its
+run (a source outage, a dropped database connection), while ``run_retries`` in the instance's
+``dagster.yaml`` re-launches a run whose worker died. Assets carry no ``retry_policy``, because
+``materialize``/``execute_in_process`` always honour an asset's policy and would make every
+fault test wait out its back-off.
+"""
+
+import json
+
+import dagster as dg
+
+from crypto_assets.partitions import DAILY_PARTITIONS, FIVE_MINUTE_PARTITIONS
+
+FIVE_MINUTE_GROUPS = ("prices", "sentiment", "features")
+MACRO_GROUPS = ("macro",)
+
+# The schedule ticks this many minutes after each window closes, so that late bars and
+# late-indexed articles of the window are in when it runs.
+LATE_DATA_OFFSET_MINUTES = 1
+
+NETWORK_RETRY_POLICY = dg.RetryPolicy(
+    max_retries=2,
+    delay=30,
+    backoff=dg.Backoff.EXPONENTIAL,
+    jitter=dg.Jitter.PLUS_MINUS,
+)
+
+WORKLOAD_TAG = "crypto/workload"
+TRIGGER_TAG = "crypto/trigger"
+
+
+def run_tags(workload: str) -> dict[str, str]:
+    """Tags every run of a workload carries.
+
+    ``crypto/workload`` can be named in the run coordinator's ``tag_concurrency_limits``, and the
+    ``dagster-k8s/config`` tag labels the run's Kubernetes Job and Pod with it, so that
+    ``kubectl get pods -l crypto/workload=five-minute`` (or a NetworkPolicy, or a cost report)
+    can pick a workload's runs out of the run namespace.
+    """
+    labels = {WORKLOAD_TAG: workload}
+    return {
+        WORKLOAD_TAG: workload,
+        "dagster-k8s/config": json.dumps({
+            "job_metadata": {"labels": labels},
+            "pod_template_spec_metadata": {"labels": labels},
+        }),
+    }
+
+
+five_minute_job = dg.define_asset_job(
+    name="five_minute_job",
+    selection=dg.AssetSelection.groups(*FIVE_MINUTE_GROUPS),
+    partitions_def=FIVE_MINUTE_PARTITIONS,
+    description=(
+        "Every live asset for a 5-minute window (or a range of windows in a backfill), in "
+        "dependency order, with their asset checks. Failed steps are retried in-run "
+        "(op_retry_policy: 2 retries, 30 s exponential back-off with jitter); dead runs are "
+        "re-launched by the instance's run_retries."
+    ),
+    tags=run_tags("five-minute"),
+    op_retry_policy=NETWORK_RETRY_POLICY,
+    executor_def=dg.in_process_executor,
+)
+
+macro_job = dg.define_asset_job(
+    name="macro_job",
+    selection=dg.AssetSelection.groups(*MACRO_GROUPS),
+    partitions_def=DAILY_PARTITIONS,
+    description="The daily macro indicators (FRED, Yahoo) for one UTC day, or a range of days.",
+    tags=run_tags("macro"),
+    op_retry_policy=NETWORK_RETRY_POLICY,
+    executor_def=dg.in_process_executor,
+)
+
+
+def offset_cron(minutes: int) -> str:
+    """A cron that ticks every 5 minutes, ``minutes`` (0-4) after each window boundary."""
+    if not 0 <= minutes < 5:
+        raise ValueError("the offset must fall inside the 5-minute window: 0 to 4 minutes")
+    return f"{minutes}-59/5 * * * *"
+
+
+_five_minute_partition_schedule = dg.build_schedule_from_partitioned_job(
+    five_minute_job,
+    name="five_minute_partition_schedule",
+    tags={TRIGGER_TAG: "schedule"},
+)
+
+
+@dg.schedule(
+    name="five_minute_schedule",
+    cron_schedule=offset_cron(LATE_DATA_OFFSET_MINUTES),
+    execution_timezone="UTC",
+    job=five_minute_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+def five_minute_schedule(context: dg.ScheduleEvaluationContext):
+    """Runs ``five_minute_job`` for the window that just closed, a minute after it closes.
+
+    The run request (partition, run key = partition key, tags) is the one
+    ``build_schedule_from_partitioned_job`` makes for the tick's time; the builder itself cannot
+    offset a ``*/5`` cron, so this schedule ticks at :01, :06, ... and delegates to it. The run key
+    makes a tick retried after a daemon restart launch nothing twice.
+    """
+    return _five_minute_partition_schedule(context)
+
+
+macro_schedule = dg.build_schedule_from_partitioned_job(
+    macro_job,
+    name="macro_schedule",
+    description="Runs macro_job at 01:00 UTC for the UTC day that just ended.",
+    hour_of_day=1,
+    minute_of_hour=0,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    tags={TRIGGER_TAG: "schedule"},
+)

@@ -1,0 +1,228 @@
+"""Gap healing: find windows of the recent horizon missing from ``partition_log`` and refill them.
+
+Every 5 minutes the sensor compares, for each 5-minute asset, the windows of the last day (up to
+the windows the schedule is still working on) with the windows ``partition_log`` holds. Missing
+windows are grouped into contiguous ranges that miss the same assets, and each range becomes one
+run of ``five_minute_job`` over the missing assets and what depends on them (a range of up to a
+day of windows is one run, as in a backfill).
+
+It never asks twice for the same work: windows that a queued or running run, or a requested
+backfill, already targets are left alone, and so, for an hour, are windows whose healing run
+failed (the failure has been alerted; the source is probably down). At most a few runs are
+requested a tick, newest windows first.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable, Iterable, Mapping, Sequence
+
+import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
+
+from crypto_assets.jobs import TRIGGER_TAG, five_minute_job
+from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
+from resources.settings import load_settings
+from resources.warehouse import Warehouse, get_warehouse, to_naive_utc, utc_now, window_starts
+
+GAP_HEALING = "gap_healing"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+             dg.DagsterRunStatus.STARTED]
+
+
+@dataclass(frozen=True)
+class HealRequest:
+    """One healing run: ``assets`` over the windows [start, end)."""
+
+    assets: tuple[str, ...]
+    start: datetime
+    end: datetime
+    windows: int
+
+
+def missing_windows(warehouse: Warehouse, assets: Sequence[str], start: datetime, end: datetime,
+                    window: timedelta) -> dict[datetime, set[str]]:
+    """For each window of [start, end) that some asset lacks in ``partition_log``: those assets."""
+    expected = window_starts(start, end, window)
+    missing: dict[datetime, set[str]] = {}
+    for asset in assets:
+        committed = warehouse.committed_windows(asset, start, end)
+        have = {to_naive_utc(w) for w in committed["window_start"]} if len(committed) else set()
+        for w in expected:
+            if w not in have:
+                missing.setdefault(w, set()).add(asset)
+    return missing
+
+
+def plan_heal_requests(missing: Mapping[datetime, set[str]], covered: Mapping[str, set[datetime]],
+                       downstream: Mapping[str, set[str]], *, window: timedelta,
+                       max_windows_per_run: int, max_runs: int) -> list[HealRequest]:
+    """Group the uncovered missing windows into runs: contiguous windows missing the same assets
+    (plus everything downstream of them), at most ``max_windows_per_run`` a run, newest first."""
+    todo: dict[datetime, frozenset[str]] = {}
+    for w, assets in missing.items():
+        left = {a for a in assets if w not in covered.get(a, set())}
+        if left:
+            todo[w] = frozenset(left | set().union(*(downstream.get(a, set()) for a in left)))
+    requests: list[HealRequest] = []
+    run_start: datetime | None = None
+    run_assets: frozenset[str] = frozenset()
+    count = 0
+    for w in sorted(todo, reverse=True):
+        contiguous = run_start is not None and w + window == run_start
+        if contiguous and todo[w] == run_assets and count < max_windows_per_run:
+            run_start, count = w, count + 1
+            continue
+        if run_start is not None:
+            requests.append(HealRequest(tuple(sorted(run_assets)), run_start, run_start + count * window, count))
+        run_start, run_assets, count = w, todo[w], 1
+    if run_start is not None:
+        requests.append(HealRequest(tuple(sorted(run_assets)), run_start, run_start + count * window, count))
+    return requests[:max_runs]
+
+
+def _key_window(partitions_def: dg.TimeWindowPartitionsDefinition, key: str) -> tuple[datetime, datetime]:
+    window = partitions_def.time_window_for_partition_key(key)
+    return to_naive_utc(window.start), to_naive_utc(window.end)
+
+
+def _windows_of_tags(tags: Mapping[str, str], partitions_def: dg.TimeWindowPartitionsDefinition,
+                     window: timedelta) -> list[datetime]:
+    if tags.get(RANGE_START_TAG) and tags.get(RANGE_END_TAG):
+        start, _ = _key_window(partitions_def, tags[RANGE_START_TAG])
+        _, end = _key_window(partitions_def, tags[RANGE_END_TAG])
+        return window_starts(start, end, window)
+    if tags.get("dagster/partition"):
+        return [_key_window(partitions_def, tags["dagster/partition"])[0]]
+    return []
+
+
+def covered_windows(instance: dg.DagsterInstance, job_name: str, assets: Sequence[str],
+                    partitions_def: dg.TimeWindowPartitionsDefinition, window: timedelta,
+                    start: datetime, end: datetime, cooldown_since: datetime) -> dict[str, set[datetime]]:
+    """Windows of [start, end), per asset, that in-flight runs or requested backfills already
+    target, or whose healing run failed after ``cooldown_since``."""
+    covered: dict[str, set[datetime]] = {a: set() for a in assets}
+
+    def cover(selection: Iterable[dg.AssetKey] | None, windows: Iterable[datetime]) -> None:
+        targets = assets if selection is None else [k.to_user_string() for k in selection]
+        windows = [w for w in windows if start <= w < end]
+        for asset in targets:
+            if asset in covered:
+                covered[asset].update(windows)
+
+    runs = list(instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT)))
+    runs += instance.get_runs(dg.RunsFilter(tags={TRIGGER_TAG: GAP_HEALING},
+                                            statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED],
+                                            updated_after=cooldown_since))
+    for run in runs:
+        if run.asset_selection is None and run.job_name != job_name:
+            continue
+        cover(run.asset_selection, _windows_of_tags(run.tags, partitions_def, window))
+
+    for backfill in instance.get_backfills(filters=BulkActionsFilter(statuses=[BulkActionStatus.REQUESTED])):
+        if backfill.is_asset_backfill:
+            data = backfill.asset_backfill_data
+            if data is None:  # a legacy serialized backfill: assume it covers all it selects
+                cover(backfill.asset_selection, window_starts(start, end, window))
+                continue
+            for key, subset in data.target_subset.partitions_subsets_by_asset_key.items():
+                cover([key], (_key_window(partitions_def, k)[0] for k in subset.get_partition_keys()))
+        elif backfill.partition_set_origin is not None and \
+                backfill.partition_set_origin.partition_set_name == f"{job_name}_partition_set":
+            cover(backfill.asset_selection,
+                  (_key_window(partitions_def, k)[0] for k in backfill.partition_names or []))
+    return covered
+
+
+def _downstream(assets: Sequence[dg.AssetsDefinition], keys: set[str]) -> dict[str, set[str]]:
+    """For each key, every key among ``keys`` that depends on it, directly or not."""
+    children: dict[str, set[str]] = {k: set() for k in keys}
+    for asset in assets:
+        for spec in asset.specs:
+            child = spec.key.to_user_string()
+            for dep in spec.deps:
+                parent = dep.asset_key.to_user_string()
+                if parent in keys and child in keys:
+                    children[parent].add(child)
+    closure: dict[str, set[str]] = {}
+    for key in keys:
+        seen: set[str] = set()
+        stack = list(children[key])
+        while stack:
+            node = stack.pop()
+            if node not in seen:
+                seen.add(node)
+                stack.extend(children[node])
+        closure[key] = seen
+    return closure
+
+
+def build_gap_sensor(
+    assets: Sequence[dg.AssetsDefinition],
+    *,
+    job: UnresolvedAssetJobDefinition = five_minute_job,
+    partitions_def: dg.TimeWindowPartitionsDefinition = FIVE_MINUTE_PARTITIONS,
+    window: timedelta = timedelta(minutes=5),
+    horizon: timedelta = timedelta(days=1),
+    settle: timedelta = timedelta(minutes=10),
+    max_runs_per_tick: int = 4,
+    max_windows_per_run: int = 288,
+    retry_cooldown: timedelta = timedelta(hours=1),
+    clock: Callable[[], datetime] = utc_now,
+    name: str = "gap_healing_sensor",
+) -> dg.SensorDefinition:
+    """The gap-healing sensor over the ``partitions_def`` assets among ``assets``.
+
+    ``partition_log.asset`` is each asset's key (``write_partition``'s default: the table name).
+    Windows are eligible once ``settle`` has passed since they closed (the schedule's own run and
+    its retries come first); the horizon starts at ``horizon`` before now, or at the first partition.
+    """
+    keys = sorted(key.to_user_string() for asset in assets if asset.partitions_def == partitions_def
+                  for key in asset.keys)
+    downstream = _downstream(assets, set(keys))
+    first = to_naive_utc(partitions_def.start)
+
+    @dg.sensor(name=name, job=job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING,
+               description=(f"Requests runs of {job.name} for windows of the last {horizon} missing from "
+                            "partition_log (deleted, failed or never run), never for windows a run or "
+                            f"backfill already targets; at most {max_runs_per_tick} runs a tick."))
+    def gap_healing(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        now = clock()
+        end = _floor(now - settle, window)  # windows that closed at least `settle` ago
+        start = max(first, _floor(now - horizon, window))
+        if end <= start or not keys:
+            return dg.SensorResult(skip_reason="no eligible windows")
+        warehouse = get_warehouse(load_settings().db_url)
+        missing = missing_windows(warehouse, keys, start, end, window)
+        if not missing:
+            return dg.SensorResult(skip_reason=f"no gaps in [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M})")
+        covered = covered_windows(context.instance, job.name, keys, partitions_def, window,
+                                  start, end, now - retry_cooldown)
+        plan = plan_heal_requests(missing, covered, downstream, window=window,
+                                  max_windows_per_run=max_windows_per_run, max_runs=max_runs_per_tick)
+        if not plan:
+            return dg.SensorResult(skip_reason=f"{len(missing)} missing window(s), all already being handled")
+        context.log.info("%d missing window(s); requesting %d healing run(s)", len(missing), len(plan))
+        return dg.SensorResult(run_requests=[heal_run_request(r, partitions_def, window) for r in plan])
+
+    return gap_healing
+
+
+def heal_run_request(request: HealRequest, partitions_def: dg.TimeWindowPartitionsDefinition,
+                     window: timedelta) -> dg.RunRequest:
+    """The run request of one healing run: a partition, or a partition range, of the job."""
+    first = request.start.strftime(partitions_def.fmt)
+    last = (request.end - window).strftime(partitions_def.fmt)
+    selection = [dg.AssetKey.from_user_string(a) for a in request.assets]
+    tags = {TRIGGER_TAG: GAP_HEALING}
+    if request.windows == 1:
+        return dg.RunRequest(partition_key=first, asset_selection=selection, tags=tags)
+    return dg.RunRequest(asset_selection=selection, tags={**tags, RANGE_START_TAG: first, RANGE_END_TAG: last})
+
+
+def _floor(value: datetime, step: timedelta) -> datetime:
+    epoch = datetime(1970, 1, 1)
+    return epoch + ((value - epoch) // step) * step

@@ -1,0 +1,53 @@
+"""The platform's own definitions end to end: a failed check and a late window each reach the
+webhook exactly once, through the real checks and sensors, on a real instance (healing a deleted
+window with the real job is in tests/unit/test_gaps.py)."""
+
+from datetime import timedelta
+
+import dagster as dg
+import sqlalchemy as sa
+
+from crypto_assets.definitions import defs
+from crypto_assets.partitions import PARTITION_KEY_FORMAT
+from resources.warehouse import Warehouse, price_data_real as price_table, utc_now
+from tests.fakes.fake_webhook import FakeWebhook
+
+
+def sensor(name: str) -> dg.SensorDefinition:
+    return defs.get_repository_def().get_sensor_def(name)
+
+
+def tick(name: str, instance, cursor=None) -> str | None:
+    return sensor(name).evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)).cursor
+
+
+def test_bad_prices_and_a_late_window_each_send_one_message(sqlite_url, monkeypatch):
+    monkeypatch.setenv("CRYPTO_DB_URL", sqlite_url)
+    now = utc_now()
+    window = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0) - timedelta(hours=1)
+    key = window.strftime(PARTITION_KEY_FORMAT)
+    job = defs.resolve_job_def("five_minute_job")
+    with FakeWebhook() as hook, dg.instance_for_test() as instance:
+        monkeypatch.setenv("CRYPTO_ALERT_WEBHOOK_URL", hook.url)
+        assert job.execute_in_process(instance=instance, partition_key=key).success
+        # The window an hour ago is there; the latest due one is not: the freshness check fails.
+        freshness = tick("freshness_alert_sensor", instance)
+        assert [m["text"].split(" | ")[0] for m in hook.messages] == ["[ERROR] price_data_real is late"]
+        # Someone writes a price around the write primitive; the next check run catches it.
+        with Warehouse(sqlite_url).engine.begin() as conn:
+            conn.execute(sa.update(price_table).where(price_table.c.symbol == "BTC").values(close=-1.0))
+        sanity = dg.AssetCheckKey(dg.AssetKey("price_data_real"), "price_sanity")
+        checks = job.get_subset(asset_selection=set(), asset_check_selection={sanity}).execute_in_process(
+            instance=instance, partition_key=key, raise_on_error=False)
+        assert not checks.success
+        cursor = tick("check_alert_sensor", instance)
+        runs = tick("run_failure_alert_sensor", instance)  # the blocked run is the check's message
+        # The day before the window was never run, so the gap check (a warning) has its message too.
+        assert [t.split(" | ")[0] for t in hook.texts()[1:]] == [
+            "[WARN] price_data_real: check no_window_gaps failed",
+            "[ERROR] price_data_real: check price_sanity failed (blocking: downstream assets were not computed)"]
+        assert f"/runs/{checks.run_id}" in hook.messages[2]["text"]
+        for name, state in (("check_alert_sensor", cursor), ("freshness_alert_sensor", freshness),
+                            ("run_failure_alert_sensor", runs)):
+            tick(name, instance, state)
+        assert len(hook.messages) == 3

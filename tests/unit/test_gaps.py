@@ -1,0 +1,129 @@
+"""Gap healing: planning runs for missing windows, and the sensor against a real instance."""
+
+import time
+from datetime import datetime, timedelta
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from dagster._core.execution.backfill import PartitionBackfill
+from dagster._core.test_utils import create_run_for_test
+
+from crypto_assets.definitions import ASSETS, defs
+from crypto_assets.partitions import PARTITION_KEY_FORMAT
+from resources.simulated import simulated_price_frame
+from resources.universe import load_universe
+from resources.warehouse import Warehouse, partition_log, price_data_real as price_table, utc_now
+from sensors.gaps import GAP_HEALING, HealRequest, build_gap_sensor, plan_heal_requests
+
+W = timedelta(minutes=5)
+T0 = datetime(2026, 11, 20, 12, 0)
+
+
+def windows(start: datetime, n: int) -> list[datetime]:
+    return [start + i * W for i in range(n)]
+
+
+def test_contiguous_windows_missing_the_same_assets_make_one_run_newest_first():
+    missing = {w: {"price_data_real"} for w in windows(T0, 3)}
+    missing.update({w: {"price_data_real", "news_items"} for w in windows(T0 + 5 * W, 2)})
+    plan = plan_heal_requests(missing, {}, {"price_data_real": {"features"}, "news_items": {"sentiment", "features"}},
+                              window=W, max_windows_per_run=288, max_runs=10)
+    assert plan == [
+        HealRequest(("features", "news_items", "price_data_real", "sentiment"), T0 + 5 * W, T0 + 7 * W, 2),
+        HealRequest(("features", "price_data_real"), T0, T0 + 3 * W, 3),
+    ]
+
+
+def test_covered_windows_are_skipped_and_runs_are_bounded():
+    missing = {w: {"a"} for w in windows(T0, 10)}
+    covered = {"a": {T0 + 4 * W, T0 + 5 * W}}
+    plan = plan_heal_requests(missing, covered, {}, window=W, max_windows_per_run=3, max_runs=2)
+    assert plan == [HealRequest(("a",), T0 + 7 * W, T0 + 10 * W, 3), HealRequest(("a",), T0 + 6 * W, T0 + 7 * W, 1)]
+    assert plan_heal_requests(missing, {"a": set(missing)}, {}, window=W, max_windows_per_run=3, max_runs=2) == []
+
+
+@pytest.fixture
+def env(sqlite_url, monkeypatch):
+    monkeypatch.setenv("CRYPTO_DB_URL", sqlite_url)
+    now = utc_now()
+    end = datetime(now.year, now.month, now.day, now.hour, now.minute - now.minute % 5) - timedelta(minutes=10)
+    start = end - timedelta(hours=2)
+    wh = Warehouse(sqlite_url)
+    wh.write_partition("price_data_real", simulated_price_frame(load_universe(), start, end), start=start, end=end,
+                       run_id="seed", code_version="1")
+    with dg.instance_for_test() as instance:
+        yield instance, wh, start, end
+
+
+def delete_windows(wh: Warehouse, *starts: datetime) -> None:
+    with wh.engine.begin() as conn:
+        for start in starts:
+            conn.execute(sa.delete(partition_log).where(partition_log.c.window_start == start))
+            conn.execute(sa.delete(price_table).where(price_table.c.window_start == start))
+
+
+def sensor():
+    return build_gap_sensor(ASSETS, horizon=timedelta(hours=2))
+
+
+def tick(instance) -> dg.SensorResult:
+    return sensor().evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+
+
+def key(w: datetime) -> str:
+    return w.strftime(PARTITION_KEY_FORMAT)
+
+
+def test_no_gaps_no_runs(env):
+    instance, wh, start, end = env
+    data = tick(instance)
+    assert not data.run_requests and data.skip_message.startswith("no gaps in")
+
+
+def test_a_deleted_window_is_requested_once_and_healed(env):
+    instance, wh, start, end = env
+    lost = start + 6 * W
+    delete_windows(wh, lost, start + 10 * W, start + 11 * W)
+    requests = tick(instance).run_requests
+    assert [(r.partition_key, r.tags.get("dagster/asset_partition_range_start"),
+             r.tags.get("dagster/asset_partition_range_end")) for r in requests] == [
+        (None, key(start + 10 * W), key(start + 11 * W)), (key(lost), None, None)]
+    assert all(r.tags["crypto/trigger"] == GAP_HEALING and r.asset_selection == [dg.AssetKey("price_data_real")]
+               for r in requests)
+    job = defs.resolve_job_def("five_minute_job")
+    for request in requests:  # run them as the daemon would: the job, the request's partition or range
+        result = job.execute_in_process(instance=instance, partition_key=request.partition_key,
+                                        tags=request.tags, asset_selection=request.asset_selection)
+        assert result.success
+    assert len(wh.committed_windows("price_data_real", start, end)) == 24
+    assert not tick(instance).run_requests
+
+
+def test_windows_already_targeted_by_runs_or_backfills_are_not_requested_again(env):
+    instance, wh, start, end = env
+    running, backfilled, failed = start + 3 * W, start + 8 * W, start + 12 * W
+    delete_windows(wh, running, backfilled, failed)
+    create_run_for_test(instance, job_name="five_minute_job", status=dg.DagsterRunStatus.STARTED,
+                        tags={"dagster/partition": key(running)})
+    create_run_for_test(instance, job_name="five_minute_job", status=dg.DagsterRunStatus.FAILURE,
+                        tags={"dagster/partition": key(failed), "crypto/trigger": GAP_HEALING},
+                        asset_selection=frozenset({dg.AssetKey("price_data_real")}))
+    instance.add_backfill(PartitionBackfill.from_asset_partitions(
+        backfill_id="healing-test", asset_graph=defs.get_repository_def().asset_graph,
+        partition_names=[key(backfilled)], asset_selection=[dg.AssetKey("price_data_real")],
+        backfill_timestamp=time.time(), tags={}, dynamic_partitions_store=instance, all_partitions=False,
+        title=None, description=None, run_config=None))
+    data = tick(instance)
+    assert not data.run_requests
+    assert data.skip_message == "3 missing window(s), all already being handled"
+
+
+def test_windows_too_recent_for_healing_are_left_to_the_schedule(env):
+    instance, wh, start, end = env
+    delete_windows(wh, end - W)  # closed 10 to 15 minutes ago: eligible
+    (request,) = tick(instance).run_requests
+    assert request.partition_key == key(end - W)
+    recent = build_gap_sensor(ASSETS, horizon=timedelta(hours=2), settle=timedelta(minutes=20))
+    data = recent.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+    assert not data.run_requests

@@ -1,0 +1,162 @@
+"""Jobs, schedules, freshness policies and checks: what they select, when they tick, what they ask."""
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+import pytest
+from dagster._core.execution.api import create_execution_plan
+
+from crypto_assets.definitions import ASSETS, FRESHNESS_CHECKS, defs
+from crypto_assets.freshness import (
+    DAILY_POLICY,
+    FIVE_MINUTE_POLICY,
+    build_freshness_checks,
+    with_freshness_policies,
+)
+from crypto_assets.jobs import (
+    LATE_DATA_OFFSET_MINUTES,
+    five_minute_job,
+    five_minute_schedule,
+    macro_job,
+    macro_schedule,
+    offset_cron,
+)
+from crypto_assets.partitions import DAILY_PARTITIONS, FIVE_MINUTE_PARTITIONS
+from crypto_assets.prices import price_data_real
+from sensors.freshness import build_freshness_sensor
+
+
+DAY = dg.BackfillPolicy.multi_run(max_partitions_per_run=288)
+
+
+@dg.asset(partitions_def=FIVE_MINUTE_PARTITIONS, group_name="sentiment", backfill_policy=DAY)
+def news_like() -> None:
+    """A 5-minute asset of another group, as news_items will be."""
+
+
+@dg.asset(partitions_def=FIVE_MINUTE_PARTITIONS, group_name="features", deps=[price_data_real, news_like],
+          backfill_policy=DAY)
+def features_like() -> None:
+    """A downstream 5-minute asset."""
+
+
+@dg.asset(partitions_def=DAILY_PARTITIONS, group_name="macro")
+def macro_like() -> None:
+    """A daily macro asset."""
+
+
+PLUGGED = with_freshness_policies([price_data_real, news_like, features_like, macro_like])
+PLUGGED_DEFS = dg.Definitions(assets=PLUGGED, jobs=[five_minute_job, macro_job],
+                              schedules=[five_minute_schedule, macro_schedule], resources=defs.resources)
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=timezone.utc)
+
+
+def test_new_assets_join_the_jobs_through_their_groups_in_dependency_order():
+    job = PLUGGED_DEFS.resolve_job_def("five_minute_job")
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
+        "price_data_real", "news_like", "features_like"}
+    assert job.partitions_def == FIVE_MINUTE_PARTITIONS
+    order = [step.key for step in create_execution_plan(job).get_steps_to_execute_in_topo_order()]
+    assert order.index("features_like") > max(order.index("price_data_real"), order.index("news_like"))
+    # Every asset of the job must run a day of windows a run, or backfills fall back to one a run.
+    assert job.backfill_policy == DAY
+    macro = PLUGGED_DEFS.resolve_job_def("macro_job")
+    assert {k.to_user_string() for k in macro.asset_layer.executable_asset_keys} == {"macro_like"}
+
+
+def test_the_job_retries_failed_steps_and_carries_kubernetes_tags():
+    job = defs.resolve_job_def("five_minute_job")
+    assert job.backfill_policy == DAY
+    policy = job.op_retry_policy
+    assert (policy.max_retries, policy.delay, policy.backoff, policy.jitter) == (
+        2, 30, dg.Backoff.EXPONENTIAL, dg.Jitter.PLUS_MINUS)
+    assert job.tags["crypto/workload"] == "five-minute"
+    k8s = json.loads(job.tags["dagster-k8s/config"])
+    assert k8s["job_metadata"]["labels"] == k8s["pod_template_spec_metadata"]["labels"] == {
+        "crypto/workload": "five-minute"}
+    assert price_data_real.op.pool == "price_sources"
+
+
+@pytest.mark.parametrize("tick, window", [
+    (utc(2026, 11, 20, 12, 1), "2026-11-20-11:55"),
+    (utc(2026, 11, 20, 12, 6), "2026-11-20-12:00"),
+    (utc(2026, 11, 21, 0, 1), "2026-11-20-23:55"),
+])
+def test_the_schedule_runs_the_window_that_just_closed_a_minute_late(tick, window):
+    assert five_minute_schedule.cron_schedule == offset_cron(LATE_DATA_OFFSET_MINUTES) == "1-59/5 * * * *"
+    assert five_minute_schedule.execution_timezone == "UTC"
+    assert five_minute_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    with dg.instance_for_test() as instance:
+        data = five_minute_schedule.evaluate_tick(
+            dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
+    (request,) = data.run_requests
+    assert request.partition_key == request.run_key == window
+    assert request.tags["crypto/trigger"] == "schedule"
+
+
+def test_the_macro_schedule_runs_yesterday_at_one():
+    assert macro_schedule.cron_schedule == "0 1 * * *"
+    with dg.instance_for_test() as instance:
+        data = macro_schedule.evaluate_tick(dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=utc(2026, 11, 21, 1, 0)))
+    (request,) = data.run_requests
+    assert request.partition_key == "2026-11-20"
+
+
+def test_offset_must_stay_inside_the_window():
+    with pytest.raises(ValueError):
+        offset_cron(5)
+
+
+def test_freshness_policies_are_added_where_missing_and_kept_where_declared():
+    own = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=1))
+
+    @dg.asset(partitions_def=FIVE_MINUTE_PARTITIONS, freshness_policy=own)
+    def declared() -> None:
+        """Declares its own policy."""
+
+    policies = {spec.key.to_user_string(): spec.freshness_policy
+                for asset in with_freshness_policies([price_data_real, macro_like, declared]) for spec in asset.specs}
+    assert policies == {"price_data_real": FIVE_MINUTE_POLICY, "macro_like": DAILY_POLICY, "declared": own}
+    assert {spec.freshness_policy for a in ASSETS for spec in a.specs} == {FIVE_MINUTE_POLICY}
+
+
+def test_freshness_checks_cover_each_live_asset_with_a_deadline():
+    checks = build_freshness_checks(PLUGGED)
+    keys = {k.to_user_string() for c in checks for k in c.check_keys}
+    assert keys == {"price_data_real:freshness_check", "news_like:freshness_check",
+                    "features_like:freshness_check", "macro_like:freshness_check"}
+    deadlines = {spec.metadata["dagster/freshness_params"].value["deadline_cron"]
+                 for c in checks for spec in c.check_specs}
+    assert deadlines == {"4-59/5 * * * *", "0 3 * * *"}
+
+
+def test_the_freshness_sensor_asks_for_never_run_checks():
+    sensor = build_freshness_sensor(FRESHNESS_CHECKS)
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    with dg.instance_for_test() as instance:
+        data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+    (request,) = data.run_requests
+    assert {k.to_user_string() for k in request.asset_check_keys} == {"price_data_real:freshness_check"}
+    assert request.tags["crypto/trigger"] == "freshness"
+
+
+def test_every_schedule_and_sensor_of_the_definitions_evaluates(sqlite_url, monkeypatch):
+    monkeypatch.setenv("CRYPTO_DB_URL", sqlite_url)
+    repo = defs.get_repository_def()
+    assert {s.name for s in repo.schedule_defs} == {"five_minute_schedule"}
+    assert {s.name for s in repo.sensor_defs} == {
+        "freshness_checks_sensor", "check_alert_sensor", "freshness_alert_sensor", "run_failure_alert_sensor",
+        "gap_healing_sensor"}
+    with dg.instance_for_test() as instance:
+        for schedule in repo.schedule_defs:
+            data = schedule.evaluate_tick(dg.build_schedule_context(
+                instance=instance, scheduled_execution_time=utc(2026, 11, 20, 12, 1)))
+            assert data.run_requests
+        for sensor in repo.sensor_defs:
+            data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+            assert data.run_requests or data.skip_message, sensor.name
