@@ -7,15 +7,19 @@ import dagster as dg
 from crypto_assets.checks import build_table_checks
 from crypto_assets.freshness import build_freshness_checks, with_freshness_policies
 from crypto_assets.jobs import five_minute_job, five_minute_schedule
+from crypto_assets.news import news_items
 from crypto_assets.prices import price_data_real
+from crypto_assets.sentiment import sentiment_data
 from resources.dagster_resources import WarehouseResource
+from resources.news_sources import NewsSourcesResource
 from resources.price_sources import PriceSourceResource
+from resources.sentiment_model import SentimentModelResource
 from sensors.alerts import ALERT_SENSORS
 from sensors.freshness import build_freshness_sensor
 from sensors.gaps import build_gap_sensor
 
 # Every asset; one added here joins its group's job, its table checks, freshness and gap healing.
-ASSETS = with_freshness_policies([price_data_real])
+ASSETS = with_freshness_policies([price_data_real, news_items, sentiment_data])
 FRESHNESS_CHECKS = build_freshness_checks(ASSETS)
 
 defs = dg.Definitions(
@@ -27,5 +31,7 @@ defs = dg.Definitions(
     resources={
         "warehouse": WarehouseResource(),
         "price_source": PriceSourceResource(),
+        "news_sources": NewsSourcesResource(),
+        "sentiment_model": SentimentModelResource(),
     },
 )

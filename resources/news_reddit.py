@@ -1,0 +1,199 @@
+"""Reddit: new posts of a list of subreddits, through OAuth (client credentials).
+
+``POST https://www.reddit.com/api/v1/access_token`` (basic auth, ``grant_type=client_credentials``)
+gives a bearer token; ``GET https://oauth.reddit.com/r/{sub}/new?limit=100&after=...`` returns a
+Listing, newest first, paged with ``after``. Every call carries a descriptive User-Agent, and the
+``X-Ratelimit-Remaining`` / ``X-Ratelimit-Reset`` headers are honoured: when the budget is spent
+the client sleeps until the reset (or gives up if that is further away than it may wait).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping
+
+import httpx
+
+from resources.http import HttpSource, SourceError
+from resources.news_common import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    MalformedPayload,
+    RawItem,
+    build_item,
+    fetch_parsed,
+    json_body,
+)
+
+SOURCE = "reddit"
+DEFAULT_AUTH_URL = "https://www.reddit.com"
+DEFAULT_API_URL = "https://oauth.reddit.com"
+APP_VERSION = "0.1.0"
+
+
+def user_agent(username: str, version: str = APP_VERSION) -> str:
+    """The User-Agent Reddit asks for: ``<platform>:<app id>:<version> (by /u/<name>)``."""
+    return f"python:crypto-data-platform:{version} (by /u/{username})"
+
+
+def _listing(response: httpx.Response) -> dict[str, Any]:
+    data = json_body(response)
+    if not isinstance(data, dict) or data.get("kind") != "Listing" or not isinstance(data.get("data"), dict):
+        raise MalformedPayload("not a Listing")
+    if not isinstance(data["data"].get("children"), list):
+        raise MalformedPayload("Listing without a 'children' list")
+    return data["data"]
+
+
+def _token(response: httpx.Response) -> dict[str, Any]:
+    data = json_body(response)
+    if not isinstance(data, dict):
+        raise MalformedPayload("token response is not an object")
+    if "error" in data or not data.get("access_token"):
+        raise SourceError(SOURCE, f"token request refused: {data.get('error', 'no access_token')}")
+    return data
+
+
+@dataclass
+class RateLimit:
+    """Reddit's per-client budget as its headers last reported it."""
+
+    remaining: float | None = None
+    reset_s: float | None = None
+    used: float | None = None
+    waits: int = 0
+    waited_s: float = 0.0
+
+    def update(self, headers: Mapping[str, str]) -> None:
+        """Read the budget from a response's ``X-Ratelimit-*`` headers."""
+
+        def number(name: str) -> float | None:
+            try:
+                return float(headers[name])
+            except (KeyError, TypeError, ValueError):
+                return None
+
+        self.remaining = number("x-ratelimit-remaining")
+        self.reset_s = number("x-ratelimit-reset")
+        self.used = number("x-ratelimit-used")
+
+
+class RedditAuth:
+    """Holds one bearer token for a client id, refreshing it before it expires."""
+
+    def __init__(self, http: HttpSource, client_id: str, client_secret: str, *,
+                 max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic):
+        self.http = http
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.max_bytes = max_bytes
+        self.sleep = sleep
+        self.clock = clock
+        self._token: str | None = None
+        self._expires = 0.0
+        self._lock = threading.Lock()
+
+    def token(self, refresh: bool = False) -> str:
+        """A valid bearer token (a new one when ``refresh`` or when the old one is about to expire)."""
+        with self._lock:
+            if refresh or self._token is None or self.clock() >= self._expires - 60:
+                data, _ = fetch_parsed(self.http, "POST", "/api/v1/access_token", _token,
+                                       data={"grant_type": "client_credentials"},
+                                       auth=(self.client_id, self.client_secret),
+                                       max_bytes=self.max_bytes, sleep=self.sleep)
+                self._token = str(data["access_token"])
+                try:
+                    lifetime = float(data.get("expires_in") or 3600)
+                except (TypeError, ValueError):
+                    lifetime = 3600.0
+                self._expires = self.clock() + lifetime
+            return self._token
+
+
+class SubredditFeed:
+    """New posts of one subreddit."""
+
+    source = SOURCE
+
+    def __init__(self, http: HttpSource, auth: RedditAuth, subreddit: str, *, limit: int = 100,
+                 max_pages: int = 10, max_ratelimit_wait_s: float = 120.0,
+                 max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES, sleep: Callable[[float], None] = time.sleep,
+                 ratelimit: RateLimit | None = None):
+        self.http = http
+        self.auth = auth
+        self.subreddit = subreddit.strip().removeprefix("r/")
+        self.name = f"{SOURCE}:r/{self.subreddit}"
+        self.limit = limit
+        self.max_pages = max_pages
+        self.max_ratelimit_wait_s = max_ratelimit_wait_s
+        self.max_bytes = max_bytes
+        self.sleep = sleep
+        self.ratelimit = ratelimit or RateLimit()
+
+    def _wait_for_budget(self) -> None:
+        rl = self.ratelimit
+        if rl.remaining is None or rl.remaining >= 1:
+            return
+        wait = max(0.0, rl.reset_s or 0.0)
+        if wait > self.max_ratelimit_wait_s:
+            raise SourceError(SOURCE, f"rate limit spent; it resets in {wait:.0f}s, more than the "
+                                      f"{self.max_ratelimit_wait_s:.0f}s this client waits")
+        rl.waits += 1
+        rl.waited_s += wait
+        self.sleep(wait)
+        rl.remaining = None
+
+    def _page(self, params: dict[str, Any]) -> dict[str, Any]:
+        path = f"/r/{self.subreddit}/new"
+        for refreshed in (False, True):
+            self._wait_for_budget()
+            headers = {"Authorization": f"bearer {self.auth.token(refresh=refreshed)}"}
+            try:
+                data, response = fetch_parsed(self.http, "GET", path, _listing, params=params, headers=headers,
+                                              max_bytes=self.max_bytes, sleep=self.sleep)
+            except SourceError as exc:
+                if exc.status == 401 and not refreshed:
+                    continue  # the token expired or was revoked: get a new one, once
+                raise
+            self.ratelimit.update(response.headers)
+            return data
+        raise AssertionError("unreachable")
+
+    def fetch(self, start: datetime, end: datetime, skipped: Counter) -> list[RawItem]:
+        """Posts newer than ``start`` (paging until a page reaches back past it)."""
+        items: list[RawItem] = []
+        after: str | None = None
+        for _ in range(self.max_pages):
+            params: dict[str, Any] = {"limit": self.limit, "raw_json": 1}
+            if after:
+                params["after"] = after
+            listing = self._page(params)
+            oldest: datetime | None = None
+            for child in listing["children"]:
+                post = child.get("data") if isinstance(child, dict) else None
+                if not isinstance(post, dict):
+                    skipped["not_an_object"] += 1
+                    continue
+                try:
+                    published = datetime.fromtimestamp(float(post["created_utc"]), tz=timezone.utc).replace(tzinfo=None)
+                except (KeyError, TypeError, ValueError, OverflowError, OSError):
+                    skipped["bad_date"] += 1
+                    continue
+                oldest = published if oldest is None else min(oldest, published)
+                permalink = post.get("permalink")
+                url = f"https://www.reddit.com{permalink}" if isinstance(permalink, str) and permalink.startswith("/") else None
+                selftext = post.get("selftext")
+                if selftext in ("[removed]", "[deleted]"):
+                    selftext = ""
+                item = build_item(SOURCE, key=post.get("name") or post.get("id"), published_at=published,
+                                  title=post.get("title"), summary=selftext, url=url, skipped=skipped)
+                if item is not None:
+                    items.append(item)
+            after = listing.get("after")
+            if not after or (oldest is not None and oldest < start):
+                break
+        return items

@@ -1,0 +1,347 @@
+"""A fake Guardian, RSS/Atom and Reddit server on loopback, that can be told to misbehave.
+
+One ``ThreadingHTTPServer`` serves the three formats as their providers document them
+(see shared/EXTERNAL_APIS.md):
+
+- ``GET /search`` — the Guardian content API (api-key checked, day-level date filter, newest
+  first, paging with ``page`` / ``page-size``);
+- ``GET /feeds/<name>`` — an RSS 2.0 or Atom feed;
+- ``POST /api/v1/access_token`` and ``GET /r/<sub>/new`` — Reddit's OAuth client-credentials
+  token and subreddit Listings (bearer token checked, ``after`` paging, ``X-Ratelimit-*``).
+
+Faults are queued per route with :meth:`FakeNewsServer.fail`; each request to the route takes
+the next one: ``429`` (with ``Retry-After: 0``), ``500``/``502``/``503``/``401``, ``timeout``
+(answers after ``timeout_s``), ``malformed`` (the body cut in half), ``html`` (an HTML error
+page), ``huge`` (``huge_bytes`` of padding), ``non_utf8`` (the body in Windows-1252), ``empty``,
+and ``error_envelope`` (a well-formed error answer).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+from xml.sax.saxutils import escape, quoteattr
+
+FAULTS = ("429", "500", "502", "503", "401", "timeout", "malformed", "html", "huge", "non_utf8", "empty",
+          "error_envelope")
+
+
+def guardian_result(published: datetime, title: str | None, slug: str, trail: str = "",
+                    section: str = "technology") -> dict[str, Any]:
+    """One element of the Guardian's ``response.results``."""
+    path = f"{section}/{published:%Y/%b/%d}/{slug}".lower()
+    return {
+        "id": path, "type": "article", "sectionId": section, "sectionName": section.title(),
+        "webPublicationDate": published.strftime("%Y-%m-%dT%H:%M:%SZ"), "webTitle": title,
+        "webUrl": f"https://www.theguardian.com/{path}", "apiUrl": f"https://content.guardianapis.com/{path}",
+        "fields": {"trailText": trail}, "isHosted": False, "pillarId": "pillar/news", "pillarName": "News",
+    }
+
+
+def feed_entry(published: datetime | None, title: str | None, link: str | None, summary: str = "",
+               guid: str | None = None) -> dict[str, Any]:
+    """One RSS item / Atom entry."""
+    return {"published": published, "title": title, "link": link, "summary": summary, "guid": guid}
+
+
+def reddit_post(created: datetime, title: str | None, post_id: str, selftext: str = "",
+                subreddit: str = "CryptoCurrency") -> dict[str, Any]:
+    """One ``t3`` child's ``data`` of a Listing."""
+    return {
+        "id": post_id, "name": f"t3_{post_id}", "title": title, "selftext": selftext,
+        "created_utc": created.replace(tzinfo=timezone.utc).timestamp(),
+        "permalink": f"/r/{subreddit}/comments/{post_id}/slug/", "url": f"https://www.reddit.com/r/{subreddit}/",
+        "score": 10, "num_comments": 2, "subreddit": subreddit,
+    }
+
+
+@dataclass
+class FeedSpec:
+    """A feed the server publishes."""
+
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    format: str = "rss"  # or "atom"
+    title: str = "Crypto News"
+
+
+@dataclass
+class SeenRequest:
+    """A request the server answered."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    route: str
+
+
+class FakeNewsServer:
+    """Guardian, RSS and Reddit on ``http://127.0.0.1:<port>``; use as a context manager."""
+
+    def __init__(self) -> None:
+        self.guardian_api_key = "guardian-test-key"
+        self.guardian_results: list[dict[str, Any]] = []
+        self.feeds: dict[str, FeedSpec] = {}
+        self.reddit_client_id = "reddit-test-id"
+        self.reddit_client_secret = "reddit-test-secret"
+        self.subreddits: dict[str, list[dict[str, Any]]] = {}
+        self.ratelimit_remaining: float | None = None
+        self.ratelimit_reset_s = 0
+        self.timeout_s = 1.0
+        self.huge_bytes = 2 * 1024 * 1024
+        self.requests: list[SeenRequest] = []
+        self._faults: dict[str, deque[str]] = defaultdict(deque)
+        self._tokens: set[str] = set()
+        self._token_count = 0
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ control
+    def __enter__(self) -> "FakeNewsServer":
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        """Base URL of the server."""
+        assert self._server is not None, "server not started"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def feed_url(self, name: str) -> str:
+        """URL of feed ``name``."""
+        return f"{self.url}/feeds/{name}"
+
+    def fail(self, route: str, *faults: str) -> None:
+        """Queue ``faults`` for ``route`` (``guardian``, ``rss:<name>``, ``reddit-token``,
+        ``reddit:<sub>``): the next requests to it get them, in order."""
+        for fault in faults:
+            if fault not in FAULTS:
+                raise ValueError(f"unknown fault {fault!r}")
+            self._faults[route].append(fault)
+
+    def expire_tokens(self) -> None:
+        """Revoke every Reddit token issued so far (their next use gets a 401)."""
+        with self._lock:
+            self._tokens.clear()
+
+    def hits(self, route: str) -> int:
+        """How many requests ``route`` received."""
+        return sum(1 for r in self.requests if r.route == route)
+
+    # ------------------------------------------------------------------ routes
+    def _take_fault(self, route: str) -> str | None:
+        with self._lock:
+            queue = self._faults.get(route)
+            return queue.popleft() if queue else None
+
+    def handle(self, handler: "_Handler", method: str) -> None:
+        """Route one request, record it, and answer it (or its queued fault)."""
+        parts = urlsplit(handler.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        path = parts.path
+        if method == "POST" and path == "/api/v1/access_token":
+            route, respond = "reddit-token", self._reddit_token
+        elif method == "GET" and path == "/search":
+            route, respond = "guardian", self._guardian
+        elif method == "GET" and path.startswith("/feeds/"):
+            route, respond = f"rss:{path.removeprefix('/feeds/')}", self._feed
+        elif method == "GET" and path.startswith("/r/") and path.endswith("/new"):
+            route, respond = f"reddit:{path.split('/')[2]}", self._reddit_listing
+        else:
+            handler.send(404, b'{"error": 404}', "application/json")
+            return
+        with self._lock:
+            self.requests.append(SeenRequest(method, path, query, dict(handler.headers.items()), route))
+        fault = self._take_fault(route)
+        if fault == "timeout":
+            time.sleep(self.timeout_s)
+            fault = None
+        status, body, content_type, headers = respond(handler, route, query)
+        if fault is not None:
+            status, body, content_type, headers = self._apply_fault(fault, status, body, content_type, headers)
+        handler.send(status, body, content_type, headers)
+
+    def _apply_fault(self, fault: str, status: int, body: bytes, content_type: str,
+                     headers: dict[str, str]) -> tuple[int, bytes, str, dict[str, str]]:
+        if fault == "429":
+            return 429, b'{"message": "Too Many Requests", "error": 429}', "application/json", {"Retry-After": "0"}
+        if fault in ("500", "502", "503", "401"):
+            return int(fault), f"upstream error {fault}".encode(), "text/plain", {}
+        if fault == "malformed":
+            return 200, body[: max(1, len(body) // 2)], content_type, headers
+        if fault == "html":
+            page = b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>"
+            return 200, page, "text/html; charset=utf-8", {}
+        if fault == "huge":
+            return 200, b" " * self.huge_bytes + body, content_type, headers
+        if fault == "non_utf8":  # Latin-1 text as raw bytes: re-encoded, and JSON escapes \u00e0 unescaped
+            raw = body.decode("utf-8").encode("cp1252", "replace")
+            raw = re.sub(rb"\\u00([89a-fA-F][0-9a-fA-F])", lambda m: bytes([int(m.group(1), 16)]), raw)
+            return 200, raw, content_type, headers
+        if fault == "empty":
+            return 200, b"", content_type, headers
+        if fault == "error_envelope":
+            envelope = {"response": {"status": "error", "message": "The query is invalid"}}
+            return 200, json.dumps(envelope).encode(), "application/json", {}
+        raise AssertionError(fault)
+
+    def _guardian(self, handler: "_Handler", route: str, query: dict[str, str]):
+        if query.get("api-key") != self.guardian_api_key:
+            return 401, b'{"message": "Unauthorized"}', "application/json", {}
+        start_day, end_day = query.get("from-date", "0000-00-00"), query.get("to-date", "9999-99-99")
+        def day(result: Any) -> str:
+            return str(result.get("webPublicationDate") or "")[:10] if isinstance(result, dict) else start_day
+
+        results = [r for r in self.guardian_results if start_day <= day(r) <= end_day]
+        results.sort(key=lambda r: str(r.get("webPublicationDate") or "") if isinstance(r, dict) else "", reverse=True)
+        size = max(1, min(200, int(query.get("page-size", 10))))
+        page = max(1, int(query.get("page", 1)))
+        pages = max(1, math.ceil(len(results) / size))
+        body = {"response": {
+            "status": "ok", "userTier": "developer", "total": len(results), "startIndex": (page - 1) * size + 1,
+            "pageSize": size, "currentPage": page, "pages": pages, "orderBy": "newest",
+            "results": results[(page - 1) * size: page * size],
+        }}
+        return 200, json.dumps(body, ensure_ascii=False).encode("utf-8"), "application/json", {}
+
+    def _feed(self, handler: "_Handler", route: str, query: dict[str, str]):
+        name = route.removeprefix("rss:")
+        spec = self.feeds.get(name)
+        if spec is None:
+            return 404, b"not found", "text/plain", {}
+        xml = _atom(spec, self.feed_url(name)) if spec.format == "atom" else _rss(spec, self.feed_url(name))
+        kind = "application/atom+xml" if spec.format == "atom" else "application/rss+xml"
+        return 200, xml.encode("utf-8"), f"{kind}; charset=utf-8", {}
+
+    def _reddit_token(self, handler: "_Handler", route: str, query: dict[str, str]):
+        length = int(handler.headers.get("Content-Length") or 0)
+        form = parse_qs(handler.rfile.read(length).decode()) if length else {}
+        expected = base64.b64encode(f"{self.reddit_client_id}:{self.reddit_client_secret}".encode()).decode()
+        if handler.headers.get("Authorization") != f"Basic {expected}":
+            return 401, b'{"message": "Unauthorized", "error": 401}', "application/json", {}
+        if form.get("grant_type") != ["client_credentials"]:
+            return 200, b'{"error": "unsupported_grant_type"}', "application/json", {}
+        with self._lock:
+            self._token_count += 1
+            token = f"token-{self._token_count}"
+            self._tokens.add(token)
+        body = {"access_token": token, "token_type": "bearer", "expires_in": 86400, "scope": "*"}
+        return 200, json.dumps(body).encode(), "application/json", {}
+
+    def _reddit_listing(self, handler: "_Handler", route: str, query: dict[str, str]):
+        auth = handler.headers.get("Authorization", "")
+        if not auth.lower().startswith("bearer ") or auth.split(" ", 1)[1] not in self._tokens:
+            return 401, b'{"message": "Unauthorized", "error": 401}', "application/json", {}
+        posts = sorted(self.subreddits.get(route.removeprefix("reddit:"), []), key=_created, reverse=True)
+        after = query.get("after")
+        if after:
+            names = [p.get("name") for p in posts]
+            posts = posts[names.index(after) + 1:] if after in names else []
+        limit = max(1, min(100, int(query.get("limit", 25))))
+        page = posts[:limit]
+        next_after = page[-1].get("name") if len(posts) > limit and page else None
+        body = {"kind": "Listing", "data": {"after": next_after, "dist": len(page), "before": None,
+                                            "children": [{"kind": "t3", "data": p} for p in page]}}
+        headers: dict[str, str] = {}
+        if self.ratelimit_remaining is not None:
+            with self._lock:
+                self.ratelimit_remaining = max(0.0, self.ratelimit_remaining - 1)
+                headers = {"X-Ratelimit-Used": "1", "X-Ratelimit-Remaining": f"{self.ratelimit_remaining:.1f}",
+                           "X-Ratelimit-Reset": str(self.ratelimit_reset_s)}
+        # ASCII escapes, as Reddit sends them: a lone surrogate in a title stays valid JSON.
+        return 200, json.dumps(body).encode("utf-8"), "application/json", headers
+
+
+def _created(post: dict[str, Any]) -> float:
+    try:
+        return float(post.get("created_utc") or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _rss(spec: FeedSpec, url: str) -> str:
+    items = []
+    for e in spec.entries:
+        parts = []
+        if e["title"] is not None:
+            parts.append(f"<title>{escape(e['title'])}</title>")
+        if e["link"] is not None:
+            parts.append(f"<link>{escape(e['link'])}</link>")
+        if e.get("guid"):
+            parts.append(f'<guid isPermaLink="false">{escape(e["guid"])}</guid>')
+        if e["published"] is not None:
+            parts.append(f"<pubDate>{format_datetime(e['published'].replace(tzinfo=timezone.utc), usegmt=True)}</pubDate>")
+        if e["summary"]:
+            parts.append(f"<description>{escape(e['summary'])}</description>")
+        items.append("<item>" + "".join(parts) + "</item>")
+    return ('<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
+            f"<title>{escape(spec.title)}</title><link>{escape(url)}</link><description>news</description>"
+            + "".join(items) + "</channel></rss>\n")
+
+
+def _atom(spec: FeedSpec, url: str) -> str:
+    entries = []
+    for e in spec.entries:
+        parts = []
+        if e["title"] is not None:
+            parts.append(f"<title>{escape(e['title'])}</title>")
+        if e["link"] is not None:
+            parts.append(f"<link href={quoteattr(e['link'])}/>")
+        parts.append(f"<id>{escape(e.get('guid') or e['link'] or '')}</id>")
+        if e["published"] is not None:
+            stamp = e["published"].strftime("%Y-%m-%dT%H:%M:%SZ")
+            parts.append(f"<published>{stamp}</published><updated>{stamp}</updated>")
+        if e["summary"]:
+            parts.append(f'<summary type="html">{escape(e["summary"])}</summary>')
+        entries.append("<entry>" + "".join(parts) + "</entry>")
+    return ('<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">'
+            f"<title>{escape(spec.title)}</title><id>{escape(url)}</id><updated>2026-01-01T00:00:00Z</updated>"
+            + "".join(entries) + "</feed>\n")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    fake: FakeNewsServer
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        self.fake.handle(self, "GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.fake.handle(self, "POST")
+
+    def send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout test): nothing to do
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's signature)
+        pass
