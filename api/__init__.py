@@ -1,0 +1,6 @@
+"""The API gateway: a thin, fast, read-only FastAPI over the warehouse's finished tables.
+
+Run it with ``python -m api`` (loopback only unless API keys are configured) or
+``uvicorn api.app:app``; read it from Python with :class:`api.client.CryptoDataClient`.
+It imports only ``resources.warehouse``, ``resources.settings`` and the feature catalog.
+"""

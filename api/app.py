@@ -1,0 +1,114 @@
+"""The gateway's FastAPI app: ``create_app()``, and ``app`` for ``uvicorn api.app:app``.
+
+Read-only over the finished tables, serving committed windows only. Creating the app touches no
+database: the warehouse is opened on the first request that needs it, so the process starts (and
+``/health`` answers) while the database is down, and data routes answer 503 until it is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+import pymysql
+import sqlalchemy.exc as sa_exc
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+
+from api.errors import ApiError
+from api.hotpath import HotPathMiddleware
+from api.metrics import MetricsMiddleware
+from api.routes import data, meta, stream
+from api.service import Gateway
+from resources.settings import Settings, load_settings
+
+log = logging.getLogger("api")
+
+DESCRIPTION = """
+Read-only access to the crypto data platform's finished tables: prices, ML features, news,
+sentiment and macro indicators. Only committed windows are served (rows whose window has a
+`partition_log` row), and every data response says how fresh it is (`X-Data-As-Of`).
+
+* Formats: JSON (default, paginated with `cursor`), CSV, Parquet, Arrow IPC stream: `format=` or `Accept`.
+* Polling: `ETag` + `If-None-Match` turn an unchanged poll into a 304.
+* Auth: `X-API-Key` or `Authorization: Bearer` with a key of `CRYPTO_API_KEYS` (open when none is set).
+* Live: WebSocket `/v1/stream/prices` pushes the latest prices of each newly committed window.
+"""
+
+_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.TimeoutError,
+                pymysql.err.OperationalError, pymysql.err.InterfaceError, ConnectionError)
+
+
+# MySQL error numbers that mean "the database is not there (now)": client-side connection errors
+# (2000-2999), too many connections, access denied, unknown database, shutdown, lock wait timeout.
+_MYSQL_UNAVAILABLE = {1040, 1045, 1049, 1053, 1205}
+
+
+def _is_unavailable(exc: Exception) -> bool:
+    """True when ``exc`` says the database is unreachable, not that a statement is wrong."""
+    original = getattr(exc, "orig", exc)
+    if isinstance(original, pymysql.err.MySQLError):
+        code = original.args[0] if original.args and isinstance(original.args[0], int) else 2000
+        return code >= 2000 or code in _MYSQL_UNAVAILABLE
+    return True
+
+
+def _configure_access_log() -> None:
+    access = logging.getLogger("api.access")
+    if not access.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+        access.propagate = False
+
+
+def create_app(settings: Settings | None = None, *, cache_prefix: str = "crypto-api:") -> FastAPI:
+    """Build the gateway app from ``settings`` (the environment by default)."""
+    settings = settings or load_settings()
+    gateway = Gateway(settings, cache_prefix=cache_prefix)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if not settings.api_keys:
+            log.warning("CRYPTO_API_KEYS is empty: the API is open to anyone who can reach it; "
+                        "bind it to loopback (python -m api does by default) or set keys")
+        yield
+        await gateway.cache.close()
+
+    app = FastAPI(title="crypto-data-platform API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.gateway = gateway
+
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=exc.headers)
+
+    async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        if not _is_unavailable(exc):
+            log.error("database error: %s", exc, exc_info=exc)
+            return JSONResponse({"detail": "internal error"}, status_code=500)
+        log.warning("database unavailable: %s", exc)
+        return JSONResponse({"detail": "the warehouse database is unreachable: retry later"}, status_code=503,
+                            headers={"Retry-After": "5"})
+
+    for error_type in _UNAVAILABLE:
+        app.add_exception_handler(error_type, unavailable)
+
+    app.add_middleware(HotPathMiddleware, gateway=gateway)
+    if settings.api_cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.api_cors_origins), allow_methods=["GET"],
+                           allow_headers=["X-API-Key", "Authorization", "If-None-Match", "Accept"],
+                           expose_headers=["ETag", "X-Data-As-Of", "X-Next-Cursor", "X-Truncated", "Link",
+                                           "X-Row-Limit", "Retry-After"])
+    app.add_middleware(MetricsMiddleware, metrics=gateway.metrics)
+    app.include_router(meta.router)
+    app.include_router(data.router)
+    app.include_router(stream.router)
+    _configure_access_log()
+    return app
+
+
+app = create_app()

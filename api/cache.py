@@ -1,0 +1,141 @@
+"""Response cache for the hot JSON routes: in-process LRU, plus Redis when ``REDIS_URL`` is set.
+
+Keys carry the warehouse's committed-state version, so a newly committed window invalidates
+every cached response at once: the next request computes a fresh one under the new key, and
+stale entries expire with the TTL (``CRYPTO_API_CACHE_TTL``). Redis is optional and never
+fatal: if it fails, the gateway logs it, skips it for a while and serves from the database.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import cached_property
+
+import orjson
+
+log = logging.getLogger(__name__)
+
+_MAX_LOCAL_BODY = 1 << 20
+_REDIS_BACKOFF_S = 30.0
+
+
+_GZIP_MIN_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class CachedResponse:
+    """A response body with its media type and headers (a gzip copy is made once, on first use)."""
+
+    body: bytes
+    media_type: str
+    headers: dict[str, str]
+
+    @cached_property
+    def gzipped(self) -> bytes | None:
+        """The body gzip-compressed, or None when it is too small to be worth it."""
+        return gzip.compress(self.body, compresslevel=6, mtime=0) if len(self.body) >= _GZIP_MIN_BYTES else None
+
+    def for_client(self, accept_encoding: str | None) -> tuple[bytes, dict[str, str]]:
+        """The body to send and the headers that describe it, gzip when the client accepts it."""
+        if self.gzipped is not None and accept_encoding and "gzip" in accept_encoding.lower():
+            return self.gzipped, {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+        return self.body, {"Vary": "Accept-Encoding"} if self.gzipped is not None else {}
+
+    def encode(self) -> bytes:
+        head = orjson.dumps({"m": self.media_type, "h": self.headers})
+        return head + b"\n" + self.body
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "CachedResponse":
+        head, _, body = raw.partition(b"\n")
+        meta = orjson.loads(head)
+        return cls(body, meta["m"], meta["h"])
+
+
+class ResponseCache:
+    """Two tiers: a small in-process LRU, then Redis (shared by every replica)."""
+
+    def __init__(self, redis_url: str | None, ttl_s: int, prefix: str = "crypto-api:", local_entries: int = 256):
+        self.ttl_s = ttl_s
+        self.prefix = prefix
+        self._local: OrderedDict[str, tuple[float, CachedResponse]] = OrderedDict()
+        self._local_entries = local_entries
+        self._redis = None
+        self._redis_down_until = 0.0
+        self.hits = {"local": 0, "redis": 0}
+        if redis_url:
+            import redis.asyncio as redis_asyncio
+
+            self._redis = redis_asyncio.Redis.from_url(
+                redis_url, socket_timeout=0.25, socket_connect_timeout=0.25, health_check_interval=30)
+
+    @property
+    def redis_enabled(self) -> bool:
+        return self._redis is not None
+
+    def _redis_usable(self) -> bool:
+        return self._redis is not None and time.monotonic() >= self._redis_down_until
+
+    def _redis_failed(self, exc: Exception) -> None:
+        log.warning("redis cache unavailable (%s); serving without it for %.0fs", exc, _REDIS_BACKOFF_S)
+        self._redis_down_until = time.monotonic() + _REDIS_BACKOFF_S
+
+    async def get(self, key: str) -> CachedResponse | None:
+        """The cached response for ``key``, or None."""
+        entry = self._local.get(key)
+        if entry is not None:
+            expires, value = entry
+            if expires > time.monotonic():
+                self._local.move_to_end(key)
+                self.hits["local"] += 1
+                return value
+            self._local.pop(key, None)
+        if self._redis_usable():
+            try:
+                raw = await self._redis.get(self.prefix + key)
+            except Exception as exc:  # any Redis failure: carry on without the cache
+                self._redis_failed(exc)
+                return None
+            if raw is not None:
+                value = CachedResponse.decode(raw)
+                self._remember(key, value)
+                self.hits["redis"] += 1
+                return value
+        return None
+
+    def peek_local(self, key: str) -> CachedResponse | None:
+        """The in-process entry for ``key`` if it is there and fresh (no Redis round trip)."""
+        entry = self._local.get(key)
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        self.hits["local"] += 1
+        return entry[1]
+
+    async def set(self, key: str, value: CachedResponse) -> None:
+        """Store ``value`` under ``key`` in both tiers."""
+        self._remember(key, value)
+        if self._redis_usable():
+            try:
+                await self._redis.set(self.prefix + key, value.encode(), ex=self.ttl_s)
+            except Exception as exc:
+                self._redis_failed(exc)
+
+    def _remember(self, key: str, value: CachedResponse) -> None:
+        if len(value.body) > _MAX_LOCAL_BODY:
+            return
+        self._local[key] = (time.monotonic() + self.ttl_s, value)
+        self._local.move_to_end(key)
+        while len(self._local) > self._local_entries:
+            self._local.popitem(last=False)
+
+    def clear_local(self) -> None:
+        """Forget the in-process tier (Redis keeps its entries)."""
+        self._local.clear()
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()

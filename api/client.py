@@ -1,0 +1,263 @@
+"""``CryptoDataClient``: the gateway as pandas DataFrames, in one line.
+
+    from api.client import CryptoDataClient
+    client = CryptoDataClient("http://127.0.0.1:8000", api_key=None)
+    frame = client.features(["BTC", "ETH"], start="2026-01-01", end="2026-02-01")
+
+Tables travel as Arrow IPC streams (decoded as they arrive), cursors are followed until the range
+is complete, and transient failures (connection errors, 429 with ``Retry-After``, 502/503/504) are
+retried with backoff. Every frame has proper dtypes and a UTC ``DatetimeIndex`` named after its
+time column (``window_start``, ``timestamp`` or ``observation_date``), with ``symbol`` a column.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from datetime import date, datetime
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import httpx
+import pandas as pd
+import pyarrow as pa
+import pyarrow.ipc as pa_ipc
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+_RETRY_STATUSES = {429, 502, 503, 504}
+_TIME_COLUMNS = ("window_start", "timestamp", "observation_date")
+
+
+class CryptoApiError(RuntimeError):
+    """The gateway refused a request (4xx) or stayed unavailable through every retry."""
+
+    def __init__(self, status: int, detail: str, url: str):
+        super().__init__(f"{status} from {url}: {detail}")
+        self.status = status
+        self.detail = detail
+        self.url = url
+
+
+class _ChunkReader(io.RawIOBase):
+    """A read-only file over an iterator of byte chunks (an HTTP body as it arrives)."""
+
+    def __init__(self, chunks: Iterator[bytes]):
+        self._chunks = chunks
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def _symbols(symbols: str | Sequence[str] | None) -> str | None:
+    if symbols is None:
+        return None
+    return symbols if isinstance(symbols, str) else ",".join(symbols)
+
+
+def _columns(columns: str | Sequence[str] | None) -> str | None:
+    if columns is None:
+        return None
+    return columns if isinstance(columns, str) else ",".join(columns)
+
+
+def _when(value: str | datetime | date | pd.Timestamp | None) -> str | None:
+    """An ISO 8601 string the gateway accepts (naive values are UTC)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts.isoformat()
+
+
+def _day(value: str | datetime | date | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    return value.isoformat()
+
+
+def _to_frame(table: pa.Table) -> pd.DataFrame:
+    """An Arrow table as a DataFrame with a UTC DatetimeIndex on its time column."""
+    frame = table.to_pandas()
+    for name in _TIME_COLUMNS:
+        if name in frame.columns:
+            index = pd.to_datetime(frame.pop(name), utc=True)
+            frame.index = pd.DatetimeIndex(index, name=name)
+            break
+    return frame
+
+
+def _records_frame(records: list[dict[str, Any]], time_columns: Iterable[str] = ()) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(records)
+    for name in time_columns:
+        if name in frame.columns:
+            frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
+    return frame
+
+
+class CryptoDataClient:
+    """A client of the crypto-data-platform API gateway.
+
+    ``base_url`` defaults to the local gateway; ``api_key`` is sent as ``X-API-Key``.
+    ``max_retries`` retries cover connection errors and 429/502/503/504 answers, waiting the
+    server's ``Retry-After`` (at most ``max_wait_s``) or an exponential backoff.
+    """
+
+    def __init__(self, base_url: str = "http://127.0.0.1:8000", api_key: str | None = None, *,
+                 timeout: float = 300.0, max_retries: int = 4, backoff_s: float = 0.5, max_wait_s: float = 60.0,
+                 transport: httpx.BaseTransport | None = None, sleep: Callable[[float], None] = time.sleep):
+        headers = {"User-Agent": "crypto-data-client/1.0"}
+        if api_key:
+            headers["X-API-Key"] = api_key
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers,
+                                  timeout=httpx.Timeout(timeout, connect=10.0), transport=transport)
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.max_wait_s = max_wait_s
+        self._sleep = sleep
+        self.last_as_of: pd.Timestamp | None = None
+
+    def close(self) -> None:
+        """Close the underlying HTTP connections."""
+        self._http.close()
+
+    def __enter__(self) -> "CryptoDataClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ transport
+    def _wait(self, attempt: int, response: httpx.Response | None) -> float:
+        retry_after = response.headers.get("retry-after") if response is not None else None
+        if retry_after:
+            try:
+                return min(self.max_wait_s, max(0.0, float(retry_after)))
+            except ValueError:
+                pass
+        return min(self.max_wait_s, self.backoff_s * 2 ** attempt)
+
+    def _call(self, path: str, params: dict[str, Any], accept: str, consume: Callable[[httpx.Response], Any]) -> Any:
+        """GET ``path``, retrying transient failures, and hand the streamed response to ``consume``."""
+        query = {k: v for k, v in params.items() if v is not None}
+        for attempt in range(self.max_retries + 1):
+            last = attempt == self.max_retries
+            try:
+                with self._http.stream("GET", path, params=query, headers={"Accept": accept}) as response:
+                    if response.status_code in _RETRY_STATUSES and not last:
+                        response.read()
+                        self._sleep(self._wait(attempt, response))
+                        continue
+                    if response.status_code >= 400:
+                        response.read()
+                        raise CryptoApiError(response.status_code, _detail(response), str(response.url))
+                    as_of = response.headers.get("x-data-as-of")
+                    self.last_as_of = pd.Timestamp(as_of) if as_of else None
+                    return consume(response)
+            except (httpx.TransportError, pa.ArrowInvalid) as exc:
+                if last:
+                    raise CryptoApiError(0, f"{type(exc).__name__}: {exc}", path) from exc
+                self._sleep(self._wait(attempt, None))
+        raise AssertionError("unreachable")
+
+    def _json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        return self._call(path, params or {}, "application/json", lambda r: (r.read(), r.json())[1])
+
+    def _table(self, path: str, params: dict[str, Any]) -> pa.Table:
+        """Every row of a tabular route as one Arrow table, following cursors."""
+        tables: list[pa.Table] = []
+        cursor: str | None = None
+        while True:
+            def consume(response: httpx.Response) -> tuple[pa.Table, str | None]:
+                source = io.BufferedReader(_ChunkReader(response.iter_raw(1 << 20)), buffer_size=1 << 20)
+                table = pa_ipc.open_stream(source).read_all()
+                return table, response.headers.get("x-next-cursor")
+
+            table, cursor = self._call(path, {**params, "format": "arrow", "cursor": cursor}, ARROW_STREAM, consume)
+            tables.append(table)
+            if not cursor:
+                break
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+    # ------------------------------------------------------------------ routes
+    def symbols(self) -> pd.DataFrame:
+        """Served symbols with their CoinGecko ids."""
+        return _records_frame(self._json("/v1/symbols")["data"])
+
+    def latest_prices(self, symbols: str | Sequence[str] | None = None) -> pd.DataFrame:
+        """Per symbol, the price row of its latest committed window (index: ``window_start``, UTC)."""
+        body = self._json("/v1/prices/latest", {"symbols": _symbols(symbols)})
+        frame = _records_frame(body["data"], ("window_start", "collected_at"))
+        if frame.empty:
+            return frame
+        return frame.set_index(pd.DatetimeIndex(frame.pop("window_start"), name="window_start"))
+
+    def prices(self, symbols: str | Sequence[str] | None = None, start: Any = None, end: Any = None,
+               columns: str | Sequence[str] | None = None) -> pd.DataFrame:
+        """5-minute price rows for ``symbols`` in [start, end)."""
+        return _to_frame(self._table("/v1/prices", {"symbols": _symbols(symbols), "start": _when(start),
+                                                    "end": _when(end), "columns": _columns(columns)}))
+
+    def features(self, symbols: str | Sequence[str] | None = None, start: Any = None, end: Any = None,
+                 columns: str | Sequence[str] | None = None) -> pd.DataFrame:
+        """Feature rows for ``symbols`` in [start, end), optionally only ``columns`` (index: ``timestamp``)."""
+        return _to_frame(self._table("/v1/features", {"symbols": _symbols(symbols), "start": _when(start),
+                                                      "end": _when(end), "columns": _columns(columns)}))
+
+    def feature_catalog(self) -> pd.DataFrame:
+        """The feature catalog, one row a feature."""
+        return _records_frame(self._json("/v1/features/catalog")["features"])
+
+    def sentiment(self, symbols: str | Sequence[str] | None = None, start: Any = None, end: Any = None,
+                  model: str | None = None) -> pd.DataFrame:
+        """Per (item, symbol, model) sentiment scores in [start, end)."""
+        return _to_frame(self._table("/v1/sentiment", {"symbols": _symbols(symbols), "start": _when(start),
+                                                       "end": _when(end), "model": model}))
+
+    def sentiment_aggregates(self, symbols: str | Sequence[str] | None = None, start: Any = None, end: Any = None,
+                             model: str | None = None) -> pd.DataFrame:
+        """Per (symbol, window) sentiment aggregates in [start, end)."""
+        return _to_frame(self._table("/v1/sentiment/aggregates", {
+            "symbols": _symbols(symbols), "start": _when(start), "end": _when(end), "model": model}))
+
+    def news(self, symbols: str | Sequence[str] | None = None, start: Any = None, end: Any = None,
+             source: str | None = None) -> pd.DataFrame:
+        """News items published in [start, end), optionally only those mentioning ``symbols``."""
+        return _to_frame(self._table("/v1/news", {"symbols": _symbols(symbols), "start": _when(start),
+                                                  "end": _when(end), "source": source}))
+
+    def macro(self, series: str | Sequence[str] | None = None, start: Any = None, end: Any = None) -> pd.DataFrame:
+        """Daily macro observations (index: ``observation_date``, UTC midnight)."""
+        return _to_frame(self._table("/v1/macro", {"series": _symbols(series), "start": _day(start),
+                                                   "end": _day(end)}))
+
+    def freshness(self) -> pd.DataFrame:
+        """Per asset: last committed window, its rows, run id, totals and age."""
+        body = self._json("/v1/freshness")
+        return _records_frame(body["assets"], ("last_window_start", "last_committed_at"))
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500]
+    detail = body.get("detail") if isinstance(body, dict) else body
+    return detail if isinstance(detail, str) else str(detail)[:500]

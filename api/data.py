@@ -1,0 +1,414 @@
+"""Reads behind the gateway: committed windows only, keyset cursors, Arrow record batches.
+
+Every data read joins its table to ``partition_log`` on (asset, window), so a row is served only
+once the transaction that wrote its window has committed. Reads are SQLAlchemy Core selects with
+bound parameters. Large numeric reads on MySQL/MariaDB go through :mod:`api.mysql_binary`
+(server-side prepared statements, binary rows decoded with numpy); everything else streams
+through SQLAlchemy (``stream_results`` on MySQL, ``fetchmany`` on SQLite). Either way the rows
+come out as ``pyarrow.RecordBatch`` objects of a fixed schema, a bounded batch at a time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from datetime import date, datetime, timedelta
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
+
+from api import mysql_binary
+from api.errors import bad_request
+from resources.warehouse import FEATURES_TABLE, METADATA, WINDOW, Warehouse, partition_log
+
+log = logging.getLogger(__name__)
+
+# Output kinds and their Arrow types.
+SYMBOL, TIME, FLOAT, INT, STR, DATE = "symbol", "time", "float", "int", "str", "date"
+ARROW_TYPES = {
+    SYMBOL: pa.string(), STR: pa.string(), TIME: pa.timestamp("us", tz="UTC"),
+    FLOAT: pa.float64(), INT: pa.int64(), DATE: pa.date32(),
+}
+EARLIEST = datetime(1970, 1, 1)
+LATEST = datetime(2200, 1, 1)
+_QMARK_MYSQL = MySQLDialect_pymysql(paramstyle="qmark")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A served table: which ``partition_log`` asset commits it, its time column and its order."""
+
+    name: str
+    table: str
+    asset: str
+    time_column: str
+    key: tuple[str, ...]
+    symbol_column: str | None = "symbol"
+
+
+PRICES = Dataset("prices", "price_data_real", "price_data_real", "window_start", ("symbol", "window_start"))
+FEATURES = Dataset("features", FEATURES_TABLE, FEATURES_TABLE, "timestamp", ("symbol", "timestamp"))
+SENTIMENT = Dataset("sentiment", "sentiment_data", "sentiment_data", "window_start",
+                    ("symbol", "window_start", "item_id", "model"))
+SENTIMENT_AGG = Dataset("sentiment_aggregates", "sentiment_data", "sentiment_data", "window_start",
+                        ("symbol", "window_start"))
+NEWS = Dataset("news", "news_items", "news_items", "window_start", ("window_start", "item_id"), symbol_column=None)
+MACRO = Dataset("macro", "macro_indicators", "macro_indicators", "observation_date",
+                ("series_id", "observation_date"), symbol_column=None)
+ASSETS = (PRICES.asset, NEWS.asset, SENTIMENT.asset, FEATURES.asset, MACRO.asset)
+
+
+def column_kind(column: sa.Column) -> str:
+    """The output kind of a table column."""
+    if column.name == "symbol":
+        return SYMBOL
+    if isinstance(column.type, sa.DateTime):
+        return TIME
+    if isinstance(column.type, sa.Date):
+        return DATE
+    if isinstance(column.type, sa.Float):
+        return FLOAT
+    if isinstance(column.type, sa.Integer):
+        return INT
+    return STR
+
+
+@dataclass
+class Output:
+    """One output column: its name, the SQL expression that yields it, and its kind."""
+
+    name: str
+    expr: sa.ColumnElement
+    kind: str
+
+
+@dataclass
+class Plan:
+    """A read: outputs, source, filters, ordering keys (also the cursor), optional grouping."""
+
+    dataset: Dataset
+    outputs: list[Output]
+    source: sa.FromClause
+    where: list[sa.ColumnElement]
+    keys: list[Output]
+    group_by: list[sa.ColumnElement] = field(default_factory=list)
+    symbols: tuple[str, ...] | None = None
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The Arrow schema of the batches this plan yields."""
+        return pa.schema([pa.field(o.name, ARROW_TYPES[o.kind]) for o in self.outputs])
+
+
+@dataclass(frozen=True)
+class State:
+    """What the warehouse has committed, as last seen: the version every cache key carries."""
+
+    latest: dict[str, datetime]
+    committed_at: datetime | None
+    price_symbols: tuple[str, ...]
+    feature_symbols: tuple[str, ...]
+    seen_at: float
+
+    @cached_property
+    def symbols(self) -> tuple[str, ...]:
+        """Every symbol with prices or features."""
+        return tuple(sorted(set(self.price_symbols) | set(self.feature_symbols)))
+
+    @cached_property
+    def version(self) -> str:
+        """Changes whenever any window of any asset commits (or is re-committed)."""
+        stamp = self.committed_at.isoformat() if self.committed_at else "-"
+        return stamp + "|" + ",".join(f"{a}={self.latest[a].isoformat()}" for a in sorted(self.latest))
+
+
+# ---------------------------------------------------------------------------------- cursors
+def encode_cursor(dataset: Dataset, values: Sequence[Any]) -> str:
+    """An opaque cursor: the key of the first row of the next page."""
+    encoded = [v.isoformat() if isinstance(v, (datetime, date)) else v for v in values]
+    raw = orjson.dumps({"d": dataset.name, "k": encoded})
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(dataset: Dataset, keys: Sequence[Output], cursor: str) -> list[Any]:
+    """The key values in ``cursor``; a 400 that says what to do when it is not one of ours."""
+    hint = "pass the next_cursor (or X-Next-Cursor) value of the previous response unchanged"
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        payload = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeEncodeError):
+        raise bad_request(f"cursor is malformed: {hint}") from None
+    if not isinstance(payload, dict) or payload.get("d") != dataset.name or not isinstance(payload.get("k"), list):
+        raise bad_request(f"cursor does not belong to /{dataset.name}: {hint}")
+    raw = payload["k"]
+    if len(raw) != len(keys):
+        raise bad_request(f"cursor is malformed: {hint}")
+    values: list[Any] = []
+    for key, value in zip(keys, raw):
+        if not isinstance(value, str) or not value or len(value) > 256:
+            raise bad_request(f"cursor is malformed: {hint}")
+        if key.kind in (TIME, DATE):
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                raise bad_request(f"cursor is malformed: {hint}") from None
+            if parsed.tzinfo is not None or not EARLIEST <= parsed < LATEST:
+                raise bad_request(f"cursor is malformed: {hint}")
+            values.append(parsed.date() if key.kind == DATE else parsed)
+        else:
+            values.append(value)
+    return values
+
+
+def _lexicographic(keys: Sequence[Output], values: Sequence[Any], *, after: bool) -> sa.ColumnElement:
+    """Rows whose key is >= ``values`` (``after``) or < ``values`` in the plan's order."""
+    clauses = []
+    for i, key in enumerate(keys):
+        equal = [keys[j].expr == values[j] for j in range(i)]
+        last = i == len(keys) - 1
+        if after:
+            cmp = key.expr >= values[i] if last else key.expr > values[i]
+        else:
+            cmp = key.expr < values[i]
+        clauses.append(sa.and_(*equal, cmp))
+    return sa.or_(*clauses)
+
+
+# ---------------------------------------------------------------------------------- reader
+class Reader:
+    """Runs plans against one warehouse and keeps a short-lived view of what is committed."""
+
+    def __init__(self, warehouse: Warehouse, state_ttl_s: float = 1.0):
+        self.warehouse = warehouse
+        self.engine = warehouse.engine
+        self.state_ttl_s = state_ttl_s
+        self._state: State | None = None
+        self._lock = threading.Lock()
+        self._reflected: sa.Table | None = None
+
+    # ---------------------------------------------------------------- committed state
+    def state(self, max_age_s: float | None = None) -> State:
+        """The committed state, refreshed when older than ``max_age_s`` (the state TTL by default)."""
+        max_age = self.state_ttl_s if max_age_s is None else max_age_s
+        current = self._state
+        if current is not None and time.monotonic() - current.seen_at <= max_age:
+            return current
+        with self._lock:
+            current = self._state
+            if current is not None and time.monotonic() - current.seen_at <= max_age:
+                return current
+            self._state = self._read_state(current)
+            return self._state
+
+    def _read_state(self, previous: State | None) -> State:
+        pl = partition_log
+        with self.engine.connect() as conn:
+            latest = {a: w for a, w in conn.execute(
+                sa.select(pl.c.asset, sa.func.max(pl.c.window_start)).group_by(pl.c.asset)) if w is not None}
+            committed_at = conn.execute(sa.select(sa.func.max(pl.c.committed_at))).scalar()
+            if previous is not None and previous.committed_at == committed_at and previous.latest == latest:
+                return State(latest, committed_at, previous.price_symbols, previous.feature_symbols, time.monotonic())
+            prices = self.warehouse.table(PRICES.table)
+            price_symbols = tuple(sorted(s for (s,) in conn.execute(
+                sa.select(prices.c.symbol).group_by(prices.c.symbol))))
+            features = self.features_table()
+            feature_symbols: tuple[str, ...] = ()
+            if features is not None:
+                feature_symbols = tuple(sorted(s for (s,) in conn.execute(
+                    sa.select(features.c.symbol).group_by(features.c.symbol))))
+        return State(latest, committed_at, price_symbols, feature_symbols, time.monotonic())
+
+    def features_table(self) -> sa.Table | None:
+        """``ml_features_materialized``: as the feature catalog declares it, else as the database has it.
+
+        None when neither the catalog has declared it nor does the database hold it.
+        """
+        if FEATURES_TABLE in METADATA.tables:
+            return self.warehouse.table(FEATURES_TABLE)
+        if self._reflected is None:
+            if not sa.inspect(self.engine).has_table(FEATURES_TABLE):
+                return None
+            self._reflected = sa.Table(FEATURES_TABLE, sa.MetaData(), autoload_with=self.engine)
+        return self._reflected
+
+    # ---------------------------------------------------------------- validation helpers
+    def resolve_symbols(self, requested: str | None, known: Sequence[str]) -> tuple[str, ...] | None:
+        """The requested symbols (comma-separated, any case) checked against ``known``; None = all."""
+        if requested is None or not requested.strip():
+            return None
+        by_upper = {s.upper(): s for s in known}
+        wanted: list[str] = []
+        unknown: list[str] = []
+        for part in requested.split(","):
+            name = part.strip()
+            if not name:
+                continue
+            match = by_upper.get(name.upper())
+            if match is None:
+                unknown.append(name)
+            elif match not in wanted:
+                wanted.append(match)
+        if unknown:
+            shown = ", ".join(repr(u[:20]) for u in unknown[:5])
+            raise bad_request(f"unknown symbol(s) {shown}: GET /v1/symbols lists the symbols served")
+        if not wanted:
+            raise bad_request("symbols is empty: give comma-separated tickers such as BTC,ETH, or leave it out")
+        return tuple(wanted)
+
+    # ---------------------------------------------------------------- plans
+    def committed_source(self, table: sa.Table, dataset: Dataset) -> tuple[sa.FromClause, sa.ColumnElement]:
+        """``table`` joined to its committed windows (one ``partition_log`` row per window)."""
+        pl = partition_log.alias("committed")
+        condition = sa.and_(pl.c.asset == dataset.asset, pl.c.window_start == table.c[dataset.time_column])
+        return table.join(pl, condition), pl.c.window_start
+
+    def table_plan(self, dataset: Dataset, table: sa.Table, columns: Sequence[str], *,
+                   symbols: tuple[str, ...] | None, start: datetime | date, end: datetime | date,
+                   extra_where: Sequence[sa.ColumnElement] = ()) -> Plan:
+        """Rows of ``table`` in [start, end) from committed windows, ordered by the dataset key."""
+        if dataset is MACRO:
+            pl = partition_log
+            committed = sa.exists().where(pl.c.asset == dataset.asset,
+                                          sa.func.date(pl.c.window_start) == table.c.observation_date)
+            source: sa.FromClause = table
+            where = [committed]
+        else:
+            source, _ = self.committed_source(table, dataset)
+            where = []
+        time_col = table.c[dataset.time_column]
+        where += [time_col >= start, time_col < end, *extra_where]
+        if symbols is not None and dataset.symbol_column:
+            where.append(table.c[dataset.symbol_column].in_(symbols))
+        outputs = [Output(name, table.c[name], column_kind(table.c[name])) for name in columns]
+        keys = [Output(name, table.c[name], column_kind(table.c[name])) for name in dataset.key]
+        return Plan(dataset, outputs, source, where, keys, symbols=symbols)
+
+    # ---------------------------------------------------------------- execution
+    def next_key(self, plan: Plan, cursor: Sequence[Any] | None, limit: int) -> list[Any] | None:
+        """The key of the row after the first ``limit`` rows from ``cursor``, or None if there is none."""
+        stmt = (sa.select(*(k.expr.label(f"k{i}") for i, k in enumerate(plan.keys)))
+                .select_from(plan.source).where(*plan.where))
+        if cursor is not None:
+            stmt = stmt.where(_lexicographic(plan.keys, cursor, after=True))
+        if plan.group_by:
+            stmt = stmt.group_by(*plan.group_by)
+        stmt = _join_in_order(stmt).order_by(*(k.expr for k in plan.keys)).offset(limit).limit(1)
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else list(row)
+
+    def _select(self, plan: Plan, outputs: Sequence[sa.ColumnElement], cursor: Sequence[Any] | None,
+                stop: Sequence[Any] | None) -> sa.Select:
+        stmt = sa.select(*outputs).select_from(plan.source).where(*plan.where)
+        if cursor is not None:
+            stmt = stmt.where(_lexicographic(plan.keys, cursor, after=True))
+        if stop is not None:
+            stmt = stmt.where(_lexicographic(plan.keys, stop, after=False))
+        if plan.group_by:
+            stmt = stmt.group_by(*plan.group_by)
+        return _join_in_order(stmt).order_by(*(k.expr for k in plan.keys))
+
+    def batches(self, plan: Plan, cursor: Sequence[Any] | None, stop: Sequence[Any] | None,
+                batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
+        """The plan's rows from ``cursor`` (inclusive) to ``stop`` (exclusive) as record batches."""
+        if self._binary_ok(plan):
+            yield from self._binary_batches(plan, cursor, stop, batch_rows)
+        else:
+            yield from self._generic_batches(plan, cursor, stop, min(batch_rows, 20_000))
+
+    def read_table(self, plan: Plan, cursor: Sequence[Any] | None = None,
+                   stop: Sequence[Any] | None = None) -> pa.Table:
+        """All of the plan's rows in one Arrow table (for bounded reads such as a JSON page)."""
+        return pa.Table.from_batches(list(self.batches(plan, cursor, stop)), schema=plan.schema)
+
+    def _binary_ok(self, plan: Plan) -> bool:
+        return (self.warehouse.is_mysql and not plan.group_by and plan.symbols is not None
+                and all(o.kind in (SYMBOL, TIME, FLOAT) for o in plan.outputs))
+
+    def _binary_batches(self, plan: Plan, cursor: Sequence[Any] | None, stop: Sequence[Any] | None,
+                        batch_rows: int) -> Iterator[pa.RecordBatch]:
+        symbols = list(plan.symbols or ())
+        exprs: list[sa.ColumnElement] = []
+        for o in plan.outputs:
+            if o.kind == SYMBOL:  # the symbol's position in the bound list, as an 8-byte DOUBLE
+                exprs.append(sa.func.field(o.expr, *(sa.literal(s) for s in symbols)) + sa.literal_column("0e0"))
+            elif o.kind == TIME:  # microseconds since the epoch, as an 8-byte BIGINT
+                exprs.append(sa.func.timestampdiff(sa.literal_column("MICROSECOND"),
+                                                   sa.literal_column("'1970-01-01 00:00:00'"), o.expr))
+            else:
+                exprs.append(o.expr)
+        compiled = self._select(plan, exprs, cursor, stop).compile(
+            dialect=_QMARK_MYSQL, compile_kwargs={"render_postcompile": True})
+        params = [compiled.params[name] for name in compiled.positiontup or ()]
+        names = pa.array(symbols, type=pa.string())
+        schema = plan.schema
+        raw = self.engine.raw_connection()
+        finished = False
+        try:
+            for values, nulls in mysql_binary.read_batches(raw.driver_connection, compiled.string, params, batch_rows):
+                arrays = []
+                for o, column, mask in zip(plan.outputs, values, nulls):
+                    if o.kind == SYMBOL:
+                        arrays.append(pc.take(names, pa.array(column.astype(np.int32) - 1)))
+                    elif o.kind == TIME:
+                        arrays.append(pa.array(column, type=ARROW_TYPES[TIME], mask=mask))
+                    else:
+                        arrays.append(pa.array(column, type=pa.float64(), mask=mask))
+                yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+            finished = True
+        finally:
+            if finished:
+                raw.close()
+            else:  # stopped mid-result (client went away, or an error): the connection is unusable
+                raw.invalidate()
+
+    def _generic_batches(self, plan: Plan, cursor: Sequence[Any] | None, stop: Sequence[Any] | None,
+                         batch_rows: int) -> Iterator[pa.RecordBatch]:
+        stmt = self._select(plan, [o.expr.label(o.name) for o in plan.outputs], cursor, stop)
+        schema = plan.schema
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, max_row_buffer=batch_rows).execute(stmt)
+            while True:
+                rows = result.fetchmany(batch_rows)
+                if not rows:
+                    break
+                columns = list(zip(*rows))
+                arrays = [_to_arrow(col, o.kind) for col, o in zip(columns, plan.outputs)]
+                yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    def execute(self, statement: sa.Executable) -> list[sa.Row]:
+        """Run a small bounded SELECT and return all its rows."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(statement))
+
+
+def _join_in_order(stmt: sa.Select) -> sa.Select:
+    """On MySQL/MariaDB, read the data table first (its key order is the output order) and look each
+    row's window up in ``partition_log``; left to itself the optimizer may start from
+    ``partition_log`` and sort the whole range in a temporary table."""
+    return stmt.prefix_with("STRAIGHT_JOIN", dialect="mysql").prefix_with("STRAIGHT_JOIN", dialect="mariadb")
+
+
+def _to_arrow(values: Sequence[Any], kind: str) -> pa.Array:
+    if kind == TIME:
+        values = [datetime.fromisoformat(v) if isinstance(v, str) else v for v in values]
+    elif kind == DATE:
+        values = [date.fromisoformat(v[:10]) if isinstance(v, str) else v for v in values]
+    elif kind == FLOAT:
+        values = [None if v is None else float(v) for v in values]
+    return pa.array(values, type=ARROW_TYPES[kind])
+
+
+def window_end(asset: str, start: datetime) -> datetime:
+    """The end of the committed window that starts at ``start`` (macro windows are days)."""
+    return start + (timedelta(days=1) if asset == MACRO.asset else WINDOW)

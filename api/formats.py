@@ -1,0 +1,120 @@
+"""Response formats: negotiation (``format=`` or ``Accept``) and streaming encoders over Arrow batches.
+
+JSON is the default and is paginated; CSV, Parquet and the Arrow IPC stream are written a record
+batch at a time, so a large range streams with memory bounded by one batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator
+
+import orjson
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.ipc as pa_ipc
+import pyarrow.parquet as pq
+
+from api.schemas import Format
+
+MEDIA_TYPES = {
+    Format.json: "application/json",
+    Format.csv: "text/csv; charset=utf-8",
+    Format.parquet: "application/vnd.apache.parquet",
+    Format.arrow: "application/vnd.apache.arrow.stream",
+}
+_ACCEPTED = {
+    "application/json": Format.json,
+    "text/csv": Format.csv,
+    "application/vnd.apache.parquet": Format.parquet,
+    "application/x-parquet": Format.parquet,
+    "application/vnd.apache.arrow.stream": Format.arrow,
+}
+
+
+def negotiate(format_param: Format | None, accept: str | None) -> Format:
+    """``format=`` wins; otherwise the first acceptable media type in ``Accept`` (by q); JSON by default."""
+    if format_param is not None:
+        return format_param
+    if not accept:
+        return Format.json
+    choices: list[tuple[float, int, Format]] = []
+    for position, part in enumerate(accept.split(",")[:32]):
+        pieces = part.strip().split(";")
+        media = pieces[0].strip().lower()
+        quality = 1.0
+        for param in pieces[1:]:
+            name, _, value = param.strip().partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if media in _ACCEPTED and quality > 0:
+            choices.append((-quality, position, _ACCEPTED[media]))
+    return min(choices)[2] if choices else Format.json
+
+
+def json_body(payload: dict[str, Any]) -> bytes:
+    """A JSON body: UTC datetimes with ``Z``, NaN as null, numpy scalars as numbers."""
+    return orjson.dumps(payload, option=orjson.OPT_UTC_Z | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC)
+
+
+class _ChunkSink:
+    """A write-only file that hands over what was written since the last ``take``."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self._position = 0
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self._chunks.append(chunk)
+        self._position += len(chunk)
+        return len(chunk)
+
+    def tell(self) -> int:
+        return self._position
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self.closed = True
+
+    def writable(self) -> bool:
+        return True
+
+    def take(self) -> bytes:
+        out = b"".join(self._chunks)
+        self._chunks = []
+        return out
+
+
+def stream(fmt: Format, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
+    """Encode ``batches`` as ``fmt`` (csv, parquet or arrow), one chunk a batch."""
+    sink = _ChunkSink()
+    if fmt is Format.csv:
+        header = True
+        for batch in batches:
+            pa_csv.write_csv(batch, sink, write_options=pa_csv.WriteOptions(include_header=header))
+            header = False
+            yield sink.take()
+        if header:  # no rows: still say which columns there would have been
+            pa_csv.write_csv(schema.empty_table(), sink)
+            yield sink.take()
+        return
+    if fmt is Format.arrow:
+        writer: Any = pa_ipc.new_stream(pa.PythonFile(sink, mode="w"), schema)
+        for batch in batches:
+            writer.write_batch(batch)
+            yield sink.take()
+    elif fmt is Format.parquet:
+        writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), schema, compression="zstd")
+        for batch in batches:
+            writer.write_batch(batch)
+            yield sink.take()
+    else:
+        raise ValueError(f"{fmt} is not a streamed format")
+    writer.close()
+    yield sink.take()

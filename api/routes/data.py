@@ -1,0 +1,433 @@
+"""The ``/v1`` data routes: symbols, prices, features, sentiment, news, macro and freshness.
+
+Every route serves committed windows only and says how fresh its data is (``X-Data-As-Of``).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Query, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from api import service
+from api.auth import Principal
+from api.data import (FEATURES, FLOAT, INT, MACRO, NEWS, PRICES, SENTIMENT, SENTIMENT_AGG, SYMBOL, TIME,
+                      Output, Plan, Reader, State)
+from api.errors import ApiError, bad_request
+from api.formats import json_body, negotiate
+from api.schemas import (ErrorResponse, FeatureCatalog, FeaturePage, Format, FreshnessResponse, LatestPrices, MacroPage, NewsPage,
+                         PricePage, SentimentAggregatePage, SentimentPage, SymbolsResponse)
+from api.service import Gateway, iso
+from resources.warehouse import partition_log, utc_now
+
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
+                               description="One of the keys in CRYPTO_API_KEYS (or send it as a bearer token)")
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <one of CRYPTO_API_KEYS>")
+
+
+async def authorize(request: Request,
+                    api_key: Annotated[str | None, Security(_api_key_header)] = None,
+                    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None) -> Principal:
+    """Check the API key (when keys are configured) and take a rate-limit token."""
+    gateway: Gateway = request.app.state.gateway
+    client = request.client.host if request.client else "-"
+    principal = gateway.keys.check(api_key, bearer.credentials if bearer else None, client)
+    request.scope.setdefault("state", {})["principal"] = principal.id
+    gateway.limiter.acquire(principal.id)
+    return principal
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorResponse, "description": description}
+
+
+COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _error("Bad parameters (unknown symbol or column, start after end, range or limit too large, bad cursor)"),
+    401: _error("No API key was sent (keys are configured)"),
+    403: _error("The API key is not valid"),
+    429: _error("Rate limit exceeded: retry after the Retry-After seconds"),
+    503: _error("The warehouse database is unreachable: retry later"),
+}
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "Not modified since the ETag in If-None-Match"}}
+
+
+def _tabular_content(model: type) -> dict[int | str, dict[str, Any]]:
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    return {200: {"model": model, "description": "JSON page (default), or the whole range as CSV, Parquet or "
+                                                 "an Arrow IPC stream (format= or Accept)",
+                  "content": {"text/csv": {"schema": {"type": "string"}},
+                              "application/vnd.apache.parquet": binary,
+                              "application/vnd.apache.arrow.stream": binary}},
+            **NOT_MODIFIED}
+
+
+router = APIRouter(prefix="/v1", dependencies=[Depends(authorize)], responses=COMMON_ERRORS)
+
+SymbolsParam = Annotated[str | None, Query(
+    max_length=4000, description="Comma-separated tickers such as BTC,ETH (any case); all served symbols if left out")]
+StartParam = Annotated[datetime | None, Query(
+    description="Inclusive range start, ISO 8601 (a value without zone is UTC). Default: one day before end")]
+EndParam = Annotated[datetime | None, Query(
+    description="Exclusive range end, ISO 8601 (UTC if no zone). Default: end of the latest committed window")]
+LimitParam = Annotated[int | None, Query(
+    ge=1, description="Rows in this response. JSON: default 1000, at most CRYPTO_API_MAX_PAGE_SIZE; "
+                      "csv/parquet/arrow: default and maximum CRYPTO_API_MAX_ROWS")]
+CursorParam = Annotated[str | None, Query(
+    max_length=2048, description="next_cursor (X-Next-Cursor) of the previous response, for the next rows")]
+FormatParam = Annotated[Format | None, Query(
+    alias="format", description="json (default), csv, parquet or arrow; or choose with the Accept header")]
+
+
+def _gateway(request: Request) -> Gateway:
+    return request.app.state.gateway
+
+
+def _format(request: Request, fmt: Format | None) -> Format:
+    return negotiate(fmt, request.headers.get("accept"))
+
+
+def _span(gateway: Gateway) -> timedelta:
+    return timedelta(days=gateway.settings.api_max_range_days)
+
+
+# ---------------------------------------------------------------------------------- symbols
+@router.get("/symbols", response_model=SymbolsResponse, summary="Symbols served",
+            responses=NOT_MODIFIED)
+async def symbols(request: Request) -> Response:
+    """Every symbol with prices or features, its CoinGecko id and which tables hold it."""
+    gateway = _gateway(request)
+    state = await gateway.state()
+
+    def build() -> dict[str, Any]:
+        reader = gateway.reader()
+        prices = reader.warehouse.table(PRICES.table)
+        coin_ids: dict[str, str] = {}
+        if state.price_symbols:
+            latest = sa.select(prices.c.symbol, sa.func.max(prices.c.window_start).label("w")).group_by(prices.c.symbol)
+            pairs = [(s, w) for s, w in reader.execute(latest)]
+            for offset in range(0, len(pairs), 200):
+                chunk = pairs[offset:offset + 200]
+                stmt = sa.select(prices.c.symbol, prices.c.coin_id).where(
+                    sa.or_(*(sa.and_(prices.c.symbol == s, prices.c.window_start == w) for s, w in chunk)))
+                coin_ids.update({s: c for s, c in reader.execute(stmt)})
+        price_set, feature_set = set(state.price_symbols), set(state.feature_symbols)
+        data = [{"symbol": s, "coin_id": coin_ids.get(s), "prices": s in price_set, "features": s in feature_set}
+                for s in state.symbols]
+        return {"as_of": iso(state.latest.get(PRICES.asset)), "count": len(data), "data": data}
+
+    return await service.cached_json(gateway, request, state, state.latest.get(PRICES.asset),
+                                     service.LIVE_CACHE_CONTROL, build)
+
+
+# ---------------------------------------------------------------------------------- prices
+def _price_columns(reader: Reader, requested: str | None) -> list[str]:
+    table = reader.warehouse.table(PRICES.table)
+    value_columns = [c.name for c in table.columns if c.name not in PRICES.key]
+    chosen = service.parse_columns(requested, value_columns, "price")
+    return list(PRICES.key) + (chosen or value_columns)
+
+
+@router.get("/prices/latest", response_model=LatestPrices, summary="Latest prices",
+            responses=NOT_MODIFIED)
+async def latest_prices(request: Request, symbols: SymbolsParam = None) -> Response:
+    """Per symbol, the price row of its latest committed window. Poll it with ``If-None-Match``."""
+    gateway = _gateway(request)
+    state = await gateway.state()
+    reader = gateway.reader()
+    wanted = reader.resolve_symbols(symbols, state.price_symbols)
+    as_of = state.latest.get(PRICES.asset)
+    return await service.cached_json(gateway, request, state, as_of, service.LIVE_CACHE_CONTROL,
+                                     lambda: latest_payload(reader, state, wanted))
+
+
+def latest_payload(reader: Reader, state: State, wanted: tuple[str, ...] | None) -> dict[str, Any]:
+    """The latest-prices body: rows of the latest committed window, then older ones for absent symbols."""
+    as_of = state.latest.get(PRICES.asset)
+    table = reader.warehouse.table(PRICES.table)
+    columns = [table.c[name] for name in _price_columns(reader, None)]
+    rows: list[dict[str, Any]] = []
+    if as_of is not None:
+        stmt = sa.select(*columns).where(table.c.window_start == as_of)
+        if wanted is not None:
+            stmt = stmt.where(table.c.symbol.in_(wanted))
+        rows = _records(reader.execute(stmt.order_by(table.c.symbol)))
+        missing = sorted(set(wanted if wanted is not None else state.price_symbols) - {r["symbol"] for r in rows})
+        if missing:
+            source, committed_window = reader.committed_source(table, PRICES)
+            latest = (sa.select(table.c.symbol, sa.func.max(committed_window).label("w")).select_from(source)
+                      .where(table.c.symbol.in_(missing)).group_by(table.c.symbol)).subquery()
+            older = sa.select(*columns).join(latest, sa.and_(table.c.symbol == latest.c.symbol,
+                                                             table.c.window_start == latest.c.w))
+            rows += _records(reader.execute(older))
+            rows.sort(key=lambda r: r["symbol"])
+    return {"as_of": iso(as_of), "count": len(rows), "data": rows}
+
+
+def _records(rows: list[sa.Row]) -> list[dict[str, Any]]:
+    """Rows as dicts with plain ``str`` keys (SQLAlchemy's names are a ``str`` subclass orjson refuses)."""
+    return [{f"{k}": v for k, v in row._asdict().items()} for row in rows]
+
+
+@router.get("/prices", response_model=PricePage, summary="Price history", responses=_tabular_content(PricePage))
+async def price_history(request: Request, symbols: SymbolsParam = None, start: StartParam = None,
+                        end: EndParam = None,
+                        columns: Annotated[str | None, Query(max_length=4000, description=(
+                            "Comma-separated price columns (symbol and window_start always come first); all if left out"
+                        ))] = None,
+                        limit: LimitParam = None, cursor: CursorParam = None, fmt: FormatParam = None) -> Response:
+    """5-minute price rows for symbols and a time range, ordered by (symbol, window_start)."""
+    gateway = _gateway(request)
+    state = await gateway.state()
+    reader = gateway.reader()
+    chosen_format = _format(request, fmt)
+    wanted = reader.resolve_symbols(symbols, state.price_symbols) or state.price_symbols
+    begin, finish = service.time_range(start, end, default_end=service.default_end(state, PRICES.asset),
+                                       default_span=timedelta(days=1), max_span=_span(gateway))
+    table = reader.warehouse.table(PRICES.table)
+    plan = reader.table_plan(PRICES, table, _price_columns(reader, columns), symbols=tuple(wanted),
+                             start=begin, end=finish)
+    return await service.tabular(gateway, request, state, plan, chosen_format, limit, cursor,
+                                 as_of=state.latest.get(PRICES.asset), end=finish)
+
+
+# ---------------------------------------------------------------------------------- features
+def _features(gateway: Gateway) -> tuple[Reader, sa.Table]:
+    reader = gateway.reader()
+    gateway.catalog()
+    table = reader.features_table()
+    if table is None:
+        raise ApiError(503, "no feature table: the feature catalog (crypto_assets.features.catalog) is not "
+                            "installed on this server and the database has no ml_features_materialized")
+    return reader, table
+
+
+@router.get("/features", response_model=FeaturePage, summary="ML features",
+            responses=_tabular_content(FeaturePage))
+async def features(request: Request, symbols: SymbolsParam = None, start: StartParam = None, end: EndParam = None,
+                   columns: Annotated[str | None, Query(max_length=20000, description=(
+                       "Comma-separated feature columns (see /v1/features/catalog; 'price' too); all if left out. "
+                       "symbol and timestamp always come first"))] = None,
+                   limit: LimitParam = None, cursor: CursorParam = None, fmt: FormatParam = None) -> Response:
+    """Feature rows for symbols, a time range and a chosen subset of columns, ordered by (symbol, timestamp)."""
+    gateway = _gateway(request)
+    state = await gateway.state()
+    reader, table = _features(gateway)
+    chosen_format = _format(request, fmt)
+    wanted = reader.resolve_symbols(symbols, state.symbols) or state.symbols
+    value_columns = [c.name for c in table.columns if c.name not in FEATURES.key]
+    default = [c for c in value_columns if c != "feature_set_version"]
+    chosen = service.parse_columns(columns, value_columns, "feature") or default
+    begin, finish = service.time_range(start, end, default_end=service.default_end(state, FEATURES.asset),
+                                       default_span=timedelta(days=1), max_span=_span(gateway))
+    plan = reader.table_plan(FEATURES, table, [*FEATURES.key, *chosen], symbols=tuple(wanted), start=begin, end=finish)
+    catalog = gateway.catalog()
+    version = getattr(catalog, "FEATURE_SET_VERSION", None)
+    response = await service.tabular(gateway, request, state, plan, chosen_format, limit, cursor,
+                                     as_of=state.latest.get(FEATURES.asset), end=finish,
+                                     extra={"feature_set_version": version})
+    if version is not None:
+        response.headers["X-Feature-Set-Version"] = str(version)
+    return response
+
+
+@router.get("/features/catalog", response_model=FeatureCatalog, summary="Feature catalog",
+            responses=NOT_MODIFIED)
+async def feature_catalog(request: Request) -> Response:
+    """Every feature: name, description, inputs, lookback (5-minute windows), unit and family."""
+    gateway = _gateway(request)
+    catalog = gateway.catalog()
+    if catalog is None:
+        raise ApiError(503, "the feature catalog (crypto_assets.features.catalog) is not installed on this server")
+    state = await gateway.state()
+
+    def build() -> dict[str, Any]:
+        specs = [_spec(spec) for spec in catalog.FEATURES]
+        return {"feature_set_version": str(catalog.FEATURE_SET_VERSION), "count": len(specs), "features": specs}
+
+    return await service.cached_json(gateway, request, state, None, "public, max-age=300", build)
+
+
+def _spec(spec: Any) -> dict[str, Any]:
+    def get(name: str) -> Any:
+        return spec.get(name) if isinstance(spec, dict) else getattr(spec, name, None)
+
+    inputs = get("inputs") or ()
+    lookback = get("lookback")
+    if isinstance(lookback, (list, tuple)):
+        lookback = max((int(v) for v in lookback), default=None)
+    return {"name": str(get("name")), "description": str(get("description") or ""),
+            "inputs": [str(i) for i in ([inputs] if isinstance(inputs, str) else inputs)],
+            "lookback": int(lookback) if lookback is not None else None,
+            "unit": None if get("unit") is None else str(get("unit")),
+            "family": None if get("family") is None else str(get("family"))}
+
+
+# ---------------------------------------------------------------------------------- sentiment
+@router.get("/sentiment", response_model=SentimentPage, summary="Sentiment rows",
+            responses=_tabular_content(SentimentPage))
+async def sentiment(request: Request, symbols: SymbolsParam = None, start: StartParam = None, end: EndParam = None,
+                    model: Annotated[str | None, Query(max_length=191, description="Only this model's scores")] = None,
+                    limit: LimitParam = None, cursor: CursorParam = None, fmt: FormatParam = None) -> Response:
+    """Per (item, symbol, model) sentiment scores, ordered by (symbol, window_start, item_id, model)."""
+    gateway = _gateway(request)
+    state = await gateway.state()
+    reader = gateway.reader()
+    chosen_format = _format(request, fmt)
+    wanted = reader.resolve_symbols(symbols, state.symbols)
+    begin, finish = service.time_range(start, end, default_end=service.default_end(state, SENTIMENT.asset),
+                                       default_span=timedelta(days=1), max_span=_span(gateway))
+    table = reader.warehouse.table(SENTIMENT.table)
+    extra = [table.c.model == model] if model else []
+    columns = [*SENTIMENT.key, *(c.name for c in table.columns if c.name not in SENTIMENT.key)]
+    plan = reader.table_plan(SENTIMENT, table, columns, symbols=wanted, start=begin, end=finish, extra_where=extra)
+    return await service.tabular(gateway, request, state, plan, chosen_format, limit, cursor,
+                                 as_of=state.latest.get(SENTIMENT.asset), end=finish)
+
+
+@router.get("/sentiment/aggregates", response_model=SentimentAggregatePage, summary="Sentiment per window",
+            responses=_tabular_content(SentimentAggregatePage))
+async def sentiment_aggregates(request: Request, symbols: SymbolsParam = None, start: StartParam = None,
+                               end: EndParam = None,
+                               model: Annotated[str | None, Query(max_length=191,
+                                                                  description="Only this model's scores")] = None,
+                               limit: LimitParam = None, cursor: CursorParam = None,
+                               fmt: FormatParam = None) -> Response:
+    """Per (symbol, 5-minute window): item count, mean and confidence-weighted score, positives, negatives."""
+    gateway = _gateway(request)
+    state = await gateway.state()
+    reader = gateway.reader()
+    chosen_format = _format(request, fmt)
+    wanted = reader.resolve_symbols(symbols, state.symbols)
+    begin, finish = service.time_range(start, end, default_end=service.default_end(state, SENTIMENT.asset),
+                                       default_span=timedelta(days=1), max_span=_span(gateway))
+    table = reader.warehouse.table(SENTIMENT.table)
+    extra = [table.c.model == model] if model else []
+    base = reader.table_plan(SENTIMENT_AGG, table, ["symbol", "window_start"], symbols=wanted, start=begin,
+                             end=finish, extra_where=extra)
+    score, confidence = table.c.sentiment_score, table.c.confidence
+    weight = sa.func.sum(confidence)
+
+    def floating(expr: sa.ColumnElement) -> sa.ColumnElement:
+        return sa.type_coerce(expr, sa.Float(precision=53))
+
+    def integer(expr: sa.ColumnElement) -> sa.ColumnElement:
+        return sa.type_coerce(sa.func.coalesce(expr, 0), sa.Integer)
+
+    outputs = [
+        Output("symbol", table.c.symbol, SYMBOL), Output("window_start", table.c.window_start, TIME),
+        Output("items", integer(sa.func.count()), INT),
+        Output("mean_score", floating(sa.func.avg(score)), FLOAT),
+        Output("weighted_score", floating(sa.case((weight > 0, sa.func.sum(score * confidence) / weight),
+                                                  else_=sa.null())), FLOAT),
+        Output("mean_confidence", floating(sa.func.avg(confidence)), FLOAT),
+        Output("positive", integer(sa.func.sum(sa.case((score > 0, 1), else_=0))), INT),
+        Output("negative", integer(sa.func.sum(sa.case((score < 0, 1), else_=0))), INT),
+    ]
+    plan = Plan(SENTIMENT_AGG, outputs, base.source, base.where, base.keys,
+                group_by=[table.c.symbol, table.c.window_start], symbols=wanted)
+    return await service.tabular(gateway, request, state, plan, chosen_format, limit, cursor,
+                                 as_of=state.latest.get(SENTIMENT.asset), end=finish)
+
+
+# ---------------------------------------------------------------------------------- news
+@router.get("/news", response_model=NewsPage, summary="News items", responses=_tabular_content(NewsPage))
+async def news(request: Request, symbols: SymbolsParam = None, start: StartParam = None, end: EndParam = None,
+               source: Annotated[str | None, Query(max_length=32, description="Only this source (guardian, rss, ...)")
+                                 ] = None,
+               limit: LimitParam = None, cursor: CursorParam = None, fmt: FormatParam = None) -> Response:
+    """News items by publication window, ordered by (window_start, item_id); filter by mentioned symbols."""
+    gateway = _gateway(request)
+    state = await gateway.state()
+    reader = gateway.reader()
+    chosen_format = _format(request, fmt)
+    wanted = reader.resolve_symbols(symbols, state.symbols)
+    begin, finish = service.time_range(start, end, default_end=service.default_end(state, NEWS.asset),
+                                       default_span=timedelta(days=1), max_span=_span(gateway))
+    table = reader.warehouse.table(NEWS.table)
+    extra: list[sa.ColumnElement] = []
+    if source:
+        extra.append(table.c.source == source)
+    if wanted:
+        padded = sa.literal(",") + sa.func.replace(table.c.symbols, " ", "") + sa.literal(",")
+        extra.append(sa.or_(*(padded.like(f"%,{s},%") for s in wanted)))
+    columns = [*NEWS.key, *(c.name for c in table.columns if c.name not in NEWS.key)]
+    plan = reader.table_plan(NEWS, table, columns, symbols=None, start=begin, end=finish, extra_where=extra)
+    return await service.tabular(gateway, request, state, plan, chosen_format, limit, cursor,
+                                 as_of=state.latest.get(NEWS.asset), end=finish)
+
+
+# ---------------------------------------------------------------------------------- macro
+@router.get("/macro", response_model=MacroPage, summary="Macro indicators", responses=_tabular_content(MacroPage))
+async def macro(request: Request,
+                series: Annotated[str | None, Query(max_length=2000, description=(
+                    "Comma-separated FRED series ids such as DGS10,DFF; all if left out"))] = None,
+                start: Annotated[date | None, Query(description="First observation date. Default: a year before end")
+                                 ] = None,
+                end: Annotated[date | None, Query(description="Observation dates before this one. "
+                                                              "Default: after the latest committed day")] = None,
+                limit: LimitParam = None, cursor: CursorParam = None, fmt: FormatParam = None) -> Response:
+    """Daily macro observations of committed days, ordered by (series_id, observation_date)."""
+    gateway = _gateway(request)
+    state = await gateway.state()
+    reader = gateway.reader()
+    chosen_format = _format(request, fmt)
+    latest = state.latest.get(MACRO.asset)
+    last_day = latest.date() if latest is not None else utc_now().date()
+    finish = end or last_day + timedelta(days=1)
+    begin = start or finish - timedelta(days=366)
+    for name, value in (("start", begin), ("end", finish)):
+        if not date(1970, 1, 1) <= value < date(2200, 1, 1):
+            raise bad_request(f"{name}={value.isoformat()} is out of range: use a date between 1970 and 2200")
+    if begin >= finish:
+        raise bad_request(f"start ({begin.isoformat()}) must be before end ({finish.isoformat()})")
+    table = reader.warehouse.table(MACRO.table)
+    extra: list[sa.ColumnElement] = []
+    if series and series.strip():
+        names = [s.strip() for s in series.split(",") if s.strip()]
+        if not names:
+            raise bad_request("series is empty: give comma-separated series ids such as DGS10,DFF, or leave it out")
+        extra.append(table.c.series_id.in_(names))
+    columns = [*MACRO.key, *(c.name for c in table.columns if c.name not in MACRO.key)]
+    plan = reader.table_plan(MACRO, table, columns, symbols=None, start=begin, end=finish, extra_where=extra)
+    return await service.tabular(gateway, request, state, plan, chosen_format, limit, cursor, as_of=latest,
+                                 end=finish)
+
+
+# ---------------------------------------------------------------------------------- freshness
+@router.get("/freshness", response_model=FreshnessResponse, summary="Freshness per asset")
+async def freshness(request: Request) -> Response:
+    """Per asset: the last committed window, its rows, run id and code version, and totals."""
+    gateway = _gateway(request)
+    state = await gateway.state()
+    if state.latest:
+        state = await run_in_threadpool(lambda: gateway.reader().state(max_age_s=0))
+
+    def build() -> dict[str, Any]:
+        reader = gateway.reader()
+        pl = partition_log
+        totals = {a: (n, r) for a, n, r in reader.execute(
+            sa.select(pl.c.asset, sa.func.count(), sa.func.coalesce(sa.func.sum(pl.c.row_count), 0))
+            .group_by(pl.c.asset))}
+        now = utc_now()
+        assets = []
+        for asset in sorted(state.latest):
+            row = reader.execute(sa.select(pl).where(pl.c.asset == asset, pl.c.window_start == state.latest[asset]))
+            if not row:
+                continue
+            last = row[0]
+            windows, rows = totals.get(asset, (0, 0))
+            assets.append({
+                "asset": asset, "last_window_start": iso(last.window_start), "last_window_rows": int(last.row_count),
+                "last_run_id": last.run_id, "last_code_version": last.code_version,
+                "last_committed_at": iso(last.committed_at),
+                "age_seconds": round((now - last.committed_at).total_seconds(), 3),
+                "windows": int(windows), "rows": int(rows)})
+        return {"generated_at": iso(now), "assets": assets}
+
+    body = json_body(await run_in_threadpool(build))
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})

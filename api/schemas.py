@@ -1,0 +1,190 @@
+"""Response models: what every route returns, for the OpenAPI schema (``/openapi.json``).
+
+Data routes build their JSON bodies directly (orjson) for speed; these models document them and
+the tests validate bodies against the schema.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import Enum
+from typing import Union
+
+from pydantic import BaseModel, Field
+
+
+class Format(str, Enum):
+    """Response formats of the tabular routes."""
+
+    json = "json"
+    csv = "csv"
+    parquet = "parquet"
+    arrow = "arrow"
+
+
+class ErrorResponse(BaseModel):
+    """Every refusal: what was wrong and what to do instead."""
+
+    detail: str = Field(description="What was wrong with the request, and how to fix it")
+
+
+class Health(BaseModel):
+    status: str = Field(description="Always 'ok' while the process serves requests")
+
+
+class Ready(BaseModel):
+    status: str = Field(description="'ready' when the warehouse database answers")
+    database: str = Field(description="The warehouse's SQL dialect (mysql, sqlite, ...)")
+
+
+class Page(BaseModel):
+    """Fields shared by every paginated JSON response."""
+
+    as_of: datetime | None = Field(description="Start of the latest committed window this response reflects (UTC)")
+    count: int = Field(description="Rows in this page")
+    limit: int = Field(description="The row limit this page was cut at")
+    truncated: bool = Field(description="True when more rows match: fetch them with next_cursor")
+    next_cursor: str | None = Field(description="Pass as ?cursor= (same other parameters) for the next page")
+
+
+class SymbolInfo(BaseModel):
+    symbol: str
+    coin_id: str | None = Field(description="CoinGecko id, when the symbol has prices")
+    prices: bool = Field(description="The symbol has rows in price_data_real")
+    features: bool = Field(description="The symbol has rows in ml_features_materialized")
+
+
+class SymbolsResponse(BaseModel):
+    as_of: datetime | None
+    count: int
+    data: list[SymbolInfo]
+
+
+class PriceRow(BaseModel):
+    """One 5-minute row of ``price_data_real`` (fields outside ``columns=`` are left out)."""
+
+    symbol: str
+    window_start: datetime
+    coin_id: str | None = None
+    current_price: float | None = None
+    market_cap: float | None = None
+    volume_24h: float | None = None
+    price_change_24h: float | None = None
+    price_change_pct_24h: float | None = None
+    high_24h: float | None = None
+    low_24h: float | None = None
+    open_24h: float | None = None
+    open: float | None = None
+    high: float | None = None
+    low: float | None = None
+    close: float | None = None
+    volume: float | None = None
+    source: str | None = None
+    collected_at: datetime | None = None
+
+
+class LatestPrices(BaseModel):
+    as_of: datetime | None = Field(description="The latest committed price window (UTC)")
+    count: int
+    data: list[PriceRow] = Field(description="Per symbol, the row of its latest committed window")
+
+
+class PricePage(Page):
+    data: list[PriceRow]
+
+
+class FeaturePage(Page):
+    feature_set_version: str | None = Field(description="The catalog's feature-set version")
+    data: list[dict[str, Union[float, str, datetime, None]]] = Field(
+        description="symbol, timestamp, then the requested feature columns")
+
+
+class FeatureSpec(BaseModel):
+    name: str
+    description: str
+    inputs: list[str] = Field(description="Columns or tables the feature is computed from")
+    lookback: int | None = Field(description="History the feature needs, in 5-minute windows")
+    unit: str | None
+    family: str | None
+
+
+class FeatureCatalog(BaseModel):
+    feature_set_version: str
+    count: int
+    features: list[FeatureSpec]
+
+
+class SentimentRow(BaseModel):
+    symbol: str
+    window_start: datetime
+    item_id: str
+    model: str
+    sentiment_score: float | None = None
+    confidence: float | None = None
+    label: str | None = None
+    source: str | None = None
+    analyzed_at: datetime | None = None
+
+
+class SentimentPage(Page):
+    data: list[SentimentRow]
+
+
+class SentimentAggregate(BaseModel):
+    symbol: str
+    window_start: datetime
+    items: int = Field(description="Scored (item, model) rows in the window")
+    mean_score: float | None
+    weighted_score: float | None = Field(description="Confidence-weighted mean score")
+    mean_confidence: float | None
+    positive: int = Field(description="Rows with a score above 0")
+    negative: int = Field(description="Rows with a score below 0")
+
+
+class SentimentAggregatePage(Page):
+    data: list[SentimentAggregate]
+
+
+class NewsItem(BaseModel):
+    item_id: str
+    window_start: datetime
+    source: str
+    published_at: datetime
+    collected_at: datetime
+    title: str
+    summary: str | None = None
+    url: str | None = None
+    symbols: str = Field(description="Comma-separated tickers the item mentions")
+
+
+class NewsPage(Page):
+    data: list[NewsItem]
+
+
+class MacroRow(BaseModel):
+    series_id: str
+    observation_date: date
+    value: float | None = None
+    realtime_start: date | None = None
+    source: str | None = None
+
+
+class MacroPage(Page):
+    data: list[MacroRow]
+
+
+class AssetFreshness(BaseModel):
+    asset: str
+    last_window_start: datetime = Field(description="Start of the latest committed window (UTC)")
+    last_window_rows: int = Field(description="Rows the latest window committed")
+    last_run_id: str
+    last_code_version: str
+    last_committed_at: datetime
+    age_seconds: float = Field(description="Seconds since the latest window was committed")
+    windows: int = Field(description="Committed windows in total")
+    rows: int = Field(description="Rows committed in total")
+
+
+class FreshnessResponse(BaseModel):
+    generated_at: datetime
+    assets: list[AssetFreshness]

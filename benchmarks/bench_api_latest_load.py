@@ -1,0 +1,172 @@
+"""Latest prices under load: p50/p99 latency and errors at concurrency 32, from a second process.
+
+Creates its own MariaDB database (``crypto_bench_api_load``, dropped afterwards) holding a day of
+committed 5-minute price windows for 124 symbols (written through ``Warehouse.write_partition``),
+starts ``uvicorn api.app:app`` (``--workers``, default one; uvloop + httptools) on a loopback port, and runs the
+load generator below as a *separate process*: an asyncio HTTP/1.1 client with 32 keep-alive
+connections, each sending ``GET /v1/prices/latest`` (identity, or ``--gzip``) back to back for ``--seconds`` after a
+warm-up. Every 200 response is checked for a body; anything else counts as an error.
+
+The per-key rate limit is disabled for the run (``CRYPTO_API_RATE_LIMIT=0``): the point is the
+latency of the route, not the limiter. Run:
+``.venv/bin/python benchmarks/bench_api_latest_load.py [--seconds 20] [--concurrency 32]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER = "mysql+pymysql://root@127.0.0.1:3306"
+DATABASE = "crypto_bench_api_load"
+
+
+# ------------------------------------------------------------------------------ load generator
+async def _worker(host: str, port: int, path: str, gzip: bool, stop_at: float, warm_until: float,
+                  latencies: list[float], errors: list[str]) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    encoding = "Accept-Encoding: gzip\r\n" if gzip else ""
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: application/json\r\n{encoding}\r\n".encode()
+    expected = b"\x1f\x8b" if gzip else b'{"as_of"'
+    try:
+        while True:
+            began = time.perf_counter()
+            if began >= stop_at:
+                return
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            body = await reader.readexactly(length)
+            elapsed = time.perf_counter() - began
+            if began < warm_until:
+                continue
+            if status != 200 or not body.startswith(expected):
+                errors.append(f"{status}: {body[:80]!r}")
+            else:
+                latencies.append(elapsed)
+    except (OSError, asyncio.IncompleteReadError) as exc:
+        errors.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        writer.close()
+
+
+async def _load(host: str, port: int, path: str, gzip: bool, concurrency: int, seconds: float,
+                warmup: float) -> dict:
+    latencies: list[float] = []
+    errors: list[str] = []
+    now = time.perf_counter()
+    warm_until = now + warmup
+    stop_at = warm_until + seconds
+    await asyncio.gather(*(_worker(host, port, path, gzip, stop_at, warm_until, latencies, errors)
+                           for _ in range(concurrency)))
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
+
+    return {"requests": len(latencies), "errors": len(errors), "error_examples": errors[:3],
+            "rps": len(latencies) / seconds, "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99),
+            "max_ms": latencies[-1] * 1000 if latencies else float("nan")}
+
+
+def load_main(argv: list[str]) -> None:
+    """Entry of the load-generator process: prints one JSON line of results."""
+    host, port, path, gzip, concurrency, seconds, warmup = argv
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    print(json.dumps(asyncio.run(_load(host, int(port), path, gzip == "gzip", int(concurrency), float(seconds),
+                                       float(warmup)))))
+
+
+# ------------------------------------------------------------------------------ orchestration
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--gzip", action="store_true", help="send Accept-Encoding: gzip, as HTTP clients do")
+    args = parser.parse_args()
+
+    sys.path.insert(0, str(ROOT))
+    import httpx
+    import pymysql
+
+    from resources.simulated import simulated_price_frame
+    from resources.universe import load_universe
+    from resources.warehouse import get_warehouse
+
+    admin = pymysql.connect(host="127.0.0.1", user="root", autocommit=True)
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
+        cur.execute(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4")
+    url = f"{SERVER}/{DATABASE}"
+    server = None
+    try:
+        coins = load_universe()
+        end = datetime(2026, 1, 2)
+        start = end - timedelta(days=1)
+        frame = simulated_price_frame(coins, start, end)
+        get_warehouse(url).write_partition("price_data_real", frame, start=start, end=end, run_id="bench",
+                                           code_version="bench")
+        print(f"setup: {len(frame):,} price rows, {len(coins)} symbols, one day of committed windows")
+        env = {**os.environ, "CRYPTO_DB_URL": url, "CRYPTO_API_RATE_LIMIT": "0", "PYTHONPATH": str(ROOT)}
+        server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(args.port),
+             "--log-level", "warning", "--no-access-log", "--loop", "uvloop", "--http", "httptools",
+             "--workers", str(args.workers)],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{args.port}"
+        for _ in range(150):
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        body = httpx.get(base + "/v1/prices/latest").json()
+        assert body["count"] == len(coins), body["count"]
+        result = subprocess.run(
+            [sys.executable, __file__, "--load", "127.0.0.1", str(args.port), "/v1/prices/latest",
+             "gzip" if args.gzip else "identity", str(args.concurrency), str(args.seconds), str(args.warmup)],
+            capture_output=True, text=True, check=True)
+        stats = json.loads(result.stdout.strip().splitlines()[-1])
+        wire = httpx.get(base + "/v1/prices/latest", headers={"Accept-Encoding": "gzip" if args.gzip else "identity"})
+        size = int(wire.headers["content-length"])
+        print(f"GET /v1/prices/latest ({len(coins)} symbols, {size:,} bytes {'gzip' if args.gzip else 'identity'}), "
+              f"{args.workers} uvicorn worker(s), concurrency {args.concurrency}, {args.seconds:.0f}s after "
+              f"{args.warmup:.0f}s warm-up:")
+        print(f"  requests {stats['requests']:,}  ({stats['rps']:,.0f}/s)   errors {stats['errors']}")
+        print(f"  p50 {stats['p50_ms']:.2f} ms   p90 {stats['p90_ms']:.2f} ms   p99 {stats['p99_ms']:.2f} ms   "
+              f"max {stats['max_ms']:.2f} ms   (aim: p99 < 25 ms, no errors)")
+        if stats["error_examples"]:
+            print("  error examples:", stats["error_examples"])
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
+        admin.close()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--load":
+        load_main(sys.argv[2:])
+    else:
+        main()

@@ -1,0 +1,252 @@
+"""The gateway's routes over a small warehouse, on SQLite and on MariaDB (FastAPI TestClient)."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.ipc as pa_ipc
+import pyarrow.parquet as pq
+import pytest
+from fastapi.testclient import TestClient
+
+from resources.warehouse import get_warehouse
+from tests.integration.test_api_support import (N_WINDOWS, PRICE_END, SYMBOLS, T0, WINDOW, feature_columns,
+                                                make_app, module_warehouse, price_frame, seed)
+
+RANGE = {"start": T0.isoformat(), "end": (PRICE_END + 4 * WINDOW).isoformat()}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "mysql"])
+def seeded_url(request, tmp_path_factory):
+    """One seeded warehouse per database kind, shared by the read-only tests of this module."""
+    with module_warehouse(request.param, tmp_path_factory.mktemp(request.param)) as url:
+        yield url
+
+
+@pytest.fixture
+def client(seeded_url):
+    with TestClient(make_app(seeded_url)) as c:
+        yield c
+
+
+@pytest.fixture
+def own_client(db_url):
+    """A client over a warehouse of its own, for tests that write to it."""
+    seed(db_url)
+    with TestClient(make_app(db_url)) as c:
+        c.db_url = db_url
+        yield c
+
+
+def test_health_and_ready(client):
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready").json()
+    assert ready["status"] == "ready" and ready["database"] in ("sqlite", "mysql", "mariadb")
+
+
+def test_symbols(client):
+    body = client.get("/v1/symbols").json()
+    by_symbol = {row["symbol"]: row for row in body["data"]}
+    assert set(by_symbol) == set(SYMBOLS)
+    assert by_symbol["BTC"]["coin_id"] == "bitcoin" and by_symbol["BTC"]["prices"] and by_symbol["BTC"]["features"]
+
+
+def test_latest_prices_serve_committed_windows_only(client):
+    response = client.get("/v1/prices/latest")
+    assert response.status_code == 200
+    body = response.json()
+    # The window after PRICE_END has rows but no partition_log row: it is never served.
+    assert body["as_of"] == PRICE_END.isoformat() + "Z"
+    assert response.headers["X-Data-As-Of"] == PRICE_END.isoformat() + "Z"
+    rows = {r["symbol"]: r for r in body["data"]}
+    assert set(rows) == set(SYMBOLS)
+    assert rows["BTC"]["window_start"] == PRICE_END.isoformat() + "Z"
+    # SOL is absent from the latest committed window: its latest committed row is the one before.
+    assert rows["SOL"]["window_start"] == (PRICE_END - WINDOW).isoformat() + "Z"
+    only = client.get("/v1/prices/latest", params={"symbols": "eth"}).json()
+    assert [r["symbol"] for r in only["data"]] == ["ETH"]
+
+
+def test_etag_turns_an_unchanged_poll_into_304_until_a_window_commits(own_client):
+    client = own_client
+    first = client.get("/v1/prices/latest")
+    etag = first.headers["ETag"]
+    assert first.headers["Cache-Control"] == "no-cache"
+    again = client.get("/v1/prices/latest", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.headers["ETag"] == etag
+    new_window = PRICE_END + 2 * WINDOW
+    get_warehouse(client.db_url).write_partition(
+        "price_data_real", price_frame([new_window], seed=3), start=new_window, end=new_window + WINDOW,
+        run_id="run-new", code_version="1")
+    fresh = client.get("/v1/prices/latest", headers={"If-None-Match": etag})
+    assert fresh.status_code == 200 and fresh.headers["ETag"] != etag
+    assert fresh.json()["as_of"] == new_window.isoformat() + "Z"
+
+
+def test_price_history_pages_follow_the_cursor(client):
+    committed = (N_WINDOWS * len(SYMBOLS)) + 2  # plus BTC and ETH in the last window
+    seen = []
+    cursor = None
+    pages = 0
+    while True:
+        params = {**RANGE, "limit": 10, **({"cursor": cursor} if cursor else {})}
+        response = client.get("/v1/prices", params=params)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        seen += [(r["symbol"], r["window_start"]) for r in body["data"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        assert body["truncated"] == (cursor is not None)
+        if cursor is None:
+            assert response.headers["X-Truncated"] == "false"
+            break
+        assert response.headers["X-Next-Cursor"] == cursor and 'rel="next"' in response.headers["Link"]
+    assert len(seen) == committed == len(set(seen))
+    assert seen == sorted(seen)
+    assert pages == -(-committed // 10)
+    assert all(w <= PRICE_END.isoformat() + "Z" for _, w in seen)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "arrow"])
+def test_streamed_formats_match_json(client, fmt):
+    params = {**RANGE, "symbols": "BTC,SOL", "columns": "close,volume"}
+    expected = pd.DataFrame(client.get("/v1/prices", params=params).json()["data"])
+    response = client.get("/v1/prices", params={**params, "format": fmt})
+    assert response.status_code == 200
+    if fmt == "csv":
+        assert response.headers["content-type"].startswith("text/csv")
+        frame = pd.read_csv(io.BytesIO(response.content))
+    elif fmt == "parquet":
+        frame = pq.read_table(io.BytesIO(response.content)).to_pandas()
+    else:
+        assert response.headers["content-type"] == "application/vnd.apache.arrow.stream"
+        table = pa_ipc.open_stream(response.content).read_all()
+        assert table.schema.field("window_start").type == pa.timestamp("us", tz="UTC")
+        frame = table.to_pandas()
+    assert list(frame.columns) == ["symbol", "window_start", "close", "volume"]
+    assert len(frame) == len(expected)
+    assert frame["close"].tolist() == pytest.approx(expected["close"].tolist())
+    assert frame["volume"].isna().sum() == expected["volume"].isna().sum() > 0
+
+
+def test_accept_header_chooses_the_format(client):
+    response = client.get("/v1/prices", params=RANGE, headers={"Accept": "text/csv;q=0.5, application/vnd.apache.arrow.stream"})
+    assert response.headers["content-type"] == "application/vnd.apache.arrow.stream"
+    assert client.get("/v1/prices", params=RANGE, headers={"Accept": "text/csv"}).headers["content-type"].startswith("text/csv")
+    assert client.get("/v1/prices", params=RANGE, headers={"Accept": "*/*"}).headers["content-type"] == "application/json"
+
+
+def test_streamed_response_is_cut_at_the_limit_and_says_how_to_continue(client):
+    params = {**RANGE, "symbols": "BTC", "format": "csv", "limit": 7}
+    first = client.get("/v1/prices", params=params)
+    assert first.headers["X-Truncated"] == "true"
+    rows = pd.read_csv(io.BytesIO(first.content))
+    assert len(rows) == 7
+    total = len(rows)
+    cursor = first.headers["X-Next-Cursor"]
+    while cursor:
+        response = client.get("/v1/prices", params={**params, "cursor": cursor})
+        total += len(pd.read_csv(io.BytesIO(response.content)))
+        cursor = response.headers.get("X-Next-Cursor")
+    assert total == N_WINDOWS + 1
+
+
+def test_features_subset_of_columns(client):
+    names = feature_columns()[:2]
+    body = client.get("/v1/features", params={**RANGE, "symbols": "BTC,ETH", "columns": ",".join(names)}).json()
+    assert len(body["data"]) == 2 * N_WINDOWS  # the uncommitted features window is not served
+    assert list(body["data"][0]) == ["symbol", "timestamp", *names]
+    assert body["as_of"] == (T0 + (N_WINDOWS - 1) * WINDOW).isoformat() + "Z"
+    table = pa_ipc.open_stream(client.get("/v1/features", params={**RANGE, "format": "arrow"}).content).read_all()
+    assert table.num_rows == len(SYMBOLS) * N_WINDOWS
+    assert table.column(names[0]).null_count == 1
+
+
+def test_feature_catalog(client):
+    pytest.importorskip("crypto_assets.features.catalog")
+    body = client.get("/v1/features/catalog").json()
+    assert body["count"] == len(body["features"]) > 0
+    assert {"name", "description", "inputs", "lookback", "unit", "family"} <= set(body["features"][0])
+
+
+def test_sentiment_rows_and_aggregates(client):
+    rows = client.get("/v1/sentiment", params=RANGE).json()["data"]
+    assert len(rows) == 9
+    assert {r["symbol"] for r in rows} == set(SYMBOLS)
+    agg = client.get("/v1/sentiment/aggregates", params={**RANGE, "symbols": "BTC"}).json()["data"]
+    assert len(agg) == 3
+    assert agg[0]["items"] == 1 and agg[0]["mean_score"] == pytest.approx(0.5)
+    assert agg[0]["weighted_score"] == pytest.approx(0.5) and agg[0]["positive"] == 1 and agg[0]["negative"] == 0
+    csv = pd.read_csv(io.BytesIO(client.get("/v1/sentiment/aggregates", params={**RANGE, "format": "csv"}).content))
+    assert len(csv) == 9
+
+
+def test_news_filtered_by_symbol(client):
+    everything = client.get("/v1/news", params=RANGE).json()["data"]
+    assert len(everything) == 6
+    sol = client.get("/v1/news", params={**RANGE, "symbols": "SOL"}).json()["data"]
+    assert [r["item_id"] for r in sol] == ["n0", "n2", "n4"]
+    rss = client.get("/v1/news", params={**RANGE, "source": "rss"}).json()["data"]
+    assert {r["source"] for r in rss} == {"rss"}
+
+
+def test_macro(client):
+    body = client.get("/v1/macro", params={"series": "DGS10", "start": "2026-01-01", "end": "2026-02-01"}).json()
+    assert [r["observation_date"] for r in body["data"]] == [f"2026-01-0{d}" for d in range(1, 6)]
+    assert body["data"][0]["value"] == 4.0
+
+
+def test_freshness(client):
+    assets = {a["asset"]: a for a in client.get("/v1/freshness").json()["assets"]}
+    assert {"price_data_real", "ml_features_materialized", "news_items", "sentiment_data",
+            "macro_indicators"} <= set(assets)
+    prices = assets["price_data_real"]
+    assert prices["last_window_start"] == PRICE_END.isoformat() + "Z"
+    assert prices["last_window_rows"] == 2 and prices["last_run_id"] == "run-prices-2"
+    assert prices["windows"] == N_WINDOWS + 1 and prices["rows"] == N_WINDOWS * 3 + 2
+
+
+BAD_INPUT = [
+    ("/v1/prices", {"symbols": "BTC,NOPE"}, 400, "unknown symbol"),
+    ("/v1/prices", {"columns": "close,bogus"}, 400, "unknown price column"),
+    ("/v1/features", {"columns": "nope"}, 400, "unknown feature column"),
+    ("/v1/prices", {"start": "2026-01-02", "end": "2026-01-01"}, 400, "must be before end"),
+    ("/v1/prices", {"start": "2020-01-01", "end": "2026-01-01"}, 400, "maximum of 366"),
+    ("/v1/prices", {"limit": 10_001}, 400, "above the maximum"),
+    ("/v1/prices", {"limit": 0}, 422, ""),
+    ("/v1/prices", {"start": "2026-13-01"}, 422, "datetime"),
+    ("/v1/prices", {"start": "0001-01-01T00:00:00+05:00"}, 400, "out of range"),
+    ("/v1/prices", {"end": "9999-12-31T23:59:59"}, 400, "out of range"),
+    ("/v1/prices", {"cursor": "not a cursor!"}, 400, "cursor is malformed"),
+    ("/v1/prices", {"cursor": "eyJkIjoibmV3cyIsImsiOlsiYSIsImIiXX0"}, 400, "does not belong"),
+    ("/v1/prices", {"format": "xml"}, 422, ""),
+    ("/v1/prices/latest", {"symbols": ","}, 400, "symbols is empty"),
+    ("/v1/macro", {"start": "2026-02-01", "end": "2026-01-01"}, 400, "must be before end"),
+]
+
+
+def test_bad_input_is_a_4xx_that_says_what_to_fix(client):
+    for path, params, status, fragment in BAD_INPUT:
+        response = client.get(path, params=params)
+        assert response.status_code == status, (path, params, response.text)
+        assert fragment in str(response.json()["detail"]), (path, params, response.text)
+
+
+def test_a_database_that_is_down_answers_503(tmp_path):
+    app = make_app("mysql+pymysql://root@127.0.0.1:1/none")
+    with TestClient(app) as c:
+        assert c.get("/health").status_code == 200
+        for path in ("/ready", "/v1/prices/latest", "/v1/prices", "/v1/symbols"):
+            response = c.get(path)
+            assert response.status_code == 503, (path, response.text)
+            assert "unreachable" in response.json()["detail"]
+
+
+def test_settled_history_may_be_cached_but_the_live_edge_revalidates(client):
+    settled = client.get("/v1/prices", params={"start": T0.isoformat(), "end": (T0 + 6 * WINDOW).isoformat()})
+    assert settled.headers["Cache-Control"] == "private, max-age=300"
+    live = client.get("/v1/prices", params=RANGE)
+    assert live.headers["Cache-Control"] == "no-cache"
+    assert live.headers["X-Data-As-Of"] == PRICE_END.isoformat() + "Z"

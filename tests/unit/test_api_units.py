@@ -1,0 +1,95 @@
+"""Pure pieces of the gateway: format negotiation, cursors, keys, rate limits, ranges, binary params."""
+
+from __future__ import annotations
+
+import struct
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from api import mysql_binary
+from api.auth import KeyChecker, RateLimiter
+from api.data import PRICES, SENTIMENT, Output, decode_cursor, encode_cursor
+from api.errors import ApiError
+from api.formats import negotiate
+from api.schemas import Format
+from api.service import parse_columns, time_range
+import sqlalchemy as sa
+
+
+def test_negotiate_prefers_the_parameter_then_accept_quality():
+    assert negotiate(Format.csv, "application/vnd.apache.arrow.stream") is Format.csv
+    assert negotiate(None, None) is Format.json
+    assert negotiate(None, "text/csv;q=0.2, application/x-parquet;q=0.9") is Format.parquet
+    assert negotiate(None, "image/png, */*") is Format.json
+    assert negotiate(None, "text/csv;q=abc") is Format.json
+
+
+def _keys(dataset):
+    return [Output(name, sa.column(name), "time" if name == "window_start" else "str") for name in dataset.key]
+
+
+def test_cursor_round_trip_and_refusals():
+    values = ["BTC", datetime(2026, 1, 1, 0, 5)]
+    cursor = encode_cursor(PRICES, values)
+    assert decode_cursor(PRICES, _keys(PRICES), cursor) == values
+    for bad in ("", "!!!", "bm90IGpzb24", encode_cursor(SENTIMENT, ["a", datetime(2026, 1, 1), "i", "m"]),
+                encode_cursor(PRICES, ["BTC", "yesterday"]), encode_cursor(PRICES, ["BTC"])):
+        with pytest.raises(ApiError) as err:
+            decode_cursor(PRICES, _keys(PRICES), bad)
+        assert err.value.status == 400 and "cursor" in err.value.message
+
+
+def test_key_checker():
+    checker = KeyChecker(("alpha", "beta"))
+    assert checker.check("beta", None, "1.2.3.4").id.startswith("key:")
+    assert checker.check(None, "alpha", "1.2.3.4").id != checker.check("beta", None, "x").id
+    with pytest.raises(ApiError) as missing:
+        checker.check(None, None, "x")
+    assert missing.value.status == 401
+    with pytest.raises(ApiError) as wrong:
+        checker.check("alph", None, "x")
+    assert wrong.value.status == 403
+    assert KeyChecker(()).check(None, None, "10.0.0.1").id == "ip:10.0.0.1"
+
+
+def test_rate_limiter_refills():
+    limiter = RateLimiter(60)  # one token a second, bursts of 60
+    for _ in range(60):
+        limiter.acquire("k")
+    with pytest.raises(ApiError) as err:
+        limiter.acquire("k")
+    assert err.value.status == 429 and err.value.headers["Retry-After"] == "1"
+    limiter._buckets["k"] = (0.0, limiter._buckets["k"][1] - 2)  # two seconds later
+    limiter.acquire("k")
+    RateLimiter(0).acquire("anyone")  # 0 disables the limit
+
+
+def test_time_range_defaults_and_checks():
+    end = datetime(2026, 1, 2)
+    assert time_range(None, None, default_end=end, default_span=timedelta(days=1), max_span=None) == (
+        datetime(2026, 1, 1), end)
+    aware = datetime(2026, 1, 1, 1, tzinfo=timezone(timedelta(hours=1)))
+    assert time_range(aware, None, default_end=end, default_span=timedelta(days=1), max_span=None)[0] == datetime(2026, 1, 1)
+    for start, stop in ((end, end), (datetime(2024, 1, 1), end), (datetime(1, 1, 1), end)):
+        with pytest.raises(ApiError):
+            time_range(start, stop, default_end=end, default_span=timedelta(days=1), max_span=timedelta(days=366))
+
+
+def test_parse_columns():
+    assert parse_columns(None, ["a", "b"], "x") is None
+    assert parse_columns("b, a,b", ["a", "b"], "x") == ["b", "a"]
+    with pytest.raises(ApiError, match="unknown x column"):
+        parse_columns("a,zz", ["a", "b"], "x")
+
+
+def test_binary_parameters_are_encoded_by_type():
+    assert mysql_binary._encode_param(7) == (mysql_binary.TYPE_LONGLONG, struct.pack("<q", 7))
+    assert mysql_binary._encode_param(1.5) == (mysql_binary.TYPE_DOUBLE, struct.pack("<d", 1.5))
+    code, raw = mysql_binary._encode_param(datetime(2026, 1, 2, 3, 4, 5, 6))
+    assert code == mysql_binary.TYPE_DATETIME and raw[0] == 11 and struct.unpack("<H", raw[1:3])[0] == 2026
+    assert mysql_binary._encode_param(date(2026, 1, 2))[1] == struct.pack("<BHBB", 4, 2026, 1, 2)
+    code, raw = mysql_binary._encode_param("BTC'; DROP TABLE x; --")
+    assert code == mysql_binary.TYPE_VAR_STRING and raw[0] == len("BTC'; DROP TABLE x; --")
+    payload = mysql_binary._execute_payload(9, [None, "a"])
+    assert payload[:4] == struct.pack("<I", 9) and payload[9] == 0b01  # the null bitmap marks the first
