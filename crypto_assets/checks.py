@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from crypto_assets.features.catalog import SPARSE_FEATURES
 from resources.dagster_resources import WarehouseResource
 from resources.settings import load_settings
 from resources.universe import load_universe
@@ -215,12 +216,22 @@ def label_mix(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
 
 
 def feature_nan_ratio(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
-    """No feature column is missing (NaN/NULL) in more than 20% of the range's rows."""
+    """No dense feature is missing (NaN/NULL) in more than 20% of the range's warmed-up rows.
+
+    Sparse features (sentiment with no news, macro before a series' first release) are NULL by
+    design and left out; rows whose lookback has missing bars (``bars_missing > 0``: warm-up or a
+    gap) are left out too, since their window-based features are NULL by design.
+    """
     t = data.table
-    features = [c for c in t.columns if c.name not in FEATURE_NON_FEATURE_COLUMNS]
+    features = [c for c in t.columns
+                if c.name not in FEATURE_NON_FEATURE_COLUMNS and c.name not in SPARSE_FEATURES
+                and c.name != "bars_missing"]
     counts = [sa.func.count(c).label(c.name) for c in features]
+    query = data.in_range(sa.func.count().label("__rows__"), *counts)
+    if "bars_missing" in t.c:
+        query = query.where(t.c.bars_missing == 0)
     with data.warehouse.engine.connect() as conn:
-        row = conn.execute(data.in_range(sa.func.count().label("__rows__"), *counts)).one()._mapping
+        row = conn.execute(query).one()._mapping
     rows = int(row["__rows__"] or 0)
     ratios = {c.name: (1.0 - int(row[c.name] or 0) / rows) if rows else 0.0 for c in features}
     worst = sorted(ratios.items(), key=lambda kv: kv[1], reverse=True)

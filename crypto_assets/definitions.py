@@ -6,7 +6,9 @@ import dagster as dg
 
 from crypto_assets.checks import build_table_checks
 from crypto_assets.freshness import build_freshness_checks, with_freshness_policies
-from crypto_assets.jobs import five_minute_job, five_minute_schedule
+from crypto_assets.features.asset import ml_features_materialized
+from crypto_assets.jobs import five_minute_job, five_minute_schedule, macro_job, macro_schedule
+from crypto_assets.macro import MacroSourcesResource, macro_indicators
 from crypto_assets.news import news_items
 from crypto_assets.prices import price_data_real
 from crypto_assets.sentiment import sentiment_data
@@ -19,19 +21,22 @@ from sensors.freshness import build_freshness_sensor
 from sensors.gaps import build_gap_sensor
 
 # Every asset; one added here joins its group's job, its table checks, freshness and gap healing.
-ASSETS = with_freshness_policies([price_data_real, news_items, sentiment_data])
+ASSETS = with_freshness_policies([
+    price_data_real, news_items, sentiment_data, ml_features_materialized, macro_indicators,
+])
 FRESHNESS_CHECKS = build_freshness_checks(ASSETS)
 
 defs = dg.Definitions(
     assets=ASSETS,
     asset_checks=[*build_table_checks(ASSETS), *FRESHNESS_CHECKS],
-    jobs=[five_minute_job],
-    schedules=[five_minute_schedule],
+    jobs=[five_minute_job, macro_job],
+    schedules=[five_minute_schedule, macro_schedule],
     sensors=[build_freshness_sensor(FRESHNESS_CHECKS), *ALERT_SENSORS, build_gap_sensor(ASSETS)],
     resources={
         "warehouse": WarehouseResource(),
         "price_source": PriceSourceResource(),
         "news_sources": NewsSourcesResource(),
         "sentiment_model": SentimentModelResource(),
+        "macro_sources": MacroSourcesResource(),
     },
 )

@@ -63,10 +63,12 @@ def delete_windows(wh: Warehouse, *starts: datetime) -> None:
             conn.execute(sa.delete(price_table).where(price_table.c.window_start == start))
 
 
+# The fixture seeds only prices; the sensor's logic is the same for every asset.
+PRICES = [asset for asset in ASSETS if asset.key == dg.AssetKey("price_data_real")]
+
+
 def sensor():
-    """The gap sensor over the prices asset (the fixture seeds only prices; the logic is per asset)."""
-    prices = [asset for asset in ASSETS if asset.key == dg.AssetKey("price_data_real")]
-    return build_gap_sensor(prices, horizon=timedelta(hours=2))
+    return build_gap_sensor(PRICES, horizon=timedelta(hours=2))
 
 
 def tick(instance) -> dg.SensorResult:
@@ -126,6 +128,6 @@ def test_windows_too_recent_for_healing_are_left_to_the_schedule(env):
     delete_windows(wh, end - W)  # closed 10 to 15 minutes ago: eligible
     (request,) = tick(instance).run_requests
     assert request.partition_key == key(end - W)
-    recent = build_gap_sensor(ASSETS, horizon=timedelta(hours=2), settle=timedelta(minutes=20))
+    recent = build_gap_sensor(PRICES, horizon=timedelta(hours=2), settle=timedelta(minutes=20))
     data = recent.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
     assert not data.run_requests

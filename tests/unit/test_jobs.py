@@ -122,7 +122,7 @@ def test_freshness_policies_are_added_where_missing_and_kept_where_declared():
     policies = {spec.key.to_user_string(): spec.freshness_policy
                 for asset in with_freshness_policies([price_data_real, macro_like, declared]) for spec in asset.specs}
     assert policies == {"price_data_real": FIVE_MINUTE_POLICY, "macro_like": DAILY_POLICY, "declared": own}
-    assert {spec.freshness_policy for a in ASSETS for spec in a.specs} == {FIVE_MINUTE_POLICY}
+    assert {spec.freshness_policy for a in ASSETS for spec in a.specs} == {FIVE_MINUTE_POLICY, DAILY_POLICY}
 
 
 def test_freshness_checks_cover_each_live_asset_with_a_deadline():
@@ -150,7 +150,7 @@ def test_the_freshness_sensor_asks_for_never_run_checks():
 def test_every_schedule_and_sensor_of_the_definitions_evaluates(sqlite_url, monkeypatch):
     monkeypatch.setenv("CRYPTO_DB_URL", sqlite_url)
     repo = defs.get_repository_def()
-    assert {s.name for s in repo.schedule_defs} == {"five_minute_schedule"}
+    assert {s.name for s in repo.schedule_defs} == {"five_minute_schedule", "macro_schedule"}
     assert {s.name for s in repo.sensor_defs} == {
         "freshness_checks_sensor", "check_alert_sensor", "freshness_alert_sensor", "run_failure_alert_sensor",
         "gap_healing_sensor"}

@@ -1,0 +1,412 @@
+"""ML features on MariaDB: compute cost against raw TA-Lib, the live window, a 30-day backfill, writes vs LOAD DATA.
+
+Creates its own database (``crypto_bench_features``, dropped afterwards) on the MariaDB server at
+127.0.0.1:3306 (root, no password; or ``CRYPTO_BENCH_MYSQL``), fills it with ``--days`` + 1 days of
+simulated prices for the 124-coin universe, synthetic sentiment and simulated macro series, then
+measures:
+
+1. **Computation** (in memory, inputs already read) of one window, 1 day and ``--days`` days, and
+   the raw TA-Lib kernels (the 27 ``talib`` calls behind the TA-Lib family, on each symbol's whole
+   series) on the same series: how much of the time is the features' own work and overhead.
+2. **Live window** end to end (warm-up read + compute + ``write_partition``), median of 5.
+3. **Backfill** of ``--days`` days as the asset runs it (one run a day: read, compute, write).
+4. **Write path**: one day's rows through ``write_partition`` against the ``LOAD DATA LOCAL INFILE``
+   ceiling (the same rows as TSV into an empty copy of the table).
+
+Writes go through ``Warehouse.write_partition``. ``--write-path current`` uses it as it is (MySQL:
+multi-row INSERTs of literals); ``load-data`` (the default) uses :class:`LoadDataWarehouse`, the
+write path proposed for ``resources/warehouse.py``: the same primitive (validation, one
+transaction, delete, partition_log) with the bulk step done by ``LOAD DATA LOCAL INFILE`` of a TSV
+that pyarrow writes. ``--current-days`` days are also written through the current path to compare.
+
+    .venv/bin/python benchmarks/bench_features.py [--days 30] [--write-path load-data|current]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pymysql
+import sqlalchemy as sa
+import talib
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from crypto_assets.features.catalog import FEATURE_NAMES, FEATURES_TABLE  # noqa: E402
+from crypto_assets.features.compute import compute_features, history_start  # noqa: E402
+from crypto_assets.features.io import read_feature_inputs  # noqa: E402
+from resources.macro_sources import YAHOO_TICKERS, simulated_macro_frame  # noqa: E402
+from resources.simulated import simulated_price_frame  # noqa: E402
+from resources.universe import load_universe  # noqa: E402
+from resources.warehouse import Warehouse, WarehouseError  # noqa: E402
+
+SERVER = os.environ.get("CRYPTO_BENCH_MYSQL", "mysql+pymysql://root@127.0.0.1:3306")
+DATABASE = "crypto_bench_features"
+STEP = timedelta(minutes=5)
+DAY = timedelta(days=1)
+
+
+# ------------------------------------------------------------------------------------------ write path
+def tsv_table(table: sa.Table, frame: pd.DataFrame, columns: Sequence[str]) -> pa.Table:
+    """``frame`` as text columns for LOAD DATA: times as text, NULL for missing/non-finite, text escaped."""
+    arrays = {}
+    for name in columns:
+        column_type = table.c[name].type
+        series = frame[name]
+        if isinstance(column_type, (sa.DateTime, sa.Date)) or pd.api.types.is_datetime64_any_dtype(series):
+            values = pd.to_datetime(series)
+            if getattr(values.dt, "tz", None) is not None:
+                values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+            date_only = isinstance(column_type, sa.Date) and not isinstance(column_type, sa.DateTime)
+            arrays[name] = pc.strftime(pa.array(values.to_numpy(dtype="datetime64[us]")),
+                                       "%Y-%m-%d" if date_only else "%Y-%m-%d %H:%M:%S")
+        elif isinstance(column_type, (sa.Float, sa.Integer)):
+            values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+            arrays[name] = pa.array(values, mask=~np.isfinite(values))
+        else:
+            text = series.astype(object).where(series.notna(), None)
+            escaped = [None if v is None else str(v).replace("\\", "\\\\").replace("\t", "\\t")
+                       .replace("\n", "\\n").replace("\r", "\\r") for v in text]
+            arrays[name] = pa.array(escaped, type=pa.string())
+    return pa.table(arrays)
+
+
+def load_data(cursor: Any, table: sa.Table, frame: pd.DataFrame, columns: Sequence[str], directory: str) -> int:
+    """LOAD DATA LOCAL INFILE ``frame`` into ``table`` on ``cursor``'s connection; returns the rows loaded."""
+    path = os.path.join(directory, f"{table.name}.tsv")
+    pacsv.write_csv(tsv_table(table, frame, columns), path, pacsv.WriteOptions(
+        include_header=False, delimiter="\t", quoting_style="needed", null_string="\\N"))
+    quoted = ", ".join(f"`{c}`" for c in columns)
+    cursor.execute(f"LOAD DATA LOCAL INFILE %s INTO TABLE `{table.name}` CHARACTER SET utf8mb4 "
+                   f"FIELDS TERMINATED BY '\\t' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '\\\\' "
+                   f"LINES TERMINATED BY '\\n' ({quoted})", (path,))
+    return cursor.rowcount
+
+
+class LoadDataWarehouse(Warehouse):
+    """``Warehouse`` with the proposed MySQL bulk step: LOAD DATA LOCAL INFILE of a pyarrow TSV.
+
+    Same primitive (validation, one transaction: delete, bulk insert, partition_log); only the
+    bulk insert differs. LOAD DATA LOCAL turns bad values and duplicate keys into warnings, so any
+    warning, or a loaded-row count that differs from the frame's, fails the write (rolled back).
+    """
+
+    def __init__(self, url: str):
+        super().__init__(url)
+        self.engine.dispose()
+        self.engine = sa.create_engine(url, pool_pre_ping=True, pool_recycle=1800, isolation_level="READ COMMITTED",
+                                       connect_args={"connect_timeout": 10, "read_timeout": 600, "write_timeout": 600,
+                                                     "charset": "utf8mb4", "local_infile": True})
+
+    def _rows(self, table: sa.Table, frame: pd.DataFrame, columns: Sequence[str]) -> Any:
+        return frame
+
+    def _bulk_insert(self, conn: Any, table: sa.Table, columns: Sequence[str], rows: Any) -> None:
+        if not len(rows):
+            return
+        cursor = conn.connection.cursor()
+        try:
+            with tempfile.TemporaryDirectory() as directory:
+                loaded = load_data(cursor, table, rows, columns, directory)
+            warnings = conn.connection.dbapi_connection.show_warnings()
+            if warnings or loaded != len(rows):
+                raise WarehouseError(f"{table.name}: LOAD DATA loaded {loaded} of {len(rows)} rows; "
+                                     f"warnings: {list(warnings)[:3]}")
+        finally:
+            cursor.close()
+
+
+# ------------------------------------------------------------------------------------------ data
+def admin(sql: str) -> None:
+    url = sa.engine.make_url(SERVER)
+    conn = pymysql.connect(host=url.host, port=url.port or 3306, user=url.username, password=url.password or "",
+                           autocommit=True)
+    with conn.cursor() as cursor:
+        cursor.execute(sql)
+    conn.close()
+
+
+def synthetic_sentiment(symbols: Sequence[str], start: datetime, end: datetime, per_day: int = 1500) -> pd.DataFrame:
+    """News sentiment rows: ``per_day`` items a day, about random symbols (BTC and ETH most often)."""
+    rng = np.random.default_rng(42)
+    n = int(per_day * (end - start) / DAY)
+    weights = np.array([8.0 if s in ("BTC", "ETH") else 1.0 for s in symbols])
+    windows = start + rng.integers(0, (end - start) // STEP, n) * STEP
+    scores = np.clip(rng.normal(0.05, 0.45, n), -1, 1)
+    return pd.DataFrame({
+        "item_id": [f"bench{i:08d}" for i in range(n)], "symbol": rng.choice(symbols, n, p=weights / weights.sum()),
+        "model": "lexicon", "window_start": windows, "sentiment_score": scores,
+        "confidence": rng.uniform(0.3, 1.0, n),
+        "label": np.where(scores > 0.2, "bullish", np.where(scores < -0.2, "bearish", "neutral")),
+        "source": "rss", "analyzed_at": windows + pd.Timedelta(minutes=6),
+    })
+
+
+def seed(wh: Warehouse, start: datetime, days: int) -> dict[str, float]:
+    """Prices from a day before ``start`` to ``start + days``, sentiment, and macro history."""
+    coins = load_universe()
+    figures: dict[str, float] = {}
+    began = time.perf_counter()
+    rows = 0
+    for k in range(-1, days):
+        day = start + k * DAY
+        frame = simulated_price_frame(coins, day, day + DAY)
+        wh.write_partition("price_data_real", frame, start=day, end=day + DAY, run_id="seed", code_version="bench")
+        rows += len(frame)
+    figures["seed_price_rows"] = rows
+    figures["seed_price_rows_per_s"] = rows / (time.perf_counter() - began)
+    sentiment = synthetic_sentiment([c.symbol for c in coins], start - DAY, start + days * DAY)
+    wh.write_partition("sentiment_data", sentiment, start=start - DAY, end=start + days * DAY, run_id="seed",
+                       code_version="bench")
+    first = (start - timedelta(days=480)).date()
+    last = (start + days * DAY).date()
+    macro = simulated_macro_frame(["DGS10", "DFF", "DTWEXBGS", "CPIAUCSL", *YAHOO_TICKERS], first, last, last)
+    wh.write_partition("macro_indicators", macro, start=datetime.combine(first, datetime.min.time()),
+                       end=datetime.combine(last, datetime.min.time()), run_id="seed", code_version="bench",
+                       time_column="observation_date", window=DAY, mode="merge")
+    figures["seed_sentiment_rows"] = len(sentiment)
+    figures["seed_macro_rows"] = len(macro)
+    return figures
+
+
+# ------------------------------------------------------------------------------------------ measures
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    began = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - began, result
+
+
+def raw_talib_seconds(prices: pd.DataFrame, start: datetime, end: datetime) -> float:
+    """The TA-Lib family's kernels run the usual way: each talib function once on each symbol's series."""
+    frame = prices.loc[(prices["window_start"] >= pd.Timestamp(history_start(start)))
+                       & (prices["window_start"] < pd.Timestamp(end))]
+    series = [(g["high"].to_numpy(float), g["low"].to_numpy(float), g["close"].to_numpy(float),
+               g["volume"].to_numpy(float)) for _, g in frame.sort_values("window_start").groupby("symbol")]
+    began = time.perf_counter()
+    for h, lo, c, v in series:
+        for n in (6, 14, 24):
+            talib.RSI(c, n)
+        talib.MACD(c, 12, 26, 9)
+        talib.BBANDS(c, 20, 2, 2, 0)
+        talib.ATR(h, lo, c, 14)
+        talib.NATR(h, lo, c, 14)
+        talib.ADX(h, lo, c, 14)
+        talib.PLUS_DI(h, lo, c, 14)
+        talib.MINUS_DI(h, lo, c, 14)
+        talib.CCI(h, lo, c, 14)
+        talib.MFI(h, lo, c, v, 14)
+        talib.WILLR(h, lo, c, 14)
+        talib.STOCH(h, lo, c, 5, 3, 0, 3, 0)
+        talib.ROC(c, 10)
+        talib.MOM(c, 10)
+        talib.OBV(c, v)
+        talib.ULTOSC(h, lo, c, 7, 14, 28)
+        talib.AROON(h, lo, 25)
+        for n in (5, 10, 20, 50):
+            talib.EMA(c, n)
+        for n in (50, 100, 200):
+            talib.SMA(c, n)
+    return time.perf_counter() - began
+
+
+def computation(wh: Warehouse, start: datetime, days: int) -> dict[str, Any]:
+    end = start + days * DAY
+    inputs = read_feature_inputs(wh, start, end)
+    out: dict[str, Any] = {"read_rows": inputs.row_counts(), "read_seconds_all": inputs.seconds}
+    last = end - STEP
+    for label, first in (("window", last), ("1d", end - DAY), (f"{days}d", start)):
+        runs = 5 if label == "window" else 1
+        seconds, profiles = [], []
+        for _ in range(runs):
+            profile: dict[str, float] = {}
+            took, frame = timed(lambda: compute_features(inputs.prices, inputs.sentiment, inputs.macro, first, end,
+                                                         profile=profile))
+            seconds.append(took)
+            profiles.append(profile)
+        out[f"compute_{label}_s"] = statistics.median(seconds)
+        out[f"compute_{label}_rows"] = len(frame)
+        out[f"compute_{label}_talib_family_s"] = statistics.median(p.get("talib", 0.0) for p in profiles)
+        out[f"compute_{label}_profile"] = {k: round(v, 3) for k, v in profiles[-1].items()}
+        out[f"raw_talib_{label}_s"] = statistics.median(
+            raw_talib_seconds(inputs.prices, first, end) for _ in range(runs))
+        del frame
+    return out
+
+
+def live_window(wh: Warehouse, start: datetime, days: int, repeat: int = 5) -> dict[str, float]:
+    end = start + days * DAY
+    window = end - STEP
+    reads, computes, writes, totals = [], [], [], []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        inputs = read_feature_inputs(wh, window, end)
+        read = time.perf_counter()
+        frame = compute_features(inputs.prices, inputs.sentiment, inputs.macro, window, end)
+        computed = time.perf_counter()
+        wh.write_partition(FEATURES_TABLE.name, frame, start=window, end=end, run_id="bench-live",
+                           code_version="bench", time_column="timestamp")
+        done = time.perf_counter()
+        reads.append(read - began)
+        computes.append(computed - read)
+        writes.append(done - computed)
+        totals.append(done - began)
+    return {"live_read_s": statistics.median(reads), "live_compute_s": statistics.median(computes),
+            "live_write_s": statistics.median(writes), "live_total_s": statistics.median(totals),
+            "live_rows": len(frame), "live_read_path": inputs.reader}
+
+
+def backfill(wh: Warehouse, start: datetime, days: int) -> dict[str, float]:
+    read = compute = write = 0.0
+    rows = 0
+    began = time.perf_counter()
+    for k in range(days):
+        first = start + k * DAY
+        t0 = time.perf_counter()
+        inputs = read_feature_inputs(wh, first, first + DAY)
+        t1 = time.perf_counter()
+        frame = compute_features(inputs.prices, inputs.sentiment, inputs.macro, first, first + DAY)
+        t2 = time.perf_counter()
+        wh.write_partition(FEATURES_TABLE.name, frame, start=first, end=first + DAY, run_id=f"bench-{k}",
+                           code_version="bench", time_column="timestamp")
+        t3 = time.perf_counter()
+        read, compute, write, rows = read + t1 - t0, compute + t2 - t1, write + t3 - t2, rows + len(frame)
+        print(f"  day {k + 1}/{days}: read {t1 - t0:.2f}s compute {t2 - t1:.2f}s write {t3 - t2:.2f}s", flush=True)
+    total = time.perf_counter() - began
+    return {"backfill_days": days, "backfill_rows": rows, "backfill_total_s": total, "backfill_read_s": read,
+            "backfill_compute_s": compute, "backfill_write_s": write, "backfill_rows_per_s": rows / total,
+            "backfill_write_rows_per_s": rows / write}
+
+
+def write_paths(url: str, start: datetime, current_days: int) -> dict[str, float]:
+    """One day's rows: current write_partition, proposed write_partition, bare LOAD DATA (the ceiling)."""
+    current, proposed = Warehouse(url), LoadDataWarehouse(url)
+    out: dict[str, float] = {}
+    frames = []
+    for k in range(max(current_days, 1)):
+        first = start + k * DAY
+        inputs = read_feature_inputs(proposed, first, first + DAY)
+        frames.append((first, compute_features(inputs.prices, inputs.sentiment, inputs.macro, first, first + DAY)))
+    for name, wh in (("current", current), ("load_data", proposed)):
+        took = []
+        for first, frame in frames[:current_days] if name == "current" else frames[:1]:
+            seconds, _ = timed(lambda: wh.write_partition(FEATURES_TABLE.name, frame, start=first, end=first + DAY,
+                                                         run_id="bench-write", code_version="bench",
+                                                         time_column="timestamp"))
+            took.append(seconds)
+        out[f"write_day_{name}_s"] = statistics.median(took)
+        out[f"write_day_{name}_rows_per_s"] = len(frames[0][1]) / statistics.median(took)
+    first, frame = frames[0]
+    with proposed.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS ml_features_ceiling")
+        conn.exec_driver_sql("CREATE TABLE ml_features_ceiling LIKE ml_features_materialized")
+    columns = list(frame.columns)
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "ml_features_ceiling.tsv")
+        tsv_seconds, _ = timed(lambda: pacsv.write_csv(tsv_table(FEATURES_TABLE, frame, columns), path, pacsv.WriteOptions(
+            include_header=False, delimiter="\t", quoting_style="needed", null_string="\\N")))
+        with proposed.engine.begin() as conn:
+            cursor = conn.connection.cursor()
+            quoted = ", ".join(f"`{c}`" for c in columns)
+            load_seconds, _ = timed(lambda: cursor.execute(
+                f"LOAD DATA LOCAL INFILE %s INTO TABLE ml_features_ceiling FIELDS TERMINATED BY '\\t' "
+                f"OPTIONALLY ENCLOSED BY '\"' LINES TERMINATED BY '\\n' ({quoted})", (path,)))
+            cursor.close()
+    with proposed.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE ml_features_ceiling")
+    out["ceiling_tsv_s"] = tsv_seconds
+    out["ceiling_load_data_s"] = load_seconds
+    out["ceiling_rows_per_s"] = len(frame) / load_seconds
+    out["ceiling_with_tsv_rows_per_s"] = len(frame) / (load_seconds + tsv_seconds)
+    out["write_rows_per_day"] = len(frame)
+    current.dispose()
+    proposed.dispose()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--write-path", choices=("load-data", "current"), default="load-data")
+    parser.add_argument("--current-days", type=int, default=2, help="days also written through the current path")
+    parser.add_argument("--skip-backfill", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    args = parser.parse_args(argv)
+
+    start = datetime.now(timezone.utc).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0) - args.days * DAY
+    admin(f"DROP DATABASE IF EXISTS `{DATABASE}`")
+    admin(f"CREATE DATABASE `{DATABASE}` CHARACTER SET utf8mb4")
+    url = f"{SERVER}/{DATABASE}"
+    figures: dict[str, Any] = {"features": len(FEATURE_NAMES), "symbols": len(load_universe()), "days": args.days,
+                               "write_path": args.write_path, "cpus": os.cpu_count(),
+                               "load_average_start": os.getloadavg()[0]}
+    wh = LoadDataWarehouse(url) if args.write_path == "load-data" else Warehouse(url)
+    try:
+        print(f"seeding {args.days + 1} days of prices, sentiment and macro ...", flush=True)
+        figures.update(seed(LoadDataWarehouse(url), start, args.days))
+        print("computation ...", flush=True)
+        figures.update(computation(wh, start, args.days))
+        print("live window ...", flush=True)
+        figures.update(live_window(wh, start, args.days))
+        if not args.skip_backfill:
+            print(f"backfill of {args.days} days ({args.write_path}) ...", flush=True)
+            figures.update(backfill(wh, start, args.days))
+        print("write path ...", flush=True)
+        figures.update(write_paths(url, start, args.current_days))
+    finally:
+        wh.dispose()
+        if not args.keep:
+            admin(f"DROP DATABASE IF EXISTS `{DATABASE}`")
+    figures["load_average_end"] = os.getloadavg()[0]
+    report(figures)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, default=str))
+    return 0
+
+
+def report(f: dict[str, Any]) -> None:
+    d = f["days"]
+    print()
+    print(f"ML features benchmark: {f['features']} features, {f['symbols']} symbols, {d} days, "
+          f"{f['cpus']} CPUs, load average {f['load_average_start']:.1f} -> {f['load_average_end']:.1f}")
+    print("computation (in memory)          ours        raw TA-Lib   ours/TA-Lib   TA-Lib family/raw TA-Lib")
+    for label in ("window", "1d", f"{d}d"):
+        ours, raw, fam = f[f"compute_{label}_s"], f[f"raw_talib_{label}_s"], f[f"compute_{label}_talib_family_s"]
+        print(f"  {label:<8} {f[f'compute_{label}_rows']:>9} rows  {ours:9.3f}s  {raw:9.3f}s   {ours / raw:9.1f}x"
+              f"   {fam / raw:9.1f}x")
+    print(f"live window (read + compute + write, median of 5): {f['live_total_s']:.3f}s "
+          f"(read {f['live_read_s']:.3f}s via {f['live_read_path']}, compute {f['live_compute_s']:.3f}s, "
+          f"write {f['live_write_s']:.3f}s; target < 2 s)")
+    if "backfill_total_s" in f:
+        print(f"backfill {d} days ({f['write_path']}): {f['backfill_total_s']:.0f}s for {f['backfill_rows']} rows "
+              f"({f['backfill_rows_per_s']:.0f} rows/s; read {f['backfill_read_s']:.0f}s, compute "
+              f"{f['backfill_compute_s']:.0f}s, write {f['backfill_write_s']:.0f}s; target < 600 s)")
+    rows = f["write_rows_per_day"]
+    print(f"write one day ({rows} rows x {f['features'] + 4} columns):")
+    print(f"  write_partition, current (INSERT literals): {f['write_day_current_s']:.1f}s "
+          f"({f['write_day_current_rows_per_s']:.0f} rows/s)")
+    print(f"  write_partition, LOAD DATA (proposed):      {f['write_day_load_data_s']:.1f}s "
+          f"({f['write_day_load_data_rows_per_s']:.0f} rows/s)")
+    print(f"  LOAD DATA ceiling (empty table, TSV ready): {f['ceiling_load_data_s']:.1f}s "
+          f"({f['ceiling_rows_per_s']:.0f} rows/s; with TSV writing {f['ceiling_with_tsv_rows_per_s']:.0f} rows/s)")
+    print(f"  ratios to the ceiling: current {f['write_day_current_rows_per_s'] / f['ceiling_rows_per_s']:.2f}, "
+          f"proposed {f['write_day_load_data_rows_per_s'] / f['ceiling_rows_per_s']:.2f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Read what the features of a window range need from the warehouse (no Dagster import).
+
+The features read their history from the tables, not through hundreds of upstream partitions:
+``price_data_real`` from ``PRICE_LOOKBACK_WINDOWS - 1`` windows before the range, ``sentiment_data``
+from the start of the longest sentiment horizon, and ``macro_indicators`` far enough back for the
+staleest catalogued series. On MySQL/MariaDB the price read goes through connectorx (Arrow, about
+20 times faster than the DB-API path) when it is installed; otherwise through SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pandas as pd
+import sqlalchemy as sa
+
+from crypto_assets.features.catalog import MACRO_AVAILABILITY_LAG, MACRO_LOOKBACK_DAYS, MACRO_SERIES
+from crypto_assets.features.compute import (
+    MACRO_INPUT_COLUMNS,
+    PRICE_INPUT_COLUMNS,
+    SENTIMENT_INPUT_COLUMNS,
+    history_start,
+    sentiment_start,
+)
+from resources.warehouse import Warehouse, macro_indicators, price_data_real, sentiment_data
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FeatureInputs:
+    """The rows the features of [start, end) read, and how long reading them took."""
+
+    prices: pd.DataFrame
+    sentiment: pd.DataFrame
+    macro: pd.DataFrame
+    seconds: float
+    reader: str
+
+    def row_counts(self) -> dict[str, int]:
+        """Rows read per table (for run metadata)."""
+        return {"price_data_real": len(self.prices), "sentiment_data": len(self.sentiment),
+                "macro_indicators": len(self.macro)}
+
+
+def price_history_query(start: datetime, end: datetime) -> sa.Select:
+    """``price_data_real`` rows the range [start, end) reads, in key order."""
+    t = price_data_real
+    return (sa.select(*(t.c[name] for name in PRICE_INPUT_COLUMNS))
+            .where(t.c.window_start >= history_start(start), t.c.window_start < end)
+            .order_by(t.c.symbol, t.c.window_start))
+
+
+def sentiment_query(start: datetime, end: datetime, model: str | None = None) -> sa.Select:
+    """``sentiment_data`` rows of items published in the windows the range's horizons cover."""
+    t = sentiment_data
+    stmt = (sa.select(*(t.c[name] for name in SENTIMENT_INPUT_COLUMNS))
+            .where(t.c.window_start >= sentiment_start(start), t.c.window_start < end))
+    if model:
+        stmt = stmt.where(t.c.model == model)
+    return stmt.order_by(t.c.symbol, t.c.window_start, t.c.item_id, t.c.model)
+
+
+def macro_query(start: datetime, end: datetime) -> sa.Select:
+    """Catalogued ``macro_indicators`` observations that could be known during [start, end)."""
+    t = macro_indicators
+    published_by = (end - MACRO_AVAILABILITY_LAG).date()
+    return (sa.select(*(t.c[name] for name in MACRO_INPUT_COLUMNS))
+            .where(t.c.series_id.in_(list(MACRO_SERIES)),
+                   t.c.observation_date >= (start - timedelta(days=MACRO_LOOKBACK_DAYS)).date(),
+                   t.c.realtime_start <= published_by)
+            .order_by(t.c.series_id, t.c.observation_date))
+
+
+def _connectorx_url(wh: Warehouse) -> str | None:
+    """The warehouse URL in connectorx's form, or None where connectorx cannot be used."""
+    if not wh.is_mysql or importlib.util.find_spec("connectorx") is None:
+        return None
+    url = wh.engine.url.set(drivername="mysql", query={})
+    return url.render_as_string(hide_password=False)
+
+
+def _read_connectorx(url: str, wh: Warehouse, statement: sa.Select) -> pd.DataFrame:
+    import connectorx
+
+    sql = str(statement.compile(dialect=wh.engine.dialect, compile_kwargs={"literal_binds": True}))
+    frame = connectorx.read_sql(url, sql, return_type="arrow").to_pandas()
+    return frame
+
+
+def read_feature_inputs(wh: Warehouse, start: datetime, end: datetime, *, sentiment_model: str | None = None) -> FeatureInputs:
+    """Read the price history, sentiment and macro rows the features of [start, end) need."""
+    began = time.perf_counter()
+    url = _connectorx_url(wh)
+    prices = None
+    reader = "sqlalchemy"
+    if url is not None:
+        try:
+            prices = _read_connectorx(url, wh, price_history_query(start, end))
+            reader = "connectorx"
+        except Exception as exc:  # a driver or type mapping problem: the portable path still works
+            log.warning("connectorx read failed (%s); reading through SQLAlchemy", exc)
+    if prices is None:
+        prices = wh.read_frame(price_history_query(start, end))
+    sentiment = wh.read_frame(sentiment_query(start, end, sentiment_model))
+    macro = wh.read_frame(macro_query(start, end))
+    return FeatureInputs(prices, sentiment, macro, time.perf_counter() - began, reader)

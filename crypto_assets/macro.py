@@ -1,0 +1,112 @@
+"""The ``macro_indicators`` asset: daily FRED and Yahoo Finance series, with their publication dates.
+
+No ``from __future__ import annotations`` here: Dagster reads the resource annotations at import.
+"""
+
+from dataclasses import replace
+from datetime import date, timedelta
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from crypto_assets.common import OWNERS, preview_markdown, window_range, write_metadata
+from crypto_assets.partitions import DAILY_PARTITIONS
+from resources.dagster_resources import WarehouseResource
+from resources.macro_sources import FRED_BASE_URL, YAHOO_BASE_URL, YAHOO_TICKERS, MacroFetch, fetch_macro
+from resources.settings import SOURCES, load_settings
+from resources.warehouse import macro_indicators as macro_table
+
+MACRO_CODE_VERSION = "1"
+
+
+class MacroSourcesResource(dg.ConfigurableResource):
+    """Where macro series come from: ``CRYPTO_SOURCE`` (simulated or live), FRED and Yahoo endpoints."""
+
+    source: str = Field(default="", description="'simulated' or 'live'; empty: CRYPTO_SOURCE.")
+    fred_base_url: str = FRED_BASE_URL
+    yahoo_base_url: str = YAHOO_BASE_URL
+    yahoo_tickers: list[str] = Field(default_factory=lambda: list(YAHOO_TICKERS))
+
+    def fetch(self, start: date, end: date) -> MacroFetch:
+        """Observations dated in [start, end); FRED series from ``CRYPTO_FRED_SERIES``."""
+        settings = load_settings()
+        if self.source:
+            if self.source not in SOURCES:
+                raise dg.Failure(f"macro_sources.source={self.source!r}: expected one of {', '.join(SOURCES)}")
+            settings = replace(settings, source=self.source)
+        return fetch_macro(settings, start, end, yahoo_tickers=self.yahoo_tickers,
+                           fred_base_url=self.fred_base_url, yahoo_base_url=self.yahoo_base_url)
+
+
+def validate_macro(frame: pd.DataFrame, start: date, end: date) -> pd.DataFrame:
+    """Check the rows before writing: keys present and unique, dates in range, published on or after them."""
+    if frame.empty:
+        return frame
+    if frame[["series_id", "observation_date", "realtime_start"]].isna().any().any():
+        raise dg.Failure("macro_indicators: rows with a missing series_id, observation_date or realtime_start")
+    duplicated = frame.duplicated(["series_id", "observation_date"])
+    if duplicated.any():
+        raise dg.Failure(f"macro_indicators: {int(duplicated.sum())} duplicate (series_id, observation_date) rows")
+    observed = pd.to_datetime(frame["observation_date"])
+    published = pd.to_datetime(frame["realtime_start"])
+    if ((observed < pd.Timestamp(start)) | (observed >= pd.Timestamp(end))).any():
+        raise dg.Failure(f"macro_indicators: observations outside [{start}, {end})")
+    early = published < observed
+    if early.any():
+        raise dg.Failure(f"macro_indicators: {int(early.sum())} value(s) published before their observation date")
+    return frame
+
+
+@dg.asset(
+    partitions_def=DAILY_PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=366),
+    group_name="macro",
+    kinds={"python", "pandas", "sql"},
+    owners=OWNERS,
+    code_version=MACRO_CODE_VERSION,
+    pool="macro_sources",
+    tags={"crypto/network": "true"},
+)
+def macro_indicators(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    macro_sources: MacroSourcesResource,
+) -> dg.MaterializeResult:
+    """Daily macro series: FRED observations (``CRYPTO_FRED_SERIES``, e.g. DGS10, DFF, DTWEXBGS,
+    CPIAUCSL) and Yahoo Finance closes (S&P 500, VIX, DXY, gold).
+
+    One partition a day holds the observations dated that day; ``realtime_start`` is the day each
+    value was first published (FRED's vintage data; a Yahoo close on its trading day), and the
+    features use a value only from 30 hours after that. FRED's missing marker "." lands as NULL.
+    Offline (``CRYPTO_SOURCE=simulated``) the series are simulated; live, a missing
+    ``FRED_API_KEY`` or a failing series is skipped with a warning in the metadata, and the step
+    fails (for the job's retry policy) only when every FRED series failed. Rows are merged by
+    key, so a series that failed today keeps what an earlier run stored. Observations arrive
+    late (CPI about six weeks after its month): re-materialise recent partitions to pick them
+    up; that never leaks, because the features read publication dates.
+    """
+    start, end = window_range(context)
+    first_day, end_day = start.date(), end.date()
+    fetched = macro_sources.fetch(first_day, end_day)
+    if fetched.fred_down:
+        raise dg.Failure("every FRED series failed", metadata={"errors": dg.MetadataValue.json(fetched.warnings)})
+    frame = validate_macro(fetched.frame, first_day, end_day)
+    result = warehouse.get().write_partition(
+        "macro_indicators", frame, start=start, end=end, run_id=context.run_id, code_version=MACRO_CODE_VERSION,
+        asset="macro_indicators", time_column="observation_date", mode="merge", window=timedelta(days=1),
+    )
+    for warning in fetched.warnings:
+        context.log.warning(warning)
+    return dg.MaterializeResult(metadata=write_metadata(
+        macro_table, result, start, end,
+        sources=dg.MetadataValue.json(fetched.sources),
+        series=dg.MetadataValue.json(sorted(frame["series_id"].unique().tolist()) if len(frame) else []),
+        warnings=dg.MetadataValue.json(fetched.warnings),
+        missing_values=int(frame["value"].isna().sum()) if len(frame) else 0,
+        http=dg.MetadataValue.json(fetched.http),
+        preview=preview_markdown(frame),
+    ))
+
+
+__all__ = ["macro_indicators", "MacroSourcesResource", "validate_macro"]

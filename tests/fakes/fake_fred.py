@@ -1,0 +1,187 @@
+"""A fake FRED (and Yahoo Finance chart) server on loopback, that can be told to misbehave.
+
+Routes, in the formats shared/EXTERNAL_APIS.md describes:
+
+- ``GET /fred/series/observations`` — FRED's observations: ``api_key`` checked (400 with FRED's
+  ``{"error_code", "error_message"}`` body when missing or unknown), ``series_id`` (400 for an
+  unknown series), ``observation_start``/``observation_end`` filter, and real-time periods: with
+  ``realtime_start=1776-07-04`` every vintage of an observation is returned (a revised value
+  appears twice, each with its own ``realtime_start``/``realtime_end``); otherwise only the latest.
+  Values are strings, ``"."`` for missing.
+- ``GET /v8/finance/chart/<ticker>`` — Yahoo's chart answer for ``period1``/``period2`` (daily bars
+  at 14:30 UTC, ``gmtoffset`` -18000); an unknown ticker gets Yahoo's 404 error envelope.
+
+Faults are queued per route (``fred`` or ``yahoo``) with :meth:`FakeMacroServer.fail` and used one
+per request: ``429`` (``Retry-After: 0``), ``500``, ``503``, ``400`` (FRED's error body),
+``malformed`` (JSON cut in half).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+API_KEY = "test-fred-key"
+
+
+@dataclass(frozen=True)
+class Vintage:
+    """One published value of an observation: what it was from ``realtime_start`` on."""
+
+    observation_date: date
+    value: str  # FRED sends strings; "." is missing
+    realtime_start: date
+
+
+class FakeMacroServer:
+    """A threaded HTTP server standing in for FRED and Yahoo Finance's chart endpoint."""
+
+    def __init__(self) -> None:
+        self.fred: dict[str, list[Vintage]] = {}
+        self.yahoo: dict[str, list[tuple[date, float | None]]] = {}
+        self.faults: dict[str, deque[str]] = defaultdict(deque)
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                parts = urlsplit(self.path)
+                params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+                server._record(parts.path, params)
+                if parts.path == "/fred/series/observations":
+                    status, body, headers = server._fred(params)
+                elif parts.path.startswith("/v8/finance/chart/"):
+                    status, body, headers = server._yahoo(unquote(parts.path.rsplit("/", 1)[1]), params)
+                else:
+                    status, body, headers = 404, b'{"error": "not found"}', {}
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> "FakeMacroServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # ---------------------------------------------------------------- set-up
+    def add_fred(self, series_id: str, observation_date: date, value: str, realtime_start: date) -> None:
+        """Publish a vintage of a FRED observation."""
+        self.fred.setdefault(series_id, []).append(Vintage(observation_date, value, realtime_start))
+
+    def add_yahoo(self, ticker: str, day: date, close: float | None) -> None:
+        """Publish a daily bar's close (None: Yahoo's null close)."""
+        self.yahoo.setdefault(ticker, []).append((day, close))
+
+    def fail(self, route: str, *faults: str) -> None:
+        """Queue faults for ``route`` ('fred' or 'yahoo'), one per coming request."""
+        self.faults[route].extend(faults)
+
+    def _record(self, path: str, params: dict[str, str]) -> None:
+        with self._lock:
+            self.requests.append((path, params))
+
+    def _fault(self, route: str) -> tuple[int, bytes, dict[str, str]] | None:
+        with self._lock:
+            if not self.faults[route]:
+                return None
+            fault = self.faults[route].popleft()
+        if fault == "429":
+            return 429, b'{"error_code": 429, "error_message": "Too Many Requests."}', {"Retry-After": "0"}
+        if fault in ("500", "503"):
+            return int(fault), b"<html>upstream error</html>", {}
+        if fault == "400":
+            return 400, json.dumps({"error_code": 400, "error_message": "Bad Request. Injected."}).encode(), {}
+        if fault == "malformed":
+            return 200, b'{"observations": [{"date": "2026-', {}
+        raise ValueError(f"unknown fault {fault!r}")
+
+    # ---------------------------------------------------------------- FRED
+    def _fred(self, params: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
+        fault = self._fault("fred")
+        if fault:
+            return fault
+        if params.get("api_key") != API_KEY:
+            return self._fred_error("Bad Request.  The value for variable api_key is not registered.")
+        series_id = params.get("series_id", "")
+        if series_id not in self.fred:
+            return self._fred_error("Bad Request.  The series does not exist.")
+        first = date.fromisoformat(params.get("observation_start", "1776-07-04"))
+        last = date.fromisoformat(params.get("observation_end", "9999-12-31"))
+        all_vintages = params.get("realtime_start") == "1776-07-04"
+        today = datetime.now(timezone.utc).date()
+        by_date: dict[date, list[Vintage]] = defaultdict(list)
+        for vintage in self.fred[series_id]:
+            if first <= vintage.observation_date <= last and vintage.realtime_start <= today:
+                by_date[vintage.observation_date].append(vintage)
+        observations = []
+        for observed in sorted(by_date):
+            vintages = sorted(by_date[observed], key=lambda v: v.realtime_start)
+            ends = [v.realtime_start - timedelta(days=1) for v in vintages[1:]] + [date(9999, 12, 31)]
+            chosen = list(zip(vintages, ends)) if all_vintages else [(vintages[-1], ends[-1])]
+            for vintage, end in chosen:
+                observations.append({
+                    "realtime_start": vintage.realtime_start.isoformat() if all_vintages else today.isoformat(),
+                    "realtime_end": end.isoformat() if all_vintages else today.isoformat(),
+                    "date": observed.isoformat(), "value": vintage.value,
+                })
+        body = {
+            "realtime_start": params.get("realtime_start", today.isoformat()),
+            "realtime_end": params.get("realtime_end", today.isoformat()),
+            "observation_start": first.isoformat(), "observation_end": last.isoformat(), "units": "lin",
+            "output_type": 1, "file_type": "json", "order_by": "observation_date", "sort_order": "asc",
+            "count": len(observations), "offset": 0, "limit": 100000, "observations": observations,
+        }
+        return 200, json.dumps(body).encode(), {}
+
+    @staticmethod
+    def _fred_error(message: str) -> tuple[int, bytes, dict[str, str]]:
+        return 400, json.dumps({"error_code": 400, "error_message": message}).encode(), {}
+
+    # ---------------------------------------------------------------- Yahoo
+    def _yahoo(self, ticker: str, params: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
+        fault = self._fault("yahoo")
+        if fault:
+            return fault
+        if ticker not in self.yahoo:
+            body = {"chart": {"result": None, "error": {"code": "Not Found",
+                                                         "description": "No data found, symbol may be delisted"}}}
+            return 404, json.dumps(body).encode(), {}
+        period1, period2 = int(params.get("period1", 0)), int(params.get("period2", 2**31))
+        bars = []
+        for day, close in sorted(self.yahoo[ticker]):
+            stamp = int(datetime(day.year, day.month, day.day, 14, 30, tzinfo=timezone.utc).timestamp())
+            if period1 <= stamp < period2:
+                bars.append((stamp, close))
+        body = {"chart": {"result": [{
+            "meta": {"currency": "USD", "symbol": ticker, "exchangeTimezoneName": "America/New_York",
+                     "gmtoffset": -18000, "dataGranularity": "1d"},
+            "timestamp": [s for s, _ in bars],
+            "indicators": {"quote": [{"close": [c for _, c in bars], "open": [c for _, c in bars]}],
+                           "adjclose": [{"adjclose": [c for _, c in bars]}]},
+        }], "error": None}}
+        return 200, json.dumps(body).encode(), {}
