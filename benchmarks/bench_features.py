@@ -13,13 +13,13 @@ measures:
 4. **Write path**: one day's rows through ``write_partition`` against the ``LOAD DATA LOCAL INFILE``
    ceiling (the same rows as TSV into an empty copy of the table).
 
-Writes go through ``Warehouse.write_partition``. ``--write-path current`` uses it as it is (MySQL:
-multi-row INSERTs of literals); ``load-data`` (the default) uses :class:`LoadDataWarehouse`, the
-write path proposed for ``resources/warehouse.py``: the same primitive (validation, one
-transaction, delete, partition_log) with the bulk step done by ``LOAD DATA LOCAL INFILE`` of a TSV
-that pyarrow writes. ``--current-days`` days are also written through the current path to compare.
+Writes go through ``Warehouse.write_partition``: ``load-data`` (the default) as it is (on MySQL,
+``LOAD DATA LOCAL INFILE`` of a TSV that pyarrow writes, inside the partition transaction);
+``insert`` with the bulk step forced to multi-row INSERTs of literals (the path for small writes
+and servers that refuse local infile). ``--current-days`` days are also written through the
+INSERT path to compare.
 
-    .venv/bin/python benchmarks/bench_features.py [--days 30] [--write-path load-data|current]
+    .venv/bin/python benchmarks/bench_features.py [--days 30] [--write-path load-data|insert]
 """
 
 from __future__ import annotations
@@ -37,8 +37,6 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pymysql
 import sqlalchemy as sa
@@ -53,7 +51,7 @@ from crypto_assets.features.io import read_feature_inputs  # noqa: E402
 from resources.macro_sources import YAHOO_TICKERS, simulated_macro_frame  # noqa: E402
 from resources.simulated import simulated_price_frame  # noqa: E402
 from resources.universe import load_universe  # noqa: E402
-from resources.warehouse import Warehouse, WarehouseError  # noqa: E402
+from resources.warehouse import Warehouse, tsv_table  # noqa: E402
 
 SERVER = os.environ.get("CRYPTO_BENCH_MYSQL", "mysql+pymysql://root@127.0.0.1:3306")
 DATABASE = "crypto_bench_features"
@@ -62,73 +60,11 @@ DAY = timedelta(days=1)
 
 
 # ------------------------------------------------------------------------------------------ write path
-def tsv_table(table: sa.Table, frame: pd.DataFrame, columns: Sequence[str]) -> pa.Table:
-    """``frame`` as text columns for LOAD DATA: times as text, NULL for missing/non-finite, text escaped."""
-    arrays = {}
-    for name in columns:
-        column_type = table.c[name].type
-        series = frame[name]
-        if isinstance(column_type, (sa.DateTime, sa.Date)) or pd.api.types.is_datetime64_any_dtype(series):
-            values = pd.to_datetime(series)
-            if getattr(values.dt, "tz", None) is not None:
-                values = values.dt.tz_convert("UTC").dt.tz_localize(None)
-            date_only = isinstance(column_type, sa.Date) and not isinstance(column_type, sa.DateTime)
-            arrays[name] = pc.strftime(pa.array(values.to_numpy(dtype="datetime64[us]")),
-                                       "%Y-%m-%d" if date_only else "%Y-%m-%d %H:%M:%S")
-        elif isinstance(column_type, (sa.Float, sa.Integer)):
-            values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-            arrays[name] = pa.array(values, mask=~np.isfinite(values))
-        else:
-            text = series.astype(object).where(series.notna(), None)
-            escaped = [None if v is None else str(v).replace("\\", "\\\\").replace("\t", "\\t")
-                       .replace("\n", "\\n").replace("\r", "\\r") for v in text]
-            arrays[name] = pa.array(escaped, type=pa.string())
-    return pa.table(arrays)
+class InsertOnlyWarehouse(Warehouse):
+    """``Warehouse`` with its MySQL bulk step forced to multi-row INSERTs (the path below LOAD_DATA_MIN_ROWS)."""
 
-
-def load_data(cursor: Any, table: sa.Table, frame: pd.DataFrame, columns: Sequence[str], directory: str) -> int:
-    """LOAD DATA LOCAL INFILE ``frame`` into ``table`` on ``cursor``'s connection; returns the rows loaded."""
-    path = os.path.join(directory, f"{table.name}.tsv")
-    pacsv.write_csv(tsv_table(table, frame, columns), path, pacsv.WriteOptions(
-        include_header=False, delimiter="\t", quoting_style="needed", null_string="\\N"))
-    quoted = ", ".join(f"`{c}`" for c in columns)
-    cursor.execute(f"LOAD DATA LOCAL INFILE %s INTO TABLE `{table.name}` CHARACTER SET utf8mb4 "
-                   f"FIELDS TERMINATED BY '\\t' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '\\\\' "
-                   f"LINES TERMINATED BY '\\n' ({quoted})", (path,))
-    return cursor.rowcount
-
-
-class LoadDataWarehouse(Warehouse):
-    """``Warehouse`` with the proposed MySQL bulk step: LOAD DATA LOCAL INFILE of a pyarrow TSV.
-
-    Same primitive (validation, one transaction: delete, bulk insert, partition_log); only the
-    bulk insert differs. LOAD DATA LOCAL turns bad values and duplicate keys into warnings, so any
-    warning, or a loaded-row count that differs from the frame's, fails the write (rolled back).
-    """
-
-    def __init__(self, url: str):
-        super().__init__(url)
-        self.engine.dispose()
-        self.engine = sa.create_engine(url, pool_pre_ping=True, pool_recycle=1800, isolation_level="READ COMMITTED",
-                                       connect_args={"connect_timeout": 10, "read_timeout": 600, "write_timeout": 600,
-                                                     "charset": "utf8mb4", "local_infile": True})
-
-    def _rows(self, table: sa.Table, frame: pd.DataFrame, columns: Sequence[str]) -> Any:
-        return frame
-
-    def _bulk_insert(self, conn: Any, table: sa.Table, columns: Sequence[str], rows: Any) -> None:
-        if not len(rows):
-            return
-        cursor = conn.connection.cursor()
-        try:
-            with tempfile.TemporaryDirectory() as directory:
-                loaded = load_data(cursor, table, rows, columns, directory)
-            warnings = conn.connection.dbapi_connection.show_warnings()
-            if warnings or loaded != len(rows):
-                raise WarehouseError(f"{table.name}: LOAD DATA loaded {loaded} of {len(rows)} rows; "
-                                     f"warnings: {list(warnings)[:3]}")
-        finally:
-            cursor.close()
+    def _can_load_data(self) -> bool:
+        return False
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -293,17 +229,17 @@ def backfill(wh: Warehouse, start: datetime, days: int) -> dict[str, float]:
 
 
 def write_paths(url: str, start: datetime, current_days: int) -> dict[str, float]:
-    """One day's rows: current write_partition, proposed write_partition, bare LOAD DATA (the ceiling)."""
-    current, proposed = Warehouse(url), LoadDataWarehouse(url)
+    """One day's rows: write_partition via INSERTs, via LOAD DATA, and bare LOAD DATA (the ceiling)."""
+    inserts, loads = InsertOnlyWarehouse(url), Warehouse(url)
     out: dict[str, float] = {}
     frames = []
     for k in range(max(current_days, 1)):
         first = start + k * DAY
-        inputs = read_feature_inputs(proposed, first, first + DAY)
+        inputs = read_feature_inputs(loads, first, first + DAY)
         frames.append((first, compute_features(inputs.prices, inputs.sentiment, inputs.macro, first, first + DAY)))
-    for name, wh in (("current", current), ("load_data", proposed)):
+    for name, wh in (("insert", inserts), ("load_data", loads)):
         took = []
-        for first, frame in frames[:current_days] if name == "current" else frames[:1]:
+        for first, frame in frames[:current_days] if name == "insert" else frames[:1]:
             seconds, _ = timed(lambda: wh.write_partition(FEATURES_TABLE.name, frame, start=first, end=first + DAY,
                                                          run_id="bench-write", code_version="bench",
                                                          time_column="timestamp"))
@@ -311,7 +247,7 @@ def write_paths(url: str, start: datetime, current_days: int) -> dict[str, float
         out[f"write_day_{name}_s"] = statistics.median(took)
         out[f"write_day_{name}_rows_per_s"] = len(frames[0][1]) / statistics.median(took)
     first, frame = frames[0]
-    with proposed.engine.begin() as conn:
+    with loads.engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE IF EXISTS ml_features_ceiling")
         conn.exec_driver_sql("CREATE TABLE ml_features_ceiling LIKE ml_features_materialized")
     columns = list(frame.columns)
@@ -319,30 +255,30 @@ def write_paths(url: str, start: datetime, current_days: int) -> dict[str, float
         path = os.path.join(directory, "ml_features_ceiling.tsv")
         tsv_seconds, _ = timed(lambda: pacsv.write_csv(tsv_table(FEATURES_TABLE, frame, columns), path, pacsv.WriteOptions(
             include_header=False, delimiter="\t", quoting_style="needed", null_string="\\N")))
-        with proposed.engine.begin() as conn:
+        with loads.engine.begin() as conn:
             cursor = conn.connection.cursor()
             quoted = ", ".join(f"`{c}`" for c in columns)
             load_seconds, _ = timed(lambda: cursor.execute(
                 f"LOAD DATA LOCAL INFILE %s INTO TABLE ml_features_ceiling FIELDS TERMINATED BY '\\t' "
                 f"OPTIONALLY ENCLOSED BY '\"' LINES TERMINATED BY '\\n' ({quoted})", (path,)))
             cursor.close()
-    with proposed.engine.begin() as conn:
+    with loads.engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE ml_features_ceiling")
     out["ceiling_tsv_s"] = tsv_seconds
     out["ceiling_load_data_s"] = load_seconds
     out["ceiling_rows_per_s"] = len(frame) / load_seconds
     out["ceiling_with_tsv_rows_per_s"] = len(frame) / (load_seconds + tsv_seconds)
     out["write_rows_per_day"] = len(frame)
-    current.dispose()
-    proposed.dispose()
+    inserts.dispose()
+    loads.dispose()
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--write-path", choices=("load-data", "current"), default="load-data")
-    parser.add_argument("--current-days", type=int, default=2, help="days also written through the current path")
+    parser.add_argument("--write-path", choices=("load-data", "insert"), default="load-data")
+    parser.add_argument("--current-days", type=int, default=2, help="days also written through the INSERT path")
     parser.add_argument("--skip-backfill", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
@@ -355,10 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict[str, Any] = {"features": len(FEATURE_NAMES), "symbols": len(load_universe()), "days": args.days,
                                "write_path": args.write_path, "cpus": os.cpu_count(),
                                "load_average_start": os.getloadavg()[0]}
-    wh = LoadDataWarehouse(url) if args.write_path == "load-data" else Warehouse(url)
+    wh = Warehouse(url) if args.write_path == "load-data" else InsertOnlyWarehouse(url)
     try:
         print(f"seeding {args.days + 1} days of prices, sentiment and macro ...", flush=True)
-        figures.update(seed(LoadDataWarehouse(url), start, args.days))
+        figures.update(seed(Warehouse(url), start, args.days))
         print("computation ...", flush=True)
         figures.update(computation(wh, start, args.days))
         print("live window ...", flush=True)
@@ -398,14 +334,14 @@ def report(f: dict[str, Any]) -> None:
               f"{f['backfill_compute_s']:.0f}s, write {f['backfill_write_s']:.0f}s; target < 600 s)")
     rows = f["write_rows_per_day"]
     print(f"write one day ({rows} rows x {f['features'] + 4} columns):")
-    print(f"  write_partition, current (INSERT literals): {f['write_day_current_s']:.1f}s "
-          f"({f['write_day_current_rows_per_s']:.0f} rows/s)")
-    print(f"  write_partition, LOAD DATA (proposed):      {f['write_day_load_data_s']:.1f}s "
+    print(f"  write_partition, multi-row INSERTs:          {f['write_day_insert_s']:.1f}s "
+          f"({f['write_day_insert_rows_per_s']:.0f} rows/s)")
+    print(f"  write_partition, LOAD DATA (the default):   {f['write_day_load_data_s']:.1f}s "
           f"({f['write_day_load_data_rows_per_s']:.0f} rows/s)")
     print(f"  LOAD DATA ceiling (empty table, TSV ready): {f['ceiling_load_data_s']:.1f}s "
           f"({f['ceiling_rows_per_s']:.0f} rows/s; with TSV writing {f['ceiling_with_tsv_rows_per_s']:.0f} rows/s)")
-    print(f"  ratios to the ceiling: current {f['write_day_current_rows_per_s'] / f['ceiling_rows_per_s']:.2f}, "
-          f"proposed {f['write_day_load_data_rows_per_s'] / f['ceiling_rows_per_s']:.2f}")
+    print(f"  ratios to the ceiling: INSERTs {f['write_day_insert_rows_per_s'] / f['ceiling_rows_per_s']:.2f}, "
+          f"LOAD DATA {f['write_day_load_data_rows_per_s'] / f['ceiling_rows_per_s']:.2f}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Engine
@@ -414,7 +417,6 @@ class Warehouse:
         warning, or a loaded-row count that differs from the frame's, fails the write (the caller's
         transaction rolls back).
         """
-        import pyarrow.csv as pacsv
 
         preparer = conn.dialect.identifier_preparer
         statement = (
@@ -426,7 +428,7 @@ class Warehouse:
         try:
             with tempfile.TemporaryDirectory() as directory:
                 path = os.path.join(directory, "rows.tsv")
-                pacsv.write_csv(_tsv_table(table, frame, columns), path, pacsv.WriteOptions(
+                pacsv.write_csv(tsv_table(table, frame, columns), path, pacsv.WriteOptions(
                     include_header=False, delimiter="\t", quoting_style="needed", null_string="\\N"))
                 cursor.execute(statement, (path,))
                 loaded = cursor.rowcount
@@ -545,10 +547,8 @@ def _create_mysql_database(engine: Engine) -> None:
         server.dispose()
 
 
-def _tsv_table(table: sa.Table, frame: pd.DataFrame, columns: Sequence[str]) -> "pa.Table":
+def tsv_table(table: sa.Table, frame: pd.DataFrame, columns: Sequence[str]) -> pa.Table:
     """``frame`` as LOAD DATA input: times as text, NULL for missing or non-finite numbers, text escaped."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     arrays = {}
     for name in columns:
