@@ -9,6 +9,7 @@ from crypto_assets.freshness import build_freshness_checks, with_freshness_polic
 from crypto_assets.features.asset import ml_features_materialized
 from crypto_assets.jobs import five_minute_job, five_minute_schedule, macro_job, macro_schedule
 from crypto_assets.macro import MacroSourcesResource, macro_indicators
+from crypto_assets.maintenance import backup_job, backup_schedule, retention_job, retention_schedule
 from crypto_assets.news import news_items
 from crypto_assets.prices import price_data_real
 from crypto_assets.sentiment import sentiment_data
@@ -29,8 +30,8 @@ FRESHNESS_CHECKS = build_freshness_checks(ASSETS)
 defs = dg.Definitions(
     assets=ASSETS,
     asset_checks=[*build_table_checks(ASSETS), *FRESHNESS_CHECKS],
-    jobs=[five_minute_job, macro_job],
-    schedules=[five_minute_schedule, macro_schedule],
+    jobs=[five_minute_job, macro_job, backup_job, retention_job],
+    schedules=[five_minute_schedule, macro_schedule, backup_schedule, retention_schedule],
     sensors=[build_freshness_sensor(FRESHNESS_CHECKS), *ALERT_SENSORS, build_gap_sensor(ASSETS)],
     resources={
         "warehouse": WarehouseResource(),

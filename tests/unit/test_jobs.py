@@ -150,7 +150,8 @@ def test_the_freshness_sensor_asks_for_never_run_checks():
 def test_every_schedule_and_sensor_of_the_definitions_evaluates(sqlite_url, monkeypatch):
     monkeypatch.setenv("CRYPTO_DB_URL", sqlite_url)
     repo = defs.get_repository_def()
-    assert {s.name for s in repo.schedule_defs} == {"five_minute_schedule", "macro_schedule"}
+    assert {s.name for s in repo.schedule_defs} == {"five_minute_schedule", "macro_schedule", "backup_schedule",
+                                                    "retention_schedule"}
     assert {s.name for s in repo.sensor_defs} == {
         "freshness_checks_sensor", "check_alert_sensor", "freshness_alert_sensor", "run_failure_alert_sensor",
         "gap_healing_sensor"}

@@ -1,0 +1,94 @@
+"""Maintenance jobs: a daily Parquet backup of yesterday's committed windows, and retention.
+
+* ``backup_job`` / ``backup_schedule`` (00:30 UTC): exports the UTC day that just ended to
+  ``CRYPTO_BACKUP_DIR`` (``<dir>/<table>/date=YYYY-MM-DD/part.parquet``, see
+  ``resources/backup.py``); a day exported again replaces its files, so the directory is an
+  incremental backup that ``python -m resources.backup restore`` reads back.
+* ``retention_job`` / ``retention_schedule`` (02:30 UTC): deletes windows older than
+  ``CRYPTO_RETENTION_DAYS`` with their ``partition_log`` rows.
+
+Each schedule is running by default only when its variable is set when the code location loads;
+the ops themselves also skip, with a log line, when it is not.
+"""
+
+import os
+from datetime import datetime, timedelta
+
+import dagster as dg
+
+from crypto_assets.jobs import TRIGGER_TAG, run_tags
+from resources.backup import export_warehouse
+from resources.dagster_resources import WarehouseResource
+from resources.retention import RETENTION_ENV, apply_retention, retention_days
+from resources.warehouse import utc_now
+
+BACKUP_DIR_ENV = "CRYPTO_BACKUP_DIR"
+
+
+def _day_key(context: dg.OpExecutionContext) -> datetime:
+    """The UTC day to back up: the run's ``crypto/backup_day`` tag, or yesterday."""
+    tagged = context.run.tags.get("crypto/backup_day")
+    if tagged:
+        return datetime.fromisoformat(tagged)
+    now = utc_now()
+    return datetime(now.year, now.month, now.day) - timedelta(days=1)
+
+
+@dg.op(description="Export one UTC day's committed windows of every table to Parquet under CRYPTO_BACKUP_DIR.")
+def export_day(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> None:
+    """Export the day (the run's ``crypto/backup_day`` tag, or yesterday) to ``CRYPTO_BACKUP_DIR``."""
+    directory = os.environ.get(BACKUP_DIR_ENV, "").strip()
+    if not directory:
+        context.log.warning("%s is not set: no backup written", BACKUP_DIR_ENV)
+        return
+    day = _day_key(context)
+    report = export_warehouse(warehouse.get(), directory, start=day, end=day + timedelta(days=1))
+    context.log.info("backup of %s: %s", day.date(), report.as_dict())
+    context.add_output_metadata({"day": day.date().isoformat(), "directory": directory,
+                                 "rows": dg.MetadataValue.json(report.rows),
+                                 "windows": dg.MetadataValue.json(report.windows),
+                                 "seconds": round(report.seconds, 3)})
+
+
+@dg.op(description="Delete windows older than CRYPTO_RETENTION_DAYS, with their partition_log rows.")
+def apply_retention_op(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> None:
+    """Apply ``CRYPTO_RETENTION_DAYS`` (nothing happens when it is unset)."""
+    days = retention_days()
+    if days is None:
+        context.log.info("%s is not set: every window is kept", RETENTION_ENV)
+        return
+    report = apply_retention(warehouse.get(), days)
+    context.log.info("retention (%d days): %s", days, report.as_dict())
+    context.add_output_metadata({"cutoff": report.cutoff.isoformat(),
+                                 "rows_deleted": dg.MetadataValue.json(report.rows),
+                                 "windows_deleted": dg.MetadataValue.json(report.windows),
+                                 "batches": report.batches})
+
+
+@dg.job(description="Parquet backup of one UTC day's committed windows (yesterday by default).",
+        tags=run_tags("maintenance"))
+def backup_job() -> None:
+    export_day()
+
+
+@dg.job(description="Retention: delete windows older than CRYPTO_RETENTION_DAYS.", tags=run_tags("maintenance"))
+def retention_job() -> None:
+    apply_retention_op()
+
+
+def _status(variable: str) -> dg.DefaultScheduleStatus:
+    return dg.DefaultScheduleStatus.RUNNING if os.environ.get(variable, "").strip() else \
+        dg.DefaultScheduleStatus.STOPPED
+
+
+backup_schedule = dg.ScheduleDefinition(
+    name="backup_schedule", job=backup_job, cron_schedule="30 0 * * *", execution_timezone="UTC",
+    tags={TRIGGER_TAG: "schedule"}, default_status=_status(BACKUP_DIR_ENV),
+    description="00:30 UTC: back up the UTC day that just ended to CRYPTO_BACKUP_DIR.",
+)
+
+retention_schedule = dg.ScheduleDefinition(
+    name="retention_schedule", job=retention_job, cron_schedule="30 2 * * *", execution_timezone="UTC",
+    tags={TRIGGER_TAG: "schedule"}, default_status=_status(RETENTION_ENV),
+    description="02:30 UTC: delete windows older than CRYPTO_RETENTION_DAYS.",
+)

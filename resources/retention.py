@@ -1,0 +1,160 @@
+"""Retention: delete windows older than N days, table by table, with their ``partition_log`` rows.
+
+``CRYPTO_RETENTION_DAYS`` (unset or empty: keep everything forever) is the number of whole UTC
+days to keep before today: with 30, on 2026-12-31 every window before 2026-12-01 00:00 goes.
+Deletion runs in batches of windows (a day by default), each one transaction that removes the
+batch's rows and its ``partition_log`` rows together and holds the table's write lock, so a
+reader never sees rows without their committed window or the reverse, and a concurrent partition
+write of the same table waits for the batch instead of racing it. Back up first
+(``python -m resources.backup export``) if the old windows may be wanted again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Mapping, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+
+from resources.backup import SPECS, TableSpec
+from resources.warehouse import DAY, METADATA, Warehouse, partition_log, to_naive_utc, utc_now
+
+log = logging.getLogger(__name__)
+
+RETENTION_ENV = "CRYPTO_RETENTION_DAYS"
+_RETRYABLE_MYSQL = {1205, 1213, 2006, 2013}
+
+
+class RetentionError(ValueError):
+    """``CRYPTO_RETENTION_DAYS`` holds something that is not a positive whole number of days."""
+
+
+def retention_days(environ: Mapping[str, str] | None = None) -> int | None:
+    """Days to keep from ``CRYPTO_RETENTION_DAYS``; None (keep forever) when unset or empty."""
+    raw = (os.environ if environ is None else environ).get(RETENTION_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        days = int(raw)
+    except ValueError:
+        raise RetentionError(f"{RETENTION_ENV}={raw!r} is not a whole number of days") from None
+    if days < 1:
+        raise RetentionError(f"{RETENTION_ENV}={raw!r} must be at least 1 (leave it unset to keep everything)")
+    return days
+
+
+def retention_cutoff(days: int, now: datetime | None = None) -> datetime:
+    """The first window kept: UTC midnight of today minus ``days``."""
+    now = to_naive_utc(now or utc_now())
+    return now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days)
+
+
+@dataclass
+class RetentionReport:
+    """Rows and windows deleted per table."""
+
+    cutoff: datetime
+    rows: dict[str, int] = field(default_factory=dict)
+    windows: dict[str, int] = field(default_factory=dict)
+    batches: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {"cutoff": self.cutoff.isoformat(), "rows_deleted": self.rows, "windows_deleted": self.windows,
+                "batches": self.batches, "seconds": round(self.seconds, 3)}
+
+
+def _oldest(wh: Warehouse, table: sa.Table, spec: TableSpec) -> datetime | None:
+    with wh.engine.connect() as conn:
+        data = conn.execute(sa.select(sa.func.min(table.c[spec.time_column]))).scalar()
+        logged = conn.execute(sa.select(sa.func.min(partition_log.c.window_start))
+                              .where(partition_log.c.asset == spec.name)).scalar()
+    values = [v if isinstance(v, datetime) else datetime(v.year, v.month, v.day) for v in (data, logged) if v]
+    return min(values) if values else None
+
+
+def _delete_batch(wh: Warehouse, table: sa.Table, spec: TableSpec, start: datetime, end: datetime,
+                  max_attempts: int = 5) -> tuple[int, int]:
+    column = table.c[spec.time_column]
+    low, high = (start.date(), end.date()) if spec.window >= DAY else (start, end)
+    for attempt in range(1, max_attempts + 1):
+        try:
+            with wh.engine.begin() as conn:
+                wh._lock_table(conn, spec.name)  # the lock partition writes of this table take
+                rows = conn.execute(sa.delete(table).where(column >= low, column < high)).rowcount or 0
+                windows = conn.execute(sa.delete(partition_log).where(
+                    partition_log.c.asset == spec.name, partition_log.c.window_start >= start,
+                    partition_log.c.window_start < end)).rowcount or 0
+            return int(rows), int(windows)
+        except DBAPIError as exc:
+            code = exc.orig.args[0] if wh.is_mysql and getattr(exc.orig, "args", None) else None
+            if code not in _RETRYABLE_MYSQL or attempt == max_attempts:
+                raise
+            log.warning("%s: retention batch [%s, %s) attempt %d failed (%s); retrying", spec.name, start, end,
+                        attempt, exc.orig)
+            time.sleep(min(5.0, 0.2 * 2 ** attempt))
+    raise AssertionError("unreachable")
+
+
+def apply_retention(wh: Warehouse, days: int, *, now: datetime | None = None, tables: Sequence[str] | None = None,
+                    batch: timedelta = DAY) -> RetentionReport:
+    """Delete every window older than ``days`` whole UTC days, oldest first, a ``batch`` at a time."""
+    if days < 1:
+        raise RetentionError("retention must keep at least 1 day")
+    began = time.perf_counter()
+    cutoff = retention_cutoff(days, now)
+    report = RetentionReport(cutoff)
+    for name in tables or SPECS:
+        spec = SPECS[name]
+        if name not in METADATA.tables:
+            continue  # a table this process has not declared (features without the catalog)
+        table = wh.table(name)
+        report.rows[name] = report.windows[name] = 0
+        oldest = _oldest(wh, table, spec)
+        if oldest is None or oldest >= cutoff:
+            continue
+        start = oldest.replace(hour=0, minute=0, second=0, microsecond=0)
+        while start < cutoff:
+            end = min(start + batch, cutoff)
+            rows, windows = _delete_batch(wh, table, spec, start, end)
+            report.rows[name] += rows
+            report.windows[name] += windows
+            report.batches += 1
+            start = end
+        log.info("%s: deleted %d row(s) and %d window(s) before %s", name, report.rows[name],
+                 report.windows[name], cutoff)
+    report.seconds = time.perf_counter() - began
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m resources.retention [--days N] [--db-url URL]`` (days default: CRYPTO_RETENTION_DAYS)."""
+    from resources.settings import load_settings
+
+    parser = argparse.ArgumentParser(prog="python -m resources.retention", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--days", type=int, default=None, help=f"days to keep (default: {RETENTION_ENV})")
+    parser.add_argument("--db-url", default=None, help="SQLAlchemy URL of the warehouse (default: CRYPTO_DB_URL)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    days = args.days if args.days is not None else retention_days()
+    if days is None:
+        print(json.dumps({"skipped": f"{RETENTION_ENV} is not set: every window is kept"}))
+        return 0
+    wh = Warehouse(args.db_url or load_settings().db_url)
+    try:
+        print(json.dumps(apply_retention(wh, days).as_dict(), indent=2))
+    finally:
+        wh.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""The live loop soaked through faulty sources (``benchmarks/soak.py``), then audited.
+
+The quick variant drives two hours of windows (24 ticks of the schedule, 20 coins, every asset of
+``five_minute_job``) with random transient faults and a half-hour exchange outage; the slow one
+drives two days (576 windows, the whole universe, an hour-long outage of each source). Both must
+end with every window committed exactly once, ``partition_log`` agreeing with the tables, the
+bars equal to what the exchange served, and exactly the alerts the faults called for.
+"""
+
+import pytest
+
+from benchmarks.soak import Outage, SoakConfig, run_soak
+
+FEATURES_STALE = "features of "
+
+
+@pytest.fixture(scope="module")
+def short_soak(tmp_path_factory):
+    return run_soak(SoakConfig(windows=24, coins=20, seed=11, fault_rate=0.4, outages=(Outage("exchange", 6, 6),),
+                               feature_samples=24, workdir=tmp_path_factory.mktemp("soak")))
+
+
+def test_two_hours_through_faults_and_an_outage_lose_and_duplicate_nothing(short_soak):
+    report = short_soak
+    assert [p for p in report.problems if not p.startswith(FEATURES_STALE)] == []
+    assert sum(report.faults_injected.values()) >= 5 and report.http_retries > 0
+    assert report.runs["schedule"] == 24 and report.runs_failed["schedule"] >= 6  # the outage's windows
+    assert report.heal_runs >= 1
+    assert report.circuit_opened["exchange"] >= 1 and report.circuit_rejections > 0
+    assert report.alerts["run"] == sum(report.runs_failed.values())
+    assert report.alerts["freshness"] >= 1
+    assert report.rows["price_data_real"] >= 24 * 19
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "features computed while a price window was missing are not recomputed once the gap is healed: the gap "
+    "sensor re-runs the missing windows only, not the later windows whose lookback covered the gap"))
+def test_features_after_a_healed_gap_equal_a_clean_recomputation(short_soak):
+    if short_soak.checks.get("features", "").endswith("skipped"):
+        pytest.skip("ml_features_materialized is not part of five_minute_job")
+    assert [p for p in short_soak.problems if p.startswith(FEATURES_STALE)] == []
+
+
+@pytest.mark.slow
+def test_two_days_of_windows(tmp_path):
+    report = run_soak(SoakConfig(windows=576, workdir=tmp_path))
+    assert report.ok, report.problems
+    assert report.runs["schedule"] == 576
