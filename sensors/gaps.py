@@ -6,6 +6,11 @@ windows are grouped into contiguous ranges that miss the same assets, and each r
 run of ``five_minute_job`` over the missing assets and what depends on them (a range of up to a
 day of windows is one run, as in a backfill).
 
+Windows of an asset that reads a trailing history of its upstream assets (the features read a
+day of prices and sentiment) are also stale, and re-run, when an upstream window inside their
+lookback was committed after them: a price gap healed later, or late news written into its own
+window. Otherwise a feature computed while a bar was missing would keep its NULLs for good.
+
 It never asks twice for the same work: windows that a queued or running run, or a requested
 backfill, already targets are left alone, and so, for an hour, are windows whose healing run
 failed (the failure has been alerted; the source is probably down). At most a few runs are
@@ -20,6 +25,10 @@ import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
 
+import numpy as np
+import pandas as pd
+
+from crypto_assets.features.catalog import FEATURES_TABLE, PRICE_LOOKBACK_WINDOWS, SENTIMENT_LOOKBACK_WINDOWS
 from crypto_assets.jobs import TRIGGER_TAG, five_minute_job
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
 from resources.settings import load_settings
@@ -28,6 +37,10 @@ from resources.warehouse import Warehouse, get_warehouse, to_naive_utc, utc_now,
 GAP_HEALING = "gap_healing"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+# Assets computed from a trailing history of other assets: {asset: {upstream: lookback in windows}}.
+HISTORY_LOOKBACKS: Mapping[str, Mapping[str, int]] = {
+    FEATURES_TABLE.name: {"price_data_real": PRICE_LOOKBACK_WINDOWS, "sentiment_data": SENTIMENT_LOOKBACK_WINDOWS},
+}
 IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
              dg.DagsterRunStatus.STARTED]
 
@@ -54,6 +67,36 @@ def missing_windows(warehouse: Warehouse, assets: Sequence[str], start: datetime
             if w not in have:
                 missing.setdefault(w, set()).add(asset)
     return missing
+
+
+def _committed_ns(warehouse: Warehouse, asset: str, grid: pd.DatetimeIndex, window: timedelta) -> np.ndarray:
+    """``committed_at`` of ``asset`` for each window of ``grid``, as float nanoseconds (NaN where not committed)."""
+    log = warehouse.committed_windows(asset, grid[0].to_pydatetime(), (grid[-1] + window).to_pydatetime())
+    if not len(log):
+        return np.full(len(grid), np.nan)
+    committed = pd.Series(pd.to_datetime(log["committed_at"]).astype("datetime64[ns]").astype("int64").to_numpy(float),
+                          index=pd.to_datetime(log["window_start"]).astype("datetime64[ns]"))
+    return committed.reindex(grid).to_numpy()
+
+
+def stale_windows(warehouse: Warehouse, lookbacks: Mapping[str, Mapping[str, int]], start: datetime,
+                  end: datetime, window: timedelta) -> dict[datetime, set[str]]:
+    """Committed windows of [start, end) of a history-reading asset that an upstream window in their
+    lookback was committed after: ``{window: {asset}}``."""
+    stale: dict[datetime, set[str]] = {}
+    for asset, upstreams in lookbacks.items():
+        grid = pd.date_range(start - (max(upstreams.values()) - 1) * window, end - window, freq=window,
+                             unit="ns")
+        own = _committed_ns(warehouse, asset, grid, window)
+        latest_upstream = np.full(len(grid), np.nan)
+        for upstream, lookback in upstreams.items():
+            committed = pd.Series(_committed_ns(warehouse, upstream, grid, window))
+            latest_upstream = np.fmax(latest_upstream, committed.rolling(lookback, min_periods=1).max().to_numpy())
+        with np.errstate(invalid="ignore"):
+            behind = (latest_upstream > own) & (grid >= pd.Timestamp(start))
+        for w in grid[behind]:
+            stale.setdefault(w.to_pydatetime(), set()).add(asset)
+    return stale
 
 
 def plan_heal_requests(missing: Mapping[datetime, set[str]], covered: Mapping[str, set[datetime]],
@@ -172,6 +215,7 @@ def build_gap_sensor(
     max_windows_per_run: int = 288,
     retry_cooldown: timedelta = timedelta(hours=1),
     clock: Callable[[], datetime] = utc_now,
+    lookbacks: Mapping[str, Mapping[str, int]] = HISTORY_LOOKBACKS,
     name: str = "gap_healing_sensor",
 ) -> dg.SensorDefinition:
     """The gap-healing sensor over the ``partitions_def`` assets among ``assets``.
@@ -197,6 +241,9 @@ def build_gap_sensor(
             return dg.SensorResult(skip_reason="no eligible windows")
         warehouse = get_warehouse(load_settings().db_url)
         missing = missing_windows(warehouse, keys, start, end, window)
+        for w, assets in stale_windows(warehouse, {a: up for a, up in lookbacks.items() if a in keys},
+                                       start, end, window).items():
+            missing.setdefault(w, set()).update(assets)
         if not missing:
             return dg.SensorResult(skip_reason=f"no gaps in [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M})")
         covered = covered_windows(context.instance, job.name, keys, partitions_def, window,

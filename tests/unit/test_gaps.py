@@ -4,6 +4,7 @@ import time
 from datetime import datetime, timedelta
 
 import dagster as dg
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from dagster._core.execution.backfill import PartitionBackfill
@@ -131,3 +132,21 @@ def test_windows_too_recent_for_healing_are_left_to_the_schedule(env):
     recent = build_gap_sensor(PRICES, horizon=timedelta(hours=2), settle=timedelta(minutes=20))
     data = recent.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
     assert not data.run_requests
+
+
+def test_features_whose_lookback_saw_a_later_commit_are_stale(sqlite_url):
+    from sensors.gaps import HISTORY_LOOKBACKS, stale_windows
+
+    wh = Warehouse(sqlite_url)
+    end = T0 + 12 * W
+    prices = simulated_price_frame(load_universe()[:3], T0, end)
+    wh.write_partition("price_data_real", prices, start=T0, end=end, run_id="live", code_version="1")
+    features = "ml_features_materialized"
+    wh.write_partition(features, pd.DataFrame(columns=["symbol", "timestamp", "feature_set_version"]), start=T0, end=end, run_id="live", code_version="1",
+                       time_column="timestamp")
+    assert stale_windows(wh, HISTORY_LOOKBACKS, T0, end, W) == {}
+    time.sleep(0.01)
+    healed = T0 + 4 * W  # a price window re-committed after the features that read it
+    wh.write_partition("price_data_real", prices[prices.window_start == healed], start=healed, end=healed + W,
+                       run_id="heal", code_version="1")
+    assert stale_windows(wh, HISTORY_LOOKBACKS, T0, end, W) == {w: {features} for w in windows(healed, 8)}
