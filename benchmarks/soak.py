@@ -455,7 +455,7 @@ class _Loop:
             self.in_outage = False
             tick_time = self.windows[-1] + WINDOW + SCHEDULE_OFFSET
             for _ in range(self.config.drain_ticks):
-                if not self._missing():
+                if not self._missing() and not self._stale():
                     break
                 tick_time += WINDOW
                 self._tick(tick_time, schedule=False)
@@ -482,6 +482,17 @@ class _Loop:
                 if missing:
                     out[asset] = missing
             return out
+        finally:
+            wh.dispose()
+
+    def _stale(self) -> dict[datetime, set[str]]:
+        """Windows whose features read an upstream window committed after them (the gap sensor re-runs them)."""
+        from sensors.gaps import HISTORY_LOOKBACKS, stale_windows
+
+        lookbacks = {a: up for a, up in HISTORY_LOOKBACKS.items() if a in self.asset_keys}
+        wh = Warehouse(self.db_url, create=False)
+        try:
+            return stale_windows(wh, lookbacks, self.windows[0], self.windows[-1] + WINDOW, WINDOW)
         finally:
             wh.dispose()
 

@@ -32,10 +32,6 @@ def test_two_hours_through_faults_and_an_outage_lose_and_duplicate_nothing(short
     assert report.rows["price_data_real"] >= 24 * 19
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "features computed while a price window was missing still differ from a clean recomputation at the end of "
-    "the short soak, although the gap sensor now re-runs feature windows whose lookback saw a later upstream "
-    "commit (sensors/gaps.py stale_windows, unit-tested); not yet diagnosed"))
 def test_features_after_a_healed_gap_equal_a_clean_recomputation(short_soak):
     if short_soak.checks.get("features", "").endswith("skipped"):
         pytest.skip("ml_features_materialized is not part of five_minute_job")
