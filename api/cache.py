@@ -2,16 +2,20 @@
 
 Keys carry the warehouse's committed-state version, so a newly committed window invalidates
 every cached response at once: the next request computes a fresh one under the new key, and
-stale entries expire with the TTL (``CRYPTO_API_CACHE_TTL``). Redis is optional and never
+stale entries expire with the TTL (``CRYPTO_API_CACHE_TTL``). Builds are single-flight per key:
+when a commit invalidates a hot response, the requests that miss together share one build
+instead of each querying the database (the stampede that set the p99 under load). Redis is optional and never
 fatal: if it fails, the gateway logs it, skips it for a while and serves from the database.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -67,6 +71,7 @@ class ResponseCache:
         self._redis = None
         self._redis_down_until = 0.0
         self.hits = {"local": 0, "redis": 0}
+        self._building: dict[str, asyncio.Future[CachedResponse]] = {}
         if redis_url:
             import redis.asyncio as redis_asyncio
 
@@ -106,6 +111,34 @@ class ResponseCache:
                 self.hits["redis"] += 1
                 return value
         return None
+
+    async def get_or_build(self, key: str,
+                           build: Callable[[], Awaitable[CachedResponse]]) -> tuple[CachedResponse, str]:
+        """The cached response for ``key``, building (and storing) it on a miss.
+
+        Returns the response and how it was found: ``hit`` (either tier), ``miss`` (this request
+        built it) or ``shared`` (it waited for a build another request had started). A build
+        that raises raises in every request waiting for it, and the next request tries again.
+        """
+        cached = await self.get(key)
+        if cached is not None:
+            return cached, "hit"
+        pending = self._building.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending), "shared"
+        future: asyncio.Future[CachedResponse] = asyncio.get_running_loop().create_future()
+        self._building[key] = future
+        try:
+            value = await build()
+            await self.set(key, value)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here, so an unwaited failure is not logged as lost
+            raise
+        finally:
+            self._building.pop(key, None)
+        future.set_result(value)
+        return value, "miss"
 
     def peek_local(self, key: str) -> CachedResponse | None:
         """The in-process entry for ``key`` if it is there and fresh (no Redis round trip)."""

@@ -12,6 +12,7 @@ import importlib
 import logging
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta, timezone
 from types import ModuleType
 from typing import Any, Sequence
@@ -222,17 +223,23 @@ async def cached_json(gateway: Gateway, request: Request, state: State, as_of: d
     headers = base_headers(as_of, etag, cache_control)
     if matches_etag(request, etag):
         return not_modified(headers)
-    cached = await gateway.cache.get(etag)
-    status = "hit"
-    if cached is None:
-        status = "miss"
+
+    async def build_response() -> CachedResponse:
         body = formats.json_body(await run_in_threadpool(build))
-        cached = CachedResponse(body, formats.MEDIA_TYPES[Format.json], headers)
-        await gateway.cache.set(etag, cached)
-    else:
-        gateway.metrics.cache_hits.labels("memory_or_redis").inc()
+        return CachedResponse(body, formats.MEDIA_TYPES[Format.json], headers)
+
+    cached, status = await cached_or_built(gateway, etag, build_response)
     content, encoding = cached.for_client(request.headers.get("accept-encoding"))
     return Response(content, media_type=cached.media_type, headers={**headers, **encoding, "X-Cache": status})
+
+
+async def cached_or_built(gateway: Gateway, etag: str,
+                          build: Callable[[], Awaitable[CachedResponse]]) -> tuple[CachedResponse, str]:
+    """The response cached under ``etag``, or one build of it shared by every concurrent miss."""
+    cached, status = await gateway.cache.get_or_build(etag, build)
+    if status != "miss":
+        gateway.metrics.cache_hits.labels("memory_or_redis" if status == "hit" else "shared_build").inc()
+    return cached, status
 
 
 async def tabular(gateway: Gateway, request: Request, state: State, plan: Plan, fmt: Format,
@@ -254,25 +261,18 @@ async def tabular(gateway: Gateway, request: Request, state: State, plan: Plan, 
     reader = gateway.reader()
 
     if fmt is Format.json:
-        cached = await gateway.cache.get(etag)
-        status = "hit"
-        if cached is None:
-            status = "miss"
 
-            def build() -> CachedResponse:
-                stop = reader.next_key(plan, start_key, rows)
-                table = reader.read_table(plan, start_key, stop)
-                next_cursor = encode_cursor(plan.dataset, stop) if stop is not None else None
-                payload = {"as_of": iso(as_of), "count": table.num_rows, "limit": rows,
-                           "truncated": stop is not None, "next_cursor": next_cursor, **(extra or {}),
-                           "data": table.to_pylist()}
-                return CachedResponse(formats.json_body(payload), formats.MEDIA_TYPES[Format.json],
-                                      {**headers, **_next_headers(request, next_cursor)})
+        def build() -> CachedResponse:
+            stop = reader.next_key(plan, start_key, rows)
+            table = reader.read_table(plan, start_key, stop)
+            next_cursor = encode_cursor(plan.dataset, stop) if stop is not None else None
+            payload = {"as_of": iso(as_of), "count": table.num_rows, "limit": rows,
+                       "truncated": stop is not None, "next_cursor": next_cursor, **(extra or {}),
+                       "data": table.to_pylist()}
+            return CachedResponse(formats.json_body(payload), formats.MEDIA_TYPES[Format.json],
+                                  {**headers, **_next_headers(request, next_cursor)})
 
-            cached = await run_in_threadpool(build)
-            await gateway.cache.set(etag, cached)
-        else:
-            gateway.metrics.cache_hits.labels("memory_or_redis").inc()
+        cached, status = await cached_or_built(gateway, etag, lambda: run_in_threadpool(build))
         content, encoding = cached.for_client(request.headers.get("accept-encoding"))
         return Response(content, media_type=cached.media_type,
                         headers={**headers, **cached.headers, **encoding, "X-Cache": status})

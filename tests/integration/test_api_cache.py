@@ -59,3 +59,27 @@ def test_a_redis_that_is_down_is_skipped(sqlite_url, prefix):
     with TestClient(app) as c:
         assert c.get("/v1/prices/latest").status_code == 200
         assert c.get("/v1/symbols").status_code == 200
+
+
+def test_concurrent_misses_after_a_commit_share_one_database_read(sqlite_url):
+    """The stampede after a commit: many pollers miss at once, one of them builds the answer."""
+    import asyncio
+
+    import httpx
+
+    seed(sqlite_url)
+    app = make_app(sqlite_url)
+
+    async def poll_together() -> list[httpx.Response]:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+                return await asyncio.gather(*(client.get("/v1/prices/latest") for _ in range(24)))
+
+    responses = asyncio.run(poll_together())
+    assert {r.status_code for r in responses} == {200}
+    statuses = [r.headers["X-Cache"] for r in responses]
+    assert statuses.count("miss") == 1 and statuses.count("shared") >= 1, statuses
+    assert len({r.content for r in responses}) == 1
+    shared = app.state.gateway.metrics.cache_hits.labels("shared_build")._value.get()
+    assert shared == statuses.count("shared")
