@@ -17,10 +17,13 @@ fault test wait out its back-off.
 """
 
 import json
+from datetime import datetime, time, timedelta, timezone
 
 import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from crypto_assets.partitions import DAILY_PARTITIONS, FIVE_MINUTE_PARTITIONS
+from resources.settings import load_settings
 
 FIVE_MINUTE_GROUPS = ("prices", "sentiment", "features")
 MACRO_GROUPS = ("macro",)
@@ -116,12 +119,38 @@ def five_minute_schedule(context: dg.ScheduleEvaluationContext):
     return _five_minute_partition_schedule(context)
 
 
-macro_schedule = dg.build_schedule_from_partitioned_job(
-    macro_job,
+@dg.schedule(
     name="macro_schedule",
-    description="Runs macro_job at 01:00 UTC for the UTC day that just ended.",
-    hour_of_day=1,
-    minute_of_hour=0,
+    cron_schedule="0 1 * * *",
+    execution_timezone="UTC",
+    job=macro_job,
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    tags={TRIGGER_TAG: "schedule"},
 )
+def macro_schedule(context: dg.ScheduleEvaluationContext):
+    """Runs ``macro_job`` at 01:00 UTC over the trailing ``CRYPTO_MACRO_LOOKBACK_DAYS`` days.
+
+    The range ends with the UTC day that just ended and starts that many days earlier (never
+    before the first partition), in one run. Macro observations arrive late and get revised
+    (CPI about six weeks after its month starts), so re-fetching the trailing range picks them up
+    without a manual backfill; the asset merges by key and the features read publication dates,
+    so a re-fetch never duplicates a row nor leaks a value into an earlier window.
+    """
+    days = macro_run_days(context.scheduled_execution_time, load_settings().macro_lookback_days)
+    if not days:
+        return dg.SkipReason("no complete UTC day inside the partitions yet")
+    first, last = days[0], days[-1]
+    return dg.RunRequest(
+        run_key=f"{first}...{last}",
+        tags={TRIGGER_TAG: "schedule", ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
+    )
+
+
+def macro_run_days(tick: datetime, lookback_days: int) -> list[str]:
+    """Daily partition keys a macro tick at ``tick`` covers: the last ``lookback_days`` complete days."""
+    last_day = tick.astimezone(timezone.utc).date() - timedelta(days=1)
+    first = datetime.combine(last_day - timedelta(days=lookback_days - 1), time(), tzinfo=timezone.utc)
+    end = datetime.combine(last_day + timedelta(days=1), time(), tzinfo=timezone.utc)
+    first = max(first, DAILY_PARTITIONS.start.astimezone(timezone.utc))
+    if first >= end:
+        return []
+    return DAILY_PARTITIONS.get_partition_keys_in_time_window(dg.TimeWindow(first, end))

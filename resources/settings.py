@@ -49,6 +49,8 @@ class Settings:
     rss_feeds: tuple[str, ...] = field(default_factory=tuple)
     reddit_subreddits: tuple[str, ...] = ("CryptoCurrency", "Bitcoin", "ethereum", "CryptoMarkets")
     fred_series: tuple[str, ...] = ("DGS10", "DFF", "DTWEXBGS", "CPIAUCSL")
+    # Days the daily macro run re-fetches: CPI lands about six weeks after its month starts.
+    macro_lookback_days: int = 45
     # API gateway (api/): limits, CORS and caching.
     api_rate_limit: int = 600
     api_cors_origins: tuple[str, ...] = ()
@@ -151,6 +153,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         rss_feeds=_split_csv(get("CRYPTO_RSS_FEEDS") or ""),
         reddit_subreddits=_split_csv(get("CRYPTO_REDDIT_SUBREDDITS") or "") or defaults.reddit_subreddits,
         fred_series=_split_csv(get("CRYPTO_FRED_SERIES") or "") or defaults.fred_series,
+        macro_lookback_days=int(_number("CRYPTO_MACRO_LOOKBACK_DAYS", get("CRYPTO_MACRO_LOOKBACK_DAYS"),
+                                        defaults.macro_lookback_days, int, 1)),
         api_rate_limit=int(_number("CRYPTO_API_RATE_LIMIT", get("CRYPTO_API_RATE_LIMIT"), defaults.api_rate_limit, int, 0)),
         api_cors_origins=_split_csv(get("CRYPTO_API_CORS_ORIGINS") or ""),
         api_max_rows=int(_number("CRYPTO_API_MAX_ROWS", get("CRYPTO_API_MAX_ROWS"), defaults.api_max_rows, int, 1)),

@@ -24,7 +24,11 @@ import time
 from dataclasses import dataclass, field
 
 import dagster as dg
-from dagster._core.storage.tags import WILL_RETRY_TAG
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    WILL_RETRY_TAG,
+)
 
 from resources.settings import load_settings
 from sensors.webhook import Alert, WebhookError, WebhookNotifier
@@ -38,8 +42,6 @@ WILL_RETRY_GRACE_S = 120
 FRESHNESS_CHECK_NAME = "freshness_check"
 RUN_FAILURES = "run_failures"
 PARTITION_TAG = "dagster/partition"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 _EXPECTED_PARTITION = re.compile(r"partition (\S+?)[ ,.]")
 
 
@@ -72,8 +74,8 @@ def window_of_run(run: dg.DagsterRun | None) -> str | None:
     """The run's partition, or its partition range, as text."""
     if run is None:
         return None
-    if run.tags.get(RANGE_START_TAG):
-        return f"{run.tags[RANGE_START_TAG]} to {run.tags.get(RANGE_END_TAG, '?')}"
+    if run.tags.get(ASSET_PARTITION_RANGE_START_TAG):
+        return f"{run.tags[ASSET_PARTITION_RANGE_START_TAG]} to {run.tags.get(ASSET_PARTITION_RANGE_END_TAG, '?')}"
     return run.tags.get(PARTITION_TAG)
 
 

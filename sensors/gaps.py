@@ -24,6 +24,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 import numpy as np
 import pandas as pd
@@ -35,8 +36,6 @@ from resources.settings import load_settings
 from resources.warehouse import Warehouse, get_warehouse, to_naive_utc, utc_now, window_starts
 
 GAP_HEALING = "gap_healing"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 # Assets computed from a trailing history of other assets: {asset: {upstream: lookback in windows}}.
 HISTORY_LOOKBACKS: Mapping[str, Mapping[str, int]] = {
     FEATURES_TABLE.name: {"price_data_real": PRICE_LOOKBACK_WINDOWS, "sentiment_data": SENTIMENT_LOOKBACK_WINDOWS},
@@ -133,9 +132,9 @@ def _key_window(partitions_def: dg.TimeWindowPartitionsDefinition, key: str) -> 
 
 def _windows_of_tags(tags: Mapping[str, str], partitions_def: dg.TimeWindowPartitionsDefinition,
                      window: timedelta) -> list[datetime]:
-    if tags.get(RANGE_START_TAG) and tags.get(RANGE_END_TAG):
-        start, _ = _key_window(partitions_def, tags[RANGE_START_TAG])
-        _, end = _key_window(partitions_def, tags[RANGE_END_TAG])
+    if tags.get(ASSET_PARTITION_RANGE_START_TAG) and tags.get(ASSET_PARTITION_RANGE_END_TAG):
+        start, _ = _key_window(partitions_def, tags[ASSET_PARTITION_RANGE_START_TAG])
+        _, end = _key_window(partitions_def, tags[ASSET_PARTITION_RANGE_END_TAG])
         return window_starts(start, end, window)
     if tags.get("dagster/partition"):
         return [_key_window(partitions_def, tags["dagster/partition"])[0]]
@@ -267,7 +266,7 @@ def heal_run_request(request: HealRequest, partitions_def: dg.TimeWindowPartitio
     tags = {TRIGGER_TAG: GAP_HEALING}
     if request.windows == 1:
         return dg.RunRequest(partition_key=first, asset_selection=selection, tags=tags)
-    return dg.RunRequest(asset_selection=selection, tags={**tags, RANGE_START_TAG: first, RANGE_END_TAG: last})
+    return dg.RunRequest(asset_selection=selection, tags={**tags, ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last})
 
 
 def _floor(value: datetime, step: timedelta) -> datetime:

@@ -19,6 +19,7 @@ from crypto_assets.jobs import (
     five_minute_job,
     five_minute_schedule,
     macro_job,
+    macro_run_days,
     macro_schedule,
     offset_cron,
 )
@@ -98,13 +99,31 @@ def test_the_schedule_runs_the_window_that_just_closed_a_minute_late(tick, windo
     assert request.tags["crypto/trigger"] == "schedule"
 
 
-def test_the_macro_schedule_runs_yesterday_at_one():
-    assert macro_schedule.cron_schedule == "0 1 * * *"
+def macro_tick(day: int) -> dg.RunRequest:
     with dg.instance_for_test() as instance:
         data = macro_schedule.evaluate_tick(dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=utc(2026, 11, 21, 1, 0)))
+            instance=instance, scheduled_execution_time=utc(2026, 11, day, 1, 0)))
     (request,) = data.run_requests
-    assert request.partition_key == "2026-11-20"
+    return request
+
+
+def test_the_macro_schedule_re_fetches_the_trailing_days_in_one_run(monkeypatch):
+    assert macro_schedule.cron_schedule == "0 1 * * *"
+    monkeypatch.setenv("CRYPTO_MACRO_LOOKBACK_DAYS", "3")
+    request = macro_tick(21)
+    assert (request.partition_key_range.start, request.partition_key_range.end) == ("2026-11-18", "2026-11-20")
+    assert request.run_key == "2026-11-18...2026-11-20" and request.tags["crypto/trigger"] == "schedule"
+    monkeypatch.setenv("CRYPTO_MACRO_LOOKBACK_DAYS", "1")
+    assert macro_tick(21).partition_key_range.start == "2026-11-20"
+
+
+def test_the_macro_lookback_stops_at_the_first_partition(monkeypatch):
+    monkeypatch.setenv("CRYPTO_MACRO_LOOKBACK_DAYS", "100000")
+    request = macro_tick(21)
+    assert request.partition_key_range.start == DAILY_PARTITIONS.get_first_partition_key()
+    assert request.partition_key_range.end == "2026-11-20"
+    assert macro_run_days(utc(2026, 11, 21, 1, 0), 45)[-1] == "2026-11-20"
+    assert macro_run_days(DAILY_PARTITIONS.start, 45) == []
 
 
 def test_offset_must_stay_inside_the_window():
