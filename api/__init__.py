@@ -2,5 +2,5 @@
 
 Run it with ``python -m api`` (loopback only unless API keys are configured) or
 ``uvicorn api.app:app``; read it from Python with :class:`api.client.CryptoDataClient`.
-It imports only ``resources.warehouse``, ``resources.settings`` and the feature catalog.
+It imports only ``resources.warehouse``, ``resources.settings`` and the feature catalog (no Dagster).
 """

@@ -29,7 +29,8 @@ from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
 
 from api import mysql_binary
 from api.errors import bad_request
-from resources.warehouse import FEATURES_TABLE, METADATA, WINDOW, Warehouse, partition_log
+from crypto_assets.features.catalog import FEATURES_TABLE as FEATURES_SQL_TABLE
+from resources.warehouse import FEATURES_TABLE, WINDOW, Warehouse, partition_log
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +195,6 @@ class Reader:
         self.state_ttl_s = state_ttl_s
         self._state: State | None = None
         self._lock = threading.Lock()
-        self._reflected: sa.Table | None = None
 
     # ---------------------------------------------------------------- committed state
     def state(self, max_age_s: float | None = None) -> State:
@@ -222,24 +222,13 @@ class Reader:
             price_symbols = tuple(sorted(s for (s,) in conn.execute(
                 sa.select(prices.c.symbol).group_by(prices.c.symbol))))
             features = self.features_table()
-            feature_symbols: tuple[str, ...] = ()
-            if features is not None:
-                feature_symbols = tuple(sorted(s for (s,) in conn.execute(
-                    sa.select(features.c.symbol).group_by(features.c.symbol))))
+            feature_symbols = tuple(sorted(s for (s,) in conn.execute(
+                sa.select(features.c.symbol).group_by(features.c.symbol))))
         return State(latest, committed_at, price_symbols, feature_symbols, time.monotonic())
 
-    def features_table(self) -> sa.Table | None:
-        """``ml_features_materialized``: as the feature catalog declares it, else as the database has it.
-
-        None when neither the catalog has declared it nor does the database hold it.
-        """
-        if FEATURES_TABLE in METADATA.tables:
-            return self.warehouse.table(FEATURES_TABLE)
-        if self._reflected is None:
-            if not sa.inspect(self.engine).has_table(FEATURES_TABLE):
-                return None
-            self._reflected = sa.Table(FEATURES_TABLE, sa.MetaData(), autoload_with=self.engine)
-        return self._reflected
+    def features_table(self) -> sa.Table:
+        """``ml_features_materialized`` as the feature catalog declares it."""
+        return self.warehouse.table(FEATURES_SQL_TABLE.name)
 
     # ---------------------------------------------------------------- validation helpers
     def resolve_symbols(self, requested: str | None, known: Sequence[str]) -> tuple[str, ...] | None:

@@ -8,13 +8,11 @@ metrics, and (opened lazily, so the process starts even while the database is do
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta, timezone
-from types import ModuleType
 from typing import Any, Sequence
 
 from starlette.concurrency import run_in_threadpool
@@ -33,7 +31,6 @@ from resources.warehouse import WINDOW, get_warehouse, utc_now
 
 log = logging.getLogger(__name__)
 
-CATALOG_MODULE = "crypto_assets.features.catalog"
 DEFAULT_PAGE_SIZE = 1000
 LIVE_CACHE_CONTROL = "no-cache"  # revalidate every time: the ETag turns an unchanged poll into a 304
 HISTORY_CACHE_CONTROL = "private, max-age=300"  # a range that ends before the latest committed window
@@ -58,27 +55,13 @@ class Gateway:
         self.metrics = Metrics()
         self._reader: Reader | None = None
         self._reader_lock = threading.Lock()
-        self._catalog: ModuleType | None = None
-        self._catalog_tried = 0.0
 
     # ---------------------------------------------------------------- warehouse
-    def catalog(self) -> ModuleType | None:
-        """The feature catalog module (it declares the features table), or None if not installed."""
-        if self._catalog is None and time.monotonic() - self._catalog_tried > 10:
-            self._catalog_tried = time.monotonic()
-            try:
-                self._catalog = importlib.import_module(CATALOG_MODULE)
-            except ImportError as exc:
-                log.warning("feature catalog %s not importable (%s): /v1/features serves the declared table only",
-                            CATALOG_MODULE, exc)
-        return self._catalog
-
     def reader(self) -> Reader:
         """The warehouse reader, opened on first use (raises the driver's error if the database is down)."""
         if self._reader is None:
             with self._reader_lock:
                 if self._reader is None:
-                    self.catalog()
                     self._reader = Reader(get_warehouse(self.settings.db_url), self.settings.api_state_ttl_s)
         return self._reader
 

@@ -18,11 +18,12 @@ from api import service
 from api.auth import Principal
 from api.data import (FEATURES, FLOAT, INT, MACRO, NEWS, PRICES, SENTIMENT, SENTIMENT_AGG, SYMBOL, TIME,
                       Output, Plan, Reader, State)
-from api.errors import ApiError, bad_request
+from api.errors import bad_request
 from api.formats import json_body, negotiate
 from api.schemas import (ErrorResponse, FeatureCatalog, FeaturePage, Format, FreshnessResponse, LatestPrices, MacroPage, NewsPage,
                          PricePage, SentimentAggregatePage, SentimentPage, SymbolsResponse)
 from api.service import Gateway, iso
+from crypto_assets.features import catalog as features_catalog
 from resources.warehouse import partition_log, utc_now
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
@@ -196,16 +197,6 @@ async def price_history(request: Request, symbols: SymbolsParam = None, start: S
 
 
 # ---------------------------------------------------------------------------------- features
-def _features(gateway: Gateway) -> tuple[Reader, sa.Table]:
-    reader = gateway.reader()
-    gateway.catalog()
-    table = reader.features_table()
-    if table is None:
-        raise ApiError(503, "no feature table: the feature catalog (crypto_assets.features.catalog) is not "
-                            "installed on this server and the database has no ml_features_materialized")
-    return reader, table
-
-
 @router.get("/features", response_model=FeaturePage, summary="ML features",
             responses=_tabular_content(FeaturePage))
 async def features(request: Request, symbols: SymbolsParam = None, start: StartParam = None, end: EndParam = None,
@@ -216,7 +207,8 @@ async def features(request: Request, symbols: SymbolsParam = None, start: StartP
     """Feature rows for symbols, a time range and a chosen subset of columns, ordered by (symbol, timestamp)."""
     gateway = _gateway(request)
     state = await gateway.state()
-    reader, table = _features(gateway)
+    reader = gateway.reader()
+    table = reader.features_table()
     chosen_format = _format(request, fmt)
     wanted = reader.resolve_symbols(symbols, state.symbols) or state.symbols
     value_columns = [c.name for c in table.columns if c.name not in FEATURES.key]
@@ -225,13 +217,11 @@ async def features(request: Request, symbols: SymbolsParam = None, start: StartP
     begin, finish = service.time_range(start, end, default_end=service.default_end(state, FEATURES.asset),
                                        default_span=timedelta(days=1), max_span=_span(gateway))
     plan = reader.table_plan(FEATURES, table, [*FEATURES.key, *chosen], symbols=tuple(wanted), start=begin, end=finish)
-    catalog = gateway.catalog()
-    version = getattr(catalog, "FEATURE_SET_VERSION", None)
+    version = str(features_catalog.FEATURE_SET_VERSION)
     response = await service.tabular(gateway, request, state, plan, chosen_format, limit, cursor,
                                      as_of=state.latest.get(FEATURES.asset), end=finish,
                                      extra={"feature_set_version": version})
-    if version is not None:
-        response.headers["X-Feature-Set-Version"] = str(version)
+    response.headers["X-Feature-Set-Version"] = version
     return response
 
 
@@ -240,31 +230,19 @@ async def features(request: Request, symbols: SymbolsParam = None, start: StartP
 async def feature_catalog(request: Request) -> Response:
     """Every feature: name, description, inputs, lookback (5-minute windows), unit and family."""
     gateway = _gateway(request)
-    catalog = gateway.catalog()
-    if catalog is None:
-        raise ApiError(503, "the feature catalog (crypto_assets.features.catalog) is not installed on this server")
     state = await gateway.state()
 
     def build() -> dict[str, Any]:
-        specs = [_spec(spec) for spec in catalog.FEATURES]
-        return {"feature_set_version": str(catalog.FEATURE_SET_VERSION), "count": len(specs), "features": specs}
+        specs = [_spec(spec) for spec in features_catalog.FEATURES]
+        return {"feature_set_version": str(features_catalog.FEATURE_SET_VERSION), "count": len(specs),
+                "features": specs}
 
     return await service.cached_json(gateway, request, state, None, "public, max-age=300", build)
 
 
-def _spec(spec: Any) -> dict[str, Any]:
-    def get(name: str) -> Any:
-        return spec.get(name) if isinstance(spec, dict) else getattr(spec, name, None)
-
-    inputs = get("inputs") or ()
-    lookback = get("lookback")
-    if isinstance(lookback, (list, tuple)):
-        lookback = max((int(v) for v in lookback), default=None)
-    return {"name": str(get("name")), "description": str(get("description") or ""),
-            "inputs": [str(i) for i in ([inputs] if isinstance(inputs, str) else inputs)],
-            "lookback": int(lookback) if lookback is not None else None,
-            "unit": None if get("unit") is None else str(get("unit")),
-            "family": None if get("family") is None else str(get("family"))}
+def _spec(spec: features_catalog.FeatureSpec) -> dict[str, Any]:
+    return {"name": spec.name, "description": spec.description, "inputs": list(spec.inputs),
+            "lookback": spec.lookback, "unit": spec.unit, "family": spec.family}
 
 
 # ---------------------------------------------------------------------------------- sentiment

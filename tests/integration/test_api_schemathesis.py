@@ -5,7 +5,6 @@ Runs on a seeded SQLite warehouse and on MariaDB (where numeric reads take the b
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 
 import pytest
@@ -15,7 +14,6 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (content_type_conformance, response_headers_conformance,
                                                response_schema_conformance, status_code_conformance)
 
-from api.service import CATALOG_MODULE
 from resources.warehouse import dispose_warehouse
 from tests.conftest import MYSQL_SERVER_URL, _mysql_admin
 from tests.integration.test_api_support import make_app, seed
@@ -53,8 +51,6 @@ def _exercise(schema) -> int:
     """Generate cases for every operation and validate each response; the number of operations."""
     operations = [result.ok() for result in schema.get_all_operations()]
     for operation in operations:
-        if operation.path == "/v1/features/catalog" and importlib.util.find_spec(CATALOG_MODULE) is None:
-            continue  # answers 503 until the feature catalog is installed
         @SETTINGS
         @given(case=operation.as_strategy())
         def check(case):

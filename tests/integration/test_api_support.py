@@ -23,7 +23,8 @@ import sqlalchemy as sa
 
 from api.app import create_app
 from resources.settings import load_settings
-from resources.warehouse import FEATURES_TABLE, METADATA, define_features_table, get_warehouse
+from crypto_assets.features.catalog import FEATURES_TABLE as FEATURES_SQL_TABLE
+from resources.warehouse import FEATURES_TABLE, get_warehouse
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 1, 1)
@@ -35,12 +36,8 @@ PRICE_END = T0 + N_WINDOWS * WINDOW
 
 
 def features_table() -> sa.Table:
-    """The features table: the catalog's when it is importable, else a small declared stand-in."""
-    try:
-        import crypto_assets.features.catalog  # noqa: F401  (declares the table)
-    except ImportError:
-        define_features_table(["rsi_14", "macd_line", "ret_1"])
-    return METADATA.tables[FEATURES_TABLE]
+    """The features table, as the catalog declares it."""
+    return FEATURES_SQL_TABLE
 
 
 def feature_columns() -> list[str]:
