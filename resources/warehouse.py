@@ -547,8 +547,17 @@ def _create_mysql_database(engine: Engine) -> None:
         server.dispose()
 
 
+# LOAD DATA's escapes (ESCAPED BY '\\'), the escape character itself first.
+_TSV_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
+
+
 def tsv_table(table: sa.Table, frame: pd.DataFrame, columns: Sequence[str]) -> pa.Table:
-    """``frame`` as LOAD DATA input: times as text, NULL for missing or non-finite numbers, text escaped."""
+    """``frame`` as LOAD DATA input: times as text, NULL for missing or non-finite numbers, text escaped.
+
+    Every column is converted by Arrow's kernels (a cast renders times, ``replace_substring``
+    escapes text), with no Python loop over the rows: this conversion is most of the client's
+    share of a bulk load.
+    """
 
     arrays = {}
     for name in columns:
@@ -558,16 +567,18 @@ def tsv_table(table: sa.Table, frame: pd.DataFrame, columns: Sequence[str]) -> p
             values = pd.to_datetime(series)
             if getattr(values.dt, "tz", None) is not None:
                 values = values.dt.tz_convert("UTC").dt.tz_localize(None)
-            date_only = isinstance(column_type, sa.Date) and not isinstance(column_type, sa.DateTime)
-            arrays[name] = pc.strftime(pa.array(values.to_numpy(dtype="datetime64[us]")),
-                                       "%Y-%m-%d" if date_only else "%Y-%m-%d %H:%M:%S")
+            times = pa.array(values.to_numpy(dtype="datetime64[us]"))
+            if isinstance(column_type, sa.Date) and not isinstance(column_type, sa.DateTime):
+                times = pc.cast(times, pa.date32())
+            arrays[name] = pc.cast(times, pa.string())  # "YYYY-MM-DD[ HH:MM:SS.ffffff]"
         elif isinstance(column_type, (sa.Float, sa.Integer)):
             values = series.to_numpy(dtype=np.float64, na_value=np.nan)
             arrays[name] = pa.array(values, mask=~np.isfinite(values))
         else:
-            text = series.astype(object).where(series.notna(), None)
-            arrays[name] = pa.array([None if v is None else str(v).replace("\\", "\\\\").replace("\t", "\\t")
-                                     .replace("\n", "\\n").replace("\r", "\\r") for v in text], type=pa.string())
+            text = pa.array(series.astype(object).where(series.notna(), None), type=pa.string(), from_pandas=True)
+            for char, escaped in _TSV_ESCAPES:
+                text = pc.replace_substring(text, char, escaped)
+            arrays[name] = text
     return pa.table(arrays)
 
 

@@ -34,3 +34,26 @@ def test_load_data_path_round_trips_text(mysql_url):
     with pytest.raises(WarehouseError):
         wh.write_partition("news_items", bad, start=start, end=end, run_id="r2", code_version="1")
     assert len(wh.read_frame(sa.select(news_items.c.item_id))) == n, "rolled back"
+
+
+def test_load_data_path_round_trips_dates_and_missing_values(mysql_url):
+    from resources.warehouse import macro_indicators
+
+    wh = Warehouse(mysql_url)
+    days = pd.date_range("2020-01-01", periods=LOAD_DATA_MIN_ROWS // 2 + 10, freq="D")
+    frame = pd.concat([pd.DataFrame({
+        "series_id": series, "observation_date": days.date,
+        "value": [np.nan if i % 11 == 0 else (np.inf if i % 97 == 0 else i * 0.25) for i in range(len(days))],
+        "realtime_start": (days + pd.Timedelta(days=30)).date, "source": "fred"}) for series in ("DGS10", "CPIAUCSL")])
+    assert len(frame) >= LOAD_DATA_MIN_ROWS
+    start, end = datetime(2020, 1, 1), days[-1].to_pydatetime() + timedelta(days=1)
+    wh.write_partition("macro_indicators", frame, start=start, end=end, run_id="r", code_version="1",
+                       asset="macro_indicators", time_column="observation_date", window=timedelta(days=1))
+    back = wh.read_frame(sa.select(macro_indicators).order_by(macro_indicators.c.series_id,
+                                                               macro_indicators.c.observation_date))
+    expected = frame.sort_values(["series_id", "observation_date"]).reset_index(drop=True)
+    assert [pd.Timestamp(v).date() for v in back["observation_date"]] == list(expected["observation_date"])
+    assert [pd.Timestamp(v).date() for v in back["realtime_start"]] == list(expected["realtime_start"])
+    finite = np.isfinite(expected["value"].to_numpy())
+    assert back["value"].isna().to_numpy().tolist() == (~finite).tolist()  # NaN and inf land as NULL
+    assert np.array_equal(back["value"].to_numpy()[finite], expected["value"].to_numpy()[finite])
