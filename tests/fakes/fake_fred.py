@@ -23,9 +23,10 @@ import threading
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from email.message import Message
+from urllib.parse import unquote
+
+from tests.fakes.loopback import LoopbackServer
 
 API_KEY = "test-fred-key"
 
@@ -39,54 +40,28 @@ class Vintage:
     realtime_start: date
 
 
-class FakeMacroServer:
+class FakeMacroServer(LoopbackServer):
     """A threaded HTTP server standing in for FRED and Yahoo Finance's chart endpoint."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.fred: dict[str, list[Vintage]] = {}
         self.yahoo: dict[str, list[tuple[date, float | None]]] = {}
         self.faults: dict[str, deque[str]] = defaultdict(deque)
         self.requests: list[tuple[str, dict[str, str]]] = []
         self._lock = threading.Lock()
-        server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-                parts = urlsplit(self.path)
-                params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-                server._record(parts.path, params)
-                if parts.path == "/fred/series/observations":
-                    status, body, headers = server._fred(params)
-                elif parts.path.startswith("/v8/finance/chart/"):
-                    status, body, headers = server._yahoo(unquote(parts.path.rsplit("/", 1)[1]), params)
-                else:
-                    status, body, headers = 404, b'{"error": "not found"}', {}
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> "FakeMacroServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def respond(self, method: str, path: str, query: dict[str, str], headers: Message,
+                body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """Record the request and route it to FRED or Yahoo (404 for anything else)."""
+        self._record(path, query)
+        if path == "/fred/series/observations":
+            status, payload, extra = self._fred(query)
+        elif path.startswith("/v8/finance/chart/"):
+            status, payload, extra = self._yahoo(unquote(path.rsplit("/", 1)[1]), query)
+        else:
+            status, payload, extra = 404, b'{"error": "not found"}', {}
+        return status, {"Content-Type": "application/json", **extra}, payload
 
     # ---------------------------------------------------------------- set-up
     def add_fred(self, series_id: str, observation_date: date, value: str, realtime_start: date) -> None:

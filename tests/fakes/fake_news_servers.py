@@ -27,11 +27,13 @@ import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from email.message import Message
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 from xml.sax.saxutils import escape, quoteattr
+
+from tests.fakes.loopback import LoopbackServer
 
 FAULTS = ("429", "500", "502", "503", "401", "timeout", "malformed", "html", "huge", "non_utf8", "empty",
           "error_envelope")
@@ -86,10 +88,13 @@ class SeenRequest:
     route: str
 
 
-class FakeNewsServer:
+class FakeNewsServer(LoopbackServer):
     """Guardian, RSS and Reddit on ``http://127.0.0.1:<port>``; use as a context manager."""
 
+    protocol_version = "HTTP/1.1"
+
     def __init__(self) -> None:
+        super().__init__()
         self.guardian_api_key = "guardian-test-key"
         self.guardian_results: list[dict[str, Any]] = []
         self.feeds: dict[str, FeedSpec] = {}
@@ -105,30 +110,8 @@ class FakeNewsServer:
         self._tokens: set[str] = set()
         self._token_count = 0
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ control
-    def __enter__(self) -> "FakeNewsServer":
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    @property
-    def url(self) -> str:
-        """Base URL of the server."""
-        assert self._server is not None, "server not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
     def feed_url(self, name: str) -> str:
         """URL of feed ``name``."""
         return f"{self.url}/feeds/{name}"
@@ -156,32 +139,29 @@ class FakeNewsServer:
             queue = self._faults.get(route)
             return queue.popleft() if queue else None
 
-    def handle(self, handler: "_Handler", method: str) -> None:
+    def respond(self, method: str, path: str, query: dict[str, str], headers: Message,
+                body: bytes) -> tuple[int, dict[str, str], bytes]:
         """Route one request, record it, and answer it (or its queued fault)."""
-        parts = urlsplit(handler.path)
-        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        path = parts.path
         if method == "POST" and path == "/api/v1/access_token":
-            route, respond = "reddit-token", self._reddit_token
+            route, answer = "reddit-token", self._reddit_token
         elif method == "GET" and path == "/search":
-            route, respond = "guardian", self._guardian
+            route, answer = "guardian", self._guardian
         elif method == "GET" and path.startswith("/feeds/"):
-            route, respond = f"rss:{path.removeprefix('/feeds/')}", self._feed
+            route, answer = f"rss:{path.removeprefix('/feeds/')}", self._feed
         elif method == "GET" and path.startswith("/r/") and path.endswith("/new"):
-            route, respond = f"reddit:{path.split('/')[2]}", self._reddit_listing
+            route, answer = f"reddit:{path.split('/')[2]}", self._reddit_listing
         else:
-            handler.send(404, b'{"error": 404}', "application/json")
-            return
+            return 404, {"Content-Type": "application/json"}, b'{"error": 404}'
         with self._lock:
-            self.requests.append(SeenRequest(method, path, query, dict(handler.headers.items()), route))
+            self.requests.append(SeenRequest(method, path, query, dict(headers.items()), route))
         fault = self._take_fault(route)
         if fault == "timeout":
             time.sleep(self.timeout_s)
             fault = None
-        status, body, content_type, headers = respond(handler, route, query)
+        status, payload, content_type, extra = answer(route, query, headers, body)
         if fault is not None:
-            status, body, content_type, headers = self._apply_fault(fault, status, body, content_type, headers)
-        handler.send(status, body, content_type, headers)
+            status, payload, content_type, extra = self._apply_fault(fault, status, payload, content_type, extra)
+        return status, {"Content-Type": content_type, **extra}, payload
 
     def _apply_fault(self, fault: str, status: int, body: bytes, content_type: str,
                      headers: dict[str, str]) -> tuple[int, bytes, str, dict[str, str]]:
@@ -207,7 +187,7 @@ class FakeNewsServer:
             return 200, json.dumps(envelope).encode(), "application/json", {}
         raise AssertionError(fault)
 
-    def _guardian(self, handler: "_Handler", route: str, query: dict[str, str]):
+    def _guardian(self, route: str, query: dict[str, str], headers: Message, content: bytes):
         if query.get("api-key") != self.guardian_api_key:
             return 401, b'{"message": "Unauthorized"}', "application/json", {}
         start_day, end_day = query.get("from-date", "0000-00-00"), query.get("to-date", "9999-99-99")
@@ -226,7 +206,7 @@ class FakeNewsServer:
         }}
         return 200, json.dumps(body, ensure_ascii=False).encode("utf-8"), "application/json", {}
 
-    def _feed(self, handler: "_Handler", route: str, query: dict[str, str]):
+    def _feed(self, route: str, query: dict[str, str], headers: Message, content: bytes):
         name = route.removeprefix("rss:")
         spec = self.feeds.get(name)
         if spec is None:
@@ -235,11 +215,10 @@ class FakeNewsServer:
         kind = "application/atom+xml" if spec.format == "atom" else "application/rss+xml"
         return 200, xml.encode("utf-8"), f"{kind}; charset=utf-8", {}
 
-    def _reddit_token(self, handler: "_Handler", route: str, query: dict[str, str]):
-        length = int(handler.headers.get("Content-Length") or 0)
-        form = parse_qs(handler.rfile.read(length).decode()) if length else {}
+    def _reddit_token(self, route: str, query: dict[str, str], headers: Message, content: bytes):
+        form = parse_qs(content.decode())
         expected = base64.b64encode(f"{self.reddit_client_id}:{self.reddit_client_secret}".encode()).decode()
-        if handler.headers.get("Authorization") != f"Basic {expected}":
+        if headers.get("Authorization") != f"Basic {expected}":
             return 401, b'{"message": "Unauthorized", "error": 401}', "application/json", {}
         if form.get("grant_type") != ["client_credentials"]:
             return 200, b'{"error": "unsupported_grant_type"}', "application/json", {}
@@ -250,8 +229,8 @@ class FakeNewsServer:
         body = {"access_token": token, "token_type": "bearer", "expires_in": 86400, "scope": "*"}
         return 200, json.dumps(body).encode(), "application/json", {}
 
-    def _reddit_listing(self, handler: "_Handler", route: str, query: dict[str, str]):
-        auth = handler.headers.get("Authorization", "")
+    def _reddit_listing(self, route: str, query: dict[str, str], headers: Message, content: bytes):
+        auth = headers.get("Authorization", "")
         if not auth.lower().startswith("bearer ") or auth.split(" ", 1)[1] not in self._tokens:
             return 401, b'{"message": "Unauthorized", "error": 401}', "application/json", {}
         posts = sorted(self.subreddits.get(route.removeprefix("reddit:"), []), key=_created, reverse=True)
@@ -262,16 +241,16 @@ class FakeNewsServer:
         limit = max(1, min(100, int(query.get("limit", 25))))
         page = posts[:limit]
         next_after = page[-1].get("name") if len(posts) > limit and page else None
-        body = {"kind": "Listing", "data": {"after": next_after, "dist": len(page), "before": None,
-                                            "children": [{"kind": "t3", "data": p} for p in page]}}
-        headers: dict[str, str] = {}
+        listing = {"kind": "Listing", "data": {"after": next_after, "dist": len(page), "before": None,
+                                               "children": [{"kind": "t3", "data": p} for p in page]}}
+        ratelimit: dict[str, str] = {}
         if self.ratelimit_remaining is not None:
             with self._lock:
                 self.ratelimit_remaining = max(0.0, self.ratelimit_remaining - 1)
-                headers = {"X-Ratelimit-Used": "1", "X-Ratelimit-Remaining": f"{self.ratelimit_remaining:.1f}",
-                           "X-Ratelimit-Reset": str(self.ratelimit_reset_s)}
+                ratelimit = {"X-Ratelimit-Used": "1", "X-Ratelimit-Remaining": f"{self.ratelimit_remaining:.1f}",
+                             "X-Ratelimit-Reset": str(self.ratelimit_reset_s)}
         # ASCII escapes, as Reddit sends them: a lone surrogate in a title stays valid JSON.
-        return 200, json.dumps(body).encode("utf-8"), "application/json", headers
+        return 200, json.dumps(listing).encode("utf-8"), "application/json", ratelimit
 
 
 def _created(post: dict[str, Any]) -> float:
@@ -320,28 +299,3 @@ def _atom(spec: FeedSpec, url: str) -> str:
             f"<title>{escape(spec.title)}</title><id>{escape(url)}</id><updated>2026-01-01T00:00:00Z</updated>"
             + "".join(entries) + "</feed>\n")
 
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    fake: FakeNewsServer
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        self.fake.handle(self, "GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self.fake.handle(self, "POST")
-
-    def send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (a timeout test): nothing to do
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's signature)
-        pass

@@ -9,63 +9,33 @@ misbehave: a queue of faults is consumed one per request (``429`` with Retry-Aft
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import deque
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.message import Message
 from typing import Any, Callable
-from urllib.parse import parse_qs, urlparse
 
 from resources.simulated import simulated_price_frame
 from resources.universe import load_universe
+from tests.fakes.loopback import LoopbackServer
 
 
-class FakeServer:
-    """A threaded HTTP server; subclasses implement ``handle(path, query, headers) -> (status, headers, body)``."""
+class FakeServer(LoopbackServer):
+    """A JSON API with queued faults; subclasses implement ``handle(path, query, headers) -> (status, payload)``."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.faults: deque[str] = deque()
         self.requests: list[dict[str, Any]] = []
         self.timeout_sleep_s = 2.0
-        server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-                parsed = urlparse(self.path)
-                query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
-                server.requests.append({"path": parsed.path, "query": query, "headers": dict(self.headers)})
-                fault = server.faults.popleft() if server.faults else None
-                status, headers, body = server._respond(fault, parsed.path, query, dict(self.headers))
-                try:
-                    self.send_response(status)
-                    for key, value in headers.items():
-                        self.send_header(key, value)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> "FakeServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+    def respond(self, method: str, path: str, query: dict[str, str], headers: Message,
+                body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """Record the request and answer it, or the next queued fault."""
+        seen = dict(headers)
+        self.requests.append({"path": path, "query": query, "headers": seen})
+        fault = self.faults.popleft() if self.faults else None
+        return self._respond(fault, path, query, seen)
 
     def _respond(self, fault: str | None, path: str, query: dict[str, str],
                  headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
