@@ -166,9 +166,20 @@ _RETRYABLE_MYSQL = {1205, 1213, 2006, 2013}
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
+# 1114 "table is full" (InnoDB could not extend a data file), 1021 "disk full", 3 "error writing file".
+_OUT_OF_SPACE_MYSQL = {3, 1021, 1114}
+
+
 def _mysql_error_code(exc: DBAPIError) -> int | None:
     args = getattr(exc.orig, "args", ())
     return args[0] if args and isinstance(args[0], int) else None
+
+
+def _out_of_space_hint(exc: DBAPIError) -> str:
+    """What to tell the operator when ``exc`` says the database's disk (or tablespace) is full, else ""."""
+    if _mysql_error_code(exc) in _OUT_OF_SPACE_MYSQL or "database or disk is full" in str(exc.orig).lower():
+        return " -- the database is out of disk space: nothing of this write was kept; free space and re-run the windows"
+    return ""
 
 
 def window_starts(start: datetime, end: datetime, step: timedelta = WINDOW) -> list[datetime]:
@@ -217,9 +228,15 @@ class Warehouse:
         On MySQL/MariaDB a missing database is created first (``CREATE DATABASE IF NOT EXISTS``).
         """
         with self._create_lock:
-            if self.is_mysql:
-                _create_mysql_database(self.engine)
-            METADATA.create_all(self.engine, checkfirst=True)
+            try:
+                if self.is_mysql:
+                    _create_mysql_database(self.engine)
+                METADATA.create_all(self.engine, checkfirst=True)
+            except DBAPIError as exc:
+                hint = _out_of_space_hint(exc)
+                if hint:
+                    raise WarehouseError(f"cannot check or create the warehouse's tables: {exc.orig}{hint}") from exc
+                raise
             self._created.update(METADATA.tables)
 
     def table(self, name: str) -> sa.Table:
@@ -310,7 +327,7 @@ class Warehouse:
                 if not retryable or attempt == max_attempts:
                     raise WarehouseError(
                         f"{table_name}: write of [{start}, {end}) failed after {attempt} attempt(s): {exc.orig}"
-                    ) from exc
+                        f"{_out_of_space_hint(exc)}") from exc
                 wait = min(5.0, 0.2 * 2 ** attempt)
                 log.warning("%s: write attempt %d failed (%s); retrying in %.1fs", table_name, attempt, exc.orig, wait)
                 time.sleep(wait)
