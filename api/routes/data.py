@@ -5,6 +5,7 @@ Every route serves committed windows only and says how fresh its data is (``X-Da
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
@@ -17,7 +18,7 @@ from starlette.responses import Response
 from api import service
 from api.auth import Principal
 from api.data import (FEATURES, FLOAT, INT, MACRO, NEWS, PRICES, SENTIMENT, SENTIMENT_AGG, SYMBOL, TIME,
-                      Output, Plan, Reader, State)
+                      Dataset, Output, Plan, Reader, State)
 from api.errors import bad_request
 from api.formats import json_body, negotiate
 from api.schemas import (ErrorResponse, FeatureCatalog, FeaturePage, Format, FreshnessResponse, LatestPrices, MacroPage, NewsPage,
@@ -82,6 +83,7 @@ CursorParam = Annotated[str | None, Query(
     max_length=2048, description="next_cursor (X-Next-Cursor) of the previous response, for the next rows")]
 FormatParam = Annotated[Format | None, Query(
     alias="format", description="json (default), csv, parquet or arrow; or choose with the Accept header")]
+ModelParam = Annotated[str | None, Query(max_length=191, description="Only this model's scores")]
 
 
 def _gateway(request: Request) -> Gateway:
@@ -92,8 +94,47 @@ def _format(request: Request, fmt: Format | None) -> Format:
     return negotiate(fmt, request.headers.get("accept"))
 
 
+def _all_columns(dataset: Dataset, table: sa.Table) -> list[str]:
+    """The dataset's key columns, then every other column of its table."""
+    return [*dataset.key, *(c.name for c in table.columns if c.name not in dataset.key)]
+
+
 def _span(gateway: Gateway) -> timedelta:
     return timedelta(days=gateway.settings.api_max_range_days)
+
+
+@dataclass
+class TableRequest:
+    """What every table route resolves first: the committed state, the reader and the page asked for."""
+
+    request: Request
+    gateway: Gateway
+    state: State
+    reader: Reader
+    fmt: Format
+    limit: int | None
+    cursor: str | None
+
+    def time_range(self, dataset: Dataset, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+        """[start, end) checked, defaulting to the day up to the end of the dataset's latest committed window."""
+        return service.time_range(start, end, default_end=service.default_end(self.state, dataset.asset),
+                                  default_span=timedelta(days=1), max_span=_span(self.gateway))
+
+    async def serve(self, plan: Plan, end: datetime | date, extra: dict[str, Any] | None = None) -> Response:
+        """The plan's rows in the negotiated format (a JSON page, or a streamed CSV/Parquet/Arrow body)."""
+        return await service.tabular(self.gateway, self.request, self.state, plan, self.fmt, self.limit, self.cursor,
+                                     as_of=self.state.latest.get(plan.dataset.asset), end=end, extra=extra)
+
+
+async def table_request(request: Request, limit: LimitParam = None, cursor: CursorParam = None,
+                        fmt: FormatParam = None) -> TableRequest:
+    """Dependency of the table routes: the gateway's committed state and reader, the format and the page."""
+    gateway = _gateway(request)
+    state = await gateway.state()
+    return TableRequest(request, gateway, state, gateway.reader(), _format(request, fmt), limit, cursor)
+
+
+Page = Annotated[TableRequest, Depends(table_request)]
 
 
 # ---------------------------------------------------------------------------------- symbols
@@ -175,52 +216,39 @@ def _records(rows: list[sa.Row]) -> list[dict[str, Any]]:
 
 
 @router.get("/prices", response_model=PricePage, summary="Price history", responses=_tabular_content(PricePage))
-async def price_history(request: Request, symbols: SymbolsParam = None, start: StartParam = None,
+async def price_history(page: Page, symbols: SymbolsParam = None, start: StartParam = None,
                         end: EndParam = None,
                         columns: Annotated[str | None, Query(max_length=4000, description=(
                             "Comma-separated price columns (symbol and window_start always come first); all if left out"
-                        ))] = None,
-                        limit: LimitParam = None, cursor: CursorParam = None, fmt: FormatParam = None) -> Response:
+                        ))] = None) -> Response:
     """5-minute price rows for symbols and a time range, ordered by (symbol, window_start)."""
-    gateway = _gateway(request)
-    state = await gateway.state()
-    reader = gateway.reader()
-    chosen_format = _format(request, fmt)
-    wanted = reader.resolve_symbols(symbols, state.price_symbols) or state.price_symbols
-    begin, finish = service.time_range(start, end, default_end=service.default_end(state, PRICES.asset),
-                                       default_span=timedelta(days=1), max_span=_span(gateway))
+    reader = page.reader
+    wanted = reader.resolve_symbols(symbols, page.state.price_symbols) or page.state.price_symbols
+    begin, finish = page.time_range(PRICES, start, end)
     table = reader.warehouse.table(PRICES.table)
     plan = reader.table_plan(PRICES, table, _price_columns(reader, columns), symbols=tuple(wanted),
                              start=begin, end=finish)
-    return await service.tabular(gateway, request, state, plan, chosen_format, limit, cursor,
-                                 as_of=state.latest.get(PRICES.asset), end=finish)
+    return await page.serve(plan, finish)
 
 
 # ---------------------------------------------------------------------------------- features
 @router.get("/features", response_model=FeaturePage, summary="ML features",
             responses=_tabular_content(FeaturePage))
-async def features(request: Request, symbols: SymbolsParam = None, start: StartParam = None, end: EndParam = None,
+async def features(page: Page, symbols: SymbolsParam = None, start: StartParam = None, end: EndParam = None,
                    columns: Annotated[str | None, Query(max_length=20000, description=(
                        "Comma-separated feature columns (see /v1/features/catalog; 'price' too); all if left out. "
-                       "symbol and timestamp always come first"))] = None,
-                   limit: LimitParam = None, cursor: CursorParam = None, fmt: FormatParam = None) -> Response:
+                       "symbol and timestamp always come first"))] = None) -> Response:
     """Feature rows for symbols, a time range and a chosen subset of columns, ordered by (symbol, timestamp)."""
-    gateway = _gateway(request)
-    state = await gateway.state()
-    reader = gateway.reader()
+    reader = page.reader
     table = reader.features_table()
-    chosen_format = _format(request, fmt)
-    wanted = reader.resolve_symbols(symbols, state.symbols) or state.symbols
+    wanted = reader.resolve_symbols(symbols, page.state.symbols) or page.state.symbols
     value_columns = [c.name for c in table.columns if c.name not in FEATURES.key]
     default = [c for c in value_columns if c != "feature_set_version"]
     chosen = service.parse_columns(columns, value_columns, "feature") or default
-    begin, finish = service.time_range(start, end, default_end=service.default_end(state, FEATURES.asset),
-                                       default_span=timedelta(days=1), max_span=_span(gateway))
+    begin, finish = page.time_range(FEATURES, start, end)
     plan = reader.table_plan(FEATURES, table, [*FEATURES.key, *chosen], symbols=tuple(wanted), start=begin, end=finish)
     version = str(features_catalog.FEATURE_SET_VERSION)
-    response = await service.tabular(gateway, request, state, plan, chosen_format, limit, cursor,
-                                     as_of=state.latest.get(FEATURES.asset), end=finish,
-                                     extra={"feature_set_version": version})
+    response = await page.serve(plan, finish, extra={"feature_set_version": version})
     response.headers["X-Feature-Set-Version"] = version
     return response
 
@@ -248,41 +276,27 @@ def _spec(spec: features_catalog.FeatureSpec) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------- sentiment
 @router.get("/sentiment", response_model=SentimentPage, summary="Sentiment rows",
             responses=_tabular_content(SentimentPage))
-async def sentiment(request: Request, symbols: SymbolsParam = None, start: StartParam = None, end: EndParam = None,
-                    model: Annotated[str | None, Query(max_length=191, description="Only this model's scores")] = None,
-                    limit: LimitParam = None, cursor: CursorParam = None, fmt: FormatParam = None) -> Response:
+async def sentiment(page: Page, symbols: SymbolsParam = None, start: StartParam = None, end: EndParam = None,
+                    model: ModelParam = None) -> Response:
     """Per (item, symbol, model) sentiment scores, ordered by (symbol, window_start, item_id, model)."""
-    gateway = _gateway(request)
-    state = await gateway.state()
-    reader = gateway.reader()
-    chosen_format = _format(request, fmt)
-    wanted = reader.resolve_symbols(symbols, state.symbols)
-    begin, finish = service.time_range(start, end, default_end=service.default_end(state, SENTIMENT.asset),
-                                       default_span=timedelta(days=1), max_span=_span(gateway))
+    reader = page.reader
+    wanted = reader.resolve_symbols(symbols, page.state.symbols)
+    begin, finish = page.time_range(SENTIMENT, start, end)
     table = reader.warehouse.table(SENTIMENT.table)
     extra = [table.c.model == model] if model else []
-    columns = [*SENTIMENT.key, *(c.name for c in table.columns if c.name not in SENTIMENT.key)]
-    plan = reader.table_plan(SENTIMENT, table, columns, symbols=wanted, start=begin, end=finish, extra_where=extra)
-    return await service.tabular(gateway, request, state, plan, chosen_format, limit, cursor,
-                                 as_of=state.latest.get(SENTIMENT.asset), end=finish)
+    plan = reader.table_plan(SENTIMENT, table, _all_columns(SENTIMENT, table), symbols=wanted, start=begin,
+                             end=finish, extra_where=extra)
+    return await page.serve(plan, finish)
 
 
 @router.get("/sentiment/aggregates", response_model=SentimentAggregatePage, summary="Sentiment per window",
             responses=_tabular_content(SentimentAggregatePage))
-async def sentiment_aggregates(request: Request, symbols: SymbolsParam = None, start: StartParam = None,
-                               end: EndParam = None,
-                               model: Annotated[str | None, Query(max_length=191,
-                                                                  description="Only this model's scores")] = None,
-                               limit: LimitParam = None, cursor: CursorParam = None,
-                               fmt: FormatParam = None) -> Response:
+async def sentiment_aggregates(page: Page, symbols: SymbolsParam = None, start: StartParam = None,
+                               end: EndParam = None, model: ModelParam = None) -> Response:
     """Per (symbol, 5-minute window): item count, mean and confidence-weighted score, positives, negatives."""
-    gateway = _gateway(request)
-    state = await gateway.state()
-    reader = gateway.reader()
-    chosen_format = _format(request, fmt)
-    wanted = reader.resolve_symbols(symbols, state.symbols)
-    begin, finish = service.time_range(start, end, default_end=service.default_end(state, SENTIMENT.asset),
-                                       default_span=timedelta(days=1), max_span=_span(gateway))
+    reader = page.reader
+    wanted = reader.resolve_symbols(symbols, page.state.symbols)
+    begin, finish = page.time_range(SENTIMENT, start, end)
     table = reader.warehouse.table(SENTIMENT.table)
     extra = [table.c.model == model] if model else []
     base = reader.table_plan(SENTIMENT_AGG, table, ["symbol", "window_start"], symbols=wanted, start=begin,
@@ -308,24 +322,18 @@ async def sentiment_aggregates(request: Request, symbols: SymbolsParam = None, s
     ]
     plan = Plan(SENTIMENT_AGG, outputs, base.source, base.where, base.keys,
                 group_by=[table.c.symbol, table.c.window_start], symbols=wanted)
-    return await service.tabular(gateway, request, state, plan, chosen_format, limit, cursor,
-                                 as_of=state.latest.get(SENTIMENT.asset), end=finish)
+    return await page.serve(plan, finish)
 
 
 # ---------------------------------------------------------------------------------- news
 @router.get("/news", response_model=NewsPage, summary="News items", responses=_tabular_content(NewsPage))
-async def news(request: Request, symbols: SymbolsParam = None, start: StartParam = None, end: EndParam = None,
+async def news(page: Page, symbols: SymbolsParam = None, start: StartParam = None, end: EndParam = None,
                source: Annotated[str | None, Query(max_length=32, description="Only this source (guardian, rss, ...)")
-                                 ] = None,
-               limit: LimitParam = None, cursor: CursorParam = None, fmt: FormatParam = None) -> Response:
+                                 ] = None) -> Response:
     """News items by publication window, ordered by (window_start, item_id); filter by mentioned symbols."""
-    gateway = _gateway(request)
-    state = await gateway.state()
-    reader = gateway.reader()
-    chosen_format = _format(request, fmt)
-    wanted = reader.resolve_symbols(symbols, state.symbols)
-    begin, finish = service.time_range(start, end, default_end=service.default_end(state, NEWS.asset),
-                                       default_span=timedelta(days=1), max_span=_span(gateway))
+    reader = page.reader
+    wanted = reader.resolve_symbols(symbols, page.state.symbols)
+    begin, finish = page.time_range(NEWS, start, end)
     table = reader.warehouse.table(NEWS.table)
     extra: list[sa.ColumnElement] = []
     if source:
@@ -333,28 +341,24 @@ async def news(request: Request, symbols: SymbolsParam = None, start: StartParam
     if wanted:
         padded = sa.literal(",") + sa.func.replace(table.c.symbols, " ", "") + sa.literal(",")
         extra.append(sa.or_(*(padded.like(f"%,{s},%") for s in wanted)))
-    columns = [*NEWS.key, *(c.name for c in table.columns if c.name not in NEWS.key)]
-    plan = reader.table_plan(NEWS, table, columns, symbols=None, start=begin, end=finish, extra_where=extra)
-    return await service.tabular(gateway, request, state, plan, chosen_format, limit, cursor,
-                                 as_of=state.latest.get(NEWS.asset), end=finish)
+    plan = reader.table_plan(NEWS, table, _all_columns(NEWS, table), symbols=None, start=begin, end=finish,
+                             extra_where=extra)
+    return await page.serve(plan, finish)
 
 
 # ---------------------------------------------------------------------------------- macro
 @router.get("/macro", response_model=MacroPage, summary="Macro indicators", responses=_tabular_content(MacroPage))
-async def macro(request: Request,
+async def macro(page: Page,
                 series: Annotated[str | None, Query(max_length=2000, description=(
                     "Comma-separated FRED series ids such as DGS10,DFF; all if left out"))] = None,
                 start: Annotated[date | None, Query(description="First observation date. Default: a year before end")
                                  ] = None,
                 end: Annotated[date | None, Query(description="Observation dates before this one. "
-                                                              "Default: after the latest committed day")] = None,
-                limit: LimitParam = None, cursor: CursorParam = None, fmt: FormatParam = None) -> Response:
+                                                              "Default: after the latest committed day")] = None
+                ) -> Response:
     """Daily macro observations of committed days, ordered by (series_id, observation_date)."""
-    gateway = _gateway(request)
-    state = await gateway.state()
-    reader = gateway.reader()
-    chosen_format = _format(request, fmt)
-    latest = state.latest.get(MACRO.asset)
+    reader = page.reader
+    latest = page.state.latest.get(MACRO.asset)
     last_day = latest.date() if latest is not None else utc_now().date()
     finish = end or last_day + timedelta(days=1)
     begin = start or finish - timedelta(days=366)
@@ -370,10 +374,9 @@ async def macro(request: Request,
         if not names:
             raise bad_request("series is empty: give comma-separated series ids such as DGS10,DFF, or leave it out")
         extra.append(table.c.series_id.in_(names))
-    columns = [*MACRO.key, *(c.name for c in table.columns if c.name not in MACRO.key)]
-    plan = reader.table_plan(MACRO, table, columns, symbols=None, start=begin, end=finish, extra_where=extra)
-    return await service.tabular(gateway, request, state, plan, chosen_format, limit, cursor, as_of=latest,
-                                 end=finish)
+    plan = reader.table_plan(MACRO, table, _all_columns(MACRO, table), symbols=None, start=begin, end=finish,
+                             extra_where=extra)
+    return await page.serve(plan, finish)
 
 
 # ---------------------------------------------------------------------------------- freshness
