@@ -19,26 +19,23 @@ least as fast). Run: ``.venv/bin/python benchmarks/bench_api_features_read.py [-
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
+import importlib
 import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pandas as pd
-import pymysql
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from api.client import CryptoDataClient  # noqa: E402
+from benchmarks.support import api_server, bench_database  # noqa: E402
 from resources.warehouse import FEATURES_TABLE, METADATA, define_features_table, get_warehouse  # noqa: E402
 
-SERVER = "mysql+pymysql://root@127.0.0.1:3306"
 DATABASE = "crypto_bench_api"
 START = datetime(2025, 1, 1)
 
@@ -46,7 +43,7 @@ START = datetime(2025, 1, 1)
 def features_table(synthetic_columns: int) -> tuple[sa.Table, str]:
     """The catalog's features table, or a synthetic one of ``synthetic_columns`` DOUBLE features."""
     try:
-        import crypto_assets.features.catalog  # noqa: F401
+        importlib.import_module("crypto_assets.features.catalog")  # declares the features table
         origin = "feature catalog"
     except ImportError:
         define_features_table([f"feature_{i:03d}" for i in range(synthetic_columns)])
@@ -73,23 +70,6 @@ def fill(url: str, table: sa.Table, symbols: list[str], windows: int) -> float:
     return time.perf_counter() - began
 
 
-def serve(url: str, port: int) -> subprocess.Popen:
-    env = {**os.environ, "CRYPTO_DB_URL": url, "CRYPTO_API_RATE_LIMIT": "0", "PYTHONPATH": str(ROOT),
-           "CRYPTO_API_MAX_ROWS": "1000000"}
-    process = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port",
-                                str(port), "--log-level", "warning", "--no-access-log"],
-                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("uvicorn did not start")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -101,13 +81,7 @@ def main() -> None:
                              "needs over 20 GB of Python objects")
     args = parser.parse_args()
 
-    admin = pymysql.connect(host="127.0.0.1", user="root", autocommit=True)
-    with admin.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-        cur.execute(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4")
-    url = f"{SERVER}/{DATABASE}"
-    server = None
-    try:
+    with bench_database(DATABASE, charset="utf8mb4") as url:
         table, origin = features_table(args.columns)
         symbols = [f"C{i:02d}" for i in range(args.symbols)]
         windows = args.rows // len(symbols)
@@ -117,47 +91,40 @@ def main() -> None:
         print(f"setup: {windows * len(symbols):,} rows x {len(value_columns)} feature columns ({origin}), "
               f"{len(symbols)} symbols x {windows:,} windows ({(end - START).days} days), {setup:.1f}s")
 
-        server = serve(url, args.port)
-        client = CryptoDataClient(f"http://127.0.0.1:{args.port}", timeout=1800)
-        client.features(symbols[:1], start=START, end=START + timedelta(days=1))  # warm the connection pool
+        with api_server(url, args.port, {"CRYPTO_API_RATE_LIMIT": "0", "CRYPTO_API_MAX_ROWS": "1000000"}):
+            client = CryptoDataClient(f"http://127.0.0.1:{args.port}", timeout=1800)
+            client.features(symbols[:1], start=START, end=START + timedelta(days=1))  # warm the connection pool
 
-        began = time.perf_counter()
-        via_api = client.features(symbols, start=START, end=end)
-        api_s = time.perf_counter() - began
-        probe = value_columns[len(value_columns) // 2]
-        api_rows, api_probe = len(via_api), via_api[probe].to_numpy()
-        del via_api  # free it before the direct read, which needs many times its size
+            began = time.perf_counter()
+            via_api = client.features(symbols, start=START, end=end)
+            api_s = time.perf_counter() - began
+            probe = value_columns[len(value_columns) // 2]
+            api_rows, api_probe = len(via_api), via_api[probe].to_numpy()
+            del via_api  # free it before the direct read, which needs many times its size
 
-        engine = sa.create_engine(url)
-        pl = sa.table("partition_log", sa.column("asset"), sa.column("window_start"))
-        query = (sa.select(table.c.symbol, table.c.timestamp, *(table.c[c] for c in value_columns))
-                 .select_from(table.join(pl, sa.and_(pl.c.asset == FEATURES_TABLE,
-                                                     pl.c.window_start == table.c.timestamp)))
-                 .where(table.c.symbol.in_(symbols), table.c.timestamp >= START, table.c.timestamp < end)
-                 .order_by(table.c.symbol, table.c.timestamp)
-                 .prefix_with("STRAIGHT_JOIN"))  # the same plan the gateway uses: no temporary table
-        began = time.perf_counter()
-        if args.sql_chunksize:  # server-side cursor: memory bounded by the chunk, as the gateway's is
-            with engine.connect().execution_options(stream_results=True) as conn:
-                direct = pd.concat(pd.read_sql(query, conn, chunksize=args.sql_chunksize), ignore_index=True)
-        else:
-            direct = pd.read_sql(query, engine)
-        sql_s = time.perf_counter() - began
+            engine = sa.create_engine(url)
+            pl = sa.table("partition_log", sa.column("asset"), sa.column("window_start"))
+            query = (sa.select(table.c.symbol, table.c.timestamp, *(table.c[c] for c in value_columns))
+                     .select_from(table.join(pl, sa.and_(pl.c.asset == FEATURES_TABLE,
+                                                         pl.c.window_start == table.c.timestamp)))
+                     .where(table.c.symbol.in_(symbols), table.c.timestamp >= START, table.c.timestamp < end)
+                     .order_by(table.c.symbol, table.c.timestamp)
+                     .prefix_with("STRAIGHT_JOIN"))  # the same plan the gateway uses: no temporary table
+            began = time.perf_counter()
+            if args.sql_chunksize:  # server-side cursor: memory bounded by the chunk, as the gateway's is
+                with engine.connect().execution_options(stream_results=True) as conn:
+                    direct = pd.concat(pd.read_sql(query, conn, chunksize=args.sql_chunksize), ignore_index=True)
+            else:
+                direct = pd.read_sql(query, engine)
+            sql_s = time.perf_counter() - began
 
-        assert len(direct) == api_rows == windows * len(symbols), (api_rows, len(direct))
-        assert np.allclose(api_probe, direct[probe].to_numpy(), equal_nan=True)
-        rows = len(direct)
-        print(f"API (CryptoDataClient, Arrow):  {api_s:8.2f} s  {rows / api_s:12,.0f} rows/s")
-        how = f"stream_results, chunksize={args.sql_chunksize:,}" if args.sql_chunksize else "one fetch"
-        print(f"pandas.read_sql (pymysql, {how}): {sql_s:8.2f} s  {rows / sql_s:12,.0f} rows/s")
-        print(f"ratio read_sql / API:           {sql_s / api_s:8.2f}  (aim >= 1.0)")
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-        admin.close()
+            assert len(direct) == api_rows == windows * len(symbols), (api_rows, len(direct))
+            assert np.allclose(api_probe, direct[probe].to_numpy(), equal_nan=True)
+            rows = len(direct)
+            print(f"API (CryptoDataClient, Arrow):  {api_s:8.2f} s  {rows / api_s:12,.0f} rows/s")
+            how = f"stream_results, chunksize={args.sql_chunksize:,}" if args.sql_chunksize else "one fetch"
+            print(f"pandas.read_sql (pymysql, {how}): {sql_s:8.2f} s  {rows / sql_s:12,.0f} rows/s")
+            print(f"ratio read_sql / API:           {sql_s / api_s:8.2f}  (aim >= 1.0)")
 
 
 if __name__ == "__main__":

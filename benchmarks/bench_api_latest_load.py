@@ -17,15 +17,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import subprocess
 import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVER = "mysql+pymysql://root@127.0.0.1:3306"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.support import UVLOOP_HTTPTOOLS, api_server, bench_database, run_load_generator  # noqa: E402
+
 DATABASE = "crypto_bench_api_load"
 
 
@@ -104,21 +106,13 @@ def main() -> None:
     parser.add_argument("--gzip", action="store_true", help="send Accept-Encoding: gzip, as HTTP clients do")
     args = parser.parse_args()
 
-    sys.path.insert(0, str(ROOT))
     import httpx
-    import pymysql
 
     from resources.simulated import simulated_price_frame
     from resources.universe import load_universe
     from resources.warehouse import get_warehouse
 
-    admin = pymysql.connect(host="127.0.0.1", user="root", autocommit=True)
-    with admin.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-        cur.execute(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4")
-    url = f"{SERVER}/{DATABASE}"
-    server = None
-    try:
+    with bench_database(DATABASE, charset="utf8mb4") as url:
         coins = load_universe()
         end = datetime(2026, 1, 2)
         start = end - timedelta(days=1)
@@ -126,43 +120,25 @@ def main() -> None:
         get_warehouse(url).write_partition("price_data_real", frame, start=start, end=end, run_id="bench",
                                            code_version="bench")
         print(f"setup: {len(frame):,} price rows, {len(coins)} symbols, one day of committed windows")
-        env = {**os.environ, "CRYPTO_DB_URL": url, "CRYPTO_API_RATE_LIMIT": "0", "PYTHONPATH": str(ROOT)}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(args.port),
-             "--log-level", "warning", "--no-access-log", "--loop", "uvloop", "--http", "httptools",
-             "--workers", str(args.workers)],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{args.port}"
-        for _ in range(150):
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        body = httpx.get(base + "/v1/prices/latest").json()
-        assert body["count"] == len(coins), body["count"]
-        result = subprocess.run(
-            [sys.executable, __file__, "--load", "127.0.0.1", str(args.port), "/v1/prices/latest",
-             "gzip" if args.gzip else "identity", str(args.concurrency), str(args.seconds), str(args.warmup)],
-            capture_output=True, text=True, check=True)
-        stats = json.loads(result.stdout.strip().splitlines()[-1])
-        wire = httpx.get(base + "/v1/prices/latest", headers={"Accept-Encoding": "gzip" if args.gzip else "identity"})
-        size = int(wire.headers["content-length"])
-        print(f"GET /v1/prices/latest ({len(coins)} symbols, {size:,} bytes {'gzip' if args.gzip else 'identity'}), "
-              f"{args.workers} uvicorn worker(s), concurrency {args.concurrency}, {args.seconds:.0f}s after "
-              f"{args.warmup:.0f}s warm-up:")
-        print(f"  requests {stats['requests']:,}  ({stats['rps']:,.0f}/s)   errors {stats['errors']}")
-        print(f"  p50 {stats['p50_ms']:.2f} ms   p90 {stats['p90_ms']:.2f} ms   p99 {stats['p99_ms']:.2f} ms   "
-              f"max {stats['max_ms']:.2f} ms   (aim: p99 < 25 ms, no errors)")
-        if stats["error_examples"]:
-            print("  error examples:", stats["error_examples"])
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-        admin.close()
+        with api_server(url, args.port, {"CRYPTO_API_RATE_LIMIT": "0"},
+                        options=[*UVLOOP_HTTPTOOLS, "--workers", str(args.workers)]):
+            base = f"http://127.0.0.1:{args.port}"
+            body = httpx.get(base + "/v1/prices/latest").json()
+            assert body["count"] == len(coins), body["count"]
+            stats = run_load_generator(__file__, "127.0.0.1", str(args.port), "/v1/prices/latest",
+                                       "gzip" if args.gzip else "identity", str(args.concurrency), str(args.seconds),
+                                       str(args.warmup))
+            wire = httpx.get(base + "/v1/prices/latest",
+                             headers={"Accept-Encoding": "gzip" if args.gzip else "identity"})
+            size = int(wire.headers["content-length"])
+            print(f"GET /v1/prices/latest ({len(coins)} symbols, {size:,} bytes "
+                  f"{'gzip' if args.gzip else 'identity'}), {args.workers} uvicorn worker(s), concurrency "
+                  f"{args.concurrency}, {args.seconds:.0f}s after {args.warmup:.0f}s warm-up:")
+            print(f"  requests {stats['requests']:,}  ({stats['rps']:,.0f}/s)   errors {stats['errors']}")
+            print(f"  p50 {stats['p50_ms']:.2f} ms   p90 {stats['p90_ms']:.2f} ms   p99 {stats['p99_ms']:.2f} ms   "
+                  f"max {stats['max_ms']:.2f} ms   (aim: p99 < 25 ms, no errors)")
+            if stats["error_examples"]:
+                print("  error examples:", stats["error_examples"])
 
 
 if __name__ == "__main__":

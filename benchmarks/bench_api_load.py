@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import importlib
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -36,7 +37,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVER = os.environ.get("CRYPTO_BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.support import (  # noqa: E402
+    UVLOOP_HTTPTOOLS, api_server, bench_database, run_load_generator, stop_api)
+
 DATABASE = "crypto_bench_api_load_mixed"
 KEYS = ("bench-key-load", "bench-key-polite")
 FEATURE_SYMBOLS = ("BTC", "ETH", "SOL", "XRP", "DOGE")
@@ -212,22 +218,10 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _serve(url: str, port: int, extra: dict[str, str]) -> subprocess.Popen:
-    import httpx
-
-    env = {**os.environ, "CRYPTO_DB_URL": url, "PYTHONPATH": str(ROOT), "CRYPTO_API_KEYS": ",".join(KEYS), **extra}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning", "--no-access-log", "--loop", "uvloop", "--http", "httptools", "--workers", "1"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    for _ in range(300):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("uvicorn did not start")
+def _serve(servers: contextlib.ExitStack, url: str, port: int, extra: dict[str, str]) -> subprocess.Popen:
+    """The gateway on ``port`` (one worker, API keys required, ``extra`` in its environment), stopped by ``servers``."""
+    return servers.enter_context(api_server(url, port, {"CRYPTO_API_KEYS": ",".join(KEYS), **extra},
+                                            options=[*UVLOOP_HTTPTOOLS, "--workers", "1"]))
 
 
 def _features_frame(table, coins, window: datetime, rng) -> "object":
@@ -250,32 +244,21 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8767)
     args = parser.parse_args()
 
-    sys.path.insert(0, str(ROOT))
     import numpy as np
-    import pymysql
-    import sqlalchemy as sa
 
     from resources.simulated import simulated_price_frame
     from resources.universe import load_universe
     from resources.warehouse import FEATURES_TABLE, METADATA, define_features_table, get_warehouse
 
     try:
-        import crypto_assets.features.catalog  # noqa: F401 (declares the features table)
+        importlib.import_module("crypto_assets.features.catalog")  # declares the features table
     except ImportError:
         define_features_table([f"feature_{i}" for i in range(60)])
     table = METADATA.tables[FEATURES_TABLE]
     feature_names = [c.name for c in table.columns if c.name not in ("symbol", "timestamp", "price",
                                                                      "feature_set_version")][:3]
-    url_server = sa.engine.make_url(SERVER)
-    admin = pymysql.connect(host=url_server.host, port=url_server.port or 3306, user=url_server.username or "root",
-                            password=url_server.password or "", autocommit=True)
-    with admin.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-        cur.execute(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4")
-    url = f"{SERVER}/{DATABASE}"
-    servers: list[subprocess.Popen] = []
     rng = np.random.default_rng(3)
-    try:
+    with bench_database(DATABASE, charset="utf8mb4") as url, contextlib.ExitStack() as servers:
         coins = load_universe()
         end = datetime(2026, 1, 2)
         start = end - timedelta(days=1)
@@ -289,8 +272,7 @@ def main() -> None:
         print(f"setup: a day of {len(coins)} symbols: {len(prices):,} price rows, {len(features):,} feature rows "
               f"x {len(table.columns)} columns")
 
-        server = _serve(url, args.port, {"CRYPTO_API_RATE_LIMIT": "100000000"})
-        servers.append(server)
+        server = _serve(servers, url, args.port, {"CRYPTO_API_RATE_LIMIT": "100000000"})
         paths = {"latest": "/v1/prices/latest",
                  "features": f"/v1/features?symbols={','.join(FEATURE_SYMBOLS)}&columns={','.join(feature_names)}"
                              f"&start={(end - timedelta(hours=6)).isoformat()}Z&limit=10000"}
@@ -321,16 +303,13 @@ def main() -> None:
                                                                                          daemon=True)]
         for thread in threads:
             thread.start()
-        done = subprocess.run(
-            [sys.executable, __file__, "--load", "mixed", "127.0.0.1", str(args.port), json.dumps(paths), KEYS[0],
-             str(len(coins)), str(args.concurrency), str(args.seconds), str(args.warmup)],
-            capture_output=True, text=True)
-        stop.set()
-        for thread in threads:
-            thread.join(30)
-        if done.returncode != 0:
-            raise RuntimeError(done.stderr[-3000:])
-        stats = json.loads(done.stdout.strip().splitlines()[-1])
+        try:
+            stats = run_load_generator(__file__, "mixed", "127.0.0.1", str(args.port), json.dumps(paths), KEYS[0],
+                                       str(len(coins)), str(args.concurrency), str(args.seconds), str(args.warmup))
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(30)
         print(f"mixed load, {args.concurrency} connections from a second process, {args.seconds:.0f} s after "
               f"{args.warmup:.0f} s warm-up, API key required, a window committed every {args.commit_every} s "
               f"({len(commits)} windows, write p50 {sorted(commits)[len(commits) // 2] * 1000:.0f} ms):")
@@ -345,17 +324,11 @@ def main() -> None:
         quarters = [memory[min(len(memory) - 1, i * len(memory) // 4)] for i in range(4)] + [memory[-1]]
         print(f"  server RSS (MB) at 0/25/50/75/100% of the run: {' / '.join(f'{m:.0f}' for m in quarters)}, "
               f"peak {max(memory):.0f}")
-        server.terminate()
-        server.wait(30)
+        stop_api(server)
 
-        limited = _serve(url, args.port + 1, {"CRYPTO_API_RATE_LIMIT": "600"})
-        servers.append(limited)
-        done = subprocess.run(
-            [sys.executable, __file__, "--load", "hammer", "127.0.0.1", str(args.port + 1), "/v1/prices/latest", "16",
-             str(args.hammer_seconds)], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(done.stderr[-3000:])
-        hammer = json.loads(done.stdout.strip().splitlines()[-1])
+        _serve(servers, url, args.port + 1, {"CRYPTO_API_RATE_LIMIT": "600"})
+        hammer = run_load_generator(__file__, "hammer", "127.0.0.1", str(args.port + 1), "/v1/prices/latest", "16",
+                                    str(args.hammer_seconds))
         print(f"rate limit 600/min per key, {args.hammer_seconds:.0f} s: hammering key {hammer['hammer']}, "
               f"polite key {hammer['polite']}, wrong key {hammer['wrong']}, no key {hammer['none']}, "
               f"Retry-After {hammer['retry_after_values']}")
@@ -364,14 +337,6 @@ def main() -> None:
         print("verdict:", "OK" if ok else "PROBLEMS (see above)")
         print(json.dumps({"mixed": stats, "memory_mb": {"start": memory[0], "peak": max(memory), "end": memory[-1]},
                           "commits": len(commits), "hammer": hammer}))
-    finally:
-        for process in servers:
-            if process.poll() is None:
-                process.terminate()
-                process.wait(timeout=30)
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-        admin.close()
 
 
 if __name__ == "__main__":

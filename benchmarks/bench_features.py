@@ -38,13 +38,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 import pyarrow.csv as pacsv
-import pymysql
-import sqlalchemy as sa
 import talib
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.support import bench_database  # noqa: E402
 from crypto_assets.features.catalog import FEATURE_NAMES, FEATURES_TABLE  # noqa: E402
 from crypto_assets.features.compute import compute_features, history_start  # noqa: E402
 from crypto_assets.features.io import read_feature_inputs  # noqa: E402
@@ -53,7 +52,6 @@ from resources.simulated import simulated_price_frame  # noqa: E402
 from resources.universe import load_universe  # noqa: E402
 from resources.warehouse import Warehouse, tsv_table  # noqa: E402
 
-SERVER = os.environ.get("CRYPTO_BENCH_MYSQL", "mysql+pymysql://root@127.0.0.1:3306")
 DATABASE = "crypto_bench_features"
 STEP = timedelta(minutes=5)
 DAY = timedelta(days=1)
@@ -68,15 +66,6 @@ class InsertOnlyWarehouse(Warehouse):
 
 
 # ------------------------------------------------------------------------------------------ data
-def admin(sql: str) -> None:
-    url = sa.engine.make_url(SERVER)
-    conn = pymysql.connect(host=url.host, port=url.port or 3306, user=url.username, password=url.password or "",
-                           autocommit=True)
-    with conn.cursor() as cursor:
-        cursor.execute(sql)
-    conn.close()
-
-
 def synthetic_sentiment(symbols: Sequence[str], start: datetime, end: datetime, per_day: int = 1500) -> pd.DataFrame:
     """News sentiment rows: ``per_day`` items a day, about random symbols (BTC and ETH most often)."""
     rng = np.random.default_rng(42)
@@ -285,29 +274,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     start = datetime.now(timezone.utc).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0) - args.days * DAY
-    admin(f"DROP DATABASE IF EXISTS `{DATABASE}`")
-    admin(f"CREATE DATABASE `{DATABASE}` CHARACTER SET utf8mb4")
-    url = f"{SERVER}/{DATABASE}"
-    figures: dict[str, Any] = {"features": len(FEATURE_NAMES), "symbols": len(load_universe()), "days": args.days,
-                               "write_path": args.write_path, "cpus": os.cpu_count(),
-                               "load_average_start": os.getloadavg()[0]}
-    wh = Warehouse(url) if args.write_path == "load-data" else InsertOnlyWarehouse(url)
-    try:
-        print(f"seeding {args.days + 1} days of prices, sentiment and macro ...", flush=True)
-        figures.update(seed(Warehouse(url), start, args.days))
-        print("computation ...", flush=True)
-        figures.update(computation(wh, start, args.days))
-        print("live window ...", flush=True)
-        figures.update(live_window(wh, start, args.days))
-        if not args.skip_backfill:
-            print(f"backfill of {args.days} days ({args.write_path}) ...", flush=True)
-            figures.update(backfill(wh, start, args.days))
-        print("write path ...", flush=True)
-        figures.update(write_paths(url, start, args.current_days))
-    finally:
-        wh.dispose()
-        if not args.keep:
-            admin(f"DROP DATABASE IF EXISTS `{DATABASE}`")
+    with bench_database(DATABASE, charset="utf8mb4", keep=args.keep) as url:
+        figures: dict[str, Any] = {"features": len(FEATURE_NAMES), "symbols": len(load_universe()), "days": args.days,
+                                   "write_path": args.write_path, "cpus": os.cpu_count(),
+                                   "load_average_start": os.getloadavg()[0]}
+        wh = Warehouse(url) if args.write_path == "load-data" else InsertOnlyWarehouse(url)
+        try:
+            print(f"seeding {args.days + 1} days of prices, sentiment and macro ...", flush=True)
+            figures.update(seed(Warehouse(url), start, args.days))
+            print("computation ...", flush=True)
+            figures.update(computation(wh, start, args.days))
+            print("live window ...", flush=True)
+            figures.update(live_window(wh, start, args.days))
+            if not args.skip_backfill:
+                print(f"backfill of {args.days} days ({args.write_path}) ...", flush=True)
+                figures.update(backfill(wh, start, args.days))
+            print("write path ...", flush=True)
+            figures.update(write_paths(url, start, args.current_days))
+        finally:
+            wh.dispose()
     figures["load_average_end"] = os.getloadavg()[0]
     report(figures)
     if args.json:

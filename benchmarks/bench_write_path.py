@@ -13,29 +13,26 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pymysql
 import sqlalchemy as sa
 
-from resources.simulated import simulated_price_frame
-from resources.universe import load_universe
-from resources.warehouse import Warehouse, price_data_real
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-SERVER = os.environ.get("CRYPTO_BENCH_MYSQL", "mysql+pymysql://root@127.0.0.1:3306")
+from benchmarks.support import bench_database  # noqa: E402
+from resources.simulated import simulated_price_frame  # noqa: E402
+from resources.universe import load_universe  # noqa: E402
+from resources.warehouse import Warehouse, price_data_real  # noqa: E402
+
 DATABASE = "crypto_bench_write"
 START = datetime(2026, 10, 1)
-
-
-def _admin(sql: str) -> None:
-    url = sa.engine.make_url(SERVER)
-    conn = pymysql.connect(host=url.host, port=url.port or 3306, user=url.username, password=url.password or "",
-                           autocommit=True)
-    with conn.cursor() as cursor:
-        cursor.execute(sql)
-    conn.close()
 
 
 def _load_data(frame, url: str, include_export: bool) -> float:
@@ -77,10 +74,7 @@ def main() -> None:
     end = START + timedelta(days=args.days)
     frame = simulated_price_frame(load_universe(), START, end)
     rows = len(frame)
-    _admin(f"DROP DATABASE IF EXISTS {DATABASE}")
-    _admin(f"CREATE DATABASE {DATABASE}")
-    url = f"{SERVER}/{DATABASE}"
-    try:
+    with bench_database(DATABASE) as url:
         wh = Warehouse(url)
         ours, ceiling, with_export = [], [], []
         for _ in range(args.repeat):
@@ -106,8 +100,6 @@ def main() -> None:
         print(f"ratio write_partition / bare LOAD DATA: {ours_rate / ceiling_rate:.2f}; "
               f"/ LOAD DATA with export: {ours_rate / export_rate:.2f}")
         wh.dispose()
-    finally:
-        _admin(f"DROP DATABASE IF EXISTS {DATABASE}")
 
 
 if __name__ == "__main__":
