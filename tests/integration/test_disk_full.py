@@ -37,10 +37,14 @@ OLD_END = DAY + timedelta(hours=6)
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 200 MB tmpfs mounted for this test only."""
+    """A 400 MB tmpfs mounted for this test only.
+
+    A fresh MariaDB takes about 125 MB of it (the 96 MB redo log, a 12 MB system tablespace) and
+    may extend its system tablespace by 64 MB on the first large write: 400 MB leaves room for that.
+    """
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200M", "tmpfs", str(mount_point)],
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400M", "tmpfs", str(mount_point)],
                              capture_output=True, text=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
