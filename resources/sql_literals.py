@@ -24,10 +24,16 @@ def _number_literals(series: pd.Series) -> np.ndarray:
     return out
 
 
-def _time_literals(series: pd.Series, date_only: bool) -> np.ndarray:
+def naive_utc_times(series: pd.Series) -> pd.Series:
+    """``series`` as datetimes in naive UTC: aware values converted to UTC, naive ones taken as UTC."""
     values = pd.to_datetime(series)
     if getattr(values.dt, "tz", None) is not None:
         values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return values
+
+
+def _time_literals(series: pd.Series, date_only: bool) -> np.ndarray:
+    values = naive_utc_times(series)
     raw = values.to_numpy(dtype="datetime64[us]")
     text = np.datetime_as_string(raw, unit="D" if date_only else "us")
     if not date_only:

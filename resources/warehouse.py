@@ -34,7 +34,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from resources.sql_literals import chunked_statements, mysql_row_literals
+from resources.sql_literals import chunked_statements, mysql_row_literals, naive_utc_times
 
 log = logging.getLogger(__name__)
 
@@ -352,9 +352,7 @@ class Warehouse:
         if duplicated.any():
             example = frame.loc[duplicated, keys].iloc[0].to_dict()
             raise WarehouseError(f"{name}: {int(duplicated.sum())} duplicate key(s), e.g. {example}")
-        times = pd.to_datetime(frame[time_column])
-        if getattr(times.dt, "tz", None) is not None:
-            times = times.dt.tz_convert("UTC").dt.tz_localize(None)
+        times = naive_utc_times(frame[time_column])
         outside = (times < pd.Timestamp(start)) | (times >= pd.Timestamp(end))
         if outside.any():
             raise WarehouseError(
@@ -376,10 +374,8 @@ class Warehouse:
             column_type = table.c[name].type
             series = frame[name]
             if isinstance(column_type, (sa.DateTime, sa.Date)) or pd.api.types.is_datetime64_any_dtype(series):
-                values = pd.to_datetime(series)
-                if getattr(values.dt, "tz", None) is not None:
-                    values = values.dt.tz_convert("UTC").dt.tz_localize(None)
-                date_only = isinstance(column_type, sa.Date) and not isinstance(column_type, sa.DateTime)
+                values = naive_utc_times(series)
+                date_only = _is_date_only(column_type)
                 if sqlite:
                     objs = values.dt.strftime("%Y-%m-%d" if date_only else _SQLITE_DATETIME)
                 else:
@@ -564,6 +560,11 @@ def _create_mysql_database(engine: Engine) -> None:
         server.dispose()
 
 
+def _is_date_only(column_type: sa.types.TypeEngine) -> bool:
+    """Whether a column holds dates without a time of day."""
+    return isinstance(column_type, sa.Date) and not isinstance(column_type, sa.DateTime)
+
+
 # LOAD DATA's escapes (ESCAPED BY '\\'), the escape character itself first.
 _TSV_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
 
@@ -581,11 +582,8 @@ def tsv_table(table: sa.Table, frame: pd.DataFrame, columns: Sequence[str]) -> p
         column_type = table.c[name].type
         series = frame[name]
         if isinstance(column_type, (sa.DateTime, sa.Date)) or pd.api.types.is_datetime64_any_dtype(series):
-            values = pd.to_datetime(series)
-            if getattr(values.dt, "tz", None) is not None:
-                values = values.dt.tz_convert("UTC").dt.tz_localize(None)
-            times = pa.array(values.to_numpy(dtype="datetime64[us]"))
-            if isinstance(column_type, sa.Date) and not isinstance(column_type, sa.DateTime):
+            times = pa.array(naive_utc_times(series).to_numpy(dtype="datetime64[us]"))
+            if _is_date_only(column_type):
                 times = pc.cast(times, pa.date32())
             arrays[name] = pc.cast(times, pa.string())  # "YYYY-MM-DD[ HH:MM:SS.ffffff]"
         elif isinstance(column_type, (sa.Float, sa.Integer)):
