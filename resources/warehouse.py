@@ -590,7 +590,8 @@ def tsv_table(table: sa.Table, frame: pd.DataFrame, columns: Sequence[str]) -> p
             values = series.to_numpy(dtype=np.float64, na_value=np.nan)
             arrays[name] = pa.array(values, mask=~np.isfinite(values))
         else:
-            text = pa.array(series.astype(object).where(series.notna(), None), type=pa.string(), from_pandas=True)
+            # astype("string") renders non-text values (numbers, booleans) as str() does, keeping missing ones missing.
+            text = pa.array(series.astype("string"), type=pa.string(), from_pandas=True)
             for char, escaped in _TSV_ESCAPES:
                 text = pc.replace_substring(text, char, escaped)
             arrays[name] = text

@@ -57,3 +57,21 @@ def test_load_data_path_round_trips_dates_and_missing_values(mysql_url):
     finite = np.isfinite(expected["value"].to_numpy())
     assert back["value"].isna().to_numpy().tolist() == (~finite).tolist()  # NaN and inf land as NULL
     assert np.array_equal(back["value"].to_numpy()[finite], expected["value"].to_numpy()[finite])
+
+
+def test_load_data_path_writes_non_text_values_of_text_columns_as_their_text(mysql_url):
+    """Both write paths render a number or boolean in a text column as ``str()`` does."""
+    wh = Warehouse(mysql_url)
+    n = LOAD_DATA_MIN_ROWS + 10
+    start = datetime(2026, 2, 1)
+    titles = pd.Series([i if i % 3 == 0 else (True if i % 3 == 1 else f"t{i}") for i in range(n)], dtype=object)
+    frame = pd.DataFrame({
+        "item_id": [f"nt{i}" for i in range(n)], "source": "rss",
+        "published_at": [start + timedelta(seconds=i) for i in range(n)], "collected_at": start,
+        "window_start": [start + timedelta(minutes=5 * (i // 300)) for i in range(n)],
+        "title": titles, "summary": None, "url": None, "symbols": "BTC",
+    })
+    end = frame["window_start"].max() + timedelta(minutes=5)
+    wh.write_partition("news_items", frame, start=start, end=end, run_id="r", code_version="1")
+    back = wh.read_frame(sa.select(news_items.c.item_id, news_items.c.title)).set_index("item_id")
+    assert back.loc[frame["item_id"], "title"].tolist() == [str(v) for v in titles]
