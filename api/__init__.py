@@ -2,5 +2,6 @@
 
 Run it with ``python -m api`` (loopback only unless API keys are configured) or
 ``uvicorn api.app:app``; read it from Python with :class:`api.client.CryptoDataClient`.
-It imports only ``resources.warehouse``, ``resources.settings`` and the feature catalog (no Dagster).
+It imports only ``resources.warehouse``, ``resources.settings``, the feature catalog and (the client)
+``resources.http``'s ``Retry-After`` parser: no Dagster.
 """

@@ -22,6 +22,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc as pa_ipc
 
+from resources.http import parse_retry_after
+
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 _RETRY_STATUSES = {429, 502, 503, 504}
 _TIME_COLUMNS = ("window_start", "timestamp", "observation_date")
@@ -146,12 +148,9 @@ class CryptoDataClient:
 
     # ------------------------------------------------------------------ transport
     def _wait(self, attempt: int, response: httpx.Response | None) -> float:
-        retry_after = response.headers.get("retry-after") if response is not None else None
-        if retry_after:
-            try:
-                return min(self.max_wait_s, max(0.0, float(retry_after)))
-            except ValueError:
-                pass
+        retry_after = parse_retry_after(response.headers.get("retry-after")) if response is not None else None
+        if retry_after is not None:
+            return min(self.max_wait_s, retry_after)
         return min(self.max_wait_s, self.backoff_s * 2 ** attempt)
 
     def _call(self, path: str, params: dict[str, Any], accept: str, consume: Callable[[httpx.Response], Any]) -> Any:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import pandas as pd
@@ -82,6 +84,17 @@ def test_client_retries_429_and_503_honouring_retry_after():
     with pytest.raises(CryptoApiError) as err:
         failing.symbols()
     assert err.value.status == 503
+
+
+def test_client_honours_a_retry_after_given_as_an_http_date():
+    waits = []
+    later = email.utils.format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
+    answers = iter([httpx.Response(503, headers={"Retry-After": later}, json={"detail": "maintenance"}),
+                    httpx.Response(200, json={"as_of": None, "count": 0, "data": []})])
+    client = CryptoDataClient("http://api.test", transport=httpx.MockTransport(lambda r: next(answers)),
+                              sleep=waits.append, backoff_s=0.5, max_wait_s=120)
+    assert client.latest_prices().empty
+    assert len(waits) == 1 and 25 <= waits[0] <= 30  # the date, not the 0.5 s back-off
 
 
 def test_websocket_pushes_each_newly_committed_window(server):
