@@ -2,7 +2,7 @@
 
 Both write the same rows (simulated prices, 124 symbols) into the same table in the same run;
 LOAD DATA is the engine's bulk-load ceiling on this machine. Prints rows/s for each and the
-ratio. Needs MariaDB at 127.0.0.1:3306 (root, no password) or ``CRYPTO_BENCH_MYSQL``; creates
+ratio, and the client's share of the write path: building the TSV (``tsv_table``) and writing it. Needs MariaDB at 127.0.0.1:3306 (root, no password) or ``CRYPTO_BENCH_MYSQL``; creates
 and drops the database ``crypto_bench_write``.
 
     .venv/bin/python benchmarks/bench_write_path.py [--days 3] [--repeat 3]
@@ -19,6 +19,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pyarrow.csv as pacsv
 import pymysql
 import sqlalchemy as sa
 
@@ -29,7 +30,7 @@ if str(ROOT) not in sys.path:
 from benchmarks.support import bench_database  # noqa: E402
 from resources.simulated import simulated_price_frame  # noqa: E402
 from resources.universe import load_universe  # noqa: E402
-from resources.warehouse import Warehouse, price_data_real  # noqa: E402
+from resources.warehouse import Warehouse, price_data_real, tsv_table  # noqa: E402
 
 DATABASE = "crypto_bench_write"
 START = datetime(2026, 10, 1)
@@ -66,6 +67,18 @@ def _load_data(frame, url: str, include_export: bool) -> float:
     return time.perf_counter() - began
 
 
+def _tsv_seconds(frame) -> tuple[float, float]:
+    """Seconds to build the write path's TSV table of ``frame``, and to write it to a file."""
+    columns = list(frame.columns)
+    began = time.perf_counter()
+    table = tsv_table(price_data_real, frame, columns)
+    built = time.perf_counter()
+    with tempfile.TemporaryDirectory() as directory:
+        pacsv.write_csv(table, os.path.join(directory, "rows.tsv"), pacsv.WriteOptions(
+            include_header=False, delimiter="\t", quoting_style="needed", null_string="\\N"))
+    return built - began, time.perf_counter() - built
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=3)
@@ -76,8 +89,11 @@ def main() -> None:
     rows = len(frame)
     with bench_database(DATABASE) as url:
         wh = Warehouse(url)
-        ours, ceiling, with_export = [], [], []
+        ours, ceiling, with_export, tsv_build, tsv_write = [], [], [], [], []
         for _ in range(args.repeat):
+            build_s, write_s = _tsv_seconds(frame)
+            tsv_build.append(build_s)
+            tsv_write.append(write_s)
             with wh.engine.begin() as conn:
                 conn.execute(sa.delete(price_data_real))
             began = time.perf_counter()
@@ -99,6 +115,8 @@ def main() -> None:
               f"({statistics.median(with_export):.2f} s)")
         print(f"ratio write_partition / bare LOAD DATA: {ours_rate / ceiling_rate:.2f}; "
               f"/ LOAD DATA with export: {ours_rate / export_rate:.2f}")
+        print(f"client share of write_partition: TSV built by tsv_table {statistics.median(tsv_build):.3f} s, "
+              f"written to its file {statistics.median(tsv_write):.3f} s")
         wh.dispose()
 
 
