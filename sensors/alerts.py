@@ -8,9 +8,20 @@ failure events), each from its own cursor:
   is not committed;
 - ``run_failure_alert_sensor``: runs that failed for good.
 
-Exactly once, in practice: the cursor (persisted by Dagster with each tick) only moves past an
-event once its message was accepted by the webhook, so a webhook outage or a daemon restart
-delays alerts but loses none; a tick that cannot deliver stops there and the next one resumes.
+Exactly once: each sensor's progress (the last record handled per check or of the run events,
+and the checks currently failing) is written to the instance's key-value store as each alert is
+accepted by the webhook, as well as returned as the tick's cursor. A tick that dies after
+delivering (a timeout, a killed daemon or code server) never had its cursor saved by Dagster, but
+the next tick starts from that ledger and sends only what was not sent; a webhook outage delays
+alerts and loses none, since the progress only moves past an alert once it was accepted. Each
+message carries a stable alert id, so a receiver can drop the one duplicate a crash between the
+webhook's answer and the ledger's write could cause.
+
+Bounded ticks: records are read after the cursor by id, a page at a time (planned records of a
+multi-window run handled in bulk: one run lookup per run, not per record), and a tick stops with
+its progress saved once it has spent ``TICK_BUDGET_S`` or read ``MAX_ROWS_PER_TICK`` rows; the
+next tick continues. A tick's cost is thus the new work since the last one, not the history.
+
 A check alerts when it starts failing: its later failures (the same problem seen by the next run,
 a retried run, a re-evaluated freshness check) are folded into that message until it passes
 again. A run alerts when it will not be retried (``dagster/will_retry`` is false), and not when
@@ -31,10 +42,14 @@ from dagster._core.storage.tags import (
 )
 
 from resources.settings import load_settings
+from sensors.check_history import RunStates, check_rows_after
 from sensors.webhook import Alert, WebhookError, WebhookNotifier
 
-FETCH_LIMIT = 500
+PAGE_SIZE = 1000
 MAX_ALERTS_PER_TICK = 25
+# A tick stops (its progress saved) past either bound; the next tick continues from there.
+TICK_BUDGET_S = 15.0
+MAX_ROWS_PER_TICK = 50_000
 # Events older than this when first seen (a sensor started on an old instance) are not sent.
 MAX_EVENT_AGE_S = 24 * 3600
 # How long a failed run may go without its dagster/will_retry tag before it is taken as final.
@@ -42,16 +57,18 @@ WILL_RETRY_GRACE_S = 120
 FRESHNESS_CHECK_NAME = "freshness_check"
 RUN_FAILURES = "run_failures"
 PARTITION_TAG = "dagster/partition"
+LEDGER_PREFIX = "crypto/alert_progress/"
 _EXPECTED_PARTITION = re.compile(r"partition (\S+?)[ ,.]")
 
 
 @dataclass
 class AlertCursor:
-    """An alert sensor's cursor: the last record handled (per check, or of the run events), and
-    the checks currently failing (already alerted)."""
+    """An alert sensor's progress: the last record handled (per check, or of the run events), the
+    checks currently failing (already alerted), and ``seq``, which grows with every alert sent."""
 
     after: dict[str, int] = field(default_factory=dict)
     failing: set[str] = field(default_factory=set)
+    seq: int = 0
 
     @classmethod
     def parse(cls, raw: str | None) -> "AlertCursor":
@@ -59,10 +76,51 @@ class AlertCursor:
             return cls()
         data = json.loads(raw)
         return cls(after={k: int(v) for k, v in data.get("after", {}).items()},
-                   failing=set(data.get("failing", [])))
+                   failing=set(data.get("failing", [])), seq=int(data.get("seq", 0)))
 
     def dump(self) -> str:
-        return json.dumps({"after": dict(sorted(self.after.items())), "failing": sorted(self.failing)})
+        return json.dumps({"after": dict(sorted(self.after.items())), "failing": sorted(self.failing),
+                           "seq": self.seq})
+
+
+class ProgressLedger:
+    """A sensor's :class:`AlertCursor`, kept in the instance's key-value store as alerts go out.
+
+    Dagster saves a sensor's cursor only when its tick completes; this ledger is written after
+    every accepted alert, so the progress of a tick that died survives it.
+    """
+
+    def __init__(self, instance: dg.DagsterInstance, sensor_name: str):
+        self._storage = instance.run_storage
+        self.key = f"{LEDGER_PREFIX}{sensor_name}"
+
+    def load(self, dagster_cursor: str | None) -> AlertCursor:
+        """The most advanced of the ledger and the cursor Dagster saved."""
+        saved = AlertCursor.parse(dagster_cursor)
+        ledger = AlertCursor.parse(self._storage.get_cursor_values({self.key}).get(self.key))
+        return ledger if ledger.seq > saved.seq else saved
+
+    def save(self, cursor: AlertCursor) -> None:
+        """Persist ``cursor`` now."""
+        self._storage.set_cursor_values({self.key: cursor.dump()})
+
+
+@dataclass
+class TickBudget:
+    """What one tick may still spend, and what it did."""
+
+    deadline: float
+    sent: int = 0
+    rows: int = 0
+
+    @classmethod
+    def start(cls) -> "TickBudget":
+        return cls(deadline=time.monotonic() + TICK_BUDGET_S)
+
+    @property
+    def spent(self) -> bool:
+        """True once the time or the rows of this tick are used up."""
+        return self.rows >= MAX_ROWS_PER_TICK or time.monotonic() >= self.deadline
 
 
 def run_url(ui_url: str, run_id: str | None) -> str | None:
@@ -84,7 +142,8 @@ def _metadata_text(evaluation: dg.AssetCheckEvaluation, key: str) -> str | None:
     return None if value is None else str(getattr(value, "value", value))
 
 
-def check_alert(evaluation: dg.AssetCheckEvaluation, run: dg.DagsterRun | None, ui_url: str) -> Alert:
+def check_alert(evaluation: dg.AssetCheckEvaluation, run: dg.DagsterRun | None, ui_url: str,
+                alert_id: str | None = None) -> Alert:
     """The message of a failed asset check (data-quality or freshness)."""
     asset = evaluation.asset_key.to_user_string()
     run_id = run.run_id if run else None
@@ -94,13 +153,13 @@ def check_alert(evaluation: dg.AssetCheckEvaluation, run: dg.DagsterRun | None, 
         return Alert(kind="freshness", title=f"{asset} is late", severity=severity, asset=asset,
                      window=expected.group(1) if expected else None,
                      detail=evaluation.description or "the latest due window is not committed",
-                     run_id=run_id, run_url=run_url(ui_url, run_id))
+                     run_id=run_id, run_url=run_url(ui_url, run_id), alert_id=alert_id)
     start, end = _metadata_text(evaluation, "window_start"), _metadata_text(evaluation, "window_end")
     window = f"{start} to {end}" if start and end else window_of_run(run)
     blocking = " (blocking: downstream assets were not computed)" if evaluation.blocking and severity == "ERROR" else ""
     return Alert(kind="check", title=f"{asset}: check {evaluation.check_name} failed{blocking}", severity=severity,
                  asset=asset, window=window, detail=evaluation.description or "", run_id=run_id,
-                 run_url=run_url(ui_url, run_id))
+                 run_url=run_url(ui_url, run_id), alert_id=alert_id)
 
 
 def _deliver(context: dg.SensorEvaluationContext, notifier: WebhookNotifier, alert: Alert) -> str | None:
@@ -113,11 +172,12 @@ def _deliver(context: dg.SensorEvaluationContext, notifier: WebhookNotifier, ale
     return None
 
 
-def _result(cursor: AlertCursor, sent: int, problem: str | None) -> dg.SensorResult:
+def _result(cursor: AlertCursor, budget: TickBudget, problem: str | None, more: bool) -> dg.SensorResult:
+    message = f"sent {budget.sent} alert(s)"
     if problem:
-        message = f"sent {sent} alert(s); webhook failed ({problem}); the rest are retried next tick"
-    else:
-        message = f"sent {sent} alert(s)"
+        message += f"; webhook failed ({problem}); the rest are retried next tick"
+    elif more:
+        message += f"; read {budget.rows} record(s), the tick's budget: the next tick continues"
     return dg.SensorResult(cursor=cursor.dump(), skip_reason=message)
 
 
@@ -125,8 +185,8 @@ def build_check_alert_sensor(name: str, *, freshness: bool, description: str,
                              minimum_interval_seconds: int = 30) -> dg.SensorDefinition:
     """A sensor that sends one message when an asset check (freshness or not) starts failing.
 
-    It reads each check's executions (the table behind the UI's check history, which every
-    instance storage, run-sharded SQLite included, orders by one global id), oldest first.
+    It reads each check's executions after its cursor, oldest first (see
+    ``sensors/check_history.py``), within the tick's budget.
     """
 
     @dg.sensor(name=name, description=description, minimum_interval_seconds=minimum_interval_seconds,
@@ -135,57 +195,76 @@ def build_check_alert_sensor(name: str, *, freshness: bool, description: str,
         if context.repository_def is None:
             raise dg.DagsterInvariantViolationError(f"{name} needs the repository to list its checks")
         settings = load_settings()
-        notifier = WebhookNotifier(settings.alert_webhook_url, logger=context.log)
-        cursor = AlertCursor.parse(context.cursor)
+        ledger = ProgressLedger(context.instance, name)
+        cursor = ledger.load(context.cursor)
         keys = sorted((k for k in context.repository_def.asset_graph.asset_check_keys
                        if (k.name == FRESHNESS_CHECK_NAME) == freshness), key=lambda k: k.to_user_string())
-        sent, problem = 0, None
+        reader = _CheckReader(context, WebhookNotifier(settings.alert_webhook_url, logger=context.log),
+                              ledger, cursor, settings.ui_url)
+        problem, more = None, False
         try:
             for check_key in keys:
-                sent, problem = _alert_check_executions(context, notifier, cursor, check_key, settings.ui_url, sent)
-                if problem or sent >= MAX_ALERTS_PER_TICK:
+                problem, more = reader.alert_new_executions(check_key)
+                if problem or more:
                     break
         finally:
-            notifier.close()
-        return _result(cursor, sent, problem)
+            reader.notifier.close()
+        ledger.save(cursor)
+        return _result(cursor, reader.budget, problem, more)
 
     return check_alerts
 
 
-def _alert_check_executions(context: dg.SensorEvaluationContext, notifier: WebhookNotifier, cursor: AlertCursor,
-                            check_key: dg.AssetCheckKey, ui_url: str, sent: int) -> tuple[int, str | None]:
-    """Alert the new executions of one check; returns the running count of sent alerts and the
-    webhook's failure, if any. Stops (leaving the cursor) at an execution still in progress."""
-    instance = context.instance
-    key = check_key.to_user_string()
-    after = cursor.after.get(key, -1)
-    history = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=FETCH_LIMIT)
-    now = time.time()
-    for record in sorted((r for r in history if r.id > after), key=lambda r: r.id):
-        evaluation = record.event.dagster_event.event_specific_data if record.event and record.event.dagster_event \
-            else None
-        if not isinstance(evaluation, dg.AssetCheckEvaluation):
-            run = instance.get_run_by_id(record.run_id)
-            if run is not None and not run.is_finished:
-                break  # planned and still running: its verdict comes later
-            cursor.after[key] = record.id  # planned, but its run ended without evaluating it
-            continue
-        if evaluation.passed or key in cursor.failing or now - record.create_timestamp > MAX_EVENT_AGE_S:
-            if evaluation.passed:
-                cursor.failing.discard(key)
-            else:
+class _CheckReader:
+    """One tick of a check alert sensor: its budget, the runs it looked up, its progress."""
+
+    def __init__(self, context: dg.SensorEvaluationContext, notifier: WebhookNotifier, ledger: ProgressLedger,
+                 cursor: AlertCursor, ui_url: str):
+        self.context, self.notifier, self.ledger, self.cursor, self.ui_url = context, notifier, ledger, cursor, ui_url
+        self.instance = context.instance
+        self.budget = TickBudget.start()
+        self.runs = RunStates(self.instance)
+        self.now = time.time()
+
+    def alert_new_executions(self, check_key: dg.AssetCheckKey) -> tuple[str | None, bool]:
+        """Alert the new executions of one check: (the webhook's failure, whether the tick ran out
+        of budget or alerts). Stops, leaving the cursor, at an execution whose run is in flight."""
+        key = check_key.to_user_string()
+        cursor = self.cursor
+        while True:
+            if self.budget.spent:
+                return None, True
+            rows = check_rows_after(self.instance, check_key, cursor.after.get(key, -1), PAGE_SIZE)
+            self.budget.rows += len(rows)
+            self.runs.prefetch(row.run_id for row in rows if row.planned)
+            for row in rows:
+                evaluation = row.evaluation
+                if evaluation is None:
+                    if not self.runs.finished(row.run_id):
+                        return None, False  # planned and still running: its verdict comes later
+                    cursor.after[key] = row.id  # planned, but its run ended without evaluating it
+                    continue
+                if evaluation.passed or key in cursor.failing or self.now - row.created > MAX_EVENT_AGE_S:
+                    if evaluation.passed:
+                        cursor.failing.discard(key)
+                    else:
+                        cursor.failing.add(key)
+                    cursor.after[key] = row.id
+                    continue
+                if self.budget.sent >= MAX_ALERTS_PER_TICK:
+                    return None, True
+                run = self.instance.get_run_by_id(row.run_id) if row.run_id else None
+                alert = check_alert(evaluation, run, self.ui_url, alert_id=f"check:{key}:{row.id}")
+                problem = _deliver(self.context, self.notifier, alert)
+                if problem:
+                    return problem, False
+                self.budget.sent += 1
                 cursor.failing.add(key)
-            cursor.after[key] = record.id
-            continue
-        if sent >= MAX_ALERTS_PER_TICK:
-            break
-        problem = _deliver(context, notifier, check_alert(evaluation, instance.get_run_by_id(record.run_id), ui_url))
-        if problem:
-            return sent, problem
-        sent += 1
-        cursor.failing.add(key)
-        cursor.after[key] = record.id
-    return sent, None
+                cursor.after[key] = row.id
+                cursor.seq += 1
+                self.ledger.save(cursor)
+            if len(rows) < PAGE_SIZE:
+                return None, False
 
 
 check_alert_sensor = build_check_alert_sensor(
@@ -205,7 +284,8 @@ def _failed_only_on_blocking_checks(instance: dg.DagsterInstance, run_id: str) -
                                 for error in errors)
 
 
-def run_failure_alert(run: dg.DagsterRun, instance: dg.DagsterInstance, ui_url: str) -> Alert:
+def run_failure_alert(run: dg.DagsterRun, instance: dg.DagsterInstance, ui_url: str,
+                      alert_id: str | None = None) -> Alert:
     """The message of a run that failed for good: its job, window, failed steps and first error."""
     failures = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
     steps = sorted({entry.step_key for entry in failures if entry.step_key})
@@ -222,7 +302,8 @@ def run_failure_alert(run: dg.DagsterRun, instance: dg.DagsterInstance, ui_url: 
         detail += f" (after {int(attempts)} automatic retr{'y' if attempts == '1' else 'ies'})"
     return Alert(kind="run", title=f"run of {run.job_name} failed", detail=detail,
                  asset=", ".join(sorted(k.to_user_string() for k in run.asset_selection or [])) or None,
-                 window=window_of_run(run), run_id=run.run_id, run_url=run_url(ui_url, run.run_id))
+                 window=window_of_run(run), run_id=run.run_id, run_url=run_url(ui_url, run.run_id),
+                 alert_id=alert_id)
 
 
 @dg.sensor(name="run_failure_alert_sensor", minimum_interval_seconds=30,
@@ -233,37 +314,49 @@ def run_failure_alert_sensor(context: dg.SensorEvaluationContext) -> dg.SensorRe
     """One message per run that failed and will not be retried, with its window and a link."""
     settings = load_settings()
     notifier = WebhookNotifier(settings.alert_webhook_url, logger=context.log)
-    cursor = AlertCursor.parse(context.cursor)
+    ledger = ProgressLedger(context.instance, "run_failure_alert_sensor")
+    cursor = ledger.load(context.cursor)
     instance = context.instance
     after = cursor.after.get(RUN_FAILURES, -1)
     records = instance.fetch_run_status_changes(
         dg.RunStatusChangeRecordsFilter(event_type=dg.DagsterEventType.RUN_FAILURE,
                                         after_storage_id=after if after >= 0 else None),
-        limit=FETCH_LIMIT, ascending=True).records
-    sent, problem = 0, None
+        limit=PAGE_SIZE, ascending=True).records
+    budget = TickBudget.start()
+    budget.rows = len(records)
+    problem, more = None, len(records) == PAGE_SIZE
     now = time.time()
     try:
         for record in records:
+            if budget.spent:
+                more = True
+                break
             entry = record.event_log_entry
             run = instance.get_run_by_id(entry.run_id)
             age = now - entry.timestamp
             if run is not None and instance.run_retries_enabled and WILL_RETRY_TAG not in run.tags \
                     and age < WILL_RETRY_GRACE_S:
+                more = False
                 break  # the retry decision is not recorded yet: look again next tick
             if (run is None or age > MAX_EVENT_AGE_S or run.tags.get(WILL_RETRY_TAG) == "true"
                     or _failed_only_on_blocking_checks(instance, run.run_id)):
                 cursor.after[RUN_FAILURES] = record.storage_id
                 continue
-            if sent >= MAX_ALERTS_PER_TICK:
+            if budget.sent >= MAX_ALERTS_PER_TICK:
+                more = True
                 break
-            problem = _deliver(context, notifier, run_failure_alert(run, instance, settings.ui_url))
+            problem = _deliver(context, notifier, run_failure_alert(run, instance, settings.ui_url,
+                                                                    alert_id=f"run:{run.run_id}"))
             if problem:
                 break
-            sent += 1
+            budget.sent += 1
             cursor.after[RUN_FAILURES] = record.storage_id
+            cursor.seq += 1
+            ledger.save(cursor)
     finally:
         notifier.close()
-    return _result(cursor, sent, problem)
+    ledger.save(cursor)
+    return _result(cursor, budget, problem, more and not problem)
 
 
 ALERT_SENSORS: tuple[dg.SensorDefinition, ...] = (check_alert_sensor, freshness_alert_sensor,

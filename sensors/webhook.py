@@ -40,6 +40,8 @@ class Alert:
     window: str | None = None
     run_id: str | None = None
     run_url: str | None = None
+    # Stable across re-deliveries of the same alert: a receiver can drop a duplicate by it.
+    alert_id: str | None = None
 
     def text(self) -> str:
         """The one-line form: Slack's notification text, and the log line without a webhook."""
@@ -65,6 +67,8 @@ def slack_payload(alert: Alert) -> dict[str, Any]:
     if alert.run_url:
         blocks.append({"type": "actions", "elements": [{
             "type": "button", "text": {"type": "plain_text", "text": "Open the run"}, "url": alert.run_url}]})
+    if alert.alert_id:
+        blocks[1]["elements"].append({"type": "plain_text", "text": f"alert id {alert.alert_id}"})
     return {"text": alert.text(), "blocks": blocks}
 
 

@@ -207,3 +207,97 @@ def test_notifier_posts_json_to_the_exact_url(monkeypatch):
         notifier.close()
     assert server.attempts == [{"path": FakeWebhook.path, "fault": None}]
     assert server.texts() == ["[ERROR] t | d"]
+
+
+def test_a_tick_that_dies_after_delivering_is_not_sent_again(instance, hook, monkeypatch):
+    """Three failures; the tick dies after two were delivered (its cursor never saved, as when the
+    daemon times it out): the next tick, from the last saved cursor, sends only the third."""
+    for minute, passes in ((0, False), (5, True), (10, False), (15, True), (20, False)):
+        run(instance, check_passes=passes, key=f"2026-11-20-12:{minute:02d}")
+    import sensors.alerts as alerts
+
+    real_deliver = alerts._deliver
+    calls = []
+
+    def dying_deliver(context, notifier, alert):
+        if len(calls) == 2:
+            raise RuntimeError("the tick timed out")
+        calls.append(alert)
+        return real_deliver(context, notifier, alert)
+
+    monkeypatch.setattr(alerts, "_deliver", dying_deliver)
+    with pytest.raises(Exception, match="timed out"):
+        tick(check_alert_sensor, instance, None)
+    assert len(hook.messages) == 2
+    monkeypatch.setattr(alerts, "_deliver", real_deliver)
+    cursor, message = tick(check_alert_sensor, instance, None)  # Dagster saved no cursor
+    assert message == "sent 1 alert(s)"
+    assert [m["text"].split(" | ")[1] for m in hook.messages] == [
+        "window 2026-11-20T12:00:00 to 2026-11-20T12:05:00", "window 2026-11-20T12:10:00 to 2026-11-20T12:15:00",
+        "window 2026-11-20T12:20:00 to 2026-11-20T12:25:00"]
+    ids = [m["blocks"][1]["elements"][-1]["text"] for m in hook.messages]
+    assert len(set(ids)) == 3 and all(i.startswith("alert id check:prices_like:price_sanity:") for i in ids)
+    tick(check_alert_sensor, instance, cursor)
+    assert len(hook.messages) == 3
+
+
+def _backfill_day(instance, day: str, *, check_passes: bool) -> None:
+    """One multi-window run over a day of windows: 288 planned check rows, one evaluation."""
+    STATE.update(check_passes=check_passes, asset_raises=False)
+    tags = {"dagster/asset_partition_range_start": f"{day}-00:00", "dagster/asset_partition_range_end": f"{day}-23:55"}
+    dg.materialize([prices_like, price_sanity, downstream_like], instance=instance, raise_on_error=False, tags=tags)
+
+
+def test_planned_rows_of_backfills_cost_one_run_lookup_per_run(instance, hook):
+    """Thousands of planned records (a day backfill plans one per window and check) are skipped in
+    bulk: run lookups grow with the runs, not the records, and the tick stays fast."""
+    import time as clock
+
+    from sensors.check_history import RunStates, check_rows_after
+
+    days = [f"2026-11-{d:02d}" for d in range(2, 6)]
+    for day in days:
+        _backfill_day(instance, day, check_passes=day != days[-1])
+    key = dg.AssetCheckKey(dg.AssetKey("prices_like"), "price_sanity")
+    rows = check_rows_after(instance, key, -1, 100_000)
+    assert sum(r.planned for r in rows) == 288 * len(days)
+    assert sum(not r.planned for r in rows) == len(days)
+    looked_up = []
+    real_prefetch = RunStates.prefetch
+    def counting_prefetch(self, run_ids):
+        before = self.lookups
+        real_prefetch(self, run_ids)
+        looked_up.append(self.lookups - before)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(RunStates, "prefetch", counting_prefetch)
+        started = clock.perf_counter()
+        cursor, message = tick(check_alert_sensor, instance, None)
+        elapsed = clock.perf_counter() - started
+    assert message == "sent 1 alert(s)" and "2026-11-05" in hook.messages[0]["text"]
+    assert sum(looked_up) <= 2  # one batch a page of rows, not one lookup per record
+    assert elapsed < 10
+    assert AlertCursor.parse(cursor).after["prices_like:price_sanity"] == rows[-1].id
+
+
+def test_a_tick_past_its_budget_saves_its_progress_and_the_next_continues(instance, hook, monkeypatch):
+    import sensors.alerts as alerts
+
+    for day in ("2026-11-02", "2026-11-03"):
+        _backfill_day(instance, day, check_passes=False)
+    run(instance, check_passes=True, key="2026-11-20-12:00")
+    run(instance, check_passes=False, key="2026-11-20-12:05")
+    monkeypatch.setattr(alerts, "PAGE_SIZE", 100)
+    monkeypatch.setattr(alerts, "MAX_ROWS_PER_TICK", 150)
+    cursor, messages, ticks = None, [], 0
+    while True:
+        cursor, message = tick(check_alert_sensor, instance, cursor)
+        messages.append(message)
+        ticks += 1
+        if "next tick continues" not in message:
+            break
+        assert ticks < 20
+    assert ticks >= 3  # 580 rows of this check, two pages of 100 a tick
+    texts = hook.texts()
+    assert len(texts) == 2  # the backfill's failure (folded for its second day) and the later one
+    assert "2026-11-02-00:00 to 2026-11-02-23:55" in texts[0] or "2026-11-02T00:00:00" in texts[0]
+    assert "2026-11-20T12:05:00" in texts[1]
