@@ -406,6 +406,8 @@ class _Loop:
         context = dg.build_sensor_context(instance=self.instance, cursor=self.cursors.get(sensor.name),
                                           repository_def=self.repo, sensor_name=sensor.name)
         data = sensor.evaluate_tick(context)
+        for event in data.asset_events:  # what the daemon records for a sensor (runless check evaluations)
+            self.instance.report_runless_asset_event(event)
         if data.cursor is not None:
             self.cursors[sensor.name] = data.cursor
         return list(data.run_requests or [])

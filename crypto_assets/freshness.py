@@ -6,8 +6,13 @@ and a running daemon: ``dagster dev`` starts one). It only knows *when* the asse
 materialized, so a backfill of last week makes a late asset look fresh. The partition-aware
 checks (``build_time_partition_freshness_checks``) ask the question that matters instead: is the
 window that closed before the deadline committed? Their failures are what the alerts send.
+
+The checks are evaluated by ``freshness_checks_sensor`` (``sensors/freshness.py``) in the daemon,
+from the same :class:`FreshnessRule` of each asset, without a run; they stay executable from the
+UI, and run inside each ``five_minute_job`` run too.
 """
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Sequence
 
@@ -24,6 +29,35 @@ DAILY_DEADLINE_CRON = "0 3 * * *"
 FIVE_MINUTE_POLICY = dg.FreshnessPolicy.time_window(fail_window=timedelta(minutes=15),
                                                     warn_window=timedelta(minutes=10))
 DAILY_POLICY = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=30), warn_window=timedelta(hours=26))
+
+
+@dataclass(frozen=True)
+class FreshnessRule:
+    """When a partitioned asset's latest window is due: the deadline cron of its freshness check."""
+
+    asset_key: dg.AssetKey
+    partitions_def: dg.TimeWindowPartitionsDefinition
+    deadline_cron: str
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
+
+
+def deadline_cron_for(partitions_def: dg.PartitionsDefinition | None) -> str | None:
+    """The freshness deadline of an asset with these partitions (None: not checked)."""
+    if partitions_def == FIVE_MINUTE_PARTITIONS:
+        return offset_cron(FIVE_MINUTE_DEADLINE_MINUTES)
+    if partitions_def == DAILY_PARTITIONS:
+        return DAILY_DEADLINE_CRON
+    return None
+
+
+def freshness_rules(assets: Sequence[dg.AssetsDefinition]) -> list[FreshnessRule]:
+    """A :class:`FreshnessRule` for each 5-minute and daily asset key of ``assets``."""
+    rules = []
+    for asset in assets:
+        cron = deadline_cron_for(asset.partitions_def)
+        if cron is not None and isinstance(asset.partitions_def, dg.TimeWindowPartitionsDefinition):
+            rules.extend(FreshnessRule(key, asset.partitions_def, cron) for key in asset.keys)
+    return rules
 
 
 def policy_for(partitions_def: dg.PartitionsDefinition | None) -> dg.FreshnessPolicy | None:
@@ -49,14 +83,13 @@ def with_freshness_policies(assets: Sequence[dg.AssetsDefinition]) -> list[dg.As
 
 def build_freshness_checks(assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetChecksDefinition]:
     """A ``freshness_check`` on each 5-minute and daily asset: is the latest due window committed?"""
-    five_minute = [a for a in assets if a.partitions_def == FIVE_MINUTE_PARTITIONS]
-    daily = [a for a in assets if a.partitions_def == DAILY_PARTITIONS]
+    by_cron: dict[str, list[dg.AssetsDefinition]] = {}
+    for asset in assets:
+        cron = deadline_cron_for(asset.partitions_def)
+        if cron is not None:
+            by_cron.setdefault(cron, []).append(asset)
     checks: list[dg.AssetChecksDefinition] = []
-    if five_minute:
-        checks += dg.build_time_partition_freshness_checks(
-            assets=five_minute, deadline_cron=offset_cron(FIVE_MINUTE_DEADLINE_MINUTES),
-            severity=dg.AssetCheckSeverity.ERROR)
-    if daily:
-        checks += dg.build_time_partition_freshness_checks(
-            assets=daily, deadline_cron=DAILY_DEADLINE_CRON, severity=dg.AssetCheckSeverity.ERROR)
+    for cron, group in by_cron.items():
+        checks += dg.build_time_partition_freshness_checks(assets=group, deadline_cron=cron,
+                                                           severity=dg.AssetCheckSeverity.ERROR)
     return checks

@@ -101,6 +101,20 @@ def parse_partition_start(value: str, now: datetime | None = None) -> datetime:
     return parsed
 
 
+def ui_url_of(host: str | None, port: str | None) -> str:
+    """The Dagster UI's URL when ``scripts/start.sh`` serves it on ``DAGSTER_HOST``:``DAGSTER_PORT``
+    (a wildcard bind address is reached on loopback)."""
+    host = host or "127.0.0.1"
+    if host in ("0.0.0.0", "::", "[::]"):
+        host = "127.0.0.1"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    port = port or "3000"
+    if not port.isdigit():
+        raise SettingsError(f"DAGSTER_PORT={port!r} is not a port number")
+    return f"http://{host}:{port}"
+
+
 def _number(name: str, raw: str | None, default: float, kind: type, minimum: float) -> float:
     if raw is None:
         return default
@@ -149,7 +163,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         alert_webhook_url=get("CRYPTO_ALERT_WEBHOOK_URL"),
         universe_file=Path(universe_file).expanduser() if universe_file else None,
         redis_url=get("REDIS_URL"),
-        ui_url=(get("CRYPTO_UI_URL") or defaults.ui_url).rstrip("/"),
+        ui_url=(get("CRYPTO_UI_URL") or ui_url_of(get("DAGSTER_HOST"), get("DAGSTER_PORT"))).rstrip("/"),
         rss_feeds=_split_csv(get("CRYPTO_RSS_FEEDS") or ""),
         reddit_subreddits=_split_csv(get("CRYPTO_REDDIT_SUBREDDITS") or "") or defaults.reddit_subreddits,
         fred_series=_split_csv(get("CRYPTO_FRED_SERIES") or "") or defaults.fred_series,

@@ -7,11 +7,12 @@ import dagster as dg
 import pytest
 from dagster._core.execution.api import create_execution_plan
 
-from crypto_assets.definitions import ASSETS, FRESHNESS_CHECKS, defs
+from crypto_assets.definitions import ASSETS, defs
 from crypto_assets.freshness import (
     DAILY_POLICY,
     FIVE_MINUTE_POLICY,
     build_freshness_checks,
+    freshness_rules,
     with_freshness_policies,
 )
 from crypto_assets.jobs import (
@@ -154,16 +155,45 @@ def test_freshness_checks_cover_each_live_asset_with_a_deadline():
     assert deadlines == {"4-59/5 * * * *", "0 3 * * *"}
 
 
-def test_the_freshness_sensor_asks_for_never_run_checks():
-    sensor = build_freshness_sensor(FRESHNESS_CHECKS)
+def test_the_freshness_sensor_evaluates_in_the_daemon_and_records_only_changes():
+    """No run is launched; an evaluation is recorded when a window becomes due or arrives."""
+    now = {"t": utc(2026, 11, 20, 12, 6)}  # 12:04 deadline passed: window 11:55 is due
+    rules = freshness_rules(PLUGGED)
+    assert {r.asset_key.to_user_string(): r.deadline_cron for r in rules} == {
+        "price_data_real": "4-59/5 * * * *", "news_like": "4-59/5 * * * *", "features_like": "4-59/5 * * * *",
+        "macro_like": "0 3 * * *"}
+    sensor = build_freshness_sensor(rules, clock=lambda: now["t"])
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     with dg.instance_for_test() as instance:
-        data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
-    (request,) = data.run_requests
-    every_check = {key.to_user_string() for checks in FRESHNESS_CHECKS for key in checks.check_keys}
-    assert "price_data_real:freshness_check" in every_check
-    assert {k.to_user_string() for k in request.asset_check_keys} == every_check
-    assert request.tags["crypto/trigger"] == "freshness"
+        def tick(cursor):
+            data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
+            assert not data.run_requests
+            for event in data.asset_events:
+                instance.report_runless_asset_event(event)
+            return data.cursor, {e.asset_key.to_user_string(): (e.passed, e.description) for e in data.asset_events}
+
+        dg.materialize([news_like], partition_key="2026-11-20-11:55", instance=instance)
+        cursor, events = tick(None)
+        assert set(events) == {"price_data_real", "news_like", "features_like", "macro_like"}
+        assert events["news_like"] == (True, "Asset is currently fresh, since partition 2026-11-20-11:55 has "
+                                             "been observed/materialized.")
+        assert events["price_data_real"][0] is False and "partition 2026-11-20-11:55 " in events["price_data_real"][1]
+        assert "partition 2026-11-19 " in events["macro_like"][1]  # due since 03:00 of the 20th
+        cursor, events = tick(cursor)
+        assert events == {}  # nothing changed: nothing recorded
+        now["t"] = utc(2026, 11, 20, 12, 10)  # 12:09 passed: 12:00 is due, and missing
+        cursor, events = tick(cursor)
+        assert set(events) == {"price_data_real", "news_like", "features_like"}
+        assert events["news_like"][0] is False and "Asset is overdue" in events["news_like"][1]
+        dg.materialize([news_like], partition_key="2026-11-20-12:00", instance=instance)
+        cursor, events = tick(cursor)
+        assert events == {"news_like": (True, "Asset is currently fresh, since partition 2026-11-20-12:00 has "
+                                              "been observed/materialized.")}
+        latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [dg.AssetCheckKey(dg.AssetKey("news_like"), "freshness_check")])
+        (record,) = latest.values()
+        assert record.status.value == "SUCCEEDED"
+        assert instance.get_runs() and all(r.job_name == "__ephemeral_asset_job__" for r in instance.get_runs())
 
 
 def test_every_schedule_and_sensor_of_the_definitions_evaluates(sqlite_url, monkeypatch):

@@ -60,3 +60,15 @@ def test_universe_file_override_and_errors(tmp_path):
         parse_universe("symbol\nBTC\n")
     with pytest.raises(UniverseError, match=":3: duplicate"):
         parse_universe("symbol,coin_id\nBTC,bitcoin\nBTC,bitcoin2\n")
+
+
+def test_alert_links_follow_the_ui_host_and_port():
+    from resources.settings import load_settings
+
+    assert load_settings({}).ui_url == "http://127.0.0.1:3000"
+    assert load_settings({"DAGSTER_PORT": "3100"}).ui_url == "http://127.0.0.1:3100"
+    assert load_settings({"DAGSTER_HOST": "0.0.0.0", "DAGSTER_PORT": "3100"}).ui_url == "http://127.0.0.1:3100"
+    assert load_settings({"DAGSTER_HOST": "dagster.internal"}).ui_url == "http://dagster.internal:3000"
+    assert load_settings({"DAGSTER_HOST": "::1", "DAGSTER_PORT": "3100"}).ui_url == "http://[::1]:3100"
+    assert load_settings({"CRYPTO_UI_URL": "https://dagster.example.com/", "DAGSTER_PORT": "3100"}).ui_url == \
+        "https://dagster.example.com"
