@@ -1,0 +1,83 @@
+"""Window close to committed features through the daemon, as a live user sees it.
+
+Starts the platform with ``scripts/start.sh`` (webserver, daemon, code server; queued run
+coordinator and run launcher from ``deploy/local/dagster.yaml``) on a fresh SQLite home, leaves it
+running ``--minutes``, and reads ``partition_log``: for each window that closed while it ran, the
+time from the window's end to the commit of its ``ml_features_materialized`` row (the schedule
+ticks a minute after the close, then prices, news, sentiment and features run in one run). Prints
+the median and the worst, and each asset's median, with the windows that never landed.
+
+    .venv/bin/python benchmarks/bench_live_latency.py [--minutes 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+ASSETS = ("price_data_real", "news_items", "sentiment_data", "ml_features_materialized")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=60.0)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench_live_latency_"))
+    db_url = f"sqlite:///{work / 'warehouse.sqlite'}"
+    env = {**os.environ, "CRYPTO_HOME": str(work / "home"), "CRYPTO_DB_URL": db_url, "CRYPTO_SOURCE": "simulated",
+           "CRYPTO_PARTITION_START": "1d", "DAGSTER_PORT": str(_free_port())}
+    env.pop("DAGSTER_HOME", None)
+    log = (work / "platform.log").open("w")
+    platform = subprocess.Popen(["scripts/start.sh"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    started = datetime.now(timezone.utc).replace(tzinfo=None)
+    print(f"platform started (log {work / 'platform.log'}); running {args.minutes:g} min", flush=True)
+    try:
+        time.sleep(args.minutes * 60)
+    finally:
+        platform.send_signal(signal.SIGTERM)
+        platform.wait(timeout=60)
+        log.close()
+    ended = datetime.now(timezone.utc).replace(tzinfo=None)
+
+    os.environ["CRYPTO_DB_URL"] = db_url
+    from resources.warehouse import Warehouse
+
+    warehouse = Warehouse(db_url)
+    # Windows that closed at least a minute after the start (the schedule's first tick) and early
+    # enough to have been run before the end.
+    first = started.replace(second=0, microsecond=0) + timedelta(minutes=5 - started.minute % 5)
+    last_end = ended - timedelta(minutes=3)
+    print(f"{'asset':<26} {'windows':>7} {'landed':>6} {'median':>8} {'worst':>8}")
+    for asset in ASSETS:
+        log_rows = warehouse.committed_windows(asset, first, last_end)
+        expected = int((last_end - first) / timedelta(minutes=5))
+        latencies = [(row.committed_at - (row.window_start + timedelta(minutes=5))).total_seconds()
+                     for row in log_rows.itertuples()]
+        if latencies:
+            print(f"{asset:<26} {expected:>7} {len(latencies):>6} {statistics.median(latencies):>7.1f}s "
+                  f"{max(latencies):>7.1f}s", flush=True)
+        else:
+            print(f"{asset:<26} {expected:>7} {0:>6}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
