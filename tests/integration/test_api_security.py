@@ -81,6 +81,22 @@ def test_metrics_count_requests_per_route_and_access_log_is_json(seeded, caplog)
     assert {"method", "path", "status", "ms", "bytes", "client", "principal"} <= set(entry)
 
 
+def test_metrics_label_every_matched_route_with_its_template(seeded):
+    """The framework's own routes (/openapi.json, /docs) and CORS preflights were counted as route="unmatched"."""
+    with TestClient(make_app(seeded, CRYPTO_API_CORS_ORIGINS="https://dash.example.com")) as c:
+        assert c.get("/openapi.json").status_code == 200 and c.get("/docs").status_code == 200
+        preflight = c.options("/v1/prices", headers={"Origin": "https://dash.example.com",
+                                                      "Access-Control-Request-Method": "GET"})
+        assert preflight.status_code == 200
+        assert c.get("/no/such/route").status_code == 404
+        text = c.get("/metrics").text
+    assert 'api_requests_total{method="GET",route="/openapi.json",status="200"} 1.0' in text
+    assert 'api_requests_total{method="GET",route="/docs",status="200"} 1.0' in text
+    assert 'api_requests_total{method="OPTIONS",route="cors_preflight",status="200"} 1.0' in text
+    assert 'api_requests_total{method="GET",route="unmatched",status="404"} 1.0' in text
+    assert 'route="unmatched",status="200"' not in text
+
+
 def test_open_gateway_logs_a_warning_at_startup(seeded, caplog):
     with caplog.at_level(logging.WARNING, logger="api"):
         with TestClient(make_app(seeded)):
