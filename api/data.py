@@ -185,6 +185,41 @@ def _lexicographic(keys: Sequence[Output], values: Sequence[Any], *, after: bool
     return sa.or_(*clauses)
 
 
+# ---------------------------------------------------------------------------------- filters
+def resolve_choices(requested: str | None, known: Sequence[str], what: str, *, parameter: str, example: str,
+                    many: bool = True, listing: str | None = None) -> tuple[str, ...] | None:
+    """The requested values of the filter ``parameter`` (comma-separated when ``many``, any case) checked
+    against ``known``, the valid values of a ``what``.
+
+    None when the filter is left out. An unknown value is a 400 that lists the valid ones (or says
+    where they are listed: ``listing``).
+    """
+    if requested is None or not requested.strip():
+        return None
+    by_upper = {k.upper(): k for k in known}
+    parts = requested.split(",") if many else [requested]
+    wanted: list[str] = []
+    unknown: list[str] = []
+    for part in parts:
+        name = part.strip()
+        if not name:
+            continue
+        match = by_upper.get(name.upper())
+        if match is None:
+            unknown.append(name)
+        elif match not in wanted:
+            wanted.append(match)
+    if unknown:
+        shown = ", ".join(repr(u[:40]) for u in unknown[:5])
+        if listing is None:
+            listing = (f"valid: {', '.join(known[:20])}{', ...' if len(known) > 20 else ''}" if known else
+                       f"there are no {what} values in the warehouse yet")
+        raise bad_request(f"unknown {what}{'(s)' if many and not what.endswith('s') else ''} {shown}: {listing}")
+    if not wanted:
+        raise bad_request(f"{parameter} is empty: give comma-separated values such as {example}, or leave it out")
+    return tuple(wanted)
+
+
 # ---------------------------------------------------------------------------------- reader
 class Reader:
     """Runs plans against one warehouse and keeps a short-lived view of what is committed."""
@@ -194,6 +229,7 @@ class Reader:
         self.engine = warehouse.engine
         self.state_ttl_s = state_ttl_s
         self._state: State | None = None
+        self._known: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
         self._lock = threading.Lock()
 
     # ---------------------------------------------------------------- committed state
@@ -233,26 +269,21 @@ class Reader:
     # ---------------------------------------------------------------- validation helpers
     def resolve_symbols(self, requested: str | None, known: Sequence[str]) -> tuple[str, ...] | None:
         """The requested symbols (comma-separated, any case) checked against ``known``; None = all."""
-        if requested is None or not requested.strip():
-            return None
-        by_upper = {s.upper(): s for s in known}
-        wanted: list[str] = []
-        unknown: list[str] = []
-        for part in requested.split(","):
-            name = part.strip()
-            if not name:
-                continue
-            match = by_upper.get(name.upper())
-            if match is None:
-                unknown.append(name)
-            elif match not in wanted:
-                wanted.append(match)
-        if unknown:
-            shown = ", ".join(repr(u[:20]) for u in unknown[:5])
-            raise bad_request(f"unknown symbol(s) {shown}: GET /v1/symbols lists the symbols served")
-        if not wanted:
-            raise bad_request("symbols is empty: give comma-separated tickers such as BTC,ETH, or leave it out")
-        return tuple(wanted)
+        return resolve_choices(requested, known, "symbol", parameter="symbols", example="BTC,ETH",
+                               listing="GET /v1/symbols lists the symbols served")
+
+    def known_values(self, state: State, table: sa.Table, column: str) -> tuple[str, ...]:
+        """The distinct values of ``table.column``, read once per committed state (a filter's valid values)."""
+        key = (table.name, column)
+        cached = self._known.get(key)
+        if cached is not None and cached[0] == state.version:
+            return cached[1]
+        with self._lock:
+            cached = self._known.get(key)
+            if cached is None or cached[0] != state.version:
+                rows = self.execute(sa.select(table.c[column]).group_by(table.c[column]))
+                cached = self._known[key] = (state.version, tuple(sorted(v for (v,) in rows if v is not None)))
+        return cached[1]
 
     # ---------------------------------------------------------------- plans
     def committed_source(self, table: sa.Table, dataset: Dataset) -> tuple[sa.FromClause, sa.ColumnElement]:

@@ -175,6 +175,7 @@ def test_sentiment_rows_and_aggregates(client):
     rows = client.get("/v1/sentiment", params=RANGE).json()["data"]
     assert len(rows) == 9
     assert {r["symbol"] for r in rows} == set(SYMBOLS)
+    assert client.get("/v1/sentiment", params={**RANGE, "model": "Lexicon"}).json()["data"] == rows
     agg = client.get("/v1/sentiment/aggregates", params={**RANGE, "symbols": "BTC"}).json()["data"]
     assert len(agg) == 3
     assert agg[0]["items"] == 1 and agg[0]["mean_score"] == pytest.approx(0.5)
@@ -190,6 +191,7 @@ def test_news_filtered_by_symbol(client):
     assert [r["item_id"] for r in sol] == ["n0", "n2", "n4"]
     rss = client.get("/v1/news", params={**RANGE, "source": "rss"}).json()["data"]
     assert {r["source"] for r in rss} == {"rss"}
+    assert client.get("/v1/news", params={**RANGE, "source": "RSS"}).json()["data"] == rss  # any case
 
 
 def test_macro(client):
@@ -217,6 +219,9 @@ BAD_INPUT = [
     ("/v1/prices", {"limit": 10_001}, 400, "above the maximum"),
     ("/v1/prices", {"limit": 0}, 422, ""),
     ("/v1/prices", {"start": "2026-13-01"}, 422, "datetime"),
+    ("/v1/prices", {"start": "2026-11-30T25:00:00Z"}, 422, "hour 25 is out of range 0-23"),
+    ("/v1/features", {"end": "2026-11-31T00:00:00Z"}, 422, "day 31 is out of range 1-30 for 2026-11"),
+    ("/v1/macro", {"start": "2026-02-30"}, 422, "day 30 is out of range 1-28 for 2026-02"),
     ("/v1/prices", {"start": "0001-01-01T00:00:00+05:00"}, 400, "out of range"),
     ("/v1/prices", {"end": "9999-12-31T23:59:59"}, 400, "out of range"),
     ("/v1/prices", {"cursor": "not a cursor!"}, 400, "cursor is malformed"),
@@ -224,6 +229,11 @@ BAD_INPUT = [
     ("/v1/prices", {"format": "xml"}, 422, ""),
     ("/v1/prices/latest", {"symbols": ","}, 400, "symbols is empty"),
     ("/v1/macro", {"start": "2026-02-01", "end": "2026-01-01"}, 400, "must be before end"),
+    ("/v1/sentiment", {"model": "nope"}, 400, "unknown model 'nope': valid: lexicon"),
+    ("/v1/sentiment/aggregates", {"model": "lexicon,nope"}, 400, "valid: lexicon"),
+    ("/v1/news", {"source": "twitter"}, 400, "unknown source 'twitter': valid: guardian, rss"),
+    ("/v1/macro", {"series": "DGS10,NOPE"}, 400, "unknown series 'NOPE': valid: DFF, DGS10"),
+    ("/v1/macro", {"series": ","}, 400, "series is empty"),
 ]
 
 
