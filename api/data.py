@@ -36,9 +36,10 @@ log = logging.getLogger(__name__)
 
 # Output kinds and their Arrow types.
 SYMBOL, TIME, FLOAT, INT, STR, DATE = "symbol", "time", "float", "int", "str", "date"
+STR_LIST = "str_list"  # a list of strings, stored as comma-separated text (news symbols)
 ARROW_TYPES = {
     SYMBOL: pa.string(), STR: pa.string(), TIME: pa.timestamp("us", tz="UTC"),
-    FLOAT: pa.float64(), INT: pa.int64(), DATE: pa.date32(),
+    FLOAT: pa.float64(), INT: pa.int64(), DATE: pa.date32(), STR_LIST: pa.list_(pa.string()),
 }
 EARLIEST = datetime(1970, 1, 1)
 LATEST = datetime(2200, 1, 1)
@@ -55,6 +56,8 @@ class Dataset:
     time_column: str
     key: tuple[str, ...]
     symbol_column: str | None = "symbol"
+    #: Text columns that hold comma-separated lists, served as lists.
+    list_columns: tuple[str, ...] = ()
 
 
 PRICES = Dataset("prices", "price_data_real", "price_data_real", "window_start", ("symbol", "window_start"))
@@ -63,7 +66,8 @@ SENTIMENT = Dataset("sentiment", "sentiment_data", "sentiment_data", "window_sta
                     ("symbol", "window_start", "item_id", "model"))
 SENTIMENT_AGG = Dataset("sentiment_aggregates", "sentiment_data", "sentiment_data", "window_start",
                         ("symbol", "window_start"))
-NEWS = Dataset("news", "news_items", "news_items", "window_start", ("window_start", "item_id"), symbol_column=None)
+NEWS = Dataset("news", "news_items", "news_items", "window_start", ("window_start", "item_id"), symbol_column=None,
+               list_columns=("symbols",))
 MACRO = Dataset("macro", "macro_indicators", "macro_indicators", "observation_date",
                 ("series_id", "observation_date"), symbol_column=None)
 ASSETS = (PRICES.asset, NEWS.asset, SENTIMENT.asset, FEATURES.asset, MACRO.asset)
@@ -309,7 +313,8 @@ class Reader:
         where += [time_col >= start, time_col < end, *extra_where]
         if symbols is not None and dataset.symbol_column:
             where.append(table.c[dataset.symbol_column].in_(symbols))
-        outputs = [Output(name, table.c[name], column_kind(table.c[name])) for name in columns]
+        outputs = [Output(name, table.c[name], STR_LIST if name in dataset.list_columns else column_kind(table.c[name]))
+                   for name in columns]
         keys = [Output(name, table.c[name], column_kind(table.c[name])) for name in dataset.key]
         return Plan(dataset, outputs, source, where, keys, symbols=symbols)
 
@@ -426,6 +431,8 @@ def _to_arrow(values: Sequence[Any], kind: str) -> pa.Array:
         values = [date.fromisoformat(v[:10]) if isinstance(v, str) else v for v in values]
     elif kind == FLOAT:
         values = [None if v is None else float(v) for v in values]
+    elif kind == STR_LIST:
+        values = [None if v is None else [part.strip() for part in v.split(",") if part.strip()] for v in values]
     return pa.array(values, type=ARROW_TYPES[kind])
 
 

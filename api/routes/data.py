@@ -18,11 +18,11 @@ from starlette.responses import Response
 from api import service
 from api.auth import Principal
 from api.dates import DateTimeValue, DateValue
-from api.data import (FEATURES, FLOAT, INT, MACRO, NEWS, PRICES, SENTIMENT, SENTIMENT_AGG, SYMBOL, TIME,
+from api.data import (ASSETS, FEATURES, FLOAT, INT, MACRO, NEWS, PRICES, SENTIMENT, SENTIMENT_AGG, SYMBOL, TIME,
                       Dataset, Output, Plan, Reader, State, resolve_choices)
 from api.errors import bad_request
 from api.formats import json_body, negotiate
-from api.schemas import (ErrorResponse, FeatureCatalog, FeaturePage, Format, FreshnessResponse, LatestPrices, MacroPage, NewsPage,
+from api.schemas import (MATERIALIZED, NEVER_MATERIALIZED, ErrorResponse, FeatureCatalog, FeaturePage, Format, FreshnessResponse, LatestPrices, MacroPage, NewsPage,
                          PricePage, SentimentAggregatePage, SentimentPage, SymbolsResponse)
 from api.service import Gateway, iso
 from crypto_assets.features import catalog as features_catalog
@@ -400,7 +400,8 @@ async def macro(page: Page,
 # ---------------------------------------------------------------------------------- freshness
 @router.get("/freshness", response_model=FreshnessResponse, summary="Freshness per asset")
 async def freshness(request: Request) -> Response:
-    """Per asset: the last committed window, its rows, run id and code version, and totals."""
+    """Per asset (every served one, also one that never ran): the last committed window, its rows, run id
+    and code version, and totals."""
     gateway = _gateway(request)
     state = await gateway.state()
     if state.latest:
@@ -414,18 +415,23 @@ async def freshness(request: Request) -> Response:
             .group_by(pl.c.asset))}
         now = utc_now()
         assets = []
-        for asset in sorted(state.latest):
-            row = reader.execute(sa.select(pl).where(pl.c.asset == asset, pl.c.window_start == state.latest[asset]))
-            if not row:
+        for asset in sorted(set(ASSETS) | set(state.latest)):
+            last = None
+            if asset in state.latest:
+                rows = reader.execute(sa.select(pl).where(pl.c.asset == asset, pl.c.window_start == state.latest[asset]))
+                last = rows[0] if rows else None
+            if last is None:
+                assets.append({"asset": asset, "status": NEVER_MATERIALIZED, "last_window_start": None,
+                               "last_window_rows": 0, "last_run_id": None, "last_code_version": None,
+                               "last_committed_at": None, "age_seconds": None, "windows": 0, "rows": 0})
                 continue
-            last = row[0]
-            windows, rows = totals.get(asset, (0, 0))
+            windows, total_rows = totals.get(asset, (0, 0))
             assets.append({
-                "asset": asset, "last_window_start": iso(last.window_start), "last_window_rows": int(last.row_count),
-                "last_run_id": last.run_id, "last_code_version": last.code_version,
-                "last_committed_at": iso(last.committed_at),
+                "asset": asset, "status": MATERIALIZED, "last_window_start": iso(last.window_start),
+                "last_window_rows": int(last.row_count), "last_run_id": last.run_id,
+                "last_code_version": last.code_version, "last_committed_at": iso(last.committed_at),
                 "age_seconds": round((now - last.committed_at).total_seconds(), 3),
-                "windows": int(windows), "rows": int(rows)})
+                "windows": int(windows), "rows": int(total_rows)})
         return {"generated_at": iso(now), "assets": assets}
 
     body = json_body(await run_in_threadpool(build))

@@ -194,6 +194,34 @@ def test_news_filtered_by_symbol(client):
     assert client.get("/v1/news", params={**RANGE, "source": "RSS"}).json()["data"] == rss  # any case
 
 
+def test_news_symbols_are_a_list_in_every_format(client):
+    rows = client.get("/v1/news", params=RANGE).json()["data"]
+    assert [r["symbols"] for r in rows[:2]] == [["SOL"], ["BTC", "ETH"]]
+    for fmt in ("parquet", "arrow"):
+        content = client.get("/v1/news", params={**RANGE, "format": fmt}).content
+        table = pq.read_table(io.BytesIO(content)) if fmt == "parquet" else pa_ipc.open_stream(content).read_all()
+        assert table.schema.field("symbols").type == pa.list_(pa.string()), fmt
+        assert table.column("symbols").to_pylist() == [r["symbols"] for r in rows]
+    csv = pd.read_csv(io.BytesIO(client.get("/v1/news", params={**RANGE, "format": "csv"}).content))
+    assert csv["symbols"].tolist() == [";".join(r["symbols"]) for r in rows]
+
+
+@pytest.mark.parametrize("path, params", [
+    ("/v1/prices", {**RANGE, "symbols": "BTC"}),
+    ("/v1/news", RANGE),
+    ("/v1/sentiment", RANGE),
+    ("/v1/features", {**RANGE, "symbols": "ETH", "columns": "price"}),
+])
+def test_times_read_the_same_in_json_and_csv(client, path, params):
+    rows = client.get(path, params=params).json()["data"]
+    csv = pd.read_csv(io.BytesIO(client.get(path, params={**params, "format": "csv"}).content), dtype=str)
+    times = [c for c in csv.columns if c.endswith(("_at", "window_start")) or c == "timestamp"]
+    assert times and len(csv) == len(rows) > 0
+    for column in times:
+        assert csv[column].tolist() == [r[column] for r in rows], column
+    assert all(t.endswith("Z") and "T" in t for t in csv[times[0]])
+
+
 def test_macro(client):
     body = client.get("/v1/macro", params={"series": "DGS10", "start": "2026-01-01", "end": "2026-02-01"}).json()
     assert [r["observation_date"] for r in body["data"]] == [f"2026-01-0{d}" for d in range(1, 6)]
@@ -208,6 +236,20 @@ def test_freshness(client):
     assert prices["last_window_start"] == PRICE_END.isoformat() + "Z"
     assert prices["last_window_rows"] == 2 and prices["last_run_id"] == "run-prices-2"
     assert prices["windows"] == N_WINDOWS + 1 and prices["rows"] == N_WINDOWS * 3 + 2
+
+
+def test_freshness_lists_an_asset_that_never_ran(sqlite_url):
+    get_warehouse(sqlite_url).write_partition("price_data_real", price_frame([T0]), start=T0, end=T0 + WINDOW,
+                                              run_id="run-one", code_version="1")
+    with TestClient(make_app(sqlite_url)) as c:
+        assets = {a["asset"]: a for a in c.get("/v1/freshness").json()["assets"]}
+    assert set(assets) == {"price_data_real", "ml_features_materialized", "news_items", "sentiment_data",
+                           "macro_indicators"}
+    assert assets["price_data_real"]["status"] == "materialized" and assets["price_data_real"]["windows"] == 1
+    assert assets["news_items"] == {
+        "asset": "news_items", "status": "never materialized", "last_window_start": None, "last_window_rows": 0,
+        "last_run_id": None, "last_code_version": None, "last_committed_at": None, "age_seconds": None,
+        "windows": 0, "rows": 0}
 
 
 BAD_INPUT = [

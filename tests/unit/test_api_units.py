@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 from datetime import date, datetime, timedelta, timezone
 
+import pyarrow as pa
 import pytest
 
 from api import mysql_binary
@@ -12,7 +13,7 @@ from api.auth import KeyChecker, RateLimiter
 from api.dates import DateTimeValue, DateValue, explain
 from api.data import PRICES, SENTIMENT, Output, decode_cursor, encode_cursor
 from api.errors import ApiError
-from api.formats import negotiate
+from api.formats import csv_batch, json_body, negotiate
 from api.schemas import Format
 from api.service import parse_columns, time_range
 import sqlalchemy as sa
@@ -127,3 +128,15 @@ def test_date_only_errors_and_what_pydantic_accepts_is_unchanged():
     assert refused.value.errors()[0]["type"] == "datetime_parsing"
     assert "hour 25 is out of range" in refused.value.errors()[0]["msg"]
     assert TypeAdapter(DateValue).validate_python("2026-11-30") == date(2026, 11, 30)
+
+
+def test_csv_batch_writes_times_as_json_does_and_joins_lists():
+    times = [datetime(2026, 11, 30), datetime(2026, 11, 30, 0, 0, 1, 123456), None]
+    batch = pa.record_batch([pa.array(times, type=pa.timestamp("us", tz="UTC")),
+                             pa.array([["BTC", "ETH"], [], None], type=pa.list_(pa.string())),
+                             pa.array([date(2026, 1, 1), None, None], type=pa.date32())], names=["t", "symbols", "d"])
+    out = csv_batch(batch)
+    assert out.column(0).to_pylist() == [json_body({"t": t})[6:-2].decode() if t else None for t in times]
+    assert out.column(0).to_pylist()[:2] == ["2026-11-30T00:00:00Z", "2026-11-30T00:00:01.123456Z"]
+    assert out.column(1).to_pylist() == ["BTC;ETH", "", None]
+    assert out.column(2).type == pa.date32()  # dates already read the same in both
