@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 import api.__main__ as api_main
 from api.warehouse_check import PUBLIC_DETAIL
-from tests.conftest import MYSQL_SERVER_URL, _mysql_admin
+from tests.conftest import _mysql_admin, mysql_server_url
 from tests.integration.test_api_support import ROOT, make_app, seed
 
 
@@ -91,14 +91,14 @@ def test_create_setting_lets_the_app_create_it(tmp_path):
 
 @pytest.mark.mysql
 def test_mysql_missing_database_or_tables_are_refused_with_the_url_without_password(monkeypatch, no_uvicorn, caplog):
-    name = f"crypto_test_{uuid.uuid4().hex[:12]}"
-    url = f"{MYSQL_SERVER_URL}/{name}"
-    monkeypatch.setenv("CRYPTO_DB_URL", url)
-    with caplog.at_level(logging.ERROR, logger="api"):
-        assert api_main.main([]) == 2
-    assert f"the database '{name}' does not exist" in caplog.text
     admin = _mysql_admin()
+    name = f"crypto_test_{uuid.uuid4().hex[:12]}"
+    url = f"{mysql_server_url()}/{name}"
+    monkeypatch.setenv("CRYPTO_DB_URL", url)
     try:
+        with caplog.at_level(logging.ERROR, logger="api"):
+            assert api_main.main([]) == 2
+        assert f"the database '{name}' does not exist" in caplog.text
         with admin.cursor() as cursor:
             cursor.execute(f"CREATE DATABASE `{name}`")
         caplog.clear()
