@@ -168,6 +168,6 @@ def ci_mode() -> bool:
 
 
 SERVICES = Services(
-    mysql_url=os.environ.get("CRYPTO_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306"),
-    redis_url=os.environ.get("CRYPTO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    mysql_url=os.environ.get("CRYPTO_TEST_MYSQL_URL") or "mysql+pymysql://root@127.0.0.1:3306",
+    redis_url=os.environ.get("CRYPTO_TEST_REDIS_URL") or "redis://127.0.0.1:6379/0",
 )
