@@ -235,6 +235,7 @@ class Reader:
         self._state: State | None = None
         self._known: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
         self._lock = threading.Lock()
+        self._known_lock = threading.Lock()
 
     # ---------------------------------------------------------------- committed state
     def state(self, max_age_s: float | None = None) -> State:
@@ -282,7 +283,7 @@ class Reader:
         cached = self._known.get(key)
         if cached is not None and cached[0] == state.version:
             return cached[1]
-        with self._lock:
+        with self._known_lock:
             cached = self._known.get(key)
             if cached is None or cached[0] != state.version:
                 rows = self.execute(sa.select(table.c[column]).group_by(table.c[column]))

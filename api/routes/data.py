@@ -17,13 +17,14 @@ from starlette.responses import Response
 
 from api import service
 from api.auth import Principal
-from api.dates import DateTimeValue, DateValue
 from api.data import (ASSETS, FEATURES, FLOAT, INT, MACRO, NEWS, PRICES, SENTIMENT, SENTIMENT_AGG, SYMBOL, TIME,
                       Dataset, Output, Plan, Reader, State, resolve_choices)
+from api.dates import DateTimeValue, DateValue
 from api.errors import bad_request
 from api.formats import json_body, negotiate
-from api.schemas import (MATERIALIZED, NEVER_MATERIALIZED, ErrorResponse, FeatureCatalog, FeaturePage, Format, FreshnessResponse, LatestPrices, MacroPage, NewsPage,
-                         PricePage, SentimentAggregatePage, SentimentPage, SymbolsResponse)
+from api.schemas import (MATERIALIZED, NEVER_MATERIALIZED, ErrorResponse, FeatureCatalog, FeaturePage, Format,
+                         FreshnessResponse, LatestPrices, MacroPage, NewsPage, PricePage, SentimentAggregatePage,
+                         SentimentPage, SymbolsResponse)
 from api.service import Gateway, iso
 from crypto_assets.features import catalog as features_catalog
 from resources.warehouse import partition_log, utc_now
