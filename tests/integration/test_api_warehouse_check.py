@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 import api.__main__ as api_main
 from api.warehouse_check import PUBLIC_DETAIL
@@ -80,6 +81,15 @@ def test_ready_is_503_on_a_missing_warehouse_and_nothing_is_created(tmp_path, ca
     refusals = [r.getMessage() for r in caplog.records if "the warehouse does not exist" in r.getMessage()]
     assert len(refusals) == 1 and f"there is no SQLite file at {path}" in refusals[0]  # logged once, with the path
     assert str(path) not in PUBLIC_DETAIL
+
+
+def test_price_stream_closes_saying_the_warehouse_does_not_exist(tmp_path):
+    with TestClient(make_app(f"sqlite:///{tmp_path / 'none.sqlite'}")) as c:
+        with c.websocket_connect("/v1/stream/prices") as ws:
+            with pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_bytes()
+    assert closed.value.code == 1011 and closed.value.reason == "the warehouse does not exist"
+    assert not (tmp_path / "none.sqlite").exists()
 
 
 def test_create_setting_lets_the_app_create_it(tmp_path):
