@@ -23,6 +23,7 @@ from api.hotpath import HotPathMiddleware
 from api.metrics import MetricsMiddleware
 from api.routes import data, meta, stream
 from api.service import Gateway
+from api.warehouse_check import PUBLIC_DETAIL, MissingWarehouse
 from resources.settings import Settings, load_settings
 
 log = logging.getLogger("api")
@@ -74,8 +75,7 @@ def create_app(settings: Settings | None = None, *, cache_prefix: str = "crypto-
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if not settings.api_keys:
-            log.warning("CRYPTO_API_KEYS is empty: the API is open to anyone who can reach it; "
-                        "bind it to loopback (python -m api does by default) or set keys")
+            log.warning("CRYPTO_API_KEYS is empty: every route answers without an API key")
         yield
         await gateway.cache.close()
 
@@ -93,6 +93,10 @@ def create_app(settings: Settings | None = None, *, cache_prefix: str = "crypto-
         log.warning("database unavailable: %s", exc)
         return JSONResponse({"detail": "the warehouse database is unreachable: retry later"}, status_code=503,
                             headers={"Retry-After": "5"})
+
+    @app.exception_handler(MissingWarehouse)
+    async def missing_warehouse(_request: Request, _exc: MissingWarehouse) -> JSONResponse:
+        return JSONResponse({"detail": PUBLIC_DETAIL}, status_code=503, headers={"Retry-After": "30"})
 
     for error_type in _UNAVAILABLE:
         app.add_exception_handler(error_type, unavailable)

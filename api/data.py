@@ -36,9 +36,10 @@ log = logging.getLogger(__name__)
 
 # Output kinds and their Arrow types.
 SYMBOL, TIME, FLOAT, INT, STR, DATE = "symbol", "time", "float", "int", "str", "date"
+STR_LIST = "str_list"  # a list of strings, stored as comma-separated text (news symbols)
 ARROW_TYPES = {
     SYMBOL: pa.string(), STR: pa.string(), TIME: pa.timestamp("us", tz="UTC"),
-    FLOAT: pa.float64(), INT: pa.int64(), DATE: pa.date32(),
+    FLOAT: pa.float64(), INT: pa.int64(), DATE: pa.date32(), STR_LIST: pa.list_(pa.string()),
 }
 EARLIEST = datetime(1970, 1, 1)
 LATEST = datetime(2200, 1, 1)
@@ -55,6 +56,8 @@ class Dataset:
     time_column: str
     key: tuple[str, ...]
     symbol_column: str | None = "symbol"
+    #: Text columns that hold comma-separated lists, served as lists.
+    list_columns: tuple[str, ...] = ()
 
 
 PRICES = Dataset("prices", "price_data_real", "price_data_real", "window_start", ("symbol", "window_start"))
@@ -63,7 +66,8 @@ SENTIMENT = Dataset("sentiment", "sentiment_data", "sentiment_data", "window_sta
                     ("symbol", "window_start", "item_id", "model"))
 SENTIMENT_AGG = Dataset("sentiment_aggregates", "sentiment_data", "sentiment_data", "window_start",
                         ("symbol", "window_start"))
-NEWS = Dataset("news", "news_items", "news_items", "window_start", ("window_start", "item_id"), symbol_column=None)
+NEWS = Dataset("news", "news_items", "news_items", "window_start", ("window_start", "item_id"), symbol_column=None,
+               list_columns=("symbols",))
 MACRO = Dataset("macro", "macro_indicators", "macro_indicators", "observation_date",
                 ("series_id", "observation_date"), symbol_column=None)
 ASSETS = (PRICES.asset, NEWS.asset, SENTIMENT.asset, FEATURES.asset, MACRO.asset)
@@ -185,6 +189,41 @@ def _lexicographic(keys: Sequence[Output], values: Sequence[Any], *, after: bool
     return sa.or_(*clauses)
 
 
+# ---------------------------------------------------------------------------------- filters
+def resolve_choices(requested: str | None, known: Sequence[str], what: str, *, parameter: str, example: str,
+                    many: bool = True, listing: str | None = None) -> tuple[str, ...] | None:
+    """The requested values of the filter ``parameter`` (comma-separated when ``many``, any case) checked
+    against ``known``, the valid values of a ``what``.
+
+    None when the filter is left out. An unknown value is a 400 that lists the valid ones (or says
+    where they are listed: ``listing``).
+    """
+    if requested is None or not requested.strip():
+        return None
+    by_upper = {k.upper(): k for k in known}
+    parts = requested.split(",") if many else [requested]
+    wanted: list[str] = []
+    unknown: list[str] = []
+    for part in parts:
+        name = part.strip()
+        if not name:
+            continue
+        match = by_upper.get(name.upper())
+        if match is None:
+            unknown.append(name)
+        elif match not in wanted:
+            wanted.append(match)
+    if unknown:
+        shown = ", ".join(repr(u[:40]) for u in unknown[:5])
+        if listing is None:
+            listing = (f"valid: {', '.join(known[:20])}{', ...' if len(known) > 20 else ''}" if known else
+                       f"there are no {what} values in the warehouse yet")
+        raise bad_request(f"unknown {what}{'(s)' if many and not what.endswith('s') else ''} {shown}: {listing}")
+    if not wanted:
+        raise bad_request(f"{parameter} is empty: give comma-separated values such as {example}, or leave it out")
+    return tuple(wanted)
+
+
 # ---------------------------------------------------------------------------------- reader
 class Reader:
     """Runs plans against one warehouse and keeps a short-lived view of what is committed."""
@@ -194,7 +233,9 @@ class Reader:
         self.engine = warehouse.engine
         self.state_ttl_s = state_ttl_s
         self._state: State | None = None
+        self._known: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
         self._lock = threading.Lock()
+        self._known_lock = threading.Lock()
 
     # ---------------------------------------------------------------- committed state
     def state(self, max_age_s: float | None = None) -> State:
@@ -233,26 +274,21 @@ class Reader:
     # ---------------------------------------------------------------- validation helpers
     def resolve_symbols(self, requested: str | None, known: Sequence[str]) -> tuple[str, ...] | None:
         """The requested symbols (comma-separated, any case) checked against ``known``; None = all."""
-        if requested is None or not requested.strip():
-            return None
-        by_upper = {s.upper(): s for s in known}
-        wanted: list[str] = []
-        unknown: list[str] = []
-        for part in requested.split(","):
-            name = part.strip()
-            if not name:
-                continue
-            match = by_upper.get(name.upper())
-            if match is None:
-                unknown.append(name)
-            elif match not in wanted:
-                wanted.append(match)
-        if unknown:
-            shown = ", ".join(repr(u[:20]) for u in unknown[:5])
-            raise bad_request(f"unknown symbol(s) {shown}: GET /v1/symbols lists the symbols served")
-        if not wanted:
-            raise bad_request("symbols is empty: give comma-separated tickers such as BTC,ETH, or leave it out")
-        return tuple(wanted)
+        return resolve_choices(requested, known, "symbol", parameter="symbols", example="BTC,ETH",
+                               listing="GET /v1/symbols lists the symbols served")
+
+    def known_values(self, state: State, table: sa.Table, column: str) -> tuple[str, ...]:
+        """The distinct values of ``table.column``, read once per committed state (a filter's valid values)."""
+        key = (table.name, column)
+        cached = self._known.get(key)
+        if cached is not None and cached[0] == state.version:
+            return cached[1]
+        with self._known_lock:
+            cached = self._known.get(key)
+            if cached is None or cached[0] != state.version:
+                rows = self.execute(sa.select(table.c[column]).group_by(table.c[column]))
+                cached = self._known[key] = (state.version, tuple(sorted(v for (v,) in rows if v is not None)))
+        return cached[1]
 
     # ---------------------------------------------------------------- plans
     def committed_source(self, table: sa.Table, dataset: Dataset) -> tuple[sa.FromClause, sa.ColumnElement]:
@@ -278,7 +314,8 @@ class Reader:
         where += [time_col >= start, time_col < end, *extra_where]
         if symbols is not None and dataset.symbol_column:
             where.append(table.c[dataset.symbol_column].in_(symbols))
-        outputs = [Output(name, table.c[name], column_kind(table.c[name])) for name in columns]
+        outputs = [Output(name, table.c[name], STR_LIST if name in dataset.list_columns else column_kind(table.c[name]))
+                   for name in columns]
         keys = [Output(name, table.c[name], column_kind(table.c[name])) for name in dataset.key]
         return Plan(dataset, outputs, source, where, keys, symbols=symbols)
 
@@ -395,6 +432,8 @@ def _to_arrow(values: Sequence[Any], kind: str) -> pa.Array:
         values = [date.fromisoformat(v[:10]) if isinstance(v, str) else v for v in values]
     elif kind == FLOAT:
         values = [None if v is None else float(v) for v in values]
+    elif kind == STR_LIST:
+        values = [None if v is None else [part.strip() for part in v.split(",") if part.strip()] for v in values]
     return pa.array(values, type=ARROW_TYPES[kind])
 
 

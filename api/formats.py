@@ -1,7 +1,8 @@
 """Response formats: negotiation (``format=`` or ``Accept``) and streaming encoders over Arrow batches.
 
 JSON is the default and is paginated; CSV, Parquet and the Arrow IPC stream are written a record
-batch at a time, so a large range streams with memory bounded by one batch.
+batch at a time, so a large range streams with memory bounded by one batch. Times read the same
+in JSON and CSV (``2026-11-30T00:00:00Z``); Parquet and Arrow keep typed UTC timestamps.
 """
 
 from __future__ import annotations
@@ -10,11 +11,15 @@ from typing import Any, Iterable, Iterator
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.ipc as pa_ipc
 import pyarrow.parquet as pq
 
 from api.schemas import Format
+
+#: How a list (news ``symbols``) is written in one CSV field.
+CSV_LIST_SEPARATOR = ";"
 
 MEDIA_TYPES = {
     Format.json: "application/json",
@@ -91,17 +96,41 @@ class _ChunkSink:
         return out
 
 
+def iso_text(times: pa.Array) -> pa.Array:
+    """UTC timestamps as JSON writes them: ``2026-11-30T00:00:00Z``, microseconds only when there are some."""
+    text = pc.strftime(pc.cast(times, pa.timestamp("us")), format="%Y-%m-%dT%H:%M:%S")  # seconds as SS.ffffff
+    return pc.binary_join_element_wise(pc.replace_substring_regex(text, r"\.000000$", ""), "Z", "")
+
+
+def csv_batch(batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
+    """``batch`` with the columns CSV cannot hold as JSON shows them rendered as text.
+
+    Timestamps become ISO 8601 text in JSON's form (:func:`iso_text`); lists of strings (news
+    ``symbols``) are joined with ``;`` (an empty list is an empty field).
+    """
+    columns = []
+    for field, column in zip(batch.schema, batch.columns):
+        if pa.types.is_timestamp(field.type):
+            column = iso_text(column)
+        elif pa.types.is_list(field.type):
+            column = pc.binary_join(column, CSV_LIST_SEPARATOR)
+        columns.append(column)
+    names = batch.schema.names
+    return pa.Table.from_arrays(columns, names=names) if isinstance(batch, pa.Table) else \
+        pa.RecordBatch.from_arrays(columns, names=names)
+
+
 def stream(fmt: Format, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
     """Encode ``batches`` as ``fmt`` (csv, parquet or arrow), one chunk a batch."""
     sink = _ChunkSink()
     if fmt is Format.csv:
         header = True
         for batch in batches:
-            pa_csv.write_csv(batch, sink, write_options=pa_csv.WriteOptions(include_header=header))
+            pa_csv.write_csv(csv_batch(batch), sink, write_options=pa_csv.WriteOptions(include_header=header))
             header = False
             yield sink.take()
         if header:  # no rows: still say which columns there would have been
-            pa_csv.write_csv(schema.empty_table(), sink)
+            pa_csv.write_csv(csv_batch(schema.empty_table()), sink)
             yield sink.take()
         return
     if fmt is Format.arrow:

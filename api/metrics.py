@@ -1,8 +1,8 @@
 """Prometheus metrics (request counts and latencies per route) and structured access logs.
 
 A plain ASGI middleware: it times every HTTP request, labels it with the route's path template
-(``/v1/prices/{...}``, never the raw URL, so label sets stay small), and writes one JSON access
-log line per request to the ``api.access`` logger.
+(``/v1/prices/{...}``, never the raw URL, so label sets stay small; ``unmatched`` only for a
+path no route serves), and writes one JSON access log line per request to the ``api.access`` logger.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, Awaitable, Callable
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.routing import Match
 
 access_log = logging.getLogger("api.access")
 
@@ -41,6 +42,26 @@ class Metrics:
     def exposition(self) -> bytes:
         """The metrics in Prometheus text format."""
         return generate_latest(self.registry)
+
+
+def route_template(scope: Scope) -> str:
+    """The path template of the route that served ``scope``; ``cors_preflight`` or ``unmatched`` otherwise.
+
+    FastAPI's own routes leave themselves in ``scope["route"]``; the plain Starlette routes the
+    framework adds (``/openapi.json``, ``/docs``) do not, so those are matched here. A CORS
+    preflight is answered by the CORS middleware before any route, and labelled as such.
+    """
+    route = scope.get("route")
+    if route is not None and getattr(route, "path", None):
+        return route.path
+    router = getattr(scope.get("app"), "router", None)
+    for candidate in getattr(router, "routes", ()):
+        path = getattr(candidate, "path", None)
+        if path and candidate.matches(scope)[0] is Match.FULL:
+            return path
+    if scope.get("method") == "OPTIONS" and any(k == b"access-control-request-method" for k, _ in scope["headers"]):
+        return "cors_preflight"
+    return "unmatched"
 
 
 class MetricsMiddleware:
@@ -72,8 +93,7 @@ class MetricsMiddleware:
         finally:
             self.metrics.in_flight.dec()
             elapsed = time.perf_counter() - began
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = route_template(scope)
             method = scope.get("method", "GET")
             self.metrics.requests.labels(method, template, str(status)).inc()
             self.metrics.latency.labels(method, template).observe(elapsed)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import Enum
-from typing import Union
+from typing import Literal, Union
 
 from pydantic import BaseModel, Field
 
@@ -154,7 +154,7 @@ class NewsItem(BaseModel):
     title: str
     summary: str | None = None
     url: str | None = None
-    symbols: str = Field(description="Comma-separated tickers the item mentions")
+    symbols: list[str] = Field(description="Tickers the item mentions (in CSV one field, joined with ';')")
 
 
 class NewsPage(Page):
@@ -173,18 +173,24 @@ class MacroPage(Page):
     data: list[MacroRow]
 
 
+MATERIALIZED = "materialized"
+NEVER_MATERIALIZED = "never materialized"
+
+
 class AssetFreshness(BaseModel):
     asset: str
-    last_window_start: datetime = Field(description="Start of the latest committed window (UTC)")
-    last_window_rows: int = Field(description="Rows the latest window committed")
-    last_run_id: str
-    last_code_version: str
-    last_committed_at: datetime
-    age_seconds: float = Field(description="Seconds since the latest window was committed")
+    status: Literal[MATERIALIZED, NEVER_MATERIALIZED] = Field(
+        description="'never materialized' for an asset with no committed window yet (its last_* fields are null)")
+    last_window_start: datetime | None = Field(description="Start of the latest committed window (UTC)")
+    last_window_rows: int = Field(description="Rows the latest window committed (0 when never materialized)")
+    last_run_id: str | None
+    last_code_version: str | None
+    last_committed_at: datetime | None
+    age_seconds: float | None = Field(description="Seconds since the latest window was committed")
     windows: int = Field(description="Committed windows in total")
     rows: int = Field(description="Rows committed in total")
 
 
 class FreshnessResponse(BaseModel):
     generated_at: datetime
-    assets: list[AssetFreshness]
+    assets: list[AssetFreshness] = Field(description="Every served asset, also one that never ran, by name")

@@ -26,6 +26,7 @@ from api.data import EARLIEST, LATEST, Plan, Reader, State, decode_cursor, encod
 from api.errors import bad_request
 from api.metrics import Metrics
 from api.schemas import Format
+from api.warehouse_check import MissingWarehouse, check_warehouse
 from resources.settings import Settings
 from resources.warehouse import WINDOW, get_warehouse, utc_now
 
@@ -55,13 +56,26 @@ class Gateway:
         self.metrics = Metrics()
         self._reader: Reader | None = None
         self._reader_lock = threading.Lock()
+        self._reported_missing = False
 
     # ---------------------------------------------------------------- warehouse
     def reader(self) -> Reader:
-        """The warehouse reader, opened on first use (raises the driver's error if the database is down)."""
+        """The warehouse reader, opened on first use.
+
+        Raises :class:`~api.warehouse_check.MissingWarehouse` while the configured warehouse does
+        not exist (it is never created here unless ``CRYPTO_API_CREATE_WAREHOUSE`` says so), and the
+        driver's error while the database is down.
+        """
         if self._reader is None:
             with self._reader_lock:
                 if self._reader is None:
+                    try:
+                        check_warehouse(self.settings)
+                    except MissingWarehouse as exc:
+                        if not self._reported_missing:  # once: readiness probes ask every few seconds
+                            log.error("%s", exc)
+                            self._reported_missing = True
+                        raise
                     self._reader = Reader(get_warehouse(self.settings.db_url), self.settings.api_state_ttl_s)
         return self._reader
 

@@ -14,6 +14,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Mapping
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 SOURCES = ("simulated", "live")
 COINGECKO_PLANS = ("demo", "pro")
 
@@ -60,6 +63,8 @@ class Settings:
     api_cache_ttl_s: int = 300
     api_state_ttl_s: float = 1.0
     api_stream_poll_s: float = 1.0
+    # Let the gateway create an empty warehouse where none exists (python -m api --create does too).
+    api_create_warehouse: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -115,6 +120,39 @@ def ui_url_of(host: str | None, port: str | None) -> str:
     return f"http://{host}:{port}"
 
 
+def default_db_url(home: Path) -> str:
+    """The embedded default warehouse: a SQLite file in ``home`` (``CRYPTO_HOME``)."""
+    return f"sqlite:///{home / 'warehouse.sqlite'}"
+
+
+def _absolute_sqlite(url: str) -> str:
+    """``url`` with a relative SQLite file path made absolute (against the working directory, once)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise SettingsError(f"CRYPTO_DB_URL={url!r} is not a SQLAlchemy URL") from exc
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return url
+    path = Path(database).expanduser()
+    if path.is_absolute():
+        return url
+    return parsed.set(database=str(path.resolve())).render_as_string(hide_password=False)
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _flag(name: str, raw: str | None, default: bool) -> bool:
+    if raw is None:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise SettingsError(f"{name}={raw!r}: expected true or false")
+
+
 def _number(name: str, raw: str | None, default: float, kind: type, minimum: float) -> float:
     if raw is None:
         return default
@@ -135,8 +173,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raw = env.get(name)
         return raw.strip() if raw and raw.strip() else None
 
+    # Resolved here, once: every path the platform uses is absolute from now on, whatever the
+    # working directory of whoever reads it later.
     home = Path(get("CRYPTO_HOME") or "./.crypto").expanduser().resolve()
-    db_url = get("CRYPTO_DB_URL") or f"sqlite:///{home / 'warehouse.sqlite'}"
+    raw_db_url = get("CRYPTO_DB_URL")
+    db_url = _absolute_sqlite(raw_db_url) if raw_db_url else default_db_url(home)
     source = (get("CRYPTO_SOURCE") or "simulated").lower()
     if source not in SOURCES:
         raise SettingsError(f"CRYPTO_SOURCE={source!r}: expected one of {', '.join(SOURCES)}")
@@ -161,7 +202,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         fred_api_key=get("FRED_API_KEY"),
         api_keys=_split_csv(get("CRYPTO_API_KEYS") or ""),
         alert_webhook_url=get("CRYPTO_ALERT_WEBHOOK_URL"),
-        universe_file=Path(universe_file).expanduser() if universe_file else None,
+        universe_file=Path(universe_file).expanduser().resolve() if universe_file else None,
         redis_url=get("REDIS_URL"),
         ui_url=(get("CRYPTO_UI_URL") or ui_url_of(get("DAGSTER_HOST"), get("DAGSTER_PORT"))).rstrip("/"),
         rss_feeds=_split_csv(get("CRYPTO_RSS_FEEDS") or ""),
@@ -180,4 +221,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         api_state_ttl_s=_number("CRYPTO_API_STATE_TTL", get("CRYPTO_API_STATE_TTL"), defaults.api_state_ttl_s, float, 0),
         api_stream_poll_s=_number("CRYPTO_API_STREAM_POLL", get("CRYPTO_API_STREAM_POLL"),
                                   defaults.api_stream_poll_s, float, 0.05),
+        api_create_warehouse=_flag("CRYPTO_API_CREATE_WAREHOUSE", get("CRYPTO_API_CREATE_WAREHOUSE"),
+                                   defaults.api_create_warehouse),
     )

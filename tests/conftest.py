@@ -1,12 +1,14 @@
-"""Fixtures shared by the whole suite: fresh SQLite and MariaDB warehouses.
+"""Fixtures shared by the whole suite: fresh SQLite and MariaDB warehouses, the Redis URL.
 
-MariaDB is the real server at 127.0.0.1:3306 (root, no password; override with
-``CRYPTO_TEST_MYSQL_URL``); each test gets its own database, dropped afterwards.
+MariaDB is the server at 127.0.0.1:3306 (root, no password; override with
+``CRYPTO_TEST_MYSQL_URL``) and Redis the one at 127.0.0.1:6379 (``CRYPTO_TEST_REDIS_URL``). When
+one is not running, the session starts a private one from the installed binaries, or names the
+packages to install in one line and skips the tests that need it (fails at once under
+``CI=true``): see :mod:`tests.services`. Each MariaDB test gets its own database, dropped afterwards.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from typing import Iterator
 
@@ -15,16 +17,47 @@ import pytest
 
 from resources.http import reset_circuit_breakers
 from resources.warehouse import dispose_warehouse
+from tests.services import MYSQL, REDIS, SERVICES, ci_mode
 
-MYSQL_SERVER_URL = os.environ.get("CRYPTO_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Find, start or name the services the suite needs; under CI stop at once when one is missing.
+
+    What is missing (the packages to install) or was started privately is said in one line, even with ``-q``.
+    """
+    decision = SERVICES.prepare(ci=ci_mode())
+    if decision.fail:
+        pytest.exit(decision.message or "a service the suite needs is missing", returncode=3)
+    if decision.message or SERVICES.started:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(SERVICES.summary(), yellow=bool(decision.message), bold=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop the servers started for the session."""
+    SERVICES.close()
+
+
+def mysql_server_url() -> str:
+    """The MariaDB server the tests use (SQLAlchemy URL without a database)."""
+    return SERVICES.mysql_url
 
 
 def _mysql_admin() -> pymysql.connections.Connection:
     from sqlalchemy.engine import make_url
 
-    url = make_url(MYSQL_SERVER_URL)
+    SERVICES.require(MYSQL)
+    url = make_url(SERVICES.mysql_url)
     return pymysql.connect(host=url.host or "127.0.0.1", port=url.port or 3306, user=url.username or "root",
                            password=url.password or "", autocommit=True)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis server the tests use (skipped, or failed under CI, when there is none)."""
+    SERVICES.require(REDIS)
+    return SERVICES.redis_url
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +87,7 @@ def mysql_url() -> Iterator[str]:
             cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
     finally:
         admin.close()
-    url = f"{MYSQL_SERVER_URL}/{name}"
+    url = f"{SERVICES.mysql_url}/{name}"
     yield url
     dispose_warehouse(url)
     admin = _mysql_admin()

@@ -17,12 +17,14 @@ from starlette.responses import Response
 
 from api import service
 from api.auth import Principal
-from api.data import (FEATURES, FLOAT, INT, MACRO, NEWS, PRICES, SENTIMENT, SENTIMENT_AGG, SYMBOL, TIME,
-                      Dataset, Output, Plan, Reader, State)
+from api.data import (ASSETS, FEATURES, FLOAT, INT, MACRO, NEWS, PRICES, SENTIMENT, SENTIMENT_AGG, SYMBOL, TIME,
+                      Dataset, Output, Plan, Reader, State, resolve_choices)
+from api.dates import DateTimeValue, DateValue
 from api.errors import bad_request
 from api.formats import json_body, negotiate
-from api.schemas import (ErrorResponse, FeatureCatalog, FeaturePage, Format, FreshnessResponse, LatestPrices, MacroPage, NewsPage,
-                         PricePage, SentimentAggregatePage, SentimentPage, SymbolsResponse)
+from api.schemas import (MATERIALIZED, NEVER_MATERIALIZED, ErrorResponse, FeatureCatalog, FeaturePage, Format,
+                         FreshnessResponse, LatestPrices, MacroPage, NewsPage, PricePage, SentimentAggregatePage,
+                         SentimentPage, SymbolsResponse)
 from api.service import Gateway, iso
 from crypto_assets.features import catalog as features_catalog
 from resources.warehouse import partition_log, utc_now
@@ -49,7 +51,8 @@ def _error(description: str) -> dict[str, Any]:
 
 
 COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: _error("Bad parameters (unknown symbol or column, start after end, range or limit too large, bad cursor)"),
+    400: _error("Bad parameters (an unknown symbol, column, model, source or series, start after end, range or "
+                "limit too large, bad cursor)"),
     401: _error("No API key was sent (keys are configured)"),
     403: _error("The API key is not valid"),
     429: _error("Rate limit exceeded: retry after the Retry-After seconds"),
@@ -72,9 +75,9 @@ router = APIRouter(prefix="/v1", dependencies=[Depends(authorize)], responses=CO
 
 SymbolsParam = Annotated[str | None, Query(
     max_length=4000, description="Comma-separated tickers such as BTC,ETH (any case); all served symbols if left out")]
-StartParam = Annotated[datetime | None, Query(
+StartParam = Annotated[DateTimeValue | None, Query(
     description="Inclusive range start, ISO 8601 (a value without zone is UTC). Default: one day before end")]
-EndParam = Annotated[datetime | None, Query(
+EndParam = Annotated[DateTimeValue | None, Query(
     description="Exclusive range end, ISO 8601 (UTC if no zone). Default: end of the latest committed window")]
 LimitParam = Annotated[int | None, Query(
     ge=1, description="Rows in this response. JSON: default 1000, at most CRYPTO_API_MAX_PAGE_SIZE; "
@@ -83,7 +86,8 @@ CursorParam = Annotated[str | None, Query(
     max_length=2048, description="next_cursor (X-Next-Cursor) of the previous response, for the next rows")]
 FormatParam = Annotated[Format | None, Query(
     alias="format", description="json (default), csv, parquet or arrow; or choose with the Accept header")]
-ModelParam = Annotated[str | None, Query(max_length=191, description="Only this model's scores")]
+ModelParam = Annotated[str | None, Query(max_length=191, description=(
+    "Only this model's scores (name@revision, any case); an unknown model is a 400 that lists the valid ones"))]
 
 
 def _gateway(request: Request) -> Gateway:
@@ -119,6 +123,14 @@ class TableRequest:
         """[start, end) checked, defaulting to the day up to the end of the dataset's latest committed window."""
         return service.time_range(start, end, default_end=service.default_end(self.state, dataset.asset),
                                   default_span=timedelta(days=1), max_span=_span(self.gateway))
+
+    async def choose(self, table: sa.Table, column: str, requested: str | None, what: str, *, parameter: str,
+                     example: str, many: bool) -> tuple[str, ...] | None:
+        """A filter's requested values checked against the values ``table.column`` holds (400 on an unknown one)."""
+        if requested is None or not requested.strip():
+            return None
+        known = await run_in_threadpool(self.reader.known_values, self.state, table, column)
+        return resolve_choices(requested, known, what, parameter=parameter, example=example, many=many)
 
     async def serve(self, plan: Plan, end: datetime | date, extra: dict[str, Any] | None = None) -> Response:
         """The plan's rows in the negotiated format (a JSON page, or a streamed CSV/Parquet/Arrow body)."""
@@ -283,10 +295,15 @@ async def sentiment(page: Page, symbols: SymbolsParam = None, start: StartParam 
     wanted = reader.resolve_symbols(symbols, page.state.symbols)
     begin, finish = page.time_range(SENTIMENT, start, end)
     table = reader.warehouse.table(SENTIMENT.table)
-    extra = [table.c.model == model] if model else []
+    extra = await _model_filter(page, table, model)
     plan = reader.table_plan(SENTIMENT, table, _all_columns(SENTIMENT, table), symbols=wanted, start=begin,
                              end=finish, extra_where=extra)
     return await page.serve(plan, finish)
+
+
+async def _model_filter(page: TableRequest, table: sa.Table, model: str | None) -> list[sa.ColumnElement]:
+    chosen = await page.choose(table, "model", model, "model", parameter="model", example="lexicon", many=False)
+    return [table.c.model == chosen[0]] if chosen else []
 
 
 @router.get("/sentiment/aggregates", response_model=SentimentAggregatePage, summary="Sentiment per window",
@@ -298,7 +315,7 @@ async def sentiment_aggregates(page: Page, symbols: SymbolsParam = None, start: 
     wanted = reader.resolve_symbols(symbols, page.state.symbols)
     begin, finish = page.time_range(SENTIMENT, start, end)
     table = reader.warehouse.table(SENTIMENT.table)
-    extra = [table.c.model == model] if model else []
+    extra = await _model_filter(page, table, model)
     base = reader.table_plan(SENTIMENT_AGG, table, ["symbol", "window_start"], symbols=wanted, start=begin,
                              end=finish, extra_where=extra)
     score, confidence = table.c.sentiment_score, table.c.confidence
@@ -328,16 +345,18 @@ async def sentiment_aggregates(page: Page, symbols: SymbolsParam = None, start: 
 # ---------------------------------------------------------------------------------- news
 @router.get("/news", response_model=NewsPage, summary="News items", responses=_tabular_content(NewsPage))
 async def news(page: Page, symbols: SymbolsParam = None, start: StartParam = None, end: EndParam = None,
-               source: Annotated[str | None, Query(max_length=32, description="Only this source (guardian, rss, ...)")
-                                 ] = None) -> Response:
+               source: Annotated[str | None, Query(max_length=32, description=(
+                   "Only this source (guardian, rss, reddit, simulated; any case); an unknown source is a 400 that "
+                   "lists the valid ones"))] = None) -> Response:
     """News items by publication window, ordered by (window_start, item_id); filter by mentioned symbols."""
     reader = page.reader
     wanted = reader.resolve_symbols(symbols, page.state.symbols)
     begin, finish = page.time_range(NEWS, start, end)
     table = reader.warehouse.table(NEWS.table)
     extra: list[sa.ColumnElement] = []
-    if source:
-        extra.append(table.c.source == source)
+    chosen = await page.choose(table, "source", source, "source", parameter="source", example="rss", many=False)
+    if chosen:
+        extra.append(table.c.source == chosen[0])
     if wanted:
         padded = sa.literal(",") + sa.func.replace(table.c.symbols, " ", "") + sa.literal(",")
         extra.append(sa.or_(*(padded.like(f"%,{s},%") for s in wanted)))
@@ -350,10 +369,11 @@ async def news(page: Page, symbols: SymbolsParam = None, start: StartParam = Non
 @router.get("/macro", response_model=MacroPage, summary="Macro indicators", responses=_tabular_content(MacroPage))
 async def macro(page: Page,
                 series: Annotated[str | None, Query(max_length=2000, description=(
-                    "Comma-separated FRED series ids such as DGS10,DFF; all if left out"))] = None,
-                start: Annotated[date | None, Query(description="First observation date. Default: a year before end")
+                    "Comma-separated series ids such as DGS10,DFF (any case); all if left out; an unknown id is "
+                    "a 400 that lists the valid ones"))] = None,
+                start: Annotated[DateValue | None, Query(description="First observation date. Default: a year before end")
                                  ] = None,
-                end: Annotated[date | None, Query(description="Observation dates before this one. "
+                end: Annotated[DateValue | None, Query(description="Observation dates before this one. "
                                                               "Default: after the latest committed day")] = None
                 ) -> Response:
     """Daily macro observations of committed days, ordered by (series_id, observation_date)."""
@@ -369,10 +389,9 @@ async def macro(page: Page,
         raise bad_request(f"start ({begin.isoformat()}) must be before end ({finish.isoformat()})")
     table = reader.warehouse.table(MACRO.table)
     extra: list[sa.ColumnElement] = []
-    if series and series.strip():
-        names = [s.strip() for s in series.split(",") if s.strip()]
-        if not names:
-            raise bad_request("series is empty: give comma-separated series ids such as DGS10,DFF, or leave it out")
+    names = await page.choose(table, "series_id", series, "series", parameter="series", example="DGS10,DFF",
+                              many=True)
+    if names:
         extra.append(table.c.series_id.in_(names))
     plan = reader.table_plan(MACRO, table, _all_columns(MACRO, table), symbols=None, start=begin, end=finish,
                              extra_where=extra)
@@ -382,7 +401,8 @@ async def macro(page: Page,
 # ---------------------------------------------------------------------------------- freshness
 @router.get("/freshness", response_model=FreshnessResponse, summary="Freshness per asset")
 async def freshness(request: Request) -> Response:
-    """Per asset: the last committed window, its rows, run id and code version, and totals."""
+    """Per asset (every served one, also one that never ran): the last committed window, its rows, run id
+    and code version, and totals."""
     gateway = _gateway(request)
     state = await gateway.state()
     if state.latest:
@@ -396,18 +416,23 @@ async def freshness(request: Request) -> Response:
             .group_by(pl.c.asset))}
         now = utc_now()
         assets = []
-        for asset in sorted(state.latest):
-            row = reader.execute(sa.select(pl).where(pl.c.asset == asset, pl.c.window_start == state.latest[asset]))
-            if not row:
+        for asset in sorted(set(ASSETS) | set(state.latest)):
+            last = None
+            if asset in state.latest:
+                rows = reader.execute(sa.select(pl).where(pl.c.asset == asset, pl.c.window_start == state.latest[asset]))
+                last = rows[0] if rows else None
+            if last is None:
+                assets.append({"asset": asset, "status": NEVER_MATERIALIZED, "last_window_start": None,
+                               "last_window_rows": 0, "last_run_id": None, "last_code_version": None,
+                               "last_committed_at": None, "age_seconds": None, "windows": 0, "rows": 0})
                 continue
-            last = row[0]
-            windows, rows = totals.get(asset, (0, 0))
+            windows, total_rows = totals.get(asset, (0, 0))
             assets.append({
-                "asset": asset, "last_window_start": iso(last.window_start), "last_window_rows": int(last.row_count),
-                "last_run_id": last.run_id, "last_code_version": last.code_version,
-                "last_committed_at": iso(last.committed_at),
+                "asset": asset, "status": MATERIALIZED, "last_window_start": iso(last.window_start),
+                "last_window_rows": int(last.row_count), "last_run_id": last.run_id,
+                "last_code_version": last.code_version, "last_committed_at": iso(last.committed_at),
                 "age_seconds": round((now - last.committed_at).total_seconds(), 3),
-                "windows": int(windows), "rows": int(rows)})
+                "windows": int(windows), "rows": int(total_rows)})
         return {"generated_at": iso(now), "assets": assets}
 
     body = json_body(await run_in_threadpool(build))

@@ -19,9 +19,13 @@ async def health() -> Health:
 
 
 @router.get("/ready", response_model=Ready, summary="Readiness",
-            responses={503: {"model": ErrorResponse, "description": "The warehouse database is unreachable"}})
+            responses={503: {"model": ErrorResponse,
+                             "description": "The warehouse database is unreachable, or does not exist"}})
 async def ready(request: Request) -> Ready:
-    """Answers 200 when the warehouse database answers a query, 503 otherwise."""
+    """Answers 200 when the warehouse exists and answers a query; 503 when it is unreachable or missing.
+
+    A warehouse that does not exist is never created here (an empty one would look ready and serve nothing).
+    """
     gateway = request.app.state.gateway
 
     def ping() -> str:

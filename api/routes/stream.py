@@ -14,6 +14,7 @@ from api.errors import ApiError
 from api.formats import json_body
 from api.routes.data import latest_payload
 from api.service import Gateway
+from api.warehouse_check import MissingWarehouse
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,8 @@ async def stream_prices(websocket: WebSocket, symbols: str | None = None, api_ke
 
     Each message is the body of ``GET /v1/prices/latest`` plus ``"type": "prices"``. The key goes
     in ``X-API-Key`` / ``Authorization: Bearer`` or, for browsers, ``?api_key=``. Refusals close
-    the socket with code 4401 (no key), 4403 (wrong key), 4400 (bad symbols) or 1011 (database down).
+    the socket with code 4401 (no key), 4403 (wrong key), 4400 (bad symbols) or 1011 (database down,
+    or no warehouse).
     """
     gateway: Gateway = websocket.app.state.gateway
     authorization = websocket.headers.get("authorization", "")
@@ -47,6 +49,9 @@ async def stream_prices(websocket: WebSocket, symbols: str | None = None, api_ke
         wanted = reader.resolve_symbols(symbols, state.price_symbols)
     except ApiError as exc:
         await websocket.close(code=4000 + exc.status, reason=exc.message[:120])
+        return
+    except MissingWarehouse:
+        await websocket.close(code=1011, reason="the warehouse does not exist")
         return
     except Exception as exc:  # database unreachable
         log.warning("price stream refused: %s", exc)

@@ -6,8 +6,8 @@ port, root without a password. :class:`PrivateMariaDB` starts it, stops it grace
 (``SIGTERM``) or brutally (``SIGKILL``, a crash: InnoDB recovers on the next start and rolls
 back whatever was uncommitted), and starts it again on the same port and data.
 
-The ``private_mariadb`` fixture (module scope) yields a running server, or skips when no
-``mariadbd`` binary is installed; ``private_db_url`` gives each test a fresh database on it.
+The ``private_mariadb`` fixture (module scope) yields a running server, or skips (fails under
+``CI=true``) when no ``mariadbd`` binary is installed, naming the package to install; ``private_db_url`` gives each test a fresh database on it.
 """
 
 from __future__ import annotations
@@ -154,8 +154,9 @@ class PrivateMariaDB:
 @pytest.fixture(scope="module")
 def private_mariadb(tmp_path_factory) -> Iterator[PrivateMariaDB]:
     """A running private MariaDB for the module's tests (skipped where no mariadbd is installed)."""
-    if not (os.path.exists(MARIADBD) and os.path.exists(INSTALL_DB)):
-        pytest.skip("mariadbd / mariadb-install-db not installed")
+    from tests.services import MYSQL, require_installed
+
+    require_installed(MYSQL)
     server = PrivateMariaDB(tmp_path_factory.mktemp("private_mariadb"))
     server.start()
     try:

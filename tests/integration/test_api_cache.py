@@ -1,4 +1,4 @@
-"""The Redis response cache, against the real Redis at 127.0.0.1:6379 (SQLite warehouse)."""
+"""The Redis response cache, against the real Redis (``redis_url``: 127.0.0.1:6379 or the session's own; SQLite warehouse)."""
 
 from __future__ import annotations
 
@@ -11,24 +11,21 @@ from fastapi.testclient import TestClient
 from resources.warehouse import get_warehouse
 from tests.integration.test_api_support import PRICE_END, WINDOW, make_app, price_frame, seed
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
 @pytest.fixture
-def prefix():
+def prefix(redis_url):
     name = f"crypto-api-test-{uuid.uuid4().hex[:10]}:"
     yield name
-    connection = redis.Redis.from_url(REDIS_URL)
+    connection = redis.Redis.from_url(redis_url)
     for key in connection.scan_iter(match=name + "*"):
         connection.delete(key)
     connection.close()
 
 
-def test_hot_routes_are_cached_in_redis_and_invalidated_by_a_commit(sqlite_url, prefix):
+def test_hot_routes_are_cached_in_redis_and_invalidated_by_a_commit(sqlite_url, redis_url, prefix):
     seed(sqlite_url)
-    app = make_app(sqlite_url, cache_prefix=prefix, REDIS_URL=REDIS_URL)
+    app = make_app(sqlite_url, cache_prefix=prefix, REDIS_URL=redis_url)
     gateway = app.state.gateway
-    store = redis.Redis.from_url(REDIS_URL)
+    store = redis.Redis.from_url(redis_url)
     with TestClient(app) as c:
         first = c.get("/v1/prices/latest")
         assert first.headers["X-Cache"] == "miss"
@@ -53,9 +50,9 @@ def test_hot_routes_are_cached_in_redis_and_invalidated_by_a_commit(sqlite_url, 
     store.close()
 
 
-def test_a_redis_that_is_down_is_skipped(sqlite_url, prefix):
+def test_a_redis_that_is_down_is_skipped(sqlite_url):
     seed(sqlite_url)
-    app = make_app(sqlite_url, cache_prefix=prefix, REDIS_URL="redis://127.0.0.1:1/0")
+    app = make_app(sqlite_url, cache_prefix=f"down-{uuid.uuid4().hex[:10]}:", REDIS_URL="redis://127.0.0.1:1/0")
     with TestClient(app) as c:
         assert c.get("/v1/prices/latest").status_code == 200
         assert c.get("/v1/symbols").status_code == 200

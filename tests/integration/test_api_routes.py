@@ -175,6 +175,7 @@ def test_sentiment_rows_and_aggregates(client):
     rows = client.get("/v1/sentiment", params=RANGE).json()["data"]
     assert len(rows) == 9
     assert {r["symbol"] for r in rows} == set(SYMBOLS)
+    assert client.get("/v1/sentiment", params={**RANGE, "model": "Lexicon"}).json()["data"] == rows
     agg = client.get("/v1/sentiment/aggregates", params={**RANGE, "symbols": "BTC"}).json()["data"]
     assert len(agg) == 3
     assert agg[0]["items"] == 1 and agg[0]["mean_score"] == pytest.approx(0.5)
@@ -190,6 +191,35 @@ def test_news_filtered_by_symbol(client):
     assert [r["item_id"] for r in sol] == ["n0", "n2", "n4"]
     rss = client.get("/v1/news", params={**RANGE, "source": "rss"}).json()["data"]
     assert {r["source"] for r in rss} == {"rss"}
+    assert client.get("/v1/news", params={**RANGE, "source": "RSS"}).json()["data"] == rss  # any case
+
+
+def test_news_symbols_are_a_list_in_every_format(client):
+    rows = client.get("/v1/news", params=RANGE).json()["data"]
+    assert [r["symbols"] for r in rows[:2]] == [["SOL"], ["BTC", "ETH"]]
+    for fmt in ("parquet", "arrow"):
+        content = client.get("/v1/news", params={**RANGE, "format": fmt}).content
+        table = pq.read_table(io.BytesIO(content)) if fmt == "parquet" else pa_ipc.open_stream(content).read_all()
+        assert table.schema.field("symbols").type == pa.list_(pa.string()), fmt
+        assert table.column("symbols").to_pylist() == [r["symbols"] for r in rows]
+    csv = pd.read_csv(io.BytesIO(client.get("/v1/news", params={**RANGE, "format": "csv"}).content))
+    assert csv["symbols"].tolist() == [";".join(r["symbols"]) for r in rows]
+
+
+@pytest.mark.parametrize("path, params", [
+    ("/v1/prices", {**RANGE, "symbols": "BTC"}),
+    ("/v1/news", RANGE),
+    ("/v1/sentiment", RANGE),
+    ("/v1/features", {**RANGE, "symbols": "ETH", "columns": "price"}),
+])
+def test_times_read_the_same_in_json_and_csv(client, path, params):
+    rows = client.get(path, params=params).json()["data"]
+    csv = pd.read_csv(io.BytesIO(client.get(path, params={**params, "format": "csv"}).content), dtype=str)
+    times = [c for c in csv.columns if c.endswith(("_at", "window_start")) or c == "timestamp"]
+    assert times and len(csv) == len(rows) > 0
+    for column in times:
+        assert csv[column].tolist() == [r[column] for r in rows], column
+    assert all(t.endswith("Z") and "T" in t for t in csv[times[0]])
 
 
 def test_macro(client):
@@ -208,6 +238,20 @@ def test_freshness(client):
     assert prices["windows"] == N_WINDOWS + 1 and prices["rows"] == N_WINDOWS * 3 + 2
 
 
+def test_freshness_lists_an_asset_that_never_ran(sqlite_url):
+    get_warehouse(sqlite_url).write_partition("price_data_real", price_frame([T0]), start=T0, end=T0 + WINDOW,
+                                              run_id="run-one", code_version="1")
+    with TestClient(make_app(sqlite_url)) as c:
+        assets = {a["asset"]: a for a in c.get("/v1/freshness").json()["assets"]}
+    assert set(assets) == {"price_data_real", "ml_features_materialized", "news_items", "sentiment_data",
+                           "macro_indicators"}
+    assert assets["price_data_real"]["status"] == "materialized" and assets["price_data_real"]["windows"] == 1
+    assert assets["news_items"] == {
+        "asset": "news_items", "status": "never materialized", "last_window_start": None, "last_window_rows": 0,
+        "last_run_id": None, "last_code_version": None, "last_committed_at": None, "age_seconds": None,
+        "windows": 0, "rows": 0}
+
+
 BAD_INPUT = [
     ("/v1/prices", {"symbols": "BTC,NOPE"}, 400, "unknown symbol"),
     ("/v1/prices", {"columns": "close,bogus"}, 400, "unknown price column"),
@@ -217,6 +261,9 @@ BAD_INPUT = [
     ("/v1/prices", {"limit": 10_001}, 400, "above the maximum"),
     ("/v1/prices", {"limit": 0}, 422, ""),
     ("/v1/prices", {"start": "2026-13-01"}, 422, "datetime"),
+    ("/v1/prices", {"start": "2026-11-30T25:00:00Z"}, 422, "hour 25 is out of range 0-23"),
+    ("/v1/features", {"end": "2026-11-31T00:00:00Z"}, 422, "day 31 is out of range 1-30 for 2026-11"),
+    ("/v1/macro", {"start": "2026-02-30"}, 422, "day 30 is out of range 1-28 for 2026-02"),
     ("/v1/prices", {"start": "0001-01-01T00:00:00+05:00"}, 400, "out of range"),
     ("/v1/prices", {"end": "9999-12-31T23:59:59"}, 400, "out of range"),
     ("/v1/prices", {"cursor": "not a cursor!"}, 400, "cursor is malformed"),
@@ -224,6 +271,11 @@ BAD_INPUT = [
     ("/v1/prices", {"format": "xml"}, 422, ""),
     ("/v1/prices/latest", {"symbols": ","}, 400, "symbols is empty"),
     ("/v1/macro", {"start": "2026-02-01", "end": "2026-01-01"}, 400, "must be before end"),
+    ("/v1/sentiment", {"model": "nope"}, 400, "unknown model 'nope': valid: lexicon"),
+    ("/v1/sentiment/aggregates", {"model": "lexicon,nope"}, 400, "valid: lexicon"),
+    ("/v1/news", {"source": "twitter"}, 400, "unknown source 'twitter': valid: guardian, rss"),
+    ("/v1/macro", {"series": "DGS10,NOPE"}, 400, "unknown series 'NOPE': valid: DFF, DGS10"),
+    ("/v1/macro", {"series": ","}, 400, "series is empty"),
 ]
 
 

@@ -15,7 +15,7 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
                                                response_schema_conformance, status_code_conformance)
 
 from resources.warehouse import dispose_warehouse
-from tests.conftest import MYSQL_SERVER_URL, _mysql_admin
+from tests.conftest import _mysql_admin, mysql_server_url
 from tests.integration.test_api_support import make_app, seed
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
@@ -38,7 +38,7 @@ def mysql_schema():
     admin = _mysql_admin()
     with admin.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    url = f"{MYSQL_SERVER_URL}/{name}"
+    url = f"{mysql_server_url()}/{name}"
     seed(url)
     yield schemathesis.openapi.from_asgi("/openapi.json", make_app(url))
     dispose_warehouse(url)

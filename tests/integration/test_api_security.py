@@ -81,6 +81,22 @@ def test_metrics_count_requests_per_route_and_access_log_is_json(seeded, caplog)
     assert {"method", "path", "status", "ms", "bytes", "client", "principal"} <= set(entry)
 
 
+def test_metrics_label_every_matched_route_with_its_template(seeded):
+    """The framework's own routes (/openapi.json, /docs) and CORS preflights were counted as route="unmatched"."""
+    with TestClient(make_app(seeded, CRYPTO_API_CORS_ORIGINS="https://dash.example.com")) as c:
+        assert c.get("/openapi.json").status_code == 200 and c.get("/docs").status_code == 200
+        preflight = c.options("/v1/prices", headers={"Origin": "https://dash.example.com",
+                                                      "Access-Control-Request-Method": "GET"})
+        assert preflight.status_code == 200
+        assert c.get("/no/such/route").status_code == 404
+        text = c.get("/metrics").text
+    assert 'api_requests_total{method="GET",route="/openapi.json",status="200"} 1.0' in text
+    assert 'api_requests_total{method="GET",route="/docs",status="200"} 1.0' in text
+    assert 'api_requests_total{method="OPTIONS",route="cors_preflight",status="200"} 1.0' in text
+    assert 'api_requests_total{method="GET",route="unmatched",status="404"} 1.0' in text
+    assert 'route="unmatched",status="200"' not in text
+
+
 def test_open_gateway_logs_a_warning_at_startup(seeded, caplog):
     with caplog.at_level(logging.WARNING, logger="api"):
         with TestClient(make_app(seeded)):
@@ -88,7 +104,8 @@ def test_open_gateway_logs_a_warning_at_startup(seeded, caplog):
     assert any("CRYPTO_API_KEYS is empty" in r.message for r in caplog.records)
 
 
-def test_python_m_api_binds_loopback_without_keys(monkeypatch):
+def test_python_m_api_binds_loopback_without_keys(seeded, monkeypatch):
+    monkeypatch.setenv("CRYPTO_DB_URL", seeded)  # an existing warehouse: python -m api refuses a missing one
     calls = []
     monkeypatch.setattr(api_main.uvicorn, "run", lambda *a, **kw: calls.append(kw))
     monkeypatch.delenv("CRYPTO_API_KEYS", raising=False)
@@ -97,3 +114,23 @@ def test_python_m_api_binds_loopback_without_keys(monkeypatch):
     assert api_main.main(["--host", "0.0.0.0", "--allow-open"]) == 0 and calls[-1]["host"] == "0.0.0.0"
     monkeypatch.setenv("CRYPTO_API_KEYS", "secret")
     assert api_main.main([]) == 0 and calls[-1]["host"] == "0.0.0.0"
+
+
+def test_start_up_messages_say_what_the_bind_really_is(seeded, monkeypatch, caplog):
+    """On loopback it says so (no advice to bind to loopback); open to the network, it warns."""
+    monkeypatch.setenv("CRYPTO_DB_URL", seeded)
+    monkeypatch.delenv("CRYPTO_API_KEYS", raising=False)
+    monkeypatch.setattr(api_main.uvicorn, "run", lambda *a, **kw: None)
+    with caplog.at_level(logging.INFO, logger="api"):
+        assert api_main.main([]) == 0
+        with TestClient(make_app(seeded)):
+            pass
+    messages = [r.getMessage() for r in caplog.records]
+    assert not any("bind it to loopback" in m for m in messages)
+    assert any("listening on 127.0.0.1:8000, a loopback address: only this machine" in m for m in messages)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="api"):
+        assert api_main.main(["--host", "0.0.0.0", "--allow-open", "--port", "9000"]) == 0
+    warning = next(r for r in caplog.records if r.levelno == logging.WARNING)
+    assert "listening on 0.0.0.0:9000 without API keys" in warning.getMessage()
+    assert "anyone who can reach this machine" in warning.getMessage()

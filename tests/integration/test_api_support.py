@@ -145,7 +145,7 @@ def make_app(url: str, cache_prefix: str = "crypto-api-test:", **extra: str):
 def module_warehouse(kind: str, tmp_dir: Path) -> Iterator[str]:
     """A seeded warehouse shared by a module's read-only tests: SQLite in ``tmp_dir``, or MariaDB."""
     from resources.warehouse import dispose_warehouse
-    from tests.conftest import MYSQL_SERVER_URL, _mysql_admin
+    from tests.conftest import _mysql_admin, mysql_server_url
 
     if kind == "sqlite":
         url = f"sqlite:///{tmp_dir / 'warehouse.sqlite'}"
@@ -157,7 +157,7 @@ def module_warehouse(kind: str, tmp_dir: Path) -> Iterator[str]:
     admin = _mysql_admin()
     with admin.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    url = f"{MYSQL_SERVER_URL}/{name}"
+    url = f"{mysql_server_url()}/{name}"
     try:
         seed(url)
         yield url

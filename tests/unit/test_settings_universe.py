@@ -29,7 +29,23 @@ def test_every_variable_is_read():
     assert s.partition_start_datetime() == datetime(2026, 1, 1)
 
 
+def test_paths_are_made_absolute_once_against_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings({"CRYPTO_HOME": "rel/home", "CRYPTO_UNIVERSE_FILE": "coins.csv"})
+    assert settings.home == tmp_path / "rel" / "home" and settings.home.is_absolute()
+    assert settings.db_url == f"sqlite:///{tmp_path / 'rel' / 'home' / 'warehouse.sqlite'}"
+    assert settings.universe_file == tmp_path / "coins.csv"
+    assert load_settings({"CRYPTO_DB_URL": "sqlite:///data/w.sqlite"}).db_url == f"sqlite:///{tmp_path / 'data' / 'w.sqlite'}"
+    for url in ("sqlite:////abs/w.sqlite", "sqlite://", "mysql+pymysql://u:p@h:3306/crypto"):
+        assert load_settings({"CRYPTO_DB_URL": url}).db_url == url
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # a later change of directory moves nothing already loaded
+    assert settings.home == tmp_path / "rel" / "home"
+
+
 @pytest.mark.parametrize("env, message", [
+    ({"CRYPTO_API_CREATE_WAREHOUSE": "maybe"}, "CRYPTO_API_CREATE_WAREHOUSE"),
+    ({"CRYPTO_DB_URL": "not a url"}, "CRYPTO_DB_URL"),
     ({"CRYPTO_SOURCE": "random"}, "CRYPTO_SOURCE"),
     ({"COINGECKO_PLAN": "gold"}, "COINGECKO_PLAN"),
     ({"CRYPTO_PARTITION_START": "yesterday"}, "CRYPTO_PARTITION_START"),
