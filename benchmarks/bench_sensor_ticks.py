@@ -107,6 +107,7 @@ def main() -> None:
     today = datetime.now(timezone.utc).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
     first_day = today - timedelta(days=sizes[-1] + 2)
     print(f"work dir {WORK}; {os.cpu_count()} cores")
+    (WORK / "dagster_home").mkdir()
     with dg.instance_for_test(temp_dir=str(WORK / "dagster_home")) as instance:
         done, run_seconds = 0, []
         cursors: dict[str, str | None] = {}

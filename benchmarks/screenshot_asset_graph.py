@@ -1,7 +1,9 @@
 """Take the README's screenshot of the asset graph: ``docs/asset_graph.png``.
 
-Starts ``dagster-webserver`` over the workspace on a fresh local instance (2-day horizon, one
-window materialized through ``five_minute_job``), then has headless Chromium (Debian's
+Starts ``dagster-webserver`` over the workspace on a fresh local instance (2-day horizon), with
+data in every asset: ``five_minute_job`` over every window from yesterday's midnight to the
+latest due one (one range run, so every check, freshness included, has passed) and ``macro_job``
+over the last days; then has headless Chromium (Debian's
 ``chromium`` package) render the global asset lineage page. Run once, by hand, not in CI:
 ``.venv/bin/python benchmarks/screenshot_asset_graph.py [--out docs/asset_graph.png]``
 """
@@ -19,7 +21,9 @@ sys.path.insert(0, str(ROOT))
 
 import dagster as dg  # noqa: E402
 
-from tests.integration.test_webserver import KEY, Webserver, free_port, platform_env  # noqa: E402
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG  # noqa: E402
+
+from tests.integration.test_webserver import Webserver, free_port, platform_env  # noqa: E402
 
 PAGE = "/asset-groups"
 
@@ -39,8 +43,17 @@ def main() -> None:
                                                "CRYPTO_PARTITION_START")})
         from crypto_assets.definitions import defs
 
+        from datetime import datetime, timedelta, timezone
+
+        now = datetime.now(timezone.utc)
+        latest = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0) - timedelta(minutes=10)
+        first = (now - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
         with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-            defs.resolve_job_def("five_minute_job").execute_in_process(instance=instance, partition_key=KEY)
+            for job, start, end, fmt in (("five_minute_job", first, latest, "%Y-%m-%d-%H:%M"),
+                                         ("macro_job", first - timedelta(days=1), first, "%Y-%m-%d")):
+                result = defs.resolve_job_def(job).execute_in_process(instance=instance, tags={
+                    ASSET_PARTITION_RANGE_START_TAG: start.strftime(fmt), ASSET_PARTITION_RANGE_END_TAG: end.strftime(fmt)})
+                assert result.success, job
         web = Webserver(env, free_port(), home / "webserver.log")
         try:
             web.wait_ready()
