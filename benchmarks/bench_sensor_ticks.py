@@ -118,13 +118,15 @@ def main() -> None:
                 run_seconds.append(day_run(job, instance, first_day + timedelta(days=done)))
                 done += 1
             rows = _check_rows(instance)
+            caught_up = {}
             for name, sensor in sensors.items():
-                cursors[name], ticks, slowest = catch_up(sensor, instance)
+                cursors[name], *caught_up[name] = catch_up(sensor, instance)
             run_seconds.append(day_run(job, instance, first_day + timedelta(days=done)))
             done += 1
             for name, sensor in sensors.items():
                 cursors[name], after_run, _ = tick(sensor, instance, cursors[name])
                 cursors[name], idle, _ = tick(sensor, instance, cursors[name])
+                ticks, slowest = caught_up[name]
                 print(f"{size:>5} {name:<26} {rows:>10} {ticks:>14} {slowest:>7.2f}s {after_run:>12.2f}s "
                       f"{idle:>6.2f}s", flush=True)
             if baseline is not None:
