@@ -60,6 +60,16 @@ class Settings:
     api_cache_ttl_s: int = 300
     api_state_ttl_s: float = 1.0
     api_stream_poll_s: float = 1.0
+    # The Delta Lake copy of the committed features (resources/lake.py); None: $CRYPTO_HOME/lake.
+    lake_uri: str | None = None
+    lake_retention_days: int = 30
+    # Credentials and endpoint of an S3-compatible lake, handed to delta-rs as storage options.
+    lake_storage: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def lake_location(self) -> str:
+        """Where the lake lives: ``CRYPTO_LAKE_URI``, or ``$CRYPTO_HOME/lake`` on the embedded default."""
+        return self.lake_uri or str(self.home / "lake")
 
     @property
     def is_sqlite(self) -> bool:
@@ -99,6 +109,12 @@ def parse_partition_start(value: str, now: datetime | None = None) -> datetime:
     if parsed.minute % 5 or parsed.second or parsed.microsecond:
         raise SettingsError(f"CRYPTO_PARTITION_START={value!r} must fall on a 5-minute boundary")
     return parsed
+
+
+# The S3 settings delta-rs understands that the lake passes on from the environment (credentials
+# from the chart's Secret; AWS_ENDPOINT_URL and AWS_ALLOW_HTTP for MinIO, Ceph, R2 or a loopback server).
+LAKE_STORAGE_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
+                          "AWS_ENDPOINT_URL", "AWS_ALLOW_HTTP")
 
 
 def _number(name: str, raw: str | None, default: float, kind: type, minimum: float) -> float:
@@ -166,4 +182,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         api_state_ttl_s=_number("CRYPTO_API_STATE_TTL", get("CRYPTO_API_STATE_TTL"), defaults.api_state_ttl_s, float, 0),
         api_stream_poll_s=_number("CRYPTO_API_STREAM_POLL", get("CRYPTO_API_STREAM_POLL"),
                                   defaults.api_stream_poll_s, float, 0.05),
+        lake_uri=(get("CRYPTO_LAKE_URI") or "").rstrip("/") or None,
+        lake_retention_days=int(_number("CRYPTO_LAKE_RETENTION_DAYS", get("CRYPTO_LAKE_RETENTION_DAYS"),
+                                        defaults.lake_retention_days, int, 1)),
+        lake_storage=tuple((name, value) for name in LAKE_STORAGE_VARIABLES if (value := get(name))),
     )
