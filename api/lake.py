@@ -38,8 +38,10 @@ from resources.warehouse import FEATURES_TABLE, WINDOW, lake_log, partition_log,
 log = logging.getLogger(__name__)
 
 HIT, PARTIAL, BEHIND, MISSING = "hit", "partial", "behind", "missing"
-# Values a merge group holds at most (symbols are grouped until their rows x columns reach it).
-GROUP_CELLS = 16_000_000
+# Values a merge group holds (symbols are grouped until their rows x columns reach it): about
+# 380 MB of doubles, twice that while a group is sorted. Each group is one scan of the lake, so
+# fewer, larger groups read less (a day's file holds every symbol).
+GROUP_CELLS = 48_000_000
 # Up to this many time ranges are pushed down as ranges; more become one IN list of windows.
 MAX_RANGES = 64
 
