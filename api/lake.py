@@ -39,9 +39,9 @@ log = logging.getLogger(__name__)
 
 HIT, PARTIAL, BEHIND, MISSING = "hit", "partial", "behind", "missing"
 # Values a merge group holds (symbols are grouped until their rows x columns reach it): about
-# 380 MB of doubles, twice that while a group is sorted. Each group is one scan of the lake, so
+# 512 MB of doubles, twice that while a group is sorted. Each group is one scan of the lake, so
 # fewer, larger groups read less (a day's file holds every symbol).
-GROUP_CELLS = 48_000_000
+GROUP_CELLS = 64_000_000
 # Up to this many time ranges are pushed down as ranges; more become one IN list of windows.
 MAX_RANGES = 64
 
@@ -182,6 +182,7 @@ class FeatureSource:
     def __init__(self, reader: Reader, plan: Plan, dataset: pads.Dataset | None,
                  lake_ranges: Sequence[tuple[datetime, datetime]], rest_ranges: Sequence[tuple[datetime, datetime]]):
         self.reader = reader
+        self.windows = sum(int((end - start) / WINDOW) for start, end in (*lake_ranges, *rest_ranges))
         self.plan = plan
         self.dataset = dataset if lake_ranges else None
         self.symbols = tuple(sorted(plan.symbols or ()))
@@ -189,7 +190,6 @@ class FeatureSource:
         self._lake_filter = _time_filter(lake_ranges) & pc.field("symbol").isin(self.symbols) \
             if self.dataset is not None and self.symbols else None
         self._rest = self._rest_plan(plan, rest_ranges)
-        self._key_cache: dict[tuple, pa.Table] = {}
 
     def _rest_plan(self, plan: Plan, ranges: Sequence[tuple[datetime, datetime]]) -> Plan | None:
         if not ranges or not self.symbols:
@@ -223,23 +223,26 @@ class FeatureSource:
             return schema.empty_table()
         return _sorted(pa.concat_tables(tables) if len(tables) > 1 else tables[0])
 
-    def keys(self, cursor: Sequence[Any] | None, stop: Sequence[Any] | None = None) -> pa.Table:
-        """The (symbol, timestamp) keys from ``cursor`` to ``stop``, in order."""
-        cache_key = (tuple(cursor or ()), tuple(stop or ()))
-        if cache_key not in self._key_cache:
-            key_outputs = self.plan.keys
-            schema = pa.schema([self.plan.schema.field(k.name) for k in key_outputs])
-            rest = None
-            if self._rest is not None:
-                rest = Plan(self._rest.dataset, key_outputs, self._rest.source, self._rest.where, key_outputs,
-                            symbols=self._rest.symbols)
-            parts = [self._lake_part(schema.names, None, cursor, stop), self._rest_part(rest, cursor, stop)]
-            self._key_cache = {cache_key: self._combined(schema, parts)}
-        return self._key_cache[cache_key]
+    def keys(self, cursor: Sequence[Any] | None) -> pa.Table:
+        """The (symbol, timestamp) keys from ``cursor`` on, in order."""
+        key_outputs = self.plan.keys
+        schema = pa.schema([self.plan.schema.field(k.name) for k in key_outputs])
+        rest = None
+        if self._rest is not None:
+            rest = Plan(self._rest.dataset, key_outputs, self._rest.source, self._rest.where, key_outputs,
+                        symbols=self._rest.symbols)
+        return self._combined(schema, [self._lake_part(schema.names, None, cursor, None),
+                                       self._rest_part(rest, cursor, None)])
 
     # ------------------------------------------------------------------ the Reader interface
     def next_key(self, plan: Plan, cursor: Sequence[Any] | None, limit: int) -> list[Any] | None:
-        """The key of the row after the first ``limit`` rows from ``cursor``, or None."""
+        """The key of the row after the first ``limit`` rows from ``cursor``, or None.
+
+        No scan when the ranges cannot hold more than ``limit`` rows (at most one row a symbol and
+        window); otherwise the keys are read (two columns) and counted.
+        """
+        if self.windows * len(self.symbols) <= limit:
+            return None
         keys = self.keys(cursor)
         if keys.num_rows <= limit:
             return None
@@ -247,22 +250,12 @@ class FeatureSource:
 
     def batches(self, plan: Plan, cursor: Sequence[Any] | None, stop: Sequence[Any] | None,
                 batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
-        """The rows from ``cursor`` to ``stop`` in key order, merged a group of symbols at a time."""
-        keys = self.keys(cursor, stop)
-        if not keys.num_rows:
-            return
-        counts = pc.value_counts(keys["symbol"]).to_pylist()
-        per_symbol = {c["values"]: c["counts"] for c in counts}
-        group: list[str] = []
-        cells = 0
-        for symbol in sorted(per_symbol):
-            group.append(symbol)
-            cells += per_symbol[symbol] * len(self.columns)
-            if cells >= GROUP_CELLS:
-                yield from self._group(group, cursor, stop, batch_rows)
-                group, cells = [], 0
-        if group:
-            yield from self._group(group, cursor, stop, batch_rows)
+        """The rows from ``cursor`` to ``stop`` in key order, merged a group of symbols at a time
+        (symbols after the cursor's, up to the stop's; a group's size reckoned at one row a window)."""
+        symbols = [s for s in self.symbols if (cursor is None or s >= cursor[0]) and (stop is None or s <= stop[0])]
+        per_group = max(1, GROUP_CELLS // max(1, self.windows * len(self.columns)))
+        for offset in range(0, len(symbols), per_group):
+            yield from self._group(symbols[offset:offset + per_group], cursor, stop, batch_rows)
 
     def _group(self, symbols: list[str], cursor: Sequence[Any] | None, stop: Sequence[Any] | None,
                batch_rows: int) -> Iterator[pa.RecordBatch]:

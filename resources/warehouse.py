@@ -247,16 +247,18 @@ class Warehouse:
             return None
         return self.engine.url.set(drivername="mysql", query={}).render_as_string(hide_password=False)
 
-    def read_connectorx(self, statement: sa.Select) -> pd.DataFrame:
-        """Run a SELECT through connectorx (Arrow, many times faster than the DB-API rows on MySQL);
-        only where :meth:`connectorx_url` is not None."""
+    def read_connectorx(self, statement: sa.Select, *, arrow: bool = False) -> pd.DataFrame | pa.Table:
+        """Run a SELECT through connectorx (Arrow, many times faster than the DB-API rows on MySQL)
+        into a DataFrame (or the Arrow table itself, ``arrow=True``); only where
+        :meth:`connectorx_url` is not None."""
         import connectorx
 
         url = self.connectorx_url()
         if url is None:
             raise WarehouseError("connectorx reads need a MySQL/MariaDB warehouse and connectorx installed")
         sql = str(statement.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True}))
-        return connectorx.read_sql(url, sql, return_type="arrow").to_pandas()
+        table = connectorx.read_sql(url, sql, return_type="arrow")
+        return table if arrow else table.to_pandas()
 
     def ensure_schema(self) -> None:
         """Create every declared table that does not exist yet (``create_all``).
