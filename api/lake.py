@@ -171,8 +171,10 @@ def _key_bound(cursor: Sequence[Any] | None, stop: Sequence[Any] | None) -> pc.E
 
 
 def _sorted(table: pa.Table) -> pa.Table:
+    """``table`` in (symbol, timestamp) order; one chunk first, as ``take`` on many chunks costs ten times more."""
     if table.num_rows < 2:
         return table
+    table = table.combine_chunks()
     return table.take(pc.sort_indices(table, sort_keys=[("symbol", "ascending"), (TIME_COLUMN, "ascending")]))
 
 
@@ -180,15 +182,21 @@ class FeatureSource:
     """The rows of a features plan: lake ranges from the Delta table, the rest from MySQL."""
 
     def __init__(self, reader: Reader, plan: Plan, dataset: pads.Dataset | None,
-                 lake_ranges: Sequence[tuple[datetime, datetime]], rest_ranges: Sequence[tuple[datetime, datetime]]):
+                 lake_ranges: Sequence[tuple[datetime, datetime]], rest_ranges: Sequence[tuple[datetime, datetime]],
+                 *, every_symbol: bool = False):
         self.reader = reader
         self.windows = sum(int((end - start) / WINDOW) for start, end in (*lake_ranges, *rest_ranges))
         self.plan = plan
         self.dataset = dataset if lake_ranges else None
         self.symbols = tuple(sorted(plan.symbols or ()))
         self.columns = [o.name for o in plan.outputs]
-        self._lake_filter = _time_filter(lake_ranges) & pc.field("symbol").isin(self.symbols) \
-            if self.dataset is not None and self.symbols else None
+        # ``every_symbol``: the plan asks for every symbol the lake can hold, so no symbol filter is needed.
+        self.every_symbol = every_symbol
+        self._lake_filter = None
+        if self.dataset is not None and self.symbols:
+            self._lake_filter = _time_filter(lake_ranges)
+            if not every_symbol:
+                self._lake_filter = self._lake_filter & pc.field("symbol").isin(self.symbols)
         self._rest = self._rest_plan(plan, rest_ranges)
 
     def _rest_plan(self, plan: Plan, ranges: Sequence[tuple[datetime, datetime]]) -> Plan | None:
@@ -203,7 +211,7 @@ class FeatureSource:
         if self._lake_filter is None:
             return None
         expression = self._lake_filter
-        if symbols is not None:
+        if symbols is not None and not (self.every_symbol and len(symbols) == len(self.symbols)):
             expression = expression & pc.field("symbol").isin(list(symbols))
         bound = _key_bound(cursor, stop)
         if bound is not None:
@@ -284,9 +292,11 @@ class FeatureRead:
 
 
 def plan_feature_read(view: LakeView, reader: Reader, plan: Plan, start: datetime, end: datetime,
-                      data_as_of: datetime | None, as_of: datetime | None) -> FeatureRead:
+                      data_as_of: datetime | None, as_of: datetime | None, *,
+                      every_symbol: bool = False) -> FeatureRead:
     """Choose where each committed window of a features request comes from (``as_of``: the lake's
-    version at that time, nothing from MySQL)."""
+    version at that time, nothing from MySQL). ``every_symbol``: the request named no symbols, so
+    the lake's rows need no symbol filter."""
     if as_of is not None:
         dataset, latest, version = view.as_of(as_of)
         source = FeatureSource(reader, plan, dataset, [(start, end)], [])
@@ -300,4 +310,5 @@ def plan_feature_read(view: LakeView, reader: Reader, plan: Plan, start: datetim
         return FeatureRead(reader, headers, data_as_of)
     table, dataset = opened
     headers["X-Lake-Version"] = str(table.version())
-    return FeatureRead(FeatureSource(reader, plan, dataset, coverage.lake, coverage.rest), headers, data_as_of)
+    source = FeatureSource(reader, plan, dataset, coverage.lake, coverage.rest, every_symbol=every_symbol)
+    return FeatureRead(source, headers, data_as_of)

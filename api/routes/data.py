@@ -267,8 +267,9 @@ async def features(page: Page, symbols: SymbolsParam = None, start: StartParam =
     begin, finish = page.time_range(FEATURES, start, end)
     plan = reader.table_plan(FEATURES, table, [*FEATURES.key, *chosen], symbols=tuple(wanted), start=begin, end=finish)
     when = service.to_naive_utc(as_of, "as_of") if as_of is not None else None
-    read = await run_in_threadpool(plan_feature_read, page.gateway.lake(), reader, plan, begin, finish,
-                                   page.state.latest.get(FEATURES.asset), when)
+    read = await run_in_threadpool(lambda: plan_feature_read(
+        page.gateway.lake(), reader, plan, begin, finish, page.state.latest.get(FEATURES.asset), when,
+        every_symbol=not (symbols and symbols.strip())))
     version = str(features_catalog.FEATURE_SET_VERSION)
     response = await page.serve(plan, finish, extra={"feature_set_version": version}, read=read)
     response.headers["X-Feature-Set-Version"] = version
