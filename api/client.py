@@ -215,10 +215,15 @@ class CryptoDataClient:
                                                     "end": _when(end), "columns": _columns(columns)}))
 
     def features(self, symbols: str | Sequence[str] | None = None, start: Any = None, end: Any = None,
-                 columns: str | Sequence[str] | None = None) -> pd.DataFrame:
-        """Feature rows for ``symbols`` in [start, end), optionally only ``columns`` (index: ``timestamp``)."""
+                 columns: str | Sequence[str] | None = None, as_of: Any = None) -> pd.DataFrame:
+        """Feature rows for ``symbols`` in [start, end), optionally only ``columns`` (index: ``timestamp``).
+
+        ``as_of`` (a time, UTC if naive): the rows as the platform served them then, from the lake's
+        time travel (what a live model saw before a gap was healed or late news arrived).
+        """
         return _to_frame(self._table("/v1/features", {"symbols": _symbols(symbols), "start": _when(start),
-                                                      "end": _when(end), "columns": _columns(columns)}))
+                                                      "end": _when(end), "columns": _columns(columns),
+                                                      "as_of": _when(as_of)}))
 
     def feature_catalog(self) -> pd.DataFrame:
         """The feature catalog, one row a feature."""

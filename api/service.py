@@ -24,9 +24,11 @@ from api.auth import KeyChecker, RateLimiter
 from api.cache import CachedResponse, ResponseCache
 from api.data import EARLIEST, LATEST, Plan, Reader, State, decode_cursor, encode_cursor, window_end
 from api.errors import bad_request
+from api.lake import LakeView
 from api.metrics import Metrics
 from api.schemas import Format
 from api.warehouse_check import MissingWarehouse, check_warehouse
+from resources.lake import FeatureLake
 from resources.settings import Settings
 from resources.warehouse import WINDOW, get_warehouse, utc_now
 
@@ -57,6 +59,7 @@ class Gateway:
         self._reader: Reader | None = None
         self._reader_lock = threading.Lock()
         self._reported_missing = False
+        self._lake = LakeView(FeatureLake.from_settings(settings), settings.api_state_ttl_s)
 
     # ---------------------------------------------------------------- warehouse
     def reader(self) -> Reader:
@@ -78,6 +81,10 @@ class Gateway:
                         raise
                     self._reader = Reader(get_warehouse(self.settings.db_url), self.settings.api_state_ttl_s)
         return self._reader
+
+    def lake(self) -> LakeView:
+        """The features lake (``CRYPTO_LAKE_URI``), read by ``/v1/features`` for the windows it holds."""
+        return self._lake
 
     def fresh_state(self) -> State | None:
         """The committed state if it was read within ``CRYPTO_API_STATE_TTL``, else None."""
@@ -241,11 +248,14 @@ async def cached_or_built(gateway: Gateway, etag: str,
 
 async def tabular(gateway: Gateway, request: Request, state: State, plan: Plan, fmt: Format,
                   limit: int | None, cursor: str | None, *, as_of: datetime | date | None, end: datetime | date,
-                  extra: dict[str, Any] | None = None) -> Response:
+                  extra: dict[str, Any] | None = None, source: Any = None,
+                  extra_headers: dict[str, str] | None = None) -> Response:
     """Serve ``plan`` as a JSON page or a streamed CSV/Parquet/Arrow body, cut at the row limit.
 
     When the limit cuts the rows, the response says so (``truncated``/``X-Truncated``) and gives
     the cursor of the rest (``next_cursor``, ``X-Next-Cursor`` and a ``Link: rel="next"``).
+    ``source`` reads the rows instead of the warehouse reader (``next_key``, ``batches`` and
+    ``read_table`` of :class:`~api.data.Reader`; the features lake, :mod:`api.lake`).
     """
     rows = resolve_limit(limit, fmt, gateway.settings)
     start_key = decode_cursor(plan.dataset, plan.keys, cursor) if cursor else None
@@ -253,9 +263,10 @@ async def tabular(gateway: Gateway, request: Request, state: State, plan: Plan, 
     latest = as_of if isinstance(as_of, datetime) else None
     headers = base_headers(as_of, etag, cache_control(end, latest))
     headers["X-Row-Limit"] = str(rows)
+    headers.update(extra_headers or {})
     if matches_etag(request, etag):
         return not_modified(headers)
-    reader = gateway.reader()
+    reader = source or gateway.reader()
 
     if fmt is Format.json:
 

@@ -60,6 +60,7 @@ import sqlalchemy as sa  # noqa: E402
 from dagster._core.test_utils import freeze_time  # noqa: E402
 
 from resources.http import CircuitBreaker, circuit_breaker_for, reset_circuit_breakers  # noqa: E402
+from resources.lake import LAKE_ASSET  # noqa: E402
 from resources.simulated import simulated_price_frame  # noqa: E402
 from resources.universe import load_universe  # noqa: E402
 from resources.warehouse import METADATA, WINDOW, Warehouse, dispose_warehouse, window_starts  # noqa: E402
@@ -474,11 +475,13 @@ class _Loop:
 
     # ---------------------------------------------------------------- audit
     def _missing(self) -> dict[str, list[datetime]]:
+        from sensors.gaps import window_log
+
         wh = Warehouse(self.db_url, create=False)
         try:
             out = {}
             for asset in self.asset_keys:
-                log = wh.committed_windows(asset, self.windows[0], self.windows[-1] + WINDOW)
+                log = window_log(wh, asset, self.windows[0], self.windows[-1] + WINDOW)
                 have = set(pd.to_datetime(log["window_start"])) if len(log) else set()
                 missing = [w for w in self.windows if pd.Timestamp(w) not in have]
                 if missing:
@@ -506,6 +509,9 @@ class _Loop:
                 problems.append(f"{asset}: {len(missing)} window(s) never committed, first {missing[0]}")
             start, end = self.windows[0], self.windows[-1] + WINDOW
             for asset in self.asset_keys:
+                if asset == LAKE_ASSET:
+                    self._audit_lake(wh, start, end)
+                    continue
                 table = METADATA.tables.get(asset)
                 if table is None:
                     problems.append(f"{asset}: no table of that name to audit")
@@ -574,6 +580,24 @@ class _Loop:
         if mismatches:
             self.report.problems.append(f"price_data_real: {mismatches} bar(s) differ from what the exchange served")
         self.report.checks["price_windows_compared"] = len(sample)
+
+    def _audit_lake(self, wh: Warehouse, start: datetime, end: datetime) -> None:
+        """The lake holds every committed feature row of the soak's windows, once, at its current commit."""
+        from resources.lake import FeatureLake, LakeError, range_filter
+        from resources.settings import load_settings
+        from resources.warehouse import FEATURES_TABLE
+
+        committed = wh.committed_windows(FEATURES_TABLE, start, end)
+        expected = int(committed["row_count"].sum()) if len(committed) else 0
+        try:
+            keys = FeatureLake.from_settings(load_settings()).table().to_pyarrow_dataset().to_table(
+                columns=["symbol", "timestamp"], filter=range_filter(start, end)).to_pandas()
+        except LakeError as exc:
+            self.report.problems.append(f"{LAKE_ASSET}: {exc}")
+            return
+        if len(keys) != expected or keys.duplicated().any():
+            self.report.problems.append(f"{LAKE_ASSET}: {len(keys)} lake rows for {expected} committed feature rows")
+        self.report.checks["lake"] = f"{len(keys)} rows, equal to the committed feature rows"
 
     def _audit_features(self, wh: Warehouse) -> None:
         """Features of a sample of windows equal a clean recomputation from the final tables."""

@@ -6,9 +6,12 @@
   incremental backup that ``python -m resources.backup restore`` reads back.
 * ``retention_job`` / ``retention_schedule`` (02:30 UTC): deletes windows older than
   ``CRYPTO_RETENTION_DAYS`` with their ``partition_log`` rows.
+* ``lake_maintenance_job`` / ``lake_maintenance_schedule`` (03:30 UTC, running by default):
+  compacts the Delta Lake table's days of small 5-minute files and vacuums versions older than
+  ``CRYPTO_LAKE_RETENTION_DAYS`` (``resources/lake.py``).
 
-Each schedule is running by default only when its variable is set when the code location loads;
-the ops themselves also skip, with a log line, when it is not.
+The backup and retention schedules are running by default only when their variable is set when
+the code location loads; their ops also skip, with a log line, when it is not.
 """
 
 import os
@@ -18,7 +21,7 @@ import dagster as dg
 
 from crypto_assets.jobs import TRIGGER_TAG, run_tags
 from resources.backup import export_warehouse
-from resources.dagster_resources import WarehouseResource
+from resources.dagster_resources import LakeResource, WarehouseResource
 from resources.retention import RETENTION_ENV, apply_retention, retention_days
 from resources.warehouse import utc_now
 
@@ -65,6 +68,14 @@ def apply_retention_op(context: dg.OpExecutionContext, warehouse: WarehouseResou
                                  "batches": report.batches})
 
 
+@dg.op(description="Compact the lake's days of small files (Z-order by symbol, timestamp) and vacuum old versions.")
+def maintain_lake(context: dg.OpExecutionContext, warehouse: WarehouseResource, lake: LakeResource) -> None:
+    """Compaction, vacuum and log cleanup of the features lake (versions kept CRYPTO_LAKE_RETENTION_DAYS)."""
+    report = lake.get().maintain(warehouse.get())
+    context.log.info("lake maintenance: %s", report)
+    context.add_output_metadata({key: dg.MetadataValue.text(str(value)) for key, value in report.items()})
+
+
 @dg.job(description="Parquet backup of one UTC day's committed windows (yesterday by default).",
         tags=run_tags("maintenance"))
 def backup_job() -> None:
@@ -74,6 +85,11 @@ def backup_job() -> None:
 @dg.job(description="Retention: delete windows older than CRYPTO_RETENTION_DAYS.", tags=run_tags("maintenance"))
 def retention_job() -> None:
     apply_retention_op()
+
+
+@dg.job(description="Nightly compaction and vacuum of the Delta Lake features table.", tags=run_tags("maintenance"))
+def lake_maintenance_job() -> None:
+    maintain_lake()
 
 
 def _status(variable: str) -> dg.DefaultScheduleStatus:
@@ -91,4 +107,10 @@ retention_schedule = dg.ScheduleDefinition(
     name="retention_schedule", job=retention_job, cron_schedule="30 2 * * *", execution_timezone="UTC",
     tags={TRIGGER_TAG: "schedule"}, default_status=_status(RETENTION_ENV),
     description="02:30 UTC: delete windows older than CRYPTO_RETENTION_DAYS.",
+)
+
+lake_maintenance_schedule = dg.ScheduleDefinition(
+    name="lake_maintenance_schedule", job=lake_maintenance_job, cron_schedule="30 3 * * *",
+    execution_timezone="UTC", tags={TRIGGER_TAG: "schedule"}, default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="03:30 UTC: compact the lake's small files and vacuum versions older than CRYPTO_LAKE_RETENTION_DAYS.",
 )

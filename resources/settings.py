@@ -65,6 +65,16 @@ class Settings:
     api_stream_poll_s: float = 1.0
     # Let the gateway create an empty warehouse where none exists (python -m api --create does too).
     api_create_warehouse: bool = False
+    # The Delta Lake copy of the committed features (resources/lake.py); None: $CRYPTO_HOME/lake.
+    lake_uri: str | None = None
+    lake_retention_days: int = 30
+    # Credentials and endpoint of an S3-compatible lake, handed to delta-rs as storage options.
+    lake_storage: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def lake_location(self) -> str:
+        """Where the lake lives: ``CRYPTO_LAKE_URI``, or ``$CRYPTO_HOME/lake`` on the embedded default."""
+        return self.lake_uri or str(self.home / "lake")
 
     @property
     def is_sqlite(self) -> bool:
@@ -153,6 +163,12 @@ def _flag(name: str, raw: str | None, default: bool) -> bool:
     raise SettingsError(f"{name}={raw!r}: expected true or false")
 
 
+# The S3 settings delta-rs understands that the lake passes on from the environment (credentials
+# from the chart's Secret; AWS_ENDPOINT_URL and AWS_ALLOW_HTTP for MinIO, Ceph, R2 or a loopback server).
+LAKE_STORAGE_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
+                          "AWS_ENDPOINT_URL", "AWS_ALLOW_HTTP")
+
+
 def _number(name: str, raw: str | None, default: float, kind: type, minimum: float) -> float:
     if raw is None:
         return default
@@ -223,4 +239,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                                   defaults.api_stream_poll_s, float, 0.05),
         api_create_warehouse=_flag("CRYPTO_API_CREATE_WAREHOUSE", get("CRYPTO_API_CREATE_WAREHOUSE"),
                                    defaults.api_create_warehouse),
+        lake_uri=(get("CRYPTO_LAKE_URI") or "").rstrip("/") or None,
+        lake_retention_days=int(_number("CRYPTO_LAKE_RETENTION_DAYS", get("CRYPTO_LAKE_RETENTION_DAYS"),
+                                        defaults.lake_retention_days, int, 1)),
+        lake_storage=tuple((name, value) for name in LAKE_STORAGE_VARIABLES if (value := get(name))),
     )

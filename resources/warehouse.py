@@ -14,15 +14,18 @@ or lock-wait timeouts are retried; on SQLite the database-level write lock does 
 
 from __future__ import annotations
 
+import fcntl
+import importlib.util
 import logging
 import os
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -123,6 +126,21 @@ partition_log = sa.Table(
     sa.Index("ix_partition_log_committed_at", "committed_at"),
 )
 
+# Which committed windows the Delta Lake copy holds (resources/lake.py): one row per (table,
+# window), naming the warehouse commit (partition_log.committed_at) whose rows the lake holds and
+# the Delta version that wrote them. The gateway serves a window from the lake only while that
+# commit is still the window's current one.
+lake_log = sa.Table(
+    "lake_log", METADATA,
+    sa.Column("table_name", sa.String(64), primary_key=True),
+    sa.Column("window_start", TIMESTAMP, primary_key=True),
+    sa.Column("committed_at", TIMESTAMP, nullable=False),
+    sa.Column("row_count", sa.Integer, nullable=False),
+    sa.Column("lake_version", sa.BigInteger, nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("written_at", TIMESTAMP, nullable=False),
+)
+
 FEATURES_TABLE = "ml_features_materialized"
 
 
@@ -221,6 +239,26 @@ class Warehouse:
     @property
     def is_mysql(self) -> bool:
         return self.dialect in ("mysql", "mariadb")
+
+    def connectorx_url(self) -> str | None:
+        """The warehouse URL in connectorx's form (fast reads into Arrow), or None where connectorx
+        cannot be used (not MySQL/MariaDB, or not installed)."""
+        if not self.is_mysql or importlib.util.find_spec("connectorx") is None:
+            return None
+        return self.engine.url.set(drivername="mysql", query={}).render_as_string(hide_password=False)
+
+    def read_connectorx(self, statement: sa.Select, *, arrow: bool = False) -> pd.DataFrame | pa.Table:
+        """Run a SELECT through connectorx (Arrow, many times faster than the DB-API rows on MySQL)
+        into a DataFrame (or the Arrow table itself, ``arrow=True``); only where
+        :meth:`connectorx_url` is not None."""
+        import connectorx
+
+        url = self.connectorx_url()
+        if url is None:
+            raise WarehouseError("connectorx reads need a MySQL/MariaDB warehouse and connectorx installed")
+        sql = str(statement.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True}))
+        table = connectorx.read_sql(url, sql, return_type="arrow")
+        return table if arrow else table.to_pandas()
 
     def ensure_schema(self) -> None:
         """Create every declared table that does not exist yet (``create_all``).
@@ -498,6 +536,40 @@ class Warehouse:
         # The named lock belongs to the session: release it when this transaction ends.
         sa.event.listen(conn, "commit", _release_lock(table_name), once=True)
         sa.event.listen(conn, "rollback", _release_lock(table_name), once=True)
+
+    @contextmanager
+    def named_lock(self, name: str, timeout_s: int = 120) -> Iterator[None]:
+        """Hold a lock named ``name`` across processes for the block (work outside the warehouse's
+        own transactions, such as a lake write). MySQL: ``GET_LOCK`` on a connection of its own;
+        SQLite: an exclusive ``flock`` on a file next to the database."""
+        if self.is_mysql:
+            with self.engine.connect() as conn:
+                got = conn.execute(sa.text("SELECT GET_LOCK(:name, :timeout)"),
+                                   {"name": f"crypto:{name}", "timeout": timeout_s}).scalar()
+                if got != 1:
+                    raise WarehouseError(f"could not take the lock {name!r} within {timeout_s}s")
+                try:
+                    yield
+                finally:
+                    conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": f"crypto:{name}"})
+            return
+        database = self.engine.url.database
+        directory = Path(database).parent if database and database != ":memory:" else Path(tempfile.gettempdir())
+        path = directory / f".lock-{name.replace(':', '-').replace('/', '-')}"
+        with open(path, "a+") as handle:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise WarehouseError(f"could not take the lock {name!r} within {timeout_s}s") from None
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # ------------------------------------------------------------------ reads
     def read_frame(self, statement: sa.Executable | str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:

@@ -32,6 +32,7 @@ import pandas as pd
 from crypto_assets.features.catalog import FEATURES_TABLE, PRICE_LOOKBACK_WINDOWS, SENTIMENT_LOOKBACK_WINDOWS
 from crypto_assets.jobs import TRIGGER_TAG, five_minute_job
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
+from resources.lake import LAKE_ASSET, lake_windows
 from resources.settings import load_settings
 from resources.warehouse import Warehouse, get_warehouse, to_naive_utc, utc_now, window_starts
 
@@ -39,6 +40,8 @@ GAP_HEALING = "gap_healing"
 # Assets computed from a trailing history of other assets: {asset: {upstream: lookback in windows}}.
 HISTORY_LOOKBACKS: Mapping[str, Mapping[str, int]] = {
     FEATURES_TABLE.name: {"price_data_real": PRICE_LOOKBACK_WINDOWS, "sentiment_data": SENTIMENT_LOOKBACK_WINDOWS},
+    # A lake window copied before its feature window was re-committed is behind (lookback 1: itself).
+    LAKE_ASSET: {FEATURES_TABLE.name: 1},
 }
 IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
              dg.DagsterRunStatus.STARTED]
@@ -54,13 +57,21 @@ class HealRequest:
     windows: int
 
 
+def window_log(warehouse: Warehouse, asset: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """The windows ``asset`` holds in [start, end) with their ``committed_at``: ``partition_log``, or for
+    the lake ``lake_log`` (whose ``committed_at`` is the warehouse commit the lake copied)."""
+    if asset == LAKE_ASSET:
+        return lake_windows(warehouse, start, end)
+    return warehouse.committed_windows(asset, start, end)
+
+
 def missing_windows(warehouse: Warehouse, assets: Sequence[str], start: datetime, end: datetime,
                     window: timedelta) -> dict[datetime, set[str]]:
-    """For each window of [start, end) that some asset lacks in ``partition_log``: those assets."""
+    """For each window of [start, end) that some asset lacks in its log (see :func:`window_log`): those assets."""
     expected = window_starts(start, end, window)
     missing: dict[datetime, set[str]] = {}
     for asset in assets:
-        committed = warehouse.committed_windows(asset, start, end)
+        committed = window_log(warehouse, asset, start, end)
         have = {to_naive_utc(w) for w in committed["window_start"]} if len(committed) else set()
         for w in expected:
             if w not in have:
@@ -70,7 +81,7 @@ def missing_windows(warehouse: Warehouse, assets: Sequence[str], start: datetime
 
 def _committed_ns(warehouse: Warehouse, asset: str, grid: pd.DatetimeIndex, window: timedelta) -> np.ndarray:
     """``committed_at`` of ``asset`` for each window of ``grid``, as float nanoseconds (NaN where not committed)."""
-    log = warehouse.committed_windows(asset, grid[0].to_pydatetime(), (grid[-1] + window).to_pydatetime())
+    log = window_log(warehouse, asset, grid[0].to_pydatetime(), (grid[-1] + window).to_pydatetime())
     if not len(log):
         return np.full(len(grid), np.nan)
     committed = pd.Series(pd.to_datetime(log["committed_at"]).astype("datetime64[ns]").astype("int64").to_numpy(float),

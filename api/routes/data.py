@@ -22,6 +22,7 @@ from api.data import (ASSETS, FEATURES, FLOAT, INT, MACRO, NEWS, PRICES, SENTIME
 from api.dates import DateTimeValue, DateValue
 from api.errors import bad_request
 from api.formats import json_body, negotiate
+from api.lake import FeatureRead, plan_feature_read
 from api.schemas import (MATERIALIZED, NEVER_MATERIALIZED, ErrorResponse, FeatureCatalog, FeaturePage, Format,
                          FreshnessResponse, LatestPrices, MacroPage, NewsPage, PricePage, SentimentAggregatePage,
                          SentimentPage, SymbolsResponse)
@@ -132,10 +133,14 @@ class TableRequest:
         known = await run_in_threadpool(self.reader.known_values, self.state, table, column)
         return resolve_choices(requested, known, what, parameter=parameter, example=example, many=many)
 
-    async def serve(self, plan: Plan, end: datetime | date, extra: dict[str, Any] | None = None) -> Response:
-        """The plan's rows in the negotiated format (a JSON page, or a streamed CSV/Parquet/Arrow body)."""
+    async def serve(self, plan: Plan, end: datetime | date, extra: dict[str, Any] | None = None,
+                    read: FeatureRead | None = None) -> Response:
+        """The plan's rows in the negotiated format (a JSON page, or a streamed CSV/Parquet/Arrow body);
+        ``read``: from the features lake (its row source, headers and ``X-Data-As-Of``)."""
+        as_of = read.as_of if read is not None else self.state.latest.get(plan.dataset.asset)
         return await service.tabular(self.gateway, self.request, self.state, plan, self.fmt, self.limit, self.cursor,
-                                     as_of=self.state.latest.get(plan.dataset.asset), end=end, extra=extra)
+                                     as_of=as_of, end=end, extra=extra, source=read.source if read else None,
+                                     extra_headers=read.headers if read else None)
 
 
 async def table_request(request: Request, limit: LimitParam = None, cursor: CursorParam = None,
@@ -245,12 +250,26 @@ async def price_history(page: Page, symbols: SymbolsParam = None, start: StartPa
 
 # ---------------------------------------------------------------------------------- features
 @router.get("/features", response_model=FeaturePage, summary="ML features",
-            responses=_tabular_content(FeaturePage))
+            responses={**_tabular_content(FeaturePage),
+                       404: _error("as_of was given but there is no lake table yet"),
+                       410: _error("as_of is before the oldest lake version kept (CRYPTO_LAKE_RETENTION_DAYS)")})
 async def features(page: Page, symbols: SymbolsParam = None, start: StartParam = None, end: EndParam = None,
                    columns: Annotated[str | None, Query(max_length=20000, description=(
                        "Comma-separated feature columns (see /v1/features/catalog; 'price' too); all if left out. "
-                       "symbol and timestamp always come first"))] = None) -> Response:
-    """Feature rows for symbols, a time range and a chosen subset of columns, ordered by (symbol, timestamp)."""
+                       "symbol and timestamp always come first"))] = None,
+                   as_of: Annotated[datetime | None, Query(description=(
+                       "Time travel, ISO 8601 (UTC if no zone): the rows as the platform served them at this "
+                       "time, from the lake's version of then (values before a later heal or recomputation; "
+                       "windows committed after it absent). 400 if in the future, 410 if before the oldest "
+                       "version kept (CRYPTO_LAKE_RETENTION_DAYS), 404 if there is no lake yet"))] = None
+                   ) -> Response:
+    """Feature rows for symbols, a time range and a chosen subset of columns, ordered by (symbol, timestamp).
+
+    The windows the Delta Lake copy holds at their current commit are read from it, the rest from
+    the warehouse, in one response of one schema; ``X-Lake`` says which: ``hit`` (all from the
+    lake), ``partial`` (the newest windows, not copied yet, from MySQL), ``behind`` (windows
+    re-committed since their copy, from MySQL), ``missing`` (no lake, or none of the windows in it).
+    """
     reader = page.reader
     table = reader.features_table()
     wanted = reader.resolve_symbols(symbols, page.state.symbols) or page.state.symbols
@@ -259,8 +278,12 @@ async def features(page: Page, symbols: SymbolsParam = None, start: StartParam =
     chosen = service.parse_columns(columns, value_columns, "feature") or default
     begin, finish = page.time_range(FEATURES, start, end)
     plan = reader.table_plan(FEATURES, table, [*FEATURES.key, *chosen], symbols=tuple(wanted), start=begin, end=finish)
+    when = service.to_naive_utc(as_of, "as_of") if as_of is not None else None
+    read = await run_in_threadpool(lambda: plan_feature_read(
+        page.gateway.lake(), reader, plan, begin, finish, page.state.latest.get(FEATURES.asset), when,
+        every_symbol=not (symbols and symbols.strip())))
     version = str(features_catalog.FEATURE_SET_VERSION)
-    response = await page.serve(plan, finish, extra={"feature_set_version": version})
+    response = await page.serve(plan, finish, extra={"feature_set_version": version}, read=read)
     response.headers["X-Feature-Set-Version"] = version
     return response
 

@@ -9,7 +9,6 @@ staleest catalogued series. On MySQL/MariaDB the price read goes through connect
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import time
 from dataclasses import dataclass
@@ -76,31 +75,14 @@ def macro_query(start: datetime, end: datetime) -> sa.Select:
             .order_by(t.c.series_id, t.c.observation_date))
 
 
-def _connectorx_url(wh: Warehouse) -> str | None:
-    """The warehouse URL in connectorx's form, or None where connectorx cannot be used."""
-    if not wh.is_mysql or importlib.util.find_spec("connectorx") is None:
-        return None
-    url = wh.engine.url.set(drivername="mysql", query={})
-    return url.render_as_string(hide_password=False)
-
-
-def _read_connectorx(url: str, wh: Warehouse, statement: sa.Select) -> pd.DataFrame:
-    import connectorx
-
-    sql = str(statement.compile(dialect=wh.engine.dialect, compile_kwargs={"literal_binds": True}))
-    frame = connectorx.read_sql(url, sql, return_type="arrow").to_pandas()
-    return frame
-
-
 def read_feature_inputs(wh: Warehouse, start: datetime, end: datetime, *, sentiment_model: str | None = None) -> FeatureInputs:
     """Read the price history, sentiment and macro rows the features of [start, end) need."""
     began = time.perf_counter()
-    url = _connectorx_url(wh)
     prices = None
     reader = "sqlalchemy"
-    if url is not None:
+    if wh.connectorx_url() is not None:
         try:
-            prices = _read_connectorx(url, wh, price_history_query(start, end))
+            prices = wh.read_connectorx(price_history_query(start, end))
             reader = "connectorx"
         except Exception as exc:  # a driver or type mapping problem: the portable path still works
             log.warning("connectorx read failed (%s); reading through SQLAlchemy", exc)

@@ -47,6 +47,8 @@ SECRET_ENV_NAMES = {
     "CRYPTO_API_KEYS",
     "CRYPTO_ALERT_WEBHOOK_URL",
     "REDIS_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
 }
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -181,6 +183,9 @@ def test_default_render_has_the_whole_platform(chart: Any) -> None:
     env = one(objects, "ConfigMap", f"{FULLNAME}-env")["data"]
     assert "CRYPTO_SENTIMENT_MODEL" not in env
     assert env["CRYPTO_SOURCE"] == "simulated" and env["CRYPTO_PARTITION_START"] == "30d"
+    # The lake defaults to $CRYPTO_HOME/lake (no CRYPTO_LAKE_URI), with 30 days of versions.
+    assert "CRYPTO_LAKE_URI" not in env and env["CRYPTO_LAKE_RETENTION_DAYS"] == "30"
+    assert not {"AWS_ENDPOINT_URL", "AWS_ALLOW_HTTP"} & set(env)
 
 
 def test_notes_render(chart: Any) -> None:
@@ -327,9 +332,11 @@ def test_api_gateway_gets_only_its_keys(chart: Any) -> None:
     objects = render(chart)
     api = one(objects, "Deployment", f"{FULLNAME}-api")["spec"]["template"]["spec"]["containers"][0]
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in api["env"]}
-    assert set(refs) == {"CRYPTO_DB_URL", "CRYPTO_API_KEYS", "REDIS_URL"}
+    assert set(refs) == {"CRYPTO_DB_URL", "CRYPTO_API_KEYS", "REDIS_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
     assert refs["CRYPTO_DB_URL"] == {"name": f"{FULLNAME}-secrets", "key": "CRYPTO_DB_URL"}
     assert refs["CRYPTO_API_KEYS"]["optional"] is True
+    assert refs["AWS_SECRET_ACCESS_KEY"] == {"name": f"{FULLNAME}-secrets", "key": "AWS_SECRET_ACCESS_KEY",
+                                             "optional": True}
     assert all("secretRef" not in source for source in api["envFrom"])
 
 
@@ -365,6 +372,9 @@ def test_production_values(chart: Any) -> None:
     assert env_cm["CRYPTO_SOURCE"] == "live"
     assert env_cm["CRYPTO_SENTIMENT_MODEL"] == "/models/cryptobert"
     assert env_cm["CRYPTO_UI_URL"] == "https://dagster.example.com/dagster"
+    assert (env_cm["CRYPTO_LAKE_URI"], env_cm["CRYPTO_LAKE_RETENTION_DAYS"]) == ("s3://crypto-lake/prod", "45")
+    assert (env_cm["AWS_ENDPOINT_URL"], env_cm["AWS_REGION"], env_cm["AWS_ALLOW_HTTP"]) == (
+        "http://minio.storage.svc:9000", "us-east-1", "true")
     ingress = one(objects, "Ingress", FULLNAME)
     hosts = {rule["host"]: rule["http"]["paths"][0] for rule in ingress["spec"]["rules"]}
     assert hosts["dagster.example.com"]["path"] == "/dagster"
@@ -425,6 +435,11 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
     "bad partition start": ({"config": {"partitionStart": "last month"}}, "/config/partitionStart"),
     "empty horizon": ({"config": {"partitionStart": "0d"}}, "/config/partitionStart"),
     "port out of range": ({"userCode": {"port": 70000}}, "/userCode/port"),
+    "lake uri without scheme": ({"config": {"lake": {"uri": "bucket/prefix"}}}, "/config/lake/uri"),
+    "no lake retention": ({"config": {"lake": {"retentionDays": 0}}}, "/config/lake/retentionDays"),
+    "lake key as plain env": (
+        {"config": {"extraEnv": {"AWS_SECRET_ACCESS_KEY": "abc"}}}, "invalid propertyName 'AWS_SECRET_ACCESS_KEY'",
+    ),
 }
 
 

@@ -200,7 +200,7 @@ def test_every_schedule_and_sensor_of_the_definitions_evaluates(sqlite_url, monk
     monkeypatch.setenv("CRYPTO_DB_URL", sqlite_url)
     repo = defs.get_repository_def()
     assert {s.name for s in repo.schedule_defs} == {"five_minute_schedule", "macro_schedule", "backup_schedule",
-                                                    "retention_schedule"}
+                                                    "retention_schedule", "lake_maintenance_schedule"}
     assert {s.name for s in repo.sensor_defs} == {
         "freshness_checks_sensor", "check_alert_sensor", "freshness_alert_sensor", "run_failure_alert_sensor",
         "gap_healing_sensor"}

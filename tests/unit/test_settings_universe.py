@@ -13,6 +13,18 @@ def test_defaults_are_the_embedded_offline_platform(tmp_path):
     assert settings.db_url == f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
     assert settings.source == "simulated" and settings.sentiment_model == "lexicon"
     assert settings.partition_start == "30d" and settings.api_keys == ()
+    assert settings.lake_location == str(tmp_path.resolve() / "lake") and settings.lake_retention_days == 30
+    assert settings.lake_storage == ()
+
+
+def test_lake_settings_on_s3():
+    env = {"CRYPTO_LAKE_URI": "s3://crypto-lake/prod/", "CRYPTO_LAKE_RETENTION_DAYS": "45",
+           "AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "k",
+           "AWS_SECRET_ACCESS_KEY": "s", "AWS_PROFILE": "not passed on"}
+    s = load_settings(env)
+    assert (s.lake_location, s.lake_retention_days) == ("s3://crypto-lake/prod", 45)
+    assert dict(s.lake_storage) == {"AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "AWS_ALLOW_HTTP": "true",
+                                    "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}
 
 
 def test_every_variable_is_read():
@@ -50,6 +62,7 @@ def test_paths_are_made_absolute_once_against_the_working_directory(tmp_path, mo
     ({"COINGECKO_PLAN": "gold"}, "COINGECKO_PLAN"),
     ({"CRYPTO_PARTITION_START": "yesterday"}, "CRYPTO_PARTITION_START"),
     ({"CRYPTO_PARTITION_START": "2026-01-01T00:03"}, "5-minute boundary"),
+    ({"CRYPTO_LAKE_RETENTION_DAYS": "0"}, "CRYPTO_LAKE_RETENTION_DAYS"),
 ])
 def test_bad_values_are_refused_with_the_variable_named(env, message):
     with pytest.raises(SettingsError, match=message):

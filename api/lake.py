@@ -1,0 +1,314 @@
+"""``/v1/features`` from the Delta Lake copy: which windows the lake serves, and reading them.
+
+For a request's range, :meth:`LakeView.coverage` compares ``partition_log`` with ``lake_log`` in
+one query: a committed window is served from the lake while the lake holds its current commit
+(``lake_log.committed_at == partition_log.committed_at``); every other committed window (the
+live edge not copied yet, a window re-committed since its copy) is read from MySQL by the usual
+plan. The lake part is a pyarrow dataset scan with the columns projected and the symbols, days
+and times pushed down. Both parts share the plan's Arrow schema and are merged in key order
+(symbol, timestamp), a group of symbols at a time, so memory stays bounded by the group, not by
+the range. ``as_of`` reads only the lake, at the version it had at that time (time travel).
+
+:class:`FeatureSource` has the reader interface :func:`api.service.tabular` uses (``next_key``,
+``batches``, ``read_table``), so pagination, row limits, cursors and formats are those of every
+other route.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import sqlalchemy as sa
+from deltalake import DeltaTable
+
+from api.data import Plan, Reader
+from api.errors import ApiError
+from resources.lake import TIME_COLUMN, TIME_TYPE, FeatureLake, LakeError, range_filter
+from resources.warehouse import FEATURES_TABLE, WINDOW, lake_log, partition_log, to_naive_utc
+
+log = logging.getLogger(__name__)
+
+HIT, PARTIAL, BEHIND, MISSING = "hit", "partial", "behind", "missing"
+# Values a merge group holds (symbols are grouped until their rows x columns reach it): about
+# 512 MB of doubles, twice that while a group is sorted. Each group is one scan of the lake, so
+# fewer, larger groups read less (a day's file holds every symbol).
+GROUP_CELLS = 64_000_000
+# Up to this many time ranges are pushed down as ranges; more become one IN list of windows.
+MAX_RANGES = 64
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Which committed windows of a request the lake serves, and which MySQL does."""
+
+    lake: tuple[tuple[datetime, datetime], ...]
+    rest: tuple[tuple[datetime, datetime], ...]
+    status: str
+
+
+def runs(windows: np.ndarray) -> tuple[tuple[datetime, datetime], ...]:
+    """Sorted window starts (datetime64) as maximal ranges [first, last + 5 min) of consecutive windows."""
+    if not len(windows):
+        return ()
+    step = np.timedelta64(int(WINDOW.total_seconds()), "s")
+    breaks = np.flatnonzero(np.diff(windows) != step) + 1
+    starts = np.concatenate([[0], breaks])
+    ends = np.concatenate([breaks, [len(windows)]]) - 1
+    return tuple((_datetime(windows[a]), _datetime(windows[b] + step)) for a, b in zip(starts, ends))
+
+
+def _datetime(value: np.datetime64) -> datetime:
+    return to_naive_utc(value.astype("datetime64[us]").astype(datetime))
+
+
+class LakeView:
+    """The gateway's handle on the lake table: opened once, refreshed at most every ``ttl_s``."""
+
+    def __init__(self, lake: FeatureLake, ttl_s: float = 1.0):
+        self.lake = lake
+        self.ttl_s = ttl_s
+        self._table: DeltaTable | None = None
+        self._dataset: pads.Dataset | None = None
+        self._seen = 0.0
+        self._lock = threading.Lock()
+
+    def latest(self) -> tuple[DeltaTable, pads.Dataset] | None:
+        """The table at its latest version and its dataset, or None while there is no lake table."""
+        with self._lock:
+            if self._table is None or time.monotonic() - self._seen > self.ttl_s:
+                try:
+                    if self._table is None:
+                        self._table = self.lake.table()
+                    else:
+                        self._table.update_incremental()
+                    self._dataset = self._table.to_pyarrow_dataset()
+                except LakeError:
+                    self._table = self._dataset = None
+                except Exception as exc:  # storage unreachable: MySQL serves everything meanwhile
+                    log.warning("lake at %s cannot be read (%s): serving from MySQL", self.lake.uri, exc)
+                    self._table = self._dataset = None
+                self._seen = time.monotonic()
+            if self._table is None or self._dataset is None:
+                return None
+            return self._table, self._dataset
+
+    def as_of(self, when: datetime) -> tuple[pads.Dataset, datetime | None, int]:
+        """The dataset of the version the lake had at ``when``, its latest window and its version.
+
+        A 400 when ``when`` is in the future, a 410 when it is before the oldest version kept, a 404
+        when there is no lake yet.
+        """
+        try:
+            table = self.lake.table_as_of(when)
+        except LakeError as exc:
+            status = 400 if "future" in str(exc) else 404 if "no lake table" in str(exc) else 410
+            raise ApiError(status, str(exc)) from None
+        actions = pa.table(table.get_add_actions(flatten=True))
+        column = f"max.{TIME_COLUMN}"
+        latest = pc.max(actions[column]).as_py() if actions.num_rows and column in actions.column_names else None
+        as_of = to_naive_utc(latest).replace(second=0, microsecond=0) if latest is not None else None
+        return table.to_pyarrow_dataset(), as_of, table.version()
+
+    def coverage(self, reader: Reader, start: datetime, end: datetime, exists: bool) -> Coverage:
+        """Split the committed windows of [start, end) into lake ranges and MySQL ranges."""
+        pl, ll = partition_log, lake_log
+        reader.warehouse.table(ll.name)
+        current = sa.and_(ll.c.table_name == FEATURES_TABLE, ll.c.window_start == pl.c.window_start,
+                          ll.c.committed_at == pl.c.committed_at)
+        stmt = (sa.select(pl.c.window_start, (ll.c.window_start.is_not(None)).label("in_lake"))
+                .select_from(pl.outerjoin(ll, current))
+                .where(pl.c.asset == FEATURES_TABLE, pl.c.window_start >= start, pl.c.window_start < end)
+                .order_by(pl.c.window_start))
+        rows = reader.execute(stmt)
+        windows = np.array([r[0] for r in rows], dtype="datetime64[us]")
+        in_lake = np.array([bool(r[1]) and exists for r in rows], dtype=bool)
+        lake, rest = runs(windows[in_lake]), runs(windows[~in_lake])
+        if not len(windows) or not in_lake.any():
+            status = MISSING if not exists or len(windows) else HIT
+        elif in_lake.all():
+            status = HIT
+        elif not in_lake[: int(np.flatnonzero(in_lake)[-1]) + 1].all():
+            status = BEHIND  # a window older than the lake's newest is out of date or absent
+        else:
+            status = PARTIAL  # only the newest windows are not copied yet
+        return Coverage(lake, rest, status)
+
+
+def _time_filter(ranges: Sequence[tuple[datetime, datetime]]) -> pc.Expression:
+    if len(ranges) <= MAX_RANGES:
+        expression = range_filter(*ranges[0])
+        for start, end in ranges[1:]:
+            expression = expression | range_filter(start, end)
+        return expression
+    windows = [w for start, end in ranges for w in np.arange(np.datetime64(start, "us"), np.datetime64(end, "us"),
+                                                                 np.timedelta64(int(WINDOW.total_seconds()), "s"))]
+    values = pa.array(np.array(windows, dtype="datetime64[us]")).cast(TIME_TYPE)
+    return range_filter(ranges[0][0], ranges[-1][1]) & pc.field(TIME_COLUMN).isin(values)
+
+
+def _key_bound(cursor: Sequence[Any] | None, stop: Sequence[Any] | None) -> pc.Expression | None:
+    """Rows with key >= ``cursor`` and < ``stop`` in (symbol, timestamp) order."""
+    symbol, stamp = pc.field("symbol"), pc.field(TIME_COLUMN)
+    bounds = []
+    if cursor is not None:
+        at = pa.scalar(cursor[1], TIME_TYPE)
+        bounds.append((symbol > cursor[0]) | ((symbol == cursor[0]) & (stamp >= at)))
+    if stop is not None:
+        at = pa.scalar(stop[1], TIME_TYPE)
+        bounds.append((symbol < stop[0]) | ((symbol == stop[0]) & (stamp < at)))
+    if not bounds:
+        return None
+    return bounds[0] if len(bounds) == 1 else bounds[0] & bounds[1]
+
+
+def _sorted(table: pa.Table) -> pa.Table:
+    """``table`` in (symbol, timestamp) order; one chunk first, as ``take`` on many chunks costs ten times more."""
+    if table.num_rows < 2:
+        return table
+    table = table.combine_chunks()
+    return table.take(pc.sort_indices(table, sort_keys=[("symbol", "ascending"), (TIME_COLUMN, "ascending")]))
+
+
+class FeatureSource:
+    """The rows of a features plan: lake ranges from the Delta table, the rest from MySQL."""
+
+    def __init__(self, reader: Reader, plan: Plan, dataset: pads.Dataset | None,
+                 lake_ranges: Sequence[tuple[datetime, datetime]], rest_ranges: Sequence[tuple[datetime, datetime]],
+                 *, every_symbol: bool = False):
+        self.reader = reader
+        self.windows = sum(int((end - start) / WINDOW) for start, end in (*lake_ranges, *rest_ranges))
+        self.plan = plan
+        self.dataset = dataset if lake_ranges else None
+        self.symbols = tuple(sorted(plan.symbols or ()))
+        self.columns = [o.name for o in plan.outputs]
+        # ``every_symbol``: the plan asks for every symbol the lake can hold, so no symbol filter is needed.
+        self.every_symbol = every_symbol
+        self._lake_filter = None
+        if self.dataset is not None and self.symbols:
+            self._lake_filter = _time_filter(lake_ranges)
+            if not every_symbol:
+                self._lake_filter = self._lake_filter & pc.field("symbol").isin(self.symbols)
+        self._rest = self._rest_plan(plan, rest_ranges)
+
+    def _rest_plan(self, plan: Plan, ranges: Sequence[tuple[datetime, datetime]]) -> Plan | None:
+        if not ranges or not self.symbols:
+            return None
+        column = self.reader.features_table().c[TIME_COLUMN]
+        within = sa.or_(*(sa.and_(column >= start, column < end) for start, end in ranges))
+        return Plan(plan.dataset, plan.outputs, plan.source, [*plan.where, within], plan.keys, symbols=plan.symbols)
+
+    def _lake_part(self, columns: list[str], symbols: Sequence[str] | None, cursor: Sequence[Any] | None,
+                   stop: Sequence[Any] | None) -> pa.Table | None:
+        if self._lake_filter is None:
+            return None
+        expression = self._lake_filter
+        if symbols is not None and not (self.every_symbol and len(symbols) == len(self.symbols)):
+            expression = expression & pc.field("symbol").isin(list(symbols))
+        bound = _key_bound(cursor, stop)
+        if bound is not None:
+            expression = expression & bound
+        return self.dataset.to_table(columns=columns, filter=expression)
+
+    def _rest_part(self, outputs_plan: Plan | None, cursor: Sequence[Any] | None,
+                   stop: Sequence[Any] | None) -> pa.Table | None:
+        if outputs_plan is None:
+            return None
+        return self.reader.read_table(outputs_plan, cursor, stop)
+
+    def _combined(self, schema: pa.Schema, parts: Sequence[pa.Table | None]) -> pa.Table:
+        tables = [pa.Table.from_arrays([part[name] for name in schema.names], schema=schema)
+                  for part in parts if part is not None and part.num_rows]
+        if not tables:
+            return schema.empty_table()
+        return _sorted(pa.concat_tables(tables) if len(tables) > 1 else tables[0])
+
+    def keys(self, cursor: Sequence[Any] | None) -> pa.Table:
+        """The (symbol, timestamp) keys from ``cursor`` on, in order."""
+        key_outputs = self.plan.keys
+        schema = pa.schema([self.plan.schema.field(k.name) for k in key_outputs])
+        rest = None
+        if self._rest is not None:
+            rest = Plan(self._rest.dataset, key_outputs, self._rest.source, self._rest.where, key_outputs,
+                        symbols=self._rest.symbols)
+        return self._combined(schema, [self._lake_part(schema.names, None, cursor, None),
+                                       self._rest_part(rest, cursor, None)])
+
+    # ------------------------------------------------------------------ the Reader interface
+    def next_key(self, plan: Plan, cursor: Sequence[Any] | None, limit: int) -> list[Any] | None:
+        """The key of the row after the first ``limit`` rows from ``cursor``, or None.
+
+        No scan when the ranges cannot hold more than ``limit`` rows (at most one row a symbol and
+        window); otherwise the keys are read (two columns) and counted.
+        """
+        if self.windows * len(self.symbols) <= limit:
+            return None
+        keys = self.keys(cursor)
+        if keys.num_rows <= limit:
+            return None
+        return [keys["symbol"][limit].as_py(), to_naive_utc(keys[TIME_COLUMN][limit].as_py())]
+
+    def batches(self, plan: Plan, cursor: Sequence[Any] | None, stop: Sequence[Any] | None,
+                batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
+        """The rows from ``cursor`` to ``stop`` in key order, merged a group of symbols at a time
+        (symbols after the cursor's, up to the stop's; a group's size reckoned at one row a window)."""
+        symbols = [s for s in self.symbols if (cursor is None or s >= cursor[0]) and (stop is None or s <= stop[0])]
+        per_group = max(1, GROUP_CELLS // max(1, self.windows * len(self.columns)))
+        for offset in range(0, len(symbols), per_group):
+            yield from self._group(symbols[offset:offset + per_group], cursor, stop, batch_rows)
+
+    def _group(self, symbols: list[str], cursor: Sequence[Any] | None, stop: Sequence[Any] | None,
+               batch_rows: int) -> Iterator[pa.RecordBatch]:
+        rest = None
+        if self._rest is not None:
+            column = self.reader.features_table().c.symbol
+            rest = Plan(self._rest.dataset, self._rest.outputs, self._rest.source,
+                        [*self._rest.where, column.in_(symbols)], self._rest.keys, symbols=tuple(symbols))
+        table = self._combined(self.plan.schema, [self._lake_part(self.columns, symbols, cursor, stop),
+                                                  self._rest_part(rest, cursor, stop)])
+        yield from table.to_batches(max_chunksize=batch_rows)
+
+    def read_table(self, plan: Plan, cursor: Sequence[Any] | None = None,
+                   stop: Sequence[Any] | None = None) -> pa.Table:
+        """All rows from ``cursor`` to ``stop`` in one table (a JSON page)."""
+        return pa.Table.from_batches(list(self.batches(plan, cursor, stop)), schema=plan.schema)
+
+
+@dataclass(frozen=True)
+class FeatureRead:
+    """How a features request is served: its row source, the lake headers and its ``X-Data-As-Of``."""
+
+    source: Reader | FeatureSource
+    headers: dict[str, str]
+    as_of: datetime | None
+
+
+def plan_feature_read(view: LakeView, reader: Reader, plan: Plan, start: datetime, end: datetime,
+                      data_as_of: datetime | None, as_of: datetime | None, *,
+                      every_symbol: bool = False) -> FeatureRead:
+    """Choose where each committed window of a features request comes from (``as_of``: the lake's
+    version at that time, nothing from MySQL). ``every_symbol``: the request named no symbols, so
+    the lake's rows need no symbol filter."""
+    if as_of is not None:
+        dataset, latest, version = view.as_of(as_of)
+        source = FeatureSource(reader, plan, dataset, [(start, end)], [])
+        return FeatureRead(source, {"X-Lake": HIT, "X-Lake-Version": str(version)}, latest)
+    opened = view.latest()
+    coverage = view.coverage(reader, start, end, exists=opened is not None)
+    headers = {"X-Lake": coverage.status}
+    if opened is None or not coverage.lake or len(coverage.rest) > MAX_RANGES:
+        if opened is not None and coverage.lake:
+            headers["X-Lake"] = BEHIND
+        return FeatureRead(reader, headers, data_as_of)
+    table, dataset = opened
+    headers["X-Lake-Version"] = str(table.version())
+    source = FeatureSource(reader, plan, dataset, coverage.lake, coverage.rest, every_symbol=every_symbol)
+    return FeatureRead(source, headers, data_as_of)

@@ -1,0 +1,296 @@
+"""The Delta Lake copy of the features: writes on disk and on a loopback S3 server, heals, races,
+failures and their healing, and the gateway reading it (lake and MySQL paths equal, ``as_of``)."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta
+
+import boto3
+import dagster as dg
+import duckdb
+import httpx
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pyarrow.ipc as pa_ipc
+import pytest
+from deltalake import DeltaTable
+from fastapi.testclient import TestClient
+
+from api.client import CryptoDataClient
+from crypto_assets.features.lake_asset import lake_matches_warehouse, ml_features_lake
+from resources.dagster_resources import LakeResource, WarehouseResource
+from resources.lake import FeatureLake, lake_windows
+from resources.warehouse import FEATURES_TABLE, get_warehouse, utc_now
+from sensors.gaps import missing_windows, stale_windows
+from tests.integration.test_api_support import (PRICE_END, SYMBOLS, T0, WINDOW, feature_columns, feature_frame,
+                                                free_port, make_app, seed, serve)
+
+HEALED = T0 + 5 * WINDOW
+COLUMNS = ["price", *feature_columns()[:3]]
+
+
+def heal(url: str, window: datetime = HEALED, offset: float = 1000.0) -> pd.DataFrame:
+    """Re-commit one feature window with new values (a healed gap, a recomputation)."""
+    frame = feature_frame([window])
+    frame["price"] = frame["price"] + offset
+    get_warehouse(url).write_partition(FEATURES_TABLE, frame, start=window, end=window + WINDOW, run_id="heal",
+                                       code_version="1", time_column="timestamp")
+    return frame
+
+
+def lake_frame(lake: FeatureLake, **kwargs) -> pd.DataFrame:
+    table = lake.table(**kwargs).to_pyarrow_table(columns=["symbol", "timestamp", "price"])
+    return table.to_pandas().sort_values(["symbol", "timestamp"]).reset_index(drop=True)
+
+
+def arrow(response) -> pa.Table:
+    assert response.status_code == 200, response.text
+    return pa_ipc.open_stream(io.BytesIO(response.content)).read_all()
+
+
+@pytest.fixture
+def s3():
+    """A real S3-compatible server (moto's server mode) on loopback, with a bucket ``lake``.
+
+    In a process of its own: delta-rs holds the GIL in some blocking calls, which would starve a
+    server thread of this process (``ThreadedMotoServer``)."""
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(endpoint + "/moto-api/", timeout=1).status_code < 500:
+                break
+        except httpx.TransportError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("moto's S3 server did not start")
+        time.sleep(0.1)
+    options = {"AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "test",
+               "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1"}
+    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test",
+                 region_name="us-east-1").create_bucket(Bucket="lake")
+    yield options
+    server.terminate()
+    server.wait(timeout=10)
+
+
+# ---------------------------------------------------------------------------------- writes
+@pytest.mark.mysql
+def test_sync_copies_committed_windows_and_a_heal_replaces_its_window_in_one_commit(db_url, tmp_path):
+    seed(db_url)  # includes a window with rows but no partition_log row
+    wh = get_warehouse(db_url)
+    lake = FeatureLake(str(tmp_path / "lake"))
+    first = lake.sync(wh, T0, PRICE_END + 4 * WINDOW, "lake-1")
+    committed = wh.committed_windows(FEATURES_TABLE, T0, PRICE_END + 4 * WINDOW)
+    assert first.rows == int(committed["row_count"].sum()) == 24 * len(SYMBOLS)
+    assert first.windows == first.windows_logged == 24
+    before = lake_frame(lake)
+    assert before["timestamp"].max() == pd.Timestamp(PRICE_END - WINDOW, tz="UTC")  # the uncommitted one is absent
+
+    new = heal(db_url)
+    second = lake.sync(wh, HEALED, HEALED + WINDOW, "lake-2")
+    assert second.version == first.version + 1  # one Delta commit for the window
+    after = lake_frame(lake)
+    assert len(after) == len(before) and not after.duplicated(["symbol", "timestamp"]).any()
+    healed = after[after["timestamp"] == pd.Timestamp(HEALED, tz="UTC")].set_index("symbol")["price"]
+    assert healed.to_dict() == new.set_index("symbol")["price"].to_dict()
+    others = after["timestamp"] != pd.Timestamp(HEALED, tz="UTC")
+    assert after[others]["price"].tolist() == before[before["timestamp"] != pd.Timestamp(HEALED, tz="UTC")]["price"].tolist()
+    commit = DeltaTable(lake.uri).history(1)[0]
+    assert commit["operation"] == "WRITE" and commit["crypto.run_id"] == "lake-2"
+    logged = lake_windows(wh, T0, PRICE_END)
+    assert len(logged) == 24 and set(logged[logged.window_start == HEALED]["lake_version"]) == {second.version}
+
+
+def test_lake_on_a_loopback_s3_server_read_by_duckdb_and_polars(sqlite_url, s3):
+    seed(sqlite_url)
+    wh = get_warehouse(sqlite_url)
+    lake = FeatureLake("s3://lake/prod", s3)
+    middle = T0 + 12 * WINDOW
+    lake.sync(wh, T0, middle, "lake-s3")
+    lake.sync(wh, middle, PRICE_END, "lake-s3-live")  # a second file in the day
+    heal(sqlite_url)
+    lake.sync(wh, HEALED, HEALED + WINDOW, "lake-s3-heal")
+    table = lake.table()
+    assert table.version() == 2 and len(lake_frame(lake)) == 24 * len(SYMBOLS)
+    dataset = table.to_pyarrow_dataset()
+    by_duckdb = duckdb.sql("SELECT symbol, count(*) AS n, max(price) AS top FROM dataset GROUP BY symbol "
+                           "ORDER BY symbol").fetchall()
+    assert [(s, n) for s, n, _ in by_duckdb] == [(s, 24) for s in sorted(SYMBOLS)]
+    assert min(top for _, _, top in by_duckdb) > 1000  # the healed window's values
+    by_polars = pl.scan_delta("s3://lake/prod/ml_features", storage_options=s3).select("symbol", "price").collect()
+    assert by_polars.height == 24 * len(SYMBOLS)
+    maintenance = lake.maintain(wh)
+    assert maintenance["days_compacted"] == 1 and lake_frame(lake).equals(lake_frame(lake, version=2))
+    assert len(lake.table().file_uris()) == 1
+
+
+def test_two_syncs_racing_on_a_window_leave_one_copy(sqlite_url, s3):
+    seed(sqlite_url)
+    wh = get_warehouse(sqlite_url)
+    lake = FeatureLake("s3://lake/race", s3)
+    lake.sync(wh, T0, PRICE_END, "lake-0")
+    heal(sqlite_url)
+    errors: list[BaseException] = []
+
+    def run(name: str) -> None:
+        try:
+            lake.sync(wh, HEALED, HEALED + WINDOW, name)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(f"racer-{i}",)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    frame = lake_frame(lake)
+    assert len(frame) == 24 * len(SYMBOLS) and not frame.duplicated(["symbol", "timestamp"]).any()
+    assert lake.table().version() == 3  # one commit each, serialised on the lake lock
+
+
+def test_a_failed_lake_write_leaves_the_warehouse_committed_and_the_gap_sensor_finds_it(sqlite_url, tmp_path):
+    wh = get_warehouse(sqlite_url)
+    now = utc_now()
+    window = datetime(now.year, now.month, now.day) - timedelta(days=1)  # inside the partitions' horizon
+    wh.write_partition(FEATURES_TABLE, feature_frame([window]), start=window, end=window + WINDOW, run_id="features",
+                       code_version="1", time_column="timestamp")
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the lake should be")
+    partition = window.strftime("%Y-%m-%d-%H:%M")
+    failed = dg.materialize([ml_features_lake, lake_matches_warehouse], partition_key=partition, raise_on_error=False,
+                            resources={"warehouse": WarehouseResource(db_url=sqlite_url),
+                                       "lake": LakeResource(uri=str(blocked))})
+    assert not failed.success
+    assert len(wh.committed_windows(FEATURES_TABLE, window, window + WINDOW)) == 1  # the warehouse is untouched
+    assert window in missing_windows(wh, ["ml_features_lake"], window, window + WINDOW, WINDOW)
+
+    good = {"warehouse": WarehouseResource(db_url=sqlite_url), "lake": LakeResource(uri=str(tmp_path / "lake"))}
+    healed = dg.materialize([ml_features_lake, lake_matches_warehouse], partition_key=partition, resources=good)
+    assert healed.success
+    check = healed.get_asset_check_evaluations()[0]
+    assert check.passed and check.metadata["lake_rows"].value == len(SYMBOLS)
+    assert not missing_windows(wh, ["ml_features_lake"], window, window + WINDOW, WINDOW)
+    # A feature window re-committed after its copy makes the lake window stale until it is re-run.
+    time.sleep(0.01)
+    heal(sqlite_url, window=window)
+    assert stale_windows(wh, {"ml_features_lake": {FEATURES_TABLE: 1}}, window, window + WINDOW, WINDOW) == \
+        {window: {"ml_features_lake"}}
+
+
+# ---------------------------------------------------------------------------------- the gateway
+@pytest.fixture
+def lake_url(db_url, tmp_path):
+    """A seeded warehouse whose committed windows are all in the lake at ``tmp_path / 'lake'``."""
+    seed(db_url)
+    FeatureLake(str(tmp_path / "lake")).sync(get_warehouse(db_url), T0, PRICE_END, "lake-run")
+    return db_url
+
+
+def _features(client: TestClient, **params) -> tuple[pa.Table, dict]:
+    query = {"start": T0.isoformat(), "end": (PRICE_END + 4 * WINDOW).isoformat(), "format": "arrow", **params}
+    response = client.get("/v1/features", params=query)
+    return arrow(response), response.headers
+
+
+@pytest.mark.mysql
+def test_gateway_lake_and_mysql_paths_are_equal_value_for_value(lake_url, tmp_path):
+    with TestClient(make_app(lake_url, CRYPTO_LAKE_URI=str(tmp_path / "lake"))) as lake_client, \
+            TestClient(make_app(lake_url, CRYPTO_LAKE_URI=str(tmp_path / "no-lake"))) as mysql_client:
+        for params in ({}, {"columns": ",".join(COLUMNS), "symbols": "eth,btc"}):
+            from_lake, lake_headers = _features(lake_client, **params)
+            from_mysql, mysql_headers = _features(mysql_client, **params)
+            assert lake_headers["X-Lake"] == "hit" and mysql_headers["X-Lake"] == "missing"
+            assert lake_headers["X-Data-As-Of"] == mysql_headers["X-Data-As-Of"] == (PRICE_END - WINDOW).isoformat() + "Z"
+            assert from_lake.schema == from_mysql.schema and from_lake.num_rows == 24 * (3 if not params else 2)
+            assert from_lake.equals(from_mysql)
+        # JSON pages and their cursors are the same on both paths.
+        pages = []
+        for client in (lake_client, mysql_client):
+            cursor, rows = None, []
+            while True:
+                body = client.get("/v1/features", params={"start": T0.isoformat(), "end": PRICE_END.isoformat(),
+                                                          "columns": "price", "limit": 25,
+                                                          **({"cursor": cursor} if cursor else {})}).json()
+                rows += body["data"]
+                cursor = body["next_cursor"]
+                if cursor is None:
+                    break
+            pages.append(rows)
+        assert pages[0] == pages[1] and len(pages[0]) == 72
+        # A window committed after the copy: the lake serves the rest, MySQL the new window.
+        newest = PRICE_END
+        get_warehouse(lake_url).write_partition(FEATURES_TABLE, feature_frame([newest]), start=newest,
+                                                end=newest + WINDOW, run_id="later", code_version="1",
+                                                time_column="timestamp")
+        partial, headers = _features(lake_client)
+        assert headers["X-Lake"] == "partial" and partial.equals(_features(mysql_client)[0])
+        assert partial.num_rows == 25 * 3
+        # A window re-committed after its copy (a heal): behind, served from MySQL with its new values.
+        new = heal(lake_url)
+        behind, headers = _features(lake_client)
+        assert headers["X-Lake"] == "behind" and behind.equals(_features(mysql_client)[0])
+        served = behind.to_pandas().set_index(["symbol", "timestamp"])["price"]
+        assert served[("BTC", pd.Timestamp(HEALED, tz="UTC"))] == new.set_index("symbol")["price"]["BTC"]
+
+
+def test_as_of_shows_the_values_before_a_heal_and_rejects_bad_times(lake_url, tmp_path):
+    lake = FeatureLake(str(tmp_path / "lake"))
+    created = utc_now()
+    time.sleep(0.05)
+    before_heal = utc_now()
+    time.sleep(0.05)
+    new = heal(lake_url)
+    lake.sync(get_warehouse(lake_url), HEALED, HEALED + WINDOW, "lake-heal")
+    window = {"start": HEALED.isoformat(), "end": (HEALED + WINDOW).isoformat(), "columns": "price"}
+    with TestClient(make_app(lake_url, CRYPTO_LAKE_URI=str(tmp_path / "lake"))) as client:
+        now, headers = _features(client, **window)
+        then, then_headers = _features(client, **window, as_of=before_heal.isoformat() + "Z")
+        assert headers["X-Lake"] == "hit" and then_headers["X-Lake-Version"] == "0"
+        assert then_headers["X-Data-As-Of"] == (PRICE_END - WINDOW).isoformat() + "Z"
+        prices_now = dict(zip(now["symbol"].to_pylist(), now["price"].to_pylist()))
+        prices_then = dict(zip(then["symbol"].to_pylist(), then["price"].to_pylist()))
+        assert prices_now == new.set_index("symbol")["price"].to_dict()
+        original = lake_frame(lake, version=0)
+        original = original[original["timestamp"] == pd.Timestamp(HEALED, tz="UTC")]
+        assert prices_then == dict(zip(original["symbol"], original["price"]))
+        assert all(prices_then[s] != prices_now[s] for s in SYMBOLS)
+        future = client.get("/v1/features", params={**window, "as_of": (utc_now() + timedelta(hours=1)).isoformat()})
+        assert future.status_code == 400 and "future" in future.json()["detail"]
+        for old in (created - timedelta(seconds=30), utc_now() - timedelta(days=31)):
+            gone = client.get("/v1/features", params={**window, "as_of": old.isoformat()})
+            assert gone.status_code == 410 and "oldest version" in gone.json()["detail"]
+        malformed = client.get("/v1/features", params={**window, "as_of": "yesterday"})
+        assert 400 <= malformed.status_code < 500
+    with serve(lake_url, CRYPTO_LAKE_URI=str(tmp_path / "lake")) as base, CryptoDataClient(base) as notebook:
+        frame = notebook.features(["BTC"], start=HEALED, end=HEALED + WINDOW, columns=["price"], as_of=before_heal)
+        assert frame["price"].iloc[0] == pytest.approx(prices_then["BTC"])
+        assert notebook.features(["BTC"], start=HEALED, end=HEALED + WINDOW,
+                                 columns=["price"])["price"].iloc[0] == pytest.approx(prices_now["BTC"])
+
+
+def test_no_lake_yet_as_of_is_a_404_and_live_reads_fall_back(sqlite_url, tmp_path):
+    seed(sqlite_url)
+    with TestClient(make_app(sqlite_url, CRYPTO_LAKE_URI=str(tmp_path / "empty"))) as client:
+        table, headers = _features(client)
+        assert headers["X-Lake"] == "missing" and table.num_rows == 24 * len(SYMBOLS)
+        missing = client.get("/v1/features", params={"as_of": utc_now().isoformat()})
+        assert missing.status_code == 404 and "no lake table" in missing.json()["detail"]
+
+
+def test_lake_values_keep_nulls_as_nulls(lake_url, tmp_path):
+    lake = FeatureLake(str(tmp_path / "lake"))
+    first = feature_columns()[0]
+    values = lake.table().to_pyarrow_table(columns=["symbol", "timestamp", first]).to_pandas()
+    assert values[first].isna().sum() == 1 and np.isfinite(values[first].dropna()).all()
