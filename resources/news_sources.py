@@ -51,7 +51,7 @@ NEWS_COLUMNS = ["item_id", "source", "published_at", "collected_at", "window_sta
 # When the same article arrives from several sources, the row keeps the first of these.
 SOURCE_PRIORITY = {"guardian": 0, "rss": 1, "reddit": 2, "simulated": 3}
 # Item notes that are not skips: the item was kept.
-KEPT_NOTES = frozenset({"truncated_kept", "feed_quirks_tolerated"})
+KEPT_NOTES = frozenset({"truncated_kept", "feed_quirks_tolerated", "localised_date"})
 
 
 @dataclass
