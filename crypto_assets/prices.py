@@ -2,9 +2,10 @@
 
 import dagster as dg
 
-from crypto_assets.common import OWNERS, preview_markdown, window_range, write_metadata
+from crypto_assets.common import OWNERS, preview_markdown, run_deadline, window_range, write_metadata
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
 from resources.dagster_resources import WarehouseResource
+from resources.http import DeadlineExceeded
 from resources.price_sources import PriceSourceResource, validate_prices
 from resources.warehouse import price_data_real as price_table
 
@@ -32,10 +33,15 @@ def price_data_real(
     live, from the exchange's 5-minute klines, plus CoinGecko's ``/coins/markets`` snapshot for
     the window that just closed. Runs over the partition range (one window, or a day of windows
     in a backfill); validates everything before writing; replaces the range in one transaction.
+    A live run gives up (without step retries; gap healing re-runs the window) rather than wait
+    on a source past its deadline (``CRYPTO_LIVE_RUN_DEADLINE_S`` after its window's end).
     Key: (symbol, window_start).
     """
     start, end = window_range(context)
-    fetched = price_source.fetch(start, end)
+    try:
+        fetched = price_source.fetch(start, end, deadline=run_deadline(context))
+    except DeadlineExceeded as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
     frame = validate_prices(fetched.frame, start, end)
     result = warehouse.get().write_partition(
         "price_data_real", frame, start=start, end=end,

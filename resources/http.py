@@ -282,7 +282,8 @@ class HttpSource:
         raise DeadlineExceeded(
             self.name,
             f"{problem}; giving up: retrying would wait {seconds:.0f} s past the run's deadline "
-            f"({when.replace(tzinfo=None).isoformat(sep=' ', timespec='seconds')} UTC, {max(0.0, left):.0f} s left); "
+            f"({when.replace(tzinfo=None).isoformat(sep=' ', timespec='seconds')} UTC, "
+            f"{f'{left:.0f} s left' if left >= 0 else f'passed {-left:.0f} s ago'}); "
             "gap healing re-runs the window",
             status=status, url=url,
         )

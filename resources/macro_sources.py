@@ -320,8 +320,8 @@ class MacroFetch:
 
 
 def fetch_macro(settings: Settings, start: date, end: date, *, fred_series: Sequence[str] | None = None,
-                yahoo_tickers: Sequence[str] = YAHOO_TICKERS, fred_base_url: str = FRED_BASE_URL,
-                yahoo_base_url: str = YAHOO_BASE_URL, today: date | None = None,
+                yahoo_tickers: Sequence[str] = YAHOO_TICKERS, fred_base_url: str | None = None,
+                yahoo_base_url: str | None = None, today: date | None = None,
                 deadline: datetime | None = None) -> MacroFetch:
     """Observations dated in [start, end) from the configured sources.
 
@@ -329,7 +329,8 @@ def fetch_macro(settings: Settings, start: date, end: date, *, fred_series: Sequ
     ``fred_series`` (default ``settings.fred_series``; skipped with a warning without
     ``FRED_API_KEY``) and Yahoo Finance for ``yahoo_tickers`` (best effort). A series that fails
     is skipped and named in ``warnings`` and ``fred_failed``/``yahoo_failed``; the others are still returned.
-    ``deadline``: no retry waits past it (see :class:`~resources.http.HttpSource`).
+    ``deadline``: no retry waits past it (see :class:`~resources.http.HttpSource`). Base URLs:
+    the arguments, else ``FRED_BASE_URL`` / ``YAHOO_BASE_URL``, else the providers' hosts.
     """
     series = list(fred_series if fred_series is not None else settings.fred_series)
     today = today or datetime.now(timezone.utc).date()
@@ -341,7 +342,8 @@ def fetch_macro(settings: Settings, start: date, end: date, *, fred_series: Sequ
     if not settings.fred_api_key:
         result.warnings.append("FRED_API_KEY is not set: FRED series skipped")
     elif series:
-        fred = FredClient(settings.fred_api_key, base_url=fred_base_url, deadline=deadline)
+        fred = FredClient(settings.fred_api_key, base_url=fred_base_url or settings.fred_base_url or FRED_BASE_URL,
+                          deadline=deadline)
         result.fred_requested = list(series)
         try:
             for series_id in series:
@@ -355,7 +357,7 @@ def fetch_macro(settings: Settings, start: date, end: date, *, fred_series: Sequ
         finally:
             fred.close()
     if yahoo_tickers:
-        yahoo = YahooClient(base_url=yahoo_base_url, deadline=deadline)
+        yahoo = YahooClient(base_url=yahoo_base_url or settings.yahoo_base_url or YAHOO_BASE_URL, deadline=deadline)
         try:
             for ticker in yahoo_tickers:
                 try:

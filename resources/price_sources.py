@@ -171,13 +171,14 @@ class PriceSourceResource(ConfigurableResource):
         """``simulated`` or ``live``."""
         return self.mode or load_settings().source
 
-    def _http(self, name: str, base_url: str, headers: dict[str, str]) -> HttpSource:
+    def _http(self, name: str, base_url: str, headers: dict[str, str], deadline: datetime | None) -> HttpSource:
         return HttpSource(name, base_url, headers=headers, timeout_s=self.timeout_s,
                           max_attempts=self.max_attempts, backoff_base_s=self.backoff_base_s,
-                          max_retry_after_s=self.max_retry_after_s)
+                          max_retry_after_s=self.max_retry_after_s, deadline=deadline)
 
-    def fetch(self, start: datetime, end: datetime, now: datetime | None = None) -> PriceFetch:
-        """Rows for every window in [start, end)."""
+    def fetch(self, start: datetime, end: datetime, now: datetime | None = None,
+              deadline: datetime | None = None) -> PriceFetch:
+        """Rows for every window in [start, end); no retry waits past ``deadline`` (a live run's)."""
         mode = self.resolved_mode()
         coins = self.coins()
         if mode == "simulated":
@@ -185,8 +186,9 @@ class PriceSourceResource(ConfigurableResource):
         settings = load_settings()
         host, headers = coingecko_host_and_headers(self.coingecko_plan or settings.coingecko_plan,
                                                    self.coingecko_api_key or settings.coingecko_api_key)
-        with self._http("coingecko", self.coingecko_base_url or host, headers) as cg_http, \
-                self._http("exchange", self.exchange_base_url, {}) as ex_http:
+        cg_url = self.coingecko_base_url or settings.coingecko_base_url or host
+        with self._http("coingecko", cg_url, headers, deadline) as cg_http, \
+                self._http("exchange", self.exchange_base_url, {}, deadline) as ex_http:
             return fetch_prices(coins, start, end, mode="live",
                                 exchange=ExchangeClient(ex_http, workers=self.exchange_workers),
                                 coingecko=CoinGeckoClient(cg_http), now=now)

@@ -51,6 +51,16 @@ class Settings:
     fred_series: tuple[str, ...] = ("DGS10", "DFF", "DTWEXBGS", "CPIAUCSL")
     # Days the daily macro run re-fetches: CPI lands about six weeks after its month starts.
     macro_lookback_days: int = 45
+    # Seconds after its last window's end by which a live run gives up waiting on a source.
+    live_run_deadline_s: int = 300
+    # Base URLs of the live sources (None: the provider's own host); `doctor` and the resources
+    # read them, so a proxy, a mirror or a test's loopback fake replaces the provider everywhere.
+    coingecko_base_url: str | None = None
+    guardian_base_url: str | None = None
+    reddit_auth_url: str | None = None
+    reddit_api_url: str | None = None
+    fred_base_url: str | None = None
+    yahoo_base_url: str | None = None
     # API gateway (api/): limits, CORS and caching.
     api_rate_limit: int = 600
     api_cors_origins: tuple[str, ...] = ()
@@ -155,6 +165,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         fred_series=_split_csv(get("CRYPTO_FRED_SERIES") or "") or defaults.fred_series,
         macro_lookback_days=int(_number("CRYPTO_MACRO_LOOKBACK_DAYS", get("CRYPTO_MACRO_LOOKBACK_DAYS"),
                                         defaults.macro_lookback_days, int, 1)),
+        coingecko_base_url=get("COINGECKO_BASE_URL"),
+        guardian_base_url=get("GUARDIAN_BASE_URL"),
+        reddit_auth_url=get("REDDIT_AUTH_URL"),
+        reddit_api_url=get("REDDIT_API_URL"),
+        fred_base_url=get("FRED_BASE_URL"),
+        yahoo_base_url=get("YAHOO_BASE_URL"),
+        live_run_deadline_s=int(_number("CRYPTO_LIVE_RUN_DEADLINE_S", get("CRYPTO_LIVE_RUN_DEADLINE_S"),
+                                        defaults.live_run_deadline_s, int, 0)),
         api_rate_limit=int(_number("CRYPTO_API_RATE_LIMIT", get("CRYPTO_API_RATE_LIMIT"), defaults.api_rate_limit, int, 0)),
         api_cors_origins=_split_csv(get("CRYPTO_API_CORS_ORIGINS") or ""),
         api_max_rows=int(_number("CRYPTO_API_MAX_ROWS", get("CRYPTO_API_MAX_ROWS"), defaults.api_max_rows, int, 1)),
