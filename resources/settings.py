@@ -49,6 +49,8 @@ class Settings:
     rss_feeds: tuple[str, ...] = field(default_factory=tuple)
     reddit_subreddits: tuple[str, ...] = ("CryptoCurrency", "Bitcoin", "ethereum", "CryptoMarkets")
     fred_series: tuple[str, ...] = ("DGS10", "DFF", "DTWEXBGS", "CPIAUCSL")
+    # Optional base-URL overrides of exchanges (a regional host, a proxy, a loopback fake), id -> URL.
+    exchange_urls: tuple[tuple[str, str], ...] = ()
     # Days the daily macro run re-fetches: CPI lands about six weeks after its month starts.
     macro_lookback_days: int = 45
     # Seconds after its last window's end by which a live run gives up waiting on a source.
@@ -111,6 +113,16 @@ def parse_partition_start(value: str, now: datetime | None = None) -> datetime:
     return parsed
 
 
+def _parse_exchange_urls(raw: str | None) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for part in _split_csv(raw or ""):
+        name, sep, url = part.partition("=")
+        if not sep or not name.strip() or not url.strip().startswith(("http://", "https://")):
+            raise SettingsError(f"CRYPTO_EXCHANGE_URLS entry {part!r}: expected exchange=http(s)://host[:port]")
+        pairs.append((name.strip().lower(), url.strip().rstrip("/")))
+    return tuple(pairs)
+
+
 def _number(name: str, raw: str | None, default: float, kind: type, minimum: float) -> float:
     if raw is None:
         return default
@@ -163,6 +175,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         rss_feeds=_split_csv(get("CRYPTO_RSS_FEEDS") or ""),
         reddit_subreddits=_split_csv(get("CRYPTO_REDDIT_SUBREDDITS") or "") or defaults.reddit_subreddits,
         fred_series=_split_csv(get("CRYPTO_FRED_SERIES") or "") or defaults.fred_series,
+        exchange_urls=_parse_exchange_urls(get("CRYPTO_EXCHANGE_URLS")),
         macro_lookback_days=int(_number("CRYPTO_MACRO_LOOKBACK_DAYS", get("CRYPTO_MACRO_LOOKBACK_DAYS"),
                                         defaults.macro_lookback_days, int, 1)),
         coingecko_base_url=get("COINGECKO_BASE_URL"),
