@@ -4,7 +4,7 @@ One ``ThreadingHTTPServer`` serves the three formats as their providers document
 (see shared/EXTERNAL_APIS.md):
 
 - ``GET /search`` — the Guardian content API (api-key checked, day-level date filter, newest
-  first, paging with ``page`` / ``page-size``);
+  first, paging with ``page`` / ``page-size``, the key's ``X-RateLimit-*-day``/``-minute`` headers);
 - ``GET /feeds/<name>`` — an RSS 2.0 or Atom feed;
 - ``POST /api/v1/access_token`` and ``GET /r/<sub>/new`` — Reddit's OAuth client-credentials
   token and subreddit Listings (bearer token checked, ``after`` paging, ``X-Ratelimit-*``). A
@@ -105,6 +105,7 @@ class FakeNewsServer(LoopbackServer):
         super().__init__()
         self.guardian_api_key = "guardian-test-key"
         self.guardian_results: list[dict[str, Any]] = []
+        self.guardian_calls_today = 0  # the developer key's day budget (5,000), in X-RateLimit-* headers
         self.feeds: dict[str, FeedSpec] = {}
         self.reddit_client_id = "reddit-test-id"
         self.reddit_client_secret = "reddit-test-secret"
@@ -215,7 +216,12 @@ class FakeNewsServer(LoopbackServer):
             "pageSize": size, "currentPage": page, "pages": pages, "orderBy": "newest",
             "results": results[(page - 1) * size: page * size],
         }}
-        return 200, json.dumps(body, ensure_ascii=False).encode("utf-8"), "application/json", {}
+        with self._lock:
+            self.guardian_calls_today += 1
+            left = max(0, 5000 - self.guardian_calls_today)
+        limits = {"X-RateLimit-Limit-day": "5000", "X-RateLimit-Remaining-day": str(left),
+                  "X-RateLimit-Limit-minute": "720", "X-RateLimit-Remaining-minute": "719"}
+        return 200, json.dumps(body, ensure_ascii=False).encode("utf-8"), "application/json", limits
 
     def _feed(self, route: str, query: dict[str, str], headers: Message, content: bytes):
         name = route.removeprefix("rss:")

@@ -55,6 +55,7 @@ def test_a_good_setup_passes_with_every_source_in_the_table(fakes, tmp_path):
                    "fred DFF", "yahoo"):
         assert rows[source][2].strip() == "ok", rows[source]
     assert [c.strip() for c in rows["guardian"][3:5]] == ["yes", "valid"]
+    assert re.fullmatch(r"\d+/5000 day, 719/720 minute", rows["guardian"][5].strip())
     assert re.fullmatch(r"\d+ calls left, resets in 420 s", rows["reddit r/Bitcoin"][5].strip())
     assert "124 of 124 coins priced" in run.stdout
     assert "no bars on any exchange (8): CRO, DAI, GNO, HNT, KAS, OCEAN, USDT, XMR" in run.stdout
