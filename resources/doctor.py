@@ -43,6 +43,8 @@ from resources.warehouse import utc_now
 
 OK, FAILED, WARNING, SKIPPED = "ok", "FAILED", "warning", "skipped"
 TIMEOUT_S = 10.0
+# What a SourceError says when no answer came back at all.
+_UNREACHABLE = ("ConnectError", "Timeout", "TransportError", "RemoteProtocolError", "ReadError", "WriteError")
 
 
 @dataclass
@@ -53,7 +55,7 @@ class Check:
     required: bool
     status: str = OK  # ok, FAILED, warning (a best-effort source failed), skipped (not configured)
     reachable: bool | None = None
-    key: str = "none needed"  # valid, invalid, not set, none needed
+    key: str = "none needed"  # valid, invalid, unknown (no answer to tell), not set, none needed
     rate_limit: str = ""
     detail: str = ""
     seconds: float = 0.0
@@ -95,7 +97,7 @@ def _failure(check: Check, exc: Exception, *, key_statuses: Sequence[int] = (401
     status = getattr(exc, "status", None)
     text = str(exc)
     check.status = WARNING if best_effort else FAILED
-    check.reachable = status is not None or not any(w in text for w in ("ConnectError", "Timeout", "after"))
+    check.reachable = status is not None or not any(w in text for w in _UNREACHABLE)
     if status in key_statuses or any(m in text for m in key_markers):
         check.key = "invalid"
     check.detail = text
@@ -117,7 +119,7 @@ def check_coingecko(settings: Settings, coins: Sequence[Coin]) -> tuple[Check, l
     """One ``/coins/markets`` call for the whole universe (and ``/key`` with a key): the check, and
     the coins CoinGecko does not price."""
     began = time.perf_counter()
-    check = Check("coingecko", required=True, key="valid" if settings.coingecko_api_key else "none needed")
+    check = Check("coingecko", required=True, key="unknown" if settings.coingecko_api_key else "none needed")
     try:
         host, headers = coingecko_host_and_headers(settings.coingecko_plan, settings.coingecko_api_key)
     except SourceError as exc:
@@ -129,6 +131,8 @@ def check_coingecko(settings: Settings, coins: Sequence[Coin]) -> tuple[Check, l
             # 10002 missing key, 10005 plan restricted, 10010/10011 key used on the wrong host
             return _timed(_failure(check, exc, key_markers=("10002", "10005", "10010", "10011")), began), []
         check.reachable = True
+        if settings.coingecko_api_key:
+            check.key = "valid"
         unpriced = sorted({c.symbol for c in coins} - set(frame["symbol"]))
         check.detail = f"{len(frame)} of {len(coins)} coins priced"
         if settings.coingecko_api_key:
@@ -158,7 +162,7 @@ def _coingecko_key_limits(http: HttpSource) -> str:
 def check_guardian(settings: Settings) -> Check:
     """One search of one result: key valid, and the day's and minute's calls left."""
     began = time.perf_counter()
-    check = Check("guardian", required=bool(settings.guardian_api_key))
+    check = Check("guardian", required=bool(settings.guardian_api_key), key="unknown")
     if not settings.guardian_api_key:
         check.status, check.key, check.detail = SKIPPED, "not set", "GUARDIAN_API_KEY is not set"
         return check
@@ -185,7 +189,7 @@ def check_reddit(settings: Settings, now: datetime) -> list[Check]:
         return [Check("reddit", required=False, status=SKIPPED, key="not set",
                       detail="REDDIT_CLIENT_ID and REDDIT_CLIENT_SECRET are not set")]
     headers = {"User-Agent": user_agent("crypto-data-platform")}
-    token = Check("reddit token", required=True)
+    token = Check("reddit token", required=True, key="unknown")
     with _http("reddit-auth", settings.reddit_auth_url or REDDIT_AUTH_URL, headers) as auth_http, \
             _http("reddit", settings.reddit_api_url or REDDIT_API_URL, headers) as api:
         auth = RedditAuth(auth_http, settings.reddit_client_id, settings.reddit_client_secret)
@@ -244,13 +248,13 @@ def check_fred(settings: Settings, today: datetime) -> list[Check]:
     try:
         for series_id in settings.fred_series:
             began = time.perf_counter()
-            check = Check(f"fred {series_id}", required=True, key="valid")
+            check = Check(f"fred {series_id}", required=True, key="unknown")
             try:
                 dates = client.vintage_dates(series_id, (today - timedelta(days=90)).date())
             except SourceError as exc:
                 checks.append(_timed(_failure(check, exc, key_statuses=(), key_markers=("api_key",)), began))
                 continue
-            check.reachable = True
+            check.reachable, check.key = True, "valid"
             check.detail = f"last published {dates[-1]}" if dates else "nothing published in 90 days"
             checks.append(_timed(check, began))
     finally:
