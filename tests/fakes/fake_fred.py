@@ -85,6 +85,19 @@ class FakeMacroServer(LoopbackServer):
         """Publish a vintage of a FRED observation."""
         self.fred.setdefault(series_id, []).append(Vintage(observation_date, value, realtime_start))
 
+    def add_daily_series(self, series_id: str, first: date, last: date, *, business_days: bool) -> None:
+        """A daily rate as FRED holds it (DFF every day, DGS10 business days): each day's value
+        published the next day, every tenth one revised a week later, so the series has a
+        vintage date almost every day (about 2,000 in eight years)."""
+        day = first
+        while day <= last:
+            if not business_days or day.weekday() < 5:
+                value = 4.0 + (day.toordinal() % 97) / 100
+                self.add_fred(series_id, day, f"{value:.2f}", day + timedelta(days=1))
+                if day.toordinal() % 10 == 0:
+                    self.add_fred(series_id, day, f"{value + 0.01:.2f}", day + timedelta(days=8))
+            day += timedelta(days=1)
+
     def add_yahoo(self, ticker: str, day: date, close: float | None) -> None:
         """Publish a daily bar's close (None: Yahoo's null close)."""
         self.yahoo.setdefault(ticker, []).append((day, close))

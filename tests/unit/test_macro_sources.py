@@ -75,25 +75,12 @@ def test_fred_transient_faults_are_retried(server, faults) -> None:
     assert client.http.stats.retries == len(faults)
 
 
-def _daily_series(server: FakeMacroServer, series_id: str, first: date, last: date, *, business_days: bool) -> None:
-    """A daily rate as FRED holds it: each day's value published the next day, every tenth one
-    revised a week later (so the series has a vintage date almost every day)."""
-    day = first
-    while day <= last:
-        if not business_days or day.weekday() < 5:
-            value = 4.0 + (day.toordinal() % 97) / 100
-            server.add_fred(series_id, day, f"{value:.2f}", day + timedelta(days=1))
-            if day.toordinal() % 10 == 0:
-                server.add_fred(series_id, day, f"{value + 0.01:.2f}", day + timedelta(days=8))
-        day += timedelta(days=1)
-
-
 @pytest.fixture
 def daily_server():
     """DFF (every day) and DGS10 (business days) from 2015: about 4,300 and 3,100 vintage dates."""
     with FakeMacroServer() as fake:
-        _daily_series(fake, "DFF", date(2015, 1, 1), date(2026, 11, 20), business_days=False)
-        _daily_series(fake, "DGS10", date(2015, 1, 1), date(2026, 11, 20), business_days=True)
+        fake.add_daily_series("DFF", date(2015, 1, 1), date(2026, 11, 20), business_days=False)
+        fake.add_daily_series("DGS10", date(2015, 1, 1), date(2026, 11, 20), business_days=True)
         yield fake
 
 
