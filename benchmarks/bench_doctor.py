@@ -41,7 +41,8 @@ def main() -> None:
             print(f"run {index + 1}: exit {run.returncode}, wall {walls[-1]:.2f} s")
         print(f"doctor wall time: median {statistics.median(walls):.2f} s, min {min(walls):.2f} s, "
               f"max {max(walls):.2f} s over {args.runs} runs")
-        print(f"requests served: coingecko {len(fakes['cg'].requests)}, exchange {len(fakes['ex'].requests)}, "
+        print(f"requests served over {args.runs} runs: coingecko {len(fakes['cg'].requests)}, "
+              f"binance {len(fakes['binance'].requests)}, okx {len(fakes['okx'].requests)}, "
               f"news {len(fakes['news'].requests)}, fred/yahoo {len(fakes['macro'].requests)}")
 
 

@@ -1,13 +1,13 @@
 """``python -m resources.doctor``: check every configured live source before going live.
 
-One request (or a few, where a source has several parts: each subreddit, each RSS feed, each FRED
-series) per configured source, with the keys and base URLs from the environment (the same
+One request (or a few, where a source has several parts: each exchange, subreddit, RSS feed and
+FRED series) per configured source, with the keys and base URLs from the environment (the same
 settings the platform runs with), all sources at once. The table says, per source: whether it
 answered, whether its key is valid, the rate limit left where the service reports it, and what
 is wrong; then, per coin, which exchange serves its bars and which coins have none anywhere.
 
 Exit status: 0 when every required source works, 1 when one fails, 2 for unusable settings.
-Required: CoinGecko and the exchange(s) (the price asset needs them), and Guardian, Reddit and
+Required: CoinGecko and at least one exchange (the price asset needs them), and Guardian, Reddit and
 FRED when their keys are set (a key that is set must work). RSS feeds and Yahoo Finance are
 best effort: a failure is reported as a warning. ``--json`` prints the same as one JSON object.
 """
@@ -27,7 +27,7 @@ from typing import Any, Mapping, Sequence
 import httpx
 
 from resources.coingecko import PUBLIC_BASE_URL, CoinGeckoClient, coingecko_host_and_headers, parse_markets
-from resources.exchange import DEFAULT_BASE_URL as EXCHANGE_BASE_URL
+from resources.exchange import ExchangeRouter, venues_from_settings
 from resources.http import CircuitBreaker, HttpSource, SourceError
 from resources.macro_sources import FRED_BASE_URL, YAHOO_BASE_URL, FredClient, YahooClient
 from resources.news_common import FEED_USER_AGENT
@@ -281,45 +281,51 @@ def check_yahoo(settings: Settings, today: datetime) -> Check:
 
 # ------------------------------------------------------------------------------------------ exchange
 def check_exchanges(settings: Settings, coins: Sequence[Coin]) -> tuple[list[Check], dict[str, str | None]]:
-    """The exchange the price asset reads (Binance-format klines; ``CRYPTO_EXCHANGE_URLS``'s
-    ``binance=`` replaces its host): one one-bar request per coin with a pair, at most 8 at once.
-    A refusal (HTTP 451 geo-block, 403) fails the check; a pair the exchange does not list leaves
-    the coin with no bars. Returns the check and, per symbol, the exchange serving it (or None)."""
+    """Every exchange of ``CRYPTO_EXCHANGES`` loads its markets once (the price asset's own routing,
+    ``resources/exchange.py``): a row per exchange, and per symbol the exchange serving its bars
+    (None: no exchange lists it). An exchange that refuses (HTTP 451 geo-block, 403) or cannot be
+    reached is a warning while another one works (its coins fall to the next); the check fails
+    when none works."""
     began = time.perf_counter()
-    base_url = dict(settings.exchange_urls).get("binance", EXCHANGE_BASE_URL)
-    since_ms = int((time.time() - 900) * 1000)  # the last bars, as the live window reads them
-    check = Check("exchange binance", required=True)
     served: dict[str, str | None] = {c.symbol: None for c in coins}
-    with _http("exchange", base_url) as http:
-        def probe(coin: Coin) -> tuple[Coin, httpx.Headers | None]:
-            try:
-                response = http.request("GET", "/api/v3/klines", params={
-                    "symbol": coin.exchange_pair, "interval": "5m", "startTime": since_ms, "limit": 1})
-            except SourceError as exc:
-                if exc.status == 400 and "-1121" in str(exc):
-                    return coin, None  # no such pair there
-                raise
-            return coin, response.headers
-
-        listed = [c for c in coins if c.exchange_pair]
+    try:
+        venues = venues_from_settings(settings, timeout_s=TIMEOUT_S, max_attempts=2, backoff_base_s=0.2,
+                                      max_retry_after_s=5.0)
+    except SourceError as exc:  # an id ccxt does not know
+        return [_timed(_failure(Check("exchanges", required=True), exc), began)], served
+    with ExchangeRouter(venues) as router:
         try:
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                results = list(pool.map(probe, listed))
+            routing = router.load(coins)
         except SourceError as exc:
-            _failure(check, exc)
-            if exc.status == 451:
-                check.detail += " (geo-blocked: the exchange refuses requests from this network)"
-            return [_timed(check, began)], served
-    last_headers = None
-    for coin, headers in results:
-        if headers is not None:
-            served[coin.symbol] = "binance"
-            last_headers = headers
-    check.reachable = True
-    check.detail = f"bars for {sum(1 for e in served.values() if e)} of {len(coins)} coins"
-    if last_headers is not None and "X-MBX-USED-WEIGHT-1M" in last_headers:
-        check.rate_limit = f"weight used {last_headers['X-MBX-USED-WEIGHT-1M']}/6000 a minute"
-    return [_timed(check, began)], served
+            checks = [_timed(_failure(Check(f"exchange {v.id}", required=True), exc), began) for v in venues]
+            for check, venue in zip(checks, venues):
+                state = (router.routing.exchanges.get(venue.id) if router.routing else None) or {}
+                check.detail = f"{state.get('state', 'failed')}: {state.get('detail', '')}".rstrip(": ")
+                if state.get("state") == "refused":
+                    check.detail += " (geo-blocked or blocked by a CDN)"
+            return checks, served
+        serving = routing.serving()
+        counts = Counter(route.exchange for route in serving.values())
+        checks = []
+        for venue in venues:
+            state = routing.exchanges[venue.id]
+            check = Check(f"exchange {venue.id}", required=False, reachable=state["state"] != "unavailable")
+            if state["state"] == "ok":
+                quotes = Counter(r.quote for r in serving.values() if r.exchange == venue.id)
+                check.detail = (f"{state['markets']} markets; serves {counts.get(venue.id, 0)} coins"
+                                + (f" ({', '.join(f'{q} {n}' for q, n in quotes.most_common())})" if quotes else ""))
+                used = (venue.client.last_response_headers or {}).get("x-mbx-used-weight-1m") \
+                    or (venue.client.last_response_headers or {}).get("X-MBX-USED-WEIGHT-1M")
+                if used is not None:
+                    check.rate_limit = f"weight used {used}/6000 a minute"
+            else:
+                refused = " (geo-blocked or blocked by a CDN: its coins fall to the next exchange)" \
+                    if state["state"] == "refused" else ""
+                check.status, check.detail = WARNING, f"{state['state']}: {state['detail']}{refused}"
+            checks.append(_timed(check, began))
+    for symbol, route in serving.items():
+        served[symbol] = route.exchange
+    return checks, served
 
 
 # ------------------------------------------------------------------------------------------ run

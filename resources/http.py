@@ -75,6 +75,26 @@ def utc_timestamp(value: datetime) -> float:
     return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
 
 
+def deadline_error(source: str, deadline: datetime | None, now: float, seconds: float, problem: str, *,
+                   url: str | None = None, status: int | None = None) -> DeadlineExceeded | None:
+    """The error to raise when a wait of ``seconds`` (for ``problem``) starting at ``now`` (POSIX
+    seconds) would end past ``deadline``; None when it fits or there is no deadline. Every client
+    with its own retry loop (``HttpSource``, the ccxt exchanges) decides with this."""
+    if deadline is None:
+        return None
+    left = utc_timestamp(deadline) - now
+    if seconds <= left:
+        return None
+    when = (deadline.astimezone(timezone.utc) if deadline.tzinfo else deadline).replace(tzinfo=None)
+    return DeadlineExceeded(
+        source,
+        f"{problem}; giving up: retrying would wait {seconds:.0f} s past the run's deadline "
+        f"({when.isoformat(sep=' ', timespec='seconds')} UTC, "
+        f"{f'{left:.0f} s left' if left >= 0 else f'passed {-left:.0f} s ago'}); gap healing re-runs the window",
+        status=status, url=url,
+    )
+
+
 @dataclass
 class CircuitBreaker:
     """Stops calling a source after ``failure_threshold`` consecutive failed calls, for ``cooldown_s``.
@@ -272,21 +292,10 @@ class HttpSource:
     def check_deadline(self, seconds: float, problem: str, url: str | None = None, status: int | None = None) -> None:
         """Raise :class:`DeadlineExceeded` (counted as a failed call) when a wait of ``seconds``
         for ``problem`` would end past the deadline; do nothing without a deadline."""
-        if self.deadline is None:
-            return
-        left = utc_timestamp(self.deadline) - self._clock()
-        if seconds <= left:
-            return
-        self._record_failure()
-        when = self.deadline.astimezone(timezone.utc) if self.deadline.tzinfo else self.deadline
-        raise DeadlineExceeded(
-            self.name,
-            f"{problem}; giving up: retrying would wait {seconds:.0f} s past the run's deadline "
-            f"({when.replace(tzinfo=None).isoformat(sep=' ', timespec='seconds')} UTC, "
-            f"{f'{left:.0f} s left' if left >= 0 else f'passed {-left:.0f} s ago'}); "
-            "gap healing re-runs the window",
-            status=status, url=url,
-        )
+        error = deadline_error(self.name, self.deadline, self._clock(), seconds, problem, url=url, status=status)
+        if error is not None:
+            self._record_failure()
+            raise error
 
     def wait_before_retry(self, seconds: float, problem: str, url: str | None = None) -> None:
         """Wait ``seconds`` before another try (counted as a retry), unless the wait would end past

@@ -49,8 +49,15 @@ class Settings:
     rss_feeds: tuple[str, ...] = field(default_factory=tuple)
     reddit_subreddits: tuple[str, ...] = ("CryptoCurrency", "Bitcoin", "ethereum", "CryptoMarkets")
     fred_series: tuple[str, ...] = ("DGS10", "DFF", "DTWEXBGS", "CPIAUCSL")
-    # Optional base-URL overrides of exchanges (a regional host, a proxy, a loopback fake), id -> URL.
+    # Live bars: the exchanges (ccxt ids) in order of preference, and optional base-URL overrides
+    # (a regional host, a proxy, a loopback fake), exchange id -> URL.
+    exchanges: tuple[str, ...] = ("binance", "okx", "coinbase", "kraken")
     exchange_urls: tuple[tuple[str, str], ...] = ()
+    # A CoinGecko snapshot whose last_updated is older than this before the window's end is not
+    # used for that window.
+    snapshot_max_age_s: float = 600.0
+    # CoinGecko calls a minute this client allows itself (0: the plan's: demo 30, pro 500).
+    coingecko_calls_per_minute: int = 0
     # Days the daily macro run re-fetches: CPI lands about six weeks after its month starts.
     macro_lookback_days: int = 45
     # Seconds after its last window's end by which a live run gives up waiting on a source.
@@ -175,7 +182,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         rss_feeds=_split_csv(get("CRYPTO_RSS_FEEDS") or ""),
         reddit_subreddits=_split_csv(get("CRYPTO_REDDIT_SUBREDDITS") or "") or defaults.reddit_subreddits,
         fred_series=_split_csv(get("CRYPTO_FRED_SERIES") or "") or defaults.fred_series,
+        exchanges=tuple(e.lower() for e in _split_csv(get("CRYPTO_EXCHANGES") or "")) or defaults.exchanges,
         exchange_urls=_parse_exchange_urls(get("CRYPTO_EXCHANGE_URLS")),
+        snapshot_max_age_s=_number("CRYPTO_SNAPSHOT_MAX_AGE_S", get("CRYPTO_SNAPSHOT_MAX_AGE_S"),
+                                   defaults.snapshot_max_age_s, float, 1),
+        coingecko_calls_per_minute=int(_number("COINGECKO_CALLS_PER_MINUTE", get("COINGECKO_CALLS_PER_MINUTE"),
+                                               defaults.coingecko_calls_per_minute, int, 0)),
         macro_lookback_days=int(_number("CRYPTO_MACRO_LOOKBACK_DAYS", get("CRYPTO_MACRO_LOOKBACK_DAYS"),
                                         defaults.macro_lookback_days, int, 1)),
         coingecko_base_url=get("COINGECKO_BASE_URL"),

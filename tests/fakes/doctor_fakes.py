@@ -12,7 +12,7 @@ from typing import Any
 from tests.fakes.fake_fred import API_KEY as FRED_KEY
 from tests.fakes.fake_fred import FakeMacroServer
 from tests.fakes.fake_news_servers import FakeNewsServer, FeedSpec, feed_entry, guardian_result, reddit_post
-from tests.fakes.price_servers import FakeCoinGecko, FakeExchange
+from tests.fakes.price_servers import FakeBinance, FakeCoinGecko, FakeOkx, default_listing
 
 # Every variable that could point the doctor elsewhere: none leaks in from the machine running it.
 CLEARED = ("COINGECKO_API_KEY", "COINGECKO_PLAN", "GUARDIAN_API_KEY", "REDDIT_CLIENT_ID", "REDDIT_CLIENT_SECRET",
@@ -21,9 +21,11 @@ CLEARED = ("COINGECKO_API_KEY", "COINGECKO_PLAN", "GUARDIAN_API_KEY", "REDDIT_CL
 
 
 def start_fakes(stack: ExitStack, now: datetime) -> dict[str, Any]:
-    """CoinGecko, the exchange, Guardian/RSS/Reddit and FRED/Yahoo fakes with a little data each."""
+    """CoinGecko, two exchanges (Binance lists every coin with a pair but SOL; OKX lists SOL and
+    XMR), Guardian/RSS/Reddit and FRED/Yahoo fakes with a little data each."""
     cg = stack.enter_context(FakeCoinGecko())
-    ex = stack.enter_context(FakeExchange())
+    binance = stack.enter_context(FakeBinance(listed={s: q for s, q in default_listing().items() if s != "SOL"}))
+    okx = stack.enter_context(FakeOkx(listed={"SOL": "USDC", "XMR": "USDT", "BTC": "USDT"}))
     news = stack.enter_context(FakeNewsServer())
     macro = stack.enter_context(FakeMacroServer())
     news.guardian_results.append(guardian_result(now - timedelta(minutes=3), "Bitcoin rallies", "btc-rallies"))
@@ -35,7 +37,7 @@ def start_fakes(stack: ExitStack, now: datetime) -> dict[str, Any]:
     for series in ("DGS10", "DFF"):
         macro.add_fred(series, date.today() - timedelta(days=3), "4.10", date.today() - timedelta(days=2))
     macro.add_yahoo("^GSPC", date.today() - timedelta(days=2), 6000.0)
-    return {"cg": cg, "ex": ex, "news": news, "macro": macro}
+    return {"cg": cg, "binance": binance, "okx": okx, "news": news, "macro": macro}
 
 
 def doctor_env(fakes: dict[str, Any], home: Path, **overrides: str) -> dict[str, str]:
@@ -44,7 +46,8 @@ def doctor_env(fakes: dict[str, Any], home: Path, **overrides: str) -> dict[str,
     env = {k: v for k, v in os.environ.items() if k not in CLEARED}
     env.update({
         "CRYPTO_HOME": str(home), "CRYPTO_SOURCE": "live",
-        "COINGECKO_BASE_URL": fakes["cg"].url, "CRYPTO_EXCHANGE_URLS": f"binance={fakes['ex'].url}",
+        "COINGECKO_BASE_URL": fakes["cg"].url, "CRYPTO_EXCHANGES": "binance,okx",
+        "CRYPTO_EXCHANGE_URLS": f"binance={fakes['binance'].url},okx={fakes['okx'].url}",
         "GUARDIAN_API_KEY": news.guardian_api_key, "GUARDIAN_BASE_URL": news.url,
         "REDDIT_CLIENT_ID": news.reddit_client_id, "REDDIT_CLIENT_SECRET": news.reddit_client_secret,
         "REDDIT_AUTH_URL": news.url, "REDDIT_API_URL": news.url, "CRYPTO_REDDIT_SUBREDDITS": "Bitcoin",

@@ -9,6 +9,8 @@ import pytest
 from crypto_assets.partitions import PARTITION_KEY_FORMAT
 from crypto_assets.prices import price_data_real
 from resources.dagster_resources import WarehouseResource
+from resources.exchange import Venue
+from resources.http import DeadlineExceeded
 from resources.macro_sources import fetch_macro
 from resources.news_sources import NewsSourcesResource
 from resources.price_sources import PriceSourceResource
@@ -16,7 +18,7 @@ from resources.settings import load_settings
 from resources.warehouse import Warehouse
 from tests.fakes.fake_fred import API_KEY, FakeMacroServer
 from tests.fakes.fake_news_servers import FakeNewsServer, FeedSpec, feed_entry
-from tests.fakes.price_servers import FakeCoinGecko, FakeExchange
+from tests.fakes.price_servers import FakeBinance, FakeCoinGecko
 
 
 def _now() -> datetime:
@@ -29,9 +31,10 @@ def _just_closed() -> tuple[str, datetime]:
     return start.strftime(PARTITION_KEY_FORMAT), start
 
 
-def _price_run(url: str, cg: FakeCoinGecko, ex: FakeExchange, key: str) -> dg.ExecuteInProcessResult:
+def _price_run(url: str, cg: FakeCoinGecko, ex: FakeBinance, key: str) -> dg.ExecuteInProcessResult:
     # The shipped retry settings (5 attempts, Retry-After honoured up to 180 s).
-    source = PriceSourceResource(mode="live", coingecko_base_url=cg.url, exchange_base_url=ex.url, exchange_workers=4)
+    source = PriceSourceResource(mode="live", coingecko_base_url=cg.url, exchanges="binance",
+                                 exchange_urls={"binance": ex.url}, coingecko_calls_per_minute=100_000)
     return dg.materialize([price_data_real], partition_key=key, raise_on_error=False,
                           instance=dg.DagsterInstance.ephemeral(),
                           resources={"warehouse": WarehouseResource(db_url=url), "price_source": source})
@@ -42,7 +45,7 @@ def test_a_live_window_fails_at_once_on_a_persistent_429_rather_than_wait_past_i
     wait 476 s; with the live deadline already near, it fails at once, unretried, nothing written."""
     monkeypatch.setenv("CRYPTO_LIVE_RUN_DEADLINE_S", "1")
     key, _ = _just_closed()
-    with FakeCoinGecko() as cg, FakeExchange() as ex:
+    with FakeCoinGecko() as cg, FakeBinance() as ex:
         cg.faults.extend(["429-long"] * 20)
         began = time.monotonic()
         result = _price_run(sqlite_url, cg, ex, key)
@@ -59,11 +62,23 @@ def test_a_live_window_fails_at_once_on_a_persistent_429_rather_than_wait_past_i
 def test_a_backfill_of_older_windows_has_no_deadline(sqlite_url, monkeypatch):
     """The same tight setting does not touch a run over older windows: transient faults are retried."""
     monkeypatch.setenv("CRYPTO_LIVE_RUN_DEADLINE_S", "1")
-    with FakeCoinGecko() as cg, FakeExchange() as ex:
+    with FakeCoinGecko() as cg, FakeBinance() as ex:
         ex.faults.extend(["500", "429"])
         result = _price_run(sqlite_url, cg, ex, "2026-11-20-12:00")
         assert result.success
     assert len(Warehouse(sqlite_url).committed_windows("price_data_real")) == 1
+
+
+def test_the_exchanges_retry_loop_keeps_the_deadline_too():
+    with FakeBinance() as ex:
+        ex.faults.extend(["500"])
+        venue = Venue("binance", base_url=ex.url, deadline=_now() - timedelta(seconds=1), backoff_base_s=0.0)
+        try:
+            with pytest.raises(DeadlineExceeded, match="exchange:binance: load_markets: .*past the run's deadline"):
+                venue.load_markets()
+            assert len(ex.requests) == 1
+        finally:
+            venue.close()
 
 
 def test_news_feeds_past_the_deadline_fail_alone():

@@ -49,19 +49,46 @@ def test_a_good_setup_passes_with_every_source_in_the_table(fakes, tmp_path):
     run = _doctor(_env(fakes, tmp_path))
     assert run.returncode == 0, run.stdout + run.stderr
     rows = _rows(run.stdout)
-    assert list(rows) == ["coingecko", "exchange binance", "guardian", "reddit token", "reddit r/Bitcoin",
-                          "rss:127.0.0.1", "fred DGS10", "fred DFF", "yahoo"]  # both feeds are on 127.0.0.1
-    for source in ("coingecko", "exchange binance", "guardian", "reddit token", "reddit r/Bitcoin", "fred DGS10",
-                   "fred DFF", "yahoo"):
+    assert list(rows) == ["coingecko", "exchange binance", "exchange okx", "guardian", "reddit token",
+                          "reddit r/Bitcoin", "rss:127.0.0.1", "fred DGS10", "fred DFF", "yahoo"]  # both feeds on 127.0.0.1
+    for source in ("coingecko", "exchange binance", "exchange okx", "guardian", "reddit token", "reddit r/Bitcoin",
+                   "fred DGS10", "fred DFF", "yahoo"):
         assert rows[source][2].strip() == "ok", rows[source]
     assert [c.strip() for c in rows["guardian"][3:5]] == ["yes", "valid"]
     assert re.fullmatch(r"\d+/5000 day, 719/720 minute", rows["guardian"][5].strip())
     assert re.fullmatch(r"\d+ calls left, resets in 420 s", rows["reddit r/Bitcoin"][5].strip())
     assert "124 of 124 coins priced" in run.stdout
-    assert "no bars on any exchange (8): CRO, DAI, GNO, HNT, KAS, OCEAN, USDT, XMR" in run.stdout
-    assert "bars served by: binance 116" in run.stdout
+    assert "no bars on any exchange (7): CRO, DAI, GNO, HNT, KAS, OCEAN, USDT" in run.stdout
+    assert "bars served by: binance 115, okx 2" in run.stdout, "SOL and XMR only on OKX; BTC from Binance, first"
+    assert "serves 2 coins (USDC 1, USDT 1)" in rows["exchange okx"][6]
     assert "1 localised_date" in run.stdout, "the pt-BR feed's date was read"
     assert run.stdout.rstrip().splitlines()[-1].startswith("OK: every required source works")
+
+
+def test_a_geo_blocked_first_exchange_is_a_warning_and_its_coins_fall_to_the_next(fakes, tmp_path):
+    fakes["binance"].refuse = 451
+    try:
+        run = _doctor(_env(fakes, tmp_path, CRYPTO_EXCHANGES="binance,okx"))
+    finally:
+        fakes["binance"].refuse = None
+    assert run.returncode == 0, run.stdout + run.stderr
+    rows = _rows(run.stdout)
+    assert rows["exchange binance"][2].strip() == "warning" and "HTTP 451" in rows["exchange binance"][6]
+    assert rows["exchange okx"][2].strip() == "ok"
+    assert "bars served by: okx 3" in run.stdout
+
+
+def test_every_exchange_refusing_fails(fakes, tmp_path):
+    fakes["binance"].refuse, fakes["okx"].refuse = 451, 403
+    try:
+        run = _doctor(_env(fakes, tmp_path))
+    finally:
+        fakes["binance"].refuse = fakes["okx"].refuse = None
+    assert run.returncode == 1, run.stdout + run.stderr
+    rows = _rows(run.stdout)
+    assert rows["exchange binance"][2].strip() == rows["exchange okx"][2].strip() == "FAILED"
+    assert "geo-blocked" in rows["exchange binance"][6]
+    assert "no bars on any exchange (124)" in run.stdout
 
 
 def test_a_broken_setup_fails_and_says_what_is_wrong(fakes, tmp_path):
@@ -90,7 +117,8 @@ def test_json_output_and_skipped_sources(fakes, tmp_path):
     assert by_source["guardian"]["status"] == "skipped" and by_source["guardian"]["key"] == "not set"
     assert by_source["reddit"]["status"] == "skipped" and by_source["fred"]["status"] == "skipped"
     assert report["ok"] is True and report["coins"]["universe"] == 124
-    assert report["coins"]["exchange_of"]["BTC"] == "binance" and report["coins"]["exchange_of"]["USDT"] is None
+    exchange_of = report["coins"]["exchange_of"]
+    assert (exchange_of["BTC"], exchange_of["SOL"], exchange_of["USDT"]) == ("binance", "okx", None)
     assert report["coins"]["no_price_at_all"] == []
 
 
