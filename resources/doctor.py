@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping, Sequence
 
 import httpx
@@ -39,7 +39,6 @@ from resources.news_rss import DEFAULT_FEEDS as RSS_DEFAULT_FEEDS
 from resources.news_rss import RssFeed, feed_name
 from resources.settings import Settings, SettingsError, load_settings
 from resources.universe import Coin, load_universe
-from resources.warehouse import utc_now
 
 OK, FAILED, WARNING, SKIPPED = "ok", "FAILED", "warning", "skipped"
 TIMEOUT_S = 10.0
@@ -332,7 +331,7 @@ def check_exchanges(settings: Settings, coins: Sequence[Coin]) -> tuple[list[Che
 def run_doctor(settings: Settings, coins: Sequence[Coin], now: datetime | None = None) -> Report:
     """Every check at once (one thread a source); the report in a stable order."""
     began = time.perf_counter()
-    now = now or utc_now()
+    now = now or datetime.now(timezone.utc).replace(tzinfo=None)
     with ThreadPoolExecutor(max_workers=7) as pool:
         coingecko = pool.submit(check_coingecko, settings, coins)
         exchange = pool.submit(check_exchanges, settings, coins)
