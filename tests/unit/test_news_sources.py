@@ -376,3 +376,21 @@ def test_clean_text():
     assert clean_text(None, 10) == ("", False)
     text, cut = clean_text("abcdefghijkl", 5)
     assert cut and text == "abcde…"
+
+
+def test_the_resource_reads_the_sources_base_urls_from_the_environment(server, monkeypatch):
+    """GUARDIAN_BASE_URL, REDDIT_AUTH_URL and REDDIT_API_URL replace the providers' hosts (as for doctor)."""
+    from resources.news_sources import NewsSourcesResource
+
+    server.guardian_results.append(guardian_result(W + timedelta(minutes=1), "Bitcoin rallies", "btc"))
+    server.subreddits["Bitcoin"] = [reddit_post(W + timedelta(minutes=2), "BTC post", "p1")]
+    for name in ("GUARDIAN_BASE_URL", "REDDIT_AUTH_URL", "REDDIT_API_URL"):
+        monkeypatch.setenv(name, server.url)
+    resource = NewsSourcesResource(mode="live", guardian_api_key=server.guardian_api_key, rss_feeds=["http://127.0.0.1:9/x"],
+                                   reddit_client_id=server.reddit_client_id,
+                                   reddit_client_secret=server.reddit_client_secret, reddit_subreddits=["Bitcoin"],
+                                   max_attempts=1, timeout_s=0.5)
+    collection = resource.collect(W, END)
+    by_name = {o.name: o for o in collection.outcomes}
+    assert [i.title for i in by_name["guardian"].items] == ["Bitcoin rallies"]
+    assert [i.title for i in by_name["reddit:r/Bitcoin"].items] == ["BTC post"]
