@@ -77,7 +77,9 @@ class FakeCoinGecko(FakeServer):
     ``now`` (naive UTC, default the real clock) is the time of the snapshot; ``stale`` makes a
     coin's ``last_updated`` that much older than ``now``. The history has CoinGecko's automatic
     granularity: 5-minute points when ``from`` is within a day of now, hourly up to 90 days,
-    daily beyond; the point of the window ``w`` is observed 37 s before ``w``'s end.
+    daily beyond; the point of the window ``w`` is observed 37 s before ``w``'s end. With
+    ``api_key`` set, a request without that key (``x-cg-demo-api-key`` or ``x-cg-pro-api-key``)
+    gets CoinGecko's 401 (error 10002), and ``GET /key`` reports the key's limits and usage.
     """
 
     HISTORY_OFFSET = timedelta(seconds=37)
@@ -87,12 +89,21 @@ class FakeCoinGecko(FakeServer):
         self.coins = {c.coin_id: c for c in load_universe()}
         self.now = now
         self.stale: dict[str, timedelta] = {}
+        self.api_key: str | None = None
         self.mutate: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] = lambda elements: elements
 
     def _now(self) -> datetime:
         return self.now or datetime.now(timezone.utc).replace(tzinfo=None)
 
     def handle(self, path: str, query: dict[str, str], headers: dict[str, str]) -> tuple[int, Any]:
+        if self.api_key is not None:
+            sent = {k.lower(): v for k, v in headers.items()}
+            if self.api_key not in (sent.get("x-cg-demo-api-key"), sent.get("x-cg-pro-api-key")):
+                return 401, {"status": {"error_code": 10002, "error_message": "API Key Missing or invalid"}}
+            if path == "/key":
+                used = len(self.requests)
+                return 200, {"plan": "Demo", "rate_limit_request_per_minute": 30, "monthly_call_credit": 10000,
+                             "current_total_monthly_calls": used, "current_remaining_monthly_calls": 10000 - used}
         chart = re.fullmatch(r"/coins/([^/]+)/market_chart/range", path)
         if chart:
             return self._market_chart(chart.group(1), query)

@@ -122,6 +122,21 @@ def test_json_output_and_skipped_sources(fakes, tmp_path):
     assert report["coins"]["no_price_at_all"] == []
 
 
+def test_a_coingecko_key_is_checked_and_its_limits_reported(fakes, tmp_path):
+    fakes["cg"].api_key = "cg-demo-key"
+    try:
+        good = _doctor(_env(fakes, tmp_path, COINGECKO_API_KEY="cg-demo-key"))
+        wrong = _doctor(_env(fakes, tmp_path, COINGECKO_API_KEY="not-the-key"))
+    finally:
+        fakes["cg"].api_key = None
+    row = _rows(good.stdout)["coingecko"]
+    assert good.returncode == 0 and row[4].strip() == "valid"
+    assert re.fullmatch(r"30/min, \d+ calls left this month", row[5].strip())
+    row = _rows(wrong.stdout)["coingecko"]
+    assert wrong.returncode == 1 and row[2].strip() == "FAILED" and row[4].strip() == "invalid"
+    assert "10002" in row[6]
+
+
 def test_unusable_settings_exit_2(tmp_path):
     env = {**os.environ, "CRYPTO_HOME": str(tmp_path), "CRYPTO_EXCHANGE_URLS": "binance"}
     run = _doctor(env)
