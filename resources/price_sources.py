@@ -111,7 +111,7 @@ def fetch_prices(coins: Sequence[Coin], start: datetime, end: datetime, *, mode:
     for column in (*MARKET_FIELDS, "market_data_age_s"):
         frame[column] = np.nan
     latest = end - WINDOW
-    live = end >= now - live_lag
+    live = now - live_lag <= end <= now  # the range ends with the window that just closed
     past = frame[frame["window_start"] < pd.Timestamp(latest)] if live else frame
     if len(past):
         first, last = past["window_start"].min().to_pydatetime(), past["window_start"].max().to_pydatetime()
