@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from crypto_assets.checks import build_table_checks
 from crypto_assets.prices import price_data_real
 from resources.coingecko import MARKET_FIELDS
 from resources.dagster_resources import WarehouseResource
@@ -147,7 +148,8 @@ def test_a_stale_snapshot_is_not_used_as_the_windows_price_and_is_counted(sqlite
     universe = _universe(tmp_path, 4)
     with FakeCoinGecko() as cg, FakeBinance() as binance:
         cg.stale = {"bitcoin": timedelta(minutes=20), "tether": timedelta(minutes=30)}
-        result = dg.materialize([price_data_real], partition_key=start.strftime("%Y-%m-%d-%H:%M"),
+        result = dg.materialize([price_data_real, *build_table_checks([price_data_real])],
+                                partition_key=start.strftime("%Y-%m-%d-%H:%M"),
                                 instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
                                 resources={"warehouse": WarehouseResource(db_url=sqlite_url),
                                            "price_source": _source(cg, binance, universe=universe)})
@@ -161,6 +163,9 @@ def test_a_stale_snapshot_is_not_used_as_the_windows_price_and_is_counted(sqlite
     meta = _metadata(result)
     assert meta["stale_snapshots"].data == ["BTC", "USDT"] and meta["stale_snapshot_count"].value == 2
     assert "USDT" in meta["symbols_missing"].data
+    check = {e.check_name: e for e in result.get_asset_check_evaluations()}["market_data_freshness"]
+    assert not check.passed and check.metadata["stale_snapshots_left_out"].value == 2
+    assert check.metadata["bar_rows_without_market_fields"].value == 1
 
 
 def test_a_live_window_and_the_same_window_backfilled_carry_the_same_market_fields(tmp_path):
