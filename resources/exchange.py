@@ -134,7 +134,10 @@ class Venue:
 
     def __init__(self, exchange_id: str, *, base_url: str | None = None, timeout_s: float = 15.0,
                  max_attempts: int = 5, backoff_base_s: float = 0.5, backoff_max_s: float = 30.0,
-                 max_retry_after_s: float = 180.0, sleep: Callable[[float], None] = time.sleep):
+                 max_retry_after_s: float = 180.0, rate_limit_ms: int = 0,
+                 sleep: Callable[[float], None] = time.sleep):
+        """``rate_limit_ms``: the spacing ccxt's rate limiter keeps between calls (0: ccxt's own for
+        the exchange, e.g. Binance 50 ms, OKX 110 ms); the limiter is always on."""
         if exchange_id not in ccxt.exchanges:
             raise SourceError("exchange", f"unknown exchange {exchange_id!r} in CRYPTO_EXCHANGES (not a ccxt id)")
         self.id = exchange_id
@@ -146,6 +149,8 @@ class Venue:
         })
         if base_url:
             self.client.urls["api"] = _point_at(self.client.urls["api"], base_url)
+        if rate_limit_ms:
+            self.client.rateLimit = rate_limit_ms
         self.max_attempts = max_attempts
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s

@@ -211,6 +211,7 @@ class PriceSourceResource(ConfigurableResource):
     coingecko_calls_per_minute: int = 0
     exchanges: str = Field(default="", description="comma-separated ccxt ids, in order of preference")
     exchange_urls: dict[str, str] = Field(default_factory=dict, description="exchange id -> base URL override")
+    exchange_rate_limit_ms: int = Field(default=0, description="spacing of ccxt's rate limiter (0: ccxt's own)")
     snapshot_max_age_s: float = 0.0
     universe_file: str = ""
     timeout_s: float = 15.0
@@ -250,7 +251,8 @@ class PriceSourceResource(ConfigurableResource):
             or PLAN_CALLS_PER_MINUTE[plan]
         now = now or utc_now()
         venues = venues_from_settings(settings, timeout_s=self.timeout_s, max_attempts=self.max_attempts,
-                                      backoff_base_s=self.backoff_base_s, max_retry_after_s=self.max_retry_after_s)
+                                      backoff_base_s=self.backoff_base_s, max_retry_after_s=self.max_retry_after_s,
+                                      rate_limit_ms=self.exchange_rate_limit_ms)
         with HttpSource("coingecko", self.coingecko_base_url or host, headers=headers, timeout_s=self.timeout_s,
                         max_attempts=self.max_attempts, backoff_base_s=self.backoff_base_s,
                         max_retry_after_s=self.max_retry_after_s, min_interval_s=60.0 / per_minute) as cg_http, \

@@ -36,7 +36,7 @@ def _source(cg: FakeCoinGecko, *exchanges: FakeBinance | FakeOkx, universe: str 
     urls = {("binance" if isinstance(e, FakeBinance) else "okx"): e.url for e in exchanges}
     return PriceSourceResource(mode="live", coingecko_base_url=cg.url, exchanges=",".join(urls), exchange_urls=urls,
                                universe_file=universe, coingecko_calls_per_minute=100_000, backoff_base_s=0.01,
-                               timeout_s=3.0, max_attempts=3)
+                               timeout_s=3.0, max_attempts=3, exchange_rate_limit_ms=5)
 
 
 def _backfill_day(url: str, source: PriceSourceResource) -> dg.ExecuteInProcessResult:

@@ -70,3 +70,12 @@ def test_exchange_settings():
     assert load_settings({}).exchanges == ("binance", "okx", "coinbase", "kraken")
     with pytest.raises(SettingsError, match="CRYPTO_EXCHANGE_URLS"):
         load_settings({"CRYPTO_EXCHANGE_URLS": "okx:127.0.0.1"})
+
+
+def test_ccxts_rate_limiter_is_on_with_its_own_spacing_unless_told():
+    from resources.exchange import Venue
+
+    assert Venue("okx").client.enableRateLimit and Venue("okx").client.rateLimit == 110
+    assert Venue("binance", rate_limit_ms=5).client.rateLimit == 5
+    with pytest.raises(Exception, match="not a ccxt id"):
+        Venue("not-an-exchange")
