@@ -276,8 +276,8 @@ class Venue:
 def check_interval(exchange_id: str, market: str, page: Any, raw: Any, since: int, limit: int) -> None:
     """Raise :class:`IntervalError` unless ``page`` (ccxt's ``[ts, o, h, l, c, v]`` rows) are 5-minute bars.
 
-    Per page: an open time off the 5-minute grid, or a bar at or beyond ``since + limit x 5 min``
-    (at most ``limit`` 5-minute bars from ``since`` cannot reach it, while coarser bars do), rejects
+    Per page: an open time off the 5-minute grid, or a bar beyond ``since + limit x 5 min`` (at
+    most ``limit`` 5-minute bars from ``since`` cannot reach past it, while coarser bars do), rejects
     the page; where the exchange's own format says the bar's length (Binance's kline close time,
     field 6), it must be 5 minutes, which catches even a single daily bar. :func:`check_series`
     then looks at the whole range.
@@ -291,7 +291,7 @@ def check_interval(exchange_id: str, market: str, page: Any, raw: Any, since: in
     off_grid = [t for t in times if t % BAR_MS]
     if off_grid:
         raise IntervalError(name, f"{market}: bar open time {off_grid[0]} is not on the 5-minute grid")
-    beyond = [t for t in times if t >= since + limit * BAR_MS]
+    beyond = [t for t in times if t > since + limit * BAR_MS]  # the span's end itself: APIs that include it
     if beyond:
         raise IntervalError(name, f"{market}: asked for {limit} 5-minute bar(s) from {since}, got one opening at "
                                   f"{beyond[0]}: these are not 5-minute bars")

@@ -17,12 +17,13 @@ def _bars(times):
 
 def test_5_minute_pages_pass_even_with_gaps():
     check_interval("okx", "BTC/USDT", _bars([SINCE, SINCE + BAR_MS, SINCE + 7 * BAR_MS]), None, SINCE, 100)
+    check_interval("coinbase", "BTC/USD", _bars([SINCE, SINCE + 100 * BAR_MS]), None, SINCE, 100)  # end included
     check_series("okx", "BTC/USDT", [SINCE + 12 * BAR_MS * k for k in range(2)], 288)  # two bars an hour apart
 
 
 @pytest.mark.parametrize("times, raw, message", [
     ([SINCE + 60_000], None, "not on the 5-minute grid"),
-    ([SINCE, SINCE + DAY_MS], None, "not 5-minute bars"),  # beyond what 288 five-minute bars reach
+    ([SINCE, SINCE + 2 * DAY_MS], None, "not 5-minute bars"),  # beyond what 288 five-minute bars reach
     ([SINCE], [[SINCE, "1", "1", "1", "1", "1", SINCE + DAY_MS - 1]], "a 1440-minute bar"),
 ])
 def test_pages_of_other_intervals_are_rejected(times, raw, message):
