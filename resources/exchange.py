@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 TIMEFRAME = "5m"
 BAR_MS = 5 * 60 * 1000
 HOUR_MS = 60 * 60 * 1000
+DAY_MS = 24 * HOUR_MS
+DAY_SLOTS = DAY_MS // BAR_MS
 #: Quote currencies a coin's pair may have, in order of preference on one exchange.
 QUOTES = ("USD", "USDT", "USDC")
 #: Bars one ``fetch_ohlcv`` call may ask for. OKX serves at most 100 older bars a call whatever
@@ -132,8 +134,11 @@ class Venue:
 
     def __init__(self, exchange_id: str, *, base_url: str | None = None, timeout_s: float = 15.0,
                  max_attempts: int = 5, backoff_base_s: float = 0.5, backoff_max_s: float = 30.0,
-                 max_retry_after_s: float = 180.0, deadline: datetime | None = None,
+                 max_retry_after_s: float = 180.0, rate_limit_ms: int = 0, deadline: datetime | None = None,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time):
+        """``rate_limit_ms``: the spacing ccxt's rate limiter keeps between calls (0: ccxt's own for
+        the exchange, e.g. Binance 50 ms, OKX 110 ms); the limiter is always on. ``deadline``: no
+        retry waits past it (a live run's; see :func:`resources.http.deadline_error`)."""
         if exchange_id not in ccxt.exchanges:
             raise SourceError("exchange", f"unknown exchange {exchange_id!r} in CRYPTO_EXCHANGES (not a ccxt id)")
         self.id = exchange_id
@@ -145,6 +150,8 @@ class Venue:
         })
         if base_url:
             self.client.urls["api"] = _point_at(self.client.urls["api"], base_url)
+        if rate_limit_ms:
+            self.client.rateLimit = rate_limit_ms
         self.max_attempts = max_attempts
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
@@ -270,18 +277,18 @@ class Venue:
                 if since <= bar[0] < since + limit * BAR_MS:
                     bars.append(_checked_bar(self.name, route.market, bar))
             cursor += limit * BAR_MS
+        check_series(self.id, route.market, [b[0] for b in bars], (closed_end - start_ms) // BAR_MS)
         return bars
 
 
 def check_interval(exchange_id: str, market: str, page: Any, raw: Any, since: int, limit: int) -> None:
     """Raise :class:`IntervalError` unless ``page`` (ccxt's ``[ts, o, h, l, c, v]`` rows) are 5-minute bars.
 
-    Three tests, each sufficient to reject: an open time off the 5-minute grid; a bar at or beyond
-    ``since + limit x 5 min`` (at most ``limit`` 5-minute bars from ``since`` cannot reach it, while
-    coarser bars do); three or more bars, none 5 minutes after the previous one, all on an hourly
-    grid (hourly or daily bars; a thin 5-minute market is that regular by chance about once in
-    144 pages). Where the exchange's own format says the bar's length (Binance's kline close
-    time, field 6), it must be 5 minutes, which also catches a single daily bar.
+    Per page: an open time off the 5-minute grid, or a bar beyond ``since + limit x 5 min`` (at
+    most ``limit`` 5-minute bars from ``since`` cannot reach past it, while coarser bars do), rejects
+    the page; where the exchange's own format says the bar's length (Binance's kline close time,
+    field 6), it must be 5 minutes, which catches even a single daily bar. :func:`check_series`
+    then looks at the whole range.
     """
     name = f"exchange:{exchange_id}"
     if not isinstance(page, list) or any(not isinstance(b, list) or len(b) < 6 for b in page):
@@ -292,20 +299,37 @@ def check_interval(exchange_id: str, market: str, page: Any, raw: Any, since: in
     off_grid = [t for t in times if t % BAR_MS]
     if off_grid:
         raise IntervalError(name, f"{market}: bar open time {off_grid[0]} is not on the 5-minute grid")
-    beyond = [t for t in times if t >= since + limit * BAR_MS]
+    beyond = [t for t in times if t > since + limit * BAR_MS]  # the span's end itself: APIs that include it
     if beyond:
         raise IntervalError(name, f"{market}: asked for {limit} 5-minute bar(s) from {since}, got one opening at "
                                   f"{beyond[0]}: these are not 5-minute bars")
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    if len(times) >= 3 and min(gaps) > BAR_MS and all(t % HOUR_MS == 0 for t in times):
-        raise IntervalError(name, f"{market}: {len(times)} bars {min(gaps) // 60000} or more minutes apart, all on "
-                                  "the hour: not 5-minute bars")
     if exchange_id == "binance" and isinstance(raw, list):
         for row in raw:
             if isinstance(row, list) and len(row) > 6 and int(row[6]) != int(row[0]) + BAR_MS - 1:
                 length = (int(row[6]) + 1 - int(row[0])) / 60000
                 raise IntervalError(name, f"{market}: kline opening at {row[0]} closes at {row[6]}, a "
                                           f"{length:g}-minute bar, not 5 minutes")
+
+
+def check_series(exchange_id: str, market: str, times: Sequence[int], slots: int) -> None:
+    """Raise :class:`IntervalError` when a route's bars over a range of ``slots`` windows look coarser.
+
+    Exchanges without a close time in their format (OKX) can only be judged by the series: bars
+    that all open at midnight over a range of a day or more are daily bars, and three or more
+    bars all on the hour, none 5 minutes after the previous one, are hourly or daily bars. A
+    5-minute market that thin (one bar a day, exactly at midnight) has no usable 5-minute series
+    either, so the coin falls to the next exchange at no loss.
+    """
+    name = f"exchange:{exchange_id}"
+    if not times:
+        return
+    if slots >= DAY_SLOTS and all(t % DAY_MS == 0 for t in times):
+        raise IntervalError(name, f"{market}: over {slots} windows only bars opening at midnight: daily bars, "
+                                  "not 5-minute bars")
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    if len(times) >= 3 and min(gaps) > BAR_MS and all(t % HOUR_MS == 0 for t in times):
+        raise IntervalError(name, f"{market}: {len(times)} bars {min(gaps) // 60000} or more minutes apart, all on "
+                                  "the hour: not 5-minute bars")
 
 
 def _checked_bar(name: str, market: str, bar: list) -> tuple:

@@ -111,7 +111,7 @@ def fetch_prices(coins: Sequence[Coin], start: datetime, end: datetime, *, mode:
     for column in (*MARKET_FIELDS, "market_data_age_s"):
         frame[column] = np.nan
     latest = end - WINDOW
-    live = end >= now - live_lag
+    live = now - live_lag <= end <= now  # the range ends with the window that just closed
     past = frame[frame["window_start"] < pd.Timestamp(latest)] if live else frame
     if len(past):
         first, last = past["window_start"].min().to_pydatetime(), past["window_start"].max().to_pydatetime()
@@ -211,6 +211,7 @@ class PriceSourceResource(ConfigurableResource):
     coingecko_calls_per_minute: int = 0
     exchanges: str = Field(default="", description="comma-separated ccxt ids, in order of preference")
     exchange_urls: dict[str, str] = Field(default_factory=dict, description="exchange id -> base URL override")
+    exchange_rate_limit_ms: int = Field(default=0, description="spacing of ccxt's rate limiter (0: ccxt's own)")
     snapshot_max_age_s: float = 0.0
     universe_file: str = ""
     timeout_s: float = 15.0
@@ -252,7 +253,7 @@ class PriceSourceResource(ConfigurableResource):
         now = now or utc_now()
         venues = venues_from_settings(settings, timeout_s=self.timeout_s, max_attempts=self.max_attempts,
                                       backoff_base_s=self.backoff_base_s, max_retry_after_s=self.max_retry_after_s,
-                                      deadline=deadline)
+                                      rate_limit_ms=self.exchange_rate_limit_ms, deadline=deadline)
         cg_url = self.coingecko_base_url or settings.coingecko_base_url or host
         with HttpSource("coingecko", cg_url, headers=headers, timeout_s=self.timeout_s,
                         max_attempts=self.max_attempts, backoff_base_s=self.backoff_base_s,

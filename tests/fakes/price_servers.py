@@ -183,6 +183,7 @@ class FakeExchangeServer(FakeServer):
         super().__init__()
         self.universe = {c.symbol: c for c in load_universe()}
         self.listed = dict(default_listing() if listed is None else listed)
+        self.extra_pairs: set[tuple[str, str]] = set()  # (base, quote) listed besides ``listed``
         self.refuse: int | None = None
         self.interval_override: str | None = None
         self.now: datetime | None = None
@@ -196,6 +197,10 @@ class FakeExchangeServer(FakeServer):
         if self.refuse is not None:
             return self.refuse, {"Content-Type": "text/html"}, CDN_BLOCK_PAGE
         return super()._respond(fault, path, query, headers)
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every listed (base, quote)."""
+        return sorted(set(self.listed.items()) | self.extra_pairs)
 
     def step_ms(self) -> int:
         """The length of the bars served."""
@@ -235,7 +240,7 @@ class FakeBinance(FakeExchangeServer):
             return 200, self._exchange_info()
         if path != "/api/v3/klines":
             return 404, {"code": -1, "msg": "not found"}
-        pairs = {base + quote: base for base, quote in self.listed.items()}
+        pairs = {base + quote: base for base, quote in self.pairs()}
         pair = query.get("symbol", "")
         if pair not in pairs or query.get("interval") not in ("5m", "1m", "1h", "1d"):
             return 400, {"code": -1121, "msg": "Invalid symbol."}
@@ -252,7 +257,7 @@ class FakeBinance(FakeExchangeServer):
 
     def _exchange_info(self) -> dict[str, Any]:
         symbols = []
-        for base, quote in sorted(self.listed.items()):
+        for base, quote in self.pairs():
             symbols.append({
                 "symbol": base + quote, "status": "TRADING", "baseAsset": base, "baseAssetPrecision": 8,
                 "quoteAsset": quote, "quotePrecision": 8, "quoteAssetPrecision": 8, "baseCommissionPrecision": 8,
@@ -286,10 +291,10 @@ class FakeOkx(FakeExchangeServer):
         if path == "/api/v5/public/instruments":
             if query.get("instType") != "SPOT":
                 return 200, {"code": "0", "msg": "", "data": []}
-            return 200, {"code": "0", "msg": "", "data": [self._instrument(b, q) for b, q in sorted(self.listed.items())]}
+            return 200, {"code": "0", "msg": "", "data": [self._instrument(b, q) for b, q in self.pairs()]}
         if path not in ("/api/v5/market/candles", "/api/v5/market/history-candles"):
             return 404, {"code": "50030", "msg": "Illegal API path", "data": []}
-        inst = {f"{base}-{quote}": base for base, quote in self.listed.items()}
+        inst = {f"{base}-{quote}": base for base, quote in self.pairs()}
         inst_id = query.get("instId", "")
         if inst_id not in inst:
             return 200, {"code": "51001", "msg": "Instrument ID doesn't exist.", "data": []}

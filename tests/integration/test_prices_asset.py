@@ -95,21 +95,21 @@ def test_live_window_merges_exchange_bars_and_the_coingecko_snapshot(sqlite_url)
     assert meta["market_fields_complete_share"].value == 1.0 and meta["stale_snapshot_count"].value == 0
 
 
-def test_a_past_window_gets_its_market_fields_from_the_cached_history(sqlite_url):
+def test_a_past_window_gets_its_market_fields_from_the_cached_history(db_url):
     with FakeCoinGecko() as cg, FakeBinance() as ex:
-        result = _materialize(sqlite_url, _live(cg, ex), partition_key=KEY)
+        result = _materialize(db_url, _live(cg, ex), partition_key=KEY)
         assert result.success
         assert not any(r["path"] == "/coins/markets" for r in cg.requests)  # no snapshot for a past window
         history_calls = [r for r in cg.requests if r["path"].endswith("/market_chart/range")]
         assert len({r["path"] for r in history_calls}) == 116 and history_calls[0]["query"]["vs_currency"] == "usd"
-        again = _materialize(sqlite_url, _live(cg, ex), partition_key="2026-11-20-12:05")
+        again = _materialize(db_url, _live(cg, ex), partition_key="2026-11-20-12:05")
         assert again.success and len(cg.requests) == len(history_calls)  # the next window is already cached
     meta = _metadata(result)
     assert meta["source"].text == "live" and meta["sources"].data == {"binance+coingecko_history": 116}
     assert set(meta["symbols_missing"].data) == {"CRO", "DAI", "GNO", "HNT", "KAS", "OCEAN", "USDT", "XMR"}
     assert meta["dagster/row_count"].value == 124 - 8 and meta["market_fields_complete_share"].value == 1.0
     assert meta["market_history"].data["calls"] == 116 and meta["market_history"].data["coins_fetched"] == 116
-    frame = Warehouse(sqlite_url).read_frame(sa.select(price_table))
+    frame = Warehouse(db_url).read_frame(sa.select(price_table))
     # As of each window's end (12:05, 12:10): the hourly point observed at 11:59:23, never a later one.
     ages = frame.groupby("window_start").market_data_age_s.unique()
     assert [list(a) for a in ages] == [[337.0], [637.0]]
