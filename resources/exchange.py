@@ -13,8 +13,11 @@ transient failures (connection errors, timeouts, 5xx, 429 with ``Retry-After``, 
 non-JSON body), the process-wide circuit breaker of the source (``exchange:<id>``), and a
 :class:`SourceError` that names the exchange and the problem. ccxt's own rate limiter is on.
 
-Bars are checked for their interval before they are kept (see :func:`check_interval`), and a bar
-still open (open time + 5 minutes after ``now``) is never returned.
+Bars are checked for their interval before they are kept (see :func:`check_interval` and
+:func:`check_series`), and a bar still open (open time + 5 minutes after ``now``) is never returned.
+
+:func:`exchange_routing` loads the configured exchanges' markets and tells which exchange serves
+each coin without fetching bars (for ``doctor``).
 """
 
 from __future__ import annotations

@@ -232,3 +232,22 @@ def test_a_truncated_exchange_answer_is_retried(sqlite_url, tmp_path):
     assert result.success, _error(result)
     assert len(_frame(sqlite_url)) == 2 * 288
     assert _metadata(result)["exchanges"].data["per_exchange"]["binance"]["retries"] == 2
+
+
+def test_exchange_routing_tells_which_exchange_serves_each_coin_without_fetching_bars():
+    from resources.exchange import exchange_routing
+    from resources.settings import load_settings
+    from resources.universe import load_universe
+
+    with FakeBinance(listed={"BTC": "USDT", "ETH": "USDT"}) as binance, \
+            FakeOkx(listed={"BTC": "USDT", "KAS": "USDT"}) as okx:
+        settings = load_settings({"CRYPTO_EXCHANGES": "binance,okx",
+                                  "CRYPTO_EXCHANGE_URLS": f"binance={binance.url},okx={okx.url}"})
+        routing = exchange_routing(settings, load_universe(), max_attempts=1)
+        binance.refuse = 451
+        refused = exchange_routing(settings, load_universe(), max_attempts=1)
+        assert not any("klines" in r["path"] or "candles" in r["path"] for r in binance.requests + okx.requests)
+    assert {s: r.exchange for s, r in routing.serving().items()} == {"BTC": "binance", "ETH": "binance", "KAS": "okx"}
+    assert [r.exchange for r in routing.routes["BTC"]] == ["binance", "okx"]  # the fallback order
+    assert {s: r.exchange for s, r in refused.serving().items()} == {"BTC": "okx", "KAS": "okx"}
+    assert refused.exchanges["binance"]["state"] == "refused" and "ETH" in refused.unlisted
