@@ -81,6 +81,8 @@ class PriceRow(BaseModel):
     volume: float | None = None
     source: str | None = None
     collected_at: datetime | None = None
+    quote: str | None = Field(default=None, description="Currency of the prices: USD, USDT or USDC")
+    market_data_age_s: float | None = Field(default=None, description="Age of the market fields at the window's end, s")
 
 
 class LatestPrices(BaseModel):

@@ -10,10 +10,12 @@ request are executed too. Dagster's clock (``freeze_time``), the price source's 
 fake CoinGecko's ``now``, the circuit breakers' clock and the gap sensor's clock all read the
 simulated time.
 
-The sources are the fake exchange and CoinGecko servers (``tests/fakes/price_servers.py``),
-misbehaving on a seeded random schedule: 429 bursts, 5xx, timeouts, truncated or HTML bodies,
+The sources are the fake exchange and CoinGecko servers (``tests/fakes/price_servers.py``) in
+the several-exchange setup: ``CRYPTO_EXCHANGES=binance,okx`` with Binance geo-blocked (HTTP 451
+to every request, as from a US cloud region), so every coin falls to OKX. OKX and CoinGecko
+misbehave on a seeded random schedule: 429 bursts, 5xx, timeouts, truncated or HTML bodies,
 one-off impossible values, and whole outages (a source answering 503 to everything for an
-hour). Alerts go to a fake Slack webhook.
+hour; the "exchange" outage is OKX's, leaving no exchange). Alerts go to a fake Slack webhook.
 
 The audit at the end (after draining: more ticks without new windows and without faults, until
 the gap sensor has nothing left to heal):
@@ -22,7 +24,10 @@ the gap sensor has nothing left to heal):
   each table agree with it (row count per window, no rows outside committed windows, no
   duplicate keys);
 * the bars of a sample of windows equal the (deterministic) market the fakes served: no fault
-  left a corrupted value behind; features of a sample of windows equal a clean recomputation
+  left a corrupted value behind;
+* backfilled windows (the day before, and windows healed after an outage: market fields from
+  CoinGecko's history) and live windows (the snapshot) carry the same market fields: every bar
+  row has all of them, none observed after its window's end in the history; features of a sample of windows equal a clean recomputation
   from the final tables, when the features asset is part of the job;
 * every run that failed produced exactly one run alert, every check that started failing one
   check or freshness alert, every outage at least a run alert and a freshness alert, and
@@ -65,13 +70,14 @@ from resources.simulated import simulated_price_frame  # noqa: E402
 from resources.universe import load_universe  # noqa: E402
 from resources.warehouse import METADATA, WINDOW, Warehouse, dispose_warehouse, window_starts  # noqa: E402
 from tests.fakes.fake_webhook import FakeWebhook  # noqa: E402
-from tests.fakes.price_servers import FakeCoinGecko, FakeExchange  # noqa: E402
+from tests.fakes.price_servers import FakeBinance, FakeCoinGecko, FakeOkx  # noqa: E402
 
 EPOCH = datetime(1970, 1, 1)
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 SCHEDULE_OFFSET = timedelta(minutes=1)  # five_minute_schedule ticks a minute after each window closes
 TRANSIENT = ("429-burst", "5xx", "timeout", "malformed", "bad-data")
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
+BREAKERS = ("exchange:binance", "exchange:okx", "coingecko")
 
 
 # ------------------------------------------------------------------------------------ the clock
@@ -102,8 +108,16 @@ class _Down:
         return super()._respond(fault, path, query, headers)
 
 
-class SoakExchange(_Down, FakeExchange):
-    """The fake exchange, with outages."""
+class SoakExchange(_Down, FakeOkx):
+    """The exchange that serves (OKX), with outages."""
+
+
+class GeoBlockedBinance(FakeBinance):
+    """The first exchange of the list, refusing every request with HTTP 451."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refuse = 451
 
 
 class SoakCoinGecko(_Down, FakeCoinGecko):
@@ -209,7 +223,7 @@ class _LogCounter(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
-        if record.name == "resources.http" and "retrying in" in message:
+        if record.name in ("resources.http", "resources.exchange") and "retrying in" in message:
             self.counts["http"] += 1
         elif record.name == "resources.warehouse" and "retrying in" in message:
             self.counts["write"] += 1
@@ -255,15 +269,17 @@ def run_soak(config: SoakConfig) -> SoakReport:
     report = SoakReport(windows=config.windows, coins=len(coins),
                         database=sa.engine.make_url(db_url).render_as_string(hide_password=True))
     counter = _LogCounter()
-    levels = {name: logging.getLogger(name).level for name in ("resources.http", "resources.warehouse")}
+    levels = {name: logging.getLogger(name).level
+              for name in ("resources.http", "resources.exchange", "resources.warehouse")}
     for name in levels:
         logging.getLogger(name).addHandler(counter)
         logging.getLogger(name).setLevel(logging.DEBUG)
     try:
-        with FakeWebhook() as hook, SoakExchange() as exchange, SoakCoinGecko() as coingecko:
+        with FakeWebhook() as hook, GeoBlockedBinance() as binance, SoakExchange() as exchange, \
+                SoakCoinGecko() as coingecko:
             env["CRYPTO_ALERT_WEBHOOK_URL"] = hook.url
             with _environment(env):
-                _Loop(config, report, coins, db_url, exchange, coingecko, hook).run()
+                _Loop(config, report, coins, db_url, exchange, coingecko, hook, binance).run()
     finally:
         for name, level in levels.items():
             logging.getLogger(name).removeHandler(counter)
@@ -282,7 +298,7 @@ class _Loop:
     """One soak: the definitions under test, the instance, the fakes and the simulated clock."""
 
     def __init__(self, config: SoakConfig, report: SoakReport, coins, db_url: str,
-                 exchange: SoakExchange, coingecko: SoakCoinGecko, hook: FakeWebhook):
+                 exchange: SoakExchange, coingecko: SoakCoinGecko, hook: FakeWebhook, binance: FakeBinance):
         import importlib
 
         import resources.price_sources as price_sources
@@ -293,7 +309,7 @@ class _Loop:
         from sensors.gaps import build_gap_sensor
 
         self.config, self.report, self.coins, self.db_url = config, report, coins, db_url
-        self.exchange, self.coingecko, self.hook = exchange, coingecko, hook
+        self.exchange, self.coingecko, self.hook, self.binance = exchange, coingecko, hook, binance
         self.rng = random.Random(config.seed)
         start = config.start or _floor(datetime.now(timezone.utc).replace(tzinfo=None)) + WINDOW
         self.first_window = start
@@ -321,8 +337,9 @@ class _Loop:
         resources = dict(base.resources or {})
         resources["warehouse"] = WarehouseResource(db_url=db_url)
         resources["price_source"] = PriceSourceResource(
-            mode="live", coingecko_base_url=coingecko.url, exchange_base_url=exchange.url, timeout_s=0.5,
-            max_attempts=3, backoff_base_s=0.01, max_retry_after_s=5, exchange_workers=8)
+            mode="live", coingecko_base_url=coingecko.url, exchanges="binance,okx",
+            exchange_urls={"binance": binance.url, "okx": exchange.url}, coingecko_calls_per_minute=100_000,
+            exchange_rate_limit_ms=5, timeout_s=0.5, max_attempts=3, backoff_base_s=0.01, max_retry_after_s=5)
         self.defs = dg.Definitions(assets=assets, asset_checks=list(base.asset_checks or []), jobs=[self.job_def],
                                    sensors=self.sensor_defs, resources=resources)
         self.repo = self.defs.get_repository_def()
@@ -415,7 +432,7 @@ class _Loop:
 
     def _tick(self, tick_time: datetime, schedule: bool) -> None:
         self.clock.current = tick_time
-        self.coingecko.now = tick_time
+        self.coingecko.now = self.exchange.now = tick_time
         with freeze_time(_aware(tick_time)):
             if schedule:
                 context = dg.build_schedule_context(instance=self.instance, scheduled_execution_time=_aware(tick_time))
@@ -432,7 +449,7 @@ class _Loop:
         sensor, which looks a day back, finds nothing to heal before the soak starts)."""
         first, last = self.first_window - timedelta(days=1), self.first_window - WINDOW
         self.clock.current = self.first_window
-        self.coingecko.now = self.first_window
+        self.coingecko.now = self.exchange.now = self.first_window
         with freeze_time(_aware(self.first_window)):
             tags = {"dagster/asset_partition_range_start": first.strftime(self.partitions.fmt),
                     "dagster/asset_partition_range_end": last.strftime(self.partitions.fmt)}
@@ -440,7 +457,7 @@ class _Loop:
 
     def run(self) -> None:
         reset_circuit_breakers()
-        for name in ("exchange", "coingecko"):
+        for name in BREAKERS:
             circuit_breaker_for(name, clock=self.clock.monotonic)
         real_now = self.price_sources.utc_now
         self.price_sources.utc_now = self.clock.now  # the price source's "now" (snapshot window, collected_at)
@@ -467,7 +484,7 @@ class _Loop:
         finally:
             self.price_sources.utc_now = real_now
         self.report.outage_answers = self.exchange.down_answers + self.coingecko.down_answers
-        breakers: dict[str, CircuitBreaker] = {n: circuit_breaker_for(n) for n in ("exchange", "coingecko")}
+        breakers: dict[str, CircuitBreaker] = {n: circuit_breaker_for(n) for n in BREAKERS}
         self.report.circuit_opened = {n: b.times_opened for n, b in breakers.items()}
         self.report.heal_runs = self.report.runs["gap_healing"]
         self._audit()
@@ -518,6 +535,7 @@ class _Loop:
                     continue
                 self._audit_table(wh, asset, table, start, end)
             self._audit_prices(wh)
+            self._audit_market_fields(wh)
             self._audit_features(wh)
         finally:
             wh.dispose()
@@ -598,6 +616,35 @@ class _Loop:
         if len(keys) != expected or keys.duplicated().any():
             self.report.problems.append(f"{LAKE_ASSET}: {len(keys)} lake rows for {expected} committed feature rows")
         self.report.checks["lake"] = f"{len(keys)} rows, equal to the committed feature rows"
+
+    def _audit_market_fields(self, wh: Warehouse) -> None:
+        """Live windows (the snapshot) and backfilled ones (the history) carry the same market fields."""
+        from resources.coingecko import MARKET_FIELDS
+
+        if "price_data_real" not in self.asset_keys:
+            return
+        table = METADATA.tables["price_data_real"]
+        fields = [*MARKET_FIELDS, "market_data_age_s"]
+        frame = wh.read_frame(sa.select(table.c.source, table.c.close, *(table.c[c] for c in fields))
+                              .where(table.c.close.is_not(None)))
+        kinds = frame["source"].map(lambda s: "live" if s.endswith("+coingecko") else
+                                    "backfilled" if s.endswith("+coingecko_history") else "none")
+        self.report.checks["market_field_rows"] = {k: int(n) for k, n in kinds.value_counts().items()}
+        for kind in ("live", "backfilled"):
+            rows = frame[kinds == kind]
+            if not len(rows):
+                self.report.problems.append(f"price_data_real: no {kind} window with market fields to compare")
+                continue
+            present = sorted(c for c in fields if rows[c].notna().all())
+            if present != sorted(fields):
+                lacking = {c: int(rows[c].isna().sum()) for c in fields if rows[c].isna().any()}
+                self.report.problems.append(f"price_data_real: {kind} bar rows lack market fields {lacking}")
+        without = int((kinds == "none").sum())
+        if without:
+            self.report.problems.append(f"price_data_real: {without} bar row(s) without market fields")
+        future = int((frame.loc[kinds == "backfilled", "market_data_age_s"] < 0).sum())
+        if future:
+            self.report.problems.append(f"price_data_real: {future} backfilled row(s) joined a later observation")
 
     def _audit_features(self, wh: Warehouse) -> None:
         """Features of a sample of windows equal a clean recomputation from the final tables."""

@@ -18,9 +18,9 @@ takes the asset list, so an asset that lands later is checked as soon as it is w
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import dagster as dg
 import numpy as np
@@ -28,7 +28,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from crypto_assets.features.catalog import SPARSE_FEATURES
+from resources.coingecko import MARKET_FIELDS
 from resources.dagster_resources import WarehouseResource
+from resources.market_history import MAX_AGE as HISTORY_MAX_AGE
 from resources.settings import load_settings
 from resources.universe import load_universe
 from resources.warehouse import Warehouse, to_naive_utc, window_starts
@@ -61,6 +63,8 @@ class CheckInput:
     end: datetime
     window: timedelta
     partitions_start: datetime | None
+    #: The metadata of the asset's materialization in this run ({} when run on its own).
+    run_metadata: Mapping[str, object] = field(default_factory=dict)
 
     def in_range(self, *columns: sa.ColumnElement, start: datetime | None = None) -> sa.Select:
         """A SELECT of ``columns`` over [start, end) of the time column."""
@@ -187,6 +191,31 @@ def price_sanity(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
                           "jump_examples": dg.MetadataValue.json(examples)}
 
 
+def market_data_freshness(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
+    """Market fields are not older than their bound at the window's end (a snapshot's
+    ``CRYPTO_SNAPSHOT_MAX_AGE_S``, the history's 25 h), and no stale CoinGecko snapshot was
+    left out in this run (its coins' windows have bars but no market fields)."""
+    t = data.table
+    frame = data.warehouse.read_frame(data.in_range(t.c.source, t.c.close, t.c.market_data_age_s,
+                                                    *(t.c[c] for c in MARKET_FIELDS)))
+    source = frame["source"].astype(str) if len(frame) else pd.Series(dtype=str)
+    age = frame["market_data_age_s"] if len(frame) else pd.Series(dtype=float)
+    snapshot = source.str.endswith("+coingecko") | source.eq("coingecko")
+    history = source.str.endswith("+coingecko_history")
+    bound = load_settings().snapshot_max_age_s
+    too_old = int(((snapshot & (age > bound)) | (history & (age > HISTORY_MAX_AGE.total_seconds()))).sum())
+    live = frame[~source.eq("simulated")] if len(frame) else frame
+    without = int((live["close"].notna() & live[list(MARKET_FIELDS)].isna().any(axis=1)).sum()) if len(live) else 0
+    stale_value = data.run_metadata.get("stale_snapshot_count")
+    stale = int(getattr(stale_value, "value", stale_value) or 0)
+    passed = too_old == 0 and stale == 0
+    text = (f"{len(frame)} rows; {too_old} with market data older than its bound; {stale} stale snapshot(s) left "
+            f"out in this run; {without} bar row(s) without every market field")
+    return passed, text, {"rows": len(frame), "market_data_too_old": too_old, "stale_snapshots_left_out": stale,
+                          "bar_rows_without_market_fields": without, "snapshot_max_age_s": bound,
+                          "max_market_data_age_s": float(age.max()) if age.notna().any() else 0.0}
+
+
 def score_range(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     """Sentiment scores lie in [-1, 1] and confidences in [0, 1]."""
     t = data.table
@@ -255,6 +284,8 @@ CHECK_KINDS: dict[str, CheckKind] = {kind.name: kind for kind in (
               False, dg.AssetCheckSeverity.WARN, symbol_coverage),
     CheckKind("price_sanity", "Prices positive, OHLC bars consistent, no close beyond "
               f"x{MAX_JUMP_FACTOR:g} of the previous window's.", True, dg.AssetCheckSeverity.ERROR, price_sanity),
+    CheckKind("market_data_freshness", "Market fields no older than their bound at the window's end; no stale "
+              "CoinGecko snapshot left out in the run.", False, dg.AssetCheckSeverity.WARN, market_data_freshness),
     CheckKind("score_range", "Sentiment scores in [-1, 1], confidences in [0, 1].",
               True, dg.AssetCheckSeverity.ERROR, score_range),
     CheckKind("label_mix", f"No sentiment label holds more than {MAX_DOMINANT_LABEL_SHARE:.0%} of the rows "
@@ -264,7 +295,8 @@ CHECK_KINDS: dict[str, CheckKind] = {kind.name: kind for kind in (
 )}
 
 TABLE_SPECS: tuple[TableSpec, ...] = (
-    TableSpec("price_data_real", ("unique_non_null_keys", "price_sanity", "symbol_coverage", "no_window_gaps")),
+    TableSpec("price_data_real", ("unique_non_null_keys", "price_sanity", "symbol_coverage", "no_window_gaps",
+                                  "market_data_freshness")),
     TableSpec("news_items", ("unique_non_null_keys", "no_window_gaps")),
     TableSpec("sentiment_data", ("unique_non_null_keys", "score_range", "label_mix", "no_window_gaps")),
     TableSpec("ml_features_materialized", ("unique_non_null_keys", "feature_nan_ratio", "symbol_coverage",
@@ -292,6 +324,14 @@ def checked_range(context: dg.AssetCheckExecutionContext, partitions_def: dg.Par
     return end - STANDALONE_SPAN, end
 
 
+def _run_materialization_metadata(context: dg.AssetCheckExecutionContext, asset: str) -> Mapping[str, object]:
+    """The metadata of ``asset``'s latest materialization, if this run made it."""
+    entry = context.instance.get_latest_materialization_event(dg.AssetKey(asset))
+    if entry is None or entry.run_id != context.op_execution_context.run_id or entry.asset_materialization is None:
+        return {}
+    return entry.asset_materialization.metadata
+
+
 def build_table_check(spec: TableSpec, partitions_def: dg.PartitionsDefinition | None) -> dg.AssetChecksDefinition:
     """One multi-asset check (one step) running every check of ``spec`` over the run's windows."""
     kinds = [CHECK_KINDS[name] for name in spec.checks]
@@ -308,13 +348,15 @@ def build_table_check(spec: TableSpec, partitions_def: dg.PartitionsDefinition |
     def table_checks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
         wh = warehouse.get()
         window_range = checked_range(context, partitions_def, spec, wh)
+        run_metadata = _run_materialization_metadata(context, spec.asset)
         for check_key in context.selected_asset_check_keys:
             kind = CHECK_KINDS[check_key.name]
             if window_range is None:
                 yield dg.AssetCheckResult(asset_key=check_key.asset_key, check_name=kind.name, passed=True,
                                           severity=kind.severity, description="nothing committed yet")
                 continue
-            data = CheckInput(wh, wh.table(spec.asset), spec.time_column, *window_range, spec.window, partitions_start)
+            data = CheckInput(wh, wh.table(spec.asset), spec.time_column, *window_range, spec.window, partitions_start,
+                              run_metadata)
             passed, text, metadata = kind.evaluate(data)
             yield dg.AssetCheckResult(
                 asset_key=check_key.asset_key, check_name=kind.name, passed=bool(passed), severity=kind.severity,

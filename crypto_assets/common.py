@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -14,15 +14,42 @@ from dagster import (
     TableSchema,
 )
 
-from resources.warehouse import WriteResult, to_naive_utc
+from resources.settings import load_settings
+from resources.warehouse import WriteResult, to_naive_utc, utc_now
 
 OWNERS = ["team:data-platform"]
+#: A run over at most this many windows, created within LIVE_HORIZON of its range's end, is live.
+LIVE_RUN_MAX_WINDOWS = 12
+LIVE_HORIZON = timedelta(minutes=15)
 
 
 def window_range(context: AssetExecutionContext) -> tuple[datetime, datetime]:
     """The run's window range [start, end) as naive UTC: one window or a whole backfill range."""
     window = context.partition_time_window
     return to_naive_utc(window.start), to_naive_utc(window.end)
+
+
+def live_run_deadline(end: datetime, windows: int, created_at: datetime, grace: timedelta) -> datetime | None:
+    """The time after which a run over windows ending at ``end`` stops waiting on its sources.
+
+    A live run (at most :data:`LIVE_RUN_MAX_WINDOWS` windows, created no later than
+    :data:`LIVE_HORIZON` after ``end``: the scheduled run of the window that just closed, or an
+    early re-run of it) must not outlast its window: ``end + grace``. Backfills (many windows) and
+    re-runs of older windows have no deadline (None): they may wait out a rate limit.
+    """
+    if windows > LIVE_RUN_MAX_WINDOWS or created_at > end + LIVE_HORIZON:
+        return None
+    return end + grace
+
+
+def run_deadline(context: AssetExecutionContext) -> datetime | None:
+    """:func:`live_run_deadline` of this run (``CRYPTO_LIVE_RUN_DEADLINE_S`` after its range's end),
+    from when the run was created, so that step retries keep the run's deadline."""
+    record = context.instance.get_run_record_by_id(context.run_id)
+    created = to_naive_utc(record.create_timestamp) if record is not None else utc_now()
+    _, end = window_range(context)
+    grace = timedelta(seconds=load_settings().live_run_deadline_s)
+    return live_run_deadline(end, len(context.partition_keys), created, grace)
 
 
 def _column_type(column: sa.Column) -> str:

@@ -4,13 +4,13 @@ No ``from __future__ import annotations`` here: Dagster reads the resource annot
 """
 
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from crypto_assets.common import OWNERS, preview_markdown, window_range, write_metadata
+from crypto_assets.common import OWNERS, preview_markdown, run_deadline, window_range, write_metadata
 from crypto_assets.partitions import DAILY_PARTITIONS
 from resources.dagster_resources import WarehouseResource
 from resources.macro_sources import FRED_BASE_URL, YAHOO_BASE_URL, YAHOO_TICKERS, MacroFetch, fetch_macro
@@ -24,19 +24,21 @@ class MacroSourcesResource(dg.ConfigurableResource):
     """Where macro series come from: ``CRYPTO_SOURCE`` (simulated or live), FRED and Yahoo endpoints."""
 
     source: str = Field(default="", description="'simulated' or 'live'; empty: CRYPTO_SOURCE.")
-    fred_base_url: str = FRED_BASE_URL
-    yahoo_base_url: str = YAHOO_BASE_URL
+    fred_base_url: str = Field(default="", description=f"empty: FRED_BASE_URL, else {FRED_BASE_URL}")
+    yahoo_base_url: str = Field(default="", description=f"empty: YAHOO_BASE_URL, else {YAHOO_BASE_URL}")
     yahoo_tickers: list[str] = Field(default_factory=lambda: list(YAHOO_TICKERS))
 
-    def fetch(self, start: date, end: date) -> MacroFetch:
-        """Observations dated in [start, end); FRED series from ``CRYPTO_FRED_SERIES``."""
+    def fetch(self, start: date, end: date, deadline: datetime | None = None) -> MacroFetch:
+        """Observations dated in [start, end); FRED series from ``CRYPTO_FRED_SERIES``; no retry
+        waits past ``deadline``."""
         settings = load_settings()
         if self.source:
             if self.source not in SOURCES:
                 raise dg.Failure(f"macro_sources.source={self.source!r}: expected one of {', '.join(SOURCES)}")
             settings = replace(settings, source=self.source)
         return fetch_macro(settings, start, end, yahoo_tickers=self.yahoo_tickers,
-                           fred_base_url=self.fred_base_url, yahoo_base_url=self.yahoo_base_url)
+                           fred_base_url=self.fred_base_url or None, yahoo_base_url=self.yahoo_base_url or None,
+                           deadline=deadline)
 
 
 def validate_macro(frame: pd.DataFrame, start: date, end: date) -> pd.DataFrame:
@@ -88,7 +90,7 @@ def macro_indicators(
     """
     start, end = window_range(context)
     first_day, end_day = start.date(), end.date()
-    fetched = macro_sources.fetch(first_day, end_day)
+    fetched = macro_sources.fetch(first_day, end_day, deadline=run_deadline(context))
     if fetched.fred_down:
         raise dg.Failure("every FRED series failed", metadata={"errors": dg.MetadataValue.json(fetched.warnings)})
     frame = validate_macro(fetched.frame, first_day, end_day)

@@ -5,7 +5,7 @@ from collections import Counter
 import dagster as dg
 import sqlalchemy as sa
 
-from crypto_assets.common import OWNERS, preview_markdown, window_range, write_metadata
+from crypto_assets.common import OWNERS, preview_markdown, run_deadline, window_range, write_metadata
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS, PARTITION_KEY_FORMAT
 from resources.coin_tagging import tagger_for
 from resources.dagster_resources import WarehouseResource
@@ -46,7 +46,7 @@ def news_items(
     of source and guid).
     """
     start, end = window_range(context)
-    collection = news_sources.collect(start, end)
+    collection = news_sources.collect(start, end, deadline=run_deadline(context))
     for outcome in collection.skipped:
         context.log.warning("news source %s skipped: %s", outcome.name, outcome.error)
     for outcome in collection.failed:

@@ -2,13 +2,14 @@
 
 import dagster as dg
 
-from crypto_assets.common import OWNERS, preview_markdown, window_range, write_metadata
+from crypto_assets.common import OWNERS, preview_markdown, run_deadline, window_range, write_metadata
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
 from resources.dagster_resources import WarehouseResource
+from resources.http import DeadlineExceeded
 from resources.price_sources import PriceSourceResource, validate_prices
 from resources.warehouse import price_data_real as price_table
 
-PRICES_CODE_VERSION = "1"
+PRICES_CODE_VERSION = "2"
 
 
 @dg.asset(
@@ -26,16 +27,24 @@ def price_data_real(
     warehouse: WarehouseResource,
     price_source: PriceSourceResource,
 ) -> dg.MaterializeResult:
-    """Prices of the ~124-coin universe for each 5-minute window: OHLCV bar and market snapshot.
+    """Prices of the ~124-coin universe for each 5-minute window: OHLCV bar and market fields.
 
     Offline (``CRYPTO_SOURCE=simulated``) the rows come from the deterministic simulated market;
-    live, from the exchange's 5-minute klines, plus CoinGecko's ``/coins/markets`` snapshot for
-    the window that just closed. Runs over the partition range (one window, or a day of windows
-    in a backfill); validates everything before writing; replaces the range in one transaction.
-    Key: (symbol, window_start).
+    live, each coin's 5-minute bars from the first of ``CRYPTO_EXCHANGES`` that lists it (ccxt;
+    an exchange that refuses or is unreachable is skipped for the run), with CoinGecko's market
+    fields: the ``/coins/markets`` snapshot for the window that just closed (unless stale), the
+    cached market history joined as of the window's end for every other window. ``source`` and
+    ``quote`` say where each row came from and its currency. Runs over the partition range (one
+    window, or a day of windows in a backfill); validates everything before writing; replaces the
+    range in one transaction. A live run gives up (without step retries; gap healing re-runs the
+    window) rather than wait on a source past its deadline (``CRYPTO_LIVE_RUN_DEADLINE_S`` after
+    its window's end). Key: (symbol, window_start).
     """
     start, end = window_range(context)
-    fetched = price_source.fetch(start, end)
+    try:
+        fetched = price_source.fetch(start, end, warehouse=warehouse.get(), deadline=run_deadline(context))
+    except DeadlineExceeded as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
     frame = validate_prices(fetched.frame, start, end)
     result = warehouse.get().write_partition(
         "price_data_real", frame, start=start, end=end,
@@ -44,12 +53,21 @@ def price_data_real(
     if fetched.missing_symbols:
         context.log.warning("%d symbol(s) missing from the source: %s",
                             len(fetched.missing_symbols), ", ".join(fetched.missing_symbols))
+    if fetched.stale_snapshots:
+        context.log.warning("%d coin(s) with a stale CoinGecko snapshot not used: %s",
+                            len(fetched.stale_snapshots), ", ".join(fetched.stale_snapshots))
     return dg.MaterializeResult(metadata=write_metadata(
         price_table, result, start, end,
         source=fetched.source,
+        sources=dg.MetadataValue.json(fetched.sources()),
         symbols=int(frame["symbol"].nunique()) if len(frame) else 0,
         symbols_missing=dg.MetadataValue.json(fetched.missing_symbols),
         unknown_ids_ignored=dg.MetadataValue.json(fetched.unknown_ids),
+        exchanges=dg.MetadataValue.json(fetched.exchanges),
+        stale_snapshots=dg.MetadataValue.json(fetched.stale_snapshots),
+        stale_snapshot_count=len(fetched.stale_snapshots),
+        market_history=dg.MetadataValue.json(fetched.market_history),
+        market_fields_complete_share=round(fetched.market_fields_share(), 4),
         http=dg.MetadataValue.json(fetched.http_stats),
         preview=preview_markdown(frame, columns=["symbol", "window_start", "close", "volume", "market_cap"]),
     ))

@@ -1,13 +1,16 @@
-"""CoinGecko ``/coins/markets``: the live market snapshot (price, market cap, 24h fields).
+"""CoinGecko: the live market snapshot (``/coins/markets``) and the market history
+(``/coins/{id}/market_chart/range``).
 
-The snapshot is "now" (cached 45-60 s by CoinGecko), so it only describes the window that is
-closing; history comes from exchange bars (see ``resources/exchange.py``).
+The snapshot is "now" (cached 45-60 s by CoinGecko, each coin with its ``last_updated``), so it
+only describes the window that is closing. The history (price, market cap and 24h volume points:
+5-minute within the last day, hourly up to 90 days, daily beyond) gives older windows their
+market fields (see ``resources/market_history.py``).
 """
 
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
 import pandas as pd
@@ -18,6 +21,10 @@ from resources.universe import Coin
 PUBLIC_BASE_URL = "https://api.coingecko.com/api/v3"
 PRO_BASE_URL = "https://pro-api.coingecko.com/api/v3"
 MAX_IDS_PER_CALL = 250
+#: The market fields of a ``price_data_real`` row that come from CoinGecko (snapshot or history).
+MARKET_FIELDS = ("market_cap", "volume_24h", "price_change_24h", "price_change_pct_24h",
+                 "high_24h", "low_24h", "open_24h")
+HISTORY_SERIES = {"prices": "price", "market_caps": "market_cap", "total_volumes": "total_volume"}
 SNAPSHOT_COLUMNS = ("current_price", "market_cap", "volume_24h", "price_change_24h",
                     "price_change_pct_24h", "high_24h", "low_24h")
 # CoinGecko field -> our column
@@ -60,6 +67,53 @@ class CoinGeckoClient:
             elements.extend(payload)
         return elements
 
+    def market_chart_range(self, coin_id: str, start: datetime, end: datetime) -> Any:
+        """The raw ``/coins/{id}/market_chart/range`` payload (USD) for [start, end] (naive UTC)."""
+        return self.http.get_json(f"/coins/{coin_id}/market_chart/range", params={
+            "vs_currency": "usd", "from": int(start.replace(tzinfo=timezone.utc).timestamp()),
+            "to": int(end.replace(tzinfo=timezone.utc).timestamp()),
+        })
+
+
+def parse_market_chart(payload: Any, coin_id: str) -> pd.DataFrame:
+    """``market_chart/range`` as rows (coin_id, observed_at, price, market_cap, total_volume).
+
+    Raises :class:`SourceError` for a payload that is not an object of the three series, a point
+    that is not ``[ms, number-or-null]``, or a negative value.
+    """
+    if not isinstance(payload, dict) or any(not isinstance(payload.get(k), list) for k in HISTORY_SERIES):
+        raise SourceError("coingecko", f"{coin_id}: market_chart/range returned {str(payload)[:120]}, expected "
+                                       "prices, market_caps and total_volumes")
+    series = {}
+    for key, column in HISTORY_SERIES.items():
+        points: dict[int, float | None] = {}
+        for point in payload[key]:
+            if (not isinstance(point, list) or len(point) != 2 or isinstance(point[0], bool)
+                    or not isinstance(point[0], (int, float))):
+                raise SourceError("coingecko", f"{coin_id}: malformed {key} point {str(point)[:80]}")
+            value = _number(point[1], key, coin_id)
+            if value is not None and value < 0:
+                raise SourceError("coingecko", f"{coin_id}: negative {key} value {value}")
+            points[int(point[0])] = value
+        series[column] = pd.Series(points, dtype="float64")
+    frame = pd.DataFrame(series).sort_index()
+    frame.index = pd.to_datetime(frame.index, unit="ms").astype("datetime64[us]")
+    frame = frame.rename_axis("observed_at").reset_index()
+    frame.insert(0, "coin_id", coin_id)
+    return frame.reindex(columns=["coin_id", "observed_at", *HISTORY_SERIES.values()])
+
+
+def _last_updated(value: Any, coin_id: str) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise SourceError("coingecko", f"{coin_id}: last_updated is {value!r}, expected an ISO 8601 time") from None
+    if not isinstance(value, str) or pd.isna(stamp):
+        raise SourceError("coingecko", f"{coin_id}: last_updated is {value!r}, expected an ISO 8601 time")
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
+
 
 def _number(value: Any, field: str, coin_id: str) -> float | None:
     if value is None:
@@ -76,7 +130,7 @@ def parse_markets(elements: Iterable[Any], coins: Sequence[Coin]) -> tuple[pd.Da
     """Turn ``/coins/markets`` elements into one row per known coin: (frame, unknown ids).
 
     Raises :class:`SourceError` for a malformed element (not an object, no ``id``, a non-numeric
-    field, a negative price) or a coin listed twice. A coin whose ``current_price`` is null is
+    field, a negative price, a ``last_updated`` that is not an ISO time) or a coin listed twice. A coin whose ``current_price`` is null is
     left out (the caller reports it as missing). Ids outside the universe are returned, not kept.
     """
     by_id = {c.coin_id: c for c in coins}
@@ -109,8 +163,9 @@ def parse_markets(elements: Iterable[Any], coins: Sequence[Coin]) -> tuple[pd.Da
             raise SourceError("coingecko", f"{coin_id}: current_price is 0")
         change = row["price_change_24h"]
         row["open_24h"] = row["current_price"] - change if change is not None else None
+        row["last_updated"] = _last_updated(element.get("last_updated"), coin_id)
         rows.append(row)
-    columns = ["symbol", "coin_id", *SNAPSHOT_COLUMNS, "open_24h"]
+    columns = ["symbol", "coin_id", *SNAPSHOT_COLUMNS, "open_24h", "last_updated"]
     return pd.DataFrame(rows, columns=columns), unknown
 
 
@@ -118,6 +173,7 @@ def snapshot_frame(client: CoinGeckoClient, coins: Sequence[Coin], window_start:
                    collected_at: datetime) -> tuple[pd.DataFrame, list[str]]:
     """The snapshot as ``price_data_real`` market fields for one window: (frame, unknown ids)."""
     frame, unknown = parse_markets(client.markets([c.coin_id for c in coins]), coins)
+    frame["last_updated"] = pd.to_datetime(frame["last_updated"])
     frame["window_start"] = pd.Timestamp(window_start)
     frame["collected_at"] = pd.Timestamp(collected_at)
     return frame, unknown

@@ -1,106 +1,497 @@
-"""An exchange's public 5-minute klines (Binance-compatible): OHLCV history for backfills.
+"""Exchange 5-minute bars through ccxt, from an ordered list of exchanges (``CRYPTO_EXCHANGES``).
 
-``GET /api/v3/klines?symbol=BTCUSDT&interval=5m&startTime=ms&endTime=ms&limit=1000`` returns at
-most 1000 bars a call, so ranges are paged by ``startTime``. An interval without trades has no
-bar: a missing bar is normal, not an error. An unknown pair (HTTP 400, code -1121) means the
-coin has no market there; it is reported as missing, not fatal.
+Each run loads every configured exchange's spot markets once. A coin is served by the first
+exchange that lists a USD, USDT or USDC pair for it (``exchange_pair`` in the universe file, a
+ccxt symbol such as ``IOTA/USDT`` or an exchange's market id such as ``IOTAUSDT``, overrides the
+pair where that exchange lists it). An exchange that refuses (HTTP 451 or 403: geo-blocking, a
+CDN block) or stays unreachable after the retries is skipped for the rest of the run, and its
+coins fall to the next exchange that lists them.
+
+ccxt is synchronous and raises its own errors; :class:`Venue` wraps every ccxt call with the
+conventions of ``resources/http.py``: a timeout, retries with jittered exponential back-off on
+transient failures (connection errors, timeouts, 5xx, 429 with ``Retry-After``, a truncated or
+non-JSON body), the process-wide circuit breaker of the source (``exchange:<id>``), and a
+:class:`SourceError` that names the exchange and the problem. ccxt's own rate limiter is on.
+
+Bars are checked for their interval before they are kept (see :func:`check_interval` and
+:func:`check_series`), and a bar still open (open time + 5 minutes after ``now``) is never returned.
+
+:func:`exchange_routing` loads the configured exchanges' markets and tells which exchange serves
+each coin without fetching bars (for ``doctor``).
 """
 
 from __future__ import annotations
 
-import math
-from concurrent.futures import ThreadPoolExecutor
+import json
+import logging
+import random
+import re
+import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from functools import cache
+from typing import Any, Callable, Sequence, TypeVar
 
+import ccxt
 import pandas as pd
 
-from resources.http import HttpSource, SourceError
+from resources.http import (RETRYABLE_STATUS, CallStats, CircuitOpenError, SourceError, circuit_breaker_for,
+                            deadline_error, parse_retry_after)
+from resources.settings import Settings
 from resources.universe import Coin
 
-DEFAULT_BASE_URL = "https://api.binance.com"
-MAX_BARS_PER_CALL = 1000
+log = logging.getLogger(__name__)
+
+TIMEFRAME = "5m"
 BAR_MS = 5 * 60 * 1000
+HOUR_MS = 60 * 60 * 1000
+DAY_MS = 24 * HOUR_MS
+DAY_SLOTS = DAY_MS // BAR_MS
+#: Quote currencies a coin's pair may have, in order of preference on one exchange.
+QUOTES = ("USD", "USDT", "USDC")
+#: Bars one ``fetch_ohlcv`` call may ask for. OKX serves at most 100 older bars a call whatever
+#: ``limit`` says (and ccxt asks for 300), so pages are sized to what each exchange returns.
+PAGE_LIMITS = {"binance": 1000, "okx": 100, "coinbase": 300, "kraken": 720}
+DEFAULT_PAGE_LIMIT = 100
+#: Answers that mean "not from here" (geo-blocking, a CDN's block page): the exchange is skipped.
+REFUSAL_STATUS = frozenset({403, 451})
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
+T = TypeVar("T")
+
+
+class ExchangeRefusedError(SourceError):
+    """The exchange refused us (HTTP 451/403): it is skipped for the run."""
+
+
+class ExchangeUnavailableError(SourceError):
+    """The exchange stayed unreachable through the retries (or its circuit is open)."""
+
+
+class IntervalError(SourceError):
+    """The bars served are not 5-minute bars (e.g. daily bars for a 5-minute request)."""
+
+
+class _MalformedBody(ccxt.NetworkError):
+    """A 2xx answer whose body is not JSON (truncated, an HTML page): retried as transient."""
+
+
+@cache
+def _tracked_class(exchange_id: str) -> type:
+    """The ccxt class of ``exchange_id`` recording each request's status, headers and JSON body."""
+    base = getattr(ccxt, exchange_id)
+
+    def fetch(self: Any, url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
+        self.crypto_requests += 1
+        self.crypto_status = None
+        self.crypto_payload = None
+        return base.fetch(self, url, method, headers, body)
+
+    def on_rest_response(self: Any, code: Any, reason: Any, url: str, method: str, response_headers: Any,
+                         response_body: str, request_headers: Any, request_body: Any) -> str:
+        self.crypto_status = int(code)
+        if 200 <= int(code) < 300:
+            try:
+                self.crypto_payload = json.loads(response_body)
+            except ValueError:
+                raise _MalformedBody(f"{exchange_id}: HTTP {code} with a body that is not JSON: "
+                                     f"{_excerpt(response_body)!r}") from None
+        return base.on_rest_response(self, code, reason, url, method, response_headers, response_body,
+                                     request_headers, request_body)
+
+    return type(f"Tracked{base.__name__}", (base,), {
+        "fetch": fetch, "on_rest_response": on_rest_response,
+        "crypto_requests": 0, "crypto_status": None, "crypto_payload": None,
+    })
+
+
+def _point_at(urls: Any, base_url: str) -> Any:
+    """ccxt's ``urls['api']`` (a URL or a dict of them) with every scheme and host replaced by ``base_url``."""
+    if isinstance(urls, str):
+        return re.sub(r"^https?://[^/]+", base_url.rstrip("/"), urls)
+    if isinstance(urls, dict):
+        return {key: _point_at(value, base_url) for key, value in urls.items()}
+    return urls
 
 
 def _ms(value: datetime) -> int:
     return int(value.replace(tzinfo=timezone.utc).timestamp() * 1000)
 
 
-def _price(value: Any, field: str, pair: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise SourceError("exchange", f"{pair}: {field} is {value!r}, expected a numeric string") from None
-    if not math.isfinite(number) or number < 0:
-        raise SourceError("exchange", f"{pair}: {field} is {value!r}, expected a non-negative number")
-    return number
+def _excerpt(text: Any, limit: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
-def parse_klines(payload: Any, pair: str, start_ms: int, end_ms: int) -> list[tuple]:
-    """Validate a klines payload; return (open_time_ms, open, high, low, close, volume) in range."""
-    if not isinstance(payload, list):
-        raise SourceError("exchange", f"{pair}: klines returned {type(payload).__name__}, expected a list")
-    bars = []
-    for bar in payload:
-        if not isinstance(bar, list) or len(bar) < 6 or not isinstance(bar[0], int):
-            raise SourceError("exchange", f"{pair}: malformed kline {str(bar)[:120]}")
-        open_time = bar[0]
-        if open_time % BAR_MS:
-            raise SourceError("exchange", f"{pair}: kline open time {open_time} is not on a 5-minute boundary")
-        if not start_ms <= open_time < end_ms:
-            continue
-        o, h, l, c, v = (_price(bar[i], name, pair) for i, name in enumerate(BAR_COLUMNS, start=1))
-        if min(o, h, l, c) <= 0:
-            raise SourceError("exchange", f"{pair}: non-positive price in kline at {open_time}")
-        if h < max(o, c, l) or l > min(o, c):
-            raise SourceError("exchange", f"{pair}: inconsistent kline at {open_time} (high {h}, low {l})")
-        bars.append((open_time, o, h, l, c, v))
-    return bars
+@dataclass(frozen=True)
+class Route:
+    """Where a coin's bars come from: the exchange, its ccxt symbol (``BTC/USDT``) and the quote."""
+
+    symbol: str
+    exchange: str
+    market: str
+    quote: str
 
 
-class ExchangeClient:
-    """Pages 5-minute klines for many pairs (a few pairs at a time, over one retrying client)."""
+class Venue:
+    """One exchange through ccxt, with the project's timeouts, retries, circuit breaker and call counts."""
 
-    def __init__(self, http: HttpSource, workers: int = 8):
-        self.http = http
-        self.workers = workers
+    def __init__(self, exchange_id: str, *, base_url: str | None = None, timeout_s: float = 15.0,
+                 max_attempts: int = 5, backoff_base_s: float = 0.5, backoff_max_s: float = 30.0,
+                 max_retry_after_s: float = 180.0, rate_limit_ms: int = 0, deadline: datetime | None = None,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time):
+        """``rate_limit_ms``: the spacing ccxt's rate limiter keeps between calls (0: ccxt's own for
+        the exchange, e.g. Binance 50 ms, OKX 110 ms); the limiter is always on. ``deadline``: no
+        retry waits past it (a live run's; see :func:`resources.http.deadline_error`)."""
+        if exchange_id not in ccxt.exchanges:
+            raise SourceError("exchange", f"unknown exchange {exchange_id!r} in CRYPTO_EXCHANGES (not a ccxt id)")
+        self.id = exchange_id
+        self.name = f"exchange:{exchange_id}"
+        self.client = _tracked_class(exchange_id)({
+            "enableRateLimit": True,
+            "timeout": int(timeout_s * 1000),
+            "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False},
+        })
+        if base_url:
+            self.client.urls["api"] = _point_at(self.client.urls["api"], base_url)
+        if rate_limit_ms:
+            self.client.rateLimit = rate_limit_ms
+        self.max_attempts = max_attempts
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.max_retry_after_s = max_retry_after_s
+        self.breaker = circuit_breaker_for(self.name)
+        self.stats = CallStats()
+        self.open_bars_dropped = 0
+        self.deadline = deadline  # no retry waits past it (a live run's; see resources/http.py)
+        self._sleep = sleep
+        self._clock = clock
 
-    def klines(self, pair: str, start: datetime, end: datetime) -> list[tuple] | None:
-        """Bars of ``pair`` with open time in [start, end); None when the exchange has no such pair."""
-        start_ms, end_ms = _ms(start), _ms(end)
+    def close(self) -> None:
+        """Close ccxt's HTTP session."""
+        session = getattr(self.client, "session", None)
+        if session is not None:
+            session.close()
+
+    # ------------------------------------------------------------------ calls
+    def _call(self, what: str, call: Callable[[], T]) -> T:
+        """Run one ccxt call with retries; raise a :class:`SourceError` subclass naming the problem."""
+        self.breaker.before_call(self.name)
+        problem = "no attempt made"
+        for attempt in range(1, self.max_attempts + 1):
+            before = self.client.crypto_requests
+            try:
+                result = call()
+            except (ccxt.BaseError, TypeError, ValueError, KeyError, IndexError) as exc:
+                self.stats.requests += self.client.crypto_requests - before
+                status = self.client.crypto_status
+                problem = f"{type(exc).__name__}: {_excerpt(exc)}"
+                if status in REFUSAL_STATUS:
+                    self._failed()
+                    raise ExchangeRefusedError(self.name, f"{what} refused with HTTP {status} "
+                                               f"(geo-blocked or blocked by a CDN): {_excerpt(exc, 160)}",
+                                               status=status) from exc
+                # A payload ccxt could not parse (its parsers raise TypeError, KeyError, ...) is
+                # retried like a truncated body; so are network errors without an answer or with a
+                # transient status. Anything else (an ExchangeError, HTTP 400) is final.
+                transient = not isinstance(exc, ccxt.BaseError) or isinstance(exc, _MalformedBody) or (
+                    isinstance(exc, ccxt.NetworkError) and (status is None or status in RETRYABLE_STATUS))
+                if not transient:
+                    self._failed()
+                    raise SourceError(self.name, f"{what}: {problem}", status=status) from exc
+                if attempt == self.max_attempts:
+                    break
+                wait = self._backoff(attempt)
+                if status == 429:
+                    self.stats.throttled += 1
+                    retry_after = parse_retry_after((self.client.last_response_headers or {}).get("Retry-After"))
+                    if retry_after is not None and retry_after > self.max_retry_after_s:
+                        self._failed()
+                        raise ExchangeUnavailableError(
+                            self.name, f"{what}: rate limited (HTTP 429) with Retry-After {retry_after:.0f}s, "
+                            f"more than the {self.max_retry_after_s:.0f}s this client waits", status=429) from exc
+                    wait = retry_after if retry_after is not None else wait
+                late = deadline_error(self.name, self.deadline, self._clock(), wait, f"{what}: {problem}",
+                                      status=status)
+                if late is not None:
+                    self._failed()
+                    raise late from exc
+                self.stats.retries += 1
+                self.stats.slept_s += wait
+                log.warning("%s: attempt %d/%d of %s failed (%s); retrying in %.2fs",
+                            self.name, attempt, self.max_attempts, what, problem, wait)
+                self._sleep(wait)
+            else:
+                self.stats.requests += self.client.crypto_requests - before
+                self.breaker.record_success()
+                return result
+        self._failed()
+        raise ExchangeUnavailableError(self.name, f"{what} failed after {self.max_attempts} attempts; "
+                                       f"last error: {problem}")
+
+    def _failed(self) -> None:
+        if self.breaker.record_failure():
+            log.warning("%s: circuit breaker opened after %d consecutive failed calls; calls suspended for %.0fs",
+                        self.name, self.breaker.consecutive_failures, self.breaker.cooldown_s)
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.backoff_max_s, self.backoff_base_s * (2 ** (attempt - 1)))
+        return random.uniform(ceiling / 2, ceiling)
+
+    # ------------------------------------------------------------------ markets
+    def load_markets(self) -> int:
+        """Load the exchange's spot markets (once per run); the number of markets."""
+        markets = self._call("load_markets", lambda: self.client.load_markets(reload=True))
+        if not isinstance(markets, dict):
+            raise SourceError(self.name, f"load_markets returned {type(markets).__name__}, expected markets")
+        return len(markets)
+
+    def route(self, coin: Coin) -> Route | None:
+        """The pair serving ``coin`` here (override first, then USD, USDT, USDC), or None."""
+        markets = self.client.markets or {}
+        if coin.exchange_pair:
+            named = markets.get(coin.exchange_pair) or next(
+                iter((self.client.markets_by_id or {}).get(coin.exchange_pair) or []), None)
+            if named and named.get("spot") and named.get("quote") in QUOTES and named.get("active") is not False:
+                return Route(coin.symbol, self.id, named["symbol"], named["quote"])
+        for quote in QUOTES:
+            market = markets.get(f"{coin.symbol}/{quote}")
+            if market and market.get("spot") and market.get("active") is not False:
+                return Route(coin.symbol, self.id, market["symbol"], quote)
+        return None
+
+    # ------------------------------------------------------------------ bars
+    def bars(self, route: Route, start: datetime, end: datetime, now: datetime) -> list[tuple]:
+        """Closed 5-minute bars ``(open_ms, o, h, l, c, v)`` of ``route`` with open time in [start, end)."""
+        start_ms = _ms(start)
+        closed_end = min(_ms(end), _ms(now) // BAR_MS * BAR_MS)  # a bar ending after now is still open
+        page_limit = PAGE_LIMITS.get(self.id, DEFAULT_PAGE_LIMIT)
         bars: list[tuple] = []
         cursor = start_ms
-        while cursor < end_ms:
-            try:
-                payload = self.http.get_json("/api/v3/klines", params={
-                    "symbol": pair, "interval": "5m", "startTime": cursor,
-                    "endTime": end_ms - 1, "limit": MAX_BARS_PER_CALL,
-                })
-            except SourceError as exc:
-                if exc.status == 400 and "-1121" in str(exc):
-                    return None
-                raise
-            page = parse_klines(payload, pair, cursor, end_ms)
-            bars.extend(page)
-            if len(payload) < MAX_BARS_PER_CALL or not page:
-                break
-            cursor = page[-1][0] + BAR_MS
+        while cursor < closed_end:
+            limit = max(1, min(page_limit, (closed_end - cursor) // BAR_MS))
+            since = cursor
+            page = self._call(f"fetch_ohlcv {route.market}",
+                              lambda: self.client.fetch_ohlcv(route.market, TIMEFRAME, since=since, limit=limit))
+            check_interval(self.id, route.market, page, self.client.crypto_payload, since, limit)
+            for bar in page:
+                if bar[0] >= closed_end:
+                    self.open_bars_dropped += int(bar[0] + BAR_MS > _ms(now))
+                    continue
+                if since <= bar[0] < since + limit * BAR_MS:
+                    bars.append(_checked_bar(self.name, route.market, bar))
+            cursor += limit * BAR_MS
+        check_series(self.id, route.market, [b[0] for b in bars], (closed_end - start_ms) // BAR_MS)
         return bars
 
-    def bars_frame(self, coins: Sequence[Coin], start: datetime, end: datetime) -> tuple[pd.DataFrame, list[str]]:
-        """OHLCV rows (symbol, coin_id, window_start, open..volume) for ``coins``; and symbols without a pair."""
-        with_pair = [c for c in coins if c.exchange_pair]
-        no_pair = [c.symbol for c in coins if not c.exchange_pair]
-        with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
-            results = list(pool.map(lambda c: self.klines(c.exchange_pair, start, end), with_pair))
-        rows = []
-        for coin, bars in zip(with_pair, results):
-            if bars is None:
-                no_pair.append(coin.symbol)
+
+def check_interval(exchange_id: str, market: str, page: Any, raw: Any, since: int, limit: int) -> None:
+    """Raise :class:`IntervalError` unless ``page`` (ccxt's ``[ts, o, h, l, c, v]`` rows) are 5-minute bars.
+
+    Per page: an open time off the 5-minute grid, or a bar beyond ``since + limit x 5 min`` (at
+    most ``limit`` 5-minute bars from ``since`` cannot reach past it, while coarser bars do), rejects
+    the page; where the exchange's own format says the bar's length (Binance's kline close time,
+    field 6), it must be 5 minutes, which catches even a single daily bar. :func:`check_series`
+    then looks at the whole range.
+    """
+    name = f"exchange:{exchange_id}"
+    if not isinstance(page, list) or any(not isinstance(b, list) or len(b) < 6 for b in page):
+        raise SourceError(name, f"{market}: fetch_ohlcv returned {_excerpt(page, 120)}, expected [ts, o, h, l, c, v] rows")
+    times = [b[0] for b in page]
+    if any(not isinstance(t, int) for t in times):
+        raise SourceError(name, f"{market}: a bar without an integer open time in {_excerpt(page, 120)}")
+    off_grid = [t for t in times if t % BAR_MS]
+    if off_grid:
+        raise IntervalError(name, f"{market}: bar open time {off_grid[0]} is not on the 5-minute grid")
+    beyond = [t for t in times if t > since + limit * BAR_MS]  # the span's end itself: APIs that include it
+    if beyond:
+        raise IntervalError(name, f"{market}: asked for {limit} 5-minute bar(s) from {since}, got one opening at "
+                                  f"{beyond[0]}: these are not 5-minute bars")
+    if exchange_id == "binance" and isinstance(raw, list):
+        for row in raw:
+            if isinstance(row, list) and len(row) > 6 and int(row[6]) != int(row[0]) + BAR_MS - 1:
+                length = (int(row[6]) + 1 - int(row[0])) / 60000
+                raise IntervalError(name, f"{market}: kline opening at {row[0]} closes at {row[6]}, a "
+                                          f"{length:g}-minute bar, not 5 minutes")
+
+
+def check_series(exchange_id: str, market: str, times: Sequence[int], slots: int) -> None:
+    """Raise :class:`IntervalError` when a route's bars over a range of ``slots`` windows look coarser.
+
+    Exchanges without a close time in their format (OKX) can only be judged by the series: bars
+    that all open at midnight over a range of a day or more are daily bars, and three or more
+    bars all on the hour, none 5 minutes after the previous one, are hourly or daily bars. A
+    5-minute market that thin (one bar a day, exactly at midnight) has no usable 5-minute series
+    either, so the coin falls to the next exchange at no loss.
+    """
+    name = f"exchange:{exchange_id}"
+    if not times:
+        return
+    if slots >= DAY_SLOTS and all(t % DAY_MS == 0 for t in times):
+        raise IntervalError(name, f"{market}: over {slots} windows only bars opening at midnight: daily bars, "
+                                  "not 5-minute bars")
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    if len(times) >= 3 and min(gaps) > BAR_MS and all(t % HOUR_MS == 0 for t in times):
+        raise IntervalError(name, f"{market}: {len(times)} bars {min(gaps) // 60000} or more minutes apart, all on "
+                                  "the hour: not 5-minute bars")
+
+
+def _checked_bar(name: str, market: str, bar: list) -> tuple:
+    values = bar[1:6]
+    if any(v is None or not isinstance(v, (int, float)) for v in values):
+        raise SourceError(name, f"{market}: bar at {bar[0]} has a missing or non-numeric value: {_excerpt(bar, 120)}")
+    o, h, l, c, v = (float(x) for x in values)
+    if min(o, h, l, c) <= 0 or v < 0:
+        raise SourceError(name, f"{market}: bar at {bar[0]} has a non-positive price or negative volume: "
+                                f"{_excerpt(bar, 120)}")
+    if h < max(o, c, l) or l > min(o, c):
+        raise SourceError(name, f"{market}: inconsistent bar at {bar[0]} (high {h}, low {l})")
+    return (int(bar[0]), o, h, l, c, v)
+
+
+@dataclass
+class Routing:
+    """Which exchange serves each coin, after loading every configured exchange's markets.
+
+    ``routes``: per symbol, the exchanges listing a pair for it in preference order (the first
+    serves it; the next ones take over if it fails during the run). ``unlisted``: coins no
+    reachable exchange lists. ``exchanges``: per exchange, ``state`` (``ok``, ``refused``,
+    ``unavailable``), ``markets`` loaded and ``detail``.
+    """
+
+    routes: dict[str, list[Route]] = field(default_factory=dict)
+    unlisted: list[str] = field(default_factory=list)
+    exchanges: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def serving(self) -> dict[str, Route]:
+        """The first route of each routed coin."""
+        return {symbol: routes[0] for symbol, routes in self.routes.items() if routes}
+
+
+@dataclass
+class BarsResult:
+    """A run's bars and what the metadata says about them."""
+
+    frame: pd.DataFrame
+    served_by: dict[str, int]
+    missing: list[str]
+    rejected: dict[str, str]
+    routing: Routing
+
+
+class ExchangeRouter:
+    """The ordered exchanges of a run: loads their markets once, routes coins, fetches their bars."""
+
+    def __init__(self, venues: Sequence[Venue]):
+        if not venues:
+            raise SourceError("exchange", "no exchange configured (CRYPTO_EXCHANGES is empty)")
+        self.venues = {v.id: v for v in venues}
+        self.routing: Routing | None = None
+
+    def close(self) -> None:
+        for venue in self.venues.values():
+            venue.close()
+
+    def __enter__(self) -> "ExchangeRouter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _skip(self, venue: Venue, exc: SourceError) -> None:
+        assert self.routing is not None
+        state = "refused" if isinstance(exc, ExchangeRefusedError) else "unavailable"
+        self.routing.exchanges[venue.id].update(state=state, detail=str(exc))
+        log.warning("%s skipped for this run: %s", venue.name, exc)
+
+    def load(self, coins: Sequence[Coin]) -> Routing:
+        """Load every exchange's markets and route ``coins`` (done once per run)."""
+        self.routing = routing = Routing()
+        for venue in self.venues.values():
+            routing.exchanges[venue.id] = {"state": "ok", "markets": 0, "detail": ""}
+            try:
+                routing.exchanges[venue.id]["markets"] = venue.load_markets()
+            except (ExchangeRefusedError, ExchangeUnavailableError, CircuitOpenError) as exc:
+                self._skip(venue, exc)
+        usable = [v for v in self.venues.values() if routing.exchanges[v.id]["state"] == "ok"]
+        if not usable:
+            raise ExchangeUnavailableError("exchange", "no configured exchange could be reached: " + "; ".join(
+                f"{k} {v['state']} ({v['detail'][:160]})" for k, v in routing.exchanges.items()))
+        for coin in coins:
+            routes = [r for r in (v.route(coin) for v in usable) if r is not None]
+            if routes:
+                routing.routes[coin.symbol] = routes
+            else:
+                routing.unlisted.append(coin.symbol)
+        return routing
+
+    def bars_frame(self, coins: Sequence[Coin], start: datetime, end: datetime, now: datetime) -> BarsResult:
+        """Bars of every coin for [start, end) from its first working exchange.
+
+        A coin whose exchange refuses or fails mid-run, rejects the interval check or has no bar in
+        the range falls to the next exchange listing it. Raises :class:`ExchangeUnavailableError`
+        when a coin is left without bars because every exchange listing it was unavailable (the
+        run fails, nothing is written, and the window is re-run), and :class:`SourceError` for a
+        malformed bar.
+        """
+        routing = self.routing or self.load(coins)
+        rows: list[tuple] = []
+        served: dict[str, int] = {}
+        rejected: dict[str, str] = {}
+        missing: list[str] = list(routing.unlisted)
+        stranded: list[str] = []
+        for coin in coins:
+            routes = routing.routes.get(coin.symbol)
+            if not routes:
                 continue
-            rows.extend((coin.symbol, coin.coin_id, *bar) for bar in bars)
-        frame = pd.DataFrame(rows, columns=["symbol", "coin_id", "open_time", *BAR_COLUMNS])
+            lost_to_outage = False
+            for route in routes:
+                venue = self.venues[route.exchange]
+                if routing.exchanges[venue.id]["state"] != "ok":
+                    lost_to_outage |= routing.exchanges[venue.id]["state"] == "unavailable"
+                    continue
+                try:
+                    bars = venue.bars(route, start, end, now)
+                except IntervalError as exc:
+                    rejected[coin.symbol] = str(exc)
+                    continue
+                except (ExchangeRefusedError, ExchangeUnavailableError, CircuitOpenError) as exc:
+                    self._skip(venue, exc)
+                    lost_to_outage |= not isinstance(exc, ExchangeRefusedError)
+                    continue
+                if not bars:
+                    continue
+                rows.extend((coin.symbol, coin.coin_id, *bar, route.exchange, route.quote) for bar in bars)
+                served[route.exchange] = served.get(route.exchange, 0) + 1
+                break
+            else:
+                (stranded if lost_to_outage else missing).append(coin.symbol)
+        if stranded:
+            raise ExchangeUnavailableError("exchange", f"no exchange could serve {len(stranded)} coin(s) "
+                                           f"({', '.join(stranded[:10])}{', ...' if len(stranded) > 10 else ''}): "
+                                           + "; ".join(f"{k} {v['state']}" for k, v in routing.exchanges.items()))
+        frame = pd.DataFrame(rows, columns=["symbol", "coin_id", "open_time", *BAR_COLUMNS, "exchange", "quote"])
         frame["window_start"] = pd.to_datetime(frame["open_time"], unit="ms").astype("datetime64[us]")
-        return frame.drop(columns="open_time"), no_pair
+        return BarsResult(frame.drop(columns="open_time"), served, sorted(missing), rejected, routing)
+
+    def metadata(self) -> dict[str, Any]:
+        """Per exchange: state, markets, HTTP calls, retries, circuit, open bars dropped."""
+        routing = self.routing or Routing()
+        return {v.id: {**routing.exchanges.get(v.id, {}), **v.stats.as_metadata(),
+                       "circuit": v.breaker.snapshot(), "open_bars_dropped": v.open_bars_dropped}
+                for v in self.venues.values()}
+
+
+def venues_from_settings(settings: Settings, **kwargs: Any) -> list[Venue]:
+    """A :class:`Venue` per exchange of ``settings.exchanges``, pointed at ``settings.exchange_urls``."""
+    urls = dict(settings.exchange_urls)
+    return [Venue(exchange_id, base_url=urls.get(exchange_id), **kwargs) for exchange_id in settings.exchanges]
+
+
+def exchange_routing(settings: Settings, coins: Sequence[Coin], **kwargs: Any) -> Routing:
+    """Load each configured exchange's markets and tell which exchange serves each coin.
+
+    For ``doctor`` and operators: ``kwargs`` go to :class:`Venue` (``timeout_s``, ``max_attempts``,
+    ...). Raises :class:`ExchangeUnavailableError` when no exchange can be reached at all.
+    """
+    with ExchangeRouter(venues_from_settings(settings, **kwargs)) as router:
+        return router.load(coins)

@@ -3,8 +3,9 @@
 ``HttpSource`` wraps an ``httpx.Client`` with: per-request timeouts, exponential backoff with
 full jitter on transient failures (connection errors, timeouts, 5xx, truncated bodies),
 ``Retry-After`` on 429, a client-side rate limit (minimum spacing between calls), a circuit
-breaker shared by every client of the same source in the process, and a :class:`SourceError`
-that names the source, the URL and what went wrong after the last try.
+breaker shared by every client of the same source in the process, an optional deadline (no
+retry or ``Retry-After`` wait that would end past it: a live run must not outlast its window),
+and a :class:`SourceError` that names the source, the URL and what went wrong after the last try.
 """
 
 from __future__ import annotations
@@ -62,6 +63,36 @@ class SourceError(RuntimeError):
 
 class CircuitOpenError(SourceError):
     """Calls to a source are suspended: it failed repeatedly and is cooling down."""
+
+
+class DeadlineExceeded(SourceError):
+    """A retry (or its wait) would end past the run's deadline: the run fails now, and gap
+    healing re-runs the window later."""
+
+
+def utc_timestamp(value: datetime) -> float:
+    """POSIX seconds of ``value`` (a naive value is UTC, as everywhere in the platform)."""
+    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def deadline_error(source: str, deadline: datetime | None, now: float, seconds: float, problem: str, *,
+                   url: str | None = None, status: int | None = None) -> DeadlineExceeded | None:
+    """The error to raise when a wait of ``seconds`` (for ``problem``) starting at ``now`` (POSIX
+    seconds) would end past ``deadline``; None when it fits or there is no deadline. Every client
+    with its own retry loop (``HttpSource``, the ccxt exchanges) decides with this."""
+    if deadline is None:
+        return None
+    left = utc_timestamp(deadline) - now
+    if seconds <= left:
+        return None
+    when = (deadline.astimezone(timezone.utc) if deadline.tzinfo else deadline).replace(tzinfo=None)
+    return DeadlineExceeded(
+        source,
+        f"{problem}; giving up: retrying would wait {seconds:.0f} s past the run's deadline "
+        f"({when.isoformat(sep=' ', timespec='seconds')} UTC, "
+        f"{f'{left:.0f} s left' if left >= 0 else f'passed {-left:.0f} s ago'}); gap healing re-runs the window",
+        status=status, url=url,
+    )
 
 
 @dataclass
@@ -206,9 +237,16 @@ class HttpSource:
         max_retry_after_s: float = 180.0,
         min_interval_s: float = 0.0,
         breaker: CircuitBreaker | None = None,
+        deadline: datetime | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
         transport: httpx.BaseTransport | None = None,
     ):
+        """``deadline`` (naive UTC or aware): no retry is attempted, and no wait started, that
+        would end after it; None: retries are bounded by ``max_attempts`` and
+        ``max_retry_after_s`` only. ``clock`` gives POSIX seconds (tests pass a fake one along with
+        ``sleep``). A request sent with ``follow_redirects=False`` fails on a 3xx answer, naming
+        its ``Location``."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.name = name
@@ -219,7 +257,9 @@ class HttpSource:
         self.min_interval_s = min_interval_s
         self.breaker = breaker or circuit_breaker_for(name)
         self.stats = CallStats()
+        self.deadline = deadline
         self._sleep = sleep
+        self._clock = clock
         self._last_call = 0.0
         self._client = httpx.Client(
             base_url=base_url,
@@ -249,6 +289,21 @@ class HttpSource:
             self.stats.slept_s += seconds
             self._sleep(seconds)
 
+    def check_deadline(self, seconds: float, problem: str, url: str | None = None, status: int | None = None) -> None:
+        """Raise :class:`DeadlineExceeded` (counted as a failed call) when a wait of ``seconds``
+        for ``problem`` would end past the deadline; do nothing without a deadline."""
+        error = deadline_error(self.name, self.deadline, self._clock(), seconds, problem, url=url, status=status)
+        if error is not None:
+            self._record_failure()
+            raise error
+
+    def wait_before_retry(self, seconds: float, problem: str, url: str | None = None) -> None:
+        """Wait ``seconds`` before another try (counted as a retry), unless the wait would end past
+        the deadline: then :class:`DeadlineExceeded` at once."""
+        self.check_deadline(seconds, problem, url)
+        self.stats.retries += 1
+        self._wait(seconds)
+
     def _throttle(self) -> None:
         if self.min_interval_s > 0:
             gap = time.monotonic() - self._last_call
@@ -264,11 +319,13 @@ class HttpSource:
         """Send a request, retrying transient failures; return a 2xx response or raise SourceError."""
         self.breaker.before_call(self.name)
         last_problem = "no attempt made"
+        last_status: int | None = None
         url = path
         for attempt in range(1, self.max_attempts + 1):
             self._throttle()
             self.stats.requests += 1
             delay: float | None = None
+            last_status = None
             try:
                 response = self._client.request(method, path, **kwargs)
                 url = str(response.request.url.copy_remove_param("api-key").copy_remove_param("api_key"))
@@ -276,10 +333,14 @@ class HttpSource:
             except (httpx.TimeoutException, httpx.TransportError, httpx.RemoteProtocolError) as exc:
                 last_problem = f"{type(exc).__name__}: {exc}"
             else:
-                status = response.status_code
+                status = last_status = response.status_code
                 if 200 <= status < 300:
                     self.breaker.record_success()
                     return response
+                if response.is_redirect:  # only seen for a request sent with follow_redirects=False
+                    self._record_failure()
+                    raise SourceError(self.name, f"HTTP {status} redirect to {response.headers.get('Location')!r} "
+                                                 "(not followed)", status=status, url=url)
                 if status not in RETRYABLE_STATUS:
                     self._record_failure()
                     raise SourceError(self.name, f"HTTP {status}: {_excerpt(response.text)}", status=status, url=url)
@@ -299,10 +360,11 @@ class HttpSource:
                         delay = retry_after
             if attempt == self.max_attempts:
                 break
-            self.stats.retries += 1
             wait = delay if delay is not None else self._backoff(attempt)
+            self.check_deadline(wait, last_problem, url, last_status)
             log.warning("%s: attempt %d/%d failed (%s); retrying in %.2fs",
                         self.name, attempt, self.max_attempts, last_problem, wait)
+            self.stats.retries += 1
             self._wait(wait)
         self._record_failure()
         raise SourceError(self.name, f"failed after {self.max_attempts} attempts; last error: {last_problem}", url=url)
@@ -317,8 +379,7 @@ class HttpSource:
             except ValueError as exc:
                 last_error = f"{exc} in body {_excerpt(response.text)!r}"
                 if attempt < self.max_attempts:
-                    self.stats.retries += 1
-                    self._wait(self._backoff(attempt))
+                    self.wait_before_retry(self._backoff(attempt), f"malformed JSON: {last_error}", path)
         self._record_failure()
         raise SourceError(self.name, f"malformed JSON after {self.max_attempts} attempts: {last_error}", url=path)
 

@@ -3,11 +3,17 @@
 Rows: ``series_id, observation_date, value, realtime_start, source``. ``realtime_start`` is the
 day the value was first published; the features use a value only from then on.
 
-* FRED ``/fred/series/observations`` is asked for every vintage (``realtime_start=1776-07-04``,
-  ``realtime_end=9999-12-31``) and each observation keeps its *first* release: the value as it was
-  known on the day it came out, and that day. A later revision is ignored rather than moved back
-  in time (using it from its own publication day would need a vintage per row; the key is one
-  row an observation). FRED's missing marker ``"."`` becomes a NULL value.
+* FRED ``/fred/series/observations`` is asked for every vintage from the observation start on
+  (a vintage before it cannot hold the observation) and each observation keeps its *first*
+  release: the value as it was known on the day it came out, and that day. A later revision is
+  ignored rather than moved back in time (using it from its own publication day would need a
+  vintage per row; the key is one row an observation). FRED refuses a real-time period holding
+  more than 2,000 vintage dates (HTTP 400), which a daily series such as DFF reaches within about
+  eight years: the series' vintage dates since the observation start are listed first
+  (``/fred/series/vintagedates``) and the real-time period is split into consecutive periods of at
+  most 2,000 of them. An observation first released in one period reappears in the later ones
+  with its real-time start clipped to theirs, so the earliest real-time start over the periods is
+  still its first release. FRED's missing marker ``"."`` becomes a NULL value.
 * Yahoo Finance has no official API: the chart endpoint
   (``/v8/finance/chart/{ticker}?period1=&period2=&interval=1d``) gives daily closes; a close is
   published on its trading day. Best effort: a failure skips the ticker with a warning.
@@ -41,7 +47,11 @@ YAHOO_BASE_URL = "https://query1.finance.yahoo.com"
 #: Market series read from Yahoo Finance (daily closes).
 YAHOO_TICKERS = ("^GSPC", "^VIX", "DX-Y.NYB", "GC=F")
 MACRO_COLUMNS = ("series_id", "observation_date", "value", "realtime_start", "source")
-_ALL_VINTAGES = {"realtime_start": "1776-07-04", "realtime_end": "9999-12-31"}
+#: FRED refuses a request whose real-time period holds more vintage dates than this.
+FRED_MAX_VINTAGE_DATES = 2000
+#: FRED's "no end" real-time date.
+FRED_LATEST = "9999-12-31"
+_FRED_VINTAGES_PAGE = 10000  # the vintagedates endpoint's largest ``limit``
 _YAHOO_HEADERS = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) crypto-data-platform/0.1", "Accept": "application/json"}
 
 
@@ -66,25 +76,60 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 class FredClient:
     """FRED series observations, first release of each with its publication date."""
 
-    def __init__(self, api_key: str, *, base_url: str = FRED_BASE_URL, http: HttpSource | None = None):
+    def __init__(self, api_key: str, *, base_url: str = FRED_BASE_URL, http: HttpSource | None = None,
+                 deadline: datetime | None = None, max_vintage_dates: int = FRED_MAX_VINTAGE_DATES):
         if not api_key:
             raise ValueError("FRED needs an API key (FRED_API_KEY)")
         self.api_key = api_key
+        self.max_vintage_dates = max_vintage_dates
         # FRED allows about 2 requests a second; 429s are retried with Retry-After by HttpSource.
-        self.http = http or HttpSource("fred", base_url, timeout_s=20.0, max_attempts=5, min_interval_s=0.5)
+        self.http = http or HttpSource("fred", base_url, timeout_s=20.0, max_attempts=5, min_interval_s=0.5,
+                                       deadline=deadline)
+
+    def _get(self, series_id: str, path: str, params: dict[str, Any]) -> Any:
+        try:
+            return self.http.get_json(path, {"series_id": series_id, "api_key": self.api_key, "file_type": "json",
+                                             **params})
+        except SourceError as exc:
+            raise type(exc)("fred", f"{series_id}: {_fred_error(exc)}", status=exc.status, url=exc.url) from exc
+
+    def vintage_dates(self, series_id: str, since: date) -> list[date]:
+        """The days on which ``series_id`` was published or revised, from ``since`` on (paged)."""
+        dates: list[date] = []
+        while True:
+            payload = self._get(series_id, "/fred/series/vintagedates", {
+                "realtime_start": since.isoformat(), "realtime_end": FRED_LATEST,
+                "limit": _FRED_VINTAGES_PAGE, "offset": len(dates)})
+            page = payload.get("vintage_dates") if isinstance(payload, dict) else None
+            if not isinstance(page, list):
+                raise SourceError("fred", f"{series_id}: vintagedates answer has no 'vintage_dates' list")
+            try:
+                dates.extend(date.fromisoformat(str(day)) for day in page)
+            except ValueError as exc:
+                raise SourceError("fred", f"{series_id}: malformed vintage date ({exc})") from None
+            total = payload.get("count")
+            if not page or not isinstance(total, int) or len(dates) >= total:
+                return dates
+
+    def realtime_periods(self, series_id: str, since: date) -> list[tuple[str, str]]:
+        """Consecutive real-time periods from ``since`` on, each holding at most
+        ``max_vintage_dates`` of the series' vintage dates (none when nothing was published since)."""
+        vintages = sorted(set(self.vintage_dates(series_id, since)))
+        periods = []
+        for offset in range(0, len(vintages), self.max_vintage_dates):
+            chunk = vintages[offset:offset + self.max_vintage_dates]
+            first = since if offset == 0 else chunk[0]
+            last = FRED_LATEST if offset + self.max_vintage_dates >= len(vintages) else chunk[-1].isoformat()
+            periods.append((first.isoformat(), last))
+        return periods
 
     def observations(self, series_id: str, start: date, end: date) -> pd.DataFrame:
         """Observations dated in [start, end): the first release of each, ``"."`` as NULL."""
-        params = {
-            "series_id": series_id, "api_key": self.api_key, "file_type": "json",
-            "observation_start": start.isoformat(), "observation_end": (end - timedelta(days=1)).isoformat(),
-            **_ALL_VINTAGES,
-        }
-        try:
-            payload = self.http.get_json("/fred/series/observations", params)
-        except SourceError as exc:
-            raise SourceError("fred", f"{series_id}: {_fred_error(exc)}", status=exc.status, url=exc.url) from exc
-        return parse_fred_observations(series_id, payload, start, end)
+        payloads = [self._get(series_id, "/fred/series/observations", {
+                        "observation_start": start.isoformat(), "observation_end": (end - timedelta(days=1)).isoformat(),
+                        "realtime_start": first, "realtime_end": last})
+                    for first, last in self.realtime_periods(series_id, start)]
+        return parse_fred_observations(series_id, payloads, start, end)
 
     def close(self) -> None:
         """Close the HTTP client."""
@@ -110,24 +155,26 @@ def _fred_error(exc: SourceError) -> str:
     return text
 
 
-def parse_fred_observations(series_id: str, payload: Any, start: date, end: date) -> pd.DataFrame:
-    """Rows of a FRED observations answer: one per date, its earliest vintage; ``"."`` -> NULL."""
-    if not isinstance(payload, dict) or not isinstance(payload.get("observations"), list):
-        raise SourceError("fred", f"{series_id}: answer has no 'observations' list")
+def parse_fred_observations(series_id: str, payloads: Any, start: date, end: date) -> pd.DataFrame:
+    """Rows of FRED observations answers (one answer, or a list of them for consecutive real-time
+    periods): one per date, its earliest vintage; ``"."`` -> NULL."""
     first: dict[date, tuple[date, float]] = {}
-    for item in payload["observations"]:
-        try:
-            observed = date.fromisoformat(item["date"])
-            published = date.fromisoformat(item["realtime_start"])
-            raw = str(item["value"]).strip()
-        except (KeyError, TypeError, ValueError) as exc:
-            raise SourceError("fred", f"{series_id}: malformed observation {item!r}") from exc
-        if not start <= observed < end:
-            continue
-        value = math.nan if raw in (".", "") else float(raw)
-        known = first.get(observed)
-        if known is None or published < known[0]:
-            first[observed] = (published, value)
+    for payload in payloads if isinstance(payloads, list) else [payloads]:
+        if not isinstance(payload, dict) or not isinstance(payload.get("observations"), list):
+            raise SourceError("fred", f"{series_id}: answer has no 'observations' list")
+        for item in payload["observations"]:
+            try:
+                observed = date.fromisoformat(item["date"])
+                published = date.fromisoformat(item["realtime_start"])
+                raw = str(item["value"]).strip()
+                value = math.nan if raw in (".", "") else float(raw)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise SourceError("fred", f"{series_id}: malformed observation {item!r}") from exc
+            if not start <= observed < end:
+                continue
+            known = first.get(observed)
+            if known is None or published < known[0]:
+                first[observed] = (published, value)
     rows = [{"series_id": series_id, "observation_date": observed, "value": value, "realtime_start": published,
              "source": "fred"} for observed, (published, value) in sorted(first.items())]
     return _frame(rows)
@@ -137,9 +184,10 @@ def parse_fred_observations(series_id: str, payload: Any, start: date, end: date
 class YahooClient:
     """Daily closes from Yahoo Finance's chart endpoint (unofficial: best effort)."""
 
-    def __init__(self, *, base_url: str = YAHOO_BASE_URL, http: HttpSource | None = None):
+    def __init__(self, *, base_url: str = YAHOO_BASE_URL, http: HttpSource | None = None,
+                 deadline: datetime | None = None):
         self.http = http or HttpSource("yahoo", base_url, headers=_YAHOO_HEADERS, timeout_s=15.0, max_attempts=3,
-                                       min_interval_s=0.2)
+                                       min_interval_s=0.2, deadline=deadline)
 
     def daily_closes(self, ticker: str, start: date, end: date) -> pd.DataFrame:
         """Closes of trading days in [start, end), each published on its own day."""
@@ -272,14 +320,17 @@ class MacroFetch:
 
 
 def fetch_macro(settings: Settings, start: date, end: date, *, fred_series: Sequence[str] | None = None,
-                yahoo_tickers: Sequence[str] = YAHOO_TICKERS, fred_base_url: str = FRED_BASE_URL,
-                yahoo_base_url: str = YAHOO_BASE_URL, today: date | None = None) -> MacroFetch:
+                yahoo_tickers: Sequence[str] = YAHOO_TICKERS, fred_base_url: str | None = None,
+                yahoo_base_url: str | None = None, today: date | None = None,
+                deadline: datetime | None = None) -> MacroFetch:
     """Observations dated in [start, end) from the configured sources.
 
     ``settings.source == "simulated"``: the simulated series, offline. ``live``: FRED for
     ``fred_series`` (default ``settings.fred_series``; skipped with a warning without
     ``FRED_API_KEY``) and Yahoo Finance for ``yahoo_tickers`` (best effort). A series that fails
     is skipped and named in ``warnings`` and ``fred_failed``/``yahoo_failed``; the others are still returned.
+    ``deadline``: no retry waits past it (see :class:`~resources.http.HttpSource`). Base URLs:
+    the arguments, else ``FRED_BASE_URL`` / ``YAHOO_BASE_URL``, else the providers' hosts.
     """
     series = list(fred_series if fred_series is not None else settings.fred_series)
     today = today or datetime.now(timezone.utc).date()
@@ -291,7 +342,8 @@ def fetch_macro(settings: Settings, start: date, end: date, *, fred_series: Sequ
     if not settings.fred_api_key:
         result.warnings.append("FRED_API_KEY is not set: FRED series skipped")
     elif series:
-        fred = FredClient(settings.fred_api_key, base_url=fred_base_url)
+        fred = FredClient(settings.fred_api_key, base_url=fred_base_url or settings.fred_base_url or FRED_BASE_URL,
+                          deadline=deadline)
         result.fred_requested = list(series)
         try:
             for series_id in series:
@@ -305,7 +357,7 @@ def fetch_macro(settings: Settings, start: date, end: date, *, fred_series: Sequ
         finally:
             fred.close()
     if yahoo_tickers:
-        yahoo = YahooClient(base_url=yahoo_base_url)
+        yahoo = YahooClient(base_url=yahoo_base_url or settings.yahoo_base_url or YAHOO_BASE_URL, deadline=deadline)
         try:
             for ticker in yahoo_tickers:
                 try:

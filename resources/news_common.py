@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import dateparser
 import httpx
 
 from resources.http import HttpSource, SourceError
@@ -149,6 +150,32 @@ def parse_iso_utc(value: Any) -> datetime | None:
         return None
 
 
+# Absolute dates only ("yesterday" or "2 hours ago" would be read relative to now), with a day,
+# a month and a year; a date without a zone is UTC.
+_LOCALISED_SETTINGS = {"PARSERS": ["timestamp", "custom-formats", "absolute-time"],
+                       "REQUIRE_PARTS": ["day", "month", "year"], "TIMEZONE": "UTC", "TO_TIMEZONE": "UTC",
+                       "RETURN_AS_TIMEZONE_AWARE": True}
+
+
+def parse_localised_date(value: Any, language: str | None = None) -> datetime | None:
+    """A date written in another language or a loose format (pt-BR ``Seg, 24 Set 2018 10:00:00
+    -0300``) as naive UTC, read by ``dateparser``; None when it is not an absolute date.
+
+    The fallback after a strict RFC 822 / ISO 8601 parse. ``language`` (a feed's ``pt-BR``,
+    ``de``, ...) narrows the languages tried; without it ``dateparser`` detects the language.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return None
+    languages = [language.split("-")[0].split("_")[0].lower()] if language else None
+    try:
+        parsed = dateparser.parse(value.strip(), languages=languages, settings=_LOCALISED_SETTINGS)
+    except ValueError:  # a language code dateparser does not know
+        parsed = None
+    if parsed is None and languages:
+        parsed = dateparser.parse(value.strip(), settings=_LOCALISED_SETTINGS)
+    return to_utc_naive(parsed) if parsed is not None else None
+
+
 def build_item(source: str, *, key: Any, published_at: datetime | None, title: Any, summary: Any,
                url: Any, skipped: Counter) -> RawItem | None:
     """A :class:`RawItem` from a provider's fields, or None (counted in ``skipped``) when the item
@@ -180,8 +207,8 @@ def fetch_parsed(http: HttpSource, method: str, url: str, parse: Callable[[httpx
                  **kwargs: Any) -> tuple[T, httpx.Response]:
     """Request through ``http`` and parse the body; a body that ``parse`` rejects with
     :class:`MalformedPayload` (truncated, not JSON, not a feed) is fetched again with backoff, like
-    any transient fault, and fails the source after the last attempt. A body over ``max_bytes`` fails
-    at once."""
+    any transient fault (unless the wait would end past ``http``'s deadline), and fails the source
+    after the last attempt. A body over ``max_bytes`` fails at once."""
     last = ""
     for attempt in range(1, http.max_attempts + 1):
         response = http.request(method, url, **kwargs)
@@ -194,8 +221,9 @@ def fetch_parsed(http: HttpSource, method: str, url: str, parse: Callable[[httpx
         except MalformedPayload as exc:
             last = str(exc)
             if attempt < http.max_attempts:
-                http.stats.retries += 1
                 wait = min(http.backoff_max_s, http.backoff_base_s * 2 ** (attempt - 1))
+                http.check_deadline(wait, f"malformed payload: {last}", url)
+                http.stats.retries += 1
                 http.stats.slept_s += wait
                 sleep(wait)
     http.breaker.record_failure()

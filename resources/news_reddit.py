@@ -4,7 +4,13 @@
 gives a bearer token; ``GET https://oauth.reddit.com/r/{sub}/new?limit=100&after=...`` returns a
 Listing, newest first, paged with ``after``. Every call carries a descriptive User-Agent, and the
 ``X-Ratelimit-Remaining`` / ``X-Ratelimit-Reset`` headers are honoured: when the budget is spent
-the client sleeps until the reset (or gives up if that is further away than it may wait).
+the client sleeps until the reset (or gives up if that is further away than it may wait, or than
+the run's deadline allows).
+
+Strict: only ``kind: "t3"`` children are posts. A misspelled, banned or unknown subreddit answers
+302 to the subreddit search, whose Listing holds subreddit records (``t5``): listings are fetched
+without following redirects, and a redirect or a listing with no post among its entries fails that
+subreddit ("r/X not found") while the other subreddits land.
 """
 
 from __future__ import annotations
@@ -46,6 +52,11 @@ def _listing(response: httpx.Response) -> dict[str, Any]:
     if not isinstance(data["data"].get("children"), list):
         raise MalformedPayload("Listing without a 'children' list")
     return data["data"]
+
+
+def _detail_of(exc: SourceError) -> str:
+    """The error's message without the source name in front."""
+    return str(exc).removeprefix(f"{exc.source}: ")
 
 
 def _token(response: httpx.Response) -> dict[str, Any]:
@@ -142,6 +153,7 @@ class SubredditFeed:
         if wait > self.max_ratelimit_wait_s:
             raise SourceError(SOURCE, f"rate limit spent; it resets in {wait:.0f}s, more than the "
                                       f"{self.max_ratelimit_wait_s:.0f}s this client waits")
+        self.http.check_deadline(wait, f"rate limit spent (resets in {wait:.0f} s)")
         rl.waits += 1
         rl.waited_s += wait
         self.sleep(wait)
@@ -154,10 +166,14 @@ class SubredditFeed:
             headers = {"Authorization": f"bearer {self.auth.token(refresh=refreshed)}"}
             try:
                 data, response = fetch_parsed(self.http, "GET", path, _listing, params=params, headers=headers,
-                                              max_bytes=self.max_bytes, sleep=self.sleep)
+                                              max_bytes=self.max_bytes, sleep=self.sleep,
+                                              follow_redirects=False)
             except SourceError as exc:
                 if exc.status == 401 and not refreshed:
                     continue  # the token expired or was revoked: get a new one, once
+                if exc.status is not None and 300 <= exc.status < 400:
+                    raise SourceError(SOURCE, f"r/{self.subreddit} not found: Reddit answered the listing with "
+                                              f"{_detail_of(exc)}", status=exc.status, url=exc.url) from None
                 raise
             self.ratelimit.update(response.headers)
             return data
@@ -172,11 +188,19 @@ class SubredditFeed:
             if after:
                 params["after"] = after
             listing = self._page(params)
+            kinds = Counter(child.get("kind") if isinstance(child, dict) else None for child in listing["children"])
+            if kinds and not kinds.get("t3"):
+                found = ", ".join(f"{n} {k!r}" for k, n in kinds.most_common())
+                raise SourceError(SOURCE, f"r/{self.subreddit} not found: its listing holds no posts (t3), "
+                                          f"only {found} entries")
             oldest: datetime | None = None
             for child in listing["children"]:
                 post = child.get("data") if isinstance(child, dict) else None
                 if not isinstance(post, dict):
                     skipped["not_an_object"] += 1
+                    continue
+                if child.get("kind") != "t3":
+                    skipped["not_a_post"] += 1
                     continue
                 try:
                     published = datetime.fromtimestamp(float(post["created_utc"]), tz=timezone.utc).replace(tzinfo=None)

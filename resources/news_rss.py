@@ -1,5 +1,9 @@
 """RSS 2.0 and Atom feeds of crypto news sites, read with ``feedparser``.
 
+Entry dates are read strictly first (RFC 822 / ISO 8601, by ``feedparser``); a date feedparser
+cannot read (a localised one, pt-BR ``Seg, 24 Set 2018 10:00:00 -0300``) is read by
+``dateparser`` in the feed's declared language, counted as ``localised_date`` (the item is kept).
+
 A feed holds only its most recent entries, so a window is complete only if it is collected while
 its items are still in the feed; ``news_items`` therefore merges (never drops what an earlier run
 stored). Each feed is its own unit: a broken feed fails alone.
@@ -26,6 +30,7 @@ from resources.news_common import (
     RawItem,
     build_item,
     fetch_parsed,
+    parse_localised_date,
 )
 
 SOURCE = "rss"
@@ -65,11 +70,21 @@ def parse_feed(response: httpx.Response) -> Any:
     return parsed
 
 
-def _entry_time(entry: Any) -> datetime | None:
+def _entry_time(entry: Any, language: str | None, skipped: Counter) -> datetime | None:
+    """The entry's publication time (naive UTC): feedparser's strict parse, else its raw text read
+    as a localised date; None when it has no date or none that can be read (counted as ``bad_date``)."""
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
         value = entry.get(key)
         if value:
             return datetime(*time.gmtime(calendar.timegm(value))[:6])
+    raw = [entry.get(k) for k in ("published", "updated", "created") if entry.get(k)]
+    for text in raw:
+        parsed = parse_localised_date(text, language)
+        if parsed is not None:
+            skipped["localised_date"] += 1
+            return parsed
+    if raw:
+        skipped["bad_date"] += 1
     return None
 
 
@@ -92,10 +107,10 @@ class RssFeed:
         if parsed.get("bozo"):
             skipped["feed_quirks_tolerated"] += 1
         items: list[RawItem] = []
+        language = parsed.get("feed", {}).get("language")
         for entry in parsed.entries:
-            published = _entry_time(entry)
-            if published is None and any(entry.get(k) for k in ("published", "updated")):
-                skipped["bad_date"] += 1
+            published = _entry_time(entry, language, skipped)
+            if published is None and any(entry.get(k) for k in ("published", "updated", "created")):
                 continue
             item = build_item(SOURCE, key=entry.get("id") or entry.get("guid"), published_at=published,
                               title=entry.get("title"), summary=entry.get("summary"),

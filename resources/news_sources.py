@@ -51,7 +51,7 @@ NEWS_COLUMNS = ["item_id", "source", "published_at", "collected_at", "window_sta
 # When the same article arrives from several sources, the row keeps the first of these.
 SOURCE_PRIORITY = {"guardian": 0, "rss": 1, "reddit": 2, "simulated": 3}
 # Item notes that are not skips: the item was kept.
-KEPT_NOTES = frozenset({"truncated_kept", "feed_quirks_tolerated"})
+KEPT_NOTES = frozenset({"truncated_kept", "feed_quirks_tolerated", "localised_date"})
 
 
 @dataclass
@@ -202,20 +202,20 @@ class NewsSourcesResource(ConfigurableResource):
     ``mode`` ``simulated`` (offline default) or ``live`` (Guardian, RSS feeds, Reddit). Empty
     fields fall back to the environment: ``CRYPTO_SOURCE``, ``GUARDIAN_API_KEY``,
     ``CRYPTO_RSS_FEEDS`` (else a built-in list of crypto news feeds), ``REDDIT_CLIENT_ID``,
-    ``REDDIT_CLIENT_SECRET``, ``CRYPTO_REDDIT_SUBREDDITS``, ``CRYPTO_UNIVERSE_FILE``. Base URLs are
-    configurable so tests can point them at fake servers.
+    ``REDDIT_CLIENT_SECRET``, ``CRYPTO_REDDIT_SUBREDDITS``, ``CRYPTO_UNIVERSE_FILE``, and the base
+    URLs ``GUARDIAN_BASE_URL``, ``REDDIT_AUTH_URL``, ``REDDIT_API_URL`` (else the providers' hosts).
     """
 
     mode: str = ""
     universe_file: str = ""
     guardian_api_key: str = ""
-    guardian_base_url: str = GUARDIAN_BASE_URL
+    guardian_base_url: str = ""
     guardian_query: str = GUARDIAN_QUERY
     rss_feeds: list[str] = Field(default_factory=list)
     reddit_client_id: str = ""
     reddit_client_secret: str = ""
-    reddit_auth_url: str = REDDIT_AUTH_URL
-    reddit_api_url: str = REDDIT_API_URL
+    reddit_auth_url: str = ""
+    reddit_api_url: str = ""
     reddit_subreddits: list[str] = Field(default_factory=list)
     reddit_username: str = "crypto-data-platform"
     reddit_max_ratelimit_wait_s: float = 120.0
@@ -241,14 +241,15 @@ class NewsSourcesResource(ConfigurableResource):
         return mode
 
     def _http(self, stack: ExitStack, name: str, base_url: str, headers: dict[str, str] | None = None,
-              min_interval_s: float = 0.0) -> HttpSource:
+              min_interval_s: float = 0.0, deadline: datetime | None = None) -> HttpSource:
         return stack.enter_context(HttpSource(
             name, base_url, headers=headers, timeout_s=self.timeout_s, max_attempts=self.max_attempts,
             backoff_base_s=self.backoff_base_s, max_retry_after_s=self.max_retry_after_s,
-            min_interval_s=min_interval_s))
+            min_interval_s=min_interval_s, deadline=deadline))
 
-    def feeds(self, stack: ExitStack) -> tuple[list[NewsFeed], list[FeedOutcome]]:
-        """The feeds to run, and the outcomes of those skipped for want of credentials or config."""
+    def feeds(self, stack: ExitStack, deadline: datetime | None = None) -> tuple[list[NewsFeed], list[FeedOutcome]]:
+        """The feeds to run, and the outcomes of those skipped for want of credentials or config;
+        no retry waits past ``deadline`` (a live run's)."""
         if self.resolved_mode() == "simulated":
             return [SimulatedNewsFeed(self.coins())], []
         settings = load_settings()
@@ -258,14 +259,16 @@ class NewsSourcesResource(ConfigurableResource):
 
         guardian_key = self.guardian_api_key or settings.guardian_api_key
         if guardian_key:
-            http = self._http(stack, "guardian", self.guardian_base_url, min_interval_s=self.guardian_min_interval_s)
+            base_url = self.guardian_base_url or settings.guardian_base_url or GUARDIAN_BASE_URL
+            http = self._http(stack, "guardian", base_url, min_interval_s=self.guardian_min_interval_s,
+                              deadline=deadline)
             feeds.append(GuardianClient(http, guardian_key, query=self.guardian_query, max_bytes=max_bytes))
         else:
             skipped.append(FeedOutcome("guardian", "guardian", "skipped", error="GUARDIAN_API_KEY is not set"))
 
         urls = list(self.rss_feeds or settings.rss_feeds or RSS_DEFAULT_FEEDS)
         for url in urls:
-            http = self._http(stack, feed_name(url), url, headers={"User-Agent": FEED_USER_AGENT})
+            http = self._http(stack, feed_name(url), url, headers={"User-Agent": FEED_USER_AGENT}, deadline=deadline)
             feeds.append(RssFeed(http, url, max_bytes=max_bytes))
 
         client_id = self.reddit_client_id or settings.reddit_client_id
@@ -273,9 +276,12 @@ class NewsSourcesResource(ConfigurableResource):
         subreddits = list(self.reddit_subreddits or settings.reddit_subreddits)
         if client_id and client_secret and subreddits:
             headers = {"User-Agent": user_agent(self.reddit_username)}
-            auth = RedditAuth(self._http(stack, "reddit-auth", self.reddit_auth_url, headers), client_id,
-                              client_secret, max_bytes=max_bytes)
-            api = self._http(stack, "reddit", self.reddit_api_url, headers, min_interval_s=self.reddit_min_interval_s)
+            auth_url = self.reddit_auth_url or settings.reddit_auth_url or REDDIT_AUTH_URL
+            api_url = self.reddit_api_url or settings.reddit_api_url or REDDIT_API_URL
+            auth = RedditAuth(self._http(stack, "reddit-auth", auth_url, headers, deadline=deadline),
+                              client_id, client_secret, max_bytes=max_bytes)
+            api = self._http(stack, "reddit", api_url, headers, min_interval_s=self.reddit_min_interval_s,
+                             deadline=deadline)
             ratelimit = RateLimit()  # one budget per client id, shared by its subreddits
             feeds.extend(SubredditFeed(api, auth, sub, max_bytes=max_bytes, ratelimit=ratelimit,
                                        max_ratelimit_wait_s=self.reddit_max_ratelimit_wait_s) for sub in subreddits)
@@ -285,8 +291,8 @@ class NewsSourcesResource(ConfigurableResource):
             skipped.append(FeedOutcome("reddit", "reddit", "skipped", error=missing))
         return feeds, skipped
 
-    def collect(self, start: datetime, end: datetime) -> NewsCollection:
-        """Collect every feed for [start, end)."""
+    def collect(self, start: datetime, end: datetime, deadline: datetime | None = None) -> NewsCollection:
+        """Collect every feed for [start, end); a feed whose retry would wait past ``deadline`` fails."""
         with ExitStack() as stack:
-            feeds, skipped = self.feeds(stack)
+            feeds, skipped = self.feeds(stack, deadline)
             return collect_news(feeds, start, end, skipped=skipped)

@@ -1,13 +1,23 @@
-"""Where ``price_data_real`` rows come from: simulated, or live (exchange bars + CoinGecko snapshot).
+"""Where ``price_data_real`` rows come from: simulated, or live (exchange bars + CoinGecko).
 
 ``PriceSourceResource`` is the Dagster resource; :func:`fetch_prices` is the plain function it
-calls. Live mode reads the exchange's 5-minute bars for every window of the range; when the range
-ends at the current window (within ``live_lag``), the latest window also gets CoinGecko's market
-snapshot (price, market cap, 24h fields), and coins with no exchange pair get their price from it.
+calls. Live mode takes every window's 5-minute bars from the first configured exchange that
+serves each coin (``resources/exchange.py``, through ccxt). Market fields (market cap, 24h
+volume and changes) come from CoinGecko: for the window that just closed (the range ends within
+``live_lag`` of now) from the ``/coins/markets`` snapshot, unless a coin's ``last_updated`` is
+older than ``snapshot_max_age`` before the window's end; for every other window from the cached
+market history, joined as of the window's end (``resources/market_history.py``). Coins without
+bars get their latest-window price from the snapshot alone.
+
+Each row's ``source`` says where it came from: ``<exchange>`` (bars alone),
+``<exchange>+coingecko`` (bars + snapshot), ``<exchange>+coingecko_history`` (bars + history),
+``coingecko`` (snapshot alone); ``quote`` is the currency of its prices (``USDT`` is not USD).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,22 +26,25 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 from dagster import ConfigurableResource
+from pydantic import Field
 
-from resources.coingecko import CoinGeckoClient, coingecko_host_and_headers, snapshot_frame
-from resources.exchange import DEFAULT_BASE_URL as EXCHANGE_BASE_URL
-from resources.exchange import ExchangeClient
+from resources.coingecko import MARKET_FIELDS, CoinGeckoClient, coingecko_host_and_headers, snapshot_frame
+from resources.exchange import ExchangeRouter, venues_from_settings
 from resources.http import HttpSource
-from resources.settings import load_settings
+from resources.market_history import LOOKBACK, MarketHistory
+from resources.settings import Settings, load_settings
 from resources.simulated import simulated_price_frame
 from resources.universe import Coin, load_universe
-from resources.warehouse import WINDOW, utc_now
+from resources.warehouse import WINDOW, Warehouse, utc_now
 
 PRICE_COLUMNS = (
     "symbol", "coin_id", "window_start", "current_price", "market_cap", "volume_24h",
     "price_change_24h", "price_change_pct_24h", "high_24h", "low_24h", "open_24h",
-    "open", "high", "low", "close", "volume", "source", "collected_at",
+    "open", "high", "low", "close", "volume", "source", "collected_at", "quote", "market_data_age_s",
 )
-NUMERIC_COLUMNS = PRICE_COLUMNS[3:16]
+NUMERIC_COLUMNS = (*PRICE_COLUMNS[3:16], "market_data_age_s")
+#: CoinGecko calls a minute by plan, when COINGECKO_CALLS_PER_MINUTE does not say.
+PLAN_CALLS_PER_MINUTE = {"demo": 30, "pro": 500}
 
 
 class PriceValidationError(ValueError):
@@ -47,46 +60,84 @@ class PriceFetch:
     missing_symbols: list[str] = field(default_factory=list)
     unknown_ids: list[str] = field(default_factory=list)
     http_stats: dict[str, Any] = field(default_factory=dict)
+    exchanges: dict[str, Any] = field(default_factory=dict)
+    stale_snapshots: list[str] = field(default_factory=list)
+    market_history: dict[str, Any] = field(default_factory=dict)
+
+    def sources(self) -> dict[str, int]:
+        """Rows per ``source`` value."""
+        return dict(Counter(self.frame["source"])) if len(self.frame) else {}
+
+    def market_fields_share(self) -> float:
+        """Share of rows with every market field present."""
+        if not len(self.frame):
+            return 0.0
+        return float(self.frame[list(MARKET_FIELDS)].notna().all(axis=1).mean())
+
+
+def _join_snapshot(frame: pd.DataFrame, snapshot: pd.DataFrame, latest: datetime) -> pd.DataFrame:
+    """The latest window's bars with the snapshot's market fields, plus rows of snapshot-only coins."""
+    keyed = frame.set_index(["symbol", "window_start"])
+    snap = snapshot.set_index(["symbol", "window_start"])
+    both = keyed.index.intersection(snap.index)
+    for column in (*MARKET_FIELDS, "market_data_age_s"):
+        keyed.loc[both, column] = snap.loc[both, column]
+    keyed.loc[both, "source"] = keyed.loc[both, "source"] + "+coingecko"
+    only = snap.loc[snap.index.difference(keyed.index)].copy()
+    only["source"] = "coingecko"
+    only["quote"] = "USD"
+    return pd.concat([keyed.reset_index(), only.reset_index()], ignore_index=True)
 
 
 def fetch_prices(coins: Sequence[Coin], start: datetime, end: datetime, *, mode: str,
-                 exchange: ExchangeClient | None = None, coingecko: CoinGeckoClient | None = None,
-                 now: datetime | None = None, live_lag: timedelta = timedelta(minutes=15)) -> PriceFetch:
-    """Rows of ``price_data_real`` for every window in [start, end) from the chosen source."""
+                 router: ExchangeRouter | None = None, coingecko: CoinGeckoClient | None = None,
+                 history: MarketHistory | None = None, now: datetime | None = None,
+                 live_lag: timedelta = timedelta(minutes=15),
+                 snapshot_max_age: timedelta = timedelta(minutes=10)) -> PriceFetch:
+    """Rows of ``price_data_real`` for every window in [start, end) from the chosen source.
+
+    Raises (before anything is written) when a source fails for good, serves malformed data, or
+    when every exchange listing a coin is unavailable.
+    """
     if mode == "simulated":
-        return PriceFetch(simulated_price_frame(coins, start, end), "simulated")
-    if exchange is None or coingecko is None:
-        raise ValueError("live mode needs an exchange and a CoinGecko client")
+        return PriceFetch(simulated_price_frame(coins, start, end).reindex(columns=list(PRICE_COLUMNS)), "simulated")
+    if router is None or coingecko is None or history is None:
+        raise ValueError("live mode needs an exchange router, a CoinGecko client and the market history")
     now = now or utc_now()
-    collected_at = now
-    bars, no_pair = exchange.bars_frame(coins, start, end)
-    bars["collected_at"] = pd.Timestamp(collected_at)
-    bars["current_price"] = bars["close"]
-    frames = [bars]
-    unknown: list[str] = []
+    bars = router.bars_frame(coins, start, end, now)
+    frame = bars.frame.rename(columns={"exchange": "source"})
+    frame["current_price"] = frame["close"]
+    frame["collected_at"] = pd.Timestamp(now)
+    for column in (*MARKET_FIELDS, "market_data_age_s"):
+        frame[column] = np.nan
     latest = end - WINDOW
-    if end >= now - live_lag:
-        snapshot, unknown = snapshot_frame(coingecko, coins, latest, collected_at)
-        keyed = frames[0].set_index(["symbol", "window_start"])
-        snap = snapshot.set_index(["symbol", "window_start"])
-        both = keyed.index.intersection(snap.index)
-        market_fields = ["market_cap", "volume_24h", "price_change_24h", "price_change_pct_24h",
-                         "high_24h", "low_24h", "open_24h"]
-        for column in market_fields:
-            keyed[column] = np.nan
-            keyed.loc[both, column] = snap.loc[both, column]
-        only_snapshot = snap.loc[snap.index.difference(keyed.index)]
-        frames = [keyed.reset_index(), only_snapshot.reset_index()]
-    frame = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) \
-        else pd.DataFrame(columns=list(PRICE_COLUMNS))
+    live = now - live_lag <= end <= now  # the range ends with the window that just closed
+    past = frame[frame["window_start"] < pd.Timestamp(latest)] if live else frame
+    if len(past):
+        first, last = past["window_start"].min().to_pydatetime(), past["window_start"].max().to_pydatetime()
+        history.ensure(sorted(past["coin_id"].unique()), first + WINDOW - LOOKBACK, last + WINDOW)
+        joined = history.market_fields(past[["coin_id", "window_start"]], WINDOW).set_index(["coin_id", "window_start"])
+        keyed = frame.set_index(["coin_id", "window_start"])
+        columns = [*MARKET_FIELDS, "market_data_age_s"]
+        keyed.loc[joined.index, columns] = joined[columns].to_numpy()
+        found = keyed.index.isin(joined.index[joined["market_data_age_s"].notna()])
+        keyed.loc[found, "source"] = keyed.loc[found, "source"] + "+coingecko_history"
+        frame = keyed.reset_index()
+    unknown: list[str] = []
+    stale: list[str] = []
+    if live:
+        snapshot, unknown = snapshot_frame(coingecko, coins, latest, now)
+        snapshot["market_data_age_s"] = (pd.Timestamp(end) - snapshot["last_updated"]).dt.total_seconds()
+        too_old = snapshot["market_data_age_s"].isna() | (snapshot["market_data_age_s"] > snapshot_max_age.total_seconds())
+        stale = sorted(snapshot.loc[too_old, "symbol"])
+        frame = _join_snapshot(frame, snapshot.loc[~too_old].drop(columns="last_updated"), latest)
     frame = frame.reindex(columns=list(PRICE_COLUMNS))
-    frame["source"] = "exchange+coingecko" if end >= now - live_lag else "exchange"
-    present = set(frame["symbol"])
-    missing = sorted({c.symbol for c in coins} - present)
-    stats = {"exchange": {**exchange.http.stats.as_metadata(), "circuit": exchange.http.breaker.snapshot()},
-             "coingecko": {**coingecko.http.stats.as_metadata(), "circuit": coingecko.http.breaker.snapshot()},
-             "no_exchange_pair": sorted(no_pair)}
-    return PriceFetch(frame, frame["source"].iloc[0] if len(frame) else "exchange", missing, unknown, stats)
+    frame["collected_at"] = pd.Timestamp(now)
+    missing = sorted({c.symbol for c in coins} - set(frame["symbol"]))
+    stats = {"coingecko": {**coingecko.http.stats.as_metadata(), "circuit": coingecko.http.breaker.snapshot()}}
+    exchanges = {"served_by": bars.served_by, "unlisted": bars.routing.unlisted, "no_bars": bars.missing,
+                 "rejected_bars": bars.rejected, "per_exchange": router.metadata()}
+    return PriceFetch(frame, "live", missing, unknown, stats, exchanges, stale, history.stats.as_metadata())
 
 
 def validate_prices(frame: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
@@ -108,6 +159,9 @@ def validate_prices(frame: pd.DataFrame, start: datetime, end: datetime) -> pd.D
         if bad.any():
             raise PriceValidationError(f"column {column} holds non-numeric values, e.g. {frame.loc[bad, column].iloc[0]!r}")
         frame[column] = converted.astype("float64")
+    bad_quote = frame["quote"].notna() & ~frame["quote"].isin(["USD", "USDT", "USDC"])
+    if bad_quote.any():
+        raise PriceValidationError(f"quote {frame.loc[bad_quote, 'quote'].iloc[0]!r} is not USD, USDT or USDC")
     for column in ("symbol", "coin_id", "source"):
         if frame[column].isna().any():
             raise PriceValidationError(f"null {column} in the price frame")
@@ -143,23 +197,27 @@ def validate_prices(frame: pd.DataFrame, start: datetime, end: datetime) -> pd.D
 
 
 class PriceSourceResource(ConfigurableResource):
-    """The price source: ``simulated`` (offline) or ``live`` (exchange klines + CoinGecko snapshot).
+    """The price source: ``simulated`` (offline) or ``live`` (exchange bars through ccxt + CoinGecko).
 
-    Empty fields fall back to the environment (``CRYPTO_SOURCE``, ``COINGECKO_API_KEY``,
-    ``COINGECKO_PLAN``, ``CRYPTO_UNIVERSE_FILE``).
+    Empty fields fall back to the environment (``CRYPTO_SOURCE``, ``CRYPTO_EXCHANGES``,
+    ``CRYPTO_EXCHANGE_URLS``, ``CRYPTO_SNAPSHOT_MAX_AGE_S``, ``COINGECKO_API_KEY``,
+    ``COINGECKO_PLAN``, ``COINGECKO_CALLS_PER_MINUTE``, ``CRYPTO_UNIVERSE_FILE``).
     """
 
     mode: str = ""
     coingecko_base_url: str = ""
     coingecko_api_key: str = ""
     coingecko_plan: str = ""
-    exchange_base_url: str = EXCHANGE_BASE_URL
+    coingecko_calls_per_minute: int = 0
+    exchanges: str = Field(default="", description="comma-separated ccxt ids, in order of preference")
+    exchange_urls: dict[str, str] = Field(default_factory=dict, description="exchange id -> base URL override")
+    exchange_rate_limit_ms: int = Field(default=0, description="spacing of ccxt's rate limiter (0: ccxt's own)")
+    snapshot_max_age_s: float = 0.0
     universe_file: str = ""
     timeout_s: float = 15.0
     max_attempts: int = 5
     backoff_base_s: float = 0.5
     max_retry_after_s: float = 180.0
-    exchange_workers: int = 8
 
     def coins(self) -> tuple[Coin, ...]:
         """The universe this source collects."""
@@ -171,22 +229,39 @@ class PriceSourceResource(ConfigurableResource):
         """``simulated`` or ``live``."""
         return self.mode or load_settings().source
 
-    def _http(self, name: str, base_url: str, headers: dict[str, str]) -> HttpSource:
-        return HttpSource(name, base_url, headers=headers, timeout_s=self.timeout_s,
-                          max_attempts=self.max_attempts, backoff_base_s=self.backoff_base_s,
-                          max_retry_after_s=self.max_retry_after_s)
+    def _settings(self) -> Settings:
+        settings = load_settings()
+        names = tuple(e.strip().lower() for e in self.exchanges.split(",") if e.strip()) or settings.exchanges
+        urls = tuple(self.exchange_urls.items()) or settings.exchange_urls
+        return dataclasses.replace(settings, exchanges=names, exchange_urls=urls)
 
-    def fetch(self, start: datetime, end: datetime, now: datetime | None = None) -> PriceFetch:
-        """Rows for every window in [start, end)."""
+    def fetch(self, start: datetime, end: datetime, now: datetime | None = None,
+              warehouse: Warehouse | None = None, deadline: datetime | None = None) -> PriceFetch:
+        """Rows for every window in [start, end); live mode caches CoinGecko's history in ``warehouse``;
+        no retry waits past ``deadline`` (a live run's)."""
         mode = self.resolved_mode()
         coins = self.coins()
         if mode == "simulated":
             return fetch_prices(coins, start, end, mode="simulated")
-        settings = load_settings()
-        host, headers = coingecko_host_and_headers(self.coingecko_plan or settings.coingecko_plan,
-                                                   self.coingecko_api_key or settings.coingecko_api_key)
-        with self._http("coingecko", self.coingecko_base_url or host, headers) as cg_http, \
-                self._http("exchange", self.exchange_base_url, {}) as ex_http:
-            return fetch_prices(coins, start, end, mode="live",
-                                exchange=ExchangeClient(ex_http, workers=self.exchange_workers),
-                                coingecko=CoinGeckoClient(cg_http), now=now)
+        if warehouse is None:
+            raise ValueError("live mode needs the warehouse (CoinGecko's history is cached there)")
+        settings = self._settings()
+        plan = self.coingecko_plan or settings.coingecko_plan
+        host, headers = coingecko_host_and_headers(plan, self.coingecko_api_key or settings.coingecko_api_key)
+        per_minute = self.coingecko_calls_per_minute or settings.coingecko_calls_per_minute \
+            or PLAN_CALLS_PER_MINUTE[plan]
+        now = now or utc_now()
+        venues = venues_from_settings(settings, timeout_s=self.timeout_s, max_attempts=self.max_attempts,
+                                      backoff_base_s=self.backoff_base_s, max_retry_after_s=self.max_retry_after_s,
+                                      rate_limit_ms=self.exchange_rate_limit_ms, deadline=deadline)
+        cg_url = self.coingecko_base_url or settings.coingecko_base_url or host
+        with HttpSource("coingecko", cg_url, headers=headers, timeout_s=self.timeout_s,
+                        max_attempts=self.max_attempts, backoff_base_s=self.backoff_base_s,
+                        max_retry_after_s=self.max_retry_after_s, min_interval_s=60.0 / per_minute,
+                        deadline=deadline) as cg_http, \
+                ExchangeRouter(venues) as router:
+            coingecko = CoinGeckoClient(cg_http)
+            history = MarketHistory(warehouse, coingecko, now=now, horizon_from=settings.partition_start_datetime(now))
+            max_age = self.snapshot_max_age_s or settings.snapshot_max_age_s
+            return fetch_prices(coins, start, end, mode="live", router=router, coingecko=coingecko, history=history,
+                                now=now, snapshot_max_age=timedelta(seconds=max_age))

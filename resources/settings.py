@@ -52,8 +52,27 @@ class Settings:
     rss_feeds: tuple[str, ...] = field(default_factory=tuple)
     reddit_subreddits: tuple[str, ...] = ("CryptoCurrency", "Bitcoin", "ethereum", "CryptoMarkets")
     fred_series: tuple[str, ...] = ("DGS10", "DFF", "DTWEXBGS", "CPIAUCSL")
+    # Live bars: the exchanges (ccxt ids) in order of preference, and optional base-URL overrides
+    # (a regional host, a proxy, a loopback fake), exchange id -> URL.
+    exchanges: tuple[str, ...] = ("binance", "okx", "coinbase", "kraken")
+    exchange_urls: tuple[tuple[str, str], ...] = ()
+    # A CoinGecko snapshot whose last_updated is older than this before the window's end is not
+    # used for that window.
+    snapshot_max_age_s: float = 600.0
+    # CoinGecko calls a minute this client allows itself (0: the plan's: demo 30, pro 500).
+    coingecko_calls_per_minute: int = 0
     # Days the daily macro run re-fetches: CPI lands about six weeks after its month starts.
     macro_lookback_days: int = 45
+    # Seconds after its last window's end by which a live run gives up waiting on a source.
+    live_run_deadline_s: int = 300
+    # Base URLs of the live sources (None: the provider's own host); `doctor` and the resources
+    # read them, so a proxy, a mirror or a test's loopback fake replaces the provider everywhere.
+    coingecko_base_url: str | None = None
+    guardian_base_url: str | None = None
+    reddit_auth_url: str | None = None
+    reddit_api_url: str | None = None
+    fred_base_url: str | None = None
+    yahoo_base_url: str | None = None
     # API gateway (api/): limits, CORS and caching.
     api_rate_limit: int = 600
     api_cors_origins: tuple[str, ...] = ()
@@ -169,6 +188,16 @@ LAKE_STORAGE_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SES
                           "AWS_ENDPOINT_URL", "AWS_ALLOW_HTTP")
 
 
+def _parse_exchange_urls(raw: str | None) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for part in _split_csv(raw or ""):
+        name, sep, url = part.partition("=")
+        if not sep or not name.strip() or not url.strip().startswith(("http://", "https://")):
+            raise SettingsError(f"CRYPTO_EXCHANGE_URLS entry {part!r}: expected exchange=http(s)://host[:port]")
+        pairs.append((name.strip().lower(), url.strip().rstrip("/")))
+    return tuple(pairs)
+
+
 def _number(name: str, raw: str | None, default: float, kind: type, minimum: float) -> float:
     if raw is None:
         return default
@@ -224,8 +253,22 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         rss_feeds=_split_csv(get("CRYPTO_RSS_FEEDS") or ""),
         reddit_subreddits=_split_csv(get("CRYPTO_REDDIT_SUBREDDITS") or "") or defaults.reddit_subreddits,
         fred_series=_split_csv(get("CRYPTO_FRED_SERIES") or "") or defaults.fred_series,
+        exchanges=tuple(e.lower() for e in _split_csv(get("CRYPTO_EXCHANGES") or "")) or defaults.exchanges,
+        exchange_urls=_parse_exchange_urls(get("CRYPTO_EXCHANGE_URLS")),
+        snapshot_max_age_s=_number("CRYPTO_SNAPSHOT_MAX_AGE_S", get("CRYPTO_SNAPSHOT_MAX_AGE_S"),
+                                   defaults.snapshot_max_age_s, float, 1),
+        coingecko_calls_per_minute=int(_number("COINGECKO_CALLS_PER_MINUTE", get("COINGECKO_CALLS_PER_MINUTE"),
+                                               defaults.coingecko_calls_per_minute, int, 0)),
         macro_lookback_days=int(_number("CRYPTO_MACRO_LOOKBACK_DAYS", get("CRYPTO_MACRO_LOOKBACK_DAYS"),
                                         defaults.macro_lookback_days, int, 1)),
+        coingecko_base_url=get("COINGECKO_BASE_URL"),
+        guardian_base_url=get("GUARDIAN_BASE_URL"),
+        reddit_auth_url=get("REDDIT_AUTH_URL"),
+        reddit_api_url=get("REDDIT_API_URL"),
+        fred_base_url=get("FRED_BASE_URL"),
+        yahoo_base_url=get("YAHOO_BASE_URL"),
+        live_run_deadline_s=int(_number("CRYPTO_LIVE_RUN_DEADLINE_S", get("CRYPTO_LIVE_RUN_DEADLINE_S"),
+                                        defaults.live_run_deadline_s, int, 0)),
         api_rate_limit=int(_number("CRYPTO_API_RATE_LIMIT", get("CRYPTO_API_RATE_LIMIT"), defaults.api_rate_limit, int, 0)),
         api_cors_origins=_split_csv(get("CRYPTO_API_CORS_ORIGINS") or ""),
         api_max_rows=int(_number("CRYPTO_API_MAX_ROWS", get("CRYPTO_API_MAX_ROWS"), defaults.api_max_rows, int, 1)),

@@ -75,7 +75,32 @@ price_data_real = sa.Table(
     sa.Column("volume", DOUBLE),
     sa.Column("source", sa.String(32), nullable=False),
     sa.Column("collected_at", TIMESTAMP, nullable=False),
+    # Added by issue 14 (existing tables get them through ensure_schema's ADD COLUMN):
+    # the currency of open..close and current_price (USD, USDT, USDC: a USDT bar is not USD),
+    # and how old the market fields are at the window's end (seconds; negative when the live
+    # snapshot was taken after the window closed).
+    sa.Column("quote", sa.String(8)),
+    sa.Column("market_data_age_s", DOUBLE),
     sa.Index("ix_price_data_real_window_start", "window_start"),
+)
+
+# CoinGecko's market history (/coins/{id}/market_chart/range), cached so that a backfill asks
+# for each coin's span once: the observations, and per coin the span already fetched.
+coingecko_history = sa.Table(
+    "coingecko_history", METADATA,
+    sa.Column("coin_id", sa.String(64), primary_key=True),
+    sa.Column("observed_at", TIMESTAMP, primary_key=True),
+    sa.Column("price", DOUBLE),
+    sa.Column("market_cap", DOUBLE),
+    sa.Column("total_volume", DOUBLE),
+)
+
+coingecko_history_coverage = sa.Table(
+    "coingecko_history_coverage", METADATA,
+    sa.Column("coin_id", sa.String(64), primary_key=True),
+    sa.Column("covered_from", TIMESTAMP, nullable=False),
+    sa.Column("covered_to", TIMESTAMP, nullable=False),
+    sa.Column("fetched_at", TIMESTAMP, nullable=False),
 )
 
 news_items = sa.Table(
@@ -261,21 +286,43 @@ class Warehouse:
         return table if arrow else table.to_pandas()
 
     def ensure_schema(self) -> None:
-        """Create every declared table that does not exist yet (``create_all``).
+        """Create every declared table that does not exist yet (``create_all``), and add the
+        declared columns an existing table lacks (``ALTER TABLE ... ADD COLUMN``).
 
         On MySQL/MariaDB a missing database is created first (``CREATE DATABASE IF NOT EXISTS``).
+        Only nullable columns can be added (older rows hold NULL there); a declared column that is
+        missing and NOT NULL raises :class:`WarehouseError`.
         """
         with self._create_lock:
             try:
                 if self.is_mysql:
                     _create_mysql_database(self.engine)
                 METADATA.create_all(self.engine, checkfirst=True)
+                self._add_missing_columns()
             except DBAPIError as exc:
                 hint = _out_of_space_hint(exc)
                 if hint:
                     raise WarehouseError(f"cannot check or create the warehouse's tables: {exc.orig}{hint}") from exc
                 raise
             self._created.update(METADATA.tables)
+
+    def _add_missing_columns(self) -> None:
+        inspector = sa.inspect(self.engine)
+        for table in METADATA.sorted_tables:
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            missing = [c for c in table.columns if c.name not in present]
+            if not missing:
+                continue
+            preparer = self.engine.dialect.identifier_preparer
+            with self.engine.begin() as conn:
+                for column in missing:
+                    if not column.nullable:
+                        raise WarehouseError(f"{table.name}: column {column.name} is declared NOT NULL and missing "
+                                             "from the existing table; it cannot be added in place")
+                    kind = column.type.compile(dialect=self.engine.dialect)
+                    conn.exec_driver_sql(f"ALTER TABLE {preparer.format_table(table)} "
+                                         f"ADD COLUMN {preparer.quote(column.name)} {kind}")
+                    log.warning("%s: added column %s %s to the existing table", table.name, column.name, kind)
 
     def table(self, name: str) -> sa.Table:
         """The declared table called ``name``, created in the database if it is not there yet."""
@@ -369,6 +416,43 @@ class Warehouse:
                 wait = min(5.0, 0.2 * 2 ** attempt)
                 log.warning("%s: write attempt %d failed (%s); retrying in %.1fs", table_name, attempt, exc.orig, wait)
                 time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def replace_rows(self, changes: Sequence[tuple[str, sa.ColumnElement[bool], pd.DataFrame]],
+                     max_attempts: int = 5) -> int:
+        """In one transaction, for each ``(table, where, frame)``: delete the rows matching ``where``,
+        insert ``frame``. For tables outside the window model (caches); returns the rows inserted.
+
+        Frames are checked like :meth:`write_partition`'s (known columns, non-null, unique keys)
+        before anything is written; writers of the same tables serialise on their MySQL named locks.
+        """
+        prepared = []
+        for table_name, where, frame in changes:
+            table = self.table(table_name)
+            keys = [c.name for c in table.primary_key.columns]
+            unknown = [c for c in frame.columns if c not in table.columns]
+            if unknown or any(k not in frame.columns for k in keys):
+                raise WarehouseError(f"{table_name}: frame columns {list(frame.columns)} do not fit the table")
+            if len(frame) and (frame[keys].isna().any().any() or frame.duplicated(keys).any()):
+                raise WarehouseError(f"{table_name}: null or duplicate keys in the frame")
+            columns = [c.name for c in table.columns if c.name in frame.columns]
+            prepared.append((table, where, columns, self._rows(table, frame, columns)))
+        for attempt in range(1, max_attempts + 1):
+            try:
+                with self.engine.begin() as conn:
+                    for table, _, _, _ in sorted(prepared, key=lambda p: p[0].name):
+                        self._lock_table(conn, table.name)
+                    for table, where, columns, rows in prepared:
+                        conn.execute(sa.delete(table).where(where))
+                        self._bulk_insert(conn, table, columns, rows)
+                return sum(len(rows) for *_, rows in prepared)
+            except DBAPIError as exc:
+                code = _mysql_error_code(exc) if self.is_mysql else None
+                retryable = code in _RETRYABLE_MYSQL or (self.dialect == "sqlite" and "locked" in str(exc.orig).lower())
+                if not retryable or attempt == max_attempts:
+                    raise WarehouseError(f"write of {', '.join(p[0].name for p in prepared)} failed after "
+                                         f"{attempt} attempt(s): {exc.orig}{_out_of_space_hint(exc)}") from exc
+                time.sleep(min(5.0, 0.2 * 2 ** attempt))
         raise AssertionError("unreachable")
 
     def _validated(self, table: sa.Table, frame: pd.DataFrame, start: datetime, end: datetime,

@@ -4,10 +4,14 @@ Routes, in the formats shared/EXTERNAL_APIS.md describes:
 
 - ``GET /fred/series/observations`` — FRED's observations: ``api_key`` checked (400 with FRED's
   ``{"error_code", "error_message"}`` body when missing or unknown), ``series_id`` (400 for an
-  unknown series), ``observation_start``/``observation_end`` filter, and real-time periods: with
-  ``realtime_start=1776-07-04`` every vintage of an observation is returned (a revised value
-  appears twice, each with its own ``realtime_start``/``realtime_end``); otherwise only the latest.
-  Values are strings, ``"."`` for missing.
+  unknown series), ``observation_start``/``observation_end`` filter, and real-time periods
+  (``realtime_start``/``realtime_end``, default today): every vintage of an observation valid
+  somewhere in the period is returned, its ``realtime_start``/``realtime_end`` clipped to the
+  period, as FRED does (a revised value appears once per vintage). FRED's cap is ENFORCED: a
+  period holding more than 2,000 of the series' vintage dates gets FRED's 400 ("... exceeds the
+  maximum number of vintage dates allowed (2000)"). Values are strings, ``"."`` for missing.
+- ``GET /fred/series/vintagedates`` — the series' vintage dates in the real-time period, paged
+  with ``limit`` (at most 10,000) and ``offset``, with ``count``.
 - ``GET /v8/finance/chart/<ticker>`` — Yahoo's chart answer for ``period1``/``period2`` (daily bars
   at 14:30 UTC, ``gmtoffset`` -18000); an unknown ticker gets Yahoo's 404 error envelope.
 
@@ -29,6 +33,11 @@ from urllib.parse import unquote
 from tests.fakes.loopback import LoopbackServer
 
 API_KEY = "test-fred-key"
+MAX_VINTAGE_DATES = 2000
+
+
+class _Answer(Exception):
+    """Raised with ``(status, body, headers)`` to answer a request early."""
 
 
 @dataclass(frozen=True)
@@ -55,18 +64,39 @@ class FakeMacroServer(LoopbackServer):
                 body: bytes) -> tuple[int, dict[str, str], bytes]:
         """Record the request and route it to FRED or Yahoo (404 for anything else)."""
         self._record(path, query)
-        if path == "/fred/series/observations":
-            status, payload, extra = self._fred(query)
-        elif path.startswith("/v8/finance/chart/"):
-            status, payload, extra = self._yahoo(unquote(path.rsplit("/", 1)[1]), query)
-        else:
-            status, payload, extra = 404, b'{"error": "not found"}', {}
+        try:
+            if path == "/fred/series/observations":
+                status, payload, extra = self._fred(query)
+            elif path == "/fred/series/vintagedates":
+                status, payload, extra = self._fred_vintage_dates(query)
+            else:
+                status, payload, extra = self._other(path, query)
+        except _Answer as answer:
+            status, payload, extra = answer.args
         return status, {"Content-Type": "application/json", **extra}, payload
+
+    def _other(self, path: str, query: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
+        if path.startswith("/v8/finance/chart/"):
+            return self._yahoo(unquote(path.rsplit("/", 1)[1]), query)
+        return 404, b'{"error": "not found"}', {}
 
     # ---------------------------------------------------------------- set-up
     def add_fred(self, series_id: str, observation_date: date, value: str, realtime_start: date) -> None:
         """Publish a vintage of a FRED observation."""
         self.fred.setdefault(series_id, []).append(Vintage(observation_date, value, realtime_start))
+
+    def add_daily_series(self, series_id: str, first: date, last: date, *, business_days: bool) -> None:
+        """A daily rate as FRED holds it (DFF every day, DGS10 business days): each day's value
+        published the next day, every tenth one revised a week later, so the series has a
+        vintage date almost every day (about 2,000 in eight years)."""
+        day = first
+        while day <= last:
+            if not business_days or day.weekday() < 5:
+                value = 4.0 + (day.toordinal() % 97) / 100
+                self.add_fred(series_id, day, f"{value:.2f}", day + timedelta(days=1))
+                if day.toordinal() % 10 == 0:
+                    self.add_fred(series_id, day, f"{value + 0.01:.2f}", day + timedelta(days=8))
+            day += timedelta(days=1)
 
     def add_yahoo(self, ticker: str, day: date, close: float | None) -> None:
         """Publish a daily bar's close (None: Yahoo's null close)."""
@@ -96,19 +126,51 @@ class FakeMacroServer(LoopbackServer):
         raise ValueError(f"unknown fault {fault!r}")
 
     # ---------------------------------------------------------------- FRED
-    def _fred(self, params: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
+    def _fred_request(self, params: dict[str, str]) -> tuple[str, date, date, date]:
+        """(series, real-time start, real-time end, today) of a valid request; else raise the
+        answer it gets (an injected fault or FRED's 400)."""
         fault = self._fault("fred")
         if fault:
-            return fault
+            raise _Answer(*fault)
         if params.get("api_key") != API_KEY:
-            return self._fred_error("Bad Request.  The value for variable api_key is not registered.")
+            raise _Answer(*self._fred_error("Bad Request.  The value for variable api_key is not registered."))
         series_id = params.get("series_id", "")
         if series_id not in self.fred:
-            return self._fred_error("Bad Request.  The series does not exist.")
+            raise _Answer(*self._fred_error("Bad Request.  The series does not exist."))
+        today = datetime.now(timezone.utc).date()
+        try:
+            first = date.fromisoformat(params.get("realtime_start", today.isoformat()))
+            last = date.fromisoformat(params.get("realtime_end", today.isoformat()))
+        except ValueError:
+            raise _Answer(*self._fred_error("Bad Request.  Variable realtime_start or realtime_end is not a date."))
+        if last < first:
+            raise _Answer(*self._fred_error("Bad Request.  The real-time start is after the real-time end."))
+        return series_id, first, last, today
+
+    def vintage_dates(self, series_id: str, first: date, last: date, today: date) -> list[date]:
+        """The series' vintage dates (days a value was published or revised) in [first, last]."""
+        return sorted({v.realtime_start for v in self.fred[series_id]
+                       if first <= v.realtime_start <= min(last, today)})
+
+    def _fred_vintage_dates(self, params: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
+        series_id, first, last, today = self._fred_request(params)
+        limit = min(int(params.get("limit", 10000)), 10000)
+        offset = int(params.get("offset", 0))
+        dates = self.vintage_dates(series_id, first, last, today)
+        body = {"realtime_start": first.isoformat(), "realtime_end": last.isoformat(), "order_by": "vintage_date",
+                "sort_order": "asc", "count": len(dates), "offset": offset, "limit": limit,
+                "vintage_dates": [d.isoformat() for d in dates[offset:offset + limit]]}
+        return 200, json.dumps(body).encode(), {}
+
+    def _fred(self, params: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
+        series_id, rt_first, rt_last, today = self._fred_request(params)
+        held = len(self.vintage_dates(series_id, rt_first, rt_last, today))
+        if held > MAX_VINTAGE_DATES:
+            return self._fred_error(
+                f"Bad Request.  There are {held} vintage dates in the specified real-time period. This exceeds "
+                f"the maximum number of vintage dates allowed ({MAX_VINTAGE_DATES}).")
         first = date.fromisoformat(params.get("observation_start", "1776-07-04"))
         last = date.fromisoformat(params.get("observation_end", "9999-12-31"))
-        all_vintages = params.get("realtime_start") == "1776-07-04"
-        today = datetime.now(timezone.utc).date()
         by_date: dict[date, list[Vintage]] = defaultdict(list)
         for vintage in self.fred[series_id]:
             if first <= vintage.observation_date <= last and vintage.realtime_start <= today:
@@ -117,16 +179,14 @@ class FakeMacroServer(LoopbackServer):
         for observed in sorted(by_date):
             vintages = sorted(by_date[observed], key=lambda v: v.realtime_start)
             ends = [v.realtime_start - timedelta(days=1) for v in vintages[1:]] + [date(9999, 12, 31)]
-            chosen = list(zip(vintages, ends)) if all_vintages else [(vintages[-1], ends[-1])]
-            for vintage, end in chosen:
-                observations.append({
-                    "realtime_start": vintage.realtime_start.isoformat() if all_vintages else today.isoformat(),
-                    "realtime_end": end.isoformat() if all_vintages else today.isoformat(),
-                    "date": observed.isoformat(), "value": vintage.value,
-                })
+            for vintage, end in zip(vintages, ends):
+                valid_from, valid_to = max(vintage.realtime_start, rt_first), min(end, rt_last)
+                if valid_from <= valid_to:
+                    observations.append({"realtime_start": valid_from.isoformat(),
+                                         "realtime_end": valid_to.isoformat(),
+                                         "date": observed.isoformat(), "value": vintage.value})
         body = {
-            "realtime_start": params.get("realtime_start", today.isoformat()),
-            "realtime_end": params.get("realtime_end", today.isoformat()),
+            "realtime_start": rt_first.isoformat(), "realtime_end": rt_last.isoformat(),
             "observation_start": first.isoformat(), "observation_end": last.isoformat(), "units": "lin",
             "output_type": 1, "file_type": "json", "order_by": "observation_date", "sort_order": "asc",
             "count": len(observations), "offset": 0, "limit": 100000, "observations": observations,

@@ -4,10 +4,15 @@ One ``ThreadingHTTPServer`` serves the three formats as their providers document
 (see shared/EXTERNAL_APIS.md):
 
 - ``GET /search`` — the Guardian content API (api-key checked, day-level date filter, newest
-  first, paging with ``page`` / ``page-size``);
+  first, paging with ``page`` / ``page-size``, the key's ``X-RateLimit-*-day``/``-minute`` headers);
 - ``GET /feeds/<name>`` — an RSS 2.0 or Atom feed;
 - ``POST /api/v1/access_token`` and ``GET /r/<sub>/new`` — Reddit's OAuth client-credentials
-  token and subreddit Listings (bearer token checked, ``after`` paging, ``X-Ratelimit-*``).
+  token and subreddit Listings (bearer token checked, ``after`` paging, ``X-Ratelimit-*``). A
+  subreddit that does not exist (one neither given posts nor among Reddit's well-known ones)
+  answers as Reddit does: 302 to ``/subreddits/search?q=<sub>``, whose Listing holds subreddit
+  records (``kind: "t5"``), not posts. A subreddit named in ``search_listing_for`` answers that
+  search Listing directly (200, as a proxy following the redirect would); a post given a
+  ``"_kind"`` key is served as that kind of child (``t1`` comment, ``t5`` subreddit, ...).
 
 Faults are queued per route with :meth:`FakeNewsServer.fail`; each request to the route takes
 the next one: ``429`` (with ``Retry-After: 0``), ``500``/``502``/``503``/``401``, ``timeout``
@@ -35,6 +40,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 from tests.fakes.loopback import LoopbackServer
 
+# Subreddits that exist even when a test gives them no posts (the platform's defaults).
+KNOWN_SUBREDDITS = frozenset({"CryptoCurrency", "Bitcoin", "ethereum", "CryptoMarkets"})
 FAULTS = ("429", "500", "502", "503", "401", "timeout", "malformed", "html", "huge", "non_utf8", "empty",
           "error_envelope")
 
@@ -75,6 +82,7 @@ class FeedSpec:
     entries: list[dict[str, Any]] = field(default_factory=list)
     format: str = "rss"  # or "atom"
     title: str = "Crypto News"
+    language: str | None = None  # RSS <language>, e.g. "pt-BR"
 
 
 @dataclass
@@ -97,10 +105,12 @@ class FakeNewsServer(LoopbackServer):
         super().__init__()
         self.guardian_api_key = "guardian-test-key"
         self.guardian_results: list[dict[str, Any]] = []
+        self.guardian_calls_today = 0  # the developer key's day budget (5,000), in X-RateLimit-* headers
         self.feeds: dict[str, FeedSpec] = {}
         self.reddit_client_id = "reddit-test-id"
         self.reddit_client_secret = "reddit-test-secret"
         self.subreddits: dict[str, list[dict[str, Any]]] = {}
+        self.search_listing_for: set[str] = set()
         self.ratelimit_remaining: float | None = None
         self.ratelimit_reset_s = 0
         self.timeout_s = 1.0
@@ -150,6 +160,8 @@ class FakeNewsServer(LoopbackServer):
             route, answer = f"rss:{path.removeprefix('/feeds/')}", self._feed
         elif method == "GET" and path.startswith("/r/") and path.endswith("/new"):
             route, answer = f"reddit:{path.split('/')[2]}", self._reddit_listing
+        elif method == "GET" and path == "/subreddits/search":
+            route, answer = "reddit-search", self._reddit_search
         else:
             return 404, {"Content-Type": "application/json"}, b'{"error": 404}'
         with self._lock:
@@ -204,7 +216,12 @@ class FakeNewsServer(LoopbackServer):
             "pageSize": size, "currentPage": page, "pages": pages, "orderBy": "newest",
             "results": results[(page - 1) * size: page * size],
         }}
-        return 200, json.dumps(body, ensure_ascii=False).encode("utf-8"), "application/json", {}
+        with self._lock:
+            self.guardian_calls_today += 1
+            left = max(0, 5000 - self.guardian_calls_today)
+        limits = {"X-RateLimit-Limit-day": "5000", "X-RateLimit-Remaining-day": str(left),
+                  "X-RateLimit-Limit-minute": "720", "X-RateLimit-Remaining-minute": "719"}
+        return 200, json.dumps(body, ensure_ascii=False).encode("utf-8"), "application/json", limits
 
     def _feed(self, route: str, query: dict[str, str], headers: Message, content: bytes):
         name = route.removeprefix("rss:")
@@ -233,7 +250,12 @@ class FakeNewsServer(LoopbackServer):
         auth = headers.get("Authorization", "")
         if not auth.lower().startswith("bearer ") or auth.split(" ", 1)[1] not in self._tokens:
             return 401, b'{"message": "Unauthorized", "error": 401}', "application/json", {}
-        posts = sorted(self.subreddits.get(route.removeprefix("reddit:"), []), key=_created, reverse=True)
+        subreddit = route.removeprefix("reddit:")
+        if subreddit in self.search_listing_for:
+            return self._reddit_search(route, {"q": subreddit}, headers, content)
+        if subreddit not in self.subreddits and subreddit not in KNOWN_SUBREDDITS:
+            return 302, b"", "text/html; charset=utf-8", {"Location": f"/subreddits/search?q={subreddit}"}
+        posts = sorted(self.subreddits.get(subreddit, []), key=_created, reverse=True)
         after = query.get("after")
         if after:
             names = [p.get("name") for p in posts]
@@ -242,7 +264,9 @@ class FakeNewsServer(LoopbackServer):
         page = posts[:limit]
         next_after = page[-1].get("name") if len(posts) > limit and page else None
         listing = {"kind": "Listing", "data": {"after": next_after, "dist": len(page), "before": None,
-                                               "children": [{"kind": "t3", "data": p} for p in page]}}
+                                               "children": [{"kind": p.get("_kind", "t3"),
+                                                             "data": {k: v for k, v in p.items() if k != "_kind"}}
+                                                            for p in page]}}
         ratelimit: dict[str, str] = {}
         if self.ratelimit_remaining is not None:
             with self._lock:
@@ -251,6 +275,20 @@ class FakeNewsServer(LoopbackServer):
                              "X-Ratelimit-Reset": str(self.ratelimit_reset_s)}
         # ASCII escapes, as Reddit sends them: a lone surrogate in a title stays valid JSON.
         return 200, json.dumps(listing).encode("utf-8"), "application/json", ratelimit
+
+
+    def _reddit_search(self, route: str, query: dict[str, str], headers: Message, content: bytes):
+        """Subreddits whose name resembles ``q``: a Listing of ``t5`` records (as Reddit answers a
+        misspelled name, e.g. 37 of them)."""
+        q = query.get("q", "")
+        names = sorted(KNOWN_SUBREDDITS | set(self.subreddits)) + [f"{q}{i}" for i in range(37)]
+        children = [{"kind": "t5", "data": {
+            "display_name": name, "name": f"t5_{i:05x}", "id": f"{i:05x}", "title": f"r/{name}",
+            "public_description": f"All about {name}", "subscribers": 1000 + i, "url": f"/r/{name}/",
+            "created_utc": 1262304000.0 + i * 86400 * 60}} for i, name in enumerate(names)]
+        listing = {"kind": "Listing", "data": {"after": None, "dist": len(children), "before": None,
+                                               "children": children}}
+        return 200, json.dumps(listing).encode("utf-8"), "application/json", {}
 
 
 def _created(post: dict[str, Any]) -> float:
@@ -270,13 +308,16 @@ def _rss(spec: FeedSpec, url: str) -> str:
             parts.append(f"<link>{escape(e['link'])}</link>")
         if e.get("guid"):
             parts.append(f'<guid isPermaLink="false">{escape(e["guid"])}</guid>')
-        if e["published"] is not None:
+        if e.get("published_text"):  # a date as the site writes it, e.g. pt-BR "Seg, 24 Set 2018 10:00:00 -0300"
+            parts.append(f"<pubDate>{escape(e['published_text'])}</pubDate>")
+        elif e["published"] is not None:
             parts.append(f"<pubDate>{format_datetime(e['published'].replace(tzinfo=timezone.utc), usegmt=True)}</pubDate>")
         if e["summary"]:
             parts.append(f"<description>{escape(e['summary'])}</description>")
         items.append("<item>" + "".join(parts) + "</item>")
     return ('<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
             f"<title>{escape(spec.title)}</title><link>{escape(url)}</link><description>news</description>"
+            + (f"<language>{escape(spec.language)}</language>" if spec.language else "")
             + "".join(items) + "</channel></rss>\n")
 
 

@@ -4,16 +4,26 @@ Each server answers from the simulated market (so numbers are realistic) and can
 misbehave: a queue of faults is consumed one per request (``429`` with Retry-After, ``500``,
 ``timeout``, ``truncated`` JSON, ``html`` CDN page), and payload mutators model bad data
 (missing fields, negative or null prices, unknown ids).
+
+The exchanges are reached through ccxt, so they speak what ccxt's ``load_markets`` and
+``fetch_ohlcv`` call and parse: Binance ``/api/v3/exchangeInfo`` and ``/api/v3/klines``, OKX
+``/api/v5/public/instruments`` and ``/api/v5/market/candles`` (``history-candles`` for older
+bars). Both can refuse every request (``refuse = 451``: Binance's geo-block answer, ``403``: a
+CDN's HTML block page), serve daily bars whatever interval is asked (``interval_override``), and,
+with ``now`` set, serve no bar opening after ``now`` and the bar holding ``now`` still open.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import deque
 from datetime import datetime, timedelta, timezone
 from email.message import Message
 from typing import Any, Callable
+
+import pandas as pd
 
 from resources.simulated import simulated_price_frame
 from resources.universe import load_universe
@@ -62,24 +72,51 @@ class FakeServer(LoopbackServer):
 
 
 class FakeCoinGecko(FakeServer):
-    """``/coins/markets`` from the simulated market at the current time."""
+    """``/coins/markets`` and ``/coins/{id}/market_chart/range`` from the simulated market.
+
+    ``now`` (naive UTC, default the real clock) is the time of the snapshot; ``stale`` makes a
+    coin's ``last_updated`` that much older than ``now``. The history has CoinGecko's automatic
+    granularity: 5-minute points when ``from`` is within a day of now, hourly up to 90 days,
+    daily beyond; the point of the window ``w`` is observed 37 s before ``w``'s end. With
+    ``api_key`` set, a request without that key (``x-cg-demo-api-key`` or ``x-cg-pro-api-key``)
+    gets CoinGecko's 401 (error 10002), and ``GET /key`` reports the key's limits and usage.
+    """
+
+    HISTORY_OFFSET = timedelta(seconds=37)
 
     def __init__(self, now: datetime | None = None) -> None:
         super().__init__()
         self.coins = {c.coin_id: c for c in load_universe()}
         self.now = now
+        self.stale: dict[str, timedelta] = {}
+        self.api_key: str | None = None
         self.mutate: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] = lambda elements: elements
 
+    def _now(self) -> datetime:
+        return self.now or datetime.now(timezone.utc).replace(tzinfo=None)
+
     def handle(self, path: str, query: dict[str, str], headers: dict[str, str]) -> tuple[int, Any]:
+        if self.api_key is not None:
+            sent = {k.lower(): v for k, v in headers.items()}
+            if self.api_key not in (sent.get("x-cg-demo-api-key"), sent.get("x-cg-pro-api-key")):
+                return 401, {"status": {"error_code": 10002, "error_message": "API Key Missing or invalid"}}
+            if path == "/key":
+                used = len(self.requests)
+                return 200, {"plan": "Demo", "rate_limit_request_per_minute": 30, "monthly_call_credit": 10000,
+                             "current_total_monthly_calls": used, "current_remaining_monthly_calls": 10000 - used}
+        chart = re.fullmatch(r"/coins/([^/]+)/market_chart/range", path)
+        if chart:
+            return self._market_chart(chart.group(1), query)
         if path != "/coins/markets":
             return 404, {"error": "Not found"}
         ids = [i for i in query.get("ids", "").split(",") if i]
         known = [self.coins[i] for i in ids if i in self.coins]
-        now = self.now or datetime.now(timezone.utc).replace(tzinfo=None)
+        now = self._now()
         start = now.replace(second=0, microsecond=0, minute=now.minute - now.minute % 5)
         frame = simulated_price_frame(known, start - timedelta(minutes=5), start)
         elements = []
         for row in frame.itertuples(index=False):
+            updated = now - self.stale.get(row.coin_id, timedelta(0))
             elements.append({
                 "id": row.coin_id, "symbol": row.symbol.lower(), "name": row.coin_id.title(),
                 "image": "https://example.invalid/x.png",
@@ -91,43 +128,197 @@ class FakeCoinGecko(FakeServer):
                 "circulating_supply": None, "total_supply": None, "max_supply": None,
                 "ath": None, "ath_change_percentage": None, "ath_date": None, "atl": None,
                 "atl_change_percentage": None, "atl_date": None, "roi": None,
-                "last_updated": now.isoformat() + "Z",
+                "last_updated": updated.isoformat(timespec="milliseconds") + "Z",
             })
         return 200, self.mutate(elements)
 
+    def _market_chart(self, coin_id: str, query: dict[str, str]) -> tuple[int, Any]:
+        coin = self.coins.get(coin_id)
+        if coin is None:
+            return 404, {"error": "coin not found"}
+        if query.get("vs_currency") != "usd":
+            return 400, {"error": "invalid vs_currency"}
+        try:
+            since = datetime.fromtimestamp(float(query["from"]), timezone.utc).replace(tzinfo=None)
+            until = datetime.fromtimestamp(float(query["to"]), timezone.utc).replace(tzinfo=None)
+        except (KeyError, ValueError):
+            return 400, {"error": "from and to must be UNIX timestamps"}
+        now = self._now()
+        until = min(until, now)
+        first = pd.Timestamp(since + self.HISTORY_OFFSET).floor("5min").to_pydatetime()
+        frame = simulated_price_frame([coin], first, pd.Timestamp(until).ceil("5min").to_pydatetime())
+        starts = pd.to_datetime(frame["window_start"])
+        observed = starts + pd.Timedelta(minutes=5) - pd.Timedelta(self.HISTORY_OFFSET)
+        keep = (observed >= pd.Timestamp(since)) & (observed <= pd.Timestamp(until))
+        if since < now - timedelta(days=1):  # hourly points, daily beyond 90 days
+            keep &= starts.dt.minute == 55
+            if until - since > timedelta(days=90):
+                keep &= starts.dt.hour == 23
+        ms = (observed[keep].astype("datetime64[ms]").astype("int64")).tolist()
+        prices = [list(p) for p in zip(ms, frame.loc[keep, "current_price"].tolist())]
+        caps = [list(p) for p in zip(ms, frame.loc[keep, "market_cap"].tolist())]
+        volumes = [list(p) for p in zip(ms, frame.loc[keep, "volume_24h"].tolist())]
+        return 200, {"prices": prices, "market_caps": caps, "total_volumes": volumes}
 
-class FakeExchange(FakeServer):
-    """Binance-style ``/api/v3/klines`` from the simulated market; unknown pairs get HTTP 400 -1121."""
 
-    def __init__(self) -> None:
+BINANCE_GEO_BLOCK = {"code": 0, "msg": "Service unavailable from a restricted location according to 'b. Eligibility' "
+                                        "in https://www.binance.com/en/terms. Please contact customer service if you "
+                                        "believe you received this message in error."}
+CDN_BLOCK_PAGE = (b'<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01 Transitional//EN"><HTML><HEAD><TITLE>ERROR: The '
+                  b"request could not be satisfied</TITLE></HEAD><BODY><H1>403 ERROR</H1><H2>The request could not "
+                  b"be satisfied.</H2>Request blocked. Generated by cloudfront (CloudFront)</BODY></HTML>")
+DAY_MS = 86_400_000
+BAR_MS = 300_000
+
+
+def default_listing() -> dict[str, str]:
+    """Every universe coin with an exchange pair, quoted in USDT."""
+    return {c.symbol: "USDT" for c in load_universe() if c.exchange_pair}
+
+
+class FakeExchangeServer(FakeServer):
+    """What the exchange fakes share: the listed coins (symbol -> quote), simulated bars, refusals."""
+
+    def __init__(self, listed: dict[str, str] | None = None) -> None:
         super().__init__()
-        self.coins = {c.exchange_pair: c for c in load_universe() if c.exchange_pair}
+        self.universe = {c.symbol: c for c in load_universe()}
+        self.listed = dict(default_listing() if listed is None else listed)
+        self.extra_pairs: set[tuple[str, str]] = set()  # (base, quote) listed besides ``listed``
+        self.refuse: int | None = None
+        self.interval_override: str | None = None
+        self.now: datetime | None = None
         self.drop_bars: set[tuple[str, int]] = set()
-        self.delisted: set[str] = set()
         self.mutate_bar: Callable[[str, list[Any]], list[Any]] = lambda pair, bar: bar
 
+    def _respond(self, fault: str | None, path: str, query: dict[str, str],
+                 headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        if self.refuse == 451:
+            return 451, {"Content-Type": "application/json"}, json.dumps(BINANCE_GEO_BLOCK).encode()
+        if self.refuse is not None:
+            return self.refuse, {"Content-Type": "text/html"}, CDN_BLOCK_PAGE
+        return super()._respond(fault, path, query, headers)
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every listed (base, quote)."""
+        return sorted(set(self.listed.items()) | self.extra_pairs)
+
+    def step_ms(self) -> int:
+        """The length of the bars served."""
+        return DAY_MS if self.interval_override == "1d" else BAR_MS
+
+    def bars(self, symbol: str, first_ms: int, last_ms: int) -> list[tuple[int, int, Any]]:
+        """``(open_ms, length_ms, row)`` of the simulated bars opening in [first_ms, last_ms], on the
+        5-minute grid (or the daily one with ``interval_override``), none opening after ``now``."""
+        step = self.step_ms()
+        first = -(-first_ms // step) * step
+        if self.now is not None:
+            last_ms = min(last_ms, int(self.now.replace(tzinfo=timezone.utc).timestamp() * 1000))
+        if last_ms < first:
+            return []
+        start = datetime.fromtimestamp(first / 1000, timezone.utc).replace(tzinfo=None)
+        end = datetime.fromtimestamp((last_ms // BAR_MS * BAR_MS + BAR_MS) / 1000, timezone.utc).replace(tzinfo=None)
+        frame = simulated_price_frame([self.universe[symbol]], start, end)
+        out = []
+        for row in frame.itertuples(index=False):
+            open_ms = int(row.window_start.replace(tzinfo=timezone.utc).timestamp() * 1000)
+            if open_ms % step or open_ms > last_ms or (symbol, open_ms) in self.drop_bars:
+                continue
+            out.append((open_ms, step, row))
+        return out
+
+    def is_open(self, open_ms: int, length_ms: int) -> bool:
+        """Whether the bar is still open at ``now``."""
+        now = self.now or datetime.now(timezone.utc).replace(tzinfo=None)
+        return open_ms + length_ms > int(now.replace(tzinfo=timezone.utc).timestamp() * 1000)
+
+
+class FakeBinance(FakeExchangeServer):
+    """Binance spot: ``/api/v3/exchangeInfo`` and ``/api/v3/klines`` (unknown symbols: HTTP 400, -1121)."""
+
     def handle(self, path: str, query: dict[str, str], headers: dict[str, str]) -> tuple[int, Any]:
+        if path == "/api/v3/exchangeInfo":
+            return 200, self._exchange_info()
         if path != "/api/v3/klines":
             return 404, {"code": -1, "msg": "not found"}
+        pairs = {base + quote: base for base, quote in self.pairs()}
         pair = query.get("symbol", "")
-        coin = self.coins.get(pair)
-        if coin is None or pair in self.delisted:
+        if pair not in pairs or query.get("interval") not in ("5m", "1m", "1h", "1d"):
             return 400, {"code": -1121, "msg": "Invalid symbol."}
-        start_ms = int(query["startTime"])
-        end_ms = int(query.get("endTime", start_ms + 1000 * 300_000))
+        start_ms = int(query.get("startTime", 0))
         limit = min(int(query.get("limit", 500)), 1000)
-        first = (start_ms + 299_999) // 300_000 * 300_000
-        last = min(end_ms, first + limit * 300_000 - 1)
-        start = datetime.fromtimestamp(first / 1000, timezone.utc).replace(tzinfo=None)
-        end = datetime.fromtimestamp((last // 300_000 * 300_000 + 300_000) / 1000, timezone.utc).replace(tzinfo=None)
-        frame = simulated_price_frame([coin], start, end)
-        bars = []
-        for row in frame.itertuples(index=False):
-            open_ms = int(row.window_start.timestamp() * 1000)
-            if open_ms > last or (pair, open_ms) in self.drop_bars:
-                continue
+        end_ms = int(query.get("endTime", start_ms + limit * self.step_ms() - 1))
+        klines = []
+        for open_ms, length, row in self.bars(pairs[pair], start_ms, end_ms)[:limit]:
             bar = [open_ms, f"{row.open:.8f}", f"{row.high:.8f}", f"{row.low:.8f}", f"{row.close:.8f}",
-                   f"{row.volume:.8f}", open_ms + 299_999, f"{row.volume * row.close:.8f}", 100,
+                   f"{row.volume:.8f}", open_ms + length - 1, f"{row.volume * row.close:.8f}", 100,
                    "0", "0", "0"]
-            bars.append(self.mutate_bar(pair, bar))
-        return 200, bars[:limit]
+            klines.append(self.mutate_bar(pair, bar))
+        return 200, klines
+
+    def _exchange_info(self) -> dict[str, Any]:
+        symbols = []
+        for base, quote in self.pairs():
+            symbols.append({
+                "symbol": base + quote, "status": "TRADING", "baseAsset": base, "baseAssetPrecision": 8,
+                "quoteAsset": quote, "quotePrecision": 8, "quoteAssetPrecision": 8, "baseCommissionPrecision": 8,
+                "quoteCommissionPrecision": 8, "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT"],
+                "icebergAllowed": True, "ocoAllowed": True, "quoteOrderQtyMarketAllowed": True,
+                "allowTrailingStop": True, "cancelReplaceAllowed": True, "isSpotTradingAllowed": True,
+                "isMarginTradingAllowed": False,
+                "filters": [
+                    {"filterType": "PRICE_FILTER", "minPrice": "0.00000001", "maxPrice": "1000000.00000000",
+                     "tickSize": "0.00000001"},
+                    {"filterType": "LOT_SIZE", "minQty": "0.00001000", "maxQty": "9000.00000000", "stepSize": "0.00001000"},
+                    {"filterType": "NOTIONAL", "minNotional": "5.00000000", "applyMinToMarket": True,
+                     "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5},
+                ],
+                "permissions": [], "permissionSets": [["SPOT"]], "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+                "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
+            })
+        return {"timezone": "UTC", "serverTime": int(time.time() * 1000),
+                "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}],
+                "exchangeFilters": [], "symbols": symbols}
+
+
+class FakeOkx(FakeExchangeServer):
+    """OKX: ``/api/v5/public/instruments`` and ``/api/v5/market/candles`` / ``history-candles``.
+
+    Candles are newest first, ``[ts, o, h, l, c, vol, volCcy, volCcyQuote, confirm]`` as strings,
+    strictly between ``before`` and ``after``; at most 300 (``candles``) or 100 (``history-candles``).
+    """
+
+    def handle(self, path: str, query: dict[str, str], headers: dict[str, str]) -> tuple[int, Any]:
+        if path == "/api/v5/public/instruments":
+            if query.get("instType") != "SPOT":
+                return 200, {"code": "0", "msg": "", "data": []}
+            return 200, {"code": "0", "msg": "", "data": [self._instrument(b, q) for b, q in self.pairs()]}
+        if path not in ("/api/v5/market/candles", "/api/v5/market/history-candles"):
+            return 404, {"code": "50030", "msg": "Illegal API path", "data": []}
+        inst = {f"{base}-{quote}": base for base, quote in self.pairs()}
+        inst_id = query.get("instId", "")
+        if inst_id not in inst:
+            return 200, {"code": "51001", "msg": "Instrument ID doesn't exist.", "data": []}
+        cap = 300 if path.endswith("/candles") and "history" not in path else 100
+        limit = min(int(query.get("limit", 100)), cap)
+        now_ms = int((self.now or datetime.now(timezone.utc).replace(tzinfo=None))
+                     .replace(tzinfo=timezone.utc).timestamp() * 1000)
+        after = int(query.get("after", now_ms + 1))
+        before = int(query.get("before", after - limit * self.step_ms() - 1))
+        bars = [b for b in self.bars(inst[inst_id], before + 1, after - 1)][::-1][:limit]
+        data = []
+        for open_ms, length, row in bars:
+            candle = [str(open_ms), f"{row.open:.8f}", f"{row.high:.8f}", f"{row.low:.8f}", f"{row.close:.8f}",
+                      f"{row.volume:.8f}", f"{row.volume * row.close:.8f}", f"{row.volume * row.close:.8f}",
+                      "0" if self.is_open(open_ms, length) else "1"]
+            data.append(self.mutate_bar(inst_id, candle))
+        return 200, {"code": "0", "msg": "", "data": data}
+
+    @staticmethod
+    def _instrument(base: str, quote: str) -> dict[str, Any]:
+        return {"alias": "", "auctionEndTime": "", "baseCcy": base, "category": "1", "ctMult": "", "ctType": "",
+                "ctVal": "", "ctValCcy": "", "expTime": "", "instFamily": "", "instId": f"{base}-{quote}",
+                "instType": "SPOT", "lever": "10", "listTime": "1606468572000", "lotSz": "0.00000001",
+                "maxIcebergSz": "9999999999", "maxLmtAmt": "1000000", "maxLmtSz": "9999999999", "maxMktAmt": "1000000",
+                "maxMktSz": "1000000", "maxStopSz": "1000000", "maxTriggerSz": "9999999999", "maxTwapSz": "9999999999",
+                "minSz": "0.00001", "optType": "", "quoteCcy": quote, "settleCcy": "", "state": "live", "stk": "",
+                "tickSz": "0.0001", "uly": "", "ruleType": "normal"}

@@ -14,7 +14,7 @@ from crypto_assets.prices import price_data_real
 from resources.dagster_resources import WarehouseResource
 from resources.price_sources import PriceSourceResource
 from resources.warehouse import Warehouse, price_data_real as price_table
-from tests.fakes.price_servers import FakeCoinGecko, FakeExchange
+from tests.fakes.price_servers import FakeBinance, FakeCoinGecko, FakeOkx
 
 KEY = "2026-11-20-12:00"
 
@@ -65,38 +65,54 @@ def _live_key(now: datetime) -> tuple[str, datetime]:
     return start.strftime(PARTITION_KEY_FORMAT), start
 
 
-def _live(cg: FakeCoinGecko, ex: FakeExchange) -> PriceSourceResource:
-    return PriceSourceResource(mode="live", coingecko_base_url=cg.url, exchange_base_url=ex.url,
-                               backoff_base_s=0.01, timeout_s=1.0, max_attempts=3, exchange_workers=4)
+def _live(cg: FakeCoinGecko, ex: FakeBinance, okx: FakeOkx | None = None) -> PriceSourceResource:
+    urls = {"binance": ex.url, **({"okx": okx.url} if okx else {})}
+    return PriceSourceResource(mode="live", coingecko_base_url=cg.url, exchanges=",".join(urls), exchange_urls=urls,
+                               coingecko_calls_per_minute=100_000, backoff_base_s=0.01, timeout_s=3.0, max_attempts=3)
 
 
 def test_live_window_merges_exchange_bars_and_the_coingecko_snapshot(sqlite_url):
     key, start = _live_key(datetime.now(timezone.utc).replace(tzinfo=None))
-    with FakeCoinGecko() as cg, FakeExchange() as ex:
-        ex.delisted.add("SOLUSDT")
+    with FakeCoinGecko() as cg, FakeBinance() as ex, FakeOkx(listed={"SOL": "USDC", "BTC": "USDT"}) as okx:
+        del ex.listed["SOL"]  # not on the first exchange: the second serves it, quoted in USDC
         cg.faults.extend(["429", "500"])
-        result = _materialize(sqlite_url, _live(cg, ex), partition_key=key)
+        result = _materialize(sqlite_url, _live(cg, ex, okx), partition_key=key)
         assert result.success, result.all_events
         assert cg.requests[-1]["query"]["per_page"] == "250"
-    frame = Warehouse(sqlite_url).read_frame(sa.select(price_table))
-    assert set(frame.source) == {"exchange+coingecko"}
-    btc = frame.set_index("symbol").loc["BTC"]
-    assert btc.close > 0 and btc.market_cap > 0 and btc.volume > 0
-    # USDT has no exchange pair: its price comes from the snapshot alone; SOL was delisted: snapshot too.
-    assert frame.set_index("symbol").loc["USDT"].current_price > 0
+        assert not any("market_chart" in r["path"] for r in cg.requests)  # the live window needs no history
+    frame = Warehouse(sqlite_url).read_frame(sa.select(price_table)).set_index("symbol")
     assert len(frame) == 124
-    assert _metadata(result)["http"].data["no_exchange_pair"] == ["CRO", "DAI", "GNO", "HNT", "KAS", "OCEAN", "SOL", "USDT", "XMR"]
-
-
-def test_history_comes_from_exchange_bars_with_missing_coins_reported(sqlite_url):
-    with FakeCoinGecko() as cg, FakeExchange() as ex:
-        result = _materialize(sqlite_url, _live(cg, ex), partition_key=KEY)
-        assert result.success
-        assert cg.requests == []  # no snapshot for a past window
+    btc = frame.loc["BTC"]
+    assert btc.close > 0 and btc.market_cap > 0 and btc.volume > 0
+    assert (btc.source, btc.quote) == ("binance+coingecko", "USDT")
+    assert (frame.loc["SOL"].source, frame.loc["SOL"].quote) == ("okx+coingecko", "USDC")
+    # USDT has a pair nowhere: its price comes from the snapshot alone, in USD.
+    assert (frame.loc["USDT"].source, frame.loc["USDT"].quote) == ("coingecko", "USD")
+    assert frame.loc["USDT"].current_price > 0 and frame.loc["USDT"].open != frame.loc["USDT"].open
     meta = _metadata(result)
-    assert meta["source"].text == "exchange"
+    assert meta["exchanges"].data["served_by"] == {"binance": 115, "okx": 1}
+    assert meta["exchanges"].data["unlisted"] == ["USDT", "DAI", "CRO", "KAS", "HNT", "XMR", "GNO", "OCEAN"]
+    assert meta["market_fields_complete_share"].value == 1.0 and meta["stale_snapshot_count"].value == 0
+
+
+def test_a_past_window_gets_its_market_fields_from_the_cached_history(db_url):
+    with FakeCoinGecko() as cg, FakeBinance() as ex:
+        result = _materialize(db_url, _live(cg, ex), partition_key=KEY)
+        assert result.success
+        assert not any(r["path"] == "/coins/markets" for r in cg.requests)  # no snapshot for a past window
+        history_calls = [r for r in cg.requests if r["path"].endswith("/market_chart/range")]
+        assert len({r["path"] for r in history_calls}) == 116 and history_calls[0]["query"]["vs_currency"] == "usd"
+        again = _materialize(db_url, _live(cg, ex), partition_key="2026-11-20-12:05")
+        assert again.success and len(cg.requests) == len(history_calls)  # the next window is already cached
+    meta = _metadata(result)
+    assert meta["source"].text == "live" and meta["sources"].data == {"binance+coingecko_history": 116}
     assert set(meta["symbols_missing"].data) == {"CRO", "DAI", "GNO", "HNT", "KAS", "OCEAN", "USDT", "XMR"}
-    assert meta["dagster/row_count"].value == 124 - 8
+    assert meta["dagster/row_count"].value == 124 - 8 and meta["market_fields_complete_share"].value == 1.0
+    assert meta["market_history"].data["calls"] == 116 and meta["market_history"].data["coins_fetched"] == 116
+    frame = Warehouse(db_url).read_frame(sa.select(price_table))
+    # As of each window's end (12:05, 12:10): the hourly point observed at 11:59:23, never a later one.
+    ages = frame.groupby("window_start").market_data_age_s.unique()
+    assert [list(a) for a in ages] == [[337.0], [637.0]]
 
 
 def _bad_snapshot(field, value):
@@ -114,15 +130,17 @@ def _bad_snapshot(field, value):
      "missing field(s) current_price"),
     (lambda cg, ex: setattr(cg, "mutate", _bad_snapshot("current_price", -5.0)), "negative current_price"),
     (lambda cg, ex: setattr(cg, "mutate", _bad_snapshot("market_cap", "lots")), "expected a number"),
+    (lambda cg, ex: setattr(cg, "mutate", _bad_snapshot("last_updated", "yesterday")), "expected an ISO 8601 time"),
     (lambda cg, ex: setattr(cg, "mutate", lambda e: {"status": "ok"}), "expected a list"),
-    (lambda cg, ex: setattr(ex, "mutate_bar", lambda p, b: b[:3]), "malformed kline"),
-    (lambda cg, ex: setattr(ex, "mutate_bar", lambda p, b: [b[0], "-1", *b[2:]]), "expected a non-negative number"),
+    (lambda cg, ex: setattr(ex, "mutate_bar", lambda p, b: b[:3]), "missing or non-numeric value"),
+    (lambda cg, ex: setattr(ex, "mutate_bar", lambda p, b: [b[0], "-1", *b[2:]]), "non-positive price"),
+    (lambda cg, ex: ex.faults.extend(["500"] * 3), "exchange:binance"),
 ])
 def test_faults_fail_the_run_with_a_clear_message_and_leave_the_window_untouched(sqlite_url, setup, message):
     key, start = _live_key(datetime.now(timezone.utc).replace(tzinfo=None))
     assert _materialize(sqlite_url, partition_key=key).success  # an earlier, good copy of the window
     before = _rows(sqlite_url, start)
-    with FakeCoinGecko() as cg, FakeExchange() as ex:
+    with FakeCoinGecko() as cg, FakeBinance() as ex:
         setup(cg, ex)
         result = _materialize(sqlite_url, _live(cg, ex), partition_key=key)
     assert not result.success
@@ -140,7 +158,7 @@ def test_null_prices_and_unknown_ids_are_reported_not_written(sqlite_url):
                 e["current_price"] = None
         return elements + [{**elements[1], "id": "not-a-coin-we-track"}]
 
-    with FakeCoinGecko() as cg, FakeExchange() as ex:
+    with FakeCoinGecko() as cg, FakeBinance() as ex:
         cg.mutate = mutate
         result = _materialize(sqlite_url, _live(cg, ex), partition_key=key)
     assert result.success

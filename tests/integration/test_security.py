@@ -30,7 +30,7 @@ from resources.news_sources import NewsSourcesResource
 from resources.price_sources import PriceSourceResource
 from resources.warehouse import METADATA, get_warehouse
 from tests.fakes.fake_news_servers import FakeNewsServer, FeedSpec, feed_entry, guardian_result, reddit_post
-from tests.fakes.price_servers import FakeCoinGecko, FakeExchange
+from tests.fakes.price_servers import FakeBinance, FakeCoinGecko
 from tests.fakes.private_mariadb import PrivateMariaDB, private_mariadb  # noqa: F401 (fixture)
 
 SECRETS = {
@@ -78,15 +78,15 @@ def test_no_secret_reaches_events_logs_metadata_or_output(secret_db_url, monkeyp
     results = []
     caplog.set_level(logging.DEBUG)
 
-    with FakeCoinGecko() as cg, FakeExchange() as ex, FakeNewsServer() as news:
+    with FakeCoinGecko() as cg, FakeBinance() as ex, FakeNewsServer() as news:
         news.guardian_api_key = SECRETS["GUARDIAN_API_KEY"]
         news.reddit_client_id = SECRETS["REDDIT_CLIENT_ID"]
         news.reddit_client_secret = SECRETS["REDDIT_CLIENT_SECRET"]
         news.guardian_results = [guardian_result(start + timedelta(minutes=1), "Bitcoin rallies", "btc")]
         news.feeds["wire"] = FeedSpec(entries=[feed_entry(start + timedelta(minutes=2), "Ether news", "https://x.invalid/e")])
         news.subreddits["CryptoCurrency"] = [reddit_post(start + timedelta(minutes=3), "SOL to the moon", "p1")]
-        prices = PriceSourceResource(coingecko_base_url=cg.url, exchange_base_url=ex.url, backoff_base_s=0.01,
-                                     timeout_s=1.0, max_attempts=3, exchange_workers=4)
+        prices = PriceSourceResource(coingecko_base_url=cg.url, exchanges="binance", exchange_urls={"binance": ex.url},
+                                     backoff_base_s=0.01, timeout_s=1.0, max_attempts=3)
         sources = NewsSourcesResource(guardian_base_url=news.url, rss_feeds=[news.feed_url("wire")],
                                       reddit_auth_url=news.url, reddit_api_url=news.url,
                                       reddit_subreddits=["CryptoCurrency"], backoff_base_s=0.01, timeout_s=1.0,

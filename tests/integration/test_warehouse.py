@@ -142,3 +142,29 @@ def test_a_missing_mysql_database_is_created(mysql_url):
         with wh.engine.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE `{wh.engine.url.database}`")
         wh.dispose()
+
+
+def test_an_existing_price_table_without_the_new_columns_is_altered_in_place(db_url):
+    """A warehouse created before ``quote`` and ``market_data_age_s`` keeps its rows and gains the columns."""
+    old_metadata = sa.MetaData()
+    kept = [c for c in price_data_real.columns if c.name not in ("quote", "market_data_age_s")]
+    old = sa.Table("price_data_real", old_metadata, *(sa.Column(c.name, c.type, primary_key=c.primary_key,
+                                                                nullable=c.nullable) for c in kept))
+    engine = sa.create_engine(db_url)
+    old_metadata.create_all(engine)
+    frame = _prices(START, 2)
+    with engine.begin() as conn:
+        conn.execute(old.insert(), frame[[c.name for c in kept]].to_dict("records"))
+    engine.dispose()
+
+    wh = Warehouse(db_url)
+    columns = {c["name"] for c in sa.inspect(wh.engine).get_columns("price_data_real")}
+    assert {"quote", "market_data_age_s"} <= columns
+    stored = wh.read_frame(sa.select(price_data_real))
+    assert len(stored) == len(frame) and stored["quote"].isna().all()
+    newer = _prices(START + timedelta(minutes=10), 1).assign(quote="USDT", market_data_age_s=-40.0)
+    wh.write_partition("price_data_real", newer, start=START + timedelta(minutes=10), end=START + timedelta(minutes=15),
+                       run_id="r", code_version="2")
+    latest = wh.read_frame(sa.select(price_data_real).where(price_data_real.c.window_start == START + timedelta(minutes=10)))
+    assert set(latest["quote"]) == {"USDT"} and set(latest["market_data_age_s"]) == {-40.0}
+    Warehouse(db_url)  # a second start finds nothing to add

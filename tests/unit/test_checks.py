@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -44,7 +45,8 @@ def evaluate(wh: Warehouse, table: sa.Table, kind: str, start: datetime = START,
 def test_checks_are_built_only_for_assets_in_the_definitions_with_their_blocking_flags():
     (checks,) = PRICE_CHECKS
     specs = {spec.name: spec for spec in checks.check_specs}
-    assert set(specs) == {"unique_non_null_keys", "price_sanity", "symbol_coverage", "no_window_gaps"}
+    assert set(specs) == {"unique_non_null_keys", "price_sanity", "symbol_coverage", "no_window_gaps",
+                          "market_data_freshness"}
     assert specs["price_sanity"].blocking and specs["unique_non_null_keys"].blocking
     assert not specs["symbol_coverage"].blocking
     assert {s.asset for s in TABLE_SPECS} == {"price_data_real", "news_items", "sentiment_data",
@@ -57,6 +59,37 @@ def test_clean_simulated_prices_pass_every_price_check(sqlite_url):
     for kind in ("unique_non_null_keys", "price_sanity", "symbol_coverage"):
         passed, text, _ = evaluate(wh, price_table, kind)
         assert passed, (kind, text)
+
+
+def _live_like(frame: pd.DataFrame) -> pd.DataFrame:
+    """Simulated rows labelled as live ones: history-joined, and snapshot-joined in the last window."""
+    last = frame.window_start == frame.window_start.max()
+    return frame.assign(source=np.where(last, "okx+coingecko", "okx+coingecko_history"), quote="USDT",
+                        market_data_age_s=np.where(last, -40.0, 3000.0))
+
+
+def test_market_data_freshness_passes_fresh_rows_and_catches_old_ones_and_stale_snapshots(sqlite_url):
+    wh = Warehouse(sqlite_url)
+    write_prices(wh, START, START + HOUR, mutate=_live_like)
+    passed, text, metadata = evaluate(wh, price_table, "market_data_freshness")
+    assert passed, text
+    assert metadata["bar_rows_without_market_fields"] == 0 and metadata["max_market_data_age_s"] == 3000.0
+    data = CheckInput(wh, price_table, "window_start", START, START + HOUR, timedelta(minutes=5), None,
+                      {"stale_snapshot_count": 3})
+    passed, text, metadata = CHECK_KINDS["market_data_freshness"].evaluate(data)
+    assert not passed and metadata["stale_snapshots_left_out"] == 3
+
+    def old(frame):
+        frame = _live_like(frame)
+        last = frame.window_start == frame.window_start.max()
+        frame.loc[last & (frame.symbol == "BTC"), "market_data_age_s"] = 900.0  # over the 600 s bound
+        frame.loc[~last & (frame.symbol == "ETH"), "market_data_age_s"] = 26 * 3600.0  # over the history's 25 h
+        frame.loc[frame.symbol == "SOL", "market_cap"] = np.nan
+        return frame
+    write_prices(wh, START, START + HOUR, mutate=old)
+    passed, text, metadata = evaluate(wh, price_table, "market_data_freshness")
+    assert not passed and metadata["market_data_too_old"] == 1 + 11
+    assert metadata["bar_rows_without_market_fields"] == 12
 
 
 @pytest.mark.parametrize("mutate, expected", [

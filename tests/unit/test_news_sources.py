@@ -186,6 +186,38 @@ def test_feed_recovers_from_a_cut_body(server):
     assert server.hits("rss:news") == 3
 
 
+def test_feed_with_localised_pt_br_dates_lands(server):
+    """A Brazilian feed writes its dates in Portuguese: read by dateparser after the strict parse fails."""
+    server.feeds["br"] = FeedSpec(language="pt-BR", entries=[
+        {**feed_entry(None, "Bitcoin sobe 5%", "https://br.example/btc"), "published_text": "Seg, 24 Set 2018 10:00:00 -0300"},
+        {**feed_entry(None, "Ether cai", "https://br.example/eth"), "published_text": "Ter, 25 Set 2018 23:30:00 -0300"},
+        {**feed_entry(None, "Solana em alta", "https://br.example/sol"), "published_text": "Sáb, 1 Dez 2018 09:05:00 +0000"},
+        {**feed_entry(None, "Sem data", "https://br.example/nada"), "published_text": "algum dia desses"},
+        feed_entry(W + timedelta(minutes=1), "Strict date", "https://br.example/strict"),
+    ])
+    skipped = Counter()
+    items = _feed(server, "br").fetch(W, END, skipped)
+    published = {i.title: i.published_at for i in items}
+    assert published == {
+        "Bitcoin sobe 5%": datetime(2018, 9, 24, 13, 0),  # -0300 to UTC
+        "Ether cai": datetime(2018, 9, 26, 2, 30),  # across midnight in UTC
+        "Solana em alta": datetime(2018, 12, 1, 9, 5),
+        "Strict date": W + timedelta(minutes=1),
+    }
+    assert skipped["localised_date"] == 3 and skipped["bad_date"] == 1
+
+
+def test_localised_dates_without_a_declared_language_are_detected():
+    from resources.news_common import parse_localised_date
+
+    assert parse_localised_date("Seg, 24 Set 2018 10:00:00 -0300") == datetime(2018, 9, 24, 13, 0)
+    assert parse_localised_date("Mo, 03 Dez 2018 08:00:00 +0100", "de-DE") == datetime(2018, 12, 3, 7, 0)
+    assert parse_localised_date("Seg, 24 Set 2018 10:00:00 -0300", "xx-unknown") == datetime(2018, 9, 24, 13, 0)
+    assert parse_localised_date("ontem", "pt-BR") is None, "relative dates are not publication dates"
+    assert parse_localised_date("Setembro", "pt-BR") is None, "a date needs a day, a month and a year"
+    assert parse_localised_date("", "pt") is None and parse_localised_date(None) is None
+
+
 def test_missing_feed_fails():
     with FakeNewsServer() as fake:
         with pytest.raises(SourceError, match="404"):
@@ -287,6 +319,37 @@ def test_reddit_bad_listing_fails_the_subreddit(server, faults):
         _subreddit(server, "Bitcoin").fetch(W, END, Counter())
 
 
+def test_unknown_subreddit_redirect_is_not_followed_and_fails_that_subreddit(server):
+    """A misspelled subreddit answers 302 to the subreddit search: 'r/X not found', no bogus posts."""
+    server.subreddits["Bitcoin"] = [reddit_post(W + timedelta(minutes=1), "BTC post", "p1")]
+    collection = collect_news([_subreddit(server, "Bitcoinn"), _subreddit(server, "Bitcoin")], W, END)
+    bad, good = collection.outcomes
+    assert bad.status == "failed" and bad.items == []
+    assert bad.error.startswith("reddit: r/Bitcoinn not found") and "302" in bad.error
+    assert "/subreddits/search?q=Bitcoinn" in bad.error
+    assert good.status == "ok" and [i.title for i in good.items] == ["BTC post"]
+    assert server.hits("reddit-search") == 0, "the redirect to the search is not followed"
+    assert server.hits("reddit:Bitcoinn") == 1, "a redirect is not retried"
+
+
+def test_a_listing_of_subreddits_is_not_posts(server):
+    """Were the search's t5 listing served for a subreddit, none of its records becomes a post."""
+    server.search_listing_for.add("Bitcoin")
+    with pytest.raises(SourceError, match=r"r/Bitcoin not found: its listing holds no posts \(t3\), only 41 't5'"):
+        _subreddit(server, "Bitcoin").fetch(W, END, Counter())
+
+
+def test_only_t3_children_are_posts(server):
+    server.subreddits["Bitcoin"] = [
+        reddit_post(W + timedelta(minutes=1), "BTC post", "p1"),
+        {**reddit_post(W + timedelta(minutes=2), "r/Bitcoin", "x"), "_kind": "t5"},
+        {**reddit_post(W + timedelta(minutes=3), "a comment", "c"), "_kind": "t1"},
+    ]
+    skipped = Counter()
+    assert [i.title for i in _subreddit(server, "Bitcoin").fetch(W, END, skipped)] == ["BTC post"]
+    assert skipped["not_a_post"] == 2
+
+
 # ----------------------------------------------------------------------------- collection
 def test_a_failing_feed_fails_alone(server):
     server.feeds["good"] = FeedSpec(entries=[feed_entry(W + timedelta(minutes=1), "Bitcoin up", "https://a.example/1")])
@@ -313,3 +376,21 @@ def test_clean_text():
     assert clean_text(None, 10) == ("", False)
     text, cut = clean_text("abcdefghijkl", 5)
     assert cut and text == "abcde…"
+
+
+def test_the_resource_reads_the_sources_base_urls_from_the_environment(server, monkeypatch):
+    """GUARDIAN_BASE_URL, REDDIT_AUTH_URL and REDDIT_API_URL replace the providers' hosts (as for doctor)."""
+    from resources.news_sources import NewsSourcesResource
+
+    server.guardian_results.append(guardian_result(W + timedelta(minutes=1), "Bitcoin rallies", "btc"))
+    server.subreddits["Bitcoin"] = [reddit_post(W + timedelta(minutes=2), "BTC post", "p1")]
+    for name in ("GUARDIAN_BASE_URL", "REDDIT_AUTH_URL", "REDDIT_API_URL"):
+        monkeypatch.setenv(name, server.url)
+    resource = NewsSourcesResource(mode="live", guardian_api_key=server.guardian_api_key, rss_feeds=["http://127.0.0.1:9/x"],
+                                   reddit_client_id=server.reddit_client_id,
+                                   reddit_client_secret=server.reddit_client_secret, reddit_subreddits=["Bitcoin"],
+                                   max_attempts=1, timeout_s=0.5)
+    collection = resource.collect(W, END)
+    by_name = {o.name: o for o in collection.outcomes}
+    assert [i.title for i in by_name["guardian"].items] == ["Bitcoin rallies"]
+    assert [i.title for i in by_name["reddit:r/Bitcoin"].items] == ["BTC post"]

@@ -55,9 +55,23 @@ def test_paths_are_made_absolute_once_against_the_working_directory(tmp_path, mo
     assert settings.home == tmp_path / "rel" / "home"
 
 
+def test_live_run_deadline_and_source_base_urls_are_read():
+    defaults = load_settings({})
+    assert defaults.live_run_deadline_s == 300 and defaults.fred_base_url is None
+    env = {"CRYPTO_LIVE_RUN_DEADLINE_S": "120", "COINGECKO_BASE_URL": "http://cg", "GUARDIAN_BASE_URL": "http://g",
+           "REDDIT_AUTH_URL": "http://ra", "REDDIT_API_URL": "http://rapi", "FRED_BASE_URL": "http://f",
+           "YAHOO_BASE_URL": "http://y"}
+    s = load_settings(env)
+    assert s.live_run_deadline_s == 120
+    assert (s.coingecko_base_url, s.guardian_base_url, s.reddit_auth_url, s.reddit_api_url, s.fred_base_url,
+            s.yahoo_base_url) == ("http://cg", "http://g", "http://ra", "http://rapi", "http://f", "http://y")
+
+
 @pytest.mark.parametrize("env, message", [
     ({"CRYPTO_API_CREATE_WAREHOUSE": "maybe"}, "CRYPTO_API_CREATE_WAREHOUSE"),
     ({"CRYPTO_DB_URL": "not a url"}, "CRYPTO_DB_URL"),
+    ({"CRYPTO_LIVE_RUN_DEADLINE_S": "soon"}, "CRYPTO_LIVE_RUN_DEADLINE_S"),
+    ({"CRYPTO_LIVE_RUN_DEADLINE_S": "-5"}, "CRYPTO_LIVE_RUN_DEADLINE_S"),
     ({"CRYPTO_SOURCE": "random"}, "CRYPTO_SOURCE"),
     ({"COINGECKO_PLAN": "gold"}, "COINGECKO_PLAN"),
     ({"CRYPTO_PARTITION_START": "yesterday"}, "CRYPTO_PARTITION_START"),

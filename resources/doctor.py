@@ -1,0 +1,404 @@
+"""``python -m resources.doctor``: check every configured live source before going live.
+
+One request (or a few, where a source has several parts: each exchange, subreddit, RSS feed and
+FRED series) per configured source, with the keys and base URLs from the environment (the same
+settings the platform runs with), all sources at once. The table says, per source: whether it
+answered, whether its key is valid, the rate limit left where the service reports it, and what
+is wrong; then, per coin, which exchange serves its bars and which coins have none anywhere.
+
+Exit status: 0 when every required source works, 1 when one fails, 2 for unusable settings.
+Required: CoinGecko and at least one exchange (the price asset needs them), and Guardian, Reddit and
+FRED when their keys are set (a key that is set must work). RSS feeds and Yahoo Finance are
+best effort: a failure is reported as a warning. ``--json`` prints the same as one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Mapping, Sequence
+
+import httpx
+
+from resources.coingecko import PUBLIC_BASE_URL, CoinGeckoClient, coingecko_host_and_headers, parse_markets
+from resources.exchange import ExchangeRouter, venues_from_settings
+from resources.http import CircuitBreaker, HttpSource, SourceError
+from resources.macro_sources import FRED_BASE_URL, YAHOO_BASE_URL, FredClient, YahooClient
+from resources.news_common import FEED_USER_AGENT
+from resources.news_guardian import DEFAULT_BASE_URL as GUARDIAN_BASE_URL
+from resources.news_reddit import DEFAULT_API_URL as REDDIT_API_URL
+from resources.news_reddit import DEFAULT_AUTH_URL as REDDIT_AUTH_URL
+from resources.news_reddit import RedditAuth, SubredditFeed, user_agent
+from resources.news_rss import DEFAULT_FEEDS as RSS_DEFAULT_FEEDS
+from resources.news_rss import RssFeed, feed_name
+from resources.settings import Settings, SettingsError, load_settings
+from resources.universe import Coin, load_universe
+
+OK, FAILED, WARNING, SKIPPED = "ok", "FAILED", "warning", "skipped"
+TIMEOUT_S = 10.0
+# What a SourceError says when no answer came back at all.
+_UNREACHABLE = ("ConnectError", "Timeout", "TransportError", "RemoteProtocolError", "ReadError", "WriteError")
+
+
+@dataclass
+class Check:
+    """What one request (or one part of a source) showed."""
+
+    source: str
+    required: bool
+    status: str = OK  # ok, FAILED, warning (a best-effort source failed), skipped (not configured)
+    reachable: bool | None = None
+    key: str = "none needed"  # valid, invalid, unknown (no answer to tell), not set, none needed
+    rate_limit: str = ""
+    detail: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class Report:
+    """Every check, and the coin-level findings."""
+
+    checks: list[Check] = field(default_factory=list)
+    coins: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when no required source failed."""
+        return not any(c.required and c.status == FAILED for c in self.checks)
+
+    def as_json(self) -> dict[str, Any]:
+        """The report as one JSON-able object."""
+        return {"ok": self.ok, "seconds": round(self.seconds, 3), "checks": [asdict(c) for c in self.checks],
+                "coins": self.coins}
+
+
+def _http(name: str, base_url: str, headers: Mapping[str, str] | None = None) -> HttpSource:
+    """A client for one check: short timeout, one retry, a breaker of its own."""
+    return HttpSource(name, base_url, headers=headers, timeout_s=TIMEOUT_S, max_attempts=2, backoff_base_s=0.2,
+                      max_retry_after_s=5.0, breaker=CircuitBreaker())
+
+
+def _timed(check: Check, began: float) -> Check:
+    check.seconds = round(time.perf_counter() - began, 3)
+    return check
+
+
+def _failure(check: Check, exc: Exception, *, key_statuses: Sequence[int] = (401, 403), best_effort: bool = False,
+             key_markers: Sequence[str] = ()) -> Check:
+    """Fill ``check`` from a failed request: unreachable, refused key, or another error."""
+    status = getattr(exc, "status", None)
+    text = str(exc)
+    check.status = WARNING if best_effort else FAILED
+    check.reachable = status is not None or not any(w in text for w in _UNREACHABLE)
+    if status in key_statuses or any(m in text for m in key_markers):
+        check.key = "invalid"
+    check.detail = text
+    return check
+
+
+def _header_limit(headers: httpx.Headers, pairs: Sequence[tuple[str, str]]) -> str:
+    """``remaining/limit per period`` from the first rate-limit header pairs a response has."""
+    parts = []
+    for remaining, limit in pairs:
+        if remaining in headers:
+            total = f"/{headers[limit]}" if limit in headers else ""
+            parts.append(f"{headers[remaining]}{total} {remaining.rsplit('-', 1)[-1].lower()}")
+    return ", ".join(parts)
+
+
+# ------------------------------------------------------------------------------------------ sources
+def check_coingecko(settings: Settings, coins: Sequence[Coin]) -> tuple[Check, list[str]]:
+    """One ``/coins/markets`` call for the whole universe (and ``/key`` with a key): the check, and
+    the coins CoinGecko does not price."""
+    began = time.perf_counter()
+    check = Check("coingecko", required=True, key="unknown" if settings.coingecko_api_key else "none needed")
+    try:
+        host, headers = coingecko_host_and_headers(settings.coingecko_plan, settings.coingecko_api_key)
+    except SourceError as exc:
+        return _timed(_failure(check, exc), began), []
+    with _http("coingecko", settings.coingecko_base_url or host, headers) as http:
+        try:
+            frame, _ = parse_markets(CoinGeckoClient(http).markets([c.coin_id for c in coins]), coins)
+        except SourceError as exc:
+            # 10002 missing key, 10005 plan restricted, 10010/10011 key used on the wrong host
+            return _timed(_failure(check, exc, key_markers=("10002", "10005", "10010", "10011")), began), []
+        check.reachable = True
+        if settings.coingecko_api_key:
+            check.key = "valid"
+        unpriced = sorted({c.symbol for c in coins} - set(frame["symbol"]))
+        check.detail = f"{len(frame)} of {len(coins)} coins priced"
+        if settings.coingecko_api_key:
+            check.rate_limit = _coingecko_key_limits(http)
+    if settings.coingecko_plan == "demo" and not settings.coingecko_api_key and \
+            (settings.coingecko_base_url or PUBLIC_BASE_URL) == PUBLIC_BASE_URL:
+        check.detail += "; keyless: the public limit is shared and low, set COINGECKO_API_KEY"
+    return _timed(check, began), unpriced
+
+
+def _coingecko_key_limits(http: HttpSource) -> str:
+    """The key's limits from ``GET /key`` (``rate_limit_request_per_minute``, monthly credits)."""
+    try:
+        body = http.get_json("/key")
+    except SourceError:
+        return "not reported"
+    if not isinstance(body, dict):
+        return "not reported"
+    parts = []
+    if body.get("rate_limit_request_per_minute") is not None:
+        parts.append(f"{body['rate_limit_request_per_minute']}/min")
+    if body.get("current_remaining_monthly_calls") is not None:
+        parts.append(f"{body['current_remaining_monthly_calls']} calls left this month")
+    return ", ".join(parts) or "not reported"
+
+
+def check_guardian(settings: Settings) -> Check:
+    """One search of one result: key valid, and the day's and minute's calls left."""
+    began = time.perf_counter()
+    check = Check("guardian", required=bool(settings.guardian_api_key), key="unknown")
+    if not settings.guardian_api_key:
+        check.status, check.key, check.detail = SKIPPED, "not set", "GUARDIAN_API_KEY is not set"
+        return check
+    with _http("guardian", settings.guardian_base_url or GUARDIAN_BASE_URL) as http:
+        try:
+            response = http.request("GET", "/search", params={"q": "bitcoin", "page-size": 1,
+                                                              "api-key": settings.guardian_api_key})
+            body = response.json().get("response", {})
+            if body.get("status") != "ok":
+                raise SourceError("guardian", f"search answered status {body.get('status')!r}")
+        except (SourceError, ValueError, AttributeError) as exc:
+            return _timed(_failure(check, exc), began)
+    check.reachable, check.key = True, "valid"
+    check.rate_limit = _header_limit(response.headers, [("X-RateLimit-Remaining-day", "X-RateLimit-Limit-day"),
+                                                        ("X-RateLimit-Remaining-minute", "X-RateLimit-Limit-minute")])
+    check.detail = f"{body.get('total', 0)} articles match 'bitcoin'"
+    return _timed(check, began)
+
+
+def check_reddit(settings: Settings, now: datetime) -> list[Check]:
+    """A token (credentials valid), then the newest post of each subreddit ("r/X not found")."""
+    began = time.perf_counter()
+    if not (settings.reddit_client_id and settings.reddit_client_secret):
+        return [Check("reddit", required=False, status=SKIPPED, key="not set",
+                      detail="REDDIT_CLIENT_ID and REDDIT_CLIENT_SECRET are not set")]
+    headers = {"User-Agent": user_agent("crypto-data-platform")}
+    token = Check("reddit token", required=True, key="unknown")
+    with _http("reddit-auth", settings.reddit_auth_url or REDDIT_AUTH_URL, headers) as auth_http, \
+            _http("reddit", settings.reddit_api_url or REDDIT_API_URL, headers) as api:
+        auth = RedditAuth(auth_http, settings.reddit_client_id, settings.reddit_client_secret)
+        try:
+            auth.token()
+        except SourceError as exc:
+            return [_timed(_failure(token, exc, key_markers=("token request refused",)), began)]
+        token.reachable, token.key, token.detail = True, "valid", "client credentials accepted"
+        checks = [_timed(token, began)]
+        for subreddit in settings.reddit_subreddits:
+            began = time.perf_counter()
+            feed = SubredditFeed(api, auth, subreddit, limit=1, max_pages=1)
+            check = Check(f"reddit r/{feed.subreddit}", required=True, key="valid")
+            try:
+                posts = feed.fetch(now - timedelta(days=1), now, Counter())
+            except SourceError as exc:
+                checks.append(_timed(_failure(check, exc), began))
+                continue
+            check.reachable = True
+            check.detail = f"newest post {posts[0].published_at:%Y-%m-%d %H:%M}" if posts else "no posts"
+            rl = feed.ratelimit
+            if rl.remaining is not None:
+                check.rate_limit = f"{rl.remaining:.0f} calls left, resets in {rl.reset_s or 0:.0f} s"
+            checks.append(_timed(check, began))
+    return checks
+
+
+def check_rss(settings: Settings, now: datetime) -> list[Check]:
+    """Each feed fetched and parsed: entries, and those without a usable date (best effort)."""
+    checks = []
+    for url in settings.rss_feeds or RSS_DEFAULT_FEEDS:
+        began = time.perf_counter()
+        check = Check(feed_name(url), required=False)
+        with _http(feed_name(url), url, {"User-Agent": FEED_USER_AGENT}) as http:
+            skipped: Counter = Counter()
+            try:
+                items = RssFeed(http, url).fetch(now, now, skipped)
+            except SourceError as exc:
+                checks.append(_timed(_failure(check, exc, best_effort=True), began))
+                continue
+        check.reachable = True
+        notes = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
+        check.detail = f"{len(items)} entries" + (f" ({notes})" if notes else "")
+        checks.append(_timed(check, began))
+    return checks
+
+
+def check_fred(settings: Settings, today: datetime) -> list[Check]:
+    """Each configured series' recent vintage dates: key valid, series known."""
+    if not settings.fred_api_key:
+        return [Check("fred", required=False, status=SKIPPED, key="not set", detail="FRED_API_KEY is not set")]
+    checks = []
+    client = FredClient(settings.fred_api_key, http=HttpSource(
+        "fred", settings.fred_base_url or FRED_BASE_URL, timeout_s=TIMEOUT_S, max_attempts=2, min_interval_s=0.5,
+        breaker=CircuitBreaker()))
+    try:
+        for series_id in settings.fred_series:
+            began = time.perf_counter()
+            check = Check(f"fred {series_id}", required=True, key="unknown")
+            try:
+                dates = client.vintage_dates(series_id, (today - timedelta(days=90)).date())
+            except SourceError as exc:
+                checks.append(_timed(_failure(check, exc, key_statuses=(), key_markers=("api_key",)), began))
+                continue
+            check.reachable, check.key = True, "valid"
+            check.detail = f"last published {dates[-1]}" if dates else "nothing published in 90 days"
+            checks.append(_timed(check, began))
+    finally:
+        client.close()
+    return checks
+
+
+def check_yahoo(settings: Settings, today: datetime) -> Check:
+    """A week of S&P 500 closes (Yahoo Finance has no official API: best effort)."""
+    began = time.perf_counter()
+    check = Check("yahoo", required=False)
+    client = YahooClient(http=HttpSource("yahoo", settings.yahoo_base_url or YAHOO_BASE_URL, timeout_s=TIMEOUT_S,
+                                         max_attempts=2, breaker=CircuitBreaker()))
+    try:
+        closes = client.daily_closes("^GSPC", (today - timedelta(days=7)).date(), today.date())
+    except SourceError as exc:
+        return _timed(_failure(check, exc, best_effort=True), began)
+    finally:
+        client.close()
+    check.reachable = True
+    check.detail = f"{len(closes)} daily closes of ^GSPC this week"
+    return _timed(check, began)
+
+
+# ------------------------------------------------------------------------------------------ exchange
+def check_exchanges(settings: Settings, coins: Sequence[Coin]) -> tuple[list[Check], dict[str, str | None]]:
+    """Every exchange of ``CRYPTO_EXCHANGES`` loads its markets once (the price asset's own routing,
+    ``resources/exchange.py``): a row per exchange, and per symbol the exchange serving its bars
+    (None: no exchange lists it). An exchange that refuses (HTTP 451 geo-block, 403) or cannot be
+    reached is a warning while another one works (its coins fall to the next); the check fails
+    when none works."""
+    began = time.perf_counter()
+    served: dict[str, str | None] = {c.symbol: None for c in coins}
+    try:
+        venues = venues_from_settings(settings, timeout_s=TIMEOUT_S, max_attempts=2, backoff_base_s=0.2,
+                                      max_retry_after_s=5.0)
+    except SourceError as exc:  # an id ccxt does not know
+        return [_timed(_failure(Check("exchanges", required=True), exc), began)], served
+    with ExchangeRouter(venues) as router:
+        try:
+            routing = router.load(coins)
+        except SourceError as exc:
+            checks = [_timed(_failure(Check(f"exchange {v.id}", required=True), exc), began) for v in venues]
+            for check, venue in zip(checks, venues):
+                state = (router.routing.exchanges.get(venue.id) if router.routing else None) or {}
+                check.detail = f"{state.get('state', 'failed')}: {state.get('detail', '')}".rstrip(": ")
+                if state.get("state") == "refused":
+                    check.detail += " (geo-blocked or blocked by a CDN)"
+            return checks, served
+        serving = routing.serving()
+        counts = Counter(route.exchange for route in serving.values())
+        checks = []
+        for venue in venues:
+            state = routing.exchanges[venue.id]
+            check = Check(f"exchange {venue.id}", required=False, reachable=state["state"] != "unavailable")
+            if state["state"] == "ok":
+                quotes = Counter(r.quote for r in serving.values() if r.exchange == venue.id)
+                check.detail = (f"{state['markets']} markets; serves {counts.get(venue.id, 0)} coins"
+                                + (f" ({', '.join(f'{q} {n}' for q, n in quotes.most_common())})" if quotes else ""))
+                used = (venue.client.last_response_headers or {}).get("x-mbx-used-weight-1m") \
+                    or (venue.client.last_response_headers or {}).get("X-MBX-USED-WEIGHT-1M")
+                if used is not None:
+                    check.rate_limit = f"weight used {used}/6000 a minute"
+            else:
+                refused = " (geo-blocked or blocked by a CDN: its coins fall to the next exchange)" \
+                    if state["state"] == "refused" else ""
+                check.status, check.detail = WARNING, f"{state['state']}: {state['detail']}{refused}"
+            checks.append(_timed(check, began))
+    for symbol, route in serving.items():
+        served[symbol] = route.exchange
+    return checks, served
+
+
+# ------------------------------------------------------------------------------------------ run
+def run_doctor(settings: Settings, coins: Sequence[Coin], now: datetime | None = None) -> Report:
+    """Every check at once (one thread a source); the report in a stable order."""
+    began = time.perf_counter()
+    now = now or datetime.now(timezone.utc).replace(tzinfo=None)
+    with ThreadPoolExecutor(max_workers=7) as pool:
+        coingecko = pool.submit(check_coingecko, settings, coins)
+        exchange = pool.submit(check_exchanges, settings, coins)
+        guardian = pool.submit(check_guardian, settings)
+        reddit = pool.submit(check_reddit, settings, now)
+        rss = pool.submit(check_rss, settings, now)
+        fred = pool.submit(check_fred, settings, now)
+        yahoo = pool.submit(check_yahoo, settings, now)
+        cg_check, unpriced = coingecko.result()
+        ex_checks, served_by = exchange.result()
+        checks = [cg_check, *ex_checks, guardian.result(), *reddit.result(), *rss.result(), *fred.result(),
+                  yahoo.result()]
+    served = Counter(e for e in served_by.values() if e)
+    no_bars = sorted(s for s, e in served_by.items() if not e)
+    report = Report(checks, coins={
+        "universe": len(coins),
+        "served_by": dict(served.most_common()),
+        "exchange_of": served_by,
+        "no_bars_anywhere": no_bars,
+        "not_priced_by_coingecko": unpriced,
+        "no_price_at_all": sorted(set(no_bars) & set(unpriced)),
+    })
+    report.seconds = time.perf_counter() - began
+    return report
+
+
+def render(report: Report) -> str:
+    """The report as a plain-text table and a coin summary."""
+    header = ("source", "required", "status", "reachable", "key", "rate limit", "detail", "s")
+    rows = [(c.source, "yes" if c.required else "no", c.status,
+             {True: "yes", False: "no", None: "-"}[c.reachable], c.key, c.rate_limit or "-",
+             c.detail if len(c.detail) <= 110 else c.detail[:107] + "...", f"{c.seconds:.2f}")
+            for c in report.checks]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    coins = report.coins
+    served = ", ".join(f"{name} {n}" for name, n in coins["served_by"].items()) or "none"
+    lines += [
+        "",
+        f"coins: {coins['universe']}; bars served by: {served}",
+        f"no bars on any exchange ({len(coins['no_bars_anywhere'])}): {', '.join(coins['no_bars_anywhere']) or '-'}",
+        f"not priced by CoinGecko ({len(coins['not_priced_by_coingecko'])}): "
+        f"{', '.join(coins['not_priced_by_coingecko']) or '-'}",
+        f"no price at all ({len(coins['no_price_at_all'])}): {', '.join(coins['no_price_at_all']) or '-'}",
+        "",
+        f"{'OK: every required source works' if report.ok else 'NOT READY: a required source failed'} "
+        f"({report.seconds:.2f} s)",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the checks and print the table (or ``--json``); the exit status says whether to go live."""
+    parser = argparse.ArgumentParser(prog="python -m resources.doctor", description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        coins = load_universe(settings.universe_file)
+    except (SettingsError, ValueError, OSError) as exc:
+        print(f"doctor: {exc}", file=sys.stderr)
+        return 2
+    report = run_doctor(settings, coins)
+    print(json.dumps(report.as_json(), indent=2, default=str) if args.json else render(report))
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
