@@ -53,6 +53,7 @@ class Coverage:
     lake: tuple[tuple[datetime, datetime], ...]
     rest: tuple[tuple[datetime, datetime], ...]
     status: str
+    version: int  # the newest Delta version that wrote one of the lake's windows (-1: none)
 
 
 def runs(windows: np.ndarray) -> tuple[tuple[datetime, datetime], ...]:
@@ -81,10 +82,14 @@ class LakeView:
         self._seen = 0.0
         self._lock = threading.Lock()
 
-    def latest(self) -> tuple[DeltaTable, pads.Dataset] | None:
-        """The table at its latest version and its dataset, or None while there is no lake table."""
+    def latest(self, min_version: int = -1) -> tuple[DeltaTable, pads.Dataset] | None:
+        """The table at its latest version and its dataset, or None while there is no lake table.
+
+        Refreshed when older than ``ttl_s`` or than ``min_version`` (a window's rows must be read at
+        least at the version that wrote them)."""
         with self._lock:
-            if self._table is None or time.monotonic() - self._seen > self.ttl_s:
+            stale = self._table is not None and self._table.version() < min_version
+            if self._table is None or stale or time.monotonic() - self._seen > self.ttl_s:
                 try:
                     if self._table is None:
                         self._table = self.lake.table()
@@ -124,13 +129,14 @@ class LakeView:
         reader.warehouse.table(ll.name)
         current = sa.and_(ll.c.table_name == FEATURES_TABLE, ll.c.window_start == pl.c.window_start,
                           ll.c.committed_at == pl.c.committed_at)
-        stmt = (sa.select(pl.c.window_start, (ll.c.window_start.is_not(None)).label("in_lake"))
+        stmt = (sa.select(pl.c.window_start, ll.c.lake_version)
                 .select_from(pl.outerjoin(ll, current))
                 .where(pl.c.asset == FEATURES_TABLE, pl.c.window_start >= start, pl.c.window_start < end)
                 .order_by(pl.c.window_start))
         rows = reader.execute(stmt)
         windows = np.array([r[0] for r in rows], dtype="datetime64[us]")
-        in_lake = np.array([bool(r[1]) and exists for r in rows], dtype=bool)
+        in_lake = np.array([r[1] is not None and exists for r in rows], dtype=bool)
+        version = max((int(r[1]) for r in rows if r[1] is not None), default=-1)
         lake, rest = runs(windows[in_lake]), runs(windows[~in_lake])
         if not len(windows) or not in_lake.any():
             status = MISSING if not exists or len(windows) else HIT
@@ -140,7 +146,7 @@ class LakeView:
             status = BEHIND  # a window older than the lake's newest is out of date or absent
         else:
             status = PARTIAL  # only the newest windows are not copied yet
-        return Coverage(lake, rest, status)
+        return Coverage(lake, rest, status, version)
 
 
 def _time_filter(ranges: Sequence[tuple[datetime, datetime]]) -> pc.Expression:
@@ -303,6 +309,10 @@ def plan_feature_read(view: LakeView, reader: Reader, plan: Plan, start: datetim
         return FeatureRead(source, {"X-Lake": HIT, "X-Lake-Version": str(version)}, latest)
     opened = view.latest()
     coverage = view.coverage(reader, start, end, exists=opened is not None)
+    if opened is not None and opened[0].version() < coverage.version:
+        opened = view.latest(min_version=coverage.version)
+        if opened is None or opened[0].version() < coverage.version:  # cannot catch up: MySQL serves it all
+            return FeatureRead(reader, {"X-Lake": BEHIND}, data_as_of)
     headers = {"X-Lake": coverage.status}
     if opened is None or not coverage.lake or len(coverage.rest) > MAX_RANGES:
         if opened is not None and coverage.lake:
