@@ -176,12 +176,24 @@ def _key_bound(cursor: Sequence[Any] | None, stop: Sequence[Any] | None) -> pc.E
     return bounds[0] if len(bounds) == 1 else bounds[0] & bounds[1]
 
 
-def _sorted(table: pa.Table) -> pa.Table:
-    """``table`` in (symbol, timestamp) order; one chunk first, as ``take`` on many chunks costs ten times more."""
+def _order(table: pa.Table) -> tuple[pa.Table, pa.Array | None]:
+    """``table`` as one chunk (``take`` on many chunks costs ten times more) and the indices that
+    put it in (symbol, timestamp) order (None for fewer than two rows)."""
     if table.num_rows < 2:
-        return table
+        return table, None
     table = table.combine_chunks()
-    return table.take(pc.sort_indices(table, sort_keys=[("symbol", "ascending"), (TIME_COLUMN, "ascending")]))
+    return table, pc.sort_indices(table, sort_keys=[("symbol", "ascending"), (TIME_COLUMN, "ascending")])
+
+
+def _in_order(table: pa.Table, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """``table``'s rows in key order, a batch at a time (each batch taken as it is needed, so the
+    sorted copy never exists whole)."""
+    table, indices = _order(table)
+    if indices is None:
+        yield from table.to_batches(max_chunksize=batch_rows)
+        return
+    for offset in range(0, len(indices), batch_rows):
+        yield from table.take(indices[offset:offset + batch_rows]).to_batches()
 
 
 class FeatureSource:
@@ -231,11 +243,12 @@ class FeatureSource:
         return self.reader.read_table(outputs_plan, cursor, stop)
 
     def _combined(self, schema: pa.Schema, parts: Sequence[pa.Table | None]) -> pa.Table:
+        """The parts in ``schema`` in one table (not yet in key order)."""
         tables = [pa.Table.from_arrays([part[name] for name in schema.names], schema=schema)
                   for part in parts if part is not None and part.num_rows]
         if not tables:
             return schema.empty_table()
-        return _sorted(pa.concat_tables(tables) if len(tables) > 1 else tables[0])
+        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
     def keys(self, cursor: Sequence[Any] | None) -> pa.Table:
         """The (symbol, timestamp) keys from ``cursor`` on, in order."""
@@ -245,8 +258,9 @@ class FeatureSource:
         if self._rest is not None:
             rest = Plan(self._rest.dataset, key_outputs, self._rest.source, self._rest.where, key_outputs,
                         symbols=self._rest.symbols)
-        return self._combined(schema, [self._lake_part(schema.names, None, cursor, None),
-                                       self._rest_part(rest, cursor, None)])
+        combined = self._combined(schema, [self._lake_part(schema.names, None, cursor, None),
+                                           self._rest_part(rest, cursor, None)])
+        return pa.Table.from_batches(list(_in_order(combined, 1 << 20)), schema=schema)
 
     # ------------------------------------------------------------------ the Reader interface
     def next_key(self, plan: Plan, cursor: Sequence[Any] | None, limit: int) -> list[Any] | None:
@@ -280,7 +294,7 @@ class FeatureSource:
                         [*self._rest.where, column.in_(symbols)], self._rest.keys, symbols=tuple(symbols))
         table = self._combined(self.plan.schema, [self._lake_part(self.columns, symbols, cursor, stop),
                                                   self._rest_part(rest, cursor, stop)])
-        yield from table.to_batches(max_chunksize=batch_rows)
+        yield from _in_order(table, batch_rows)
 
     def read_table(self, plan: Plan, cursor: Sequence[Any] | None = None,
                    stop: Sequence[Any] | None = None) -> pa.Table:
