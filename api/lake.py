@@ -53,6 +53,7 @@ class Coverage:
     lake: tuple[tuple[datetime, datetime], ...]
     rest: tuple[tuple[datetime, datetime], ...]
     status: str
+    version: int  # the newest Delta version that wrote one of the lake's windows (-1: none)
 
 
 def runs(windows: np.ndarray) -> tuple[tuple[datetime, datetime], ...]:
@@ -81,10 +82,14 @@ class LakeView:
         self._seen = 0.0
         self._lock = threading.Lock()
 
-    def latest(self) -> tuple[DeltaTable, pads.Dataset] | None:
-        """The table at its latest version and its dataset, or None while there is no lake table."""
+    def latest(self, min_version: int = -1) -> tuple[DeltaTable, pads.Dataset] | None:
+        """The table at its latest version and its dataset, or None while there is no lake table.
+
+        Refreshed when older than ``ttl_s`` or than ``min_version`` (a window's rows must be read at
+        least at the version that wrote them)."""
         with self._lock:
-            if self._table is None or time.monotonic() - self._seen > self.ttl_s:
+            stale = self._table is not None and self._table.version() < min_version
+            if self._table is None or stale or time.monotonic() - self._seen > self.ttl_s:
                 try:
                     if self._table is None:
                         self._table = self.lake.table()
@@ -124,13 +129,14 @@ class LakeView:
         reader.warehouse.table(ll.name)
         current = sa.and_(ll.c.table_name == FEATURES_TABLE, ll.c.window_start == pl.c.window_start,
                           ll.c.committed_at == pl.c.committed_at)
-        stmt = (sa.select(pl.c.window_start, (ll.c.window_start.is_not(None)).label("in_lake"))
+        stmt = (sa.select(pl.c.window_start, ll.c.lake_version)
                 .select_from(pl.outerjoin(ll, current))
                 .where(pl.c.asset == FEATURES_TABLE, pl.c.window_start >= start, pl.c.window_start < end)
                 .order_by(pl.c.window_start))
         rows = reader.execute(stmt)
         windows = np.array([r[0] for r in rows], dtype="datetime64[us]")
-        in_lake = np.array([bool(r[1]) and exists for r in rows], dtype=bool)
+        in_lake = np.array([r[1] is not None and exists for r in rows], dtype=bool)
+        version = max((int(r[1]) for r in rows if r[1] is not None), default=-1)
         lake, rest = runs(windows[in_lake]), runs(windows[~in_lake])
         if not len(windows) or not in_lake.any():
             status = MISSING if not exists or len(windows) else HIT
@@ -140,7 +146,7 @@ class LakeView:
             status = BEHIND  # a window older than the lake's newest is out of date or absent
         else:
             status = PARTIAL  # only the newest windows are not copied yet
-        return Coverage(lake, rest, status)
+        return Coverage(lake, rest, status, version)
 
 
 def _time_filter(ranges: Sequence[tuple[datetime, datetime]]) -> pc.Expression:
@@ -170,12 +176,24 @@ def _key_bound(cursor: Sequence[Any] | None, stop: Sequence[Any] | None) -> pc.E
     return bounds[0] if len(bounds) == 1 else bounds[0] & bounds[1]
 
 
-def _sorted(table: pa.Table) -> pa.Table:
-    """``table`` in (symbol, timestamp) order; one chunk first, as ``take`` on many chunks costs ten times more."""
+def _order(table: pa.Table) -> tuple[pa.Table, pa.Array | None]:
+    """``table`` as one chunk (``take`` on many chunks costs ten times more) and the indices that
+    put it in (symbol, timestamp) order (None for fewer than two rows)."""
     if table.num_rows < 2:
-        return table
+        return table, None
     table = table.combine_chunks()
-    return table.take(pc.sort_indices(table, sort_keys=[("symbol", "ascending"), (TIME_COLUMN, "ascending")]))
+    return table, pc.sort_indices(table, sort_keys=[("symbol", "ascending"), (TIME_COLUMN, "ascending")])
+
+
+def _in_order(table: pa.Table, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """``table``'s rows in key order, a batch at a time (each batch taken as it is needed, so the
+    sorted copy never exists whole)."""
+    table, indices = _order(table)
+    if indices is None:
+        yield from table.to_batches(max_chunksize=batch_rows)
+        return
+    for offset in range(0, len(indices), batch_rows):
+        yield from table.take(indices[offset:offset + batch_rows]).to_batches()
 
 
 class FeatureSource:
@@ -225,11 +243,12 @@ class FeatureSource:
         return self.reader.read_table(outputs_plan, cursor, stop)
 
     def _combined(self, schema: pa.Schema, parts: Sequence[pa.Table | None]) -> pa.Table:
+        """The parts in ``schema`` in one table (not yet in key order)."""
         tables = [pa.Table.from_arrays([part[name] for name in schema.names], schema=schema)
                   for part in parts if part is not None and part.num_rows]
         if not tables:
             return schema.empty_table()
-        return _sorted(pa.concat_tables(tables) if len(tables) > 1 else tables[0])
+        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
     def keys(self, cursor: Sequence[Any] | None) -> pa.Table:
         """The (symbol, timestamp) keys from ``cursor`` on, in order."""
@@ -239,8 +258,9 @@ class FeatureSource:
         if self._rest is not None:
             rest = Plan(self._rest.dataset, key_outputs, self._rest.source, self._rest.where, key_outputs,
                         symbols=self._rest.symbols)
-        return self._combined(schema, [self._lake_part(schema.names, None, cursor, None),
-                                       self._rest_part(rest, cursor, None)])
+        combined = self._combined(schema, [self._lake_part(schema.names, None, cursor, None),
+                                           self._rest_part(rest, cursor, None)])
+        return pa.Table.from_batches(list(_in_order(combined, 1 << 20)), schema=schema)
 
     # ------------------------------------------------------------------ the Reader interface
     def next_key(self, plan: Plan, cursor: Sequence[Any] | None, limit: int) -> list[Any] | None:
@@ -274,7 +294,7 @@ class FeatureSource:
                         [*self._rest.where, column.in_(symbols)], self._rest.keys, symbols=tuple(symbols))
         table = self._combined(self.plan.schema, [self._lake_part(self.columns, symbols, cursor, stop),
                                                   self._rest_part(rest, cursor, stop)])
-        yield from table.to_batches(max_chunksize=batch_rows)
+        yield from _in_order(table, batch_rows)
 
     def read_table(self, plan: Plan, cursor: Sequence[Any] | None = None,
                    stop: Sequence[Any] | None = None) -> pa.Table:
@@ -303,6 +323,10 @@ def plan_feature_read(view: LakeView, reader: Reader, plan: Plan, start: datetim
         return FeatureRead(source, {"X-Lake": HIT, "X-Lake-Version": str(version)}, latest)
     opened = view.latest()
     coverage = view.coverage(reader, start, end, exists=opened is not None)
+    if opened is not None and opened[0].version() < coverage.version:
+        opened = view.latest(min_version=coverage.version)
+        if opened is None or opened[0].version() < coverage.version:  # cannot catch up: MySQL serves it all
+            return FeatureRead(reader, {"X-Lake": BEHIND}, data_as_of)
     headers = {"X-Lake": coverage.status}
     if opened is None or not coverage.lake or len(coverage.rest) > MAX_RANGES:
         if opened is not None and coverage.lake:

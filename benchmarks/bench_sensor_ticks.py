@@ -13,7 +13,9 @@ would evaluate them (cursor carried from tick to tick):
 ``--baseline REV`` also times the alert sensor of that git revision (the one before incremental
 reads: one run lookup per record, 500 records per check) on the same instance, for the ratio.
 
-    .venv/bin/python benchmarks/bench_sensor_ticks.py [--days 1,7,30] [--baseline 98151f5]
+``--resume DIR`` continues on the work directory of an earlier run (its day-runs are kept).
+
+    .venv/bin/python benchmarks/bench_sensor_ticks.py [--days 1,7,30] [--baseline 98151f5] [--resume DIR]
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-WORK = Path(tempfile.mkdtemp(prefix="bench_sensor_ticks_"))
+_RESUME = sys.argv[sys.argv.index("--resume") + 1] if "--resume" in sys.argv else None
+WORK = Path(_RESUME) if _RESUME else Path(tempfile.mkdtemp(prefix="bench_sensor_ticks_"))
 os.environ["CRYPTO_HOME"] = str(WORK / "home")
 os.environ["CRYPTO_DB_URL"] = f"sqlite:///{WORK / 'warehouse.sqlite'}"
 os.environ["CRYPTO_PARTITION_START"] = "45d"
@@ -97,6 +100,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", default="1,7,30", help="history sizes to measure at, in day-runs")
     parser.add_argument("--baseline", default=None, help="git revision of sensors/alerts.py to compare with")
+    parser.add_argument("--resume", default=None, help="work directory of an earlier run to continue on")
     args = parser.parse_args()
     sizes = sorted(int(d) for d in args.days.split(","))
     logging.getLogger("dagster").setLevel(logging.ERROR)
@@ -107,13 +111,16 @@ def main() -> None:
     today = datetime.now(timezone.utc).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
     first_day = today - timedelta(days=sizes[-1] + 2)
     print(f"work dir {WORK}; {os.cpu_count()} cores")
-    (WORK / "dagster_home").mkdir()
+    (WORK / "dagster_home").mkdir(exist_ok=True)
     with dg.instance_for_test(temp_dir=str(WORK / "dagster_home")) as instance:
-        done, run_seconds = 0, []
+        for record in instance.get_run_records():  # a run the earlier process left behind: failed, as
+            if not record.dagster_run.is_finished:  # run monitoring would mark it
+                instance.report_run_failed(record.dagster_run)
+        done, run_seconds = len(instance.get_run_records()), []
         cursors: dict[str, str | None] = {}
         print(f"{'days':>5} {'sensor':<26} {'check rows':>10} {'catch-up ticks':>14} {'slowest':>8} "
               f"{'after day-run':>13} {'idle':>7}")
-        for size in sizes:
+        for size in (s for s in sizes if s > done or not args.resume):
             while done < size:
                 run_seconds.append(day_run(job, instance, first_day + timedelta(days=done)))
                 done += 1

@@ -294,3 +294,20 @@ def test_lake_values_keep_nulls_as_nulls(lake_url, tmp_path):
     first = feature_columns()[0]
     values = lake.table().to_pyarrow_table(columns=["symbol", "timestamp", first]).to_pandas()
     assert values[first].isna().sum() == 1 and np.isfinite(values[first].dropna()).all()
+
+
+def test_a_window_copied_after_the_gateway_opened_the_lake_is_read_at_its_new_version(sqlite_url, tmp_path):
+    seed(sqlite_url)
+    lake = FeatureLake(str(tmp_path / "lake"))
+    lake.sync(get_warehouse(sqlite_url), T0, PRICE_END, "lake-run")
+    window = {"start": HEALED.isoformat(), "end": (HEALED + WINDOW).isoformat(), "columns": "price"}
+    # The gateway keeps its view of the lake (and of partition_log) for a minute.
+    with TestClient(make_app(sqlite_url, CRYPTO_LAKE_URI=str(tmp_path / "lake"), CRYPTO_API_STATE_TTL="60")) as client:
+        before, _ = _features(client, **window)
+        new = heal(sqlite_url)
+        lake.sync(get_warehouse(sqlite_url), HEALED, HEALED + WINDOW, "lake-heal")
+        after, headers = _features(client, **window)
+        assert headers["X-Lake"] == "hit" and headers["X-Lake-Version"] == "1"
+        assert dict(zip(after["symbol"].to_pylist(), after["price"].to_pylist())) == \
+            new.set_index("symbol")["price"].to_dict() != dict(zip(before["symbol"].to_pylist(),
+                                                                    before["price"].to_pylist()))
