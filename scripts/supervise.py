@@ -53,7 +53,7 @@ def supervise(command: list[str], grace_s: float) -> int:
     if not stop_requested:
         return child.returncode
     print(f"supervise: signal {signal.Signals(stop_requested[0]).name}: stopping {command[0]} "
-          f"(killed after {grace_s:g} s)", file=sys.stderr, flush=True)
+          f"(what is left after {grace_s:g} s is killed)", file=sys.stderr, flush=True)
     try:
         os.kill(child.pid, signal.SIGINT)
     except ProcessLookupError:
