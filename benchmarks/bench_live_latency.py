@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,13 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.support import free_port  # noqa: E402
+
 ASSETS = ("price_data_real", "news_items", "sentiment_data", "ml_features_materialized")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def main() -> None:
@@ -50,7 +45,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_live_latency_"))
     db_url = f"sqlite:///{work / 'warehouse.sqlite'}"
     env = {**os.environ, "CRYPTO_HOME": str(work / "home"), "CRYPTO_DB_URL": db_url, "CRYPTO_SOURCE": "simulated",
-           "CRYPTO_PARTITION_START": "1d", "DAGSTER_PORT": str(_free_port())}
+           "CRYPTO_PARTITION_START": "1d", "DAGSTER_PORT": str(free_port())}
     env.pop("DAGSTER_HOME", None)
     log = (work / "platform.log").open("w")
     platform = subprocess.Popen(["scripts/start.sh"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

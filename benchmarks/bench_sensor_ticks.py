@@ -48,6 +48,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from crypto_assets.definitions import defs  # noqa: E402
 from crypto_assets.partitions import PARTITION_KEY_FORMAT  # noqa: E402
+from sensors.alerts import AlertCursor, ProgressLedger  # noqa: E402
 
 SENSORS = ("check_alert_sensor", "freshness_alert_sensor", "run_failure_alert_sensor", "freshness_checks_sensor")
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
@@ -75,7 +76,7 @@ def tick(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, cursor: str 
 
 def catch_up(sensor: dg.SensorDefinition, instance: dg.DagsterInstance) -> tuple[str | None, int, float]:
     """Ticks from no cursor until level: (cursor, ticks, slowest tick)."""
-    instance.run_storage.set_cursor_values({f"crypto/alert_progress/{sensor.name}": ""})  # forget the ledger too
+    ProgressLedger(instance, sensor.name).save(AlertCursor())  # forget the ledger's progress too
     cursor, ticks, slowest = None, 0, 0.0
     while True:
         cursor, seconds, message = tick(sensor, instance, cursor)

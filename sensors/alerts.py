@@ -172,6 +172,13 @@ def _deliver(context: dg.SensorEvaluationContext, notifier: WebhookNotifier, ale
     return None
 
 
+def _record_sent(cursor: AlertCursor, budget: TickBudget, ledger: ProgressLedger) -> None:
+    """An alert was accepted: count it and persist the progress at once (exactly once across a dying tick)."""
+    budget.sent += 1
+    cursor.seq += 1
+    ledger.save(cursor)
+
+
 def _result(cursor: AlertCursor, budget: TickBudget, problem: str | None, more: bool) -> dg.SensorResult:
     message = f"sent {budget.sent} alert(s)"
     if problem:
@@ -258,11 +265,9 @@ class _CheckReader:
                 problem = _deliver(self.context, self.notifier, alert)
                 if problem:
                     return problem, False
-                self.budget.sent += 1
                 cursor.failing.add(key)
                 cursor.after[key] = row.id
-                cursor.seq += 1
-                self.ledger.save(cursor)
+                _record_sent(cursor, self.budget, self.ledger)
             if len(rows) < PAGE_SIZE:
                 return None, False
 
@@ -349,10 +354,8 @@ def run_failure_alert_sensor(context: dg.SensorEvaluationContext) -> dg.SensorRe
                                                                     alert_id=f"run:{run.run_id}"))
             if problem:
                 break
-            budget.sent += 1
             cursor.after[RUN_FAILURES] = record.storage_id
-            cursor.seq += 1
-            ledger.save(cursor)
+            _record_sent(cursor, budget, ledger)
     finally:
         notifier.close()
     ledger.save(cursor)

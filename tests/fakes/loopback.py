@@ -7,11 +7,19 @@ with its ``Content-Length``, and ignores clients that hang up before it is writt
 
 from __future__ import annotations
 
+import socket
 import threading
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
+
+
+def free_port() -> int:
+    """A loopback TCP port free at the time of the call (for a server a test starts)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class LoopbackServer:

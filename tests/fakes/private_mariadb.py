@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -25,14 +24,10 @@ from typing import Iterator
 import pymysql
 import pytest
 
+from tests.fakes.loopback import free_port
+
 MARIADBD = os.environ.get("CRYPTO_TEST_MARIADBD") or shutil.which("mariadbd") or "/usr/sbin/mariadbd"
 INSTALL_DB = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db") or "/usr/bin/mariadb-install-db"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PrivateMariaDB:
@@ -43,7 +38,7 @@ class PrivateMariaDB:
         self.datadir = self.root / "data"
         self.socket = self.root / "mysqld.sock"
         self.error_log = self.root / "error.log"
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.process: subprocess.Popen | None = None
         self.starts = 0
 

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import redis
 
+from tests.fakes.loopback import free_port
+
 REDIS_SERVER = os.environ.get("CRYPTO_TEST_REDIS_SERVER") or shutil.which("redis-server") or "/usr/bin/redis-server"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PrivateRedis:
@@ -25,7 +20,7 @@ class PrivateRedis:
 
     def __init__(self, root: Path, port: int | None = None):
         self.root = Path(root)
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.log = self.root / "redis.log"
         self.process: subprocess.Popen | None = None
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from api.app import create_app
 from resources.settings import load_settings
 from crypto_assets.features.catalog import FEATURES_TABLE as FEATURES_SQL_TABLE
 from resources.warehouse import FEATURES_TABLE, get_warehouse
+from tests.fakes.loopback import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 1, 1)
@@ -166,12 +166,6 @@ def module_warehouse(kind: str, tmp_dir: Path) -> Iterator[str]:
         with admin.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
         admin.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager

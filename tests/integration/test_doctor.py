@@ -3,7 +3,6 @@
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from contextlib import ExitStack
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.doctor_fakes import doctor_env, start_fakes
+from tests.fakes.loopback import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,9 +24,7 @@ def fakes():
 
 
 def _closed_port() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def _env(fakes, tmp_path: Path, **overrides: str) -> dict[str, str]:

@@ -29,7 +29,8 @@ from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION
 
 from crypto_assets.partitions import PARTITION_KEY_FORMAT
 from tests.fakes.fake_webhook import FakeWebhook
-from tests.integration.test_webserver import free_port, platform_env
+from tests.fakes.loopback import free_port
+from tests.integration.test_webserver import platform_env
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCATION = """{ workspaceOrError { ... on Workspace { locationEntries {

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -14,13 +13,9 @@ import httpx
 import psutil
 import pytest
 
+from tests.fakes.loopback import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _start_in_background(tmp_path: Path, port: int) -> int:
@@ -45,7 +40,7 @@ def _start_in_background(tmp_path: Path, port: int) -> int:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_start_script_stops_cleanly_on_a_signal(tmp_path, signum):
-    port = _free_port()
+    port = free_port()
     pid = _start_in_background(tmp_path, port)
     tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
     commands = " ".join(" ".join(p.cmdline()) for p in tree)

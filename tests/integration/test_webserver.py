@@ -6,7 +6,6 @@ One webserver per module, on a free loopback port, with its own DAGSTER_HOME (th
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,15 +19,10 @@ import pytest
 
 from crypto_assets.definitions import defs
 from crypto_assets.partitions import PARTITION_KEY_FORMAT
+from tests.fakes.loopback import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 120
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Webserver:
