@@ -54,6 +54,7 @@ COPY crypto_assets ./crypto_assets
 COPY resources ./resources
 COPY sensors ./sensors
 COPY api ./api
+COPY cli ./cli
 RUN pip install --no-cache-dir --no-deps . \
     && pip check
 

@@ -2,6 +2,6 @@
 
 Run it with ``python -m api`` (loopback only unless API keys are configured) or
 ``uvicorn api.app:app``; read it from Python with :class:`api.client.CryptoDataClient`.
-It imports only ``resources.warehouse``, ``resources.settings``, the feature catalog and (the client)
-``resources.http``'s ``Retry-After`` parser: no Dagster.
+It imports only ``resources.storage.warehouse``, ``resources.config.settings``, the feature catalog and (the client)
+``resources.sources.http``'s ``Retry-After`` parser: no Dagster.
 """

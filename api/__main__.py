@@ -17,7 +17,7 @@ import uvicorn
 from sqlalchemy.exc import DBAPIError
 
 from api.warehouse_check import create_warehouse, location, missing_message, missing_reason
-from resources.settings import Settings, load_settings
+from resources.config.settings import Settings, load_settings
 
 log = logging.getLogger("api")
 
@@ -34,15 +34,18 @@ def _is_loopback(host: str) -> bool:
 def parser() -> argparse.ArgumentParser:
     """The command line of ``python -m api``."""
     parser = argparse.ArgumentParser(prog="python -m api", description="Run the crypto-data-platform API gateway")
-    parser.add_argument("--host", default=None,
-                        help="bind address (default: 0.0.0.0 with API keys, 127.0.0.1 without)")
+    parser.add_argument("--host", default=None, help="bind address (default: 0.0.0.0 with API keys, 127.0.0.1 without)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default: 1)")
-    parser.add_argument("--allow-open", action="store_true",
-                        help="allow a non-loopback address although no API key is configured")
-    parser.add_argument("--create", action="store_true",
-                        help="create an empty warehouse (database and tables) where none exists, instead of "
-                             "refusing to start (CRYPTO_API_CREATE_WAREHOUSE=true does the same)")
+    parser.add_argument(
+        "--allow-open", action="store_true", help="allow a non-loopback address although no API key is configured"
+    )
+    parser.add_argument(
+        "--create",
+        action="store_true",
+        help="create an empty warehouse (database and tables) where none exists, instead of "
+        "refusing to start (CRYPTO_API_CREATE_WAREHOUSE=true does the same)",
+    )
     parser.add_argument("--log-level", default="info", help="uvicorn and gateway log level (default: info)")
     return parser
 
@@ -55,8 +58,11 @@ def warehouse_ready(settings: Settings, create: bool) -> bool:
     try:
         reason = missing_reason(settings.db_url)
     except DBAPIError as exc:
-        log.warning("cannot open the warehouse at %s (%s): starting anyway; /ready answers 503 until it answers",
-                    location(settings.db_url), exc.orig)
+        log.warning(
+            "cannot open the warehouse at %s (%s): starting anyway; /ready answers 503 until it answers",
+            location(settings.db_url),
+            exc.orig,
+        )
         return True
     if reason is None:
         log.info("warehouse: %s", location(settings.db_url))
@@ -80,15 +86,25 @@ def main(argv: list[str] | None = None) -> int:
             log.error("refusing to bind %s without API keys: set CRYPTO_API_KEYS, or pass --allow-open", host)
             return 2
         if _is_loopback(host):
-            log.info("listening on %s:%d, a loopback address: only this machine can reach the gateway", host,
-                     args.port)
+            log.info("listening on %s:%d, a loopback address: only this machine can reach the gateway", host, args.port)
         else:
-            log.warning("listening on %s:%d without API keys (--allow-open): anyone who can reach this machine "
-                        "can read the gateway; set CRYPTO_API_KEYS to require keys", host, args.port)
+            log.warning(
+                "listening on %s:%d without API keys (--allow-open): anyone who can reach this machine "
+                "can read the gateway; set CRYPTO_API_KEYS to require keys",
+                host,
+                args.port,
+            )
     if not warehouse_ready(settings, args.create):
         return 2
-    uvicorn.run("api.app:app", host=host, port=args.port, workers=args.workers, access_log=False,
-                log_level=args.log_level, proxy_headers=False)
+    uvicorn.run(
+        "api.app:app",
+        host=host,
+        port=args.port,
+        workers=args.workers,
+        access_log=False,
+        log_level=args.log_level,
+        proxy_headers=False,
+    )
     return 0
 
 

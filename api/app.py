@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 import pymysql
 import sqlalchemy.exc as sa_exc
@@ -24,7 +24,7 @@ from api.metrics import MetricsMiddleware
 from api.routes import data, meta, stream
 from api.service import Gateway
 from api.warehouse_check import PUBLIC_DETAIL, MissingWarehouse
-from resources.settings import Settings, load_settings
+from resources.config.settings import Settings, load_settings
 
 log = logging.getLogger("api")
 
@@ -39,8 +39,15 @@ sentiment and macro indicators. Only committed windows are served (rows whose wi
 * Live: WebSocket `/v1/stream/prices` pushes the latest prices of each newly committed window.
 """
 
-_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.TimeoutError,
-                pymysql.err.OperationalError, pymysql.err.InterfaceError, ConnectionError)
+_UNAVAILABLE = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+    pymysql.err.OperationalError,
+    pymysql.err.InterfaceError,
+    ConnectionError,
+)
 
 
 # MySQL error numbers that mean "the database is not there (now)": client-side connection errors
@@ -91,8 +98,11 @@ def create_app(settings: Settings | None = None, *, cache_prefix: str = "crypto-
             log.error("database error: %s", exc, exc_info=exc)
             return JSONResponse({"detail": "internal error"}, status_code=500)
         log.warning("database unavailable: %s", exc)
-        return JSONResponse({"detail": "the warehouse database is unreachable: retry later"}, status_code=503,
-                            headers={"Retry-After": "5"})
+        return JSONResponse(
+            {"detail": "the warehouse database is unreachable: retry later"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(MissingWarehouse)
     async def missing_warehouse(_request: Request, _exc: MissingWarehouse) -> JSONResponse:
@@ -103,10 +113,21 @@ def create_app(settings: Settings | None = None, *, cache_prefix: str = "crypto-
 
     app.add_middleware(HotPathMiddleware, gateway=gateway)
     if settings.api_cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.api_cors_origins), allow_methods=["GET"],
-                           allow_headers=["X-API-Key", "Authorization", "If-None-Match", "Accept"],
-                           expose_headers=["ETag", "X-Data-As-Of", "X-Next-Cursor", "X-Truncated", "Link",
-                                           "X-Row-Limit", "Retry-After"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.api_cors_origins),
+            allow_methods=["GET"],
+            allow_headers=["X-API-Key", "Authorization", "If-None-Match", "Accept"],
+            expose_headers=[
+                "ETag",
+                "X-Data-As-Of",
+                "X-Next-Cursor",
+                "X-Truncated",
+                "Link",
+                "X-Row-Limit",
+                "Retry-After",
+            ],
+        )
     app.add_middleware(MetricsMiddleware, metrics=gateway.metrics)
     app.include_router(meta.router)
     app.include_router(data.router)

@@ -47,8 +47,11 @@ class KeyChecker:
             return Principal(f"ip:{client}")
         presented = header_key or bearer
         if not presented:
-            raise ApiError(401, "an API key is required: send it as X-API-Key or Authorization: Bearer <key>",
-                           {"WWW-Authenticate": 'Bearer realm="crypto-api"'})
+            raise ApiError(
+                401,
+                "an API key is required: send it as X-API-Key or Authorization: Bearer <key>",
+                {"WWW-Authenticate": 'Bearer realm="crypto-api"'},
+            )
         candidate = _digest(presented)
         matched = False
         for digest in self._digests:  # no early exit: the time does not depend on which key matched
@@ -79,8 +82,11 @@ class RateLimiter:
             if tokens < 1.0:
                 self._buckets[principal] = (tokens, now)
                 retry = max(1, math.ceil((1.0 - tokens) / self._rate))
-                raise ApiError(429, f"rate limit of {self.per_minute} requests a minute exceeded: retry in {retry}s",
-                               {"Retry-After": str(retry)})
+                raise ApiError(
+                    429,
+                    f"rate limit of {self.per_minute} requests a minute exceeded: retry in {retry}s",
+                    {"Retry-After": str(retry)},
+                )
             if len(self._buckets) >= self._max and principal not in self._buckets:
                 self._buckets.clear()
             self._buckets[principal] = (tokens - 1.0, now)

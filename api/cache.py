@@ -54,7 +54,7 @@ class CachedResponse:
         return head + b"\n" + self.body
 
     @classmethod
-    def decode(cls, raw: bytes) -> "CachedResponse":
+    def decode(cls, raw: bytes) -> CachedResponse:
         head, _, body = raw.partition(b"\n")
         meta = orjson.loads(head)
         return cls(body, meta["m"], meta["h"])
@@ -76,7 +76,8 @@ class ResponseCache:
             import redis.asyncio as redis_asyncio
 
             self._redis = redis_asyncio.Redis.from_url(
-                redis_url, socket_timeout=0.25, socket_connect_timeout=0.25, health_check_interval=30)
+                redis_url, socket_timeout=0.25, socket_connect_timeout=0.25, health_check_interval=30
+            )
 
     @property
     def redis_enabled(self) -> bool:
@@ -112,8 +113,9 @@ class ResponseCache:
                 return value
         return None
 
-    async def get_or_build(self, key: str,
-                           build: Callable[[], Awaitable[CachedResponse]]) -> tuple[CachedResponse, str]:
+    async def get_or_build(
+        self, key: str, build: Callable[[], Awaitable[CachedResponse]]
+    ) -> tuple[CachedResponse, str]:
         """The cached response for ``key``, building (and storing) it on a miss.
 
         Returns the response and how it was found: ``hit`` (either tier), ``miss`` (this request

@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import httpx
 import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc as pa_ipc
 
-from resources.http import parse_retry_after
+from resources.sources.http import parse_retry_after
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 _RETRY_STATUSES = {429, 502, 503, 504}
@@ -122,14 +123,27 @@ class CryptoDataClient:
     server's ``Retry-After`` (at most ``max_wait_s``) or an exponential backoff.
     """
 
-    def __init__(self, base_url: str = "http://127.0.0.1:8000", api_key: str | None = None, *,
-                 timeout: float = 300.0, max_retries: int = 4, backoff_s: float = 0.5, max_wait_s: float = 60.0,
-                 transport: httpx.BaseTransport | None = None, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        api_key: str | None = None,
+        *,
+        timeout: float = 300.0,
+        max_retries: int = 4,
+        backoff_s: float = 0.5,
+        max_wait_s: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         headers = {"User-Agent": "crypto-data-client/1.0"}
         if api_key:
             headers["X-API-Key"] = api_key
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers,
-                                  timeout=httpx.Timeout(timeout, connect=10.0), transport=transport)
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            transport=transport,
+        )
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.max_wait_s = max_wait_s
@@ -140,7 +154,7 @@ class CryptoDataClient:
         """Close the underlying HTTP connections."""
         self._http.close()
 
-    def __enter__(self) -> "CryptoDataClient":
+    def __enter__(self) -> CryptoDataClient:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -151,7 +165,7 @@ class CryptoDataClient:
         retry_after = parse_retry_after(response.headers.get("retry-after")) if response is not None else None
         if retry_after is not None:
             return min(self.max_wait_s, retry_after)
-        return min(self.max_wait_s, self.backoff_s * 2 ** attempt)
+        return min(self.max_wait_s, self.backoff_s * 2**attempt)
 
     def _call(self, path: str, params: dict[str, Any], accept: str, consume: Callable[[httpx.Response], Any]) -> Any:
         """GET ``path``, retrying transient failures, and hand the streamed response to ``consume``."""
@@ -184,6 +198,7 @@ class CryptoDataClient:
         tables: list[pa.Table] = []
         cursor: str | None = None
         while True:
+
             def consume(response: httpx.Response) -> tuple[pa.Table, str | None]:
                 source = io.BufferedReader(_ChunkReader(response.iter_raw(1 << 20)), buffer_size=1 << 20)
                 table = pa_ipc.open_stream(source).read_all()
@@ -208,49 +223,86 @@ class CryptoDataClient:
             return frame
         return frame.set_index(pd.DatetimeIndex(frame.pop("window_start"), name="window_start"))
 
-    def prices(self, symbols: str | Sequence[str] | None = None, start: Any = None, end: Any = None,
-               columns: str | Sequence[str] | None = None) -> pd.DataFrame:
+    def prices(
+        self,
+        symbols: str | Sequence[str] | None = None,
+        start: Any = None,
+        end: Any = None,
+        columns: str | Sequence[str] | None = None,
+    ) -> pd.DataFrame:
         """5-minute price rows for ``symbols`` in [start, end)."""
-        return _to_frame(self._table("/v1/prices", {"symbols": _symbols(symbols), "start": _when(start),
-                                                    "end": _when(end), "columns": _columns(columns)}))
+        return _to_frame(
+            self._table(
+                "/v1/prices",
+                {"symbols": _symbols(symbols), "start": _when(start), "end": _when(end), "columns": _columns(columns)},
+            )
+        )
 
-    def features(self, symbols: str | Sequence[str] | None = None, start: Any = None, end: Any = None,
-                 columns: str | Sequence[str] | None = None, as_of: Any = None) -> pd.DataFrame:
+    def features(
+        self,
+        symbols: str | Sequence[str] | None = None,
+        start: Any = None,
+        end: Any = None,
+        columns: str | Sequence[str] | None = None,
+        as_of: Any = None,
+    ) -> pd.DataFrame:
         """Feature rows for ``symbols`` in [start, end), optionally only ``columns`` (index: ``timestamp``).
 
         ``as_of`` (a time, UTC if naive): the rows as the platform served them then, from the lake's
         time travel (what a live model saw before a gap was healed or late news arrived).
         """
-        return _to_frame(self._table("/v1/features", {"symbols": _symbols(symbols), "start": _when(start),
-                                                      "end": _when(end), "columns": _columns(columns),
-                                                      "as_of": _when(as_of)}))
+        return _to_frame(
+            self._table(
+                "/v1/features",
+                {
+                    "symbols": _symbols(symbols),
+                    "start": _when(start),
+                    "end": _when(end),
+                    "columns": _columns(columns),
+                    "as_of": _when(as_of),
+                },
+            )
+        )
 
     def feature_catalog(self) -> pd.DataFrame:
         """The feature catalog, one row a feature."""
         return _records_frame(self._json("/v1/features/catalog")["features"])
 
-    def sentiment(self, symbols: str | Sequence[str] | None = None, start: Any = None, end: Any = None,
-                  model: str | None = None) -> pd.DataFrame:
+    def sentiment(
+        self, symbols: str | Sequence[str] | None = None, start: Any = None, end: Any = None, model: str | None = None
+    ) -> pd.DataFrame:
         """Per (item, symbol, model) sentiment scores in [start, end)."""
-        return _to_frame(self._table("/v1/sentiment", {"symbols": _symbols(symbols), "start": _when(start),
-                                                       "end": _when(end), "model": model}))
+        return _to_frame(
+            self._table(
+                "/v1/sentiment",
+                {"symbols": _symbols(symbols), "start": _when(start), "end": _when(end), "model": model},
+            )
+        )
 
-    def sentiment_aggregates(self, symbols: str | Sequence[str] | None = None, start: Any = None, end: Any = None,
-                             model: str | None = None) -> pd.DataFrame:
+    def sentiment_aggregates(
+        self, symbols: str | Sequence[str] | None = None, start: Any = None, end: Any = None, model: str | None = None
+    ) -> pd.DataFrame:
         """Per (symbol, window) sentiment aggregates in [start, end)."""
-        return _to_frame(self._table("/v1/sentiment/aggregates", {
-            "symbols": _symbols(symbols), "start": _when(start), "end": _when(end), "model": model}))
+        return _to_frame(
+            self._table(
+                "/v1/sentiment/aggregates",
+                {"symbols": _symbols(symbols), "start": _when(start), "end": _when(end), "model": model},
+            )
+        )
 
-    def news(self, symbols: str | Sequence[str] | None = None, start: Any = None, end: Any = None,
-             source: str | None = None) -> pd.DataFrame:
+    def news(
+        self, symbols: str | Sequence[str] | None = None, start: Any = None, end: Any = None, source: str | None = None
+    ) -> pd.DataFrame:
         """News items published in [start, end), optionally only those mentioning ``symbols``."""
-        return _to_frame(self._table("/v1/news", {"symbols": _symbols(symbols), "start": _when(start),
-                                                  "end": _when(end), "source": source}))
+        return _to_frame(
+            self._table(
+                "/v1/news", {"symbols": _symbols(symbols), "start": _when(start), "end": _when(end), "source": source}
+            )
+        )
 
     def macro(self, series: str | Sequence[str] | None = None, start: Any = None, end: Any = None) -> pd.DataFrame:
         """Daily macro observations (index: ``observation_date``, UTC midnight)."""
-        return _to_frame(self._table("/v1/macro", {"series": _symbols(series), "start": _day(start),
-                                                   "end": _day(end)}))
+        return _to_frame(self._table("/v1/macro", {"series": _symbols(series), "start": _day(start), "end": _day(end)}))
 
     def freshness(self) -> pd.DataFrame:
         """Per asset: last committed window, its rows, run id, totals and age."""

@@ -15,10 +15,11 @@ import binascii
 import logging
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import date, datetime, timedelta
-from typing import Any, Iterator, Sequence
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 import orjson
@@ -30,7 +31,7 @@ from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
 from api import mysql_binary
 from api.errors import bad_request
 from crypto_assets.features.catalog import FEATURES_TABLE as FEATURES_SQL_TABLE
-from resources.warehouse import FEATURES_TABLE, WINDOW, Warehouse, partition_log
+from resources.storage.warehouse import FEATURES_TABLE, WINDOW, Warehouse, partition_log
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,13 @@ log = logging.getLogger(__name__)
 SYMBOL, TIME, FLOAT, INT, STR, DATE = "symbol", "time", "float", "int", "str", "date"
 STR_LIST = "str_list"  # a list of strings, stored as comma-separated text (news symbols)
 ARROW_TYPES = {
-    SYMBOL: pa.string(), STR: pa.string(), TIME: pa.timestamp("us", tz="UTC"),
-    FLOAT: pa.float64(), INT: pa.int64(), DATE: pa.date32(), STR_LIST: pa.list_(pa.string()),
+    SYMBOL: pa.string(),
+    STR: pa.string(),
+    TIME: pa.timestamp("us", tz="UTC"),
+    FLOAT: pa.float64(),
+    INT: pa.int64(),
+    DATE: pa.date32(),
+    STR_LIST: pa.list_(pa.string()),
 }
 EARLIEST = datetime(1970, 1, 1)
 LATEST = datetime(2200, 1, 1)
@@ -62,14 +68,29 @@ class Dataset:
 
 PRICES = Dataset("prices", "price_data_real", "price_data_real", "window_start", ("symbol", "window_start"))
 FEATURES = Dataset("features", FEATURES_TABLE, FEATURES_TABLE, "timestamp", ("symbol", "timestamp"))
-SENTIMENT = Dataset("sentiment", "sentiment_data", "sentiment_data", "window_start",
-                    ("symbol", "window_start", "item_id", "model"))
-SENTIMENT_AGG = Dataset("sentiment_aggregates", "sentiment_data", "sentiment_data", "window_start",
-                        ("symbol", "window_start"))
-NEWS = Dataset("news", "news_items", "news_items", "window_start", ("window_start", "item_id"), symbol_column=None,
-               list_columns=("symbols",))
-MACRO = Dataset("macro", "macro_indicators", "macro_indicators", "observation_date",
-                ("series_id", "observation_date"), symbol_column=None)
+SENTIMENT = Dataset(
+    "sentiment", "sentiment_data", "sentiment_data", "window_start", ("symbol", "window_start", "item_id", "model")
+)
+SENTIMENT_AGG = Dataset(
+    "sentiment_aggregates", "sentiment_data", "sentiment_data", "window_start", ("symbol", "window_start")
+)
+NEWS = Dataset(
+    "news",
+    "news_items",
+    "news_items",
+    "window_start",
+    ("window_start", "item_id"),
+    symbol_column=None,
+    list_columns=("symbols",),
+)
+MACRO = Dataset(
+    "macro",
+    "macro_indicators",
+    "macro_indicators",
+    "observation_date",
+    ("series_id", "observation_date"),
+    symbol_column=None,
+)
 ASSETS = (PRICES.asset, NEWS.asset, SENTIMENT.asset, FEATURES.asset, MACRO.asset)
 
 
@@ -190,8 +211,16 @@ def _lexicographic(keys: Sequence[Output], values: Sequence[Any], *, after: bool
 
 
 # ---------------------------------------------------------------------------------- filters
-def resolve_choices(requested: str | None, known: Sequence[str], what: str, *, parameter: str, example: str,
-                    many: bool = True, listing: str | None = None) -> tuple[str, ...] | None:
+def resolve_choices(
+    requested: str | None,
+    known: Sequence[str],
+    what: str,
+    *,
+    parameter: str,
+    example: str,
+    many: bool = True,
+    listing: str | None = None,
+) -> tuple[str, ...] | None:
     """The requested values of the filter ``parameter`` (comma-separated when ``many``, any case) checked
     against ``known``, the valid values of a ``what``.
 
@@ -216,8 +245,11 @@ def resolve_choices(requested: str | None, known: Sequence[str], what: str, *, p
     if unknown:
         shown = ", ".join(repr(u[:40]) for u in unknown[:5])
         if listing is None:
-            listing = (f"valid: {', '.join(known[:20])}{', ...' if len(known) > 20 else ''}" if known else
-                       f"there are no {what} values in the warehouse yet")
+            listing = (
+                f"valid: {', '.join(known[:20])}{', ...' if len(known) > 20 else ''}"
+                if known
+                else f"there are no {what} values in the warehouse yet"
+            )
         raise bad_request(f"unknown {what}{'(s)' if many and not what.endswith('s') else ''} {shown}: {listing}")
     if not wanted:
         raise bad_request(f"{parameter} is empty: give comma-separated values such as {example}, or leave it out")
@@ -254,17 +286,22 @@ class Reader:
     def _read_state(self, previous: State | None) -> State:
         pl = partition_log
         with self.engine.connect() as conn:
-            latest = {a: w for a, w in conn.execute(
-                sa.select(pl.c.asset, sa.func.max(pl.c.window_start)).group_by(pl.c.asset)) if w is not None}
+            latest = {
+                a: w
+                for a, w in conn.execute(sa.select(pl.c.asset, sa.func.max(pl.c.window_start)).group_by(pl.c.asset))
+                if w is not None
+            }
             committed_at = conn.execute(sa.select(sa.func.max(pl.c.committed_at))).scalar()
             if previous is not None and previous.committed_at == committed_at and previous.latest == latest:
                 return State(latest, committed_at, previous.price_symbols, previous.feature_symbols, time.monotonic())
             prices = self.warehouse.table(PRICES.table)
-            price_symbols = tuple(sorted(s for (s,) in conn.execute(
-                sa.select(prices.c.symbol).group_by(prices.c.symbol))))
+            price_symbols = tuple(
+                sorted(s for (s,) in conn.execute(sa.select(prices.c.symbol).group_by(prices.c.symbol)))
+            )
             features = self.features_table()
-            feature_symbols = tuple(sorted(s for (s,) in conn.execute(
-                sa.select(features.c.symbol).group_by(features.c.symbol))))
+            feature_symbols = tuple(
+                sorted(s for (s,) in conn.execute(sa.select(features.c.symbol).group_by(features.c.symbol)))
+            )
         return State(latest, committed_at, price_symbols, feature_symbols, time.monotonic())
 
     def features_table(self) -> sa.Table:
@@ -274,8 +311,14 @@ class Reader:
     # ---------------------------------------------------------------- validation helpers
     def resolve_symbols(self, requested: str | None, known: Sequence[str]) -> tuple[str, ...] | None:
         """The requested symbols (comma-separated, any case) checked against ``known``; None = all."""
-        return resolve_choices(requested, known, "symbol", parameter="symbols", example="BTC,ETH",
-                               listing="GET /v1/symbols lists the symbols served")
+        return resolve_choices(
+            requested,
+            known,
+            "symbol",
+            parameter="symbols",
+            example="BTC,ETH",
+            listing="GET /v1/symbols lists the symbols served",
+        )
 
     def known_values(self, state: State, table: sa.Table, column: str) -> tuple[str, ...]:
         """The distinct values of ``table.column``, read once per committed state (a filter's valid values)."""
@@ -297,14 +340,23 @@ class Reader:
         condition = sa.and_(pl.c.asset == dataset.asset, pl.c.window_start == table.c[dataset.time_column])
         return table.join(pl, condition), pl.c.window_start
 
-    def table_plan(self, dataset: Dataset, table: sa.Table, columns: Sequence[str], *,
-                   symbols: tuple[str, ...] | None, start: datetime | date, end: datetime | date,
-                   extra_where: Sequence[sa.ColumnElement] = ()) -> Plan:
+    def table_plan(
+        self,
+        dataset: Dataset,
+        table: sa.Table,
+        columns: Sequence[str],
+        *,
+        symbols: tuple[str, ...] | None,
+        start: datetime | date,
+        end: datetime | date,
+        extra_where: Sequence[sa.ColumnElement] = (),
+    ) -> Plan:
         """Rows of ``table`` in [start, end) from committed windows, ordered by the dataset key."""
         if dataset is MACRO:
             pl = partition_log
-            committed = sa.exists().where(pl.c.asset == dataset.asset,
-                                          sa.func.date(pl.c.window_start) == table.c.observation_date)
+            committed = sa.exists().where(
+                pl.c.asset == dataset.asset, sa.func.date(pl.c.window_start) == table.c.observation_date
+            )
             source: sa.FromClause = table
             where = [committed]
         else:
@@ -314,16 +366,21 @@ class Reader:
         where += [time_col >= start, time_col < end, *extra_where]
         if symbols is not None and dataset.symbol_column:
             where.append(table.c[dataset.symbol_column].in_(symbols))
-        outputs = [Output(name, table.c[name], STR_LIST if name in dataset.list_columns else column_kind(table.c[name]))
-                   for name in columns]
+        outputs = [
+            Output(name, table.c[name], STR_LIST if name in dataset.list_columns else column_kind(table.c[name]))
+            for name in columns
+        ]
         keys = [Output(name, table.c[name], column_kind(table.c[name])) for name in dataset.key]
         return Plan(dataset, outputs, source, where, keys, symbols=symbols)
 
     # ---------------------------------------------------------------- execution
     def next_key(self, plan: Plan, cursor: Sequence[Any] | None, limit: int) -> list[Any] | None:
         """The key of the row after the first ``limit`` rows from ``cursor``, or None if there is none."""
-        stmt = (sa.select(*(k.expr.label(f"k{i}") for i, k in enumerate(plan.keys)))
-                .select_from(plan.source).where(*plan.where))
+        stmt = (
+            sa.select(*(k.expr.label(f"k{i}") for i, k in enumerate(plan.keys)))
+            .select_from(plan.source)
+            .where(*plan.where)
+        )
         if cursor is not None:
             stmt = stmt.where(_lexicographic(plan.keys, cursor, after=True))
         if plan.group_by:
@@ -333,8 +390,9 @@ class Reader:
             row = conn.execute(stmt).first()
         return None if row is None else list(row)
 
-    def _select(self, plan: Plan, outputs: Sequence[sa.ColumnElement], cursor: Sequence[Any] | None,
-                stop: Sequence[Any] | None) -> sa.Select:
+    def _select(
+        self, plan: Plan, outputs: Sequence[sa.ColumnElement], cursor: Sequence[Any] | None, stop: Sequence[Any] | None
+    ) -> sa.Select:
         stmt = sa.select(*outputs).select_from(plan.source).where(*plan.where)
         if cursor is not None:
             stmt = stmt.where(_lexicographic(plan.keys, cursor, after=True))
@@ -344,37 +402,48 @@ class Reader:
             stmt = stmt.group_by(*plan.group_by)
         return _join_in_order(stmt).order_by(*(k.expr for k in plan.keys))
 
-    def batches(self, plan: Plan, cursor: Sequence[Any] | None, stop: Sequence[Any] | None,
-                batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
+    def batches(
+        self, plan: Plan, cursor: Sequence[Any] | None, stop: Sequence[Any] | None, batch_rows: int = 65_536
+    ) -> Iterator[pa.RecordBatch]:
         """The plan's rows from ``cursor`` (inclusive) to ``stop`` (exclusive) as record batches."""
         if self._binary_ok(plan):
             yield from self._binary_batches(plan, cursor, stop, batch_rows)
         else:
             yield from self._generic_batches(plan, cursor, stop, min(batch_rows, 20_000))
 
-    def read_table(self, plan: Plan, cursor: Sequence[Any] | None = None,
-                   stop: Sequence[Any] | None = None) -> pa.Table:
+    def read_table(
+        self, plan: Plan, cursor: Sequence[Any] | None = None, stop: Sequence[Any] | None = None
+    ) -> pa.Table:
         """All of the plan's rows in one Arrow table (for bounded reads such as a JSON page)."""
         return pa.Table.from_batches(list(self.batches(plan, cursor, stop)), schema=plan.schema)
 
     def _binary_ok(self, plan: Plan) -> bool:
-        return (self.warehouse.is_mysql and not plan.group_by and plan.symbols is not None
-                and all(o.kind in (SYMBOL, TIME, FLOAT) for o in plan.outputs))
+        return (
+            self.warehouse.is_mysql
+            and not plan.group_by
+            and plan.symbols is not None
+            and all(o.kind in (SYMBOL, TIME, FLOAT) for o in plan.outputs)
+        )
 
-    def _binary_batches(self, plan: Plan, cursor: Sequence[Any] | None, stop: Sequence[Any] | None,
-                        batch_rows: int) -> Iterator[pa.RecordBatch]:
+    def _binary_batches(
+        self, plan: Plan, cursor: Sequence[Any] | None, stop: Sequence[Any] | None, batch_rows: int
+    ) -> Iterator[pa.RecordBatch]:
         symbols = list(plan.symbols or ())
         exprs: list[sa.ColumnElement] = []
         for o in plan.outputs:
             if o.kind == SYMBOL:  # the symbol's position in the bound list, as an 8-byte DOUBLE
                 exprs.append(sa.func.field(o.expr, *(sa.literal(s) for s in symbols)) + sa.literal_column("0e0"))
             elif o.kind == TIME:  # microseconds since the epoch, as an 8-byte BIGINT
-                exprs.append(sa.func.timestampdiff(sa.literal_column("MICROSECOND"),
-                                                   sa.literal_column("'1970-01-01 00:00:00'"), o.expr))
+                exprs.append(
+                    sa.func.timestampdiff(
+                        sa.literal_column("MICROSECOND"), sa.literal_column("'1970-01-01 00:00:00'"), o.expr
+                    )
+                )
             else:
                 exprs.append(o.expr)
         compiled = self._select(plan, exprs, cursor, stop).compile(
-            dialect=_QMARK_MYSQL, compile_kwargs={"render_postcompile": True})
+            dialect=_QMARK_MYSQL, compile_kwargs={"render_postcompile": True}
+        )
         params = [compiled.params[name] for name in compiled.positiontup or ()]
         names = pa.array(symbols, type=pa.string())
         schema = plan.schema
@@ -398,8 +467,9 @@ class Reader:
             else:  # stopped mid-result (client went away, or an error): the connection is unusable
                 raw.invalidate()
 
-    def _generic_batches(self, plan: Plan, cursor: Sequence[Any] | None, stop: Sequence[Any] | None,
-                         batch_rows: int) -> Iterator[pa.RecordBatch]:
+    def _generic_batches(
+        self, plan: Plan, cursor: Sequence[Any] | None, stop: Sequence[Any] | None, batch_rows: int
+    ) -> Iterator[pa.RecordBatch]:
         stmt = self._select(plan, [o.expr.label(o.name) for o in plan.outputs], cursor, stop)
         schema = plan.schema
         with self.engine.connect() as conn:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any
 
 from pydantic import ValidationError, WrapValidator
 from pydantic_core import PydanticCustomError
@@ -51,19 +52,23 @@ def _time_problem(text: str) -> str | None:
     if match is None:
         return f"the time {text[1:]!r} is not HH:MM[:SS[.ffffff]]"
     hour, minute, second = (int(part) if part else 0 for part in match.groups()[:3])
-    problem = (_out_of_range("hour", hour, 0, 23) or _out_of_range("minute", minute, 0, 59)
-               or _out_of_range("second", second, 0, 59))
+    problem = (
+        _out_of_range("hour", hour, 0, 23)
+        or _out_of_range("minute", minute, 0, 59)
+        or _out_of_range("second", second, 0, 59)
+    )
     if problem:
         return problem
-    zone = text[match.end():]
+    zone = text[match.end() :]
     if not zone:
         return None
     zone_match = _ZONE.fullmatch(zone)
     if zone_match is None:
         return f"the time zone {zone!r} is not Z or +HH:MM / -HH:MM"
     if zone_match.group(1) is not None:
-        return (_out_of_range("time zone hour", int(zone_match.group(1)), 0, 23)
-                or _out_of_range("time zone minute", int(zone_match.group(2)), 0, 59))
+        return _out_of_range("time zone hour", int(zone_match.group(1)), 0, 23) or _out_of_range(
+            "time zone minute", int(zone_match.group(2)), 0, 59
+        )
     return None
 
 
@@ -89,6 +94,7 @@ def _validator(with_time: bool) -> Callable[[Any, Any], Any]:
                 raise
             kind = "datetime_parsing" if with_time else "date_parsing"
             raise PydanticCustomError(kind, "{reason}", {"reason": explain(value, with_time=with_time)}) from None
+
     return validate
 
 

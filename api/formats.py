@@ -7,7 +7,8 @@ in JSON and CSV (``2026-11-30T00:00:00Z``); Parquet and Arrow keep typed UTC tim
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -116,8 +117,11 @@ def csv_batch(batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
             column = pc.binary_join(column, CSV_LIST_SEPARATOR)
         columns.append(column)
     names = batch.schema.names
-    return pa.Table.from_arrays(columns, names=names) if isinstance(batch, pa.Table) else \
-        pa.RecordBatch.from_arrays(columns, names=names)
+    return (
+        pa.Table.from_arrays(columns, names=names)
+        if isinstance(batch, pa.Table)
+        else pa.RecordBatch.from_arrays(columns, names=names)
+    )
 
 
 def stream(fmt: Format, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:

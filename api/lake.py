@@ -19,9 +19,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -32,8 +33,8 @@ from deltalake import DeltaTable
 
 from api.data import Plan, Reader
 from api.errors import ApiError
-from resources.lake import TIME_COLUMN, TIME_TYPE, FeatureLake, LakeError, range_filter
-from resources.warehouse import FEATURES_TABLE, WINDOW, lake_log, partition_log, to_naive_utc
+from resources.storage.lake import TIME_COLUMN, TIME_TYPE, FeatureLake, LakeError, range_filter
+from resources.storage.warehouse import FEATURES_TABLE, WINDOW, lake_log, partition_log, to_naive_utc
 
 log = logging.getLogger(__name__)
 
@@ -127,12 +128,17 @@ class LakeView:
         """Split the committed windows of [start, end) into lake ranges and MySQL ranges."""
         pl, ll = partition_log, lake_log
         reader.warehouse.table(ll.name)
-        current = sa.and_(ll.c.table_name == FEATURES_TABLE, ll.c.window_start == pl.c.window_start,
-                          ll.c.committed_at == pl.c.committed_at)
-        stmt = (sa.select(pl.c.window_start, ll.c.lake_version)
-                .select_from(pl.outerjoin(ll, current))
-                .where(pl.c.asset == FEATURES_TABLE, pl.c.window_start >= start, pl.c.window_start < end)
-                .order_by(pl.c.window_start))
+        current = sa.and_(
+            ll.c.table_name == FEATURES_TABLE,
+            ll.c.window_start == pl.c.window_start,
+            ll.c.committed_at == pl.c.committed_at,
+        )
+        stmt = (
+            sa.select(pl.c.window_start, ll.c.lake_version)
+            .select_from(pl.outerjoin(ll, current))
+            .where(pl.c.asset == FEATURES_TABLE, pl.c.window_start >= start, pl.c.window_start < end)
+            .order_by(pl.c.window_start)
+        )
         rows = reader.execute(stmt)
         windows = np.array([r[0] for r in rows], dtype="datetime64[us]")
         in_lake = np.array([r[1] is not None and exists for r in rows], dtype=bool)
@@ -155,8 +161,13 @@ def _time_filter(ranges: Sequence[tuple[datetime, datetime]]) -> pc.Expression:
         for start, end in ranges[1:]:
             expression = expression | range_filter(start, end)
         return expression
-    windows = [w for start, end in ranges for w in np.arange(np.datetime64(start, "us"), np.datetime64(end, "us"),
-                                                                 np.timedelta64(int(WINDOW.total_seconds()), "s"))]
+    windows = [
+        w
+        for start, end in ranges
+        for w in np.arange(
+            np.datetime64(start, "us"), np.datetime64(end, "us"), np.timedelta64(int(WINDOW.total_seconds()), "s")
+        )
+    ]
     values = pa.array(np.array(windows, dtype="datetime64[us]")).cast(TIME_TYPE)
     return range_filter(ranges[0][0], ranges[-1][1]) & pc.field(TIME_COLUMN).isin(values)
 
@@ -193,15 +204,22 @@ def _in_order(table: pa.Table, batch_rows: int) -> Iterator[pa.RecordBatch]:
         yield from table.to_batches(max_chunksize=batch_rows)
         return
     for offset in range(0, len(indices), batch_rows):
-        yield from table.take(indices[offset:offset + batch_rows]).to_batches()
+        yield from table.take(indices[offset : offset + batch_rows]).to_batches()
 
 
 class FeatureSource:
     """The rows of a features plan: lake ranges from the Delta table, the rest from MySQL."""
 
-    def __init__(self, reader: Reader, plan: Plan, dataset: pads.Dataset | None,
-                 lake_ranges: Sequence[tuple[datetime, datetime]], rest_ranges: Sequence[tuple[datetime, datetime]],
-                 *, every_symbol: bool = False):
+    def __init__(
+        self,
+        reader: Reader,
+        plan: Plan,
+        dataset: pads.Dataset | None,
+        lake_ranges: Sequence[tuple[datetime, datetime]],
+        rest_ranges: Sequence[tuple[datetime, datetime]],
+        *,
+        every_symbol: bool = False,
+    ):
         self.reader = reader
         self.windows = sum(int((end - start) / WINDOW) for start, end in (*lake_ranges, *rest_ranges))
         self.plan = plan
@@ -224,8 +242,13 @@ class FeatureSource:
         within = sa.or_(*(sa.and_(column >= start, column < end) for start, end in ranges))
         return Plan(plan.dataset, plan.outputs, plan.source, [*plan.where, within], plan.keys, symbols=plan.symbols)
 
-    def _lake_part(self, columns: list[str], symbols: Sequence[str] | None, cursor: Sequence[Any] | None,
-                   stop: Sequence[Any] | None) -> pa.Table | None:
+    def _lake_part(
+        self,
+        columns: list[str],
+        symbols: Sequence[str] | None,
+        cursor: Sequence[Any] | None,
+        stop: Sequence[Any] | None,
+    ) -> pa.Table | None:
         if self._lake_filter is None:
             return None
         expression = self._lake_filter
@@ -236,16 +259,20 @@ class FeatureSource:
             expression = expression & bound
         return self.dataset.to_table(columns=columns, filter=expression)
 
-    def _rest_part(self, outputs_plan: Plan | None, cursor: Sequence[Any] | None,
-                   stop: Sequence[Any] | None) -> pa.Table | None:
+    def _rest_part(
+        self, outputs_plan: Plan | None, cursor: Sequence[Any] | None, stop: Sequence[Any] | None
+    ) -> pa.Table | None:
         if outputs_plan is None:
             return None
         return self.reader.read_table(outputs_plan, cursor, stop)
 
     def _combined(self, schema: pa.Schema, parts: Sequence[pa.Table | None]) -> pa.Table:
         """The parts in ``schema`` in one table (not yet in key order)."""
-        tables = [pa.Table.from_arrays([part[name] for name in schema.names], schema=schema)
-                  for part in parts if part is not None and part.num_rows]
+        tables = [
+            pa.Table.from_arrays([part[name] for name in schema.names], schema=schema)
+            for part in parts
+            if part is not None and part.num_rows
+        ]
         if not tables:
             return schema.empty_table()
         return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
@@ -256,10 +283,17 @@ class FeatureSource:
         schema = pa.schema([self.plan.schema.field(k.name) for k in key_outputs])
         rest = None
         if self._rest is not None:
-            rest = Plan(self._rest.dataset, key_outputs, self._rest.source, self._rest.where, key_outputs,
-                        symbols=self._rest.symbols)
-        combined = self._combined(schema, [self._lake_part(schema.names, None, cursor, None),
-                                           self._rest_part(rest, cursor, None)])
+            rest = Plan(
+                self._rest.dataset,
+                key_outputs,
+                self._rest.source,
+                self._rest.where,
+                key_outputs,
+                symbols=self._rest.symbols,
+            )
+        combined = self._combined(
+            schema, [self._lake_part(schema.names, None, cursor, None), self._rest_part(rest, cursor, None)]
+        )
         return pa.Table.from_batches(list(_in_order(combined, 1 << 20)), schema=schema)
 
     # ------------------------------------------------------------------ the Reader interface
@@ -276,28 +310,39 @@ class FeatureSource:
             return None
         return [keys["symbol"][limit].as_py(), to_naive_utc(keys[TIME_COLUMN][limit].as_py())]
 
-    def batches(self, plan: Plan, cursor: Sequence[Any] | None, stop: Sequence[Any] | None,
-                batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
+    def batches(
+        self, plan: Plan, cursor: Sequence[Any] | None, stop: Sequence[Any] | None, batch_rows: int = 65_536
+    ) -> Iterator[pa.RecordBatch]:
         """The rows from ``cursor`` to ``stop`` in key order, merged a group of symbols at a time
         (symbols after the cursor's, up to the stop's; a group's size reckoned at one row a window)."""
         symbols = [s for s in self.symbols if (cursor is None or s >= cursor[0]) and (stop is None or s <= stop[0])]
         per_group = max(1, GROUP_CELLS // max(1, self.windows * len(self.columns)))
         for offset in range(0, len(symbols), per_group):
-            yield from self._group(symbols[offset:offset + per_group], cursor, stop, batch_rows)
+            yield from self._group(symbols[offset : offset + per_group], cursor, stop, batch_rows)
 
-    def _group(self, symbols: list[str], cursor: Sequence[Any] | None, stop: Sequence[Any] | None,
-               batch_rows: int) -> Iterator[pa.RecordBatch]:
+    def _group(
+        self, symbols: list[str], cursor: Sequence[Any] | None, stop: Sequence[Any] | None, batch_rows: int
+    ) -> Iterator[pa.RecordBatch]:
         rest = None
         if self._rest is not None:
             column = self.reader.features_table().c.symbol
-            rest = Plan(self._rest.dataset, self._rest.outputs, self._rest.source,
-                        [*self._rest.where, column.in_(symbols)], self._rest.keys, symbols=tuple(symbols))
-        table = self._combined(self.plan.schema, [self._lake_part(self.columns, symbols, cursor, stop),
-                                                  self._rest_part(rest, cursor, stop)])
+            rest = Plan(
+                self._rest.dataset,
+                self._rest.outputs,
+                self._rest.source,
+                [*self._rest.where, column.in_(symbols)],
+                self._rest.keys,
+                symbols=tuple(symbols),
+            )
+        table = self._combined(
+            self.plan.schema,
+            [self._lake_part(self.columns, symbols, cursor, stop), self._rest_part(rest, cursor, stop)],
+        )
         yield from _in_order(table, batch_rows)
 
-    def read_table(self, plan: Plan, cursor: Sequence[Any] | None = None,
-                   stop: Sequence[Any] | None = None) -> pa.Table:
+    def read_table(
+        self, plan: Plan, cursor: Sequence[Any] | None = None, stop: Sequence[Any] | None = None
+    ) -> pa.Table:
         """All rows from ``cursor`` to ``stop`` in one table (a JSON page)."""
         return pa.Table.from_batches(list(self.batches(plan, cursor, stop)), schema=plan.schema)
 
@@ -311,9 +356,17 @@ class FeatureRead:
     as_of: datetime | None
 
 
-def plan_feature_read(view: LakeView, reader: Reader, plan: Plan, start: datetime, end: datetime,
-                      data_as_of: datetime | None, as_of: datetime | None, *,
-                      every_symbol: bool = False) -> FeatureRead:
+def plan_feature_read(
+    view: LakeView,
+    reader: Reader,
+    plan: Plan,
+    start: datetime,
+    end: datetime,
+    data_as_of: datetime | None,
+    as_of: datetime | None,
+    *,
+    every_symbol: bool = False,
+) -> FeatureRead:
     """Choose where each committed window of a features request comes from (``as_of``: the lake's
     version at that time, nothing from MySQL). ``every_symbol``: the request named no symbols, so
     the lake's rows need no symbol filter."""

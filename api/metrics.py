@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -27,17 +28,23 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("api_requests_total", "HTTP requests", ["method", "route", "status"],
-                                registry=self.registry)
+        self.requests = Counter(
+            "api_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry
+        )
         self.latency = Histogram(
-            "api_request_duration_seconds", "HTTP request latency (to the last body byte)", ["method", "route"],
+            "api_request_duration_seconds",
+            "HTTP request latency (to the last body byte)",
+            ["method", "route"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
-            registry=self.registry)
+            registry=self.registry,
+        )
         self.in_flight = Gauge("api_requests_in_flight", "HTTP requests being served", registry=self.registry)
-        self.stream_clients = Gauge("api_stream_clients", "Connected price-stream WebSocket clients",
-                                    registry=self.registry)
-        self.cache_hits = Counter("api_cache_hits_total", "Responses served from the cache", ["tier"],
-                                  registry=self.registry)
+        self.stream_clients = Gauge(
+            "api_stream_clients", "Connected price-stream WebSocket clients", registry=self.registry
+        )
+        self.cache_hits = Counter(
+            "api_cache_hits_total", "Responses served from the cache", ["tier"], registry=self.registry
+        )
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus text format."""
@@ -99,8 +106,18 @@ class MetricsMiddleware:
             self.metrics.latency.labels(method, template).observe(elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 client = scope.get("client") or ("-", 0)
-                access_log.info(orjson.dumps({
-                    "event": "request", "method": method, "path": scope.get("path"), "route": template,
-                    "status": status, "ms": round(elapsed * 1000, 3), "bytes": sent, "client": client[0],
-                    "principal": scope.get("state", {}).get("principal"),
-                }).decode())
+                access_log.info(
+                    orjson.dumps(
+                        {
+                            "event": "request",
+                            "method": method,
+                            "path": scope.get("path"),
+                            "route": template,
+                            "status": status,
+                            "ms": round(elapsed * 1000, 3),
+                            "bytes": sent,
+                            "client": client[0],
+                            "principal": scope.get("state", {}).get("principal"),
+                        }
+                    ).decode()
+                )

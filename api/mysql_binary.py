@@ -16,8 +16,9 @@ before a row is read.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from pymysql import err as mysql_err
@@ -57,8 +58,17 @@ def _encode_param(value: Any) -> tuple[int, bytes]:
     if isinstance(value, float):
         return TYPE_DOUBLE, struct.pack("<d", value)
     if isinstance(value, datetime):
-        return TYPE_DATETIME, struct.pack("<BHBBBBBI", 11, value.year, value.month, value.day,
-                                          value.hour, value.minute, value.second, value.microsecond)
+        return TYPE_DATETIME, struct.pack(
+            "<BHBBBBBI",
+            11,
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+            value.microsecond,
+        )
     if isinstance(value, date):
         return TYPE_DATETIME, struct.pack("<BHBB", 4, value.year, value.month, value.day)
     data = str(value).encode("utf8")
@@ -103,8 +113,9 @@ def _raise_error_packet(payload: bytes) -> None:
     mysql_err.raise_mysql_exception(payload)
 
 
-def read_batches(conn: Any, sql: str, params: Sequence[Any], batch_rows: int = 65_536
-                 ) -> Iterator[tuple[list[np.ndarray], list[np.ndarray | None]]]:
+def read_batches(
+    conn: Any, sql: str, params: Sequence[Any], batch_rows: int = 65_536
+) -> Iterator[tuple[list[np.ndarray], list[np.ndarray | None]]]:
     """Run ``sql`` (``?`` placeholders) as a prepared statement on the pymysql connection ``conn``.
 
     Yields ``(values, nulls)`` per batch of at most ``batch_rows`` rows: one numpy array a
@@ -135,14 +146,19 @@ def read_batches(conn: Any, sql: str, params: Sequence[Any], batch_rows: int = 6
         types = _read_definitions(conn, count)
         unsupported = [i for i, t in enumerate(types) if t not in _WIDE_TYPES]
         if unsupported:
-            raise UnsupportedResult(f"columns {unsupported} have binary types {[types[i] for i in unsupported]}; "
-                                    "only DOUBLE and BIGINT can be decoded")
+            raise UnsupportedResult(
+                f"columns {unsupported} have binary types {[types[i] for i in unsupported]}; "
+                "only DOUBLE and BIGINT can be decoded"
+            )
         yield from _decode_rows(conn, [_WIDE_TYPES[t] for t in types], batch_rows)
         settled = True
     except mysql_err.MySQLError as exc:
         # An error packet ends the result; a lost connection leaves nothing to settle either.
-        settled = settled or not isinstance(exc, (mysql_err.OperationalError, mysql_err.InternalError)) \
+        settled = (
+            settled
+            or not isinstance(exc, (mysql_err.OperationalError, mysql_err.InternalError))
             or getattr(exc, "args", (0,))[0] not in (2006, 2013)
+        )
         raise
     finally:
         if conn._sock is not None:
@@ -152,8 +168,9 @@ def read_batches(conn: Any, sql: str, params: Sequence[Any], batch_rows: int = 6
                 conn._force_close()
 
 
-def _decode_rows(conn: Any, dtypes: list[str], batch_rows: int
-                 ) -> Iterator[tuple[list[np.ndarray], list[np.ndarray | None]]]:
+def _decode_rows(
+    conn: Any, dtypes: list[str], batch_rows: int
+) -> Iterator[tuple[list[np.ndarray], list[np.ndarray | None]]]:
     """Read binary result rows straight off the socket buffer, a batch at a time."""
     rfile = conn._rfile
     ncols = len(dtypes)
@@ -179,7 +196,7 @@ def _decode_rows(conn: Any, dtypes: list[str], batch_rows: int
                 done = True
                 break
             if first == 0xFF:
-                _raise_error_packet(bytes(buf[pos + 4:pos + 4 + length]))
+                _raise_error_packet(bytes(buf[pos + 4 : pos + 4 + length]))
             if length == _MAX_PAYLOAD:
                 raise UnsupportedResult("a result row longer than 16 MiB")
             starts.append(pos + 4)
@@ -195,8 +212,9 @@ def _decode_rows(conn: Any, dtypes: list[str], batch_rows: int
         yield _decode_batch(buf, starts, lengths, dtypes, bitmap_len)
 
 
-def _decode_batch(buf: bytearray, starts: list[int], lengths: list[int], dtypes: list[str],
-                  bitmap_len: int) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+def _decode_batch(
+    buf: bytearray, starts: list[int], lengths: list[int], dtypes: list[str], bitmap_len: int
+) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
     ncols = len(dtypes)
     nrows = len(starts)
     raw = np.frombuffer(buf, dtype=np.uint8)
@@ -206,13 +224,13 @@ def _decode_batch(buf: bytearray, starts: list[int], lengths: list[int], dtypes:
     if (length == full).all():
         # No NULL anywhere: rows sit at a fixed stride (4-byte header + payload), reshape directly.
         stride = 4 + full
-        block = raw[start[0] - 4:start[0] - 4 + nrows * stride].reshape(nrows, stride)
-        words = np.ascontiguousarray(block[:, 4 + 1 + bitmap_len:]).view("<u8")
+        block = raw[start[0] - 4 : start[0] - 4 + nrows * stride].reshape(nrows, stride)
+        words = np.ascontiguousarray(block[:, 4 + 1 + bitmap_len :]).view("<u8")
         matrix = np.ascontiguousarray(words.T)
         nulls: list[np.ndarray | None] = [None] * ncols
     else:
         bits = raw[start[:, None] + 1 + np.arange(bitmap_len)]
-        null = np.unpackbits(bits, axis=1, bitorder="little")[:, 2:2 + ncols].astype(bool)
+        null = np.unpackbits(bits, axis=1, bitorder="little")[:, 2 : 2 + ncols].astype(bool)
         marks = np.zeros(len(raw) + 1, dtype=np.int8)
         np.add.at(marks, start + 1 + bitmap_len, 1)
         np.add.at(marks, start + length, -1)

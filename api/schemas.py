@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import Enum
-from typing import Literal, Union
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -97,8 +97,9 @@ class PricePage(Page):
 
 class FeaturePage(Page):
     feature_set_version: str | None = Field(description="The catalog's feature-set version")
-    data: list[dict[str, Union[float, str, datetime, None]]] = Field(
-        description="symbol, timestamp, then the requested feature columns")
+    data: list[dict[str, float | str | datetime | None]] = Field(
+        description="symbol, timestamp, then the requested feature columns"
+    )
 
 
 class FeatureSpec(BaseModel):
@@ -182,7 +183,8 @@ NEVER_MATERIALIZED = "never materialized"
 class AssetFreshness(BaseModel):
     asset: str
     status: Literal[MATERIALIZED, NEVER_MATERIALIZED] = Field(
-        description="'never materialized' for an asset with no committed window yet (its last_* fields are null)")
+        description="'never materialized' for an asset with no committed window yet (its last_* fields are null)"
+    )
     last_window_start: datetime | None = Field(description="Start of the latest committed window (UTC)")
     last_window_rows: int = Field(description="Rows the latest window committed (0 when never materialized)")
     last_run_id: str | None

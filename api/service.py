@@ -11,9 +11,9 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from datetime import date, datetime, timedelta, timezone
-from typing import Any, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -28,9 +28,9 @@ from api.lake import LakeView
 from api.metrics import Metrics
 from api.schemas import Format
 from api.warehouse_check import MissingWarehouse, check_warehouse
-from resources.lake import FeatureLake
-from resources.settings import Settings
-from resources.warehouse import WINDOW, get_warehouse, utc_now
+from resources.config.settings import Settings
+from resources.storage.lake import FeatureLake
+from resources.storage.warehouse import WINDOW, get_warehouse, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def to_naive_utc(value: datetime, name: str) -> datetime:
     """A request datetime as naive UTC within the served bounds; a 400 naming ``name`` otherwise."""
     try:
         if value.tzinfo is not None:
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+            value = value.astimezone(UTC).replace(tzinfo=None)
     except (OverflowError, ValueError):
         raise bad_request(f"{name}={value.isoformat()} is out of range: use a date between 1970 and 2200") from None
     if not EARLIEST <= value < LATEST:
@@ -113,8 +113,14 @@ def to_naive_utc(value: datetime, name: str) -> datetime:
     return value
 
 
-def time_range(start: datetime | None, end: datetime | None, *, default_end: datetime,
-               default_span: timedelta, max_span: timedelta | None) -> tuple[datetime, datetime]:
+def time_range(
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    default_end: datetime,
+    default_span: timedelta,
+    max_span: timedelta | None,
+) -> tuple[datetime, datetime]:
     """[start, end) from the request, defaulted and checked (order, bounds, maximum span)."""
     end_value = to_naive_utc(end, "end") if end is not None else default_end
     start_value = to_naive_utc(start, "start") if start is not None else max(EARLIEST, end_value - default_span)
@@ -122,8 +128,10 @@ def time_range(start: datetime | None, end: datetime | None, *, default_end: dat
         raise bad_request(f"start ({start_value.isoformat()}) must be before end ({end_value.isoformat()})")
     if max_span is not None and end_value - start_value > max_span:
         days = (end_value - start_value).total_seconds() / 86400
-        raise bad_request(f"the range spans {days:.1f} days, more than the maximum of {max_span.days} "
-                          "(CRYPTO_API_MAX_RANGE_DAYS): split it into several requests")
+        raise bad_request(
+            f"the range spans {days:.1f} days, more than the maximum of {max_span.days} "
+            "(CRYPTO_API_MAX_RANGE_DAYS): split it into several requests"
+        )
     return start_value, end_value
 
 
@@ -168,8 +176,10 @@ def resolve_limit(limit: int | None, fmt: Format, settings: Settings) -> int:
     if limit > maximum:
         which = "CRYPTO_API_MAX_PAGE_SIZE" if fmt is Format.json else "CRYPTO_API_MAX_ROWS"
         hint = " (use format=arrow, parquet or csv for more)" if fmt is Format.json else ""
-        raise bad_request(f"limit={limit} is above the maximum of {maximum} rows for format={fmt.value} "
-                          f"({which}){hint}: lower it and follow the cursor for the rest")
+        raise bad_request(
+            f"limit={limit} is above the maximum of {maximum} rows for format={fmt.value} "
+            f"({which}){hint}: lower it and follow the cursor for the rest"
+        )
     return limit
 
 
@@ -220,8 +230,9 @@ def not_modified(headers: dict[str, str]) -> Response:
     return Response(status_code=304, headers=headers)
 
 
-async def cached_json(gateway: Gateway, request: Request, state: State, as_of: datetime | None,
-                      cache_control: str, build: Any) -> Response:
+async def cached_json(
+    gateway: Gateway, request: Request, state: State, as_of: datetime | None, cache_control: str, build: Any
+) -> Response:
     """A JSON response served from cache (keyed by ETag) or built by ``build()`` in a worker thread."""
     etag = etag_for(request, state, Format.json)
     headers = base_headers(as_of, etag, cache_control)
@@ -237,8 +248,9 @@ async def cached_json(gateway: Gateway, request: Request, state: State, as_of: d
     return Response(content, media_type=cached.media_type, headers={**headers, **encoding, "X-Cache": status})
 
 
-async def cached_or_built(gateway: Gateway, etag: str,
-                          build: Callable[[], Awaitable[CachedResponse]]) -> tuple[CachedResponse, str]:
+async def cached_or_built(
+    gateway: Gateway, etag: str, build: Callable[[], Awaitable[CachedResponse]]
+) -> tuple[CachedResponse, str]:
     """The response cached under ``etag``, or one build of it shared by every concurrent miss."""
     cached, status = await gateway.cache.get_or_build(etag, build)
     if status != "miss":
@@ -246,10 +258,21 @@ async def cached_or_built(gateway: Gateway, etag: str,
     return cached, status
 
 
-async def tabular(gateway: Gateway, request: Request, state: State, plan: Plan, fmt: Format,
-                  limit: int | None, cursor: str | None, *, as_of: datetime | date | None, end: datetime | date,
-                  extra: dict[str, Any] | None = None, source: Any = None,
-                  extra_headers: dict[str, str] | None = None) -> Response:
+async def tabular(
+    gateway: Gateway,
+    request: Request,
+    state: State,
+    plan: Plan,
+    fmt: Format,
+    limit: int | None,
+    cursor: str | None,
+    *,
+    as_of: datetime | date | None,
+    end: datetime | date,
+    extra: dict[str, Any] | None = None,
+    source: Any = None,
+    extra_headers: dict[str, str] | None = None,
+) -> Response:
     """Serve ``plan`` as a JSON page or a streamed CSV/Parquet/Arrow body, cut at the row limit.
 
     When the limit cuts the rows, the response says so (``truncated``/``X-Truncated``) and gives
@@ -274,16 +297,26 @@ async def tabular(gateway: Gateway, request: Request, state: State, plan: Plan, 
             stop = reader.next_key(plan, start_key, rows)
             table = reader.read_table(plan, start_key, stop)
             next_cursor = encode_cursor(plan.dataset, stop) if stop is not None else None
-            payload = {"as_of": iso(as_of), "count": table.num_rows, "limit": rows,
-                       "truncated": stop is not None, "next_cursor": next_cursor, **(extra or {}),
-                       "data": table.to_pylist()}
-            return CachedResponse(formats.json_body(payload), formats.MEDIA_TYPES[Format.json],
-                                  {**headers, **_next_headers(request, next_cursor)})
+            payload = {
+                "as_of": iso(as_of),
+                "count": table.num_rows,
+                "limit": rows,
+                "truncated": stop is not None,
+                "next_cursor": next_cursor,
+                **(extra or {}),
+                "data": table.to_pylist(),
+            }
+            return CachedResponse(
+                formats.json_body(payload),
+                formats.MEDIA_TYPES[Format.json],
+                {**headers, **_next_headers(request, next_cursor)},
+            )
 
         cached, status = await cached_or_built(gateway, etag, lambda: run_in_threadpool(build))
         content, encoding = cached.for_client(request.headers.get("accept-encoding"))
-        return Response(content, media_type=cached.media_type,
-                        headers={**headers, **cached.headers, **encoding, "X-Cache": status})
+        return Response(
+            content, media_type=cached.media_type, headers={**headers, **cached.headers, **encoding, "X-Cache": status}
+        )
 
     stop = await run_in_threadpool(reader.next_key, plan, start_key, rows)
     next_cursor = encode_cursor(plan.dataset, stop) if stop is not None else None

@@ -18,15 +18,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from resources.settings import Settings, default_db_url
-from resources.warehouse import get_warehouse, partition_log
+from resources.config.settings import Settings, default_db_url
+from resources.storage.warehouse import get_warehouse, partition_log
 
 UNKNOWN_DATABASE = 1049  # MySQL/MariaDB: ER_BAD_DB_ERROR
 
 
 #: What an HTTP client is told: where the gateway looked (a path, a database URL) goes to its log only.
-PUBLIC_DETAIL = ("the warehouse does not exist (the gateway's log says where it looked): point CRYPTO_DB_URL or "
-                 "CRYPTO_HOME at the platform's warehouse, or create an empty one with python -m api --create")
+PUBLIC_DETAIL = (
+    "the warehouse does not exist (the gateway's log says where it looked): point CRYPTO_DB_URL or "
+    "CRYPTO_HOME at the platform's warehouse, or create an empty one with python -m api --create"
+)
 
 
 class MissingWarehouse(RuntimeError):
@@ -55,9 +57,11 @@ def missing_reason(url: str) -> str | None:
         path = Path(database).expanduser().resolve()
         if not path.is_file():
             return f"there is no SQLite file at {path}"
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool,
-                              connect_args={"connect_timeout": 5} if parsed.get_backend_name() in ("mysql", "mariadb")
-                              else {})
+    engine = sa.create_engine(
+        url,
+        poolclass=sa.pool.NullPool,
+        connect_args={"connect_timeout": 5} if parsed.get_backend_name() in ("mysql", "mariadb") else {},
+    )
     try:
         with engine.connect() as conn:
             if sa.inspect(conn).has_table(partition_log.name):
@@ -78,9 +82,11 @@ def missing_message(settings: Settings, reason: str) -> str:
         why = f"CRYPTO_DB_URL is unset, so the gateway uses the SQLite file in CRYPTO_HOME={settings.home}"
     else:
         why = f"CRYPTO_DB_URL is {location(settings.db_url)}"
-    return (f"the warehouse does not exist: {reason} ({why}). Point CRYPTO_DB_URL or CRYPTO_HOME at the "
-            "platform's warehouse (scripts/start.sh keeps it in .crypto/ of the checkout), or let the gateway "
-            "create an empty one: python -m api --create, or CRYPTO_API_CREATE_WAREHOUSE=true")
+    return (
+        f"the warehouse does not exist: {reason} ({why}). Point CRYPTO_DB_URL or CRYPTO_HOME at the "
+        "platform's warehouse (scripts/start.sh keeps it in .crypto/ of the checkout), or let the gateway "
+        "create an empty one: python -m api --create, or CRYPTO_API_CREATE_WAREHOUSE=true"
+    )
 
 
 def check_warehouse(settings: Settings) -> None:

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from api.client import CryptoDataClient  # noqa: E402
 from benchmarks.support import api_server, bench_database  # noqa: E402
-from resources.warehouse import FEATURES_TABLE, METADATA, define_features_table, get_warehouse  # noqa: E402
+from resources.storage.warehouse import FEATURES_TABLE, METADATA, define_features_table, get_warehouse  # noqa: E402
 
 DATABASE = "crypto_bench_api"
 START = datetime(2025, 1, 1)
@@ -59,14 +59,22 @@ def fill(url: str, table: sa.Table, symbols: list[str], windows: int) -> float:
     with wh.engine.begin() as conn:
         for i, symbol in enumerate(symbols):
             exprs = ", ".join(f"RAND({i * 1000 + j}) * 100" for j in range(len(values)))
-            conn.execute(sa.text(
-                f"INSERT INTO {FEATURES_TABLE} (symbol, `timestamp`, {', '.join(f'`{v}`' for v in values)}, "
-                f"feature_set_version) SELECT :symbol, TIMESTAMP(:start) + INTERVAL (seq * 5) MINUTE, {exprs}, "
-                f"'bench' FROM seq_0_to_{windows - 1}"), {"symbol": symbol, "start": START})
-        conn.execute(sa.text(
-            "INSERT INTO partition_log (asset, window_start, run_id, row_count, code_version, committed_at) "
-            f"SELECT :asset, TIMESTAMP(:start) + INTERVAL (seq * 5) MINUTE, 'bench', :n, 'bench', NOW(6) "
-            f"FROM seq_0_to_{windows - 1}"), {"asset": FEATURES_TABLE, "start": START, "n": len(symbols)})
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO {FEATURES_TABLE} (symbol, `timestamp`, {', '.join(f'`{v}`' for v in values)}, "
+                    f"feature_set_version) SELECT :symbol, TIMESTAMP(:start) + INTERVAL (seq * 5) MINUTE, {exprs}, "
+                    f"'bench' FROM seq_0_to_{windows - 1}"
+                ),
+                {"symbol": symbol, "start": START},
+            )
+        conn.execute(
+            sa.text(
+                "INSERT INTO partition_log (asset, window_start, run_id, row_count, code_version, committed_at) "
+                f"SELECT :asset, TIMESTAMP(:start) + INTERVAL (seq * 5) MINUTE, 'bench', :n, 'bench', NOW(6) "
+                f"FROM seq_0_to_{windows - 1}"
+            ),
+            {"asset": FEATURES_TABLE, "start": START, "n": len(symbols)},
+        )
     return time.perf_counter() - began
 
 
@@ -76,9 +84,13 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=10)
     parser.add_argument("--columns", type=int, default=160, help="synthetic feature columns (without a catalog)")
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--sql-chunksize", type=int, default=100_000,
-                        help="pandas.read_sql chunksize (0: one fetch); a full fetch of 1M x 300 columns "
-                             "needs over 20 GB of Python objects")
+    parser.add_argument(
+        "--sql-chunksize",
+        type=int,
+        default=100_000,
+        help="pandas.read_sql chunksize (0: one fetch); a full fetch of 1M x 300 columns "
+        "needs over 20 GB of Python objects",
+    )
     args = parser.parse_args()
 
     with bench_database(DATABASE, charset="utf8mb4") as url:
@@ -88,8 +100,10 @@ def main() -> None:
         setup = fill(url, table, symbols, windows)
         end = START + timedelta(minutes=5 * windows)
         value_columns = [c.name for c in table.columns if c.name not in ("symbol", "timestamp", "feature_set_version")]
-        print(f"setup: {windows * len(symbols):,} rows x {len(value_columns)} feature columns ({origin}), "
-              f"{len(symbols)} symbols x {windows:,} windows ({(end - START).days} days), {setup:.1f}s")
+        print(
+            f"setup: {windows * len(symbols):,} rows x {len(value_columns)} feature columns ({origin}), "
+            f"{len(symbols)} symbols x {windows:,} windows ({(end - START).days} days), {setup:.1f}s"
+        )
 
         with api_server(url, args.port, {"CRYPTO_API_RATE_LIMIT": "0", "CRYPTO_API_MAX_ROWS": "1000000"}):
             client = CryptoDataClient(f"http://127.0.0.1:{args.port}", timeout=1800)
@@ -104,12 +118,15 @@ def main() -> None:
 
             engine = sa.create_engine(url)
             pl = sa.table("partition_log", sa.column("asset"), sa.column("window_start"))
-            query = (sa.select(table.c.symbol, table.c.timestamp, *(table.c[c] for c in value_columns))
-                     .select_from(table.join(pl, sa.and_(pl.c.asset == FEATURES_TABLE,
-                                                         pl.c.window_start == table.c.timestamp)))
-                     .where(table.c.symbol.in_(symbols), table.c.timestamp >= START, table.c.timestamp < end)
-                     .order_by(table.c.symbol, table.c.timestamp)
-                     .prefix_with("STRAIGHT_JOIN"))  # the same plan the gateway uses: no temporary table
+            query = (
+                sa.select(table.c.symbol, table.c.timestamp, *(table.c[c] for c in value_columns))
+                .select_from(
+                    table.join(pl, sa.and_(pl.c.asset == FEATURES_TABLE, pl.c.window_start == table.c.timestamp))
+                )
+                .where(table.c.symbol.in_(symbols), table.c.timestamp >= START, table.c.timestamp < end)
+                .order_by(table.c.symbol, table.c.timestamp)
+                .prefix_with("STRAIGHT_JOIN")
+            )  # the same plan the gateway uses: no temporary table
             began = time.perf_counter()
             if args.sql_chunksize:  # server-side cursor: memory bounded by the chunk, as the gateway's is
                 with engine.connect().execution_options(stream_results=True) as conn:

@@ -32,8 +32,16 @@ DATABASE = "crypto_bench_api_load"
 
 
 # ------------------------------------------------------------------------------ load generator
-async def _worker(host: str, port: int, path: str, gzip: bool, stop_at: float, warm_until: float,
-                  latencies: list[float], errors: list[str]) -> None:
+async def _worker(
+    host: str,
+    port: int,
+    path: str,
+    gzip: bool,
+    stop_at: float,
+    warm_until: float,
+    latencies: list[float],
+    errors: list[str],
+) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     encoding = "Accept-Encoding: gzip\r\n" if gzip else ""
     request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: application/json\r\n{encoding}\r\n".encode()
@@ -64,23 +72,30 @@ async def _worker(host: str, port: int, path: str, gzip: bool, stop_at: float, w
         writer.close()
 
 
-async def _load(host: str, port: int, path: str, gzip: bool, concurrency: int, seconds: float,
-                warmup: float) -> dict:
+async def _load(host: str, port: int, path: str, gzip: bool, concurrency: int, seconds: float, warmup: float) -> dict:
     latencies: list[float] = []
     errors: list[str] = []
     now = time.perf_counter()
     warm_until = now + warmup
     stop_at = warm_until + seconds
-    await asyncio.gather(*(_worker(host, port, path, gzip, stop_at, warm_until, latencies, errors)
-                           for _ in range(concurrency)))
+    await asyncio.gather(
+        *(_worker(host, port, path, gzip, stop_at, warm_until, latencies, errors) for _ in range(concurrency))
+    )
     latencies.sort()
 
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
 
-    return {"requests": len(latencies), "errors": len(errors), "error_examples": errors[:3],
-            "rps": len(latencies) / seconds, "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99),
-            "max_ms": latencies[-1] * 1000 if latencies else float("nan")}
+    return {
+        "requests": len(latencies),
+        "errors": len(errors),
+        "error_examples": errors[:3],
+        "rps": len(latencies) / seconds,
+        "p50_ms": pct(0.50),
+        "p90_ms": pct(0.90),
+        "p99_ms": pct(0.99),
+        "max_ms": latencies[-1] * 1000 if latencies else float("nan"),
+    }
 
 
 def load_main(argv: list[str]) -> None:
@@ -88,11 +103,15 @@ def load_main(argv: list[str]) -> None:
     host, port, path, gzip, concurrency, seconds, warmup = argv
     try:
         import uvloop
+
         uvloop.install()
     except ImportError:
         pass
-    print(json.dumps(asyncio.run(_load(host, int(port), path, gzip == "gzip", int(concurrency), float(seconds),
-                                       float(warmup)))))
+    print(
+        json.dumps(
+            asyncio.run(_load(host, int(port), path, gzip == "gzip", int(concurrency), float(seconds), float(warmup)))
+        )
+    )
 
 
 # ------------------------------------------------------------------------------ orchestration
@@ -108,35 +127,49 @@ def main() -> None:
 
     import httpx
 
-    from resources.simulated import simulated_price_frame
-    from resources.universe import load_universe
-    from resources.warehouse import get_warehouse
+    from resources.config.universe import load_universe
+    from resources.sources.simulated import simulated_price_frame
+    from resources.storage.warehouse import get_warehouse
 
     with bench_database(DATABASE, charset="utf8mb4") as url:
         coins = load_universe()
         end = datetime(2026, 1, 2)
         start = end - timedelta(days=1)
         frame = simulated_price_frame(coins, start, end)
-        get_warehouse(url).write_partition("price_data_real", frame, start=start, end=end, run_id="bench",
-                                           code_version="bench")
+        get_warehouse(url).write_partition(
+            "price_data_real", frame, start=start, end=end, run_id="bench", code_version="bench"
+        )
         print(f"setup: {len(frame):,} price rows, {len(coins)} symbols, one day of committed windows")
-        with api_server(url, args.port, {"CRYPTO_API_RATE_LIMIT": "0"},
-                        options=[*UVLOOP_HTTPTOOLS, "--workers", str(args.workers)]):
+        with api_server(
+            url, args.port, {"CRYPTO_API_RATE_LIMIT": "0"}, options=[*UVLOOP_HTTPTOOLS, "--workers", str(args.workers)]
+        ):
             base = f"http://127.0.0.1:{args.port}"
             body = httpx.get(base + "/v1/prices/latest").json()
             assert body["count"] == len(coins), body["count"]
-            stats = run_load_generator(__file__, "127.0.0.1", str(args.port), "/v1/prices/latest",
-                                       "gzip" if args.gzip else "identity", str(args.concurrency), str(args.seconds),
-                                       str(args.warmup))
-            wire = httpx.get(base + "/v1/prices/latest",
-                             headers={"Accept-Encoding": "gzip" if args.gzip else "identity"})
+            stats = run_load_generator(
+                __file__,
+                "127.0.0.1",
+                str(args.port),
+                "/v1/prices/latest",
+                "gzip" if args.gzip else "identity",
+                str(args.concurrency),
+                str(args.seconds),
+                str(args.warmup),
+            )
+            wire = httpx.get(
+                base + "/v1/prices/latest", headers={"Accept-Encoding": "gzip" if args.gzip else "identity"}
+            )
             size = int(wire.headers["content-length"])
-            print(f"GET /v1/prices/latest ({len(coins)} symbols, {size:,} bytes "
-                  f"{'gzip' if args.gzip else 'identity'}), {args.workers} uvicorn worker(s), concurrency "
-                  f"{args.concurrency}, {args.seconds:.0f}s after {args.warmup:.0f}s warm-up:")
+            print(
+                f"GET /v1/prices/latest ({len(coins)} symbols, {size:,} bytes "
+                f"{'gzip' if args.gzip else 'identity'}), {args.workers} uvicorn worker(s), concurrency "
+                f"{args.concurrency}, {args.seconds:.0f}s after {args.warmup:.0f}s warm-up:"
+            )
             print(f"  requests {stats['requests']:,}  ({stats['rps']:,.0f}/s)   errors {stats['errors']}")
-            print(f"  p50 {stats['p50_ms']:.2f} ms   p90 {stats['p90_ms']:.2f} ms   p99 {stats['p99_ms']:.2f} ms   "
-                  f"max {stats['max_ms']:.2f} ms   (aim: p99 < 25 ms, no errors)")
+            print(
+                f"  p50 {stats['p50_ms']:.2f} ms   p90 {stats['p90_ms']:.2f} ms   p99 {stats['p99_ms']:.2f} ms   "
+                f"max {stats['max_ms']:.2f} ms   (aim: p99 < 25 ms, no errors)"
+            )
             if stats["error_examples"]:
                 print("  error examples:", stats["error_examples"])
 

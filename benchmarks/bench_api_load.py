@@ -41,7 +41,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.support import (  # noqa: E402
-    UVLOOP_HTTPTOOLS, api_server, bench_database, run_load_generator, stop_api)
+    UVLOOP_HTTPTOOLS,
+    api_server,
+    bench_database,
+    run_load_generator,
+    stop_api,
+)
 
 DATABASE = "crypto_bench_api_load_mixed"
 KEYS = ("bench-key-load", "bench-key-polite")
@@ -95,8 +100,9 @@ def _torn_features(body: dict) -> str | None:
     return None
 
 
-async def _worker(kind: str, host: str, port: int, path: str, key: str, symbols: int, stop_at: float,
-                  warm_until: float, out: dict) -> None:
+async def _worker(
+    kind: str, host: str, port: int, path: str, key: str, symbols: int, stop_at: float, warm_until: float, out: dict
+) -> None:
     import orjson
 
     reader, writer = await asyncio.open_connection(host, port)
@@ -110,8 +116,10 @@ async def _worker(kind: str, host: str, port: int, path: str, key: str, symbols:
                 # The last 6 hours before the newest window seen: a constant-size range that follows
                 # the commits, as a dashboard would ask for it.
                 newest = datetime.fromisoformat(out["latest_as_of"].rstrip("Z"))
-                path = (f"{base_path}&start={(newest - timedelta(hours=6)).isoformat()}Z"
-                        f"&end={(newest + WINDOW).isoformat()}Z")
+                path = (
+                    f"{base_path}&start={(newest - timedelta(hours=6)).isoformat()}Z"
+                    f"&end={(newest + WINDOW).isoformat()}Z"
+                )
             status, headers, body = await _request(reader, writer, host, port, path, key)
             elapsed = time.perf_counter() - began
             if began < warm_until:
@@ -138,8 +146,9 @@ async def _worker(kind: str, host: str, port: int, path: str, key: str, symbols:
         writer.close()
 
 
-async def _load(host: str, port: int, paths: dict[str, str], key: str, symbols: int, concurrency: int,
-                seconds: float, warmup: float) -> dict:
+async def _load(
+    host: str, port: int, paths: dict[str, str], key: str, symbols: int, concurrency: int, seconds: float, warmup: float
+) -> dict:
     from collections import defaultdict
 
     out: dict = defaultdict(int)
@@ -147,21 +156,32 @@ async def _load(host: str, port: int, paths: dict[str, str], key: str, symbols: 
     now = time.perf_counter()
     warm_until, stop_at = now + warmup, now + warmup + seconds
     kinds = ["latest" if i % 2 == 0 else "features" for i in range(concurrency)]
-    await asyncio.gather(*(_worker(kind, host, port, paths[kind], key, symbols, stop_at, warm_until, out)
-                           for kind in kinds))
+    await asyncio.gather(
+        *(_worker(kind, host, port, paths[kind], key, symbols, stop_at, warm_until, out) for kind in kinds)
+    )
 
     def stats(values: list[float]) -> dict:
         values = sorted(values)
         pick = lambda p: round(values[min(len(values) - 1, int(p * len(values)))] * 1000, 2) if values else None  # noqa: E731
-        return {"requests": len(values), "rps": round(len(values) / seconds, 1), "p50_ms": pick(0.5),
-                "p99_ms": pick(0.99), "max_ms": round(values[-1] * 1000, 2) if values else None}
+        return {
+            "requests": len(values),
+            "rps": round(len(values) / seconds, 1),
+            "p50_ms": pick(0.5),
+            "p99_ms": pick(0.99),
+            "max_ms": round(values[-1] * 1000, 2) if values else None,
+        }
 
     every = out["latencies"]["latest"] + out["latencies"]["features"]
-    return {"all": stats(every), "latest": stats(out["latencies"]["latest"]),
-            "features": stats(out["latencies"]["features"]), "errors": len(out["errors"]),
-            "error_examples": out["errors"][:5], "torn_reads": out["torn_reads"],
-            "distinct_as_of": len(out["as_of"] - {None}),
-            "cache": {k[6:]: v for k, v in out.items() if k.startswith("cache_")}}
+    return {
+        "all": stats(every),
+        "latest": stats(out["latencies"]["latest"]),
+        "features": stats(out["latencies"]["features"]),
+        "errors": len(out["errors"]),
+        "error_examples": out["errors"][:5],
+        "torn_reads": out["torn_reads"],
+        "distinct_as_of": len(out["as_of"] - {None}),
+        "cache": {k[6:]: v for k, v in out.items() if k.startswith("cache_")},
+    }
 
 
 async def _hammer(host: str, port: int, path: str, concurrency: int, seconds: float) -> dict:
@@ -185,8 +205,12 @@ async def _hammer(host: str, port: int, path: str, concurrency: int, seconds: fl
         finally:
             writer.close()
 
-    await asyncio.gather(*(loop("hammer", KEYS[0], 0) for _ in range(concurrency)),
-                         loop("polite", KEYS[1], 0.5), loop("wrong", "not-a-key", 1.0), loop("none", None, 1.0))
+    await asyncio.gather(
+        *(loop("hammer", KEYS[0], 0) for _ in range(concurrency)),
+        loop("polite", KEYS[1], 0.5),
+        loop("wrong", "not-a-key", 1.0),
+        loop("none", None, 1.0),
+    )
     return {who: dict(c) for who, c in counts.items()} | {"retry_after_values": sorted(retry_after)[:3]}
 
 
@@ -195,13 +219,15 @@ def load_main(argv: list[str]) -> None:
     mode, host, port = argv[0], argv[1], int(argv[2])
     try:
         import uvloop
+
         uvloop.install()
     except ImportError:
         pass
     if mode == "mixed":
         paths = json.loads(argv[3])
-        result = asyncio.run(_load(host, port, paths, argv[4], int(argv[5]), int(argv[6]), float(argv[7]),
-                                   float(argv[8])))
+        result = asyncio.run(
+            _load(host, port, paths, argv[4], int(argv[5]), int(argv[6]), float(argv[7]), float(argv[8]))
+        )
     else:
         result = asyncio.run(_hammer(host, port, argv[3], int(argv[4]), float(argv[5])))
     print(json.dumps(result))
@@ -220,16 +246,25 @@ def _rss_mb(pid: int) -> float:
 
 def _serve(servers: contextlib.ExitStack, url: str, port: int, extra: dict[str, str]) -> subprocess.Popen:
     """The gateway on ``port`` (one worker, API keys required, ``extra`` in its environment), stopped by ``servers``."""
-    return servers.enter_context(api_server(url, port, {"CRYPTO_API_KEYS": ",".join(KEYS), **extra},
-                                            options=[*UVLOOP_HTTPTOOLS, "--workers", "1"]))
+    return servers.enter_context(
+        api_server(
+            url, port, {"CRYPTO_API_KEYS": ",".join(KEYS), **extra}, options=[*UVLOOP_HTTPTOOLS, "--workers", "1"]
+        )
+    )
 
 
-def _features_frame(table, coins, window: datetime, rng) -> "object":
+def _features_frame(table, coins, window: datetime, rng) -> object:
     import pandas as pd
 
     names = [c.name for c in table.columns if c.name not in ("symbol", "timestamp", "price", "feature_set_version")]
-    frame = pd.DataFrame({"symbol": [c.symbol for c in coins], "timestamp": window,
-                          "price": rng.uniform(1, 100, len(coins)), "feature_set_version": "bench"})
+    frame = pd.DataFrame(
+        {
+            "symbol": [c.symbol for c in coins],
+            "timestamp": window,
+            "price": rng.uniform(1, 100, len(coins)),
+            "feature_set_version": "bench",
+        }
+    )
     values = rng.normal(size=(len(coins), len(names)))
     return pd.concat([frame, pd.DataFrame(values, columns=names)], axis=1)
 
@@ -246,17 +281,18 @@ def main() -> None:
 
     import numpy as np
 
-    from resources.simulated import simulated_price_frame
-    from resources.universe import load_universe
-    from resources.warehouse import FEATURES_TABLE, METADATA, define_features_table, get_warehouse
+    from resources.config.universe import load_universe
+    from resources.sources.simulated import simulated_price_frame
+    from resources.storage.warehouse import FEATURES_TABLE, METADATA, define_features_table, get_warehouse
 
     try:
         importlib.import_module("crypto_assets.features.catalog")  # declares the features table
     except ImportError:
         define_features_table([f"feature_{i}" for i in range(60)])
     table = METADATA.tables[FEATURES_TABLE]
-    feature_names = [c.name for c in table.columns if c.name not in ("symbol", "timestamp", "price",
-                                                                     "feature_set_version")][:3]
+    feature_names = [
+        c.name for c in table.columns if c.name not in ("symbol", "timestamp", "price", "feature_set_version")
+    ][:3]
     rng = np.random.default_rng(3)
     with bench_database(DATABASE, charset="utf8mb4") as url, contextlib.ExitStack() as servers:
         coins = load_universe()
@@ -265,17 +301,29 @@ def main() -> None:
         wh = get_warehouse(url)
         prices = simulated_price_frame(coins, start, end)
         wh.write_partition("price_data_real", prices, start=start, end=end, run_id="bench", code_version="bench")
-        features = __import__("pandas").concat([_features_frame(table, coins, w, rng)
-                                                for w in sorted(prices.window_start.unique())])
-        wh.write_partition(FEATURES_TABLE, features, start=start, end=end, run_id="bench", code_version="bench",
-                           time_column="timestamp")
-        print(f"setup: a day of {len(coins)} symbols: {len(prices):,} price rows, {len(features):,} feature rows "
-              f"x {len(table.columns)} columns")
+        features = __import__("pandas").concat(
+            [_features_frame(table, coins, w, rng) for w in sorted(prices.window_start.unique())]
+        )
+        wh.write_partition(
+            FEATURES_TABLE,
+            features,
+            start=start,
+            end=end,
+            run_id="bench",
+            code_version="bench",
+            time_column="timestamp",
+        )
+        print(
+            f"setup: a day of {len(coins)} symbols: {len(prices):,} price rows, {len(features):,} feature rows "
+            f"x {len(table.columns)} columns"
+        )
 
         server = _serve(servers, url, args.port, {"CRYPTO_API_RATE_LIMIT": "100000000"})
-        paths = {"latest": "/v1/prices/latest",
-                 "features": f"/v1/features?symbols={','.join(FEATURE_SYMBOLS)}&columns={','.join(feature_names)}"
-                             f"&start={(end - timedelta(hours=6)).isoformat()}Z&limit=10000"}
+        paths = {
+            "latest": "/v1/prices/latest",
+            "features": f"/v1/features?symbols={','.join(FEATURE_SYMBOLS)}&columns={','.join(feature_names)}"
+            f"&start={(end - timedelta(hours=6)).isoformat()}Z&limit=10000",
+        }
 
         stop = threading.Event()
         commits: list[float] = []
@@ -286,11 +334,23 @@ def main() -> None:
             while not stop.wait(args.commit_every):
                 began = time.perf_counter()
                 frame = simulated_price_frame(coins, window, window + WINDOW)
-                wh.write_partition("price_data_real", frame, start=window, end=window + WINDOW, run_id="bench-live",
-                                   code_version="bench")
-                wh.write_partition(FEATURES_TABLE, _features_frame(table, coins, window, rng), start=window,
-                                   end=window + WINDOW, run_id="bench-live", code_version="bench",
-                                   time_column="timestamp")
+                wh.write_partition(
+                    "price_data_real",
+                    frame,
+                    start=window,
+                    end=window + WINDOW,
+                    run_id="bench-live",
+                    code_version="bench",
+                )
+                wh.write_partition(
+                    FEATURES_TABLE,
+                    _features_frame(table, coins, window, rng),
+                    start=window,
+                    end=window + WINDOW,
+                    run_id="bench-live",
+                    code_version="bench",
+                    time_column="timestamp",
+                )
                 commits.append(time.perf_counter() - began)
                 window += WINDOW
 
@@ -299,44 +359,81 @@ def main() -> None:
                 memory.append(_rss_mb(server.pid))
 
         memory.append(_rss_mb(server.pid))
-        threads = [threading.Thread(target=commit_windows, daemon=True), threading.Thread(target=sample_memory,
-                                                                                         daemon=True)]
+        threads = [
+            threading.Thread(target=commit_windows, daemon=True),
+            threading.Thread(target=sample_memory, daemon=True),
+        ]
         for thread in threads:
             thread.start()
         try:
-            stats = run_load_generator(__file__, "mixed", "127.0.0.1", str(args.port), json.dumps(paths), KEYS[0],
-                                       str(len(coins)), str(args.concurrency), str(args.seconds), str(args.warmup))
+            stats = run_load_generator(
+                __file__,
+                "mixed",
+                "127.0.0.1",
+                str(args.port),
+                json.dumps(paths),
+                KEYS[0],
+                str(len(coins)),
+                str(args.concurrency),
+                str(args.seconds),
+                str(args.warmup),
+            )
         finally:
             stop.set()
             for thread in threads:
                 thread.join(30)
-        print(f"mixed load, {args.concurrency} connections from a second process, {args.seconds:.0f} s after "
-              f"{args.warmup:.0f} s warm-up, API key required, a window committed every {args.commit_every} s "
-              f"({len(commits)} windows, write p50 {sorted(commits)[len(commits) // 2] * 1000:.0f} ms):")
+        print(
+            f"mixed load, {args.concurrency} connections from a second process, {args.seconds:.0f} s after "
+            f"{args.warmup:.0f} s warm-up, API key required, a window committed every {args.commit_every} s "
+            f"({len(commits)} windows, write p50 {sorted(commits)[len(commits) // 2] * 1000:.0f} ms):"
+        )
         for kind in ("all", "latest", "features"):
             s = stats[kind]
-            print(f"  {kind:8s} {s['requests']:>8,} requests  {s['rps']:>8,.1f}/s   p50 {s['p50_ms']} ms   "
-                  f"p99 {s['p99_ms']} ms   max {s['max_ms']} ms")
-        print(f"  errors {stats['errors']}  torn (half-committed) reads {stats['torn_reads']}  distinct windows "
-              f"seen {stats['distinct_as_of']}  cache {stats['cache']}")
+            print(
+                f"  {kind:8s} {s['requests']:>8,} requests  {s['rps']:>8,.1f}/s   p50 {s['p50_ms']} ms   "
+                f"p99 {s['p99_ms']} ms   max {s['max_ms']} ms"
+            )
+        print(
+            f"  errors {stats['errors']}  torn (half-committed) reads {stats['torn_reads']}  distinct windows "
+            f"seen {stats['distinct_as_of']}  cache {stats['cache']}"
+        )
         if stats["error_examples"]:
             print(f"  error examples: {stats['error_examples']}")
         quarters = [memory[min(len(memory) - 1, i * len(memory) // 4)] for i in range(4)] + [memory[-1]]
-        print(f"  server RSS (MB) at 0/25/50/75/100% of the run: {' / '.join(f'{m:.0f}' for m in quarters)}, "
-              f"peak {max(memory):.0f}")
+        print(
+            f"  server RSS (MB) at 0/25/50/75/100% of the run: {' / '.join(f'{m:.0f}' for m in quarters)}, "
+            f"peak {max(memory):.0f}"
+        )
         stop_api(server)
 
         _serve(servers, url, args.port + 1, {"CRYPTO_API_RATE_LIMIT": "600"})
-        hammer = run_load_generator(__file__, "hammer", "127.0.0.1", str(args.port + 1), "/v1/prices/latest", "16",
-                                    str(args.hammer_seconds))
-        print(f"rate limit 600/min per key, {args.hammer_seconds:.0f} s: hammering key {hammer['hammer']}, "
-              f"polite key {hammer['polite']}, wrong key {hammer['wrong']}, no key {hammer['none']}, "
-              f"Retry-After {hammer['retry_after_values']}")
-        ok = (stats["errors"] == 0 and stats["torn_reads"] == 0 and set(hammer["polite"]) == {"200"}
-              and "429" in hammer["hammer"] and set(hammer["wrong"]) == {"403"} and set(hammer["none"]) == {"401"})
+        hammer = run_load_generator(
+            __file__, "hammer", "127.0.0.1", str(args.port + 1), "/v1/prices/latest", "16", str(args.hammer_seconds)
+        )
+        print(
+            f"rate limit 600/min per key, {args.hammer_seconds:.0f} s: hammering key {hammer['hammer']}, "
+            f"polite key {hammer['polite']}, wrong key {hammer['wrong']}, no key {hammer['none']}, "
+            f"Retry-After {hammer['retry_after_values']}"
+        )
+        ok = (
+            stats["errors"] == 0
+            and stats["torn_reads"] == 0
+            and set(hammer["polite"]) == {"200"}
+            and "429" in hammer["hammer"]
+            and set(hammer["wrong"]) == {"403"}
+            and set(hammer["none"]) == {"401"}
+        )
         print("verdict:", "OK" if ok else "PROBLEMS (see above)")
-        print(json.dumps({"mixed": stats, "memory_mb": {"start": memory[0], "peak": max(memory), "end": memory[-1]},
-                          "commits": len(commits), "hammer": hammer}))
+        print(
+            json.dumps(
+                {
+                    "mixed": stats,
+                    "memory_mb": {"start": memory[0], "peak": max(memory), "end": memory[-1]},
+                    "commits": len(commits),
+                    "hammer": hammer,
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

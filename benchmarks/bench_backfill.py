@@ -28,9 +28,10 @@ if str(ROOT) not in sys.path:
 from benchmarks.support import bench_database  # noqa: E402
 from crypto_assets.partitions import PARTITION_KEY_FORMAT  # noqa: E402
 from crypto_assets.prices import price_data_real  # noqa: E402
-from resources.dagster_resources import WarehouseResource  # noqa: E402
-from resources.price_sources import PriceSourceResource  # noqa: E402
-from resources.warehouse import dispose_warehouse, get_warehouse, price_data_real as price_table  # noqa: E402
+from resources.sources.price_sources import PriceSourceResource  # noqa: E402
+from resources.storage.dagster_resources import WarehouseResource  # noqa: E402
+from resources.storage.warehouse import dispose_warehouse, get_warehouse  # noqa: E402
+from resources.storage.warehouse import price_data_real as price_table
 
 DATABASE = "crypto_bench_backfill"
 DAY = datetime(2026, 11, 1)
@@ -47,18 +48,24 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as home, dg.instance_for_test(temp_dir=home) as instance:
                 last = DAY + timedelta(minutes=5 * 287)
                 began = time.perf_counter()
-                result = dg.materialize([price_data_real], resources=resources, instance=instance, tags={
-                    "dagster/asset_partition_range_start": DAY.strftime(PARTITION_KEY_FORMAT),
-                    "dagster/asset_partition_range_end": last.strftime(PARTITION_KEY_FORMAT),
-                })
+                result = dg.materialize(
+                    [price_data_real],
+                    resources=resources,
+                    instance=instance,
+                    tags={
+                        "dagster/asset_partition_range_start": DAY.strftime(PARTITION_KEY_FORMAT),
+                        "dagster/asset_partition_range_end": last.strftime(PARTITION_KEY_FORMAT),
+                    },
+                )
                 one_run = time.perf_counter() - began
                 assert result.success
                 per_window = []
                 for i in range(args.sample):
                     key = (DAY + timedelta(days=1, minutes=5 * i)).strftime(PARTITION_KEY_FORMAT)
                     began = time.perf_counter()
-                    assert dg.materialize([price_data_real], resources=resources, instance=instance,
-                                          partition_key=key).success
+                    assert dg.materialize(
+                        [price_data_real], resources=resources, instance=instance, partition_key=key
+                    ).success
                     per_window.append(time.perf_counter() - began)
             with get_warehouse(url).engine.connect() as conn:
                 rows = conn.execute(sa.select(sa.func.count()).select_from(price_table)).scalar_one()
@@ -66,8 +73,10 @@ def main() -> None:
             window_cost = statistics.median(per_window)
             print("one day = 288 windows x 124 symbols = 35,712 rows into MariaDB, through dagster.materialize")
             print(f"one run for the day:        {one_run:6.2f} s")
-            print(f"one run per window:         {window_cost:6.3f} s a window (median of {args.sample}) "
-                  f"-> {window_cost * 288:6.1f} s for the day")
+            print(
+                f"one run per window:         {window_cost:6.3f} s a window (median of {args.sample}) "
+                f"-> {window_cost * 288:6.1f} s for the day"
+            )
             print(f"ratio per-window runs / one run: {window_cost * 288 / one_run:.1f}x")
         finally:
             dispose_warehouse(url)

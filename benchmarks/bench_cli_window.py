@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,16 +38,25 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_cli_window_"))
     (work / "dagster_home").mkdir()
     shutil.copy(ROOT / "deploy" / "local" / "dagster.yaml", work / "dagster_home" / "dagster.yaml")
-    env = {**os.environ, "DAGSTER_HOME": str(work / "dagster_home"), "CRYPTO_HOME": str(work / "home"),
-           "CRYPTO_DB_URL": f"sqlite:///{work / 'warehouse.sqlite'}", "CRYPTO_SOURCE": "simulated"}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(work / "dagster_home"),
+        "CRYPTO_HOME": str(work / "home"),
+        "CRYPTO_DB_URL": f"sqlite:///{work / 'warehouse.sqlite'}",
+        "CRYPTO_SOURCE": "simulated",
+    }
     os.environ.update({k: env[k] for k in ("DAGSTER_HOME", "CRYPTO_HOME", "CRYPTO_DB_URL", "CRYPTO_SOURCE")})
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     windows = [(now - timedelta(hours=2 + i)).replace(minute=0, second=0, microsecond=0) for i in range(args.repeat)]
     cli = time_cli(ROOT, env, args.select, windows, "")
     if args.baseline:
         checkout = work / "baseline"
-        subprocess.run(["git", "worktree", "add", "--detach", str(checkout), args.baseline], cwd=ROOT, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(checkout), args.baseline],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
         try:
             base = time_cli(checkout, env, args.select, [w - timedelta(hours=6) for w in windows], f"@{args.baseline}")
         finally:
@@ -70,8 +79,10 @@ def main() -> None:
     print(f"same window inside a started process, median: {floor:.2f} s")
     print(f"ratio CLI / in-process: {cli_median / floor:.1f}x; process start and imports: {cli_median - floor:.2f} s")
     if args.baseline:
-        print(f"CLI at {args.baseline}, median: {statistics.median(base):.2f} s; ratio to now: "
-              f"{statistics.median(base) / cli_median:.1f}x")
+        print(
+            f"CLI at {args.baseline}, median: {statistics.median(base):.2f} s; ratio to now: "
+            f"{statistics.median(base) / cli_median:.1f}x"
+        )
 
 
 def time_cli(checkout: Path, env: dict[str, str], select: str, windows: list[datetime], label: str) -> list[float]:
@@ -81,8 +92,23 @@ def time_cli(checkout: Path, env: dict[str, str], select: str, windows: list[dat
     for window in windows:
         key = window.strftime("%Y-%m-%d-%H:%M")
         started = time.perf_counter()
-        subprocess.run([dagster, "asset", "materialize", "-m", "crypto_assets.definitions", "--select", select,
-                        "--partition", key], cwd=checkout, env=env, check=True, capture_output=True)
+        subprocess.run(
+            [
+                dagster,
+                "asset",
+                "materialize",
+                "-m",
+                "crypto_assets.definitions",
+                "--select",
+                select,
+                "--partition",
+                key,
+            ],
+            cwd=checkout,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         times.append(time.perf_counter() - started)
         print(f"CLI{label} {select} {key}: {times[-1]:.2f} s", flush=True)
     return times

@@ -31,9 +31,10 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,10 +48,10 @@ from benchmarks.support import bench_database  # noqa: E402
 from crypto_assets.features.catalog import FEATURE_NAMES, FEATURES_TABLE  # noqa: E402
 from crypto_assets.features.compute import compute_features, history_start  # noqa: E402
 from crypto_assets.features.io import read_feature_inputs  # noqa: E402
-from resources.macro_sources import YAHOO_TICKERS, simulated_macro_frame  # noqa: E402
-from resources.simulated import simulated_price_frame  # noqa: E402
-from resources.universe import load_universe  # noqa: E402
-from resources.warehouse import Warehouse, tsv_table  # noqa: E402
+from resources.config.universe import load_universe  # noqa: E402
+from resources.sources.macro_sources import YAHOO_TICKERS, simulated_macro_frame  # noqa: E402
+from resources.sources.simulated import simulated_price_frame  # noqa: E402
+from resources.storage.warehouse import Warehouse, tsv_table  # noqa: E402
 
 DATABASE = "crypto_bench_features"
 STEP = timedelta(minutes=5)
@@ -73,13 +74,19 @@ def synthetic_sentiment(symbols: Sequence[str], start: datetime, end: datetime, 
     weights = np.array([8.0 if s in ("BTC", "ETH") else 1.0 for s in symbols])
     windows = start + rng.integers(0, (end - start) // STEP, n) * STEP
     scores = np.clip(rng.normal(0.05, 0.45, n), -1, 1)
-    return pd.DataFrame({
-        "item_id": [f"bench{i:08d}" for i in range(n)], "symbol": rng.choice(symbols, n, p=weights / weights.sum()),
-        "model": "lexicon", "window_start": windows, "sentiment_score": scores,
-        "confidence": rng.uniform(0.3, 1.0, n),
-        "label": np.where(scores > 0.2, "bullish", np.where(scores < -0.2, "bearish", "neutral")),
-        "source": "rss", "analyzed_at": windows + pd.Timedelta(minutes=6),
-    })
+    return pd.DataFrame(
+        {
+            "item_id": [f"bench{i:08d}" for i in range(n)],
+            "symbol": rng.choice(symbols, n, p=weights / weights.sum()),
+            "model": "lexicon",
+            "window_start": windows,
+            "sentiment_score": scores,
+            "confidence": rng.uniform(0.3, 1.0, n),
+            "label": np.where(scores > 0.2, "bullish", np.where(scores < -0.2, "bearish", "neutral")),
+            "source": "rss",
+            "analyzed_at": windows + pd.Timedelta(minutes=6),
+        }
+    )
 
 
 def seed(wh: Warehouse, start: datetime, days: int) -> dict[str, float]:
@@ -96,14 +103,23 @@ def seed(wh: Warehouse, start: datetime, days: int) -> dict[str, float]:
     figures["seed_price_rows"] = rows
     figures["seed_price_rows_per_s"] = rows / (time.perf_counter() - began)
     sentiment = synthetic_sentiment([c.symbol for c in coins], start - DAY, start + days * DAY)
-    wh.write_partition("sentiment_data", sentiment, start=start - DAY, end=start + days * DAY, run_id="seed",
-                       code_version="bench")
+    wh.write_partition(
+        "sentiment_data", sentiment, start=start - DAY, end=start + days * DAY, run_id="seed", code_version="bench"
+    )
     first = (start - timedelta(days=480)).date()
     last = (start + days * DAY).date()
     macro = simulated_macro_frame(["DGS10", "DFF", "DTWEXBGS", "CPIAUCSL", *YAHOO_TICKERS], first, last, last)
-    wh.write_partition("macro_indicators", macro, start=datetime.combine(first, datetime.min.time()),
-                       end=datetime.combine(last, datetime.min.time()), run_id="seed", code_version="bench",
-                       time_column="observation_date", window=DAY, mode="merge")
+    wh.write_partition(
+        "macro_indicators",
+        macro,
+        start=datetime.combine(first, datetime.min.time()),
+        end=datetime.combine(last, datetime.min.time()),
+        run_id="seed",
+        code_version="bench",
+        time_column="observation_date",
+        window=DAY,
+        mode="merge",
+    )
     figures["seed_sentiment_rows"] = len(sentiment)
     figures["seed_macro_rows"] = len(macro)
     return figures
@@ -118,10 +134,13 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 def raw_talib_seconds(prices: pd.DataFrame, start: datetime, end: datetime) -> float:
     """The TA-Lib family's kernels run the usual way: each talib function once on each symbol's series."""
-    frame = prices.loc[(prices["window_start"] >= pd.Timestamp(history_start(start)))
-                       & (prices["window_start"] < pd.Timestamp(end))]
-    series = [(g["high"].to_numpy(float), g["low"].to_numpy(float), g["close"].to_numpy(float),
-               g["volume"].to_numpy(float)) for _, g in frame.sort_values("window_start").groupby("symbol")]
+    frame = prices.loc[
+        (prices["window_start"] >= pd.Timestamp(history_start(start))) & (prices["window_start"] < pd.Timestamp(end))
+    ]
+    series = [
+        (g["high"].to_numpy(float), g["low"].to_numpy(float), g["close"].to_numpy(float), g["volume"].to_numpy(float))
+        for _, g in frame.sort_values("window_start").groupby("symbol")
+    ]
     began = time.perf_counter()
     for h, lo, c, v in series:
         for n in (6, 14, 24):
@@ -159,8 +178,9 @@ def computation(wh: Warehouse, start: datetime, days: int) -> dict[str, Any]:
         seconds, profiles = [], []
         for _ in range(runs):
             profile: dict[str, float] = {}
-            took, frame = timed(lambda: compute_features(inputs.prices, inputs.sentiment, inputs.macro, first, end,
-                                                         profile=profile))
+            took, frame = timed(
+                lambda: compute_features(inputs.prices, inputs.sentiment, inputs.macro, first, end, profile=profile)
+            )
             seconds.append(took)
             profiles.append(profile)
         out[f"compute_{label}_s"] = statistics.median(seconds)
@@ -168,7 +188,8 @@ def computation(wh: Warehouse, start: datetime, days: int) -> dict[str, Any]:
         out[f"compute_{label}_talib_family_s"] = statistics.median(p.get("talib", 0.0) for p in profiles)
         out[f"compute_{label}_profile"] = {k: round(v, 3) for k, v in profiles[-1].items()}
         out[f"raw_talib_{label}_s"] = statistics.median(
-            raw_talib_seconds(inputs.prices, first, end) for _ in range(runs))
+            raw_talib_seconds(inputs.prices, first, end) for _ in range(runs)
+        )
         del frame
     return out
 
@@ -183,16 +204,28 @@ def live_window(wh: Warehouse, start: datetime, days: int, repeat: int = 5) -> d
         read = time.perf_counter()
         frame = compute_features(inputs.prices, inputs.sentiment, inputs.macro, window, end)
         computed = time.perf_counter()
-        wh.write_partition(FEATURES_TABLE.name, frame, start=window, end=end, run_id="bench-live",
-                           code_version="bench", time_column="timestamp")
+        wh.write_partition(
+            FEATURES_TABLE.name,
+            frame,
+            start=window,
+            end=end,
+            run_id="bench-live",
+            code_version="bench",
+            time_column="timestamp",
+        )
         done = time.perf_counter()
         reads.append(read - began)
         computes.append(computed - read)
         writes.append(done - computed)
         totals.append(done - began)
-    return {"live_read_s": statistics.median(reads), "live_compute_s": statistics.median(computes),
-            "live_write_s": statistics.median(writes), "live_total_s": statistics.median(totals),
-            "live_rows": len(frame), "live_read_path": inputs.reader}
+    return {
+        "live_read_s": statistics.median(reads),
+        "live_compute_s": statistics.median(computes),
+        "live_write_s": statistics.median(writes),
+        "live_total_s": statistics.median(totals),
+        "live_rows": len(frame),
+        "live_read_path": inputs.reader,
+    }
 
 
 def backfill(wh: Warehouse, start: datetime, days: int) -> dict[str, float]:
@@ -206,15 +239,29 @@ def backfill(wh: Warehouse, start: datetime, days: int) -> dict[str, float]:
         t1 = time.perf_counter()
         frame = compute_features(inputs.prices, inputs.sentiment, inputs.macro, first, first + DAY)
         t2 = time.perf_counter()
-        wh.write_partition(FEATURES_TABLE.name, frame, start=first, end=first + DAY, run_id=f"bench-{k}",
-                           code_version="bench", time_column="timestamp")
+        wh.write_partition(
+            FEATURES_TABLE.name,
+            frame,
+            start=first,
+            end=first + DAY,
+            run_id=f"bench-{k}",
+            code_version="bench",
+            time_column="timestamp",
+        )
         t3 = time.perf_counter()
         read, compute, write, rows = read + t1 - t0, compute + t2 - t1, write + t3 - t2, rows + len(frame)
         print(f"  day {k + 1}/{days}: read {t1 - t0:.2f}s compute {t2 - t1:.2f}s write {t3 - t2:.2f}s", flush=True)
     total = time.perf_counter() - began
-    return {"backfill_days": days, "backfill_rows": rows, "backfill_total_s": total, "backfill_read_s": read,
-            "backfill_compute_s": compute, "backfill_write_s": write, "backfill_rows_per_s": rows / total,
-            "backfill_write_rows_per_s": rows / write}
+    return {
+        "backfill_days": days,
+        "backfill_rows": rows,
+        "backfill_total_s": total,
+        "backfill_read_s": read,
+        "backfill_compute_s": compute,
+        "backfill_write_s": write,
+        "backfill_rows_per_s": rows / total,
+        "backfill_write_rows_per_s": rows / write,
+    }
 
 
 def write_paths(url: str, start: datetime, current_days: int) -> dict[str, float]:
@@ -229,9 +276,17 @@ def write_paths(url: str, start: datetime, current_days: int) -> dict[str, float
     for name, wh in (("insert", inserts), ("load_data", loads)):
         took = []
         for first, frame in frames[:current_days] if name == "insert" else frames[:1]:
-            seconds, _ = timed(lambda: wh.write_partition(FEATURES_TABLE.name, frame, start=first, end=first + DAY,
-                                                         run_id="bench-write", code_version="bench",
-                                                         time_column="timestamp"))
+            seconds, _ = timed(
+                lambda: wh.write_partition(
+                    FEATURES_TABLE.name,
+                    frame,
+                    start=first,
+                    end=first + DAY,
+                    run_id="bench-write",
+                    code_version="bench",
+                    time_column="timestamp",
+                )
+            )
             took.append(seconds)
         out[f"write_day_{name}_s"] = statistics.median(took)
         out[f"write_day_{name}_rows_per_s"] = len(frames[0][1]) / statistics.median(took)
@@ -242,14 +297,23 @@ def write_paths(url: str, start: datetime, current_days: int) -> dict[str, float
     columns = list(frame.columns)
     with tempfile.TemporaryDirectory() as directory:
         path = os.path.join(directory, "ml_features_ceiling.tsv")
-        tsv_seconds, _ = timed(lambda: pacsv.write_csv(tsv_table(FEATURES_TABLE, frame, columns), path, pacsv.WriteOptions(
-            include_header=False, delimiter="\t", quoting_style="needed", null_string="\\N")))
+        tsv_seconds, _ = timed(
+            lambda: pacsv.write_csv(
+                tsv_table(FEATURES_TABLE, frame, columns),
+                path,
+                pacsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="needed", null_string="\\N"),
+            )
+        )
         with loads.engine.begin() as conn:
             cursor = conn.connection.cursor()
             quoted = ", ".join(f"`{c}`" for c in columns)
-            load_seconds, _ = timed(lambda: cursor.execute(
-                f"LOAD DATA LOCAL INFILE %s INTO TABLE ml_features_ceiling FIELDS TERMINATED BY '\\t' "
-                f"OPTIONALLY ENCLOSED BY '\"' LINES TERMINATED BY '\\n' ({quoted})", (path,)))
+            load_seconds, _ = timed(
+                lambda: cursor.execute(
+                    f"LOAD DATA LOCAL INFILE %s INTO TABLE ml_features_ceiling FIELDS TERMINATED BY '\\t' "
+                    f"OPTIONALLY ENCLOSED BY '\"' LINES TERMINATED BY '\\n' ({quoted})",
+                    (path,),
+                )
+            )
             cursor.close()
     with loads.engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE ml_features_ceiling")
@@ -273,11 +337,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args(argv)
 
-    start = datetime.now(timezone.utc).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0) - args.days * DAY
+    start = datetime.now(UTC).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0) - args.days * DAY
     with bench_database(DATABASE, charset="utf8mb4", keep=args.keep) as url:
-        figures: dict[str, Any] = {"features": len(FEATURE_NAMES), "symbols": len(load_universe()), "days": args.days,
-                                   "write_path": args.write_path, "cpus": os.cpu_count(),
-                                   "load_average_start": os.getloadavg()[0]}
+        figures: dict[str, Any] = {
+            "features": len(FEATURE_NAMES),
+            "symbols": len(load_universe()),
+            "days": args.days,
+            "write_path": args.write_path,
+            "cpus": os.cpu_count(),
+            "load_average_start": os.getloadavg()[0],
+        }
         wh = Warehouse(url) if args.write_path == "load-data" else InsertOnlyWarehouse(url)
         try:
             print(f"seeding {args.days + 1} days of prices, sentiment and macro ...", flush=True)
@@ -303,30 +372,46 @@ def main(argv: list[str] | None = None) -> int:
 def report(f: dict[str, Any]) -> None:
     d = f["days"]
     print()
-    print(f"ML features benchmark: {f['features']} features, {f['symbols']} symbols, {d} days, "
-          f"{f['cpus']} CPUs, load average {f['load_average_start']:.1f} -> {f['load_average_end']:.1f}")
+    print(
+        f"ML features benchmark: {f['features']} features, {f['symbols']} symbols, {d} days, "
+        f"{f['cpus']} CPUs, load average {f['load_average_start']:.1f} -> {f['load_average_end']:.1f}"
+    )
     print("computation (in memory)          ours        raw TA-Lib   ours/TA-Lib   TA-Lib family/raw TA-Lib")
     for label in ("window", "1d", f"{d}d"):
         ours, raw, fam = f[f"compute_{label}_s"], f[f"raw_talib_{label}_s"], f[f"compute_{label}_talib_family_s"]
-        print(f"  {label:<8} {f[f'compute_{label}_rows']:>9} rows  {ours:9.3f}s  {raw:9.3f}s   {ours / raw:9.1f}x"
-              f"   {fam / raw:9.1f}x")
-    print(f"live window (read + compute + write, median of 5): {f['live_total_s']:.3f}s "
-          f"(read {f['live_read_s']:.3f}s via {f['live_read_path']}, compute {f['live_compute_s']:.3f}s, "
-          f"write {f['live_write_s']:.3f}s; target < 2 s)")
+        print(
+            f"  {label:<8} {f[f'compute_{label}_rows']:>9} rows  {ours:9.3f}s  {raw:9.3f}s   {ours / raw:9.1f}x"
+            f"   {fam / raw:9.1f}x"
+        )
+    print(
+        f"live window (read + compute + write, median of 5): {f['live_total_s']:.3f}s "
+        f"(read {f['live_read_s']:.3f}s via {f['live_read_path']}, compute {f['live_compute_s']:.3f}s, "
+        f"write {f['live_write_s']:.3f}s; target < 2 s)"
+    )
     if "backfill_total_s" in f:
-        print(f"backfill {d} days ({f['write_path']}): {f['backfill_total_s']:.0f}s for {f['backfill_rows']} rows "
-              f"({f['backfill_rows_per_s']:.0f} rows/s; read {f['backfill_read_s']:.0f}s, compute "
-              f"{f['backfill_compute_s']:.0f}s, write {f['backfill_write_s']:.0f}s; target < 600 s)")
+        print(
+            f"backfill {d} days ({f['write_path']}): {f['backfill_total_s']:.0f}s for {f['backfill_rows']} rows "
+            f"({f['backfill_rows_per_s']:.0f} rows/s; read {f['backfill_read_s']:.0f}s, compute "
+            f"{f['backfill_compute_s']:.0f}s, write {f['backfill_write_s']:.0f}s; target < 600 s)"
+        )
     rows = f["write_rows_per_day"]
     print(f"write one day ({rows} rows x {f['features'] + 4} columns):")
-    print(f"  write_partition, multi-row INSERTs:          {f['write_day_insert_s']:.1f}s "
-          f"({f['write_day_insert_rows_per_s']:.0f} rows/s)")
-    print(f"  write_partition, LOAD DATA (the default):   {f['write_day_load_data_s']:.1f}s "
-          f"({f['write_day_load_data_rows_per_s']:.0f} rows/s)")
-    print(f"  LOAD DATA ceiling (empty table, TSV ready): {f['ceiling_load_data_s']:.1f}s "
-          f"({f['ceiling_rows_per_s']:.0f} rows/s; with TSV writing {f['ceiling_with_tsv_rows_per_s']:.0f} rows/s)")
-    print(f"  ratios to the ceiling: INSERTs {f['write_day_insert_rows_per_s'] / f['ceiling_rows_per_s']:.2f}, "
-          f"LOAD DATA {f['write_day_load_data_rows_per_s'] / f['ceiling_rows_per_s']:.2f}")
+    print(
+        f"  write_partition, multi-row INSERTs:          {f['write_day_insert_s']:.1f}s "
+        f"({f['write_day_insert_rows_per_s']:.0f} rows/s)"
+    )
+    print(
+        f"  write_partition, LOAD DATA (the default):   {f['write_day_load_data_s']:.1f}s "
+        f"({f['write_day_load_data_rows_per_s']:.0f} rows/s)"
+    )
+    print(
+        f"  LOAD DATA ceiling (empty table, TSV ready): {f['ceiling_load_data_s']:.1f}s "
+        f"({f['ceiling_rows_per_s']:.0f} rows/s; with TSV writing {f['ceiling_with_tsv_rows_per_s']:.0f} rows/s)"
+    )
+    print(
+        f"  ratios to the ceiling: INSERTs {f['write_day_insert_rows_per_s'] / f['ceiling_rows_per_s']:.2f}, "
+        f"LOAD DATA {f['write_day_load_data_rows_per_s'] / f['ceiling_rows_per_s']:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 import dagster as dg  # noqa: E402
 from dagster._core.events import StepMaterializationData  # noqa: E402
 
-from resources.settings import parse_partition_start  # noqa: E402
+from resources.config.settings import parse_partition_start  # noqa: E402
 from tests.integration.test_webserver import Webserver, free_port, platform_env  # noqa: E402
 
 QUERY = """
@@ -52,14 +52,18 @@ def seed(dagster_home: str, days: int) -> tuple[int, float]:
         instance.report_runless_asset_event(dg.AssetMaterialization(ASSET, partition=keys[0]))
         template = instance.fetch_materializations(ASSET, limit=1).records[0].event_log_entry
         storage = instance.event_log_storage
-        entries = [template._replace(
-            timestamp=template.timestamp + i * 1e-3,
-            dagster_event=template.dagster_event._replace(
-                event_specific_data=StepMaterializationData(dg.AssetMaterialization(ASSET, partition=key))))
-            for i, key in enumerate(keys[1:-1], start=1)]
+        entries = [
+            template._replace(
+                timestamp=template.timestamp + i * 1e-3,
+                dagster_event=template.dagster_event._replace(
+                    event_specific_data=StepMaterializationData(dg.AssetMaterialization(ASSET, partition=key))
+                ),
+            )
+            for i, key in enumerate(keys[1:-1], start=1)
+        ]
         with storage.index_connection() as conn:
             for offset in range(0, len(entries), 1000):
-                conn.execute(storage.prepare_insert_event_batch(entries[offset:offset + 1000]))
+                conn.execute(storage.prepare_insert_event_batch(entries[offset : offset + 1000]))
         # The last one the ordinary way, so the asset's record points at its latest materialization.
         instance.report_runless_asset_event(dg.AssetMaterialization(ASSET, partition=keys[-1]))
     return len(keys), time.perf_counter() - began
@@ -82,9 +86,16 @@ def measure(days: int, repeat: int) -> dict[str, float | int]:
             web.stop()
     stats = node["partitionStats"]
     assert stats["numMaterialized"] == events, (stats, events)
-    return {"days": days, "partitions": stats["numPartitions"], "materialized": stats["numMaterialized"],
-            "ranges": len(node["assetPartitionStatuses"]["ranges"]), "seed_s": seed_s, "startup_s": startup_s,
-            "cold_s": timings[0], "warm_s": statistics.median(timings[1:])}
+    return {
+        "days": days,
+        "partitions": stats["numPartitions"],
+        "materialized": stats["numMaterialized"],
+        "ranges": len(node["assetPartitionStatuses"]["ranges"]),
+        "seed_s": seed_s,
+        "startup_s": startup_s,
+        "cold_s": timings[0],
+        "warm_s": statistics.median(timings[1:]),
+    }
 
 
 def main() -> None:
@@ -94,12 +105,16 @@ def main() -> None:
     args = parser.parse_args()
     rows = [measure(days, args.repeat) for days in args.days]
     base = rows[0]
-    print(f"{'horizon':>8} {'partitions':>10} {'materialized':>12} {'ranges':>6} {'cold s':>7} {'warm s':>7} "
-          f"{'cold x':>6} {'warm x':>6}   (seed s, webserver start s)")
+    print(
+        f"{'horizon':>8} {'partitions':>10} {'materialized':>12} {'ranges':>6} {'cold s':>7} {'warm s':>7} "
+        f"{'cold x':>6} {'warm x':>6}   (seed s, webserver start s)"
+    )
     for row in rows:
-        print(f"{row['days']:>7}d {row['partitions']:>10} {row['materialized']:>12} {row['ranges']:>6} "
-              f"{row['cold_s']:>7.3f} {row['warm_s']:>7.3f} {row['cold_s'] / base['cold_s']:>6.1f} "
-              f"{row['warm_s'] / base['warm_s']:>6.1f}   ({row['seed_s']:.1f}, {row['startup_s']:.1f})")
+        print(
+            f"{row['days']:>7}d {row['partitions']:>10} {row['materialized']:>12} {row['ranges']:>6} "
+            f"{row['cold_s']:>7.3f} {row['warm_s']:>7.3f} {row['cold_s'] / base['cold_s']:>6.1f} "
+            f"{row['warm_s'] / base['warm_s']:>6.1f}   ({row['seed_s']:.1f}, {row['startup_s']:.1f})"
+        )
 
 
 if __name__ == "__main__":

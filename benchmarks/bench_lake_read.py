@@ -24,9 +24,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 from api.client import CryptoDataClient  # noqa: E402
 from benchmarks.bench_api_features_read import START, features_table, fill  # noqa: E402
 from benchmarks.support import api_server, bench_database  # noqa: E402
-from resources.lake import FeatureLake, range_filter  # noqa: E402
-from resources.warehouse import FEATURES_TABLE, get_warehouse, partition_log  # noqa: E402
+from resources.storage.lake import FeatureLake, range_filter  # noqa: E402
+from resources.storage.warehouse import FEATURES_TABLE, get_warehouse, partition_log  # noqa: E402
 
 DATABASE = "crypto_bench_lake"
 SYNC_SPAN = timedelta(days=30)
@@ -54,10 +54,13 @@ def timed(what: Callable[[], object]) -> tuple[float, object]:
 def committed_query(table: sa.Table, columns: list[str], symbols: list[str], start, end) -> sa.Select:
     """The gateway's query: committed windows only, in (symbol, timestamp) order."""
     pl = partition_log
-    return (sa.select(table.c.symbol, table.c.timestamp, *(table.c[c] for c in columns))
-            .select_from(table.join(pl, sa.and_(pl.c.asset == FEATURES_TABLE, pl.c.window_start == table.c.timestamp)))
-            .where(table.c.symbol.in_(symbols), table.c.timestamp >= start, table.c.timestamp < end)
-            .order_by(table.c.symbol, table.c.timestamp).prefix_with("STRAIGHT_JOIN"))
+    return (
+        sa.select(table.c.symbol, table.c.timestamp, *(table.c[c] for c in columns))
+        .select_from(table.join(pl, sa.and_(pl.c.asset == FEATURES_TABLE, pl.c.window_start == table.c.timestamp)))
+        .where(table.c.symbol.in_(symbols), table.c.timestamp >= start, table.c.timestamp < end)
+        .order_by(table.c.symbol, table.c.timestamp)
+        .prefix_with("STRAIGHT_JOIN")
+    )
 
 
 def live_window_cost(url: str, lake: FeatureLake, table: sa.Table, symbols: int, repeat: int, after) -> list[float]:
@@ -72,8 +75,15 @@ def live_window_cost(url: str, lake: FeatureLake, table: sa.Table, symbols: int,
         frame.insert(0, "timestamp", window)
         frame.insert(0, "symbol", [f"L{s:03d}" for s in range(symbols)])
         frame["feature_set_version"] = "bench"
-        wh.write_partition(FEATURES_TABLE, frame, start=window, end=window + timedelta(minutes=5), run_id="live",
-                           code_version="bench", time_column="timestamp")
+        wh.write_partition(
+            FEATURES_TABLE,
+            frame,
+            start=window,
+            end=window + timedelta(minutes=5),
+            run_id="live",
+            code_version="bench",
+            time_column="timestamp",
+        )
         costs.append(lake.sync(wh, window, window + timedelta(minutes=5), f"live-{i}").seconds)
     return costs
 
@@ -107,12 +117,17 @@ def main() -> None:
             at += SYNC_SPAN
         sync_s = time.perf_counter() - began
         values = [c.name for c in table.columns if c.name not in ("symbol", "timestamp", "feature_set_version")]
-        print(f"setup: {windows * len(symbols):,} rows x {len(values)} value columns ({origin}), {len(symbols)} "
-              f"symbols x {windows:,} windows; MariaDB fill {setup:.1f}s, lake sync {sync_s:.1f}s "
-              f"({len(DeltaTable(lake.uri).file_uris())} files)")
+        print(
+            f"setup: {windows * len(symbols):,} rows x {len(values)} value columns ({origin}), {len(symbols)} "
+            f"symbols x {windows:,} windows; MariaDB fill {setup:.1f}s, lake sync {sync_s:.1f}s "
+            f"({len(DeltaTable(lake.uri).file_uris())} files)"
+        )
 
-        lake_env = {"CRYPTO_API_RATE_LIMIT": "0", "CRYPTO_API_MAX_ROWS": str(max(args.rows, args.wide_rows)),
-                    "CRYPTO_LAKE_URI": str(Path(scratch) / "lake")}
+        lake_env = {
+            "CRYPTO_API_RATE_LIMIT": "0",
+            "CRYPTO_API_MAX_ROWS": str(max(args.rows, args.wide_rows)),
+            "CRYPTO_LAKE_URI": str(Path(scratch) / "lake"),
+        }
         mysql_env = {**lake_env, "CRYPTO_LAKE_URI": str(Path(scratch) / "no-lake")}
         cx_url = wh.connectorx_url()
         with api_server(url, args.port, lake_env), api_server(url, args.port + 1, mysql_env):
@@ -120,9 +135,14 @@ def main() -> None:
             via_mysql = CryptoDataClient(f"http://127.0.0.1:{args.port + 1}", timeout=3600)
             for client in (via_lake, via_mysql):  # warm the connection pools and the lake's table
                 client.features(symbols[:1], start=START, end=START + timedelta(hours=1))
-            cases = [(f"{args.rows:,} rows x {args.narrow_columns} columns", values[:args.narrow_columns], end),
-                     (f"{args.wide_rows:,} rows x {len(values)} columns (full catalog)", values,
-                      START + timedelta(minutes=5 * (args.wide_rows // len(symbols))))]
+            cases = [
+                (f"{args.rows:,} rows x {args.narrow_columns} columns", values[: args.narrow_columns], end),
+                (
+                    f"{args.wide_rows:,} rows x {len(values)} columns (full catalog)",
+                    values,
+                    START + timedelta(minutes=5 * (args.wide_rows // len(symbols))),
+                ),
+            ]
             for title, columns, case_end in cases:
                 figures: dict[str, tuple[float, int]] = {}
                 # Every symbol, as a notebook reading the universe asks (no symbols= parameter).
@@ -134,16 +154,20 @@ def main() -> None:
                 figures["client, MySQL path"] = (mysql_s, len(frame))
                 assert np.allclose(probe, frame[columns[-1]].to_numpy(), equal_nan=True)
                 del frame
-                sql = str(committed_query(table, columns, symbols, START, case_end).compile(
-                    dialect=wh.engine.dialect, compile_kwargs={"literal_binds": True}))
+                sql = str(
+                    committed_query(table, columns, symbols, START, case_end).compile(
+                        dialect=wh.engine.dialect, compile_kwargs={"literal_binds": True}
+                    )
+                )
                 cx_s, arrow = timed(lambda: connectorx.read_sql(cx_url, sql, return_type="arrow"))
                 figures["connectorx from MariaDB (Arrow)"] = (cx_s, arrow.num_rows)
                 del arrow
 
                 def direct() -> pd.DataFrame:
                     dataset = DeltaTable(lake.uri).to_pyarrow_dataset()
-                    return dataset.to_table(columns=["symbol", "timestamp", *columns],
-                                            filter=range_filter(START, case_end)).to_pandas()
+                    return dataset.to_table(
+                        columns=["symbol", "timestamp", *columns], filter=range_filter(START, case_end)
+                    ).to_pandas()
 
                 direct_s, frame = timed(direct)
                 figures["pyarrow on the Delta table (to pandas)"] = (direct_s, len(frame))
@@ -154,8 +178,10 @@ def main() -> None:
                 print(f"  lake path / MySQL path speed-up:        {mysql_s / lake_s:8.1f}x")
                 print(f"  lake path / direct pyarrow (rate):      {direct_s / lake_s:8.2f}")
         costs = live_window_cost(url, lake, table, args.live_symbols, args.live_repeat, end + timedelta(days=1))
-        print(f"\nlive window's lake write ({args.live_symbols} symbols x {len(values)} columns, "
-              f"{args.live_repeat} windows): median {statistics.median(costs):.3f} s, max {max(costs):.3f} s")
+        print(
+            f"\nlive window's lake write ({args.live_symbols} symbols x {len(values)} columns, "
+            f"{args.live_repeat} windows): median {statistics.median(costs):.3f} s, max {max(costs):.3f} s"
+        )
 
 
 if __name__ == "__main__":

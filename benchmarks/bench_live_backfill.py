@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -32,11 +32,12 @@ if str(ROOT) not in sys.path:
 
 from crypto_assets.partitions import PARTITION_KEY_FORMAT  # noqa: E402
 from crypto_assets.prices import price_data_real  # noqa: E402
-from resources.coingecko import MARKET_FIELDS  # noqa: E402
-from resources.dagster_resources import WarehouseResource  # noqa: E402
-from resources.http import reset_circuit_breakers  # noqa: E402
-from resources.price_sources import PriceSourceResource  # noqa: E402
-from resources.warehouse import dispose_warehouse, get_warehouse, price_data_real as price_table  # noqa: E402
+from resources.sources.coingecko import MARKET_FIELDS  # noqa: E402
+from resources.sources.http import reset_circuit_breakers  # noqa: E402
+from resources.sources.price_sources import PriceSourceResource  # noqa: E402
+from resources.storage.dagster_resources import WarehouseResource  # noqa: E402
+from resources.storage.warehouse import dispose_warehouse, get_warehouse  # noqa: E402
+from resources.storage.warehouse import price_data_real as price_table
 from tests.fakes.price_servers import FakeBinance, FakeCoinGecko, FakeOkx  # noqa: E402
 
 DEMO_CALLS_PER_MINUTE = 30
@@ -51,24 +52,36 @@ def _service(fake_name: str, path: str) -> str:
 def backfill(days: int, rate_limit_ms: int, per_minute: int) -> dict:
     """Backfill the ``days`` before yesterday's midnight, one run a day; return the figures."""
     reset_circuit_breakers()
-    today = datetime.now(timezone.utc).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+    today = datetime.now(UTC).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
     first = today - timedelta(days=days)
     with tempfile.TemporaryDirectory() as work, FakeCoinGecko() as cg, FakeBinance() as binance, FakeOkx() as okx:
         binance.refuse = 451
         url = f"sqlite:///{work}/bench.sqlite"
-        source = PriceSourceResource(mode="live", coingecko_base_url=cg.url, exchanges="binance,okx",
-                                     exchange_urls={"binance": binance.url, "okx": okx.url},
-                                     coingecko_calls_per_minute=per_minute, exchange_rate_limit_ms=rate_limit_ms,
-                                     timeout_s=10.0)
+        source = PriceSourceResource(
+            mode="live",
+            coingecko_base_url=cg.url,
+            exchanges="binance,okx",
+            exchange_urls={"binance": binance.url, "okx": okx.url},
+            coingecko_calls_per_minute=per_minute,
+            exchange_rate_limit_ms=rate_limit_ms,
+            timeout_s=10.0,
+        )
         resources = {"warehouse": WarehouseResource(db_url=url), "price_source": source}
         began = time.perf_counter()
         with dg.instance_for_test(temp_dir=work) as instance:
             for day in range(days):
                 start = first + timedelta(days=day)
-                result = dg.materialize([price_data_real], resources=resources, instance=instance, tags={
-                    "dagster/asset_partition_range_start": start.strftime(PARTITION_KEY_FORMAT),
-                    "dagster/asset_partition_range_end": (start + timedelta(minutes=5 * 287)).strftime(PARTITION_KEY_FORMAT),
-                })
+                result = dg.materialize(
+                    [price_data_real],
+                    resources=resources,
+                    instance=instance,
+                    tags={
+                        "dagster/asset_partition_range_start": start.strftime(PARTITION_KEY_FORMAT),
+                        "dagster/asset_partition_range_end": (start + timedelta(minutes=5 * 287)).strftime(
+                            PARTITION_KEY_FORMAT
+                        ),
+                    },
+                )
                 if not result.success:
                     raise SystemExit(f"backfill of {start:%Y-%m-%d} failed")
         seconds = time.perf_counter() - began
@@ -80,30 +93,44 @@ def backfill(days: int, rate_limit_ms: int, per_minute: int) -> dict:
         dispose_warehouse(url)
     complete = frame[list(MARKET_FIELDS)].notna().all(axis=1)
     history_calls = calls["coingecko market_chart/range"]
-    return {"days": days, "seconds": round(seconds, 1), "calls": dict(sorted(calls.items())), "rows": len(frame),
-            "coins": int(frame["symbol"].nunique()), "coins_okx_lists": len(okx.listed),
-            "market_fields_complete_share": round(float(complete.mean()), 4) if len(frame) else 0.0,
-            "coingecko_minutes_at_demo_limit": round(history_calls / DEMO_CALLS_PER_MINUTE, 1)}
+    return {
+        "days": days,
+        "seconds": round(seconds, 1),
+        "calls": dict(sorted(calls.items())),
+        "rows": len(frame),
+        "coins": int(frame["symbol"].nunique()),
+        "coins_okx_lists": len(okx.listed),
+        "market_fields_complete_share": round(float(complete.mean()), 4) if len(frame) else 0.0,
+        "coingecko_minutes_at_demo_limit": round(history_calls / DEMO_CALLS_PER_MINUTE, 1),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, nargs="+", default=[1, 30])
     parser.add_argument("--rate-limit-ms", type=int, default=0, help="ccxt limiter spacing (0: OKX's own 110 ms)")
-    parser.add_argument("--coingecko-per-minute", type=int, default=100_000,
-                        help="CoinGecko calls a minute the client allows itself (a demo key: 30)")
+    parser.add_argument(
+        "--coingecko-per-minute",
+        type=int,
+        default=100_000,
+        help="CoinGecko calls a minute the client allows itself (a demo key: 30)",
+    )
     args = parser.parse_args()
     logging.getLogger("dagster").setLevel(logging.WARNING)
-    logging.getLogger("resources.exchange").setLevel(logging.ERROR)
+    logging.getLogger("resources.sources.exchange").setLevel(logging.ERROR)
     for days in args.days:
         figures = backfill(days, args.rate_limit_ms, args.coingecko_per_minute)
-        print(f"{days}-day live backfill: {figures['seconds']} s, {figures['rows']} rows, {figures['coins']} coins "
-              f"of the {figures['coins_okx_lists']} OKX lists, every market field in "
-              f"{figures['market_fields_complete_share']:.2%} of rows")
+        print(
+            f"{days}-day live backfill: {figures['seconds']} s, {figures['rows']} rows, {figures['coins']} coins "
+            f"of the {figures['coins_okx_lists']} OKX lists, every market field in "
+            f"{figures['market_fields_complete_share']:.2%} of rows"
+        )
         for service, count in figures["calls"].items():
             print(f"  {count:6d} calls  {service}")
-        print(f"  CoinGecko history at a demo key's {DEMO_CALLS_PER_MINUTE}/min: "
-              f"{figures['coingecko_minutes_at_demo_limit']} min")
+        print(
+            f"  CoinGecko history at a demo key's {DEMO_CALLS_PER_MINUTE}/min: "
+            f"{figures['coingecko_minutes_at_demo_limit']} min"
+        )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,17 +58,26 @@ def day_run(job: dg.JobDefinition, instance: dg.DagsterInstance, day: datetime) 
     """``five_minute_job`` over the 288 windows of ``day``; its wall time."""
     first, last = day, day + timedelta(minutes=5 * 287)
     started = time.perf_counter()
-    job.execute_in_process(instance=instance, run_config=QUIET, raise_on_error=False, tags={
-        ASSET_PARTITION_RANGE_START_TAG: first.strftime(PARTITION_KEY_FORMAT),
-        ASSET_PARTITION_RANGE_END_TAG: last.strftime(PARTITION_KEY_FORMAT)})
+    job.execute_in_process(
+        instance=instance,
+        run_config=QUIET,
+        raise_on_error=False,
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: first.strftime(PARTITION_KEY_FORMAT),
+            ASSET_PARTITION_RANGE_END_TAG: last.strftime(PARTITION_KEY_FORMAT),
+        },
+    )
     return time.perf_counter() - started
 
 
-def tick(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, cursor: str | None) -> tuple[str | None, float, str]:
+def tick(
+    sensor: dg.SensorDefinition, instance: dg.DagsterInstance, cursor: str | None
+) -> tuple[str | None, float, str]:
     """One evaluation as the daemon makes it (runless events recorded): (cursor, seconds, message)."""
     started = time.perf_counter()
-    data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
-                                                        sensor_name=sensor.name))
+    data = sensor.evaluate_tick(
+        dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs, sensor_name=sensor.name)
+    )
     for event in data.asset_events:
         instance.report_runless_asset_event(event)
     return data.cursor, time.perf_counter() - started, data.skip_message or ""
@@ -87,8 +96,9 @@ def catch_up(sensor: dg.SensorDefinition, instance: dg.DagsterInstance) -> tuple
 
 def load_baseline(revision: str):
     """The alert sensors module of ``revision``, loaded under another name."""
-    source = subprocess.run(["git", "show", f"{revision}:sensors/alerts.py"], cwd=ROOT, check=True,
-                            capture_output=True, text=True).stdout
+    source = subprocess.run(
+        ["git", "show", f"{revision}:sensors/alerts.py"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
     path = WORK / f"alerts_{revision}.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location(f"alerts_{revision}", path)
@@ -109,7 +119,7 @@ def main() -> None:
     sensors = {name: repo.get_sensor_def(name) for name in SENSORS}
     baseline = load_baseline(args.baseline).check_alert_sensor if args.baseline else None
     job = defs.resolve_job_def("five_minute_job")
-    today = datetime.now(timezone.utc).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+    today = datetime.now(UTC).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
     first_day = today - timedelta(days=sizes[-1] + 2)
     print(f"work dir {WORK}; {os.cpu_count()} cores")
     (WORK / "dagster_home").mkdir(exist_ok=True)
@@ -119,8 +129,10 @@ def main() -> None:
                 instance.report_run_failed(record.dagster_run)
         done, run_seconds = len(instance.get_run_records()), []
         cursors: dict[str, str | None] = {}
-        print(f"{'days':>5} {'sensor':<26} {'check rows':>10} {'catch-up ticks':>14} {'slowest':>8} "
-              f"{'after day-run':>13} {'idle':>7}")
+        print(
+            f"{'days':>5} {'sensor':<26} {'check rows':>10} {'catch-up ticks':>14} {'slowest':>8} "
+            f"{'after day-run':>13} {'idle':>7}"
+        )
         for size in (s for s in sizes if s > done or not args.resume):
             while done < size:
                 run_seconds.append(day_run(job, instance, first_day + timedelta(days=done)))
@@ -135,12 +147,17 @@ def main() -> None:
                 cursors[name], after_run, _ = tick(sensor, instance, cursors[name])
                 cursors[name], idle, _ = tick(sensor, instance, cursors[name])
                 ticks, slowest = caught_up[name]
-                print(f"{size:>5} {name:<26} {rows:>10} {ticks:>14} {slowest:>7.2f}s {after_run:>12.2f}s "
-                      f"{idle:>6.2f}s", flush=True)
+                print(
+                    f"{size:>5} {name:<26} {rows:>10} {ticks:>14} {slowest:>7.2f}s {after_run:>12.2f}s {idle:>6.2f}s",
+                    flush=True,
+                )
             if baseline is not None:
                 _, old, _ = tick(baseline, instance, None)
-                print(f"{size:>5} {'check_alert_sensor@' + args.baseline:<26} {rows:>10} {'1':>14} {old:>7.2f}s "
-                      f"(one tick from no cursor; it reads the newest 500 records of each check)", flush=True)
+                print(
+                    f"{size:>5} {'check_alert_sensor@' + args.baseline:<26} {rows:>10} {'1':>14} {old:>7.2f}s "
+                    f"(one tick from no cursor; it reads the newest 500 records of each check)",
+                    flush=True,
+                )
         print(f"day-runs: {len(run_seconds)}, median {sorted(run_seconds)[len(run_seconds) // 2]:.1f} s each")
 
 

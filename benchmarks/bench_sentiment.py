@@ -43,7 +43,7 @@ import torch  # noqa: E402
 from transformers import RobertaConfig, RobertaForSequenceClassification, pipeline  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
-from resources.sentiment_model import TransformersScorer  # noqa: E402
+from resources.model.sentiment import TransformersScorer  # noqa: E402
 from tests.fakes.tiny_model import LABELS, tiny_tokenizer  # noqa: E402
 
 TOKENS = 128
@@ -52,9 +52,20 @@ TOKENS = 128
 def cryptobert_config() -> RobertaConfig:
     """ElKulako/cryptobert's architecture (RoBERTa-base with a 3-label head)."""
     return RobertaConfig(
-        vocab_size=50265, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-        max_position_embeddings=514, type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2,
-        layer_norm_eps=1e-5, num_labels=3, id2label=dict(LABELS), label2id={v: k for k, v in LABELS.items()},
+        vocab_size=50265,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        layer_norm_eps=1e-5,
+        num_labels=3,
+        id2label=dict(LABELS),
+        label2id={v: k for k, v in LABELS.items()},
     )
 
 
@@ -68,8 +79,10 @@ def build_model(directory: Path) -> Path:
 
 def posts(n: int) -> list[str]:
     """``n`` distinct posts, each at least 128 tokens long (truncated to exactly 128 when scored)."""
-    base = ("Bitcoin breaks out above resistance as ETF inflows climb; traders eye the next leg while "
-            "funding rates stay neutral and on-chain activity picks up across major exchanges. ")
+    base = (
+        "Bitcoin breaks out above resistance as ETF inflows climb; traders eye the next leg while "
+        "funding rates stay neutral and on-chain activity picks up across major exchanges. "
+    )
     return [f"#{i} {base}{base}" for i in range(n)]
 
 
@@ -91,9 +104,15 @@ def run(items: int, rounds: int, batch_sizes: list[int], device: str, directory:
     shared machine from landing on one variant only.
     """
     texts = posts(items)
-    results: dict = {"device": device, "items": items, "rounds": rounds, "tokens": TOKENS,
-                     "torch": torch.__version__, "threads": torch.get_num_threads(),
-                     "machine": platform.processor() or platform.machine()}
+    results: dict = {
+        "device": device,
+        "items": items,
+        "rounds": rounds,
+        "tokens": TOKENS,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": platform.processor() or platform.machine(),
+    }
     if device.startswith("cuda"):
         results["gpu"] = torch.cuda.get_device_name(0)
     tokenizer = tiny_tokenizer()
@@ -101,19 +120,28 @@ def run(items: int, rounds: int, batch_sizes: list[int], device: str, directory:
 
     # Baseline: a plain pipeline() call over the list (batch size 1, its default).
     model = RobertaForSequenceClassification.from_pretrained(directory, local_files_only=True).eval()
-    pipe = pipeline("text-classification", model=model, tokenizer=tokenizer, device=torch.device(device),
-                    top_k=None, truncation=True, max_length=TOKENS)
+    pipe = pipeline(
+        "text-classification",
+        model=model,
+        tokenizer=tokenizer,
+        device=torch.device(device),
+        top_k=None,
+        truncation=True,
+        max_length=TOKENS,
+    )
     other = "int8" if device == "cpu" else "fp16"
     scorers = {
         "fp32": TransformersScorer(str(directory), device=device, half_precision=False),
-        other: TransformersScorer(str(directory), device=device, quantize_int8=other == "int8",
-                                  half_precision=other == "fp16"),
+        other: TransformersScorer(
+            str(directory), device=device, quantize_int8=other == "int8", half_precision=other == "fp16"
+        ),
     }
 
     def scorer_at(scorer: TransformersScorer, batch: int):
         def score() -> None:
             scorer.batch_size = batch
             scorer.probabilities(texts)
+
         return score
 
     variants = {"pipeline": lambda: pipe(texts)}
@@ -158,15 +186,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         began = time.perf_counter()
         directory = build_model(Path(tmp) / "cryptobert-base-random")
-        print(f"model built and saved in {time.perf_counter() - began:.1f}s "
-              f"({sum(p.stat().st_size for p in directory.iterdir()) / 1e6:.0f} MB)", flush=True)
+        print(
+            f"model built and saved in {time.perf_counter() - began:.1f}s "
+            f"({sum(p.stat().st_size for p in directory.iterdir()) / 1e6:.0f} MB)",
+            flush=True,
+        )
         for device in devices:
             report.append(run(args.items, args.rounds, batch_sizes, device, directory))
     for r in report:
-        print(f"\n== {r['device']} ({r.get('gpu', r['machine'])}, torch {r['torch']}, {r['threads']} threads), "
-              f"best of {r['rounds']} rounds of {r['items']} items x {r['tokens']} tokens ==")
+        print(
+            f"\n== {r['device']} ({r.get('gpu', r['machine'])}, torch {r['torch']}, {r['threads']} threads), "
+            f"best of {r['rounds']} rounds of {r['items']} items x {r['tokens']} tokens =="
+        )
         cpu = r.get("cpu_time_rates")
-        print(f"{'variant':<12}{'items/s':>10}{'x pipeline':>12}" + (f"{'by CPU time':>14}{'x pipeline':>12}" if cpu else ""))
+        print(
+            f"{'variant':<12}{'items/s':>10}{'x pipeline':>12}"
+            + (f"{'by CPU time':>14}{'x pipeline':>12}" if cpu else "")
+        )
         for name, value in r.items():
             if name == "pipeline" or name.startswith(("fp32_b", "fp16_b", "int8_b")):
                 line = f"{name:<12}{value:>10.1f}{value / r['pipeline']:>12.2f}"

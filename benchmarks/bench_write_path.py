@@ -28,9 +28,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.support import bench_database  # noqa: E402
-from resources.simulated import simulated_price_frame  # noqa: E402
-from resources.universe import load_universe  # noqa: E402
-from resources.warehouse import Warehouse, price_data_real, tsv_table  # noqa: E402
+from resources.config.universe import load_universe  # noqa: E402
+from resources.sources.simulated import simulated_price_frame  # noqa: E402
+from resources.storage.warehouse import Warehouse, price_data_real, tsv_table  # noqa: E402
 
 DATABASE = "crypto_bench_write"
 START = datetime(2026, 10, 1)
@@ -46,8 +46,14 @@ def _load_data(frame, url: str, include_export: bool) -> float:
     columns = list(frame.columns)
     with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False) as handle:
         path = handle.name
-    conn = pymysql.connect(host=parsed.host, port=parsed.port or 3306, user=parsed.username,
-                           password=parsed.password or "", database=parsed.database, local_infile=True)
+    conn = pymysql.connect(
+        host=parsed.host,
+        port=parsed.port or 3306,
+        user=parsed.username,
+        password=parsed.password or "",
+        database=parsed.database,
+        local_infile=True,
+    )
     with conn.cursor() as cursor:
         cursor.execute("DELETE FROM price_data_real")
     conn.commit()
@@ -59,7 +65,9 @@ def _load_data(frame, url: str, include_export: bool) -> float:
         with conn.cursor() as cursor:
             cursor.execute(
                 f"LOAD DATA LOCAL INFILE %s INTO TABLE price_data_real FIELDS TERMINATED BY '\\t' "
-                f"({', '.join('`' + c + '`' for c in columns)})", (path,))
+                f"({', '.join('`' + c + '`' for c in columns)})",
+                (path,),
+            )
         conn.commit()
     finally:
         conn.close()
@@ -74,8 +82,11 @@ def _tsv_seconds(frame) -> tuple[float, float]:
     table = tsv_table(price_data_real, frame, columns)
     built = time.perf_counter()
     with tempfile.TemporaryDirectory() as directory:
-        pacsv.write_csv(table, os.path.join(directory, "rows.tsv"), pacsv.WriteOptions(
-            include_header=False, delimiter="\t", quoting_style="needed", null_string="\\N"))
+        pacsv.write_csv(
+            table,
+            os.path.join(directory, "rows.tsv"),
+            pacsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="needed", null_string="\\N"),
+        )
     return built - began, time.perf_counter() - built
 
 
@@ -107,16 +118,26 @@ def main() -> None:
         ceiling_rate = rows / statistics.median(ceiling)
         export_rate = rows / statistics.median(with_export)
         print(f"rows: {rows} ({args.days} days x 124 symbols, {len(frame.columns)} columns), median of {args.repeat}")
-        print(f"write_partition (frame to rows, delete, load, partition_log; one txn): {ours_rate:,.0f} rows/s "
-              f"({statistics.median(ours):.2f} s)")
-        print(f"LOAD DATA LOCAL INFILE alone (file ready, empty table, one txn):      {ceiling_rate:,.0f} rows/s "
-              f"({statistics.median(ceiling):.2f} s)")
-        print(f"LOAD DATA LOCAL INFILE with DataFrame.to_csv export first:            {export_rate:,.0f} rows/s "
-              f"({statistics.median(with_export):.2f} s)")
-        print(f"ratio write_partition / bare LOAD DATA: {ours_rate / ceiling_rate:.2f}; "
-              f"/ LOAD DATA with export: {ours_rate / export_rate:.2f}")
-        print(f"client share of write_partition: TSV built by tsv_table {statistics.median(tsv_build):.3f} s, "
-              f"written to its file {statistics.median(tsv_write):.3f} s")
+        print(
+            f"write_partition (frame to rows, delete, load, partition_log; one txn): {ours_rate:,.0f} rows/s "
+            f"({statistics.median(ours):.2f} s)"
+        )
+        print(
+            f"LOAD DATA LOCAL INFILE alone (file ready, empty table, one txn):      {ceiling_rate:,.0f} rows/s "
+            f"({statistics.median(ceiling):.2f} s)"
+        )
+        print(
+            f"LOAD DATA LOCAL INFILE with DataFrame.to_csv export first:            {export_rate:,.0f} rows/s "
+            f"({statistics.median(with_export):.2f} s)"
+        )
+        print(
+            f"ratio write_partition / bare LOAD DATA: {ours_rate / ceiling_rate:.2f}; "
+            f"/ LOAD DATA with export: {ours_rate / export_rate:.2f}"
+        )
+        print(
+            f"client share of write_partition: TSV built by tsv_table {statistics.median(tsv_build):.3f} s, "
+            f"written to its file {statistics.median(tsv_write):.3f} s"
+        )
         wh.dispose()
 
 

@@ -19,8 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import dagster as dg  # noqa: E402
+from datetime import UTC
 
+import dagster as dg  # noqa: E402
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG  # noqa: E402
 
 from tests.integration.test_webserver import Webserver, free_port, platform_env  # noqa: E402
@@ -39,31 +40,54 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="screenshot_") as tmp:
         home = Path(tmp)
         env = platform_env(home, "2d")
-        os.environ.update({k: env[k] for k in ("DAGSTER_HOME", "CRYPTO_HOME", "CRYPTO_DB_URL",
-                                               "CRYPTO_PARTITION_START")})
+        os.environ.update(
+            {k: env[k] for k in ("DAGSTER_HOME", "CRYPTO_HOME", "CRYPTO_DB_URL", "CRYPTO_PARTITION_START")}
+        )
+        from datetime import datetime, timedelta
+
         from crypto_assets.definitions import defs
 
-        from datetime import datetime, timedelta, timezone
-
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         latest = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0) - timedelta(minutes=10)
         first = (now - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
         with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-            for job, start, end, fmt in (("five_minute_job", first, latest, "%Y-%m-%d-%H:%M"),
-                                         ("macro_job", first - timedelta(days=1), first, "%Y-%m-%d")):
-                result = defs.resolve_job_def(job).execute_in_process(instance=instance, tags={
-                    ASSET_PARTITION_RANGE_START_TAG: start.strftime(fmt), ASSET_PARTITION_RANGE_END_TAG: end.strftime(fmt)})
+            for job, start, end, fmt in (
+                ("five_minute_job", first, latest, "%Y-%m-%d-%H:%M"),
+                ("macro_job", first - timedelta(days=1), first, "%Y-%m-%d"),
+            ):
+                result = defs.resolve_job_def(job).execute_in_process(
+                    instance=instance,
+                    tags={
+                        ASSET_PARTITION_RANGE_START_TAG: start.strftime(fmt),
+                        ASSET_PARTITION_RANGE_END_TAG: end.strftime(fmt),
+                    },
+                )
                 assert result.success, job
         web = Webserver(env, free_port(), home / "webserver.log")
         try:
             web.wait_ready()
             web.graphql("mutation { setNuxSeen }")  # the community pop-up a local UI shows once
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                            "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-                            f"--user-data-dir={home / 'chromium'}", f"--window-size={args.size}",
-                            "--virtual-time-budget=20000", f"--screenshot={args.out}", web.url + PAGE],
-                           check=True, timeout=120, capture_output=True)
+            subprocess.run(
+                [
+                    browser,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--hide-scrollbars",
+                    f"--user-data-dir={home / 'chromium'}",
+                    f"--window-size={args.size}",
+                    "--virtual-time-budget=20000",
+                    f"--screenshot={args.out}",
+                    web.url + PAGE,
+                ],
+                check=True,
+                timeout=120,
+                capture_output=True,
+            )
         finally:
             web.stop()
     print(f"wrote {args.out}")

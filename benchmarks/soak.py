@@ -50,10 +50,11 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -64,11 +65,11 @@ import pandas as pd  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from dagster._core.test_utils import freeze_time  # noqa: E402
 
-from resources.http import CircuitBreaker, circuit_breaker_for, reset_circuit_breakers  # noqa: E402
-from resources.lake import LAKE_ASSET  # noqa: E402
-from resources.simulated import simulated_price_frame  # noqa: E402
-from resources.universe import load_universe  # noqa: E402
-from resources.warehouse import METADATA, WINDOW, Warehouse, dispose_warehouse, window_starts  # noqa: E402
+from resources.config.universe import load_universe  # noqa: E402
+from resources.sources.http import CircuitBreaker, circuit_breaker_for, reset_circuit_breakers  # noqa: E402
+from resources.sources.simulated import simulated_price_frame  # noqa: E402
+from resources.storage.lake import LAKE_ASSET  # noqa: E402
+from resources.storage.warehouse import METADATA, WINDOW, Warehouse, dispose_warehouse, window_starts  # noqa: E402
 from tests.fakes.fake_webhook import FakeWebhook  # noqa: E402
 from tests.fakes.price_servers import FakeBinance, FakeCoinGecko, FakeOkx  # noqa: E402
 
@@ -203,13 +204,24 @@ class SoakReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "ok": self.ok, "windows": self.windows, "ticks": self.ticks, "coins": self.coins,
-            "database": self.database, "runs": dict(self.runs), "runs_failed": dict(self.runs_failed),
-            "heal_runs": self.heal_runs, "faults_injected": dict(self.faults_injected),
-            "faults_injected_total": sum(self.faults_injected.values()), "outage_answers_503": self.outage_answers,
+            "ok": self.ok,
+            "windows": self.windows,
+            "ticks": self.ticks,
+            "coins": self.coins,
+            "database": self.database,
+            "runs": dict(self.runs),
+            "runs_failed": dict(self.runs_failed),
+            "heal_runs": self.heal_runs,
+            "faults_injected": dict(self.faults_injected),
+            "faults_injected_total": sum(self.faults_injected.values()),
+            "outage_answers_503": self.outage_answers,
             "retries": {"http": self.http_retries, "step": self.step_retries, "write": self.write_retries},
-            "circuit_breaker_openings": self.circuit_opened, "circuit_rejections": self.circuit_rejections,
-            "alerts": dict(self.alerts), "rows": self.rows, "checks": self.checks, "problems": self.problems,
+            "circuit_breaker_openings": self.circuit_opened,
+            "circuit_rejections": self.circuit_rejections,
+            "alerts": dict(self.alerts),
+            "rows": self.rows,
+            "checks": self.checks,
+            "problems": self.problems,
             "seconds": round(self.seconds, 1),
         }
 
@@ -223,9 +235,9 @@ class _LogCounter(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
-        if record.name in ("resources.http", "resources.exchange") and "retrying in" in message:
+        if record.name in ("resources.sources.http", "resources.sources.exchange") and "retrying in" in message:
             self.counts["http"] += 1
-        elif record.name == "resources.warehouse" and "retrying in" in message:
+        elif record.name == "resources.storage.warehouse" and "retrying in" in message:
             self.counts["write"] += 1
 
 
@@ -245,7 +257,7 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 
 def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc)
+    return value.replace(tzinfo=UTC)
 
 
 def _floor(value: datetime) -> datetime:
@@ -263,20 +275,29 @@ def run_soak(config: SoakConfig) -> SoakReport:
     env = {"CRYPTO_DB_URL": db_url, "CRYPTO_HOME": str(workdir / "home"), "CRYPTO_SOURCE": "simulated"}
     if config.coins:
         universe_file = workdir / "universe.csv"
-        source = Path(ROOT / "resources" / "data" / "universe.csv").read_text().splitlines()
+        source = Path(ROOT / "resources" / "config" / "data" / "universe.csv").read_text().splitlines()
         universe_file.write_text("\n".join(source[: config.coins + 1]) + "\n")
         env["CRYPTO_UNIVERSE_FILE"] = str(universe_file)
-    report = SoakReport(windows=config.windows, coins=len(coins),
-                        database=sa.engine.make_url(db_url).render_as_string(hide_password=True))
+    report = SoakReport(
+        windows=config.windows,
+        coins=len(coins),
+        database=sa.engine.make_url(db_url).render_as_string(hide_password=True),
+    )
     counter = _LogCounter()
-    levels = {name: logging.getLogger(name).level
-              for name in ("resources.http", "resources.exchange", "resources.warehouse")}
+    levels = {
+        name: logging.getLogger(name).level
+        for name in ("resources.sources.http", "resources.sources.exchange", "resources.storage.warehouse")
+    }
     for name in levels:
         logging.getLogger(name).addHandler(counter)
         logging.getLogger(name).setLevel(logging.DEBUG)
     try:
-        with FakeWebhook() as hook, GeoBlockedBinance() as binance, SoakExchange() as exchange, \
-                SoakCoinGecko() as coingecko:
+        with (
+            FakeWebhook() as hook,
+            GeoBlockedBinance() as binance,
+            SoakExchange() as exchange,
+            SoakCoinGecko() as coingecko,
+        ):
             env["CRYPTO_ALERT_WEBHOOK_URL"] = hook.url
             with _environment(env):
                 _Loop(config, report, coins, db_url, exchange, coingecko, hook, binance).run()
@@ -297,21 +318,30 @@ def run_soak(config: SoakConfig) -> SoakReport:
 class _Loop:
     """One soak: the definitions under test, the instance, the fakes and the simulated clock."""
 
-    def __init__(self, config: SoakConfig, report: SoakReport, coins, db_url: str,
-                 exchange: SoakExchange, coingecko: SoakCoinGecko, hook: FakeWebhook, binance: FakeBinance):
+    def __init__(
+        self,
+        config: SoakConfig,
+        report: SoakReport,
+        coins,
+        db_url: str,
+        exchange: SoakExchange,
+        coingecko: SoakCoinGecko,
+        hook: FakeWebhook,
+        binance: FakeBinance,
+    ):
         import importlib
 
-        import resources.price_sources as price_sources
+        import resources.sources.price_sources as price_sources
         from crypto_assets.jobs import NETWORK_RETRY_POLICY, five_minute_job, five_minute_schedule
         from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
-        from resources.dagster_resources import WarehouseResource
+        from resources.storage.dagster_resources import WarehouseResource
         from sensors.alerts import ALERT_SENSORS
         from sensors.gaps import build_gap_sensor
 
         self.config, self.report, self.coins, self.db_url = config, report, coins, db_url
         self.exchange, self.coingecko, self.hook, self.binance = exchange, coingecko, hook, binance
         self.rng = random.Random(config.seed)
-        start = config.start or _floor(datetime.now(timezone.utc).replace(tzinfo=None)) + WINDOW
+        start = config.start or _floor(datetime.now(UTC).replace(tzinfo=None)) + WINDOW
         self.first_window = start
         self.windows = window_starts(start, start + config.windows * WINDOW)
         self.clock = SimClock(start)
@@ -323,25 +353,43 @@ class _Loop:
         base: dg.Definitions = getattr(importlib.import_module(module), attribute or "defs")
         assets = list(base.assets or [])
         self.assets = assets
-        self.asset_keys = sorted(k.to_user_string() for a in assets if a.partitions_def == FIVE_MINUTE_PARTITIONS
-                                 for k in a.keys)
+        self.asset_keys = sorted(
+            k.to_user_string() for a in assets if a.partitions_def == FIVE_MINUTE_PARTITIONS for k in a.keys
+        )
         # The scheduled job, with its step retries but not their 30 s wait (time is simulated).
         self.job_def = dg.define_asset_job(
-            five_minute_job.name, selection=five_minute_job.selection, partitions_def=FIVE_MINUTE_PARTITIONS,
-            tags=five_minute_job.tags, op_retry_policy=dg.RetryPolicy(max_retries=NETWORK_RETRY_POLICY.max_retries))
+            five_minute_job.name,
+            selection=five_minute_job.selection,
+            partitions_def=FIVE_MINUTE_PARTITIONS,
+            tags=five_minute_job.tags,
+            op_retry_policy=dg.RetryPolicy(max_retries=NETWORK_RETRY_POLICY.max_retries),
+        )
         gap_sensor = build_gap_sensor(assets, job=self.job_def, clock=self.clock.now)
         freshness = next(s for s in base.sensors or [] if s.name == "freshness_checks_sensor")
         self.sensor_defs = [gap_sensor, freshness, *ALERT_SENSORS]
-        from resources.price_sources import PriceSourceResource
+        from resources.sources.price_sources import PriceSourceResource
 
         resources = dict(base.resources or {})
         resources["warehouse"] = WarehouseResource(db_url=db_url)
         resources["price_source"] = PriceSourceResource(
-            mode="live", coingecko_base_url=coingecko.url, exchanges="binance,okx",
-            exchange_urls={"binance": binance.url, "okx": exchange.url}, coingecko_calls_per_minute=100_000,
-            exchange_rate_limit_ms=5, timeout_s=0.5, max_attempts=3, backoff_base_s=0.01, max_retry_after_s=5)
-        self.defs = dg.Definitions(assets=assets, asset_checks=list(base.asset_checks or []), jobs=[self.job_def],
-                                   sensors=self.sensor_defs, resources=resources)
+            mode="live",
+            coingecko_base_url=coingecko.url,
+            exchanges="binance,okx",
+            exchange_urls={"binance": binance.url, "okx": exchange.url},
+            coingecko_calls_per_minute=100_000,
+            exchange_rate_limit_ms=5,
+            timeout_s=0.5,
+            max_attempts=3,
+            backoff_base_s=0.01,
+            max_retry_after_s=5,
+        )
+        self.defs = dg.Definitions(
+            assets=assets,
+            asset_checks=list(base.asset_checks or []),
+            jobs=[self.job_def],
+            sensors=self.sensor_defs,
+            resources=resources,
+        )
         self.repo = self.defs.get_repository_def()
         self.job = self.defs.resolve_job_def(self.job_def.name)
         self.check_job = self.defs.resolve_implicit_global_asset_job_def()
@@ -377,10 +425,12 @@ class _Loop:
         elif target is self.exchange:
             target.mutate_bar = OneShot(lambda pair, bar: [bar[0], "-1", *bar[2:]], lambda pair, bar: bar)
         else:
+
             def negative(elements):
                 if elements:
                     elements[0]["current_price"] = -abs(elements[0]["current_price"] or 1.0)
                 return elements
+
             target.mutate = OneShot(negative, lambda elements: elements)
         self.report.faults_injected[f"{'exchange' if target is self.exchange else 'coingecko'}:{kind}"] += 1
 
@@ -399,30 +449,47 @@ class _Loop:
         tags = dict(request.tags or {})
         if request.asset_check_keys and not request.asset_selection:
             job = self.check_job.get_subset(asset_selection=set(), asset_check_selection=set(request.asset_check_keys))
-            result = job.execute_in_process(run_config=QUIET, instance=self.instance, tags=tags,
-                                            raise_on_error=False)
+            result = job.execute_in_process(run_config=QUIET, instance=self.instance, tags=tags, raise_on_error=False)
         else:
             result = self.job.execute_in_process(
-                run_config=QUIET, instance=self.instance, partition_key=request.partition_key, tags=tags, raise_on_error=False,
-                asset_selection=list(request.asset_selection) if request.asset_selection else None)
+                run_config=QUIET,
+                instance=self.instance,
+                partition_key=request.partition_key,
+                tags=tags,
+                raise_on_error=False,
+                asset_selection=list(request.asset_selection) if request.asset_selection else None,
+            )
         self.report.runs[trigger] += 1
         self.report.step_retries += sum(1 for e in result.all_events if e.event_type_value == "STEP_RESTARTED")
         if not result.success:
             self.report.circuit_rejections += sum(
-                1 for e in result.all_events if e.event_type_value in ("STEP_FAILURE", "STEP_UP_FOR_RETRY")
-                and "circuit open" in str(getattr(e.event_specific_data, "error", "") or ""))
+                1
+                for e in result.all_events
+                if e.event_type_value in ("STEP_FAILURE", "STEP_UP_FOR_RETRY")
+                and "circuit open" in str(getattr(e.event_specific_data, "error", "") or "")
+            )
             self.report.runs_failed[trigger] += 1
             self.failed_runs[result.run_id] = trigger
             if not self.in_outage:
                 self.failed_outside_outage.append(f"{trigger} run at {self.clock.now():%Y-%m-%d %H:%M}")
             if self.config.verbose:
-                error = next((str(e.event_specific_data.error.message).splitlines()[0] for e in result.all_events
-                              if e.event_type_value == "STEP_FAILURE"), "?")
+                error = next(
+                    (
+                        str(e.event_specific_data.error.message).splitlines()[0]
+                        for e in result.all_events
+                        if e.event_type_value == "STEP_FAILURE"
+                    ),
+                    "?",
+                )
                 print(f"  {self.clock.now():%m-%d %H:%M} {trigger} run failed: {error[:160]}", file=sys.stderr)
 
     def _sensor(self, sensor: dg.SensorDefinition) -> list[dg.RunRequest]:
-        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursors.get(sensor.name),
-                                          repository_def=self.repo, sensor_name=sensor.name)
+        context = dg.build_sensor_context(
+            instance=self.instance,
+            cursor=self.cursors.get(sensor.name),
+            repository_def=self.repo,
+            sensor_name=sensor.name,
+        )
         data = sensor.evaluate_tick(context)
         for event in data.asset_events:  # what the daemon records for a sensor (runless check evaluations)
             self.instance.report_runless_asset_event(event)
@@ -451,8 +518,10 @@ class _Loop:
         self.clock.current = self.first_window
         self.coingecko.now = self.exchange.now = self.first_window
         with freeze_time(_aware(self.first_window)):
-            tags = {"dagster/asset_partition_range_start": first.strftime(self.partitions.fmt),
-                    "dagster/asset_partition_range_end": last.strftime(self.partitions.fmt)}
+            tags = {
+                "dagster/asset_partition_range_start": first.strftime(self.partitions.fmt),
+                "dagster/asset_partition_range_end": last.strftime(self.partitions.fmt),
+            }
             self._execute(dg.RunRequest(tags=tags), "history")
 
     def run(self) -> None:
@@ -468,8 +537,10 @@ class _Loop:
                 self._tick(window + WINDOW + SCHEDULE_OFFSET, schedule=True)
                 self._clear_faults()
                 if self.config.verbose and index % 48 == 47:
-                    print(f"  {index + 1} windows, runs {dict(self.report.runs)}, failed "
-                          f"{dict(self.report.runs_failed)}", file=sys.stderr)
+                    print(
+                        f"  {index + 1} windows, runs {dict(self.report.runs)}, failed {dict(self.report.runs_failed)}",
+                        file=sys.stderr,
+                    )
             for server in (self.exchange, self.coingecko):
                 server.down = False
             self.in_outage = False
@@ -547,14 +618,22 @@ class _Loop:
         column = table.c[time_column]
         keys = [c for c in table.primary_key.columns]
         with wh.engine.connect() as conn:
-            per_window = dict(conn.execute(sa.select(column, sa.func.count()).where(column >= start, column < end)
-                                           .group_by(column)).all())
-            duplicates = conn.execute(sa.select(sa.func.count()).select_from(
-                sa.select(*keys).group_by(*keys).having(sa.func.count() > 1).subquery())).scalar_one()
-            logged = conn.execute(sa.select(sa.text("window_start"), sa.text("row_count")).select_from(
-                sa.text("partition_log")).where(sa.text("asset = :asset"), sa.text("window_start >= :start"),
-                                                sa.text("window_start < :end")),
-                {"asset": asset, "start": start, "end": end}).all()
+            per_window = dict(
+                conn.execute(
+                    sa.select(column, sa.func.count()).where(column >= start, column < end).group_by(column)
+                ).all()
+            )
+            duplicates = conn.execute(
+                sa.select(sa.func.count()).select_from(
+                    sa.select(*keys).group_by(*keys).having(sa.func.count() > 1).subquery()
+                )
+            ).scalar_one()
+            logged = conn.execute(
+                sa.select(sa.text("window_start"), sa.text("row_count"))
+                .select_from(sa.text("partition_log"))
+                .where(sa.text("asset = :asset"), sa.text("window_start >= :start"), sa.text("window_start < :end")),
+                {"asset": asset, "start": start, "end": end},
+            ).all()
         log_counts = {pd.Timestamp(w): int(n) for w, n in logged}
         table_counts = {pd.Timestamp(w): int(n) for w, n in per_window.items()}
         self.report.rows[asset] = sum(table_counts.values())
@@ -568,8 +647,10 @@ class _Loop:
         disagree = [w for w in log_counts if log_counts[w] != table_counts.get(w, 0)]
         if disagree:
             w = disagree[0]
-            problems.append(f"{asset}: partition_log row_count disagrees with the table in {len(disagree)} "
-                            f"window(s), e.g. {w}: log {log_counts[w]}, table {table_counts.get(w, 0)}")
+            problems.append(
+                f"{asset}: partition_log row_count disagrees with the table in {len(disagree)} "
+                f"window(s), e.g. {w}: log {log_counts[w]}, table {table_counts.get(w, 0)}"
+            )
 
     def _audit_prices(self, wh: Warehouse) -> None:
         """A sample of windows' bars equal what the fakes served (the deterministic market)."""
@@ -581,17 +662,21 @@ class _Loop:
         with_pair = [c for c in self.coins if c.exchange_pair]
         mismatches = 0
         for window in sample:
-            stored = wh.read_frame(sa.select(table.c.symbol, *(table.c[c] for c in BAR_COLUMNS))
-                                   .where(table.c.window_start == window,
-                                          table.c.symbol.in_([c.symbol for c in with_pair]))).set_index("symbol")
+            stored = wh.read_frame(
+                sa.select(table.c.symbol, *(table.c[c] for c in BAR_COLUMNS)).where(
+                    table.c.window_start == window, table.c.symbol.in_([c.symbol for c in with_pair])
+                )
+            ).set_index("symbol")
             # The fake exchange computes each pair on its own (the simulated market's volatility
             # scale depends on the list of coins it is given).
-            served = pd.concat([simulated_price_frame([c], window, window + WINDOW) for c in with_pair]
-                               ).set_index("symbol")
+            served = pd.concat([simulated_price_frame([c], window, window + WINDOW) for c in with_pair]).set_index(
+                "symbol"
+            )
             expected = served[list(BAR_COLUMNS)].map(lambda v: float(f"{v:.8f}"))
             if set(stored.index) != set(expected.index):
-                self.report.problems.append(f"price_data_real {window}: symbols {len(stored)} stored, "
-                                            f"{len(expected)} served")
+                self.report.problems.append(
+                    f"price_data_real {window}: symbols {len(stored)} stored, {len(expected)} served"
+                )
                 continue
             diff = (stored.loc[expected.index, list(BAR_COLUMNS)] != expected).any(axis=1)
             mismatches += int(diff.sum())
@@ -601,15 +686,20 @@ class _Loop:
 
     def _audit_lake(self, wh: Warehouse, start: datetime, end: datetime) -> None:
         """The lake holds every committed feature row of the soak's windows, once, at its current commit."""
-        from resources.lake import FeatureLake, LakeError, range_filter
-        from resources.settings import load_settings
-        from resources.warehouse import FEATURES_TABLE
+        from resources.config.settings import load_settings
+        from resources.storage.lake import FeatureLake, LakeError, range_filter
+        from resources.storage.warehouse import FEATURES_TABLE
 
         committed = wh.committed_windows(FEATURES_TABLE, start, end)
         expected = int(committed["row_count"].sum()) if len(committed) else 0
         try:
-            keys = FeatureLake.from_settings(load_settings()).table().to_pyarrow_dataset().to_table(
-                columns=["symbol", "timestamp"], filter=range_filter(start, end)).to_pandas()
+            keys = (
+                FeatureLake.from_settings(load_settings())
+                .table()
+                .to_pyarrow_dataset()
+                .to_table(columns=["symbol", "timestamp"], filter=range_filter(start, end))
+                .to_pandas()
+            )
         except LakeError as exc:
             self.report.problems.append(f"{LAKE_ASSET}: {exc}")
             return
@@ -619,16 +709,20 @@ class _Loop:
 
     def _audit_market_fields(self, wh: Warehouse) -> None:
         """Live windows (the snapshot) and backfilled ones (the history) carry the same market fields."""
-        from resources.coingecko import MARKET_FIELDS
+        from resources.sources.coingecko import MARKET_FIELDS
 
         if "price_data_real" not in self.asset_keys:
             return
         table = METADATA.tables["price_data_real"]
         fields = [*MARKET_FIELDS, "market_data_age_s"]
-        frame = wh.read_frame(sa.select(table.c.source, table.c.close, *(table.c[c] for c in fields))
-                              .where(table.c.close.is_not(None)))
-        kinds = frame["source"].map(lambda s: "live" if s.endswith("+coingecko") else
-                                    "backfilled" if s.endswith("+coingecko_history") else "none")
+        frame = wh.read_frame(
+            sa.select(table.c.source, table.c.close, *(table.c[c] for c in fields)).where(table.c.close.is_not(None))
+        )
+        kinds = frame["source"].map(
+            lambda s: (
+                "live" if s.endswith("+coingecko") else "backfilled" if s.endswith("+coingecko_history") else "none"
+            )
+        )
         self.report.checks["market_field_rows"] = {k: int(n) for k, n in kinds.value_counts().items()}
         for kind in ("live", "backfilled"):
             rows = frame[kinds == kind]
@@ -648,8 +742,8 @@ class _Loop:
 
     def _audit_features(self, wh: Warehouse) -> None:
         """Features of a sample of windows equal a clean recomputation from the final tables."""
-        from resources.backup import export_warehouse, restore_warehouse
-        from resources.warehouse import FEATURES_TABLE
+        from resources.storage.backup import export_warehouse, restore_warehouse
+        from resources.storage.warehouse import FEATURES_TABLE
 
         if FEATURES_TABLE not in self.asset_keys:
             self.report.checks["features"] = "not part of five_minute_job: skipped"
@@ -664,7 +758,7 @@ class _Loop:
             restore_warehouse(clean, scratch / "backup")
             features = next(a for a in self.assets if dg.AssetKey(FEATURES_TABLE) in a.keys)
             resources = dict(self.defs.resources or {})
-            from resources.dagster_resources import WarehouseResource
+            from resources.storage.dagster_resources import WarehouseResource
 
             resources["warehouse"] = WarehouseResource(db_url=clean_url)
             table = METADATA.tables[FEATURES_TABLE]
@@ -672,9 +766,14 @@ class _Loop:
             for window in sample:
                 key = window.strftime(self.partitions.fmt)
                 with freeze_time(_aware(self.clock.now())), _environment({"CRYPTO_DB_URL": clean_url}):
-                    result = dg.materialize([features], partition_key=key, resources=resources,
-                                            selection=[features.key], raise_on_error=False,
-                                            instance=dg.DagsterInstance.ephemeral())
+                    result = dg.materialize(
+                        [features],
+                        partition_key=key,
+                        resources=resources,
+                        selection=[features.key],
+                        raise_on_error=False,
+                        instance=dg.DagsterInstance.ephemeral(),
+                    )
                 if not result.success:
                     self.report.problems.append(f"features recomputation of {key} failed")
                     continue
@@ -682,19 +781,23 @@ class _Loop:
                 soaked, recomputed = wh.read_frame(stmt), clean.read_frame(stmt)
                 value_columns = [c for c in soaked.columns if c not in ("feature_set_version",)]
                 try:
-                    pd.testing.assert_frame_equal(soaked[value_columns], recomputed[value_columns],
-                                                  check_exact=False, rtol=1e-9, atol=1e-12)
+                    pd.testing.assert_frame_equal(
+                        soaked[value_columns], recomputed[value_columns], check_exact=False, rtol=1e-9, atol=1e-12
+                    )
                 except AssertionError:
                     differing.append(window)
             clean.dispose()
             if differing:
-                outages = ", ".join(f"{o.source} down for windows {self.windows[o.first]:%H:%M} to "
-                                    f"{self.windows[min(o.first + o.windows, len(self.windows)) - 1]:%H:%M}"
-                                    for o in self.config.outage_plan())
+                outages = ", ".join(
+                    f"{o.source} down for windows {self.windows[o.first]:%H:%M} to "
+                    f"{self.windows[min(o.first + o.windows, len(self.windows)) - 1]:%H:%M}"
+                    for o in self.config.outage_plan()
+                )
                 self.report.problems.append(
                     f"features of {len(differing)}/{len(sample)} sampled window(s) differ from a clean recomputation "
                     f"(windows {', '.join(f'{w:%m-%d %H:%M}' for w in differing[:12])}"
-                    f"{', ...' if len(differing) > 12 else ''}; {outages or 'no outage'})")
+                    f"{', ...' if len(differing) > 12 else ''}; {outages or 'no outage'})"
+                )
             self.report.checks["feature_windows_compared"] = len(sample)
         finally:
             dispose_warehouse(clean_url)
@@ -719,8 +822,10 @@ class _Loop:
         expected_checks = self._check_fail_starts()
         for kind in ("check", "freshness"):
             if self.report.alerts[kind] != expected_checks[kind]:
-                problems.append(f"{self.report.alerts[kind]} {kind} alert(s), expected {expected_checks[kind]} "
-                                "(one each time a check starts failing)")
+                problems.append(
+                    f"{self.report.alerts[kind]} {kind} alert(s), expected {expected_checks[kind]} "
+                    "(one each time a check starts failing)"
+                )
         for failure in self.failed_outside_outage:
             problems.append(f"{failure} failed outside any outage: a transient fault was not absorbed by retries")
         late = [t for t in messages if "*Kind:* freshness" in t and any(f"{a} is late" in t for a in self.asset_keys)]
@@ -738,8 +843,11 @@ class _Loop:
             history = storage.get_asset_check_execution_history(check_key, limit=100_000)
             failing = False
             for record in sorted(history, key=lambda r: r.id):
-                event = record.event.dagster_event.event_specific_data if record.event and record.event.dagster_event \
+                event = (
+                    record.event.dagster_event.event_specific_data
+                    if record.event and record.event.dagster_event
                     else None
+                )
                 if not isinstance(event, dg.AssetCheckEvaluation):
                     continue
                 if not event.passed and not failing:
@@ -751,16 +859,24 @@ class _Loop:
 def print_report(report: SoakReport) -> None:
     """The figures, human-readable."""
     data = report.as_dict()
-    print(f"soak: {report.windows} windows x {report.coins} coins on {report.database} in {data['seconds']} s "
-          f"({report.ticks} ticks)")
+    print(
+        f"soak: {report.windows} windows x {report.coins} coins on {report.database} in {data['seconds']} s "
+        f"({report.ticks} ticks)"
+    )
     print(f"  runs: {data['runs']}, failed: {data['runs_failed']}")
-    print(f"  faults injected: {data['faults_injected_total']} {data['faults_injected']}; "
-          f"outage answers (503): {report.outage_answers}")
-    print(f"  retries: {data['retries']}; circuit breaker openings: {report.circuit_opened}, steps refused by an "
-          f"open circuit: {report.circuit_rejections}")
+    print(
+        f"  faults injected: {data['faults_injected_total']} {data['faults_injected']}; "
+        f"outage answers (503): {report.outage_answers}"
+    )
+    print(
+        f"  retries: {data['retries']}; circuit breaker openings: {report.circuit_opened}, steps refused by an "
+        f"open circuit: {report.circuit_rejections}"
+    )
     print(f"  alerts: {data['alerts']} (check fail-starts: {report.checks.get('check_fail_starts')})")
     print(f"  rows: {report.rows}")
-    print(f"  audit: {'OK: every window exactly once, partition_log agrees, alerts as expected' if report.ok else 'FAILED'}")
+    print(
+        f"  audit: {'OK: every window exactly once, partition_log agrees, alerts as expected' if report.ok else 'FAILED'}"
+    )
     for problem in report.problems:
         print(f"    - {problem}")
 
@@ -772,14 +888,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--coins", type=int, default=None, help="first N coins of the universe (default: all)")
     parser.add_argument("--fault-rate", type=float, default=0.25, help="share of ticks with a transient fault")
     parser.add_argument("--db-url", default=None, help="warehouse URL (default: a fresh SQLite file)")
-    parser.add_argument("--definitions", default="crypto_assets.definitions:defs",
-                        help="module:attribute of the Definitions under test")
+    parser.add_argument(
+        "--definitions", default="crypto_assets.definitions:defs", help="module:attribute of the Definitions under test"
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
-    report = run_soak(SoakConfig(windows=args.windows, seed=args.seed, coins=args.coins, fault_rate=args.fault_rate,
-                                 db_url=args.db_url, verbose=args.verbose, definitions=args.definitions))
+    report = run_soak(
+        SoakConfig(
+            windows=args.windows,
+            seed=args.seed,
+            coins=args.coins,
+            fault_rate=args.fault_rate,
+            db_url=args.db_url,
+            verbose=args.verbose,
+            definitions=args.definitions,
+        )
+    )
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:

@@ -24,8 +24,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_MYSQL = os.environ.get("CRYPTO_BENCH_MYSQL", "mysql+pymysql://root@127.0.0.1:3306")
@@ -46,8 +47,9 @@ def mysql_admin(*statements: str) -> None:
     import sqlalchemy as sa
 
     url = sa.engine.make_url(BENCH_MYSQL)
-    conn = pymysql.connect(host=url.host, port=url.port or 3306, user=url.username, password=url.password or "",
-                           autocommit=True)
+    conn = pymysql.connect(
+        host=url.host, port=url.port or 3306, user=url.username, password=url.password or "", autocommit=True
+    )
     try:
         with conn.cursor() as cursor:
             for sql in statements:
@@ -77,8 +79,9 @@ def bench_database(name: str, *, charset: str | None = None, keep: bool = False)
             mysql_admin(f"DROP DATABASE IF EXISTS `{name}`")
 
 
-def start_api(db_url: str, port: int, env: Mapping[str, str] | None = None, options: Sequence[str] = (),
-              timeout: float = 30.0) -> subprocess.Popen:
+def start_api(
+    db_url: str, port: int, env: Mapping[str, str] | None = None, options: Sequence[str] = (), timeout: float = 30.0
+) -> subprocess.Popen:
     """Start ``uvicorn api.app:app`` on 127.0.0.1:``port`` serving ``db_url``; return once ``/health`` answers 200.
 
     The server's environment is this process's plus ``CRYPTO_DB_URL``, ``PYTHONPATH`` (the
@@ -89,10 +92,24 @@ def start_api(db_url: str, port: int, env: Mapping[str, str] | None = None, opti
     import httpx
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning", "--no-access-log", *options],
-        cwd=ROOT, env={**os.environ, "CRYPTO_DB_URL": db_url, "PYTHONPATH": str(ROOT), **(env or {})},
-        stdout=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            *options,
+        ],
+        cwd=ROOT,
+        env={**os.environ, "CRYPTO_DB_URL": db_url, "PYTHONPATH": str(ROOT), **(env or {})},
+        stdout=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
         try:
@@ -115,8 +132,9 @@ def stop_api(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def api_server(db_url: str, port: int, env: Mapping[str, str] | None = None, options: Sequence[str] = (),
-               timeout: float = 30.0) -> Iterator[subprocess.Popen]:
+def api_server(
+    db_url: str, port: int, env: Mapping[str, str] | None = None, options: Sequence[str] = (), timeout: float = 30.0
+) -> Iterator[subprocess.Popen]:
     """``start_api`` as a context manager: yields the running server, terminates it at the end."""
     process = start_api(db_url, port, env, options, timeout)
     try:

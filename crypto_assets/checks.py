@@ -18,9 +18,9 @@ takes the asset list, so an asset that lands later is checked as soon as it is w
 """
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Mapping, Sequence
 
 import dagster as dg
 import numpy as np
@@ -28,12 +28,12 @@ import pandas as pd
 import sqlalchemy as sa
 
 from crypto_assets.features.catalog import SPARSE_FEATURES
-from resources.coingecko import MARKET_FIELDS
-from resources.dagster_resources import WarehouseResource
-from resources.market_history import MAX_AGE as HISTORY_MAX_AGE
-from resources.settings import load_settings
-from resources.universe import load_universe
-from resources.warehouse import Warehouse, to_naive_utc, window_starts
+from resources.config.settings import load_settings
+from resources.config.universe import load_universe
+from resources.sources.coingecko import MARKET_FIELDS
+from resources.sources.market_history import MAX_AGE as HISTORY_MAX_AGE
+from resources.storage.dagster_resources import WarehouseResource
+from resources.storage.warehouse import Warehouse, to_naive_utc, window_starts
 
 WINDOW = timedelta(minutes=5)
 # A check run outside a partitioned run (the UI's "Execute checks") looks at this much history.
@@ -110,8 +110,16 @@ def unique_non_null_keys(data: CheckInput) -> tuple[bool, str, dict[str, object]
         duplicates = conn.execute(sa.select(sa.func.count()).select_from(grouped)).scalar() or 0
     passed = nulls == 0 and duplicates == 0
     text = f"{rows} rows; {nulls} with a null key; {duplicates} duplicated key(s)"
-    return passed, text, {"rows": int(rows), "null_key_rows": int(nulls), "duplicate_keys": int(duplicates),
-                          "key": ", ".join(k.name for k in keys)}
+    return (
+        passed,
+        text,
+        {
+            "rows": int(rows),
+            "null_key_rows": int(nulls),
+            "duplicate_keys": int(duplicates),
+            "key": ", ".join(k.name for k in keys),
+        },
+    )
 
 
 def no_window_gaps(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
@@ -123,21 +131,27 @@ def no_window_gaps(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     committed = data.warehouse.committed_windows(data.table.name, start, data.end)
     have = {to_naive_utc(w) for w in committed["window_start"]} if len(committed) else set()
     missing = [w for w in expected if w not in have]
-    text = (f"all {len(expected)} windows since {start:%Y-%m-%d %H:%M} committed" if not missing
-            else f"{len(missing)} of {len(expected)} windows since {start:%Y-%m-%d %H:%M} missing from partition_log")
-    return not missing, text, {
-        "gap_horizon_start": start.isoformat(),
-        "windows_expected": len(expected),
-        "windows_missing": len(missing),
-        "missing_windows": dg.MetadataValue.json([w.isoformat() for w in missing[:20]]),
-    }
+    text = (
+        f"all {len(expected)} windows since {start:%Y-%m-%d %H:%M} committed"
+        if not missing
+        else f"{len(missing)} of {len(expected)} windows since {start:%Y-%m-%d %H:%M} missing from partition_log"
+    )
+    return (
+        not missing,
+        text,
+        {
+            "gap_horizon_start": start.isoformat(),
+            "windows_expected": len(expected),
+            "windows_missing": len(missing),
+            "missing_windows": dg.MetadataValue.json([w.isoformat() for w in missing[:20]]),
+        },
+    )
 
 
 def symbol_coverage(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     """Every window of the range holds at least 90% of the universe's symbols."""
     universe = {coin.symbol for coin in load_universe(load_settings().universe_file)}
-    frame = data.warehouse.read_frame(
-        data.in_range(data.table.c.symbol, data.table.c[data.time_column]).distinct())
+    frame = data.warehouse.read_frame(data.in_range(data.table.c.symbol, data.table.c[data.time_column]).distinct())
     present = frame[frame["symbol"].isin(universe)] if len(frame) else frame
     windows = window_starts(data.start, data.end, data.window)
     counts = present.groupby(data.time_column)["symbol"].nunique() if len(present) else pd.Series(dtype=float)
@@ -145,15 +159,21 @@ def symbol_coverage(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     never = sorted(universe - set(present["symbol"])) if len(present) else sorted(universe)
     worst = float(per_window.min()) if len(per_window) else 0.0
     passed = worst >= MIN_COVERAGE
-    text = (f"lowest coverage {worst:.1%} of {len(universe)} symbols over {len(windows)} window(s); "
-            f"{len(never)} symbol(s) never present")
-    return passed, text, {
-        "universe_size": len(universe),
-        "min_coverage": round(worst, 4),
-        "mean_coverage": round(float(per_window.mean()), 4) if len(per_window) else 0.0,
-        "windows_below_threshold": int((per_window < MIN_COVERAGE).sum()),
-        "symbols_never_present": dg.MetadataValue.json(never[:50]),
-    }
+    text = (
+        f"lowest coverage {worst:.1%} of {len(universe)} symbols over {len(windows)} window(s); "
+        f"{len(never)} symbol(s) never present"
+    )
+    return (
+        passed,
+        text,
+        {
+            "universe_size": len(universe),
+            "min_coverage": round(worst, 4),
+            "mean_coverage": round(float(per_window.mean()), 4) if len(per_window) else 0.0,
+            "windows_below_threshold": int((per_window < MIN_COVERAGE).sum()),
+            "symbols_never_present": dg.MetadataValue.json(never[:50]),
+        },
+    )
 
 
 def price_sanity(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
@@ -161,16 +181,22 @@ def price_sanity(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     by more than a factor of 3 from the previous window's (compared across the range's start)."""
     t = data.table
     frame = data.warehouse.read_frame(
-        data.in_range(t.c.symbol, t.c[data.time_column], *(t.c[c] for c in PRICE_COLUMNS),
-                      start=data.start - data.window))
+        data.in_range(
+            t.c.symbol, t.c[data.time_column], *(t.c[c] for c in PRICE_COLUMNS), start=data.start - data.window
+        )
+    )
     in_range = frame[frame[data.time_column] >= pd.Timestamp(data.start)] if len(frame) else frame
     prices = in_range[list(PRICE_COLUMNS)]
     non_positive = int((prices <= 0).any(axis=1).sum())
     bars = in_range.dropna(subset=["open", "high", "low", "close"])
     tolerance = 1e-9
-    inconsistent = int(((bars["low"] > bars[["open", "close"]].min(axis=1) * (1 + tolerance))
-                        | (bars["high"] < bars[["open", "close"]].max(axis=1) * (1 - tolerance))
-                        | (bars["low"] > bars["high"])).sum())
+    inconsistent = int(
+        (
+            (bars["low"] > bars[["open", "close"]].min(axis=1) * (1 + tolerance))
+            | (bars["high"] < bars[["open", "close"]].max(axis=1) * (1 - tolerance))
+            | (bars["low"] > bars["high"])
+        ).sum()
+    )
     jumps = pd.DataFrame()
     if len(frame):
         ordered = frame.dropna(subset=["close"]).sort_values(["symbol", data.time_column])
@@ -179,16 +205,34 @@ def price_sanity(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
         with np.errstate(divide="ignore", invalid="ignore"):
             log_move = np.abs(np.log(ordered["close"] / previous["close"]))
         jumped = consecutive & (log_move > math.log(MAX_JUMP_FACTOR)) & (ordered["close"] > 0) & (previous["close"] > 0)
-        jumps = ordered.loc[jumped, ["symbol", data.time_column, "close"]].assign(previous_close=previous.loc[jumped, "close"])
+        jumps = ordered.loc[jumped, ["symbol", data.time_column, "close"]].assign(
+            previous_close=previous.loc[jumped, "close"]
+        )
     passed = non_positive == 0 and inconsistent == 0 and jumps.empty
-    text = (f"{len(in_range)} rows; {non_positive} with a non-positive price; {inconsistent} inconsistent bar(s); "
-            f"{len(jumps)} move(s) beyond x{MAX_JUMP_FACTOR:g} in one window")
-    examples = [{"symbol": r.symbol, "window_start": pd.Timestamp(getattr(r, data.time_column)).isoformat(),
-                 "close": float(r.close), "previous_close": float(r.previous_close)}
-                for r in jumps.head(10).itertuples(index=False)]
-    return passed, text, {"rows": len(in_range), "non_positive_rows": non_positive,
-                          "inconsistent_bars": inconsistent, "impossible_jumps": len(jumps),
-                          "jump_examples": dg.MetadataValue.json(examples)}
+    text = (
+        f"{len(in_range)} rows; {non_positive} with a non-positive price; {inconsistent} inconsistent bar(s); "
+        f"{len(jumps)} move(s) beyond x{MAX_JUMP_FACTOR:g} in one window"
+    )
+    examples = [
+        {
+            "symbol": r.symbol,
+            "window_start": pd.Timestamp(getattr(r, data.time_column)).isoformat(),
+            "close": float(r.close),
+            "previous_close": float(r.previous_close),
+        }
+        for r in jumps.head(10).itertuples(index=False)
+    ]
+    return (
+        passed,
+        text,
+        {
+            "rows": len(in_range),
+            "non_positive_rows": non_positive,
+            "inconsistent_bars": inconsistent,
+            "impossible_jumps": len(jumps),
+            "jump_examples": dg.MetadataValue.json(examples),
+        },
+    )
 
 
 def market_data_freshness(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
@@ -196,8 +240,9 @@ def market_data_freshness(data: CheckInput) -> tuple[bool, str, dict[str, object
     ``CRYPTO_SNAPSHOT_MAX_AGE_S``, the history's 25 h), and no stale CoinGecko snapshot was
     left out in this run (its coins' windows have bars but no market fields)."""
     t = data.table
-    frame = data.warehouse.read_frame(data.in_range(t.c.source, t.c.close, t.c.market_data_age_s,
-                                                    *(t.c[c] for c in MARKET_FIELDS)))
+    frame = data.warehouse.read_frame(
+        data.in_range(t.c.source, t.c.close, t.c.market_data_age_s, *(t.c[c] for c in MARKET_FIELDS))
+    )
     source = frame["source"].astype(str) if len(frame) else pd.Series(dtype=str)
     age = frame["market_data_age_s"] if len(frame) else pd.Series(dtype=float)
     snapshot = source.str.endswith("+coingecko") | source.eq("coingecko")
@@ -209,11 +254,22 @@ def market_data_freshness(data: CheckInput) -> tuple[bool, str, dict[str, object
     stale_value = data.run_metadata.get("stale_snapshot_count")
     stale = int(getattr(stale_value, "value", stale_value) or 0)
     passed = too_old == 0 and stale == 0
-    text = (f"{len(frame)} rows; {too_old} with market data older than its bound; {stale} stale snapshot(s) left "
-            f"out in this run; {without} bar row(s) without every market field")
-    return passed, text, {"rows": len(frame), "market_data_too_old": too_old, "stale_snapshots_left_out": stale,
-                          "bar_rows_without_market_fields": without, "snapshot_max_age_s": bound,
-                          "max_market_data_age_s": float(age.max()) if age.notna().any() else 0.0}
+    text = (
+        f"{len(frame)} rows; {too_old} with market data older than its bound; {stale} stale snapshot(s) left "
+        f"out in this run; {without} bar row(s) without every market field"
+    )
+    return (
+        passed,
+        text,
+        {
+            "rows": len(frame),
+            "market_data_too_old": too_old,
+            "stale_snapshots_left_out": stale,
+            "bar_rows_without_market_fields": without,
+            "snapshot_max_age_s": bound,
+            "max_market_data_age_s": float(age.max()) if age.notna().any() else 0.0,
+        },
+    )
 
 
 def score_range(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
@@ -223,9 +279,11 @@ def score_range(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     bad_score = int((~frame["sentiment_score"].between(-1.0, 1.0)).sum()) if len(frame) else 0
     bad_confidence = int((~frame["confidence"].between(0.0, 1.0)).sum()) if len(frame) else 0
     passed = bad_score == 0 and bad_confidence == 0
-    return passed, (f"{len(frame)} rows; {bad_score} score(s) outside [-1, 1]; "
-                    f"{bad_confidence} confidence(s) outside [0, 1]"), {
-        "rows": len(frame), "scores_out_of_range": bad_score, "confidences_out_of_range": bad_confidence}
+    return (
+        passed,
+        (f"{len(frame)} rows; {bad_score} score(s) outside [-1, 1]; {bad_confidence} confidence(s) outside [0, 1]"),
+        {"rows": len(frame), "scores_out_of_range": bad_score, "confidences_out_of_range": bad_confidence},
+    )
 
 
 def label_mix(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
@@ -237,11 +295,19 @@ def label_mix(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     dominant, top = max(counts.items(), key=lambda kv: kv[1]) if counts else ("", 0)
     share = top / total if total else 0.0
     passed = total < MIN_ROWS_FOR_LABEL_MIX or share <= MAX_DOMINANT_LABEL_SHARE
-    text = (f"{total} rows; labels {counts}" if total else "no sentiment rows in range")
+    text = f"{total} rows; labels {counts}" if total else "no sentiment rows in range"
     if not passed:
         text = f"{share:.0%} of {total} rows are {dominant!r}; labels {counts}"
-    return passed, text, {"rows": total, "label_counts": dg.MetadataValue.json(counts),
-                          "dominant_label": dominant, "dominant_share": round(share, 4)}
+    return (
+        passed,
+        text,
+        {
+            "rows": total,
+            "label_counts": dg.MetadataValue.json(counts),
+            "dominant_label": dominant,
+            "dominant_share": round(share, 4),
+        },
+    )
 
 
 def feature_nan_ratio(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
@@ -252,9 +318,11 @@ def feature_nan_ratio(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     gap) are left out too, since their window-based features are NULL by design.
     """
     t = data.table
-    features = [c for c in t.columns
-                if c.name not in FEATURE_NON_FEATURE_COLUMNS and c.name not in SPARSE_FEATURES
-                and c.name != "bars_missing"]
+    features = [
+        c
+        for c in t.columns
+        if c.name not in FEATURE_NON_FEATURE_COLUMNS and c.name not in SPARSE_FEATURES and c.name != "bars_missing"
+    ]
     counts = [sa.func.count(c).label(c.name) for c in features]
     query = data.in_range(sa.func.count().label("__rows__"), *counts)
     if "bars_missing" in t.c:
@@ -266,54 +334,121 @@ def feature_nan_ratio(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     worst = sorted(ratios.items(), key=lambda kv: kv[1], reverse=True)
     over = [name for name, ratio in worst if ratio > MAX_NAN_RATIO]
     passed = not over
-    text = (f"{rows} rows, {len(features)} features; worst {worst[0][0]} {worst[0][1]:.1%} missing"
-            if worst and rows else f"{rows} rows")
+    text = (
+        f"{rows} rows, {len(features)} features; worst {worst[0][0]} {worst[0][1]:.1%} missing"
+        if worst and rows
+        else f"{rows} rows"
+    )
     if over:
         text = f"{len(over)} feature(s) over {MAX_NAN_RATIO:.0%} missing: {', '.join(over[:10])}"
-    return passed, text, {"rows": rows, "features": len(features),
-                          "features_over_threshold": dg.MetadataValue.json(over),
-                          "worst_nan_ratios": dg.MetadataValue.json({k: round(v, 4) for k, v in worst[:10]})}
+    return (
+        passed,
+        text,
+        {
+            "rows": rows,
+            "features": len(features),
+            "features_over_threshold": dg.MetadataValue.json(over),
+            "worst_nan_ratios": dg.MetadataValue.json({k: round(v, 4) for k, v in worst[:10]}),
+        },
+    )
 
 
-CHECK_KINDS: dict[str, CheckKind] = {kind.name: kind for kind in (
-    CheckKind("unique_non_null_keys", "No null key columns and no duplicate keys in the run's windows.",
-              True, dg.AssetCheckSeverity.ERROR, unique_non_null_keys),
-    CheckKind("no_window_gaps", "Every window of the last day is committed in partition_log "
-              "(the gap-healing sensor refills missing ones).", False, dg.AssetCheckSeverity.WARN, no_window_gaps),
-    CheckKind("symbol_coverage", f"Each window holds at least {MIN_COVERAGE:.0%} of the universe's symbols.",
-              False, dg.AssetCheckSeverity.WARN, symbol_coverage),
-    CheckKind("price_sanity", "Prices positive, OHLC bars consistent, no close beyond "
-              f"x{MAX_JUMP_FACTOR:g} of the previous window's.", True, dg.AssetCheckSeverity.ERROR, price_sanity),
-    CheckKind("market_data_freshness", "Market fields no older than their bound at the window's end; no stale "
-              "CoinGecko snapshot left out in the run.", False, dg.AssetCheckSeverity.WARN, market_data_freshness),
-    CheckKind("score_range", "Sentiment scores in [-1, 1], confidences in [0, 1].",
-              True, dg.AssetCheckSeverity.ERROR, score_range),
-    CheckKind("label_mix", f"No sentiment label holds more than {MAX_DOMINANT_LABEL_SHARE:.0%} of the rows "
-              "(a stuck or broken model).", False, dg.AssetCheckSeverity.WARN, label_mix),
-    CheckKind("feature_nan_ratio", f"No feature is missing in more than {MAX_NAN_RATIO:.0%} of the rows.",
-              False, dg.AssetCheckSeverity.ERROR, feature_nan_ratio),
-)}
+CHECK_KINDS: dict[str, CheckKind] = {
+    kind.name: kind
+    for kind in (
+        CheckKind(
+            "unique_non_null_keys",
+            "No null key columns and no duplicate keys in the run's windows.",
+            True,
+            dg.AssetCheckSeverity.ERROR,
+            unique_non_null_keys,
+        ),
+        CheckKind(
+            "no_window_gaps",
+            "Every window of the last day is committed in partition_log (the gap-healing sensor refills missing ones).",
+            False,
+            dg.AssetCheckSeverity.WARN,
+            no_window_gaps,
+        ),
+        CheckKind(
+            "symbol_coverage",
+            f"Each window holds at least {MIN_COVERAGE:.0%} of the universe's symbols.",
+            False,
+            dg.AssetCheckSeverity.WARN,
+            symbol_coverage,
+        ),
+        CheckKind(
+            "price_sanity",
+            f"Prices positive, OHLC bars consistent, no close beyond x{MAX_JUMP_FACTOR:g} of the previous window's.",
+            True,
+            dg.AssetCheckSeverity.ERROR,
+            price_sanity,
+        ),
+        CheckKind(
+            "market_data_freshness",
+            "Market fields no older than their bound at the window's end; no stale "
+            "CoinGecko snapshot left out in the run.",
+            False,
+            dg.AssetCheckSeverity.WARN,
+            market_data_freshness,
+        ),
+        CheckKind(
+            "score_range",
+            "Sentiment scores in [-1, 1], confidences in [0, 1].",
+            True,
+            dg.AssetCheckSeverity.ERROR,
+            score_range,
+        ),
+        CheckKind(
+            "label_mix",
+            f"No sentiment label holds more than {MAX_DOMINANT_LABEL_SHARE:.0%} of the rows (a stuck or broken model).",
+            False,
+            dg.AssetCheckSeverity.WARN,
+            label_mix,
+        ),
+        CheckKind(
+            "feature_nan_ratio",
+            f"No feature is missing in more than {MAX_NAN_RATIO:.0%} of the rows.",
+            False,
+            dg.AssetCheckSeverity.ERROR,
+            feature_nan_ratio,
+        ),
+    )
+}
 
 TABLE_SPECS: tuple[TableSpec, ...] = (
-    TableSpec("price_data_real", ("unique_non_null_keys", "price_sanity", "symbol_coverage", "no_window_gaps",
-                                  "market_data_freshness")),
+    TableSpec(
+        "price_data_real",
+        ("unique_non_null_keys", "price_sanity", "symbol_coverage", "no_window_gaps", "market_data_freshness"),
+    ),
     TableSpec("news_items", ("unique_non_null_keys", "no_window_gaps")),
     TableSpec("sentiment_data", ("unique_non_null_keys", "score_range", "label_mix", "no_window_gaps")),
-    TableSpec("ml_features_materialized", ("unique_non_null_keys", "feature_nan_ratio", "symbol_coverage",
-                                           "no_window_gaps"), time_column="timestamp"),
+    TableSpec(
+        "ml_features_materialized",
+        ("unique_non_null_keys", "feature_nan_ratio", "symbol_coverage", "no_window_gaps"),
+        time_column="timestamp",
+    ),
     TableSpec("macro_indicators", ("unique_non_null_keys",), time_column="observation_date", window=timedelta(days=1)),
 )
 
 
 # ---------------------------------------------------------------------------------- definitions
-def checked_range(context: dg.AssetCheckExecutionContext, partitions_def: dg.PartitionsDefinition | None,
-                  spec: TableSpec, warehouse: Warehouse) -> tuple[datetime, datetime] | None:
+def checked_range(
+    context: dg.AssetCheckExecutionContext,
+    partitions_def: dg.PartitionsDefinition | None,
+    spec: TableSpec,
+    warehouse: Warehouse,
+) -> tuple[datetime, datetime] | None:
     """The window range a check looks at: the run's partition range, else the last committed day."""
     op = context.op_execution_context
-    if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition) and (op.has_partition_key_range
-                                                                          or op.has_partition_key):
-        first, last = ((op.partition_key_range.start, op.partition_key_range.end) if op.has_partition_key_range
-                       else (op.partition_key, op.partition_key))
+    if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition) and (
+        op.has_partition_key_range or op.has_partition_key
+    ):
+        first, last = (
+            (op.partition_key_range.start, op.partition_key_range.end)
+            if op.has_partition_key_range
+            else (op.partition_key, op.partition_key)
+        )
         start = partitions_def.time_window_for_partition_key(first).start
         end = partitions_def.time_window_for_partition_key(last).end
         return to_naive_utc(start), to_naive_utc(end)
@@ -335,13 +470,16 @@ def _run_materialization_metadata(context: dg.AssetCheckExecutionContext, asset:
 def build_table_check(spec: TableSpec, partitions_def: dg.PartitionsDefinition | None) -> dg.AssetChecksDefinition:
     """One multi-asset check (one step) running every check of ``spec`` over the run's windows."""
     kinds = [CHECK_KINDS[name] for name in spec.checks]
-    partitions_start = (to_naive_utc(partitions_def.start)
-                        if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition) else None)
+    partitions_start = (
+        to_naive_utc(partitions_def.start) if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition) else None
+    )
 
     @dg.multi_asset_check(
         name=f"{spec.asset}_checks",
-        specs=[dg.AssetCheckSpec(kind.name, asset=spec.asset, description=kind.description, blocking=kind.blocking)
-               for kind in kinds],
+        specs=[
+            dg.AssetCheckSpec(kind.name, asset=spec.asset, description=kind.description, blocking=kind.blocking)
+            for kind in kinds
+        ],
         can_subset=True,
         description=f"Data-quality checks of the {spec.asset} table over the run's windows.",
     )
@@ -352,22 +490,33 @@ def build_table_check(spec: TableSpec, partitions_def: dg.PartitionsDefinition |
         for check_key in context.selected_asset_check_keys:
             kind = CHECK_KINDS[check_key.name]
             if window_range is None:
-                yield dg.AssetCheckResult(asset_key=check_key.asset_key, check_name=kind.name, passed=True,
-                                          severity=kind.severity, description="nothing committed yet")
+                yield dg.AssetCheckResult(
+                    asset_key=check_key.asset_key,
+                    check_name=kind.name,
+                    passed=True,
+                    severity=kind.severity,
+                    description="nothing committed yet",
+                )
                 continue
-            data = CheckInput(wh, wh.table(spec.asset), spec.time_column, *window_range, spec.window, partitions_start,
-                              run_metadata)
+            data = CheckInput(
+                wh, wh.table(spec.asset), spec.time_column, *window_range, spec.window, partitions_start, run_metadata
+            )
             passed, text, metadata = kind.evaluate(data)
             yield dg.AssetCheckResult(
-                asset_key=check_key.asset_key, check_name=kind.name, passed=bool(passed), severity=kind.severity,
-                description=text, metadata={**data.base_metadata(), **metadata})
+                asset_key=check_key.asset_key,
+                check_name=kind.name,
+                passed=bool(passed),
+                severity=kind.severity,
+                description=text,
+                metadata={**data.base_metadata(), **metadata},
+            )
 
     return table_checks
 
 
-def build_table_checks(assets: Sequence[dg.AssetsDefinition],
-                       specs: Sequence[TableSpec] = TABLE_SPECS) -> list[dg.AssetChecksDefinition]:
+def build_table_checks(
+    assets: Sequence[dg.AssetsDefinition], specs: Sequence[TableSpec] = TABLE_SPECS
+) -> list[dg.AssetChecksDefinition]:
     """The table checks of every spec whose asset is among ``assets``."""
     by_key = {key.to_user_string(): asset for asset in assets for key in asset.keys}
     return [build_table_check(spec, by_key[spec.asset].partitions_def) for spec in specs if spec.asset in by_key]
-

@@ -14,8 +14,8 @@ from dagster import (
     TableSchema,
 )
 
-from resources.settings import load_settings
-from resources.warehouse import WriteResult, to_naive_utc, utc_now
+from resources.config.settings import load_settings
+from resources.storage.warehouse import WriteResult, to_naive_utc, utc_now
 
 OWNERS = ["team:data-platform"]
 #: A run over at most this many windows, created within LIVE_HORIZON of its range's end, is live.
@@ -62,11 +62,12 @@ def _column_type(column: sa.Column) -> str:
 def table_schema(table: sa.Table) -> TableSchema:
     """The table's columns as a Dagster ``TableSchema`` (shown in the UI's column view)."""
     keys = {c.name for c in table.primary_key.columns}
-    return TableSchema(columns=[
-        TableColumn(name=c.name, type=_column_type(c),
-                    description="primary key" if c.name in keys else None)
-        for c in table.columns
-    ])
+    return TableSchema(
+        columns=[
+            TableColumn(name=c.name, type=_column_type(c), description="primary key" if c.name in keys else None)
+            for c in table.columns
+        ]
+    )
 
 
 def preview_markdown(frame: pd.DataFrame, rows: int = 8, columns: list[str] | None = None) -> MetadataValue:
@@ -77,8 +78,9 @@ def preview_markdown(frame: pd.DataFrame, rows: int = 8, columns: list[str] | No
     return MetadataValue.md(shown.head(rows).to_markdown(index=False, floatfmt=".6g"))
 
 
-def write_metadata(table: sa.Table, result: WriteResult, start: datetime, end: datetime,
-                   **extra: Any) -> dict[str, Any]:
+def write_metadata(
+    table: sa.Table, result: WriteResult, start: datetime, end: datetime, **extra: Any
+) -> dict[str, Any]:
     """The metadata every table-writing asset reports: row count, schema, window range, timing."""
     metadata: dict[str, Any] = {
         "dagster/row_count": result.rows_written,

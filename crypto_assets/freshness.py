@@ -12,9 +12,9 @@ from the same :class:`FreshnessRule` of each asset, without a run; they stay exe
 UI, and run inside each ``five_minute_job`` run too.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Sequence
 
 import dagster as dg
 
@@ -26,8 +26,9 @@ FIVE_MINUTE_DEADLINE_MINUTES = 4
 # A day of macro indicators is due at 03:00 UTC (the schedule starts it at 01:00).
 DAILY_DEADLINE_CRON = "0 3 * * *"
 
-FIVE_MINUTE_POLICY = dg.FreshnessPolicy.time_window(fail_window=timedelta(minutes=15),
-                                                    warn_window=timedelta(minutes=10))
+FIVE_MINUTE_POLICY = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(minutes=15), warn_window=timedelta(minutes=10)
+)
 DAILY_POLICY = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=30), warn_window=timedelta(hours=26))
 
 
@@ -90,6 +91,7 @@ def build_freshness_checks(assets: Sequence[dg.AssetsDefinition]) -> list[dg.Ass
             by_cron.setdefault(cron, []).append(asset)
     checks: list[dg.AssetChecksDefinition] = []
     for cron, group in by_cron.items():
-        checks += dg.build_time_partition_freshness_checks(assets=group, deadline_cron=cron,
-                                                           severity=dg.AssetCheckSeverity.ERROR)
+        checks += dg.build_time_partition_freshness_checks(
+            assets=group, deadline_cron=cron, severity=dg.AssetCheckSeverity.ERROR
+        )
     return checks

@@ -17,13 +17,13 @@ fault test wait out its back-off.
 """
 
 import json
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from crypto_assets.partitions import DAILY_PARTITIONS, FIVE_MINUTE_PARTITIONS
-from resources.settings import load_settings
+from resources.config.settings import load_settings
 
 FIVE_MINUTE_GROUPS = ("prices", "sentiment", "features")
 MACRO_GROUPS = ("macro",)
@@ -54,10 +54,12 @@ def run_tags(workload: str) -> dict[str, str]:
     labels = {WORKLOAD_TAG: workload}
     return {
         WORKLOAD_TAG: workload,
-        "dagster-k8s/config": json.dumps({
-            "job_metadata": {"labels": labels},
-            "pod_template_spec_metadata": {"labels": labels},
-        }),
+        "dagster-k8s/config": json.dumps(
+            {
+                "job_metadata": {"labels": labels},
+                "pod_template_spec_metadata": {"labels": labels},
+            }
+        ),
     }
 
 
@@ -147,10 +149,10 @@ def macro_schedule(context: dg.ScheduleEvaluationContext):
 
 def macro_run_days(tick: datetime, lookback_days: int) -> list[str]:
     """Daily partition keys a macro tick at ``tick`` covers: the last ``lookback_days`` complete days."""
-    last_day = tick.astimezone(timezone.utc).date() - timedelta(days=1)
-    first = datetime.combine(last_day - timedelta(days=lookback_days - 1), time(), tzinfo=timezone.utc)
-    end = datetime.combine(last_day + timedelta(days=1), time(), tzinfo=timezone.utc)
-    first = max(first, DAILY_PARTITIONS.start.astimezone(timezone.utc))
+    last_day = tick.astimezone(UTC).date() - timedelta(days=1)
+    first = datetime.combine(last_day - timedelta(days=lookback_days - 1), time(), tzinfo=UTC)
+    end = datetime.combine(last_day + timedelta(days=1), time(), tzinfo=UTC)
+    first = max(first, DAILY_PARTITIONS.start.astimezone(UTC))
     if first >= end:
         return []
     return DAILY_PARTITIONS.get_partition_keys_in_time_window(dg.TimeWindow(first, end))

@@ -12,10 +12,10 @@ from pydantic import Field
 
 from crypto_assets.common import OWNERS, preview_markdown, run_deadline, window_range, write_metadata
 from crypto_assets.partitions import DAILY_PARTITIONS
-from resources.dagster_resources import WarehouseResource
-from resources.macro_sources import FRED_BASE_URL, YAHOO_BASE_URL, YAHOO_TICKERS, MacroFetch, fetch_macro
-from resources.settings import SOURCES, load_settings
-from resources.warehouse import macro_indicators as macro_table
+from resources.config.settings import SOURCES, load_settings
+from resources.sources.macro_sources import FRED_BASE_URL, YAHOO_BASE_URL, YAHOO_TICKERS, MacroFetch, fetch_macro
+from resources.storage.dagster_resources import WarehouseResource
+from resources.storage.warehouse import macro_indicators as macro_table
 
 MACRO_CODE_VERSION = "1"
 
@@ -36,9 +36,15 @@ class MacroSourcesResource(dg.ConfigurableResource):
             if self.source not in SOURCES:
                 raise dg.Failure(f"macro_sources.source={self.source!r}: expected one of {', '.join(SOURCES)}")
             settings = replace(settings, source=self.source)
-        return fetch_macro(settings, start, end, yahoo_tickers=self.yahoo_tickers,
-                           fred_base_url=self.fred_base_url or None, yahoo_base_url=self.yahoo_base_url or None,
-                           deadline=deadline)
+        return fetch_macro(
+            settings,
+            start,
+            end,
+            yahoo_tickers=self.yahoo_tickers,
+            fred_base_url=self.fred_base_url or None,
+            yahoo_base_url=self.yahoo_base_url or None,
+            deadline=deadline,
+        )
 
 
 def validate_macro(frame: pd.DataFrame, start: date, end: date) -> pd.DataFrame:
@@ -95,20 +101,33 @@ def macro_indicators(
         raise dg.Failure("every FRED series failed", metadata={"errors": dg.MetadataValue.json(fetched.warnings)})
     frame = validate_macro(fetched.frame, first_day, end_day)
     result = warehouse.get().write_partition(
-        "macro_indicators", frame, start=start, end=end, run_id=context.run_id, code_version=MACRO_CODE_VERSION,
-        asset="macro_indicators", time_column="observation_date", mode="merge", window=timedelta(days=1),
+        "macro_indicators",
+        frame,
+        start=start,
+        end=end,
+        run_id=context.run_id,
+        code_version=MACRO_CODE_VERSION,
+        asset="macro_indicators",
+        time_column="observation_date",
+        mode="merge",
+        window=timedelta(days=1),
     )
     for warning in fetched.warnings:
         context.log.warning(warning)
-    return dg.MaterializeResult(metadata=write_metadata(
-        macro_table, result, start, end,
-        sources=dg.MetadataValue.json(fetched.sources),
-        series=dg.MetadataValue.json(sorted(frame["series_id"].unique().tolist()) if len(frame) else []),
-        warnings=dg.MetadataValue.json(fetched.warnings),
-        missing_values=int(frame["value"].isna().sum()) if len(frame) else 0,
-        http=dg.MetadataValue.json(fetched.http),
-        preview=preview_markdown(frame),
-    ))
+    return dg.MaterializeResult(
+        metadata=write_metadata(
+            macro_table,
+            result,
+            start,
+            end,
+            sources=dg.MetadataValue.json(fetched.sources),
+            series=dg.MetadataValue.json(sorted(frame["series_id"].unique().tolist()) if len(frame) else []),
+            warnings=dg.MetadataValue.json(fetched.warnings),
+            missing_values=int(frame["value"].isna().sum()) if len(frame) else 0,
+            http=dg.MetadataValue.json(fetched.http),
+            preview=preview_markdown(frame),
+        )
+    )
 
 
 __all__ = ["macro_indicators", "MacroSourcesResource", "validate_macro"]

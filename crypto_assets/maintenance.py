@@ -2,13 +2,13 @@
 
 * ``backup_job`` / ``backup_schedule`` (00:30 UTC): exports the UTC day that just ended to
   ``CRYPTO_BACKUP_DIR`` (``<dir>/<table>/date=YYYY-MM-DD/part.parquet``, see
-  ``resources/backup.py``); a day exported again replaces its files, so the directory is an
-  incremental backup that ``python -m resources.backup restore`` reads back.
+  ``resources/storage/backup.py``); a day exported again replaces its files, so the directory is an
+  incremental backup that ``python -m cli.backup restore`` reads back.
 * ``retention_job`` / ``retention_schedule`` (02:30 UTC): deletes windows older than
   ``CRYPTO_RETENTION_DAYS`` with their ``partition_log`` rows.
 * ``lake_maintenance_job`` / ``lake_maintenance_schedule`` (03:30 UTC, running by default):
   compacts the Delta Lake table's days of small 5-minute files and vacuums versions older than
-  ``CRYPTO_LAKE_RETENTION_DAYS`` (``resources/lake.py``).
+  ``CRYPTO_LAKE_RETENTION_DAYS`` (``resources/storage/lake.py``).
 
 The backup and retention schedules are running by default only when their variable is set when
 the code location loads; their ops also skip, with a log line, when it is not.
@@ -20,10 +20,10 @@ from datetime import datetime, timedelta
 import dagster as dg
 
 from crypto_assets.jobs import TRIGGER_TAG, run_tags
-from resources.backup import export_warehouse
-from resources.dagster_resources import LakeResource, WarehouseResource
-from resources.retention import RETENTION_ENV, apply_retention, retention_days
-from resources.warehouse import utc_now
+from resources.storage.backup import export_warehouse
+from resources.storage.dagster_resources import LakeResource, WarehouseResource
+from resources.storage.retention import RETENTION_ENV, apply_retention, retention_days
+from resources.storage.warehouse import utc_now
 
 BACKUP_DIR_ENV = "CRYPTO_BACKUP_DIR"
 
@@ -47,10 +47,15 @@ def export_day(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> 
     day = _day_key(context)
     report = export_warehouse(warehouse.get(), directory, start=day, end=day + timedelta(days=1))
     context.log.info("backup of %s: %s", day.date(), report.as_dict())
-    context.add_output_metadata({"day": day.date().isoformat(), "directory": directory,
-                                 "rows": dg.MetadataValue.json(report.rows),
-                                 "windows": dg.MetadataValue.json(report.windows),
-                                 "seconds": round(report.seconds, 3)})
+    context.add_output_metadata(
+        {
+            "day": day.date().isoformat(),
+            "directory": directory,
+            "rows": dg.MetadataValue.json(report.rows),
+            "windows": dg.MetadataValue.json(report.windows),
+            "seconds": round(report.seconds, 3),
+        }
+    )
 
 
 @dg.op(description="Delete windows older than CRYPTO_RETENTION_DAYS, with their partition_log rows.")
@@ -62,10 +67,14 @@ def apply_retention_op(context: dg.OpExecutionContext, warehouse: WarehouseResou
         return
     report = apply_retention(warehouse.get(), days)
     context.log.info("retention (%d days): %s", days, report.as_dict())
-    context.add_output_metadata({"cutoff": report.cutoff.isoformat(),
-                                 "rows_deleted": dg.MetadataValue.json(report.rows),
-                                 "windows_deleted": dg.MetadataValue.json(report.windows),
-                                 "batches": report.batches})
+    context.add_output_metadata(
+        {
+            "cutoff": report.cutoff.isoformat(),
+            "rows_deleted": dg.MetadataValue.json(report.rows),
+            "windows_deleted": dg.MetadataValue.json(report.windows),
+            "batches": report.batches,
+        }
+    )
 
 
 @dg.op(description="Compact the lake's days of small files (Z-order by symbol, timestamp) and vacuum old versions.")
@@ -76,8 +85,10 @@ def maintain_lake(context: dg.OpExecutionContext, warehouse: WarehouseResource, 
     context.add_output_metadata({key: dg.MetadataValue.text(str(value)) for key, value in report.items()})
 
 
-@dg.job(description="Parquet backup of one UTC day's committed windows (yesterday by default).",
-        tags=run_tags("maintenance"))
+@dg.job(
+    description="Parquet backup of one UTC day's committed windows (yesterday by default).",
+    tags=run_tags("maintenance"),
+)
 def backup_job() -> None:
     export_day()
 
@@ -93,24 +104,37 @@ def lake_maintenance_job() -> None:
 
 
 def _status(variable: str) -> dg.DefaultScheduleStatus:
-    return dg.DefaultScheduleStatus.RUNNING if os.environ.get(variable, "").strip() else \
-        dg.DefaultScheduleStatus.STOPPED
+    return (
+        dg.DefaultScheduleStatus.RUNNING if os.environ.get(variable, "").strip() else dg.DefaultScheduleStatus.STOPPED
+    )
 
 
 backup_schedule = dg.ScheduleDefinition(
-    name="backup_schedule", job=backup_job, cron_schedule="30 0 * * *", execution_timezone="UTC",
-    tags={TRIGGER_TAG: "schedule"}, default_status=_status(BACKUP_DIR_ENV),
+    name="backup_schedule",
+    job=backup_job,
+    cron_schedule="30 0 * * *",
+    execution_timezone="UTC",
+    tags={TRIGGER_TAG: "schedule"},
+    default_status=_status(BACKUP_DIR_ENV),
     description="00:30 UTC: back up the UTC day that just ended to CRYPTO_BACKUP_DIR.",
 )
 
 retention_schedule = dg.ScheduleDefinition(
-    name="retention_schedule", job=retention_job, cron_schedule="30 2 * * *", execution_timezone="UTC",
-    tags={TRIGGER_TAG: "schedule"}, default_status=_status(RETENTION_ENV),
+    name="retention_schedule",
+    job=retention_job,
+    cron_schedule="30 2 * * *",
+    execution_timezone="UTC",
+    tags={TRIGGER_TAG: "schedule"},
+    default_status=_status(RETENTION_ENV),
     description="02:30 UTC: delete windows older than CRYPTO_RETENTION_DAYS.",
 )
 
 lake_maintenance_schedule = dg.ScheduleDefinition(
-    name="lake_maintenance_schedule", job=lake_maintenance_job, cron_schedule="30 3 * * *",
-    execution_timezone="UTC", tags={TRIGGER_TAG: "schedule"}, default_status=dg.DefaultScheduleStatus.RUNNING,
+    name="lake_maintenance_schedule",
+    job=lake_maintenance_job,
+    cron_schedule="30 3 * * *",
+    execution_timezone="UTC",
+    tags={TRIGGER_TAG: "schedule"},
+    default_status=dg.DefaultScheduleStatus.RUNNING,
     description="03:30 UTC: compact the lake's small files and vacuum versions older than CRYPTO_LAKE_RETENTION_DAYS.",
 )

@@ -7,10 +7,16 @@ import sqlalchemy as sa
 
 from crypto_assets.common import OWNERS, preview_markdown, run_deadline, window_range, write_metadata
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS, PARTITION_KEY_FORMAT
-from resources.coin_tagging import tagger_for
-from resources.dagster_resources import WarehouseResource
-from resources.news_sources import NEWS_COLUMNS, NewsSourcesResource, items_before, merge_with_stored, news_frame
-from resources.warehouse import news_items as news_table
+from resources.sources.coin_tagging import tagger_for
+from resources.sources.news_sources import (
+    NEWS_COLUMNS,
+    NewsSourcesResource,
+    items_before,
+    merge_with_stored,
+    news_frame,
+)
+from resources.storage.dagster_resources import WarehouseResource
+from resources.storage.warehouse import news_items as news_table
 
 NEWS_CODE_VERSION = "1"
 
@@ -55,16 +61,20 @@ def news_items(
     if collection.all_failed:
         # Every request was already retried with backoff: the window stays uncommitted for gap
         # healing to re-run, rather than being retried here against sources that are down.
-        raise dg.Failure(description=f"every news source failed for [{start}, {end})",
-                         metadata={"sources": reports}, allow_retries=False)
+        raise dg.Failure(
+            description=f"every news source failed for [{start}, {end})",
+            metadata={"sources": reports},
+            allow_retries=False,
+        )
 
     built = news_frame(collection, tagger_for(news_sources.coins()), start, end)
     wh = warehouse.get()
     column = news_table.c.window_start
     stored = wh.read_frame(sa.select(*(news_table.c[c] for c in NEWS_COLUMNS)).where(column >= start, column < end))
     frame = merge_with_stored(built.frame, stored)
-    result = wh.write_partition("news_items", frame, start=start, end=end, run_id=context.run_id,
-                                code_version=NEWS_CODE_VERSION, mode="merge")
+    result = wh.write_partition(
+        "news_items", frame, start=start, end=end, run_id=context.run_id, code_version=NEWS_CODE_VERSION, mode="merge"
+    )
 
     # Items of earlier windows that the warehouse does not hold yet: late arrivals, which belong
     # to their own windows (re-running those windows stores them there), never to this one.
@@ -73,32 +83,44 @@ def news_items(
         known = set()
         ids = earlier["item_id"].tolist()
         for offset in range(0, len(ids), 500):
-            known.update(wh.read_frame(sa.select(news_table.c.item_id).where(
-                news_table.c.item_id.in_(ids[offset:offset + 500])))["item_id"])
+            known.update(
+                wh.read_frame(
+                    sa.select(news_table.c.item_id).where(news_table.c.item_id.in_(ids[offset : offset + 500]))
+                )["item_id"]
+            )
         earlier = earlier.loc[~earlier["item_id"].isin(known)]
     late_windows = sorted({w.strftime(PARTITION_KEY_FORMAT) for w in earlier["window_start"]})
     if late_windows:
-        context.log.info("%d item(s) published in earlier windows are not stored yet (windows %s): re-running "
-                         "those windows stores them there", len(earlier), ", ".join(late_windows[:10]))
+        context.log.info(
+            "%d item(s) published in earlier windows are not stored yet (windows %s): re-running "
+            "those windows stores them there",
+            len(earlier),
+            ", ".join(late_windows[:10]),
+        )
     mentions = Counter(s for symbols in frame["symbols"] for s in symbols.split(",") if s)
     statuses = Counter(o.status for o in collection.outcomes)
-    return dg.MaterializeResult(metadata=write_metadata(
-        news_table, result, start, end,
-        source=news_sources.resolved_mode(),
-        items_in_window=len(frame),
-        items_new=int((~built.frame["item_id"].isin(stored["item_id"])).sum()) if len(stored) else len(built.frame),
-        items_received=built.counts["items_received"],
-        items_skipped=collection.items_skipped(),
-        items_late=len(earlier),
-        items_before_window=built.counts["outside_before"],
-        items_after_window=built.counts["outside_after"],
-        items_duplicate=built.counts["duplicates"],
-        items_without_coins=int((frame["symbols"] == "").sum()) if len(frame) else 0,
-        late_item_windows=dg.MetadataValue.json(late_windows[:50]),
-        sources_ok=statuses.get("ok", 0),
-        sources_failed=statuses.get("failed", 0),
-        sources_skipped=statuses.get("skipped", 0),
-        sources=reports,
-        top_symbols=dg.MetadataValue.json(dict(mentions.most_common(10))),
-        preview=preview_markdown(frame, columns=["published_at", "source", "symbols", "title"]),
-    ))
+    return dg.MaterializeResult(
+        metadata=write_metadata(
+            news_table,
+            result,
+            start,
+            end,
+            source=news_sources.resolved_mode(),
+            items_in_window=len(frame),
+            items_new=int((~built.frame["item_id"].isin(stored["item_id"])).sum()) if len(stored) else len(built.frame),
+            items_received=built.counts["items_received"],
+            items_skipped=collection.items_skipped(),
+            items_late=len(earlier),
+            items_before_window=built.counts["outside_before"],
+            items_after_window=built.counts["outside_after"],
+            items_duplicate=built.counts["duplicates"],
+            items_without_coins=int((frame["symbols"] == "").sum()) if len(frame) else 0,
+            late_item_windows=dg.MetadataValue.json(late_windows[:50]),
+            sources_ok=statuses.get("ok", 0),
+            sources_failed=statuses.get("failed", 0),
+            sources_skipped=statuses.get("skipped", 0),
+            sources=reports,
+            top_symbols=dg.MetadataValue.json(dict(mentions.most_common(10))),
+            preview=preview_markdown(frame, columns=["published_at", "source", "symbols", "title"]),
+        )
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dagster import DailyPartitionsDefinition, TimeWindowPartitionsDefinition
 
-from resources.settings import Settings, load_settings
+from resources.config.settings import Settings, load_settings
 
 FIVE_MINUTE_CRON = "*/5 * * * *"
 PARTITION_KEY_FORMAT = "%Y-%m-%d-%H:%M"

@@ -4,10 +4,10 @@ import dagster as dg
 
 from crypto_assets.common import OWNERS, preview_markdown, run_deadline, window_range, write_metadata
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
-from resources.dagster_resources import WarehouseResource
-from resources.http import DeadlineExceeded
-from resources.price_sources import PriceSourceResource, validate_prices
-from resources.warehouse import price_data_real as price_table
+from resources.sources.http import DeadlineExceeded
+from resources.sources.price_sources import PriceSourceResource, validate_prices
+from resources.storage.dagster_resources import WarehouseResource
+from resources.storage.warehouse import price_data_real as price_table
 
 PRICES_CODE_VERSION = "2"
 
@@ -47,27 +47,40 @@ def price_data_real(
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     frame = validate_prices(fetched.frame, start, end)
     result = warehouse.get().write_partition(
-        "price_data_real", frame, start=start, end=end,
-        run_id=context.run_id, code_version=PRICES_CODE_VERSION,
+        "price_data_real",
+        frame,
+        start=start,
+        end=end,
+        run_id=context.run_id,
+        code_version=PRICES_CODE_VERSION,
     )
     if fetched.missing_symbols:
-        context.log.warning("%d symbol(s) missing from the source: %s",
-                            len(fetched.missing_symbols), ", ".join(fetched.missing_symbols))
+        context.log.warning(
+            "%d symbol(s) missing from the source: %s", len(fetched.missing_symbols), ", ".join(fetched.missing_symbols)
+        )
     if fetched.stale_snapshots:
-        context.log.warning("%d coin(s) with a stale CoinGecko snapshot not used: %s",
-                            len(fetched.stale_snapshots), ", ".join(fetched.stale_snapshots))
-    return dg.MaterializeResult(metadata=write_metadata(
-        price_table, result, start, end,
-        source=fetched.source,
-        sources=dg.MetadataValue.json(fetched.sources()),
-        symbols=int(frame["symbol"].nunique()) if len(frame) else 0,
-        symbols_missing=dg.MetadataValue.json(fetched.missing_symbols),
-        unknown_ids_ignored=dg.MetadataValue.json(fetched.unknown_ids),
-        exchanges=dg.MetadataValue.json(fetched.exchanges),
-        stale_snapshots=dg.MetadataValue.json(fetched.stale_snapshots),
-        stale_snapshot_count=len(fetched.stale_snapshots),
-        market_history=dg.MetadataValue.json(fetched.market_history),
-        market_fields_complete_share=round(fetched.market_fields_share(), 4),
-        http=dg.MetadataValue.json(fetched.http_stats),
-        preview=preview_markdown(frame, columns=["symbol", "window_start", "close", "volume", "market_cap"]),
-    ))
+        context.log.warning(
+            "%d coin(s) with a stale CoinGecko snapshot not used: %s",
+            len(fetched.stale_snapshots),
+            ", ".join(fetched.stale_snapshots),
+        )
+    return dg.MaterializeResult(
+        metadata=write_metadata(
+            price_table,
+            result,
+            start,
+            end,
+            source=fetched.source,
+            sources=dg.MetadataValue.json(fetched.sources()),
+            symbols=int(frame["symbol"].nunique()) if len(frame) else 0,
+            symbols_missing=dg.MetadataValue.json(fetched.missing_symbols),
+            unknown_ids_ignored=dg.MetadataValue.json(fetched.unknown_ids),
+            exchanges=dg.MetadataValue.json(fetched.exchanges),
+            stale_snapshots=dg.MetadataValue.json(fetched.stale_snapshots),
+            stale_snapshot_count=len(fetched.stale_snapshots),
+            market_history=dg.MetadataValue.json(fetched.market_history),
+            market_fields_complete_share=round(fetched.market_fields_share(), 4),
+            http=dg.MetadataValue.json(fetched.http_stats),
+            preview=preview_markdown(frame, columns=["symbol", "window_start", "close", "volume", "market_cap"]),
+        )
+    )

@@ -13,18 +13,27 @@ import sqlalchemy as sa
 from crypto_assets.common import OWNERS, preview_markdown, window_range, write_metadata
 from crypto_assets.news import news_items
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
-from resources.coin_tagging import CoinTagger, tagger_for
-from resources.dagster_resources import WarehouseResource
-from resources.sentiment_model import LABELS, SentimentModelResource, SentimentScorer
-from resources.settings import load_settings
-from resources.universe import load_universe
-from resources.warehouse import news_items as news_table
-from resources.warehouse import sentiment_data as sentiment_table
-from resources.warehouse import utc_now
+from resources.config.settings import load_settings
+from resources.config.universe import load_universe
+from resources.model.sentiment import LABELS, SentimentModelResource, SentimentScorer
+from resources.sources.coin_tagging import CoinTagger, tagger_for
+from resources.storage.dagster_resources import WarehouseResource
+from resources.storage.warehouse import news_items as news_table
+from resources.storage.warehouse import sentiment_data as sentiment_table
+from resources.storage.warehouse import utc_now
 
 SENTIMENT_CODE_VERSION = "1"
-SENTIMENT_COLUMNS = ["item_id", "symbol", "model", "window_start", "sentiment_score", "confidence", "label",
-                     "source", "analyzed_at"]
+SENTIMENT_COLUMNS = [
+    "item_id",
+    "symbol",
+    "model",
+    "window_start",
+    "sentiment_score",
+    "confidence",
+    "label",
+    "source",
+    "analyzed_at",
+]
 
 
 @dataclass
@@ -45,8 +54,9 @@ def item_pairs(news: pd.DataFrame) -> pd.DataFrame:
     return pairs[columns].drop_duplicates(["item_id", "symbol"]).reset_index(drop=True)
 
 
-def score_pairs(news: pd.DataFrame, already: pd.DataFrame, scorer: SentimentScorer, tagger: CoinTagger,
-                analyzed_at: datetime) -> ScoredWindow:
+def score_pairs(
+    news: pd.DataFrame, already: pd.DataFrame, scorer: SentimentScorer, tagger: CoinTagger, analyzed_at: datetime
+) -> ScoredWindow:
     """Score every (item, coin) of ``news`` that ``already`` (rows scored by this model) lacks.
 
     Each pair is scored on the item's title plus the summary sentences about that coin
@@ -72,24 +82,29 @@ def score_pairs(news: pd.DataFrame, already: pd.DataFrame, scorer: SentimentScor
     seconds = time.perf_counter() - began
     by_text = {text: i for i, text in enumerate(unique)}
     rows = scores.iloc[[by_text[t] for t in texts]].reset_index(drop=True) if texts else scores
-    frame = pd.DataFrame({
-        "item_id": todo["item_id"].to_numpy(dtype=object),
-        "symbol": todo["symbol"].to_numpy(dtype=object),
-        "model": scorer.model_id,
-        "window_start": pd.to_datetime(todo["window_start"]).to_numpy(),
-        "sentiment_score": rows["sentiment_score"].to_numpy(dtype=float),
-        "confidence": rows["confidence"].to_numpy(dtype=float),
-        "label": rows["label"].to_numpy(dtype=object),
-        "source": todo["source"].to_numpy(dtype=object),
-        "analyzed_at": pd.Timestamp(analyzed_at),
-    }, columns=SENTIMENT_COLUMNS)
-    stats.update({
-        "pairs_scored": len(frame),
-        "items_scored": int(todo["item_id"].nunique()),
-        "texts_scored": len(unique),
-        "scoring_seconds": round(seconds, 4),
-        "texts_per_second": round(len(unique) / seconds, 1) if seconds > 0 and unique else 0.0,
-    })
+    frame = pd.DataFrame(
+        {
+            "item_id": todo["item_id"].to_numpy(dtype=object),
+            "symbol": todo["symbol"].to_numpy(dtype=object),
+            "model": scorer.model_id,
+            "window_start": pd.to_datetime(todo["window_start"]).to_numpy(),
+            "sentiment_score": rows["sentiment_score"].to_numpy(dtype=float),
+            "confidence": rows["confidence"].to_numpy(dtype=float),
+            "label": rows["label"].to_numpy(dtype=object),
+            "source": todo["source"].to_numpy(dtype=object),
+            "analyzed_at": pd.Timestamp(analyzed_at),
+        },
+        columns=SENTIMENT_COLUMNS,
+    )
+    stats.update(
+        {
+            "pairs_scored": len(frame),
+            "items_scored": int(todo["item_id"].nunique()),
+            "texts_scored": len(unique),
+            "scoring_seconds": round(seconds, 4),
+            "texts_per_second": round(len(unique) / seconds, 1) if seconds > 0 and unique else 0.0,
+        }
+    )
     return ScoredWindow(frame, stats)
 
 
@@ -128,40 +143,69 @@ def sentiment_data(
     scorer = sentiment_model.get()
     wh = warehouse.get()
     news_window = news_table.c.window_start
-    news = wh.read_frame(sa.select(
-        news_table.c.item_id, news_table.c.source, news_table.c.window_start, news_table.c.title,
-        news_table.c.summary, news_table.c.symbols,
-    ).where(news_window >= start, news_window < end))
+    news = wh.read_frame(
+        sa.select(
+            news_table.c.item_id,
+            news_table.c.source,
+            news_table.c.window_start,
+            news_table.c.title,
+            news_table.c.summary,
+            news_table.c.symbols,
+        ).where(news_window >= start, news_window < end)
+    )
     window = sentiment_table.c.window_start
-    stored = wh.read_frame(sa.select(*(sentiment_table.c[c] for c in SENTIMENT_COLUMNS)).where(
-        window >= start, window < end, sentiment_table.c.model == scorer.model_id))
+    stored = wh.read_frame(
+        sa.select(*(sentiment_table.c[c] for c in SENTIMENT_COLUMNS)).where(
+            window >= start, window < end, sentiment_table.c.model == scorer.model_id
+        )
+    )
     settings = load_settings()
     tagger = tagger_for(load_universe(Path(settings.universe_file) if settings.universe_file else None))
     scored = score_pairs(news, stored, scorer, tagger, utc_now())
     # The window's rows of this model after the run: what was stored, plus what was just scored.
-    frame = scored.frame if stored.empty else pd.concat(
-        [stored.astype({"window_start": "datetime64[us]", "analyzed_at": "datetime64[us]"}),
-         scored.frame.astype({"window_start": "datetime64[us]", "analyzed_at": "datetime64[us]"})],
-        ignore_index=True)
-    result = wh.write_partition("sentiment_data", frame, start=start, end=end, run_id=context.run_id,
-                                code_version=SENTIMENT_CODE_VERSION, mode="merge")
+    frame = (
+        scored.frame
+        if stored.empty
+        else pd.concat(
+            [
+                stored.astype({"window_start": "datetime64[us]", "analyzed_at": "datetime64[us]"}),
+                scored.frame.astype({"window_start": "datetime64[us]", "analyzed_at": "datetime64[us]"}),
+            ],
+            ignore_index=True,
+        )
+    )
+    result = wh.write_partition(
+        "sentiment_data",
+        frame,
+        start=start,
+        end=end,
+        run_id=context.run_id,
+        code_version=SENTIMENT_CODE_VERSION,
+        mode="merge",
+    )
     stats = scored.stats
-    return dg.MaterializeResult(metadata=write_metadata(
-        sentiment_table, result, start, end,
-        **scorer.describe(),
-        items_scored=stats["items_scored"],
-        items_skipped=stats["items_already_scored"] + stats["items_without_coins"],
-        items_already_scored=stats["items_already_scored"],
-        items_without_coins=stats["items_without_coins"],
-        items_in_window=stats["items_in_window"],
-        pairs_scored=stats["pairs_scored"],
-        pairs_already_scored=stats["pairs_already_scored"],
-        texts_scored=stats["texts_scored"],
-        scoring_seconds=stats["scoring_seconds"],
-        texts_per_second=stats["texts_per_second"],
-        label_mix=dg.MetadataValue.json(label_mix(scored.frame)),
-        label_mix_window=dg.MetadataValue.json(label_mix(frame)),
-        mean_score=float(frame["sentiment_score"].mean()) if len(frame) else 0.0,
-        preview=preview_markdown(scored.frame, columns=["window_start", "symbol", "label", "sentiment_score",
-                                                         "confidence"]),
-    ))
+    return dg.MaterializeResult(
+        metadata=write_metadata(
+            sentiment_table,
+            result,
+            start,
+            end,
+            **scorer.describe(),
+            items_scored=stats["items_scored"],
+            items_skipped=stats["items_already_scored"] + stats["items_without_coins"],
+            items_already_scored=stats["items_already_scored"],
+            items_without_coins=stats["items_without_coins"],
+            items_in_window=stats["items_in_window"],
+            pairs_scored=stats["pairs_scored"],
+            pairs_already_scored=stats["pairs_already_scored"],
+            texts_scored=stats["texts_scored"],
+            scoring_seconds=stats["scoring_seconds"],
+            texts_per_second=stats["texts_per_second"],
+            label_mix=dg.MetadataValue.json(label_mix(scored.frame)),
+            label_mix_window=dg.MetadataValue.json(label_mix(frame)),
+            mean_score=float(frame["sentiment_score"].mean()) if len(frame) else 0.0,
+            preview=preview_markdown(
+                scored.frame, columns=["window_start", "symbol", "label", "sentiment_score", "confidence"]
+            ),
+        )
+    )

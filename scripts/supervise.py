@@ -52,8 +52,12 @@ def supervise(command: list[str], grace_s: float) -> int:
             pass
     if not stop_requested:
         return child.returncode
-    print(f"supervise: signal {signal.Signals(stop_requested[0]).name}: stopping {command[0]} "
-          f"(what is left after {grace_s:g} s is killed)", file=sys.stderr, flush=True)
+    print(
+        f"supervise: signal {signal.Signals(stop_requested[0]).name}: stopping {command[0]} "
+        f"(what is left after {grace_s:g} s is killed)",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         os.kill(child.pid, signal.SIGINT)
     except ProcessLookupError:
@@ -62,8 +66,7 @@ def supervise(command: list[str], grace_s: float) -> int:
     while time.monotonic() < deadline and (child.poll() is None or _group_alive(pgid)):
         time.sleep(0.1)
     if child.poll() is None or _group_alive(pgid):
-        print("supervise: still running after the grace period: killing its process group", file=sys.stderr,
-              flush=True)
+        print("supervise: still running after the grace period: killing its process group", file=sys.stderr, flush=True)
         try:
             os.killpg(pgid, signal.SIGKILL)
         except ProcessLookupError:

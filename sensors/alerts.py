@@ -41,7 +41,7 @@ from dagster._core.storage.tags import (
     WILL_RETRY_TAG,
 )
 
-from resources.settings import load_settings
+from resources.config.settings import load_settings
 from sensors.check_history import RunStates, check_rows_after
 from sensors.webhook import Alert, WebhookError, WebhookNotifier
 
@@ -75,12 +75,14 @@ class AlertCursor:
         if not raw:
             return cls()
         data = json.loads(raw)
-        return cls(after={k: int(v) for k, v in data.get("after", {}).items()},
-                   failing=set(data.get("failing", [])), seq=int(data.get("seq", 0)))
+        return cls(
+            after={k: int(v) for k, v in data.get("after", {}).items()},
+            failing=set(data.get("failing", [])),
+            seq=int(data.get("seq", 0)),
+        )
 
     def dump(self) -> str:
-        return json.dumps({"after": dict(sorted(self.after.items())), "failing": sorted(self.failing),
-                           "seq": self.seq})
+        return json.dumps({"after": dict(sorted(self.after.items())), "failing": sorted(self.failing), "seq": self.seq})
 
 
 class ProgressLedger:
@@ -142,24 +144,40 @@ def _metadata_text(evaluation: dg.AssetCheckEvaluation, key: str) -> str | None:
     return None if value is None else str(getattr(value, "value", value))
 
 
-def check_alert(evaluation: dg.AssetCheckEvaluation, run: dg.DagsterRun | None, ui_url: str,
-                alert_id: str | None = None) -> Alert:
+def check_alert(
+    evaluation: dg.AssetCheckEvaluation, run: dg.DagsterRun | None, ui_url: str, alert_id: str | None = None
+) -> Alert:
     """The message of a failed asset check (data-quality or freshness)."""
     asset = evaluation.asset_key.to_user_string()
     run_id = run.run_id if run else None
     severity = evaluation.severity.value if evaluation.severity else "ERROR"
     if evaluation.check_name == FRESHNESS_CHECK_NAME:
         expected = _EXPECTED_PARTITION.search(evaluation.description or "")
-        return Alert(kind="freshness", title=f"{asset} is late", severity=severity, asset=asset,
-                     window=expected.group(1) if expected else None,
-                     detail=evaluation.description or "the latest due window is not committed",
-                     run_id=run_id, run_url=run_url(ui_url, run_id), alert_id=alert_id)
+        return Alert(
+            kind="freshness",
+            title=f"{asset} is late",
+            severity=severity,
+            asset=asset,
+            window=expected.group(1) if expected else None,
+            detail=evaluation.description or "the latest due window is not committed",
+            run_id=run_id,
+            run_url=run_url(ui_url, run_id),
+            alert_id=alert_id,
+        )
     start, end = _metadata_text(evaluation, "window_start"), _metadata_text(evaluation, "window_end")
     window = f"{start} to {end}" if start and end else window_of_run(run)
     blocking = " (blocking: downstream assets were not computed)" if evaluation.blocking and severity == "ERROR" else ""
-    return Alert(kind="check", title=f"{asset}: check {evaluation.check_name} failed{blocking}", severity=severity,
-                 asset=asset, window=window, detail=evaluation.description or "", run_id=run_id,
-                 run_url=run_url(ui_url, run_id), alert_id=alert_id)
+    return Alert(
+        kind="check",
+        title=f"{asset}: check {evaluation.check_name} failed{blocking}",
+        severity=severity,
+        asset=asset,
+        window=window,
+        detail=evaluation.description or "",
+        run_id=run_id,
+        run_url=run_url(ui_url, run_id),
+        alert_id=alert_id,
+    )
 
 
 def _deliver(context: dg.SensorEvaluationContext, notifier: WebhookNotifier, alert: Alert) -> str | None:
@@ -188,26 +206,38 @@ def _result(cursor: AlertCursor, budget: TickBudget, problem: str | None, more: 
     return dg.SensorResult(cursor=cursor.dump(), skip_reason=message)
 
 
-def build_check_alert_sensor(name: str, *, freshness: bool, description: str,
-                             minimum_interval_seconds: int = 30) -> dg.SensorDefinition:
+def build_check_alert_sensor(
+    name: str, *, freshness: bool, description: str, minimum_interval_seconds: int = 30
+) -> dg.SensorDefinition:
     """A sensor that sends one message when an asset check (freshness or not) starts failing.
 
     It reads each check's executions after its cursor, oldest first (see
     ``sensors/check_history.py``), within the tick's budget.
     """
 
-    @dg.sensor(name=name, description=description, minimum_interval_seconds=minimum_interval_seconds,
-               default_status=dg.DefaultSensorStatus.RUNNING)
+    @dg.sensor(
+        name=name,
+        description=description,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
     def check_alerts(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         if context.repository_def is None:
             raise dg.DagsterInvariantViolationError(f"{name} needs the repository to list its checks")
         settings = load_settings()
         ledger = ProgressLedger(context.instance, name)
         cursor = ledger.load(context.cursor)
-        keys = sorted((k for k in context.repository_def.asset_graph.asset_check_keys
-                       if (k.name == FRESHNESS_CHECK_NAME) == freshness), key=lambda k: k.to_user_string())
-        reader = _CheckReader(context, WebhookNotifier(settings.alert_webhook_url, logger=context.log),
-                              ledger, cursor, settings.ui_url)
+        keys = sorted(
+            (
+                k
+                for k in context.repository_def.asset_graph.asset_check_keys
+                if (k.name == FRESHNESS_CHECK_NAME) == freshness
+            ),
+            key=lambda k: k.to_user_string(),
+        )
+        reader = _CheckReader(
+            context, WebhookNotifier(settings.alert_webhook_url, logger=context.log), ledger, cursor, settings.ui_url
+        )
         problem, more = None, False
         try:
             for check_key in keys:
@@ -225,8 +255,14 @@ def build_check_alert_sensor(name: str, *, freshness: bool, description: str,
 class _CheckReader:
     """One tick of a check alert sensor: its budget, the runs it looked up, its progress."""
 
-    def __init__(self, context: dg.SensorEvaluationContext, notifier: WebhookNotifier, ledger: ProgressLedger,
-                 cursor: AlertCursor, ui_url: str):
+    def __init__(
+        self,
+        context: dg.SensorEvaluationContext,
+        notifier: WebhookNotifier,
+        ledger: ProgressLedger,
+        cursor: AlertCursor,
+        ui_url: str,
+    ):
         self.context, self.notifier, self.ledger, self.cursor, self.ui_url = context, notifier, ledger, cursor, ui_url
         self.instance = context.instance
         self.budget = TickBudget.start()
@@ -273,29 +309,41 @@ class _CheckReader:
 
 
 check_alert_sensor = build_check_alert_sensor(
-    "check_alert_sensor", freshness=False,
+    "check_alert_sensor",
+    freshness=False,
     description="Sends one webhook message when a data-quality check starts failing "
-                "(duplicate or null keys, impossible prices, coverage, gaps, NaN ratio, label mix).")
+    "(duplicate or null keys, impossible prices, coverage, gaps, NaN ratio, label mix).",
+)
 
 freshness_alert_sensor = build_check_alert_sensor(
-    "freshness_alert_sensor", freshness=True,
-    description="Sends one webhook message when a window is late: its partition freshness check failed.")
+    "freshness_alert_sensor",
+    freshness=True,
+    description="Sends one webhook message when a window is late: its partition freshness check failed.",
+)
 
 
 def _failed_only_on_blocking_checks(instance: dg.DagsterInstance, run_id: str) -> bool:
     failures = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
     errors = [entry.dagster_event.event_specific_data.error for entry in failures if entry.dagster_event]
-    return bool(errors) and all(error is not None and error.cls_name == "DagsterAssetCheckFailedError"
-                                for error in errors)
+    return bool(errors) and all(
+        error is not None and error.cls_name == "DagsterAssetCheckFailedError" for error in errors
+    )
 
 
-def run_failure_alert(run: dg.DagsterRun, instance: dg.DagsterInstance, ui_url: str,
-                      alert_id: str | None = None) -> Alert:
+def run_failure_alert(
+    run: dg.DagsterRun, instance: dg.DagsterInstance, ui_url: str, alert_id: str | None = None
+) -> Alert:
     """The message of a run that failed for good: its job, window, failed steps and first error."""
     failures = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
     steps = sorted({entry.step_key for entry in failures if entry.step_key})
-    error = next((entry.dagster_event.event_specific_data.error for entry in failures
-                  if entry.dagster_event and entry.dagster_event.event_specific_data.error), None)
+    error = next(
+        (
+            entry.dagster_event.event_specific_data.error
+            for entry in failures
+            if entry.dagster_event and entry.dagster_event.event_specific_data.error
+        ),
+        None,
+    )
     while error is not None and error.cls_name == "DagsterExecutionStepExecutionError" and error.cause:
         error = error.cause  # the user code's own exception
     detail = f"steps failed: {', '.join(steps)}" if steps else "the run failed outside its steps"
@@ -305,16 +353,25 @@ def run_failure_alert(run: dg.DagsterRun, instance: dg.DagsterInstance, ui_url: 
     attempts = run.tags.get("dagster/retry_number")
     if attempts:
         detail += f" (after {int(attempts)} automatic retr{'y' if attempts == '1' else 'ies'})"
-    return Alert(kind="run", title=f"run of {run.job_name} failed", detail=detail,
-                 asset=", ".join(sorted(k.to_user_string() for k in run.asset_selection or [])) or None,
-                 window=window_of_run(run), run_id=run.run_id, run_url=run_url(ui_url, run.run_id),
-                 alert_id=alert_id)
+    return Alert(
+        kind="run",
+        title=f"run of {run.job_name} failed",
+        detail=detail,
+        asset=", ".join(sorted(k.to_user_string() for k in run.asset_selection or [])) or None,
+        window=window_of_run(run),
+        run_id=run.run_id,
+        run_url=run_url(ui_url, run.run_id),
+        alert_id=alert_id,
+    )
 
 
-@dg.sensor(name="run_failure_alert_sensor", minimum_interval_seconds=30,
-           default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Sends one webhook message for each run that failed for good (not when a run "
-                       "retry follows, nor when only a blocking check failed: that has its own alert).")
+@dg.sensor(
+    name="run_failure_alert_sensor",
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Sends one webhook message for each run that failed for good (not when a run "
+    "retry follows, nor when only a blocking check failed: that has its own alert).",
+)
 def run_failure_alert_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """One message per run that failed and will not be retried, with its window and a link."""
     settings = load_settings()
@@ -324,9 +381,12 @@ def run_failure_alert_sensor(context: dg.SensorEvaluationContext) -> dg.SensorRe
     instance = context.instance
     after = cursor.after.get(RUN_FAILURES, -1)
     records = instance.fetch_run_status_changes(
-        dg.RunStatusChangeRecordsFilter(event_type=dg.DagsterEventType.RUN_FAILURE,
-                                        after_storage_id=after if after >= 0 else None),
-        limit=PAGE_SIZE, ascending=True).records
+        dg.RunStatusChangeRecordsFilter(
+            event_type=dg.DagsterEventType.RUN_FAILURE, after_storage_id=after if after >= 0 else None
+        ),
+        limit=PAGE_SIZE,
+        ascending=True,
+    ).records
     budget = TickBudget.start()
     budget.rows = len(records)
     problem, more = None, len(records) == PAGE_SIZE
@@ -339,19 +399,28 @@ def run_failure_alert_sensor(context: dg.SensorEvaluationContext) -> dg.SensorRe
             entry = record.event_log_entry
             run = instance.get_run_by_id(entry.run_id)
             age = now - entry.timestamp
-            if run is not None and instance.run_retries_enabled and WILL_RETRY_TAG not in run.tags \
-                    and age < WILL_RETRY_GRACE_S:
+            if (
+                run is not None
+                and instance.run_retries_enabled
+                and WILL_RETRY_TAG not in run.tags
+                and age < WILL_RETRY_GRACE_S
+            ):
                 more = False
                 break  # the retry decision is not recorded yet: look again next tick
-            if (run is None or age > MAX_EVENT_AGE_S or run.tags.get(WILL_RETRY_TAG) == "true"
-                    or _failed_only_on_blocking_checks(instance, run.run_id)):
+            if (
+                run is None
+                or age > MAX_EVENT_AGE_S
+                or run.tags.get(WILL_RETRY_TAG) == "true"
+                or _failed_only_on_blocking_checks(instance, run.run_id)
+            ):
                 cursor.after[RUN_FAILURES] = record.storage_id
                 continue
             if budget.sent >= MAX_ALERTS_PER_TICK:
                 more = True
                 break
-            problem = _deliver(context, notifier, run_failure_alert(run, instance, settings.ui_url,
-                                                                    alert_id=f"run:{run.run_id}"))
+            problem = _deliver(
+                context, notifier, run_failure_alert(run, instance, settings.ui_url, alert_id=f"run:{run.run_id}")
+            )
             if problem:
                 break
             cursor.after[RUN_FAILURES] = record.storage_id
@@ -362,5 +431,4 @@ def run_failure_alert_sensor(context: dg.SensorEvaluationContext) -> dg.SensorRe
     return _result(cursor, budget, problem, more and not problem)
 
 
-ALERT_SENSORS: tuple[dg.SensorDefinition, ...] = (check_alert_sensor, freshness_alert_sensor,
-                                                  run_failure_alert_sensor)
+ALERT_SENSORS: tuple[dg.SensorDefinition, ...] = (check_alert_sensor, freshness_alert_sensor, run_failure_alert_sensor)

@@ -15,9 +15,9 @@ table of Dagster, which is why the Dagster family is pinned to one release in ``
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Iterable, Mapping
+from datetime import UTC, datetime
 
 import dagster as dg
 import sqlalchemy as sa
@@ -47,23 +47,27 @@ def _timestamp(value: datetime | float | None) -> float:
     if value is None:
         return 0.0
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
     return float(value)
 
 
-def check_rows_after(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, after: int,
-                     limit: int) -> list[CheckRow]:
+def check_rows_after(
+    instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, after: int, limit: int
+) -> list[CheckRow]:
     """Up to ``limit`` execution rows of ``check_key`` with id above ``after``, oldest first.
 
     Only evaluated rows have their event deserialized; a planned row costs its four columns.
     """
     table = AssetCheckExecutionsTable
     query = (
-        sa.select(table.c.id, table.c.run_id, table.c.execution_status, table.c.create_timestamp,
-                  table.c.evaluation_event)
-        .where(table.c.asset_key == check_key.asset_key.to_string(),
-               table.c.check_name == check_key.name,
-               table.c.id > after)
+        sa.select(
+            table.c.id, table.c.run_id, table.c.execution_status, table.c.create_timestamp, table.c.evaluation_event
+        )
+        .where(
+            table.c.asset_key == check_key.asset_key.to_string(),
+            table.c.check_name == check_key.name,
+            table.c.id > after,
+        )
         .order_by(table.c.id.asc())
         .limit(limit)
     )

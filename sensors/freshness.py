@@ -14,8 +14,8 @@ late window is thus evaluated, and alerted, once; no run slot is ever taken.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 import dagster as dg
 from dagster._core.definitions.partitions.context import partition_loading_context
@@ -29,7 +29,7 @@ SENSOR_NAME = "freshness_checks_sensor"
 
 def expected_partition(rule: FreshnessRule, now: datetime, instance: dg.DagsterInstance) -> tuple[str, datetime]:
     """The partition that must be committed at ``now``, and the deadline that made it due."""
-    deadline = get_latest_completed_cron_tick(rule.deadline_cron, now.astimezone(timezone.utc), "UTC")
+    deadline = get_latest_completed_cron_tick(rule.deadline_cron, now.astimezone(UTC), "UTC")
     with partition_loading_context(deadline, instance):
         window = rule.partitions_def.get_last_partition_window()
     if window is None:
@@ -41,7 +41,8 @@ def evaluate_freshness(rule: FreshnessRule, now: datetime, instance: dg.DagsterI
     """The freshness check's verdict at ``now``: is the latest due partition materialized?"""
     key, deadline = expected_partition(rule, now, instance)
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=rule.asset_key, asset_partitions=[key]), limit=1).records
+        dg.AssetRecordsFilter(asset_key=rule.asset_key, asset_partitions=[key]), limit=1
+    ).records
     passed = bool(records)
     metadata: dict[str, dg.RawMetadataValue] = {
         "expected_partition": key,
@@ -50,23 +51,35 @@ def evaluate_freshness(rule: FreshnessRule, now: datetime, instance: dg.DagsterI
     if passed:
         description = f"Asset is currently fresh, since partition {key} has been observed/materialized."
     elif instance.get_latest_materialization_event(rule.asset_key) is None:
-        description = (f"The asset has never been observed/materialized. We currently expect partition {key} "
-                       "to have arrived.")
+        description = (
+            f"The asset has never been observed/materialized. We currently expect partition {key} to have arrived."
+        )
     else:
         description = f"Asset is overdue. We expected partition {key} to have arrived, and it has not."
         metadata["dagster/overdue_seconds"] = max(0.0, now.timestamp() - deadline.timestamp())
-    return dg.AssetCheckEvaluation(asset_key=rule.asset_key, check_name=FRESHNESS_CHECK_NAME, passed=passed,
-                                   metadata=metadata, severity=rule.severity, description=description)
+    return dg.AssetCheckEvaluation(
+        asset_key=rule.asset_key,
+        check_name=FRESHNESS_CHECK_NAME,
+        passed=passed,
+        metadata=metadata,
+        severity=rule.severity,
+        description=description,
+    )
 
 
-def build_freshness_sensor(rules: Sequence[FreshnessRule],
-                           clock: Callable[[], datetime] | None = None) -> dg.SensorDefinition:
+def build_freshness_sensor(
+    rules: Sequence[FreshnessRule], clock: Callable[[], datetime] | None = None
+) -> dg.SensorDefinition:
     """The sensor over ``rules`` (``crypto_assets.freshness.freshness_rules``); ``clock`` for tests."""
-    now_of = clock or (lambda: datetime.now(timezone.utc))
+    now_of = clock or (lambda: datetime.now(UTC))
 
-    @dg.sensor(name=SENSOR_NAME, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
-               description="Evaluates each asset's partition freshness check (is the latest due window "
-                           "committed?) in the daemon and records it when the answer changes; launches no run.")
+    @dg.sensor(
+        name=SENSOR_NAME,
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Evaluates each asset's partition freshness check (is the latest due window "
+        "committed?) in the daemon and records it when the answer changes; launches no run.",
+    )
     def freshness_checks_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         state: dict[str, list] = json.loads(context.cursor) if context.cursor else {}
         now = now_of()

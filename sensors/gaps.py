@@ -17,24 +17,23 @@ failed (the failure has been alerted; the source is probably down). At most a fe
 requested a tick, newest windows first.
 """
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable, Iterable, Mapping, Sequence
 
 import dagster as dg
+import numpy as np
+import pandas as pd
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-import numpy as np
-import pandas as pd
-
 from crypto_assets.features.catalog import FEATURES_TABLE, PRICE_LOOKBACK_WINDOWS, SENTIMENT_LOOKBACK_WINDOWS
 from crypto_assets.jobs import TRIGGER_TAG, five_minute_job
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
-from resources.lake import LAKE_ASSET, lake_windows
-from resources.settings import load_settings
-from resources.warehouse import Warehouse, get_warehouse, to_naive_utc, utc_now, window_starts
+from resources.config.settings import load_settings
+from resources.storage.lake import LAKE_ASSET, lake_windows
+from resources.storage.warehouse import Warehouse, get_warehouse, to_naive_utc, utc_now, window_starts
 
 GAP_HEALING = "gap_healing"
 # Assets computed from a trailing history of other assets: {asset: {upstream: lookback in windows}}.
@@ -43,8 +42,12 @@ HISTORY_LOOKBACKS: Mapping[str, Mapping[str, int]] = {
     # A lake window copied before its feature window was re-committed is behind (lookback 1: itself).
     LAKE_ASSET: {FEATURES_TABLE.name: 1},
 }
-IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-             dg.DagsterRunStatus.STARTED]
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 
 
 @dataclass(frozen=True)
@@ -65,8 +68,9 @@ def window_log(warehouse: Warehouse, asset: str, start: datetime, end: datetime)
     return warehouse.committed_windows(asset, start, end)
 
 
-def missing_windows(warehouse: Warehouse, assets: Sequence[str], start: datetime, end: datetime,
-                    window: timedelta) -> dict[datetime, set[str]]:
+def missing_windows(
+    warehouse: Warehouse, assets: Sequence[str], start: datetime, end: datetime, window: timedelta
+) -> dict[datetime, set[str]]:
     """For each window of [start, end) that some asset lacks in its log (see :func:`window_log`): those assets."""
     expected = window_starts(start, end, window)
     missing: dict[datetime, set[str]] = {}
@@ -84,19 +88,21 @@ def _committed_ns(warehouse: Warehouse, asset: str, grid: pd.DatetimeIndex, wind
     log = window_log(warehouse, asset, grid[0].to_pydatetime(), (grid[-1] + window).to_pydatetime())
     if not len(log):
         return np.full(len(grid), np.nan)
-    committed = pd.Series(pd.to_datetime(log["committed_at"]).astype("datetime64[ns]").astype("int64").to_numpy(float),
-                          index=pd.to_datetime(log["window_start"]).astype("datetime64[ns]"))
+    committed = pd.Series(
+        pd.to_datetime(log["committed_at"]).astype("datetime64[ns]").astype("int64").to_numpy(float),
+        index=pd.to_datetime(log["window_start"]).astype("datetime64[ns]"),
+    )
     return committed.reindex(grid).to_numpy()
 
 
-def stale_windows(warehouse: Warehouse, lookbacks: Mapping[str, Mapping[str, int]], start: datetime,
-                  end: datetime, window: timedelta) -> dict[datetime, set[str]]:
+def stale_windows(
+    warehouse: Warehouse, lookbacks: Mapping[str, Mapping[str, int]], start: datetime, end: datetime, window: timedelta
+) -> dict[datetime, set[str]]:
     """Committed windows of [start, end) of a history-reading asset that an upstream window in their
     lookback was committed after: ``{window: {asset}}``."""
     stale: dict[datetime, set[str]] = {}
     for asset, upstreams in lookbacks.items():
-        grid = pd.date_range(start - (max(upstreams.values()) - 1) * window, end - window, freq=window,
-                             unit="ns")
+        grid = pd.date_range(start - (max(upstreams.values()) - 1) * window, end - window, freq=window, unit="ns")
         own = _committed_ns(warehouse, asset, grid, window)
         latest_upstream = np.full(len(grid), np.nan)
         for upstream, lookback in upstreams.items():
@@ -109,9 +115,15 @@ def stale_windows(warehouse: Warehouse, lookbacks: Mapping[str, Mapping[str, int
     return stale
 
 
-def plan_heal_requests(missing: Mapping[datetime, set[str]], covered: Mapping[str, set[datetime]],
-                       downstream: Mapping[str, set[str]], *, window: timedelta,
-                       max_windows_per_run: int, max_runs: int) -> list[HealRequest]:
+def plan_heal_requests(
+    missing: Mapping[datetime, set[str]],
+    covered: Mapping[str, set[datetime]],
+    downstream: Mapping[str, set[str]],
+    *,
+    window: timedelta,
+    max_windows_per_run: int,
+    max_runs: int,
+) -> list[HealRequest]:
     """Group the uncovered missing windows into runs: contiguous windows missing the same assets
     (plus everything downstream of them), at most ``max_windows_per_run`` a run, newest first."""
     todo: dict[datetime, frozenset[str]] = {}
@@ -141,8 +153,9 @@ def _key_window(partitions_def: dg.TimeWindowPartitionsDefinition, key: str) -> 
     return to_naive_utc(window.start), to_naive_utc(window.end)
 
 
-def _windows_of_tags(tags: Mapping[str, str], partitions_def: dg.TimeWindowPartitionsDefinition,
-                     window: timedelta) -> list[datetime]:
+def _windows_of_tags(
+    tags: Mapping[str, str], partitions_def: dg.TimeWindowPartitionsDefinition, window: timedelta
+) -> list[datetime]:
     if tags.get(ASSET_PARTITION_RANGE_START_TAG) and tags.get(ASSET_PARTITION_RANGE_END_TAG):
         start, _ = _key_window(partitions_def, tags[ASSET_PARTITION_RANGE_START_TAG])
         _, end = _key_window(partitions_def, tags[ASSET_PARTITION_RANGE_END_TAG])
@@ -152,9 +165,16 @@ def _windows_of_tags(tags: Mapping[str, str], partitions_def: dg.TimeWindowParti
     return []
 
 
-def covered_windows(instance: dg.DagsterInstance, job_name: str, assets: Sequence[str],
-                    partitions_def: dg.TimeWindowPartitionsDefinition, window: timedelta,
-                    start: datetime, end: datetime, cooldown_since: datetime) -> dict[str, set[datetime]]:
+def covered_windows(
+    instance: dg.DagsterInstance,
+    job_name: str,
+    assets: Sequence[str],
+    partitions_def: dg.TimeWindowPartitionsDefinition,
+    window: timedelta,
+    start: datetime,
+    end: datetime,
+    cooldown_since: datetime,
+) -> dict[str, set[datetime]]:
     """Windows of [start, end), per asset, that in-flight runs or requested backfills already
     target, or whose healing run failed after ``cooldown_since``."""
     covered: dict[str, set[datetime]] = {a: set() for a in assets}
@@ -167,9 +187,13 @@ def covered_windows(instance: dg.DagsterInstance, job_name: str, assets: Sequenc
                 covered[asset].update(windows)
 
     runs = list(instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT)))
-    runs += instance.get_runs(dg.RunsFilter(tags={TRIGGER_TAG: GAP_HEALING},
-                                            statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED],
-                                            updated_after=cooldown_since))
+    runs += instance.get_runs(
+        dg.RunsFilter(
+            tags={TRIGGER_TAG: GAP_HEALING},
+            statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED],
+            updated_after=cooldown_since,
+        )
+    )
     for run in runs:
         if run.asset_selection is None and run.job_name != job_name:
             continue
@@ -183,10 +207,11 @@ def covered_windows(instance: dg.DagsterInstance, job_name: str, assets: Sequenc
                 continue
             for key, subset in data.target_subset.partitions_subsets_by_asset_key.items():
                 cover([key], (_key_window(partitions_def, k)[0] for k in subset.get_partition_keys()))
-        elif backfill.partition_set_origin is not None and \
-                backfill.partition_set_origin.partition_set_name == f"{job_name}_partition_set":
-            cover(backfill.asset_selection,
-                  (_key_window(partitions_def, k)[0] for k in backfill.partition_names or []))
+        elif (
+            backfill.partition_set_origin is not None
+            and backfill.partition_set_origin.partition_set_name == f"{job_name}_partition_set"
+        ):
+            cover(backfill.asset_selection, (_key_window(partitions_def, k)[0] for k in backfill.partition_names or []))
     return covered
 
 
@@ -234,15 +259,23 @@ def build_gap_sensor(
     Windows are eligible once ``settle`` has passed since they closed (the schedule's own run and
     its retries come first); the horizon starts at ``horizon`` before now, or at the first partition.
     """
-    keys = sorted(key.to_user_string() for asset in assets if asset.partitions_def == partitions_def
-                  for key in asset.keys)
+    keys = sorted(
+        key.to_user_string() for asset in assets if asset.partitions_def == partitions_def for key in asset.keys
+    )
     downstream = _downstream(assets, set(keys))
     first = to_naive_utc(partitions_def.start)
 
-    @dg.sensor(name=name, job=job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING,
-               description=(f"Requests runs of {job.name} for windows of the last {horizon} missing from "
-                            "partition_log (deleted, failed or never run), never for windows a run or "
-                            f"backfill already targets; at most {max_runs_per_tick} runs a tick."))
+    @dg.sensor(
+        name=name,
+        job=job,
+        minimum_interval_seconds=300,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            f"Requests runs of {job.name} for windows of the last {horizon} missing from "
+            "partition_log (deleted, failed or never run), never for windows a run or "
+            f"backfill already targets; at most {max_runs_per_tick} runs a tick."
+        ),
+    )
     def gap_healing(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         now = clock()
         end = _floor(now - settle, window)  # windows that closed at least `settle` ago
@@ -251,15 +284,23 @@ def build_gap_sensor(
             return dg.SensorResult(skip_reason="no eligible windows")
         warehouse = get_warehouse(load_settings().db_url)
         missing = missing_windows(warehouse, keys, start, end, window)
-        for w, assets in stale_windows(warehouse, {a: up for a, up in lookbacks.items() if a in keys},
-                                       start, end, window).items():
+        for w, assets in stale_windows(
+            warehouse, {a: up for a, up in lookbacks.items() if a in keys}, start, end, window
+        ).items():
             missing.setdefault(w, set()).update(assets)
         if not missing:
             return dg.SensorResult(skip_reason=f"no gaps in [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M})")
-        covered = covered_windows(context.instance, job.name, keys, partitions_def, window,
-                                  start, end, now - retry_cooldown)
-        plan = plan_heal_requests(missing, covered, downstream, window=window,
-                                  max_windows_per_run=max_windows_per_run, max_runs=max_runs_per_tick)
+        covered = covered_windows(
+            context.instance, job.name, keys, partitions_def, window, start, end, now - retry_cooldown
+        )
+        plan = plan_heal_requests(
+            missing,
+            covered,
+            downstream,
+            window=window,
+            max_windows_per_run=max_windows_per_run,
+            max_runs=max_runs_per_tick,
+        )
         if not plan:
             return dg.SensorResult(skip_reason=f"{len(missing)} missing window(s), all already being handled")
         context.log.info("%d missing window(s); requesting %d healing run(s)", len(missing), len(plan))
@@ -268,8 +309,9 @@ def build_gap_sensor(
     return gap_healing
 
 
-def heal_run_request(request: HealRequest, partitions_def: dg.TimeWindowPartitionsDefinition,
-                     window: timedelta) -> dg.RunRequest:
+def heal_run_request(
+    request: HealRequest, partitions_def: dg.TimeWindowPartitionsDefinition, window: timedelta
+) -> dg.RunRequest:
     """The run request of one healing run: a partition, or a partition range, of the job."""
     first = request.start.strftime(partitions_def.fmt)
     last = (request.end - window).strftime(partitions_def.fmt)
@@ -277,7 +319,10 @@ def heal_run_request(request: HealRequest, partitions_def: dg.TimeWindowPartitio
     tags = {TRIGGER_TAG: GAP_HEALING}
     if request.windows == 1:
         return dg.RunRequest(partition_key=first, asset_selection=selection, tags=tags)
-    return dg.RunRequest(asset_selection=selection, tags={**tags, ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last})
+    return dg.RunRequest(
+        asset_selection=selection,
+        tags={**tags, ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
+    )
 
 
 def _floor(value: datetime, step: timedelta) -> datetime:

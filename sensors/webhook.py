@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from resources.http import HttpSource, SourceError
+from resources.sources.http import HttpSource, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +56,32 @@ class Alert:
 
 def slack_payload(alert: Alert) -> dict[str, Any]:
     """The Slack incoming-webhook body of ``alert`` (Mattermost and others read ``text``)."""
-    fields = [f"*{name}:* {value}" for name, value in (
-        ("Kind", alert.kind), ("Severity", alert.severity), ("Asset", alert.asset), ("Window", alert.window),
-    ) if value]
+    fields = [
+        f"*{name}:* {value}"
+        for name, value in (
+            ("Kind", alert.kind),
+            ("Severity", alert.severity),
+            ("Asset", alert.asset),
+            ("Window", alert.window),
+        )
+        if value
+    ]
     blocks: list[dict[str, Any]] = [
-        {"type": "section",
-         "text": {"type": "mrkdwn", "text": f"{EMOJI.get(alert.severity, '')} *{alert.title}*\n{alert.detail}"}},
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": f"{EMOJI.get(alert.severity, '')} *{alert.title}*\n{alert.detail}"},
+        },
         {"type": "context", "elements": [{"type": "mrkdwn", "text": "  ".join(fields)}]},
     ]
     if alert.run_url:
-        blocks.append({"type": "actions", "elements": [{
-            "type": "button", "text": {"type": "plain_text", "text": "Open the run"}, "url": alert.run_url}]})
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {"type": "button", "text": {"type": "plain_text", "text": "Open the run"}, "url": alert.run_url}
+                ],
+            }
+        )
     if alert.alert_id:
         blocks[1]["elements"].append({"type": "plain_text", "text": f"alert id {alert.alert_id}"})
     return {"text": alert.text(), "blocks": blocks}
@@ -75,14 +90,31 @@ def slack_payload(alert: Alert) -> dict[str, Any]:
 class WebhookNotifier:
     """Posts alerts to a Slack-compatible webhook, or logs them when there is none."""
 
-    def __init__(self, url: str | None, *, timeout_s: float = 10.0, max_attempts: int = 3,
-                 backoff_base_s: float = 0.5, transport: httpx.BaseTransport | None = None,
-                 logger: logging.Logger | None = None):
+    def __init__(
+        self,
+        url: str | None,
+        *,
+        timeout_s: float = 10.0,
+        max_attempts: int = 3,
+        backoff_base_s: float = 0.5,
+        transport: httpx.BaseTransport | None = None,
+        logger: logging.Logger | None = None,
+    ):
         self.url = url
         self.logger = logger or log
-        self._http = HttpSource("alert_webhook", "", timeout_s=timeout_s, max_attempts=max_attempts,
-                                backoff_base_s=backoff_base_s, backoff_max_s=4.0,
-                                transport=transport) if url else None
+        self._http = (
+            HttpSource(
+                "alert_webhook",
+                "",
+                timeout_s=timeout_s,
+                max_attempts=max_attempts,
+                backoff_base_s=backoff_base_s,
+                backoff_max_s=4.0,
+                transport=transport,
+            )
+            if url
+            else None
+        )
 
     def send(self, alert: Alert) -> None:
         """Deliver ``alert``; raises :class:`WebhookError` if the webhook fails after its retries."""

@@ -10,13 +10,13 @@ packages to install in one line and skips the tests that need it (fails at once 
 from __future__ import annotations
 
 import uuid
-from typing import Iterator
+from collections.abc import Iterator
 
 import pymysql
 import pytest
 
-from resources.http import reset_circuit_breakers
-from resources.warehouse import dispose_warehouse
+from resources.sources.http import reset_circuit_breakers
+from resources.storage.warehouse import dispose_warehouse
 from tests.services import MYSQL, REDIS, SERVICES, ci_mode
 
 
@@ -49,8 +49,13 @@ def _mysql_admin() -> pymysql.connections.Connection:
 
     SERVICES.require(MYSQL)
     url = make_url(SERVICES.mysql_url)
-    return pymysql.connect(host=url.host or "127.0.0.1", port=url.port or 3306, user=url.username or "root",
-                           password=url.password or "", autocommit=True)
+    return pymysql.connect(
+        host=url.host or "127.0.0.1",
+        port=url.port or 3306,
+        user=url.username or "root",
+        password=url.password or "",
+        autocommit=True,
+    )
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ import atexit
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pymysql
 import pytest
@@ -60,10 +60,11 @@ def decide(running: dict[Service, bool], installed: dict[Service, bool], ci: boo
         return Decision(actions, None, False)
     names = " and ".join(s.name for s in missing)
     install = "apt-get install " + " ".join(s.package for s in missing)
-    consequence = ("CI=true, so the session stops rather than skip their tests" if ci
-                   else "their tests are skipped")
-    message = (f"{names} not running and not installed: {install} "
-               f"(or start {'them' if len(missing) > 1 else 'it'}, as .ci/run does); {consequence}")
+    consequence = "CI=true, so the session stops rather than skip their tests" if ci else "their tests are skipped"
+    message = (
+        f"{names} not running and not installed: {install} "
+        f"(or start {'them' if len(missing) > 1 else 'it'}, as .ci/run does); {consequence}"
+    )
     return Decision(actions, message, ci)
 
 
@@ -71,8 +72,13 @@ def mysql_answers(url: str) -> bool:
     """True when a MySQL/MariaDB server accepts root connections at ``url``."""
     parsed = make_url(url)
     try:
-        pymysql.connect(host=parsed.host or "127.0.0.1", port=parsed.port or 3306, user=parsed.username or "root",
-                        password=parsed.password or "", connect_timeout=2).close()
+        pymysql.connect(
+            host=parsed.host or "127.0.0.1",
+            port=parsed.port or 3306,
+            user=parsed.username or "root",
+            password=parsed.password or "",
+            connect_timeout=2,
+        ).close()
         return True
     except pymysql.err.MySQLError:
         return False

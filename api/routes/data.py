@@ -17,27 +17,60 @@ from starlette.responses import Response
 
 from api import service
 from api.auth import Principal
-from api.data import (ASSETS, FEATURES, FLOAT, INT, MACRO, NEWS, PRICES, SENTIMENT, SENTIMENT_AGG, SYMBOL, TIME,
-                      Dataset, Output, Plan, Reader, State, resolve_choices)
+from api.data import (
+    ASSETS,
+    FEATURES,
+    FLOAT,
+    INT,
+    MACRO,
+    NEWS,
+    PRICES,
+    SENTIMENT,
+    SENTIMENT_AGG,
+    SYMBOL,
+    TIME,
+    Dataset,
+    Output,
+    Plan,
+    Reader,
+    State,
+    resolve_choices,
+)
 from api.dates import DateTimeValue, DateValue
 from api.errors import bad_request
 from api.formats import json_body, negotiate
 from api.lake import FeatureRead, plan_feature_read
-from api.schemas import (MATERIALIZED, NEVER_MATERIALIZED, ErrorResponse, FeatureCatalog, FeaturePage, Format,
-                         FreshnessResponse, LatestPrices, MacroPage, NewsPage, PricePage, SentimentAggregatePage,
-                         SentimentPage, SymbolsResponse)
+from api.schemas import (
+    MATERIALIZED,
+    NEVER_MATERIALIZED,
+    ErrorResponse,
+    FeatureCatalog,
+    FeaturePage,
+    Format,
+    FreshnessResponse,
+    LatestPrices,
+    MacroPage,
+    NewsPage,
+    PricePage,
+    SentimentAggregatePage,
+    SentimentPage,
+    SymbolsResponse,
+)
 from api.service import Gateway, iso
 from crypto_assets.features import catalog as features_catalog
-from resources.warehouse import partition_log, utc_now
+from resources.storage.warehouse import partition_log, utc_now
 
-_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
-                               description="One of the keys in CRYPTO_API_KEYS (or send it as a bearer token)")
+_api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="One of the keys in CRYPTO_API_KEYS (or send it as a bearer token)"
+)
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <one of CRYPTO_API_KEYS>")
 
 
-async def authorize(request: Request,
-                    api_key: Annotated[str | None, Security(_api_key_header)] = None,
-                    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None) -> Principal:
+async def authorize(
+    request: Request,
+    api_key: Annotated[str | None, Security(_api_key_header)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+) -> Principal:
     """Check the API key (when keys are configured) and take a rate-limit token."""
     gateway: Gateway = request.app.state.gateway
     client = request.client.host if request.client else "-"
@@ -52,8 +85,10 @@ def _error(description: str) -> dict[str, Any]:
 
 
 COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: _error("Bad parameters (an unknown symbol, column, model, source or series, start after end, range or "
-                "limit too large, bad cursor)"),
+    400: _error(
+        "Bad parameters (an unknown symbol, column, model, source or series, start after end, range or "
+        "limit too large, bad cursor)"
+    ),
     401: _error("No API key was sent (keys are configured)"),
     403: _error("The API key is not valid"),
     429: _error("Rate limit exceeded: retry after the Retry-After seconds"),
@@ -64,31 +99,63 @@ NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "Not modif
 
 def _tabular_content(model: type) -> dict[int | str, dict[str, Any]]:
     binary = {"schema": {"type": "string", "format": "binary"}}
-    return {200: {"model": model, "description": "JSON page (default), or the whole range as CSV, Parquet or "
-                                                 "an Arrow IPC stream (format= or Accept)",
-                  "content": {"text/csv": {"schema": {"type": "string"}},
-                              "application/vnd.apache.parquet": binary,
-                              "application/vnd.apache.arrow.stream": binary}},
-            **NOT_MODIFIED}
+    return {
+        200: {
+            "model": model,
+            "description": "JSON page (default), or the whole range as CSV, Parquet or "
+            "an Arrow IPC stream (format= or Accept)",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/vnd.apache.parquet": binary,
+                "application/vnd.apache.arrow.stream": binary,
+            },
+        },
+        **NOT_MODIFIED,
+    }
 
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(authorize)], responses=COMMON_ERRORS)
 
-SymbolsParam = Annotated[str | None, Query(
-    max_length=4000, description="Comma-separated tickers such as BTC,ETH (any case); all served symbols if left out")]
-StartParam = Annotated[DateTimeValue | None, Query(
-    description="Inclusive range start, ISO 8601 (a value without zone is UTC). Default: one day before end")]
-EndParam = Annotated[DateTimeValue | None, Query(
-    description="Exclusive range end, ISO 8601 (UTC if no zone). Default: end of the latest committed window")]
-LimitParam = Annotated[int | None, Query(
-    ge=1, description="Rows in this response. JSON: default 1000, at most CRYPTO_API_MAX_PAGE_SIZE; "
-                      "csv/parquet/arrow: default and maximum CRYPTO_API_MAX_ROWS")]
-CursorParam = Annotated[str | None, Query(
-    max_length=2048, description="next_cursor (X-Next-Cursor) of the previous response, for the next rows")]
-FormatParam = Annotated[Format | None, Query(
-    alias="format", description="json (default), csv, parquet or arrow; or choose with the Accept header")]
-ModelParam = Annotated[str | None, Query(max_length=191, description=(
-    "Only this model's scores (name@revision, any case); an unknown model is a 400 that lists the valid ones"))]
+SymbolsParam = Annotated[
+    str | None,
+    Query(
+        max_length=4000,
+        description="Comma-separated tickers such as BTC,ETH (any case); all served symbols if left out",
+    ),
+]
+StartParam = Annotated[
+    DateTimeValue | None,
+    Query(description="Inclusive range start, ISO 8601 (a value without zone is UTC). Default: one day before end"),
+]
+EndParam = Annotated[
+    DateTimeValue | None,
+    Query(description="Exclusive range end, ISO 8601 (UTC if no zone). Default: end of the latest committed window"),
+]
+LimitParam = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        description="Rows in this response. JSON: default 1000, at most CRYPTO_API_MAX_PAGE_SIZE; "
+        "csv/parquet/arrow: default and maximum CRYPTO_API_MAX_ROWS",
+    ),
+]
+CursorParam = Annotated[
+    str | None,
+    Query(max_length=2048, description="next_cursor (X-Next-Cursor) of the previous response, for the next rows"),
+]
+FormatParam = Annotated[
+    Format | None,
+    Query(alias="format", description="json (default), csv, parquet or arrow; or choose with the Accept header"),
+]
+ModelParam = Annotated[
+    str | None,
+    Query(
+        max_length=191,
+        description=(
+            "Only this model's scores (name@revision, any case); an unknown model is a 400 that lists the valid ones"
+        ),
+    ),
+]
 
 
 def _gateway(request: Request) -> Gateway:
@@ -122,29 +189,56 @@ class TableRequest:
 
     def time_range(self, dataset: Dataset, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
         """[start, end) checked, defaulting to the day up to the end of the dataset's latest committed window."""
-        return service.time_range(start, end, default_end=service.default_end(self.state, dataset.asset),
-                                  default_span=timedelta(days=1), max_span=_span(self.gateway))
+        return service.time_range(
+            start,
+            end,
+            default_end=service.default_end(self.state, dataset.asset),
+            default_span=timedelta(days=1),
+            max_span=_span(self.gateway),
+        )
 
-    async def choose(self, table: sa.Table, column: str, requested: str | None, what: str, *, parameter: str,
-                     example: str, many: bool) -> tuple[str, ...] | None:
+    async def choose(
+        self,
+        table: sa.Table,
+        column: str,
+        requested: str | None,
+        what: str,
+        *,
+        parameter: str,
+        example: str,
+        many: bool,
+    ) -> tuple[str, ...] | None:
         """A filter's requested values checked against the values ``table.column`` holds (400 on an unknown one)."""
         if requested is None or not requested.strip():
             return None
         known = await run_in_threadpool(self.reader.known_values, self.state, table, column)
         return resolve_choices(requested, known, what, parameter=parameter, example=example, many=many)
 
-    async def serve(self, plan: Plan, end: datetime | date, extra: dict[str, Any] | None = None,
-                    read: FeatureRead | None = None) -> Response:
+    async def serve(
+        self, plan: Plan, end: datetime | date, extra: dict[str, Any] | None = None, read: FeatureRead | None = None
+    ) -> Response:
         """The plan's rows in the negotiated format (a JSON page, or a streamed CSV/Parquet/Arrow body);
         ``read``: from the features lake (its row source, headers and ``X-Data-As-Of``)."""
         as_of = read.as_of if read is not None else self.state.latest.get(plan.dataset.asset)
-        return await service.tabular(self.gateway, self.request, self.state, plan, self.fmt, self.limit, self.cursor,
-                                     as_of=as_of, end=end, extra=extra, source=read.source if read else None,
-                                     extra_headers=read.headers if read else None)
+        return await service.tabular(
+            self.gateway,
+            self.request,
+            self.state,
+            plan,
+            self.fmt,
+            self.limit,
+            self.cursor,
+            as_of=as_of,
+            end=end,
+            extra=extra,
+            source=read.source if read else None,
+            extra_headers=read.headers if read else None,
+        )
 
 
-async def table_request(request: Request, limit: LimitParam = None, cursor: CursorParam = None,
-                        fmt: FormatParam = None) -> TableRequest:
+async def table_request(
+    request: Request, limit: LimitParam = None, cursor: CursorParam = None, fmt: FormatParam = None
+) -> TableRequest:
     """Dependency of the table routes: the gateway's committed state and reader, the format and the page."""
     gateway = _gateway(request)
     state = await gateway.state()
@@ -155,8 +249,7 @@ Page = Annotated[TableRequest, Depends(table_request)]
 
 
 # ---------------------------------------------------------------------------------- symbols
-@router.get("/symbols", response_model=SymbolsResponse, summary="Symbols served",
-            responses=NOT_MODIFIED)
+@router.get("/symbols", response_model=SymbolsResponse, summary="Symbols served", responses=NOT_MODIFIED)
 async def symbols(request: Request) -> Response:
     """Every symbol with prices or features, its CoinGecko id and which tables hold it."""
     gateway = _gateway(request)
@@ -170,17 +263,21 @@ async def symbols(request: Request) -> Response:
             latest = sa.select(prices.c.symbol, sa.func.max(prices.c.window_start).label("w")).group_by(prices.c.symbol)
             pairs = [(s, w) for s, w in reader.execute(latest)]
             for offset in range(0, len(pairs), 200):
-                chunk = pairs[offset:offset + 200]
+                chunk = pairs[offset : offset + 200]
                 stmt = sa.select(prices.c.symbol, prices.c.coin_id).where(
-                    sa.or_(*(sa.and_(prices.c.symbol == s, prices.c.window_start == w) for s, w in chunk)))
+                    sa.or_(*(sa.and_(prices.c.symbol == s, prices.c.window_start == w) for s, w in chunk))
+                )
                 coin_ids.update({s: c for s, c in reader.execute(stmt)})
         price_set, feature_set = set(state.price_symbols), set(state.feature_symbols)
-        data = [{"symbol": s, "coin_id": coin_ids.get(s), "prices": s in price_set, "features": s in feature_set}
-                for s in state.symbols]
+        data = [
+            {"symbol": s, "coin_id": coin_ids.get(s), "prices": s in price_set, "features": s in feature_set}
+            for s in state.symbols
+        ]
         return {"as_of": iso(state.latest.get(PRICES.asset)), "count": len(data), "data": data}
 
-    return await service.cached_json(gateway, request, state, state.latest.get(PRICES.asset),
-                                     service.LIVE_CACHE_CONTROL, build)
+    return await service.cached_json(
+        gateway, request, state, state.latest.get(PRICES.asset), service.LIVE_CACHE_CONTROL, build
+    )
 
 
 # ---------------------------------------------------------------------------------- prices
@@ -191,8 +288,7 @@ def _price_columns(reader: Reader, requested: str | None) -> list[str]:
     return list(PRICES.key) + (chosen or value_columns)
 
 
-@router.get("/prices/latest", response_model=LatestPrices, summary="Latest prices",
-            responses=NOT_MODIFIED)
+@router.get("/prices/latest", response_model=LatestPrices, summary="Latest prices", responses=NOT_MODIFIED)
 async def latest_prices(request: Request, symbols: SymbolsParam = None) -> Response:
     """Per symbol, the price row of its latest committed window. Poll it with ``If-None-Match``."""
     gateway = _gateway(request)
@@ -200,8 +296,9 @@ async def latest_prices(request: Request, symbols: SymbolsParam = None) -> Respo
     reader = gateway.reader()
     wanted = reader.resolve_symbols(symbols, state.price_symbols)
     as_of = state.latest.get(PRICES.asset)
-    return await service.cached_json(gateway, request, state, as_of, service.LIVE_CACHE_CONTROL,
-                                     lambda: latest_payload(reader, state, wanted))
+    return await service.cached_json(
+        gateway, request, state, as_of, service.LIVE_CACHE_CONTROL, lambda: latest_payload(reader, state, wanted)
+    )
 
 
 def latest_payload(reader: Reader, state: State, wanted: tuple[str, ...] | None) -> dict[str, Any]:
@@ -218,10 +315,15 @@ def latest_payload(reader: Reader, state: State, wanted: tuple[str, ...] | None)
         missing = sorted(set(wanted if wanted is not None else state.price_symbols) - {r["symbol"] for r in rows})
         if missing:
             source, committed_window = reader.committed_source(table, PRICES)
-            latest = (sa.select(table.c.symbol, sa.func.max(committed_window).label("w")).select_from(source)
-                      .where(table.c.symbol.in_(missing)).group_by(table.c.symbol)).subquery()
-            older = sa.select(*columns).join(latest, sa.and_(table.c.symbol == latest.c.symbol,
-                                                             table.c.window_start == latest.c.w))
+            latest = (
+                sa.select(table.c.symbol, sa.func.max(committed_window).label("w"))
+                .select_from(source)
+                .where(table.c.symbol.in_(missing))
+                .group_by(table.c.symbol)
+            ).subquery()
+            older = sa.select(*columns).join(
+                latest, sa.and_(table.c.symbol == latest.c.symbol, table.c.window_start == latest.c.w)
+            )
             rows += _records(reader.execute(older))
             rows.sort(key=lambda r: r["symbol"])
     return {"as_of": iso(as_of), "count": len(rows), "data": rows}
@@ -233,36 +335,68 @@ def _records(rows: list[sa.Row]) -> list[dict[str, Any]]:
 
 
 @router.get("/prices", response_model=PricePage, summary="Price history", responses=_tabular_content(PricePage))
-async def price_history(page: Page, symbols: SymbolsParam = None, start: StartParam = None,
-                        end: EndParam = None,
-                        columns: Annotated[str | None, Query(max_length=4000, description=(
-                            "Comma-separated price columns (symbol and window_start always come first); all if left out"
-                        ))] = None) -> Response:
+async def price_history(
+    page: Page,
+    symbols: SymbolsParam = None,
+    start: StartParam = None,
+    end: EndParam = None,
+    columns: Annotated[
+        str | None,
+        Query(
+            max_length=4000,
+            description=("Comma-separated price columns (symbol and window_start always come first); all if left out"),
+        ),
+    ] = None,
+) -> Response:
     """5-minute price rows for symbols and a time range, ordered by (symbol, window_start)."""
     reader = page.reader
     wanted = reader.resolve_symbols(symbols, page.state.price_symbols) or page.state.price_symbols
     begin, finish = page.time_range(PRICES, start, end)
     table = reader.warehouse.table(PRICES.table)
-    plan = reader.table_plan(PRICES, table, _price_columns(reader, columns), symbols=tuple(wanted),
-                             start=begin, end=finish)
+    plan = reader.table_plan(
+        PRICES, table, _price_columns(reader, columns), symbols=tuple(wanted), start=begin, end=finish
+    )
     return await page.serve(plan, finish)
 
 
 # ---------------------------------------------------------------------------------- features
-@router.get("/features", response_model=FeaturePage, summary="ML features",
-            responses={**_tabular_content(FeaturePage),
-                       404: _error("as_of was given but there is no lake table yet"),
-                       410: _error("as_of is before the oldest lake version kept (CRYPTO_LAKE_RETENTION_DAYS)")})
-async def features(page: Page, symbols: SymbolsParam = None, start: StartParam = None, end: EndParam = None,
-                   columns: Annotated[str | None, Query(max_length=20000, description=(
-                       "Comma-separated feature columns (see /v1/features/catalog; 'price' too); all if left out. "
-                       "symbol and timestamp always come first"))] = None,
-                   as_of: Annotated[datetime | None, Query(description=(
-                       "Time travel, ISO 8601 (UTC if no zone): the rows as the platform served them at this "
-                       "time, from the lake's version of then (values before a later heal or recomputation; "
-                       "windows committed after it absent). 400 if in the future, 410 if before the oldest "
-                       "version kept (CRYPTO_LAKE_RETENTION_DAYS), 404 if there is no lake yet"))] = None
-                   ) -> Response:
+@router.get(
+    "/features",
+    response_model=FeaturePage,
+    summary="ML features",
+    responses={
+        **_tabular_content(FeaturePage),
+        404: _error("as_of was given but there is no lake table yet"),
+        410: _error("as_of is before the oldest lake version kept (CRYPTO_LAKE_RETENTION_DAYS)"),
+    },
+)
+async def features(
+    page: Page,
+    symbols: SymbolsParam = None,
+    start: StartParam = None,
+    end: EndParam = None,
+    columns: Annotated[
+        str | None,
+        Query(
+            max_length=20000,
+            description=(
+                "Comma-separated feature columns (see /v1/features/catalog; 'price' too); all if left out. "
+                "symbol and timestamp always come first"
+            ),
+        ),
+    ] = None,
+    as_of: Annotated[
+        datetime | None,
+        Query(
+            description=(
+                "Time travel, ISO 8601 (UTC if no zone): the rows as the platform served them at this "
+                "time, from the lake's version of then (values before a later heal or recomputation; "
+                "windows committed after it absent). 400 if in the future, 410 if before the oldest "
+                "version kept (CRYPTO_LAKE_RETENTION_DAYS), 404 if there is no lake yet"
+            )
+        ),
+    ] = None,
+) -> Response:
     """Feature rows for symbols, a time range and a chosen subset of columns, ordered by (symbol, timestamp).
 
     The windows the Delta Lake copy holds at their current commit are read from it, the rest from
@@ -279,17 +413,25 @@ async def features(page: Page, symbols: SymbolsParam = None, start: StartParam =
     begin, finish = page.time_range(FEATURES, start, end)
     plan = reader.table_plan(FEATURES, table, [*FEATURES.key, *chosen], symbols=tuple(wanted), start=begin, end=finish)
     when = service.to_naive_utc(as_of, "as_of") if as_of is not None else None
-    read = await run_in_threadpool(lambda: plan_feature_read(
-        page.gateway.lake(), reader, plan, begin, finish, page.state.latest.get(FEATURES.asset), when,
-        every_symbol=not (symbols and symbols.strip())))
+    read = await run_in_threadpool(
+        lambda: plan_feature_read(
+            page.gateway.lake(),
+            reader,
+            plan,
+            begin,
+            finish,
+            page.state.latest.get(FEATURES.asset),
+            when,
+            every_symbol=not (symbols and symbols.strip()),
+        )
+    )
     version = str(features_catalog.FEATURE_SET_VERSION)
     response = await page.serve(plan, finish, extra={"feature_set_version": version}, read=read)
     response.headers["X-Feature-Set-Version"] = version
     return response
 
 
-@router.get("/features/catalog", response_model=FeatureCatalog, summary="Feature catalog",
-            responses=NOT_MODIFIED)
+@router.get("/features/catalog", response_model=FeatureCatalog, summary="Feature catalog", responses=NOT_MODIFIED)
 async def feature_catalog(request: Request) -> Response:
     """Every feature: name, description, inputs, lookback (5-minute windows), unit and family."""
     gateway = _gateway(request)
@@ -297,30 +439,42 @@ async def feature_catalog(request: Request) -> Response:
 
     def build() -> dict[str, Any]:
         specs = [_spec(spec) for spec in features_catalog.FEATURES]
-        return {"feature_set_version": str(features_catalog.FEATURE_SET_VERSION), "count": len(specs),
-                "features": specs}
+        return {
+            "feature_set_version": str(features_catalog.FEATURE_SET_VERSION),
+            "count": len(specs),
+            "features": specs,
+        }
 
     return await service.cached_json(gateway, request, state, None, "public, max-age=300", build)
 
 
 def _spec(spec: features_catalog.FeatureSpec) -> dict[str, Any]:
-    return {"name": spec.name, "description": spec.description, "inputs": list(spec.inputs),
-            "lookback": spec.lookback, "unit": spec.unit, "family": spec.family}
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "inputs": list(spec.inputs),
+        "lookback": spec.lookback,
+        "unit": spec.unit,
+        "family": spec.family,
+    }
 
 
 # ---------------------------------------------------------------------------------- sentiment
-@router.get("/sentiment", response_model=SentimentPage, summary="Sentiment rows",
-            responses=_tabular_content(SentimentPage))
-async def sentiment(page: Page, symbols: SymbolsParam = None, start: StartParam = None, end: EndParam = None,
-                    model: ModelParam = None) -> Response:
+@router.get(
+    "/sentiment", response_model=SentimentPage, summary="Sentiment rows", responses=_tabular_content(SentimentPage)
+)
+async def sentiment(
+    page: Page, symbols: SymbolsParam = None, start: StartParam = None, end: EndParam = None, model: ModelParam = None
+) -> Response:
     """Per (item, symbol, model) sentiment scores, ordered by (symbol, window_start, item_id, model)."""
     reader = page.reader
     wanted = reader.resolve_symbols(symbols, page.state.symbols)
     begin, finish = page.time_range(SENTIMENT, start, end)
     table = reader.warehouse.table(SENTIMENT.table)
     extra = await _model_filter(page, table, model)
-    plan = reader.table_plan(SENTIMENT, table, _all_columns(SENTIMENT, table), symbols=wanted, start=begin,
-                             end=finish, extra_where=extra)
+    plan = reader.table_plan(
+        SENTIMENT, table, _all_columns(SENTIMENT, table), symbols=wanted, start=begin, end=finish, extra_where=extra
+    )
     return await page.serve(plan, finish)
 
 
@@ -329,18 +483,24 @@ async def _model_filter(page: TableRequest, table: sa.Table, model: str | None) 
     return [table.c.model == chosen[0]] if chosen else []
 
 
-@router.get("/sentiment/aggregates", response_model=SentimentAggregatePage, summary="Sentiment per window",
-            responses=_tabular_content(SentimentAggregatePage))
-async def sentiment_aggregates(page: Page, symbols: SymbolsParam = None, start: StartParam = None,
-                               end: EndParam = None, model: ModelParam = None) -> Response:
+@router.get(
+    "/sentiment/aggregates",
+    response_model=SentimentAggregatePage,
+    summary="Sentiment per window",
+    responses=_tabular_content(SentimentAggregatePage),
+)
+async def sentiment_aggregates(
+    page: Page, symbols: SymbolsParam = None, start: StartParam = None, end: EndParam = None, model: ModelParam = None
+) -> Response:
     """Per (symbol, 5-minute window): item count, mean and confidence-weighted score, positives, negatives."""
     reader = page.reader
     wanted = reader.resolve_symbols(symbols, page.state.symbols)
     begin, finish = page.time_range(SENTIMENT, start, end)
     table = reader.warehouse.table(SENTIMENT.table)
     extra = await _model_filter(page, table, model)
-    base = reader.table_plan(SENTIMENT_AGG, table, ["symbol", "window_start"], symbols=wanted, start=begin,
-                             end=finish, extra_where=extra)
+    base = reader.table_plan(
+        SENTIMENT_AGG, table, ["symbol", "window_start"], symbols=wanted, start=begin, end=finish, extra_where=extra
+    )
     score, confidence = table.c.sentiment_score, table.c.confidence
     weight = sa.func.sum(confidence)
 
@@ -351,26 +511,49 @@ async def sentiment_aggregates(page: Page, symbols: SymbolsParam = None, start: 
         return sa.type_coerce(sa.func.coalesce(expr, 0), sa.Integer)
 
     outputs = [
-        Output("symbol", table.c.symbol, SYMBOL), Output("window_start", table.c.window_start, TIME),
+        Output("symbol", table.c.symbol, SYMBOL),
+        Output("window_start", table.c.window_start, TIME),
         Output("items", integer(sa.func.count()), INT),
         Output("mean_score", floating(sa.func.avg(score)), FLOAT),
-        Output("weighted_score", floating(sa.case((weight > 0, sa.func.sum(score * confidence) / weight),
-                                                  else_=sa.null())), FLOAT),
+        Output(
+            "weighted_score",
+            floating(sa.case((weight > 0, sa.func.sum(score * confidence) / weight), else_=sa.null())),
+            FLOAT,
+        ),
         Output("mean_confidence", floating(sa.func.avg(confidence)), FLOAT),
         Output("positive", integer(sa.func.sum(sa.case((score > 0, 1), else_=0))), INT),
         Output("negative", integer(sa.func.sum(sa.case((score < 0, 1), else_=0))), INT),
     ]
-    plan = Plan(SENTIMENT_AGG, outputs, base.source, base.where, base.keys,
-                group_by=[table.c.symbol, table.c.window_start], symbols=wanted)
+    plan = Plan(
+        SENTIMENT_AGG,
+        outputs,
+        base.source,
+        base.where,
+        base.keys,
+        group_by=[table.c.symbol, table.c.window_start],
+        symbols=wanted,
+    )
     return await page.serve(plan, finish)
 
 
 # ---------------------------------------------------------------------------------- news
 @router.get("/news", response_model=NewsPage, summary="News items", responses=_tabular_content(NewsPage))
-async def news(page: Page, symbols: SymbolsParam = None, start: StartParam = None, end: EndParam = None,
-               source: Annotated[str | None, Query(max_length=32, description=(
-                   "Only this source (guardian, rss, reddit, simulated; any case); an unknown source is a 400 that "
-                   "lists the valid ones"))] = None) -> Response:
+async def news(
+    page: Page,
+    symbols: SymbolsParam = None,
+    start: StartParam = None,
+    end: EndParam = None,
+    source: Annotated[
+        str | None,
+        Query(
+            max_length=32,
+            description=(
+                "Only this source (guardian, rss, reddit, simulated; any case); an unknown source is a 400 that "
+                "lists the valid ones"
+            ),
+        ),
+    ] = None,
+) -> Response:
     """News items by publication window, ordered by (window_start, item_id); filter by mentioned symbols."""
     reader = page.reader
     wanted = reader.resolve_symbols(symbols, page.state.symbols)
@@ -383,22 +566,32 @@ async def news(page: Page, symbols: SymbolsParam = None, start: StartParam = Non
     if wanted:
         padded = sa.literal(",") + sa.func.replace(table.c.symbols, " ", "") + sa.literal(",")
         extra.append(sa.or_(*(padded.like(f"%,{s},%") for s in wanted)))
-    plan = reader.table_plan(NEWS, table, _all_columns(NEWS, table), symbols=None, start=begin, end=finish,
-                             extra_where=extra)
+    plan = reader.table_plan(
+        NEWS, table, _all_columns(NEWS, table), symbols=None, start=begin, end=finish, extra_where=extra
+    )
     return await page.serve(plan, finish)
 
 
 # ---------------------------------------------------------------------------------- macro
 @router.get("/macro", response_model=MacroPage, summary="Macro indicators", responses=_tabular_content(MacroPage))
-async def macro(page: Page,
-                series: Annotated[str | None, Query(max_length=2000, description=(
-                    "Comma-separated series ids such as DGS10,DFF (any case); all if left out; an unknown id is "
-                    "a 400 that lists the valid ones"))] = None,
-                start: Annotated[DateValue | None, Query(description="First observation date. Default: a year before end")
-                                 ] = None,
-                end: Annotated[DateValue | None, Query(description="Observation dates before this one. "
-                                                              "Default: after the latest committed day")] = None
-                ) -> Response:
+async def macro(
+    page: Page,
+    series: Annotated[
+        str | None,
+        Query(
+            max_length=2000,
+            description=(
+                "Comma-separated series ids such as DGS10,DFF (any case); all if left out; an unknown id is "
+                "a 400 that lists the valid ones"
+            ),
+        ),
+    ] = None,
+    start: Annotated[DateValue | None, Query(description="First observation date. Default: a year before end")] = None,
+    end: Annotated[
+        DateValue | None,
+        Query(description="Observation dates before this one. Default: after the latest committed day"),
+    ] = None,
+) -> Response:
     """Daily macro observations of committed days, ordered by (series_id, observation_date)."""
     reader = page.reader
     latest = page.state.latest.get(MACRO.asset)
@@ -412,12 +605,12 @@ async def macro(page: Page,
         raise bad_request(f"start ({begin.isoformat()}) must be before end ({finish.isoformat()})")
     table = reader.warehouse.table(MACRO.table)
     extra: list[sa.ColumnElement] = []
-    names = await page.choose(table, "series_id", series, "series", parameter="series", example="DGS10,DFF",
-                              many=True)
+    names = await page.choose(table, "series_id", series, "series", parameter="series", example="DGS10,DFF", many=True)
     if names:
         extra.append(table.c.series_id.in_(names))
-    plan = reader.table_plan(MACRO, table, _all_columns(MACRO, table), symbols=None, start=begin, end=finish,
-                             extra_where=extra)
+    plan = reader.table_plan(
+        MACRO, table, _all_columns(MACRO, table), symbols=None, start=begin, end=finish, extra_where=extra
+    )
     return await page.serve(plan, finish)
 
 
@@ -434,28 +627,54 @@ async def freshness(request: Request) -> Response:
     def build() -> dict[str, Any]:
         reader = gateway.reader()
         pl = partition_log
-        totals = {a: (n, r) for a, n, r in reader.execute(
-            sa.select(pl.c.asset, sa.func.count(), sa.func.coalesce(sa.func.sum(pl.c.row_count), 0))
-            .group_by(pl.c.asset))}
+        totals = {
+            a: (n, r)
+            for a, n, r in reader.execute(
+                sa.select(pl.c.asset, sa.func.count(), sa.func.coalesce(sa.func.sum(pl.c.row_count), 0)).group_by(
+                    pl.c.asset
+                )
+            )
+        }
         now = utc_now()
         assets = []
         for asset in sorted(set(ASSETS) | set(state.latest)):
             last = None
             if asset in state.latest:
-                rows = reader.execute(sa.select(pl).where(pl.c.asset == asset, pl.c.window_start == state.latest[asset]))
+                rows = reader.execute(
+                    sa.select(pl).where(pl.c.asset == asset, pl.c.window_start == state.latest[asset])
+                )
                 last = rows[0] if rows else None
             if last is None:
-                assets.append({"asset": asset, "status": NEVER_MATERIALIZED, "last_window_start": None,
-                               "last_window_rows": 0, "last_run_id": None, "last_code_version": None,
-                               "last_committed_at": None, "age_seconds": None, "windows": 0, "rows": 0})
+                assets.append(
+                    {
+                        "asset": asset,
+                        "status": NEVER_MATERIALIZED,
+                        "last_window_start": None,
+                        "last_window_rows": 0,
+                        "last_run_id": None,
+                        "last_code_version": None,
+                        "last_committed_at": None,
+                        "age_seconds": None,
+                        "windows": 0,
+                        "rows": 0,
+                    }
+                )
                 continue
             windows, total_rows = totals.get(asset, (0, 0))
-            assets.append({
-                "asset": asset, "status": MATERIALIZED, "last_window_start": iso(last.window_start),
-                "last_window_rows": int(last.row_count), "last_run_id": last.run_id,
-                "last_code_version": last.code_version, "last_committed_at": iso(last.committed_at),
-                "age_seconds": round((now - last.committed_at).total_seconds(), 3),
-                "windows": int(windows), "rows": int(total_rows)})
+            assets.append(
+                {
+                    "asset": asset,
+                    "status": MATERIALIZED,
+                    "last_window_start": iso(last.window_start),
+                    "last_window_rows": int(last.row_count),
+                    "last_run_id": last.run_id,
+                    "last_code_version": last.code_version,
+                    "last_committed_at": iso(last.committed_at),
+                    "age_seconds": round((now - last.committed_at).total_seconds(), 3),
+                    "windows": int(windows),
+                    "rows": int(total_rows),
+                }
+            )
         return {"generated_at": iso(now), "assets": assets}
 
     body = json_body(await run_in_threadpool(build))

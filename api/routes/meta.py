@@ -18,9 +18,14 @@ async def health() -> Health:
     return Health(status="ok")
 
 
-@router.get("/ready", response_model=Ready, summary="Readiness",
-            responses={503: {"model": ErrorResponse,
-                             "description": "The warehouse database is unreachable, or does not exist"}})
+@router.get(
+    "/ready",
+    response_model=Ready,
+    summary="Readiness",
+    responses={
+        503: {"model": ErrorResponse, "description": "The warehouse database is unreachable, or does not exist"}
+    },
+)
 async def ready(request: Request) -> Ready:
     """Answers 200 when the warehouse exists and answers a query; 503 when it is unreachable or missing.
 
@@ -36,9 +41,17 @@ async def ready(request: Request) -> Ready:
     return Ready(status="ready", database=await run_in_threadpool(ping))
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
-                             "description": "Request counts and latencies per route, in Prometheus text format"}})
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "Request counts and latencies per route, in Prometheus text format",
+        }
+    },
+)
 async def metrics(request: Request) -> Response:
     """Request counts, latency histograms per route, in-flight requests, stream clients, cache hits."""
     return Response(request.app.state.gateway.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

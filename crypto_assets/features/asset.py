@@ -13,7 +13,7 @@ from crypto_assets.features.catalog import FEATURE_NAMES, FEATURE_SET_VERSION, F
 from crypto_assets.features.compute import compute_features, nan_ratio_by_family
 from crypto_assets.features.io import read_feature_inputs
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
-from resources.dagster_resources import WarehouseResource
+from resources.storage.dagster_resources import WarehouseResource
 
 
 class FeaturesConfig(dg.Config):
@@ -22,7 +22,7 @@ class FeaturesConfig(dg.Config):
     sentiment_model: str = Field(
         default="",
         description="Use only sentiment rows of this model; empty: every model, an item scored by "
-                    "several models counting once with its mean score.",
+        "several models counting once with its mean score.",
     )
 
 
@@ -63,22 +63,44 @@ def ml_features_materialized(
     if frame.empty:
         context.log.warning("no price history in [%s, %s): nothing to compute", start, end)
     result = wh.write_partition(
-        FEATURES_TABLE.name, frame, start=start, end=end, run_id=context.run_id,
-        code_version=FEATURE_SET_VERSION, time_column="timestamp",
+        FEATURES_TABLE.name,
+        frame,
+        start=start,
+        end=end,
+        run_id=context.run_id,
+        code_version=FEATURE_SET_VERSION,
+        time_column="timestamp",
     )
     complete = int((frame["bars_missing"] == 0).sum()) if len(frame) else 0
-    return dg.MaterializeResult(metadata=write_metadata(
-        FEATURES_TABLE, result, start, end,
-        feature_set_version=FEATURE_SET_VERSION,
-        feature_count=len(FEATURE_NAMES),
-        symbols=int(frame["symbol"].nunique()) if len(frame) else 0,
-        rows_with_full_history=complete,
-        lookback_windows=PRICE_LOOKBACK_WINDOWS,
-        nan_ratio_by_family=dg.MetadataValue.json(nan_ratio_by_family(frame)),
-        input_rows=dg.MetadataValue.json(inputs.row_counts()),
-        read_seconds=round(inputs.seconds, 4),
-        read_path=inputs.reader,
-        compute_seconds=round(compute_seconds, 4),
-        preview=preview_markdown(frame, columns=["symbol", "timestamp", "price", "ret_1h", "rsi_14", "macd_hist",
-                                                 "bb_pctb", "sent_mean_24h", "bars_missing"]),
-    ))
+    return dg.MaterializeResult(
+        metadata=write_metadata(
+            FEATURES_TABLE,
+            result,
+            start,
+            end,
+            feature_set_version=FEATURE_SET_VERSION,
+            feature_count=len(FEATURE_NAMES),
+            symbols=int(frame["symbol"].nunique()) if len(frame) else 0,
+            rows_with_full_history=complete,
+            lookback_windows=PRICE_LOOKBACK_WINDOWS,
+            nan_ratio_by_family=dg.MetadataValue.json(nan_ratio_by_family(frame)),
+            input_rows=dg.MetadataValue.json(inputs.row_counts()),
+            read_seconds=round(inputs.seconds, 4),
+            read_path=inputs.reader,
+            compute_seconds=round(compute_seconds, 4),
+            preview=preview_markdown(
+                frame,
+                columns=[
+                    "symbol",
+                    "timestamp",
+                    "price",
+                    "ret_1h",
+                    "rsi_14",
+                    "macd_hist",
+                    "bb_pctb",
+                    "sent_mean_24h",
+                    "bars_missing",
+                ],
+            ),
+        )
+    )

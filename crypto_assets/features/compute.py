@@ -18,17 +18,17 @@ from __future__ import annotations
 import bisect
 import math
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from crypto_assets.features import indicators as ta
 from crypto_assets.features.catalog import (
-    ALPHA_WINDOWS,
     ADX_WINDOW,
+    ALPHA_WINDOWS,
     ATR_WINDOW,
     CROSS_SECTION_RANKED,
     CROSS_SECTION_ZSCORED,
@@ -65,8 +65,19 @@ from crypto_assets.features.kernels import (
     sample_var,
 )
 
-PRICE_INPUT_COLUMNS = ("symbol", "window_start", "open", "high", "low", "close", "volume", "current_price",
-                       "market_cap", "volume_24h", "price_change_pct_24h")
+PRICE_INPUT_COLUMNS = (
+    "symbol",
+    "window_start",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "current_price",
+    "market_cap",
+    "volume_24h",
+    "price_change_pct_24h",
+)
 SENTIMENT_INPUT_COLUMNS = ("symbol", "window_start", "item_id", "model", "sentiment_score", "confidence", "label")
 MACRO_INPUT_COLUMNS = ("series_id", "observation_date", "value", "realtime_start")
 #: Target windows computed together (bounded memory, cache-sized arrays); any value gives the same result.
@@ -122,7 +133,9 @@ def build_price_grid(prices: pd.DataFrame, start: datetime, end: datetime) -> Pr
     length = _WARMUP + n_targets
     times = first + np.arange(length, dtype=np.int64) * np.timedelta64(_WINDOW_NS, "ns")
     frame = prices.loc[:, [c for c in PRICE_INPUT_COLUMNS if c in prices.columns]]
-    column, on_grid = _positions(frame["window_start"], first, length) if len(frame) else (np.array([], int), np.array([], bool))
+    column, on_grid = (
+        _positions(frame["window_start"], first, length) if len(frame) else (np.array([], int), np.array([], bool))
+    )
     frame = frame.loc[on_grid]
     column = column[on_grid]
     row, symbols = pd.factorize(frame["symbol"].astype(str), sort=True)
@@ -239,10 +252,16 @@ def build_sentiment_grid(sentiment: pd.DataFrame | None, grid: PriceGrid) -> Sen
         item_id=frame["item_id"].astype(str),
         model=frame["model"].astype(str) if "model" in frame.columns else "",
     ).sort_values(["symbol", "column", "item_id", "model"], kind="mergesort")
-    items = frame.groupby(["symbol", "column", "item_id"], sort=True)[["score", "bullish", "bearish", "confidence"]].mean()
+    items = frame.groupby(["symbol", "column", "item_id"], sort=True)[
+        ["score", "bullish", "bearish", "confidence"]
+    ].mean()
     cells = items.groupby(level=["symbol", "column"], sort=True).agg(
-        count=("score", "size"), score=("score", "sum"), bullish=("bullish", "sum"),
-        bearish=("bearish", "sum"), confidence=("confidence", "sum"))
+        count=("score", "size"),
+        score=("score", "sum"),
+        bullish=("bullish", "sum"),
+        bearish=("bearish", "sum"),
+        confidence=("confidence", "sum"),
+    )
     row = np.searchsorted(grid.symbols, cells.index.get_level_values("symbol").to_numpy(dtype=object))
     col = cells.index.get_level_values("column").to_numpy(dtype=np.int64)
     for name, target in zeros.items():
@@ -275,8 +294,9 @@ def prepare_macro(macro: pd.DataFrame | None) -> dict[str, MacroState]:
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
     frame = frame.loc[frame["value"].notna() & np.isfinite(frame["value"])]
     frame["observation_date"] = pd.to_datetime(frame["observation_date"]).astype("datetime64[ns]")
-    frame["available_at"] = (pd.to_datetime(frame["realtime_start"]).astype("datetime64[ns]")
-                             + pd.Timedelta(MACRO_AVAILABILITY_LAG))
+    frame["available_at"] = pd.to_datetime(frame["realtime_start"]).astype("datetime64[ns]") + pd.Timedelta(
+        MACRO_AVAILABILITY_LAG
+    )
     for series_id, rows in frame.groupby("series_id", sort=True):
         rows = rows.sort_values(["available_at", "observation_date"], kind="mergesort")
         observed = rows["observation_date"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
@@ -368,9 +388,15 @@ def _returns(c: _Chunk) -> None:
 
 def _volatility(c: _Chunk) -> None:
     b = c.block
-    moments = rolling_sums(lambda k: {"r": c.at("log_return", k), "r2": c.at("log_return2", k),
-                                      "r3": c.at("log_return3", k), "r4": c.at("log_return4", k)},
-                           (HOUR_WINDOWS, 48, DAY_WINDOWS))
+    moments = rolling_sums(
+        lambda k: {
+            "r": c.at("log_return", k),
+            "r2": c.at("log_return2", k),
+            "r3": c.at("log_return3", k),
+            "r4": c.at("log_return4", k),
+        },
+        (HOUR_WINDOWS, 48, DAY_WINDOWS),
+    )
     semi = rolling_sums(lambda k: {"down": c.at("downside2", k), "up": c.at("upside2", k)}, (48,))[48]
     ranges = rolling_sums(lambda k: {"hl2": c.at("hl2", k), "gk": c.at("gk", k)}, (HOUR_WINDOWS, 48, DAY_WINDOWS))
     highs = rolling_extreme(b, c.series("high"), (HOUR_WINDOWS, 48, DAY_WINDOWS), largest=True)
@@ -399,7 +425,7 @@ def _skew_kurt(m: Mapping[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndar
         a = m["r"] / n
         b = m["r2"] / n - a * a
         cc = m["r3"] / n - a * a * a - 3.0 * a * b
-        d = m["r4"] / n - a ** 4 - 6.0 * b * a * a - 4.0 * cc * a
+        d = m["r4"] / n - a**4 - 6.0 * b * a * a - 4.0 * cc * a
         defined = b > 1e-14
         r = np.sqrt(np.where(defined, b, 1.0))
         skew = (math.sqrt(n * (n - 1.0)) * cc) / ((n - 2.0) * r * r * r)
@@ -430,8 +456,19 @@ def _candle(c: _Chunk) -> None:
 def _rolling(c: _Chunk) -> None:
     """Qlib Alpha158's rolling operators, with sums shifted by the window's own value for accuracy."""
     b = c.block
-    s = {name: c.series(name) for name in ("price", "volume", "log_volume", "ratio", "log_volume_ratio",
-                                           "change", "volume_change", "weighted_move")}
+    s = {
+        name: c.series(name)
+        for name in (
+            "price",
+            "volume",
+            "log_volume",
+            "ratio",
+            "log_volume_ratio",
+            "change",
+            "volume_change",
+            "weighted_move",
+        )
+    }
     p0 = b.at(s["price"])
     lv0 = b.at(s["log_volume"])
     r0 = b.at(s["ratio"])
@@ -450,13 +487,31 @@ def _rolling(c: _Chunk) -> None:
         vv = b.at(s["volume"], k) - v0
         ww = b.at(s["weighted_move"], k) - w0
         return {
-            "y": y, "y2": y * y, "ky": k * y, "less": pk < p0, "equal": pk == p0,
-            "x": x, "x2": x * x, "xy": x * y,
-            "rx": rx, "ry": ry, "rx2": rx * rx, "ry2": ry * ry, "rxy": rx * ry,
-            "up": dp > 0, "down": dp < 0, "gain": np.maximum(dp, 0.0), "loss": np.maximum(-dp, 0.0),
+            "y": y,
+            "y2": y * y,
+            "ky": k * y,
+            "less": pk < p0,
+            "equal": pk == p0,
+            "x": x,
+            "x2": x * x,
+            "xy": x * y,
+            "rx": rx,
+            "ry": ry,
+            "rx2": rx * rx,
+            "ry2": ry * ry,
+            "rxy": rx * ry,
+            "up": dp > 0,
+            "down": dp < 0,
+            "gain": np.maximum(dp, 0.0),
+            "loss": np.maximum(-dp, 0.0),
             "abs": np.abs(dp),
-            "v": vv, "v2": vv * vv, "w": ww, "w2": ww * ww,
-            "vgain": np.maximum(dv, 0.0), "vloss": np.maximum(-dv, 0.0), "vabs": np.abs(dv),
+            "v": vv,
+            "v2": vv * vv,
+            "w": ww,
+            "w2": ww * ww,
+            "vgain": np.maximum(dv, 0.0),
+            "vloss": np.maximum(-dv, 0.0),
+            "vabs": np.abs(dv),
         }
 
     sums = rolling_sums(terms, ALPHA_WINDOWS)
@@ -564,8 +619,9 @@ def _talib(c: _Chunk) -> None:
     c.put("plus_di_14", plus_di, adx_ok)
     c.put("minus_di_14", minus_di, adx_ok)
     c.put("cci_14", ta.cci(b, c.series("typical"), 14), c.complete(hlc, 14))
-    c.put("mfi_14", ta.money_flow_index(b, c.series("typical"), c.series("volume"), 14),
-          c.complete(hlc + ("volume",), 15))
+    c.put(
+        "mfi_14", ta.money_flow_index(b, c.series("typical"), c.series("volume"), 14), c.complete(hlc + ("volume",), 15)
+    )
     highest = rolling_extreme(b, high, (14,), largest=True)[14]
     lowest = rolling_extreme(b, low, (14,), largest=False)[14]
     c.put("willr_14", ta.williams_r(highest, lowest, p0), c.complete(hlc, 14))
@@ -603,11 +659,17 @@ def _volume(c: _Chunk) -> None:
         c.put("mcap_change_1d", cap / c.at("market_cap", DAY_WINDOWS) - 1.0)
         c.put("volume_24h_change_1d", volume_24h / c.at("volume_24h", DAY_WINDOWS) - 1.0)
     lv0 = c.at("log_volume")
-    sums = rolling_sums(lambda k: {
-        "v": c.at("volume", k), "dollar": c.at("dollar_volume", k), "tpv": c.at("typical_volume", k),
-        "lv": c.at("log_volume", k) - lv0, "lv2": (c.at("log_volume", k) - lv0) ** 2,
-        "absr": c.at("abs_log_return", k),
-    }, (HOUR_WINDOWS, DAY_WINDOWS))
+    sums = rolling_sums(
+        lambda k: {
+            "v": c.at("volume", k),
+            "dollar": c.at("dollar_volume", k),
+            "tpv": c.at("typical_volume", k),
+            "lv": c.at("log_volume", k) - lv0,
+            "lv2": (c.at("log_volume", k) - lv0) ** 2,
+            "absr": c.at("abs_log_return", k),
+        },
+        (HOUR_WINDOWS, DAY_WINDOWS),
+    )
     hour, day = sums[HOUR_WINDOWS], sums[DAY_WINDOWS]
     std = np.sqrt(sample_var(day["lv"], day["lv2"], DAY_WINDOWS))
     c.put("vol_z_1d", safe_div(-day["lv"] / DAY_WINDOWS, std))
@@ -645,11 +707,18 @@ def _sentiment(c: _Chunk, has_row: np.ndarray) -> None:
     b = c.block
     g = c.sentiment
     decay = 0.5 ** (np.arange(DAY_WINDOWS) / SENTIMENT_HALF_LIFE_WINDOWS)
-    sums = rolling_sums(lambda k: {
-        "count": b.at(g.count, k), "score": b.at(g.score, k), "bullish": b.at(g.bullish, k),
-        "bearish": b.at(g.bearish, k), "confidence": b.at(g.confidence, k),
-        "wscore": decay[k] * b.at(g.score, k), "wcount": decay[k] * b.at(g.count, k),
-    }, tuple(SENTIMENT_HORIZONS.values()))
+    sums = rolling_sums(
+        lambda k: {
+            "count": b.at(g.count, k),
+            "score": b.at(g.score, k),
+            "bullish": b.at(g.bullish, k),
+            "bearish": b.at(g.bearish, k),
+            "confidence": b.at(g.confidence, k),
+            "wscore": decay[k] * b.at(g.score, k),
+            "wcount": decay[k] * b.at(g.count, k),
+        },
+        tuple(SENTIMENT_HORIZONS.values()),
+    )
     for label, n in SENTIMENT_HORIZONS.items():
         m = sums[n]
         c.put(f"sent_mean_{label}", safe_div(m["score"], m["count"]))
@@ -693,11 +762,17 @@ def _market(c: _Chunk, has_row: np.ndarray) -> None:
         c.put(f"excess_ret_{label}", ret - out[f"mkt_ret_{label}"])
     log_return = c.series("log_return")
     if btc is not None:
-        btc_return = log_return[btc:btc + 1]
-        cross = rolling_sums(lambda k: {
-            "x": b.at(log_return, k), "y": b.at(btc_return, k), "xx": b.at(log_return, k) ** 2,
-            "yy": b.at(btc_return, k) ** 2, "xy": b.at(log_return, k) * b.at(btc_return, k),
-        }, (48, DAY_WINDOWS))
+        btc_return = log_return[btc : btc + 1]
+        cross = rolling_sums(
+            lambda k: {
+                "x": b.at(log_return, k),
+                "y": b.at(btc_return, k),
+                "xx": b.at(log_return, k) ** 2,
+                "yy": b.at(btc_return, k) ** 2,
+                "xy": b.at(log_return, k) * b.at(btc_return, k),
+            },
+            (48, DAY_WINDOWS),
+        )
     for label, n in (("4h", 48), ("1d", DAY_WINDOWS)):
         if btc is None:
             c.put(f"beta_btc_{label}", np.full((len(c.grid.symbols), b.n), NAN))
@@ -732,10 +807,15 @@ def _macro(c: _Chunk) -> None:
         c.put(name, series[None, :])
 
     with np.errstate(divide="ignore", invalid="ignore"):
-        for series_id, name, kind in (("DGS10", "macro_dgs10", "chg"), ("DFF", "macro_dff", "chg"),
-                                      ("DTWEXBGS", "macro_usd_broad", "ret"), ("^GSPC", "macro_sp500", "ret"),
-                                      ("^VIX", "macro_vix", "chg"), ("DX-Y.NYB", "macro_dxy", "ret"),
-                                      ("GC=F", "macro_gold", "ret")):
+        for series_id, name, kind in (
+            ("DGS10", "macro_dgs10", "chg"),
+            ("DFF", "macro_dff", "chg"),
+            ("DTWEXBGS", "macro_usd_broad", "ret"),
+            ("^GSPC", "macro_sp500", "ret"),
+            ("^VIX", "macro_vix", "chg"),
+            ("DX-Y.NYB", "macro_dxy", "ret"),
+            ("GC=F", "macro_gold", "ret"),
+        ):
             v = values[series_id]
             put(name, v["latest"])
             put(f"{name}_{kind}", v["latest"] - v["previous"] if kind == "chg" else v["latest"] / v["previous"] - 1.0)
@@ -753,6 +833,7 @@ def _compute_block(c: _Chunk, profile: dict[str, float] | None = None) -> np.nda
 
     With ``profile``, the seconds spent per family are added to it.
     """
+
     def run(name: str, step: Callable[[], object]) -> object:
         if profile is None:
             return step()
@@ -783,9 +864,16 @@ def _compute_block(c: _Chunk, profile: dict[str, float] | None = None) -> np.nda
     return has_row
 
 
-def compute_features(prices: pd.DataFrame, sentiment: pd.DataFrame | None, macro: pd.DataFrame | None,
-                     start: datetime, end: datetime, *, chunk_windows: int = DEFAULT_CHUNK_WINDOWS,
-                     profile: dict[str, float] | None = None) -> pd.DataFrame:
+def compute_features(
+    prices: pd.DataFrame,
+    sentiment: pd.DataFrame | None,
+    macro: pd.DataFrame | None,
+    start: datetime,
+    end: datetime,
+    *,
+    chunk_windows: int = DEFAULT_CHUNK_WINDOWS,
+    profile: dict[str, float] | None = None,
+) -> pd.DataFrame:
     """Every catalogued feature for each (symbol, window) in [start, end).
 
     ``prices`` must hold the ``price_data_real`` rows from :func:`history_start` (``start``) to
@@ -835,10 +923,10 @@ def _assemble(grid: PriceGrid, values: np.ndarray, rows: np.ndarray, n_targets: 
     flat = values.reshape(len(FEATURE_NAMES), -1)
     block = flat if keep.all() else flat[:, keep]
     frame = pd.DataFrame(block.T, columns=list(FEATURE_NAMES), copy=False)
-    targets = grid.times[_WARMUP:_WARMUP + n_targets]
+    targets = grid.times[_WARMUP : _WARMUP + n_targets]
     frame.insert(0, "symbol", np.repeat(grid.symbols, n_targets)[keep].astype(object))
     frame.insert(1, "timestamp", np.tile(targets, len(grid.symbols))[keep].astype("datetime64[us]"))
-    frame.insert(2, "price", grid.arrays["price"][:, _WARMUP:_WARMUP + n_targets].ravel()[keep])
+    frame.insert(2, "price", grid.arrays["price"][:, _WARMUP : _WARMUP + n_targets].ravel()[keep])
     frame["feature_set_version"] = FEATURE_SET_VERSION
     return frame
 
@@ -853,6 +941,16 @@ def nan_ratio_by_family(frame: pd.DataFrame) -> dict[str, float]:
     return ratios
 
 
-__all__ = ["compute_features", "build_price_grid", "build_sentiment_grid", "prepare_macro", "macro_asof",
-           "history_start", "sentiment_start", "nan_ratio_by_family", "PRICE_INPUT_COLUMNS",
-           "SENTIMENT_INPUT_COLUMNS", "MACRO_INPUT_COLUMNS"]
+__all__ = [
+    "compute_features",
+    "build_price_grid",
+    "build_sentiment_grid",
+    "prepare_macro",
+    "macro_asof",
+    "history_start",
+    "sentiment_start",
+    "nan_ratio_by_family",
+    "PRICE_INPUT_COLUMNS",
+    "SENTIMENT_INPUT_COLUMNS",
+    "MACRO_INPUT_COLUMNS",
+]

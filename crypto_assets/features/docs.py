@@ -86,24 +86,38 @@ def render() -> str:
         "| --- | --- |",
         *(f"| {name} | {_cell(source)} |" for name, source in INPUTS.items()),
         "",
-        "Macro series: " + ", ".join(f"`{s.series_id}` ({s.label}, {s.source}, NULL after {s.max_age_days} days "
-                                       "without a new observation)" for s in MACRO_SERIES.values()) + ".",
+        "Macro series: "
+        + ", ".join(
+            f"`{s.series_id}` ({s.label}, {s.source}, NULL after {s.max_age_days} days without a new observation)"
+            for s in MACRO_SERIES.values()
+        )
+        + ".",
         "",
         "## Families",
         "",
         "| family | features | what |",
         "| --- | --- | --- |",
-        *(f"| [{family}](#{family.replace('_', '-')}) | {counts[family]} | {_cell(text)} |"
-          for family, text in FAMILIES.items()),
+        *(
+            f"| [{family}](#{family.replace('_', '-')}) | {counts[family]} | {_cell(text)} |"
+            for family, text in FAMILIES.items()
+        ),
         "",
     ]
     for family, text in FAMILIES.items():
-        lines += [f"## {family}", "", text, "", "| name | description | inputs | lookback (windows) | unit |",
-                  "| --- | --- | --- | --- | --- |"]
+        lines += [
+            f"## {family}",
+            "",
+            text,
+            "",
+            "| name | description | inputs | lookback (windows) | unit |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for spec in features_in_family(family):
             inputs = ", ".join(spec.inputs) if spec.inputs else "window start"
-            lines.append(f"| `{spec.name}` | {_cell(spec.description)} | {_cell(inputs)} | "
-                         f"{_lookback(spec.lookback, family)} | {_cell(spec.unit)} |")
+            lines.append(
+                f"| `{spec.name}` | {_cell(spec.description)} | {_cell(inputs)} | "
+                f"{_lookback(spec.lookback, family)} | {_cell(spec.unit)} |"
+            )
         lines.append("")
     return "\n".join(lines)
 

@@ -13,7 +13,7 @@ formulas directly. Degenerate ranges (all prices equal) give TA-Lib's value ther
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import talib
@@ -21,14 +21,14 @@ import talib
 from crypto_assets.features.kernels import NAN, Block, fir, safe_div
 
 
-@lru_cache(maxsize=None)
+@cache
 def ema_weights(period: int, length: int) -> np.ndarray:
     """Weights (oldest first) of ``talib.EMA(x[-length:], period)[-1]``."""
     eye = np.eye(length)
     return np.array([talib.EMA(eye[j], timeperiod=period)[-1] for j in range(length)])
 
 
-@lru_cache(maxsize=None)
+@cache
 def macd_weights(length: int, fast: int = 12, slow: int = 26, signal: int = 9) -> tuple[np.ndarray, np.ndarray]:
     """Weights (oldest first) of the MACD line and signal of ``talib.MACD(x[-length:])`` at its end."""
     eye = np.eye(length)
@@ -40,7 +40,7 @@ def macd_weights(length: int, fast: int = 12, slow: int = 26, signal: int = 9) -
     return np.array(line), np.array(sig)
 
 
-@lru_cache(maxsize=None)
+@cache
 def atr_weights(period: int, length: int) -> np.ndarray:
     """Weights (oldest first) of each bar's true range in ``talib.ATR(last length bars, period)[-1]``.
 
@@ -52,7 +52,7 @@ def atr_weights(period: int, length: int) -> np.ndarray:
     return np.array([talib.ATR(eye[j], zeros, zeros, timeperiod=period)[-1] for j in range(length)])
 
 
-@lru_cache(maxsize=None)
+@cache
 def wilder_weights(period: int, length: int) -> np.ndarray:
     """Weights (oldest first) of each bar's change in TA-Lib RSI's average gain (or loss).
 
@@ -80,14 +80,16 @@ def rsi(block: Block, gains: np.ndarray, losses: np.ndarray, period: int, length
         return np.where(total != 0, 100.0 * (avg_gain / np.where(total != 0, total, 1.0)), 0.0)
 
 
-def adx_di(block: Block, high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int,
-           length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def adx_di(
+    block: Block, high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int, length: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ADX, +DI, -DI) of ``talib.ADX/PLUS_DI/MINUS_DI(last length bars, period)[-1]``.
 
     Replays TA-Lib's loop: ``period - 1`` bars accumulate +DM, -DM and true range; then Wilder
     smoothing (``x - x / period + today``); DX = 100 |+DI - -DI| / (+DI + -DI); the first ADX is
     the mean of the first ``period`` DX values, later ones ``(adx (period - 1) + dx) / period``.
     """
+
     def bar(position: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         lag = length - 1 - position
         return block.at(high, lag), block.at(low, lag), block.at(close, lag)
@@ -107,8 +109,7 @@ def adx_di(block: Block, high: np.ndarray, low: np.ndarray, close: np.ndarray, p
             diff_m = prev_low - low_now
             minus = (diff_m > 0) & (diff_p < diff_m)
             plus = ~minus & (diff_p > 0) & (diff_p > diff_m)
-            tr = np.maximum(np.maximum(high_now - low_now, np.abs(high_now - prev_close)),
-                            np.abs(low_now - prev_close))
+            tr = np.maximum(np.maximum(high_now - low_now, np.abs(high_now - prev_close)), np.abs(low_now - prev_close))
             if position < period:
                 minus_dm += np.where(minus, diff_m, 0.0)
                 plus_dm += np.where(plus, diff_p, 0.0)
@@ -134,9 +135,11 @@ def adx_di(block: Block, high: np.ndarray, low: np.ndarray, close: np.ndarray, p
     return adx, plus_di, minus_di
 
 
-def stochastic(block: Block, high: np.ndarray, low: np.ndarray, close: np.ndarray, fastk: int = 5,
-               slowk: int = 3, slowd: int = 3) -> tuple[np.ndarray, np.ndarray]:
+def stochastic(
+    block: Block, high: np.ndarray, low: np.ndarray, close: np.ndarray, fastk: int = 5, slowk: int = 3, slowd: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
     """Slow %K and %D of ``talib.STOCH(high, low, close, fastk, slowk, SMA, slowd, SMA)``."""
+
     def fast_k(lag: int) -> np.ndarray:
         highest = block.at(high, lag).copy()
         lowest = block.at(low, lag).copy()
@@ -153,8 +156,14 @@ def stochastic(block: Block, high: np.ndarray, low: np.ndarray, close: np.ndarra
     return slow_k[0], slow_d
 
 
-def ultimate_oscillator(block: Block, high: np.ndarray, low: np.ndarray, close: np.ndarray,
-                        prev_close: np.ndarray, periods: tuple[int, int, int] = (7, 14, 28)) -> np.ndarray:
+def ultimate_oscillator(
+    block: Block,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    prev_close: np.ndarray,
+    periods: tuple[int, int, int] = (7, 14, 28),
+) -> np.ndarray:
     """``talib.ULTOSC``: weighted buying pressure / true range over three windows."""
     true_low = np.minimum(low, prev_close)
     pressure = close - true_low
@@ -242,7 +251,9 @@ def rate_of_change(current: np.ndarray, before: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(current) | np.isnan(before), NAN, out)
 
 
-def on_balance_volume(block: Block, close: np.ndarray, volume: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+def on_balance_volume(
+    block: Block, close: np.ndarray, volume: np.ndarray, length: int
+) -> tuple[np.ndarray, np.ndarray]:
     """``talib.OBV(last length bars)[-1]`` and the total volume of those bars."""
     obv = block.at(volume, length - 1).astype(np.float64, copy=True)
     total = obv.copy()
@@ -254,7 +265,9 @@ def on_balance_volume(block: Block, close: np.ndarray, volume: np.ndarray, lengt
     return obv, total
 
 
-def bollinger(mean: np.ndarray, population_var: np.ndarray, width: float = 2.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bollinger(
+    mean: np.ndarray, population_var: np.ndarray, width: float = 2.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(upper, middle, lower) of ``talib.BBANDS(timeperiod, width, width, SMA)``."""
     std = np.sqrt(np.maximum(population_var, 0.0))
     return mean + width * std, mean, mean - width * std

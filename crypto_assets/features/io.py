@@ -25,7 +25,7 @@ from crypto_assets.features.compute import (
     history_start,
     sentiment_start,
 )
-from resources.warehouse import Warehouse, macro_indicators, price_data_real, sentiment_data
+from resources.storage.warehouse import Warehouse, macro_indicators, price_data_real, sentiment_data
 
 log = logging.getLogger(__name__)
 
@@ -42,23 +42,29 @@ class FeatureInputs:
 
     def row_counts(self) -> dict[str, int]:
         """Rows read per table (for run metadata)."""
-        return {"price_data_real": len(self.prices), "sentiment_data": len(self.sentiment),
-                "macro_indicators": len(self.macro)}
+        return {
+            "price_data_real": len(self.prices),
+            "sentiment_data": len(self.sentiment),
+            "macro_indicators": len(self.macro),
+        }
 
 
 def price_history_query(start: datetime, end: datetime) -> sa.Select:
     """``price_data_real`` rows the range [start, end) reads, in key order."""
     t = price_data_real
-    return (sa.select(*(t.c[name] for name in PRICE_INPUT_COLUMNS))
-            .where(t.c.window_start >= history_start(start), t.c.window_start < end)
-            .order_by(t.c.symbol, t.c.window_start))
+    return (
+        sa.select(*(t.c[name] for name in PRICE_INPUT_COLUMNS))
+        .where(t.c.window_start >= history_start(start), t.c.window_start < end)
+        .order_by(t.c.symbol, t.c.window_start)
+    )
 
 
 def sentiment_query(start: datetime, end: datetime, model: str | None = None) -> sa.Select:
     """``sentiment_data`` rows of items published in the windows the range's horizons cover."""
     t = sentiment_data
-    stmt = (sa.select(*(t.c[name] for name in SENTIMENT_INPUT_COLUMNS))
-            .where(t.c.window_start >= sentiment_start(start), t.c.window_start < end))
+    stmt = sa.select(*(t.c[name] for name in SENTIMENT_INPUT_COLUMNS)).where(
+        t.c.window_start >= sentiment_start(start), t.c.window_start < end
+    )
     if model:
         stmt = stmt.where(t.c.model == model)
     return stmt.order_by(t.c.symbol, t.c.window_start, t.c.item_id, t.c.model)
@@ -68,14 +74,20 @@ def macro_query(start: datetime, end: datetime) -> sa.Select:
     """Catalogued ``macro_indicators`` observations that could be known during [start, end)."""
     t = macro_indicators
     published_by = (end - MACRO_AVAILABILITY_LAG).date()
-    return (sa.select(*(t.c[name] for name in MACRO_INPUT_COLUMNS))
-            .where(t.c.series_id.in_(list(MACRO_SERIES)),
-                   t.c.observation_date >= (start - timedelta(days=MACRO_LOOKBACK_DAYS)).date(),
-                   t.c.realtime_start <= published_by)
-            .order_by(t.c.series_id, t.c.observation_date))
+    return (
+        sa.select(*(t.c[name] for name in MACRO_INPUT_COLUMNS))
+        .where(
+            t.c.series_id.in_(list(MACRO_SERIES)),
+            t.c.observation_date >= (start - timedelta(days=MACRO_LOOKBACK_DAYS)).date(),
+            t.c.realtime_start <= published_by,
+        )
+        .order_by(t.c.series_id, t.c.observation_date)
+    )
 
 
-def read_feature_inputs(wh: Warehouse, start: datetime, end: datetime, *, sentiment_model: str | None = None) -> FeatureInputs:
+def read_feature_inputs(
+    wh: Warehouse, start: datetime, end: datetime, *, sentiment_model: str | None = None
+) -> FeatureInputs:
     """Read the price history, sentiment and macro rows the features of [start, end) need."""
     began = time.perf_counter()
     prices = None

@@ -11,8 +11,8 @@ so none is used on floats. Integer counts (missing bars) use prefix sums: intege
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -35,13 +35,13 @@ class Block:
         """The value ``lag`` windows before each target (a view; ``values`` is (..., T))."""
         if lag > self.lo:
             raise IndexError(f"lag {lag} reaches before the grid (warm-up {self.lo})")
-        return values[..., self.lo - lag:self.hi - lag]
+        return values[..., self.lo - lag : self.hi - lag]
 
     def window(self, values: np.ndarray, length: int) -> np.ndarray:
         """The last ``length`` values of each target as a (..., n, length) view, oldest first."""
         if length - 1 > self.lo:
             raise IndexError(f"window {length} reaches before the grid (warm-up {self.lo})")
-        span = values[..., self.lo - length + 1:self.hi]
+        span = values[..., self.lo - length + 1 : self.hi]
         return np.lib.stride_tricks.sliding_window_view(span, length, axis=-1)
 
 
@@ -55,7 +55,7 @@ def nan_prefix(values: np.ndarray) -> np.ndarray:
 
 def missing_in_window(block: Block, prefix: np.ndarray, length: int) -> np.ndarray:
     """How many of the last ``length`` values (the target's included) are missing (exact integers)."""
-    return prefix[..., block.lo + 1:block.hi + 1] - prefix[..., block.lo + 1 - length:block.hi + 1 - length]
+    return prefix[..., block.lo + 1 : block.hi + 1] - prefix[..., block.lo + 1 - length : block.hi + 1 - length]
 
 
 class MissingCounts:
@@ -87,7 +87,9 @@ class MissingCounts:
             del self._cache[key]
 
 
-def rolling_sums(terms: Callable[[int], Mapping[str, np.ndarray]], windows: Sequence[int]) -> dict[int, dict[str, np.ndarray]]:
+def rolling_sums(
+    terms: Callable[[int], Mapping[str, np.ndarray]], windows: Sequence[int]
+) -> dict[int, dict[str, np.ndarray]]:
     """``sum over k < d of terms(k)`` for every ``d`` in ``windows``, accumulated k = 0, 1, ... in order.
 
     ``terms(k)`` gives named arrays for the tap ``k`` windows back; the sums of all names share
@@ -108,7 +110,9 @@ def rolling_sums(terms: Callable[[int], Mapping[str, np.ndarray]], windows: Sequ
     return out
 
 
-def rolling_extreme(block: Block, values: np.ndarray, windows: Sequence[int], *, largest: bool) -> dict[int, np.ndarray]:
+def rolling_extreme(
+    block: Block, values: np.ndarray, windows: Sequence[int], *, largest: bool
+) -> dict[int, np.ndarray]:
     """Rolling max (``largest``) or min of ``values`` over each window length (NaN propagates)."""
     wanted = sorted(set(windows))
     combine = np.maximum if largest else np.minimum

@@ -9,9 +9,9 @@ from crypto_assets.checks import TableSpec, checked_range
 from crypto_assets.common import OWNERS, window_range
 from crypto_assets.features.catalog import FEATURE_SET_VERSION, FEATURES_TABLE
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
-from resources.dagster_resources import LakeResource, WarehouseResource
-from resources.lake import LAKE_ASSET, TIME_COLUMN, LakeError, lake_windows, range_filter
-from resources.warehouse import to_naive_utc
+from resources.storage.dagster_resources import LakeResource, WarehouseResource
+from resources.storage.lake import LAKE_ASSET, TIME_COLUMN, LakeError, lake_windows, range_filter
+from resources.storage.warehouse import to_naive_utc
 
 _FEATURES_SPEC = TableSpec(FEATURES_TABLE.name, (), time_column=TIME_COLUMN)
 
@@ -26,8 +26,9 @@ _FEATURES_SPEC = TableSpec(FEATURES_TABLE.name, (), time_column=TIME_COLUMN)
     owners=OWNERS,
     code_version=FEATURE_SET_VERSION,
 )
-def ml_features_lake(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                     lake: LakeResource) -> dg.MaterializeResult:
+def ml_features_lake(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, lake: LakeResource
+) -> dg.MaterializeResult:
     """The committed rows of ``ml_features_materialized`` in a Delta Lake table, for fast columnar reads.
 
     For the run's window range (one window live, a day in a backfill) it reads the committed rows
@@ -41,25 +42,32 @@ def ml_features_lake(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     start, end = window_range(context)
     feature_lake = lake.get()
     result = feature_lake.sync(warehouse.get(), start, end, context.run_id)
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": result.rows,
-        "dagster/uri": feature_lake.uri,
-        "window_start": start.isoformat(),
-        "window_end": end.isoformat(),
-        "windows": result.windows,
-        "windows_logged": result.windows_logged,
-        "delta_version": result.version,
-        "read_seconds": round(result.read_seconds, 4),
-        "write_seconds": round(result.write_seconds, 4),
-        "seconds": round(result.seconds, 4),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": result.rows,
+            "dagster/uri": feature_lake.uri,
+            "window_start": start.isoformat(),
+            "window_end": end.isoformat(),
+            "windows": result.windows,
+            "windows_logged": result.windows_logged,
+            "delta_version": result.version,
+            "read_seconds": round(result.read_seconds, 4),
+            "write_seconds": round(result.write_seconds, 4),
+            "seconds": round(result.seconds, 4),
+        }
+    )
 
 
-@dg.asset_check(asset=ml_features_lake, name="lake_matches_warehouse", blocking=False,
-                description="The lake holds as many rows as partition_log commits in the run's windows, "
-                            "and every committed window at its current commit.")
-def lake_matches_warehouse(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
-                           lake: LakeResource) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=ml_features_lake,
+    name="lake_matches_warehouse",
+    blocking=False,
+    description="The lake holds as many rows as partition_log commits in the run's windows, "
+    "and every committed window at its current commit.",
+)
+def lake_matches_warehouse(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, lake: LakeResource
+) -> dg.AssetCheckResult:
     """Row counts of the run's window range in the lake against ``partition_log``; windows behind."""
     wh = warehouse.get()
     window_range_ = checked_range(context, FIVE_MINUTE_PARTITIONS, _FEATURES_SPEC, wh)
@@ -70,16 +78,30 @@ def lake_matches_warehouse(context: dg.AssetCheckExecutionContext, warehouse: Wa
     expected = int(committed["row_count"].sum()) if len(committed) else 0
     logged = lake_windows(wh, start, end)
     current = {to_naive_utc(w): to_naive_utc(c) for w, c in zip(logged["window_start"], logged["committed_at"])}
-    behind = [to_naive_utc(w) for w, c in zip(committed["window_start"], committed["committed_at"])
-              if current.get(to_naive_utc(w)) != to_naive_utc(c)]
+    behind = [
+        to_naive_utc(w)
+        for w, c in zip(committed["window_start"], committed["committed_at"])
+        if current.get(to_naive_utc(w)) != to_naive_utc(c)
+    ]
     try:
         lake_rows = lake.get().table().to_pyarrow_dataset().count_rows(filter=range_filter(start, end))
     except LakeError:
         lake_rows = 0
     passed = lake_rows == expected and not behind
-    text = (f"{lake_rows} lake rows for {expected} committed rows in {len(committed)} windows; "
-            f"{len(behind)} window(s) behind")
-    return dg.AssetCheckResult(passed=passed, severity=dg.AssetCheckSeverity.WARN, description=text, metadata={
-        "window_start": start.isoformat(), "window_end": end.isoformat(), "lake_rows": lake_rows,
-        "committed_rows": expected, "windows_behind": len(behind),
-        "first_behind": behind[0].isoformat() if behind else ""})
+    text = (
+        f"{lake_rows} lake rows for {expected} committed rows in {len(committed)} windows; "
+        f"{len(behind)} window(s) behind"
+    )
+    return dg.AssetCheckResult(
+        passed=passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=text,
+        metadata={
+            "window_start": start.isoformat(),
+            "window_end": end.isoformat(),
+            "lake_rows": lake_rows,
+            "committed_rows": expected,
+            "windows_behind": len(behind),
+            "first_behind": behind[0].isoformat() if behind else "",
+        },
+    )

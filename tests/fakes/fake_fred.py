@@ -26,7 +26,7 @@ import json
 import threading
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from email.message import Message
 from urllib.parse import unquote
 
@@ -60,8 +60,9 @@ class FakeMacroServer(LoopbackServer):
         self.requests: list[tuple[str, dict[str, str]]] = []
         self._lock = threading.Lock()
 
-    def respond(self, method: str, path: str, query: dict[str, str], headers: Message,
-                body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def respond(
+        self, method: str, path: str, query: dict[str, str], headers: Message, body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         """Record the request and route it to FRED or Yahoo (404 for anything else)."""
         self._record(path, query)
         try:
@@ -137,7 +138,7 @@ class FakeMacroServer(LoopbackServer):
         series_id = params.get("series_id", "")
         if series_id not in self.fred:
             raise _Answer(*self._fred_error("Bad Request.  The series does not exist."))
-        today = datetime.now(timezone.utc).date()
+        today = datetime.now(UTC).date()
         try:
             first = date.fromisoformat(params.get("realtime_start", today.isoformat()))
             last = date.fromisoformat(params.get("realtime_end", today.isoformat()))
@@ -149,17 +150,23 @@ class FakeMacroServer(LoopbackServer):
 
     def vintage_dates(self, series_id: str, first: date, last: date, today: date) -> list[date]:
         """The series' vintage dates (days a value was published or revised) in [first, last]."""
-        return sorted({v.realtime_start for v in self.fred[series_id]
-                       if first <= v.realtime_start <= min(last, today)})
+        return sorted({v.realtime_start for v in self.fred[series_id] if first <= v.realtime_start <= min(last, today)})
 
     def _fred_vintage_dates(self, params: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
         series_id, first, last, today = self._fred_request(params)
         limit = min(int(params.get("limit", 10000)), 10000)
         offset = int(params.get("offset", 0))
         dates = self.vintage_dates(series_id, first, last, today)
-        body = {"realtime_start": first.isoformat(), "realtime_end": last.isoformat(), "order_by": "vintage_date",
-                "sort_order": "asc", "count": len(dates), "offset": offset, "limit": limit,
-                "vintage_dates": [d.isoformat() for d in dates[offset:offset + limit]]}
+        body = {
+            "realtime_start": first.isoformat(),
+            "realtime_end": last.isoformat(),
+            "order_by": "vintage_date",
+            "sort_order": "asc",
+            "count": len(dates),
+            "offset": offset,
+            "limit": limit,
+            "vintage_dates": [d.isoformat() for d in dates[offset : offset + limit]],
+        }
         return 200, json.dumps(body).encode(), {}
 
     def _fred(self, params: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
@@ -168,7 +175,8 @@ class FakeMacroServer(LoopbackServer):
         if held > MAX_VINTAGE_DATES:
             return self._fred_error(
                 f"Bad Request.  There are {held} vintage dates in the specified real-time period. This exceeds "
-                f"the maximum number of vintage dates allowed ({MAX_VINTAGE_DATES}).")
+                f"the maximum number of vintage dates allowed ({MAX_VINTAGE_DATES})."
+            )
         first = date.fromisoformat(params.get("observation_start", "1776-07-04"))
         last = date.fromisoformat(params.get("observation_end", "9999-12-31"))
         by_date: dict[date, list[Vintage]] = defaultdict(list)
@@ -182,14 +190,28 @@ class FakeMacroServer(LoopbackServer):
             for vintage, end in zip(vintages, ends):
                 valid_from, valid_to = max(vintage.realtime_start, rt_first), min(end, rt_last)
                 if valid_from <= valid_to:
-                    observations.append({"realtime_start": valid_from.isoformat(),
-                                         "realtime_end": valid_to.isoformat(),
-                                         "date": observed.isoformat(), "value": vintage.value})
+                    observations.append(
+                        {
+                            "realtime_start": valid_from.isoformat(),
+                            "realtime_end": valid_to.isoformat(),
+                            "date": observed.isoformat(),
+                            "value": vintage.value,
+                        }
+                    )
         body = {
-            "realtime_start": rt_first.isoformat(), "realtime_end": rt_last.isoformat(),
-            "observation_start": first.isoformat(), "observation_end": last.isoformat(), "units": "lin",
-            "output_type": 1, "file_type": "json", "order_by": "observation_date", "sort_order": "asc",
-            "count": len(observations), "offset": 0, "limit": 100000, "observations": observations,
+            "realtime_start": rt_first.isoformat(),
+            "realtime_end": rt_last.isoformat(),
+            "observation_start": first.isoformat(),
+            "observation_end": last.isoformat(),
+            "units": "lin",
+            "output_type": 1,
+            "file_type": "json",
+            "order_by": "observation_date",
+            "sort_order": "asc",
+            "count": len(observations),
+            "offset": 0,
+            "limit": 100000,
+            "observations": observations,
         }
         return 200, json.dumps(body).encode(), {}
 
@@ -203,20 +225,38 @@ class FakeMacroServer(LoopbackServer):
         if fault:
             return fault
         if ticker not in self.yahoo:
-            body = {"chart": {"result": None, "error": {"code": "Not Found",
-                                                         "description": "No data found, symbol may be delisted"}}}
+            body = {
+                "chart": {
+                    "result": None,
+                    "error": {"code": "Not Found", "description": "No data found, symbol may be delisted"},
+                }
+            }
             return 404, json.dumps(body).encode(), {}
         period1, period2 = int(params.get("period1", 0)), int(params.get("period2", 2**31))
         bars = []
         for day, close in sorted(self.yahoo[ticker]):
-            stamp = int(datetime(day.year, day.month, day.day, 14, 30, tzinfo=timezone.utc).timestamp())
+            stamp = int(datetime(day.year, day.month, day.day, 14, 30, tzinfo=UTC).timestamp())
             if period1 <= stamp < period2:
                 bars.append((stamp, close))
-        body = {"chart": {"result": [{
-            "meta": {"currency": "USD", "symbol": ticker, "exchangeTimezoneName": "America/New_York",
-                     "gmtoffset": -18000, "dataGranularity": "1d"},
-            "timestamp": [s for s, _ in bars],
-            "indicators": {"quote": [{"close": [c for _, c in bars], "open": [c for _, c in bars]}],
-                           "adjclose": [{"adjclose": [c for _, c in bars]}]},
-        }], "error": None}}
+        body = {
+            "chart": {
+                "result": [
+                    {
+                        "meta": {
+                            "currency": "USD",
+                            "symbol": ticker,
+                            "exchangeTimezoneName": "America/New_York",
+                            "gmtoffset": -18000,
+                            "dataGranularity": "1d",
+                        },
+                        "timestamp": [s for s, _ in bars],
+                        "indicators": {
+                            "quote": [{"close": [c for _, c in bars], "open": [c for _, c in bars]}],
+                            "adjclose": [{"adjclose": [c for _, c in bars]}],
+                        },
+                    }
+                ],
+                "error": None,
+            }
+        }
         return 200, json.dumps(body).encode(), {}

@@ -31,7 +31,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import Message
 from email.utils import format_datetime
 from typing import Any
@@ -42,36 +42,65 @@ from tests.fakes.loopback import LoopbackServer
 
 # Subreddits that exist even when a test gives them no posts (the platform's defaults).
 KNOWN_SUBREDDITS = frozenset({"CryptoCurrency", "Bitcoin", "ethereum", "CryptoMarkets"})
-FAULTS = ("429", "500", "502", "503", "401", "timeout", "malformed", "html", "huge", "non_utf8", "empty",
-          "error_envelope")
+FAULTS = (
+    "429",
+    "500",
+    "502",
+    "503",
+    "401",
+    "timeout",
+    "malformed",
+    "html",
+    "huge",
+    "non_utf8",
+    "empty",
+    "error_envelope",
+)
 
 
-def guardian_result(published: datetime, title: str | None, slug: str, trail: str = "",
-                    section: str = "technology") -> dict[str, Any]:
+def guardian_result(
+    published: datetime, title: str | None, slug: str, trail: str = "", section: str = "technology"
+) -> dict[str, Any]:
     """One element of the Guardian's ``response.results``."""
     path = f"{section}/{published:%Y/%b/%d}/{slug}".lower()
     return {
-        "id": path, "type": "article", "sectionId": section, "sectionName": section.title(),
-        "webPublicationDate": published.strftime("%Y-%m-%dT%H:%M:%SZ"), "webTitle": title,
-        "webUrl": f"https://www.theguardian.com/{path}", "apiUrl": f"https://content.guardianapis.com/{path}",
-        "fields": {"trailText": trail}, "isHosted": False, "pillarId": "pillar/news", "pillarName": "News",
+        "id": path,
+        "type": "article",
+        "sectionId": section,
+        "sectionName": section.title(),
+        "webPublicationDate": published.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "webTitle": title,
+        "webUrl": f"https://www.theguardian.com/{path}",
+        "apiUrl": f"https://content.guardianapis.com/{path}",
+        "fields": {"trailText": trail},
+        "isHosted": False,
+        "pillarId": "pillar/news",
+        "pillarName": "News",
     }
 
 
-def feed_entry(published: datetime | None, title: str | None, link: str | None, summary: str = "",
-               guid: str | None = None) -> dict[str, Any]:
+def feed_entry(
+    published: datetime | None, title: str | None, link: str | None, summary: str = "", guid: str | None = None
+) -> dict[str, Any]:
     """One RSS item / Atom entry."""
     return {"published": published, "title": title, "link": link, "summary": summary, "guid": guid}
 
 
-def reddit_post(created: datetime, title: str | None, post_id: str, selftext: str = "",
-                subreddit: str = "CryptoCurrency") -> dict[str, Any]:
+def reddit_post(
+    created: datetime, title: str | None, post_id: str, selftext: str = "", subreddit: str = "CryptoCurrency"
+) -> dict[str, Any]:
     """One ``t3`` child's ``data`` of a Listing."""
     return {
-        "id": post_id, "name": f"t3_{post_id}", "title": title, "selftext": selftext,
-        "created_utc": created.replace(tzinfo=timezone.utc).timestamp(),
-        "permalink": f"/r/{subreddit}/comments/{post_id}/slug/", "url": f"https://www.reddit.com/r/{subreddit}/",
-        "score": 10, "num_comments": 2, "subreddit": subreddit,
+        "id": post_id,
+        "name": f"t3_{post_id}",
+        "title": title,
+        "selftext": selftext,
+        "created_utc": created.replace(tzinfo=UTC).timestamp(),
+        "permalink": f"/r/{subreddit}/comments/{post_id}/slug/",
+        "url": f"https://www.reddit.com/r/{subreddit}/",
+        "score": 10,
+        "num_comments": 2,
+        "subreddit": subreddit,
     }
 
 
@@ -149,8 +178,9 @@ class FakeNewsServer(LoopbackServer):
             queue = self._faults.get(route)
             return queue.popleft() if queue else None
 
-    def respond(self, method: str, path: str, query: dict[str, str], headers: Message,
-                body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def respond(
+        self, method: str, path: str, query: dict[str, str], headers: Message, body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         """Route one request, record it, and answer it (or its queued fault)."""
         if method == "POST" and path == "/api/v1/access_token":
             route, answer = "reddit-token", self._reddit_token
@@ -175,8 +205,9 @@ class FakeNewsServer(LoopbackServer):
             status, payload, content_type, extra = self._apply_fault(fault, status, payload, content_type, extra)
         return status, {"Content-Type": content_type, **extra}, payload
 
-    def _apply_fault(self, fault: str, status: int, body: bytes, content_type: str,
-                     headers: dict[str, str]) -> tuple[int, bytes, str, dict[str, str]]:
+    def _apply_fault(
+        self, fault: str, status: int, body: bytes, content_type: str, headers: dict[str, str]
+    ) -> tuple[int, bytes, str, dict[str, str]]:
         if fault == "429":
             return 429, b'{"message": "Too Many Requests", "error": 429}', "application/json", {"Retry-After": "0"}
         if fault in ("500", "502", "503", "401"):
@@ -203,6 +234,7 @@ class FakeNewsServer(LoopbackServer):
         if query.get("api-key") != self.guardian_api_key:
             return 401, b'{"message": "Unauthorized"}', "application/json", {}
         start_day, end_day = query.get("from-date", "0000-00-00"), query.get("to-date", "9999-99-99")
+
         def day(result: Any) -> str:
             return str(result.get("webPublicationDate") or "")[:10] if isinstance(result, dict) else start_day
 
@@ -211,16 +243,28 @@ class FakeNewsServer(LoopbackServer):
         size = max(1, min(200, int(query.get("page-size", 10))))
         page = max(1, int(query.get("page", 1)))
         pages = max(1, math.ceil(len(results) / size))
-        body = {"response": {
-            "status": "ok", "userTier": "developer", "total": len(results), "startIndex": (page - 1) * size + 1,
-            "pageSize": size, "currentPage": page, "pages": pages, "orderBy": "newest",
-            "results": results[(page - 1) * size: page * size],
-        }}
+        body = {
+            "response": {
+                "status": "ok",
+                "userTier": "developer",
+                "total": len(results),
+                "startIndex": (page - 1) * size + 1,
+                "pageSize": size,
+                "currentPage": page,
+                "pages": pages,
+                "orderBy": "newest",
+                "results": results[(page - 1) * size : page * size],
+            }
+        }
         with self._lock:
             self.guardian_calls_today += 1
             left = max(0, 5000 - self.guardian_calls_today)
-        limits = {"X-RateLimit-Limit-day": "5000", "X-RateLimit-Remaining-day": str(left),
-                  "X-RateLimit-Limit-minute": "720", "X-RateLimit-Remaining-minute": "719"}
+        limits = {
+            "X-RateLimit-Limit-day": "5000",
+            "X-RateLimit-Remaining-day": str(left),
+            "X-RateLimit-Limit-minute": "720",
+            "X-RateLimit-Remaining-minute": "719",
+        }
         return 200, json.dumps(body, ensure_ascii=False).encode("utf-8"), "application/json", limits
 
     def _feed(self, route: str, query: dict[str, str], headers: Message, content: bytes):
@@ -259,35 +303,58 @@ class FakeNewsServer(LoopbackServer):
         after = query.get("after")
         if after:
             names = [p.get("name") for p in posts]
-            posts = posts[names.index(after) + 1:] if after in names else []
+            posts = posts[names.index(after) + 1 :] if after in names else []
         limit = max(1, min(100, int(query.get("limit", 25))))
         page = posts[:limit]
         next_after = page[-1].get("name") if len(posts) > limit and page else None
-        listing = {"kind": "Listing", "data": {"after": next_after, "dist": len(page), "before": None,
-                                               "children": [{"kind": p.get("_kind", "t3"),
-                                                             "data": {k: v for k, v in p.items() if k != "_kind"}}
-                                                            for p in page]}}
+        listing = {
+            "kind": "Listing",
+            "data": {
+                "after": next_after,
+                "dist": len(page),
+                "before": None,
+                "children": [
+                    {"kind": p.get("_kind", "t3"), "data": {k: v for k, v in p.items() if k != "_kind"}} for p in page
+                ],
+            },
+        }
         ratelimit: dict[str, str] = {}
         if self.ratelimit_remaining is not None:
             with self._lock:
                 self.ratelimit_remaining = max(0.0, self.ratelimit_remaining - 1)
-                ratelimit = {"X-Ratelimit-Used": "1", "X-Ratelimit-Remaining": f"{self.ratelimit_remaining:.1f}",
-                             "X-Ratelimit-Reset": str(self.ratelimit_reset_s)}
+                ratelimit = {
+                    "X-Ratelimit-Used": "1",
+                    "X-Ratelimit-Remaining": f"{self.ratelimit_remaining:.1f}",
+                    "X-Ratelimit-Reset": str(self.ratelimit_reset_s),
+                }
         # ASCII escapes, as Reddit sends them: a lone surrogate in a title stays valid JSON.
         return 200, json.dumps(listing).encode("utf-8"), "application/json", ratelimit
-
 
     def _reddit_search(self, route: str, query: dict[str, str], headers: Message, content: bytes):
         """Subreddits whose name resembles ``q``: a Listing of ``t5`` records (as Reddit answers a
         misspelled name, e.g. 37 of them)."""
         q = query.get("q", "")
         names = sorted(KNOWN_SUBREDDITS | set(self.subreddits)) + [f"{q}{i}" for i in range(37)]
-        children = [{"kind": "t5", "data": {
-            "display_name": name, "name": f"t5_{i:05x}", "id": f"{i:05x}", "title": f"r/{name}",
-            "public_description": f"All about {name}", "subscribers": 1000 + i, "url": f"/r/{name}/",
-            "created_utc": 1262304000.0 + i * 86400 * 60}} for i, name in enumerate(names)]
-        listing = {"kind": "Listing", "data": {"after": None, "dist": len(children), "before": None,
-                                               "children": children}}
+        children = [
+            {
+                "kind": "t5",
+                "data": {
+                    "display_name": name,
+                    "name": f"t5_{i:05x}",
+                    "id": f"{i:05x}",
+                    "title": f"r/{name}",
+                    "public_description": f"All about {name}",
+                    "subscribers": 1000 + i,
+                    "url": f"/r/{name}/",
+                    "created_utc": 1262304000.0 + i * 86400 * 60,
+                },
+            }
+            for i, name in enumerate(names)
+        ]
+        listing = {
+            "kind": "Listing",
+            "data": {"after": None, "dist": len(children), "before": None, "children": children},
+        }
         return 200, json.dumps(listing).encode("utf-8"), "application/json", {}
 
 
@@ -311,14 +378,17 @@ def _rss(spec: FeedSpec, url: str) -> str:
         if e.get("published_text"):  # a date as the site writes it, e.g. pt-BR "Seg, 24 Set 2018 10:00:00 -0300"
             parts.append(f"<pubDate>{escape(e['published_text'])}</pubDate>")
         elif e["published"] is not None:
-            parts.append(f"<pubDate>{format_datetime(e['published'].replace(tzinfo=timezone.utc), usegmt=True)}</pubDate>")
+            parts.append(f"<pubDate>{format_datetime(e['published'].replace(tzinfo=UTC), usegmt=True)}</pubDate>")
         if e["summary"]:
             parts.append(f"<description>{escape(e['summary'])}</description>")
         items.append("<item>" + "".join(parts) + "</item>")
-    return ('<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
-            f"<title>{escape(spec.title)}</title><link>{escape(url)}</link><description>news</description>"
-            + (f"<language>{escape(spec.language)}</language>" if spec.language else "")
-            + "".join(items) + "</channel></rss>\n")
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
+        f"<title>{escape(spec.title)}</title><link>{escape(url)}</link><description>news</description>"
+        + (f"<language>{escape(spec.language)}</language>" if spec.language else "")
+        + "".join(items)
+        + "</channel></rss>\n"
+    )
 
 
 def _atom(spec: FeedSpec, url: str) -> str:
@@ -336,7 +406,9 @@ def _atom(spec: FeedSpec, url: str) -> str:
         if e["summary"]:
             parts.append(f'<summary type="html">{escape(e["summary"])}</summary>')
         entries.append("<entry>" + "".join(parts) + "</entry>")
-    return ('<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">'
-            f"<title>{escape(spec.title)}</title><id>{escape(url)}</id><updated>2026-01-01T00:00:00Z</updated>"
-            + "".join(entries) + "</feed>\n")
-
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">'
+        f"<title>{escape(spec.title)}</title><id>{escape(url)}</id><updated>2026-01-01T00:00:00Z</updated>"
+        + "".join(entries)
+        + "</feed>\n"
+    )

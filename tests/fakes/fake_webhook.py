@@ -40,8 +40,9 @@ class FakeWebhook(LoopbackServer):
         """The ``text`` of each accepted message."""
         return [m["text"] for m in self.messages]
 
-    def respond(self, method: str, path: str, query: dict[str, str], headers: Message,
-                body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def respond(
+        self, method: str, path: str, query: dict[str, str], headers: Message, body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         """Record the attempt and answer it as Slack would, or with the next queued fault."""
         plain = {"Content-Type": "text/plain"}
         with self._lock:

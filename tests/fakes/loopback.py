@@ -35,8 +35,7 @@ class LoopbackServer:
         handler = type("Handler", (_Handler,), {"fake": self, "protocol_version": self.protocol_version})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def url(self) -> str:
@@ -52,8 +51,9 @@ class LoopbackServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def respond(self, method: str, path: str, query: dict[str, str], headers: Message,
-                body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def respond(
+        self, method: str, path: str, query: dict[str, str], headers: Message, body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         """Answer one request: ``(status, headers, body)``.
 
         ``path`` is the URL path as sent (still percent-encoded), ``query`` the last value of each

@@ -19,14 +19,15 @@ import json
 import re
 import time
 from collections import deque
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from email.message import Message
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
-from resources.simulated import simulated_price_frame
-from resources.universe import load_universe
+from resources.config.universe import load_universe
+from resources.sources.simulated import simulated_price_frame
 from tests.fakes.loopback import LoopbackServer
 
 
@@ -39,16 +40,18 @@ class FakeServer(LoopbackServer):
         self.requests: list[dict[str, Any]] = []
         self.timeout_sleep_s = 2.0
 
-    def respond(self, method: str, path: str, query: dict[str, str], headers: Message,
-                body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def respond(
+        self, method: str, path: str, query: dict[str, str], headers: Message, body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         """Record the request and answer it, or the next queued fault."""
         seen = dict(headers)
         self.requests.append({"path": path, "query": query, "headers": seen})
         fault = self.faults.popleft() if self.faults else None
         return self._respond(fault, path, query, seen)
 
-    def _respond(self, fault: str | None, path: str, query: dict[str, str],
-                 headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    def _respond(
+        self, fault: str | None, path: str, query: dict[str, str], headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
         json_headers = {"Content-Type": "application/json"}
         if fault == "429":
             body = json.dumps({"status": {"error_code": 429, "error_message": "You've exceeded the Rate Limit."}})
@@ -93,7 +96,7 @@ class FakeCoinGecko(FakeServer):
         self.mutate: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] = lambda elements: elements
 
     def _now(self) -> datetime:
-        return self.now or datetime.now(timezone.utc).replace(tzinfo=None)
+        return self.now or datetime.now(UTC).replace(tzinfo=None)
 
     def handle(self, path: str, query: dict[str, str], headers: dict[str, str]) -> tuple[int, Any]:
         if self.api_key is not None:
@@ -102,8 +105,13 @@ class FakeCoinGecko(FakeServer):
                 return 401, {"status": {"error_code": 10002, "error_message": "API Key Missing or invalid"}}
             if path == "/key":
                 used = len(self.requests)
-                return 200, {"plan": "Demo", "rate_limit_request_per_minute": 30, "monthly_call_credit": 10000,
-                             "current_total_monthly_calls": used, "current_remaining_monthly_calls": 10000 - used}
+                return 200, {
+                    "plan": "Demo",
+                    "rate_limit_request_per_minute": 30,
+                    "monthly_call_credit": 10000,
+                    "current_total_monthly_calls": used,
+                    "current_remaining_monthly_calls": 10000 - used,
+                }
         chart = re.fullmatch(r"/coins/([^/]+)/market_chart/range", path)
         if chart:
             return self._market_chart(chart.group(1), query)
@@ -117,19 +125,36 @@ class FakeCoinGecko(FakeServer):
         elements = []
         for row in frame.itertuples(index=False):
             updated = now - self.stale.get(row.coin_id, timedelta(0))
-            elements.append({
-                "id": row.coin_id, "symbol": row.symbol.lower(), "name": row.coin_id.title(),
-                "image": "https://example.invalid/x.png",
-                "current_price": row.current_price, "market_cap": row.market_cap, "market_cap_rank": 1,
-                "fully_diluted_valuation": None, "total_volume": row.volume_24h,
-                "high_24h": row.high_24h, "low_24h": row.low_24h, "price_change_24h": row.price_change_24h,
-                "price_change_percentage_24h": row.price_change_pct_24h,
-                "market_cap_change_24h": None, "market_cap_change_percentage_24h": None,
-                "circulating_supply": None, "total_supply": None, "max_supply": None,
-                "ath": None, "ath_change_percentage": None, "ath_date": None, "atl": None,
-                "atl_change_percentage": None, "atl_date": None, "roi": None,
-                "last_updated": updated.isoformat(timespec="milliseconds") + "Z",
-            })
+            elements.append(
+                {
+                    "id": row.coin_id,
+                    "symbol": row.symbol.lower(),
+                    "name": row.coin_id.title(),
+                    "image": "https://example.invalid/x.png",
+                    "current_price": row.current_price,
+                    "market_cap": row.market_cap,
+                    "market_cap_rank": 1,
+                    "fully_diluted_valuation": None,
+                    "total_volume": row.volume_24h,
+                    "high_24h": row.high_24h,
+                    "low_24h": row.low_24h,
+                    "price_change_24h": row.price_change_24h,
+                    "price_change_percentage_24h": row.price_change_pct_24h,
+                    "market_cap_change_24h": None,
+                    "market_cap_change_percentage_24h": None,
+                    "circulating_supply": None,
+                    "total_supply": None,
+                    "max_supply": None,
+                    "ath": None,
+                    "ath_change_percentage": None,
+                    "ath_date": None,
+                    "atl": None,
+                    "atl_change_percentage": None,
+                    "atl_date": None,
+                    "roi": None,
+                    "last_updated": updated.isoformat(timespec="milliseconds") + "Z",
+                }
+            )
         return 200, self.mutate(elements)
 
     def _market_chart(self, coin_id: str, query: dict[str, str]) -> tuple[int, Any]:
@@ -139,8 +164,8 @@ class FakeCoinGecko(FakeServer):
         if query.get("vs_currency") != "usd":
             return 400, {"error": "invalid vs_currency"}
         try:
-            since = datetime.fromtimestamp(float(query["from"]), timezone.utc).replace(tzinfo=None)
-            until = datetime.fromtimestamp(float(query["to"]), timezone.utc).replace(tzinfo=None)
+            since = datetime.fromtimestamp(float(query["from"]), UTC).replace(tzinfo=None)
+            until = datetime.fromtimestamp(float(query["to"]), UTC).replace(tzinfo=None)
         except (KeyError, ValueError):
             return 400, {"error": "from and to must be UNIX timestamps"}
         now = self._now()
@@ -161,12 +186,17 @@ class FakeCoinGecko(FakeServer):
         return 200, {"prices": prices, "market_caps": caps, "total_volumes": volumes}
 
 
-BINANCE_GEO_BLOCK = {"code": 0, "msg": "Service unavailable from a restricted location according to 'b. Eligibility' "
-                                        "in https://www.binance.com/en/terms. Please contact customer service if you "
-                                        "believe you received this message in error."}
-CDN_BLOCK_PAGE = (b'<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01 Transitional//EN"><HTML><HEAD><TITLE>ERROR: The '
-                  b"request could not be satisfied</TITLE></HEAD><BODY><H1>403 ERROR</H1><H2>The request could not "
-                  b"be satisfied.</H2>Request blocked. Generated by cloudfront (CloudFront)</BODY></HTML>")
+BINANCE_GEO_BLOCK = {
+    "code": 0,
+    "msg": "Service unavailable from a restricted location according to 'b. Eligibility' "
+    "in https://www.binance.com/en/terms. Please contact customer service if you "
+    "believe you received this message in error.",
+}
+CDN_BLOCK_PAGE = (
+    b'<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01 Transitional//EN"><HTML><HEAD><TITLE>ERROR: The '
+    b"request could not be satisfied</TITLE></HEAD><BODY><H1>403 ERROR</H1><H2>The request could not "
+    b"be satisfied.</H2>Request blocked. Generated by cloudfront (CloudFront)</BODY></HTML>"
+)
 DAY_MS = 86_400_000
 BAR_MS = 300_000
 
@@ -190,8 +220,9 @@ class FakeExchangeServer(FakeServer):
         self.drop_bars: set[tuple[str, int]] = set()
         self.mutate_bar: Callable[[str, list[Any]], list[Any]] = lambda pair, bar: bar
 
-    def _respond(self, fault: str | None, path: str, query: dict[str, str],
-                 headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    def _respond(
+        self, fault: str | None, path: str, query: dict[str, str], headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
         if self.refuse == 451:
             return 451, {"Content-Type": "application/json"}, json.dumps(BINANCE_GEO_BLOCK).encode()
         if self.refuse is not None:
@@ -212,15 +243,15 @@ class FakeExchangeServer(FakeServer):
         step = self.step_ms()
         first = -(-first_ms // step) * step
         if self.now is not None:
-            last_ms = min(last_ms, int(self.now.replace(tzinfo=timezone.utc).timestamp() * 1000))
+            last_ms = min(last_ms, int(self.now.replace(tzinfo=UTC).timestamp() * 1000))
         if last_ms < first:
             return []
-        start = datetime.fromtimestamp(first / 1000, timezone.utc).replace(tzinfo=None)
-        end = datetime.fromtimestamp((last_ms // BAR_MS * BAR_MS + BAR_MS) / 1000, timezone.utc).replace(tzinfo=None)
+        start = datetime.fromtimestamp(first / 1000, UTC).replace(tzinfo=None)
+        end = datetime.fromtimestamp((last_ms // BAR_MS * BAR_MS + BAR_MS) / 1000, UTC).replace(tzinfo=None)
         frame = simulated_price_frame([self.universe[symbol]], start, end)
         out = []
         for row in frame.itertuples(index=False):
-            open_ms = int(row.window_start.replace(tzinfo=timezone.utc).timestamp() * 1000)
+            open_ms = int(row.window_start.replace(tzinfo=UTC).timestamp() * 1000)
             if open_ms % step or open_ms > last_ms or (symbol, open_ms) in self.drop_bars:
                 continue
             out.append((open_ms, step, row))
@@ -228,8 +259,8 @@ class FakeExchangeServer(FakeServer):
 
     def is_open(self, open_ms: int, length_ms: int) -> bool:
         """Whether the bar is still open at ``now``."""
-        now = self.now or datetime.now(timezone.utc).replace(tzinfo=None)
-        return open_ms + length_ms > int(now.replace(tzinfo=timezone.utc).timestamp() * 1000)
+        now = self.now or datetime.now(UTC).replace(tzinfo=None)
+        return open_ms + length_ms > int(now.replace(tzinfo=UTC).timestamp() * 1000)
 
 
 class FakeBinance(FakeExchangeServer):
@@ -249,35 +280,80 @@ class FakeBinance(FakeExchangeServer):
         end_ms = int(query.get("endTime", start_ms + limit * self.step_ms() - 1))
         klines = []
         for open_ms, length, row in self.bars(pairs[pair], start_ms, end_ms)[:limit]:
-            bar = [open_ms, f"{row.open:.8f}", f"{row.high:.8f}", f"{row.low:.8f}", f"{row.close:.8f}",
-                   f"{row.volume:.8f}", open_ms + length - 1, f"{row.volume * row.close:.8f}", 100,
-                   "0", "0", "0"]
+            bar = [
+                open_ms,
+                f"{row.open:.8f}",
+                f"{row.high:.8f}",
+                f"{row.low:.8f}",
+                f"{row.close:.8f}",
+                f"{row.volume:.8f}",
+                open_ms + length - 1,
+                f"{row.volume * row.close:.8f}",
+                100,
+                "0",
+                "0",
+                "0",
+            ]
             klines.append(self.mutate_bar(pair, bar))
         return 200, klines
 
     def _exchange_info(self) -> dict[str, Any]:
         symbols = []
         for base, quote in self.pairs():
-            symbols.append({
-                "symbol": base + quote, "status": "TRADING", "baseAsset": base, "baseAssetPrecision": 8,
-                "quoteAsset": quote, "quotePrecision": 8, "quoteAssetPrecision": 8, "baseCommissionPrecision": 8,
-                "quoteCommissionPrecision": 8, "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT"],
-                "icebergAllowed": True, "ocoAllowed": True, "quoteOrderQtyMarketAllowed": True,
-                "allowTrailingStop": True, "cancelReplaceAllowed": True, "isSpotTradingAllowed": True,
-                "isMarginTradingAllowed": False,
-                "filters": [
-                    {"filterType": "PRICE_FILTER", "minPrice": "0.00000001", "maxPrice": "1000000.00000000",
-                     "tickSize": "0.00000001"},
-                    {"filterType": "LOT_SIZE", "minQty": "0.00001000", "maxQty": "9000.00000000", "stepSize": "0.00001000"},
-                    {"filterType": "NOTIONAL", "minNotional": "5.00000000", "applyMinToMarket": True,
-                     "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5},
-                ],
-                "permissions": [], "permissionSets": [["SPOT"]], "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
-                "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
-            })
-        return {"timezone": "UTC", "serverTime": int(time.time() * 1000),
-                "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}],
-                "exchangeFilters": [], "symbols": symbols}
+            symbols.append(
+                {
+                    "symbol": base + quote,
+                    "status": "TRADING",
+                    "baseAsset": base,
+                    "baseAssetPrecision": 8,
+                    "quoteAsset": quote,
+                    "quotePrecision": 8,
+                    "quoteAssetPrecision": 8,
+                    "baseCommissionPrecision": 8,
+                    "quoteCommissionPrecision": 8,
+                    "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT"],
+                    "icebergAllowed": True,
+                    "ocoAllowed": True,
+                    "quoteOrderQtyMarketAllowed": True,
+                    "allowTrailingStop": True,
+                    "cancelReplaceAllowed": True,
+                    "isSpotTradingAllowed": True,
+                    "isMarginTradingAllowed": False,
+                    "filters": [
+                        {
+                            "filterType": "PRICE_FILTER",
+                            "minPrice": "0.00000001",
+                            "maxPrice": "1000000.00000000",
+                            "tickSize": "0.00000001",
+                        },
+                        {
+                            "filterType": "LOT_SIZE",
+                            "minQty": "0.00001000",
+                            "maxQty": "9000.00000000",
+                            "stepSize": "0.00001000",
+                        },
+                        {
+                            "filterType": "NOTIONAL",
+                            "minNotional": "5.00000000",
+                            "applyMinToMarket": True,
+                            "maxNotional": "9000000.00000000",
+                            "applyMaxToMarket": False,
+                            "avgPriceMins": 5,
+                        },
+                    ],
+                    "permissions": [],
+                    "permissionSets": [["SPOT"]],
+                    "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+                    "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
+                }
+            )
+        return {
+            "timezone": "UTC",
+            "serverTime": int(time.time() * 1000),
+            "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}],
+            "exchangeFilters": [],
+            "symbols": symbols,
+        }
 
 
 class FakeOkx(FakeExchangeServer):
@@ -300,25 +376,59 @@ class FakeOkx(FakeExchangeServer):
             return 200, {"code": "51001", "msg": "Instrument ID doesn't exist.", "data": []}
         cap = 300 if path.endswith("/candles") and "history" not in path else 100
         limit = min(int(query.get("limit", 100)), cap)
-        now_ms = int((self.now or datetime.now(timezone.utc).replace(tzinfo=None))
-                     .replace(tzinfo=timezone.utc).timestamp() * 1000)
+        now_ms = int((self.now or datetime.now(UTC).replace(tzinfo=None)).replace(tzinfo=UTC).timestamp() * 1000)
         after = int(query.get("after", now_ms + 1))
         before = int(query.get("before", after - limit * self.step_ms() - 1))
         bars = [b for b in self.bars(inst[inst_id], before + 1, after - 1)][::-1][:limit]
         data = []
         for open_ms, length, row in bars:
-            candle = [str(open_ms), f"{row.open:.8f}", f"{row.high:.8f}", f"{row.low:.8f}", f"{row.close:.8f}",
-                      f"{row.volume:.8f}", f"{row.volume * row.close:.8f}", f"{row.volume * row.close:.8f}",
-                      "0" if self.is_open(open_ms, length) else "1"]
+            candle = [
+                str(open_ms),
+                f"{row.open:.8f}",
+                f"{row.high:.8f}",
+                f"{row.low:.8f}",
+                f"{row.close:.8f}",
+                f"{row.volume:.8f}",
+                f"{row.volume * row.close:.8f}",
+                f"{row.volume * row.close:.8f}",
+                "0" if self.is_open(open_ms, length) else "1",
+            ]
             data.append(self.mutate_bar(inst_id, candle))
         return 200, {"code": "0", "msg": "", "data": data}
 
     @staticmethod
     def _instrument(base: str, quote: str) -> dict[str, Any]:
-        return {"alias": "", "auctionEndTime": "", "baseCcy": base, "category": "1", "ctMult": "", "ctType": "",
-                "ctVal": "", "ctValCcy": "", "expTime": "", "instFamily": "", "instId": f"{base}-{quote}",
-                "instType": "SPOT", "lever": "10", "listTime": "1606468572000", "lotSz": "0.00000001",
-                "maxIcebergSz": "9999999999", "maxLmtAmt": "1000000", "maxLmtSz": "9999999999", "maxMktAmt": "1000000",
-                "maxMktSz": "1000000", "maxStopSz": "1000000", "maxTriggerSz": "9999999999", "maxTwapSz": "9999999999",
-                "minSz": "0.00001", "optType": "", "quoteCcy": quote, "settleCcy": "", "state": "live", "stk": "",
-                "tickSz": "0.0001", "uly": "", "ruleType": "normal"}
+        return {
+            "alias": "",
+            "auctionEndTime": "",
+            "baseCcy": base,
+            "category": "1",
+            "ctMult": "",
+            "ctType": "",
+            "ctVal": "",
+            "ctValCcy": "",
+            "expTime": "",
+            "instFamily": "",
+            "instId": f"{base}-{quote}",
+            "instType": "SPOT",
+            "lever": "10",
+            "listTime": "1606468572000",
+            "lotSz": "0.00000001",
+            "maxIcebergSz": "9999999999",
+            "maxLmtAmt": "1000000",
+            "maxLmtSz": "9999999999",
+            "maxMktAmt": "1000000",
+            "maxMktSz": "1000000",
+            "maxStopSz": "1000000",
+            "maxTriggerSz": "9999999999",
+            "maxTwapSz": "9999999999",
+            "minSz": "0.00001",
+            "optType": "",
+            "quoteCcy": quote,
+            "settleCcy": "",
+            "state": "live",
+            "stk": "",
+            "tickSz": "0.0001",
+            "uly": "",
+            "ruleType": "normal",
+        }

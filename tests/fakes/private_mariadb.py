@@ -18,8 +18,8 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pymysql
 import pytest
@@ -46,8 +46,13 @@ class PrivateMariaDB:
     def install(self) -> None:
         """Create the system tables in a fresh data directory (root, no password)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        command = [INSTALL_DB, "--no-defaults", f"--datadir={self.datadir}",
-                   "--auth-root-authentication-method=normal", "--skip-test-db"]
+        command = [
+            INSTALL_DB,
+            "--no-defaults",
+            f"--datadir={self.datadir}",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+        ]
         if os.geteuid() == 0:
             command.append("--user=root")
         done = subprocess.run(command, capture_output=True, text=True, timeout=120)
@@ -61,10 +66,19 @@ class PrivateMariaDB:
         if not (self.datadir / "mysql").is_dir():
             self.install()
         command = [
-            MARIADBD, "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.socket}",
-            f"--port={self.port}", "--bind-address=127.0.0.1", f"--pid-file={self.root / 'mysqld.pid'}",
-            f"--log-error={self.error_log}", f"--tmpdir={self.root}", "--skip-name-resolve",
-            "--innodb-buffer-pool-size=128M", "--max-connections=300", "--skip-log-bin",
+            MARIADBD,
+            "--no-defaults",
+            f"--datadir={self.datadir}",
+            f"--socket={self.socket}",
+            f"--port={self.port}",
+            "--bind-address=127.0.0.1",
+            f"--pid-file={self.root / 'mysqld.pid'}",
+            f"--log-error={self.error_log}",
+            f"--tmpdir={self.root}",
+            "--skip-name-resolve",
+            "--innodb-buffer-pool-size=128M",
+            "--max-connections=300",
+            "--skip-log-bin",
         ]
         if os.geteuid() == 0:
             command.append("--user=root")
@@ -126,8 +140,15 @@ class PrivateMariaDB:
 
     def admin(self, database: str | None = None) -> pymysql.connections.Connection:
         """A fresh autocommit connection as root."""
-        return pymysql.connect(host="127.0.0.1", port=self.port, user="root", password="", database=database,
-                               autocommit=True, connect_timeout=5)
+        return pymysql.connect(
+            host="127.0.0.1",
+            port=self.port,
+            user="root",
+            password="",
+            database=database,
+            autocommit=True,
+            connect_timeout=5,
+        )
 
     def execute(self, sql: str, args: tuple | None = None, database: str | None = None) -> list[tuple]:
         """Run one statement on a fresh connection and return its rows."""
@@ -164,7 +185,7 @@ def private_mariadb(tmp_path_factory) -> Iterator[PrivateMariaDB]:
 @pytest.fixture
 def private_db_url(private_mariadb: PrivateMariaDB) -> Iterator[str]:
     """A fresh database on the private server (started again first if a test left it down)."""
-    from resources.warehouse import dispose_warehouse
+    from resources.storage.warehouse import dispose_warehouse
 
     private_mariadb.start()
     url = private_mariadb.create_database()

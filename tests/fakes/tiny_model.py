@@ -16,14 +16,25 @@ from __future__ import annotations
 from pathlib import Path
 
 SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>")
-MERGES = (("Ġ", "b"), ("Ġb", "t"), ("Ġbt", "c"), ("Ġ", "e"), ("Ġe", "t"), ("Ġet", "h"), ("m", "o"), ("mo", "o"),
-          ("moo", "n"))
+MERGES = (
+    ("Ġ", "b"),
+    ("Ġb", "t"),
+    ("Ġbt", "c"),
+    ("Ġ", "e"),
+    ("Ġe", "t"),
+    ("Ġet", "h"),
+    ("m", "o"),
+    ("mo", "o"),
+    ("moo", "n"),
+)
 LABELS = {0: "Bearish", 1: "Neutral", 2: "Bullish"}
 
 
 def bytes_to_unicode() -> dict[int, str]:
     """GPT-2's reversible byte -> printable character map, which byte-level BPE vocabularies use."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     chars = printable[:]
     extra = 0
     for byte in range(256):
@@ -52,8 +63,9 @@ def tiny_tokenizer():
     return RobertaTokenizer(vocab=tiny_vocab(), merges=list(MERGES))
 
 
-def save_tiny_cryptobert(directory: Path, *, seed: int = 0, hidden_size: int = 32, layers: int = 2,
-                         max_tokens: int = 128) -> Path:
+def save_tiny_cryptobert(
+    directory: Path, *, seed: int = 0, hidden_size: int = 32, layers: int = 2, max_tokens: int = 128
+) -> Path:
     """Write the tiny model and its tokenizer to ``directory`` (created) and return it."""
     import torch
     from transformers import RobertaConfig, RobertaForSequenceClassification
@@ -62,10 +74,19 @@ def save_tiny_cryptobert(directory: Path, *, seed: int = 0, hidden_size: int = 3
     directory.mkdir(parents=True, exist_ok=True)
     tokenizer = tiny_tokenizer()
     config = RobertaConfig(
-        vocab_size=len(tiny_vocab()), hidden_size=hidden_size, num_hidden_layers=layers, num_attention_heads=2,
-        intermediate_size=2 * hidden_size, max_position_embeddings=max_tokens + 2, type_vocab_size=1,
-        pad_token_id=1, bos_token_id=0, eos_token_id=2, num_labels=3,
-        id2label=dict(LABELS), label2id={v: k for k, v in LABELS.items()},
+        vocab_size=len(tiny_vocab()),
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden_size,
+        max_position_embeddings=max_tokens + 2,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        num_labels=3,
+        id2label=dict(LABELS),
+        label2id={v: k for k, v in LABELS.items()},
         initializer_range=0.5,  # wide random weights: varied texts get all three labels
     )
     torch.manual_seed(seed)

@@ -8,8 +8,9 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from resources.warehouse import get_warehouse
+from resources.storage.warehouse import get_warehouse
 from tests.integration.test_api_support import PRICE_END, WINDOW, make_app, price_frame, seed
+
 
 @pytest.fixture
 def prefix(redis_url):
@@ -39,8 +40,13 @@ def test_hot_routes_are_cached_in_redis_and_invalidated_by_a_commit(sqlite_url, 
 
         new_window = PRICE_END + 2 * WINDOW
         get_warehouse(sqlite_url).write_partition(
-            "price_data_real", price_frame([new_window], seed=4), start=new_window, end=new_window + WINDOW,
-            run_id="r", code_version="1")
+            "price_data_real",
+            price_frame([new_window], seed=4),
+            start=new_window,
+            end=new_window + WINDOW,
+            run_id="r",
+            code_version="1",
+        )
         third = c.get("/v1/prices/latest")
         assert third.headers["X-Cache"] == "miss" and third.headers["ETag"] != first.headers["ETag"]
         assert third.json()["as_of"] == new_window.isoformat() + "Z"

@@ -18,16 +18,20 @@ def connection(mysql_url):
     conn = pymysql.connect(host=url.host, port=url.port or 3306, user=url.username, database=url.database)
     with conn.cursor() as cur:
         cur.execute("CREATE TABLE t (k BIGINT PRIMARY KEY, ts DATETIME(6), a DOUBLE, b DOUBLE, s VARCHAR(8))")
-        rows = [(i, datetime(2026, 1, 1, 0, i % 60, 0, i), i * 0.5, None if i % 7 == 0 else -i / 3.0, "x")
-                for i in range(1000)]
+        rows = [
+            (i, datetime(2026, 1, 1, 0, i % 60, 0, i), i * 0.5, None if i % 7 == 0 else -i / 3.0, "x")
+            for i in range(1000)
+        ]
         cur.executemany("INSERT INTO t VALUES (%s, %s, %s, %s, %s)", rows)
     conn.commit()
     yield conn
     conn.close()
 
 
-SELECT = ("SELECT k, TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', ts), a, b FROM t "
-          "WHERE k >= ? AND ts < ? AND s = ? ORDER BY k")
+SELECT = (
+    "SELECT k, TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', ts), a, b FROM t "
+    "WHERE k >= ? AND ts < ? AND s = ? ORDER BY k"
+)
 
 
 def test_values_nulls_and_batches_match_the_text_protocol(connection):

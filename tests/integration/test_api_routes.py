@@ -11,9 +11,19 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
-from resources.warehouse import get_warehouse
-from tests.integration.test_api_support import (N_WINDOWS, PRICE_END, SYMBOLS, T0, WINDOW, feature_columns,
-                                                make_app, module_warehouse, price_frame, seed)
+from resources.storage.warehouse import get_warehouse
+from tests.integration.test_api_support import (
+    N_WINDOWS,
+    PRICE_END,
+    SYMBOLS,
+    T0,
+    WINDOW,
+    feature_columns,
+    make_app,
+    module_warehouse,
+    price_frame,
+    seed,
+)
 
 RANGE = {"start": T0.isoformat(), "end": (PRICE_END + 4 * WINDOW).isoformat()}
 
@@ -78,8 +88,13 @@ def test_etag_turns_an_unchanged_poll_into_304_until_a_window_commits(own_client
     assert again.status_code == 304 and again.headers["ETag"] == etag
     new_window = PRICE_END + 2 * WINDOW
     get_warehouse(client.db_url).write_partition(
-        "price_data_real", price_frame([new_window], seed=3), start=new_window, end=new_window + WINDOW,
-        run_id="run-new", code_version="1")
+        "price_data_real",
+        price_frame([new_window], seed=3),
+        start=new_window,
+        end=new_window + WINDOW,
+        run_id="run-new",
+        code_version="1",
+    )
     fresh = client.get("/v1/prices/latest", headers={"If-None-Match": etag})
     assert fresh.status_code == 200 and fresh.headers["ETag"] != etag
     assert fresh.json()["as_of"] == new_window.isoformat() + "Z"
@@ -132,10 +147,18 @@ def test_streamed_formats_match_json(client, fmt):
 
 
 def test_accept_header_chooses_the_format(client):
-    response = client.get("/v1/prices", params=RANGE, headers={"Accept": "text/csv;q=0.5, application/vnd.apache.arrow.stream"})
+    response = client.get(
+        "/v1/prices", params=RANGE, headers={"Accept": "text/csv;q=0.5, application/vnd.apache.arrow.stream"}
+    )
     assert response.headers["content-type"] == "application/vnd.apache.arrow.stream"
-    assert client.get("/v1/prices", params=RANGE, headers={"Accept": "text/csv"}).headers["content-type"].startswith("text/csv")
-    assert client.get("/v1/prices", params=RANGE, headers={"Accept": "*/*"}).headers["content-type"] == "application/json"
+    assert (
+        client.get("/v1/prices", params=RANGE, headers={"Accept": "text/csv"})
+        .headers["content-type"]
+        .startswith("text/csv")
+    )
+    assert (
+        client.get("/v1/prices", params=RANGE, headers={"Accept": "*/*"}).headers["content-type"] == "application/json"
+    )
 
 
 def test_streamed_response_is_cut_at_the_limit_and_says_how_to_continue(client):
@@ -206,12 +229,15 @@ def test_news_symbols_are_a_list_in_every_format(client):
     assert csv["symbols"].tolist() == [";".join(r["symbols"]) for r in rows]
 
 
-@pytest.mark.parametrize("path, params", [
-    ("/v1/prices", {**RANGE, "symbols": "BTC"}),
-    ("/v1/news", RANGE),
-    ("/v1/sentiment", RANGE),
-    ("/v1/features", {**RANGE, "symbols": "ETH", "columns": "price"}),
-])
+@pytest.mark.parametrize(
+    "path, params",
+    [
+        ("/v1/prices", {**RANGE, "symbols": "BTC"}),
+        ("/v1/news", RANGE),
+        ("/v1/sentiment", RANGE),
+        ("/v1/features", {**RANGE, "symbols": "ETH", "columns": "price"}),
+    ],
+)
 def test_times_read_the_same_in_json_and_csv(client, path, params):
     rows = client.get(path, params=params).json()["data"]
     csv = pd.read_csv(io.BytesIO(client.get(path, params={**params, "format": "csv"}).content), dtype=str)
@@ -230,8 +256,9 @@ def test_macro(client):
 
 def test_freshness(client):
     assets = {a["asset"]: a for a in client.get("/v1/freshness").json()["assets"]}
-    assert {"price_data_real", "ml_features_materialized", "news_items", "sentiment_data",
-            "macro_indicators"} <= set(assets)
+    assert {"price_data_real", "ml_features_materialized", "news_items", "sentiment_data", "macro_indicators"} <= set(
+        assets
+    )
     prices = assets["price_data_real"]
     assert prices["last_window_start"] == PRICE_END.isoformat() + "Z"
     assert prices["last_window_rows"] == 2 and prices["last_run_id"] == "run-prices-2"
@@ -239,17 +266,31 @@ def test_freshness(client):
 
 
 def test_freshness_lists_an_asset_that_never_ran(sqlite_url):
-    get_warehouse(sqlite_url).write_partition("price_data_real", price_frame([T0]), start=T0, end=T0 + WINDOW,
-                                              run_id="run-one", code_version="1")
+    get_warehouse(sqlite_url).write_partition(
+        "price_data_real", price_frame([T0]), start=T0, end=T0 + WINDOW, run_id="run-one", code_version="1"
+    )
     with TestClient(make_app(sqlite_url)) as c:
         assets = {a["asset"]: a for a in c.get("/v1/freshness").json()["assets"]}
-    assert set(assets) == {"price_data_real", "ml_features_materialized", "news_items", "sentiment_data",
-                           "macro_indicators"}
+    assert set(assets) == {
+        "price_data_real",
+        "ml_features_materialized",
+        "news_items",
+        "sentiment_data",
+        "macro_indicators",
+    }
     assert assets["price_data_real"]["status"] == "materialized" and assets["price_data_real"]["windows"] == 1
     assert assets["news_items"] == {
-        "asset": "news_items", "status": "never materialized", "last_window_start": None, "last_window_rows": 0,
-        "last_run_id": None, "last_code_version": None, "last_committed_at": None, "age_seconds": None,
-        "windows": 0, "rows": 0}
+        "asset": "news_items",
+        "status": "never materialized",
+        "last_window_start": None,
+        "last_window_rows": 0,
+        "last_run_id": None,
+        "last_code_version": None,
+        "last_committed_at": None,
+        "age_seconds": None,
+        "windows": 0,
+        "rows": 0,
+    }
 
 
 BAD_INPUT = [

@@ -11,17 +11,25 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (content_type_conformance, response_headers_conformance,
-                                               response_schema_conformance, status_code_conformance)
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
-from resources.warehouse import dispose_warehouse
+from resources.storage.warehouse import dispose_warehouse
 from tests.conftest import _mysql_admin, mysql_server_url
 from tests.integration.test_api_support import make_app, seed
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-          response_headers_conformance]
-SETTINGS = settings(max_examples=30, deadline=None, derandomize=True,
-                    suppress_health_check=list(HealthCheck))
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
+SETTINGS = settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +59,7 @@ def _exercise(schema) -> int:
     """Generate cases for every operation and validate each response; the number of operations."""
     operations = [result.ok() for result in schema.get_all_operations()]
     for operation in operations:
+
         @SETTINGS
         @given(case=operation.as_strategy())
         def check(case):

@@ -35,8 +35,12 @@ def test_openapi_documents_both_key_schemes_and_errors(seeded):
     assert {"APIKeyHeader", "HTTPBearer"} <= set(schema["components"]["securitySchemes"])
     prices = schema["paths"]["/v1/prices"]["get"]
     assert {"200", "304", "400", "401", "403", "422", "429", "503"} <= set(prices["responses"])
-    assert {"application/json", "text/csv", "application/vnd.apache.parquet",
-            "application/vnd.apache.arrow.stream"} <= set(prices["responses"]["200"]["content"])
+    assert {
+        "application/json",
+        "text/csv",
+        "application/vnd.apache.parquet",
+        "application/vnd.apache.arrow.stream",
+    } <= set(prices["responses"]["200"]["content"])
     names = {p["name"] for p in prices["parameters"]}
     assert names == {"symbols", "start", "end", "columns", "limit", "cursor", "format"}
     assert all(p.get("description") for p in prices["parameters"])
@@ -85,8 +89,9 @@ def test_metrics_label_every_matched_route_with_its_template(seeded):
     """The framework's own routes (/openapi.json, /docs) and CORS preflights were counted as route="unmatched"."""
     with TestClient(make_app(seeded, CRYPTO_API_CORS_ORIGINS="https://dash.example.com")) as c:
         assert c.get("/openapi.json").status_code == 200 and c.get("/docs").status_code == 200
-        preflight = c.options("/v1/prices", headers={"Origin": "https://dash.example.com",
-                                                      "Access-Control-Request-Method": "GET"})
+        preflight = c.options(
+            "/v1/prices", headers={"Origin": "https://dash.example.com", "Access-Control-Request-Method": "GET"}
+        )
         assert preflight.status_code == 200
         assert c.get("/no/such/route").status_code == 404
         text = c.get("/metrics").text

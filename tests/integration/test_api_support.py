@@ -11,9 +11,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import numpy as np
@@ -21,9 +21,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from api.app import create_app
-from resources.settings import load_settings
 from crypto_assets.features.catalog import FEATURES_TABLE as FEATURES_SQL_TABLE
-from resources.warehouse import FEATURES_TABLE, get_warehouse
+from resources.config.settings import load_settings
+from resources.storage.warehouse import FEATURES_TABLE, get_warehouse
 from tests.fakes.loopback import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,8 +42,11 @@ def features_table() -> sa.Table:
 
 def feature_columns() -> list[str]:
     """Value columns of the features table (the catalog's features)."""
-    return [c.name for c in features_table().columns if c.name not in ("symbol", "timestamp", "price",
-                                                                         "feature_set_version")]
+    return [
+        c.name
+        for c in features_table().columns
+        if c.name not in ("symbol", "timestamp", "price", "feature_set_version")
+    ]
 
 
 def price_frame(windows: list[datetime], symbols=SYMBOLS, seed: int = 0) -> pd.DataFrame:
@@ -53,12 +56,28 @@ def price_frame(windows: list[datetime], symbols=SYMBOLS, seed: int = 0) -> pd.D
     for w in windows:
         for i, s in enumerate(symbols):
             price = 100.0 * (i + 1) + rng.normal()
-            rows.append({"symbol": s, "coin_id": COIN_IDS.get(s, s.lower()), "window_start": w,
-                         "current_price": price, "market_cap": price * 1e6, "volume_24h": 1e5,
-                         "price_change_24h": 0.5, "price_change_pct_24h": 0.1, "high_24h": price + 1,
-                         "low_24h": price - 1, "open_24h": price, "open": price, "high": price + 0.5,
-                         "low": price - 0.5, "close": price, "volume": None if i == 2 else 10.0,
-                         "source": "simulated", "collected_at": w + timedelta(minutes=4)})
+            rows.append(
+                {
+                    "symbol": s,
+                    "coin_id": COIN_IDS.get(s, s.lower()),
+                    "window_start": w,
+                    "current_price": price,
+                    "market_cap": price * 1e6,
+                    "volume_24h": 1e5,
+                    "price_change_24h": 0.5,
+                    "price_change_pct_24h": 0.1,
+                    "high_24h": price + 1,
+                    "low_24h": price - 1,
+                    "open_24h": price,
+                    "open": price,
+                    "high": price + 0.5,
+                    "low": price - 0.5,
+                    "close": price,
+                    "volume": None if i == 2 else 10.0,
+                    "source": "simulated",
+                    "collected_at": w + timedelta(minutes=4),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -81,8 +100,18 @@ def records(frame: pd.DataFrame) -> list[dict]:
     """Rows for a raw SQLAlchemy insert (NaN as NULL, Python datetimes)."""
     out = []
     for row in frame.astype(object).to_dict("records"):
-        out.append({k: (None if isinstance(v, float) and np.isnan(v) else
-                        v.to_pydatetime() if isinstance(v, pd.Timestamp) else v) for k, v in row.items()})
+        out.append(
+            {
+                k: (
+                    None
+                    if isinstance(v, float) and np.isnan(v)
+                    else v.to_pydatetime()
+                    if isinstance(v, pd.Timestamp)
+                    else v
+                )
+                for k, v in row.items()
+            }
+        )
     return out
 
 
@@ -91,41 +120,92 @@ def seed(url: str) -> dict:
     features_table()
     wh = get_warehouse(url)
     windows = [T0 + i * WINDOW for i in range(N_WINDOWS)]
-    wh.write_partition("price_data_real", price_frame(windows), start=T0, end=PRICE_END, run_id="run-prices",
-                       code_version="1")
+    wh.write_partition(
+        "price_data_real", price_frame(windows), start=T0, end=PRICE_END, run_id="run-prices", code_version="1"
+    )
     # SOL misses the latest committed window: the latest prices fall back to its previous one.
     last = price_frame([PRICE_END], seed=5)
-    wh.write_partition("price_data_real", last[last.symbol != "SOL"], start=PRICE_END, end=PRICE_END + WINDOW,
-                       run_id="run-prices-2", code_version="1")
+    wh.write_partition(
+        "price_data_real",
+        last[last.symbol != "SOL"],
+        start=PRICE_END,
+        end=PRICE_END + WINDOW,
+        run_id="run-prices-2",
+        code_version="1",
+    )
     # Rows of a window that never committed (no partition_log row): never served.
     uncommitted = price_frame([PRICE_END + WINDOW], seed=9)
     with wh.engine.begin() as conn:
         conn.execute(wh.table("price_data_real").insert(), records(uncommitted))
-    wh.write_partition(FEATURES_TABLE, feature_frame(windows), start=T0, end=PRICE_END, run_id="run-features",
-                       code_version="1", time_column="timestamp")
+    wh.write_partition(
+        FEATURES_TABLE,
+        feature_frame(windows),
+        start=T0,
+        end=PRICE_END,
+        run_id="run-features",
+        code_version="1",
+        time_column="timestamp",
+    )
     ghost = feature_frame([PRICE_END + 2 * WINDOW])
     with wh.engine.begin() as conn:
         conn.execute(wh.table(FEATURES_TABLE).insert(), records(ghost))
-    news = pd.DataFrame([
-        {"item_id": f"n{i}", "source": "rss" if i % 2 else "guardian", "published_at": T0 + i * WINDOW + timedelta(minutes=1),
-         "collected_at": T0 + i * WINDOW + timedelta(minutes=2), "window_start": T0 + i * WINDOW,
-         "title": f"Bitcoin, news {i}", "summary": "text, with commas", "url": f"https://example.com/{i}",
-         "symbols": "BTC,ETH" if i % 2 else "SOL"} for i in range(6)])
-    wh.write_partition("news_items", news, start=T0, end=T0 + 6 * WINDOW, run_id="run-news", code_version="1",
-                       mode="merge")
-    sentiment = pd.DataFrame([
-        {"item_id": f"n{i}", "symbol": s, "model": "lexicon", "window_start": T0 + i * WINDOW,
-         "sentiment_score": score, "confidence": conf, "label": "bullish" if score > 0 else "bearish",
-         "source": "rss", "analyzed_at": T0 + i * WINDOW + timedelta(minutes=3)}
-        for i in range(6) for s, score, conf in ((("BTC", 0.5, 0.8), ("ETH", -0.25, 0.4)) if i % 2 else
-                                                 (("SOL", 0.1, 1.0),))])
-    wh.write_partition("sentiment_data", sentiment, start=T0, end=T0 + 6 * WINDOW, run_id="run-sentiment",
-                       code_version="1")
+    news = pd.DataFrame(
+        [
+            {
+                "item_id": f"n{i}",
+                "source": "rss" if i % 2 else "guardian",
+                "published_at": T0 + i * WINDOW + timedelta(minutes=1),
+                "collected_at": T0 + i * WINDOW + timedelta(minutes=2),
+                "window_start": T0 + i * WINDOW,
+                "title": f"Bitcoin, news {i}",
+                "summary": "text, with commas",
+                "url": f"https://example.com/{i}",
+                "symbols": "BTC,ETH" if i % 2 else "SOL",
+            }
+            for i in range(6)
+        ]
+    )
+    wh.write_partition(
+        "news_items", news, start=T0, end=T0 + 6 * WINDOW, run_id="run-news", code_version="1", mode="merge"
+    )
+    sentiment = pd.DataFrame(
+        [
+            {
+                "item_id": f"n{i}",
+                "symbol": s,
+                "model": "lexicon",
+                "window_start": T0 + i * WINDOW,
+                "sentiment_score": score,
+                "confidence": conf,
+                "label": "bullish" if score > 0 else "bearish",
+                "source": "rss",
+                "analyzed_at": T0 + i * WINDOW + timedelta(minutes=3),
+            }
+            for i in range(6)
+            for s, score, conf in ((("BTC", 0.5, 0.8), ("ETH", -0.25, 0.4)) if i % 2 else (("SOL", 0.1, 1.0),))
+        ]
+    )
+    wh.write_partition(
+        "sentiment_data", sentiment, start=T0, end=T0 + 6 * WINDOW, run_id="run-sentiment", code_version="1"
+    )
     days = [T0.date() + timedelta(days=d) for d in range(5)]
-    macro = pd.DataFrame([{"series_id": s, "observation_date": d, "value": 4.0 + k, "realtime_start": d,
-                           "source": "simulated"} for s in ("DGS10", "DFF") for k, d in enumerate(days)])
-    wh.write_partition("macro_indicators", macro, start=T0, end=T0 + timedelta(days=5), run_id="run-macro",
-                       code_version="1", time_column="observation_date", window=timedelta(days=1))
+    macro = pd.DataFrame(
+        [
+            {"series_id": s, "observation_date": d, "value": 4.0 + k, "realtime_start": d, "source": "simulated"}
+            for s in ("DGS10", "DFF")
+            for k, d in enumerate(days)
+        ]
+    )
+    wh.write_partition(
+        "macro_indicators",
+        macro,
+        start=T0,
+        end=T0 + timedelta(days=5),
+        run_id="run-macro",
+        code_version="1",
+        time_column="observation_date",
+        window=timedelta(days=1),
+    )
     return {"windows": windows, "latest": PRICE_END}
 
 
@@ -144,7 +224,7 @@ def make_app(url: str, cache_prefix: str = "crypto-api-test:", **extra: str):
 @contextlib.contextmanager
 def module_warehouse(kind: str, tmp_dir: Path) -> Iterator[str]:
     """A seeded warehouse shared by a module's read-only tests: SQLite in ``tmp_dir``, or MariaDB."""
-    from resources.warehouse import dispose_warehouse
+    from resources.storage.warehouse import dispose_warehouse
     from tests.conftest import _mysql_admin, mysql_server_url
 
     if kind == "sqlite":
@@ -174,9 +254,24 @@ def serve(url: str, **extra: str) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, **settings_env(url, **extra), "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -33,8 +33,9 @@ def test_python_m_api_from_another_directory_refuses_a_missing_warehouse(tmp_pat
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("CRYPTO_HOME", "CRYPTO_DB_URL")}
     env["PYTHONPATH"] = str(ROOT)
-    done = subprocess.run([sys.executable, "-m", "api", "--port", "1"], cwd=elsewhere, env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "api", "--port", "1"], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2, done.stderr
     expected = elsewhere / ".crypto" / "warehouse.sqlite"
     assert f"there is no SQLite file at {expected}" in done.stderr
@@ -121,7 +122,7 @@ def test_mysql_missing_database_or_tables_are_refused_with_the_url_without_passw
         with TestClient(make_app(url)) as c:
             assert c.get("/ready").status_code == 200
     finally:
-        from resources.warehouse import dispose_warehouse
+        from resources.storage.warehouse import dispose_warehouse
 
         dispose_warehouse(url)
         with admin.cursor() as cursor:

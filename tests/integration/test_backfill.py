@@ -6,7 +6,7 @@ in-process, on an instance whose run coordinator queues runs (as ``dagster.yaml`
 """
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -23,10 +23,10 @@ from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION
 from dagster_graphql.test.utils import execute_dagster_graphql
 
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS, PARTITION_KEY_FORMAT
-from resources.warehouse import Warehouse
+from resources.storage.warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parents[2]
-DAY = (datetime.now(timezone.utc) - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
+DAY = (datetime.now(UTC) - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
 KEYS = [(DAY + i * timedelta(minutes=5)).strftime(PARTITION_KEY_FORMAT) for i in range(288)]
 
 
@@ -34,16 +34,20 @@ KEYS = [(DAY + i * timedelta(minutes=5)).strftime(PARTITION_KEY_FORMAT) for i in
 def workspace(sqlite_url, monkeypatch):
     monkeypatch.setenv("CRYPTO_DB_URL", sqlite_url)
     overrides = {"run_coordinator": {"module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator"}}
-    origin = InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name="crypto_assets.definitions",
-                                                              working_directory=str(ROOT)))
-    with dg.instance_for_test(overrides=overrides) as instance, create_test_daemon_workspace_context(
-            InProcessWorkspaceLoadTarget(origin), instance) as context:
+    origin = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(module_name="crypto_assets.definitions", working_directory=str(ROOT))
+    )
+    with (
+        dg.instance_for_test(overrides=overrides) as instance,
+        create_test_daemon_workspace_context(InProcessWorkspaceLoadTarget(origin), instance) as context,
+    ):
         yield instance, context
 
 
 def launch(context, params: dict) -> str:
-    result = execute_dagster_graphql(context.create_request_context(), LAUNCH_PARTITION_BACKFILL_MUTATION,
-                                     {"backfillParams": params})
+    result = execute_dagster_graphql(
+        context.create_request_context(), LAUNCH_PARTITION_BACKFILL_MUTATION, {"backfillParams": params}
+    )
     assert not result.errors, result.errors
     launched = result.data["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
@@ -63,12 +67,16 @@ def test_asset_backfill_of_a_day_is_one_run_that_fills_the_day(workspace, sqlite
     (run,) = run_daemon(context, instance, backfill_id)
     assert run.status == dg.DagsterRunStatus.QUEUED
     assert (run.tags["dagster/asset_partition_range_start"], run.tags["dagster/asset_partition_range_end"]) == (
-        KEYS[0], KEYS[-1])
+        KEYS[0],
+        KEYS[-1],
+    )
     # Dequeue it as the run coordinator would, then run it here instead of in a subprocess.
-    instance.report_dagster_event(DagsterEvent(DagsterEventType.RUN_STARTING.value, job_name=run.job_name),
-                                  run_id=run.run_id)
-    recon = ReconstructableRepository.for_module("crypto_assets.definitions", "defs", str(ROOT)) \
-        .get_reconstructable_job(run.job_name)
+    instance.report_dagster_event(
+        DagsterEvent(DagsterEventType.RUN_STARTING.value, job_name=run.job_name), run_id=run.run_id
+    )
+    recon = ReconstructableRepository.for_module(
+        "crypto_assets.definitions", "defs", str(ROOT)
+    ).get_reconstructable_job(run.job_name)
     finished = execute_run(recon, instance.get_run_by_id(run.run_id), instance)
     assert finished.success
     committed = Warehouse(sqlite_url).committed_windows("price_data_real")
@@ -78,8 +86,10 @@ def test_asset_backfill_of_a_day_is_one_run_that_fills_the_day(workspace, sqlite
 def test_job_backfill_of_a_day_from_the_partitions_page_is_one_run(workspace):
     instance, context = workspace
     (location,) = context.create_request_context().code_location_names
-    selector = {"partitionSetName": "five_minute_job_partition_set",
-                "repositorySelector": {"repositoryLocationName": location, "repositoryName": "__repository__"}}
+    selector = {
+        "partitionSetName": "five_minute_job_partition_set",
+        "repositorySelector": {"repositoryLocationName": location, "repositoryName": "__repository__"},
+    }
     backfill_id = launch(context, {"selector": selector, "partitionNames": KEYS})
     (run,) = run_daemon(context, instance, backfill_id)
     assert run.job_name == "five_minute_job"

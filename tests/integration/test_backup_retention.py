@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from resources.retention import RetentionError, apply_retention, retention_cutoff, retention_days
-from resources.simulated import simulated_price_frame
-from resources.universe import load_universe
-from resources.warehouse import DAY, Warehouse, partition_log, price_data_real
+from resources.config.universe import load_universe
+from resources.sources.simulated import simulated_price_frame
+from resources.storage.retention import RetentionError, apply_retention, retention_cutoff, retention_days
+from resources.storage.warehouse import DAY, Warehouse, partition_log, price_data_real
 
 DAY1 = datetime(2026, 11, 20)
 
@@ -18,16 +18,42 @@ def _populate(url: str) -> Warehouse:
     wh = Warehouse(url)
     coins = load_universe()[:5]
     end = DAY1 + 3 * DAY
-    wh.write_partition("price_data_real", simulated_price_frame(coins, DAY1, end), start=DAY1, end=end,
-                       run_id="r", code_version="1")
+    wh.write_partition(
+        "price_data_real", simulated_price_frame(coins, DAY1, end), start=DAY1, end=end, run_id="r", code_version="1"
+    )
     item = {"source": "rss", "title": "t", "summary": None, "url": "u", "symbols": "BTC"}
-    news = pd.DataFrame([{"item_id": f"n{d}", "published_at": DAY1 + d * DAY, "collected_at": DAY1 + d * DAY,
-                          "window_start": DAY1 + d * DAY, **item} for d in range(3)])
+    news = pd.DataFrame(
+        [
+            {
+                "item_id": f"n{d}",
+                "published_at": DAY1 + d * DAY,
+                "collected_at": DAY1 + d * DAY,
+                "window_start": DAY1 + d * DAY,
+                **item,
+            }
+            for d in range(3)
+        ]
+    )
     wh.write_partition("news_items", news, start=DAY1, end=end, run_id="n", code_version="1", mode="merge")
-    macro = pd.DataFrame({"series_id": "DFF", "observation_date": [(DAY1 + d * DAY).date() for d in range(3)],
-                          "value": 5.0, "realtime_start": DAY1.date(), "source": "fred"})
-    wh.write_partition("macro_indicators", macro, start=DAY1, end=end, run_id="m", code_version="1",
-                       time_column="observation_date", window=DAY)
+    macro = pd.DataFrame(
+        {
+            "series_id": "DFF",
+            "observation_date": [(DAY1 + d * DAY).date() for d in range(3)],
+            "value": 5.0,
+            "realtime_start": DAY1.date(),
+            "source": "fred",
+        }
+    )
+    wh.write_partition(
+        "macro_indicators",
+        macro,
+        start=DAY1,
+        end=end,
+        run_id="m",
+        code_version="1",
+        time_column="observation_date",
+        window=DAY,
+    )
     return wh
 
 
@@ -46,8 +72,12 @@ def test_old_windows_and_their_log_rows_are_deleted_together(db_url):
     oldest = _count(wh, sa.select(sa.func.min(price_data_real.c.window_start)))
     assert pd.Timestamp(oldest) == pd.Timestamp(DAY1 + DAY)
     assert _count(wh, sa.select(sa.func.count()).select_from(price_data_real)) == 5 * 576
-    assert _count(wh, sa.select(sa.func.count()).select_from(partition_log)
-                  .where(partition_log.c.window_start < DAY1 + DAY)) == 0
+    assert (
+        _count(
+            wh, sa.select(sa.func.count()).select_from(partition_log).where(partition_log.c.window_start < DAY1 + DAY)
+        )
+        == 0
+    )
     assert _count(wh, sa.select(sa.func.count()).select_from(partition_log)) == 576 + 576 + 2
     again = apply_retention(wh, 1, now=DAY1 + 2 * DAY + timedelta(hours=13))
     assert sum(again.rows.values()) == 0 and again.batches == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pandas as pd
@@ -13,9 +13,18 @@ import pytest
 import websockets
 
 from api.client import CryptoApiError, CryptoDataClient
-from resources.warehouse import get_warehouse
-from tests.integration.test_api_support import (N_WINDOWS, PRICE_END, SYMBOLS, T0, WINDOW, feature_columns,
-                                                price_frame, seed, serve)
+from resources.storage.warehouse import get_warehouse
+from tests.integration.test_api_support import (
+    N_WINDOWS,
+    PRICE_END,
+    SYMBOLS,
+    T0,
+    WINDOW,
+    feature_columns,
+    price_frame,
+    seed,
+    serve,
+)
 
 END = PRICE_END + 4 * WINDOW
 
@@ -36,7 +45,7 @@ def test_client_returns_typed_frames_and_follows_cursors(server):
         assert isinstance(prices.index, pd.DatetimeIndex) and str(prices.index.tz) == "UTC"
         assert prices.index.name == "window_start"
         assert prices["close"].dtype == "float64" and pd.api.types.is_string_dtype(prices["symbol"])
-        assert str(prices["collected_at"].dtype) .startswith("datetime64") and prices["collected_at"].dt.tz is not None
+        assert str(prices["collected_at"].dtype).startswith("datetime64") and prices["collected_at"].dt.tz is not None
         assert client.last_as_of == pd.Timestamp(PRICE_END, tz="UTC")
 
         names = feature_columns()[:2]
@@ -75,12 +84,17 @@ def test_client_retries_429_and_503_honouring_retry_after():
             return httpx.Response(503, json={"detail": "database down"})
         return httpx.Response(200, json={"as_of": None, "count": 0, "data": []})
 
-    client = CryptoDataClient("http://api.test", transport=httpx.MockTransport(handler), sleep=waits.append,
-                              backoff_s=0.5)
+    client = CryptoDataClient(
+        "http://api.test", transport=httpx.MockTransport(handler), sleep=waits.append, backoff_s=0.5
+    )
     assert client.latest_prices().empty
     assert len(calls) == 3 and waits == [3.0, 1.0]
-    failing = CryptoDataClient("http://api.test", max_retries=1, sleep=waits.append,
-                               transport=httpx.MockTransport(lambda r: httpx.Response(503, json={"detail": "down"})))
+    failing = CryptoDataClient(
+        "http://api.test",
+        max_retries=1,
+        sleep=waits.append,
+        transport=httpx.MockTransport(lambda r: httpx.Response(503, json={"detail": "down"})),
+    )
     with pytest.raises(CryptoApiError) as err:
         failing.symbols()
     assert err.value.status == 503
@@ -88,11 +102,20 @@ def test_client_retries_429_and_503_honouring_retry_after():
 
 def test_client_honours_a_retry_after_given_as_an_http_date():
     waits = []
-    later = email.utils.format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
-    answers = iter([httpx.Response(503, headers={"Retry-After": later}, json={"detail": "maintenance"}),
-                    httpx.Response(200, json={"as_of": None, "count": 0, "data": []})])
-    client = CryptoDataClient("http://api.test", transport=httpx.MockTransport(lambda r: next(answers)),
-                              sleep=waits.append, backoff_s=0.5, max_wait_s=120)
+    later = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    answers = iter(
+        [
+            httpx.Response(503, headers={"Retry-After": later}, json={"detail": "maintenance"}),
+            httpx.Response(200, json={"as_of": None, "count": 0, "data": []}),
+        ]
+    )
+    client = CryptoDataClient(
+        "http://api.test",
+        transport=httpx.MockTransport(lambda r: next(answers)),
+        sleep=waits.append,
+        backoff_s=0.5,
+        max_wait_s=120,
+    )
     assert client.latest_prices().empty
     assert len(waits) == 1 and 25 <= waits[0] <= 30  # the date, not the 0.5 s back-off
 
@@ -106,8 +129,14 @@ def test_websocket_pushes_each_newly_committed_window(server):
             messages.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
             new_window = PRICE_END + 2 * WINDOW
             await asyncio.to_thread(
-                get_warehouse(url).write_partition, "price_data_real", price_frame([new_window], seed=7),
-                start=new_window, end=new_window + WINDOW, run_id="run-live", code_version="1")
+                get_warehouse(url).write_partition,
+                "price_data_real",
+                price_frame([new_window], seed=7),
+                start=new_window,
+                end=new_window + WINDOW,
+                run_id="run-live",
+                code_version="1",
+            )
             messages.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
         return messages
 
@@ -122,8 +151,9 @@ def test_websocket_refuses_a_missing_key(sqlite_url):
     seed(sqlite_url)
 
     async def scenario(base: str, headers: dict) -> int:
-        async with websockets.connect(base.replace("http", "ws") + "/v1/stream/prices",
-                                      additional_headers=headers) as ws:
+        async with websockets.connect(
+            base.replace("http", "ws") + "/v1/stream/prices", additional_headers=headers
+        ) as ws:
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 await asyncio.wait_for(ws.recv(), 10)
             return closed.value.rcvd.code

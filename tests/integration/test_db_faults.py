@@ -25,11 +25,12 @@ import pytest
 import sqlalchemy as sa
 
 from crypto_assets.prices import price_data_real
-from resources.dagster_resources import WarehouseResource
-from resources.price_sources import PriceSourceResource
-from resources.simulated import simulated_price_frame
-from resources.universe import load_universe
-from resources.warehouse import Warehouse, WarehouseError, partition_log, price_data_real as price_table
+from resources.config.universe import load_universe
+from resources.sources.price_sources import PriceSourceResource
+from resources.sources.simulated import simulated_price_frame
+from resources.storage.dagster_resources import WarehouseResource
+from resources.storage.warehouse import Warehouse, WarehouseError, partition_log
+from resources.storage.warehouse import price_data_real as price_table
 from tests.fakes.private_mariadb import PrivateMariaDB, private_db_url, private_mariadb  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.mysql
@@ -56,8 +57,7 @@ def _wait_for(condition, timeout_s: float = 30.0, what: str = "condition") -> No
 
 
 def _statement_running(server: PrivateMariaDB, prefix: str) -> bool:
-    rows = server.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE %s",
-                          (prefix + "%",))
+    rows = server.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE %s", (prefix + "%",))
     return rows[0][0] > 0
 
 
@@ -65,7 +65,8 @@ def _materialize_range(url: str, first: str, last: str) -> dg.ExecuteInProcessRe
     return dg.materialize(
         [price_data_real],
         resources={"warehouse": WarehouseResource(db_url=url), "price_source": PriceSourceResource(mode="simulated")},
-        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
         tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
     )
 
@@ -75,8 +76,9 @@ def test_server_killed_mid_backfill_keeps_the_old_copy_and_a_rerun_completes(pri
     old = simulated_price_frame(load_universe(), START, START + timedelta(days=1))
     windows, rows = 288, len(old)
     wh = Warehouse(private_db_url)
-    wh.write_partition("price_data_real", old, start=START, end=START + timedelta(days=1), run_id="old",
-                       code_version="1")
+    wh.write_partition(
+        "price_data_real", old, start=START, end=START + timedelta(days=1), run_id="old", code_version="1"
+    )
 
     outcome: dict[str, dg.ExecuteInProcessResult] = {}
     runner = threading.Thread(target=lambda: outcome.setdefault("run", _materialize_range(private_db_url, first, last)))
@@ -98,9 +100,12 @@ def test_server_killed_mid_backfill_keeps_the_old_copy_and_a_rerun_completes(pri
     assert rerun.success
     assert _count(wh) == rows and _log_run_ids(wh) == {rerun.run_id}
     with wh.engine.connect() as conn:
-        duplicates = conn.execute(sa.text(
-            "SELECT COUNT(*) FROM (SELECT symbol, window_start FROM price_data_real "
-            "GROUP BY symbol, window_start HAVING COUNT(*) > 1) d")).scalar_one()
+        duplicates = conn.execute(
+            sa.text(
+                "SELECT COUNT(*) FROM (SELECT symbol, window_start FROM price_data_real "
+                "GROUP BY symbol, window_start HAVING COUNT(*) > 1) d"
+            )
+        ).scalar_one()
     assert duplicates == 0
 
 
@@ -111,10 +116,12 @@ def _small_frame(windows: int = 12) -> tuple[pd.DataFrame, datetime]:
 
 def _short_lock_waits(wh: Warehouse, seconds: int) -> None:
     """Give every connection of ``wh`` a short innodb_lock_wait_timeout (a session variable)."""
+
     @sa.event.listens_for(wh.engine, "connect")
     def _session(dbapi_conn, _record) -> None:
         with dbapi_conn.cursor() as cursor:
             cursor.execute(f"SET SESSION innodb_lock_wait_timeout = {int(seconds)}")
+
     wh.dispose()
 
 
@@ -127,12 +134,13 @@ def test_a_lock_wait_timeout_is_retried_and_leaves_one_copy(private_mariadb, pri
     blocker = private_mariadb.admin(wh.engine.url.database)
     blocker.autocommit(False)
     with blocker.cursor() as cursor:  # a foreign transaction holds the range's rows
-        cursor.execute("SELECT symbol FROM price_data_real WHERE window_start >= %s AND window_start < %s FOR UPDATE",
-                       (START, end))
+        cursor.execute(
+            "SELECT symbol FROM price_data_real WHERE window_start >= %s AND window_start < %s FOR UPDATE", (START, end)
+        )
     release = threading.Timer(2.0, blocker.commit)
     release.start()
     try:
-        with caplog.at_level(logging.WARNING, logger="resources.warehouse"):
+        with caplog.at_level(logging.WARNING, logger="resources.storage.warehouse"):
             result = wh.write_partition("price_data_real", frame, start=START, end=end, run_id="new", code_version="1")
     finally:
         release.join()
@@ -155,27 +163,35 @@ def test_a_deadlock_is_retried_and_leaves_one_copy(private_mariadb, private_db_u
     other.autocommit(False)
     with other.cursor() as cursor:
         cursor.executemany("INSERT INTO ballast VALUES (%s, %s)", [(i, "x" * 64) for i in range(5000)])
-        cursor.execute("SELECT window_start FROM partition_log WHERE asset = 'price_data_real' "
-                       "AND window_start >= %s AND window_start < %s FOR UPDATE", (START, end))
+        cursor.execute(
+            "SELECT window_start FROM partition_log WHERE asset = 'price_data_real' "
+            "AND window_start >= %s AND window_start < %s FOR UPDATE",
+            (START, end),
+        )
 
     outcome: dict[str, object] = {}
 
     def write() -> None:
         try:
-            outcome["result"] = wh.write_partition("price_data_real", frame, start=START, end=end,
-                                                   run_id="new", code_version="1")
+            outcome["result"] = wh.write_partition(
+                "price_data_real", frame, start=START, end=end, run_id="new", code_version="1"
+            )
         except Exception as exc:  # reported below
             outcome["error"] = exc
 
-    with caplog.at_level(logging.WARNING, logger="resources.warehouse"):
+    with caplog.at_level(logging.WARNING, logger="resources.storage.warehouse"):
         writer = threading.Thread(target=write)
         writer.start()
-        _wait_for(lambda: _statement_running(private_mariadb, "DELETE FROM partition_log"),
-                  what="the write to wait on partition_log")
+        _wait_for(
+            lambda: _statement_running(private_mariadb, "DELETE FROM partition_log"),
+            what="the write to wait on partition_log",
+        )
         time.sleep(0.2)  # the DELETE is now blocked on the foreign transaction's locks
         with other.cursor() as cursor:  # closes the cycle: the write is chosen as the victim
-            cursor.execute("SELECT symbol FROM price_data_real WHERE window_start >= %s AND window_start < %s "
-                           "FOR UPDATE", (START, end))
+            cursor.execute(
+                "SELECT symbol FROM price_data_real WHERE window_start >= %s AND window_start < %s FOR UPDATE",
+                (START, end),
+            )
         other.commit()
         other.close()
         writer.join(60)
@@ -255,15 +271,21 @@ def test_the_api_answers_503_while_the_database_is_down_and_recovers(private_mar
     api_app = pytest.importorskip("api.app")
     from fastapi.testclient import TestClient
 
-    from resources.settings import load_settings
+    from resources.config.settings import load_settings
 
     frame, end = _small_frame(2)
-    Warehouse(private_db_url).write_partition("price_data_real", frame, start=START, end=end, run_id="r",
-                                              code_version="1")
-    settings = load_settings({"CRYPTO_DB_URL": private_db_url, "CRYPTO_HOME": str(tmp_path),
-                              "CRYPTO_API_STATE_TTL": "0"})
-    routes = ["/v1/prices/latest", f"/v1/prices?start={START.isoformat()}&end={end.isoformat()}", "/v1/symbols",
-              "/v1/freshness"]
+    Warehouse(private_db_url).write_partition(
+        "price_data_real", frame, start=START, end=end, run_id="r", code_version="1"
+    )
+    settings = load_settings(
+        {"CRYPTO_DB_URL": private_db_url, "CRYPTO_HOME": str(tmp_path), "CRYPTO_API_STATE_TTL": "0"}
+    )
+    routes = [
+        "/v1/prices/latest",
+        f"/v1/prices?start={START.isoformat()}&end={end.isoformat()}",
+        "/v1/symbols",
+        "/v1/freshness",
+    ]
     with TestClient(api_app.create_app(settings, cache_prefix="faults:"), raise_server_exceptions=False) as client:
         assert client.get("/ready").status_code == 200
         before = {route: client.get(route) for route in routes}

@@ -1,28 +1,28 @@
 """No live run waits on a source past its window: the deadline through Dagster and every source resource."""
 
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pytest
 
 from crypto_assets.partitions import PARTITION_KEY_FORMAT
 from crypto_assets.prices import price_data_real
-from resources.dagster_resources import WarehouseResource
-from resources.exchange import Venue
-from resources.http import DeadlineExceeded
-from resources.macro_sources import fetch_macro
-from resources.news_sources import NewsSourcesResource
-from resources.price_sources import PriceSourceResource
-from resources.settings import load_settings
-from resources.warehouse import Warehouse
+from resources.config.settings import load_settings
+from resources.sources.exchange import Venue
+from resources.sources.http import DeadlineExceeded
+from resources.sources.macro_sources import fetch_macro
+from resources.sources.news_sources import NewsSourcesResource
+from resources.sources.price_sources import PriceSourceResource
+from resources.storage.dagster_resources import WarehouseResource
+from resources.storage.warehouse import Warehouse
 from tests.fakes.fake_fred import API_KEY, FakeMacroServer
 from tests.fakes.fake_news_servers import FakeNewsServer, FeedSpec, feed_entry
 from tests.fakes.price_servers import FakeBinance, FakeCoinGecko
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _just_closed() -> tuple[str, datetime]:
@@ -33,11 +33,20 @@ def _just_closed() -> tuple[str, datetime]:
 
 def _price_run(url: str, cg: FakeCoinGecko, ex: FakeBinance, key: str) -> dg.ExecuteInProcessResult:
     # The shipped retry settings (5 attempts, Retry-After honoured up to 180 s).
-    source = PriceSourceResource(mode="live", coingecko_base_url=cg.url, exchanges="binance",
-                                 exchange_urls={"binance": ex.url}, coingecko_calls_per_minute=100_000)
-    return dg.materialize([price_data_real], partition_key=key, raise_on_error=False,
-                          instance=dg.DagsterInstance.ephemeral(),
-                          resources={"warehouse": WarehouseResource(db_url=url), "price_source": source})
+    source = PriceSourceResource(
+        mode="live",
+        coingecko_base_url=cg.url,
+        exchanges="binance",
+        exchange_urls={"binance": ex.url},
+        coingecko_calls_per_minute=100_000,
+    )
+    return dg.materialize(
+        [price_data_real],
+        partition_key=key,
+        raise_on_error=False,
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={"warehouse": WarehouseResource(db_url=url), "price_source": source},
+    )
 
 
 def test_a_live_window_fails_at_once_on_a_persistent_429_rather_than_wait_past_its_deadline(sqlite_url, monkeypatch):
@@ -87,8 +96,13 @@ def test_news_feeds_past_the_deadline_fail_alone():
         server.feeds["slow"] = FeedSpec(entries=[feed_entry(at, "Bitcoin up", "https://a.example/1")])
         server.feeds["fine"] = FeedSpec(entries=[feed_entry(at, "Ether up", "https://b.example/1")])
         server.fail("rss:slow", "429")
-        news = NewsSourcesResource(mode="live", rss_feeds=[server.feed_url("slow"), server.feed_url("fine")],
-                                   guardian_api_key="", reddit_client_id="", backoff_base_s=0.0)
+        news = NewsSourcesResource(
+            mode="live",
+            rss_feeds=[server.feed_url("slow"), server.feed_url("fine")],
+            guardian_api_key="",
+            reddit_client_id="",
+            backoff_base_s=0.0,
+        )
         collection = news.collect(at, at + timedelta(minutes=5), deadline=_now() - timedelta(seconds=1))
     slow, fine = [o for o in collection.outcomes if o.source == "rss"]
     assert slow.status == "failed" and "past the run's deadline" in slow.error
@@ -103,9 +117,22 @@ def test_macro_series_past_the_deadline_fail_with_the_deadline_message(tmp_path,
     with FakeMacroServer() as server:
         server.add_fred("DFF", day, "4.33", day + timedelta(days=1))
         server.fail("fred", "503")
-        got = fetch_macro(load_settings(), day, day + timedelta(days=1), fred_series=["DFF"], yahoo_tickers=[],
-                          fred_base_url=server.url, deadline=_now() - timedelta(seconds=1))
+        got = fetch_macro(
+            load_settings(),
+            day,
+            day + timedelta(days=1),
+            fred_series=["DFF"],
+            yahoo_tickers=[],
+            fred_base_url=server.url,
+            deadline=_now() - timedelta(seconds=1),
+        )
         assert got.fred_down and "past the run's deadline" in got.warnings[0]
-        got = fetch_macro(load_settings(), day, day + timedelta(days=1), fred_series=["DFF"], yahoo_tickers=[],
-                          fred_base_url=server.url)
+        got = fetch_macro(
+            load_settings(),
+            day,
+            day + timedelta(days=1),
+            fred_series=["DFF"],
+            yahoo_tickers=[],
+            fred_base_url=server.url,
+        )
         assert got.frame["value"].tolist() == [4.33]

@@ -15,20 +15,21 @@ Mounting needs root (``CAP_SYS_ADMIN``); elsewhere the tests skip.
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Iterator
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
 
 from crypto_assets.prices import price_data_real
-from resources.dagster_resources import WarehouseResource
-from resources.price_sources import PriceSourceResource
-from resources.simulated import simulated_price_frame
-from resources.universe import load_universe
-from resources.warehouse import Warehouse, dispose_warehouse, price_data_real as price_table
+from resources.config.universe import load_universe
+from resources.sources.price_sources import PriceSourceResource
+from resources.sources.simulated import simulated_price_frame
+from resources.storage.dagster_resources import WarehouseResource
+from resources.storage.warehouse import Warehouse, dispose_warehouse
+from resources.storage.warehouse import price_data_real as price_table
 from tests.fakes.private_mariadb import INSTALL_DB, MARIADBD, PrivateMariaDB
 
 DAY = datetime(2026, 11, 20)
@@ -44,8 +45,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     """
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400M", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=400M", "tmpfs", str(mount_point)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     try:
@@ -73,9 +75,12 @@ def materialize_day(url: str) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [price_data_real],
         resources={"warehouse": WarehouseResource(db_url=url), "price_source": PriceSourceResource(mode="simulated")},
-        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
-        tags={"dagster/asset_partition_range_start": "2026-11-20-00:00",
-              "dagster/asset_partition_range_end": "2026-11-20-23:55"},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        tags={
+            "dagster/asset_partition_range_start": "2026-11-20-00:00",
+            "dagster/asset_partition_range_end": "2026-11-20-23:55",
+        },
     )
 
 
@@ -88,9 +93,12 @@ def table_state(wh: Warehouse) -> tuple[int, int, set[str]]:
     """Rows of the price table, duplicated keys, and the run ids in partition_log."""
     with wh.engine.connect() as conn:
         rows = conn.execute(sa.select(sa.func.count()).select_from(price_table)).scalar_one()
-        duplicates = conn.execute(sa.text(
-            "SELECT COUNT(*) FROM (SELECT symbol, window_start FROM price_data_real "
-            "GROUP BY symbol, window_start HAVING COUNT(*) > 1) d")).scalar_one()
+        duplicates = conn.execute(
+            sa.text(
+                "SELECT COUNT(*) FROM (SELECT symbol, window_start FROM price_data_real "
+                "GROUP BY symbol, window_start HAVING COUNT(*) > 1) d"
+            )
+        ).scalar_one()
     return rows, duplicates, set(wh.committed_windows("price_data_real").run_id)
 
 

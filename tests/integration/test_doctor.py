@@ -1,4 +1,4 @@
-"""``python -m resources.doctor`` as a user runs it, against loopback fakes of every source."""
+"""``python -m cli.doctor`` as a user runs it, against loopback fakes of every source."""
 
 import json
 import os
@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 from contextlib import ExitStack
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def fakes():
     with ExitStack() as stack:
-        yield start_fakes(stack, datetime.now(timezone.utc).replace(tzinfo=None))
+        yield start_fakes(stack, datetime.now(UTC).replace(tzinfo=None))
 
 
 def _closed_port() -> str:
@@ -32,14 +32,15 @@ def _env(fakes, tmp_path: Path, **overrides: str) -> dict[str, str]:
 
 
 def _doctor(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "resources.doctor", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "cli.doctor", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def _rows(stdout: str) -> dict[str, list[str]]:
     """Table rows by source: the columns split on runs of two spaces."""
     lines = stdout.splitlines()
-    body = lines[2:lines.index("")]
+    body = lines[2 : lines.index("")]
     return {cells[0]: cells for cells in ([c for c in line.split("  ") if c.strip()] for line in body)}
 
 
@@ -47,10 +48,29 @@ def test_a_good_setup_passes_with_every_source_in_the_table(fakes, tmp_path):
     run = _doctor(_env(fakes, tmp_path))
     assert run.returncode == 0, run.stdout + run.stderr
     rows = _rows(run.stdout)
-    assert list(rows) == ["coingecko", "exchange binance", "exchange okx", "guardian", "reddit token",
-                          "reddit r/Bitcoin", "rss:127.0.0.1", "fred DGS10", "fred DFF", "yahoo"]  # both feeds on 127.0.0.1
-    for source in ("coingecko", "exchange binance", "exchange okx", "guardian", "reddit token", "reddit r/Bitcoin",
-                   "fred DGS10", "fred DFF", "yahoo"):
+    assert list(rows) == [
+        "coingecko",
+        "exchange binance",
+        "exchange okx",
+        "guardian",
+        "reddit token",
+        "reddit r/Bitcoin",
+        "rss:127.0.0.1",
+        "fred DGS10",
+        "fred DFF",
+        "yahoo",
+    ]  # both feeds on 127.0.0.1
+    for source in (
+        "coingecko",
+        "exchange binance",
+        "exchange okx",
+        "guardian",
+        "reddit token",
+        "reddit r/Bitcoin",
+        "fred DGS10",
+        "fred DFF",
+        "yahoo",
+    ):
         assert rows[source][2].strip() == "ok", rows[source]
     assert [c.strip() for c in rows["guardian"][3:5]] == ["yes", "valid"]
     assert re.fullmatch(r"\d+/5000 day, 719/720 minute", rows["guardian"][5].strip())
@@ -90,9 +110,15 @@ def test_every_exchange_refusing_fails(fakes, tmp_path):
 
 
 def test_a_broken_setup_fails_and_says_what_is_wrong(fakes, tmp_path):
-    env = _env(fakes, tmp_path, COINGECKO_BASE_URL=_closed_port(), GUARDIAN_API_KEY="wrong-key",
-               CRYPTO_REDDIT_SUBREDDITS="Bitcoin,Bitcoinn", CRYPTO_FRED_SERIES="DGS10,NOPE",
-               YAHOO_BASE_URL=_closed_port())
+    env = _env(
+        fakes,
+        tmp_path,
+        COINGECKO_BASE_URL=_closed_port(),
+        GUARDIAN_API_KEY="wrong-key",
+        CRYPTO_REDDIT_SUBREDDITS="Bitcoin,Bitcoinn",
+        CRYPTO_FRED_SERIES="DGS10,NOPE",
+        YAHOO_BASE_URL=_closed_port(),
+    )
     run = _doctor(env)
     assert run.returncode == 1, run.stdout + run.stderr
     rows = _rows(run.stdout)

@@ -14,10 +14,11 @@ from crypto_assets.features.compute import compute_features, history_start
 from crypto_assets.features.io import read_feature_inputs
 from crypto_assets.macro import MacroSourcesResource, macro_indicators
 from crypto_assets.partitions import PARTITION_KEY_FORMAT
-from resources.dagster_resources import WarehouseResource
-from resources.simulated import simulated_price_frame
-from resources.universe import load_universe
-from resources.warehouse import Warehouse, macro_indicators as macro_table, utc_now
+from resources.config.universe import load_universe
+from resources.sources.simulated import simulated_price_frame
+from resources.storage.dagster_resources import WarehouseResource
+from resources.storage.warehouse import Warehouse, utc_now
+from resources.storage.warehouse import macro_indicators as macro_table
 from tests.fakes.fake_fred import API_KEY, FakeMacroServer
 
 STEP = timedelta(minutes=5)
@@ -30,9 +31,16 @@ def key(t: datetime) -> str:
 
 
 def _materialize(assets, url: str, macro: MacroSourcesResource | None = None, **kwargs) -> dg.ExecuteInProcessResult:
-    return dg.materialize(assets, resources={"warehouse": WarehouseResource(db_url=url),
-                                             "macro_sources": macro or MacroSourcesResource(source="simulated")},
-                          instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, **kwargs)
+    return dg.materialize(
+        assets,
+        resources={
+            "warehouse": WarehouseResource(db_url=url),
+            "macro_sources": macro or MacroSourcesResource(source="simulated"),
+        },
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        **kwargs,
+    )
 
 
 @pytest.fixture
@@ -41,31 +49,49 @@ def seeded(db_url: str) -> str:
     wh = Warehouse(db_url)
     start, end = history_start(DAY + timedelta(hours=12)), DAY + timedelta(hours=13)
     prices = simulated_price_frame(COINS, start, end)
-    prices = prices.loc[~((prices["symbol"] == "ADA") & (prices["window_start"] == pd.Timestamp(DAY + timedelta(hours=12, minutes=20))))]
+    prices = prices.loc[
+        ~((prices["symbol"] == "ADA") & (prices["window_start"] == pd.Timestamp(DAY + timedelta(hours=12, minutes=20))))
+    ]
     wh.write_partition("price_data_real", prices, start=start, end=end, run_id="seed", code_version="test")
     rng = np.random.default_rng(1)
     n = 60
     windows = [start + int(k) * STEP for k in rng.integers(0, (end - start) // STEP, n)]
-    sentiment = pd.DataFrame({
-        "item_id": [f"i{k}" for k in range(n)], "symbol": rng.choice(["BTC", "ETH", "SOL"], n), "model": "lexicon",
-        "window_start": windows, "sentiment_score": rng.uniform(-1, 1, n), "confidence": rng.uniform(0, 1, n),
-        "label": rng.choice(["bearish", "neutral", "bullish"], n), "source": "rss",
-        "analyzed_at": [w + timedelta(minutes=6) for w in windows]})
+    sentiment = pd.DataFrame(
+        {
+            "item_id": [f"i{k}" for k in range(n)],
+            "symbol": rng.choice(["BTC", "ETH", "SOL"], n),
+            "model": "lexicon",
+            "window_start": windows,
+            "sentiment_score": rng.uniform(-1, 1, n),
+            "confidence": rng.uniform(0, 1, n),
+            "label": rng.choice(["bearish", "neutral", "bullish"], n),
+            "source": "rss",
+            "analyzed_at": [w + timedelta(minutes=6) for w in windows],
+        }
+    )
     wh.write_partition("sentiment_data", sentiment, start=start, end=end, run_id="seed", code_version="test")
     return db_url
 
 
 def _stored(url: str, start: datetime, end: datetime) -> pd.DataFrame:
-    stmt = (sa.select(FEATURES_TABLE).where(FEATURES_TABLE.c.timestamp >= start, FEATURES_TABLE.c.timestamp < end)
-            .order_by(FEATURES_TABLE.c.symbol, FEATURES_TABLE.c.timestamp))
+    stmt = (
+        sa.select(FEATURES_TABLE)
+        .where(FEATURES_TABLE.c.timestamp >= start, FEATURES_TABLE.c.timestamp < end)
+        .order_by(FEATURES_TABLE.c.symbol, FEATURES_TABLE.c.timestamp)
+    )
     return Warehouse(url).read_frame(stmt)
 
 
 def test_macro_asset_lands_simulated_days_with_publication_dates(db_url: str) -> None:
     first, last = DAY - timedelta(days=6), DAY - timedelta(days=1)
-    result = _materialize([macro_indicators], db_url, tags={
-        "dagster/asset_partition_range_start": first.strftime("%Y-%m-%d"),
-        "dagster/asset_partition_range_end": last.strftime("%Y-%m-%d")})
+    result = _materialize(
+        [macro_indicators],
+        db_url,
+        tags={
+            "dagster/asset_partition_range_start": first.strftime("%Y-%m-%d"),
+            "dagster/asset_partition_range_end": last.strftime("%Y-%m-%d"),
+        },
+    )
     assert result.success
     rows = Warehouse(db_url).read_frame(sa.select(macro_table))
     assert set(rows["source"]) == {"simulated"} and {"DGS10", "^GSPC"} <= set(rows["series_id"])
@@ -87,8 +113,9 @@ def test_macro_asset_live_against_fake_fred_and_yahoo(sqlite_url: str, monkeypat
         server.fail("fred", "429", "500")
         monkeypatch.setenv("FRED_API_KEY", API_KEY)
         monkeypatch.setenv("CRYPTO_FRED_SERIES", "DGS10,DFF")
-        resource = MacroSourcesResource(source="live", fred_base_url=server.url, yahoo_base_url=server.url,
-                                        yahoo_tickers=["^GSPC", "^VIX"])
+        resource = MacroSourcesResource(
+            source="live", fred_base_url=server.url, yahoo_base_url=server.url, yahoo_tickers=["^GSPC", "^VIX"]
+        )
         result = _materialize([macro_indicators], sqlite_url, macro=resource, partition_key=day.isoformat())
         assert result.success
         rows = Warehouse(sqlite_url).read_frame(sa.select(macro_table).order_by(macro_table.c.series_id))
@@ -117,11 +144,19 @@ def test_features_of_a_window_are_the_same_alone_in_a_range_and_recomputed(seede
     url = seeded
     first = DAY + timedelta(hours=12)
     last = first + 11 * STEP
-    assert _materialize([macro_indicators], url, tags={
-        "dagster/asset_partition_range_start": (DAY - timedelta(days=7)).strftime("%Y-%m-%d"),
-        "dagster/asset_partition_range_end": (DAY - timedelta(days=1)).strftime("%Y-%m-%d")}).success
-    ranged = _materialize([ml_features_materialized], url, tags={
-        "dagster/asset_partition_range_start": key(first), "dagster/asset_partition_range_end": key(last)})
+    assert _materialize(
+        [macro_indicators],
+        url,
+        tags={
+            "dagster/asset_partition_range_start": (DAY - timedelta(days=7)).strftime("%Y-%m-%d"),
+            "dagster/asset_partition_range_end": (DAY - timedelta(days=1)).strftime("%Y-%m-%d"),
+        },
+    ).success
+    ranged = _materialize(
+        [ml_features_materialized],
+        url,
+        tags={"dagster/asset_partition_range_start": key(first), "dagster/asset_partition_range_end": key(last)},
+    )
     assert ranged.success
     stored_range = _stored(url, first, last + STEP)
     assert len(stored_range) == len(COINS) * 12
@@ -144,8 +179,14 @@ def test_features_of_a_window_are_the_same_alone_in_a_range_and_recomputed(seede
     counts = stored_range[list(FEATURE_NAMES)].notna().sum(axis=1)
     complete = stored_range["bars_missing"] == 0
     assert counts[complete].min() >= 150
-    assert stored_range.groupby("timestamp").apply(lambda g: (g[list(FEATURE_NAMES)].notna().sum(axis=1) >= 150).any()).all()
-    ada = stored_range.loc[(stored_range["symbol"] == "ADA") & (stored_range["timestamp"] == pd.Timestamp(first + 4 * STEP))]
+    assert (
+        stored_range.groupby("timestamp")
+        .apply(lambda g: (g[list(FEATURE_NAMES)].notna().sum(axis=1) >= 150).any())
+        .all()
+    )
+    ada = stored_range.loc[
+        (stored_range["symbol"] == "ADA") & (stored_range["timestamp"] == pd.Timestamp(first + 4 * STEP))
+    ]
     assert np.isnan(ada["price"].iloc[0]) and ada["bars_missing"].iloc[0] == 1, "missing bar: a row, NULL price"
     assert stored_range.loc[stored_range["symbol"] == "BTC", "macro_dgs10"].notna().all()
     assert stored_range["sent_count_24h"].sum() > 0

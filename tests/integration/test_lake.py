@@ -25,12 +25,22 @@ from fastapi.testclient import TestClient
 
 from api.client import CryptoDataClient
 from crypto_assets.features.lake_asset import lake_matches_warehouse, ml_features_lake
-from resources.dagster_resources import LakeResource, WarehouseResource
-from resources.lake import FeatureLake, lake_windows
-from resources.warehouse import FEATURES_TABLE, get_warehouse, utc_now
+from resources.storage.dagster_resources import LakeResource, WarehouseResource
+from resources.storage.lake import FeatureLake, lake_windows
+from resources.storage.warehouse import FEATURES_TABLE, get_warehouse, utc_now
 from sensors.gaps import missing_windows, stale_windows
-from tests.integration.test_api_support import (PRICE_END, SYMBOLS, T0, WINDOW, feature_columns, feature_frame,
-                                                free_port, make_app, seed, serve)
+from tests.integration.test_api_support import (
+    PRICE_END,
+    SYMBOLS,
+    T0,
+    WINDOW,
+    feature_columns,
+    feature_frame,
+    free_port,
+    make_app,
+    seed,
+    serve,
+)
 
 HEALED = T0 + 5 * WINDOW
 COLUMNS = ["price", *feature_columns()[:3]]
@@ -40,8 +50,15 @@ def heal(url: str, window: datetime = HEALED, offset: float = 1000.0) -> pd.Data
     """Re-commit one feature window with new values (a healed gap, a recomputation)."""
     frame = feature_frame([window])
     frame["price"] = frame["price"] + offset
-    get_warehouse(url).write_partition(FEATURES_TABLE, frame, start=window, end=window + WINDOW, run_id="heal",
-                                       code_version="1", time_column="timestamp")
+    get_warehouse(url).write_partition(
+        FEATURES_TABLE,
+        frame,
+        start=window,
+        end=window + WINDOW,
+        run_id="heal",
+        code_version="1",
+        time_column="timestamp",
+    )
     return frame
 
 
@@ -63,8 +80,11 @@ def s3():
     server thread of this process (``ThreadedMotoServer``)."""
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -75,10 +95,16 @@ def s3():
         if server.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError("moto's S3 server did not start")
         time.sleep(0.1)
-    options = {"AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "test",
-               "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1"}
-    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test",
-                 region_name="us-east-1").create_bucket(Bucket="lake")
+    options = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ALLOW_HTTP": "true",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_REGION": "us-east-1",
+    }
+    boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+    ).create_bucket(Bucket="lake")
     yield options
     server.terminate()
     server.wait(timeout=10)
@@ -105,7 +131,10 @@ def test_sync_copies_committed_windows_and_a_heal_replaces_its_window_in_one_com
     healed = after[after["timestamp"] == pd.Timestamp(HEALED, tz="UTC")].set_index("symbol")["price"]
     assert healed.to_dict() == new.set_index("symbol")["price"].to_dict()
     others = after["timestamp"] != pd.Timestamp(HEALED, tz="UTC")
-    assert after[others]["price"].tolist() == before[before["timestamp"] != pd.Timestamp(HEALED, tz="UTC")]["price"].tolist()
+    assert (
+        after[others]["price"].tolist()
+        == before[before["timestamp"] != pd.Timestamp(HEALED, tz="UTC")]["price"].tolist()
+    )
     commit = DeltaTable(lake.uri).history(1)[0]
     assert commit["operation"] == "WRITE" and commit["crypto.run_id"] == "lake-2"
     logged = lake_windows(wh, T0, PRICE_END)
@@ -124,8 +153,9 @@ def test_lake_on_a_loopback_s3_server_read_by_duckdb_and_polars(sqlite_url, s3):
     table = lake.table()
     assert table.version() == 2 and len(lake_frame(lake)) == 24 * len(SYMBOLS)
     dataset = table.to_pyarrow_dataset()
-    by_duckdb = duckdb.sql("SELECT symbol, count(*) AS n, max(price) AS top FROM dataset GROUP BY symbol "
-                           "ORDER BY symbol").fetchall()
+    by_duckdb = duckdb.sql(
+        "SELECT symbol, count(*) AS n, max(price) AS top FROM dataset GROUP BY symbol ORDER BY symbol"
+    ).fetchall()
     assert [(s, n) for s, n, _ in by_duckdb] == [(s, 24) for s in sorted(SYMBOLS)]
     assert min(top for _, _, top in by_duckdb) > 1000  # the healed window's values
     by_polars = pl.scan_delta("s3://lake/prod/ml_features", storage_options=s3).select("symbol", "price").collect()
@@ -164,14 +194,24 @@ def test_a_failed_lake_write_leaves_the_warehouse_committed_and_the_gap_sensor_f
     wh = get_warehouse(sqlite_url)
     now = utc_now()
     window = datetime(now.year, now.month, now.day) - timedelta(days=1)  # inside the partitions' horizon
-    wh.write_partition(FEATURES_TABLE, feature_frame([window]), start=window, end=window + WINDOW, run_id="features",
-                       code_version="1", time_column="timestamp")
+    wh.write_partition(
+        FEATURES_TABLE,
+        feature_frame([window]),
+        start=window,
+        end=window + WINDOW,
+        run_id="features",
+        code_version="1",
+        time_column="timestamp",
+    )
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("a file where the lake should be")
     partition = window.strftime("%Y-%m-%d-%H:%M")
-    failed = dg.materialize([ml_features_lake, lake_matches_warehouse], partition_key=partition, raise_on_error=False,
-                            resources={"warehouse": WarehouseResource(db_url=sqlite_url),
-                                       "lake": LakeResource(uri=str(blocked))})
+    failed = dg.materialize(
+        [ml_features_lake, lake_matches_warehouse],
+        partition_key=partition,
+        raise_on_error=False,
+        resources={"warehouse": WarehouseResource(db_url=sqlite_url), "lake": LakeResource(uri=str(blocked))},
+    )
     assert not failed.success
     assert len(wh.committed_windows(FEATURES_TABLE, window, window + WINDOW)) == 1  # the warehouse is untouched
     assert window in missing_windows(wh, ["ml_features_lake"], window, window + WINDOW, WINDOW)
@@ -185,8 +225,9 @@ def test_a_failed_lake_write_leaves_the_warehouse_committed_and_the_gap_sensor_f
     # A feature window re-committed after its copy makes the lake window stale until it is re-run.
     time.sleep(0.01)
     heal(sqlite_url, window=window)
-    assert stale_windows(wh, {"ml_features_lake": {FEATURES_TABLE: 1}}, window, window + WINDOW, WINDOW) == \
-        {window: {"ml_features_lake"}}
+    assert stale_windows(wh, {"ml_features_lake": {FEATURES_TABLE: 1}}, window, window + WINDOW, WINDOW) == {
+        window: {"ml_features_lake"}
+    }
 
 
 # ---------------------------------------------------------------------------------- the gateway
@@ -206,13 +247,17 @@ def _features(client: TestClient, **params) -> tuple[pa.Table, dict]:
 
 @pytest.mark.mysql
 def test_gateway_lake_and_mysql_paths_are_equal_value_for_value(lake_url, tmp_path):
-    with TestClient(make_app(lake_url, CRYPTO_LAKE_URI=str(tmp_path / "lake"))) as lake_client, \
-            TestClient(make_app(lake_url, CRYPTO_LAKE_URI=str(tmp_path / "no-lake"))) as mysql_client:
+    with (
+        TestClient(make_app(lake_url, CRYPTO_LAKE_URI=str(tmp_path / "lake"))) as lake_client,
+        TestClient(make_app(lake_url, CRYPTO_LAKE_URI=str(tmp_path / "no-lake"))) as mysql_client,
+    ):
         for params in ({}, {"columns": ",".join(COLUMNS), "symbols": "eth,btc"}):
             from_lake, lake_headers = _features(lake_client, **params)
             from_mysql, mysql_headers = _features(mysql_client, **params)
             assert lake_headers["X-Lake"] == "hit" and mysql_headers["X-Lake"] == "missing"
-            assert lake_headers["X-Data-As-Of"] == mysql_headers["X-Data-As-Of"] == (PRICE_END - WINDOW).isoformat() + "Z"
+            assert (
+                lake_headers["X-Data-As-Of"] == mysql_headers["X-Data-As-Of"] == (PRICE_END - WINDOW).isoformat() + "Z"
+            )
             assert from_lake.schema == from_mysql.schema and from_lake.num_rows == 24 * (3 if not params else 2)
             assert from_lake.equals(from_mysql)
         # JSON pages and their cursors are the same on both paths.
@@ -220,9 +265,16 @@ def test_gateway_lake_and_mysql_paths_are_equal_value_for_value(lake_url, tmp_pa
         for client in (lake_client, mysql_client):
             cursor, rows = None, []
             while True:
-                body = client.get("/v1/features", params={"start": T0.isoformat(), "end": PRICE_END.isoformat(),
-                                                          "columns": "price", "limit": 25,
-                                                          **({"cursor": cursor} if cursor else {})}).json()
+                body = client.get(
+                    "/v1/features",
+                    params={
+                        "start": T0.isoformat(),
+                        "end": PRICE_END.isoformat(),
+                        "columns": "price",
+                        "limit": 25,
+                        **({"cursor": cursor} if cursor else {}),
+                    },
+                ).json()
                 rows += body["data"]
                 cursor = body["next_cursor"]
                 if cursor is None:
@@ -231,9 +283,15 @@ def test_gateway_lake_and_mysql_paths_are_equal_value_for_value(lake_url, tmp_pa
         assert pages[0] == pages[1] and len(pages[0]) == 72
         # A window committed after the copy: the lake serves the rest, MySQL the new window.
         newest = PRICE_END
-        get_warehouse(lake_url).write_partition(FEATURES_TABLE, feature_frame([newest]), start=newest,
-                                                end=newest + WINDOW, run_id="later", code_version="1",
-                                                time_column="timestamp")
+        get_warehouse(lake_url).write_partition(
+            FEATURES_TABLE,
+            feature_frame([newest]),
+            start=newest,
+            end=newest + WINDOW,
+            run_id="later",
+            code_version="1",
+            time_column="timestamp",
+        )
         partial, headers = _features(lake_client)
         assert headers["X-Lake"] == "partial" and partial.equals(_features(mysql_client)[0])
         assert partial.num_rows == 25 * 3
@@ -276,8 +334,9 @@ def test_as_of_shows_the_values_before_a_heal_and_rejects_bad_times(lake_url, tm
     with serve(lake_url, CRYPTO_LAKE_URI=str(tmp_path / "lake")) as base, CryptoDataClient(base) as notebook:
         frame = notebook.features(["BTC"], start=HEALED, end=HEALED + WINDOW, columns=["price"], as_of=before_heal)
         assert frame["price"].iloc[0] == pytest.approx(prices_then["BTC"])
-        assert notebook.features(["BTC"], start=HEALED, end=HEALED + WINDOW,
-                                 columns=["price"])["price"].iloc[0] == pytest.approx(prices_now["BTC"])
+        assert notebook.features(["BTC"], start=HEALED, end=HEALED + WINDOW, columns=["price"])["price"].iloc[
+            0
+        ] == pytest.approx(prices_now["BTC"])
 
 
 def test_no_lake_yet_as_of_is_a_404_and_live_reads_fall_back(sqlite_url, tmp_path):
@@ -308,6 +367,8 @@ def test_a_window_copied_after_the_gateway_opened_the_lake_is_read_at_its_new_ve
         lake.sync(get_warehouse(sqlite_url), HEALED, HEALED + WINDOW, "lake-heal")
         after, headers = _features(client, **window)
         assert headers["X-Lake"] == "hit" and headers["X-Lake-Version"] == "1"
-        assert dict(zip(after["symbol"].to_pylist(), after["price"].to_pylist())) == \
-            new.set_index("symbol")["price"].to_dict() != dict(zip(before["symbol"].to_pylist(),
-                                                                    before["price"].to_pylist()))
+        assert (
+            dict(zip(after["symbol"].to_pylist(), after["price"].to_pylist()))
+            == new.set_index("symbol")["price"].to_dict()
+            != dict(zip(before["symbol"].to_pylist(), before["price"].to_pylist()))
+        )

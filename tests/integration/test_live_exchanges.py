@@ -5,7 +5,7 @@ Refusals (451, a CDN's 403 page) and the fallback to the next exchange, daily ba
 backfilled windows.
 """
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -15,10 +15,11 @@ import sqlalchemy as sa
 
 from crypto_assets.checks import build_table_checks
 from crypto_assets.prices import price_data_real
-from resources.coingecko import MARKET_FIELDS
-from resources.dagster_resources import WarehouseResource
-from resources.price_sources import PriceSourceResource
-from resources.warehouse import Warehouse, price_data_real as price_table
+from resources.sources.coingecko import MARKET_FIELDS
+from resources.sources.price_sources import PriceSourceResource
+from resources.storage.dagster_resources import WarehouseResource
+from resources.storage.warehouse import Warehouse
+from resources.storage.warehouse import price_data_real as price_table
 from tests.fakes.price_servers import FakeBinance, FakeCoinGecko, FakeOkx, default_listing
 
 DAY_START = datetime(2026, 11, 20)
@@ -26,7 +27,7 @@ FIELDS = [*MARKET_FIELDS, "market_data_age_s"]
 
 
 def _universe(tmp_path: Path, rows: int) -> str:
-    text = Path("resources/data/universe.csv").read_text().splitlines()
+    text = Path("resources/config/data/universe.csv").read_text().splitlines()
     path = tmp_path / "universe.csv"
     path.write_text("\n".join(text[: rows + 1]) + "\n")
     return str(path)
@@ -34,17 +35,32 @@ def _universe(tmp_path: Path, rows: int) -> str:
 
 def _source(cg: FakeCoinGecko, *exchanges: FakeBinance | FakeOkx, universe: str = "") -> PriceSourceResource:
     urls = {("binance" if isinstance(e, FakeBinance) else "okx"): e.url for e in exchanges}
-    return PriceSourceResource(mode="live", coingecko_base_url=cg.url, exchanges=",".join(urls), exchange_urls=urls,
-                               universe_file=universe, coingecko_calls_per_minute=100_000, backoff_base_s=0.01,
-                               timeout_s=3.0, max_attempts=3, exchange_rate_limit_ms=5)
+    return PriceSourceResource(
+        mode="live",
+        coingecko_base_url=cg.url,
+        exchanges=",".join(urls),
+        exchange_urls=urls,
+        universe_file=universe,
+        coingecko_calls_per_minute=100_000,
+        backoff_base_s=0.01,
+        timeout_s=3.0,
+        max_attempts=3,
+        exchange_rate_limit_ms=5,
+    )
 
 
 def _backfill_day(url: str, source: PriceSourceResource) -> dg.ExecuteInProcessResult:
     end = DAY_START + timedelta(hours=23, minutes=55)
-    return dg.materialize([price_data_real], instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
-                          resources={"warehouse": WarehouseResource(db_url=url), "price_source": source},
-                          tags={"dagster/asset_partition_range_start": DAY_START.strftime("%Y-%m-%d-%H:%M"),
-                                "dagster/asset_partition_range_end": end.strftime("%Y-%m-%d-%H:%M")})
+    return dg.materialize(
+        [price_data_real],
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        resources={"warehouse": WarehouseResource(db_url=url), "price_source": source},
+        tags={
+            "dagster/asset_partition_range_start": DAY_START.strftime("%Y-%m-%d-%H:%M"),
+            "dagster/asset_partition_range_end": end.strftime("%Y-%m-%d-%H:%M"),
+        },
+    )
 
 
 def _metadata(result: dg.ExecuteInProcessResult) -> dict:
@@ -116,8 +132,8 @@ def test_coins_whose_bars_are_rejected_fall_to_the_next_exchange(sqlite_url, tmp
 
 
 def test_a_single_daily_bar_at_midnight_is_caught_by_binances_close_time(tmp_path):
-    from resources.exchange import ExchangeRouter, Venue
-    from resources.universe import load_universe
+    from resources.config.universe import load_universe
+    from resources.sources.exchange import ExchangeRouter, Venue
 
     coins = load_universe()[:1]
     with FakeBinance() as binance:
@@ -128,14 +144,15 @@ def test_a_single_daily_bar_at_midnight_is_caught_by_binances_close_time(tmp_pat
 
 
 def test_the_still_open_bar_is_never_stored(sqlite_url, tmp_path):
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     current = now.replace(second=0, microsecond=0, minute=now.minute - now.minute % 5)
     universe = _universe(tmp_path, 3)
     with FakeCoinGecko() as cg, FakeBinance() as binance, FakeOkx() as okx:
         binance.now = okx.now = now  # both serve the bar that holds "now", still open
         source = _source(cg, binance, okx, universe=universe)
-        fetched = source.fetch(current - timedelta(minutes=15), current + timedelta(minutes=5), now=now,
-                               warehouse=Warehouse(sqlite_url))
+        fetched = source.fetch(
+            current - timedelta(minutes=15), current + timedelta(minutes=5), now=now, warehouse=Warehouse(sqlite_url)
+        )
         assert any(r["path"] == "/api/v3/klines" for r in binance.requests)
     bars = fetched.frame.dropna(subset=["close"])
     assert bars.window_start.max() == pd.Timestamp(current - timedelta(minutes=5))
@@ -143,16 +160,21 @@ def test_the_still_open_bar_is_never_stored(sqlite_url, tmp_path):
 
 
 def test_a_stale_snapshot_is_not_used_as_the_windows_price_and_is_counted(sqlite_url, tmp_path):
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     start = now.replace(second=0, microsecond=0, minute=now.minute - now.minute % 5) - timedelta(minutes=5)
     universe = _universe(tmp_path, 4)
     with FakeCoinGecko() as cg, FakeBinance() as binance:
         cg.stale = {"bitcoin": timedelta(minutes=20), "tether": timedelta(minutes=30)}
-        result = dg.materialize([price_data_real, *build_table_checks([price_data_real])],
-                                partition_key=start.strftime("%Y-%m-%d-%H:%M"),
-                                instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
-                                resources={"warehouse": WarehouseResource(db_url=sqlite_url),
-                                           "price_source": _source(cg, binance, universe=universe)})
+        result = dg.materialize(
+            [price_data_real, *build_table_checks([price_data_real])],
+            partition_key=start.strftime("%Y-%m-%d-%H:%M"),
+            instance=dg.DagsterInstance.ephemeral(),
+            raise_on_error=False,
+            resources={
+                "warehouse": WarehouseResource(db_url=sqlite_url),
+                "price_source": _source(cg, binance, universe=universe),
+            },
+        )
     assert result.success, _error(result)
     frame = _frame(sqlite_url).set_index("symbol")
     # BTC keeps its bar (price = close) without the stale market fields; USDT had only the snapshot.
@@ -169,7 +191,7 @@ def test_a_stale_snapshot_is_not_used_as_the_windows_price_and_is_counted(sqlite
 
 
 def test_a_live_window_and_the_same_window_backfilled_carry_the_same_market_fields(tmp_path):
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     window = now.replace(second=0, microsecond=0, minute=now.minute - now.minute % 5) - timedelta(minutes=30)
     universe = _universe(tmp_path, 8)
     live_wh, backfill_wh = Warehouse(f"sqlite:///{tmp_path}/live.sqlite"), Warehouse(f"sqlite:///{tmp_path}/bf.sqlite")
@@ -235,14 +257,17 @@ def test_a_truncated_exchange_answer_is_retried(sqlite_url, tmp_path):
 
 
 def test_exchange_routing_tells_which_exchange_serves_each_coin_without_fetching_bars():
-    from resources.exchange import exchange_routing
-    from resources.settings import load_settings
-    from resources.universe import load_universe
+    from resources.config.settings import load_settings
+    from resources.config.universe import load_universe
+    from resources.sources.exchange import exchange_routing
 
-    with FakeBinance(listed={"BTC": "USDT", "ETH": "USDT"}) as binance, \
-            FakeOkx(listed={"BTC": "USDT", "KAS": "USDT"}) as okx:
-        settings = load_settings({"CRYPTO_EXCHANGES": "binance,okx",
-                                  "CRYPTO_EXCHANGE_URLS": f"binance={binance.url},okx={okx.url}"})
+    with (
+        FakeBinance(listed={"BTC": "USDT", "ETH": "USDT"}) as binance,
+        FakeOkx(listed={"BTC": "USDT", "KAS": "USDT"}) as okx,
+    ):
+        settings = load_settings(
+            {"CRYPTO_EXCHANGES": "binance,okx", "CRYPTO_EXCHANGE_URLS": f"binance={binance.url},okx={okx.url}"}
+        )
         routing = exchange_routing(settings, load_universe(), max_attempts=1)
         binance.refuse = 451
         refused = exchange_routing(settings, load_universe(), max_attempts=1)

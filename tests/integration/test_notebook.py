@@ -14,8 +14,9 @@ def test_quickstart_notebook_runs_against_a_live_gateway(sqlite_url, monkeypatch
     with serve(sqlite_url) as base:
         monkeypatch.setenv("CRYPTO_API_URL", base)
         monkeypatch.setenv("PYTHONPATH", str(ROOT))
-        NotebookClient(notebook, timeout=120, kernel_name="python3",
-                       resources={"metadata": {"path": str(ROOT)}}).execute()
+        NotebookClient(
+            notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+        ).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
     printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,9 @@ class Platform:
         self.env, self.log = env, log
         self.url = f"http://127.0.0.1:{port}"
         with log.open("w") as out:
-            self.process = subprocess.Popen(["scripts/start.sh"], cwd=ROOT, env=env, stdout=out,
-                                            stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                ["scripts/start.sh"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
         self.client = httpx.Client(base_url=self.url, timeout=120)
         self.location_states: list[tuple[str, str]] = []
 
@@ -59,11 +60,18 @@ class Platform:
         """Record and return whether the code location is loaded now."""
         entries = self.graphql(LOCATION)["workspaceOrError"]["locationEntries"]
         for entry in entries:
-            self.location_states.append((entry["loadStatus"], entry["locationOrLoadError"]["__typename"]
-                                         if entry["locationOrLoadError"] else "None"))
-        return bool(entries) and all(e["loadStatus"] == "LOADED" and e["locationOrLoadError"]
-                                     and e["locationOrLoadError"]["__typename"] == "RepositoryLocation"
-                                     for e in entries)
+            self.location_states.append(
+                (
+                    entry["loadStatus"],
+                    entry["locationOrLoadError"]["__typename"] if entry["locationOrLoadError"] else "None",
+                )
+            )
+        return bool(entries) and all(
+            e["loadStatus"] == "LOADED"
+            and e["locationOrLoadError"]
+            and e["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+            for e in entries
+        )
 
     def wait_ready(self, timeout_s: float = 300) -> None:
         deadline = time.monotonic() + timeout_s
@@ -79,8 +87,10 @@ class Platform:
         raise AssertionError(f"the platform did not come up: {self.log.read_text()[-3000:]}")
 
     def backfill(self, assets: list[str], keys: list[str]) -> str:
-        data = self.graphql(LAUNCH_PARTITION_BACKFILL_MUTATION, {"backfillParams": {
-            "assetSelection": [{"path": [a]} for a in assets], "partitionNames": keys}})
+        data = self.graphql(
+            LAUNCH_PARTITION_BACKFILL_MUTATION,
+            {"backfillParams": {"assetSelection": [{"path": [a]} for a in assets], "partitionNames": keys}},
+        )
         launched = data["launchPartitionBackfill"]
         assert launched["__typename"] == "LaunchBackfillSuccess", launched
         return launched["backfillId"]
@@ -110,7 +120,7 @@ def wait_backfill(platform: Platform, instance: dg.DagsterInstance, backfill_id:
 
 def schedule_times(start: float, end: float) -> list[float]:
     """The ticks of ``1-59/5 * * * *`` in [start, end)."""
-    first = datetime.fromtimestamp(start, timezone.utc).replace(second=0, microsecond=0)
+    first = datetime.fromtimestamp(start, UTC).replace(second=0, microsecond=0)
     times = []
     t = first
     while t.timestamp() < end:
@@ -130,8 +140,7 @@ def test_the_platform_left_running_ticks_cleanly_and_alerts_exactly_once(tmp_pat
             platform.wait_ready()
             daemon_up = time.time()
             with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-                day = (datetime.now(timezone.utc) - timedelta(days=1)).replace(hour=0, minute=0, second=0,
-                                                                               microsecond=0)
+                day = (datetime.now(UTC) - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
                 keys = [(day + i * timedelta(minutes=5)).strftime(PARTITION_KEY_FORMAT) for i in range(288)]
                 wait_backfill(platform, instance, platform.backfill(["price_data_real"], keys), 600)
                 downstream = ["news_items", "sentiment_data", "ml_features_materialized"]
@@ -152,14 +161,15 @@ def test_the_platform_left_running_ticks_cleanly_and_alerts_exactly_once(tmp_pat
     assert report["failed_ticks"] == [], report["failed_ticks"]
     # The sensors that launch nothing answer in seconds (a run-launching tick also counts the
     # daemon's run creation, which is not the sensor's evaluation).
-    for name in ("check_alert_sensor", "freshness_alert_sensor", "run_failure_alert_sensor",
-                 "freshness_checks_sensor"):
+    for name in ("check_alert_sensor", "freshness_alert_sensor", "run_failure_alert_sensor", "freshness_checks_sensor"):
         assert report["slowest_tick_s"][name] < 20, report["slowest_tick_s"]
     assert report["expected_schedule_ticks"] >= 1
     assert report["missed_schedule_ticks"] == [], report["missed_schedule_ticks"]
     assert report["freshness_runs"] == 0
-    ids = Counter(next((e["text"] for e in m["blocks"][1]["elements"] if e["text"].startswith("alert id ")), None)
-                  for m in hook.messages)
+    ids = Counter(
+        next((e["text"] for e in m["blocks"][1]["elements"] if e["text"].startswith("alert id ")), None)
+        for m in hook.messages
+    )
     assert hook.messages, "nothing was alerted: the test could not tell a duplicate"
     assert None not in ids and max(ids.values()) == 1, [i for i, n in ids.items() if n > 1]
     assert any("is late" in m["text"] for m in hook.messages)  # the windows before the daemon started
@@ -183,11 +193,17 @@ def audit(instance: dg.DagsterInstance, daemon_up: float, daemon_down: float) ->
             seen = {round(t.timestamp) for t in ticks}
             # a tick needs its minute to have passed, and the daemon a few seconds to record it
             expected = schedule_times(daemon_up + 60, daemon_down - 60)
-            missed = [datetime.fromtimestamp(s, timezone.utc).isoformat() for s in expected if round(s) not in seen]
+            missed = [datetime.fromtimestamp(s, UTC).isoformat() for s in expected if round(s) not in seen]
     runs = instance.get_runs(dg.RunsFilter(tags={"crypto/trigger": "freshness"}))
-    return {"failed_ticks": failed, "slowest_tick_s": slowest, "sensor_ticks": count,
-            "expected_schedule_ticks": len(expected), "missed_schedule_ticks": missed, "freshness_runs": len(runs),
-            "runs": Counter(r.status.value for r in instance.get_runs())}
+    return {
+        "failed_ticks": failed,
+        "slowest_tick_s": slowest,
+        "sensor_ticks": count,
+        "expected_schedule_ticks": len(expected),
+        "missed_schedule_ticks": missed,
+        "freshness_runs": len(runs),
+        "runs": Counter(r.status.value for r in instance.get_runs()),
+    }
 
 
 @pytest.mark.slow

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from crypto_assets.checks import TABLE_SPECS
 from crypto_assets.definitions import defs
 from crypto_assets.partitions import PARTITION_KEY_FORMAT
-from resources.warehouse import Warehouse, price_data_real as price_table, utc_now
+from resources.storage.warehouse import Warehouse, utc_now
+from resources.storage.warehouse import price_data_real as price_table
 from tests.fakes.fake_webhook import FakeWebhook
 
 
@@ -19,7 +20,9 @@ def sensor(name: str) -> dg.SensorDefinition:
 
 
 def tick(name: str, instance, cursor=None) -> str | None:
-    return sensor(name).evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)).cursor
+    return (
+        sensor(name).evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)).cursor
+    )
 
 
 def test_bad_prices_and_a_late_window_each_send_one_message(sqlite_url, monkeypatch):
@@ -41,21 +44,28 @@ def test_bad_prices_and_a_late_window_each_send_one_message(sqlite_url, monkeypa
             conn.execute(sa.update(price_table).where(price_table.c.symbol == "BTC").values(close=-1.0))
         sanity = dg.AssetCheckKey(dg.AssetKey("price_data_real"), "price_sanity")
         checks = job.get_subset(asset_selection=set(), asset_check_selection={sanity}).execute_in_process(
-            instance=instance, partition_key=key, raise_on_error=False)
+            instance=instance, partition_key=key, raise_on_error=False
+        )
         assert not checks.success
         cursor = tick("check_alert_sensor", instance)
         runs = tick("run_failure_alert_sensor", instance)  # the blocked run is the check's message
         # The day before the window was never run, so the gap check (a warning) has its message too.
         # The day before the window was never run, so each asset's gap check (a warning) has its message too.
-        sanity_text = "[ERROR] price_data_real: check price_sanity failed (blocking: downstream assets were not computed)"
+        sanity_text = (
+            "[ERROR] price_data_real: check price_sanity failed (blocking: downstream assets were not computed)"
+        )
         check_texts = [t.split(" | ")[0] for t in hook.texts()[late:]]
         tables = {spec.asset for spec in TABLE_SPECS}  # ml_features_lake has its own check, not a gap check
-        assert sorted(check_texts) == sorted([f"[WARN] {a}: check no_window_gaps failed" for a in live_assets
-                                              if a in tables] + [sanity_text])
+        assert sorted(check_texts) == sorted(
+            [f"[WARN] {a}: check no_window_gaps failed" for a in live_assets if a in tables] + [sanity_text]
+        )
         sanity_message = next(m for m in hook.messages if m["text"].startswith(sanity_text))
         assert f"/runs/{checks.run_id}" in sanity_message["text"]
         sent = len(hook.messages)
-        for name, state in (("check_alert_sensor", cursor), ("freshness_alert_sensor", freshness),
-                            ("run_failure_alert_sensor", runs)):
+        for name, state in (
+            ("check_alert_sensor", cursor),
+            ("freshness_alert_sensor", freshness),
+            ("run_failure_alert_sensor", runs),
+        ):
             tick(name, instance, state)
         assert len(hook.messages) == sent  # nothing twice

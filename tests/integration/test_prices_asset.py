@@ -3,7 +3,7 @@
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
@@ -11,9 +11,10 @@ import sqlalchemy as sa
 
 from crypto_assets.partitions import PARTITION_KEY_FORMAT
 from crypto_assets.prices import price_data_real
-from resources.dagster_resources import WarehouseResource
-from resources.price_sources import PriceSourceResource
-from resources.warehouse import Warehouse, price_data_real as price_table
+from resources.sources.price_sources import PriceSourceResource
+from resources.storage.dagster_resources import WarehouseResource
+from resources.storage.warehouse import Warehouse
+from resources.storage.warehouse import price_data_real as price_table
 from tests.fakes.price_servers import FakeBinance, FakeCoinGecko, FakeOkx
 
 KEY = "2026-11-20-12:00"
@@ -23,7 +24,9 @@ def _materialize(url: str, source: PriceSourceResource | None = None, **kwargs) 
     return dg.materialize(
         [price_data_real],
         resources={"warehouse": WarehouseResource(db_url=url), "price_source": source or PriceSourceResource()},
-        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, **kwargs,
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        **kwargs,
     )
 
 
@@ -52,8 +55,13 @@ def test_one_window_twice_leaves_one_row_per_symbol(db_url):
 
 
 def test_a_backfill_range_is_one_run_that_fills_every_window(db_url):
-    result = _materialize(db_url, tags={"dagster/asset_partition_range_start": "2026-11-20-00:00",
-                                        "dagster/asset_partition_range_end": "2026-11-20-02:55"})
+    result = _materialize(
+        db_url,
+        tags={
+            "dagster/asset_partition_range_start": "2026-11-20-00:00",
+            "dagster/asset_partition_range_end": "2026-11-20-02:55",
+        },
+    )
     assert result.success
     assert len(_rows(db_url)) == 124 * 36
     committed = Warehouse(db_url).committed_windows("price_data_real")
@@ -67,12 +75,20 @@ def _live_key(now: datetime) -> tuple[str, datetime]:
 
 def _live(cg: FakeCoinGecko, ex: FakeBinance, okx: FakeOkx | None = None) -> PriceSourceResource:
     urls = {"binance": ex.url, **({"okx": okx.url} if okx else {})}
-    return PriceSourceResource(mode="live", coingecko_base_url=cg.url, exchanges=",".join(urls), exchange_urls=urls,
-                               coingecko_calls_per_minute=100_000, backoff_base_s=0.01, timeout_s=3.0, max_attempts=3)
+    return PriceSourceResource(
+        mode="live",
+        coingecko_base_url=cg.url,
+        exchanges=",".join(urls),
+        exchange_urls=urls,
+        coingecko_calls_per_minute=100_000,
+        backoff_base_s=0.01,
+        timeout_s=3.0,
+        max_attempts=3,
+    )
 
 
 def test_live_window_merges_exchange_bars_and_the_coingecko_snapshot(sqlite_url):
-    key, start = _live_key(datetime.now(timezone.utc).replace(tzinfo=None))
+    key, start = _live_key(datetime.now(UTC).replace(tzinfo=None))
     with FakeCoinGecko() as cg, FakeBinance() as ex, FakeOkx(listed={"SOL": "USDC", "BTC": "USDT"}) as okx:
         del ex.listed["SOL"]  # not on the first exchange: the second serves it, quoted in USDC
         cg.faults.extend(["429", "500"])
@@ -119,25 +135,33 @@ def _bad_snapshot(field, value):
     def mutate(elements):
         elements[0][field] = value
         return elements
+
     return mutate
 
 
-@pytest.mark.parametrize("setup, message", [
-    (lambda cg, ex: cg.faults.extend(["500"] * 3), "coingecko: failed after 3 attempts"),
-    (lambda cg, ex: cg.faults.extend(["truncated"] * 3), "malformed JSON"),
-    (lambda cg, ex: cg.faults.extend(["html"] * 3), "HTTP 503"),
-    (lambda cg, ex: setattr(cg, "mutate", lambda e: [{k: v for k, v in x.items() if k != "current_price"} for x in e]),
-     "missing field(s) current_price"),
-    (lambda cg, ex: setattr(cg, "mutate", _bad_snapshot("current_price", -5.0)), "negative current_price"),
-    (lambda cg, ex: setattr(cg, "mutate", _bad_snapshot("market_cap", "lots")), "expected a number"),
-    (lambda cg, ex: setattr(cg, "mutate", _bad_snapshot("last_updated", "yesterday")), "expected an ISO 8601 time"),
-    (lambda cg, ex: setattr(cg, "mutate", lambda e: {"status": "ok"}), "expected a list"),
-    (lambda cg, ex: setattr(ex, "mutate_bar", lambda p, b: b[:3]), "missing or non-numeric value"),
-    (lambda cg, ex: setattr(ex, "mutate_bar", lambda p, b: [b[0], "-1", *b[2:]]), "non-positive price"),
-    (lambda cg, ex: ex.faults.extend(["500"] * 3), "exchange:binance"),
-])
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda cg, ex: cg.faults.extend(["500"] * 3), "coingecko: failed after 3 attempts"),
+        (lambda cg, ex: cg.faults.extend(["truncated"] * 3), "malformed JSON"),
+        (lambda cg, ex: cg.faults.extend(["html"] * 3), "HTTP 503"),
+        (
+            lambda cg, ex: setattr(
+                cg, "mutate", lambda e: [{k: v for k, v in x.items() if k != "current_price"} for x in e]
+            ),
+            "missing field(s) current_price",
+        ),
+        (lambda cg, ex: setattr(cg, "mutate", _bad_snapshot("current_price", -5.0)), "negative current_price"),
+        (lambda cg, ex: setattr(cg, "mutate", _bad_snapshot("market_cap", "lots")), "expected a number"),
+        (lambda cg, ex: setattr(cg, "mutate", _bad_snapshot("last_updated", "yesterday")), "expected an ISO 8601 time"),
+        (lambda cg, ex: setattr(cg, "mutate", lambda e: {"status": "ok"}), "expected a list"),
+        (lambda cg, ex: setattr(ex, "mutate_bar", lambda p, b: b[:3]), "missing or non-numeric value"),
+        (lambda cg, ex: setattr(ex, "mutate_bar", lambda p, b: [b[0], "-1", *b[2:]]), "non-positive price"),
+        (lambda cg, ex: ex.faults.extend(["500"] * 3), "exchange:binance"),
+    ],
+)
 def test_faults_fail_the_run_with_a_clear_message_and_leave_the_window_untouched(sqlite_url, setup, message):
-    key, start = _live_key(datetime.now(timezone.utc).replace(tzinfo=None))
+    key, start = _live_key(datetime.now(UTC).replace(tzinfo=None))
     assert _materialize(sqlite_url, partition_key=key).success  # an earlier, good copy of the window
     before = _rows(sqlite_url, start)
     with FakeCoinGecko() as cg, FakeBinance() as ex:
@@ -150,7 +174,7 @@ def test_faults_fail_the_run_with_a_clear_message_and_leave_the_window_untouched
 
 
 def test_null_prices_and_unknown_ids_are_reported_not_written(sqlite_url):
-    key, _ = _live_key(datetime.now(timezone.utc).replace(tzinfo=None))
+    key, _ = _live_key(datetime.now(UTC).replace(tzinfo=None))
 
     def mutate(elements):
         for e in elements:
@@ -168,14 +192,32 @@ def test_null_prices_and_unknown_ids_are_reported_not_written(sqlite_url):
 
 
 def test_cli_materializes_into_mariadb_twice_and_from_two_processes_at_once(mysql_url, tmp_path):
-    env = {**os.environ, "CRYPTO_DB_URL": mysql_url, "DAGSTER_HOME": str(tmp_path), "CRYPTO_PARTITION_START": "2026-11-01"}
-    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "crypto_assets.definitions",
-               "--select", "price_data_real", "--partition", KEY]
+    env = {
+        **os.environ,
+        "CRYPTO_DB_URL": mysql_url,
+        "DAGSTER_HOME": str(tmp_path),
+        "CRYPTO_PARTITION_START": "2026-11-01",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "asset",
+        "materialize",
+        "-m",
+        "crypto_assets.definitions",
+        "--select",
+        "price_data_real",
+        "--partition",
+        KEY,
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(_rows(mysql_url)) == 124
-    racing = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-              for _ in range(2)]
+    racing = [
+        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     for proc in racing:
         _, err = proc.communicate(timeout=180)
         assert proc.returncode == 0, err[-2000:]

@@ -14,7 +14,7 @@
 
 import logging
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
@@ -25,10 +25,10 @@ from fastapi.testclient import TestClient
 from crypto_assets.news import news_items
 from crypto_assets.partitions import PARTITION_KEY_FORMAT
 from crypto_assets.prices import price_data_real
-from resources.dagster_resources import WarehouseResource
-from resources.news_sources import NewsSourcesResource
-from resources.price_sources import PriceSourceResource
-from resources.warehouse import METADATA, get_warehouse
+from resources.sources.news_sources import NewsSourcesResource
+from resources.sources.price_sources import PriceSourceResource
+from resources.storage.dagster_resources import WarehouseResource
+from resources.storage.warehouse import METADATA, get_warehouse
 from tests.fakes.fake_news_servers import FakeNewsServer, FeedSpec, feed_entry, guardian_result, reddit_post
 from tests.fakes.price_servers import FakeBinance, FakeCoinGecko
 from tests.fakes.private_mariadb import PrivateMariaDB, private_mariadb  # noqa: F401 (fixture)
@@ -47,7 +47,7 @@ SECRET_VALUES = [v for value in SECRETS.values() for v in value.split(",")] + ["
 
 
 def _current_key() -> tuple[str, datetime]:
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     start = now.replace(second=0, microsecond=0, minute=now.minute - now.minute % 5) - timedelta(minutes=5)
     return start.strftime(PARTITION_KEY_FORMAT), start
 
@@ -83,19 +83,43 @@ def test_no_secret_reaches_events_logs_metadata_or_output(secret_db_url, monkeyp
         news.reddit_client_id = SECRETS["REDDIT_CLIENT_ID"]
         news.reddit_client_secret = SECRETS["REDDIT_CLIENT_SECRET"]
         news.guardian_results = [guardian_result(start + timedelta(minutes=1), "Bitcoin rallies", "btc")]
-        news.feeds["wire"] = FeedSpec(entries=[feed_entry(start + timedelta(minutes=2), "Ether news", "https://x.invalid/e")])
+        news.feeds["wire"] = FeedSpec(
+            entries=[feed_entry(start + timedelta(minutes=2), "Ether news", "https://x.invalid/e")]
+        )
         news.subreddits["CryptoCurrency"] = [reddit_post(start + timedelta(minutes=3), "SOL to the moon", "p1")]
-        prices = PriceSourceResource(coingecko_base_url=cg.url, exchanges="binance", exchange_urls={"binance": ex.url},
-                                     backoff_base_s=0.01, timeout_s=1.0, max_attempts=3)
-        sources = NewsSourcesResource(guardian_base_url=news.url, rss_feeds=[news.feed_url("wire")],
-                                      reddit_auth_url=news.url, reddit_api_url=news.url,
-                                      reddit_subreddits=["CryptoCurrency"], backoff_base_s=0.01, timeout_s=1.0,
-                                      max_attempts=3, guardian_min_interval_s=0, reddit_min_interval_s=0)
+        prices = PriceSourceResource(
+            coingecko_base_url=cg.url,
+            exchanges="binance",
+            exchange_urls={"binance": ex.url},
+            backoff_base_s=0.01,
+            timeout_s=1.0,
+            max_attempts=3,
+        )
+        sources = NewsSourcesResource(
+            guardian_base_url=news.url,
+            rss_feeds=[news.feed_url("wire")],
+            reddit_auth_url=news.url,
+            reddit_api_url=news.url,
+            reddit_subreddits=["CryptoCurrency"],
+            backoff_base_s=0.01,
+            timeout_s=1.0,
+            max_attempts=3,
+            guardian_min_interval_s=0,
+            reddit_min_interval_s=0,
+        )
 
         def run(assets, db_url=secret_db_url):
-            result = dg.materialize(assets, partition_key=key, instance=instance, raise_on_error=False,
-                                    resources={"warehouse": WarehouseResource(db_url=db_url), "price_source": prices,
-                                               "news_sources": sources})
+            result = dg.materialize(
+                assets,
+                partition_key=key,
+                instance=instance,
+                raise_on_error=False,
+                resources={
+                    "warehouse": WarehouseResource(db_url=db_url),
+                    "price_source": prices,
+                    "news_sources": sources,
+                },
+            )
             results.append(result)
             return result
 
@@ -125,7 +149,7 @@ def test_no_secret_reaches_events_logs_metadata_or_output(secret_db_url, monkeyp
 
 def test_the_gateway_never_echoes_a_key(sqlite_url, monkeypatch, caplog, capfd):
     from api.app import create_app
-    from resources.settings import load_settings
+    from resources.config.settings import load_settings
     from tests.integration.test_api_support import seed
 
     seed(sqlite_url)
@@ -134,8 +158,12 @@ def test_the_gateway_never_echoes_a_key(sqlite_url, monkeypatch, caplog, capfd):
     bodies = []
     with TestClient(create_app(settings, cache_prefix="security:")) as client:
         good, other = SECRETS["CRYPTO_API_KEYS"].split(",")
-        for headers in ({"X-API-Key": good}, {"Authorization": f"Bearer {other}"}, {"X-API-Key": good + "x"},
-                        {"Authorization": f"Bearer {good}-nope"}):
+        for headers in (
+            {"X-API-Key": good},
+            {"Authorization": f"Bearer {other}"},
+            {"X-API-Key": good + "x"},
+            {"Authorization": f"Bearer {good}-nope"},
+        ):
             for route in ("/v1/prices/latest", "/v1/prices?symbols=BTC", "/v1/nope"):
                 response = client.get(route, headers=headers)
                 assert response.status_code in (200, 403, 404)
@@ -145,8 +173,21 @@ def test_the_gateway_never_echoes_a_key(sqlite_url, monkeypatch, caplog, capfd):
     assert leaks == []
 
 
-PAYLOADS = ["' OR 1=1 --", "\"; DROP TABLE price_data_real; --", "%27", "BTC' UNION SELECT * FROM partition_log --",
-            "') OR ('1'='1", "\\", "BTC%' OR '%'='", "𝔹𝕋ℂ", "\x00", "1; SELECT SLEEP(5)", "*", "%", "_"]
+PAYLOADS = [
+    "' OR 1=1 --",
+    '"; DROP TABLE price_data_real; --',
+    "%27",
+    "BTC' UNION SELECT * FROM partition_log --",
+    "') OR ('1'='1",
+    "\\",
+    "BTC%' OR '%'='",
+    "𝔹𝕋ℂ",
+    "\x00",
+    "1; SELECT SLEEP(5)",
+    "*",
+    "%",
+    "_",
+]
 
 
 def _string_params(schema: dict) -> list[tuple[str, str, str]]:
@@ -166,8 +207,11 @@ def _string_params(schema: dict) -> list[tuple[str, str, str]]:
 def _table_counts(url: str) -> dict[str, int]:
     wh = get_warehouse(url)
     with wh.engine.connect() as conn:
-        return {name: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-                for name, table in METADATA.tables.items() if sa.inspect(conn).has_table(name)}
+        return {
+            name: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+            for name, table in METADATA.tables.items()
+            if sa.inspect(conn).has_table(name)
+        }
 
 
 def test_injection_strings_on_every_text_parameter(db_url):
@@ -189,7 +233,8 @@ def test_injection_strings_on_every_text_parameter(db_url):
                     url, query = path, {name: payload}
                 response = client.get(url, params=query)
                 ok = response.status_code in (400, 404, 406, 422) or (
-                    response.status_code == 200 and _no_rows(response))
+                    response.status_code == 200 and _no_rows(response)
+                )
                 if not ok:
                     failures.append((path, name, payload, response.status_code, response.text[:200]))
     assert failures == []

@@ -8,7 +8,7 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-from datetime import datetime, timedelta, timezone  # noqa: E402
+from datetime import UTC, datetime, timedelta  # noqa: E402
 
 import dagster as dg  # noqa: E402
 import pytest  # noqa: E402
@@ -17,17 +17,17 @@ import sqlalchemy as sa  # noqa: E402
 from crypto_assets.news import news_items  # noqa: E402
 from crypto_assets.partitions import PARTITION_KEY_FORMAT  # noqa: E402
 from crypto_assets.sentiment import sentiment_data  # noqa: E402
-from resources.dagster_resources import WarehouseResource  # noqa: E402
-from resources.news_sources import NewsSourcesResource  # noqa: E402
-from resources.sentiment_model import SentimentModelResource  # noqa: E402
-from resources.warehouse import Warehouse  # noqa: E402
-from resources.warehouse import news_items as news_table  # noqa: E402
-from resources.warehouse import sentiment_data as sentiment_table  # noqa: E402
+from resources.model.sentiment import SentimentModelResource  # noqa: E402
+from resources.sources.news_sources import NewsSourcesResource  # noqa: E402
+from resources.storage.dagster_resources import WarehouseResource  # noqa: E402
+from resources.storage.warehouse import Warehouse  # noqa: E402
+from resources.storage.warehouse import news_items as news_table  # noqa: E402
+from resources.storage.warehouse import sentiment_data as sentiment_table  # noqa: E402
 from tests.fakes.fake_news_servers import FakeNewsServer, FeedSpec, feed_entry, guardian_result, reddit_post  # noqa: E402
 from tests.fakes.tiny_model import save_tiny_cryptobert  # noqa: E402
 
 # Windows two days ago: inside the rolling partition horizon whenever the suite runs.
-DAY = (datetime.now(timezone.utc) - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+DAY = (datetime.now(UTC) - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
 W1 = DAY + timedelta(hours=12)
 W2 = W1 + timedelta(minutes=5)
 
@@ -36,20 +36,34 @@ def key(window: datetime) -> str:
     return window.strftime(PARTITION_KEY_FORMAT)
 
 
-def run(url: str, assets, *, news: NewsSourcesResource | None = None, model: SentimentModelResource | None = None,
-        window: datetime | None = W1, last: datetime | None = None) -> dg.ExecuteInProcessResult:
+def run(
+    url: str,
+    assets,
+    *,
+    news: NewsSourcesResource | None = None,
+    model: SentimentModelResource | None = None,
+    window: datetime | None = W1,
+    last: datetime | None = None,
+) -> dg.ExecuteInProcessResult:
     options: dict = {}
     if last is not None:
-        options["tags"] = {"dagster/asset_partition_range_start": key(window),
-                           "dagster/asset_partition_range_end": key(last)}
+        options["tags"] = {
+            "dagster/asset_partition_range_start": key(window),
+            "dagster/asset_partition_range_end": key(last),
+        }
     else:
         options["partition_key"] = key(window)
     return dg.materialize(
         assets,
-        resources={"warehouse": WarehouseResource(db_url=url),
-                   "news_sources": news or NewsSourcesResource(),
-                   "sentiment_model": model or SentimentModelResource()},
-        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, **options)
+        resources={
+            "warehouse": WarehouseResource(db_url=url),
+            "news_sources": news or NewsSourcesResource(),
+            "sentiment_model": model or SentimentModelResource(),
+        },
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        **options,
+    )
 
 
 def meta(result: dg.ExecuteInProcessResult, asset: str) -> dict:
@@ -99,7 +113,9 @@ def test_rerunning_a_window_scores_nothing_twice(db_url):
     again = run(db_url, [news_items, sentiment_data])
     assert again.success
     assert rows(db_url, news_table, "item_id", "collected_at", "symbols") == items_before
-    assert rows(db_url, sentiment_table, "item_id", "symbol", "model", "analyzed_at", "sentiment_score") == scored_before
+    assert (
+        rows(db_url, sentiment_table, "item_id", "symbol", "model", "analyzed_at", "sentiment_score") == scored_before
+    )
     m = meta(again, "sentiment_data")
     assert m["pairs_scored"] == 0 and m["items_scored"] == 0 and m["texts_scored"] == 0
     assert m["pairs_already_scored"] == len(scored_before) and m["dagster/row_count"] == len(scored_before)
@@ -128,11 +144,21 @@ def test_the_transformers_path_scores_the_same_windows(db_url, tiny_dir, monkeyp
 # ----------------------------------------------------------------------------- live, on fake servers
 def live(server: FakeNewsServer, **overrides) -> NewsSourcesResource:
     options = dict(
-        mode="live", guardian_api_key=server.guardian_api_key, guardian_base_url=server.url,
-        rss_feeds=[server.feed_url("coindesk")], reddit_client_id=server.reddit_client_id,
-        reddit_client_secret=server.reddit_client_secret, reddit_auth_url=server.url, reddit_api_url=server.url,
-        reddit_subreddits=["Bitcoin"], reddit_username="tester", timeout_s=0.5, max_attempts=2,
-        backoff_base_s=0.0, guardian_min_interval_s=0.0, reddit_min_interval_s=0.0,
+        mode="live",
+        guardian_api_key=server.guardian_api_key,
+        guardian_base_url=server.url,
+        rss_feeds=[server.feed_url("coindesk")],
+        reddit_client_id=server.reddit_client_id,
+        reddit_client_secret=server.reddit_client_secret,
+        reddit_auth_url=server.url,
+        reddit_api_url=server.url,
+        reddit_subreddits=["Bitcoin"],
+        reddit_username="tester",
+        timeout_s=0.5,
+        max_attempts=2,
+        backoff_base_s=0.0,
+        guardian_min_interval_s=0.0,
+        reddit_min_interval_s=0.0,
     )
     options.update(overrides)
     return NewsSourcesResource(**options)
@@ -140,16 +166,24 @@ def live(server: FakeNewsServer, **overrides) -> NewsSourcesResource:
 
 def fill(server: FakeNewsServer, at: datetime) -> None:
     server.guardian_results = [
-        guardian_result(at + timedelta(minutes=1), "Bitcoin ETF inflows surge", "btc-etf",
-                        trail="Funds bought $1bn of bitcoin."),
+        guardian_result(
+            at + timedelta(minutes=1), "Bitcoin ETF inflows surge", "btc-etf", trail="Funds bought $1bn of bitcoin."
+        ),
         guardian_result(at + timedelta(minutes=2), "", "empty-title"),
     ]
-    server.feeds["coindesk"] = FeedSpec(entries=[
-        feed_entry(at + timedelta(minutes=3), "Solana (SOL) slides 6% after an outage", "https://coindesk.example/sol"),
-        feed_entry(at + timedelta(minutes=3), "Same ETF story, syndicated", "https://www.theguardian.com/"
-                   + server.guardian_results[0]["id"] + "?utm_source=rss"),
-        feed_entry(None, "An entry without a date", "https://coindesk.example/nodate"),
-    ])
+    server.feeds["coindesk"] = FeedSpec(
+        entries=[
+            feed_entry(
+                at + timedelta(minutes=3), "Solana (SOL) slides 6% after an outage", "https://coindesk.example/sol"
+            ),
+            feed_entry(
+                at + timedelta(minutes=3),
+                "Same ETF story, syndicated",
+                "https://www.theguardian.com/" + server.guardian_results[0]["id"] + "?utm_source=rss",
+            ),
+            feed_entry(None, "An entry without a date", "https://coindesk.example/nodate"),
+        ]
+    )
     server.subreddits["Bitcoin"] = [reddit_post(at + timedelta(minutes=4), "$ETH looking strong", "p1")]
 
 
@@ -172,7 +206,8 @@ def test_live_sources_land_and_a_failed_source_lands_nothing(sqlite_url, monkeyp
         failed = [s for s in m["sources"] if s["status"] == "failed"]
         assert failed[0]["feed"] == "reddit:r/Bitcoin" and "not JSON" in failed[0]["error"]
         assert {s.headers["User-Agent"] for s in server.requests if s.route.startswith("reddit")} == {
-            "python:crypto-data-platform:0.1.0 (by /u/tester)"}
+            "python:crypto-data-platform:0.1.0 (by /u/tester)"
+        }
         assert {r.symbol for r in rows(sqlite_url, sentiment_table, "symbol")} == {"BTC", "SOL"}
 
         # The next run gets Reddit back: its post lands, nothing stored before is lost or re-scored.
@@ -191,8 +226,10 @@ def test_sources_without_credentials_are_skipped_with_a_warning(sqlite_url, monk
         m = meta(result, "news_items")
         assert (m["sources_ok"], m["sources_skipped"]) == (1, 2)
         skipped = {s["feed"]: s["error"] for s in m["sources"] if s["status"] == "skipped"}
-        assert skipped == {"guardian": "GUARDIAN_API_KEY is not set",
-                           "reddit": "REDDIT_CLIENT_ID and REDDIT_CLIENT_SECRET are not set"}
+        assert skipped == {
+            "guardian": "GUARDIAN_API_KEY is not set",
+            "reddit": "REDDIT_CLIENT_ID and REDDIT_CLIENT_SECRET are not set",
+        }
         assert server.hits("guardian") == 0 and server.hits("reddit-token") == 0
         assert [r.source for r in rows(sqlite_url, news_table, "source")] == ["rss", "rss"]
 
@@ -211,22 +248,28 @@ def test_when_every_source_fails_the_run_fails_and_writes_nothing(sqlite_url):
 
 def test_a_late_item_goes_to_its_own_window_on_that_window_s_rerun(db_url):
     with FakeNewsServer() as server:
-        server.feeds["coindesk"] = FeedSpec(entries=[
-            feed_entry(W2 + timedelta(minutes=1), "Bitcoin rallies", "https://coindesk.example/on-time"),
-        ])
+        server.feeds["coindesk"] = FeedSpec(
+            entries=[
+                feed_entry(W2 + timedelta(minutes=1), "Bitcoin rallies", "https://coindesk.example/on-time"),
+            ]
+        )
         news = live(server, guardian_api_key="", reddit_client_id="")
         assert run(db_url, [news_items], news=news, window=W2).success
         # An item published in W1 shows up only after W1 ran (feeds lag): the W2 run must not take it.
-        server.feeds["coindesk"].entries.append(feed_entry(W1 + timedelta(minutes=4), "Ether slides",
-                                                           "https://coindesk.example/late"))
+        server.feeds["coindesk"].entries.append(
+            feed_entry(W1 + timedelta(minutes=4), "Ether slides", "https://coindesk.example/late")
+        )
         second = run(db_url, [news_items], news=news, window=W2)
         assert meta(second, "news_items")["items_late"] == 1
         assert meta(second, "news_items")["late_item_windows"] == [key(W1)]
         assert [(r.window_start, r.title) for r in rows(db_url, news_table, "window_start", "title")] == [
-            (W2, "Bitcoin rallies")]
+            (W2, "Bitcoin rallies")
+        ]
         # Re-running W1 (gap healing, a backfill) queries the sources for W1's time range: it lands in W1.
         assert run(db_url, [news_items], news=news, window=W1).success
         assert [(r.window_start, r.title) for r in rows(db_url, news_table, "window_start", "title")] == [
-            (W1, "Ether slides"), (W2, "Bitcoin rallies")]
+            (W1, "Ether slides"),
+            (W2, "Bitcoin rallies"),
+        ]
         third = run(db_url, [news_items], news=news, window=W2)
         assert meta(third, "news_items")["items_late"] == 0 and meta(third, "news_items")["items_before_window"] == 1

@@ -18,8 +18,17 @@ FEATURES_STALE = "features of "
 
 @pytest.fixture(scope="module")
 def short_soak(tmp_path_factory):
-    return run_soak(SoakConfig(windows=24, coins=20, seed=11, fault_rate=0.4, outages=(Outage("exchange", 6, 6),),
-                               feature_samples=24, workdir=tmp_path_factory.mktemp("soak")))
+    return run_soak(
+        SoakConfig(
+            windows=24,
+            coins=20,
+            seed=11,
+            fault_rate=0.4,
+            outages=(Outage("exchange", 6, 6),),
+            feature_samples=24,
+            workdir=tmp_path_factory.mktemp("soak"),
+        )
+    )
 
 
 def test_two_hours_through_faults_and_an_outage_lose_and_duplicate_nothing(short_soak):

@@ -23,8 +23,14 @@ def _start_in_background(tmp_path: Path, port: int) -> int:
     env = {**os.environ, "CRYPTO_HOME": str(tmp_path / "home"), "DAGSTER_PORT": str(port)}
     env.pop("DAGSTER_HOME", None)
     log = tmp_path / f"start-{port}.log"
-    out = subprocess.run(["bash", "-c", f"scripts/start.sh > {log} 2>&1 & echo $!"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["bash", "-c", f"scripts/start.sh > {log} 2>&1 & echo $!"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     pid = int(out.stdout.strip())
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:

@@ -9,9 +9,10 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import dagster as dg
 import httpx
@@ -34,9 +35,20 @@ class Webserver:
         self.log_path = log_path
         self._log = log_path.open("w")
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("dagster-webserver")), "-w", str(ROOT / "workspace.yaml"),
-             "-h", "127.0.0.1", "-p", str(port)],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+            [
+                str(Path(sys.executable).with_name("dagster-webserver")),
+                "-w",
+                str(ROOT / "workspace.yaml"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
         self.client = httpx.Client(base_url=self.url, timeout=120)
 
     def wait_ready(self) -> float:
@@ -78,12 +90,17 @@ def platform_env(home: Path, horizon: str) -> dict[str, str]:
     dagster_home = home / "dagster_home"
     dagster_home.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "deploy" / "local" / "dagster.yaml", dagster_home / "dagster.yaml")
-    return {**os.environ, "DAGSTER_HOME": str(dagster_home), "CRYPTO_HOME": str(home / "crypto"),
-            "CRYPTO_DB_URL": f"sqlite:///{home / 'warehouse.sqlite'}", "CRYPTO_PARTITION_START": horizon,
-            "CRYPTO_SOURCE": "simulated"}
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "CRYPTO_HOME": str(home / "crypto"),
+        "CRYPTO_DB_URL": f"sqlite:///{home / 'warehouse.sqlite'}",
+        "CRYPTO_PARTITION_START": horizon,
+        "CRYPTO_SOURCE": "simulated",
+    }
 
 
-MATERIALIZED = (datetime.now(timezone.utc) - timedelta(days=1)).replace(hour=12, minute=0, second=0, microsecond=0)
+MATERIALIZED = (datetime.now(UTC) - timedelta(days=1)).replace(hour=12, minute=0, second=0, microsecond=0)
 KEY = MATERIALIZED.strftime(PARTITION_KEY_FORMAT)
 
 
@@ -96,7 +113,8 @@ def server(tmp_path_factory) -> Iterator[Webserver]:
             patch.setenv(name, env[name])
         with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
             result = defs.resolve_job_def("five_minute_job").execute_in_process(
-                instance=instance, partition_key=KEY, raise_on_error=False)
+                instance=instance, partition_key=KEY, raise_on_error=False
+            )
             assert result.success
     web = Webserver(env, free_port(), home / "webserver.log")
     try:
@@ -125,7 +143,8 @@ def test_the_asset_graph_has_every_asset_edge_group_kind_and_check(server):
     for key in graph.get_all_asset_keys():
         node = nodes[key.to_user_string()]
         assert {"/".join(d["path"]) for d in node["dependencyKeys"]} == {
-            k.to_user_string() for k in graph.get(key).parent_keys}
+            k.to_user_string() for k in graph.get(key).parent_keys
+        }
         assert node["groupName"] and node["groupName"] != "default"
         assert node["description"] and node["kinds"] and node["opVersion"]
         assert node["owners"] == [{"team": "data-platform"}]
@@ -181,15 +200,28 @@ def test_schedules_sensors_and_jobs_are_present_and_on(server):
     assert schedules["five_minute_schedule"]["executionTimezone"] == "UTC"
     assert schedules["five_minute_schedule"]["scheduleState"]["status"] == "RUNNING"
     sensors = {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]}
-    assert sensors == {name: "RUNNING" for name in (
-        "freshness_checks_sensor", "check_alert_sensor", "freshness_alert_sensor", "run_failure_alert_sensor",
-        "gap_healing_sensor")}
+    assert sensors == {
+        name: "RUNNING"
+        for name in (
+            "freshness_checks_sensor",
+            "check_alert_sensor",
+            "freshness_alert_sensor",
+            "run_failure_alert_sensor",
+            "gap_healing_sensor",
+        )
+    }
     assert data["instance"] == {"freshnessEvaluationEnabled": True, "runQueuingSupported": True}
 
 
 def test_definitions_validate_from_the_command_line(server):
-    done = subprocess.run([str(Path(sys.executable).with_name("dagster")), "definitions", "validate",
-                           "-w", str(ROOT / "workspace.yaml")], cwd=ROOT, env=server.env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("dagster")), "definitions", "validate", "-w", str(ROOT / "workspace.yaml")],
+        cwd=ROOT,
+        env=server.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout[-3000:]
     assert "All code locations passed validation" in done.stdout

@@ -20,8 +20,9 @@ from sensors.alerts import (
 from sensors.webhook import Alert, WebhookNotifier, slack_payload
 from tests.fakes.fake_webhook import FakeWebhook
 
-PARTS = dg.TimeWindowPartitionsDefinition(cron_schedule="*/5 * * * *", start="2026-11-01-00:00",
-                                          fmt="%Y-%m-%d-%H:%M", timezone="UTC")
+PARTS = dg.TimeWindowPartitionsDefinition(
+    cron_schedule="*/5 * * * *", start="2026-11-01-00:00", fmt="%Y-%m-%d-%H:%M", timezone="UTC"
+)
 KEY = "2026-11-20-12:00"
 UI = "http://dagster.example:3000"
 STATE = {"check_passes": False, "asset_raises": False}
@@ -39,10 +40,14 @@ def price_sanity(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     """A stand-in blocking check whose verdict the test sets."""
     window = context.op_execution_context.partition_time_window
     return dg.AssetCheckResult(
-        passed=STATE["check_passes"], severity=dg.AssetCheckSeverity.ERROR,
+        passed=STATE["check_passes"],
+        severity=dg.AssetCheckSeverity.ERROR,
         description="3 move(s) beyond x3 in one window",
-        metadata={"window_start": window.start.replace(tzinfo=None).isoformat(),
-                  "window_end": window.end.replace(tzinfo=None).isoformat()})
+        metadata={
+            "window_start": window.start.replace(tzinfo=None).isoformat(),
+            "window_end": window.end.replace(tzinfo=None).isoformat(),
+        },
+    )
 
 
 @dg.asset(partitions_def=PARTS, deps=[prices_like])
@@ -50,15 +55,17 @@ def downstream_like() -> None:
     """Depends on prices_like, so its blocking check gates it."""
 
 
-FRESHNESS = dg.build_time_partition_freshness_checks(assets=[prices_like], deadline_cron="*/5 * * * *",
-                                                     severity=dg.AssetCheckSeverity.ERROR)
+FRESHNESS = dg.build_time_partition_freshness_checks(
+    assets=[prices_like], deadline_cron="*/5 * * * *", severity=dg.AssetCheckSeverity.ERROR
+)
 DEFS = dg.Definitions(assets=[prices_like, downstream_like], asset_checks=[price_sanity, *FRESHNESS])
 
 
 @pytest.fixture
 def instance():
-    with dg.instance_for_test(overrides={"run_retries": {"enabled": True, "max_retries": 1,
-                                                         "retry_on_asset_or_op_failure": False}}) as inst:
+    with dg.instance_for_test(
+        overrides={"run_retries": {"enabled": True, "max_retries": 1, "retry_on_asset_or_op_failure": False}}
+    ) as inst:
         yield inst
 
 
@@ -77,8 +84,13 @@ def _reset_state():
 
 def run(instance, *, check_passes=False, asset_raises=False, key=KEY, tags=None) -> dg.ExecuteInProcessResult:
     STATE.update(check_passes=check_passes, asset_raises=asset_raises)
-    return dg.materialize([prices_like, price_sanity, downstream_like], partition_key=key, instance=instance,
-                          raise_on_error=False, tags=tags)
+    return dg.materialize(
+        [prices_like, price_sanity, downstream_like],
+        partition_key=key,
+        instance=instance,
+        raise_on_error=False,
+        tags=tags,
+    )
 
 
 def tick(sensor: dg.SensorDefinition, instance, cursor: str | None) -> tuple[str | None, str | None]:
@@ -151,7 +163,10 @@ def test_a_failed_run_sends_one_message_and_a_blocked_run_only_its_check_message
     (payload,) = hook.messages
     assert payload["text"].startswith("[ERROR] run of __ephemeral_asset_job__ failed | window 2026-11-20-12:05")
     assert "steps failed: prices_like" in payload["text"]
-    assert "RuntimeError: exchange: failed after 5 attempts; last error: HTTP 503" in payload["text"] and f"{UI}/runs/{failed.run_id}" in payload["text"]
+    assert (
+        "RuntimeError: exchange: failed after 5 attempts; last error: HTTP 503" in payload["text"]
+        and f"{UI}/runs/{failed.run_id}" in payload["text"]
+    )
     tick(run_failure_alert_sensor, instance, cursor)
     assert len(hook.messages) == 1
 
@@ -170,8 +185,12 @@ def test_a_run_that_will_be_retried_is_not_alerted_until_its_last_attempt(instan
 def test_a_late_window_sends_one_freshness_message(instance, hook):
     run(instance, check_passes=True)
     for _ in range(2):  # evaluated twice while still late (e.g. by a backfill run): one message
-        result = dg.materialize([prices_like, *FRESHNESS], selection=dg.AssetSelection.checks(*FRESHNESS),
-                                instance=instance, raise_on_error=False)
+        result = dg.materialize(
+            [prices_like, *FRESHNESS],
+            selection=dg.AssetSelection.checks(*FRESHNESS),
+            instance=instance,
+            raise_on_error=False,
+        )
         assert result.success
     cursor, _ = tick(check_alert_sensor, instance, None)
     assert hook.messages == []  # freshness is the freshness sensor's
@@ -192,10 +211,20 @@ def test_without_a_webhook_alerts_are_logged_and_the_cursor_moves_on(instance, m
 
 
 def test_payload_is_slack_compatible():
-    alert = Alert(kind="check", title="price_data_real: check price_sanity failed", detail="2 moves",
-                  severity="WARN", asset="price_data_real", window="a to b", run_id="r1", run_url=f"{UI}/runs/r1")
+    alert = Alert(
+        kind="check",
+        title="price_data_real: check price_sanity failed",
+        detail="2 moves",
+        severity="WARN",
+        asset="price_data_real",
+        window="a to b",
+        run_id="r1",
+        run_url=f"{UI}/runs/r1",
+    )
     payload = slack_payload(alert)
-    assert payload["text"] == f"[WARN] price_data_real: check price_sanity failed | window a to b | 2 moves | {UI}/runs/r1"
+    assert (
+        payload["text"] == f"[WARN] price_data_real: check price_sanity failed | window a to b | 2 moves | {UI}/runs/r1"
+    )
     assert [b["type"] for b in payload["blocks"]] == ["section", "context", "actions"]
     assert "*Window:* a to b" in payload["blocks"][1]["elements"][0]["text"]
 
@@ -233,8 +262,10 @@ def test_a_tick_that_dies_after_delivering_is_not_sent_again(instance, hook, mon
     cursor, message = tick(check_alert_sensor, instance, None)  # Dagster saved no cursor
     assert message == "sent 1 alert(s)"
     assert [m["text"].split(" | ")[1] for m in hook.messages] == [
-        "window 2026-11-20T12:00:00 to 2026-11-20T12:05:00", "window 2026-11-20T12:10:00 to 2026-11-20T12:15:00",
-        "window 2026-11-20T12:20:00 to 2026-11-20T12:25:00"]
+        "window 2026-11-20T12:00:00 to 2026-11-20T12:05:00",
+        "window 2026-11-20T12:10:00 to 2026-11-20T12:15:00",
+        "window 2026-11-20T12:20:00 to 2026-11-20T12:25:00",
+    ]
     ids = [m["blocks"][1]["elements"][-1]["text"] for m in hook.messages]
     assert len(set(ids)) == 3 and all(i.startswith("alert id check:prices_like:price_sanity:") for i in ids)
     tick(check_alert_sensor, instance, cursor)
@@ -264,10 +295,12 @@ def test_planned_rows_of_backfills_cost_one_run_lookup_per_run(instance, hook):
     assert sum(not r.planned for r in rows) == len(days)
     looked_up = []
     real_prefetch = RunStates.prefetch
+
     def counting_prefetch(self, run_ids):
         before = self.lookups
         real_prefetch(self, run_ids)
         looked_up.append(self.lookups - before)
+
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(RunStates, "prefetch", counting_prefetch)
         started = clock.perf_counter()

@@ -39,10 +39,14 @@ def test_different_keys_build_separately():
         async def build_for(key: str) -> CachedResponse:
             await asyncio.sleep(0.01)
             return response(key)
+
         return await asyncio.gather(*(cache.get_or_build(k, lambda k=k: build_for(k)) for k in "abc"))
 
     assert [(value.body, status) for value, status in asyncio.run(scenario())] == [
-        (b"a", "miss"), (b"b", "miss"), (b"c", "miss")]
+        (b"a", "miss"),
+        (b"b", "miss"),
+        (b"c", "miss"),
+    ]
 
 
 def test_a_failed_build_fails_its_waiters_and_the_next_request_builds_again():

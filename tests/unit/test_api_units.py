@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import struct
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pyarrow as pa
 import pytest
+import sqlalchemy as sa
+from pydantic import TypeAdapter, ValidationError
 
 from api import mysql_binary
 from api.auth import KeyChecker, RateLimiter
-from api.dates import DateTimeValue, DateValue, explain
 from api.data import PRICES, SENTIMENT, Output, decode_cursor, encode_cursor
+from api.dates import DateTimeValue, DateValue, explain
 from api.errors import ApiError
 from api.formats import csv_batch, json_body, negotiate
 from api.schemas import Format
 from api.service import parse_columns, time_range
-import sqlalchemy as sa
-from pydantic import TypeAdapter, ValidationError
 
 
 def test_negotiate_prefers_the_parameter_then_accept_quality():
@@ -36,8 +36,14 @@ def test_cursor_round_trip_and_refusals():
     values = ["BTC", datetime(2026, 1, 1, 0, 5)]
     cursor = encode_cursor(PRICES, values)
     assert decode_cursor(PRICES, _keys(PRICES), cursor) == values
-    for bad in ("", "!!!", "bm90IGpzb24", encode_cursor(SENTIMENT, ["a", datetime(2026, 1, 1), "i", "m"]),
-                encode_cursor(PRICES, ["BTC", "yesterday"]), encode_cursor(PRICES, ["BTC"])):
+    for bad in (
+        "",
+        "!!!",
+        "bm90IGpzb24",
+        encode_cursor(SENTIMENT, ["a", datetime(2026, 1, 1), "i", "m"]),
+        encode_cursor(PRICES, ["BTC", "yesterday"]),
+        encode_cursor(PRICES, ["BTC"]),
+    ):
         with pytest.raises(ApiError) as err:
             decode_cursor(PRICES, _keys(PRICES), bad)
         assert err.value.status == 400 and "cursor" in err.value.message
@@ -71,9 +77,13 @@ def test_rate_limiter_refills():
 def test_time_range_defaults_and_checks():
     end = datetime(2026, 1, 2)
     assert time_range(None, None, default_end=end, default_span=timedelta(days=1), max_span=None) == (
-        datetime(2026, 1, 1), end)
+        datetime(2026, 1, 1),
+        end,
+    )
     aware = datetime(2026, 1, 1, 1, tzinfo=timezone(timedelta(hours=1)))
-    assert time_range(aware, None, default_end=end, default_span=timedelta(days=1), max_span=None)[0] == datetime(2026, 1, 1)
+    assert time_range(aware, None, default_end=end, default_span=timedelta(days=1), max_span=None)[0] == datetime(
+        2026, 1, 1
+    )
     for start, stop in ((end, end), (datetime(2024, 1, 1), end), (datetime(1, 1, 1), end)):
         with pytest.raises(ApiError):
             time_range(start, stop, default_end=end, default_span=timedelta(days=1), max_span=timedelta(days=366))
@@ -98,19 +108,22 @@ def test_binary_parameters_are_encoded_by_type():
     assert payload[:4] == struct.pack("<I", 9) and payload[9] == 0b01  # the null bitmap marks the first
 
 
-@pytest.mark.parametrize("value, fragment", [
-    ("2026-11-30T25:00:00Z", "hour 25 is out of range 0-23"),
-    ("2026-11-30T23:60:00Z", "minute 60 is out of range 0-59"),
-    ("2026-11-30T23:59:61", "second 61 is out of range 0-59"),
-    ("2026-13-01", "month 13 is out of range 1-12"),
-    ("2026-02-29T00:00:00Z", "day 29 is out of range 1-28 for 2026-02"),
-    ("0000-01-01", "year 0 is out of range 1-9999"),
-    ("2026-11-30T00:00:00+25:00", "time zone hour 25 is out of range 0-23"),
-    ("2026-11-30T00:00:00 UTC", "the time zone ' UTC' is not Z or +HH:MM"),
-    ("2026-11-30X00:00", "expected 'T' and a time after the date"),
-    ("2026-11-30T7am", "the time '7am' is not HH:MM"),
-    ("yesterday", "does not start with a date YYYY-MM-DD"),
-])
+@pytest.mark.parametrize(
+    "value, fragment",
+    [
+        ("2026-11-30T25:00:00Z", "hour 25 is out of range 0-23"),
+        ("2026-11-30T23:60:00Z", "minute 60 is out of range 0-59"),
+        ("2026-11-30T23:59:61", "second 61 is out of range 0-59"),
+        ("2026-13-01", "month 13 is out of range 1-12"),
+        ("2026-02-29T00:00:00Z", "day 29 is out of range 1-28 for 2026-02"),
+        ("0000-01-01", "year 0 is out of range 1-9999"),
+        ("2026-11-30T00:00:00+25:00", "time zone hour 25 is out of range 0-23"),
+        ("2026-11-30T00:00:00 UTC", "the time zone ' UTC' is not Z or +HH:MM"),
+        ("2026-11-30X00:00", "expected 'T' and a time after the date"),
+        ("2026-11-30T7am", "the time '7am' is not HH:MM"),
+        ("yesterday", "does not start with a date YYYY-MM-DD"),
+    ],
+)
 def test_date_errors_name_the_wrong_part(value, fragment):
     message = explain(value, with_time=True)
     assert fragment in message and "is not a valid datetime" in message and "2026-11-30T00:00:00Z" in message
@@ -120,8 +133,9 @@ def test_date_only_errors_and_what_pydantic_accepts_is_unchanged():
     assert "unexpected 'T00:00' after the date" in explain("2026-11-30T00:00", with_time=False)
     assert "day 31 is out of range 1-30 for 2026-11" in explain("2026-11-31", with_time=False)
     accepts = TypeAdapter(DateTimeValue)
-    assert accepts.validate_python("2026-11-30T23:59:59.5+01:00") == datetime(2026, 11, 30, 22, 59, 59, 500000,
-                                                                               tzinfo=timezone.utc)
+    assert accepts.validate_python("2026-11-30T23:59:59.5+01:00") == datetime(
+        2026, 11, 30, 22, 59, 59, 500000, tzinfo=UTC
+    )
     assert accepts.validate_python("2026-11-30") == datetime(2026, 11, 30)
     with pytest.raises(ValidationError) as refused:
         accepts.validate_python("2026-11-30T25:00:00Z")
@@ -132,9 +146,14 @@ def test_date_only_errors_and_what_pydantic_accepts_is_unchanged():
 
 def test_csv_batch_writes_times_as_json_does_and_joins_lists():
     times = [datetime(2026, 11, 30), datetime(2026, 11, 30, 0, 0, 1, 123456), None]
-    batch = pa.record_batch([pa.array(times, type=pa.timestamp("us", tz="UTC")),
-                             pa.array([["BTC", "ETH"], [], None], type=pa.list_(pa.string())),
-                             pa.array([date(2026, 1, 1), None, None], type=pa.date32())], names=["t", "symbols", "d"])
+    batch = pa.record_batch(
+        [
+            pa.array(times, type=pa.timestamp("us", tz="UTC")),
+            pa.array([["BTC", "ETH"], [], None], type=pa.list_(pa.string())),
+            pa.array([date(2026, 1, 1), None, None], type=pa.date32()),
+        ],
+        names=["t", "symbols", "d"],
+    )
     out = csv_batch(batch)
     assert out.column(0).to_pylist() == [json_body({"t": t})[6:-2].decode() if t else None for t in times]
     assert out.column(0).to_pylist()[:2] == ["2026-11-30T00:00:00Z", "2026-11-30T00:00:01.123456Z"]

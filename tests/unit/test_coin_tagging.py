@@ -2,8 +2,8 @@
 
 import pytest
 
-from resources.coin_tagging import CoinTagger, symbols_field, tagger_for
-from resources.universe import Coin, load_universe
+from resources.config.universe import Coin, load_universe
+from resources.sources.coin_tagging import CoinTagger, symbols_field, tagger_for
 
 TAGGER = tagger_for(load_universe())
 
@@ -80,25 +80,33 @@ def test_tags(text, expected):
 def test_mentions_give_positions_and_evidence():
     text = "Harmony (ONE) and $SOL rally as bitcoin holds"
     mentions = TAGGER.mentions(text)
-    assert [(m.symbol, m.kind) for m in mentions] == [("ONE", "name"), ("ONE", "ticker"), ("SOL", "cashtag"),
-                                                     ("BTC", "name")]
+    assert [(m.symbol, m.kind) for m in mentions] == [
+        ("ONE", "name"),
+        ("ONE", "ticker"),
+        ("SOL", "cashtag"),
+        ("BTC", "name"),
+    ]
     for m in mentions:
-        assert text[m.start:m.end].upper().lstrip("$").startswith(("HARMONY", "ONE", "SOL", "BITCOIN"))
+        assert text[m.start : m.end].upper().lstrip("$").startswith(("HARMONY", "ONE", "SOL", "BITCOIN"))
 
 
 def test_context_keeps_the_title_and_the_sentences_about_the_coin():
     title = "Crypto markets mixed"
     summary = "Bitcoin rallied 3% on ETF inflows. Meanwhile Solana (SOL) fell 5% after an outage. Volumes were thin."
     assert TAGGER.context(title, summary, "BTC") == "Crypto markets mixed. Bitcoin rallied 3% on ETF inflows."
-    assert TAGGER.context(title, summary, "SOL") == "Crypto markets mixed. Meanwhile Solana (SOL) fell 5% after an outage."
+    assert (
+        TAGGER.context(title, summary, "SOL") == "Crypto markets mixed. Meanwhile Solana (SOL) fell 5% after an outage."
+    )
     # a coin named only in the title: the whole summary is its context
     assert TAGGER.context("ETH slumps", summary, "ETH") == f"ETH slumps. {summary}"
     assert TAGGER.context("Only a title", "", "BTC") == "Only a title"
 
 
 def test_another_universe_uses_its_own_names_and_flags_word_tickers():
-    coins = (Coin("ABC", "abc-chain", "Alphabet Chain", None, None, None),
-             Coin("FLOW", "flow", "Flow", None, None, None))
+    coins = (
+        Coin("ABC", "abc-chain", "Alphabet Chain", None, None, None),
+        Coin("FLOW", "flow", "Flow", None, None, None),
+    )
     tagger = CoinTagger(coins)
     assert tagger.tag("Alphabet Chain launches; ABC up 4%") == ("ABC",)
     assert tagger.tag("cash flow improves") == ()

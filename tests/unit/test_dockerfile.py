@@ -121,8 +121,9 @@ def substitute(value: str, variables: dict[str, str]) -> str:
     return pattern.sub(replace, value)
 
 
-def stage_variables(global_args: dict[str, str], stage: Stage, build_args: dict[str, str],
-                    upto: Instruction | None = None) -> dict[str, str]:
+def stage_variables(
+    global_args: dict[str, str], stage: Stage, build_args: dict[str, str], upto: Instruction | None = None
+) -> dict[str, str]:
     """ARG and ENV values in effect in a stage, up to an instruction (exclusive)."""
     variables: dict[str, str] = {}
     for instruction in stage.instructions:
@@ -193,7 +194,10 @@ def test_hadolint_is_clean() -> None:
         pytest.skip(message)
     result = subprocess.run(
         [binary, "--no-color", "--format", "tty", str(DOCKERFILE)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
 
@@ -205,8 +209,7 @@ def test_hadolint_catches_a_bad_dockerfile(tmp_path: Path) -> None:
         pytest.skip("hadolint not installed")
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python:latest\nRUN pip install dagster\nCMD python -m app\n")
-    result = subprocess.run([binary, "--no-color", str(bad)], capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run([binary, "--no-color", str(bad)], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode != 0
     assert "DL3007" in result.stdout  # latest tag
     assert "DL3013" in result.stdout  # unpinned pip install
@@ -251,7 +254,7 @@ def test_runs_as_non_root_matching_the_chart(dockerfile) -> None:
     assert uid.isdigit() and int(uid) > 0, f"numeric non-root USER expected, got {user!r}"
     assert gid.isdigit() and int(gid) > 0
     # Nothing runs as root after USER.
-    after = final.instructions[final.instructions.index(users[-1]):]
+    after = final.instructions[final.instructions.index(users[-1]) :]
     assert not [i for i in after if i.keyword == "RUN"], "RUN after USER"
 
     values = yaml.safe_load(CHART_VALUES.read_text())
@@ -312,8 +315,7 @@ def test_torch_is_the_projects_pin_cpu_by_default(dockerfile, pyproject) -> None
             assert constraint_pins["torch"].split("+")[0] == project_pins["torch"]
 
 
-def test_dependency_step_installs_exactly_the_pyproject_pins(dockerfile, pyproject,
-                                                               tmp_path: Path) -> None:
+def test_dependency_step_installs_exactly_the_pyproject_pins(dockerfile, pyproject, tmp_path: Path) -> None:
     """Run the Dockerfile's own requirement extraction against pyproject.toml."""
     _, stages = dockerfile
     builder = builder_stage(stages)
@@ -326,18 +328,22 @@ def test_dependency_step_installs_exactly_the_pyproject_pins(dockerfile, pyproje
     assert "--constraint constraints.txt" in install
 
     (tmp_path / "pyproject.toml").write_bytes(PYPROJECT.read_bytes())
-    result = subprocess.run([sys.executable, "-c", extraction.group(1)], cwd=tmp_path,
-                            capture_output=True, text=True, check=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", extraction.group(1)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     requirements = [line for line in result.stdout.splitlines() if line.strip()]
     assert requirements == pyproject["project"]["dependencies"]
     dagster_pins = pins(requirements)
-    for package in ("dagster", "dagster-webserver", "dagster-k8s", "dagster-mysql",
-                    "dagster-postgres", "torch"):
+    for package in ("dagster", "dagster-webserver", "dagster-k8s", "dagster-mysql", "dagster-postgres", "torch"):
         assert package in dagster_pins, f"{package} is not pinned in pyproject.toml"
 
     # The project itself goes in without re-resolving anything.
-    assert any(re.search(r"pip install --no-cache-dir --no-deps \.(\s|$)", c)
-               for c in _run_commands(builder))
+    assert any(re.search(r"pip install --no-cache-dir --no-deps \.(\s|$)", c) for c in _run_commands(builder))
 
 
 def test_no_pin_in_the_dockerfile_disagrees_with_the_project(dockerfile, pyproject) -> None:
@@ -372,11 +378,9 @@ def test_every_package_is_copied_and_not_ignored(dockerfile, pyproject) -> None:
         assert (REPO_ROOT / package).is_dir(), package
 
     ignored = [
-        line.strip() for line in DOCKERIGNORE.read_text().splitlines()
-        if line.strip() and not line.startswith("#")
+        line.strip() for line in DOCKERIGNORE.read_text().splitlines() if line.strip() and not line.startswith("#")
     ]
-    needed = ["pyproject.toml", "README.md", "constraints.txt", *packages,
-              *(f"{p}/__init__.py" for p in packages)]
+    needed = ["pyproject.toml", "README.md", "constraints.txt", *packages, *(f"{p}/__init__.py" for p in packages)]
     for path in needed:
         for pattern in ignored:
             assert not fnmatch.fnmatch(path, pattern), f".dockerignore {pattern!r} drops {path}"

@@ -4,9 +4,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from resources.exchange import BAR_MS, DAY_MS, IntervalError, _point_at, check_interval, check_series
-from resources.market_history import MAX_SPAN, plan_spans
-from resources.settings import SettingsError, load_settings
+from resources.config.settings import SettingsError, load_settings
+from resources.sources.exchange import BAR_MS, DAY_MS, IntervalError, _point_at, check_interval, check_series
+from resources.sources.market_history import MAX_SPAN, plan_spans
 
 SINCE = 1_795_996_800_000  # 2026-11-30 00:00 UTC
 
@@ -21,11 +21,14 @@ def test_5_minute_pages_pass_even_with_gaps():
     check_series("okx", "BTC/USDT", [SINCE + 12 * BAR_MS * k for k in range(2)], 288)  # two bars an hour apart
 
 
-@pytest.mark.parametrize("times, raw, message", [
-    ([SINCE + 60_000], None, "not on the 5-minute grid"),
-    ([SINCE, SINCE + 2 * DAY_MS], None, "not 5-minute bars"),  # beyond what 288 five-minute bars reach
-    ([SINCE], [[SINCE, "1", "1", "1", "1", "1", SINCE + DAY_MS - 1]], "a 1440-minute bar"),
-])
+@pytest.mark.parametrize(
+    "times, raw, message",
+    [
+        ([SINCE + 60_000], None, "not on the 5-minute grid"),
+        ([SINCE, SINCE + 2 * DAY_MS], None, "not 5-minute bars"),  # beyond what 288 five-minute bars reach
+        ([SINCE], [[SINCE, "1", "1", "1", "1", "1", SINCE + DAY_MS - 1]], "a 1440-minute bar"),
+    ],
+)
 def test_pages_of_other_intervals_are_rejected(times, raw, message):
     with pytest.raises(IntervalError, match=message):
         check_interval("binance", "BTC/USDT", _bars(times), raw, SINCE, 288)
@@ -42,7 +45,10 @@ def test_series_of_coarser_bars_are_rejected():
 def test_ccxt_urls_point_at_the_override_with_their_paths_kept():
     urls = {"public": "https://api.binance.com/api/v3", "rest": "https://{hostname}", "nested": {"x": "https://a.b/c"}}
     assert _point_at(urls, "http://127.0.0.1:9/") == {
-        "public": "http://127.0.0.1:9/api/v3", "rest": "http://127.0.0.1:9", "nested": {"x": "http://127.0.0.1:9/c"}}
+        "public": "http://127.0.0.1:9/api/v3",
+        "rest": "http://127.0.0.1:9",
+        "nested": {"x": "http://127.0.0.1:9/c"},
+    }
 
 
 NOW = datetime(2026, 12, 1, 12, 0)
@@ -64,8 +70,14 @@ def test_history_spans_before_the_cache_and_longer_than_90_days_are_split():
 
 
 def test_exchange_settings():
-    settings = load_settings({"CRYPTO_EXCHANGES": "OKX, kraken", "CRYPTO_EXCHANGE_URLS": "okx=http://127.0.0.1:1/",
-                              "CRYPTO_SNAPSHOT_MAX_AGE_S": "120", "COINGECKO_CALLS_PER_MINUTE": "25"})
+    settings = load_settings(
+        {
+            "CRYPTO_EXCHANGES": "OKX, kraken",
+            "CRYPTO_EXCHANGE_URLS": "okx=http://127.0.0.1:1/",
+            "CRYPTO_SNAPSHOT_MAX_AGE_S": "120",
+            "COINGECKO_CALLS_PER_MINUTE": "25",
+        }
+    )
     assert settings.exchanges == ("okx", "kraken") and settings.exchange_urls == (("okx", "http://127.0.0.1:1"),)
     assert settings.snapshot_max_age_s == 120 and settings.coingecko_calls_per_minute == 25
     assert load_settings({}).exchanges == ("binance", "okx", "coinbase", "kraken")
@@ -74,7 +86,7 @@ def test_exchange_settings():
 
 
 def test_ccxts_rate_limiter_is_on_with_its_own_spacing_unless_told():
-    from resources.exchange import Venue
+    from resources.sources.exchange import Venue
 
     assert Venue("okx").client.enableRateLimit and Venue("okx").client.rateLimit == 110
     assert Venue("binance", rate_limit_ms=5).client.rateLimit == 5

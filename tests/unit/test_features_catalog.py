@@ -17,7 +17,7 @@ from crypto_assets.features.catalog import (
     catalog_records,
     features_in_family,
 )
-from resources.warehouse import METADATA
+from resources.storage.warehouse import METADATA
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,8 +36,13 @@ def test_catalog_has_at_least_150_unique_documented_features() -> None:
 
 def test_the_table_has_exactly_the_catalogued_columns() -> None:
     assert METADATA.tables["ml_features_materialized"] is FEATURES_TABLE
-    assert [c.name for c in FEATURES_TABLE.columns] == ["symbol", "timestamp", "price", *FEATURE_NAMES,
-                                                        "feature_set_version"]
+    assert [c.name for c in FEATURES_TABLE.columns] == [
+        "symbol",
+        "timestamp",
+        "price",
+        *FEATURE_NAMES,
+        "feature_set_version",
+    ]
     assert [c.name for c in FEATURES_TABLE.primary_key.columns] == ["symbol", "timestamp"]
     assert len(FEATURE_SET_VERSION) <= 32 and FEATURE_SET_VERSION.startswith("1.")
 
@@ -62,9 +67,11 @@ def test_docs_check_fails_when_stale(tmp_path) -> None:
 
 
 def test_catalog_and_computation_import_without_dagster() -> None:
-    code = ("import sys; import crypto_assets.features.catalog, crypto_assets.features.compute, "
-            "crypto_assets.features.io, crypto_assets.features.docs; "
-            "assert 'dagster' not in sys.modules, 'dagster was imported'")
+    code = (
+        "import sys; import crypto_assets.features.catalog, crypto_assets.features.compute, "
+        "crypto_assets.features.io, crypto_assets.features.docs; "
+        "assert 'dagster' not in sys.modules, 'dagster was imported'"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 

@@ -33,14 +33,22 @@ def random_sentiment(seed: int = 3, first: datetime = START - WARMUP * STEP, las
     windows = (last - first) // STEP
     starts = [first + int(k) * STEP for k in rng.integers(0, windows, n)]
     labels = rng.choice(["bearish", "neutral", "bullish", "Bullish"], n)
-    frame = pd.DataFrame({
-        "item_id": [f"item{i}" for i in range(n)], "symbol": rng.choice(SYMBOLS + ("ADA",), n),
-        "model": "lexicon", "window_start": starts, "sentiment_score": rng.uniform(-1, 1, n),
-        "confidence": rng.uniform(0, 1, n), "label": labels, "source": "rss",
-        "analyzed_at": [s + timedelta(minutes=7) for s in starts],
-    })
+    frame = pd.DataFrame(
+        {
+            "item_id": [f"item{i}" for i in range(n)],
+            "symbol": rng.choice(SYMBOLS + ("ADA",), n),
+            "model": "lexicon",
+            "window_start": starts,
+            "sentiment_score": rng.uniform(-1, 1, n),
+            "confidence": rng.uniform(0, 1, n),
+            "label": labels,
+            "source": "rss",
+            "analyzed_at": [s + timedelta(minutes=7) for s in starts],
+        }
+    )
     second = frame.sample(frac=0.3, random_state=seed).assign(
-        model="cryptobert", sentiment_score=lambda f: -f["sentiment_score"] / 2, label="bearish")
+        model="cryptobert", sentiment_score=lambda f: -f["sentiment_score"] / 2, label="bearish"
+    )
     return pd.concat([frame, second], ignore_index=True)
 
 
@@ -50,18 +58,34 @@ def random_macro() -> pd.DataFrame:
     for series_id, level in (("DGS10", 4.2), ("DFF", 4.3), ("^GSPC", 5000.0), ("^VIX", 15.0)):
         for day in range(-20, 3):
             observed = (START + timedelta(days=day)).date()
-            rows.append({"series_id": series_id, "observation_date": observed, "value": level + 0.01 * day,
-                         "realtime_start": observed + timedelta(days=1)})
+            rows.append(
+                {
+                    "series_id": series_id,
+                    "observation_date": observed,
+                    "value": level + 0.01 * day,
+                    "realtime_start": observed + timedelta(days=1),
+                }
+            )
     for month in range(-14, 1):
         observed = (pd.Timestamp(START) + pd.DateOffset(months=month)).replace(day=1).date()
-        rows.append({"series_id": "CPIAUCSL", "observation_date": observed, "value": 300 + month,
-                     "realtime_start": observed + timedelta(days=40)})
+        rows.append(
+            {
+                "series_id": "CPIAUCSL",
+                "observation_date": observed,
+                "value": 300 + month,
+                "realtime_start": observed + timedelta(days=40),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 @pytest.fixture(scope="module")
 def data() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    return random_prices(SYMBOLS, windows=WARMUP + TARGETS, seed=11, gaps=4, flat=False), random_sentiment(), random_macro()
+    return (
+        random_prices(SYMBOLS, windows=WARMUP + TARGETS, seed=11, gaps=4, flat=False),
+        random_sentiment(),
+        random_macro(),
+    )
 
 
 def _rows_until(frame: pd.DataFrame, t: datetime) -> pd.DataFrame:
@@ -69,9 +93,11 @@ def _rows_until(frame: pd.DataFrame, t: datetime) -> pd.DataFrame:
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(target=st.integers(0, TARGETS - 2), change=st.sampled_from(["scale", "delete", "new_symbol", "sentiment",
-                                                                   "sentiment_delete", "macro"]),
-       seed=st.integers(0, 2**16))
+@given(
+    target=st.integers(0, TARGETS - 2),
+    change=st.sampled_from(["scale", "delete", "new_symbol", "sentiment", "sentiment_delete", "macro"]),
+    seed=st.integers(0, 2**16),
+)
 def test_data_after_a_window_never_changes_its_features(data, target: int, change: str, seed: int) -> None:
     prices, sentiment, macro = data
     t = START + target * STEP
@@ -98,9 +124,22 @@ def test_data_after_a_window_never_changes_its_features(data, target: int, chang
         window_end = pd.Timestamp(t + STEP)
         available = pd.to_datetime(macro2["realtime_start"]) + MACRO_AVAILABILITY_LAG
         macro2.loc[available > window_end, "value"] = rng.uniform(0, 10, (available > window_end).sum())
-        macro2 = pd.concat([macro2, pd.DataFrame([{
-            "series_id": "DGS10", "observation_date": (t + timedelta(days=1)).date(), "value": 99.0,
-            "realtime_start": (window_end + timedelta(days=1)).date()}])], ignore_index=True)
+        macro2 = pd.concat(
+            [
+                macro2,
+                pd.DataFrame(
+                    [
+                        {
+                            "series_id": "DGS10",
+                            "observation_date": (t + timedelta(days=1)).date(),
+                            "value": 99.0,
+                            "realtime_start": (window_end + timedelta(days=1)).date(),
+                        }
+                    ]
+                ),
+            ],
+            ignore_index=True,
+        )
     before = compute_features(prices, sentiment, macro, START, END)
     after = compute_features(prices2, sentiment2, macro2, START, END)
     pd.testing.assert_frame_equal(_rows_until(before, t), _rows_until(after, t), check_exact=True)
@@ -112,30 +151,51 @@ def test_alone_backfill_and_chunking_give_identical_rows(data) -> None:
     rechunked = compute_features(prices, sentiment, macro, START, END, chunk_windows=7)
     pd.testing.assert_frame_equal(full, rechunked, check_exact=True)
     middle = compute_features(prices, sentiment, macro, START + 5 * STEP, START + 17 * STEP)
-    expected = full.loc[(full["timestamp"] >= pd.Timestamp(START + 5 * STEP))
-                        & (full["timestamp"] < pd.Timestamp(START + 17 * STEP))].reset_index(drop=True)
+    expected = full.loc[
+        (full["timestamp"] >= pd.Timestamp(START + 5 * STEP)) & (full["timestamp"] < pd.Timestamp(START + 17 * STEP))
+    ].reset_index(drop=True)
     pd.testing.assert_frame_equal(middle, expected, check_exact=True)
     for k in (0, 9, TARGETS - 1):
         t = START + k * STEP
         # alone: only the rows the asset would read for this window
-        alone_prices = prices.loc[(prices["window_start"] >= pd.Timestamp(t - WARMUP * STEP))
-                                  & (prices["window_start"] <= pd.Timestamp(t))]
+        alone_prices = prices.loc[
+            (prices["window_start"] >= pd.Timestamp(t - WARMUP * STEP)) & (prices["window_start"] <= pd.Timestamp(t))
+        ]
         alone = compute_features(alone_prices, sentiment, macro, t, t + STEP)
-        pd.testing.assert_frame_equal(alone, full.loc[full["timestamp"] == pd.Timestamp(t)].reset_index(drop=True),
-                                      check_exact=True)
+        pd.testing.assert_frame_equal(
+            alone, full.loc[full["timestamp"] == pd.Timestamp(t)].reset_index(drop=True), check_exact=True
+        )
 
 
 def test_recomputing_later_with_more_history_gives_identical_rows(data) -> None:
     prices, sentiment, macro = data
     first = compute_features(prices, sentiment, macro, START, END)
     # later: the tables have grown (a day more of everything), and older history too
-    grown = pd.concat([
-        random_prices(SYMBOLS, windows=WARMUP * 2 + TARGETS + 100, seed=99, gaps=0, flat=False,
-                      first=START - 2 * WARMUP * STEP).loc[lambda f: (f["window_start"] < pd.Timestamp(START - WARMUP * STEP))
-                                                           | (f["window_start"] >= pd.Timestamp(END))],
-        prices], ignore_index=True)
-    later_sentiment = pd.concat([sentiment, random_sentiment(seed=5, first=END, last=END + 100 * STEP)
-                                 .assign(item_id=lambda f: "late" + f["item_id"])], ignore_index=True)
+    grown = pd.concat(
+        [
+            random_prices(
+                SYMBOLS,
+                windows=WARMUP * 2 + TARGETS + 100,
+                seed=99,
+                gaps=0,
+                flat=False,
+                first=START - 2 * WARMUP * STEP,
+            ).loc[
+                lambda f: (
+                    (f["window_start"] < pd.Timestamp(START - WARMUP * STEP)) | (f["window_start"] >= pd.Timestamp(END))
+                )
+            ],
+            prices,
+        ],
+        ignore_index=True,
+    )
+    later_sentiment = pd.concat(
+        [
+            sentiment,
+            random_sentiment(seed=5, first=END, last=END + 100 * STEP).assign(item_id=lambda f: "late" + f["item_id"]),
+        ],
+        ignore_index=True,
+    )
     again = compute_features(grown, later_sentiment, macro, START, END)
     pd.testing.assert_frame_equal(first, again, check_exact=True)
 

@@ -21,9 +21,14 @@ START = datetime(2026, 1, 5)
 WARMUP = 288
 
 
-def random_prices(symbols: tuple[str, ...] = ("BTC", "ETH", "SOL", "DOGE"), windows: int = 700, seed: int = 7,
-                  first: datetime = START - WARMUP * timedelta(minutes=5), gaps: int = 3,
-                  flat: bool = True) -> pd.DataFrame:
+def random_prices(
+    symbols: tuple[str, ...] = ("BTC", "ETH", "SOL", "DOGE"),
+    windows: int = 700,
+    seed: int = 7,
+    first: datetime = START - WARMUP * timedelta(minutes=5),
+    gaps: int = 3,
+    flat: bool = True,
+) -> pd.DataFrame:
     """``price_data_real``-shaped rows: random walks, random candles, some missing bars.
 
     ``gaps`` bars per symbol (not BTC) are removed; with ``flat``, the last symbol's price is
@@ -46,14 +51,28 @@ def random_prices(symbols: tuple[str, ...] = ("BTC", "ETH", "SOL", "DOGE"), wind
             close[middle] = open_[middle] = high[middle] = low[middle] = close[windows // 2]
             volume[middle] = 10.0
         supply = 1e6 * (i + 1)
-        frame = pd.DataFrame({
-            "symbol": symbol, "coin_id": symbol.lower(), "window_start": times,
-            "current_price": close * (1 + rng.normal(0, 1e-4, windows)), "market_cap": close * supply,
-            "volume_24h": np.exp(rng.normal(20, 0.3, windows)), "price_change_24h": 0.0,
-            "price_change_pct_24h": rng.normal(0, 3, windows), "high_24h": high, "low_24h": low,
-            "open_24h": open_, "open": open_, "high": high, "low": low, "close": close, "volume": volume,
-            "source": "test", "collected_at": times + pd.Timedelta(minutes=5),
-        })
+        frame = pd.DataFrame(
+            {
+                "symbol": symbol,
+                "coin_id": symbol.lower(),
+                "window_start": times,
+                "current_price": close * (1 + rng.normal(0, 1e-4, windows)),
+                "market_cap": close * supply,
+                "volume_24h": np.exp(rng.normal(20, 0.3, windows)),
+                "price_change_24h": 0.0,
+                "price_change_pct_24h": rng.normal(0, 3, windows),
+                "high_24h": high,
+                "low_24h": low,
+                "open_24h": open_,
+                "open": open_,
+                "high": high,
+                "low": low,
+                "close": close,
+                "volume": volume,
+                "source": "test",
+                "collected_at": times + pd.Timedelta(minutes=5),
+            }
+        )
         if gaps and symbol != "BTC":
             frame = frame.drop(index=rng.choice(np.arange(WARMUP, windows), gaps, replace=False))
         frames.append(frame)
@@ -95,9 +114,15 @@ def _check(features: pd.DataFrame, name: str, expected: pd.DataFrame, rtol: floa
     want = expected.loc[got.index, got.columns]
     both_nan = got.isna() & want.isna()
     assert (got.isna() == want.isna()).all().all(), (
-        f"{name}: NULL pattern differs at {(got.isna() != want.isna()).stack().loc[lambda s: s].index[:5].tolist()}")
-    np.testing.assert_allclose(got.where(~both_nan, 0).to_numpy(float), want.where(~both_nan, 0).to_numpy(float),
-                               rtol=rtol, atol=atol, err_msg=name)
+        f"{name}: NULL pattern differs at {(got.isna() != want.isna()).stack().loc[lambda s: s].index[:5].tolist()}"
+    )
+    np.testing.assert_allclose(
+        got.where(~both_nan, 0).to_numpy(float),
+        want.where(~both_nan, 0).to_numpy(float),
+        rtol=rtol,
+        atol=atol,
+        err_msg=name,
+    )
 
 
 def _idx_max(values: np.ndarray) -> float:
@@ -163,7 +188,7 @@ def alpha158_reference(panel: dict[str, pd.DataFrame], d: int) -> dict[str, pd.D
     regression = {name: np.full(values.shape, np.nan) for name in ("beta", "rsqr", "resi")}
     for j in range(d - 1, len(c)):
         for s in range(c.shape[1]):
-            window = values[j - d + 1:j + 1, s]
+            window = values[j - d + 1 : j + 1, s]
             if np.isnan(window).any():
                 continue
             slope, rsq, resid = _regression(window)
@@ -182,8 +207,13 @@ def test_alpha158_rolling_operators_match_pandas(case, d: int) -> None:
     assert ops == set(reference), "every rolling operator has a reference"
     for op, expected in reference.items():
         # rsqr of a nearly flat window is ill-conditioned in either implementation
-        _check(features, f"{op}_{d}", expected, rtol=1e-5 if op in ("rsqr", "beta", "resi", "corr", "cord") else 1e-7,
-               atol=1e-6 if op in ("rsqr", "corr", "cord", "vstd", "wvma") else 1e-9)
+        _check(
+            features,
+            f"{op}_{d}",
+            expected,
+            rtol=1e-5 if op in ("rsqr", "beta", "resi", "corr", "cord") else 1e-7,
+            atol=1e-6 if op in ("rsqr", "corr", "cord", "vstd", "wvma") else 1e-9,
+        )
 
 
 def test_candle_features_match_alpha158(case) -> None:
@@ -191,11 +221,18 @@ def test_candle_features_match_alpha158(case) -> None:
     o, h, lo, c = p["open"], p["high"], p["low"], p["price"]
     span = h - lo + 1e-12
     expected = {
-        "kmid": (c - o) / o, "klen": (h - lo) / o, "kmid2": (c - o) / span,
-        "kup": (h - np.maximum(o, c)) / o, "kup2": (h - np.maximum(o, c)) / span,
-        "klow": (np.minimum(o, c) - lo) / o, "klow2": (np.minimum(o, c) - lo) / span,
-        "ksft": (2 * c - h - lo) / o, "ksft2": (2 * c - h - lo) / span,
-        "open0": o / c, "high0": h / c, "low0": lo / c,
+        "kmid": (c - o) / o,
+        "klen": (h - lo) / o,
+        "kmid2": (c - o) / span,
+        "kup": (h - np.maximum(o, c)) / o,
+        "kup2": (h - np.maximum(o, c)) / span,
+        "klow": (np.minimum(o, c) - lo) / o,
+        "klow2": (np.minimum(o, c) - lo) / span,
+        "ksft": (2 * c - h - lo) / o,
+        "ksft2": (2 * c - h - lo) / span,
+        "open0": o / c,
+        "high0": h / c,
+        "low0": lo / c,
     }
     assert set(expected) == {s.name for s in features_in_family("candle")}
     for name, frame in expected.items():
@@ -206,8 +243,10 @@ def test_returns_and_volatility_match_pandas(case) -> None:
     _, p, features = case
     c, h, lo, o = p["price"], p["high"], p["low"], p["open"]
     r = np.log(c / c.shift(1))
-    expected = {f"ret_{label}": c / c.shift(k) - 1 for label, k in
-                {"5m": 1, "15m": 3, "30m": 6, "1h": 12, "4h": 48, "12h": 144, "1d": 288}.items()}
+    expected = {
+        f"ret_{label}": c / c.shift(k) - 1
+        for label, k in {"5m": 1, "15m": 3, "30m": 6, "1h": 12, "4h": 48, "12h": 144, "1d": 288}.items()
+    }
     expected["ret_5m_lag1"] = c.shift(1) / c.shift(2) - 1
     expected["ret_5m_lag2"] = c.shift(2) / c.shift(3) - 1
     for label, n in (("1h", 12), ("4h", 48), ("1d", 288)):
@@ -233,8 +272,10 @@ def test_volume_and_market_features_match_pandas(case) -> None:
     r = np.log(c / c.shift(1))
     tp = (h + lo + c) / 3
     expected = {
-        "log_market_cap": np.log(cap), "turnover_24h": p["volume_24h"] / cap,
-        "mcap_change_1h": cap / cap.shift(12) - 1, "mcap_change_1d": cap / cap.shift(288) - 1,
+        "log_market_cap": np.log(cap),
+        "turnover_24h": p["volume_24h"] / cap,
+        "mcap_change_1h": cap / cap.shift(12) - 1,
+        "mcap_change_1d": cap / cap.shift(288) - 1,
         "vol_z_1d": (lv - lv.rolling(288).mean()) / lv.rolling(288).std(),
         "vol_ratio_1h_1d": v.rolling(12).mean() / v.rolling(288).mean(),
         "log_dollar_volume_1h": np.log((v * c).rolling(12).sum()),
@@ -265,8 +306,11 @@ def test_volume_and_market_features_match_pandas(case) -> None:
 def test_cross_section_ranks_and_zscores_match_pandas(case) -> None:
     _, _, features = case
     for spec in features_in_family("cross_section"):
-        kind, base = ("rank", spec.name[len("cs_rank_"):]) if spec.name.startswith("cs_rank_") else (
-            "z", spec.name[len("cs_z_"):])
+        kind, base = (
+            ("rank", spec.name[len("cs_rank_") :])
+            if spec.name.startswith("cs_rank_")
+            else ("z", spec.name[len("cs_z_") :])
+        )
         wide = features.pivot(index="timestamp", columns="symbol", values=base)
         if kind == "rank":
             expected = wide.rank(axis=1, pct=True)
@@ -275,8 +319,9 @@ def test_cross_section_ranks_and_zscores_match_pandas(case) -> None:
             ok = ((count >= 3) & (std > 0)).to_numpy()[:, None]
             expected = wide.sub(mean, axis=0).div(std, axis=0).where(np.broadcast_to(ok, wide.shape))
         got = features.pivot(index="timestamp", columns="symbol", values=spec.name)
-        np.testing.assert_allclose(got.to_numpy(float), expected.to_numpy(float), rtol=1e-9, atol=1e-12,
-                                   err_msg=spec.name)
+        np.testing.assert_allclose(
+            got.to_numpy(float), expected.to_numpy(float), rtol=1e-9, atol=1e-12, err_msg=spec.name
+        )
 
 
 def test_missing_bars_make_features_null_not_filled(case) -> None:

@@ -87,8 +87,7 @@ def test_talib_feature_equals_talib(case, name: str) -> None:
             if not np.isfinite(expected):  # %b where the bands coincide (a flat stretch): NULL here
                 assert name == "bb_pctb" and np.isnan(actual), f"{name}: TA-Lib gives {expected} at {times[j]}"
                 continue
-            np.testing.assert_allclose(actual, expected, rtol=1e-9, atol=1e-9,
-                                       err_msg=f"{name} {symbol} {times[j]}")
+            np.testing.assert_allclose(actual, expected, rtol=1e-9, atol=1e-9, err_msg=f"{name} {symbol} {times[j]}")
             compared += 1
     assert compared >= 4 * 150 - 20
 

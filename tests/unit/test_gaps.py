@@ -12,9 +12,10 @@ from dagster._core.test_utils import create_run_for_test
 
 from crypto_assets.definitions import ASSETS, defs
 from crypto_assets.partitions import PARTITION_KEY_FORMAT
-from resources.simulated import simulated_price_frame
-from resources.universe import load_universe
-from resources.warehouse import Warehouse, partition_log, price_data_real as price_table, utc_now
+from resources.config.universe import load_universe
+from resources.sources.simulated import simulated_price_frame
+from resources.storage.warehouse import Warehouse, partition_log, utc_now
+from resources.storage.warehouse import price_data_real as price_table
 from sensors.gaps import GAP_HEALING, HealRequest, build_gap_sensor, plan_heal_requests
 
 W = timedelta(minutes=5)
@@ -28,8 +29,14 @@ def windows(start: datetime, n: int) -> list[datetime]:
 def test_contiguous_windows_missing_the_same_assets_make_one_run_newest_first():
     missing = {w: {"price_data_real"} for w in windows(T0, 3)}
     missing.update({w: {"price_data_real", "news_items"} for w in windows(T0 + 5 * W, 2)})
-    plan = plan_heal_requests(missing, {}, {"price_data_real": {"features"}, "news_items": {"sentiment", "features"}},
-                              window=W, max_windows_per_run=288, max_runs=10)
+    plan = plan_heal_requests(
+        missing,
+        {},
+        {"price_data_real": {"features"}, "news_items": {"sentiment", "features"}},
+        window=W,
+        max_windows_per_run=288,
+        max_runs=10,
+    )
     assert plan == [
         HealRequest(("features", "news_items", "price_data_real", "sentiment"), T0 + 5 * W, T0 + 7 * W, 2),
         HealRequest(("features", "price_data_real"), T0, T0 + 3 * W, 3),
@@ -51,8 +58,14 @@ def env(sqlite_url, monkeypatch):
     end = datetime(now.year, now.month, now.day, now.hour, now.minute - now.minute % 5) - timedelta(minutes=10)
     start = end - timedelta(hours=2)
     wh = Warehouse(sqlite_url)
-    wh.write_partition("price_data_real", simulated_price_frame(load_universe(), start, end), start=start, end=end,
-                       run_id="seed", code_version="1")
+    wh.write_partition(
+        "price_data_real",
+        simulated_price_frame(load_universe(), start, end),
+        start=start,
+        end=end,
+        run_id="seed",
+        code_version="1",
+    )
     with dg.instance_for_test() as instance:
         yield instance, wh, start, end
 
@@ -91,15 +104,26 @@ def test_a_deleted_window_is_requested_once_and_healed(env):
     lost = start + 6 * W
     delete_windows(wh, lost, start + 10 * W, start + 11 * W)
     requests = tick(instance).run_requests
-    assert [(r.partition_key, r.tags.get("dagster/asset_partition_range_start"),
-             r.tags.get("dagster/asset_partition_range_end")) for r in requests] == [
-        (None, key(start + 10 * W), key(start + 11 * W)), (key(lost), None, None)]
-    assert all(r.tags["crypto/trigger"] == GAP_HEALING and r.asset_selection == [dg.AssetKey("price_data_real")]
-               for r in requests)
+    assert [
+        (
+            r.partition_key,
+            r.tags.get("dagster/asset_partition_range_start"),
+            r.tags.get("dagster/asset_partition_range_end"),
+        )
+        for r in requests
+    ] == [(None, key(start + 10 * W), key(start + 11 * W)), (key(lost), None, None)]
+    assert all(
+        r.tags["crypto/trigger"] == GAP_HEALING and r.asset_selection == [dg.AssetKey("price_data_real")]
+        for r in requests
+    )
     job = defs.resolve_job_def("five_minute_job")
     for request in requests:  # run them as the daemon would: the job, the request's partition or range
-        result = job.execute_in_process(instance=instance, partition_key=request.partition_key,
-                                        tags=request.tags, asset_selection=request.asset_selection)
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=request.partition_key,
+            tags=request.tags,
+            asset_selection=request.asset_selection,
+        )
         assert result.success
     assert len(wh.committed_windows("price_data_real", start, end)) == 24
     assert not tick(instance).run_requests
@@ -109,16 +133,34 @@ def test_windows_already_targeted_by_runs_or_backfills_are_not_requested_again(e
     instance, wh, start, end = env
     running, backfilled, failed = start + 3 * W, start + 8 * W, start + 12 * W
     delete_windows(wh, running, backfilled, failed)
-    create_run_for_test(instance, job_name="five_minute_job", status=dg.DagsterRunStatus.STARTED,
-                        tags={"dagster/partition": key(running)})
-    create_run_for_test(instance, job_name="five_minute_job", status=dg.DagsterRunStatus.FAILURE,
-                        tags={"dagster/partition": key(failed), "crypto/trigger": GAP_HEALING},
-                        asset_selection=frozenset({dg.AssetKey("price_data_real")}))
-    instance.add_backfill(PartitionBackfill.from_asset_partitions(
-        backfill_id="healing-test", asset_graph=defs.get_repository_def().asset_graph,
-        partition_names=[key(backfilled)], asset_selection=[dg.AssetKey("price_data_real")],
-        backfill_timestamp=time.time(), tags={}, dynamic_partitions_store=instance, all_partitions=False,
-        title=None, description=None, run_config=None))
+    create_run_for_test(
+        instance,
+        job_name="five_minute_job",
+        status=dg.DagsterRunStatus.STARTED,
+        tags={"dagster/partition": key(running)},
+    )
+    create_run_for_test(
+        instance,
+        job_name="five_minute_job",
+        status=dg.DagsterRunStatus.FAILURE,
+        tags={"dagster/partition": key(failed), "crypto/trigger": GAP_HEALING},
+        asset_selection=frozenset({dg.AssetKey("price_data_real")}),
+    )
+    instance.add_backfill(
+        PartitionBackfill.from_asset_partitions(
+            backfill_id="healing-test",
+            asset_graph=defs.get_repository_def().asset_graph,
+            partition_names=[key(backfilled)],
+            asset_selection=[dg.AssetKey("price_data_real")],
+            backfill_timestamp=time.time(),
+            tags={},
+            dynamic_partitions_store=instance,
+            all_partitions=False,
+            title=None,
+            description=None,
+            run_config=None,
+        )
+    )
     data = tick(instance)
     assert not data.run_requests
     assert data.skip_message == "3 missing window(s), all already being handled"
@@ -142,11 +184,24 @@ def test_features_whose_lookback_saw_a_later_commit_are_stale(sqlite_url):
     prices = simulated_price_frame(load_universe()[:3], T0, end)
     wh.write_partition("price_data_real", prices, start=T0, end=end, run_id="live", code_version="1")
     features = "ml_features_materialized"
-    wh.write_partition(features, pd.DataFrame(columns=["symbol", "timestamp", "feature_set_version"]), start=T0, end=end, run_id="live", code_version="1",
-                       time_column="timestamp")
+    wh.write_partition(
+        features,
+        pd.DataFrame(columns=["symbol", "timestamp", "feature_set_version"]),
+        start=T0,
+        end=end,
+        run_id="live",
+        code_version="1",
+        time_column="timestamp",
+    )
     assert stale_windows(wh, HISTORY_LOOKBACKS, T0, end, W) == {}
     time.sleep(0.01)
     healed = T0 + 4 * W  # a price window re-committed after the features that read it
-    wh.write_partition("price_data_real", prices[prices.window_start == healed], start=healed, end=healed + W,
-                       run_id="heal", code_version="1")
+    wh.write_partition(
+        "price_data_real",
+        prices[prices.window_start == healed],
+        start=healed,
+        end=healed + W,
+        run_id="heal",
+        code_version="1",
+    )
     assert stale_windows(wh, HISTORY_LOOKBACKS, T0, end, W) == {w: {features} for w in windows(healed, 8)}

@@ -87,8 +87,9 @@ def chart() -> Iterator[Any]:
         loaded.close()
 
 
-def render(chart: Any, values: dict[str, Any] | None = None, *, name: str = RELEASE,
-           namespace: str = NAMESPACE) -> list[dict[str, Any]]:
+def render(
+    chart: Any, values: dict[str, Any] | None = None, *, name: str = RELEASE, namespace: str = NAMESPACE
+) -> list[dict[str, Any]]:
     """Render the chart and return its Kubernetes objects (NOTES.txt left out)."""
     rendered = chart.render(values or {}, name=name, namespace=namespace)
     objects: list[dict[str, Any]] = []
@@ -99,8 +100,9 @@ def render(chart: Any, values: dict[str, Any] | None = None, *, name: str = RELE
     return objects
 
 
-def find(objects: list[dict[str, Any]], kind: str, name: str | None = None,
-         namespace: str | None = None) -> list[dict[str, Any]]:
+def find(
+    objects: list[dict[str, Any]], kind: str, name: str | None = None, namespace: str | None = None
+) -> list[dict[str, Any]]:
     return [
         o
         for o in objects
@@ -110,8 +112,7 @@ def find(objects: list[dict[str, Any]], kind: str, name: str | None = None,
     ]
 
 
-def one(objects: list[dict[str, Any]], kind: str, name: str,
-        namespace: str | None = None) -> dict[str, Any]:
+def one(objects: list[dict[str, Any]], kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
     found = find(objects, kind, name, namespace)
     assert len(found) == 1, f"expected one {kind}/{name}, found {len(found)}"
     return found[0]
@@ -189,9 +190,7 @@ def test_default_render_has_the_whole_platform(chart: Any) -> None:
 
 
 def test_notes_render(chart: Any) -> None:
-    notes = chart.render({}, name=RELEASE, namespace=NAMESPACE)[
-        "crypto-data-platform/templates/NOTES.txt"
-    ]
+    notes = chart.render({}, name=RELEASE, namespace=NAMESPACE)["crypto-data-platform/templates/NOTES.txt"]
     assert f"svc/{FULLNAME}-webserver" in notes
     assert f"kubectl -n {NAMESPACE} get secret {FULLNAME}-secrets" in notes
     assert "DAGSTER_MYSQL_URL" in notes and "CRYPTO_DB_URL" in notes
@@ -199,9 +198,7 @@ def test_notes_render(chart: Any) -> None:
 
 def test_commands_ports_and_probes(chart: Any) -> None:
     objects = render(chart)
-    containers = {
-        name: spec["containers"][0] for name, spec in pod_specs(objects)
-    }
+    containers = {name: spec["containers"][0] for name, spec in pod_specs(objects)}
 
     web = containers[f"{FULLNAME}-webserver"]
     # No `command`: the image's ENTRYPOINT (dumb-init) stays PID 1.
@@ -244,8 +241,7 @@ def test_workspace_points_at_the_user_code_service(chart: Any) -> None:
     workspace = yaml.safe_load(cm["data"]["workspace.yaml"])
     assert workspace == {
         "load_from": [
-            {"grpc_server": {"host": f"{FULLNAME}-user-code", "port": 4000,
-                             "location_name": "crypto_assets"}}
+            {"grpc_server": {"host": f"{FULLNAME}-user-code", "port": 4000, "location_name": "crypto_assets"}}
         ]
     }
     service = one(objects, "Service", f"{FULLNAME}-user-code")
@@ -256,9 +252,7 @@ def test_api_gateway_hpa_scales_one_to_three(chart: Any) -> None:
     hpa = one(render(chart), "HorizontalPodAutoscaler", f"{FULLNAME}-api")
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["minReplicas"] == 1 and hpa["spec"]["maxReplicas"] == 3
-    assert hpa["spec"]["scaleTargetRef"] == {
-        "apiVersion": "apps/v1", "kind": "Deployment", "name": f"{FULLNAME}-api"
-    }
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"{FULLNAME}-api"}
 
 
 def test_hpa_off_gives_fixed_replicas(chart: Any) -> None:
@@ -283,9 +277,7 @@ def test_rbac_lets_webserver_and_daemon_run_jobs(chart: Any) -> None:
 
     binding = one(objects, "RoleBinding", f"{FULLNAME}-run-launcher")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}
-    ]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}]
     for component in ("webserver", "daemon"):
         spec = one(objects, "Deployment", f"{FULLNAME}-{component}")["spec"]["template"]["spec"]
         assert spec["serviceAccountName"] == FULLNAME
@@ -335,8 +327,11 @@ def test_api_gateway_gets_only_its_keys(chart: Any) -> None:
     assert set(refs) == {"CRYPTO_DB_URL", "CRYPTO_API_KEYS", "REDIS_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
     assert refs["CRYPTO_DB_URL"] == {"name": f"{FULLNAME}-secrets", "key": "CRYPTO_DB_URL"}
     assert refs["CRYPTO_API_KEYS"]["optional"] is True
-    assert refs["AWS_SECRET_ACCESS_KEY"] == {"name": f"{FULLNAME}-secrets", "key": "AWS_SECRET_ACCESS_KEY",
-                                             "optional": True}
+    assert refs["AWS_SECRET_ACCESS_KEY"] == {
+        "name": f"{FULLNAME}-secrets",
+        "key": "AWS_SECRET_ACCESS_KEY",
+        "optional": True,
+    }
     assert all("secretRef" not in source for source in api["envFrom"])
 
 
@@ -356,14 +351,18 @@ def test_pods_run_as_non_root_with_read_only_root(chart: Any) -> None:
 
 def test_production_values(chart: Any) -> None:
     objects = render(chart, production_values())
-    image = ("registry.example.com/data/crypto-data-platform@sha256:"
-             "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+    image = (
+        "registry.example.com/data/crypto-data-platform@sha256:"
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    )
     for _, spec in pod_specs(objects):
         assert spec["containers"][0]["image"] == image
         assert spec["imagePullSecrets"] == [{"name": "registry-example-com"}]
     code = one(objects, "Deployment", f"{FULLNAME}-user-code")["spec"]["template"]["spec"]
-    assert {"name": "sentiment-model",
-            "persistentVolumeClaim": {"claimName": "sentiment-models", "readOnly": True}} in code["volumes"]
+    assert {
+        "name": "sentiment-model",
+        "persistentVolumeClaim": {"claimName": "sentiment-models", "readOnly": True},
+    } in code["volumes"]
     assert code["containers"][0]["envFrom"][1:] == [
         {"secretRef": {"name": "crypto-platform-credentials"}},
         {"secretRef": {"name": "crypto-platform-source-keys"}},
@@ -374,7 +373,10 @@ def test_production_values(chart: Any) -> None:
     assert env_cm["CRYPTO_UI_URL"] == "https://dagster.example.com/dagster"
     assert (env_cm["CRYPTO_LAKE_URI"], env_cm["CRYPTO_LAKE_RETENTION_DAYS"]) == ("s3://crypto-lake/prod", "45")
     assert (env_cm["AWS_ENDPOINT_URL"], env_cm["AWS_REGION"], env_cm["AWS_ALLOW_HTTP"]) == (
-        "http://minio.storage.svc:9000", "us-east-1", "true")
+        "http://minio.storage.svc:9000",
+        "us-east-1",
+        "true",
+    )
     ingress = one(objects, "Ingress", FULLNAME)
     hosts = {rule["host"]: rule["http"]["paths"][0] for rule in ingress["spec"]["rules"]}
     assert hosts["dagster.example.com"]["path"] == "/dagster"
@@ -419,9 +421,7 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
         {"apiGateway": {"resources": {"requests": {"memory": "128 megabytes"}}}},
         "/apiGateway/resources/requests/memory",
     ),
-    "zero min replicas": (
-        {"apiGateway": {"autoscaling": {"minReplicas": 0}}}, "/apiGateway/autoscaling/minReplicas"
-    ),
+    "zero min replicas": ({"apiGateway": {"autoscaling": {"minReplicas": 0}}}, "/apiGateway/autoscaling/minReplicas"),
     "typo at top level": ({"replicas": 3}, "'replicas' not allowed"),
     "secret value in values": ({"secrets": {"dbPassword": "hunter2"}}, "'dbPassword' not allowed"),
     "credential as plain env": (
@@ -438,7 +438,8 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
     "lake uri without scheme": ({"config": {"lake": {"uri": "bucket/prefix"}}}, "/config/lake/uri"),
     "no lake retention": ({"config": {"lake": {"retentionDays": 0}}}, "/config/lake/retentionDays"),
     "lake key as plain env": (
-        {"config": {"extraEnv": {"AWS_SECRET_ACCESS_KEY": "abc"}}}, "invalid propertyName 'AWS_SECRET_ACCESS_KEY'",
+        {"config": {"extraEnv": {"AWS_SECRET_ACCESS_KEY": "abc"}}},
+        "invalid propertyName 'AWS_SECRET_ACCESS_KEY'",
     ),
 }
 
@@ -484,8 +485,9 @@ def test_broken_manifest_fails_kubernetes_validation(chart: Any) -> None:
 
 
 @pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
-def test_dagster_yaml_loads_as_instance_config(chart: Any, value_set: str, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dagster_yaml_loads_as_instance_config(
+    chart: Any, value_set: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dagster._config import process_config, validate_config
     from dagster._core.instance.config import dagster_instance_config, storage_config_schema
     from dagster._serdes import class_from_code_pointer
@@ -539,9 +541,7 @@ def test_dagster_yaml_default_run_launcher_settings(chart: Any) -> None:
     assert cfg["env_secrets"] == [f"{FULLNAME}-secrets"]
     assert cfg["env_config_maps"] == [f"{FULLNAME}-env"]
     assert cfg["resources"] == {"requests": {"cpu": "100m", "memory": "128Mi"}}
-    assert cfg["run_k8s_config"]["job_spec_config"] == {
-        "ttlSecondsAfterFinished": 86400, "backoffLimit": 0
-    }
+    assert cfg["run_k8s_config"]["job_spec_config"] == {"ttlSecondsAfterFinished": 86400, "backoffLimit": 0}
     assert cfg["service_account_name"] == FULLNAME
     assert config["storage"] == {"mysql": {"mysql_url": {"env": "DAGSTER_MYSQL_URL"}}}
     assert config["run_coordinator"]["module"] == "dagster._core.run_coordinator"
@@ -552,8 +552,9 @@ def test_dagster_yaml_default_run_launcher_settings(chart: Any) -> None:
 # ------------------------------------------------------------------------------------------
 
 
-def launch_five_minute_run(objects: list[dict[str, Any]], tmp_path: Path,
-                           monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], Any, str]:
+def launch_five_minute_run(
+    objects: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, Any], Any, str]:
     """Launch a run of five_minute_job with the chart's K8sRunLauncher; return the Job sent.
 
     The launcher is the real one, configured from the rendered dagster.yaml; only the cluster is
@@ -575,23 +576,27 @@ def launch_five_minute_run(objects: list[dict[str, Any]], tmp_path: Path,
     config = instance_yaml(objects)
     launcher_cfg = copy.deepcopy(config["run_launcher"])
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "offline", "cluster": {"server": "https://127.0.0.1:1"}}],
-        "users": [{"name": "offline", "user": {"token": "unused"}}],
-        "contexts": [{"name": "offline", "context": {"cluster": "offline", "user": "offline"}}],
-        "current-context": "offline",
-    }))
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "offline", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "users": [{"name": "offline", "user": {"token": "unused"}}],
+                "contexts": [{"name": "offline", "context": {"cluster": "offline", "user": "offline"}}],
+                "current-context": "offline",
+            }
+        )
+    )
     launcher_cfg["config"]["load_incluster_config"] = False
     launcher_cfg["config"]["kubeconfig_file"] = str(kubeconfig)
 
     # The code server advertises its image (DAGSTER_CURRENT_IMAGE) in the run's origin.
     code = one(objects, "Deployment", f"{FULLNAME}-user-code")["spec"]["template"]["spec"]
     code_env = {e["name"]: e.get("value") for e in code["containers"][0]["env"]}
-    workspace = yaml.safe_load(
-        one(objects, "ConfigMap", f"{FULLNAME}-dagster-workspace")["data"]["workspace.yaml"]
-    )["load_from"][0]["grpc_server"]
+    workspace = yaml.safe_load(one(objects, "ConfigMap", f"{FULLNAME}-dagster-workspace")["data"]["workspace.yaml"])[
+        "load_from"
+    ][0]["grpc_server"]
 
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with instance_for_test(overrides={"run_launcher": launcher_cfg}) as instance:
@@ -614,7 +619,8 @@ def launch_five_minute_run(objects: list[dict[str, Any]], tmp_path: Path,
         remote_origin = RemoteJobOrigin(
             RemoteRepositoryOrigin(
                 GrpcServerCodeLocationOrigin(
-                    host=workspace["host"], port=workspace["port"],
+                    host=workspace["host"],
+                    port=workspace["port"],
                     location_name=workspace["location_name"],
                 ),
                 "__repository__",
@@ -626,8 +632,7 @@ def launch_five_minute_run(objects: list[dict[str, Any]], tmp_path: Path,
             job_name="five_minute_job",
             job_code_origin=code_origin,
             remote_job_origin=remote_origin,
-            tags={"dagster/partition": "2026-01-01-00:05",
-                  "dagster/partition_set": "five_minute_job_partition_set"},
+            tags={"dagster/partition": "2026-01-01-00:05", "dagster/partition_set": "five_minute_job_partition_set"},
         )
         launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
         assert len(sent) == 1
@@ -682,9 +687,7 @@ def test_run_launcher_builds_a_valid_job_for_the_five_minute_job(
     assert {"/tmp", "/opt/dagster/dagster_home"} <= mounts
 
 
-def test_run_job_with_production_values(
-    chart: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_run_job_with_production_values(chart: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     objects = render(chart, production_values())
     job, _run, namespace = launch_five_minute_run(objects, tmp_path, monkeypatch)
     validate_strict(job)
@@ -693,9 +696,7 @@ def test_run_job_with_production_values(
     pod = job["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["image"].startswith("registry.example.com/data/crypto-data-platform@sha256:")
-    assert container["resources"] == {
-        "requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "4Gi"}
-    }
+    assert container["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "4Gi"}}
     assert container["envFrom"][1:] == [
         {"secretRef": {"name": "crypto-platform-credentials"}},
         {"secretRef": {"name": "crypto-platform-source-keys"}},

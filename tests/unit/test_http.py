@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from crypto_assets.common import live_run_deadline
-from resources.http import (
+from resources.sources.http import (
     CircuitBreaker,
     CircuitOpenError,
     DeadlineExceeded,
@@ -14,7 +14,7 @@ from resources.http import (
     parse_retry_after,
     utc_timestamp,
 )
-from resources.price_sources import PriceSourceResource
+from resources.sources.price_sources import PriceSourceResource
 from tests.fakes.price_servers import FakeCoinGecko
 
 
@@ -106,9 +106,17 @@ def _persistent_429(server: FakeCoinGecko) -> None:
 def _shipped(server: FakeCoinGecko, clock: FakeClock, deadline: datetime | None) -> HttpSource:
     """CoinGecko's client with the settings PriceSourceResource ships."""
     shipped = PriceSourceResource()
-    return HttpSource("coingecko", server.url, timeout_s=shipped.timeout_s, max_attempts=shipped.max_attempts,
-                      backoff_base_s=shipped.backoff_base_s, max_retry_after_s=shipped.max_retry_after_s,
-                      deadline=deadline, sleep=clock.sleep, clock=clock.time)
+    return HttpSource(
+        "coingecko",
+        server.url,
+        timeout_s=shipped.timeout_s,
+        max_attempts=shipped.max_attempts,
+        backoff_base_s=shipped.backoff_base_s,
+        max_retry_after_s=shipped.max_retry_after_s,
+        deadline=deadline,
+        sleep=clock.sleep,
+        clock=clock.time,
+    )
 
 
 def test_without_a_deadline_a_persistent_429_is_waited_out_for_476_s():
@@ -144,8 +152,11 @@ def test_no_retry_is_attempted_once_the_deadline_has_passed():
     with FakeCoinGecko() as server:
         server.faults.extend(["500"])
         with _client(server, deadline=WINDOW_END + timedelta(minutes=5), sleep=clock.sleep, clock=clock.time) as http:
-            with pytest.raises(DeadlineExceeded, match=r"HTTP 500.*past the run's deadline \(2026-11-20 12:10:00 "
-                                                       r"UTC, passed 60 s ago\)"):
+            with pytest.raises(
+                DeadlineExceeded,
+                match=r"HTTP 500.*past the run's deadline \(2026-11-20 12:10:00 "
+                r"UTC, passed 60 s ago\)",
+            ):
                 http.get_json("/coins/markets", {"ids": "bitcoin"})
             assert len(server.requests) == 1 and clock.slept == []
             # a new request still gets its first attempt (it waits on nothing)
@@ -161,12 +172,15 @@ def test_a_deadline_with_time_left_lets_transient_faults_be_retried():
     assert http.stats.retries == 3
 
 
-@pytest.mark.parametrize(("windows", "created_after_end", "expected"), [
-    (1, timedelta(minutes=1), WINDOW_END + timedelta(minutes=5)),  # the scheduled run of the window just closed
-    (1, timedelta(minutes=7), WINDOW_END + timedelta(minutes=5)),  # an early re-run keeps the window's deadline
-    (1, timedelta(hours=2), None),  # gap healing of an older window may wait
-    (288, timedelta(minutes=1), None),  # a day's backfill may wait
-])
+@pytest.mark.parametrize(
+    ("windows", "created_after_end", "expected"),
+    [
+        (1, timedelta(minutes=1), WINDOW_END + timedelta(minutes=5)),  # the scheduled run of the window just closed
+        (1, timedelta(minutes=7), WINDOW_END + timedelta(minutes=5)),  # an early re-run keeps the window's deadline
+        (1, timedelta(hours=2), None),  # gap healing of an older window may wait
+        (288, timedelta(minutes=1), None),  # a day's backfill may wait
+    ],
+)
 def test_only_live_runs_get_a_deadline(windows, created_after_end, expected):
     deadline = live_run_deadline(WINDOW_END, windows, WINDOW_END + created_after_end, timedelta(minutes=5))
     assert deadline == expected

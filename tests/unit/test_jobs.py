@@ -1,7 +1,7 @@
 """Jobs, schedules, freshness policies and checks: what they select, when they tick, what they ask."""
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
@@ -28,7 +28,6 @@ from crypto_assets.partitions import DAILY_PARTITIONS, FIVE_MINUTE_PARTITIONS
 from crypto_assets.prices import price_data_real
 from sensors.freshness import build_freshness_sensor
 
-
 DAY = dg.BackfillPolicy.multi_run(max_partitions_per_run=288)
 
 
@@ -37,8 +36,9 @@ def news_like() -> None:
     """A 5-minute asset of another group, as news_items will be."""
 
 
-@dg.asset(partitions_def=FIVE_MINUTE_PARTITIONS, group_name="features", deps=[price_data_real, news_like],
-          backfill_policy=DAY)
+@dg.asset(
+    partitions_def=FIVE_MINUTE_PARTITIONS, group_name="features", deps=[price_data_real, news_like], backfill_policy=DAY
+)
 def features_like() -> None:
     """A downstream 5-minute asset."""
 
@@ -49,18 +49,25 @@ def macro_like() -> None:
 
 
 PLUGGED = with_freshness_policies([price_data_real, news_like, features_like, macro_like])
-PLUGGED_DEFS = dg.Definitions(assets=PLUGGED, jobs=[five_minute_job, macro_job],
-                              schedules=[five_minute_schedule, macro_schedule], resources=defs.resources)
+PLUGGED_DEFS = dg.Definitions(
+    assets=PLUGGED,
+    jobs=[five_minute_job, macro_job],
+    schedules=[five_minute_schedule, macro_schedule],
+    resources=defs.resources,
+)
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 def test_new_assets_join_the_jobs_through_their_groups_in_dependency_order():
     job = PLUGGED_DEFS.resolve_job_def("five_minute_job")
     assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
-        "price_data_real", "news_like", "features_like"}
+        "price_data_real",
+        "news_like",
+        "features_like",
+    }
     assert job.partitions_def == FIVE_MINUTE_PARTITIONS
     order = [step.key for step in create_execution_plan(job).get_steps_to_execute_in_topo_order()]
     assert order.index("features_like") > max(order.index("price_data_real"), order.index("news_like"))
@@ -75,26 +82,37 @@ def test_the_job_retries_failed_steps_and_carries_kubernetes_tags():
     assert job.backfill_policy == DAY
     policy = job.op_retry_policy
     assert (policy.max_retries, policy.delay, policy.backoff, policy.jitter) == (
-        2, 30, dg.Backoff.EXPONENTIAL, dg.Jitter.PLUS_MINUS)
+        2,
+        30,
+        dg.Backoff.EXPONENTIAL,
+        dg.Jitter.PLUS_MINUS,
+    )
     assert job.tags["crypto/workload"] == "five-minute"
     k8s = json.loads(job.tags["dagster-k8s/config"])
-    assert k8s["job_metadata"]["labels"] == k8s["pod_template_spec_metadata"]["labels"] == {
-        "crypto/workload": "five-minute"}
+    assert (
+        k8s["job_metadata"]["labels"]
+        == k8s["pod_template_spec_metadata"]["labels"]
+        == {"crypto/workload": "five-minute"}
+    )
     assert price_data_real.op.pool == "price_sources"
 
 
-@pytest.mark.parametrize("tick, window", [
-    (utc(2026, 11, 20, 12, 1), "2026-11-20-11:55"),
-    (utc(2026, 11, 20, 12, 6), "2026-11-20-12:00"),
-    (utc(2026, 11, 21, 0, 1), "2026-11-20-23:55"),
-])
+@pytest.mark.parametrize(
+    "tick, window",
+    [
+        (utc(2026, 11, 20, 12, 1), "2026-11-20-11:55"),
+        (utc(2026, 11, 20, 12, 6), "2026-11-20-12:00"),
+        (utc(2026, 11, 21, 0, 1), "2026-11-20-23:55"),
+    ],
+)
 def test_the_schedule_runs_the_window_that_just_closed_a_minute_late(tick, window):
     assert five_minute_schedule.cron_schedule == offset_cron(LATE_DATA_OFFSET_MINUTES) == "1-59/5 * * * *"
     assert five_minute_schedule.execution_timezone == "UTC"
     assert five_minute_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     with dg.instance_for_test() as instance:
         data = five_minute_schedule.evaluate_tick(
-            dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
+            dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
+        )
     (request,) = data.run_requests
     assert request.partition_key == request.run_key == window
     assert request.tags["crypto/trigger"] == "schedule"
@@ -102,8 +120,9 @@ def test_the_schedule_runs_the_window_that_just_closed_a_minute_late(tick, windo
 
 def macro_tick(day: int) -> dg.RunRequest:
     with dg.instance_for_test() as instance:
-        data = macro_schedule.evaluate_tick(dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=utc(2026, 11, day, 1, 0)))
+        data = macro_schedule.evaluate_tick(
+            dg.build_schedule_context(instance=instance, scheduled_execution_time=utc(2026, 11, day, 1, 0))
+        )
     (request,) = data.run_requests
     return request
 
@@ -139,8 +158,11 @@ def test_freshness_policies_are_added_where_missing_and_kept_where_declared():
     def declared() -> None:
         """Declares its own policy."""
 
-    policies = {spec.key.to_user_string(): spec.freshness_policy
-                for asset in with_freshness_policies([price_data_real, macro_like, declared]) for spec in asset.specs}
+    policies = {
+        spec.key.to_user_string(): spec.freshness_policy
+        for asset in with_freshness_policies([price_data_real, macro_like, declared])
+        for spec in asset.specs
+    }
     assert policies == {"price_data_real": FIVE_MINUTE_POLICY, "macro_like": DAILY_POLICY, "declared": own}
     assert {spec.freshness_policy for a in ASSETS for spec in a.specs} == {FIVE_MINUTE_POLICY, DAILY_POLICY}
 
@@ -148,10 +170,15 @@ def test_freshness_policies_are_added_where_missing_and_kept_where_declared():
 def test_freshness_checks_cover_each_live_asset_with_a_deadline():
     checks = build_freshness_checks(PLUGGED)
     keys = {k.to_user_string() for c in checks for k in c.check_keys}
-    assert keys == {"price_data_real:freshness_check", "news_like:freshness_check",
-                    "features_like:freshness_check", "macro_like:freshness_check"}
-    deadlines = {spec.metadata["dagster/freshness_params"].value["deadline_cron"]
-                 for c in checks for spec in c.check_specs}
+    assert keys == {
+        "price_data_real:freshness_check",
+        "news_like:freshness_check",
+        "features_like:freshness_check",
+        "macro_like:freshness_check",
+    }
+    deadlines = {
+        spec.metadata["dagster/freshness_params"].value["deadline_cron"] for c in checks for spec in c.check_specs
+    }
     assert deadlines == {"4-59/5 * * * *", "0 3 * * *"}
 
 
@@ -160,11 +187,15 @@ def test_the_freshness_sensor_evaluates_in_the_daemon_and_records_only_changes()
     now = {"t": utc(2026, 11, 20, 12, 6)}  # 12:04 deadline passed: window 11:55 is due
     rules = freshness_rules(PLUGGED)
     assert {r.asset_key.to_user_string(): r.deadline_cron for r in rules} == {
-        "price_data_real": "4-59/5 * * * *", "news_like": "4-59/5 * * * *", "features_like": "4-59/5 * * * *",
-        "macro_like": "0 3 * * *"}
+        "price_data_real": "4-59/5 * * * *",
+        "news_like": "4-59/5 * * * *",
+        "features_like": "4-59/5 * * * *",
+        "macro_like": "0 3 * * *",
+    }
     sensor = build_freshness_sensor(rules, clock=lambda: now["t"])
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     with dg.instance_for_test() as instance:
+
         def tick(cursor):
             data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
             assert not data.run_requests
@@ -175,8 +206,10 @@ def test_the_freshness_sensor_evaluates_in_the_daemon_and_records_only_changes()
         dg.materialize([news_like], partition_key="2026-11-20-11:55", instance=instance)
         cursor, events = tick(None)
         assert set(events) == {"price_data_real", "news_like", "features_like", "macro_like"}
-        assert events["news_like"] == (True, "Asset is currently fresh, since partition 2026-11-20-11:55 has "
-                                             "been observed/materialized.")
+        assert events["news_like"] == (
+            True,
+            "Asset is currently fresh, since partition 2026-11-20-11:55 has been observed/materialized.",
+        )
         assert events["price_data_real"][0] is False and "partition 2026-11-20-11:55 " in events["price_data_real"][1]
         assert "partition 2026-11-19 " in events["macro_like"][1]  # due since 03:00 of the 20th
         cursor, events = tick(cursor)
@@ -187,10 +220,15 @@ def test_the_freshness_sensor_evaluates_in_the_daemon_and_records_only_changes()
         assert events["news_like"][0] is False and "Asset is overdue" in events["news_like"][1]
         dg.materialize([news_like], partition_key="2026-11-20-12:00", instance=instance)
         cursor, events = tick(cursor)
-        assert events == {"news_like": (True, "Asset is currently fresh, since partition 2026-11-20-12:00 has "
-                                              "been observed/materialized.")}
+        assert events == {
+            "news_like": (
+                True,
+                "Asset is currently fresh, since partition 2026-11-20-12:00 has been observed/materialized.",
+            )
+        }
         latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-            [dg.AssetCheckKey(dg.AssetKey("news_like"), "freshness_check")])
+            [dg.AssetCheckKey(dg.AssetKey("news_like"), "freshness_check")]
+        )
         (record,) = latest.values()
         assert record.status.value == "SUCCEEDED"
         assert instance.get_runs() and all(r.job_name == "__ephemeral_asset_job__" for r in instance.get_runs())
@@ -199,15 +237,25 @@ def test_the_freshness_sensor_evaluates_in_the_daemon_and_records_only_changes()
 def test_every_schedule_and_sensor_of_the_definitions_evaluates(sqlite_url, monkeypatch):
     monkeypatch.setenv("CRYPTO_DB_URL", sqlite_url)
     repo = defs.get_repository_def()
-    assert {s.name for s in repo.schedule_defs} == {"five_minute_schedule", "macro_schedule", "backup_schedule",
-                                                    "retention_schedule", "lake_maintenance_schedule"}
+    assert {s.name for s in repo.schedule_defs} == {
+        "five_minute_schedule",
+        "macro_schedule",
+        "backup_schedule",
+        "retention_schedule",
+        "lake_maintenance_schedule",
+    }
     assert {s.name for s in repo.sensor_defs} == {
-        "freshness_checks_sensor", "check_alert_sensor", "freshness_alert_sensor", "run_failure_alert_sensor",
-        "gap_healing_sensor"}
+        "freshness_checks_sensor",
+        "check_alert_sensor",
+        "freshness_alert_sensor",
+        "run_failure_alert_sensor",
+        "gap_healing_sensor",
+    }
     with dg.instance_for_test() as instance:
         for schedule in repo.schedule_defs:
-            data = schedule.evaluate_tick(dg.build_schedule_context(
-                instance=instance, scheduled_execution_time=utc(2026, 11, 20, 12, 1)))
+            data = schedule.evaluate_tick(
+                dg.build_schedule_context(instance=instance, scheduled_execution_time=utc(2026, 11, 20, 12, 1))
+            )
             assert data.run_requests
         for sensor in repo.sensor_defs:
             data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))

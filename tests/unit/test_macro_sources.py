@@ -11,15 +11,15 @@ from urllib.parse import unquote
 import pandas as pd
 import pytest
 
-from resources.http import HttpSource, SourceError
-from resources.macro_sources import (
+from resources.config.settings import Settings
+from resources.sources.http import HttpSource, SourceError
+from resources.sources.macro_sources import (
     FredClient,
     YahooClient,
     fetch_macro,
     parse_fred_observations,
     simulated_macro_frame,
 )
-from resources.settings import Settings
 from tests.fakes.fake_fred import API_KEY, MAX_VINTAGE_DATES, FakeMacroServer
 
 D = date(2026, 1, 5)
@@ -49,13 +49,20 @@ def fred(server: FakeMacroServer, key: str = API_KEY) -> FredClient:
 
 def test_fred_keeps_the_first_release_and_its_publication_date(server) -> None:
     cpi = fred(server).observations("CPIAUCSL", D.replace(day=1), D + timedelta(days=1))
-    assert cpi.to_dict("records") == [{
-        "series_id": "CPIAUCSL", "observation_date": pd.Timestamp(D.replace(day=1)), "value": 320.1,
-        "realtime_start": pd.Timestamp(D + timedelta(days=40)), "source": "fred"}]
+    assert cpi.to_dict("records") == [
+        {
+            "series_id": "CPIAUCSL",
+            "observation_date": pd.Timestamp(D.replace(day=1)),
+            "value": 320.1,
+            "realtime_start": pd.Timestamp(D + timedelta(days=40)),
+            "source": "fred",
+        }
+    ]
     path, params = server.requests[-1]
     assert path == "/fred/series/observations"
-    assert params["realtime_start"] == D.replace(day=1).isoformat() and params["realtime_end"] == "9999-12-31", \
+    assert params["realtime_start"] == D.replace(day=1).isoformat() and params["realtime_end"] == "9999-12-31", (
         "the real-time period starts at the observation start: no earlier vintage can hold the observation"
+    )
     assert params["observation_end"] == D.isoformat(), "the end date is exclusive"
 
 
@@ -88,9 +95,18 @@ def test_fake_fred_enforces_the_vintage_cap(daily_server) -> None:
     """The request the client used to send (every vintage since 1776) is refused as FRED refuses it."""
     http = HttpSource("fred", daily_server.url, sleep=no_sleep, max_attempts=1)
     with pytest.raises(SourceError) as info:
-        http.get_json("/fred/series/observations", {
-            "series_id": "DFF", "api_key": API_KEY, "file_type": "json", "observation_start": "2016-03-01",
-            "observation_end": "2016-03-09", "realtime_start": "1776-07-04", "realtime_end": "9999-12-31"})
+        http.get_json(
+            "/fred/series/observations",
+            {
+                "series_id": "DFF",
+                "api_key": API_KEY,
+                "file_type": "json",
+                "observation_start": "2016-03-01",
+                "observation_end": "2016-03-09",
+                "realtime_start": "1776-07-04",
+                "realtime_end": "9999-12-31",
+            },
+        )
     assert info.value.status == 400
     assert "exceeds the maximum number of vintage dates allowed (2000)" in str(info.value)
 
@@ -113,19 +129,31 @@ def test_daily_series_land_within_the_vintage_cap_with_their_first_release(daily
     observation_calls = [p for path, p in daily_server.requests if path == "/fred/series/observations"]
     assert len(observation_calls) >= 2, "more than 2,000 vintage dates since 2016: the real-time period was split"
     for params in observation_calls:
-        held = daily_server.vintage_dates(series_id, date.fromisoformat(params["realtime_start"]),
-                                          date.fromisoformat(params["realtime_end"]), date.today())
+        held = daily_server.vintage_dates(
+            series_id,
+            date.fromisoformat(params["realtime_start"]),
+            date.fromisoformat(params["realtime_end"]),
+            date.today(),
+        )
         assert len(held) <= MAX_VINTAGE_DATES
     periods = [(p["realtime_start"], p["realtime_end"]) for p in observation_calls]
     assert periods[0][0] == start.isoformat() and periods[-1][1] == "9999-12-31"
-    assert all(date.fromisoformat(a[1]) < date.fromisoformat(b[0]) for a, b in zip(periods, periods[1:])), \
+    assert all(date.fromisoformat(a[1]) < date.fromisoformat(b[0]) for a, b in zip(periods, periods[1:])), (
         "consecutive periods, none overlapping"
+    )
 
 
 def test_daily_defaults_land_through_fetch_macro_against_the_capped_fake(daily_server, tmp_path) -> None:
     settings = _settings(tmp_path, source="live", fred_api_key=API_KEY)
-    got = fetch_macro(settings, date(2017, 6, 1), date(2017, 6, 15), fred_series=["DFF", "DGS10"], yahoo_tickers=[],
-                      fred_base_url=daily_server.url, yahoo_base_url=daily_server.url)
+    got = fetch_macro(
+        settings,
+        date(2017, 6, 1),
+        date(2017, 6, 15),
+        fred_series=["DFF", "DGS10"],
+        yahoo_tickers=[],
+        fred_base_url=daily_server.url,
+        yahoo_base_url=daily_server.url,
+    )
     assert not got.warnings and not got.fred_failed
     counts = got.frame.groupby("series_id").size().to_dict()
     assert counts == {"DFF": 14, "DGS10": 10}
@@ -189,8 +217,14 @@ def _settings(tmp_path: Path, **kw) -> Settings:
 
 
 def test_live_fetch_without_fred_key_skips_fred_with_a_warning(server, tmp_path) -> None:
-    got = fetch_macro(_settings(tmp_path, source="live"), D, D + timedelta(days=3), yahoo_tickers=["^GSPC", "NOPE"],
-                      fred_base_url=server.url, yahoo_base_url=server.url)
+    got = fetch_macro(
+        _settings(tmp_path, source="live"),
+        D,
+        D + timedelta(days=3),
+        yahoo_tickers=["^GSPC", "NOPE"],
+        fred_base_url=server.url,
+        yahoo_base_url=server.url,
+    )
     assert got.warnings[0] == "FRED_API_KEY is not set: FRED series skipped"
     assert any("NOPE" in w and "best effort" in w for w in got.warnings)
     assert got.yahoo_failed == ["NOPE"] and not got.fred_down
@@ -199,12 +233,26 @@ def test_live_fetch_without_fred_key_skips_fred_with_a_warning(server, tmp_path)
 
 def test_live_fetch_reports_fred_down_only_when_every_series_failed(server, tmp_path) -> None:
     settings = _settings(tmp_path, source="live", fred_api_key=API_KEY)
-    got = fetch_macro(settings, D, D + timedelta(days=3), fred_series=["DGS10", "NOPE"], yahoo_tickers=[],
-                      fred_base_url=server.url, yahoo_base_url=server.url)
+    got = fetch_macro(
+        settings,
+        D,
+        D + timedelta(days=3),
+        fred_series=["DGS10", "NOPE"],
+        yahoo_tickers=[],
+        fred_base_url=server.url,
+        yahoo_base_url=server.url,
+    )
     assert got.fred_failed == ["NOPE"] and not got.fred_down
     assert got.frame["series_id"].unique().tolist() == ["DGS10"]
-    got = fetch_macro(settings, D, D + timedelta(days=3), fred_series=["NOPE"], yahoo_tickers=[],
-                      fred_base_url=server.url, yahoo_base_url=server.url)
+    got = fetch_macro(
+        settings,
+        D,
+        D + timedelta(days=3),
+        fred_series=["NOPE"],
+        yahoo_tickers=[],
+        fred_base_url=server.url,
+        yahoo_base_url=server.url,
+    )
     assert got.fred_down
 
 
@@ -212,11 +260,17 @@ def test_simulated_macro_is_deterministic_and_only_what_was_published() -> None:
     series = ["DGS10", "DFF", "CPIAUCSL", "^GSPC", "EXTRA"]
     today = date(2026, 3, 1)
     whole = simulated_macro_frame(series, date(2026, 1, 1), date(2026, 3, 1), today)
-    parts = pd.concat([simulated_macro_frame(series, date(2026, 1, 1), date(2026, 2, 1), today),
-                       simulated_macro_frame(series, date(2026, 2, 1), date(2026, 3, 1), today)], ignore_index=True)
+    parts = pd.concat(
+        [
+            simulated_macro_frame(series, date(2026, 1, 1), date(2026, 2, 1), today),
+            simulated_macro_frame(series, date(2026, 2, 1), date(2026, 3, 1), today),
+        ],
+        ignore_index=True,
+    )
     key = ["series_id", "observation_date"]
-    pd.testing.assert_frame_equal(whole.sort_values(key).reset_index(drop=True),
-                                  parts.sort_values(key).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        whole.sort_values(key).reset_index(drop=True), parts.sort_values(key).reset_index(drop=True)
+    )
     assert (whole["realtime_start"] <= pd.Timestamp(today)).all()
     assert (whole["realtime_start"] >= whole["observation_date"]).all()
     cpi = whole.loc[whole["series_id"] == "CPIAUCSL"]

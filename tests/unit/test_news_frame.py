@@ -5,10 +5,10 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from resources.coin_tagging import tagger_for
-from resources.news_common import FeedOutcome, RawItem, make_item_id
-from resources.news_sources import NEWS_COLUMNS, NewsCollection, collect_news, merge_with_stored, news_frame
-from resources.universe import load_universe
+from resources.config.universe import load_universe
+from resources.sources.coin_tagging import tagger_for
+from resources.sources.news_common import FeedOutcome, RawItem, make_item_id
+from resources.sources.news_sources import NEWS_COLUMNS, NewsCollection, collect_news, merge_with_stored, news_frame
 
 TAGGER = tagger_for(load_universe())
 W1 = datetime(2026, 11, 20, 12, 0)
@@ -31,21 +31,29 @@ def test_rows_hold_only_the_range_each_in_its_publication_window():
         _item("rss", "https://a.example/edge", W2 + timedelta(minutes=4, seconds=59)),
         _item("rss", "https://a.example/future", W2 + timedelta(minutes=5)),
     ]
-    built = news_frame(_collection(FeedOutcome("rss:a", "rss", "ok", items=items)), TAGGER, W2, W2 + timedelta(minutes=5))
+    built = news_frame(
+        _collection(FeedOutcome("rss:a", "rss", "ok", items=items)), TAGGER, W2, W2 + timedelta(minutes=5)
+    )
     frame = built.frame
     assert list(frame.columns) == NEWS_COLUMNS
     assert frame["url"].tolist() == ["https://a.example/in", "https://a.example/edge"]
     assert set(frame["window_start"]) == {pd.Timestamp(W2)}
     assert frame["symbols"].tolist() == ["ETH,SOL", "BTC"]
     assert frame["collected_at"].tolist() == [pd.Timestamp(NOW)] * 2
-    assert built.counts == {"items_received": 4, "outside_before": 1, "outside_after": 1, "duplicates": 0,
-                            "items_without_coins": 0}
+    assert built.counts == {
+        "items_received": 4,
+        "outside_before": 1,
+        "outside_after": 1,
+        "duplicates": 0,
+        "items_without_coins": 0,
+    }
 
 
 def test_a_range_spreads_items_over_its_windows():
     items = [_item("simulated", f"https://s.example/{k}", W1 + timedelta(minutes=2 * k)) for k in range(5)]
-    frame = news_frame(_collection(FeedOutcome("simulated", "simulated", "ok", items=items)), TAGGER,
-                       W1, W1 + timedelta(minutes=10)).frame
+    frame = news_frame(
+        _collection(FeedOutcome("simulated", "simulated", "ok", items=items)), TAGGER, W1, W1 + timedelta(minutes=10)
+    ).frame
     assert frame["window_start"].tolist() == [pd.Timestamp(W1)] * 3 + [pd.Timestamp(W2)] * 2
 
 
@@ -53,9 +61,15 @@ def test_the_same_article_from_two_sources_is_one_row_from_the_preferred_source(
     url = "https://news.example/btc-etf"
     guardian = _item("guardian", url, W1 + timedelta(minutes=1), "Bitcoin ETF approved")
     rss = _item("rss", url + "?utm_source=rss", W1 + timedelta(minutes=1), "Bitcoin ETF approved (feed)")
-    built = news_frame(_collection(FeedOutcome("rss:x", "rss", "ok", items=[rss]),
-                                   FeedOutcome("guardian", "guardian", "ok", items=[guardian, guardian])),
-                       TAGGER, W1, W2)
+    built = news_frame(
+        _collection(
+            FeedOutcome("rss:x", "rss", "ok", items=[rss]),
+            FeedOutcome("guardian", "guardian", "ok", items=[guardian, guardian]),
+        ),
+        TAGGER,
+        W1,
+        W2,
+    )
     assert len(built.frame) == 1 and built.counts["duplicates"] == 2
     row = built.frame.iloc[0]
     assert row["source"] == "guardian" and row["item_id"] == make_item_id("rss", url)
@@ -83,7 +97,7 @@ def test_collect_news_isolates_a_feed_that_raises():
         name = source = "broken"
 
         def fetch(self, start, end, skipped):
-            from resources.http import SourceError
+            from resources.sources.http import SourceError
 
             raise SourceError("broken", "HTTP 503")
 
@@ -97,8 +111,9 @@ def test_collect_news_isolates_a_feed_that_raises():
 def test_merge_keeps_stored_rows_and_first_collection_time():
     def rows(specs, collected):
         items = [_item("rss", f"https://m.example/{k}", W1 + timedelta(minutes=1), title) for k, title in specs]
-        return news_frame(NewsCollection([FeedOutcome("rss:m", "rss", "ok", items=items)], collected),
-                          TAGGER, W1, W2).frame
+        return news_frame(
+            NewsCollection([FeedOutcome("rss:m", "rss", "ok", items=items)], collected), TAGGER, W1, W2
+        ).frame
 
     first = rows([(1, "Bitcoin rallies"), (2, "Ether slides")], NOW)
     # later the feed no longer holds item 1, has an edited title for item 2, and a new item 3

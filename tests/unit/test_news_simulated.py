@@ -5,10 +5,10 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from resources.coin_tagging import tagger_for
-from resources.news_simulated import SimulatedNewsFeed, market_moves, simulated_news
-from resources.sentiment_model import load_scorer
-from resources.universe import load_universe
+from resources.config.universe import load_universe
+from resources.model.sentiment import load_scorer
+from resources.sources.coin_tagging import tagger_for
+from resources.sources.news_simulated import SimulatedNewsFeed, market_moves, simulated_news
 
 COINS = load_universe()
 DAY = datetime(2026, 11, 20)
@@ -17,8 +17,11 @@ DAY = datetime(2026, 11, 20)
 def test_same_window_same_items_alone_or_in_a_range():
     start, end = DAY + timedelta(hours=12), DAY + timedelta(hours=13)
     whole = simulated_news(COINS, start, end)
-    pieces = [item for k in range(12) for item in simulated_news(COINS, start + timedelta(minutes=5 * k),
-                                                                 start + timedelta(minutes=5 * (k + 1)))]
+    pieces = [
+        item
+        for k in range(12)
+        for item in simulated_news(COINS, start + timedelta(minutes=5 * k), start + timedelta(minutes=5 * (k + 1)))
+    ]
     assert whole == pieces
     assert whole == simulated_news(COINS, start, end)
     assert all(start <= i.published_at < end for i in whole)
@@ -29,8 +32,9 @@ def test_same_window_same_items_alone_or_in_a_range():
 
 def test_items_per_window_and_their_coins():
     items = simulated_news(COINS, DAY, DAY + timedelta(days=1))
-    per_window = Counter(i.published_at.replace(minute=i.published_at.minute - i.published_at.minute % 5, second=0)
-                         for i in items)
+    per_window = Counter(
+        i.published_at.replace(minute=i.published_at.minute - i.published_at.minute % 5, second=0) for i in items
+    )
     assert len(per_window) == 288 and min(per_window.values()) >= 2 and max(per_window.values()) <= 6
     tagger = tagger_for(COINS)
     tags = [tagger.tag(f"{i.title}\n{i.summary}") for i in items]
@@ -61,6 +65,8 @@ def test_tone_follows_the_hour_before_the_window():
 def test_feed_interface():
     feed = SimulatedNewsFeed(COINS)
     skipped = Counter()
-    assert feed.fetch(DAY, DAY + timedelta(minutes=5), skipped) == simulated_news(COINS, DAY, DAY + timedelta(minutes=5))
+    assert feed.fetch(DAY, DAY + timedelta(minutes=5), skipped) == simulated_news(
+        COINS, DAY, DAY + timedelta(minutes=5)
+    )
     assert not skipped and feed.name == feed.source == "simulated"
     assert simulated_news(COINS, DAY, DAY) == []

@@ -5,12 +5,12 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from resources.http import HttpSource, SourceError
-from resources.news_common import canonical_url, clean_text, make_item_id
-from resources.news_guardian import GuardianClient
-from resources.news_reddit import RateLimit, RedditAuth, SubredditFeed, user_agent
-from resources.news_rss import RssFeed
-from resources.news_sources import collect_news
+from resources.sources.http import HttpSource, SourceError
+from resources.sources.news_common import canonical_url, clean_text, make_item_id
+from resources.sources.news_guardian import GuardianClient
+from resources.sources.news_reddit import RateLimit, RedditAuth, SubredditFeed, user_agent
+from resources.sources.news_rss import RssFeed
+from resources.sources.news_sources import collect_news
 from tests.fakes.fake_news_servers import FakeNewsServer, FeedSpec, feed_entry, guardian_result, reddit_post
 
 W = datetime(2026, 11, 20, 12, 0)
@@ -37,10 +37,17 @@ def _guardian(server: FakeNewsServer, **kw) -> GuardianClient:
 def test_guardian_pages_newest_first_and_stops_past_the_window(server):
     # 450 articles across the day, 3 minutes apart (00:00 to 22:27): three pages of 200. Newest first,
     # page 2 (02:30 to 12:27) already reaches back past the 12:00 window, so page 3 is never read.
-    server.guardian_results = [guardian_result(W.replace(hour=0) + timedelta(minutes=3 * i), f"Bitcoin story {i}", f"s{i}")
-                               for i in range(450)]
-    server.guardian_results.append(guardian_result(W + timedelta(minutes=2), "Ether rallies", "in-window",
-                                                   trail="<p>Ether <strong>jumps</strong> &amp; more</p>"))
+    server.guardian_results = [
+        guardian_result(W.replace(hour=0) + timedelta(minutes=3 * i), f"Bitcoin story {i}", f"s{i}") for i in range(450)
+    ]
+    server.guardian_results.append(
+        guardian_result(
+            W + timedelta(minutes=2),
+            "Ether rallies",
+            "in-window",
+            trail="<p>Ether <strong>jumps</strong> &amp; more</p>",
+        )
+    )
     skipped = Counter()
     items = _guardian(server).fetch(W, END, skipped)
     requests = [r for r in server.requests if r.route == "guardian"]
@@ -56,7 +63,9 @@ def test_guardian_pages_newest_first_and_stops_past_the_window(server):
 
 
 def test_guardian_follows_pages_until_the_window_start(server):
-    server.guardian_results = [guardian_result(W + timedelta(seconds=i), f"Crypto item {i}", f"p{i}") for i in range(290)]
+    server.guardian_results = [
+        guardian_result(W + timedelta(seconds=i), f"Crypto item {i}", f"p{i}") for i in range(290)
+    ]
     server.guardian_results += [guardian_result(W - timedelta(minutes=30), "older", "older")]
     items = _guardian(server, page_size=100).fetch(W, END, Counter())
     assert server.hits("guardian") == 3
@@ -86,8 +95,9 @@ def test_guardian_bad_items_are_skipped_and_counted(server):
     items = _guardian(server).fetch(W, END, skipped)
     titles = sorted(i.title[:20] for i in items)
     assert titles == ["Good bitcoin story", "x" * 20]
-    assert skipped == Counter({"empty_title": 2, "bad_date": 1, "no_identity": 1, "truncated_kept": 1,
-                               "not_an_object": 1})
+    assert skipped == Counter(
+        {"empty_title": 2, "bad_date": 1, "no_identity": 1, "truncated_kept": 1, "not_an_object": 1}
+    )
     huge = next(i for i in items if i.title.startswith("x"))
     assert len(huge.title) <= 501 and len(huge.summary) <= 4001
 
@@ -102,22 +112,26 @@ def test_guardian_recovers_from_one_transient_fault(server, fault):
     assert server.hits("guardian") == 2
 
 
-@pytest.mark.parametrize(("faults", "message"), [
-    (("500", "500", "500"), "HTTP 500"),
-    (("timeout", "timeout", "timeout"), "Timeout"),
-    (("malformed", "malformed", "malformed"), "malformed payload"),
-    (("html", "html", "html"), "not JSON"),
-    (("non_utf8", "non_utf8", "non_utf8"), "not JSON"),
-    (("error_envelope",), "status 'error'"),
-    (("huge",), "exceeds"),
-    (("401",), "HTTP 401"),
-])
+@pytest.mark.parametrize(
+    ("faults", "message"),
+    [
+        (("500", "500", "500"), "HTTP 500"),
+        (("timeout", "timeout", "timeout"), "Timeout"),
+        (("malformed", "malformed", "malformed"), "malformed payload"),
+        (("html", "html", "html"), "not JSON"),
+        (("non_utf8", "non_utf8", "non_utf8"), "not JSON"),
+        (("error_envelope",), "status 'error'"),
+        (("huge",), "exceeds"),
+        (("401",), "HTTP 401"),
+    ],
+)
 def test_guardian_bad_responses_fail_the_source(server, faults, message):
     server.timeout_s = 0.6
     server.guardian_results = [guardian_result(W + timedelta(minutes=1), "Café crypto, naïve bitcoin", "ok")]
     server.fail("guardian", *faults)
-    client = GuardianClient(_http("guardian", server.url), server.guardian_api_key, max_bytes=1_000_000,
-                            sleep=lambda s: None)
+    client = GuardianClient(
+        _http("guardian", server.url), server.guardian_api_key, max_bytes=1_000_000, sleep=lambda s: None
+    )
     with pytest.raises(SourceError, match=message):
         client.fetch(W, END, Counter())
 
@@ -137,14 +151,21 @@ def _feed(server: FakeNewsServer, name: str, **kw) -> RssFeed:
 
 @pytest.mark.parametrize("fmt", ["rss", "atom"])
 def test_feed_entries_are_parsed_and_bad_entries_counted(server, fmt):
-    server.feeds["news"] = FeedSpec(format=fmt, entries=[
-        feed_entry(W + timedelta(minutes=1), "Solana <b>rallies</b> 8%", "https://news.example/sol?utm_source=rss",
-                   summary="<p>SOL &amp; friends</p>"),
-        feed_entry(W + timedelta(minutes=2), "   ", "https://news.example/blank"),
-        feed_entry(None, "No date here", "https://news.example/nodate"),
-        feed_entry(W + timedelta(minutes=3), "Guid only", None, guid="urn:uuid:1234"),
-        feed_entry(W - timedelta(hours=3), "Old story", "https://news.example/old"),
-    ])
+    server.feeds["news"] = FeedSpec(
+        format=fmt,
+        entries=[
+            feed_entry(
+                W + timedelta(minutes=1),
+                "Solana <b>rallies</b> 8%",
+                "https://news.example/sol?utm_source=rss",
+                summary="<p>SOL &amp; friends</p>",
+            ),
+            feed_entry(W + timedelta(minutes=2), "   ", "https://news.example/blank"),
+            feed_entry(None, "No date here", "https://news.example/nodate"),
+            feed_entry(W + timedelta(minutes=3), "Guid only", None, guid="urn:uuid:1234"),
+            feed_entry(W - timedelta(hours=3), "Old story", "https://news.example/old"),
+        ],
+    )
     skipped = Counter()
     items = _feed(server, "news").fetch(W, END, skipped)
     by_title = {i.title: i for i in items}
@@ -156,8 +177,9 @@ def test_feed_entries_are_parsed_and_bad_entries_counted(server, fmt):
 
 
 def test_feed_in_another_encoding_still_lands(server):
-    server.feeds["latin"] = FeedSpec(entries=[feed_entry(W + timedelta(minutes=1), "Café owners accept bitcoin",
-                                                         "https://news.example/cafe")])
+    server.feeds["latin"] = FeedSpec(
+        entries=[feed_entry(W + timedelta(minutes=1), "Café owners accept bitcoin", "https://news.example/cafe")]
+    )
     server.fail("rss:latin", "non_utf8")
     skipped = Counter()
     items = _feed(server, "latin").fetch(W, END, skipped)
@@ -165,13 +187,16 @@ def test_feed_in_another_encoding_still_lands(server):
     assert skipped["feed_quirks_tolerated"] == 1
 
 
-@pytest.mark.parametrize(("faults", "message"), [
-    (("html", "html", "html"), "HTML where an RSS/Atom feed"),
-    (("malformed", "malformed", "malformed"), "ends early"),
-    (("empty", "empty", "empty"), "not an RSS/Atom document"),
-    (("huge",), "exceeds"),
-    (("503", "503", "503"), "HTTP 503"),
-])
+@pytest.mark.parametrize(
+    ("faults", "message"),
+    [
+        (("html", "html", "html"), "HTML where an RSS/Atom feed"),
+        (("malformed", "malformed", "malformed"), "ends early"),
+        (("empty", "empty", "empty"), "not an RSS/Atom document"),
+        (("huge",), "exceeds"),
+        (("503", "503", "503"), "HTTP 503"),
+    ],
+)
 def test_bad_feed_responses_fail_the_feed(server, faults, message):
     server.feeds["news"] = FeedSpec(entries=[feed_entry(W, "Bitcoin", "https://news.example/a")])
     server.fail("rss:news", *faults)
@@ -188,13 +213,25 @@ def test_feed_recovers_from_a_cut_body(server):
 
 def test_feed_with_localised_pt_br_dates_lands(server):
     """A Brazilian feed writes its dates in Portuguese: read by dateparser after the strict parse fails."""
-    server.feeds["br"] = FeedSpec(language="pt-BR", entries=[
-        {**feed_entry(None, "Bitcoin sobe 5%", "https://br.example/btc"), "published_text": "Seg, 24 Set 2018 10:00:00 -0300"},
-        {**feed_entry(None, "Ether cai", "https://br.example/eth"), "published_text": "Ter, 25 Set 2018 23:30:00 -0300"},
-        {**feed_entry(None, "Solana em alta", "https://br.example/sol"), "published_text": "Sáb, 1 Dez 2018 09:05:00 +0000"},
-        {**feed_entry(None, "Sem data", "https://br.example/nada"), "published_text": "algum dia desses"},
-        feed_entry(W + timedelta(minutes=1), "Strict date", "https://br.example/strict"),
-    ])
+    server.feeds["br"] = FeedSpec(
+        language="pt-BR",
+        entries=[
+            {
+                **feed_entry(None, "Bitcoin sobe 5%", "https://br.example/btc"),
+                "published_text": "Seg, 24 Set 2018 10:00:00 -0300",
+            },
+            {
+                **feed_entry(None, "Ether cai", "https://br.example/eth"),
+                "published_text": "Ter, 25 Set 2018 23:30:00 -0300",
+            },
+            {
+                **feed_entry(None, "Solana em alta", "https://br.example/sol"),
+                "published_text": "Sáb, 1 Dez 2018 09:05:00 +0000",
+            },
+            {**feed_entry(None, "Sem data", "https://br.example/nada"), "published_text": "algum dia desses"},
+            feed_entry(W + timedelta(minutes=1), "Strict date", "https://br.example/strict"),
+        ],
+    )
     skipped = Counter()
     items = _feed(server, "br").fetch(W, END, skipped)
     published = {i.title: i.published_at for i in items}
@@ -208,7 +245,7 @@ def test_feed_with_localised_pt_br_dates_lands(server):
 
 
 def test_localised_dates_without_a_declared_language_are_detected():
-    from resources.news_common import parse_localised_date
+    from resources.sources.news_common import parse_localised_date
 
     assert parse_localised_date("Seg, 24 Set 2018 10:00:00 -0300") == datetime(2018, 9, 24, 13, 0)
     assert parse_localised_date("Mo, 03 Dez 2018 08:00:00 +0100", "de-DE") == datetime(2018, 12, 3, 7, 0)
@@ -225,17 +262,21 @@ def test_missing_feed_fails():
 
 
 # ----------------------------------------------------------------------------- Reddit
-def _subreddit(server: FakeNewsServer, sub: str, *, sleeps: list | None = None, ratelimit: RateLimit | None = None,
-               **kw) -> SubredditFeed:
-    sleep = (sleeps.append if sleeps is not None else (lambda s: None))
+def _subreddit(
+    server: FakeNewsServer, sub: str, *, sleeps: list | None = None, ratelimit: RateLimit | None = None, **kw
+) -> SubredditFeed:
+    sleep = sleeps.append if sleeps is not None else (lambda s: None)
     ua = {"User-Agent": user_agent("tester")}
-    auth = RedditAuth(_http("reddit-auth", server.url, headers=ua), server.reddit_client_id,
-                      server.reddit_client_secret, sleep=sleep)
+    auth = RedditAuth(
+        _http("reddit-auth", server.url, headers=ua), server.reddit_client_id, server.reddit_client_secret, sleep=sleep
+    )
     return SubredditFeed(_http("reddit", server.url, headers=ua), auth, sub, sleep=sleep, ratelimit=ratelimit, **kw)
 
 
 def test_reddit_token_user_agent_and_paging(server):
-    server.subreddits["Bitcoin"] = [reddit_post(W + timedelta(seconds=i), f"BTC post {i}", f"id{i}") for i in range(250)]
+    server.subreddits["Bitcoin"] = [
+        reddit_post(W + timedelta(seconds=i), f"BTC post {i}", f"id{i}") for i in range(250)
+    ]
     server.subreddits["Bitcoin"] += [reddit_post(W - timedelta(hours=1), "older", "old1")]
     items = _subreddit(server, "Bitcoin").fetch(W, END, Counter())
     assert len([i for i in items if i.published_at >= W]) == 250
@@ -380,16 +421,22 @@ def test_clean_text():
 
 def test_the_resource_reads_the_sources_base_urls_from_the_environment(server, monkeypatch):
     """GUARDIAN_BASE_URL, REDDIT_AUTH_URL and REDDIT_API_URL replace the providers' hosts (as for doctor)."""
-    from resources.news_sources import NewsSourcesResource
+    from resources.sources.news_sources import NewsSourcesResource
 
     server.guardian_results.append(guardian_result(W + timedelta(minutes=1), "Bitcoin rallies", "btc"))
     server.subreddits["Bitcoin"] = [reddit_post(W + timedelta(minutes=2), "BTC post", "p1")]
     for name in ("GUARDIAN_BASE_URL", "REDDIT_AUTH_URL", "REDDIT_API_URL"):
         monkeypatch.setenv(name, server.url)
-    resource = NewsSourcesResource(mode="live", guardian_api_key=server.guardian_api_key, rss_feeds=["http://127.0.0.1:9/x"],
-                                   reddit_client_id=server.reddit_client_id,
-                                   reddit_client_secret=server.reddit_client_secret, reddit_subreddits=["Bitcoin"],
-                                   max_attempts=1, timeout_s=0.5)
+    resource = NewsSourcesResource(
+        mode="live",
+        guardian_api_key=server.guardian_api_key,
+        rss_feeds=["http://127.0.0.1:9/x"],
+        reddit_client_id=server.reddit_client_id,
+        reddit_client_secret=server.reddit_client_secret,
+        reddit_subreddits=["Bitcoin"],
+        max_attempts=1,
+        timeout_s=0.5,
+    )
     collection = resource.collect(W, END)
     by_name = {o.name: o for o in collection.outcomes}
     assert [i.title for i in by_name["guardian"].items] == ["Bitcoin rallies"]

@@ -7,8 +7,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # the transformers path must never reach for
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from resources import sentiment_model  # noqa: E402
-from resources.sentiment_model import (  # noqa: E402
+from resources.model import sentiment as sentiment_model  # noqa: E402
+from resources.model.sentiment import (  # noqa: E402
     LABELS,
     LexiconScorer,
     SentimentModelResource,

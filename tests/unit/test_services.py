@@ -29,8 +29,9 @@ def test_missing_services_are_named_in_one_line_with_the_packages_to_install():
     decision = _decide((False, False), (False, False))
     assert decision.actions == {"MariaDB": MISSING, "Redis": MISSING} and not decision.fail
     assert "\n" not in decision.message
-    assert decision.message.startswith("MariaDB and Redis not running and not installed: "
-                                       "apt-get install mariadb-server redis-server")
+    assert decision.message.startswith(
+        "MariaDB and Redis not running and not installed: apt-get install mariadb-server redis-server"
+    )
     assert "skipped" in decision.message
     only_redis = _decide((True, False), (True, False))
     assert only_redis.actions == {"MariaDB": USE, "Redis": MISSING}

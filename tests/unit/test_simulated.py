@@ -4,8 +4,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from resources.simulated import simulated_price_frame
-from resources.universe import load_universe
+from resources.config.universe import load_universe
+from resources.sources.simulated import simulated_price_frame
 
 DAY = datetime(2026, 11, 1)
 

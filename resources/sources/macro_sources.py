@@ -21,24 +21,26 @@ day the value was first published; the features use a value only from then on.
   next day, a weekly dollar index, a monthly CPI published six weeks later, market closes), each
   value a pure function of (series, date), and only what would be published by ``today``.
 
-Every network call goes through :class:`resources.http.HttpSource`.
+Every network call goes through :class:`resources.sources.http.HttpSource`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time as dtime, timedelta, timezone
-from typing import Any, Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
+from typing import Any
 from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
-from resources.http import HttpSource, SourceError
-from resources.settings import Settings
-from resources.simulated import hashed_normal
+from resources.config.settings import Settings
+from resources.sources.http import HttpSource, SourceError
+from resources.sources.simulated import hashed_normal
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +54,23 @@ FRED_MAX_VINTAGE_DATES = 2000
 #: FRED's "no end" real-time date.
 FRED_LATEST = "9999-12-31"
 _FRED_VINTAGES_PAGE = 10000  # the vintagedates endpoint's largest ``limit``
-_YAHOO_HEADERS = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) crypto-data-platform/0.1", "Accept": "application/json"}
+_YAHOO_HEADERS = {
+    "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) crypto-data-platform/0.1",
+    "Accept": "application/json",
+}
 
 
 def empty_macro_frame() -> pd.DataFrame:
     """A ``macro_indicators`` frame with no rows."""
-    return pd.DataFrame({"series_id": pd.Series(dtype=object), "observation_date": pd.Series(dtype="datetime64[us]"),
-                         "value": pd.Series(dtype=float), "realtime_start": pd.Series(dtype="datetime64[us]"),
-                         "source": pd.Series(dtype=object)})
+    return pd.DataFrame(
+        {
+            "series_id": pd.Series(dtype=object),
+            "observation_date": pd.Series(dtype="datetime64[us]"),
+            "value": pd.Series(dtype=float),
+            "realtime_start": pd.Series(dtype="datetime64[us]"),
+            "source": pd.Series(dtype=object),
+        }
+    )
 
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -76,20 +87,29 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 class FredClient:
     """FRED series observations, first release of each with its publication date."""
 
-    def __init__(self, api_key: str, *, base_url: str = FRED_BASE_URL, http: HttpSource | None = None,
-                 deadline: datetime | None = None, max_vintage_dates: int = FRED_MAX_VINTAGE_DATES):
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str = FRED_BASE_URL,
+        http: HttpSource | None = None,
+        deadline: datetime | None = None,
+        max_vintage_dates: int = FRED_MAX_VINTAGE_DATES,
+    ):
         if not api_key:
             raise ValueError("FRED needs an API key (FRED_API_KEY)")
         self.api_key = api_key
         self.max_vintage_dates = max_vintage_dates
         # FRED allows about 2 requests a second; 429s are retried with Retry-After by HttpSource.
-        self.http = http or HttpSource("fred", base_url, timeout_s=20.0, max_attempts=5, min_interval_s=0.5,
-                                       deadline=deadline)
+        self.http = http or HttpSource(
+            "fred", base_url, timeout_s=20.0, max_attempts=5, min_interval_s=0.5, deadline=deadline
+        )
 
     def _get(self, series_id: str, path: str, params: dict[str, Any]) -> Any:
         try:
-            return self.http.get_json(path, {"series_id": series_id, "api_key": self.api_key, "file_type": "json",
-                                             **params})
+            return self.http.get_json(
+                path, {"series_id": series_id, "api_key": self.api_key, "file_type": "json", **params}
+            )
         except SourceError as exc:
             raise type(exc)("fred", f"{series_id}: {_fred_error(exc)}", status=exc.status, url=exc.url) from exc
 
@@ -97,9 +117,16 @@ class FredClient:
         """The days on which ``series_id`` was published or revised, from ``since`` on (paged)."""
         dates: list[date] = []
         while True:
-            payload = self._get(series_id, "/fred/series/vintagedates", {
-                "realtime_start": since.isoformat(), "realtime_end": FRED_LATEST,
-                "limit": _FRED_VINTAGES_PAGE, "offset": len(dates)})
+            payload = self._get(
+                series_id,
+                "/fred/series/vintagedates",
+                {
+                    "realtime_start": since.isoformat(),
+                    "realtime_end": FRED_LATEST,
+                    "limit": _FRED_VINTAGES_PAGE,
+                    "offset": len(dates),
+                },
+            )
             page = payload.get("vintage_dates") if isinstance(payload, dict) else None
             if not isinstance(page, list):
                 raise SourceError("fred", f"{series_id}: vintagedates answer has no 'vintage_dates' list")
@@ -117,7 +144,7 @@ class FredClient:
         vintages = sorted(set(self.vintage_dates(series_id, since)))
         periods = []
         for offset in range(0, len(vintages), self.max_vintage_dates):
-            chunk = vintages[offset:offset + self.max_vintage_dates]
+            chunk = vintages[offset : offset + self.max_vintage_dates]
             first = since if offset == 0 else chunk[0]
             last = FRED_LATEST if offset + self.max_vintage_dates >= len(vintages) else chunk[-1].isoformat()
             periods.append((first.isoformat(), last))
@@ -125,10 +152,19 @@ class FredClient:
 
     def observations(self, series_id: str, start: date, end: date) -> pd.DataFrame:
         """Observations dated in [start, end): the first release of each, ``"."`` as NULL."""
-        payloads = [self._get(series_id, "/fred/series/observations", {
-                        "observation_start": start.isoformat(), "observation_end": (end - timedelta(days=1)).isoformat(),
-                        "realtime_start": first, "realtime_end": last})
-                    for first, last in self.realtime_periods(series_id, start)]
+        payloads = [
+            self._get(
+                series_id,
+                "/fred/series/observations",
+                {
+                    "observation_start": start.isoformat(),
+                    "observation_end": (end - timedelta(days=1)).isoformat(),
+                    "realtime_start": first,
+                    "realtime_end": last,
+                },
+            )
+            for first, last in self.realtime_periods(series_id, start)
+        ]
         return parse_fred_observations(series_id, payloads, start, end)
 
     def close(self) -> None:
@@ -141,9 +177,9 @@ def _detail(exc: SourceError) -> str:
     text = str(exc)
     prefix = f"{exc.source}: "
     if text.startswith(prefix):
-        text = text[len(prefix):]
+        text = text[len(prefix) :]
     suffix = f" ({exc.url})" if exc.url else ""
-    return text[:-len(suffix)] if suffix and text.endswith(suffix) else text
+    return text[: -len(suffix)] if suffix and text.endswith(suffix) else text
 
 
 def _fred_error(exc: SourceError) -> str:
@@ -175,8 +211,16 @@ def parse_fred_observations(series_id: str, payloads: Any, start: date, end: dat
             known = first.get(observed)
             if known is None or published < known[0]:
                 first[observed] = (published, value)
-    rows = [{"series_id": series_id, "observation_date": observed, "value": value, "realtime_start": published,
-             "source": "fred"} for observed, (published, value) in sorted(first.items())]
+    rows = [
+        {
+            "series_id": series_id,
+            "observation_date": observed,
+            "value": value,
+            "realtime_start": published,
+            "source": "fred",
+        }
+        for observed, (published, value) in sorted(first.items())
+    ]
     return _frame(rows)
 
 
@@ -184,19 +228,28 @@ def parse_fred_observations(series_id: str, payloads: Any, start: date, end: dat
 class YahooClient:
     """Daily closes from Yahoo Finance's chart endpoint (unofficial: best effort)."""
 
-    def __init__(self, *, base_url: str = YAHOO_BASE_URL, http: HttpSource | None = None,
-                 deadline: datetime | None = None):
-        self.http = http or HttpSource("yahoo", base_url, headers=_YAHOO_HEADERS, timeout_s=15.0, max_attempts=3,
-                                       min_interval_s=0.2, deadline=deadline)
+    def __init__(
+        self, *, base_url: str = YAHOO_BASE_URL, http: HttpSource | None = None, deadline: datetime | None = None
+    ):
+        self.http = http or HttpSource(
+            "yahoo",
+            base_url,
+            headers=_YAHOO_HEADERS,
+            timeout_s=15.0,
+            max_attempts=3,
+            min_interval_s=0.2,
+            deadline=deadline,
+        )
 
     def daily_closes(self, ticker: str, start: date, end: date) -> pd.DataFrame:
         """Closes of trading days in [start, end), each published on its own day."""
-        period1 = int(datetime.combine(start, dtime(), timezone.utc).timestamp())
-        period2 = int(datetime.combine(end + timedelta(days=1), dtime(), timezone.utc).timestamp())
+        period1 = int(datetime.combine(start, dtime(), UTC).timestamp())
+        period2 = int(datetime.combine(end + timedelta(days=1), dtime(), UTC).timestamp())
         try:
-            payload = self.http.get_json(f"/v8/finance/chart/{quote(ticker, safe='')}",
-                                         {"period1": period1, "period2": period2, "interval": "1d",
-                                          "events": "history"})
+            payload = self.http.get_json(
+                f"/v8/finance/chart/{quote(ticker, safe='')}",
+                {"period1": period1, "period2": period2, "interval": "1d", "events": "history"},
+            )
         except SourceError as exc:
             raise SourceError("yahoo", f"{ticker}: {_detail(exc)}", status=exc.status, url=exc.url) from exc
         return parse_yahoo_chart(ticker, payload, start, end)
@@ -213,8 +266,12 @@ def parse_yahoo_chart(ticker: str, payload: Any, start: date, end: date) -> pd.D
         raise SourceError("yahoo", f"{ticker}: answer has no 'chart'")
     if chart.get("error"):
         error = chart["error"]
-        raise SourceError("yahoo", f"{ticker}: {error.get('code')}: {error.get('description')}"
-                          if isinstance(error, dict) else f"{ticker}: {error}")
+        raise SourceError(
+            "yahoo",
+            f"{ticker}: {error.get('code')}: {error.get('description')}"
+            if isinstance(error, dict)
+            else f"{ticker}: {error}",
+        )
     results = chart.get("result") or []
     if not results:
         return empty_macro_frame()
@@ -229,10 +286,17 @@ def parse_yahoo_chart(ticker: str, payload: Any, start: date, end: date) -> pd.D
     for stamp, close in zip(stamps, closes):
         if close is None or not math.isfinite(float(close)):
             continue
-        local_day = datetime.fromtimestamp(int(stamp) + offset, timezone.utc).date()
+        local_day = datetime.fromtimestamp(int(stamp) + offset, UTC).date()
         if start <= local_day < end:
-            rows.append({"series_id": ticker, "observation_date": local_day, "value": float(close),
-                         "realtime_start": local_day, "source": "yahoo"})
+            rows.append(
+                {
+                    "series_id": ticker,
+                    "observation_date": local_day,
+                    "value": float(close),
+                    "realtime_start": local_day,
+                    "source": "yahoo",
+                }
+            )
     return _frame(sorted(rows, key=lambda r: r["observation_date"]))
 
 
@@ -289,13 +353,22 @@ def simulated_macro_frame(series_ids: Iterable[str], start: date, end: date, tod
         path = _simulated_path(series_id, days)
         day = max(start, _SIM_EPOCH)
         while day < end:
-            observed = (spec.cadence == "daily" or (spec.cadence == "business" and day.weekday() < 5)
-                        or (spec.cadence == "monthly" and day.day == 1))
+            observed = (
+                spec.cadence == "daily"
+                or (spec.cadence == "business" and day.weekday() < 5)
+                or (spec.cadence == "monthly" and day.day == 1)
+            )
             published = day + timedelta(days=spec.lag_days)
             if observed and published <= today:
-                rows.append({"series_id": series_id, "observation_date": day,
-                             "value": round(float(path[(day - _SIM_EPOCH).days]), 4), "realtime_start": published,
-                             "source": "simulated"})
+                rows.append(
+                    {
+                        "series_id": series_id,
+                        "observation_date": day,
+                        "value": round(float(path[(day - _SIM_EPOCH).days]), 4),
+                        "realtime_start": published,
+                        "source": "simulated",
+                    }
+                )
             day += timedelta(days=1)
     return _frame(rows)
 
@@ -319,21 +392,29 @@ class MacroFetch:
         return bool(self.fred_requested) and set(self.fred_failed) >= set(self.fred_requested)
 
 
-def fetch_macro(settings: Settings, start: date, end: date, *, fred_series: Sequence[str] | None = None,
-                yahoo_tickers: Sequence[str] = YAHOO_TICKERS, fred_base_url: str | None = None,
-                yahoo_base_url: str | None = None, today: date | None = None,
-                deadline: datetime | None = None) -> MacroFetch:
+def fetch_macro(
+    settings: Settings,
+    start: date,
+    end: date,
+    *,
+    fred_series: Sequence[str] | None = None,
+    yahoo_tickers: Sequence[str] = YAHOO_TICKERS,
+    fred_base_url: str | None = None,
+    yahoo_base_url: str | None = None,
+    today: date | None = None,
+    deadline: datetime | None = None,
+) -> MacroFetch:
     """Observations dated in [start, end) from the configured sources.
 
     ``settings.source == "simulated"``: the simulated series, offline. ``live``: FRED for
     ``fred_series`` (default ``settings.fred_series``; skipped with a warning without
     ``FRED_API_KEY``) and Yahoo Finance for ``yahoo_tickers`` (best effort). A series that fails
     is skipped and named in ``warnings`` and ``fred_failed``/``yahoo_failed``; the others are still returned.
-    ``deadline``: no retry waits past it (see :class:`~resources.http.HttpSource`). Base URLs:
+    ``deadline``: no retry waits past it (see :class:`~resources.sources.http.HttpSource`). Base URLs:
     the arguments, else ``FRED_BASE_URL`` / ``YAHOO_BASE_URL``, else the providers' hosts.
     """
     series = list(fred_series if fred_series is not None else settings.fred_series)
-    today = today or datetime.now(timezone.utc).date()
+    today = today or datetime.now(UTC).date()
     if settings.source == "simulated":
         frame = simulated_macro_frame([*series, *yahoo_tickers], start, end, today)
         return MacroFetch(frame, sources=["simulated"])
@@ -342,8 +423,9 @@ def fetch_macro(settings: Settings, start: date, end: date, *, fred_series: Sequ
     if not settings.fred_api_key:
         result.warnings.append("FRED_API_KEY is not set: FRED series skipped")
     elif series:
-        fred = FredClient(settings.fred_api_key, base_url=fred_base_url or settings.fred_base_url or FRED_BASE_URL,
-                          deadline=deadline)
+        fred = FredClient(
+            settings.fred_api_key, base_url=fred_base_url or settings.fred_base_url or FRED_BASE_URL, deadline=deadline
+        )
         result.fred_requested = list(series)
         try:
             for series_id in series:

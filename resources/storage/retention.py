@@ -6,26 +6,23 @@ Deletion runs in batches of windows (a day by default), each one transaction tha
 batch's rows and its ``partition_log`` rows together and holds the table's write lock, so a
 reader never sees rows without their committed window or the reverse, and a concurrent partition
 write of the same table waits for the batch instead of racing it. Back up first
-(``python -m resources.backup export``) if the old windows may be wanted again.
+(``python -m cli.backup export``) if the old windows may be wanted again.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
-import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from resources.backup import SPECS, TableSpec
-from resources.warehouse import DAY, METADATA, Warehouse, partition_log, to_naive_utc, utc_now
+from resources.storage.backup import SPECS, TableSpec
+from resources.storage.warehouse import DAY, METADATA, Warehouse, partition_log, to_naive_utc, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -68,21 +65,28 @@ class RetentionReport:
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
-        return {"cutoff": self.cutoff.isoformat(), "rows_deleted": self.rows, "windows_deleted": self.windows,
-                "batches": self.batches, "seconds": round(self.seconds, 3)}
+        return {
+            "cutoff": self.cutoff.isoformat(),
+            "rows_deleted": self.rows,
+            "windows_deleted": self.windows,
+            "batches": self.batches,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 def _oldest(wh: Warehouse, table: sa.Table, spec: TableSpec) -> datetime | None:
     with wh.engine.connect() as conn:
         data = conn.execute(sa.select(sa.func.min(table.c[spec.time_column]))).scalar()
-        logged = conn.execute(sa.select(sa.func.min(partition_log.c.window_start))
-                              .where(partition_log.c.asset == spec.name)).scalar()
+        logged = conn.execute(
+            sa.select(sa.func.min(partition_log.c.window_start)).where(partition_log.c.asset == spec.name)
+        ).scalar()
     values = [v if isinstance(v, datetime) else datetime(v.year, v.month, v.day) for v in (data, logged) if v]
     return min(values) if values else None
 
 
-def _delete_batch(wh: Warehouse, table: sa.Table, spec: TableSpec, start: datetime, end: datetime,
-                  max_attempts: int = 5) -> tuple[int, int]:
+def _delete_batch(
+    wh: Warehouse, table: sa.Table, spec: TableSpec, start: datetime, end: datetime, max_attempts: int = 5
+) -> tuple[int, int]:
     column = table.c[spec.time_column]
     low, high = (start.date(), end.date()) if spec.window >= DAY else (start, end)
     for attempt in range(1, max_attempts + 1):
@@ -90,22 +94,41 @@ def _delete_batch(wh: Warehouse, table: sa.Table, spec: TableSpec, start: dateti
             with wh.engine.begin() as conn:
                 wh._lock_table(conn, spec.name)  # the lock partition writes of this table take
                 rows = conn.execute(sa.delete(table).where(column >= low, column < high)).rowcount or 0
-                windows = conn.execute(sa.delete(partition_log).where(
-                    partition_log.c.asset == spec.name, partition_log.c.window_start >= start,
-                    partition_log.c.window_start < end)).rowcount or 0
+                windows = (
+                    conn.execute(
+                        sa.delete(partition_log).where(
+                            partition_log.c.asset == spec.name,
+                            partition_log.c.window_start >= start,
+                            partition_log.c.window_start < end,
+                        )
+                    ).rowcount
+                    or 0
+                )
             return int(rows), int(windows)
         except DBAPIError as exc:
             code = exc.orig.args[0] if wh.is_mysql and getattr(exc.orig, "args", None) else None
             if code not in _RETRYABLE_MYSQL or attempt == max_attempts:
                 raise
-            log.warning("%s: retention batch [%s, %s) attempt %d failed (%s); retrying", spec.name, start, end,
-                        attempt, exc.orig)
-            time.sleep(min(5.0, 0.2 * 2 ** attempt))
+            log.warning(
+                "%s: retention batch [%s, %s) attempt %d failed (%s); retrying",
+                spec.name,
+                start,
+                end,
+                attempt,
+                exc.orig,
+            )
+            time.sleep(min(5.0, 0.2 * 2**attempt))
     raise AssertionError("unreachable")
 
 
-def apply_retention(wh: Warehouse, days: int, *, now: datetime | None = None, tables: Sequence[str] | None = None,
-                    batch: timedelta = DAY) -> RetentionReport:
+def apply_retention(
+    wh: Warehouse,
+    days: int,
+    *,
+    now: datetime | None = None,
+    tables: Sequence[str] | None = None,
+    batch: timedelta = DAY,
+) -> RetentionReport:
     """Delete every window older than ``days`` whole UTC days, oldest first, a ``batch`` at a time."""
     if days < 1:
         raise RetentionError("retention must keep at least 1 day")
@@ -129,32 +152,8 @@ def apply_retention(wh: Warehouse, days: int, *, now: datetime | None = None, ta
             report.windows[name] += windows
             report.batches += 1
             start = end
-        log.info("%s: deleted %d row(s) and %d window(s) before %s", name, report.rows[name],
-                 report.windows[name], cutoff)
+        log.info(
+            "%s: deleted %d row(s) and %d window(s) before %s", name, report.rows[name], report.windows[name], cutoff
+        )
     report.seconds = time.perf_counter() - began
     return report
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m resources.retention [--days N] [--db-url URL]`` (days default: CRYPTO_RETENTION_DAYS)."""
-    from resources.settings import load_settings
-
-    parser = argparse.ArgumentParser(prog="python -m resources.retention", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--days", type=int, default=None, help=f"days to keep (default: {RETENTION_ENV})")
-    parser.add_argument("--db-url", default=None, help="SQLAlchemy URL of the warehouse (default: CRYPTO_DB_URL)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    days = args.days if args.days is not None else retention_days()
-    if days is None:
-        print(json.dumps({"skipped": f"{RETENTION_ENV} is not set: every window is kept"}))
-        return 0
-    wh = Warehouse(args.db_url or load_settings().db_url)
-    try:
-        print(json.dumps(apply_retention(wh, days).as_dict(), indent=2))
-    finally:
-        wh.dispose()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

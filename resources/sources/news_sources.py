@@ -13,19 +13,22 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from resources.coin_tagging import CoinTagger, symbols_field
-from resources.http import HttpSource, SourceError
-from resources.news_common import (
+from resources.config.settings import load_settings
+from resources.config.universe import Coin, load_universe
+from resources.sources.coin_tagging import CoinTagger, symbols_field
+from resources.sources.http import HttpSource, SourceError
+from resources.sources.news_common import (
     DEFAULT_MAX_RESPONSE_BYTES,
     FEED_USER_AGENT,
     FeedOutcome,
@@ -33,21 +36,28 @@ from resources.news_common import (
     NewsFeed,
     make_item_id,
 )
-from resources.news_guardian import DEFAULT_BASE_URL as GUARDIAN_BASE_URL
-from resources.news_guardian import DEFAULT_QUERY as GUARDIAN_QUERY
-from resources.news_guardian import GuardianClient
-from resources.news_reddit import DEFAULT_API_URL as REDDIT_API_URL
-from resources.news_reddit import DEFAULT_AUTH_URL as REDDIT_AUTH_URL
-from resources.news_reddit import RateLimit, RedditAuth, SubredditFeed, user_agent
-from resources.news_rss import DEFAULT_FEEDS as RSS_DEFAULT_FEEDS
-from resources.news_rss import RssFeed, feed_name
-from resources.news_simulated import SimulatedNewsFeed
-from resources.settings import load_settings
-from resources.universe import Coin, load_universe
-from resources.warehouse import WINDOW, utc_now
+from resources.sources.news_guardian import DEFAULT_BASE_URL as GUARDIAN_BASE_URL
+from resources.sources.news_guardian import DEFAULT_QUERY as GUARDIAN_QUERY
+from resources.sources.news_guardian import GuardianClient
+from resources.sources.news_reddit import DEFAULT_API_URL as REDDIT_API_URL
+from resources.sources.news_reddit import DEFAULT_AUTH_URL as REDDIT_AUTH_URL
+from resources.sources.news_reddit import RateLimit, RedditAuth, SubredditFeed, user_agent
+from resources.sources.news_rss import DEFAULT_FEEDS as RSS_DEFAULT_FEEDS
+from resources.sources.news_rss import RssFeed, feed_name
+from resources.sources.news_simulated import SimulatedNewsFeed
+from resources.storage.warehouse import WINDOW, utc_now
 
-NEWS_COLUMNS = ["item_id", "source", "published_at", "collected_at", "window_start", "title", "summary", "url",
-                "symbols"]
+NEWS_COLUMNS = [
+    "item_id",
+    "source",
+    "published_at",
+    "collected_at",
+    "window_start",
+    "title",
+    "summary",
+    "url",
+    "symbols",
+]
 # When the same article arrives from several sources, the row keeps the first of these.
 SOURCE_PRIORITY = {"guardian": 0, "rss": 1, "reddit": 2, "simulated": 3}
 # Item notes that are not skips: the item was kept.
@@ -86,8 +96,14 @@ class NewsCollection:
         return [o.report() for o in self.outcomes]
 
 
-def collect_news(feeds: Sequence[NewsFeed], start: datetime, end: datetime, *,
-                 skipped: Sequence[FeedOutcome] = (), now: datetime | None = None) -> NewsCollection:
+def collect_news(
+    feeds: Sequence[NewsFeed],
+    start: datetime,
+    end: datetime,
+    *,
+    skipped: Sequence[FeedOutcome] = (),
+    now: datetime | None = None,
+) -> NewsCollection:
     """Run every feed for [start, end); a feed that raises a source error fails alone."""
     outcomes = list(skipped)
     for feed in feeds:
@@ -119,7 +135,7 @@ class NewsFrame:
 def news_frame(collection: NewsCollection, tagger: CoinTagger, start: datetime, end: datetime) -> NewsFrame:
     """``news_items`` rows for [start, end) from what the feeds returned.
 
-    Items are keyed by :func:`~resources.news_common.make_item_id` and deduplicated (the same
+    Items are keyed by :func:`~resources.sources.news_common.make_item_id` and deduplicated (the same
     article from two sources is one row, kept from the higher-priority source). Only items
     published in [start, end) are kept, each with the ``window_start`` of its publication time:
     an item published in an earlier window that a live source delivers only now is *not* written
@@ -131,15 +147,17 @@ def news_frame(collection: NewsCollection, tagger: CoinTagger, start: datetime, 
         if outcome.status != "ok":
             continue
         for item in outcome.items:
-            records.append({
-                "item_id": make_item_id(item.source, item.key),
-                "source": item.source,
-                "published_at": item.published_at,
-                "collected_at": item.collected_at or collection.collected_at,
-                "title": item.title,
-                "summary": item.summary,
-                "url": item.url,
-            })
+            records.append(
+                {
+                    "item_id": make_item_id(item.source, item.key),
+                    "source": item.source,
+                    "published_at": item.published_at,
+                    "collected_at": item.collected_at or collection.collected_at,
+                    "title": item.title,
+                    "summary": item.summary,
+                    "url": item.url,
+                }
+            )
     counts = {"items_received": len(records), "outside_before": 0, "outside_after": 0, "duplicates": 0}
     if not records:
         return NewsFrame(pd.DataFrame({c: pd.Series(dtype="object") for c in NEWS_COLUMNS}), counts)
@@ -165,9 +183,13 @@ def news_frame(collection: NewsCollection, tagger: CoinTagger, start: datetime, 
 def items_before(collection: NewsCollection, start: datetime) -> pd.DataFrame:
     """``item_id`` and ``window_start`` of the items published before ``start`` that the feeds
     returned: a live source's late arrivals, or (RSS) older entries it still holds."""
-    records = [(make_item_id(item.source, item.key), item.published_at)
-               for outcome in collection.outcomes if outcome.status == "ok"
-               for item in outcome.items if item.published_at < start]
+    records = [
+        (make_item_id(item.source, item.key), item.published_at)
+        for outcome in collection.outcomes
+        if outcome.status == "ok"
+        for item in outcome.items
+        if item.published_at < start
+    ]
     frame = pd.DataFrame.from_records(records, columns=["item_id", "published_at"]).drop_duplicates("item_id")
     frame["window_start"] = pd.to_datetime(frame["published_at"]).dt.floor(f"{int(WINDOW.total_seconds())}s")
     return frame[["item_id", "window_start"]].reset_index(drop=True)
@@ -189,9 +211,13 @@ def merge_with_stored(frame: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame
     first_seen = stored.set_index("item_id")["collected_at"]
     known = pd.to_datetime(frame["item_id"].map(first_seen)).astype(frame["collected_at"].dtype)
     refreshed = frame.assign(collected_at=known.where(known < frame["collected_at"], frame["collected_at"]))
-    kept = stored.loc[~stored["item_id"].isin(frame["item_id"])].astype({
-        "published_at": frame["published_at"].dtype, "collected_at": frame["collected_at"].dtype,
-        "window_start": frame["window_start"].dtype})
+    kept = stored.loc[~stored["item_id"].isin(frame["item_id"])].astype(
+        {
+            "published_at": frame["published_at"].dtype,
+            "collected_at": frame["collected_at"].dtype,
+            "window_start": frame["window_start"].dtype,
+        }
+    )
     merged = pd.concat([refreshed, kept], ignore_index=True) if len(kept) else refreshed
     return merged.sort_values(["published_at", "item_id"]).reset_index(drop=True)
 
@@ -240,12 +266,28 @@ class NewsSourcesResource(ConfigurableResource):
             raise ValueError(f"news source mode {mode!r}: expected 'simulated' or 'live'")
         return mode
 
-    def _http(self, stack: ExitStack, name: str, base_url: str, headers: dict[str, str] | None = None,
-              min_interval_s: float = 0.0, deadline: datetime | None = None) -> HttpSource:
-        return stack.enter_context(HttpSource(
-            name, base_url, headers=headers, timeout_s=self.timeout_s, max_attempts=self.max_attempts,
-            backoff_base_s=self.backoff_base_s, max_retry_after_s=self.max_retry_after_s,
-            min_interval_s=min_interval_s, deadline=deadline))
+    def _http(
+        self,
+        stack: ExitStack,
+        name: str,
+        base_url: str,
+        headers: dict[str, str] | None = None,
+        min_interval_s: float = 0.0,
+        deadline: datetime | None = None,
+    ) -> HttpSource:
+        return stack.enter_context(
+            HttpSource(
+                name,
+                base_url,
+                headers=headers,
+                timeout_s=self.timeout_s,
+                max_attempts=self.max_attempts,
+                backoff_base_s=self.backoff_base_s,
+                max_retry_after_s=self.max_retry_after_s,
+                min_interval_s=min_interval_s,
+                deadline=deadline,
+            )
+        )
 
     def feeds(self, stack: ExitStack, deadline: datetime | None = None) -> tuple[list[NewsFeed], list[FeedOutcome]]:
         """The feeds to run, and the outcomes of those skipped for want of credentials or config;
@@ -260,8 +302,9 @@ class NewsSourcesResource(ConfigurableResource):
         guardian_key = self.guardian_api_key or settings.guardian_api_key
         if guardian_key:
             base_url = self.guardian_base_url or settings.guardian_base_url or GUARDIAN_BASE_URL
-            http = self._http(stack, "guardian", base_url, min_interval_s=self.guardian_min_interval_s,
-                              deadline=deadline)
+            http = self._http(
+                stack, "guardian", base_url, min_interval_s=self.guardian_min_interval_s, deadline=deadline
+            )
             feeds.append(GuardianClient(http, guardian_key, query=self.guardian_query, max_bytes=max_bytes))
         else:
             skipped.append(FeedOutcome("guardian", "guardian", "skipped", error="GUARDIAN_API_KEY is not set"))
@@ -278,16 +321,33 @@ class NewsSourcesResource(ConfigurableResource):
             headers = {"User-Agent": user_agent(self.reddit_username)}
             auth_url = self.reddit_auth_url or settings.reddit_auth_url or REDDIT_AUTH_URL
             api_url = self.reddit_api_url or settings.reddit_api_url or REDDIT_API_URL
-            auth = RedditAuth(self._http(stack, "reddit-auth", auth_url, headers, deadline=deadline),
-                              client_id, client_secret, max_bytes=max_bytes)
-            api = self._http(stack, "reddit", api_url, headers, min_interval_s=self.reddit_min_interval_s,
-                             deadline=deadline)
+            auth = RedditAuth(
+                self._http(stack, "reddit-auth", auth_url, headers, deadline=deadline),
+                client_id,
+                client_secret,
+                max_bytes=max_bytes,
+            )
+            api = self._http(
+                stack, "reddit", api_url, headers, min_interval_s=self.reddit_min_interval_s, deadline=deadline
+            )
             ratelimit = RateLimit()  # one budget per client id, shared by its subreddits
-            feeds.extend(SubredditFeed(api, auth, sub, max_bytes=max_bytes, ratelimit=ratelimit,
-                                       max_ratelimit_wait_s=self.reddit_max_ratelimit_wait_s) for sub in subreddits)
+            feeds.extend(
+                SubredditFeed(
+                    api,
+                    auth,
+                    sub,
+                    max_bytes=max_bytes,
+                    ratelimit=ratelimit,
+                    max_ratelimit_wait_s=self.reddit_max_ratelimit_wait_s,
+                )
+                for sub in subreddits
+            )
         else:
-            missing = "REDDIT_CLIENT_ID and REDDIT_CLIENT_SECRET are not set" if not (client_id and client_secret) \
+            missing = (
+                "REDDIT_CLIENT_ID and REDDIT_CLIENT_SECRET are not set"
+                if not (client_id and client_secret)
                 else "no subreddits configured"
+            )
             skipped.append(FeedOutcome("reddit", "reddit", "skipped", error=missing))
         return feeds, skipped
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dagster import ConfigurableResource
 
-from resources.lake import FeatureLake
-from resources.settings import load_settings
-from resources.warehouse import Warehouse, get_warehouse
+from resources.config.settings import load_settings
+from resources.storage.lake import FeatureLake
+from resources.storage.warehouse import Warehouse, get_warehouse
 
 
 class WarehouseResource(ConfigurableResource):

@@ -4,29 +4,44 @@
 The snapshot is "now" (cached 45-60 s by CoinGecko, each coin with its ``last_updated``), so it
 only describes the window that is closing. The history (price, market cap and 24h volume points:
 5-minute within the last day, hourly up to 90 days, daily beyond) gives older windows their
-market fields (see ``resources/market_history.py``).
+market fields (see ``resources/sources/market_history.py``).
 """
 
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 
-from resources.http import HttpSource, SourceError
-from resources.universe import Coin
+from resources.config.universe import Coin
+from resources.sources.http import HttpSource, SourceError
 
 PUBLIC_BASE_URL = "https://api.coingecko.com/api/v3"
 PRO_BASE_URL = "https://pro-api.coingecko.com/api/v3"
 MAX_IDS_PER_CALL = 250
 #: The market fields of a ``price_data_real`` row that come from CoinGecko (snapshot or history).
-MARKET_FIELDS = ("market_cap", "volume_24h", "price_change_24h", "price_change_pct_24h",
-                 "high_24h", "low_24h", "open_24h")
+MARKET_FIELDS = (
+    "market_cap",
+    "volume_24h",
+    "price_change_24h",
+    "price_change_pct_24h",
+    "high_24h",
+    "low_24h",
+    "open_24h",
+)
 HISTORY_SERIES = {"prices": "price", "market_caps": "market_cap", "total_volumes": "total_volume"}
-SNAPSHOT_COLUMNS = ("current_price", "market_cap", "volume_24h", "price_change_24h",
-                    "price_change_pct_24h", "high_24h", "low_24h")
+SNAPSHOT_COLUMNS = (
+    "current_price",
+    "market_cap",
+    "volume_24h",
+    "price_change_24h",
+    "price_change_pct_24h",
+    "high_24h",
+    "low_24h",
+)
 # CoinGecko field -> our column
 _FIELDS = {
     "current_price": "current_price",
@@ -58,10 +73,16 @@ class CoinGeckoClient:
         """The raw ``/coins/markets`` elements for ``coin_ids`` (USD)."""
         elements: list[dict[str, Any]] = []
         for offset in range(0, len(coin_ids), MAX_IDS_PER_CALL):
-            batch = coin_ids[offset:offset + MAX_IDS_PER_CALL]
-            payload = self.http.get_json("/coins/markets", params={
-                "vs_currency": "usd", "ids": ",".join(batch), "per_page": MAX_IDS_PER_CALL, "page": 1,
-            })
+            batch = coin_ids[offset : offset + MAX_IDS_PER_CALL]
+            payload = self.http.get_json(
+                "/coins/markets",
+                params={
+                    "vs_currency": "usd",
+                    "ids": ",".join(batch),
+                    "per_page": MAX_IDS_PER_CALL,
+                    "page": 1,
+                },
+            )
             if not isinstance(payload, list):
                 raise SourceError("coingecko", f"/coins/markets returned {type(payload).__name__}, expected a list")
             elements.extend(payload)
@@ -69,10 +90,14 @@ class CoinGeckoClient:
 
     def market_chart_range(self, coin_id: str, start: datetime, end: datetime) -> Any:
         """The raw ``/coins/{id}/market_chart/range`` payload (USD) for [start, end] (naive UTC)."""
-        return self.http.get_json(f"/coins/{coin_id}/market_chart/range", params={
-            "vs_currency": "usd", "from": int(start.replace(tzinfo=timezone.utc).timestamp()),
-            "to": int(end.replace(tzinfo=timezone.utc).timestamp()),
-        })
+        return self.http.get_json(
+            f"/coins/{coin_id}/market_chart/range",
+            params={
+                "vs_currency": "usd",
+                "from": int(start.replace(tzinfo=UTC).timestamp()),
+                "to": int(end.replace(tzinfo=UTC).timestamp()),
+            },
+        )
 
 
 def parse_market_chart(payload: Any, coin_id: str) -> pd.DataFrame:
@@ -82,14 +107,21 @@ def parse_market_chart(payload: Any, coin_id: str) -> pd.DataFrame:
     that is not ``[ms, number-or-null]``, or a negative value.
     """
     if not isinstance(payload, dict) or any(not isinstance(payload.get(k), list) for k in HISTORY_SERIES):
-        raise SourceError("coingecko", f"{coin_id}: market_chart/range returned {str(payload)[:120]}, expected "
-                                       "prices, market_caps and total_volumes")
+        raise SourceError(
+            "coingecko",
+            f"{coin_id}: market_chart/range returned {str(payload)[:120]}, expected "
+            "prices, market_caps and total_volumes",
+        )
     series = {}
     for key, column in HISTORY_SERIES.items():
         points: dict[int, float | None] = {}
         for point in payload[key]:
-            if (not isinstance(point, list) or len(point) != 2 or isinstance(point[0], bool)
-                    or not isinstance(point[0], (int, float))):
+            if (
+                not isinstance(point, list)
+                or len(point) != 2
+                or isinstance(point[0], bool)
+                or not isinstance(point[0], (int, float))
+            ):
                 raise SourceError("coingecko", f"{coin_id}: malformed {key} point {str(point)[:80]}")
             value = _number(point[1], key, coin_id)
             if value is not None and value < 0:
@@ -169,8 +201,9 @@ def parse_markets(elements: Iterable[Any], coins: Sequence[Coin]) -> tuple[pd.Da
     return pd.DataFrame(rows, columns=columns), unknown
 
 
-def snapshot_frame(client: CoinGeckoClient, coins: Sequence[Coin], window_start: datetime,
-                   collected_at: datetime) -> tuple[pd.DataFrame, list[str]]:
+def snapshot_frame(
+    client: CoinGeckoClient, coins: Sequence[Coin], window_start: datetime, collected_at: datetime
+) -> tuple[pd.DataFrame, list[str]]:
     """The snapshot as ``price_data_real`` market fields for one window: (frame, unknown ids)."""
     frame, unknown = parse_markets(client.markets([c.coin_id for c in coins]), coins)
     frame["last_updated"] = pd.to_datetime(frame["last_updated"])

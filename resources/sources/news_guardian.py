@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 
-from resources.http import HttpSource, SourceError
-from resources.news_common import (
+from resources.sources.http import HttpSource, SourceError
+from resources.sources.news_common import (
     DEFAULT_MAX_RESPONSE_BYTES,
     MalformedPayload,
     RawItem,
@@ -37,8 +38,11 @@ def _search_page(response: httpx.Response) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise MalformedPayload("no 'response' object in the search result")
     if body.get("status") != "ok":
-        raise SourceError(SOURCE, f"search answered status {body.get('status')!r}: {body.get('message', '')}",
-                          url=str(response.request.url.copy_remove_param("api-key")))
+        raise SourceError(
+            SOURCE,
+            f"search answered status {body.get('status')!r}: {body.get('message', '')}",
+            url=str(response.request.url.copy_remove_param("api-key")),
+        )
     if not isinstance(body.get("results"), list):
         raise MalformedPayload("'response.results' is not a list")
     return body
@@ -50,9 +54,17 @@ class GuardianClient:
     source = SOURCE
     name = SOURCE
 
-    def __init__(self, http: HttpSource, api_key: str, *, query: str = DEFAULT_QUERY,
-                 page_size: int = PAGE_SIZE, max_pages: int = 25,
-                 max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        http: HttpSource,
+        api_key: str,
+        *,
+        query: str = DEFAULT_QUERY,
+        page_size: int = PAGE_SIZE,
+        max_pages: int = 25,
+        max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.http = http
         self.api_key = api_key
         self.query = query
@@ -76,8 +88,15 @@ class GuardianClient:
         items: list[RawItem] = []
         page, pages = 1, 1
         while page <= min(pages, self.max_pages):
-            body, _ = fetch_parsed(self.http, "GET", "/search", _search_page, params={**params, "page": page},
-                                   max_bytes=self.max_bytes, sleep=self.sleep)
+            body, _ = fetch_parsed(
+                self.http,
+                "GET",
+                "/search",
+                _search_page,
+                params={**params, "page": page},
+                max_bytes=self.max_bytes,
+                sleep=self.sleep,
+            )
             self.pages_read += 1
             try:
                 pages = int(body.get("pages") or 1)
@@ -93,9 +112,15 @@ class GuardianClient:
                     skipped["bad_date"] += 1
                     continue
                 fields = result.get("fields") if isinstance(result.get("fields"), dict) else {}
-                item = build_item(SOURCE, key=result.get("id"), published_at=published,
-                                  title=result.get("webTitle"), summary=fields.get("trailText"),
-                                  url=result.get("webUrl"), skipped=skipped)
+                item = build_item(
+                    SOURCE,
+                    key=result.get("id"),
+                    published_at=published,
+                    title=result.get("webTitle"),
+                    summary=fields.get("trailText"),
+                    url=result.get("webUrl"),
+                    skipped=skipped,
+                )
                 if item is None:
                     continue
                 oldest = published if oldest is None else min(oldest, published)

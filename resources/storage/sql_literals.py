@@ -9,7 +9,7 @@ multi-row ``INSERT ... VALUES`` cost one string join each.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

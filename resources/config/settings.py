@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Mapping
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -84,7 +84,7 @@ class Settings:
     api_stream_poll_s: float = 1.0
     # Let the gateway create an empty warehouse where none exists (python -m api --create does too).
     api_create_warehouse: bool = False
-    # The Delta Lake copy of the committed features (resources/lake.py); None: $CRYPTO_HOME/lake.
+    # The Delta Lake copy of the committed features (resources/storage/lake.py); None: $CRYPTO_HOME/lake.
     lake_uri: str | None = None
     lake_retention_days: int = 30
     # Credentials and endpoint of an S3-compatible lake, handed to delta-rs as storage options.
@@ -119,8 +119,8 @@ def parse_partition_start(value: str, now: datetime | None = None) -> datetime:
         days = int(match.group(1))
         if days < 1:
             raise SettingsError("CRYPTO_PARTITION_START horizon must be at least 1d")
-        now = now or datetime.now(timezone.utc)
-        midnight = now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        now = now or datetime.now(UTC)
+        midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         return (midnight - timedelta(days=days)).replace(tzinfo=None)
     try:
         parsed = datetime.fromisoformat(value)
@@ -129,7 +129,7 @@ def parse_partition_start(value: str, now: datetime | None = None) -> datetime:
             f"CRYPTO_PARTITION_START={value!r} is neither an ISO date (2026-01-01) nor a horizon (90d)"
         ) from exc
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     if parsed.minute % 5 or parsed.second or parsed.microsecond:
         raise SettingsError(f"CRYPTO_PARTITION_START={value!r} must fall on a 5-minute boundary")
     return parsed
@@ -184,8 +184,14 @@ def _flag(name: str, raw: str | None, default: bool) -> bool:
 
 # The S3 settings delta-rs understands that the lake passes on from the environment (credentials
 # from the chart's Secret; AWS_ENDPOINT_URL and AWS_ALLOW_HTTP for MinIO, Ceph, R2 or a loopback server).
-LAKE_STORAGE_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
-                          "AWS_ENDPOINT_URL", "AWS_ALLOW_HTTP")
+LAKE_STORAGE_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ALLOW_HTTP",
+)
 
 
 def _parse_exchange_urls(raw: str | None) -> tuple[tuple[str, str], ...]:
@@ -255,35 +261,62 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         fred_series=_split_csv(get("CRYPTO_FRED_SERIES") or "") or defaults.fred_series,
         exchanges=tuple(e.lower() for e in _split_csv(get("CRYPTO_EXCHANGES") or "")) or defaults.exchanges,
         exchange_urls=_parse_exchange_urls(get("CRYPTO_EXCHANGE_URLS")),
-        snapshot_max_age_s=_number("CRYPTO_SNAPSHOT_MAX_AGE_S", get("CRYPTO_SNAPSHOT_MAX_AGE_S"),
-                                   defaults.snapshot_max_age_s, float, 1),
-        coingecko_calls_per_minute=int(_number("COINGECKO_CALLS_PER_MINUTE", get("COINGECKO_CALLS_PER_MINUTE"),
-                                               defaults.coingecko_calls_per_minute, int, 0)),
-        macro_lookback_days=int(_number("CRYPTO_MACRO_LOOKBACK_DAYS", get("CRYPTO_MACRO_LOOKBACK_DAYS"),
-                                        defaults.macro_lookback_days, int, 1)),
+        snapshot_max_age_s=_number(
+            "CRYPTO_SNAPSHOT_MAX_AGE_S", get("CRYPTO_SNAPSHOT_MAX_AGE_S"), defaults.snapshot_max_age_s, float, 1
+        ),
+        coingecko_calls_per_minute=int(
+            _number(
+                "COINGECKO_CALLS_PER_MINUTE",
+                get("COINGECKO_CALLS_PER_MINUTE"),
+                defaults.coingecko_calls_per_minute,
+                int,
+                0,
+            )
+        ),
+        macro_lookback_days=int(
+            _number(
+                "CRYPTO_MACRO_LOOKBACK_DAYS", get("CRYPTO_MACRO_LOOKBACK_DAYS"), defaults.macro_lookback_days, int, 1
+            )
+        ),
         coingecko_base_url=get("COINGECKO_BASE_URL"),
         guardian_base_url=get("GUARDIAN_BASE_URL"),
         reddit_auth_url=get("REDDIT_AUTH_URL"),
         reddit_api_url=get("REDDIT_API_URL"),
         fred_base_url=get("FRED_BASE_URL"),
         yahoo_base_url=get("YAHOO_BASE_URL"),
-        live_run_deadline_s=int(_number("CRYPTO_LIVE_RUN_DEADLINE_S", get("CRYPTO_LIVE_RUN_DEADLINE_S"),
-                                        defaults.live_run_deadline_s, int, 0)),
-        api_rate_limit=int(_number("CRYPTO_API_RATE_LIMIT", get("CRYPTO_API_RATE_LIMIT"), defaults.api_rate_limit, int, 0)),
+        live_run_deadline_s=int(
+            _number(
+                "CRYPTO_LIVE_RUN_DEADLINE_S", get("CRYPTO_LIVE_RUN_DEADLINE_S"), defaults.live_run_deadline_s, int, 0
+            )
+        ),
+        api_rate_limit=int(
+            _number("CRYPTO_API_RATE_LIMIT", get("CRYPTO_API_RATE_LIMIT"), defaults.api_rate_limit, int, 0)
+        ),
         api_cors_origins=_split_csv(get("CRYPTO_API_CORS_ORIGINS") or ""),
         api_max_rows=int(_number("CRYPTO_API_MAX_ROWS", get("CRYPTO_API_MAX_ROWS"), defaults.api_max_rows, int, 1)),
-        api_max_page_size=int(_number("CRYPTO_API_MAX_PAGE_SIZE", get("CRYPTO_API_MAX_PAGE_SIZE"),
-                                      defaults.api_max_page_size, int, 1)),
-        api_max_range_days=int(_number("CRYPTO_API_MAX_RANGE_DAYS", get("CRYPTO_API_MAX_RANGE_DAYS"),
-                                       defaults.api_max_range_days, int, 1)),
-        api_cache_ttl_s=int(_number("CRYPTO_API_CACHE_TTL", get("CRYPTO_API_CACHE_TTL"), defaults.api_cache_ttl_s, int, 1)),
-        api_state_ttl_s=_number("CRYPTO_API_STATE_TTL", get("CRYPTO_API_STATE_TTL"), defaults.api_state_ttl_s, float, 0),
-        api_stream_poll_s=_number("CRYPTO_API_STREAM_POLL", get("CRYPTO_API_STREAM_POLL"),
-                                  defaults.api_stream_poll_s, float, 0.05),
-        api_create_warehouse=_flag("CRYPTO_API_CREATE_WAREHOUSE", get("CRYPTO_API_CREATE_WAREHOUSE"),
-                                   defaults.api_create_warehouse),
+        api_max_page_size=int(
+            _number("CRYPTO_API_MAX_PAGE_SIZE", get("CRYPTO_API_MAX_PAGE_SIZE"), defaults.api_max_page_size, int, 1)
+        ),
+        api_max_range_days=int(
+            _number("CRYPTO_API_MAX_RANGE_DAYS", get("CRYPTO_API_MAX_RANGE_DAYS"), defaults.api_max_range_days, int, 1)
+        ),
+        api_cache_ttl_s=int(
+            _number("CRYPTO_API_CACHE_TTL", get("CRYPTO_API_CACHE_TTL"), defaults.api_cache_ttl_s, int, 1)
+        ),
+        api_state_ttl_s=_number(
+            "CRYPTO_API_STATE_TTL", get("CRYPTO_API_STATE_TTL"), defaults.api_state_ttl_s, float, 0
+        ),
+        api_stream_poll_s=_number(
+            "CRYPTO_API_STREAM_POLL", get("CRYPTO_API_STREAM_POLL"), defaults.api_stream_poll_s, float, 0.05
+        ),
+        api_create_warehouse=_flag(
+            "CRYPTO_API_CREATE_WAREHOUSE", get("CRYPTO_API_CREATE_WAREHOUSE"), defaults.api_create_warehouse
+        ),
         lake_uri=(get("CRYPTO_LAKE_URI") or "").rstrip("/") or None,
-        lake_retention_days=int(_number("CRYPTO_LAKE_RETENTION_DAYS", get("CRYPTO_LAKE_RETENTION_DAYS"),
-                                        defaults.lake_retention_days, int, 1)),
+        lake_retention_days=int(
+            _number(
+                "CRYPTO_LAKE_RETENTION_DAYS", get("CRYPTO_LAKE_RETENTION_DAYS"), defaults.lake_retention_days, int, 1
+            )
+        ),
         lake_storage=tuple((name, value) for name in LAKE_STORAGE_VARIABLES if (value := get(name))),
     )

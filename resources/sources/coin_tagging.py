@@ -17,35 +17,127 @@ sentiment row; a false one puts another coin's news into a coin's features.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable, Sequence
 
-from resources.universe import Coin
+from resources.config.universe import Coin
 
 # Tickers and names that are English words, names of other things, or common acronyms. Lower
 # case; a name's alias derived by dropping a suffix ("Cosmos Hub" -> "Cosmos") is checked too.
-COMMON_WORDS = frozenset({
-    # tickers that are words or acronyms
-    "one", "not", "near", "flow", "sand", "mask", "beam", "rose", "gala", "ape", "dot", "link",
-    "uni", "cake", "bat", "comp", "ton", "atom", "ocean", "audio", "render", "woo", "pol", "blur",
-    "alt", "algo", "rune", "apt", "iota", "etc", "ada", "vet", "doge", "cro", "tao", "eos", "mana",
-    "sushi", "arb", "theta", "om", "op", "ar", "gas", "ray", "key", "sun", "cat", "pay", "ant",
-    # names that are words, places or other brands
-    "stellar", "tether", "avalanche", "quant", "maker", "compound", "helium", "optimism",
-    "harmony", "oasis", "solar", "jupiter", "mantra", "immutable", "stacks", "the graph",
-    "the sandbox", "sandbox", "cosmos", "curve", "mina", "lido", "icon", "tron", "internet computer",
-    "basic attention", "ripple", "cronos", "kava", "bonk",
-})
+COMMON_WORDS = frozenset(
+    {
+        # tickers that are words or acronyms
+        "one",
+        "not",
+        "near",
+        "flow",
+        "sand",
+        "mask",
+        "beam",
+        "rose",
+        "gala",
+        "ape",
+        "dot",
+        "link",
+        "uni",
+        "cake",
+        "bat",
+        "comp",
+        "ton",
+        "atom",
+        "ocean",
+        "audio",
+        "render",
+        "woo",
+        "pol",
+        "blur",
+        "alt",
+        "algo",
+        "rune",
+        "apt",
+        "iota",
+        "etc",
+        "ada",
+        "vet",
+        "doge",
+        "cro",
+        "tao",
+        "eos",
+        "mana",
+        "sushi",
+        "arb",
+        "theta",
+        "om",
+        "op",
+        "ar",
+        "gas",
+        "ray",
+        "key",
+        "sun",
+        "cat",
+        "pay",
+        "ant",
+        # names that are words, places or other brands
+        "stellar",
+        "tether",
+        "avalanche",
+        "quant",
+        "maker",
+        "compound",
+        "helium",
+        "optimism",
+        "harmony",
+        "oasis",
+        "solar",
+        "jupiter",
+        "mantra",
+        "immutable",
+        "stacks",
+        "the graph",
+        "the sandbox",
+        "sandbox",
+        "cosmos",
+        "curve",
+        "mina",
+        "lido",
+        "icon",
+        "tron",
+        "internet computer",
+        "basic attention",
+        "ripple",
+        "cronos",
+        "kava",
+        "bonk",
+    }
+)
 # Names (not tickers) that are words or names of other things: ``SUI`` in capitals is the coin,
 # "sui generis" is not; ``NEO`` is the coin, "neo-nazi" and "Neo" of the Matrix are not.
 COMMON_NAMES = frozenset({"sui", "sei", "pepe", "neo", "shiba"})
 
 # Tickers also recognised in lower case ("btc", "eth" in posts): distinctive ones only.
-LOWERCASE_TICKERS = frozenset({
-    "btc", "eth", "xrp", "bnb", "usdt", "usdc", "ltc", "xmr", "xlm", "avax", "shib", "hbar", "bch", "trx",
-    "aave", "dydx", "egld", "xtz",
-})
+LOWERCASE_TICKERS = frozenset(
+    {
+        "btc",
+        "eth",
+        "xrp",
+        "bnb",
+        "usdt",
+        "usdc",
+        "ltc",
+        "xmr",
+        "xlm",
+        "avax",
+        "shib",
+        "hbar",
+        "bch",
+        "trx",
+        "aave",
+        "dydx",
+        "egld",
+        "xtz",
+    }
+)
 
 # Aliases beyond the universe's names (for the default universe; unknown symbols are ignored).
 EXTRA_ALIASES: dict[str, tuple[str, ...]] = {
@@ -69,21 +161,49 @@ EXTRA_ALIASES: dict[str, tuple[str, ...]] = {
 
 # Words that make an ambiguous mention a coin when they follow it.
 QUALIFIERS = (
-    "token", "tokens", "coin", "coins", "price", "prices", "holders", "network", "protocol",
-    "blockchain", "chain", "mainnet", "testnet", "ecosystem", "staking", "stakers", "airdrop",
-    "etf", "etfs", "whales", "futures", "dao", "foundation", "labs", "validators",
-    "price prediction", "market cap", "perps",
+    "token",
+    "tokens",
+    "coin",
+    "coins",
+    "price",
+    "prices",
+    "holders",
+    "network",
+    "protocol",
+    "blockchain",
+    "chain",
+    "mainnet",
+    "testnet",
+    "ecosystem",
+    "staking",
+    "stakers",
+    "airdrop",
+    "etf",
+    "etfs",
+    "whales",
+    "futures",
+    "dao",
+    "foundation",
+    "labs",
+    "validators",
+    "price prediction",
+    "market cap",
+    "perps",
 )
 _NAME_SUFFIXES = (" protocol", " network", " hub", " dao", " coin", " finance", " token")
 _PAIR_QUOTES = ("USDT", "USDC", "USD", "BTC", "ETH", "EUR", "BUSD")
 
 _TAG = re.compile(r"(?<![\w$#])[$#]([A-Za-z0-9]{2,10})(?![A-Za-z0-9])")
 _TICKER = re.compile(r"(?<![A-Za-z0-9$#@])([A-Za-z0-9]{2,10})(?![A-Za-z0-9])")
-_PAIR = re.compile(r"(?<![A-Za-z0-9$#])([A-Za-z0-9]{2,10})\s?[/\-_]\s?(" + "|".join(_PAIR_QUOTES) + r")(?![A-Za-z0-9])",
-                   re.IGNORECASE)
+_PAIR = re.compile(
+    r"(?<![A-Za-z0-9$#])([A-Za-z0-9]{2,10})\s?[/\-_]\s?(" + "|".join(_PAIR_QUOTES) + r")(?![A-Za-z0-9])", re.IGNORECASE
+)
 _QUALIFIER_AFTER = re.compile(
-    r"^(?:'s)?\s*(?:\(\s*\$?[A-Za-z0-9]{2,10}\s*\)\s*)?(?:" + "|".join(sorted(QUALIFIERS, key=len, reverse=True))
-    + r")(?![A-Za-z0-9])", re.IGNORECASE)
+    r"^(?:'s)?\s*(?:\(\s*\$?[A-Za-z0-9]{2,10}\s*\)\s*)?(?:"
+    + "|".join(sorted(QUALIFIERS, key=len, reverse=True))
+    + r")(?![A-Za-z0-9])",
+    re.IGNORECASE,
+)
 _PAREN_TICKER_AFTER = re.compile(r"^\s*\(\s*\$?([A-Za-z0-9]{2,10})\s*\)")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[\"'“(\[]?[A-Z0-9$#])")
 
@@ -137,13 +257,17 @@ class CoinTagger:
                 if _is_common_name(alias):
                     self._ambiguous_names.add(key)
         names = sorted(self._name_to_symbol, key=len, reverse=True)
-        self._names = re.compile(
-            r"(?<![\w$#.])(" + "|".join(re.escape(n) for n in names) + r")(?:'s|s)?(?![\w])",
-            re.IGNORECASE,
-        ) if names else None
+        self._names = (
+            re.compile(
+                r"(?<![\w$#.])(" + "|".join(re.escape(n) for n in names) + r")(?:'s|s)?(?![\w])",
+                re.IGNORECASE,
+            )
+            if names
+            else None
+        )
 
     def _qualified(self, text: str, end: int) -> bool:
-        return bool(_QUALIFIER_AFTER.match(text[end:end + 40]))
+        return bool(_QUALIFIER_AFTER.match(text[end : end + 40]))
 
     def mentions(self, text: str) -> list[Mention]:
         """Every mention in ``text``, in order of position (overlaps resolved, longest first)."""
@@ -183,7 +307,7 @@ class CoinTagger:
                     canonical = self._canonical[key]
                     if written not in (canonical, canonical.upper()):
                         continue  # "near", "stellar", "sui generis": prose, not the coin
-                    paren = _PAREN_TICKER_AFTER.match(text[match.end():match.end() + 20])
+                    paren = _PAREN_TICKER_AFTER.match(text[match.end() : match.end() + 20])
                     has_ticker = bool(paren) and paren.group(1).upper() == symbol
                     if not (has_ticker or self._qualified(text, match.end())):
                         continue
@@ -196,8 +320,8 @@ class CoinTagger:
             if written != symbol and written.lower() not in LOWERCASE_TICKERS:
                 continue  # "sol" in prose; "btc" in a post is Bitcoin
             if symbol in self.ambiguous_tickers:
-                before = text[max(0, match.start() - 1):match.start()]
-                after = text[match.end():match.end() + 1]
+                before = text[max(0, match.start() - 1) : match.start()]
+                after = text[match.end() : match.end() + 1]
                 in_parens = before == "(" and after == ")"
                 if not (in_parens or self._qualified(text, match.end())):
                     continue

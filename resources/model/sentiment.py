@@ -23,15 +23,16 @@ import re
 import threading
 import warnings
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from dagster import ConfigurableResource
 
-from resources.settings import load_settings
+from resources.config.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -43,28 +44,122 @@ MODEL_ID_MAX = 191
 
 # Valences on VADER's scale (-4 .. 4) for words the general-purpose lexicon misses or misreads.
 CRYPTO_LEXICON: dict[str, float] = {
-    "bullish": 2.4, "bearish": -2.4, "bull": 1.2, "bulls": 1.2, "bear": -1.2, "bears": -1.2,
-    "moon": 2.0, "mooning": 2.6, "moonshot": 2.2, "ath": 2.2, "breakout": 1.8, "uptrend": 1.6,
-    "downtrend": -1.6, "rally": 2.0, "rallies": 2.0, "rallied": 2.0, "rallying": 2.0, "surge": 2.0,
-    "surges": 2.0, "surged": 2.0, "surging": 2.0, "soar": 2.3, "soars": 2.3, "soared": 2.3,
-    "skyrocket": 2.8, "skyrockets": 2.8, "skyrocketed": 2.8, "climb": 1.4, "climbs": 1.4,
-    "climbed": 1.4, "jump": 1.5, "jumps": 1.5, "jumped": 1.5, "gaining": 1.4, "rebound": 1.8,
-    "rebounds": 1.8, "rebounded": 1.8, "recover": 1.5, "recovers": 1.5, "recovered": 1.5,
-    "inflows": 1.2, "adoption": 1.5, "accumulate": 1.2, "accumulation": 1.2, "hodl": 1.0,
-    "hodling": 1.0, "wagmi": 2.0, "lfg": 2.0, "pump": 1.0, "pumping": 1.5, "pumps": 1.2,
-    "plunge": -2.4, "plunges": -2.4, "plunged": -2.4, "plunging": -2.4, "crash": -2.8,
-    "crashes": -2.8, "crashed": -2.8, "tumble": -2.0, "tumbles": -2.0, "tumbled": -2.0,
-    "slump": -2.0, "slumps": -2.0, "slumped": -2.0, "slide": -1.6, "slides": -1.6, "slid": -1.6,
-    "sink": -1.8, "sinks": -1.8, "sank": -1.8, "drop": -1.2, "drops": -1.4, "dropped": -1.4,
-    "falls": -1.4, "fell": -1.4, "dip": -1.0, "dips": -1.0, "selloff": -2.2, "dump": -1.8,
-    "dumping": -2.0, "dumped": -1.8, "rekt": -2.8, "liquidated": -2.0, "liquidations": -1.6,
-    "capitulation": -2.4, "outflows": -1.2, "hack": -2.6, "hacked": -2.8, "exploit": -2.4,
-    "exploited": -2.6, "rugpull": -3.0, "rugged": -2.6, "scam": -2.8, "ponzi": -3.0,
-    "delist": -2.2, "delisted": -2.4, "delisting": -2.2, "insolvent": -2.8, "insolvency": -2.8,
-    "bankrupt": -3.0, "bankruptcy": -3.0, "crackdown": -2.2, "sued": -2.0, "lawsuit": -1.6,
-    "bleeding": -2.0, "bagholder": -1.8, "bagholders": -1.8, "ngmi": -2.0, "fud": -1.8,
-    "fomo": 0.6, "low": -0.4, "high": 0.4,
-    "higher": 0.8, "lower": -0.8, "flee": -1.6, "terrible": -2.5,
+    "bullish": 2.4,
+    "bearish": -2.4,
+    "bull": 1.2,
+    "bulls": 1.2,
+    "bear": -1.2,
+    "bears": -1.2,
+    "moon": 2.0,
+    "mooning": 2.6,
+    "moonshot": 2.2,
+    "ath": 2.2,
+    "breakout": 1.8,
+    "uptrend": 1.6,
+    "downtrend": -1.6,
+    "rally": 2.0,
+    "rallies": 2.0,
+    "rallied": 2.0,
+    "rallying": 2.0,
+    "surge": 2.0,
+    "surges": 2.0,
+    "surged": 2.0,
+    "surging": 2.0,
+    "soar": 2.3,
+    "soars": 2.3,
+    "soared": 2.3,
+    "skyrocket": 2.8,
+    "skyrockets": 2.8,
+    "skyrocketed": 2.8,
+    "climb": 1.4,
+    "climbs": 1.4,
+    "climbed": 1.4,
+    "jump": 1.5,
+    "jumps": 1.5,
+    "jumped": 1.5,
+    "gaining": 1.4,
+    "rebound": 1.8,
+    "rebounds": 1.8,
+    "rebounded": 1.8,
+    "recover": 1.5,
+    "recovers": 1.5,
+    "recovered": 1.5,
+    "inflows": 1.2,
+    "adoption": 1.5,
+    "accumulate": 1.2,
+    "accumulation": 1.2,
+    "hodl": 1.0,
+    "hodling": 1.0,
+    "wagmi": 2.0,
+    "lfg": 2.0,
+    "pump": 1.0,
+    "pumping": 1.5,
+    "pumps": 1.2,
+    "plunge": -2.4,
+    "plunges": -2.4,
+    "plunged": -2.4,
+    "plunging": -2.4,
+    "crash": -2.8,
+    "crashes": -2.8,
+    "crashed": -2.8,
+    "tumble": -2.0,
+    "tumbles": -2.0,
+    "tumbled": -2.0,
+    "slump": -2.0,
+    "slumps": -2.0,
+    "slumped": -2.0,
+    "slide": -1.6,
+    "slides": -1.6,
+    "slid": -1.6,
+    "sink": -1.8,
+    "sinks": -1.8,
+    "sank": -1.8,
+    "drop": -1.2,
+    "drops": -1.4,
+    "dropped": -1.4,
+    "falls": -1.4,
+    "fell": -1.4,
+    "dip": -1.0,
+    "dips": -1.0,
+    "selloff": -2.2,
+    "dump": -1.8,
+    "dumping": -2.0,
+    "dumped": -1.8,
+    "rekt": -2.8,
+    "liquidated": -2.0,
+    "liquidations": -1.6,
+    "capitulation": -2.4,
+    "outflows": -1.2,
+    "hack": -2.6,
+    "hacked": -2.8,
+    "exploit": -2.4,
+    "exploited": -2.6,
+    "rugpull": -3.0,
+    "rugged": -2.6,
+    "scam": -2.8,
+    "ponzi": -3.0,
+    "delist": -2.2,
+    "delisted": -2.4,
+    "delisting": -2.2,
+    "insolvent": -2.8,
+    "insolvency": -2.8,
+    "bankrupt": -3.0,
+    "bankruptcy": -3.0,
+    "crackdown": -2.2,
+    "sued": -2.0,
+    "lawsuit": -1.6,
+    "bleeding": -2.0,
+    "bagholder": -1.8,
+    "bagholders": -1.8,
+    "ngmi": -2.0,
+    "fud": -1.8,
+    "fomo": 0.6,
+    "low": -0.4,
+    "high": 0.4,
+    "higher": 0.8,
+    "lower": -0.8,
+    "flee": -1.6,
+    "terrible": -2.5,
 }
 # Phrases folded into one lexicon word before scoring (VADER reads single words).
 CRYPTO_PHRASES: tuple[tuple[str, str], ...] = (
@@ -90,11 +185,13 @@ def scores_from_probabilities(probs: np.ndarray) -> pd.DataFrame:
     """``sentiment_score``, ``confidence`` and ``label`` from (bearish, neutral, bullish) probabilities."""
     probs = np.asarray(probs, dtype=float).reshape(-1, 3)
     winner = probs.argmax(axis=1)
-    return pd.DataFrame({
-        "sentiment_score": np.clip(probs[:, 2] - probs[:, 0], -1.0, 1.0),
-        "confidence": probs[np.arange(len(probs)), winner],
-        "label": pd.Series(np.asarray(LABELS, dtype=object)[winner], dtype=object),
-    })
+    return pd.DataFrame(
+        {
+            "sentiment_score": np.clip(probs[:, 2] - probs[:, 0], -1.0, 1.0),
+            "confidence": probs[np.arange(len(probs)), winner],
+            "label": pd.Series(np.asarray(LABELS, dtype=object)[winner], dtype=object),
+        }
+    )
 
 
 class SentimentScorer(ABC):
@@ -122,8 +219,13 @@ class SentimentScorer(ABC):
 
     def describe(self) -> dict[str, Any]:
         """Model facts for run metadata."""
-        return {"model": self.model_id, "model_name": self.name, "model_revision": self.revision,
-                "model_kind": self.kind, "device": self.device}
+        return {
+            "model": self.model_id,
+            "model_name": self.name,
+            "model_revision": self.revision,
+            "model_kind": self.kind,
+            "device": self.device,
+        }
 
 
 class LexiconScorer(SentimentScorer):
@@ -185,8 +287,10 @@ def _label_order(id2label: dict[int, str]) -> list[int]:
     if len(found) == 3:
         return [found[label] for label in LABELS]
     if len(id2label) == 3 and all(str(v).upper().startswith("LABEL_") for v in id2label.values()):
-        log.warning("model has generic labels %s: assuming CryptoBERT's order (0 bearish, 1 neutral, 2 bullish)",
-                    sorted(id2label.values()))
+        log.warning(
+            "model has generic labels %s: assuming CryptoBERT's order (0 bearish, 1 neutral, 2 bullish)",
+            sorted(id2label.values()),
+        )
         return [0, 1, 2]
     raise ValueError(f"cannot map the model's labels {id2label} onto bearish/neutral/bullish")
 
@@ -226,8 +330,16 @@ class TransformersScorer(SentimentScorer):
 
     kind = "transformers"
 
-    def __init__(self, name_or_path: str, *, device: str = "", batch_size: int = 32,
-                 max_length: int = MAX_TOKENS, quantize_int8: bool = False, half_precision: bool = True):
+    def __init__(
+        self,
+        name_or_path: str,
+        *,
+        device: str = "",
+        batch_size: int = 32,
+        max_length: int = MAX_TOKENS,
+        quantize_int8: bool = False,
+        half_precision: bool = True,
+    ):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -270,9 +382,14 @@ class TransformersScorer(SentimentScorer):
         out = np.zeros((len(texts), 3), dtype=float)
         with self._lock, torch.inference_mode():
             for offset in range(0, len(order), self.batch_size):
-                batch = order[offset:offset + self.batch_size]
-                encoded = self.tokenizer([texts[i] for i in batch], padding=True, truncation=True,
-                                         max_length=self.max_length, return_tensors="pt")
+                batch = order[offset : offset + self.batch_size]
+                encoded = self.tokenizer(
+                    [texts[i] for i in batch],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                )
                 encoded = {k: v.to(self.device) for k, v in encoded.items() if k in ("input_ids", "attention_mask")}
                 logits = self.model(**encoded).logits.float()
                 probs = torch.softmax(logits, dim=-1)[:, self.label_order].cpu().numpy()
@@ -281,8 +398,12 @@ class TransformersScorer(SentimentScorer):
 
     def describe(self) -> dict[str, Any]:
         """Model facts, with the batch size, token limit and quantisation."""
-        return {**super().describe(), "batch_size": self.batch_size, "max_tokens": self.max_length,
-                "int8": self.quantized}
+        return {
+            **super().describe(),
+            "batch_size": self.batch_size,
+            "max_tokens": self.max_length,
+            "int8": self.quantized,
+        }
 
 
 def load_scorer(spec: str, device: str = "", batch_size: int = 32, quantize_int8: bool = False) -> SentimentScorer:
@@ -315,5 +436,6 @@ class SentimentModelResource(ConfigurableResource):
 
     def get(self) -> SentimentScorer:
         """The loaded scorer (cached for the process)."""
-        return load_scorer(self.model or load_settings().sentiment_model, self.device, self.batch_size,
-                           self.quantize_int8)
+        return load_scorer(
+            self.model or load_settings().sentiment_model, self.device, self.batch_size, self.quantize_int8
+        )

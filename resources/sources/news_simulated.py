@@ -2,7 +2,7 @@
 
 Each 5-minute window gets a handful of items (seeded from the window's start, so a window always
 gets the same ones). Their coins are drawn by market size, and their tone follows the simulated
-market (:mod:`resources.simulated`): a coin that rose over the hour before the window gets mostly
+market (:mod:`resources.sources.simulated`): a coin that rose over the hour before the window gets mostly
 bullish news, one that fell mostly bearish, with neutral and contrary items mixed in. The tone
 uses only prices up to the window's start, so sentiment lags price as real news does, and the
 features built on it carry a real, point-in-time-correct signal.
@@ -13,16 +13,16 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from resources.news_common import RawItem
-from resources.simulated import simulated_price_frame
-from resources.universe import Coin
-from resources.warehouse import WINDOW, window_starts
+from resources.config.universe import Coin
+from resources.sources.news_common import RawItem
+from resources.sources.simulated import simulated_price_frame
+from resources.storage.warehouse import WINDOW, window_starts
 
 SOURCE = "simulated"
 BASE_URL = "https://news.simulated.invalid"
@@ -126,20 +126,23 @@ def market_moves(coins: Sequence[Coin], start: datetime, end: datetime) -> pd.Da
     opens = frame.pivot(index="window_start", columns="symbol", values="open")
     lags = int(LOOKBACK / WINDOW)
     log_open = np.log(opens)
-    ret = (log_open - log_open.shift(lags)).loc[pd.Timestamp(start):]
+    ret = (log_open - log_open.shift(lags)).loc[pd.Timestamp(start) :]
     risky = [c for c in ret.columns if c not in STABLECOINS]
     rms = np.sqrt((ret[risky] ** 2).mean(axis=1)).replace(0.0, np.nan)
     z = ret.div(rms, axis=0).fillna(0.0)
-    out = pd.DataFrame({
-        "price": opens.loc[pd.Timestamp(start):].stack(),
-        "log_return": ret.stack(),
-        "z": z.stack(),
-    })
+    out = pd.DataFrame(
+        {
+            "price": opens.loc[pd.Timestamp(start) :].stack(),
+            "log_return": ret.stack(),
+            "z": z.stack(),
+        }
+    )
     return out
 
 
-def simulated_news(coins: Sequence[Coin], start: datetime, end: datetime,
-                   min_items: int = 2, max_items: int = 6) -> list[RawItem]:
+def simulated_news(
+    coins: Sequence[Coin], start: datetime, end: datetime, min_items: int = 2, max_items: int = 6
+) -> list[RawItem]:
     """The simulated items published in [start, end) (deterministic for each window)."""
     if not coins or end <= start:
         return []
@@ -165,8 +168,12 @@ def simulated_news(coins: Sequence[Coin], start: datetime, end: datetime,
             tone = _tone(rng, float(move["z"]))
             log_return = float(move["log_return"])
             agrees = (tone == "bullish" and log_return > 0) or (tone == "bearish" and log_return < 0)
-            fill = {"coin": f"{first.name} ({first.symbol})", "tag": f"${first.symbol}",
-                    "pct": _pct(log_return), "price": _price(float(move["price"]))}
+            fill = {
+                "coin": f"{first.name} ({first.symbol})",
+                "tag": f"${first.symbol}",
+                "pct": _pct(log_return),
+                "price": _price(float(move["price"])),
+            }
             templates = POST_TITLES if kind == "post" else NEWS_TITLES
             title = rng.choice(templates[(tone, "move" if agrees else "view")]).format(**fill)
             if agrees:
@@ -180,8 +187,10 @@ def simulated_news(coins: Sequence[Coin], start: datetime, end: datetime,
                 change = float(move2["log_return"])
                 direction = "neutral" if abs(change) < 0.002 else ("bullish" if change > 0 else "bearish")
                 summary += " " + SECOND_COIN[direction].format(
-                    coin=f"{second.name} ({second.symbol})", pct=_pct(float(move2["log_return"])),
-                    price=_price(float(move2["price"])))
+                    coin=f"{second.name} ({second.symbol})",
+                    pct=_pct(float(move2["log_return"])),
+                    price=_price(float(move2["price"])),
+                )
             url = f"{BASE_URL}/{kind}/{window:%Y/%m/%d/%H%M}/{index}"
             items.append(RawItem(SOURCE, url, published, title, summary, url, collected))
     return items

@@ -2,11 +2,11 @@
 
 ``PriceSourceResource`` is the Dagster resource; :func:`fetch_prices` is the plain function it
 calls. Live mode takes every window's 5-minute bars from the first configured exchange that
-serves each coin (``resources/exchange.py``, through ccxt). Market fields (market cap, 24h
+serves each coin (``resources/sources/exchange.py``, through ccxt). Market fields (market cap, 24h
 volume and changes) come from CoinGecko: for the window that just closed (the range ends within
 ``live_lag`` of now) from the ``/coins/markets`` snapshot, unless a coin's ``last_updated`` is
 older than ``snapshot_max_age`` before the window's end; for every other window from the cached
-market history, joined as of the window's end (``resources/market_history.py``). Coins without
+market history, joined as of the window's end (``resources/sources/market_history.py``). Coins without
 bars get their latest-window price from the snapshot alone.
 
 Each row's ``source`` says where it came from: ``<exchange>`` (bars alone),
@@ -18,29 +18,47 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from resources.coingecko import MARKET_FIELDS, CoinGeckoClient, coingecko_host_and_headers, snapshot_frame
-from resources.exchange import ExchangeRouter, venues_from_settings
-from resources.http import HttpSource
-from resources.market_history import LOOKBACK, MarketHistory
-from resources.settings import Settings, load_settings
-from resources.simulated import simulated_price_frame
-from resources.universe import Coin, load_universe
-from resources.warehouse import WINDOW, Warehouse, utc_now
+from resources.config.settings import Settings, load_settings
+from resources.config.universe import Coin, load_universe
+from resources.sources.coingecko import MARKET_FIELDS, CoinGeckoClient, coingecko_host_and_headers, snapshot_frame
+from resources.sources.exchange import ExchangeRouter, venues_from_settings
+from resources.sources.http import HttpSource
+from resources.sources.market_history import LOOKBACK, MarketHistory
+from resources.sources.simulated import simulated_price_frame
+from resources.storage.warehouse import WINDOW, Warehouse, utc_now
 
 PRICE_COLUMNS = (
-    "symbol", "coin_id", "window_start", "current_price", "market_cap", "volume_24h",
-    "price_change_24h", "price_change_pct_24h", "high_24h", "low_24h", "open_24h",
-    "open", "high", "low", "close", "volume", "source", "collected_at", "quote", "market_data_age_s",
+    "symbol",
+    "coin_id",
+    "window_start",
+    "current_price",
+    "market_cap",
+    "volume_24h",
+    "price_change_24h",
+    "price_change_pct_24h",
+    "high_24h",
+    "low_24h",
+    "open_24h",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "source",
+    "collected_at",
+    "quote",
+    "market_data_age_s",
 )
 NUMERIC_COLUMNS = (*PRICE_COLUMNS[3:16], "market_data_age_s")
 #: CoinGecko calls a minute by plan, when COINGECKO_CALLS_PER_MINUTE does not say.
@@ -89,11 +107,19 @@ def _join_snapshot(frame: pd.DataFrame, snapshot: pd.DataFrame, latest: datetime
     return pd.concat([keyed.reset_index(), only.reset_index()], ignore_index=True)
 
 
-def fetch_prices(coins: Sequence[Coin], start: datetime, end: datetime, *, mode: str,
-                 router: ExchangeRouter | None = None, coingecko: CoinGeckoClient | None = None,
-                 history: MarketHistory | None = None, now: datetime | None = None,
-                 live_lag: timedelta = timedelta(minutes=15),
-                 snapshot_max_age: timedelta = timedelta(minutes=10)) -> PriceFetch:
+def fetch_prices(
+    coins: Sequence[Coin],
+    start: datetime,
+    end: datetime,
+    *,
+    mode: str,
+    router: ExchangeRouter | None = None,
+    coingecko: CoinGeckoClient | None = None,
+    history: MarketHistory | None = None,
+    now: datetime | None = None,
+    live_lag: timedelta = timedelta(minutes=15),
+    snapshot_max_age: timedelta = timedelta(minutes=10),
+) -> PriceFetch:
     """Rows of ``price_data_real`` for every window in [start, end) from the chosen source.
 
     Raises (before anything is written) when a source fails for good, serves malformed data, or
@@ -128,15 +154,22 @@ def fetch_prices(coins: Sequence[Coin], start: datetime, end: datetime, *, mode:
     if live:
         snapshot, unknown = snapshot_frame(coingecko, coins, latest, now)
         snapshot["market_data_age_s"] = (pd.Timestamp(end) - snapshot["last_updated"]).dt.total_seconds()
-        too_old = snapshot["market_data_age_s"].isna() | (snapshot["market_data_age_s"] > snapshot_max_age.total_seconds())
+        too_old = snapshot["market_data_age_s"].isna() | (
+            snapshot["market_data_age_s"] > snapshot_max_age.total_seconds()
+        )
         stale = sorted(snapshot.loc[too_old, "symbol"])
         frame = _join_snapshot(frame, snapshot.loc[~too_old].drop(columns="last_updated"), latest)
     frame = frame.reindex(columns=list(PRICE_COLUMNS))
     frame["collected_at"] = pd.Timestamp(now)
     missing = sorted({c.symbol for c in coins} - set(frame["symbol"]))
     stats = {"coingecko": {**coingecko.http.stats.as_metadata(), "circuit": coingecko.http.breaker.snapshot()}}
-    exchanges = {"served_by": bars.served_by, "unlisted": bars.routing.unlisted, "no_bars": bars.missing,
-                 "rejected_bars": bars.rejected, "per_exchange": router.metadata()}
+    exchanges = {
+        "served_by": bars.served_by,
+        "unlisted": bars.routing.unlisted,
+        "no_bars": bars.missing,
+        "rejected_bars": bars.rejected,
+        "per_exchange": router.metadata(),
+    }
     return PriceFetch(frame, "live", missing, unknown, stats, exchanges, stale, history.stats.as_metadata())
 
 
@@ -157,7 +190,9 @@ def validate_prices(frame: pd.DataFrame, start: datetime, end: datetime) -> pd.D
         converted = pd.to_numeric(frame[column], errors="coerce")
         bad = converted.isna() & frame[column].notna()
         if bad.any():
-            raise PriceValidationError(f"column {column} holds non-numeric values, e.g. {frame.loc[bad, column].iloc[0]!r}")
+            raise PriceValidationError(
+                f"column {column} holds non-numeric values, e.g. {frame.loc[bad, column].iloc[0]!r}"
+            )
         frame[column] = converted.astype("float64")
     bad_quote = frame["quote"].notna() & ~frame["quote"].isin(["USD", "USDT", "USDC"])
     if bad_quote.any():
@@ -169,12 +204,15 @@ def validate_prices(frame: pd.DataFrame, start: datetime, end: datetime) -> pd.D
     frame["collected_at"] = pd.to_datetime(frame["collected_at"])
     if frame["current_price"].isna().any():
         raise PriceValidationError(
-            f"null current_price for {', '.join(sorted(frame.loc[frame['current_price'].isna(), 'symbol']))}")
+            f"null current_price for {', '.join(sorted(frame.loc[frame['current_price'].isna(), 'symbol']))}"
+        )
     for column in ("current_price", "open", "high", "low", "close"):
         bad = frame[column] <= 0
         if bad.any():
             row = frame.loc[bad].iloc[0]
-            raise PriceValidationError(f"non-positive {column} {row[column]} for {row['symbol']} at {row['window_start']}")
+            raise PriceValidationError(
+                f"non-positive {column} {row[column]} for {row['symbol']} at {row['window_start']}"
+            )
     for column in ("market_cap", "volume", "volume_24h", "high_24h", "low_24h"):
         bad = frame[column] < 0
         if bad.any():
@@ -192,7 +230,9 @@ def validate_prices(frame: pd.DataFrame, start: datetime, end: datetime) -> pd.D
     outside = (frame["window_start"] < pd.Timestamp(start)) | (frame["window_start"] >= pd.Timestamp(end))
     if off_grid.any() or outside.any():
         row = frame.loc[off_grid | outside].iloc[0]
-        raise PriceValidationError(f"window_start {row['window_start']} of {row['symbol']} is not a window of [{start}, {end})")
+        raise PriceValidationError(
+            f"window_start {row['window_start']} of {row['symbol']} is not a window of [{start}, {end})"
+        )
     return frame
 
 
@@ -235,8 +275,14 @@ class PriceSourceResource(ConfigurableResource):
         urls = tuple(self.exchange_urls.items()) or settings.exchange_urls
         return dataclasses.replace(settings, exchanges=names, exchange_urls=urls)
 
-    def fetch(self, start: datetime, end: datetime, now: datetime | None = None,
-              warehouse: Warehouse | None = None, deadline: datetime | None = None) -> PriceFetch:
+    def fetch(
+        self,
+        start: datetime,
+        end: datetime,
+        now: datetime | None = None,
+        warehouse: Warehouse | None = None,
+        deadline: datetime | None = None,
+    ) -> PriceFetch:
         """Rows for every window in [start, end); live mode caches CoinGecko's history in ``warehouse``;
         no retry waits past ``deadline`` (a live run's)."""
         mode = self.resolved_mode()
@@ -248,20 +294,45 @@ class PriceSourceResource(ConfigurableResource):
         settings = self._settings()
         plan = self.coingecko_plan or settings.coingecko_plan
         host, headers = coingecko_host_and_headers(plan, self.coingecko_api_key or settings.coingecko_api_key)
-        per_minute = self.coingecko_calls_per_minute or settings.coingecko_calls_per_minute \
-            or PLAN_CALLS_PER_MINUTE[plan]
+        per_minute = (
+            self.coingecko_calls_per_minute or settings.coingecko_calls_per_minute or PLAN_CALLS_PER_MINUTE[plan]
+        )
         now = now or utc_now()
-        venues = venues_from_settings(settings, timeout_s=self.timeout_s, max_attempts=self.max_attempts,
-                                      backoff_base_s=self.backoff_base_s, max_retry_after_s=self.max_retry_after_s,
-                                      rate_limit_ms=self.exchange_rate_limit_ms, deadline=deadline)
+        venues = venues_from_settings(
+            settings,
+            timeout_s=self.timeout_s,
+            max_attempts=self.max_attempts,
+            backoff_base_s=self.backoff_base_s,
+            max_retry_after_s=self.max_retry_after_s,
+            rate_limit_ms=self.exchange_rate_limit_ms,
+            deadline=deadline,
+        )
         cg_url = self.coingecko_base_url or settings.coingecko_base_url or host
-        with HttpSource("coingecko", cg_url, headers=headers, timeout_s=self.timeout_s,
-                        max_attempts=self.max_attempts, backoff_base_s=self.backoff_base_s,
-                        max_retry_after_s=self.max_retry_after_s, min_interval_s=60.0 / per_minute,
-                        deadline=deadline) as cg_http, \
-                ExchangeRouter(venues) as router:
+        with (
+            HttpSource(
+                "coingecko",
+                cg_url,
+                headers=headers,
+                timeout_s=self.timeout_s,
+                max_attempts=self.max_attempts,
+                backoff_base_s=self.backoff_base_s,
+                max_retry_after_s=self.max_retry_after_s,
+                min_interval_s=60.0 / per_minute,
+                deadline=deadline,
+            ) as cg_http,
+            ExchangeRouter(venues) as router,
+        ):
             coingecko = CoinGeckoClient(cg_http)
             history = MarketHistory(warehouse, coingecko, now=now, horizon_from=settings.partition_start_datetime(now))
             max_age = self.snapshot_max_age_s or settings.snapshot_max_age_s
-            return fetch_prices(coins, start, end, mode="live", router=router, coingecko=coingecko, history=history,
-                                now=now, snapshot_max_age=timedelta(seconds=max_age))
+            return fetch_prices(
+                coins,
+                start,
+                end,
+                mode="live",
+                router=router,
+                coingecko=coingecko,
+                history=history,
+                now=now,
+                snapshot_max_age=timedelta(seconds=max_age),
+            )

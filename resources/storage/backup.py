@@ -21,23 +21,22 @@ Windows that the backup does not hold are left as they are in the target.
 
 Command line::
 
-    python -m resources.backup export  --db-url URL --dir DIR [--start 2026-11-01] [--end 2026-11-08]
-    python -m resources.backup restore --db-url URL --dir DIR [--start ...] [--end ...]
+    python -m cli.backup export  --db-url URL --dir DIR [--start 2026-11-01] [--end 2026-11-08]
+    python -m cli.backup restore --db-url URL --dir DIR [--start ...] [--end ...]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
-import sys
 import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -45,7 +44,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from resources.warehouse import (
+from resources.storage.warehouse import (
     DAY,
     FEATURES_TABLE,
     METADATA,
@@ -97,11 +96,18 @@ class BackupReport:
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "directory": self.directory, "backup_id": self.backup_id,
-                "rows": self.rows, "windows": self.windows, "dates": len(self.dates),
-                "first_date": self.dates[0] if self.dates else None,
-                "last_date": self.dates[-1] if self.dates else None,
-                "writes": self.writes, "seconds": round(self.seconds, 3)}
+        return {
+            "action": self.action,
+            "directory": self.directory,
+            "backup_id": self.backup_id,
+            "rows": self.rows,
+            "windows": self.windows,
+            "dates": len(self.dates),
+            "first_date": self.dates[0] if self.dates else None,
+            "last_date": self.dates[-1] if self.dates else None,
+            "writes": self.writes,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 # ---------------------------------------------------------------------------------------- types
@@ -172,7 +178,7 @@ def _dates_on_disk(directory: Path, table: str) -> list[date]:
     out = []
     for child in root.iterdir():
         if child.name.startswith("date=") and (child / "part.parquet").is_file():
-            out.append(date.fromisoformat(child.name[len("date="):]))
+            out.append(date.fromisoformat(child.name[len("date=") :]))
     return sorted(out)
 
 
@@ -225,8 +231,9 @@ def _snapshot(wh: Warehouse) -> Iterator[Connection]:
                 yield conn
 
 
-def _committed_rows(conn: Connection, table: sa.Table, spec: TableSpec, day: date,
-                    committed: set[datetime]) -> list[sa.Row]:
+def _committed_rows(
+    conn: Connection, table: sa.Table, spec: TableSpec, day: date, committed: set[datetime]
+) -> list[sa.Row]:
     column = table.c[spec.time_column]
     begin, finish = _midnight(day), _midnight(day) + DAY
     if spec.window >= DAY:
@@ -243,8 +250,14 @@ def _committed_rows(conn: Connection, table: sa.Table, spec: TableSpec, day: dat
     return [r for r in rows if window_of(r._mapping[spec.time_column]) in committed]
 
 
-def export_warehouse(wh: Warehouse, directory: str | Path, *, start: datetime | date | str | None = None,
-                     end: datetime | date | str | None = None, tables: Sequence[str] | None = None) -> BackupReport:
+def export_warehouse(
+    wh: Warehouse,
+    directory: str | Path,
+    *,
+    start: datetime | date | str | None = None,
+    end: datetime | date | str | None = None,
+    tables: Sequence[str] | None = None,
+) -> BackupReport:
     """Export the committed windows of [start, end) (whole UTC days; all by default) to ``directory``."""
     began = utc_now()
     directory = Path(directory)
@@ -270,8 +283,13 @@ def export_warehouse(wh: Warehouse, directory: str | Path, *, start: datetime | 
             if table is None:
                 continue
             entry = manifest["tables"].setdefault(spec.name, {})
-            entry.update({"time_column": spec.time_column, "window_seconds": int(spec.window.total_seconds()),
-                          "columns": [c.name for c in table.columns]})
+            entry.update(
+                {
+                    "time_column": spec.time_column,
+                    "window_seconds": int(spec.window.total_seconds()),
+                    "columns": [c.name for c in table.columns],
+                }
+            )
             entry.setdefault("dates", {})
             report.rows[spec.name] = 0
             report.windows[spec.name] = 0
@@ -296,11 +314,16 @@ def export_warehouse(wh: Warehouse, directory: str | Path, *, start: datetime | 
     report.dates = sorted(d.isoformat() for d in dates)
     report.seconds = (utc_now() - began).total_seconds()
     manifest["format"] = FORMAT_VERSION
-    manifest.setdefault("exports", []).append({
-        "backup_id": backup_id, "at": began.isoformat() + "Z", "source": wh.engine.url.render_as_string(hide_password=True),
-        "start": start_at.isoformat() if start_at else None, "end": end_at.isoformat() if end_at else None,
-        "rows": report.rows,
-    })
+    manifest.setdefault("exports", []).append(
+        {
+            "backup_id": backup_id,
+            "at": began.isoformat() + "Z",
+            "source": wh.engine.url.render_as_string(hide_password=True),
+            "start": start_at.isoformat() if start_at else None,
+            "end": end_at.isoformat() if end_at else None,
+            "rows": report.rows,
+        }
+    )
     _write_manifest(directory, manifest)
     log.info("exported %s rows of %d day(s) to %s", report.rows, len(report.dates), directory)
     return report
@@ -333,8 +356,14 @@ def _frame(path: Path, table: sa.Table) -> pd.DataFrame:
     return frame
 
 
-def restore_warehouse(wh: Warehouse, directory: str | Path, *, start: datetime | date | str | None = None,
-                      end: datetime | date | str | None = None, tables: Sequence[str] | None = None) -> BackupReport:
+def restore_warehouse(
+    wh: Warehouse,
+    directory: str | Path,
+    *,
+    start: datetime | date | str | None = None,
+    end: datetime | date | str | None = None,
+    tables: Sequence[str] | None = None,
+) -> BackupReport:
     """Write the backup's committed windows of [start, end) into ``wh`` through ``write_partition``."""
     began = utc_now()
     directory = Path(directory)
@@ -346,8 +375,10 @@ def restore_warehouse(wh: Warehouse, directory: str | Path, *, start: datetime |
     run_id = f"restore:{backup_id}"[:64]
     report = BackupReport("restore", str(directory), backup_id)
     names = [n for n in (tables or SPECS) if n in manifest["tables"]]
-    logs = {day: pq.read_table(_day_path(directory, LOG_TABLE, day)).to_pandas()
-            for day in _dates_on_disk(directory, LOG_TABLE)}
+    logs = {
+        day: pq.read_table(_day_path(directory, LOG_TABLE, day)).to_pandas()
+        for day in _dates_on_disk(directory, LOG_TABLE)
+    }
     dates: set[date] = set()
     for name in names:
         spec = SPECS[name]
@@ -372,47 +403,24 @@ def restore_warehouse(wh: Warehouse, directory: str | Path, *, start: datetime |
             for seg_start, seg_end, code_version in _segments(windows, spec.window):
                 inside = (times >= pd.Timestamp(seg_start)) & (times < pd.Timestamp(seg_end))
                 part = frame.loc[inside].reset_index(drop=True)
-                wh.write_partition(name, part, start=seg_start, end=seg_end, run_id=run_id,
-                                   code_version=str(code_version), asset=name, time_column=spec.time_column,
-                                   window=spec.window)
+                wh.write_partition(
+                    name,
+                    part,
+                    start=seg_start,
+                    end=seg_end,
+                    run_id=run_id,
+                    code_version=str(code_version),
+                    asset=name,
+                    time_column=spec.time_column,
+                    window=spec.window,
+                )
                 report.writes += 1
                 report.rows[name] += len(part)
             report.windows[name] += len(windows)
             dates.add(day)
     report.dates = sorted(d.isoformat() for d in dates)
     report.seconds = (utc_now() - began).total_seconds()
-    log.info("restored %s rows of %d day(s) from %s in %d write(s)", report.rows, len(report.dates), directory,
-             report.writes)
+    log.info(
+        "restored %s rows of %d day(s) from %s in %d write(s)", report.rows, len(report.dates), directory, report.writes
+    )
     return report
-
-
-# ---------------------------------------------------------------------------------------- CLI
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m resources.backup export|restore --db-url URL --dir DIR [--start D] [--end D]``."""
-    from resources.settings import load_settings
-
-    parser = argparse.ArgumentParser(prog="python -m resources.backup", description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["export", "restore"])
-    parser.add_argument("--db-url", default=None, help="SQLAlchemy URL of the warehouse (default: CRYPTO_DB_URL)")
-    parser.add_argument("--dir", required=True, help="the backup directory")
-    parser.add_argument("--start", default=None, help="first UTC day or time (ISO), inclusive")
-    parser.add_argument("--end", default=None, help="end UTC day or time (ISO), exclusive")
-    parser.add_argument("--tables", default=None, help=f"comma-separated subset of {', '.join(SPECS)}")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
-    unknown = [t for t in tables or [] if t not in SPECS]
-    if unknown:
-        parser.error(f"unknown table(s) {', '.join(unknown)}; choose from {', '.join(SPECS)}")
-    wh = Warehouse(args.db_url or load_settings().db_url)
-    try:
-        action = export_warehouse if args.action == "export" else restore_warehouse
-        report = action(wh, args.dir, start=args.start, end=args.end, tables=tables)
-    finally:
-        wh.dispose()
-    print(json.dumps(report.as_dict(), indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

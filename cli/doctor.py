@@ -1,4 +1,4 @@
-"""``python -m resources.doctor``: check every configured live source before going live.
+"""``python -m cli.doctor``: check every configured live source before going live.
 
 One request (or a few, where a source has several parts: each exchange, subreddit, RSS feed and
 FRED series) per configured source, with the keys and base URLs from the environment (the same
@@ -19,26 +19,27 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 
-from resources.coingecko import PUBLIC_BASE_URL, CoinGeckoClient, coingecko_host_and_headers, parse_markets
-from resources.exchange import ExchangeRouter, venues_from_settings
-from resources.http import CircuitBreaker, HttpSource, SourceError
-from resources.macro_sources import FRED_BASE_URL, YAHOO_BASE_URL, FredClient, YahooClient
-from resources.news_common import FEED_USER_AGENT
-from resources.news_guardian import DEFAULT_BASE_URL as GUARDIAN_BASE_URL
-from resources.news_reddit import DEFAULT_API_URL as REDDIT_API_URL
-from resources.news_reddit import DEFAULT_AUTH_URL as REDDIT_AUTH_URL
-from resources.news_reddit import RedditAuth, SubredditFeed, user_agent
-from resources.news_rss import DEFAULT_FEEDS as RSS_DEFAULT_FEEDS
-from resources.news_rss import RssFeed, feed_name
-from resources.settings import Settings, SettingsError, load_settings
-from resources.universe import Coin, load_universe
+from resources.config.settings import Settings, SettingsError, load_settings
+from resources.config.universe import Coin, load_universe
+from resources.sources.coingecko import PUBLIC_BASE_URL, CoinGeckoClient, coingecko_host_and_headers, parse_markets
+from resources.sources.exchange import ExchangeRouter, venues_from_settings
+from resources.sources.http import CircuitBreaker, HttpSource, SourceError
+from resources.sources.macro_sources import FRED_BASE_URL, YAHOO_BASE_URL, FredClient, YahooClient
+from resources.sources.news_common import FEED_USER_AGENT
+from resources.sources.news_guardian import DEFAULT_BASE_URL as GUARDIAN_BASE_URL
+from resources.sources.news_reddit import DEFAULT_API_URL as REDDIT_API_URL
+from resources.sources.news_reddit import DEFAULT_AUTH_URL as REDDIT_AUTH_URL
+from resources.sources.news_reddit import RedditAuth, SubredditFeed, user_agent
+from resources.sources.news_rss import DEFAULT_FEEDS as RSS_DEFAULT_FEEDS
+from resources.sources.news_rss import RssFeed, feed_name
 
 OK, FAILED, WARNING, SKIPPED = "ok", "FAILED", "warning", "skipped"
 TIMEOUT_S = 10.0
@@ -75,14 +76,26 @@ class Report:
 
     def as_json(self) -> dict[str, Any]:
         """The report as one JSON-able object."""
-        return {"ok": self.ok, "seconds": round(self.seconds, 3), "checks": [asdict(c) for c in self.checks],
-                "coins": self.coins}
+        return {
+            "ok": self.ok,
+            "seconds": round(self.seconds, 3),
+            "checks": [asdict(c) for c in self.checks],
+            "coins": self.coins,
+        }
 
 
 def _http(name: str, base_url: str, headers: Mapping[str, str] | None = None) -> HttpSource:
     """A client for one check: short timeout, one retry, a breaker of its own."""
-    return HttpSource(name, base_url, headers=headers, timeout_s=TIMEOUT_S, max_attempts=2, backoff_base_s=0.2,
-                      max_retry_after_s=5.0, breaker=CircuitBreaker())
+    return HttpSource(
+        name,
+        base_url,
+        headers=headers,
+        timeout_s=TIMEOUT_S,
+        max_attempts=2,
+        backoff_base_s=0.2,
+        max_retry_after_s=5.0,
+        breaker=CircuitBreaker(),
+    )
 
 
 def _timed(check: Check, began: float) -> Check:
@@ -90,8 +103,14 @@ def _timed(check: Check, began: float) -> Check:
     return check
 
 
-def _failure(check: Check, exc: Exception, *, key_statuses: Sequence[int] = (401, 403), best_effort: bool = False,
-             key_markers: Sequence[str] = ()) -> Check:
+def _failure(
+    check: Check,
+    exc: Exception,
+    *,
+    key_statuses: Sequence[int] = (401, 403),
+    best_effort: bool = False,
+    key_markers: Sequence[str] = (),
+) -> Check:
     """Fill ``check`` from a failed request: unreachable, refused key, or another error."""
     status = getattr(exc, "status", None)
     text = str(exc)
@@ -136,8 +155,11 @@ def check_coingecko(settings: Settings, coins: Sequence[Coin]) -> tuple[Check, l
         check.detail = f"{len(frame)} of {len(coins)} coins priced"
         if settings.coingecko_api_key:
             check.rate_limit = _coingecko_key_limits(http)
-    if settings.coingecko_plan == "demo" and not settings.coingecko_api_key and \
-            (settings.coingecko_base_url or PUBLIC_BASE_URL) == PUBLIC_BASE_URL:
+    if (
+        settings.coingecko_plan == "demo"
+        and not settings.coingecko_api_key
+        and (settings.coingecko_base_url or PUBLIC_BASE_URL) == PUBLIC_BASE_URL
+    ):
         check.detail += "; keyless: the public limit is shared and low, set COINGECKO_API_KEY"
     return _timed(check, began), unpriced
 
@@ -167,16 +189,22 @@ def check_guardian(settings: Settings) -> Check:
         return check
     with _http("guardian", settings.guardian_base_url or GUARDIAN_BASE_URL) as http:
         try:
-            response = http.request("GET", "/search", params={"q": "bitcoin", "page-size": 1,
-                                                              "api-key": settings.guardian_api_key})
+            response = http.request(
+                "GET", "/search", params={"q": "bitcoin", "page-size": 1, "api-key": settings.guardian_api_key}
+            )
             body = response.json().get("response", {})
             if body.get("status") != "ok":
                 raise SourceError("guardian", f"search answered status {body.get('status')!r}")
         except (SourceError, ValueError, AttributeError) as exc:
             return _timed(_failure(check, exc), began)
     check.reachable, check.key = True, "valid"
-    check.rate_limit = _header_limit(response.headers, [("X-RateLimit-Remaining-day", "X-RateLimit-Limit-day"),
-                                                        ("X-RateLimit-Remaining-minute", "X-RateLimit-Limit-minute")])
+    check.rate_limit = _header_limit(
+        response.headers,
+        [
+            ("X-RateLimit-Remaining-day", "X-RateLimit-Limit-day"),
+            ("X-RateLimit-Remaining-minute", "X-RateLimit-Limit-minute"),
+        ],
+    )
     check.detail = f"{body.get('total', 0)} articles match 'bitcoin'"
     return _timed(check, began)
 
@@ -185,12 +213,21 @@ def check_reddit(settings: Settings, now: datetime) -> list[Check]:
     """A token (credentials valid), then the newest post of each subreddit ("r/X not found")."""
     began = time.perf_counter()
     if not (settings.reddit_client_id and settings.reddit_client_secret):
-        return [Check("reddit", required=False, status=SKIPPED, key="not set",
-                      detail="REDDIT_CLIENT_ID and REDDIT_CLIENT_SECRET are not set")]
+        return [
+            Check(
+                "reddit",
+                required=False,
+                status=SKIPPED,
+                key="not set",
+                detail="REDDIT_CLIENT_ID and REDDIT_CLIENT_SECRET are not set",
+            )
+        ]
     headers = {"User-Agent": user_agent("crypto-data-platform")}
     token = Check("reddit token", required=True, key="unknown")
-    with _http("reddit-auth", settings.reddit_auth_url or REDDIT_AUTH_URL, headers) as auth_http, \
-            _http("reddit", settings.reddit_api_url or REDDIT_API_URL, headers) as api:
+    with (
+        _http("reddit-auth", settings.reddit_auth_url or REDDIT_AUTH_URL, headers) as auth_http,
+        _http("reddit", settings.reddit_api_url or REDDIT_API_URL, headers) as api,
+    ):
         auth = RedditAuth(auth_http, settings.reddit_client_id, settings.reddit_client_secret)
         try:
             auth.token()
@@ -241,9 +278,17 @@ def check_fred(settings: Settings, today: datetime) -> list[Check]:
     if not settings.fred_api_key:
         return [Check("fred", required=False, status=SKIPPED, key="not set", detail="FRED_API_KEY is not set")]
     checks = []
-    client = FredClient(settings.fred_api_key, http=HttpSource(
-        "fred", settings.fred_base_url or FRED_BASE_URL, timeout_s=TIMEOUT_S, max_attempts=2, min_interval_s=0.5,
-        breaker=CircuitBreaker()))
+    client = FredClient(
+        settings.fred_api_key,
+        http=HttpSource(
+            "fred",
+            settings.fred_base_url or FRED_BASE_URL,
+            timeout_s=TIMEOUT_S,
+            max_attempts=2,
+            min_interval_s=0.5,
+            breaker=CircuitBreaker(),
+        ),
+    )
     try:
         for series_id in settings.fred_series:
             began = time.perf_counter()
@@ -265,8 +310,15 @@ def check_yahoo(settings: Settings, today: datetime) -> Check:
     """A week of S&P 500 closes (Yahoo Finance has no official API: best effort)."""
     began = time.perf_counter()
     check = Check("yahoo", required=False)
-    client = YahooClient(http=HttpSource("yahoo", settings.yahoo_base_url or YAHOO_BASE_URL, timeout_s=TIMEOUT_S,
-                                         max_attempts=2, breaker=CircuitBreaker()))
+    client = YahooClient(
+        http=HttpSource(
+            "yahoo",
+            settings.yahoo_base_url or YAHOO_BASE_URL,
+            timeout_s=TIMEOUT_S,
+            max_attempts=2,
+            breaker=CircuitBreaker(),
+        )
+    )
     try:
         closes = client.daily_closes("^GSPC", (today - timedelta(days=7)).date(), today.date())
     except SourceError as exc:
@@ -281,15 +333,16 @@ def check_yahoo(settings: Settings, today: datetime) -> Check:
 # ------------------------------------------------------------------------------------------ exchange
 def check_exchanges(settings: Settings, coins: Sequence[Coin]) -> tuple[list[Check], dict[str, str | None]]:
     """Every exchange of ``CRYPTO_EXCHANGES`` loads its markets once (the price asset's own routing,
-    ``resources/exchange.py``): a row per exchange, and per symbol the exchange serving its bars
+    ``resources/sources/exchange.py``): a row per exchange, and per symbol the exchange serving its bars
     (None: no exchange lists it). An exchange that refuses (HTTP 451 geo-block, 403) or cannot be
     reached is a warning while another one works (its coins fall to the next); the check fails
     when none works."""
     began = time.perf_counter()
     served: dict[str, str | None] = {c.symbol: None for c in coins}
     try:
-        venues = venues_from_settings(settings, timeout_s=TIMEOUT_S, max_attempts=2, backoff_base_s=0.2,
-                                      max_retry_after_s=5.0)
+        venues = venues_from_settings(
+            settings, timeout_s=TIMEOUT_S, max_attempts=2, backoff_base_s=0.2, max_retry_after_s=5.0
+        )
     except SourceError as exc:  # an id ccxt does not know
         return [_timed(_failure(Check("exchanges", required=True), exc), began)], served
     with ExchangeRouter(venues) as router:
@@ -311,15 +364,20 @@ def check_exchanges(settings: Settings, coins: Sequence[Coin]) -> tuple[list[Che
             check = Check(f"exchange {venue.id}", required=False, reachable=state["state"] != "unavailable")
             if state["state"] == "ok":
                 quotes = Counter(r.quote for r in serving.values() if r.exchange == venue.id)
-                check.detail = (f"{state['markets']} markets; serves {counts.get(venue.id, 0)} coins"
-                                + (f" ({', '.join(f'{q} {n}' for q, n in quotes.most_common())})" if quotes else ""))
-                used = (venue.client.last_response_headers or {}).get("x-mbx-used-weight-1m") \
-                    or (venue.client.last_response_headers or {}).get("X-MBX-USED-WEIGHT-1M")
+                check.detail = f"{state['markets']} markets; serves {counts.get(venue.id, 0)} coins" + (
+                    f" ({', '.join(f'{q} {n}' for q, n in quotes.most_common())})" if quotes else ""
+                )
+                used = (venue.client.last_response_headers or {}).get("x-mbx-used-weight-1m") or (
+                    venue.client.last_response_headers or {}
+                ).get("X-MBX-USED-WEIGHT-1M")
                 if used is not None:
                     check.rate_limit = f"weight used {used}/6000 a minute"
             else:
-                refused = " (geo-blocked or blocked by a CDN: its coins fall to the next exchange)" \
-                    if state["state"] == "refused" else ""
+                refused = (
+                    " (geo-blocked or blocked by a CDN: its coins fall to the next exchange)"
+                    if state["state"] == "refused"
+                    else ""
+                )
                 check.status, check.detail = WARNING, f"{state['state']}: {state['detail']}{refused}"
             checks.append(_timed(check, began))
     for symbol, route in serving.items():
@@ -331,7 +389,7 @@ def check_exchanges(settings: Settings, coins: Sequence[Coin]) -> tuple[list[Che
 def run_doctor(settings: Settings, coins: Sequence[Coin], now: datetime | None = None) -> Report:
     """Every check at once (one thread a source); the report in a stable order."""
     began = time.perf_counter()
-    now = now or datetime.now(timezone.utc).replace(tzinfo=None)
+    now = now or datetime.now(UTC).replace(tzinfo=None)
     with ThreadPoolExecutor(max_workers=7) as pool:
         coingecko = pool.submit(check_coingecko, settings, coins)
         exchange = pool.submit(check_exchanges, settings, coins)
@@ -342,18 +400,28 @@ def run_doctor(settings: Settings, coins: Sequence[Coin], now: datetime | None =
         yahoo = pool.submit(check_yahoo, settings, now)
         cg_check, unpriced = coingecko.result()
         ex_checks, served_by = exchange.result()
-        checks = [cg_check, *ex_checks, guardian.result(), *reddit.result(), *rss.result(), *fred.result(),
-                  yahoo.result()]
+        checks = [
+            cg_check,
+            *ex_checks,
+            guardian.result(),
+            *reddit.result(),
+            *rss.result(),
+            *fred.result(),
+            yahoo.result(),
+        ]
     served = Counter(e for e in served_by.values() if e)
     no_bars = sorted(s for s, e in served_by.items() if not e)
-    report = Report(checks, coins={
-        "universe": len(coins),
-        "served_by": dict(served.most_common()),
-        "exchange_of": served_by,
-        "no_bars_anywhere": no_bars,
-        "not_priced_by_coingecko": unpriced,
-        "no_price_at_all": sorted(set(no_bars) & set(unpriced)),
-    })
+    report = Report(
+        checks,
+        coins={
+            "universe": len(coins),
+            "served_by": dict(served.most_common()),
+            "exchange_of": served_by,
+            "no_bars_anywhere": no_bars,
+            "not_priced_by_coingecko": unpriced,
+            "no_price_at_all": sorted(set(no_bars) & set(unpriced)),
+        },
+    )
     report.seconds = time.perf_counter() - began
     return report
 
@@ -361,10 +429,19 @@ def run_doctor(settings: Settings, coins: Sequence[Coin], now: datetime | None =
 def render(report: Report) -> str:
     """The report as a plain-text table and a coin summary."""
     header = ("source", "required", "status", "reachable", "key", "rate limit", "detail", "s")
-    rows = [(c.source, "yes" if c.required else "no", c.status,
-             {True: "yes", False: "no", None: "-"}[c.reachable], c.key, c.rate_limit or "-",
-             c.detail if len(c.detail) <= 110 else c.detail[:107] + "...", f"{c.seconds:.2f}")
-            for c in report.checks]
+    rows = [
+        (
+            c.source,
+            "yes" if c.required else "no",
+            c.status,
+            {True: "yes", False: "no", None: "-"}[c.reachable],
+            c.key,
+            c.rate_limit or "-",
+            c.detail if len(c.detail) <= 110 else c.detail[:107] + "...",
+            f"{c.seconds:.2f}",
+        )
+        for c in report.checks
+    ]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in [header, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -386,7 +463,7 @@ def render(report: Report) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the checks and print the table (or ``--json``); the exit status says whether to go live."""
-    parser = argparse.ArgumentParser(prog="python -m resources.doctor", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m cli.doctor", description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     args = parser.parse_args(argv)
     try:

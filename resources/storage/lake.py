@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
-from typing import Any, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -43,8 +44,8 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 
-from resources.settings import Settings
-from resources.warehouse import (
+from resources.config.settings import Settings
+from resources.storage.warehouse import (
     FEATURES_TABLE,
     Warehouse,
     lake_log,
@@ -125,17 +126,21 @@ def _literal(value: datetime) -> str:
 def range_predicate(start: datetime, end: datetime) -> str:
     """The Delta predicate of the window range [start, end): the days (partition pruning), then the times."""
     last_day = (end - timedelta(microseconds=1)).date()
-    return (f"{DATE_COLUMN} >= '{start.date().isoformat()}' AND {DATE_COLUMN} <= '{last_day.isoformat()}' "
-            f"AND {TIME_COLUMN} >= {_literal(start)} AND {TIME_COLUMN} < {_literal(end)}")
+    return (
+        f"{DATE_COLUMN} >= '{start.date().isoformat()}' AND {DATE_COLUMN} <= '{last_day.isoformat()}' "
+        f"AND {TIME_COLUMN} >= {_literal(start)} AND {TIME_COLUMN} < {_literal(end)}"
+    )
 
 
 def range_filter(start: datetime, end: datetime) -> pc.Expression:
     """The pyarrow filter of [start, end) (naive UTC): the days first (partition pruning), then the times."""
     last_day = (end - timedelta(microseconds=1)).date()
-    return ((pc.field(DATE_COLUMN) >= pa.scalar(start.date(), pa.date32()))
-            & (pc.field(DATE_COLUMN) <= pa.scalar(last_day, pa.date32()))
-            & (pc.field(TIME_COLUMN) >= pa.scalar(start, TIME_TYPE))
-            & (pc.field(TIME_COLUMN) < pa.scalar(end, TIME_TYPE)))
+    return (
+        (pc.field(DATE_COLUMN) >= pa.scalar(start.date(), pa.date32()))
+        & (pc.field(DATE_COLUMN) <= pa.scalar(last_day, pa.date32()))
+        & (pc.field(TIME_COLUMN) >= pa.scalar(start, TIME_TYPE))
+        & (pc.field(TIME_COLUMN) < pa.scalar(end, TIME_TYPE))
+    )
 
 
 class FeatureLake:
@@ -172,7 +177,7 @@ class FeatureLake:
         the retention (``CRYPTO_LAKE_RETENTION_DAYS``) when that is later."""
         history = table.history()
         first = min(int(entry["timestamp"]) for entry in history)
-        created = datetime.fromtimestamp(first / 1000, tz=timezone.utc).replace(tzinfo=None)
+        created = datetime.fromtimestamp(first / 1000, tz=UTC).replace(tzinfo=None)
         horizon = (now or utc_now()) - timedelta(days=self.retention_days)
         return max(created, horizon)
 
@@ -185,10 +190,12 @@ class FeatureLake:
         table = self.table()
         oldest = self.oldest_readable(table, now)
         if as_of < oldest:
-            raise LakeError(f"as_of={as_of.isoformat()}Z is before the oldest version the lake keeps "
-                            f"({oldest.isoformat(timespec='seconds')}Z; versions are kept "
-                            f"{self.retention_days} days, CRYPTO_LAKE_RETENTION_DAYS)")
-        table.load_as_version(as_of.replace(tzinfo=timezone.utc))
+            raise LakeError(
+                f"as_of={as_of.isoformat()}Z is before the oldest version the lake keeps "
+                f"({oldest.isoformat(timespec='seconds')}Z; versions are kept "
+                f"{self.retention_days} days, CRYPTO_LAKE_RETENTION_DAYS)"
+            )
+        table.load_as_version(as_of.replace(tzinfo=UTC))
         return table
 
     # ------------------------------------------------------------------ writing
@@ -207,13 +214,22 @@ class FeatureLake:
             data = to_lake_table(rows, lake_schema(features))
             written = time.perf_counter()
             write_deltalake(
-                self.uri, data, mode="overwrite", predicate=range_predicate(start, end),
-                partition_by=[DATE_COLUMN], storage_options=self.storage_options or None,
+                self.uri,
+                data,
+                mode="overwrite",
+                predicate=range_predicate(start, end),
+                partition_by=[DATE_COLUMN],
+                storage_options=self.storage_options or None,
                 configuration=self._configuration(),
                 writer_properties=WRITER,
-                commit_properties=CommitProperties(custom_metadata={
-                    "crypto.window_start": start.isoformat(), "crypto.window_end": end.isoformat(),
-                    "crypto.run_id": run_id, "crypto.rows": str(data.num_rows)}),
+                commit_properties=CommitProperties(
+                    custom_metadata={
+                        "crypto.window_start": start.isoformat(),
+                        "crypto.window_end": end.isoformat(),
+                        "crypto.run_id": run_id,
+                        "crypto.rows": str(data.num_rows),
+                    }
+                ),
             )
             version = self.table().version()
             write_seconds = time.perf_counter() - written
@@ -221,8 +237,9 @@ class FeatureLake:
             # behind (served from MySQL) until the next sync of it.
             stable = {w: c for w, c in after.items() if before.get(w) == c}
             logged = _record(wh, start, end, stable, _rows_per_window(data), version, run_id)
-        return LakeWrite(data.num_rows, len(after), logged, version, read_seconds, write_seconds,
-                         time.perf_counter() - began)
+        return LakeWrite(
+            data.num_rows, len(after), logged, version, read_seconds, write_seconds, time.perf_counter() - began
+        )
 
     def _configuration(self) -> dict[str, str]:
         interval = f"interval {self.retention_days} days"
@@ -244,16 +261,22 @@ class FeatureLake:
             optimized: dict[str, Any] = {}
             if days:
                 optimized = table.optimize.z_order(
-                    ["symbol", TIME_COLUMN], partition_filters=[(DATE_COLUMN, "in", days)],
-                    writer_properties=WRITER)
-            vacuumed = table.vacuum(retention_hours=self.retention_days * 24, dry_run=False,
-                                    enforce_retention_duration=False)
+                    ["symbol", TIME_COLUMN], partition_filters=[(DATE_COLUMN, "in", days)], writer_properties=WRITER
+                )
+            vacuumed = table.vacuum(
+                retention_hours=self.retention_days * 24, dry_run=False, enforce_retention_duration=False
+            )
             table.create_checkpoint()
             table.cleanup_metadata()
             version = table.version()
-        return {"days_compacted": len(days), "files_added": optimized.get("numFilesAdded", 0),
-                "files_removed": optimized.get("numFilesRemoved", 0), "files_vacuumed": len(vacuumed),
-                "version": version, "seconds": round(time.perf_counter() - began, 3)}
+        return {
+            "days_compacted": len(days),
+            "files_added": optimized.get("numFilesAdded", 0),
+            "files_removed": optimized.get("numFilesRemoved", 0),
+            "files_vacuumed": len(vacuumed),
+            "version": version,
+            "seconds": round(time.perf_counter() - began, 3),
+        }
 
 
 def _day_text(value: Any) -> str:
@@ -263,19 +286,25 @@ def _day_text(value: Any) -> str:
 def _commits(wh: Warehouse, start: datetime, end: datetime) -> dict[datetime, datetime]:
     """``partition_log.committed_at`` of the features' committed windows in [start, end)."""
     committed = wh.committed_windows(FEATURES_TABLE, start, end)
-    return {to_naive_utc(w): to_naive_utc(c) for w, c in zip(committed["window_start"], committed["committed_at"])} \
-        if len(committed) else {}
+    return (
+        {to_naive_utc(w): to_naive_utc(c) for w, c in zip(committed["window_start"], committed["committed_at"])}
+        if len(committed)
+        else {}
+    )
 
 
 def _read_committed(wh: Warehouse, features: sa.Table, start: datetime, end: datetime) -> pa.Table:
     """The committed rows of [start, end) (their window is in ``partition_log``), in key order, as
     Arrow: through connectorx on MySQL/MariaDB, through SQLAlchemy elsewhere."""
     pl = partition_log
-    stmt = (sa.select(*features.columns)
-            .select_from(features.join(pl, sa.and_(pl.c.asset == FEATURES_TABLE,
-                                                   pl.c.window_start == features.c[TIME_COLUMN])))
-            .where(features.c[TIME_COLUMN] >= start, features.c[TIME_COLUMN] < end)
-            .order_by(features.c.symbol, features.c[TIME_COLUMN]))
+    stmt = (
+        sa.select(*features.columns)
+        .select_from(
+            features.join(pl, sa.and_(pl.c.asset == FEATURES_TABLE, pl.c.window_start == features.c[TIME_COLUMN]))
+        )
+        .where(features.c[TIME_COLUMN] >= start, features.c[TIME_COLUMN] < end)
+        .order_by(features.c.symbol, features.c[TIME_COLUMN])
+    )
     if wh.connectorx_url() is not None:
         return wh.read_connectorx(stmt, arrow=True)
     frame = wh.read_frame(stmt)
@@ -290,16 +319,35 @@ def _rows_per_window(data: pa.Table) -> dict[datetime, int]:
     return {c["values"]: c["counts"] for c in counts}
 
 
-def _record(wh: Warehouse, start: datetime, end: datetime, commits: Mapping[datetime, datetime],
-            counts: Mapping[datetime, int], version: int, run_id: str) -> int:
+def _record(
+    wh: Warehouse,
+    start: datetime,
+    end: datetime,
+    commits: Mapping[datetime, datetime],
+    counts: Mapping[datetime, int],
+    version: int,
+    run_id: str,
+) -> int:
     """Replace ``lake_log``'s rows of [start, end) with ``commits`` at ``version`` (one transaction)."""
     written_at = utc_now()
-    rows = [{"table_name": FEATURES_TABLE, "window_start": w, "committed_at": c,
-             "row_count": int(counts.get(w, 0)), "lake_version": version, "run_id": run_id,
-             "written_at": written_at} for w, c in sorted(commits.items())]
+    rows = [
+        {
+            "table_name": FEATURES_TABLE,
+            "window_start": w,
+            "committed_at": c,
+            "row_count": int(counts.get(w, 0)),
+            "lake_version": version,
+            "run_id": run_id,
+            "written_at": written_at,
+        }
+        for w, c in sorted(commits.items())
+    ]
     with wh.engine.begin() as conn:
-        conn.execute(sa.delete(lake_log).where(lake_log.c.table_name == FEATURES_TABLE,
-                                               lake_log.c.window_start >= start, lake_log.c.window_start < end))
+        conn.execute(
+            sa.delete(lake_log).where(
+                lake_log.c.table_name == FEATURES_TABLE, lake_log.c.window_start >= start, lake_log.c.window_start < end
+            )
+        )
         if rows:
             conn.execute(lake_log.insert(), rows)
     return len(rows)
@@ -307,8 +355,10 @@ def _record(wh: Warehouse, start: datetime, end: datetime, commits: Mapping[date
 
 def lake_windows(wh: Warehouse, start: datetime, end: datetime) -> pd.DataFrame:
     """``lake_log`` rows of the features in [start, end): window_start, committed_at, lake_version, written_at."""
-    stmt = (sa.select(lake_log).where(lake_log.c.table_name == FEATURES_TABLE,
-                                      lake_log.c.window_start >= start, lake_log.c.window_start < end)
-            .order_by(lake_log.c.window_start))
+    stmt = (
+        sa.select(lake_log)
+        .where(lake_log.c.table_name == FEATURES_TABLE, lake_log.c.window_start >= start, lake_log.c.window_start < end)
+        .order_by(lake_log.c.window_start)
+    )
     wh.table(lake_log.name)
     return wh.read_frame(stmt)

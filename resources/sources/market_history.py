@@ -19,17 +19,18 @@ as it arrives (a run that fails later keeps what it paid for; the price table is
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from resources.coingecko import MARKET_FIELDS, CoinGeckoClient, parse_market_chart
-from resources.http import SourceError
-from resources.warehouse import Warehouse, coingecko_history, coingecko_history_coverage, to_naive_utc, utc_now
+from resources.sources.coingecko import MARKET_FIELDS, CoinGeckoClient, parse_market_chart
+from resources.sources.http import SourceError
+from resources.storage.warehouse import Warehouse, coingecko_history, coingecko_history_coverage, to_naive_utc, utc_now
 
 #: The longest span one call asks for: CoinGecko answers hourly points up to 90 days, daily beyond.
 MAX_SPAN = timedelta(days=89)
@@ -50,12 +51,21 @@ class HistoryStats:
     unknown_ids: list[str] = field(default_factory=list)
 
     def as_metadata(self) -> dict[str, Any]:
-        return {"calls": self.calls, "coins_fetched": self.coins_fetched, "points_stored": self.points_stored,
-                "unknown_ids": sorted(self.unknown_ids)}
+        return {
+            "calls": self.calls,
+            "coins_fetched": self.coins_fetched,
+            "points_stored": self.points_stored,
+            "unknown_ids": sorted(self.unknown_ids),
+        }
 
 
-def plan_spans(need_from: datetime, need_to: datetime, covered: tuple[datetime, datetime] | None,
-               horizon_from: datetime | None, now: datetime) -> list[tuple[datetime, datetime]]:
+def plan_spans(
+    need_from: datetime,
+    need_to: datetime,
+    covered: tuple[datetime, datetime] | None,
+    horizon_from: datetime | None,
+    now: datetime,
+) -> list[tuple[datetime, datetime]]:
     """The spans to fetch so that [need_from, need_to] is covered, adjacent to ``covered``.
 
     A fetch stretches to ``horizon_from`` (backwards, within ``MAX_SPAN`` of now) and to ``now``
@@ -88,8 +98,14 @@ def plan_spans(need_from: datetime, need_to: datetime, covered: tuple[datetime, 
 class MarketHistory:
     """The cached market history of a run: fetch what is missing, then join as of window ends."""
 
-    def __init__(self, warehouse: Warehouse, client: CoinGeckoClient, *, now: datetime | None = None,
-                 horizon_from: datetime | None = None):
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        client: CoinGeckoClient,
+        *,
+        now: datetime | None = None,
+        horizon_from: datetime | None = None,
+    ):
         self.warehouse = warehouse
         self.client = client
         self.now = now or utc_now()
@@ -120,8 +136,9 @@ class MarketHistory:
                     if exc.status != 404:
                         raise
                     self.stats.unknown_ids.append(coin_id)
-                    frames.append(parse_market_chart({k: [] for k in ("prices", "market_caps", "total_volumes")},
-                                                     coin_id))
+                    frames.append(
+                        parse_market_chart({k: [] for k in ("prices", "market_caps", "total_volumes")}, coin_id)
+                    )
                     continue
                 frames.append(parse_market_chart(payload, coin_id))
             low = min([a for a, _ in spans] + ([coverage[coin_id][0]] if coin_id in coverage else []))
@@ -131,22 +148,26 @@ class MarketHistory:
             self.stats.coins_fetched += 1
             self.stats.points_stored += len(points)
 
-    def _store(self, coin_id: str, spans: list[tuple[datetime, datetime]], points: pd.DataFrame,
-               low: datetime, high: datetime) -> None:
+    def _store(
+        self, coin_id: str, spans: list[tuple[datetime, datetime]], points: pd.DataFrame, low: datetime, high: datetime
+    ) -> None:
         history, cover = coingecko_history, coingecko_history_coverage
         in_spans = sa.or_(*(history.c.observed_at.between(a, b) for a, b in spans))
-        covered = pd.DataFrame([{"coin_id": coin_id, "covered_from": low, "covered_to": high,
-                                 "fetched_at": self.now}])
-        self.warehouse.replace_rows([
-            ("coingecko_history", sa.and_(history.c.coin_id == coin_id, in_spans), points),
-            ("coingecko_history_coverage", cover.c.coin_id == coin_id, covered),
-        ])
+        covered = pd.DataFrame([{"coin_id": coin_id, "covered_from": low, "covered_to": high, "fetched_at": self.now}])
+        self.warehouse.replace_rows(
+            [
+                ("coingecko_history", sa.and_(history.c.coin_id == coin_id, in_spans), points),
+                ("coingecko_history_coverage", cover.c.coin_id == coin_id, covered),
+            ]
+        )
 
     def _points(self, coin_ids: Sequence[str], start: datetime, end: datetime) -> pd.DataFrame:
         table = coingecko_history
         frame = self.warehouse.read_frame(
-            sa.select(table).where(table.c.coin_id.in_(list(coin_ids)), table.c.observed_at >= start,
-                                   table.c.observed_at <= end).order_by(table.c.observed_at))
+            sa.select(table)
+            .where(table.c.coin_id.in_(list(coin_ids)), table.c.observed_at >= start, table.c.observed_at <= end)
+            .order_by(table.c.observed_at)
+        )
         frame["observed_at"] = pd.to_datetime(frame["observed_at"]).astype("datetime64[us]")
         return frame
 
@@ -172,23 +193,38 @@ class MarketHistory:
         points["low_24h"] = rolling.min().reset_index(level=0, drop=True).values
         out["window_end"] = out["window_start"] + window
         left = out[["coin_id", "window_start", "window_end"]].sort_values("window_end")
-        at_end = pd.merge_asof(left, points.sort_values("observed_at"), left_on="window_end", right_on="observed_at",
-                               by="coin_id", direction="backward", tolerance=MAX_AGE)
+        at_end = pd.merge_asof(
+            left,
+            points.sort_values("observed_at"),
+            left_on="window_end",
+            right_on="observed_at",
+            by="coin_id",
+            direction="backward",
+            tolerance=MAX_AGE,
+        )
         at_end["day_before"] = at_end["observed_at"] - DAY
         with_obs = at_end.dropna(subset=["observed_at"]).sort_values("day_before")
-        opens = pd.merge_asof(with_obs[["coin_id", "window_start", "day_before"]],
-                              points[["coin_id", "observed_at", "price"]].rename(columns={"price": "open_24h"})
-                              .sort_values("observed_at"),
-                              left_on="day_before", right_on="observed_at", by="coin_id", direction="backward",
-                              tolerance=MAX_AGE)
-        joined = at_end.merge(opens[["coin_id", "window_start", "open_24h"]], on=["coin_id", "window_start"],
-                              how="left")
+        opens = pd.merge_asof(
+            with_obs[["coin_id", "window_start", "day_before"]],
+            points[["coin_id", "observed_at", "price"]]
+            .rename(columns={"price": "open_24h"})
+            .sort_values("observed_at"),
+            left_on="day_before",
+            right_on="observed_at",
+            by="coin_id",
+            direction="backward",
+            tolerance=MAX_AGE,
+        )
+        joined = at_end.merge(
+            opens[["coin_id", "window_start", "open_24h"]], on=["coin_id", "window_start"], how="left"
+        )
         joined["market_data_age_s"] = (joined["window_end"] - joined["observed_at"]).dt.total_seconds()
         joined["volume_24h"] = joined["total_volume"]
         has_day = joined["open_24h"].notna() & joined["price"].notna()
         joined["price_change_24h"] = np.where(has_day, joined["price"] - joined["open_24h"], np.nan)
-        joined["price_change_pct_24h"] = np.where(has_day, 100.0 * joined["price_change_24h"] / joined["open_24h"],
-                                                  np.nan)
+        joined["price_change_pct_24h"] = np.where(
+            has_day, 100.0 * joined["price_change_24h"] / joined["open_24h"], np.nan
+        )
         for column in ("high_24h", "low_24h"):
             joined[column] = joined[column].where(has_day)
         joined = joined.set_index(["coin_id", "window_start"])

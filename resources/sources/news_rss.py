@@ -16,15 +16,16 @@ import io
 import time
 import xml.sax
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import feedparser
 import httpx
 
-from resources.http import HttpSource
-from resources.news_common import (
+from resources.sources.http import HttpSource
+from resources.sources.news_common import (
     DEFAULT_MAX_RESPONSE_BYTES,
     MalformedPayload,
     RawItem,
@@ -56,8 +57,9 @@ def parse_feed(response: httpx.Response) -> Any:
     content = response.content
     head = content[:512].lstrip().lower()
     content_type = response.headers.get("content-type", "").lower()
-    if head.startswith((b"<!doctype html", b"<html")) or ("text/html" in content_type and b"<rss" not in head
-                                                         and b"<feed" not in head):
+    if head.startswith((b"<!doctype html", b"<html")) or (
+        "text/html" in content_type and b"<rss" not in head and b"<feed" not in head
+    ):
         raise MalformedPayload(f"HTML where an RSS/Atom feed was expected (content-type {content_type or 'none'})")
     # BytesIO: feedparser treats a bytes argument that names a local file as that file's path.
     parsed = feedparser.parse(io.BytesIO(content))
@@ -93,8 +95,14 @@ class RssFeed:
 
     source = SOURCE
 
-    def __init__(self, http: HttpSource, url: str, *, max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        http: HttpSource,
+        url: str,
+        *,
+        max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.http = http
         self.url = url
         self.name = feed_name(url)
@@ -112,9 +120,15 @@ class RssFeed:
             published = _entry_time(entry, language, skipped)
             if published is None and any(entry.get(k) for k in ("published", "updated", "created")):
                 continue
-            item = build_item(SOURCE, key=entry.get("id") or entry.get("guid"), published_at=published,
-                              title=entry.get("title"), summary=entry.get("summary"),
-                              url=entry.get("link"), skipped=skipped)
+            item = build_item(
+                SOURCE,
+                key=entry.get("id") or entry.get("guid"),
+                published_at=published,
+                title=entry.get("title"),
+                summary=entry.get("summary"),
+                url=entry.get("link"),
+                skipped=skipped,
+            )
             if item is not None:
                 items.append(item)
         return items

@@ -18,14 +18,15 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
-from resources.http import HttpSource, SourceError
-from resources.news_common import (
+from resources.sources.http import HttpSource, SourceError
+from resources.sources.news_common import (
     DEFAULT_MAX_RESPONSE_BYTES,
     MalformedPayload,
     RawItem,
@@ -95,9 +96,16 @@ class RateLimit:
 class RedditAuth:
     """Holds one bearer token for a client id, refreshing it before it expires."""
 
-    def __init__(self, http: HttpSource, client_id: str, client_secret: str, *,
-                 max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        http: HttpSource,
+        client_id: str,
+        client_secret: str,
+        *,
+        max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.http = http
         self.client_id = client_id
         self.client_secret = client_secret
@@ -112,10 +120,16 @@ class RedditAuth:
         """A valid bearer token (a new one when ``refresh`` or when the old one is about to expire)."""
         with self._lock:
             if refresh or self._token is None or self.clock() >= self._expires - 60:
-                data, _ = fetch_parsed(self.http, "POST", "/api/v1/access_token", _token,
-                                       data={"grant_type": "client_credentials"},
-                                       auth=(self.client_id, self.client_secret),
-                                       max_bytes=self.max_bytes, sleep=self.sleep)
+                data, _ = fetch_parsed(
+                    self.http,
+                    "POST",
+                    "/api/v1/access_token",
+                    _token,
+                    data={"grant_type": "client_credentials"},
+                    auth=(self.client_id, self.client_secret),
+                    max_bytes=self.max_bytes,
+                    sleep=self.sleep,
+                )
                 self._token = str(data["access_token"])
                 try:
                     lifetime = float(data.get("expires_in") or 3600)
@@ -130,10 +144,19 @@ class SubredditFeed:
 
     source = SOURCE
 
-    def __init__(self, http: HttpSource, auth: RedditAuth, subreddit: str, *, limit: int = 100,
-                 max_pages: int = 10, max_ratelimit_wait_s: float = 120.0,
-                 max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES, sleep: Callable[[float], None] = time.sleep,
-                 ratelimit: RateLimit | None = None):
+    def __init__(
+        self,
+        http: HttpSource,
+        auth: RedditAuth,
+        subreddit: str,
+        *,
+        limit: int = 100,
+        max_pages: int = 10,
+        max_ratelimit_wait_s: float = 120.0,
+        max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        sleep: Callable[[float], None] = time.sleep,
+        ratelimit: RateLimit | None = None,
+    ):
         self.http = http
         self.auth = auth
         self.subreddit = subreddit.strip().removeprefix("r/")
@@ -151,8 +174,11 @@ class SubredditFeed:
             return
         wait = max(0.0, rl.reset_s or 0.0)
         if wait > self.max_ratelimit_wait_s:
-            raise SourceError(SOURCE, f"rate limit spent; it resets in {wait:.0f}s, more than the "
-                                      f"{self.max_ratelimit_wait_s:.0f}s this client waits")
+            raise SourceError(
+                SOURCE,
+                f"rate limit spent; it resets in {wait:.0f}s, more than the "
+                f"{self.max_ratelimit_wait_s:.0f}s this client waits",
+            )
         self.http.check_deadline(wait, f"rate limit spent (resets in {wait:.0f} s)")
         rl.waits += 1
         rl.waited_s += wait
@@ -165,15 +191,27 @@ class SubredditFeed:
             self._wait_for_budget()
             headers = {"Authorization": f"bearer {self.auth.token(refresh=refreshed)}"}
             try:
-                data, response = fetch_parsed(self.http, "GET", path, _listing, params=params, headers=headers,
-                                              max_bytes=self.max_bytes, sleep=self.sleep,
-                                              follow_redirects=False)
+                data, response = fetch_parsed(
+                    self.http,
+                    "GET",
+                    path,
+                    _listing,
+                    params=params,
+                    headers=headers,
+                    max_bytes=self.max_bytes,
+                    sleep=self.sleep,
+                    follow_redirects=False,
+                )
             except SourceError as exc:
                 if exc.status == 401 and not refreshed:
                     continue  # the token expired or was revoked: get a new one, once
                 if exc.status is not None and 300 <= exc.status < 400:
-                    raise SourceError(SOURCE, f"r/{self.subreddit} not found: Reddit answered the listing with "
-                                              f"{_detail_of(exc)}", status=exc.status, url=exc.url) from None
+                    raise SourceError(
+                        SOURCE,
+                        f"r/{self.subreddit} not found: Reddit answered the listing with {_detail_of(exc)}",
+                        status=exc.status,
+                        url=exc.url,
+                    ) from None
                 raise
             self.ratelimit.update(response.headers)
             return data
@@ -191,8 +229,9 @@ class SubredditFeed:
             kinds = Counter(child.get("kind") if isinstance(child, dict) else None for child in listing["children"])
             if kinds and not kinds.get("t3"):
                 found = ", ".join(f"{n} {k!r}" for k, n in kinds.most_common())
-                raise SourceError(SOURCE, f"r/{self.subreddit} not found: its listing holds no posts (t3), "
-                                          f"only {found} entries")
+                raise SourceError(
+                    SOURCE, f"r/{self.subreddit} not found: its listing holds no posts (t3), only {found} entries"
+                )
             oldest: datetime | None = None
             for child in listing["children"]:
                 post = child.get("data") if isinstance(child, dict) else None
@@ -203,18 +242,29 @@ class SubredditFeed:
                     skipped["not_a_post"] += 1
                     continue
                 try:
-                    published = datetime.fromtimestamp(float(post["created_utc"]), tz=timezone.utc).replace(tzinfo=None)
+                    published = datetime.fromtimestamp(float(post["created_utc"]), tz=UTC).replace(tzinfo=None)
                 except (KeyError, TypeError, ValueError, OverflowError, OSError):
                     skipped["bad_date"] += 1
                     continue
                 oldest = published if oldest is None else min(oldest, published)
                 permalink = post.get("permalink")
-                url = f"https://www.reddit.com{permalink}" if isinstance(permalink, str) and permalink.startswith("/") else None
+                url = (
+                    f"https://www.reddit.com{permalink}"
+                    if isinstance(permalink, str) and permalink.startswith("/")
+                    else None
+                )
                 selftext = post.get("selftext")
                 if selftext in ("[removed]", "[deleted]"):
                     selftext = ""
-                item = build_item(SOURCE, key=post.get("name") or post.get("id"), published_at=published,
-                                  title=post.get("title"), summary=selftext, url=url, skipped=skipped)
+                item = build_item(
+                    SOURCE,
+                    key=post.get("name") or post.get("id"),
+                    published_at=published,
+                    title=post.get("title"),
+                    summary=selftext,
+                    url=url,
+                    skipped=skipped,
+                )
                 if item is not None:
                     items.append(item)
             after = listing.get("after")

@@ -16,9 +16,10 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
@@ -72,11 +73,19 @@ class DeadlineExceeded(SourceError):
 
 def utc_timestamp(value: datetime) -> float:
     """POSIX seconds of ``value`` (a naive value is UTC, as everywhere in the platform)."""
-    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
-def deadline_error(source: str, deadline: datetime | None, now: float, seconds: float, problem: str, *,
-                   url: str | None = None, status: int | None = None) -> DeadlineExceeded | None:
+def deadline_error(
+    source: str,
+    deadline: datetime | None,
+    now: float,
+    seconds: float,
+    problem: str,
+    *,
+    url: str | None = None,
+    status: int | None = None,
+) -> DeadlineExceeded | None:
     """The error to raise when a wait of ``seconds`` (for ``problem``) starting at ``now`` (POSIX
     seconds) would end past ``deadline``; None when it fits or there is no deadline. Every client
     with its own retry loop (``HttpSource``, the ccxt exchanges) decides with this."""
@@ -85,13 +94,14 @@ def deadline_error(source: str, deadline: datetime | None, now: float, seconds: 
     left = utc_timestamp(deadline) - now
     if seconds <= left:
         return None
-    when = (deadline.astimezone(timezone.utc) if deadline.tzinfo else deadline).replace(tzinfo=None)
+    when = (deadline.astimezone(UTC) if deadline.tzinfo else deadline).replace(tzinfo=None)
     return DeadlineExceeded(
         source,
         f"{problem}; giving up: retrying would wait {seconds:.0f} s past the run's deadline "
         f"({when.isoformat(sep=' ', timespec='seconds')} UTC, "
         f"{f'{left:.0f} s left' if left >= 0 else f'passed {-left:.0f} s ago'}); gap healing re-runs the window",
-        status=status, url=url,
+        status=status,
+        url=url,
     )
 
 
@@ -127,15 +137,19 @@ class CircuitBreaker:
             state, now = self.state, self.clock()
             # Half-open lets one trial call through; the others wait for its outcome (a trial that
             # never reported back frees the slot after another cool-down).
-            trial_busy = state == "half_open" and self._trial_since is not None \
-                and now - self._trial_since < self.cooldown_s
+            trial_busy = (
+                state == "half_open" and self._trial_since is not None and now - self._trial_since < self.cooldown_s
+            )
             if state == "open" or trial_busy:
                 remaining = self.cooldown_s - (now - (self.opened_at or 0.0))
                 raise CircuitOpenError(
                     source,
                     f"circuit open after {self.consecutive_failures} consecutive failures; "
-                    + (f"calls suspended for another {remaining:.0f}s" if state == "open"
-                       else "a trial call is in flight"),
+                    + (
+                        f"calls suspended for another {remaining:.0f}s"
+                        if state == "open"
+                        else "a trial call is in flight"
+                    ),
                 )
             if state == "half_open":
                 self._trial_since = now
@@ -198,8 +212,12 @@ class CallStats:
     slept_s: float = 0.0
 
     def as_metadata(self) -> dict[str, float | int]:
-        return {"requests": self.requests, "retries": self.retries, "throttled": self.throttled,
-                "backoff_seconds": round(self.slept_s, 3)}
+        return {
+            "requests": self.requests,
+            "retries": self.retries,
+            "throttled": self.throttled,
+            "backoff_seconds": round(self.slept_s, 3),
+        }
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -216,8 +234,8 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    now = now or datetime.now(timezone.utc)
+        when = when.replace(tzinfo=UTC)
+    now = now or datetime.now(UTC)
     return max(0.0, (when - now).total_seconds())
 
 
@@ -273,7 +291,7 @@ class HttpSource:
         """Close the underlying connection pool."""
         self._client.close()
 
-    def __enter__(self) -> "HttpSource":
+    def __enter__(self) -> HttpSource:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -281,8 +299,12 @@ class HttpSource:
 
     def _record_failure(self) -> None:
         if self.breaker.record_failure():
-            log.warning("%s: circuit breaker opened after %d consecutive failed calls; calls suspended for %.0fs",
-                        self.name, self.breaker.consecutive_failures, self.breaker.cooldown_s)
+            log.warning(
+                "%s: circuit breaker opened after %d consecutive failed calls; calls suspended for %.0fs",
+                self.name,
+                self.breaker.consecutive_failures,
+                self.breaker.cooldown_s,
+            )
 
     def _wait(self, seconds: float) -> None:
         if seconds > 0:
@@ -339,8 +361,12 @@ class HttpSource:
                     return response
                 if response.is_redirect:  # only seen for a request sent with follow_redirects=False
                     self._record_failure()
-                    raise SourceError(self.name, f"HTTP {status} redirect to {response.headers.get('Location')!r} "
-                                                 "(not followed)", status=status, url=url)
+                    raise SourceError(
+                        self.name,
+                        f"HTTP {status} redirect to {response.headers.get('Location')!r} (not followed)",
+                        status=status,
+                        url=url,
+                    )
                 if status not in RETRYABLE_STATUS:
                     self._record_failure()
                     raise SourceError(self.name, f"HTTP {status}: {_excerpt(response.text)}", status=status, url=url)
@@ -355,15 +381,22 @@ class HttpSource:
                                 self.name,
                                 f"rate limited (HTTP 429) with Retry-After {retry_after:.0f}s, "
                                 f"more than the {self.max_retry_after_s:.0f}s this client waits",
-                                status=429, url=url,
+                                status=429,
+                                url=url,
                             )
                         delay = retry_after
             if attempt == self.max_attempts:
                 break
             wait = delay if delay is not None else self._backoff(attempt)
             self.check_deadline(wait, last_problem, url, last_status)
-            log.warning("%s: attempt %d/%d failed (%s); retrying in %.2fs",
-                        self.name, attempt, self.max_attempts, last_problem, wait)
+            log.warning(
+                "%s: attempt %d/%d failed (%s); retrying in %.2fs",
+                self.name,
+                attempt,
+                self.max_attempts,
+                last_problem,
+                wait,
+            )
             self.stats.retries += 1
             self._wait(wait)
         self._record_failure()

@@ -2,7 +2,7 @@
 
 A source client turns a provider's payload into :class:`RawItem` objects and counts the items it
 had to skip (no title, no date, ...) by reason. A response it cannot use at all (not JSON, not a
-feed, an error envelope, too large) raises :class:`~resources.http.SourceError`: that source then
+feed, an error envelope, too large) raises :class:`~resources.sources.http.SourceError`: that source then
 contributes nothing to the run, and the others still land.
 """
 
@@ -15,15 +15,16 @@ import re
 import time
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Protocol, TypeVar
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import dateparser
 import httpx
 
-from resources.http import HttpSource, SourceError
+from resources.sources.http import HttpSource, SourceError
 
 MAX_TITLE_CHARS = 500
 MAX_SUMMARY_CHARS = 4000
@@ -81,9 +82,14 @@ class FeedOutcome:
 
     def report(self) -> dict[str, Any]:
         """A JSON-able summary for run metadata."""
-        out: dict[str, Any] = {"feed": self.name, "source": self.source, "status": self.status,
-                               "items": len(self.items), "items_skipped": dict(self.skipped),
-                               "seconds": round(self.seconds, 3)}
+        out: dict[str, Any] = {
+            "feed": self.name,
+            "source": self.source,
+            "status": self.status,
+            "items": len(self.items),
+            "items_skipped": dict(self.skipped),
+            "seconds": round(self.seconds, 3),
+        }
         if self.error:
             out["error"] = self.error
         if self.http:
@@ -136,7 +142,7 @@ def make_item_id(source: str, key: str) -> str:
 def to_utc_naive(value: datetime) -> datetime:
     """A naive UTC datetime (aware values converted, naive ones taken as UTC)."""
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(UTC).replace(tzinfo=None)
     return value
 
 
@@ -152,9 +158,13 @@ def parse_iso_utc(value: Any) -> datetime | None:
 
 # Absolute dates only ("yesterday" or "2 hours ago" would be read relative to now), with a day,
 # a month and a year; a date without a zone is UTC.
-_LOCALISED_SETTINGS = {"PARSERS": ["timestamp", "custom-formats", "absolute-time"],
-                       "REQUIRE_PARTS": ["day", "month", "year"], "TIMEZONE": "UTC", "TO_TIMEZONE": "UTC",
-                       "RETURN_AS_TIMEZONE_AWARE": True}
+_LOCALISED_SETTINGS = {
+    "PARSERS": ["timestamp", "custom-formats", "absolute-time"],
+    "REQUIRE_PARTS": ["day", "month", "year"],
+    "TIMEZONE": "UTC",
+    "TO_TIMEZONE": "UTC",
+    "RETURN_AS_TIMEZONE_AWARE": True,
+}
 
 
 def parse_localised_date(value: Any, language: str | None = None) -> datetime | None:
@@ -176,8 +186,9 @@ def parse_localised_date(value: Any, language: str | None = None) -> datetime | 
     return to_utc_naive(parsed) if parsed is not None else None
 
 
-def build_item(source: str, *, key: Any, published_at: datetime | None, title: Any, summary: Any,
-               url: Any, skipped: Counter) -> RawItem | None:
+def build_item(
+    source: str, *, key: Any, published_at: datetime | None, title: Any, summary: Any, url: Any, skipped: Counter
+) -> RawItem | None:
     """A :class:`RawItem` from a provider's fields, or None (counted in ``skipped``) when the item
     has no usable title, date or identity. Over-long text is cut and counted as ``truncated``."""
     if published_at is None:
@@ -198,13 +209,21 @@ def build_item(source: str, *, key: Any, published_at: datetime | None, title: A
         return None
     if title_cut or summary_cut:
         skipped["truncated_kept"] += 1
-    return RawItem(source=source, key=identity, published_at=published_at, title=title_text,
-                   summary=summary_text, url=url_text)
+    return RawItem(
+        source=source, key=identity, published_at=published_at, title=title_text, summary=summary_text, url=url_text
+    )
 
 
-def fetch_parsed(http: HttpSource, method: str, url: str, parse: Callable[[httpx.Response], T], *,
-                 max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES, sleep: Callable[[float], None] = time.sleep,
-                 **kwargs: Any) -> tuple[T, httpx.Response]:
+def fetch_parsed(
+    http: HttpSource,
+    method: str,
+    url: str,
+    parse: Callable[[httpx.Response], T],
+    *,
+    max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    sleep: Callable[[float], None] = time.sleep,
+    **kwargs: Any,
+) -> tuple[T, httpx.Response]:
     """Request through ``http`` and parse the body; a body that ``parse`` rejects with
     :class:`MalformedPayload` (truncated, not JSON, not a feed) is fetched again with backoff, like
     any transient fault (unless the wait would end past ``http``'s deadline), and fails the source
@@ -214,8 +233,11 @@ def fetch_parsed(http: HttpSource, method: str, url: str, parse: Callable[[httpx
         response = http.request(method, url, **kwargs)
         if len(response.content) > max_bytes:
             http.breaker.record_failure()
-            raise SourceError(http.name, f"response of {len(response.content):,} bytes exceeds the "
-                                         f"{max_bytes:,}-byte limit", url=str(response.request.url))
+            raise SourceError(
+                http.name,
+                f"response of {len(response.content):,} bytes exceeds the {max_bytes:,}-byte limit",
+                url=str(response.request.url),
+            )
         try:
             return parse(response), response
         except MalformedPayload as exc:

@@ -21,11 +21,12 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,7 +38,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from resources.sql_literals import chunked_statements, mysql_row_literals, naive_utc_times
+from resources.storage.sql_literals import chunked_statements, mysql_row_literals, naive_utc_times
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ TIMESTAMP = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb"
 LONG_TEXT = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
 price_data_real = sa.Table(
-    "price_data_real", METADATA,
+    "price_data_real",
+    METADATA,
     sa.Column("symbol", sa.String(16), primary_key=True),
     sa.Column("window_start", TIMESTAMP, primary_key=True),
     sa.Column("coin_id", sa.String(64), nullable=False),
@@ -87,7 +89,8 @@ price_data_real = sa.Table(
 # CoinGecko's market history (/coins/{id}/market_chart/range), cached so that a backfill asks
 # for each coin's span once: the observations, and per coin the span already fetched.
 coingecko_history = sa.Table(
-    "coingecko_history", METADATA,
+    "coingecko_history",
+    METADATA,
     sa.Column("coin_id", sa.String(64), primary_key=True),
     sa.Column("observed_at", TIMESTAMP, primary_key=True),
     sa.Column("price", DOUBLE),
@@ -96,7 +99,8 @@ coingecko_history = sa.Table(
 )
 
 coingecko_history_coverage = sa.Table(
-    "coingecko_history_coverage", METADATA,
+    "coingecko_history_coverage",
+    METADATA,
     sa.Column("coin_id", sa.String(64), primary_key=True),
     sa.Column("covered_from", TIMESTAMP, nullable=False),
     sa.Column("covered_to", TIMESTAMP, nullable=False),
@@ -104,7 +108,8 @@ coingecko_history_coverage = sa.Table(
 )
 
 news_items = sa.Table(
-    "news_items", METADATA,
+    "news_items",
+    METADATA,
     sa.Column("item_id", sa.String(64), primary_key=True),
     sa.Column("source", sa.String(32), nullable=False),
     sa.Column("published_at", TIMESTAMP, nullable=False),
@@ -118,7 +123,8 @@ news_items = sa.Table(
 )
 
 sentiment_data = sa.Table(
-    "sentiment_data", METADATA,
+    "sentiment_data",
+    METADATA,
     sa.Column("item_id", sa.String(64), primary_key=True),
     sa.Column("symbol", sa.String(16), primary_key=True),
     sa.Column("model", sa.String(191), primary_key=True),
@@ -132,7 +138,8 @@ sentiment_data = sa.Table(
 )
 
 macro_indicators = sa.Table(
-    "macro_indicators", METADATA,
+    "macro_indicators",
+    METADATA,
     sa.Column("series_id", sa.String(64), primary_key=True),
     sa.Column("observation_date", sa.Date, primary_key=True),
     sa.Column("value", DOUBLE),
@@ -141,7 +148,8 @@ macro_indicators = sa.Table(
 )
 
 partition_log = sa.Table(
-    "partition_log", METADATA,
+    "partition_log",
+    METADATA,
     sa.Column("asset", sa.String(64), primary_key=True),
     sa.Column("window_start", TIMESTAMP, primary_key=True),
     sa.Column("run_id", sa.String(64), nullable=False),
@@ -151,12 +159,13 @@ partition_log = sa.Table(
     sa.Index("ix_partition_log_committed_at", "committed_at"),
 )
 
-# Which committed windows the Delta Lake copy holds (resources/lake.py): one row per (table,
+# Which committed windows the Delta Lake copy holds (resources/storage/lake.py): one row per (table,
 # window), naming the warehouse commit (partition_log.committed_at) whose rows the lake holds and
 # the Delta version that wrote them. The gateway serves a window from the lake only while that
 # commit is still the window's current one.
 lake_log = sa.Table(
-    "lake_log", METADATA,
+    "lake_log",
+    METADATA,
     sa.Column("table_name", sa.String(64), primary_key=True),
     sa.Column("window_start", TIMESTAMP, primary_key=True),
     sa.Column("committed_at", TIMESTAMP, nullable=False),
@@ -178,7 +187,8 @@ def define_features_table(feature_columns: Sequence[str]) -> sa.Table:
     if FEATURES_TABLE in METADATA.tables:
         return METADATA.tables[FEATURES_TABLE]
     return sa.Table(
-        FEATURES_TABLE, METADATA,
+        FEATURES_TABLE,
+        METADATA,
         sa.Column("symbol", sa.String(16), primary_key=True),
         sa.Column("timestamp", TIMESTAMP, primary_key=True),
         sa.Column("price", DOUBLE),
@@ -221,7 +231,9 @@ def _mysql_error_code(exc: DBAPIError) -> int | None:
 def _out_of_space_hint(exc: DBAPIError) -> str:
     """What to tell the operator when ``exc`` says the database's disk (or tablespace) is full, else ""."""
     if _mysql_error_code(exc) in _OUT_OF_SPACE_MYSQL or "database or disk is full" in str(exc.orig).lower():
-        return " -- the database is out of disk space: nothing of this write was kept; free space and re-run the windows"
+        return (
+            " -- the database is out of disk space: nothing of this write was kept; free space and re-run the windows"
+        )
     return ""
 
 
@@ -237,7 +249,7 @@ def window_starts(start: datetime, end: datetime, step: timedelta = WINDOW) -> l
 
 def utc_now() -> datetime:
     """The current time as a naive UTC ``datetime``."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def to_naive_utc(value: datetime | pd.Timestamp) -> datetime:
@@ -317,11 +329,14 @@ class Warehouse:
             with self.engine.begin() as conn:
                 for column in missing:
                     if not column.nullable:
-                        raise WarehouseError(f"{table.name}: column {column.name} is declared NOT NULL and missing "
-                                             "from the existing table; it cannot be added in place")
+                        raise WarehouseError(
+                            f"{table.name}: column {column.name} is declared NOT NULL and missing "
+                            "from the existing table; it cannot be added in place"
+                        )
                     kind = column.type.compile(dialect=self.engine.dialect)
-                    conn.exec_driver_sql(f"ALTER TABLE {preparer.format_table(table)} "
-                                         f"ADD COLUMN {preparer.quote(column.name)} {kind}")
+                    conn.exec_driver_sql(
+                        f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {preparer.quote(column.name)} {kind}"
+                    )
                     log.warning("%s: added column %s %s to the existing table", table.name, column.name, kind)
 
     def table(self, name: str) -> sa.Table:
@@ -382,8 +397,14 @@ class Warehouse:
             per_window = {}
         committed_at = utc_now()
         log_rows = [
-            {"asset": asset or table_name, "window_start": w, "run_id": run_id,
-             "row_count": per_window.get(w, 0), "code_version": code_version, "committed_at": committed_at}
+            {
+                "asset": asset or table_name,
+                "window_start": w,
+                "run_id": run_id,
+                "row_count": per_window.get(w, 0),
+                "code_version": code_version,
+                "committed_at": committed_at,
+            }
             for w in windows
         ]
         key_columns = [c.name for c in table.primary_key.columns]
@@ -403,23 +424,25 @@ class Warehouse:
                     else:
                         self._bulk_insert(conn, table, columns, rows)
                     self._upsert_log(conn, asset or table_name, windows, log_rows)
-                return WriteResult(table_name, len(frame), int(deleted or 0), len(windows),
-                                   time.perf_counter() - began, attempt)
+                return WriteResult(
+                    table_name, len(frame), int(deleted or 0), len(windows), time.perf_counter() - began, attempt
+                )
             except DBAPIError as exc:
                 code = _mysql_error_code(exc) if self.is_mysql else None
-                retryable = code in _RETRYABLE_MYSQL or (
-                    self.dialect == "sqlite" and "locked" in str(exc.orig).lower())
+                retryable = code in _RETRYABLE_MYSQL or (self.dialect == "sqlite" and "locked" in str(exc.orig).lower())
                 if not retryable or attempt == max_attempts:
                     raise WarehouseError(
                         f"{table_name}: write of [{start}, {end}) failed after {attempt} attempt(s): {exc.orig}"
-                        f"{_out_of_space_hint(exc)}") from exc
-                wait = min(5.0, 0.2 * 2 ** attempt)
+                        f"{_out_of_space_hint(exc)}"
+                    ) from exc
+                wait = min(5.0, 0.2 * 2**attempt)
                 log.warning("%s: write attempt %d failed (%s); retrying in %.1fs", table_name, attempt, exc.orig, wait)
                 time.sleep(wait)
         raise AssertionError("unreachable")
 
-    def replace_rows(self, changes: Sequence[tuple[str, sa.ColumnElement[bool], pd.DataFrame]],
-                     max_attempts: int = 5) -> int:
+    def replace_rows(
+        self, changes: Sequence[tuple[str, sa.ColumnElement[bool], pd.DataFrame]], max_attempts: int = 5
+    ) -> int:
         """In one transaction, for each ``(table, where, frame)``: delete the rows matching ``where``,
         insert ``frame``. For tables outside the window model (caches); returns the rows inserted.
 
@@ -450,19 +473,24 @@ class Warehouse:
                 code = _mysql_error_code(exc) if self.is_mysql else None
                 retryable = code in _RETRYABLE_MYSQL or (self.dialect == "sqlite" and "locked" in str(exc.orig).lower())
                 if not retryable or attempt == max_attempts:
-                    raise WarehouseError(f"write of {', '.join(p[0].name for p in prepared)} failed after "
-                                         f"{attempt} attempt(s): {exc.orig}{_out_of_space_hint(exc)}") from exc
-                time.sleep(min(5.0, 0.2 * 2 ** attempt))
+                    raise WarehouseError(
+                        f"write of {', '.join(p[0].name for p in prepared)} failed after "
+                        f"{attempt} attempt(s): {exc.orig}{_out_of_space_hint(exc)}"
+                    ) from exc
+                time.sleep(min(5.0, 0.2 * 2**attempt))
         raise AssertionError("unreachable")
 
-    def _validated(self, table: sa.Table, frame: pd.DataFrame, start: datetime, end: datetime,
-                   time_column: str) -> pd.DataFrame:
+    def _validated(
+        self, table: sa.Table, frame: pd.DataFrame, start: datetime, end: datetime, time_column: str
+    ) -> pd.DataFrame:
         name = table.name
         known = set(table.columns.keys())
         unknown = [c for c in frame.columns if c not in known]
         if unknown:
             raise WarehouseError(f"{name}: frame has columns the table does not: {', '.join(map(str, unknown))}")
-        required = [c.name for c in table.columns if not c.nullable and c.default is None and c.name not in frame.columns]
+        required = [
+            c.name for c in table.columns if not c.nullable and c.default is None and c.name not in frame.columns
+        ]
         if required:
             raise WarehouseError(f"{name}: frame lacks required column(s) {', '.join(required)}")
         if not len(frame):
@@ -479,7 +507,8 @@ class Warehouse:
         if outside.any():
             raise WarehouseError(
                 f"{name}: {int(outside.sum())} row(s) have {time_column} outside [{start}, {end}), "
-                f"e.g. {times[outside].iloc[0]}")
+                f"e.g. {times[outside].iloc[0]}"
+            )
         if time_column in frame.columns:
             frame = frame.assign(**{time_column: times})
         return frame
@@ -501,8 +530,11 @@ class Warehouse:
                 if sqlite:
                     objs = values.dt.strftime("%Y-%m-%d" if date_only else _SQLITE_DATETIME)
                 else:
-                    objs = values.dt.date if date_only else pd.Series(
-                        values.dt.to_pydatetime(), index=values.index, dtype=object)
+                    objs = (
+                        values.dt.date
+                        if date_only
+                        else pd.Series(values.dt.to_pydatetime(), index=values.index, dtype=object)
+                    )
                 arr = np.array(objs, dtype=object)
                 arr[values.isna().to_numpy()] = None
             elif pd.api.types.is_float_dtype(series) or pd.api.types.is_integer_dtype(series):
@@ -521,7 +553,8 @@ class Warehouse:
             return
         preparer = conn.dialect.identifier_preparer
         prefix = "INSERT INTO {} ({}) VALUES ".format(
-            preparer.format_table(table), ", ".join(preparer.quote(c) for c in columns))
+            preparer.format_table(table), ", ".join(preparer.quote(c) for c in columns)
+        )
         dbapi_error = conn.dialect.loaded_dbapi.Error
         cursor = conn.connection.cursor()
         try:
@@ -557,22 +590,28 @@ class Warehouse:
         statement = (
             f"LOAD DATA LOCAL INFILE %s INTO TABLE {preparer.format_table(table)} CHARACTER SET utf8mb4 "
             "FIELDS TERMINATED BY '\\t' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
-            f"({', '.join(preparer.quote(c) for c in columns)})")
+            f"({', '.join(preparer.quote(c) for c in columns)})"
+        )
         dbapi_error = conn.dialect.loaded_dbapi.Error
         cursor = conn.connection.cursor()
         try:
             with tempfile.TemporaryDirectory() as directory:
                 path = os.path.join(directory, "rows.tsv")
-                pacsv.write_csv(tsv_table(table, frame, columns), path, pacsv.WriteOptions(
-                    include_header=False, delimiter="\t", quoting_style="needed", null_string="\\N"))
+                pacsv.write_csv(
+                    tsv_table(table, frame, columns),
+                    path,
+                    pacsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="needed", null_string="\\N"),
+                )
                 cursor.execute(statement, (path,))
                 loaded = cursor.rowcount
             cursor.execute("SELECT @@warning_count")
             warnings = cursor.fetchone()[0]
             if warnings or loaded != len(frame):
                 cursor.execute("SHOW WARNINGS LIMIT 3")
-                raise WarehouseError(f"{table.name}: LOAD DATA loaded {loaded} of {len(frame)} rows with "
-                                     f"{warnings} warning(s), e.g. {list(cursor.fetchall())}")
+                raise WarehouseError(
+                    f"{table.name}: LOAD DATA loaded {loaded} of {len(frame)} rows with "
+                    f"{warnings} warning(s), e.g. {list(cursor.fetchall())}"
+                )
         except dbapi_error as exc:
             raise DBAPIError.instance("LOAD DATA ...", None, exc, dbapi_error, dialect=conn.dialect) from exc
         except (AttributeError, OSError) as exc:
@@ -592,11 +631,11 @@ class Warehouse:
             col = table.c[key_cols[0]]
             values = keys[key_cols[0]].tolist()
             for offset in range(0, len(values), 1000):
-                deleted += conn.execute(sa.delete(table).where(col.in_(values[offset:offset + 1000]))).rowcount or 0
+                deleted += conn.execute(sa.delete(table).where(col.in_(values[offset : offset + 1000]))).rowcount or 0
             return deleted
         tuples = [tuple(r) for r in keys.itertuples(index=False, name=None)]
         for offset in range(0, len(tuples), 500):
-            batch = tuples[offset:offset + 500]
+            batch = tuples[offset : offset + 500]
             stmt = sa.delete(table).where(sa.tuple_(*(table.c[c] for c in key_cols)).in_(batch))
             deleted += conn.execute(stmt).rowcount or 0
         return deleted
@@ -605,16 +644,18 @@ class Warehouse:
         if not windows:
             return
         col = partition_log.c.window_start
-        conn.execute(sa.delete(partition_log).where(
-            partition_log.c.asset == asset, col >= windows[0], col <= windows[-1]))
+        conn.execute(
+            sa.delete(partition_log).where(partition_log.c.asset == asset, col >= windows[0], col <= windows[-1])
+        )
         conn.execute(partition_log.insert(), log_rows)
 
     def _lock_table(self, conn: Connection, table_name: str) -> None:
         """Serialise writers of one table (MySQL named lock; SQLite locks the database itself)."""
         if not self.is_mysql:
             return
-        got = conn.execute(sa.text("SELECT GET_LOCK(:name, :timeout)"),
-                           {"name": f"crypto_write:{table_name}", "timeout": 120}).scalar()
+        got = conn.execute(
+            sa.text("SELECT GET_LOCK(:name, :timeout)"), {"name": f"crypto_write:{table_name}", "timeout": 120}
+        ).scalar()
         if got != 1:
             raise WarehouseError(f"{table_name}: could not take the write lock within 120s")
         # The named lock belongs to the session: release it when this transaction ends.
@@ -628,8 +669,9 @@ class Warehouse:
         SQLite: an exclusive ``flock`` on a file next to the database."""
         if self.is_mysql:
             with self.engine.connect() as conn:
-                got = conn.execute(sa.text("SELECT GET_LOCK(:name, :timeout)"),
-                                   {"name": f"crypto:{name}", "timeout": timeout_s}).scalar()
+                got = conn.execute(
+                    sa.text("SELECT GET_LOCK(:name, :timeout)"), {"name": f"crypto:{name}", "timeout": timeout_s}
+                ).scalar()
                 if got != 1:
                     raise WarehouseError(f"could not take the lock {name!r} within {timeout_s}s")
                 try:
@@ -677,8 +719,9 @@ class Warehouse:
     def latest_committed(self, asset: str) -> datetime | None:
         """The start of the latest committed window of ``asset``, or None."""
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(sa.func.max(partition_log.c.window_start))
-                                .where(partition_log.c.asset == asset)).scalar()
+            return conn.execute(
+                sa.select(sa.func.max(partition_log.c.window_start)).where(partition_log.c.asset == asset)
+            ).scalar()
 
     def ping(self) -> None:
         """Raise if the database cannot be reached."""
@@ -691,11 +734,13 @@ def _typed(frame: pd.DataFrame, statement: sa.Executable) -> pd.DataFrame:
     declared = {c.key: c.type for c in getattr(statement, "selected_columns", [])}
     for name in frame.columns:
         column_type = declared.get(name)
-        if isinstance(column_type, sa.Float) or (column_type is None and frame[name].dtype == object
-                                                and frame[name].map(type).isin([float, int]).any()):
+        if isinstance(column_type, sa.Float) or (
+            column_type is None and frame[name].dtype == object and frame[name].map(type).isin([float, int]).any()
+        ):
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
         elif isinstance(column_type, sa.DateTime) or (
-                frame[name].dtype == object and frame[name].map(type).eq(datetime).any()):
+            frame[name].dtype == object and frame[name].map(type).eq(datetime).any()
+        ):
             frame[name] = pd.to_datetime(frame[name])
     return frame
 
@@ -705,8 +750,7 @@ def _create_mysql_database(engine: Engine) -> None:
     if not name:
         return
     url = engine.url
-    server_url = sa.engine.URL.create(url.drivername, url.username, url.password, url.host, url.port,
-                                      query=url.query)
+    server_url = sa.engine.URL.create(url.drivername, url.username, url.password, url.host, url.port, query=url.query)
     server = sa.create_engine(server_url, poolclass=sa.pool.NullPool)
     try:
         with server.connect() as conn:
@@ -760,6 +804,7 @@ def _release_lock(table_name: str):
             conn.exec_driver_sql("SELECT RELEASE_LOCK(%s)", (f"crypto_write:{table_name}",))
         except Exception:  # the connection is gone: the server released the lock with it
             log.debug("RELEASE_LOCK failed for %s", table_name, exc_info=True)
+
     return release
 
 
@@ -785,10 +830,21 @@ def _make_engine(url: str, echo: bool = False) -> Engine:
         return engine
     connect_args: dict[str, Any] = {}
     if parsed.get_backend_name() in ("mysql", "mariadb"):
-        connect_args = {"connect_timeout": 10, "read_timeout": 600, "write_timeout": 600, "charset": "utf8mb4",
-                        "local_infile": True}
-        return sa.create_engine(url, echo=echo, pool_pre_ping=True, pool_recycle=1800,
-                                isolation_level="READ COMMITTED", connect_args=connect_args)
+        connect_args = {
+            "connect_timeout": 10,
+            "read_timeout": 600,
+            "write_timeout": 600,
+            "charset": "utf8mb4",
+            "local_infile": True,
+        }
+        return sa.create_engine(
+            url,
+            echo=echo,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+            isolation_level="READ COMMITTED",
+            connect_args=connect_args,
+        )
     return sa.create_engine(url, echo=echo, pool_pre_ping=True)
 
 

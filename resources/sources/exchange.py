@@ -8,7 +8,7 @@ CDN block) or stays unreachable after the retries is skipped for the rest of the
 coins fall to the next exchange that lists them.
 
 ccxt is synchronous and raises its own errors; :class:`Venue` wraps every ccxt call with the
-conventions of ``resources/http.py``: a timeout, retries with jittered exponential back-off on
+conventions of ``resources/sources/http.py``: a timeout, retries with jittered exponential back-off on
 transient failures (connection errors, timeouts, 5xx, 429 with ``Retry-After``, a truncated or
 non-JSON body), the process-wide circuit breaker of the source (``exchange:<id>``), and a
 :class:`SourceError` that names the exchange and the problem. ccxt's own rate limiter is on.
@@ -27,18 +27,26 @@ import logging
 import random
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cache
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import ccxt
 import pandas as pd
 
-from resources.http import (RETRYABLE_STATUS, CallStats, CircuitOpenError, SourceError, circuit_breaker_for,
-                            deadline_error, parse_retry_after)
-from resources.settings import Settings
-from resources.universe import Coin
+from resources.config.settings import Settings
+from resources.config.universe import Coin
+from resources.sources.http import (
+    RETRYABLE_STATUS,
+    CallStats,
+    CircuitOpenError,
+    SourceError,
+    circuit_breaker_for,
+    deadline_error,
+    parse_retry_after,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,22 +94,40 @@ def _tracked_class(exchange_id: str) -> type:
         self.crypto_payload = None
         return base.fetch(self, url, method, headers, body)
 
-    def on_rest_response(self: Any, code: Any, reason: Any, url: str, method: str, response_headers: Any,
-                         response_body: str, request_headers: Any, request_body: Any) -> str:
+    def on_rest_response(
+        self: Any,
+        code: Any,
+        reason: Any,
+        url: str,
+        method: str,
+        response_headers: Any,
+        response_body: str,
+        request_headers: Any,
+        request_body: Any,
+    ) -> str:
         self.crypto_status = int(code)
         if 200 <= int(code) < 300:
             try:
                 self.crypto_payload = json.loads(response_body)
             except ValueError:
-                raise _MalformedBody(f"{exchange_id}: HTTP {code} with a body that is not JSON: "
-                                     f"{_excerpt(response_body)!r}") from None
-        return base.on_rest_response(self, code, reason, url, method, response_headers, response_body,
-                                     request_headers, request_body)
+                raise _MalformedBody(
+                    f"{exchange_id}: HTTP {code} with a body that is not JSON: {_excerpt(response_body)!r}"
+                ) from None
+        return base.on_rest_response(
+            self, code, reason, url, method, response_headers, response_body, request_headers, request_body
+        )
 
-    return type(f"Tracked{base.__name__}", (base,), {
-        "fetch": fetch, "on_rest_response": on_rest_response,
-        "crypto_requests": 0, "crypto_status": None, "crypto_payload": None,
-    })
+    return type(
+        f"Tracked{base.__name__}",
+        (base,),
+        {
+            "fetch": fetch,
+            "on_rest_response": on_rest_response,
+            "crypto_requests": 0,
+            "crypto_status": None,
+            "crypto_payload": None,
+        },
+    )
 
 
 def _point_at(urls: Any, base_url: str) -> Any:
@@ -114,7 +140,7 @@ def _point_at(urls: Any, base_url: str) -> Any:
 
 
 def _ms(value: datetime) -> int:
-    return int(value.replace(tzinfo=timezone.utc).timestamp() * 1000)
+    return int(value.replace(tzinfo=UTC).timestamp() * 1000)
 
 
 def _excerpt(text: Any, limit: int = 200) -> str:
@@ -135,22 +161,35 @@ class Route:
 class Venue:
     """One exchange through ccxt, with the project's timeouts, retries, circuit breaker and call counts."""
 
-    def __init__(self, exchange_id: str, *, base_url: str | None = None, timeout_s: float = 15.0,
-                 max_attempts: int = 5, backoff_base_s: float = 0.5, backoff_max_s: float = 30.0,
-                 max_retry_after_s: float = 180.0, rate_limit_ms: int = 0, deadline: datetime | None = None,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        exchange_id: str,
+        *,
+        base_url: str | None = None,
+        timeout_s: float = 15.0,
+        max_attempts: int = 5,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        max_retry_after_s: float = 180.0,
+        rate_limit_ms: int = 0,
+        deadline: datetime | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ):
         """``rate_limit_ms``: the spacing ccxt's rate limiter keeps between calls (0: ccxt's own for
         the exchange, e.g. Binance 50 ms, OKX 110 ms); the limiter is always on. ``deadline``: no
-        retry waits past it (a live run's; see :func:`resources.http.deadline_error`)."""
+        retry waits past it (a live run's; see :func:`resources.sources.http.deadline_error`)."""
         if exchange_id not in ccxt.exchanges:
             raise SourceError("exchange", f"unknown exchange {exchange_id!r} in CRYPTO_EXCHANGES (not a ccxt id)")
         self.id = exchange_id
         self.name = f"exchange:{exchange_id}"
-        self.client = _tracked_class(exchange_id)({
-            "enableRateLimit": True,
-            "timeout": int(timeout_s * 1000),
-            "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False},
-        })
+        self.client = _tracked_class(exchange_id)(
+            {
+                "enableRateLimit": True,
+                "timeout": int(timeout_s * 1000),
+                "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False},
+            }
+        )
         if base_url:
             self.client.urls["api"] = _point_at(self.client.urls["api"], base_url)
         if rate_limit_ms:
@@ -162,7 +201,7 @@ class Venue:
         self.breaker = circuit_breaker_for(self.name)
         self.stats = CallStats()
         self.open_bars_dropped = 0
-        self.deadline = deadline  # no retry waits past it (a live run's; see resources/http.py)
+        self.deadline = deadline  # no retry waits past it (a live run's; see resources/sources/http.py)
         self._sleep = sleep
         self._clock = clock
 
@@ -187,14 +226,19 @@ class Venue:
                 problem = f"{type(exc).__name__}: {_excerpt(exc)}"
                 if status in REFUSAL_STATUS:
                     self._failed()
-                    raise ExchangeRefusedError(self.name, f"{what} refused with HTTP {status} "
-                                               f"(geo-blocked or blocked by a CDN): {_excerpt(exc, 160)}",
-                                               status=status) from exc
+                    raise ExchangeRefusedError(
+                        self.name,
+                        f"{what} refused with HTTP {status} (geo-blocked or blocked by a CDN): {_excerpt(exc, 160)}",
+                        status=status,
+                    ) from exc
                 # A payload ccxt could not parse (its parsers raise TypeError, KeyError, ...) is
                 # retried like a truncated body; so are network errors without an answer or with a
                 # transient status. Anything else (an ExchangeError, HTTP 400) is final.
-                transient = not isinstance(exc, ccxt.BaseError) or isinstance(exc, _MalformedBody) or (
-                    isinstance(exc, ccxt.NetworkError) and (status is None or status in RETRYABLE_STATUS))
+                transient = (
+                    not isinstance(exc, ccxt.BaseError)
+                    or isinstance(exc, _MalformedBody)
+                    or (isinstance(exc, ccxt.NetworkError) and (status is None or status in RETRYABLE_STATUS))
+                )
                 if not transient:
                     self._failed()
                     raise SourceError(self.name, f"{what}: {problem}", status=status) from exc
@@ -207,31 +251,47 @@ class Venue:
                     if retry_after is not None and retry_after > self.max_retry_after_s:
                         self._failed()
                         raise ExchangeUnavailableError(
-                            self.name, f"{what}: rate limited (HTTP 429) with Retry-After {retry_after:.0f}s, "
-                            f"more than the {self.max_retry_after_s:.0f}s this client waits", status=429) from exc
+                            self.name,
+                            f"{what}: rate limited (HTTP 429) with Retry-After {retry_after:.0f}s, "
+                            f"more than the {self.max_retry_after_s:.0f}s this client waits",
+                            status=429,
+                        ) from exc
                     wait = retry_after if retry_after is not None else wait
-                late = deadline_error(self.name, self.deadline, self._clock(), wait, f"{what}: {problem}",
-                                      status=status)
+                late = deadline_error(
+                    self.name, self.deadline, self._clock(), wait, f"{what}: {problem}", status=status
+                )
                 if late is not None:
                     self._failed()
                     raise late from exc
                 self.stats.retries += 1
                 self.stats.slept_s += wait
-                log.warning("%s: attempt %d/%d of %s failed (%s); retrying in %.2fs",
-                            self.name, attempt, self.max_attempts, what, problem, wait)
+                log.warning(
+                    "%s: attempt %d/%d of %s failed (%s); retrying in %.2fs",
+                    self.name,
+                    attempt,
+                    self.max_attempts,
+                    what,
+                    problem,
+                    wait,
+                )
                 self._sleep(wait)
             else:
                 self.stats.requests += self.client.crypto_requests - before
                 self.breaker.record_success()
                 return result
         self._failed()
-        raise ExchangeUnavailableError(self.name, f"{what} failed after {self.max_attempts} attempts; "
-                                       f"last error: {problem}")
+        raise ExchangeUnavailableError(
+            self.name, f"{what} failed after {self.max_attempts} attempts; last error: {problem}"
+        )
 
     def _failed(self) -> None:
         if self.breaker.record_failure():
-            log.warning("%s: circuit breaker opened after %d consecutive failed calls; calls suspended for %.0fs",
-                        self.name, self.breaker.consecutive_failures, self.breaker.cooldown_s)
+            log.warning(
+                "%s: circuit breaker opened after %d consecutive failed calls; calls suspended for %.0fs",
+                self.name,
+                self.breaker.consecutive_failures,
+                self.breaker.cooldown_s,
+            )
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.backoff_max_s, self.backoff_base_s * (2 ** (attempt - 1)))
@@ -250,7 +310,8 @@ class Venue:
         markets = self.client.markets or {}
         if coin.exchange_pair:
             named = markets.get(coin.exchange_pair) or next(
-                iter((self.client.markets_by_id or {}).get(coin.exchange_pair) or []), None)
+                iter((self.client.markets_by_id or {}).get(coin.exchange_pair) or []), None
+            )
             if named and named.get("spot") and named.get("quote") in QUOTES and named.get("active") is not False:
                 return Route(coin.symbol, self.id, named["symbol"], named["quote"])
         for quote in QUOTES:
@@ -270,8 +331,10 @@ class Venue:
         while cursor < closed_end:
             limit = max(1, min(page_limit, (closed_end - cursor) // BAR_MS))
             since = cursor
-            page = self._call(f"fetch_ohlcv {route.market}",
-                              lambda: self.client.fetch_ohlcv(route.market, TIMEFRAME, since=since, limit=limit))
+            page = self._call(
+                f"fetch_ohlcv {route.market}",
+                lambda: self.client.fetch_ohlcv(route.market, TIMEFRAME, since=since, limit=limit),
+            )
             check_interval(self.id, route.market, page, self.client.crypto_payload, since, limit)
             for bar in page:
                 if bar[0] >= closed_end:
@@ -295,7 +358,9 @@ def check_interval(exchange_id: str, market: str, page: Any, raw: Any, since: in
     """
     name = f"exchange:{exchange_id}"
     if not isinstance(page, list) or any(not isinstance(b, list) or len(b) < 6 for b in page):
-        raise SourceError(name, f"{market}: fetch_ohlcv returned {_excerpt(page, 120)}, expected [ts, o, h, l, c, v] rows")
+        raise SourceError(
+            name, f"{market}: fetch_ohlcv returned {_excerpt(page, 120)}, expected [ts, o, h, l, c, v] rows"
+        )
     times = [b[0] for b in page]
     if any(not isinstance(t, int) for t in times):
         raise SourceError(name, f"{market}: a bar without an integer open time in {_excerpt(page, 120)}")
@@ -304,14 +369,19 @@ def check_interval(exchange_id: str, market: str, page: Any, raw: Any, since: in
         raise IntervalError(name, f"{market}: bar open time {off_grid[0]} is not on the 5-minute grid")
     beyond = [t for t in times if t > since + limit * BAR_MS]  # the span's end itself: APIs that include it
     if beyond:
-        raise IntervalError(name, f"{market}: asked for {limit} 5-minute bar(s) from {since}, got one opening at "
-                                  f"{beyond[0]}: these are not 5-minute bars")
+        raise IntervalError(
+            name,
+            f"{market}: asked for {limit} 5-minute bar(s) from {since}, got one opening at "
+            f"{beyond[0]}: these are not 5-minute bars",
+        )
     if exchange_id == "binance" and isinstance(raw, list):
         for row in raw:
             if isinstance(row, list) and len(row) > 6 and int(row[6]) != int(row[0]) + BAR_MS - 1:
                 length = (int(row[6]) + 1 - int(row[0])) / 60000
-                raise IntervalError(name, f"{market}: kline opening at {row[0]} closes at {row[6]}, a "
-                                          f"{length:g}-minute bar, not 5 minutes")
+                raise IntervalError(
+                    name,
+                    f"{market}: kline opening at {row[0]} closes at {row[6]}, a {length:g}-minute bar, not 5 minutes",
+                )
 
 
 def check_series(exchange_id: str, market: str, times: Sequence[int], slots: int) -> None:
@@ -327,12 +397,16 @@ def check_series(exchange_id: str, market: str, times: Sequence[int], slots: int
     if not times:
         return
     if slots >= DAY_SLOTS and all(t % DAY_MS == 0 for t in times):
-        raise IntervalError(name, f"{market}: over {slots} windows only bars opening at midnight: daily bars, "
-                                  "not 5-minute bars")
+        raise IntervalError(
+            name, f"{market}: over {slots} windows only bars opening at midnight: daily bars, not 5-minute bars"
+        )
     gaps = [b - a for a, b in zip(times, times[1:])]
     if len(times) >= 3 and min(gaps) > BAR_MS and all(t % HOUR_MS == 0 for t in times):
-        raise IntervalError(name, f"{market}: {len(times)} bars {min(gaps) // 60000} or more minutes apart, all on "
-                                  "the hour: not 5-minute bars")
+        raise IntervalError(
+            name,
+            f"{market}: {len(times)} bars {min(gaps) // 60000} or more minutes apart, all on "
+            "the hour: not 5-minute bars",
+        )
 
 
 def _checked_bar(name: str, market: str, bar: list) -> tuple:
@@ -341,8 +415,9 @@ def _checked_bar(name: str, market: str, bar: list) -> tuple:
         raise SourceError(name, f"{market}: bar at {bar[0]} has a missing or non-numeric value: {_excerpt(bar, 120)}")
     o, h, l, c, v = (float(x) for x in values)
     if min(o, h, l, c) <= 0 or v < 0:
-        raise SourceError(name, f"{market}: bar at {bar[0]} has a non-positive price or negative volume: "
-                                f"{_excerpt(bar, 120)}")
+        raise SourceError(
+            name, f"{market}: bar at {bar[0]} has a non-positive price or negative volume: {_excerpt(bar, 120)}"
+        )
     if h < max(o, c, l) or l > min(o, c):
         raise SourceError(name, f"{market}: inconsistent bar at {bar[0]} (high {h}, low {l})")
     return (int(bar[0]), o, h, l, c, v)
@@ -391,7 +466,7 @@ class ExchangeRouter:
         for venue in self.venues.values():
             venue.close()
 
-    def __enter__(self) -> "ExchangeRouter":
+    def __enter__(self) -> ExchangeRouter:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -414,8 +489,11 @@ class ExchangeRouter:
                 self._skip(venue, exc)
         usable = [v for v in self.venues.values() if routing.exchanges[v.id]["state"] == "ok"]
         if not usable:
-            raise ExchangeUnavailableError("exchange", "no configured exchange could be reached: " + "; ".join(
-                f"{k} {v['state']} ({v['detail'][:160]})" for k, v in routing.exchanges.items()))
+            raise ExchangeUnavailableError(
+                "exchange",
+                "no configured exchange could be reached: "
+                + "; ".join(f"{k} {v['state']} ({v['detail'][:160]})" for k, v in routing.exchanges.items()),
+            )
         for coin in coins:
             routes = [r for r in (v.route(coin) for v in usable) if r is not None]
             if routes:
@@ -466,9 +544,12 @@ class ExchangeRouter:
             else:
                 (stranded if lost_to_outage else missing).append(coin.symbol)
         if stranded:
-            raise ExchangeUnavailableError("exchange", f"no exchange could serve {len(stranded)} coin(s) "
-                                           f"({', '.join(stranded[:10])}{', ...' if len(stranded) > 10 else ''}): "
-                                           + "; ".join(f"{k} {v['state']}" for k, v in routing.exchanges.items()))
+            raise ExchangeUnavailableError(
+                "exchange",
+                f"no exchange could serve {len(stranded)} coin(s) "
+                f"({', '.join(stranded[:10])}{', ...' if len(stranded) > 10 else ''}): "
+                + "; ".join(f"{k} {v['state']}" for k, v in routing.exchanges.items()),
+            )
         frame = pd.DataFrame(rows, columns=["symbol", "coin_id", "open_time", *BAR_COLUMNS, "exchange", "quote"])
         frame["window_start"] = pd.to_datetime(frame["open_time"], unit="ms").astype("datetime64[us]")
         return BarsResult(frame.drop(columns="open_time"), served, sorted(missing), rejected, routing)
@@ -476,9 +557,15 @@ class ExchangeRouter:
     def metadata(self) -> dict[str, Any]:
         """Per exchange: state, markets, HTTP calls, retries, circuit, open bars dropped."""
         routing = self.routing or Routing()
-        return {v.id: {**routing.exchanges.get(v.id, {}), **v.stats.as_metadata(),
-                       "circuit": v.breaker.snapshot(), "open_bars_dropped": v.open_bars_dropped}
-                for v in self.venues.values()}
+        return {
+            v.id: {
+                **routing.exchanges.get(v.id, {}),
+                **v.stats.as_metadata(),
+                "circuit": v.breaker.snapshot(),
+                "open_bars_dropped": v.open_bars_dropped,
+            }
+            for v in self.venues.values()
+        }
 
 
 def venues_from_settings(settings: Settings, **kwargs: Any) -> list[Venue]:

@@ -11,13 +11,13 @@ Volume follows market cap, with noise and more trading when the price moves. Row
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from resources.universe import Coin
+from resources.config.universe import Coin
 
 SOURCE = "simulated"
 EPOCH = np.datetime64("2020-01-01T00:00:00", "s")
@@ -95,11 +95,12 @@ def log_price_paths(coins: Sequence[Coin], steps: np.ndarray) -> np.ndarray:
     market = _value_noise(np.int64(-1), steps[None, :])
     idio = _value_noise(params["index"][:, None], steps[None, :])
     beta = params["beta"][:, None]
-    return scale * (beta * market + np.sqrt(np.maximum(0.0, 1.0 - 0.5 * beta ** 2)) * idio) * 0.35
+    return scale * (beta * market + np.sqrt(np.maximum(0.0, 1.0 - 0.5 * beta**2)) * idio) * 0.35
 
 
-def simulated_price_frame(coins: Sequence[Coin], start: datetime, end: datetime,
-                          collected_at: datetime | None = None) -> pd.DataFrame:
+def simulated_price_frame(
+    coins: Sequence[Coin], start: datetime, end: datetime, collected_at: datetime | None = None
+) -> pd.DataFrame:
     """``price_data_real`` rows for every coin and 5-minute window in [start, end)."""
     first = int((np.datetime64(start, "s") - EPOCH) / np.timedelta64(STEP_S, "s"))
     last = int((np.datetime64(end, "s") - EPOCH) / np.timedelta64(STEP_S, "s"))
@@ -111,9 +112,9 @@ def simulated_price_frame(coins: Sequence[Coin], start: datetime, end: datetime,
     log_paths = log_price_paths(coins, points)
     prices = params["price"][:, None] * np.exp(log_paths)
     n_windows = last - first
-    opens = prices[:, DAY_BARS:DAY_BARS + n_windows]
-    closes = prices[:, DAY_BARS + 1:DAY_BARS + 1 + n_windows]
-    window_steps = points[DAY_BARS:DAY_BARS + n_windows]
+    opens = prices[:, DAY_BARS : DAY_BARS + n_windows]
+    closes = prices[:, DAY_BARS + 1 : DAY_BARS + 1 + n_windows]
+    window_steps = points[DAY_BARS : DAY_BARS + n_windows]
     wiggle = np.abs(hashed_normal(params["index"][:, None], 3, window_steps[None, :]))
     wiggle2 = np.abs(hashed_normal(params["index"][:, None], 5, window_steps[None, :]))
     bar_vol = (params["vol"] / np.sqrt(DAY_BARS))[:, None]
@@ -129,32 +130,34 @@ def simulated_price_frame(coins: Sequence[Coin], start: datetime, end: datetime,
     windows_24h = np.lib.stride_tricks.sliding_window_view(close_path, DAY_BARS, axis=1)[:, :n_windows]
     high_24h = windows_24h.max(axis=2)
     low_24h = windows_24h.min(axis=2)
-    open_24h = prices[:, 1:1 + n_windows]
+    open_24h = prices[:, 1 : 1 + n_windows]
     volume_24h = daily_volume * np.exp(0.1 * hashed_normal(params["index"][:, None], 13, window_steps[None, :]))
     supply = params["cap"] / params["price"]
     market_cap = supply[:, None] * closes
 
     n_coins = len(coins)
     window_starts = (EPOCH + window_steps.astype("timedelta64[s]") * STEP_S).astype("datetime64[us]")
-    frame = pd.DataFrame({
-        "symbol": np.repeat([c.symbol for c in coins], n_windows),
-        "coin_id": np.repeat([c.coin_id for c in coins], n_windows),
-        "window_start": np.tile(window_starts, n_coins),
-        "current_price": closes.ravel(),
-        "market_cap": market_cap.ravel(),
-        "volume_24h": volume_24h.ravel(),
-        "price_change_24h": (closes - open_24h).ravel(),
-        "price_change_pct_24h": ((closes / open_24h - 1.0) * 100.0).ravel(),
-        "high_24h": high_24h.ravel(),
-        "low_24h": low_24h.ravel(),
-        "open_24h": open_24h.ravel(),
-        "open": opens.ravel(),
-        "high": highs.ravel(),
-        "low": lows.ravel(),
-        "close": closes.ravel(),
-        "volume": volumes.ravel(),
-        "source": SOURCE,
-    })
+    frame = pd.DataFrame(
+        {
+            "symbol": np.repeat([c.symbol for c in coins], n_windows),
+            "coin_id": np.repeat([c.coin_id for c in coins], n_windows),
+            "window_start": np.tile(window_starts, n_coins),
+            "current_price": closes.ravel(),
+            "market_cap": market_cap.ravel(),
+            "volume_24h": volume_24h.ravel(),
+            "price_change_24h": (closes - open_24h).ravel(),
+            "price_change_pct_24h": ((closes / open_24h - 1.0) * 100.0).ravel(),
+            "high_24h": high_24h.ravel(),
+            "low_24h": low_24h.ravel(),
+            "open_24h": open_24h.ravel(),
+            "open": opens.ravel(),
+            "high": highs.ravel(),
+            "low": lows.ravel(),
+            "close": closes.ravel(),
+            "volume": volumes.ravel(),
+            "source": SOURCE,
+        }
+    )
     # Deterministic collection time: the window's end (when a live collector would have seen it).
     frame["collected_at"] = frame["window_start"] + pd.Timedelta(minutes=5) if collected_at is None else collected_at
     return frame
@@ -165,11 +168,13 @@ def simulated_returns(coins: Sequence[Coin], start: datetime, end: datetime) -> 
     frame = simulated_price_frame(coins, start, end)
     if frame.empty:
         return pd.DataFrame(columns=["symbol", "window_start", "log_return"])
-    return pd.DataFrame({
-        "symbol": frame["symbol"],
-        "window_start": frame["window_start"],
-        "log_return": np.log(frame["close"] / frame["open"]),
-    })
+    return pd.DataFrame(
+        {
+            "symbol": frame["symbol"],
+            "window_start": frame["window_start"],
+            "log_return": np.log(frame["close"] / frame["open"]),
+        }
+    )
 
 
 def window_step(value: datetime) -> int:
@@ -177,5 +182,4 @@ def window_step(value: datetime) -> int:
     return int((np.datetime64(value, "s") - EPOCH) / np.timedelta64(STEP_S, "s"))
 
 
-__all__ = ["SOURCE", "simulated_price_frame", "simulated_returns", "hashed_normal", "window_step",
-           "log_price_paths"]
+__all__ = ["SOURCE", "simulated_price_frame", "simulated_returns", "hashed_normal", "window_step", "log_price_paths"]

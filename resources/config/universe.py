@@ -1,6 +1,6 @@
 """The symbol universe: which coins the platform tracks, and how each source names them.
 
-The default universe (124 coins) ships with the package in ``resources/data/universe.csv``;
+The default universe (124 coins) ships with the package in ``resources/config/data/universe.csv``;
 ``CRYPTO_UNIVERSE_FILE`` points at a replacement with at least ``symbol`` and ``coin_id``.
 """
 
@@ -59,14 +59,16 @@ def parse_universe(text: str, origin: str = "universe") -> tuple[Coin, ...]:
         seen_symbols.add(symbol)
         seen_ids.add(coin_id)
         try:
-            coins.append(Coin(
-                symbol=symbol,
-                coin_id=coin_id,
-                name=(row.get("name") or symbol).strip(),
-                exchange_pair=(row.get("exchange_pair") or "").strip().upper() or None,
-                ref_price_usd=_optional_float(row.get("ref_price_usd")),
-                ref_market_cap_usd=_optional_float(row.get("ref_market_cap_usd")),
-            ))
+            coins.append(
+                Coin(
+                    symbol=symbol,
+                    coin_id=coin_id,
+                    name=(row.get("name") or symbol).strip(),
+                    exchange_pair=(row.get("exchange_pair") or "").strip().upper() or None,
+                    ref_price_usd=_optional_float(row.get("ref_price_usd")),
+                    ref_market_cap_usd=_optional_float(row.get("ref_market_cap_usd")),
+                )
+            )
         except ValueError as exc:
             raise UniverseError(f"{origin}:{line_no}: {exc}") from exc
     if not coins:
@@ -78,6 +80,6 @@ def parse_universe(text: str, origin: str = "universe") -> tuple[Coin, ...]:
 def load_universe(path: Path | None = None) -> tuple[Coin, ...]:
     """The universe from ``path``, or the one shipped with the package."""
     if path is None:
-        text = package_resources.files("resources").joinpath("data/universe.csv").read_text("utf-8")
-        return parse_universe(text, origin="resources/data/universe.csv")
+        text = package_resources.files("resources.config").joinpath("data/universe.csv").read_text("utf-8")
+        return parse_universe(text, origin="resources/config/data/universe.csv")
     return parse_universe(Path(path).read_text("utf-8"), origin=str(path))

@@ -1,0 +1,1 @@
+"""Command-line tools: ``python -m cli.doctor``, ``python -m cli.backup``, ``python -m cli.retention``."""

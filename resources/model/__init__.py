@@ -1,0 +1,1 @@
+"""The sentiment model (CryptoBERT through transformers, or the offline lexicon)."""
