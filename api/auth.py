@@ -16,6 +16,7 @@ import hmac
 import math
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from api.errors import ApiError
@@ -59,6 +60,14 @@ class KeyChecker:
         if not matched:
             raise ApiError(403, "the API key is not valid: check CRYPTO_API_KEYS on the server or your key")
         return Principal("key:" + candidate.hex()[:12])
+
+    def check_headers(self, headers: Mapping[str, str], client: str, query_key: str | None = None) -> Principal:
+        """:meth:`check` of the key a request presents: its ``X-API-Key`` header (else ``query_key``,
+        for browsers' websockets), or its ``Authorization: Bearer`` token. ``headers`` is looked up
+        by lower-case names (Starlette's headers, or an ASGI scope's decoded into a dict)."""
+        authorization = headers.get("authorization") or ""
+        bearer = authorization[7:].strip() if authorization[:7].lower() == "bearer " else None
+        return self.check(headers.get("x-api-key") or query_key, bearer, client)
 
 
 class RateLimiter:

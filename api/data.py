@@ -15,9 +15,9 @@ import binascii
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from functools import cached_property
 from typing import Any
 
@@ -30,8 +30,10 @@ from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
 
 from api import mysql_binary
 from api.errors import bad_request
-from crypto_assets.features.catalog import FEATURES_TABLE as FEATURES_SQL_TABLE
-from resources.storage.warehouse import FEATURES_TABLE, WINDOW, Warehouse, partition_log
+from resources.storage import schema
+from resources.storage.schema import CONTRACTS, CONTRACTS_BY_NAME, TableContract, partition_log
+from resources.storage.warehouse import Warehouse
+from resources.storage.windows import WINDOW
 
 log = logging.getLogger(__name__)
 
@@ -54,44 +56,51 @@ _QMARK_MYSQL = MySQLDialect_pymysql(paramstyle="qmark")
 
 @dataclass(frozen=True)
 class Dataset:
-    """A served table: which ``partition_log`` asset commits it, its time column and its order."""
+    """A served table (its :class:`~resources.storage.schema.TableContract`) under a name, in an order."""
 
     name: str
-    table: str
-    asset: str
-    time_column: str
+    contract: TableContract
+    #: The row order, also the cursor.
     key: tuple[str, ...]
-    symbol_column: str | None = "symbol"
-    #: Text columns that hold comma-separated lists, served as lists.
-    list_columns: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, contract: TableContract) -> Dataset:
+        """The dataset the contract names: ``/v1/<contract.dataset>`` in the contract's read order."""
+        return cls(contract.dataset, contract, contract.order)
+
+    @property
+    def table(self) -> str:
+        """The table's name."""
+        return self.contract.name
+
+    @property
+    def asset(self) -> str:
+        """The ``partition_log`` asset that commits the table's windows."""
+        return self.contract.asset
+
+    @property
+    def time_column(self) -> str:
+        """The column that places a row in its window."""
+        return self.contract.time_column
+
+    @property
+    def symbol_column(self) -> str | None:
+        """The ticker column, None when rows are not per symbol."""
+        return self.contract.symbol_column
+
+    @property
+    def list_columns(self) -> tuple[str, ...]:
+        """Text columns that hold comma-separated lists, served as lists."""
+        return self.contract.list_columns
 
 
-PRICES = Dataset("prices", "price_data_real", "price_data_real", "window_start", ("symbol", "window_start"))
-FEATURES = Dataset("features", FEATURES_TABLE, FEATURES_TABLE, "timestamp", ("symbol", "timestamp"))
-SENTIMENT = Dataset(
-    "sentiment", "sentiment_data", "sentiment_data", "window_start", ("symbol", "window_start", "item_id", "model")
+PRICES, NEWS, SENTIMENT, FEATURES, MACRO = (
+    Dataset.of(c) for c in (schema.PRICES, schema.NEWS, schema.SENTIMENT, schema.FEATURES, schema.MACRO)
 )
-SENTIMENT_AGG = Dataset(
-    "sentiment_aggregates", "sentiment_data", "sentiment_data", "window_start", ("symbol", "window_start")
-)
-NEWS = Dataset(
-    "news",
-    "news_items",
-    "news_items",
-    "window_start",
-    ("window_start", "item_id"),
-    symbol_column=None,
-    list_columns=("symbols",),
-)
-MACRO = Dataset(
-    "macro",
-    "macro_indicators",
-    "macro_indicators",
-    "observation_date",
-    ("series_id", "observation_date"),
-    symbol_column=None,
-)
-ASSETS = (PRICES.asset, NEWS.asset, SENTIMENT.asset, FEATURES.asset, MACRO.asset)
+#: Sentiment rows aggregated per (symbol, window).
+SENTIMENT_AGG = Dataset("sentiment_aggregates", schema.SENTIMENT, ("symbol", "window_start"))
+#: Every asset whose windows the gateway serves (``/v1/freshness`` lists each, also one that never ran).
+ASSETS = tuple(c.asset for c in CONTRACTS)
 
 
 def column_kind(column: sa.Column) -> str:
@@ -270,17 +279,24 @@ class Reader:
         self._known_lock = threading.Lock()
 
     # ---------------------------------------------------------------- committed state
-    def state(self, max_age_s: float | None = None) -> State:
-        """The committed state, refreshed when older than ``max_age_s`` (the state TTL by default)."""
+    def cached_state(self, max_age_s: float | None = None) -> State | None:
+        """The committed state as last read, if no older than ``max_age_s`` (the state TTL by default); else None."""
         max_age = self.state_ttl_s if max_age_s is None else max_age_s
         current = self._state
         if current is not None and time.monotonic() - current.seen_at <= max_age:
             return current
+        return None
+
+    def state(self, max_age_s: float | None = None) -> State:
+        """The committed state, refreshed when older than ``max_age_s`` (the state TTL by default)."""
+        current = self.cached_state(max_age_s)
+        if current is not None:
+            return current
         with self._lock:
-            current = self._state
-            if current is not None and time.monotonic() - current.seen_at <= max_age:
+            current = self.cached_state(max_age_s)
+            if current is not None:
                 return current
-            self._state = self._read_state(current)
+            self._state = self._read_state(self._state)
             return self._state
 
     def _read_state(self, previous: State | None) -> State:
@@ -305,8 +321,8 @@ class Reader:
         return State(latest, committed_at, price_symbols, feature_symbols, time.monotonic())
 
     def features_table(self) -> sa.Table:
-        """``ml_features_materialized`` as the feature catalog declares it."""
-        return self.warehouse.table(FEATURES_SQL_TABLE.name)
+        """``ml_features_materialized``, with a column per catalogued feature."""
+        return self.warehouse.table(FEATURES.table)
 
     # ---------------------------------------------------------------- validation helpers
     def resolve_symbols(self, requested: str | None, known: Sequence[str]) -> tuple[str, ...] | None:
@@ -349,13 +365,19 @@ class Reader:
         symbols: tuple[str, ...] | None,
         start: datetime | date,
         end: datetime | date,
-        extra_where: Sequence[sa.ColumnElement] = (),
+        equal: Mapping[str, Any] | None = None,
+        mentioning: tuple[str, ...] | None = None,
     ) -> Plan:
-        """Rows of ``table`` in [start, end) from committed windows, ordered by the dataset key."""
-        if dataset is MACRO:
+        """Rows of ``table`` in [start, end) from committed windows, ordered by the dataset key.
+
+        ``symbols``: only rows about these (the dataset's symbol column); ``equal``: only rows whose
+        columns hold these values (a tuple: any of them); ``mentioning``: only rows whose list column
+        names one of these symbols.
+        """
+        if dataset.contract.daily:
             pl = partition_log
             committed = sa.exists().where(
-                pl.c.asset == dataset.asset, sa.func.date(pl.c.window_start) == table.c.observation_date
+                pl.c.asset == dataset.asset, sa.func.date(pl.c.window_start) == table.c[dataset.time_column]
             )
             source: sa.FromClause = table
             where = [committed]
@@ -363,7 +385,12 @@ class Reader:
             source, _ = self.committed_source(table, dataset)
             where = []
         time_col = table.c[dataset.time_column]
-        where += [time_col >= start, time_col < end, *extra_where]
+        where += [time_col >= start, time_col < end]
+        for name, value in (equal or {}).items():
+            where.append(table.c[name].in_(value) if isinstance(value, tuple) else table.c[name] == value)
+        if mentioning:
+            listed = sa.literal(",") + sa.func.replace(table.c[dataset.list_columns[0]], " ", "") + sa.literal(",")
+            where.append(sa.or_(*(listed.like(f"%,{s},%") for s in mentioning)))
         if symbols is not None and dataset.symbol_column:
             where.append(table.c[dataset.symbol_column].in_(symbols))
         outputs = [
@@ -372,6 +399,108 @@ class Reader:
         ]
         keys = [Output(name, table.c[name], column_kind(table.c[name])) for name in dataset.key]
         return Plan(dataset, outputs, source, where, keys, symbols=symbols)
+
+    def sentiment_aggregate_plan(self, base: Plan) -> Plan:
+        """Per (symbol, window) of ``base``'s sentiment rows: item count, mean and confidence-weighted
+        score, mean confidence, positives and negatives."""
+        table = self.warehouse.table(SENTIMENT_AGG.table)
+        score, confidence = table.c.sentiment_score, table.c.confidence
+        weight = sa.func.sum(confidence)
+
+        def floating(expr: sa.ColumnElement) -> sa.ColumnElement:
+            return sa.type_coerce(expr, sa.Float(precision=53))
+
+        def integer(expr: sa.ColumnElement) -> sa.ColumnElement:
+            return sa.type_coerce(sa.func.coalesce(expr, 0), sa.Integer)
+
+        outputs = [
+            Output("symbol", table.c.symbol, SYMBOL),
+            Output("window_start", table.c.window_start, TIME),
+            Output("items", integer(sa.func.count()), INT),
+            Output("mean_score", floating(sa.func.avg(score)), FLOAT),
+            Output(
+                "weighted_score",
+                floating(sa.case((weight > 0, sa.func.sum(score * confidence) / weight), else_=sa.null())),
+                FLOAT,
+            ),
+            Output("mean_confidence", floating(sa.func.avg(confidence)), FLOAT),
+            Output("positive", integer(sa.func.sum(sa.case((score > 0, 1), else_=0))), INT),
+            Output("negative", integer(sa.func.sum(sa.case((score < 0, 1), else_=0))), INT),
+        ]
+        return Plan(
+            SENTIMENT_AGG,
+            outputs,
+            base.source,
+            base.where,
+            base.keys,
+            group_by=[table.c.symbol, table.c.window_start],
+            symbols=base.symbols,
+        )
+
+    # ---------------------------------------------------------------- small reads
+    def latest_coin_ids(self, state: State) -> dict[str, str]:
+        """Each price symbol's CoinGecko id, as of its latest window."""
+        prices = self.warehouse.table(PRICES.table)
+        coin_ids: dict[str, str] = {}
+        if not state.price_symbols:
+            return coin_ids
+        latest = sa.select(prices.c.symbol, sa.func.max(prices.c.window_start).label("w")).group_by(prices.c.symbol)
+        pairs = [(s, w) for s, w in self.execute(latest)]
+        for offset in range(0, len(pairs), 200):
+            chunk = pairs[offset : offset + 200]
+            stmt = sa.select(prices.c.symbol, prices.c.coin_id).where(
+                sa.or_(*(sa.and_(prices.c.symbol == s, prices.c.window_start == w) for s, w in chunk))
+            )
+            coin_ids.update({s: c for s, c in self.execute(stmt)})
+        return coin_ids
+
+    def latest_prices(
+        self, state: State, wanted: tuple[str, ...] | None, columns: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """``columns`` of each wanted symbol's (all price symbols': None) latest committed price row:
+        the rows of the latest committed window, then older ones for the symbols absent from it."""
+        as_of = state.latest.get(PRICES.asset)
+        if as_of is None:
+            return []
+        table = self.warehouse.table(PRICES.table)
+        selected = [table.c[name] for name in columns]
+        stmt = sa.select(*selected).where(table.c[PRICES.time_column] == as_of)
+        if wanted is not None:
+            stmt = stmt.where(table.c.symbol.in_(wanted))
+        rows = _records(self.execute(stmt.order_by(table.c.symbol)))
+        missing = sorted(set(wanted if wanted is not None else state.price_symbols) - {r["symbol"] for r in rows})
+        if missing:
+            source, committed_window = self.committed_source(table, PRICES)
+            latest = (
+                sa.select(table.c.symbol, sa.func.max(committed_window).label("w"))
+                .select_from(source)
+                .where(table.c.symbol.in_(missing))
+                .group_by(table.c.symbol)
+            ).subquery()
+            older = sa.select(*selected).join(
+                latest, sa.and_(table.c.symbol == latest.c.symbol, table.c[PRICES.time_column] == latest.c.w)
+            )
+            rows += _records(self.execute(older))
+            rows.sort(key=lambda r: r["symbol"])
+        return rows
+
+    def commit_log(self, state: State) -> dict[str, tuple[sa.Row | None, int, int]]:
+        """Per asset with a committed window: its latest ``partition_log`` row, its windows and its rows."""
+        pl = partition_log
+        totals = {
+            a: (n, r)
+            for a, n, r in self.execute(
+                sa.select(pl.c.asset, sa.func.count(), sa.func.coalesce(sa.func.sum(pl.c.row_count), 0)).group_by(
+                    pl.c.asset
+                )
+            )
+        }
+        out: dict[str, tuple[sa.Row | None, int, int]] = {}
+        for asset, window_start in state.latest.items():
+            rows = self.execute(sa.select(pl).where(pl.c.asset == asset, pl.c.window_start == window_start))
+            windows, total_rows = totals.get(asset, (0, 0))
+            out[asset] = (rows[0] if rows else None, int(windows), int(total_rows))
+        return out
 
     # ---------------------------------------------------------------- execution
     def next_key(self, plan: Plan, cursor: Sequence[Any] | None, limit: int) -> list[Any] | None:
@@ -488,6 +617,11 @@ class Reader:
             return list(conn.execute(statement))
 
 
+def _records(rows: list[sa.Row]) -> list[dict[str, Any]]:
+    """Rows as dicts with plain ``str`` keys (SQLAlchemy's names are a ``str`` subclass orjson refuses)."""
+    return [{f"{k}": v for k, v in row._asdict().items()} for row in rows]
+
+
 def _join_in_order(stmt: sa.Select) -> sa.Select:
     """On MySQL/MariaDB, read the data table first (its key order is the output order) and look each
     row's window up in ``partition_log``; left to itself the optimizer may start from
@@ -508,5 +642,6 @@ def _to_arrow(values: Sequence[Any], kind: str) -> pa.Array:
 
 
 def window_end(asset: str, start: datetime) -> datetime:
-    """The end of the committed window that starts at ``start`` (macro windows are days)."""
-    return start + (timedelta(days=1) if asset == MACRO.asset else WINDOW)
+    """The end of the committed window of ``asset`` that starts at ``start`` (macro windows are days)."""
+    contract = CONTRACTS_BY_NAME.get(asset)
+    return contract.window_end(start) if contract else start + WINDOW

@@ -52,11 +52,9 @@ class HotPathMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
-        authorization = headers.get("authorization", "")
-        bearer = authorization[7:].strip() if authorization[:7].lower() == "bearer " else None
         client = scope.get("client") or ("-", 0)
         try:
-            principal = self.gateway.keys.check(headers.get("x-api-key"), bearer, client[0])
+            principal = self.gateway.keys.check_headers(headers, client[0])
             self.gateway.limiter.acquire(principal.id)
         except ApiError:
             await self.app(scope, receive, send)  # the app answers the refusal in its usual form

@@ -34,7 +34,9 @@ from deltalake import DeltaTable
 from api.data import Plan, Reader
 from api.errors import ApiError
 from resources.storage.lake import TIME_COLUMN, TIME_TYPE, FeatureLake, LakeError, range_filter
-from resources.storage.warehouse import FEATURES_TABLE, WINDOW, lake_log, partition_log, to_naive_utc
+from resources.storage.schema import FEATURES, lake_log, partition_log
+from resources.storage.warehouse import to_naive_utc
+from resources.storage.windows import WINDOW
 
 log = logging.getLogger(__name__)
 
@@ -129,14 +131,14 @@ class LakeView:
         pl, ll = partition_log, lake_log
         reader.warehouse.table(ll.name)
         current = sa.and_(
-            ll.c.table_name == FEATURES_TABLE,
+            ll.c.table_name == FEATURES.name,
             ll.c.window_start == pl.c.window_start,
             ll.c.committed_at == pl.c.committed_at,
         )
         stmt = (
             sa.select(pl.c.window_start, ll.c.lake_version)
             .select_from(pl.outerjoin(ll, current))
-            .where(pl.c.asset == FEATURES_TABLE, pl.c.window_start >= start, pl.c.window_start < end)
+            .where(pl.c.asset == FEATURES.name, pl.c.window_start >= start, pl.c.window_start < end)
             .order_by(pl.c.window_start)
         )
         rows = reader.execute(stmt)

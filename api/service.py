@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -30,7 +29,8 @@ from api.schemas import Format
 from api.warehouse_check import MissingWarehouse, check_warehouse
 from resources.config.settings import Settings
 from resources.storage.lake import FeatureLake
-from resources.storage.warehouse import WINDOW, get_warehouse, utc_now
+from resources.storage.warehouse import get_warehouse, utc_now
+from resources.storage.windows import WINDOW
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +89,7 @@ class Gateway:
     def fresh_state(self) -> State | None:
         """The committed state if it was read within ``CRYPTO_API_STATE_TTL``, else None."""
         reader = self._reader
-        if reader is not None:
-            current = reader._state
-            if current is not None and time.monotonic() - current.seen_at <= reader.state_ttl_s:
-                return current
-        return None
+        return reader.cached_state() if reader is not None else None
 
     async def state(self) -> State:
         """The committed state (from memory while younger than ``CRYPTO_API_STATE_TTL``)."""

@@ -19,7 +19,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from resources.config.settings import Settings, default_db_url
-from resources.storage.warehouse import get_warehouse, partition_log
+from resources.storage.schema import partition_log
+from resources.storage.warehouse import get_warehouse
 
 UNKNOWN_DATABASE = 1049  # MySQL/MariaDB: ER_BAD_DB_ERROR
 

@@ -19,7 +19,6 @@ least as fast). Run: ``.venv/bin/python benchmarks/bench_api_features_read.py [-
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
 from datetime import datetime, timedelta
@@ -34,21 +33,11 @@ sys.path.insert(0, str(ROOT))
 
 from api.client import CryptoDataClient  # noqa: E402
 from benchmarks.support import api_server, bench_database  # noqa: E402
-from resources.storage.warehouse import FEATURES_TABLE, METADATA, define_features_table, get_warehouse  # noqa: E402
+from resources.storage.schema import FEATURES, ml_features_materialized  # noqa: E402
+from resources.storage.warehouse import get_warehouse  # noqa: E402
 
 DATABASE = "crypto_bench_api"
 START = datetime(2025, 1, 1)
-
-
-def features_table(synthetic_columns: int) -> tuple[sa.Table, str]:
-    """The catalog's features table, or a synthetic one of ``synthetic_columns`` DOUBLE features."""
-    try:
-        importlib.import_module("crypto_assets.features.catalog")  # declares the features table
-        origin = "feature catalog"
-    except ImportError:
-        define_features_table([f"feature_{i:03d}" for i in range(synthetic_columns)])
-        origin = "synthetic"
-    return METADATA.tables[FEATURES_TABLE], origin
 
 
 def fill(url: str, table: sa.Table, symbols: list[str], windows: int) -> float:
@@ -61,7 +50,7 @@ def fill(url: str, table: sa.Table, symbols: list[str], windows: int) -> float:
             exprs = ", ".join(f"RAND({i * 1000 + j}) * 100" for j in range(len(values)))
             conn.execute(
                 sa.text(
-                    f"INSERT INTO {FEATURES_TABLE} (symbol, `timestamp`, {', '.join(f'`{v}`' for v in values)}, "
+                    f"INSERT INTO {FEATURES.name} (symbol, `timestamp`, {', '.join(f'`{v}`' for v in values)}, "
                     f"feature_set_version) SELECT :symbol, TIMESTAMP(:start) + INTERVAL (seq * 5) MINUTE, {exprs}, "
                     f"'bench' FROM seq_0_to_{windows - 1}"
                 ),
@@ -73,7 +62,7 @@ def fill(url: str, table: sa.Table, symbols: list[str], windows: int) -> float:
                 f"SELECT :asset, TIMESTAMP(:start) + INTERVAL (seq * 5) MINUTE, 'bench', :n, 'bench', NOW(6) "
                 f"FROM seq_0_to_{windows - 1}"
             ),
-            {"asset": FEATURES_TABLE, "start": START, "n": len(symbols)},
+            {"asset": FEATURES.name, "start": START, "n": len(symbols)},
         )
     return time.perf_counter() - began
 
@@ -82,7 +71,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--symbols", type=int, default=10)
-    parser.add_argument("--columns", type=int, default=160, help="synthetic feature columns (without a catalog)")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument(
         "--sql-chunksize",
@@ -94,14 +82,14 @@ def main() -> None:
     args = parser.parse_args()
 
     with bench_database(DATABASE, charset="utf8mb4") as url:
-        table, origin = features_table(args.columns)
+        table = ml_features_materialized
         symbols = [f"C{i:02d}" for i in range(args.symbols)]
         windows = args.rows // len(symbols)
         setup = fill(url, table, symbols, windows)
         end = START + timedelta(minutes=5 * windows)
         value_columns = [c.name for c in table.columns if c.name not in ("symbol", "timestamp", "feature_set_version")]
         print(
-            f"setup: {windows * len(symbols):,} rows x {len(value_columns)} feature columns ({origin}), "
+            f"setup: {windows * len(symbols):,} rows x {len(value_columns)} feature columns (feature catalog), "
             f"{len(symbols)} symbols x {windows:,} windows ({(end - START).days} days), {setup:.1f}s"
         )
 
@@ -121,7 +109,7 @@ def main() -> None:
             query = (
                 sa.select(table.c.symbol, table.c.timestamp, *(table.c[c] for c in value_columns))
                 .select_from(
-                    table.join(pl, sa.and_(pl.c.asset == FEATURES_TABLE, pl.c.window_start == table.c.timestamp))
+                    table.join(pl, sa.and_(pl.c.asset == FEATURES.name, pl.c.window_start == table.c.timestamp))
                 )
                 .where(table.c.symbol.in_(symbols), table.c.timestamp >= START, table.c.timestamp < end)
                 .order_by(table.c.symbol, table.c.timestamp)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import json
 import subprocess
 import sys
@@ -283,13 +282,10 @@ def main() -> None:
 
     from resources.config.universe import load_universe
     from resources.sources.simulated import simulated_price_frame
-    from resources.storage.warehouse import FEATURES_TABLE, METADATA, define_features_table, get_warehouse
+    from resources.storage.schema import FEATURES, ml_features_materialized
+    from resources.storage.warehouse import get_warehouse
 
-    try:
-        importlib.import_module("crypto_assets.features.catalog")  # declares the features table
-    except ImportError:
-        define_features_table([f"feature_{i}" for i in range(60)])
-    table = METADATA.tables[FEATURES_TABLE]
+    table = ml_features_materialized
     feature_names = [
         c.name for c in table.columns if c.name not in ("symbol", "timestamp", "price", "feature_set_version")
     ][:3]
@@ -305,7 +301,7 @@ def main() -> None:
             [_features_frame(table, coins, w, rng) for w in sorted(prices.window_start.unique())]
         )
         wh.write_partition(
-            FEATURES_TABLE,
+            FEATURES.name,
             features,
             start=start,
             end=end,
@@ -343,7 +339,7 @@ def main() -> None:
                     code_version="bench",
                 )
                 wh.write_partition(
-                    FEATURES_TABLE,
+                    FEATURES.name,
                     _features_frame(table, coins, window, rng),
                     start=window,
                     end=window + WINDOW,

@@ -45,12 +45,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.support import bench_database  # noqa: E402
-from crypto_assets.features.catalog import FEATURE_NAMES, FEATURES_TABLE  # noqa: E402
 from crypto_assets.features.compute import compute_features, history_start  # noqa: E402
 from crypto_assets.features.io import read_feature_inputs  # noqa: E402
 from resources.config.universe import load_universe  # noqa: E402
 from resources.sources.macro_sources import YAHOO_TICKERS, simulated_macro_frame  # noqa: E402
 from resources.sources.simulated import simulated_price_frame  # noqa: E402
+from resources.storage.feature_specs import FEATURE_NAMES  # noqa: E402
+from resources.storage.schema import FEATURES  # noqa: E402
 from resources.storage.warehouse import Warehouse, tsv_table  # noqa: E402
 
 DATABASE = "crypto_bench_features"
@@ -205,7 +206,7 @@ def live_window(wh: Warehouse, start: datetime, days: int, repeat: int = 5) -> d
         frame = compute_features(inputs.prices, inputs.sentiment, inputs.macro, window, end)
         computed = time.perf_counter()
         wh.write_partition(
-            FEATURES_TABLE.name,
+            FEATURES.name,
             frame,
             start=window,
             end=end,
@@ -240,7 +241,7 @@ def backfill(wh: Warehouse, start: datetime, days: int) -> dict[str, float]:
         frame = compute_features(inputs.prices, inputs.sentiment, inputs.macro, first, first + DAY)
         t2 = time.perf_counter()
         wh.write_partition(
-            FEATURES_TABLE.name,
+            FEATURES.name,
             frame,
             start=first,
             end=first + DAY,
@@ -278,7 +279,7 @@ def write_paths(url: str, start: datetime, current_days: int) -> dict[str, float
         for first, frame in frames[:current_days] if name == "insert" else frames[:1]:
             seconds, _ = timed(
                 lambda: wh.write_partition(
-                    FEATURES_TABLE.name,
+                    FEATURES.name,
                     frame,
                     start=first,
                     end=first + DAY,
@@ -299,7 +300,7 @@ def write_paths(url: str, start: datetime, current_days: int) -> dict[str, float
         path = os.path.join(directory, "ml_features_ceiling.tsv")
         tsv_seconds, _ = timed(
             lambda: pacsv.write_csv(
-                tsv_table(FEATURES_TABLE, frame, columns),
+                tsv_table(FEATURES.table, frame, columns),
                 path,
                 pacsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="needed", null_string="\\N"),
             )

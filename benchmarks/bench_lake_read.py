@@ -39,7 +39,8 @@ from api.client import CryptoDataClient  # noqa: E402
 from benchmarks.bench_api_features_read import START, features_table, fill  # noqa: E402
 from benchmarks.support import api_server, bench_database  # noqa: E402
 from resources.storage.lake import FeatureLake, range_filter  # noqa: E402
-from resources.storage.warehouse import FEATURES_TABLE, get_warehouse, partition_log  # noqa: E402
+from resources.storage.schema import FEATURES, partition_log  # noqa: E402
+from resources.storage.warehouse import get_warehouse  # noqa: E402
 
 DATABASE = "crypto_bench_lake"
 SYNC_SPAN = timedelta(days=30)
@@ -56,7 +57,7 @@ def committed_query(table: sa.Table, columns: list[str], symbols: list[str], sta
     pl = partition_log
     return (
         sa.select(table.c.symbol, table.c.timestamp, *(table.c[c] for c in columns))
-        .select_from(table.join(pl, sa.and_(pl.c.asset == FEATURES_TABLE, pl.c.window_start == table.c.timestamp)))
+        .select_from(table.join(pl, sa.and_(pl.c.asset == FEATURES.name, pl.c.window_start == table.c.timestamp)))
         .where(table.c.symbol.in_(symbols), table.c.timestamp >= start, table.c.timestamp < end)
         .order_by(table.c.symbol, table.c.timestamp)
         .prefix_with("STRAIGHT_JOIN")
@@ -76,7 +77,7 @@ def live_window_cost(url: str, lake: FeatureLake, table: sa.Table, symbols: int,
         frame.insert(0, "symbol", [f"L{s:03d}" for s in range(symbols)])
         frame["feature_set_version"] = "bench"
         wh.write_partition(
-            FEATURES_TABLE,
+            FEATURES.name,
             frame,
             start=window,
             end=window + timedelta(minutes=5),

@@ -30,7 +30,8 @@ if str(ROOT) not in sys.path:
 from benchmarks.support import bench_database  # noqa: E402
 from resources.config.universe import load_universe  # noqa: E402
 from resources.sources.simulated import simulated_price_frame  # noqa: E402
-from resources.storage.warehouse import Warehouse, price_data_real, tsv_table  # noqa: E402
+from resources.storage.schema import price_data_real  # noqa: E402
+from resources.storage.warehouse import Warehouse, tsv_table  # noqa: E402
 
 DATABASE = "crypto_bench_write"
 START = datetime(2026, 10, 1)

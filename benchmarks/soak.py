@@ -69,7 +69,9 @@ from resources.config.universe import load_universe  # noqa: E402
 from resources.sources.http import CircuitBreaker, circuit_breaker_for, reset_circuit_breakers  # noqa: E402
 from resources.sources.simulated import simulated_price_frame  # noqa: E402
 from resources.storage.lake import LAKE_ASSET  # noqa: E402
-from resources.storage.warehouse import METADATA, WINDOW, Warehouse, dispose_warehouse, window_starts  # noqa: E402
+from resources.storage.schema import METADATA  # noqa: E402
+from resources.storage.warehouse import Warehouse, dispose_warehouse  # noqa: E402
+from resources.storage.windows import WINDOW, window_starts  # noqa: E402
 from tests.fakes.fake_webhook import FakeWebhook  # noqa: E402
 from tests.fakes.price_servers import FakeBinance, FakeCoinGecko, FakeOkx  # noqa: E402
 
@@ -688,9 +690,9 @@ class _Loop:
         """The lake holds every committed feature row of the soak's windows, once, at its current commit."""
         from resources.config.settings import load_settings
         from resources.storage.lake import FeatureLake, LakeError, range_filter
-        from resources.storage.warehouse import FEATURES_TABLE
+        from resources.storage.schema import FEATURES
 
-        committed = wh.committed_windows(FEATURES_TABLE, start, end)
+        committed = wh.committed_windows(FEATURES.name, start, end)
         expected = int(committed["row_count"].sum()) if len(committed) else 0
         try:
             keys = (
@@ -743,9 +745,9 @@ class _Loop:
     def _audit_features(self, wh: Warehouse) -> None:
         """Features of a sample of windows equal a clean recomputation from the final tables."""
         from resources.storage.backup import export_warehouse, restore_warehouse
-        from resources.storage.warehouse import FEATURES_TABLE
+        from resources.storage.schema import FEATURES
 
-        if FEATURES_TABLE not in self.asset_keys:
+        if FEATURES.name not in self.asset_keys:
             self.report.checks["features"] = "not part of five_minute_job: skipped"
             return
         rng = random.Random(self.config.seed + 2)
@@ -756,12 +758,12 @@ class _Loop:
             export_warehouse(wh, scratch / "backup")
             clean = Warehouse(clean_url)
             restore_warehouse(clean, scratch / "backup")
-            features = next(a for a in self.assets if dg.AssetKey(FEATURES_TABLE) in a.keys)
+            features = next(a for a in self.assets if dg.AssetKey(FEATURES.name) in a.keys)
             resources = dict(self.defs.resources or {})
             from resources.storage.dagster_resources import WarehouseResource
 
             resources["warehouse"] = WarehouseResource(db_url=clean_url)
-            table = METADATA.tables[FEATURES_TABLE]
+            table = METADATA.tables[FEATURES.name]
             differing: list[datetime] = []
             for window in sample:
                 key = window.strftime(self.partitions.fmt)

@@ -11,7 +11,8 @@ import sys
 from collections.abc import Sequence
 
 from resources.config.settings import load_settings
-from resources.storage.backup import SPECS, export_warehouse, restore_warehouse
+from resources.storage.backup import export_warehouse, restore_warehouse
+from resources.storage.schema import CONTRACTS_BY_NAME
 from resources.storage.warehouse import Warehouse
 
 
@@ -23,13 +24,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dir", required=True, help="the backup directory")
     parser.add_argument("--start", default=None, help="first UTC day or time (ISO), inclusive")
     parser.add_argument("--end", default=None, help="end UTC day or time (ISO), exclusive")
-    parser.add_argument("--tables", default=None, help=f"comma-separated subset of {', '.join(SPECS)}")
+    parser.add_argument("--tables", default=None, help=f"comma-separated subset of {', '.join(CONTRACTS_BY_NAME)}")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
-    unknown = [t for t in tables or [] if t not in SPECS]
+    unknown = [t for t in tables or [] if t not in CONTRACTS_BY_NAME]
     if unknown:
-        parser.error(f"unknown table(s) {', '.join(unknown)}; choose from {', '.join(SPECS)}")
+        parser.error(f"unknown table(s) {', '.join(unknown)}; choose from {', '.join(CONTRACTS_BY_NAME)}")
     wh = Warehouse(args.db_url or load_settings().db_url)
     try:
         action = export_warehouse if args.action == "export" else restore_warehouse

@@ -1,7 +1,8 @@
-"""Asset checks on every table, built from one spec list.
+"""Asset checks on every table of the table contract.
 
-Each table gets one ``@multi_asset_check`` (one step, one read of the run's window range) whose
-checks are named by the table's :class:`TableSpec`. A check that runs inside a partitioned run
+Each table gets one ``@multi_asset_check`` (one step, one read of the run's window range) running
+the check kinds :data:`TABLE_CHECKS` gives its :class:`~resources.storage.schema.TableContract`
+(whose key, time column and window the checks read). A check that runs inside a partitioned run
 reads the run's window range (one window, or a backfill's day); run on its own (from the UI's
 "Execute checks"), it reads the last day up to the latest committed window.
 
@@ -21,21 +22,23 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import MappingProxyType
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from crypto_assets.features.catalog import SPARSE_FEATURES
 from resources.config.settings import load_settings
 from resources.config.universe import load_universe
 from resources.sources.coingecko import MARKET_FIELDS
 from resources.sources.market_history import MAX_AGE as HISTORY_MAX_AGE
 from resources.storage.dagster_resources import WarehouseResource
-from resources.storage.warehouse import Warehouse, to_naive_utc, window_starts
+from resources.storage.feature_specs import FEATURE_NAMES, SPARSE_FEATURES
+from resources.storage.schema import FEATURES, MACRO, NEWS, PRICES, SENTIMENT, TableContract
+from resources.storage.warehouse import Warehouse, to_naive_utc
+from resources.storage.windows import window_starts
 
-WINDOW = timedelta(minutes=5)
 # A check run outside a partitioned run (the UI's "Execute checks") looks at this much history.
 STANDALONE_SPAN = timedelta(days=1)
 # The gap check looks this far back from the end of the checked range.
@@ -49,7 +52,8 @@ MAX_NAN_RATIO = 0.2
 MAX_DOMINANT_LABEL_SHARE = 0.95
 MIN_ROWS_FOR_LABEL_MIX = 50
 PRICE_COLUMNS = ("current_price", "open", "high", "low", "close")
-FEATURE_NON_FEATURE_COLUMNS = ("symbol", "timestamp", "price", "feature_set_version")
+#: The features the NaN-ratio check counts: all but the sparse ones and the gap count itself.
+DENSE_FEATURES = frozenset(FEATURE_NAMES) - SPARSE_FEATURES - {"bars_missing"}
 
 
 @dataclass(frozen=True)
@@ -89,16 +93,6 @@ class CheckKind:
     evaluate: Callable[[CheckInput], tuple[bool, str, dict[str, object]]]
 
 
-@dataclass(frozen=True)
-class TableSpec:
-    """The checks of one table; ``asset`` is both the asset key and the ``partition_log`` name."""
-
-    asset: str
-    checks: tuple[str, ...]
-    time_column: str = "window_start"
-    window: timedelta = WINDOW
-
-
 # ---------------------------------------------------------------------------------- evaluations
 def unique_non_null_keys(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     """No row of the range has a null key column, and no key appears twice."""
@@ -128,9 +122,7 @@ def no_window_gaps(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     if data.partitions_start is not None:
         start = max(start, data.partitions_start)
     expected = window_starts(start, data.end, data.window)
-    committed = data.warehouse.committed_windows(data.table.name, start, data.end)
-    have = {to_naive_utc(w) for w in committed["window_start"]} if len(committed) else set()
-    missing = [w for w in expected if w not in have]
+    missing = data.warehouse.uncommitted_windows(data.table.name, start, data.end, data.window)
     text = (
         f"all {len(expected)} windows since {start:%Y-%m-%d %H:%M} committed"
         if not missing
@@ -318,11 +310,7 @@ def feature_nan_ratio(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     gap) are left out too, since their window-based features are NULL by design.
     """
     t = data.table
-    features = [
-        c
-        for c in t.columns
-        if c.name not in FEATURE_NON_FEATURE_COLUMNS and c.name not in SPARSE_FEATURES and c.name != "bars_missing"
-    ]
+    features = [c for c in t.columns if c.name in DENSE_FEATURES]
     counts = [sa.func.count(c).label(c.name) for c in features]
     query = data.in_range(sa.func.count().label("__rows__"), *counts)
     if "bars_missing" in t.c:
@@ -416,19 +404,15 @@ CHECK_KINDS: dict[str, CheckKind] = {
     )
 }
 
-TABLE_SPECS: tuple[TableSpec, ...] = (
-    TableSpec(
-        "price_data_real",
-        ("unique_non_null_keys", "price_sanity", "symbol_coverage", "no_window_gaps", "market_data_freshness"),
-    ),
-    TableSpec("news_items", ("unique_non_null_keys", "no_window_gaps")),
-    TableSpec("sentiment_data", ("unique_non_null_keys", "score_range", "label_mix", "no_window_gaps")),
-    TableSpec(
-        "ml_features_materialized",
-        ("unique_non_null_keys", "feature_nan_ratio", "symbol_coverage", "no_window_gaps"),
-        time_column="timestamp",
-    ),
-    TableSpec("macro_indicators", ("unique_non_null_keys",), time_column="observation_date", window=timedelta(days=1)),
+#: The check kinds of each table, in the contract's order.
+TABLE_CHECKS: Mapping[TableContract, tuple[str, ...]] = MappingProxyType(
+    {
+        PRICES: ("unique_non_null_keys", "price_sanity", "symbol_coverage", "no_window_gaps", "market_data_freshness"),
+        NEWS: ("unique_non_null_keys", "no_window_gaps"),
+        SENTIMENT: ("unique_non_null_keys", "score_range", "label_mix", "no_window_gaps"),
+        FEATURES: ("unique_non_null_keys", "feature_nan_ratio", "symbol_coverage", "no_window_gaps"),
+        MACRO: ("unique_non_null_keys",),
+    }
 )
 
 
@@ -436,7 +420,7 @@ TABLE_SPECS: tuple[TableSpec, ...] = (
 def checked_range(
     context: dg.AssetCheckExecutionContext,
     partitions_def: dg.PartitionsDefinition | None,
-    spec: TableSpec,
+    contract: TableContract,
     warehouse: Warehouse,
 ) -> tuple[datetime, datetime] | None:
     """The window range a check looks at: the run's partition range, else the last committed day."""
@@ -452,10 +436,10 @@ def checked_range(
         start = partitions_def.time_window_for_partition_key(first).start
         end = partitions_def.time_window_for_partition_key(last).end
         return to_naive_utc(start), to_naive_utc(end)
-    latest = warehouse.latest_committed(spec.asset)
+    latest = warehouse.latest_committed(contract.asset)
     if latest is None:
         return None
-    end = to_naive_utc(latest) + spec.window
+    end = contract.window_end(to_naive_utc(latest))
     return end - STANDALONE_SPAN, end
 
 
@@ -467,26 +451,28 @@ def _run_materialization_metadata(context: dg.AssetCheckExecutionContext, asset:
     return entry.asset_materialization.metadata
 
 
-def build_table_check(spec: TableSpec, partitions_def: dg.PartitionsDefinition | None) -> dg.AssetChecksDefinition:
-    """One multi-asset check (one step) running every check of ``spec`` over the run's windows."""
-    kinds = [CHECK_KINDS[name] for name in spec.checks]
+def build_table_check(
+    contract: TableContract, partitions_def: dg.PartitionsDefinition | None
+) -> dg.AssetChecksDefinition:
+    """One multi-asset check (one step) running every check of ``contract``'s table over the run's windows."""
+    kinds = [CHECK_KINDS[name] for name in TABLE_CHECKS[contract]]
     partitions_start = (
         to_naive_utc(partitions_def.start) if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition) else None
     )
 
     @dg.multi_asset_check(
-        name=f"{spec.asset}_checks",
+        name=f"{contract.asset}_checks",
         specs=[
-            dg.AssetCheckSpec(kind.name, asset=spec.asset, description=kind.description, blocking=kind.blocking)
+            dg.AssetCheckSpec(kind.name, asset=contract.asset, description=kind.description, blocking=kind.blocking)
             for kind in kinds
         ],
         can_subset=True,
-        description=f"Data-quality checks of the {spec.asset} table over the run's windows.",
+        description=f"Data-quality checks of the {contract.name} table over the run's windows.",
     )
     def table_checks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
         wh = warehouse.get()
-        window_range = checked_range(context, partitions_def, spec, wh)
-        run_metadata = _run_materialization_metadata(context, spec.asset)
+        window_range = checked_range(context, partitions_def, contract, wh)
+        run_metadata = _run_materialization_metadata(context, contract.asset)
         for check_key in context.selected_asset_check_keys:
             kind = CHECK_KINDS[check_key.name]
             if window_range is None:
@@ -499,7 +485,13 @@ def build_table_check(spec: TableSpec, partitions_def: dg.PartitionsDefinition |
                 )
                 continue
             data = CheckInput(
-                wh, wh.table(spec.asset), spec.time_column, *window_range, spec.window, partitions_start, run_metadata
+                wh,
+                wh.table(contract.name),
+                contract.time_column,
+                *window_range,
+                contract.window,
+                partitions_start,
+                run_metadata,
             )
             passed, text, metadata = kind.evaluate(data)
             yield dg.AssetCheckResult(
@@ -514,9 +506,7 @@ def build_table_check(spec: TableSpec, partitions_def: dg.PartitionsDefinition |
     return table_checks
 
 
-def build_table_checks(
-    assets: Sequence[dg.AssetsDefinition], specs: Sequence[TableSpec] = TABLE_SPECS
-) -> list[dg.AssetChecksDefinition]:
-    """The table checks of every spec whose asset is among ``assets``."""
+def build_table_checks(assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetChecksDefinition]:
+    """The table checks of every table whose asset is among ``assets``."""
     by_key = {key.to_user_string(): asset for asset in assets for key in asset.keys}
-    return [build_table_check(spec, by_key[spec.asset].partitions_def) for spec in specs if spec.asset in by_key]
+    return [build_table_check(c, by_key[c.asset].partitions_def) for c in TABLE_CHECKS if c.asset in by_key]

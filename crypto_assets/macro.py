@@ -4,7 +4,7 @@ No ``from __future__ import annotations`` here: Dagster reads the resource annot
 """
 
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import dagster as dg
 import pandas as pd
@@ -15,7 +15,7 @@ from crypto_assets.partitions import DAILY_PARTITIONS
 from resources.config.settings import SOURCES, load_settings
 from resources.sources.macro_sources import FRED_BASE_URL, YAHOO_BASE_URL, YAHOO_TICKERS, MacroFetch, fetch_macro
 from resources.storage.dagster_resources import WarehouseResource
-from resources.storage.warehouse import macro_indicators as macro_table
+from resources.storage.schema import MACRO
 
 MACRO_CODE_VERSION = "1"
 
@@ -51,18 +51,19 @@ def validate_macro(frame: pd.DataFrame, start: date, end: date) -> pd.DataFrame:
     """Check the rows before writing: keys present and unique, dates in range, published on or after them."""
     if frame.empty:
         return frame
-    if frame[["series_id", "observation_date", "realtime_start"]].isna().any().any():
-        raise dg.Failure("macro_indicators: rows with a missing series_id, observation_date or realtime_start")
-    duplicated = frame.duplicated(["series_id", "observation_date"])
+    required = [*MACRO.key, "realtime_start"]
+    if frame[required].isna().any().any():
+        raise dg.Failure(f"{MACRO.name}: rows with a missing {', '.join(required[:-1])} or {required[-1]}")
+    duplicated = frame.duplicated(list(MACRO.key))
     if duplicated.any():
-        raise dg.Failure(f"macro_indicators: {int(duplicated.sum())} duplicate (series_id, observation_date) rows")
-    observed = pd.to_datetime(frame["observation_date"])
+        raise dg.Failure(f"{MACRO.name}: {int(duplicated.sum())} duplicate ({', '.join(MACRO.key)}) rows")
+    observed = pd.to_datetime(frame[MACRO.time_column])
     published = pd.to_datetime(frame["realtime_start"])
     if ((observed < pd.Timestamp(start)) | (observed >= pd.Timestamp(end))).any():
-        raise dg.Failure(f"macro_indicators: observations outside [{start}, {end})")
+        raise dg.Failure(f"{MACRO.name}: observations outside [{start}, {end})")
     early = published < observed
     if early.any():
-        raise dg.Failure(f"macro_indicators: {int(early.sum())} value(s) published before their observation date")
+        raise dg.Failure(f"{MACRO.name}: {int(early.sum())} value(s) published before their observation date")
     return frame
 
 
@@ -101,22 +102,13 @@ def macro_indicators(
         raise dg.Failure("every FRED series failed", metadata={"errors": dg.MetadataValue.json(fetched.warnings)})
     frame = validate_macro(fetched.frame, first_day, end_day)
     result = warehouse.get().write_partition(
-        "macro_indicators",
-        frame,
-        start=start,
-        end=end,
-        run_id=context.run_id,
-        code_version=MACRO_CODE_VERSION,
-        asset="macro_indicators",
-        time_column="observation_date",
-        mode="merge",
-        window=timedelta(days=1),
+        MACRO.name, frame, start=start, end=end, run_id=context.run_id, code_version=MACRO_CODE_VERSION, mode="merge"
     )
     for warning in fetched.warnings:
         context.log.warning(warning)
     return dg.MaterializeResult(
         metadata=write_metadata(
-            macro_table,
+            MACRO.table,
             result,
             start,
             end,

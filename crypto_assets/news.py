@@ -3,7 +3,6 @@
 from collections import Counter
 
 import dagster as dg
-import sqlalchemy as sa
 
 from crypto_assets.common import OWNERS, preview_markdown, run_deadline, window_range, write_metadata
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS, PARTITION_KEY_FORMAT
@@ -16,7 +15,7 @@ from resources.sources.news_sources import (
     news_frame,
 )
 from resources.storage.dagster_resources import WarehouseResource
-from resources.storage.warehouse import news_items as news_table
+from resources.storage.schema import NEWS
 
 NEWS_CODE_VERSION = "1"
 
@@ -69,25 +68,17 @@ def news_items(
 
     built = news_frame(collection, tagger_for(news_sources.coins()), start, end)
     wh = warehouse.get()
-    column = news_table.c.window_start
-    stored = wh.read_frame(sa.select(*(news_table.c[c] for c in NEWS_COLUMNS)).where(column >= start, column < end))
+    stored = wh.read_window(NEWS.name, start, end, NEWS_COLUMNS)
     frame = merge_with_stored(built.frame, stored)
     result = wh.write_partition(
-        "news_items", frame, start=start, end=end, run_id=context.run_id, code_version=NEWS_CODE_VERSION, mode="merge"
+        NEWS.name, frame, start=start, end=end, run_id=context.run_id, code_version=NEWS_CODE_VERSION, mode="merge"
     )
 
     # Items of earlier windows that the warehouse does not hold yet: late arrivals, which belong
     # to their own windows (re-running those windows stores them there), never to this one.
     earlier = items_before(collection, start)
     if len(earlier):
-        known = set()
-        ids = earlier["item_id"].tolist()
-        for offset in range(0, len(ids), 500):
-            known.update(
-                wh.read_frame(
-                    sa.select(news_table.c.item_id).where(news_table.c.item_id.in_(ids[offset : offset + 500]))
-                )["item_id"]
-            )
+        known = wh.present_values(NEWS.name, "item_id", earlier["item_id"].tolist())
         earlier = earlier.loc[~earlier["item_id"].isin(known)]
     late_windows = sorted({w.strftime(PARTITION_KEY_FORMAT) for w in earlier["window_start"]})
     if late_windows:
@@ -101,7 +92,7 @@ def news_items(
     statuses = Counter(o.status for o in collection.outcomes)
     return dg.MaterializeResult(
         metadata=write_metadata(
-            news_table,
+            NEWS.table,
             result,
             start,
             end,

@@ -7,7 +7,7 @@ from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
 from resources.sources.http import DeadlineExceeded
 from resources.sources.price_sources import PriceSourceResource, validate_prices
 from resources.storage.dagster_resources import WarehouseResource
-from resources.storage.warehouse import price_data_real as price_table
+from resources.storage.schema import PRICES
 
 PRICES_CODE_VERSION = "2"
 
@@ -47,12 +47,7 @@ def price_data_real(
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     frame = validate_prices(fetched.frame, start, end)
     result = warehouse.get().write_partition(
-        "price_data_real",
-        frame,
-        start=start,
-        end=end,
-        run_id=context.run_id,
-        code_version=PRICES_CODE_VERSION,
+        PRICES.name, frame, start=start, end=end, run_id=context.run_id, code_version=PRICES_CODE_VERSION
     )
     if fetched.missing_symbols:
         context.log.warning(
@@ -66,7 +61,7 @@ def price_data_real(
         )
     return dg.MaterializeResult(
         metadata=write_metadata(
-            price_table,
+            PRICES.table,
             result,
             start,
             end,

@@ -8,7 +8,6 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
-import sqlalchemy as sa
 
 from crypto_assets.common import OWNERS, preview_markdown, window_range, write_metadata
 from crypto_assets.news import news_items
@@ -18,8 +17,7 @@ from resources.config.universe import load_universe
 from resources.model.sentiment import LABELS, SentimentModelResource, SentimentScorer
 from resources.sources.coin_tagging import CoinTagger, tagger_for
 from resources.storage.dagster_resources import WarehouseResource
-from resources.storage.warehouse import news_items as news_table
-from resources.storage.warehouse import sentiment_data as sentiment_table
+from resources.storage.schema import NEWS, SENTIMENT
 from resources.storage.warehouse import utc_now
 
 SENTIMENT_CODE_VERSION = "1"
@@ -142,23 +140,8 @@ def sentiment_data(
     start, end = window_range(context)
     scorer = sentiment_model.get()
     wh = warehouse.get()
-    news_window = news_table.c.window_start
-    news = wh.read_frame(
-        sa.select(
-            news_table.c.item_id,
-            news_table.c.source,
-            news_table.c.window_start,
-            news_table.c.title,
-            news_table.c.summary,
-            news_table.c.symbols,
-        ).where(news_window >= start, news_window < end)
-    )
-    window = sentiment_table.c.window_start
-    stored = wh.read_frame(
-        sa.select(*(sentiment_table.c[c] for c in SENTIMENT_COLUMNS)).where(
-            window >= start, window < end, sentiment_table.c.model == scorer.model_id
-        )
-    )
+    news = wh.read_window(NEWS.name, start, end, ["item_id", "source", "window_start", "title", "summary", "symbols"])
+    stored = wh.read_window(SENTIMENT.name, start, end, SENTIMENT_COLUMNS, equal={"model": scorer.model_id})
     settings = load_settings()
     tagger = tagger_for(load_universe(Path(settings.universe_file) if settings.universe_file else None))
     scored = score_pairs(news, stored, scorer, tagger, utc_now())
@@ -175,7 +158,7 @@ def sentiment_data(
         )
     )
     result = wh.write_partition(
-        "sentiment_data",
+        SENTIMENT.name,
         frame,
         start=start,
         end=end,
@@ -186,7 +169,7 @@ def sentiment_data(
     stats = scored.stats
     return dg.MaterializeResult(
         metadata=write_metadata(
-            sentiment_table,
+            SENTIMENT.table,
             result,
             start,
             end,

@@ -28,19 +28,20 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from crypto_assets.features.catalog import FEATURES_TABLE, PRICE_LOOKBACK_WINDOWS, SENTIMENT_LOOKBACK_WINDOWS
 from crypto_assets.jobs import TRIGGER_TAG, five_minute_job
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
 from resources.config.settings import load_settings
 from resources.storage.lake import LAKE_ASSET, lake_windows
-from resources.storage.warehouse import Warehouse, get_warehouse, to_naive_utc, utc_now, window_starts
+from resources.storage.schema import CONTRACTS, FEATURES
+from resources.storage.warehouse import Warehouse, get_warehouse, to_naive_utc, utc_now
+from resources.storage.windows import WINDOW, absent_windows, window_starts
 
 GAP_HEALING = "gap_healing"
 # Assets computed from a trailing history of other assets: {asset: {upstream: lookback in windows}}.
 HISTORY_LOOKBACKS: Mapping[str, Mapping[str, int]] = {
-    FEATURES_TABLE.name: {"price_data_real": PRICE_LOOKBACK_WINDOWS, "sentiment_data": SENTIMENT_LOOKBACK_WINDOWS},
+    **{c.asset: c.lookbacks for c in CONTRACTS if c.lookbacks},
     # A lake window copied before its feature window was re-committed is behind (lookback 1: itself).
-    LAKE_ASSET: {FEATURES_TABLE.name: 1},
+    LAKE_ASSET: {FEATURES.asset: 1},
 }
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -72,14 +73,11 @@ def missing_windows(
     warehouse: Warehouse, assets: Sequence[str], start: datetime, end: datetime, window: timedelta
 ) -> dict[datetime, set[str]]:
     """For each window of [start, end) that some asset lacks in its log (see :func:`window_log`): those assets."""
-    expected = window_starts(start, end, window)
     missing: dict[datetime, set[str]] = {}
     for asset in assets:
         committed = window_log(warehouse, asset, start, end)
-        have = {to_naive_utc(w) for w in committed["window_start"]} if len(committed) else set()
-        for w in expected:
-            if w not in have:
-                missing.setdefault(w, set()).add(asset)
+        for w in absent_windows(committed["window_start"] if len(committed) else (), start, end, window):
+            missing.setdefault(w, set()).add(asset)
     return missing
 
 
@@ -243,7 +241,7 @@ def build_gap_sensor(
     *,
     job: UnresolvedAssetJobDefinition = five_minute_job,
     partitions_def: dg.TimeWindowPartitionsDefinition = FIVE_MINUTE_PARTITIONS,
-    window: timedelta = timedelta(minutes=5),
+    window: timedelta = WINDOW,
     horizon: timedelta = timedelta(days=1),
     settle: timedelta = timedelta(minutes=10),
     max_runs_per_tick: int = 4,

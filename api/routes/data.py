@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request, Security
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -20,17 +20,12 @@ from api.auth import Principal
 from api.data import (
     ASSETS,
     FEATURES,
-    FLOAT,
-    INT,
     MACRO,
     NEWS,
     PRICES,
     SENTIMENT,
     SENTIMENT_AGG,
-    SYMBOL,
-    TIME,
     Dataset,
-    Output,
     Plan,
     Reader,
     State,
@@ -57,8 +52,8 @@ from api.schemas import (
     SymbolsResponse,
 )
 from api.service import Gateway, iso
-from crypto_assets.features import catalog as features_catalog
-from resources.storage.warehouse import partition_log, utc_now
+from resources.storage import feature_specs
+from resources.storage.warehouse import utc_now
 
 _api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="One of the keys in CRYPTO_API_KEYS (or send it as a bearer token)"
@@ -66,15 +61,11 @@ _api_key_header = APIKeyHeader(
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <one of CRYPTO_API_KEYS>")
 
 
-async def authorize(
-    request: Request,
-    api_key: Annotated[str | None, Security(_api_key_header)] = None,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
-) -> Principal:
+async def authorize(request: Request) -> Principal:
     """Check the API key (when keys are configured) and take a rate-limit token."""
     gateway: Gateway = request.app.state.gateway
     client = request.client.host if request.client else "-"
-    principal = gateway.keys.check(api_key, bearer.credentials if bearer else None, client)
+    principal = gateway.keys.check_headers(request.headers, client)
     request.scope.setdefault("state", {})["principal"] = principal.id
     gateway.limiter.acquire(principal.id)
     return principal
@@ -114,7 +105,12 @@ def _tabular_content(model: type) -> dict[int | str, dict[str, Any]]:
     }
 
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(authorize)], responses=COMMON_ERRORS)
+# The security schemes are declared for the OpenAPI document; ``authorize`` reads the key itself.
+router = APIRouter(
+    prefix="/v1",
+    dependencies=[Security(_api_key_header), Security(_bearer), Depends(authorize)],
+    responses=COMMON_ERRORS,
+)
 
 SymbolsParam = Annotated[
     str | None,
@@ -256,18 +252,7 @@ async def symbols(request: Request) -> Response:
     state = await gateway.state()
 
     def build() -> dict[str, Any]:
-        reader = gateway.reader()
-        prices = reader.warehouse.table(PRICES.table)
-        coin_ids: dict[str, str] = {}
-        if state.price_symbols:
-            latest = sa.select(prices.c.symbol, sa.func.max(prices.c.window_start).label("w")).group_by(prices.c.symbol)
-            pairs = [(s, w) for s, w in reader.execute(latest)]
-            for offset in range(0, len(pairs), 200):
-                chunk = pairs[offset : offset + 200]
-                stmt = sa.select(prices.c.symbol, prices.c.coin_id).where(
-                    sa.or_(*(sa.and_(prices.c.symbol == s, prices.c.window_start == w) for s, w in chunk))
-                )
-                coin_ids.update({s: c for s, c in reader.execute(stmt)})
+        coin_ids = gateway.reader().latest_coin_ids(state)
         price_set, feature_set = set(state.price_symbols), set(state.feature_symbols)
         data = [
             {"symbol": s, "coin_id": coin_ids.get(s), "prices": s in price_set, "features": s in feature_set}
@@ -303,35 +288,8 @@ async def latest_prices(request: Request, symbols: SymbolsParam = None) -> Respo
 
 def latest_payload(reader: Reader, state: State, wanted: tuple[str, ...] | None) -> dict[str, Any]:
     """The latest-prices body: rows of the latest committed window, then older ones for absent symbols."""
-    as_of = state.latest.get(PRICES.asset)
-    table = reader.warehouse.table(PRICES.table)
-    columns = [table.c[name] for name in _price_columns(reader, None)]
-    rows: list[dict[str, Any]] = []
-    if as_of is not None:
-        stmt = sa.select(*columns).where(table.c.window_start == as_of)
-        if wanted is not None:
-            stmt = stmt.where(table.c.symbol.in_(wanted))
-        rows = _records(reader.execute(stmt.order_by(table.c.symbol)))
-        missing = sorted(set(wanted if wanted is not None else state.price_symbols) - {r["symbol"] for r in rows})
-        if missing:
-            source, committed_window = reader.committed_source(table, PRICES)
-            latest = (
-                sa.select(table.c.symbol, sa.func.max(committed_window).label("w"))
-                .select_from(source)
-                .where(table.c.symbol.in_(missing))
-                .group_by(table.c.symbol)
-            ).subquery()
-            older = sa.select(*columns).join(
-                latest, sa.and_(table.c.symbol == latest.c.symbol, table.c.window_start == latest.c.w)
-            )
-            rows += _records(reader.execute(older))
-            rows.sort(key=lambda r: r["symbol"])
-    return {"as_of": iso(as_of), "count": len(rows), "data": rows}
-
-
-def _records(rows: list[sa.Row]) -> list[dict[str, Any]]:
-    """Rows as dicts with plain ``str`` keys (SQLAlchemy's names are a ``str`` subclass orjson refuses)."""
-    return [{f"{k}": v for k, v in row._asdict().items()} for row in rows]
+    rows = reader.latest_prices(state, wanted, _price_columns(reader, None))
+    return {"as_of": iso(state.latest.get(PRICES.asset)), "count": len(rows), "data": rows}
 
 
 @router.get("/prices", response_model=PricePage, summary="Price history", responses=_tabular_content(PricePage))
@@ -425,7 +383,7 @@ async def features(
             every_symbol=not (symbols and symbols.strip()),
         )
     )
-    version = str(features_catalog.FEATURE_SET_VERSION)
+    version = str(feature_specs.FEATURE_SET_VERSION)
     response = await page.serve(plan, finish, extra={"feature_set_version": version}, read=read)
     response.headers["X-Feature-Set-Version"] = version
     return response
@@ -438,9 +396,9 @@ async def feature_catalog(request: Request) -> Response:
     state = await gateway.state()
 
     def build() -> dict[str, Any]:
-        specs = [_spec(spec) for spec in features_catalog.FEATURES]
+        specs = [_spec(spec) for spec in feature_specs.FEATURES]
         return {
-            "feature_set_version": str(features_catalog.FEATURE_SET_VERSION),
+            "feature_set_version": str(feature_specs.FEATURE_SET_VERSION),
             "count": len(specs),
             "features": specs,
         }
@@ -448,7 +406,7 @@ async def feature_catalog(request: Request) -> Response:
     return await service.cached_json(gateway, request, state, None, "public, max-age=300", build)
 
 
-def _spec(spec: features_catalog.FeatureSpec) -> dict[str, Any]:
+def _spec(spec: feature_specs.FeatureSpec) -> dict[str, Any]:
     return {
         "name": spec.name,
         "description": spec.description,
@@ -471,16 +429,16 @@ async def sentiment(
     wanted = reader.resolve_symbols(symbols, page.state.symbols)
     begin, finish = page.time_range(SENTIMENT, start, end)
     table = reader.warehouse.table(SENTIMENT.table)
-    extra = await _model_filter(page, table, model)
+    equal = await _model_filter(page, table, model)
     plan = reader.table_plan(
-        SENTIMENT, table, _all_columns(SENTIMENT, table), symbols=wanted, start=begin, end=finish, extra_where=extra
+        SENTIMENT, table, _all_columns(SENTIMENT, table), symbols=wanted, start=begin, end=finish, equal=equal
     )
     return await page.serve(plan, finish)
 
 
-async def _model_filter(page: TableRequest, table: sa.Table, model: str | None) -> list[sa.ColumnElement]:
+async def _model_filter(page: TableRequest, table: sa.Table, model: str | None) -> dict[str, str]:
     chosen = await page.choose(table, "model", model, "model", parameter="model", example="lexicon", many=False)
-    return [table.c.model == chosen[0]] if chosen else []
+    return {"model": chosen[0]} if chosen else {}
 
 
 @router.get(
@@ -497,43 +455,11 @@ async def sentiment_aggregates(
     wanted = reader.resolve_symbols(symbols, page.state.symbols)
     begin, finish = page.time_range(SENTIMENT, start, end)
     table = reader.warehouse.table(SENTIMENT.table)
-    extra = await _model_filter(page, table, model)
+    equal = await _model_filter(page, table, model)
     base = reader.table_plan(
-        SENTIMENT_AGG, table, ["symbol", "window_start"], symbols=wanted, start=begin, end=finish, extra_where=extra
+        SENTIMENT_AGG, table, ["symbol", "window_start"], symbols=wanted, start=begin, end=finish, equal=equal
     )
-    score, confidence = table.c.sentiment_score, table.c.confidence
-    weight = sa.func.sum(confidence)
-
-    def floating(expr: sa.ColumnElement) -> sa.ColumnElement:
-        return sa.type_coerce(expr, sa.Float(precision=53))
-
-    def integer(expr: sa.ColumnElement) -> sa.ColumnElement:
-        return sa.type_coerce(sa.func.coalesce(expr, 0), sa.Integer)
-
-    outputs = [
-        Output("symbol", table.c.symbol, SYMBOL),
-        Output("window_start", table.c.window_start, TIME),
-        Output("items", integer(sa.func.count()), INT),
-        Output("mean_score", floating(sa.func.avg(score)), FLOAT),
-        Output(
-            "weighted_score",
-            floating(sa.case((weight > 0, sa.func.sum(score * confidence) / weight), else_=sa.null())),
-            FLOAT,
-        ),
-        Output("mean_confidence", floating(sa.func.avg(confidence)), FLOAT),
-        Output("positive", integer(sa.func.sum(sa.case((score > 0, 1), else_=0))), INT),
-        Output("negative", integer(sa.func.sum(sa.case((score < 0, 1), else_=0))), INT),
-    ]
-    plan = Plan(
-        SENTIMENT_AGG,
-        outputs,
-        base.source,
-        base.where,
-        base.keys,
-        group_by=[table.c.symbol, table.c.window_start],
-        symbols=wanted,
-    )
-    return await page.serve(plan, finish)
+    return await page.serve(reader.sentiment_aggregate_plan(base), finish)
 
 
 # ---------------------------------------------------------------------------------- news
@@ -559,15 +485,16 @@ async def news(
     wanted = reader.resolve_symbols(symbols, page.state.symbols)
     begin, finish = page.time_range(NEWS, start, end)
     table = reader.warehouse.table(NEWS.table)
-    extra: list[sa.ColumnElement] = []
     chosen = await page.choose(table, "source", source, "source", parameter="source", example="rss", many=False)
-    if chosen:
-        extra.append(table.c.source == chosen[0])
-    if wanted:
-        padded = sa.literal(",") + sa.func.replace(table.c.symbols, " ", "") + sa.literal(",")
-        extra.append(sa.or_(*(padded.like(f"%,{s},%") for s in wanted)))
     plan = reader.table_plan(
-        NEWS, table, _all_columns(NEWS, table), symbols=None, start=begin, end=finish, extra_where=extra
+        NEWS,
+        table,
+        _all_columns(NEWS, table),
+        symbols=None,
+        start=begin,
+        end=finish,
+        equal={"source": chosen[0]} if chosen else None,
+        mentioning=wanted,
     )
     return await page.serve(plan, finish)
 
@@ -604,12 +531,15 @@ async def macro(
     if begin >= finish:
         raise bad_request(f"start ({begin.isoformat()}) must be before end ({finish.isoformat()})")
     table = reader.warehouse.table(MACRO.table)
-    extra: list[sa.ColumnElement] = []
     names = await page.choose(table, "series_id", series, "series", parameter="series", example="DGS10,DFF", many=True)
-    if names:
-        extra.append(table.c.series_id.in_(names))
     plan = reader.table_plan(
-        MACRO, table, _all_columns(MACRO, table), symbols=None, start=begin, end=finish, extra_where=extra
+        MACRO,
+        table,
+        _all_columns(MACRO, table),
+        symbols=None,
+        start=begin,
+        end=finish,
+        equal={"series_id": names} if names else None,
     )
     return await page.serve(plan, finish)
 
@@ -625,25 +555,11 @@ async def freshness(request: Request) -> Response:
         state = await run_in_threadpool(lambda: gateway.reader().state(max_age_s=0))
 
     def build() -> dict[str, Any]:
-        reader = gateway.reader()
-        pl = partition_log
-        totals = {
-            a: (n, r)
-            for a, n, r in reader.execute(
-                sa.select(pl.c.asset, sa.func.count(), sa.func.coalesce(sa.func.sum(pl.c.row_count), 0)).group_by(
-                    pl.c.asset
-                )
-            )
-        }
+        committed = gateway.reader().commit_log(state)
         now = utc_now()
         assets = []
         for asset in sorted(set(ASSETS) | set(state.latest)):
-            last = None
-            if asset in state.latest:
-                rows = reader.execute(
-                    sa.select(pl).where(pl.c.asset == asset, pl.c.window_start == state.latest[asset])
-                )
-                last = rows[0] if rows else None
+            last, windows, total_rows = committed.get(asset, (None, 0, 0))
             if last is None:
                 assets.append(
                     {
@@ -660,7 +576,6 @@ async def freshness(request: Request) -> Response:
                     }
                 )
                 continue
-            windows, total_rows = totals.get(asset, (0, 0))
             assets.append(
                 {
                     "asset": asset,

@@ -38,12 +38,10 @@ async def stream_prices(websocket: WebSocket, symbols: str | None = None, api_ke
     or no warehouse).
     """
     gateway: Gateway = websocket.app.state.gateway
-    authorization = websocket.headers.get("authorization", "")
-    bearer = authorization[7:].strip() if authorization.lower().startswith("bearer ") else None
     client = websocket.client.host if websocket.client else "-"
     await websocket.accept()
     try:
-        gateway.keys.check(websocket.headers.get("x-api-key") or api_key, bearer, client)
+        gateway.keys.check_headers(websocket.headers, client, query_key=api_key)
         reader = await run_in_threadpool(gateway.reader)
         state = await run_in_threadpool(reader.state)
         wanted = reader.resolve_symbols(symbols, state.price_symbols)

@@ -1,5 +1,6 @@
-"""ML features: the catalog (one spec a feature) and the pure computation over DataFrames.
+"""ML features: the pure computation over DataFrames, and the assets that store them.
 
-Importing this package (or ``catalog``/``compute``) needs no Dagster: the API imports the catalog.
-The Dagster asset lives in :mod:`crypto_assets.features.asset`.
+The catalog (one spec a feature, the columns of ``ml_features_materialized``) lives below, in
+:mod:`resources.storage.feature_specs`. Importing ``compute`` needs no Dagster; the Dagster
+assets live in :mod:`crypto_assets.features.asset` and :mod:`crypto_assets.features.lake_asset`.
 """

@@ -9,11 +9,12 @@ import dagster as dg
 from pydantic import Field
 
 from crypto_assets.common import OWNERS, preview_markdown, window_range, write_metadata
-from crypto_assets.features.catalog import FEATURE_NAMES, FEATURE_SET_VERSION, FEATURES_TABLE, PRICE_LOOKBACK_WINDOWS
 from crypto_assets.features.compute import compute_features, nan_ratio_by_family
 from crypto_assets.features.io import read_feature_inputs
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
 from resources.storage.dagster_resources import WarehouseResource
+from resources.storage.feature_specs import FEATURE_NAMES, FEATURE_SET_VERSION, PRICE_LOOKBACK_WINDOWS
+from resources.storage.schema import FEATURES
 
 
 class FeaturesConfig(dg.Config):
@@ -63,18 +64,12 @@ def ml_features_materialized(
     if frame.empty:
         context.log.warning("no price history in [%s, %s): nothing to compute", start, end)
     result = wh.write_partition(
-        FEATURES_TABLE.name,
-        frame,
-        start=start,
-        end=end,
-        run_id=context.run_id,
-        code_version=FEATURE_SET_VERSION,
-        time_column="timestamp",
+        FEATURES.name, frame, start=start, end=end, run_id=context.run_id, code_version=FEATURE_SET_VERSION
     )
     complete = int((frame["bars_missing"] == 0).sum()) if len(frame) else 0
     return dg.MaterializeResult(
         metadata=write_metadata(
-            FEATURES_TABLE,
+            FEATURES.table,
             result,
             start,
             end,

@@ -26,7 +26,20 @@ import numpy as np
 import pandas as pd
 
 from crypto_assets.features import indicators as ta
-from crypto_assets.features.catalog import (
+from crypto_assets.features.kernels import (
+    NAN,
+    Block,
+    MissingCounts,
+    cross_section_rank,
+    cross_section_zscore,
+    fir,
+    rolling_extreme,
+    rolling_sums,
+    row_sums,
+    safe_div,
+    sample_var,
+)
+from resources.storage.feature_specs import (
     ADX_WINDOW,
     ALPHA_WINDOWS,
     ATR_WINDOW,
@@ -48,22 +61,9 @@ from crypto_assets.features.catalog import (
     SENTIMENT_HALF_LIFE_WINDOWS,
     SENTIMENT_HORIZONS,
     SMA_PERIODS,
-    WINDOW,
     features_in_family,
 )
-from crypto_assets.features.kernels import (
-    NAN,
-    Block,
-    MissingCounts,
-    cross_section_rank,
-    cross_section_zscore,
-    fir,
-    rolling_extreme,
-    rolling_sums,
-    row_sums,
-    safe_div,
-    sample_var,
-)
+from resources.storage.windows import WINDOW
 
 PRICE_INPUT_COLUMNS = (
     "symbol",

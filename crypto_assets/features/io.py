@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 import pandas as pd
 import sqlalchemy as sa
 
-from crypto_assets.features.catalog import MACRO_AVAILABILITY_LAG, MACRO_LOOKBACK_DAYS, MACRO_SERIES
 from crypto_assets.features.compute import (
     MACRO_INPUT_COLUMNS,
     PRICE_INPUT_COLUMNS,
@@ -25,7 +24,9 @@ from crypto_assets.features.compute import (
     history_start,
     sentiment_start,
 )
-from resources.storage.warehouse import Warehouse, macro_indicators, price_data_real, sentiment_data
+from resources.storage.feature_specs import MACRO_AVAILABILITY_LAG, MACRO_LOOKBACK_DAYS, MACRO_SERIES
+from resources.storage.schema import macro_indicators, price_data_real, sentiment_data
+from resources.storage.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 

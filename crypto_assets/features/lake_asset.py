@@ -5,22 +5,21 @@ No ``from __future__ import annotations`` here: Dagster reads the resource annot
 
 import dagster as dg
 
-from crypto_assets.checks import TableSpec, checked_range
+from crypto_assets.checks import checked_range
 from crypto_assets.common import OWNERS, window_range
-from crypto_assets.features.catalog import FEATURE_SET_VERSION, FEATURES_TABLE
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
 from resources.storage.dagster_resources import LakeResource, WarehouseResource
-from resources.storage.lake import LAKE_ASSET, TIME_COLUMN, LakeError, lake_windows, range_filter
+from resources.storage.feature_specs import FEATURE_SET_VERSION
+from resources.storage.lake import LAKE_ASSET, LakeError, lake_windows, range_filter
+from resources.storage.schema import FEATURES
 from resources.storage.warehouse import to_naive_utc
-
-_FEATURES_SPEC = TableSpec(FEATURES_TABLE.name, (), time_column=TIME_COLUMN)
 
 
 @dg.asset(
     name=LAKE_ASSET,
     partitions_def=FIVE_MINUTE_PARTITIONS,
     backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=288),
-    deps=[dg.AssetKey(FEATURES_TABLE.name)],
+    deps=[dg.AssetKey(FEATURES.asset)],
     group_name="features",
     kinds={"deltalake", "parquet", "python"},
     owners=OWNERS,
@@ -70,11 +69,11 @@ def lake_matches_warehouse(
 ) -> dg.AssetCheckResult:
     """Row counts of the run's window range in the lake against ``partition_log``; windows behind."""
     wh = warehouse.get()
-    window_range_ = checked_range(context, FIVE_MINUTE_PARTITIONS, _FEATURES_SPEC, wh)
+    window_range_ = checked_range(context, FIVE_MINUTE_PARTITIONS, FEATURES, wh)
     if window_range_ is None:
         return dg.AssetCheckResult(passed=True, description="no feature window committed yet")
     start, end = window_range_
-    committed = wh.committed_windows(FEATURES_TABLE.name, start, end)
+    committed = wh.committed_windows(FEATURES.asset, start, end)
     expected = int(committed["row_count"].sum()) if len(committed) else 0
     logged = lake_windows(wh, start, end)
     current = {to_naive_utc(w): to_naive_utc(c) for w, c in zip(logged["window_start"], logged["committed_at"])}

@@ -30,7 +30,8 @@ import sqlalchemy as sa
 
 from resources.sources.coingecko import MARKET_FIELDS, CoinGeckoClient, parse_market_chart
 from resources.sources.http import SourceError
-from resources.storage.warehouse import Warehouse, coingecko_history, coingecko_history_coverage, to_naive_utc, utc_now
+from resources.storage.schema import coingecko_history, coingecko_history_coverage
+from resources.storage.warehouse import Warehouse, to_naive_utc, utc_now
 
 #: The longest span one call asks for: CoinGecko answers hourly points up to 90 days, daily beyond.
 MAX_SPAN = timedelta(days=89)

@@ -22,7 +22,7 @@ import pandas as pd
 from resources.config.universe import Coin
 from resources.sources.news_common import RawItem
 from resources.sources.simulated import simulated_price_frame
-from resources.storage.warehouse import WINDOW, window_starts
+from resources.storage.windows import WINDOW, window_starts
 
 SOURCE = "simulated"
 BASE_URL = "https://news.simulated.invalid"

@@ -45,7 +45,8 @@ from resources.sources.news_reddit import RateLimit, RedditAuth, SubredditFeed, 
 from resources.sources.news_rss import DEFAULT_FEEDS as RSS_DEFAULT_FEEDS
 from resources.sources.news_rss import RssFeed, feed_name
 from resources.sources.news_simulated import SimulatedNewsFeed
-from resources.storage.warehouse import WINDOW, utc_now
+from resources.storage.warehouse import utc_now
+from resources.storage.windows import WINDOW
 
 NEWS_COLUMNS = [
     "item_id",

@@ -36,7 +36,8 @@ from resources.sources.exchange import ExchangeRouter, venues_from_settings
 from resources.sources.http import HttpSource
 from resources.sources.market_history import LOOKBACK, MarketHistory
 from resources.sources.simulated import simulated_price_frame
-from resources.storage.warehouse import WINDOW, Warehouse, utc_now
+from resources.storage.warehouse import Warehouse, utc_now
+from resources.storage.windows import WINDOW
 
 PRICE_COLUMNS = (
     "symbol",

@@ -44,42 +44,15 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from resources.storage.warehouse import (
-    DAY,
-    FEATURES_TABLE,
-    METADATA,
-    WINDOW,
-    Warehouse,
-    define_features_table,
-    partition_log,
-    to_naive_utc,
-    utc_now,
-)
+from resources.storage.schema import CONTRACTS_BY_NAME, TableContract, partition_log
+from resources.storage.warehouse import Warehouse, to_naive_utc, utc_now
+from resources.storage.windows import DAY
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
-LOG_TABLE = "partition_log"
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    """A backed-up table: its time column and the length of one committed window."""
-
-    name: str
-    time_column: str
-    window: timedelta = WINDOW
-
-
-TABLES: tuple[TableSpec, ...] = (
-    TableSpec("price_data_real", "window_start"),
-    TableSpec("news_items", "window_start"),
-    TableSpec("sentiment_data", "window_start"),
-    TableSpec(FEATURES_TABLE, "timestamp"),
-    TableSpec("macro_indicators", "observation_date", DAY),
-)
-SPECS = {spec.name: spec for spec in TABLES}
+LOG_TABLE = partition_log.name
 
 
 @dataclass
@@ -201,15 +174,6 @@ def _write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------------------- export
-def _reflected_features(wh: Warehouse) -> sa.Table | None:
-    """``ml_features_materialized`` as declared, or as the database has it when not declared here."""
-    if FEATURES_TABLE in METADATA.tables:
-        return wh.table(FEATURES_TABLE)
-    if not sa.inspect(wh.engine).has_table(FEATURES_TABLE):
-        return None
-    return sa.Table(FEATURES_TABLE, sa.MetaData(), autoload_with=wh.engine)
-
-
 @contextmanager
 def _snapshot(wh: Warehouse) -> Iterator[Connection]:
     """One connection whose reads all see the same committed state."""
@@ -232,22 +196,23 @@ def _snapshot(wh: Warehouse) -> Iterator[Connection]:
 
 
 def _committed_rows(
-    conn: Connection, table: sa.Table, spec: TableSpec, day: date, committed: set[datetime]
+    conn: Connection, table: sa.Table, contract: TableContract, day: date, committed: set[datetime]
 ) -> list[sa.Row]:
-    column = table.c[spec.time_column]
+    column = table.c[contract.time_column]
     begin, finish = _midnight(day), _midnight(day) + DAY
-    if spec.window >= DAY:
-        rows = conn.execute(sa.select(table).where(column >= begin.date(), column < finish.date())).all()
-        return [r for r in rows if _midnight(_day(r._mapping[spec.time_column])) in committed]
-    stmt = sa.select(table).where(column >= begin, column < finish).order_by(*table.primary_key.columns)
+    low, high = contract.time_bounds(begin, finish)
+    if contract.daily:
+        rows = conn.execute(sa.select(table).where(column >= low, column < high)).all()
+        return [r for r in rows if _midnight(_day(r._mapping[contract.time_column])) in committed]
+    stmt = sa.select(table).where(column >= low, column < high).order_by(*table.primary_key.columns)
     rows = conn.execute(stmt).all()
-    step = int(spec.window.total_seconds())
+    step = int(contract.window.total_seconds())
 
     def window_of(value: datetime) -> datetime:
         seconds = int((value - begin).total_seconds()) // step * step
         return begin + timedelta(seconds=seconds)
 
-    return [r for r in rows if window_of(r._mapping[spec.time_column]) in committed]
+    return [r for r in rows if window_of(r._mapping[contract.time_column]) in committed]
 
 
 def export_warehouse(
@@ -265,7 +230,7 @@ def export_warehouse(
     start_at, end_at = _bound(start), _bound(end)
     backup_id = began.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     report = BackupReport("export", str(directory), backup_id)
-    wanted = [SPECS[name] for name in (tables or SPECS)]
+    wanted = [CONTRACTS_BY_NAME[name] for name in (tables or CONTRACTS_BY_NAME)]
     manifest = read_manifest(directory)
     dates: set[date] = set()
     with _snapshot(wh) as conn:
@@ -278,30 +243,28 @@ def export_warehouse(
         by_day: dict[date, list[sa.Row]] = {}
         for row in log_rows:
             by_day.setdefault(row.window_start.date(), []).append(row)
-        for spec in wanted:
-            table = _reflected_features(wh) if spec.name == FEATURES_TABLE else wh.table(spec.name)
-            if table is None:
-                continue
-            entry = manifest["tables"].setdefault(spec.name, {})
+        for contract in wanted:
+            table = wh.table(contract.name)
+            entry = manifest["tables"].setdefault(contract.name, {})
             entry.update(
                 {
-                    "time_column": spec.time_column,
-                    "window_seconds": int(spec.window.total_seconds()),
+                    "time_column": contract.time_column,
+                    "window_seconds": int(contract.window.total_seconds()),
                     "columns": [c.name for c in table.columns],
                 }
             )
             entry.setdefault("dates", {})
-            report.rows[spec.name] = 0
-            report.windows[spec.name] = 0
+            report.rows[contract.name] = 0
+            report.windows[contract.name] = 0
             for day, day_log in sorted(by_day.items()):
-                committed = {r.window_start for r in day_log if r.asset == spec.name}
+                committed = {r.window_start for r in day_log if r.asset == contract.asset}
                 if not committed:
                     continue
-                rows = _committed_rows(conn, table, spec, day, committed)
-                _write_parquet(_to_arrow(table, rows), _day_path(directory, spec.name, day))
+                rows = _committed_rows(conn, table, contract, day, committed)
+                _write_parquet(_to_arrow(table, rows), _day_path(directory, contract.name, day))
                 entry["dates"][day.isoformat()] = {"rows": len(rows), "windows": len(committed)}
-                report.rows[spec.name] += len(rows)
-                report.windows[spec.name] += len(committed)
+                report.rows[contract.name] += len(rows)
+                report.windows[contract.name] += len(committed)
                 dates.add(day)
         log_entry = manifest["tables"].setdefault(LOG_TABLE, {"dates": {}})
         log_entry["columns"] = [c.name for c in partition_log.columns]
@@ -330,12 +293,6 @@ def export_warehouse(
 
 
 # ---------------------------------------------------------------------------------------- restore
-def _declare(wh: Warehouse, name: str, columns: Sequence[str]) -> sa.Table:
-    if name == FEATURES_TABLE and FEATURES_TABLE not in METADATA.tables:
-        define_features_table([c for c in columns if c not in ("symbol", "timestamp", "price", "feature_set_version")])
-    return wh.table(name)
-
-
 def _segments(windows: pd.DataFrame, window: timedelta) -> list[tuple[datetime, datetime, str]]:
     """Maximal runs of consecutive windows with one code_version: (start, end, code_version)."""
     out: list[tuple[datetime, datetime, str]] = []
@@ -374,15 +331,15 @@ def restore_warehouse(
     backup_id = manifest["exports"][-1]["backup_id"] if manifest.get("exports") else "unknown"
     run_id = f"restore:{backup_id}"[:64]
     report = BackupReport("restore", str(directory), backup_id)
-    names = [n for n in (tables or SPECS) if n in manifest["tables"]]
+    names = [n for n in (tables or CONTRACTS_BY_NAME) if n in manifest["tables"]]
     logs = {
         day: pq.read_table(_day_path(directory, LOG_TABLE, day)).to_pandas()
         for day in _dates_on_disk(directory, LOG_TABLE)
     }
     dates: set[date] = set()
     for name in names:
-        spec = SPECS[name]
-        table = _declare(wh, name, manifest["tables"][name]["columns"])
+        contract = CONTRACTS_BY_NAME[name]
+        table = wh.table(name)
         report.rows[name] = 0
         report.windows[name] = 0
         for day in _dates_on_disk(directory, name):
@@ -390,7 +347,7 @@ def restore_warehouse(
             if day_log is None:
                 log.warning("%s: %s has no partition_log file: skipped", name, day)
                 continue
-            windows = day_log[day_log["asset"] == name]
+            windows = day_log[day_log["asset"] == contract.asset]
             windows = windows.assign(window_start=pd.to_datetime(windows["window_start"]))
             if start_at is not None:
                 windows = windows[windows["window_start"] >= pd.Timestamp(start_at)]
@@ -399,8 +356,8 @@ def restore_warehouse(
             if windows.empty:
                 continue
             frame = _frame(_day_path(directory, name, day), table)
-            times = pd.to_datetime(frame[spec.time_column])
-            for seg_start, seg_end, code_version in _segments(windows, spec.window):
+            times = pd.to_datetime(frame[contract.time_column])
+            for seg_start, seg_end, code_version in _segments(windows, contract.window):
                 inside = (times >= pd.Timestamp(seg_start)) & (times < pd.Timestamp(seg_end))
                 part = frame.loc[inside].reset_index(drop=True)
                 wh.write_partition(
@@ -410,9 +367,6 @@ def restore_warehouse(
                     end=seg_end,
                     run_id=run_id,
                     code_version=str(code_version),
-                    asset=name,
-                    time_column=spec.time_column,
-                    window=spec.window,
                 )
                 report.writes += 1
                 report.rows[name] += len(part)

@@ -45,14 +45,8 @@ import sqlalchemy as sa
 from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 
 from resources.config.settings import Settings
-from resources.storage.warehouse import (
-    FEATURES_TABLE,
-    Warehouse,
-    lake_log,
-    partition_log,
-    to_naive_utc,
-    utc_now,
-)
+from resources.storage.schema import FEATURES, lake_log, partition_log
+from resources.storage.warehouse import Warehouse, to_naive_utc, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +198,7 @@ class FeatureLake:
         and record the windows in ``lake_log``."""
         start, end = to_naive_utc(start), to_naive_utc(end)
         began = time.perf_counter()
-        features = wh.table(FEATURES_TABLE)
+        features = wh.table(FEATURES.name)
         wh.table(lake_log.name)
         with wh.named_lock(f"lake:{LAKE_TABLE}"):
             before = _commits(wh, start, end)
@@ -285,7 +279,7 @@ def _day_text(value: Any) -> str:
 
 def _commits(wh: Warehouse, start: datetime, end: datetime) -> dict[datetime, datetime]:
     """``partition_log.committed_at`` of the features' committed windows in [start, end)."""
-    committed = wh.committed_windows(FEATURES_TABLE, start, end)
+    committed = wh.committed_windows(FEATURES.name, start, end)
     return (
         {to_naive_utc(w): to_naive_utc(c) for w, c in zip(committed["window_start"], committed["committed_at"])}
         if len(committed)
@@ -300,7 +294,7 @@ def _read_committed(wh: Warehouse, features: sa.Table, start: datetime, end: dat
     stmt = (
         sa.select(*features.columns)
         .select_from(
-            features.join(pl, sa.and_(pl.c.asset == FEATURES_TABLE, pl.c.window_start == features.c[TIME_COLUMN]))
+            features.join(pl, sa.and_(pl.c.asset == FEATURES.name, pl.c.window_start == features.c[TIME_COLUMN]))
         )
         .where(features.c[TIME_COLUMN] >= start, features.c[TIME_COLUMN] < end)
         .order_by(features.c.symbol, features.c[TIME_COLUMN])
@@ -332,7 +326,7 @@ def _record(
     written_at = utc_now()
     rows = [
         {
-            "table_name": FEATURES_TABLE,
+            "table_name": FEATURES.name,
             "window_start": w,
             "committed_at": c,
             "row_count": int(counts.get(w, 0)),
@@ -345,7 +339,7 @@ def _record(
     with wh.engine.begin() as conn:
         conn.execute(
             sa.delete(lake_log).where(
-                lake_log.c.table_name == FEATURES_TABLE, lake_log.c.window_start >= start, lake_log.c.window_start < end
+                lake_log.c.table_name == FEATURES.name, lake_log.c.window_start >= start, lake_log.c.window_start < end
             )
         )
         if rows:
@@ -357,7 +351,7 @@ def lake_windows(wh: Warehouse, start: datetime, end: datetime) -> pd.DataFrame:
     """``lake_log`` rows of the features in [start, end): window_start, committed_at, lake_version, written_at."""
     stmt = (
         sa.select(lake_log)
-        .where(lake_log.c.table_name == FEATURES_TABLE, lake_log.c.window_start >= start, lake_log.c.window_start < end)
+        .where(lake_log.c.table_name == FEATURES.name, lake_log.c.window_start >= start, lake_log.c.window_start < end)
         .order_by(lake_log.c.window_start)
     )
     wh.table(lake_log.name)

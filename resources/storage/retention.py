@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import Connection
 
-from resources.storage.backup import SPECS, TableSpec
-from resources.storage.warehouse import DAY, METADATA, Warehouse, partition_log, to_naive_utc, utc_now
+from resources.storage.schema import CONTRACTS_BY_NAME, TableContract, partition_log
+from resources.storage.warehouse import Warehouse, to_naive_utc, utc_now
+from resources.storage.windows import DAY
 
 log = logging.getLogger(__name__)
 
 RETENTION_ENV = "CRYPTO_RETENTION_DAYS"
-_RETRYABLE_MYSQL = {1205, 1213, 2006, 2013}
 
 
 class RetentionError(ValueError):
@@ -74,51 +74,41 @@ class RetentionReport:
         }
 
 
-def _oldest(wh: Warehouse, table: sa.Table, spec: TableSpec) -> datetime | None:
+def _oldest(wh: Warehouse, table: sa.Table, contract: TableContract) -> datetime | None:
     with wh.engine.connect() as conn:
-        data = conn.execute(sa.select(sa.func.min(table.c[spec.time_column]))).scalar()
+        data = conn.execute(sa.select(sa.func.min(table.c[contract.time_column]))).scalar()
         logged = conn.execute(
-            sa.select(sa.func.min(partition_log.c.window_start)).where(partition_log.c.asset == spec.name)
+            sa.select(sa.func.min(partition_log.c.window_start)).where(partition_log.c.asset == contract.asset)
         ).scalar()
     values = [v if isinstance(v, datetime) else datetime(v.year, v.month, v.day) for v in (data, logged) if v]
     return min(values) if values else None
 
 
 def _delete_batch(
-    wh: Warehouse, table: sa.Table, spec: TableSpec, start: datetime, end: datetime, max_attempts: int = 5
+    wh: Warehouse, table: sa.Table, contract: TableContract, start: datetime, end: datetime
 ) -> tuple[int, int]:
-    column = table.c[spec.time_column]
-    low, high = (start.date(), end.date()) if spec.window >= DAY else (start, end)
-    for attempt in range(1, max_attempts + 1):
-        try:
-            with wh.engine.begin() as conn:
-                wh._lock_table(conn, spec.name)  # the lock partition writes of this table take
-                rows = conn.execute(sa.delete(table).where(column >= low, column < high)).rowcount or 0
-                windows = (
-                    conn.execute(
-                        sa.delete(partition_log).where(
-                            partition_log.c.asset == spec.name,
-                            partition_log.c.window_start >= start,
-                            partition_log.c.window_start < end,
-                        )
-                    ).rowcount
-                    or 0
+    column = table.c[contract.time_column]
+    low, high = contract.time_bounds(start, end)
+
+    def delete(conn: Connection) -> tuple[int, int]:
+        rows = conn.execute(sa.delete(table).where(column >= low, column < high)).rowcount or 0
+        windows = (
+            conn.execute(
+                sa.delete(partition_log).where(
+                    partition_log.c.asset == contract.asset,
+                    partition_log.c.window_start >= start,
+                    partition_log.c.window_start < end,
                 )
-            return int(rows), int(windows)
-        except DBAPIError as exc:
-            code = exc.orig.args[0] if wh.is_mysql and getattr(exc.orig, "args", None) else None
-            if code not in _RETRYABLE_MYSQL or attempt == max_attempts:
-                raise
-            log.warning(
-                "%s: retention batch [%s, %s) attempt %d failed (%s); retrying",
-                spec.name,
-                start,
-                end,
-                attempt,
-                exc.orig,
-            )
-            time.sleep(min(5.0, 0.2 * 2**attempt))
-    raise AssertionError("unreachable")
+            ).rowcount
+            or 0
+        )
+        return int(rows), int(windows)
+
+    # Under the lock partition writes of this table take, retried like every warehouse write.
+    deleted, _ = wh.transaction(
+        delete, locks=[contract.name], what=f"{contract.name}: retention batch [{start}, {end})"
+    )
+    return deleted
 
 
 def apply_retention(
@@ -135,19 +125,17 @@ def apply_retention(
     began = time.perf_counter()
     cutoff = retention_cutoff(days, now)
     report = RetentionReport(cutoff)
-    for name in tables or SPECS:
-        spec = SPECS[name]
-        if name not in METADATA.tables:
-            continue  # a table this process has not declared (features without the catalog)
+    for name in tables or CONTRACTS_BY_NAME:
+        contract = CONTRACTS_BY_NAME[name]
         table = wh.table(name)
         report.rows[name] = report.windows[name] = 0
-        oldest = _oldest(wh, table, spec)
+        oldest = _oldest(wh, table, contract)
         if oldest is None or oldest >= cutoff:
             continue
         start = oldest.replace(hour=0, minute=0, second=0, microsecond=0)
         while start < cutoff:
             end = min(start + batch, cutoff)
-            rows, windows = _delete_batch(wh, table, spec, start, end)
+            rows, windows = _delete_batch(wh, table, contract, start, end)
             report.rows[name] += rows
             report.windows[name] += windows
             report.batches += 1

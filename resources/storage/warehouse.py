@@ -1,4 +1,5 @@
-"""The warehouse: SQLAlchemy Core tables, the partition-write primitive, and reads.
+"""The warehouse: an engine over the tables of :mod:`resources.storage.schema`, the partition-write
+primitive, and reads.
 
 Plain SQLAlchemy, no Dagster import: the API gateway uses this module too.
 
@@ -21,12 +22,12 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -34,168 +35,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from resources.storage.schema import METADATA, contract_of, partition_log
 from resources.storage.sql_literals import chunked_statements, mysql_row_literals, naive_utc_times
+from resources.storage.windows import WINDOW, absent_windows, window_starts
 
 log = logging.getLogger(__name__)
 
-WINDOW = timedelta(minutes=5)
-DAY = timedelta(days=1)
+T = TypeVar("T")
 #: MySQL writes of at least this many rows are bulk-loaded with LOAD DATA LOCAL INFILE: the
 #: server parses a TSV 2-3 times faster than multi-row INSERTs, and pyarrow writes it about ten
 #: times faster than Python renders SQL literals (a day of the 313-column features table:
 #: 14 s instead of 45 s on the 2-core reference machine).
 LOAD_DATA_MIN_ROWS = 2000
-
-METADATA = sa.MetaData()
-DOUBLE = sa.Float(precision=53).with_variant(mysql.DOUBLE(asdecimal=False), "mysql", "mariadb")
-# MySQL DATETIME(6) keeps microseconds; window boundaries are whole minutes either way.
-TIMESTAMP = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
-LONG_TEXT = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
-
-price_data_real = sa.Table(
-    "price_data_real",
-    METADATA,
-    sa.Column("symbol", sa.String(16), primary_key=True),
-    sa.Column("window_start", TIMESTAMP, primary_key=True),
-    sa.Column("coin_id", sa.String(64), nullable=False),
-    sa.Column("current_price", DOUBLE),
-    sa.Column("market_cap", DOUBLE),
-    sa.Column("volume_24h", DOUBLE),
-    sa.Column("price_change_24h", DOUBLE),
-    sa.Column("price_change_pct_24h", DOUBLE),
-    sa.Column("high_24h", DOUBLE),
-    sa.Column("low_24h", DOUBLE),
-    sa.Column("open_24h", DOUBLE),
-    sa.Column("open", DOUBLE),
-    sa.Column("high", DOUBLE),
-    sa.Column("low", DOUBLE),
-    sa.Column("close", DOUBLE),
-    sa.Column("volume", DOUBLE),
-    sa.Column("source", sa.String(32), nullable=False),
-    sa.Column("collected_at", TIMESTAMP, nullable=False),
-    # Added by issue 14 (existing tables get them through ensure_schema's ADD COLUMN):
-    # the currency of open..close and current_price (USD, USDT, USDC: a USDT bar is not USD),
-    # and how old the market fields are at the window's end (seconds; negative when the live
-    # snapshot was taken after the window closed).
-    sa.Column("quote", sa.String(8)),
-    sa.Column("market_data_age_s", DOUBLE),
-    sa.Index("ix_price_data_real_window_start", "window_start"),
-)
-
-# CoinGecko's market history (/coins/{id}/market_chart/range), cached so that a backfill asks
-# for each coin's span once: the observations, and per coin the span already fetched.
-coingecko_history = sa.Table(
-    "coingecko_history",
-    METADATA,
-    sa.Column("coin_id", sa.String(64), primary_key=True),
-    sa.Column("observed_at", TIMESTAMP, primary_key=True),
-    sa.Column("price", DOUBLE),
-    sa.Column("market_cap", DOUBLE),
-    sa.Column("total_volume", DOUBLE),
-)
-
-coingecko_history_coverage = sa.Table(
-    "coingecko_history_coverage",
-    METADATA,
-    sa.Column("coin_id", sa.String(64), primary_key=True),
-    sa.Column("covered_from", TIMESTAMP, nullable=False),
-    sa.Column("covered_to", TIMESTAMP, nullable=False),
-    sa.Column("fetched_at", TIMESTAMP, nullable=False),
-)
-
-news_items = sa.Table(
-    "news_items",
-    METADATA,
-    sa.Column("item_id", sa.String(64), primary_key=True),
-    sa.Column("source", sa.String(32), nullable=False),
-    sa.Column("published_at", TIMESTAMP, nullable=False),
-    sa.Column("collected_at", TIMESTAMP, nullable=False),
-    sa.Column("window_start", TIMESTAMP, nullable=False),
-    sa.Column("title", sa.Text, nullable=False),
-    sa.Column("summary", LONG_TEXT),
-    sa.Column("url", sa.String(1024)),
-    sa.Column("symbols", sa.String(512), nullable=False, default=""),
-    sa.Index("ix_news_items_window_start", "window_start"),
-)
-
-sentiment_data = sa.Table(
-    "sentiment_data",
-    METADATA,
-    sa.Column("item_id", sa.String(64), primary_key=True),
-    sa.Column("symbol", sa.String(16), primary_key=True),
-    sa.Column("model", sa.String(191), primary_key=True),
-    sa.Column("window_start", TIMESTAMP, nullable=False),
-    sa.Column("sentiment_score", DOUBLE, nullable=False),
-    sa.Column("confidence", DOUBLE, nullable=False),
-    sa.Column("label", sa.String(16), nullable=False),
-    sa.Column("source", sa.String(32), nullable=False),
-    sa.Column("analyzed_at", TIMESTAMP, nullable=False),
-    sa.Index("ix_sentiment_data_window_symbol", "window_start", "symbol"),
-)
-
-macro_indicators = sa.Table(
-    "macro_indicators",
-    METADATA,
-    sa.Column("series_id", sa.String(64), primary_key=True),
-    sa.Column("observation_date", sa.Date, primary_key=True),
-    sa.Column("value", DOUBLE),
-    sa.Column("realtime_start", sa.Date, nullable=False),
-    sa.Column("source", sa.String(32), nullable=False),
-)
-
-partition_log = sa.Table(
-    "partition_log",
-    METADATA,
-    sa.Column("asset", sa.String(64), primary_key=True),
-    sa.Column("window_start", TIMESTAMP, primary_key=True),
-    sa.Column("run_id", sa.String(64), nullable=False),
-    sa.Column("row_count", sa.Integer, nullable=False),
-    sa.Column("code_version", sa.String(64), nullable=False),
-    sa.Column("committed_at", TIMESTAMP, nullable=False),
-    sa.Index("ix_partition_log_committed_at", "committed_at"),
-)
-
-# Which committed windows the Delta Lake copy holds (resources/storage/lake.py): one row per (table,
-# window), naming the warehouse commit (partition_log.committed_at) whose rows the lake holds and
-# the Delta version that wrote them. The gateway serves a window from the lake only while that
-# commit is still the window's current one.
-lake_log = sa.Table(
-    "lake_log",
-    METADATA,
-    sa.Column("table_name", sa.String(64), primary_key=True),
-    sa.Column("window_start", TIMESTAMP, primary_key=True),
-    sa.Column("committed_at", TIMESTAMP, nullable=False),
-    sa.Column("row_count", sa.Integer, nullable=False),
-    sa.Column("lake_version", sa.BigInteger, nullable=False),
-    sa.Column("run_id", sa.String(64), nullable=False),
-    sa.Column("written_at", TIMESTAMP, nullable=False),
-)
-
-FEATURES_TABLE = "ml_features_materialized"
-
-
-def define_features_table(feature_columns: Sequence[str]) -> sa.Table:
-    """Declare ``ml_features_materialized`` with one DOUBLE column a feature (idempotent).
-
-    The feature catalog calls this with its feature names, so that the table always has exactly
-    the catalogued columns.
-    """
-    if FEATURES_TABLE in METADATA.tables:
-        return METADATA.tables[FEATURES_TABLE]
-    return sa.Table(
-        FEATURES_TABLE,
-        METADATA,
-        sa.Column("symbol", sa.String(16), primary_key=True),
-        sa.Column("timestamp", TIMESTAMP, primary_key=True),
-        sa.Column("price", DOUBLE),
-        *(sa.Column(name, DOUBLE) for name in feature_columns),
-        sa.Column("feature_set_version", sa.String(32), nullable=False),
-        sa.Index("ix_ml_features_timestamp", "timestamp"),
-    )
 
 
 class WarehouseError(RuntimeError):
@@ -235,16 +89,6 @@ def _out_of_space_hint(exc: DBAPIError) -> str:
             " -- the database is out of disk space: nothing of this write was kept; free space and re-run the windows"
         )
     return ""
-
-
-def window_starts(start: datetime, end: datetime, step: timedelta = WINDOW) -> list[datetime]:
-    """The window starts in [start, end) at ``step``."""
-    out = []
-    current = start
-    while current < end:
-        out.append(current)
-        current += step
-    return out
 
 
 def utc_now() -> datetime:
@@ -364,9 +208,9 @@ class Warehouse:
         run_id: str,
         code_version: str,
         asset: str | None = None,
-        time_column: str = "window_start",
+        time_column: str | None = None,
         mode: str = "replace",
-        window: timedelta = WINDOW,
+        window: timedelta | None = None,
         max_attempts: int = 5,
     ) -> WriteResult:
         """Write ``frame`` as the content of the window range [start, end) of ``table_name``.
@@ -375,12 +219,18 @@ class Warehouse:
         exactly ``frame`` for that range. ``mode="merge"``: only rows with the frame's keys are
         replaced (for tables such as ``news_items`` whose sources cannot serve old windows again).
         In both modes ``partition_log`` gets one row per window in the range, in the same
-        transaction. Raises :class:`WarehouseError` before touching the database if the frame
-        has unknown or missing columns, null keys, duplicate keys or rows outside the range.
+        transaction. ``asset``, ``time_column`` and ``window`` default to the table's contract
+        (:mod:`resources.storage.schema`; ``window_start`` and 5 minutes for a table without one).
+        Raises :class:`WarehouseError` before touching the database if the frame has unknown or
+        missing columns, null keys, duplicate keys or rows outside the range.
         """
         if mode not in ("replace", "merge"):
             raise ValueError(f"mode must be 'replace' or 'merge', not {mode!r}")
         table = self.table(table_name)
+        contract = contract_of(table_name)
+        asset = asset or (contract.asset if contract else table_name)
+        time_column = time_column or (contract.time_column if contract else "window_start")
+        window = window or (contract.window if contract else WINDOW)
         start, end = to_naive_utc(start), to_naive_utc(end)
         if end <= start:
             raise WarehouseError(f"{table_name}: empty window range [{start}, {end})")
@@ -398,7 +248,7 @@ class Warehouse:
         committed_at = utc_now()
         log_rows = [
             {
-                "asset": asset or table_name,
+                "asset": asset,
                 "window_start": w,
                 "run_id": run_id,
                 "row_count": per_window.get(w, 0),
@@ -410,35 +260,56 @@ class Warehouse:
         key_columns = [c.name for c in table.primary_key.columns]
 
         began = time.perf_counter()
+
+        def write(conn: Connection) -> int:
+            if mode == "replace":
+                col = table.c[time_column]
+                deleted = conn.execute(sa.delete(table).where(col >= start, col < end)).rowcount
+            else:
+                deleted = self._delete_keys(conn, table, frame[key_columns])
+            if bulk_load:
+                self._load_data(conn, table, frame, columns)
+            else:
+                self._bulk_insert(conn, table, columns, rows)
+            self._upsert_log(conn, asset, windows, log_rows)
+            return int(deleted or 0)
+
+        deleted, attempts = self.transaction(
+            write, locks=[table_name], what=f"{table_name}: write of [{start}, {end})", max_attempts=max_attempts
+        )
+        return WriteResult(table_name, len(frame), deleted, len(windows), time.perf_counter() - began, attempts)
+
+    def transaction(
+        self, work: Callable[[Connection], T], *, locks: Sequence[str], what: str, max_attempts: int = 5
+    ) -> tuple[T, int]:
+        """Run ``work`` in one transaction holding the write locks of the tables ``locks`` (taken in
+        name order), retrying deadlocks, lock-wait timeouts and lost connections (MySQL) or a locked
+        database (SQLite) with backoff; returns what ``work`` returned and the attempts it took.
+
+        Any other database error, or the last retryable one, is a :class:`WarehouseError` that
+        names ``what`` (and says so when the database's disk is full).
+        """
         for attempt in range(1, max_attempts + 1):
             try:
                 with self.engine.begin() as conn:
-                    self._lock_table(conn, table_name)
-                    if mode == "replace":
-                        col = table.c[time_column]
-                        deleted = conn.execute(sa.delete(table).where(col >= start, col < end)).rowcount
-                    else:
-                        deleted = self._delete_keys(conn, table, frame[key_columns])
-                    if bulk_load:
-                        self._load_data(conn, table, frame, columns)
-                    else:
-                        self._bulk_insert(conn, table, columns, rows)
-                    self._upsert_log(conn, asset or table_name, windows, log_rows)
-                return WriteResult(
-                    table_name, len(frame), int(deleted or 0), len(windows), time.perf_counter() - began, attempt
-                )
+                    for name in sorted(set(locks)):
+                        self.lock_table(conn, name)
+                    return work(conn), attempt
             except DBAPIError as exc:
-                code = _mysql_error_code(exc) if self.is_mysql else None
-                retryable = code in _RETRYABLE_MYSQL or (self.dialect == "sqlite" and "locked" in str(exc.orig).lower())
-                if not retryable or attempt == max_attempts:
+                if not self._retryable(exc) or attempt == max_attempts:
                     raise WarehouseError(
-                        f"{table_name}: write of [{start}, {end}) failed after {attempt} attempt(s): {exc.orig}"
-                        f"{_out_of_space_hint(exc)}"
+                        f"{what} failed after {attempt} attempt(s): {exc.orig}{_out_of_space_hint(exc)}"
                     ) from exc
                 wait = min(5.0, 0.2 * 2**attempt)
-                log.warning("%s: write attempt %d failed (%s); retrying in %.1fs", table_name, attempt, exc.orig, wait)
+                log.warning("%s: attempt %d failed (%s); retrying in %.1fs", what, attempt, exc.orig, wait)
                 time.sleep(wait)
         raise AssertionError("unreachable")
+
+    def _retryable(self, exc: DBAPIError) -> bool:
+        """Whether ``exc`` is worth retrying: deadlock, lock wait, lost connection; SQLite's busy database."""
+        if self.is_mysql:
+            return _mysql_error_code(exc) in _RETRYABLE_MYSQL
+        return self.dialect == "sqlite" and "locked" in str(exc.orig).lower()
 
     def replace_rows(
         self, changes: Sequence[tuple[str, sa.ColumnElement[bool], pd.DataFrame]], max_attempts: int = 5
@@ -460,25 +331,18 @@ class Warehouse:
                 raise WarehouseError(f"{table_name}: null or duplicate keys in the frame")
             columns = [c.name for c in table.columns if c.name in frame.columns]
             prepared.append((table, where, columns, self._rows(table, frame, columns)))
-        for attempt in range(1, max_attempts + 1):
-            try:
-                with self.engine.begin() as conn:
-                    for table, _, _, _ in sorted(prepared, key=lambda p: p[0].name):
-                        self._lock_table(conn, table.name)
-                    for table, where, columns, rows in prepared:
-                        conn.execute(sa.delete(table).where(where))
-                        self._bulk_insert(conn, table, columns, rows)
-                return sum(len(rows) for *_, rows in prepared)
-            except DBAPIError as exc:
-                code = _mysql_error_code(exc) if self.is_mysql else None
-                retryable = code in _RETRYABLE_MYSQL or (self.dialect == "sqlite" and "locked" in str(exc.orig).lower())
-                if not retryable or attempt == max_attempts:
-                    raise WarehouseError(
-                        f"write of {', '.join(p[0].name for p in prepared)} failed after "
-                        f"{attempt} attempt(s): {exc.orig}{_out_of_space_hint(exc)}"
-                    ) from exc
-                time.sleep(min(5.0, 0.2 * 2**attempt))
-        raise AssertionError("unreachable")
+
+        def replace(conn: Connection) -> int:
+            for table, where, columns, rows in prepared:
+                conn.execute(sa.delete(table).where(where))
+                self._bulk_insert(conn, table, columns, rows)
+            return sum(len(rows) for *_, rows in prepared)
+
+        names = [p[0].name for p in prepared]
+        inserted, _ = self.transaction(
+            replace, locks=names, what=f"write of {', '.join(names)}", max_attempts=max_attempts
+        )
+        return inserted
 
     def _validated(
         self, table: sa.Table, frame: pd.DataFrame, start: datetime, end: datetime, time_column: str
@@ -649,8 +513,10 @@ class Warehouse:
         )
         conn.execute(partition_log.insert(), log_rows)
 
-    def _lock_table(self, conn: Connection, table_name: str) -> None:
-        """Serialise writers of one table (MySQL named lock; SQLite locks the database itself)."""
+    def lock_table(self, conn: Connection, table_name: str) -> None:
+        """Serialise writers of one table within ``conn``'s transaction: the lock every partition write
+        of the table takes (MySQL named lock, released when the transaction ends; SQLite locks the
+        database itself)."""
         if not self.is_mysql:
             return
         got = conn.execute(
@@ -707,6 +573,38 @@ class Warehouse:
             frame = pd.DataFrame.from_records(result.fetchall(), columns=list(result.keys()))
         return _typed(frame, statement)
 
+    def read_window(
+        self,
+        table_name: str,
+        start: datetime,
+        end: datetime,
+        columns: Sequence[str] | None = None,
+        *,
+        equal: Mapping[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        """The rows of ``table_name`` whose time column (its contract's) is in [start, end): ``columns``
+        of them (all by default), only those whose columns equal ``equal``'s values."""
+        table = self.table(table_name)
+        contract = contract_of(table_name)
+        if contract is None:
+            raise WarehouseError(f"{table_name} has no windows to read")
+        low, high = contract.time_bounds(to_naive_utc(start), to_naive_utc(end))
+        column = table.c[contract.time_column]
+        stmt = sa.select(*(table.c[c] for c in columns or table.columns.keys())).where(column >= low, column < high)
+        for name, value in (equal or {}).items():
+            stmt = stmt.where(table.c[name] == value)
+        return self.read_frame(stmt)
+
+    def present_values(self, table_name: str, column: str, values: Sequence[Any], chunk: int = 500) -> set[Any]:
+        """Which of ``values`` the column ``column`` of ``table_name`` holds (read ``chunk`` values a query)."""
+        table = self.table(table_name)
+        found: set[Any] = set()
+        with self.engine.connect() as conn:
+            for offset in range(0, len(values), chunk):
+                wanted = list(values[offset : offset + chunk])
+                found.update(v for (v,) in conn.execute(sa.select(table.c[column]).where(table.c[column].in_(wanted))))
+        return found
+
     def committed_windows(self, asset: str, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
         """The ``partition_log`` rows of ``asset`` (optionally within [start, end))."""
         stmt = sa.select(partition_log).where(partition_log.c.asset == asset)
@@ -715,6 +613,13 @@ class Warehouse:
         if end is not None:
             stmt = stmt.where(partition_log.c.window_start < to_naive_utc(end))
         return self.read_frame(stmt.order_by(partition_log.c.window_start))
+
+    def uncommitted_windows(
+        self, asset: str, start: datetime, end: datetime, window: timedelta = WINDOW
+    ) -> list[datetime]:
+        """The windows of [start, end) that ``partition_log`` holds no row of ``asset`` for, oldest first."""
+        committed = self.committed_windows(asset, start, end)
+        return absent_windows(committed["window_start"] if len(committed) else (), start, end, window)
 
     def latest_committed(self, asset: str) -> datetime | None:
         """The start of the latest committed window of ``asset``, or None."""

@@ -188,7 +188,6 @@ def test_features_subset_of_columns(client):
 
 
 def test_feature_catalog(client):
-    pytest.importorskip("crypto_assets.features.catalog")
     body = client.get("/v1/features/catalog").json()
     assert body["count"] == len(body["features"]) > 0
     assert {"name", "description", "inputs", "lookback", "unit", "family"} <= set(body["features"][0])

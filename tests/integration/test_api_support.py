@@ -21,9 +21,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from api.app import create_app
-from crypto_assets.features.catalog import FEATURES_TABLE as FEATURES_SQL_TABLE
 from resources.config.settings import load_settings
-from resources.storage.warehouse import FEATURES_TABLE, get_warehouse
+from resources.storage.schema import FEATURES, ml_features_materialized
+from resources.storage.warehouse import get_warehouse
 from tests.fakes.loopback import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +37,7 @@ PRICE_END = T0 + N_WINDOWS * WINDOW
 
 def features_table() -> sa.Table:
     """The features table, as the catalog declares it."""
-    return FEATURES_SQL_TABLE
+    return ml_features_materialized
 
 
 def feature_columns() -> list[str]:
@@ -138,7 +138,7 @@ def seed(url: str) -> dict:
     with wh.engine.begin() as conn:
         conn.execute(wh.table("price_data_real").insert(), records(uncommitted))
     wh.write_partition(
-        FEATURES_TABLE,
+        FEATURES.name,
         feature_frame(windows),
         start=T0,
         end=PRICE_END,
@@ -148,7 +148,7 @@ def seed(url: str) -> dict:
     )
     ghost = feature_frame([PRICE_END + 2 * WINDOW])
     with wh.engine.begin() as conn:
-        conn.execute(wh.table(FEATURES_TABLE).insert(), records(ghost))
+        conn.execute(wh.table(FEATURES.name).insert(), records(ghost))
     news = pd.DataFrame(
         [
             {

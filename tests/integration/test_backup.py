@@ -11,11 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-import crypto_assets.features.catalog  # noqa: F401 (declares ml_features_materialized)
 from resources.config.universe import load_universe
 from resources.sources.simulated import simulated_price_frame
 from resources.storage.backup import export_warehouse, read_manifest, restore_warehouse
-from resources.storage.warehouse import DAY, FEATURES_TABLE, METADATA, Warehouse, partition_log, price_data_real
+from resources.storage.schema import FEATURES, METADATA, partition_log, price_data_real
+from resources.storage.warehouse import Warehouse
+from resources.storage.windows import DAY
 
 DAY1 = datetime(2026, 11, 20)
 NASTY = [
@@ -67,7 +68,7 @@ def _sentiment(news: pd.DataFrame) -> pd.DataFrame:
 def _features(coins, start: datetime, windows: int) -> pd.DataFrame:
     names = [
         c.name
-        for c in METADATA.tables[FEATURES_TABLE].columns
+        for c in METADATA.tables[FEATURES.name].columns
         if c.name not in ("symbol", "timestamp", "price", "feature_set_version")
     ]
     rng = np.random.default_rng(3)
@@ -104,7 +105,7 @@ def _populate(url: str) -> Warehouse:
     wh.write_partition("sentiment_data", _sentiment(news), start=DAY1, end=end, run_id="sent", code_version="1")
     features = _features(coins, DAY1 + timedelta(hours=2), 24)
     wh.write_partition(
-        FEATURES_TABLE,
+        FEATURES.name,
         features,
         start=DAY1 + timedelta(hours=2),
         end=DAY1 + timedelta(hours=4),
@@ -146,7 +147,7 @@ def _dump(directory) -> dict[str, pd.DataFrame]:
         "news_items",
         "sentiment_data",
         "macro_indicators",
-        FEATURES_TABLE,
+        FEATURES.name,
         "partition_log",
     ]:
         frame = pq.read_table(directory / table).to_pandas()

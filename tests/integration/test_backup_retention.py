@@ -1,6 +1,10 @@
 """Retention of old windows: rows and their partition_log rows go together, in day batches."""
 
+import json
+import subprocess
+import sys
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -9,9 +13,12 @@ import sqlalchemy as sa
 from resources.config.universe import load_universe
 from resources.sources.simulated import simulated_price_frame
 from resources.storage.retention import RetentionError, apply_retention, retention_cutoff, retention_days
-from resources.storage.warehouse import DAY, Warehouse, partition_log, price_data_real
+from resources.storage.schema import CONTRACTS, TableContract, partition_log, price_data_real
+from resources.storage.warehouse import Warehouse, utc_now
+from resources.storage.windows import DAY
 
 DAY1 = datetime(2026, 11, 20)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _populate(url: str) -> Warehouse:
@@ -96,3 +103,56 @@ def test_the_setting():
         with pytest.raises(RetentionError, match="CRYPTO_RETENTION_DAYS"):
             retention_days({"CRYPTO_RETENTION_DAYS": bad})
     assert retention_cutoff(30, datetime(2026, 12, 31, 23, 59)) == datetime(2026, 12, 1)
+
+
+def _rows(contract: TableContract, at: datetime, n: int) -> pd.DataFrame:
+    """``n`` rows of the contract's table in the window starting at ``at``: every column filled by its type."""
+    rows = []
+    for i in range(n):
+        row: dict[str, object] = {}
+        for column in contract.table.columns:
+            if isinstance(column.type, sa.DateTime):
+                row[column.name] = at
+            elif isinstance(column.type, sa.Date):
+                row[column.name] = at.date()
+            elif isinstance(column.type, (sa.Float, sa.Integer)):
+                row[column.name] = 1.0
+            else:
+                row[column.name] = f"{at:%d}{i}{column.name[:3]}"  # unique, and short enough for every column
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_the_command_line_deletes_old_windows_of_every_table_and_keeps_new_ones(db_url):
+    wh = Warehouse(db_url)
+    today = utc_now().replace(hour=0, minute=0, second=0, microsecond=0)
+    old, new = today - 4 * DAY, today - DAY  # --days 2 keeps what is at or after today - 2 days
+    for contract in CONTRACTS:
+        for day in (old, new):
+            wh.write_partition(
+                contract.name,
+                _rows(contract, day, 3),
+                start=day,
+                end=contract.window_end(day),
+                run_id="r",
+                code_version="1",
+            )
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.retention", "--days", "2", "--db-url", db_url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    cutoff = today - 2 * DAY
+    for contract in CONTRACTS:
+        table, column = contract.table, contract.table.c[contract.time_column]
+        low, _ = contract.time_bounds(cutoff, cutoff)
+        assert report["rows_deleted"][contract.name] == 3, contract.name
+        assert report["windows_deleted"][contract.name] == 1, contract.name
+        assert _count(wh, sa.select(sa.func.count()).select_from(table).where(column < low)) == 0, contract.name
+        assert _count(wh, sa.select(sa.func.count()).select_from(table).where(column >= low)) == 3, contract.name
+        logged = wh.committed_windows(contract.asset)["window_start"]
+        assert [pd.Timestamp(w) for w in logged] == [pd.Timestamp(new)], contract.name

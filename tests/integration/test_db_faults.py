@@ -29,8 +29,9 @@ from resources.config.universe import load_universe
 from resources.sources.price_sources import PriceSourceResource
 from resources.sources.simulated import simulated_price_frame
 from resources.storage.dagster_resources import WarehouseResource
-from resources.storage.warehouse import Warehouse, WarehouseError, partition_log
-from resources.storage.warehouse import price_data_real as price_table
+from resources.storage.schema import partition_log
+from resources.storage.schema import price_data_real as price_table
+from resources.storage.warehouse import Warehouse, WarehouseError
 from tests.fakes.private_mariadb import PrivateMariaDB, private_db_url, private_mariadb  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.mysql

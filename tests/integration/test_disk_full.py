@@ -28,8 +28,8 @@ from resources.config.universe import load_universe
 from resources.sources.price_sources import PriceSourceResource
 from resources.sources.simulated import simulated_price_frame
 from resources.storage.dagster_resources import WarehouseResource
+from resources.storage.schema import price_data_real as price_table
 from resources.storage.warehouse import Warehouse, dispose_warehouse
-from resources.storage.warehouse import price_data_real as price_table
 from tests.fakes.private_mariadb import INSTALL_DB, MARIADBD, PrivateMariaDB
 
 DAY = datetime(2026, 11, 20)

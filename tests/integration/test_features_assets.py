@@ -9,7 +9,6 @@ import pytest
 import sqlalchemy as sa
 
 from crypto_assets.features.asset import ml_features_materialized
-from crypto_assets.features.catalog import FEATURE_NAMES, FEATURE_SET_VERSION, FEATURES_TABLE
 from crypto_assets.features.compute import compute_features, history_start
 from crypto_assets.features.io import read_feature_inputs
 from crypto_assets.macro import MacroSourcesResource, macro_indicators
@@ -17,8 +16,10 @@ from crypto_assets.partitions import PARTITION_KEY_FORMAT
 from resources.config.universe import load_universe
 from resources.sources.simulated import simulated_price_frame
 from resources.storage.dagster_resources import WarehouseResource
+from resources.storage.feature_specs import FEATURE_NAMES, FEATURE_SET_VERSION
+from resources.storage.schema import macro_indicators as macro_table
+from resources.storage.schema import ml_features_materialized as FEATURES_TABLE
 from resources.storage.warehouse import Warehouse, utc_now
-from resources.storage.warehouse import macro_indicators as macro_table
 from tests.fakes.fake_fred import API_KEY, FakeMacroServer
 
 STEP = timedelta(minutes=5)

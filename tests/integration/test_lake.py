@@ -27,7 +27,8 @@ from api.client import CryptoDataClient
 from crypto_assets.features.lake_asset import lake_matches_warehouse, ml_features_lake
 from resources.storage.dagster_resources import LakeResource, WarehouseResource
 from resources.storage.lake import FeatureLake, lake_windows
-from resources.storage.warehouse import FEATURES_TABLE, get_warehouse, utc_now
+from resources.storage.schema import FEATURES
+from resources.storage.warehouse import get_warehouse, utc_now
 from sensors.gaps import missing_windows, stale_windows
 from tests.integration.test_api_support import (
     PRICE_END,
@@ -51,7 +52,7 @@ def heal(url: str, window: datetime = HEALED, offset: float = 1000.0) -> pd.Data
     frame = feature_frame([window])
     frame["price"] = frame["price"] + offset
     get_warehouse(url).write_partition(
-        FEATURES_TABLE,
+        FEATURES.name,
         frame,
         start=window,
         end=window + WINDOW,
@@ -117,7 +118,7 @@ def test_sync_copies_committed_windows_and_a_heal_replaces_its_window_in_one_com
     wh = get_warehouse(db_url)
     lake = FeatureLake(str(tmp_path / "lake"))
     first = lake.sync(wh, T0, PRICE_END + 4 * WINDOW, "lake-1")
-    committed = wh.committed_windows(FEATURES_TABLE, T0, PRICE_END + 4 * WINDOW)
+    committed = wh.committed_windows(FEATURES.name, T0, PRICE_END + 4 * WINDOW)
     assert first.rows == int(committed["row_count"].sum()) == 24 * len(SYMBOLS)
     assert first.windows == first.windows_logged == 24
     before = lake_frame(lake)
@@ -195,7 +196,7 @@ def test_a_failed_lake_write_leaves_the_warehouse_committed_and_the_gap_sensor_f
     now = utc_now()
     window = datetime(now.year, now.month, now.day) - timedelta(days=1)  # inside the partitions' horizon
     wh.write_partition(
-        FEATURES_TABLE,
+        FEATURES.name,
         feature_frame([window]),
         start=window,
         end=window + WINDOW,
@@ -213,7 +214,7 @@ def test_a_failed_lake_write_leaves_the_warehouse_committed_and_the_gap_sensor_f
         resources={"warehouse": WarehouseResource(db_url=sqlite_url), "lake": LakeResource(uri=str(blocked))},
     )
     assert not failed.success
-    assert len(wh.committed_windows(FEATURES_TABLE, window, window + WINDOW)) == 1  # the warehouse is untouched
+    assert len(wh.committed_windows(FEATURES.name, window, window + WINDOW)) == 1  # the warehouse is untouched
     assert window in missing_windows(wh, ["ml_features_lake"], window, window + WINDOW, WINDOW)
 
     good = {"warehouse": WarehouseResource(db_url=sqlite_url), "lake": LakeResource(uri=str(tmp_path / "lake"))}
@@ -225,7 +226,7 @@ def test_a_failed_lake_write_leaves_the_warehouse_committed_and_the_gap_sensor_f
     # A feature window re-committed after its copy makes the lake window stale until it is re-run.
     time.sleep(0.01)
     heal(sqlite_url, window=window)
-    assert stale_windows(wh, {"ml_features_lake": {FEATURES_TABLE: 1}}, window, window + WINDOW, WINDOW) == {
+    assert stale_windows(wh, {"ml_features_lake": {FEATURES.name: 1}}, window, window + WINDOW, WINDOW) == {
         window: {"ml_features_lake"}
     }
 
@@ -284,7 +285,7 @@ def test_gateway_lake_and_mysql_paths_are_equal_value_for_value(lake_url, tmp_pa
         # A window committed after the copy: the lake serves the rest, MySQL the new window.
         newest = PRICE_END
         get_warehouse(lake_url).write_partition(
-            FEATURES_TABLE,
+            FEATURES.name,
             feature_frame([newest]),
             start=newest,
             end=newest + WINDOW,

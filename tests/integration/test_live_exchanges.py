@@ -18,8 +18,8 @@ from crypto_assets.prices import price_data_real
 from resources.sources.coingecko import MARKET_FIELDS
 from resources.sources.price_sources import PriceSourceResource
 from resources.storage.dagster_resources import WarehouseResource
+from resources.storage.schema import price_data_real as price_table
 from resources.storage.warehouse import Warehouse
-from resources.storage.warehouse import price_data_real as price_table
 from tests.fakes.price_servers import FakeBinance, FakeCoinGecko, FakeOkx, default_listing
 
 DAY_START = datetime(2026, 11, 20)

@@ -8,8 +8,8 @@ import sqlalchemy as sa
 
 from crypto_assets.macro import MacroSourcesResource, macro_indicators
 from resources.storage.dagster_resources import WarehouseResource
+from resources.storage.schema import macro_indicators as macro_table
 from resources.storage.warehouse import Warehouse
-from resources.storage.warehouse import macro_indicators as macro_table
 from tests.fakes.fake_fred import API_KEY, FakeMacroServer
 
 

@@ -7,11 +7,11 @@ from datetime import timedelta
 import dagster as dg
 import sqlalchemy as sa
 
-from crypto_assets.checks import TABLE_SPECS
+from crypto_assets.checks import TABLE_CHECKS
 from crypto_assets.definitions import defs
 from crypto_assets.partitions import PARTITION_KEY_FORMAT
+from resources.storage.schema import price_data_real as price_table
 from resources.storage.warehouse import Warehouse, utc_now
-from resources.storage.warehouse import price_data_real as price_table
 from tests.fakes.fake_webhook import FakeWebhook
 
 
@@ -55,7 +55,7 @@ def test_bad_prices_and_a_late_window_each_send_one_message(sqlite_url, monkeypa
             "[ERROR] price_data_real: check price_sanity failed (blocking: downstream assets were not computed)"
         )
         check_texts = [t.split(" | ")[0] for t in hook.texts()[late:]]
-        tables = {spec.asset for spec in TABLE_SPECS}  # ml_features_lake has its own check, not a gap check
+        tables = {contract.asset for contract in TABLE_CHECKS}  # ml_features_lake has its own check, not a gap check
         assert sorted(check_texts) == sorted(
             [f"[WARN] {a}: check no_window_gaps failed" for a in live_assets if a in tables] + [sanity_text]
         )

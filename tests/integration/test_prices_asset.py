@@ -13,8 +13,8 @@ from crypto_assets.partitions import PARTITION_KEY_FORMAT
 from crypto_assets.prices import price_data_real
 from resources.sources.price_sources import PriceSourceResource
 from resources.storage.dagster_resources import WarehouseResource
+from resources.storage.schema import price_data_real as price_table
 from resources.storage.warehouse import Warehouse
-from resources.storage.warehouse import price_data_real as price_table
 from tests.fakes.price_servers import FakeBinance, FakeCoinGecko, FakeOkx
 
 KEY = "2026-11-20-12:00"

@@ -28,7 +28,8 @@ from crypto_assets.prices import price_data_real
 from resources.sources.news_sources import NewsSourcesResource
 from resources.sources.price_sources import PriceSourceResource
 from resources.storage.dagster_resources import WarehouseResource
-from resources.storage.warehouse import METADATA, get_warehouse
+from resources.storage.schema import METADATA
+from resources.storage.warehouse import get_warehouse
 from tests.fakes.fake_news_servers import FakeNewsServer, FeedSpec, feed_entry, guardian_result, reddit_post
 from tests.fakes.price_servers import FakeBinance, FakeCoinGecko
 from tests.fakes.private_mariadb import PrivateMariaDB, private_mariadb  # noqa: F401 (fixture)

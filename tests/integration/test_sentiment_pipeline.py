@@ -20,9 +20,9 @@ from crypto_assets.sentiment import sentiment_data  # noqa: E402
 from resources.model.sentiment import SentimentModelResource  # noqa: E402
 from resources.sources.news_sources import NewsSourcesResource  # noqa: E402
 from resources.storage.dagster_resources import WarehouseResource  # noqa: E402
+from resources.storage.schema import news_items as news_table  # noqa: E402
+from resources.storage.schema import sentiment_data as sentiment_table  # noqa: E402
 from resources.storage.warehouse import Warehouse  # noqa: E402
-from resources.storage.warehouse import news_items as news_table  # noqa: E402
-from resources.storage.warehouse import sentiment_data as sentiment_table  # noqa: E402
 from tests.fakes.fake_news_servers import FakeNewsServer, FeedSpec, feed_entry, guardian_result, reddit_post  # noqa: E402
 from tests.fakes.tiny_model import save_tiny_cryptobert  # noqa: E402
 

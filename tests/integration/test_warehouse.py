@@ -9,7 +9,8 @@ import sqlalchemy as sa
 
 from resources.config.universe import load_universe
 from resources.sources.simulated import simulated_price_frame
-from resources.storage.warehouse import Warehouse, WarehouseError, partition_log, price_data_real
+from resources.storage.schema import partition_log, price_data_real
+from resources.storage.warehouse import Warehouse, WarehouseError
 
 START = datetime(2026, 11, 20, 0, 0)
 

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from resources.storage.warehouse import LOAD_DATA_MIN_ROWS, Warehouse, WarehouseError, news_items
+from resources.storage.schema import news_items
+from resources.storage.warehouse import LOAD_DATA_MIN_ROWS, Warehouse, WarehouseError
 
 NASTY = [
     "tab\there",
@@ -64,7 +65,7 @@ def test_load_data_path_round_trips_text(mysql_url):
 
 
 def test_load_data_path_round_trips_dates_and_missing_values(mysql_url):
-    from resources.storage.warehouse import macro_indicators
+    from resources.storage.schema import macro_indicators
 
     wh = Warehouse(mysql_url)
     days = pd.date_range("2020-01-01", periods=LOAD_DATA_MIN_ROWS // 2 + 10, freq="D")

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from crypto_assets.checks import (
     CHECK_KINDS,
-    TABLE_SPECS,
+    TABLE_CHECKS,
     CheckInput,
     build_table_check,
     build_table_checks,
@@ -21,8 +21,9 @@ from resources.config.universe import load_universe
 from resources.sources.price_sources import PriceSourceResource
 from resources.sources.simulated import simulated_price_frame
 from resources.storage.dagster_resources import WarehouseResource
-from resources.storage.warehouse import Warehouse, partition_log, sentiment_data
-from resources.storage.warehouse import price_data_real as price_table
+from resources.storage.schema import PRICES, partition_log, sentiment_data
+from resources.storage.schema import price_data_real as price_table
+from resources.storage.warehouse import Warehouse
 
 START = datetime(2026, 11, 20, 12, 0)
 HOUR = timedelta(hours=1)
@@ -61,7 +62,7 @@ def test_checks_are_built_only_for_assets_in_the_definitions_with_their_blocking
     }
     assert specs["price_sanity"].blocking and specs["unique_non_null_keys"].blocking
     assert not specs["symbol_coverage"].blocking
-    assert {s.asset for s in TABLE_SPECS} == {
+    assert {s.asset for s in TABLE_CHECKS} == {
         "price_data_real",
         "news_items",
         "sentiment_data",
@@ -266,7 +267,7 @@ def features_like() -> None:
 
 
 def test_a_failing_blocking_check_stops_downstream_assets_in_the_run(sqlite_url):
-    checks = build_table_check(TABLE_SPECS[0], FIVE_MINUTE_PARTITIONS)
+    checks = build_table_check(PRICES, FIVE_MINUTE_PARTITIONS)
     result = dg.materialize(
         [bad_prices, checks, features_like],
         partition_key="2026-11-20-12:00",

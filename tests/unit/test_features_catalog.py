@@ -7,17 +7,17 @@ import sys
 from pathlib import Path
 
 from crypto_assets.features import docs
-from crypto_assets.features.catalog import (
+from resources.storage.feature_specs import (
     FAMILIES,
     FEATURE_NAMES,
     FEATURE_SET_VERSION,
     FEATURES,
-    FEATURES_TABLE,
     PRICE_LOOKBACK_WINDOWS,
     catalog_records,
     features_in_family,
 )
-from resources.storage.warehouse import METADATA
+from resources.storage.schema import METADATA
+from resources.storage.schema import ml_features_materialized as FEATURES_TABLE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,7 +68,7 @@ def test_docs_check_fails_when_stale(tmp_path) -> None:
 
 def test_catalog_and_computation_import_without_dagster() -> None:
     code = (
-        "import sys; import crypto_assets.features.catalog, crypto_assets.features.compute, "
+        "import sys; import resources.storage.feature_specs, crypto_assets.features.compute, "
         "crypto_assets.features.io, crypto_assets.features.docs; "
         "assert 'dagster' not in sys.modules, 'dagster was imported'"
     )
@@ -76,7 +76,7 @@ def test_catalog_and_computation_import_without_dagster() -> None:
 
 
 def test_sparse_features_are_the_only_nulls_on_complete_history() -> None:
-    from crypto_assets.features.catalog import SPARSE_FEATURES
+    from resources.storage.feature_specs import SPARSE_FEATURES
     from tests.unit.test_features_reference import WARMUP, features_for, random_prices
 
     assert SPARSE_FEATURES < set(FEATURE_NAMES) and "sent_count_24h" not in SPARSE_FEATURES

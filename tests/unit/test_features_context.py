@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crypto_assets.features.catalog import MACRO_AVAILABILITY_LAG, features_in_family
 from crypto_assets.features.compute import compute_features
+from resources.storage.feature_specs import MACRO_AVAILABILITY_LAG, features_in_family
 from tests.unit.test_features_point_in_time import END, STEP, SYMBOLS, random_sentiment
 from tests.unit.test_features_reference import START, WARMUP, random_prices
 

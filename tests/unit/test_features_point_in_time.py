@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crypto_assets.features.catalog import MACRO_AVAILABILITY_LAG
 from crypto_assets.features.compute import compute_features
+from resources.storage.feature_specs import MACRO_AVAILABILITY_LAG
 from tests.unit.test_features_reference import START, WARMUP, random_prices
 
 STEP = timedelta(minutes=5)

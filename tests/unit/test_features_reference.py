@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crypto_assets.features.catalog import ALPHA_WINDOWS, FEATURE_NAMES, features_in_family
 from crypto_assets.features.compute import compute_features, history_start
+from resources.storage.feature_specs import ALPHA_WINDOWS, FEATURE_NAMES, features_in_family
 
 START = datetime(2026, 1, 5)
 WARMUP = 288

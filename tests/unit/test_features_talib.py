@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import talib
 
-from crypto_assets.features.catalog import FEATURES_BY_NAME, features_in_family
+from resources.storage.feature_specs import FEATURES_BY_NAME, features_in_family
 from tests.unit.test_features_reference import START, WARMUP, features_for, random_prices
 
 # name -> (trailing window or None for the whole series, function of (high, low, close, volume) -> value array)

@@ -14,8 +14,9 @@ from crypto_assets.definitions import ASSETS, defs
 from crypto_assets.partitions import PARTITION_KEY_FORMAT
 from resources.config.universe import load_universe
 from resources.sources.simulated import simulated_price_frame
-from resources.storage.warehouse import Warehouse, partition_log, utc_now
-from resources.storage.warehouse import price_data_real as price_table
+from resources.storage.schema import partition_log
+from resources.storage.schema import price_data_real as price_table
+from resources.storage.warehouse import Warehouse, utc_now
 from sensors.gaps import GAP_HEALING, HealRequest, build_gap_sensor, plan_heal_requests
 
 W = timedelta(minutes=5)

@@ -1,8 +1,10 @@
 """The feature catalog: one :class:`FeatureSpec` a column of ``ml_features_materialized``.
 
-The catalog is the single source of truth for the feature table: importing this module declares
-the table with exactly these columns (``define_features_table``), ``docs/features.md`` is
-generated from it (``python -m crypto_assets.features.docs``), and the API serves it.
+The catalog is the single source of truth for the feature table: :mod:`resources.storage.schema`
+declares the table with exactly these columns, ``docs/features.md`` is generated from it
+(``python -m crypto_assets.features.docs``), and the API serves it. Pure data, no Dagster and no
+SQLAlchemy: adding a feature is one ``add(...)`` below (and its computation in
+``crypto_assets/features/compute.py``).
 
 Conventions every feature follows (``docs/features.md`` repeats them for notebook users):
 
@@ -33,15 +35,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from types import MappingProxyType
 
-from resources.storage.warehouse import define_features_table
+from resources.storage.windows import DAY, WINDOW
 
 #: Bumped by hand when a computation changes without the catalog changing; the catalog's own
 #: fingerprint is appended, so a renamed/added/removed feature changes the version by itself.
 FEATURE_SET_MAJOR = "1.0"
 
-WINDOW = timedelta(minutes=5)
-DAY_WINDOWS = 288
-HOUR_WINDOWS = 12
+DAY_WINDOWS = DAY // WINDOW  # 288
+HOUR_WINDOWS = timedelta(hours=1) // WINDOW  # 12
 
 #: Alpha158's rolling windows (in 5-minute bars).
 ALPHA_WINDOWS = (5, 10, 20, 30, 60)
@@ -1029,6 +1030,3 @@ def catalog_records() -> list[dict[str, object]]:
         }
         for s in FEATURES
     ]
-
-
-FEATURES_TABLE = define_features_table(list(FEATURE_NAMES))
