@@ -30,7 +30,7 @@ from api.warehouse_check import MissingWarehouse, check_warehouse
 from resources.config.settings import Settings
 from resources.storage.lake import FeatureLake
 from resources.storage.warehouse import get_warehouse, utc_now
-from resources.storage.windows import WINDOW
+from resources.storage.windows import WINDOW, window_floor
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +136,7 @@ def default_end(state: State, asset: str) -> datetime:
     latest = state.latest.get(asset)
     if latest is not None:
         return window_end(asset, latest)
-    now = utc_now()
-    return now - timedelta(minutes=now.minute % 5, seconds=now.second, microseconds=now.microsecond) + WINDOW
+    return window_floor(utc_now()) + WINDOW
 
 
 def parse_columns(requested: str | None, available: Sequence[str], what: str) -> list[str] | None:

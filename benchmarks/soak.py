@@ -71,7 +71,7 @@ from resources.sources.simulated import simulated_price_frame  # noqa: E402
 from resources.storage.lake import LAKE_ASSET  # noqa: E402
 from resources.storage.schema import METADATA  # noqa: E402
 from resources.storage.warehouse import Warehouse, dispose_warehouse  # noqa: E402
-from resources.storage.windows import WINDOW, window_starts  # noqa: E402
+from resources.storage.windows import WINDOW, window_floor, window_starts  # noqa: E402
 from tests.fakes.fake_webhook import FakeWebhook  # noqa: E402
 from tests.fakes.price_servers import FakeBinance, FakeCoinGecko, FakeOkx  # noqa: E402
 
@@ -262,10 +262,6 @@ def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC)
 
 
-def _floor(value: datetime) -> datetime:
-    return value - timedelta(minutes=value.minute % 5, seconds=value.second, microseconds=value.microsecond)
-
-
 def run_soak(config: SoakConfig) -> SoakReport:
     """Drive the live loop for ``config.windows`` windows, then audit the warehouse and the alerts."""
     began = time.perf_counter()
@@ -343,7 +339,7 @@ class _Loop:
         self.config, self.report, self.coins, self.db_url = config, report, coins, db_url
         self.exchange, self.coingecko, self.hook, self.binance = exchange, coingecko, hook, binance
         self.rng = random.Random(config.seed)
-        start = config.start or _floor(datetime.now(UTC).replace(tzinfo=None)) + WINDOW
+        start = config.start or window_floor(datetime.now(UTC).replace(tzinfo=None)) + WINDOW
         self.first_window = start
         self.windows = window_starts(start, start + config.windows * WINDOW)
         self.clock = SimClock(start)

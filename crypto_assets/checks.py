@@ -35,7 +35,7 @@ from resources.sources.coingecko import MARKET_FIELDS
 from resources.sources.market_history import MAX_AGE as HISTORY_MAX_AGE
 from resources.storage.dagster_resources import WarehouseResource
 from resources.storage.feature_specs import FEATURE_NAMES, SPARSE_FEATURES
-from resources.storage.schema import FEATURES, MACRO, NEWS, PRICES, SENTIMENT, TableContract
+from resources.storage.schema import CONTRACTS, FEATURES, PRICES, SENTIMENT, TableContract
 from resources.storage.warehouse import Warehouse, to_naive_utc
 from resources.storage.windows import window_starts
 
@@ -404,14 +404,18 @@ CHECK_KINDS: dict[str, CheckKind] = {
     )
 }
 
-#: The check kinds of each table, in the contract's order.
+#: The checks of particular tables, beyond the key check every table gets and the gap check every
+#: 5-minute table gets.
+_TABLE_KINDS: Mapping[TableContract, tuple[str, ...]] = {
+    PRICES: ("price_sanity", "symbol_coverage", "market_data_freshness"),
+    SENTIMENT: ("score_range", "label_mix"),
+    FEATURES: ("feature_nan_ratio", "symbol_coverage"),
+}
+#: The check kinds of every table of the contract.
 TABLE_CHECKS: Mapping[TableContract, tuple[str, ...]] = MappingProxyType(
     {
-        PRICES: ("unique_non_null_keys", "price_sanity", "symbol_coverage", "no_window_gaps", "market_data_freshness"),
-        NEWS: ("unique_non_null_keys", "no_window_gaps"),
-        SENTIMENT: ("unique_non_null_keys", "score_range", "label_mix", "no_window_gaps"),
-        FEATURES: ("unique_non_null_keys", "feature_nan_ratio", "symbol_coverage", "no_window_gaps"),
-        MACRO: ("unique_non_null_keys",),
+        c: ("unique_non_null_keys", *_TABLE_KINDS.get(c, ()), *(() if c.daily else ("no_window_gaps",)))
+        for c in CONTRACTS
     }
 )
 

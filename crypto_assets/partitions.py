@@ -8,11 +8,14 @@ midnight so it is stable within a day); rows older than it stay in the tables an
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from dagster import DailyPartitionsDefinition, TimeWindowPartitionsDefinition
 
 from resources.config.settings import Settings, load_settings
+from resources.storage.windows import WINDOW
 
-FIVE_MINUTE_CRON = "*/5 * * * *"
+FIVE_MINUTE_CRON = f"*/{WINDOW // timedelta(minutes=1)} * * * *"
 PARTITION_KEY_FORMAT = "%Y-%m-%d-%H:%M"
 
 

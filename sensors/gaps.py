@@ -34,7 +34,7 @@ from resources.config.settings import load_settings
 from resources.storage.lake import LAKE_ASSET, lake_windows
 from resources.storage.schema import CONTRACTS, FEATURES
 from resources.storage.warehouse import Warehouse, get_warehouse, to_naive_utc, utc_now
-from resources.storage.windows import WINDOW, absent_windows, window_starts
+from resources.storage.windows import WINDOW, absent_windows, window_floor, window_starts
 
 GAP_HEALING = "gap_healing"
 # Assets computed from a trailing history of other assets: {asset: {upstream: lookback in windows}}.
@@ -266,7 +266,7 @@ def build_gap_sensor(
     @dg.sensor(
         name=name,
         job=job,
-        minimum_interval_seconds=300,
+        minimum_interval_seconds=int(WINDOW.total_seconds()),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             f"Requests runs of {job.name} for windows of the last {horizon} missing from "
@@ -276,8 +276,8 @@ def build_gap_sensor(
     )
     def gap_healing(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         now = clock()
-        end = _floor(now - settle, window)  # windows that closed at least `settle` ago
-        start = max(first, _floor(now - horizon, window))
+        end = window_floor(now - settle, window)  # windows that closed at least `settle` ago
+        start = max(first, window_floor(now - horizon, window))
         if end <= start or not keys:
             return dg.SensorResult(skip_reason="no eligible windows")
         warehouse = get_warehouse(load_settings().db_url)
@@ -321,8 +321,3 @@ def heal_run_request(
         asset_selection=selection,
         tags={**tags, ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
     )
-
-
-def _floor(value: datetime, step: timedelta) -> datetime:
-    epoch = datetime(1970, 1, 1)
-    return epoch + ((value - epoch) // step) * step

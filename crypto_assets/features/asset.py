@@ -14,7 +14,7 @@ from crypto_assets.features.io import read_feature_inputs
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
 from resources.storage.dagster_resources import WarehouseResource
 from resources.storage.feature_specs import FEATURE_NAMES, FEATURE_SET_VERSION, PRICE_LOOKBACK_WINDOWS
-from resources.storage.schema import FEATURES
+from resources.storage.schema import FEATURES, MACRO, PRICES, SENTIMENT
 
 
 class FeaturesConfig(dg.Config):
@@ -28,10 +28,10 @@ class FeaturesConfig(dg.Config):
 
 
 @dg.asset(
-    name="ml_features_materialized",
+    name=FEATURES.asset,
     partitions_def=FIVE_MINUTE_PARTITIONS,
     backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=288),
-    deps=[dg.AssetKey("price_data_real"), dg.AssetKey("sentiment_data"), dg.AssetKey("macro_indicators")],
+    deps=[dg.AssetKey(upstream.asset) for upstream in (PRICES, SENTIMENT, MACRO)],
     group_name="features",
     kinds={"python", "pandas", "numpy", "sql"},
     owners=OWNERS,

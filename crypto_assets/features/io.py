@@ -44,9 +44,9 @@ class FeatureInputs:
     def row_counts(self) -> dict[str, int]:
         """Rows read per table (for run metadata)."""
         return {
-            "price_data_real": len(self.prices),
-            "sentiment_data": len(self.sentiment),
-            "macro_indicators": len(self.macro),
+            price_data_real.name: len(self.prices),
+            sentiment_data.name: len(self.sentiment),
+            macro_indicators.name: len(self.macro),
         }
 
 

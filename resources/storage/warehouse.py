@@ -45,6 +45,7 @@ from resources.storage.windows import WINDOW, absent_windows, window_starts
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
 #: MySQL writes of at least this many rows are bulk-loaded with LOAD DATA LOCAL INFILE: the
 #: server parses a TSV 2-3 times faster than multi-row INSERTs, and pyarrow writes it about ten
 #: times faster than Python renders SQL literals (a day of the 313-column features table:

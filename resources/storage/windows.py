@@ -17,6 +17,7 @@ import pandas as pd
 WINDOW = timedelta(minutes=5)
 #: One day: the window of a daily table, and the batch of a backup or a retention pass.
 DAY = timedelta(days=1)
+_EPOCH = datetime(1970, 1, 1)
 
 
 def window_starts(start: datetime, end: datetime, step: timedelta = WINDOW) -> list[datetime]:
@@ -27,6 +28,11 @@ def window_starts(start: datetime, end: datetime, step: timedelta = WINDOW) -> l
         out.append(current)
         current += step
     return out
+
+
+def window_floor(value: datetime, step: timedelta = WINDOW) -> datetime:
+    """The start of the ``step`` window (aligned to the Unix epoch) that holds ``value``."""
+    return _EPOCH + ((value - _EPOCH) // step) * step
 
 
 def absent_windows(
