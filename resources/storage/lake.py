@@ -54,7 +54,7 @@ LAKE_TABLE = "ml_features"
 #: The Dagster asset that writes the lake (crypto_assets/features/lake_asset.py).
 LAKE_ASSET = "ml_features_lake"
 DATE_COLUMN = "date"
-TIME_COLUMN = "timestamp"
+TIME_COLUMN = FEATURES.time_column
 TIME_TYPE = pa.timestamp("us", tz="UTC")
 # Row groups small enough that a symbol filter skips most of a Z-ordered day's file; snappy, as
 # feature doubles compress little and snappy decodes faster than zstd (1.4x on this machine).
