@@ -36,10 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from api.client import CryptoDataClient  # noqa: E402
-from benchmarks.bench_api_features_read import START, features_table, fill  # noqa: E402
+from benchmarks.bench_api_features_read import START, fill  # noqa: E402
 from benchmarks.support import api_server, bench_database  # noqa: E402
 from resources.storage.lake import FeatureLake, range_filter  # noqa: E402
-from resources.storage.schema import FEATURES, partition_log  # noqa: E402
+from resources.storage.schema import FEATURES, ml_features_materialized, partition_log  # noqa: E402
 from resources.storage.warehouse import get_warehouse  # noqa: E402
 
 DATABASE = "crypto_bench_lake"
@@ -104,7 +104,7 @@ def main() -> None:
     from deltalake import DeltaTable
 
     with bench_database(DATABASE, charset="utf8mb4") as url, tempfile.TemporaryDirectory() as scratch:
-        table, origin = features_table(160)
+        table = ml_features_materialized
         symbols = [f"C{i:02d}" for i in range(args.symbols)]
         windows = args.rows // len(symbols)
         end = START + timedelta(minutes=5 * windows)
@@ -119,7 +119,7 @@ def main() -> None:
         sync_s = time.perf_counter() - began
         values = [c.name for c in table.columns if c.name not in ("symbol", "timestamp", "feature_set_version")]
         print(
-            f"setup: {windows * len(symbols):,} rows x {len(values)} value columns ({origin}), {len(symbols)} "
+            f"setup: {windows * len(symbols):,} rows x {len(values)} value columns (feature catalog), {len(symbols)} "
             f"symbols x {windows:,} windows; MariaDB fill {setup:.1f}s, lake sync {sync_s:.1f}s "
             f"({len(DeltaTable(lake.uri).file_uris())} files)"
         )
