@@ -7,8 +7,9 @@ serves it), listed in :data:`CONTRACTS`; ``ml_features_materialized`` is declare
 with one DOUBLE column per feature of :mod:`resources.storage.feature_specs`.
 
 Adding a table is a ``sa.Table`` and a :class:`TableContract` here (and its line in
-:data:`CONTRACTS`); backup, retention, the gateway's ``/v1/freshness`` and the gap-check see it
-from there. Adding a feature is one spec in ``feature_specs.py``: the column follows.
+:data:`CONTRACTS`): backup, retention, the table checks (keys; gaps of 5-minute tables), the
+gateway's ``/v1/freshness`` and the gap sensor's lookbacks take it from there. Adding a feature is
+one spec in ``feature_specs.py`` (and its computation): the column follows.
 """
 
 from __future__ import annotations
