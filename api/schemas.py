@@ -7,13 +7,13 @@ the tests validate bodies against the schema.
 from __future__ import annotations
 
 from datetime import date, datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     """Response formats of the tabular routes."""
 
     json = "json"

@@ -31,7 +31,7 @@ from crypto_assets.prices import price_data_real  # noqa: E402
 from resources.sources.price_sources import PriceSourceResource  # noqa: E402
 from resources.storage.dagster_resources import WarehouseResource  # noqa: E402
 from resources.storage.warehouse import dispose_warehouse, get_warehouse  # noqa: E402
-from resources.storage.warehouse import price_data_real as price_table
+from resources.storage.warehouse import price_data_real as price_table  # noqa: E402
 
 DATABASE = "crypto_bench_backfill"
 DAY = datetime(2026, 11, 1)

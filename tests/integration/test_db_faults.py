@@ -31,7 +31,7 @@ from resources.sources.simulated import simulated_price_frame
 from resources.storage.dagster_resources import WarehouseResource
 from resources.storage.warehouse import Warehouse, WarehouseError, partition_log
 from resources.storage.warehouse import price_data_real as price_table
-from tests.fakes.private_mariadb import PrivateMariaDB, private_db_url, private_mariadb  # noqa: F401 (fixtures)
+from tests.fakes.private_mariadb import PrivateMariaDB
 
 pytestmark = pytest.mark.mysql
 
