@@ -358,7 +358,7 @@ class Reader:
                 pl.c.asset == dataset.asset, sa.func.date(pl.c.window_start) == table.c.observation_date
             )
             source: sa.FromClause = table
-            where = [committed]
+            where: list[sa.ColumnElement[Any]] = [committed]
         else:
             source, _ = self.committed_source(table, dataset)
             where = []

@@ -80,7 +80,7 @@ def news_items(
     # to their own windows (re-running those windows stores them there), never to this one.
     earlier = items_before(collection, start)
     if len(earlier):
-        known = set()
+        known: set[str] = set()
         ids = earlier["item_id"].tolist()
         for offset in range(0, len(ids), 500):
             known.update(

@@ -106,7 +106,8 @@ def _delete_batch(
                 )
             return int(rows), int(windows)
         except DBAPIError as exc:
-            code = exc.orig.args[0] if wh.is_mysql and getattr(exc.orig, "args", None) else None
+            args = getattr(exc.orig, "args", None)
+            code = args[0] if wh.is_mysql and args else None
             if code not in _RETRYABLE_MYSQL or attempt == max_attempts:
                 raise
             log.warning(
