@@ -3,5 +3,5 @@
 Run it with ``python -m api`` (loopback only unless API keys are configured) or
 ``uvicorn api.app:app``; read it from Python with :class:`api.client.CryptoDataClient`.
 It imports only ``resources.storage.warehouse``, ``resources.config.settings``, the feature catalog and (the client)
-``resources.sources.http``'s ``Retry-After`` parser: no Dagster.
+the standard-library ``Retry-After`` parser ``resources.sources.retry_after``: no Dagster.
 """

@@ -45,8 +45,8 @@ from resources.sources.http import (
     SourceError,
     circuit_breaker_for,
     deadline_error,
-    parse_retry_after,
 )
+from resources.sources.retry_after import parse_retry_after
 
 log = logging.getLogger(__name__)
 
