@@ -18,8 +18,12 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING, cast
 
 import orjson
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +72,7 @@ class ResponseCache:
         self.prefix = prefix
         self._local: OrderedDict[str, tuple[float, CachedResponse]] = OrderedDict()
         self._local_entries = local_entries
-        self._redis = None
+        self._redis: Redis | None = None
         self._redis_down_until = 0.0
         self.hits = {"local": 0, "redis": 0}
         self._building: dict[str, asyncio.Future[CachedResponse]] = {}
@@ -83,8 +87,9 @@ class ResponseCache:
     def redis_enabled(self) -> bool:
         return self._redis is not None
 
-    def _redis_usable(self) -> bool:
-        return self._redis is not None and time.monotonic() >= self._redis_down_until
+    def _usable_redis(self) -> Redis | None:
+        """The Redis client, or None when there is none or it failed within the back-off."""
+        return self._redis if time.monotonic() >= self._redis_down_until else None
 
     def _redis_failed(self, exc: Exception) -> None:
         log.warning("redis cache unavailable (%s); serving without it for %.0fs", exc, _REDIS_BACKOFF_S)
@@ -100,9 +105,10 @@ class ResponseCache:
                 self.hits["local"] += 1
                 return value
             self._local.pop(key, None)
-        if self._redis_usable():
+        redis = self._usable_redis()
+        if redis is not None:
             try:
-                raw = await self._redis.get(self.prefix + key)
+                raw = cast(bytes | None, await redis.get(self.prefix + key))  # decode_responses is off: bytes
             except Exception as exc:  # any Redis failure: carry on without the cache
                 self._redis_failed(exc)
                 return None
@@ -153,9 +159,10 @@ class ResponseCache:
     async def set(self, key: str, value: CachedResponse) -> None:
         """Store ``value`` under ``key`` in both tiers."""
         self._remember(key, value)
-        if self._redis_usable():
+        redis = self._usable_redis()
+        if redis is not None:
             try:
-                await self._redis.set(self.prefix + key, value.encode(), ex=self.ttl_s)
+                await redis.set(self.prefix + key, value.encode(), ex=self.ttl_s)
             except Exception as exc:
                 self._redis_failed(exc)
 

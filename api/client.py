@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc as pa_ipc
 
-from resources.sources.http import parse_retry_after
+from resources.sources.retry_after import parse_retry_after
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 _RETRY_STATUSES = {429, 502, 503, 504}

@@ -380,7 +380,7 @@ class Reader:
                 pl.c.asset == dataset.asset, sa.func.date(pl.c.window_start) == table.c[dataset.time_column]
             )
             source: sa.FromClause = table
-            where: list[sa.ColumnElement] = [committed]
+            where: list[sa.ColumnElement[Any]] = [committed]
         else:
             source, _ = self.committed_source(table, dataset)
             where = []

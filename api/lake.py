@@ -251,7 +251,7 @@ class FeatureSource:
         cursor: Sequence[Any] | None,
         stop: Sequence[Any] | None,
     ) -> pa.Table | None:
-        if self._lake_filter is None:
+        if self._lake_filter is None or self.dataset is None:
             return None
         expression = self._lake_filter
         if symbols is not None and not (self.every_symbol and len(symbols) == len(self.symbols)):

@@ -7,13 +7,13 @@ the tests validate bodies against the schema.
 from __future__ import annotations
 
 from datetime import date, datetime
-from enum import Enum
-from typing import Literal
+from enum import StrEnum
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     """Response formats of the tabular routes."""
 
     json = "json"
@@ -176,13 +176,14 @@ class MacroPage(Page):
     data: list[MacroRow]
 
 
-MATERIALIZED = "materialized"
-NEVER_MATERIALIZED = "never materialized"
+# The freshness statuses, once: the type the schema states, and the names the route writes.
+FreshnessStatus = Literal["materialized", "never materialized"]
+MATERIALIZED, NEVER_MATERIALIZED = get_args(FreshnessStatus)
 
 
 class AssetFreshness(BaseModel):
     asset: str
-    status: Literal[MATERIALIZED, NEVER_MATERIALIZED] = Field(
+    status: FreshnessStatus = Field(
         description="'never materialized' for an asset with no committed window yet (its last_* fields are null)"
     )
     last_window_start: datetime | None = Field(description="Start of the latest committed window (UTC)")

@@ -93,7 +93,10 @@ class Gateway:
 
     async def state(self) -> State:
         """The committed state (from memory while younger than ``CRYPTO_API_STATE_TTL``)."""
-        return self.fresh_state() or await run_in_threadpool(lambda: self.reader().state())
+        current = self.fresh_state()
+        if current is not None:
+            return current
+        return await run_in_threadpool(lambda: self.reader().state())
 
 
 # -------------------------------------------------------------------------------- parameters

@@ -30,7 +30,7 @@ from crypto_assets.partitions import PARTITION_KEY_FORMAT  # noqa: E402
 from crypto_assets.prices import price_data_real  # noqa: E402
 from resources.sources.price_sources import PriceSourceResource  # noqa: E402
 from resources.storage.dagster_resources import WarehouseResource  # noqa: E402
-from resources.storage.schema import price_data_real as price_table
+from resources.storage.schema import price_data_real as price_table  # noqa: E402
 from resources.storage.warehouse import dispose_warehouse, get_warehouse  # noqa: E402
 
 DATABASE = "crypto_bench_backfill"

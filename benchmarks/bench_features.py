@@ -127,9 +127,10 @@ def seed(wh: Warehouse, start: datetime, days: int) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------------------------ measures
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any]:
+    """Seconds of one call ``fn(*args, **kwargs)`` and its result."""
     began = time.perf_counter()
-    result = fn()
+    result = fn(*args, **kwargs)
     return time.perf_counter() - began, result
 
 
@@ -180,7 +181,7 @@ def computation(wh: Warehouse, start: datetime, days: int) -> dict[str, Any]:
         for _ in range(runs):
             profile: dict[str, float] = {}
             took, frame = timed(
-                lambda: compute_features(inputs.prices, inputs.sentiment, inputs.macro, first, end, profile=profile)
+                compute_features, inputs.prices, inputs.sentiment, inputs.macro, first, end, profile=profile
             )
             seconds.append(took)
             profiles.append(profile)
@@ -278,15 +279,14 @@ def write_paths(url: str, start: datetime, current_days: int) -> dict[str, float
         took = []
         for first, frame in frames[:current_days] if name == "insert" else frames[:1]:
             seconds, _ = timed(
-                lambda: wh.write_partition(
-                    FEATURES.name,
-                    frame,
-                    start=first,
-                    end=first + DAY,
-                    run_id="bench-write",
-                    code_version="bench",
-                    time_column="timestamp",
-                )
+                wh.write_partition,
+                FEATURES.name,
+                frame,
+                start=first,
+                end=first + DAY,
+                run_id="bench-write",
+                code_version="bench",
+                time_column="timestamp",
             )
             took.append(seconds)
         out[f"write_day_{name}_s"] = statistics.median(took)

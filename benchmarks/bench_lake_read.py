@@ -25,12 +25,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import connectorx
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from deltalake import DeltaTable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -46,10 +49,17 @@ DATABASE = "crypto_bench_lake"
 SYNC_SPAN = timedelta(days=30)
 
 
-def timed(what: Callable[[], object]) -> tuple[float, object]:
+def timed(what: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any]:
+    """Seconds of one call ``what(*args, **kwargs)`` and its result."""
     began = time.perf_counter()
-    result = what()
+    result = what(*args, **kwargs)
     return time.perf_counter() - began, result
+
+
+def read_delta_directly(uri: str, columns: list[str], end: datetime) -> pd.DataFrame:
+    """``columns`` of the features from START to ``end``, read with pyarrow from the Delta table at ``uri``."""
+    dataset = DeltaTable(uri).to_pyarrow_dataset()
+    return dataset.to_table(columns=["symbol", "timestamp", *columns], filter=range_filter(START, end)).to_pandas()
 
 
 def committed_query(table: sa.Table, columns: list[str], symbols: list[str], start, end) -> sa.Select:
@@ -100,9 +110,6 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8775)
     args = parser.parse_args()
 
-    import connectorx
-    from deltalake import DeltaTable
-
     with bench_database(DATABASE, charset="utf8mb4") as url, tempfile.TemporaryDirectory() as scratch:
         table = ml_features_materialized
         symbols = [f"C{i:02d}" for i in range(args.symbols)]
@@ -147,11 +154,11 @@ def main() -> None:
             for title, columns, case_end in cases:
                 figures: dict[str, tuple[float, int]] = {}
                 # Every symbol, as a notebook reading the universe asks (no symbols= parameter).
-                lake_s, frame = timed(lambda: via_lake.features(None, start=START, end=case_end, columns=columns))
+                lake_s, frame = timed(via_lake.features, None, start=START, end=case_end, columns=columns)
                 figures["client, lake path"] = (lake_s, len(frame))
                 probe = frame[columns[-1]].to_numpy()
                 del frame
-                mysql_s, frame = timed(lambda: via_mysql.features(None, start=START, end=case_end, columns=columns))
+                mysql_s, frame = timed(via_mysql.features, None, start=START, end=case_end, columns=columns)
                 figures["client, MySQL path"] = (mysql_s, len(frame))
                 assert np.allclose(probe, frame[columns[-1]].to_numpy(), equal_nan=True)
                 del frame
@@ -160,17 +167,10 @@ def main() -> None:
                         dialect=wh.engine.dialect, compile_kwargs={"literal_binds": True}
                     )
                 )
-                cx_s, arrow = timed(lambda: connectorx.read_sql(cx_url, sql, return_type="arrow"))
+                cx_s, arrow = timed(connectorx.read_sql, cx_url, sql, return_type="arrow")
                 figures["connectorx from MariaDB (Arrow)"] = (cx_s, arrow.num_rows)
                 del arrow
-
-                def direct() -> pd.DataFrame:
-                    dataset = DeltaTable(lake.uri).to_pyarrow_dataset()
-                    return dataset.to_table(
-                        columns=["symbol", "timestamp", *columns], filter=range_filter(START, case_end)
-                    ).to_pandas()
-
-                direct_s, frame = timed(direct)
+                direct_s, frame = timed(read_delta_directly, lake.uri, columns, case_end)
                 figures["pyarrow on the Delta table (to pandas)"] = (direct_s, len(frame))
                 del frame
                 print(f"\n{title}")

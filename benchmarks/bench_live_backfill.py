@@ -36,7 +36,7 @@ from resources.sources.coingecko import MARKET_FIELDS  # noqa: E402
 from resources.sources.http import reset_circuit_breakers  # noqa: E402
 from resources.sources.price_sources import PriceSourceResource  # noqa: E402
 from resources.storage.dagster_resources import WarehouseResource  # noqa: E402
-from resources.storage.schema import price_data_real as price_table
+from resources.storage.schema import price_data_real as price_table  # noqa: E402
 from resources.storage.warehouse import dispose_warehouse, get_warehouse  # noqa: E402
 from tests.fakes.price_servers import FakeBinance, FakeCoinGecko, FakeOkx  # noqa: E402
 

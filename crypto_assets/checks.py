@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
+from typing import SupportsInt
 
 import dagster as dg
 import numpy as np
@@ -75,7 +76,7 @@ class CheckInput:
         column = self.table.c[self.time_column]
         low, high = start or self.start, self.end
         if isinstance(column.type, sa.Date) and not isinstance(column.type, sa.DateTime):
-            low, high = low.date(), high.date()
+            return sa.select(*columns).where(column >= low.date(), column < high.date())
         return sa.select(*columns).where(column >= low, column < high)
 
     def base_metadata(self) -> dict[str, object]:
@@ -207,12 +208,12 @@ def price_sanity(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     )
     examples = [
         {
-            "symbol": r.symbol,
-            "window_start": pd.Timestamp(getattr(r, data.time_column)).isoformat(),
-            "close": float(r.close),
-            "previous_close": float(r.previous_close),
+            "symbol": r["symbol"],
+            "window_start": pd.Timestamp(r[data.time_column]).isoformat(),
+            "close": float(r["close"]),
+            "previous_close": float(r["previous_close"]),
         }
-        for r in jumps.head(10).itertuples(index=False)
+        for r in jumps.head(10).to_dict("records")
     ]
     return (
         passed,
@@ -244,7 +245,8 @@ def market_data_freshness(data: CheckInput) -> tuple[bool, str, dict[str, object
     live = frame[~source.eq("simulated")] if len(frame) else frame
     without = int((live["close"].notna() & live[list(MARKET_FIELDS)].isna().any(axis=1)).sum()) if len(live) else 0
     stale_value = data.run_metadata.get("stale_snapshot_count")
-    stale = int(getattr(stale_value, "value", stale_value) or 0)
+    stale_value = getattr(stale_value, "value", stale_value)  # an IntMetadataValue from the run, or a number
+    stale = int(stale_value) if isinstance(stale_value, SupportsInt) else 0
     passed = too_old == 0 and stale == 0
     text = (
         f"{len(frame)} rows; {too_old} with market data older than its bound; {stale} stale snapshot(s) left "
@@ -282,7 +284,7 @@ def label_mix(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     """No single sentiment label holds more than 95% of the range's rows (a stuck or broken model)."""
     t = data.table
     frame = data.warehouse.read_frame(data.in_range(t.c.label, sa.func.count().label("n")).group_by(t.c.label))
-    counts = {str(r.label): int(r.n) for r in frame.itertuples(index=False)}
+    counts = {str(label): int(n) for label, n in zip(frame["label"], frame["n"], strict=True)}
     total = sum(counts.values())
     dominant, top = max(counts.items(), key=lambda kv: kv[1]) if counts else ("", 0)
     share = top / total if total else 0.0
@@ -504,7 +506,9 @@ def build_table_check(
                 passed=bool(passed),
                 severity=kind.severity,
                 description=text,
-                metadata={**data.base_metadata(), **metadata},
+                # The checks' metadata are plain numbers, strings, lists and dicts, which Dagster takes
+                # as metadata values; its annotation names each kind, not a Mapping[str, object].
+                metadata={**data.base_metadata(), **metadata},  # type: ignore[dict-item]
             )
 
     return table_checks

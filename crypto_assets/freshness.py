@@ -53,7 +53,7 @@ def deadline_cron_for(partitions_def: dg.PartitionsDefinition | None) -> str | N
 
 def freshness_rules(assets: Sequence[dg.AssetsDefinition]) -> list[FreshnessRule]:
     """A :class:`FreshnessRule` for each 5-minute and daily asset key of ``assets``."""
-    rules = []
+    rules: list[FreshnessRule] = []
     for asset in assets:
         cron = deadline_cron_for(asset.partitions_def)
         if cron is not None and isinstance(asset.partitions_def, dg.TimeWindowPartitionsDefinition):

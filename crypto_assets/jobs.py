@@ -96,11 +96,16 @@ def offset_cron(minutes: int) -> str:
     return f"{minutes}-59/5 * * * *"
 
 
-_five_minute_partition_schedule = dg.build_schedule_from_partitioned_job(
+_built_schedule = dg.build_schedule_from_partitioned_job(
     five_minute_job,
     name="five_minute_partition_schedule",
     tags={TRIGGER_TAG: "schedule"},
 )
+# The job states its partitions, so the builder resolves the schedule at once (the unresolved kind,
+# which cannot be evaluated, is for asset jobs that take their partitions from the assets).
+if not isinstance(_built_schedule, dg.ScheduleDefinition):
+    raise TypeError("five_minute_job must state its partitions_def")
+_five_minute_partition_schedule: dg.ScheduleDefinition = _built_schedule
 
 
 @dg.schedule(
@@ -155,4 +160,4 @@ def macro_run_days(tick: datetime, lookback_days: int) -> list[str]:
     first = max(first, DAILY_PARTITIONS.start.astimezone(UTC))
     if first >= end:
         return []
-    return DAILY_PARTITIONS.get_partition_keys_in_time_window(dg.TimeWindow(first, end))
+    return list(DAILY_PARTITIONS.get_partition_keys_in_time_window(dg.TimeWindow(first, end)))

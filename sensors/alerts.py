@@ -324,7 +324,7 @@ freshness_alert_sensor = build_check_alert_sensor(
 
 def _failed_only_on_blocking_checks(instance: dg.DagsterInstance, run_id: str) -> bool:
     failures = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
-    errors = [entry.dagster_event.event_specific_data.error for entry in failures if entry.dagster_event]
+    errors = [entry.dagster_event.step_failure_data.error for entry in failures if entry.dagster_event]
     return bool(errors) and all(
         error is not None and error.cls_name == "DagsterAssetCheckFailedError" for error in errors
     )
@@ -338,9 +338,9 @@ def run_failure_alert(
     steps = sorted({entry.step_key for entry in failures if entry.step_key})
     error = next(
         (
-            entry.dagster_event.event_specific_data.error
+            entry.dagster_event.step_failure_data.error
             for entry in failures
-            if entry.dagster_event and entry.dagster_event.event_specific_data.error
+            if entry.dagster_event and entry.dagster_event.step_failure_data.error
         ),
         None,
     )
@@ -348,7 +348,7 @@ def run_failure_alert(
         error = error.cause  # the user code's own exception
     detail = f"steps failed: {', '.join(steps)}" if steps else "the run failed outside its steps"
     if error is not None:
-        first_line = error.message.strip().splitlines()[0] if error.message.strip() else error.cls_name
+        first_line = error.message.strip().splitlines()[0] if error.message.strip() else str(error.cls_name)
         detail += f"; {error.cls_name}: {first_line[:300]}"
     attempts = run.tags.get("dagster/retry_number")
     if attempts:

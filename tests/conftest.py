@@ -17,7 +17,12 @@ import pytest
 
 from resources.sources.http import reset_circuit_breakers
 from resources.storage.warehouse import dispose_warehouse
+from tests.fakes.private_mariadb import private_db_url, private_mariadb  # noqa: F401 (fixtures, see below)
 from tests.services import MYSQL, REDIS, SERVICES, ci_mode
+
+# private_mariadb and private_db_url serve the tests that kill and restart a server of their own:
+# offered here so that no test module imports a fixture and shadows it with a parameter. (Not as
+# ``pytest_plugins``: tests.services imports the module first, so pytest could not rewrite its asserts.)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -116,7 +118,7 @@ class PriceGrid:
 def _positions(times: pd.Series, first: np.datetime64, length: int) -> tuple[np.ndarray, np.ndarray]:
     """Grid column of each time, and which times fall on the grid."""
     ns = pd.to_datetime(times).to_numpy(dtype="datetime64[ns]").astype(np.int64)
-    offset = ns - np.datetime64(first, "ns").astype(np.int64)
+    offset = ns - first.astype("datetime64[ns]").astype(np.int64)
     column = offset // _WINDOW_NS
     on_grid = (offset % _WINDOW_NS == 0) & (column >= 0) & (column < length)
     return column, on_grid
@@ -138,8 +140,8 @@ def build_price_grid(prices: pd.DataFrame, start: datetime, end: datetime) -> Pr
     )
     frame = frame.loc[on_grid]
     column = column[on_grid]
-    row, symbols = pd.factorize(frame["symbol"].astype(str), sort=True)
-    symbols = np.asarray(symbols, dtype=object)
+    row, labels = pd.factorize(frame["symbol"].astype(str), sort=True)
+    symbols = np.asarray(labels, dtype=object)
 
     def scatter(name: str) -> np.ndarray:
         out = np.full((len(symbols), length), NAN)
@@ -825,6 +827,7 @@ def _macro(c: _Chunk) -> None:
         put("macro_cpi_mom", cpi["latest"] / cpi["previous"] - 1.0)
 
 
+_T = TypeVar("_T")
 _PER_SYMBOL: tuple[Callable[[_Chunk], None], ...] = (_returns, _volatility, _candle, _rolling, _talib, _volume)
 
 
@@ -834,7 +837,7 @@ def _compute_block(c: _Chunk, profile: dict[str, float] | None = None) -> np.nda
     With ``profile``, the seconds spent per family are added to it.
     """
 
-    def run(name: str, step: Callable[[], object]) -> object:
+    def run(name: str, step: Callable[[], _T]) -> _T:
         if profile is None:
             return step()
         began = time.perf_counter()
@@ -844,7 +847,7 @@ def _compute_block(c: _Chunk, profile: dict[str, float] | None = None) -> np.nda
 
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for family in _PER_SYMBOL:
-            run(family.__name__.lstrip("_"), lambda family=family: family(c))
+            run(family.__name__.lstrip("_"), partial(family, c))
         has_row = run("quality", lambda: _quality(c))
         run("sentiment", lambda: _sentiment(c, has_row))
         for name, values in list(c.out.items()):

@@ -151,8 +151,8 @@ def stochastic(
             return np.where(diff != 0, (block.at(close, lag) - lowest) / np.where(diff != 0, diff, 1.0), 0.0)
 
     fast = [fast_k(lag) for lag in range(slowk + slowd - 1)]
-    slow_k = [sum(fast[q + i] for i in range(slowk)) / slowk for q in range(slowd)]
-    slow_d = sum(slow_k) / slowd
+    slow_k = [sum(fast[q + 1 : q + slowk], fast[q]) / slowk for q in range(slowd)]
+    slow_d = sum(slow_k[1:], slow_k[0]) / slowd
     return slow_k[0], slow_d
 
 

@@ -70,10 +70,10 @@ class MissingCounts:
         key = (block.lo, block.hi, tuple(sorted(names)), length)
         cached = self._cache.get(key)
         if cached is None:
-            ok = None
-            for name in key[2]:
-                part = missing_in_window(block, self._prefix[name], length) == 0
-                ok = part if ok is None else ok & part
+            first, *others = key[2]
+            ok = missing_in_window(block, self._prefix[first], length) == 0
+            for name in others:
+                ok = ok & (missing_in_window(block, self._prefix[name], length) == 0)
             cached = self._cache[key] = ok
         return cached
 

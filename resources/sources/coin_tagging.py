@@ -308,7 +308,7 @@ class CoinTagger:
                     if written not in (canonical, canonical.upper()):
                         continue  # "near", "stellar", "sui generis": prose, not the coin
                     paren = _PAREN_TICKER_AFTER.match(text[match.end() : match.end() + 20])
-                    has_ticker = bool(paren) and paren.group(1).upper() == symbol
+                    has_ticker = paren is not None and paren.group(1).upper() == symbol
                     if not (has_ticker or self._qualified(text, match.end())):
                         continue
                 add(symbol, match.start(), match.end(), "name")

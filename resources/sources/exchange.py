@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, partial
 from typing import Any, TypeVar
 
 import ccxt
@@ -45,8 +45,8 @@ from resources.sources.http import (
     SourceError,
     circuit_breaker_for,
     deadline_error,
-    parse_retry_after,
 )
+from resources.sources.retry_after import parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -333,7 +333,7 @@ class Venue:
             since = cursor
             page = self._call(
                 f"fetch_ohlcv {route.market}",
-                lambda: self.client.fetch_ohlcv(route.market, TIMEFRAME, since=since, limit=limit),
+                partial(self.client.fetch_ohlcv, route.market, TIMEFRAME, since=since, limit=limit),
             )
             check_interval(self.id, route.market, page, self.client.crypto_payload, since, limit)
             for bar in page:
@@ -413,14 +413,14 @@ def _checked_bar(name: str, market: str, bar: list) -> tuple:
     values = bar[1:6]
     if any(v is None or not isinstance(v, (int, float)) for v in values):
         raise SourceError(name, f"{market}: bar at {bar[0]} has a missing or non-numeric value: {_excerpt(bar, 120)}")
-    o, h, l, c, v = (float(x) for x in values)
-    if min(o, h, l, c) <= 0 or v < 0:
+    o, h, low, c, v = (float(x) for x in values)
+    if min(o, h, low, c) <= 0 or v < 0:
         raise SourceError(
             name, f"{market}: bar at {bar[0]} has a non-positive price or negative volume: {_excerpt(bar, 120)}"
         )
-    if h < max(o, c, l) or l > min(o, c):
-        raise SourceError(name, f"{market}: inconsistent bar at {bar[0]} (high {h}, low {l})")
-    return (int(bar[0]), o, h, l, c, v)
+    if h < max(o, c, low) or low > min(o, c):
+        raise SourceError(name, f"{market}: inconsistent bar at {bar[0]} (high {h}, low {low})")
+    return (int(bar[0]), o, h, low, c, v)
 
 
 @dataclass

@@ -10,7 +10,6 @@ and a :class:`SourceError` that names the source, the URL and what went wrong af
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import random
@@ -22,6 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+
+from resources.sources.retry_after import parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -218,25 +219,6 @@ class CallStats:
             "throttled": self.throttled,
             "backoff_seconds": round(self.slept_s, 3),
         }
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    now = now or datetime.now(UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 class HttpSource:

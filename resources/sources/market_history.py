@@ -116,7 +116,12 @@ class MarketHistory:
     def _coverage(self, coin_ids: Sequence[str]) -> dict[str, tuple[datetime, datetime]]:
         table = coingecko_history_coverage
         frame = self.warehouse.read_frame(sa.select(table).where(table.c.coin_id.in_(list(coin_ids))))
-        return {r.coin_id: (to_naive_utc(r.covered_from), to_naive_utc(r.covered_to)) for r in frame.itertuples()}
+        return {
+            coin_id: (to_naive_utc(covered_from), to_naive_utc(covered_to))
+            for coin_id, covered_from, covered_to in zip(
+                frame["coin_id"], frame["covered_from"], frame["covered_to"], strict=True
+            )
+        }
 
     def ensure(self, coin_ids: Sequence[str], need_from: datetime, need_to: datetime) -> None:
         """Fetch and cache whatever part of [need_from, need_to] the cache lacks for ``coin_ids``.

@@ -111,7 +111,9 @@ class GuardianClient:
                 if published is None and result.get("webPublicationDate"):
                     skipped["bad_date"] += 1
                     continue
-                fields = result.get("fields") if isinstance(result.get("fields"), dict) else {}
+                fields = result.get("fields")
+                if not isinstance(fields, dict):
+                    fields = {}
                 item = build_item(
                     SOURCE,
                     key=result.get("id"),
@@ -121,7 +123,7 @@ class GuardianClient:
                     url=result.get("webUrl"),
                     skipped=skipped,
                 )
-                if item is None:
+                if item is None or published is None:  # build_item refuses an item without a date
                     continue
                 oldest = published if oldest is None else min(oldest, published)
                 items.append(item)

@@ -125,7 +125,7 @@ def market_moves(coins: Sequence[Coin], start: datetime, end: datetime) -> pd.Da
     frame = simulated_price_frame(coins, start - LOOKBACK, end)
     opens = frame.pivot(index="window_start", columns="symbol", values="open")
     lags = int(LOOKBACK / WINDOW)
-    log_open = np.log(opens)
+    log_open = opens.transform(np.log)
     ret = (log_open - log_open.shift(lags)).loc[pd.Timestamp(start) :]
     risky = [c for c in ret.columns if c not in STABLECOINS]
     rms = np.sqrt((ret[risky] ** 2).mean(axis=1)).replace(0.0, np.nan)
@@ -146,7 +146,7 @@ def simulated_news(
     """The simulated items published in [start, end) (deterministic for each window)."""
     if not coins or end <= start:
         return []
-    moves = market_moves(coins, start, end)
+    moves = market_moves(coins, start, end).to_dict("index")  # (window, symbol) -> price, log_return, z
     symbols = [c.symbol for c in coins]
     by_symbol = {c.symbol: c for c in coins}
     weights = [math.sqrt(c.ref_market_cap_usd or 1e9) * (0.1 if c.symbol in STABLECOINS else 1.0) for c in coins]
@@ -164,7 +164,7 @@ def simulated_news(
                 continue
             picked = rng.choices(symbols, weights=weights, k=2)
             first = by_symbol[picked[0]]
-            move = moves.loc[(pd.Timestamp(window), first.symbol)]
+            move = moves[(pd.Timestamp(window), first.symbol)]
             tone = _tone(rng, float(move["z"]))
             log_return = float(move["log_return"])
             agrees = (tone == "bullish" and log_return > 0) or (tone == "bearish" and log_return < 0)
@@ -183,7 +183,7 @@ def simulated_news(
                 summary = f"It changed hands at {fill['price']}."
             second = by_symbol[picked[1]]
             if kind == "news" and second.symbol != first.symbol and rng.random() < 0.3:
-                move2 = moves.loc[(pd.Timestamp(window), second.symbol)]
+                move2 = moves[(pd.Timestamp(window), second.symbol)]
                 change = float(move2["log_return"])
                 direction = "neutral" if abs(change) < 0.002 else ("bullish" if change > 0 else "bearish")
                 summary += " " + SECOND_COIN[direction].format(

@@ -40,9 +40,9 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def hashed_normal(*keys: np.ndarray | int) -> np.ndarray:
+def hashed_normal(*keys: np.ndarray | np.integer | int) -> np.ndarray:
     """A standard-normal draw that is a pure function of the integer ``keys`` (broadcast)."""
-    acc = np.uint64(0x9E3779B97F4A7C15)
+    acc = np.asarray(np.uint64(0x9E3779B97F4A7C15))
     with np.errstate(over="ignore"):
         for key in keys:
             acc = _mix(np.asarray(key, dtype=np.int64).astype(np.uint64) ^ (acc * np.uint64(31)))
@@ -52,7 +52,7 @@ def hashed_normal(*keys: np.ndarray | int) -> np.ndarray:
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
 
 
-def _value_noise(stream: np.ndarray, steps: np.ndarray) -> np.ndarray:
+def _value_noise(stream: np.ndarray | np.integer, steps: np.ndarray) -> np.ndarray:
     """Smooth multi-octave noise of unit scale at integer ``steps`` for each ``stream`` (broadcast)."""
     total = np.zeros(np.broadcast(stream, steps).shape)
     for octave, (length, amplitude) in enumerate(OCTAVES):

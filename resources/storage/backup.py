@@ -106,8 +106,8 @@ def _to_arrow(table: sa.Table, rows: Sequence[sa.Row]) -> pa.Table:
     schema = arrow_schema(table)
     columns = list(zip(*rows)) if rows else [()] * len(schema)
     arrays = []
-    for spec_field, values in zip(schema, columns):
-        values = list(values)
+    for spec_field, column in zip(schema, columns):
+        values: list[Any] = list(column)
         if pa.types.is_floating(spec_field.type):
             values = [None if v is None else float(v) for v in values]
         arrays.append(pa.array(values, type=spec_field.type))
@@ -296,12 +296,13 @@ def export_warehouse(
 def _segments(windows: pd.DataFrame, window: timedelta) -> list[tuple[datetime, datetime, str]]:
     """Maximal runs of consecutive windows with one code_version: (start, end, code_version)."""
     out: list[tuple[datetime, datetime, str]] = []
-    for row in windows.sort_values("window_start").itertuples(index=False):
-        start = to_naive_utc(row.window_start)
-        if out and out[-1][1] == start and out[-1][2] == row.code_version:
-            out[-1] = (out[-1][0], start + window, row.code_version)
+    ordered = windows.sort_values("window_start")
+    for window_start, code_version in zip(ordered["window_start"], ordered["code_version"], strict=True):
+        start = to_naive_utc(window_start)
+        if out and out[-1][1] == start and out[-1][2] == code_version:
+            out[-1] = (out[-1][0], start + window, code_version)
         else:
-            out.append((start, start + window, row.code_version))
+            out.append((start, start + window, code_version))
     return out
 
 

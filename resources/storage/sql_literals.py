@@ -71,7 +71,9 @@ def mysql_row_literals(table: sa.Table, frame: pd.DataFrame, columns: Sequence[s
 
 def chunked_statements(prefix: str, rows: Sequence[str], max_bytes: int = 4 << 20) -> list[str]:
     """Join row literals into ``prefix VALUES ...`` statements of at most about ``max_bytes`` each."""
-    statements, batch, size = [], [], 0
+    statements: list[str] = []
+    batch: list[str] = []
+    size = 0
     for row in rows:
         if batch and size + len(row) > max_bytes:
             statements.append(prefix + ",".join(batch))

@@ -139,7 +139,8 @@ class Warehouse:
         if url is None:
             raise WarehouseError("connectorx reads need a MySQL/MariaDB warehouse and connectorx installed")
         sql = str(statement.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True}))
-        table = connectorx.read_sql(url, sql, return_type="arrow")
+        # connectorx's first overload takes **kwargs and so claims every return_type: annotate the arrow one
+        table: pa.Table = connectorx.read_sql(url, sql, return_type="arrow")
         return table if arrow else table.to_pandas()
 
     def ensure_schema(self) -> None:
@@ -243,7 +244,7 @@ class Warehouse:
         if len(frame):
             times = pd.to_datetime(frame[time_column])
             counts = times.dt.floor(_pandas_freq(window)).value_counts()
-            per_window = {to_naive_utc(k): int(v) for k, v in counts.items()}
+            per_window = {to_naive_utc(k): int(v) for k, v in zip(counts.index, counts, strict=True)}
         else:
             per_window = {}
         committed_at = utc_now()
@@ -407,7 +408,7 @@ class Warehouse:
                 arr = np.array(floats.tolist(), dtype=object)
                 arr[~np.isfinite(floats)] = None
             else:
-                arr = series.to_numpy(dtype=object, na_value=None).copy()
+                arr = series.to_numpy(dtype=object).copy()
                 arr[pd.isna(series).to_numpy()] = None
             arrays.append(arr.tolist())
         return list(zip(*arrays))
@@ -470,7 +471,7 @@ class Warehouse:
                 cursor.execute(statement, (path,))
                 loaded = cursor.rowcount
             cursor.execute("SELECT @@warning_count")
-            warnings = cursor.fetchone()[0]
+            (warnings,) = cursor.fetchone() or (0,)
             if warnings or loaded != len(frame):
                 cursor.execute("SHOW WARNINGS LIMIT 3")
                 raise WarehouseError(
@@ -645,7 +646,7 @@ def _typed(frame: pd.DataFrame, statement: sa.Executable) -> pd.DataFrame:
         ):
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
         elif isinstance(column_type, sa.DateTime) or (
-            frame[name].dtype == object and frame[name].map(type).eq(datetime).any()
+            frame[name].dtype == object and frame[name].map(lambda v: type(v) is datetime).any()
         ):
             frame[name] = pd.to_datetime(frame[name])
     return frame

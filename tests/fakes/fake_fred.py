@@ -143,7 +143,9 @@ class FakeMacroServer(LoopbackServer):
             first = date.fromisoformat(params.get("realtime_start", today.isoformat()))
             last = date.fromisoformat(params.get("realtime_end", today.isoformat()))
         except ValueError:
-            raise _Answer(*self._fred_error("Bad Request.  Variable realtime_start or realtime_end is not a date."))
+            raise _Answer(
+                *self._fred_error("Bad Request.  Variable realtime_start or realtime_end is not a date.")
+            ) from None
         if last < first:
             raise _Answer(*self._fred_error("Bad Request.  The real-time start is after the real-time end."))
         return series_id, first, last, today

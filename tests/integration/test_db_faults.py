@@ -32,7 +32,7 @@ from resources.storage.dagster_resources import WarehouseResource
 from resources.storage.schema import partition_log
 from resources.storage.schema import price_data_real as price_table
 from resources.storage.warehouse import Warehouse, WarehouseError
-from tests.fakes.private_mariadb import PrivateMariaDB, private_db_url, private_mariadb  # noqa: F401 (fixtures)
+from tests.fakes.private_mariadb import PrivateMariaDB
 
 pytestmark = pytest.mark.mysql
 

@@ -32,7 +32,7 @@ from resources.storage.schema import METADATA
 from resources.storage.warehouse import get_warehouse
 from tests.fakes.fake_news_servers import FakeNewsServer, FeedSpec, feed_entry, guardian_result, reddit_post
 from tests.fakes.price_servers import FakeBinance, FakeCoinGecko
-from tests.fakes.private_mariadb import PrivateMariaDB, private_mariadb  # noqa: F401 (fixture)
+from tests.fakes.private_mariadb import PrivateMariaDB
 
 SECRETS = {
     "COINGECKO_API_KEY": "CG-sEcReT-7d41c0ffee",

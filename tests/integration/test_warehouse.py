@@ -121,7 +121,7 @@ def test_a_failed_insert_rolls_back_the_delete(db_url):
     wh.write_partition("price_data_real", _prices(START, 1), start=START, end=end, run_id="r1", code_version="1")
     bad = _prices(START, 1)
     bad.loc[bad.index[-1], "coin_id"] = None  # NOT NULL column: the INSERT fails half-way
-    with pytest.raises(Exception):
+    with pytest.raises(WarehouseError, match="failed after 1 attempt"):
         wh.write_partition("price_data_real", bad, start=START, end=end, run_id="r2", code_version="1")
     assert _count(wh, price_data_real) == 10
     assert set(wh.committed_windows("price_data_real").run_id) == {"r1"}

@@ -29,6 +29,11 @@ NASTY = [
 ]
 
 
+def _nan_as_none(values) -> list:
+    """``values`` as a list with NaN written as None, so that missing values compare equal."""
+    return [None if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in values]
+
+
 def test_load_data_path_round_trips_text(mysql_url):
     wh = Warehouse(mysql_url)
     assert wh._can_load_data()
@@ -53,8 +58,7 @@ def test_load_data_path_round_trips_text(mysql_url):
     back = wh.read_frame(sa.select(news_items).order_by(news_items.c.item_id))
     back = back.set_index("item_id").loc[frame["item_id"]].reset_index()
     assert back["title"].tolist() == frame["title"].tolist()
-    norm = lambda xs: [None if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in xs]
-    assert norm(back["summary"]) == norm(frame["summary"])
+    assert _nan_as_none(back["summary"]) == _nan_as_none(frame["summary"])
     assert (pd.to_datetime(back["published_at"]) == frame["published_at"]).all()
     # duplicate keys are refused before anything is written; a value the column cannot hold fails the write
     bad = frame.copy()

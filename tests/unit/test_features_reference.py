@@ -285,8 +285,8 @@ def test_volume_and_market_features_match_pandas(case) -> None:
     }
     rb = r["BTC"]
     for label, n in (("4h", 48), ("1d", 288)):
-        expected[f"beta_btc_{label}"] = r.apply(lambda col: col.rolling(n).cov(rb) / rb.rolling(n).var())
-        expected[f"corr_btc_{label}"] = r.apply(lambda col: col.rolling(n).corr(rb))
+        expected[f"beta_btc_{label}"] = r.apply(lambda col, n=n: col.rolling(n).cov(rb) / rb.rolling(n).var())
+        expected[f"corr_btc_{label}"] = r.apply(lambda col, n=n: col.rolling(n).corr(rb))
     for name, frame in expected.items():
         _check(features, name, frame, rtol=1e-6, atol=1e-9)
     # market-wide: every symbol with a row in the window

@@ -19,37 +19,37 @@ from tests.unit.test_features_reference import START, WARMUP, features_for, rand
 
 # name -> (trailing window or None for the whole series, function of (high, low, close, volume) -> value array)
 CHECKS = {
-    **{f"rsi_{n}": (10 * n, lambda h, l, c, v, n=n: talib.RSI(c, n)) for n in (6, 14, 24)},
-    "macd_line": (140, lambda h, l, c, v: talib.MACD(c, 12, 26, 9)[0]),
-    "macd_signal": (140, lambda h, l, c, v: talib.MACD(c, 12, 26, 9)[1]),
-    "macd_hist": (140, lambda h, l, c, v: talib.MACD(c, 12, 26, 9)[2]),
-    "macd_line_rel": (140, lambda h, l, c, v: talib.MACD(c, 12, 26, 9)[0] / c),
-    "macd_signal_rel": (140, lambda h, l, c, v: talib.MACD(c, 12, 26, 9)[1] / c),
-    "macd_hist_rel": (140, lambda h, l, c, v: talib.MACD(c, 12, 26, 9)[2] / c),
-    "bb_upper": (None, lambda h, l, c, v: talib.BBANDS(c, 20, 2, 2, 0)[0]),
-    "bb_middle": (None, lambda h, l, c, v: talib.BBANDS(c, 20, 2, 2, 0)[1]),
-    "bb_lower": (None, lambda h, l, c, v: talib.BBANDS(c, 20, 2, 2, 0)[2]),
-    "bb_width": (None, lambda h, l, c, v: (lambda u, m, lo: (u - lo) / m)(*talib.BBANDS(c, 20, 2, 2, 0))),
-    "bb_pctb": (None, lambda h, l, c, v: (lambda u, m, lo: (c - lo) / (u - lo))(*talib.BBANDS(c, 20, 2, 2, 0))),
-    "atr_14": (140, lambda h, l, c, v: talib.ATR(h, l, c, 14)),
-    "natr_14": (140, lambda h, l, c, v: talib.NATR(h, l, c, 14)),
-    "adx_14": (150, lambda h, l, c, v: talib.ADX(h, l, c, 14)),
-    "plus_di_14": (150, lambda h, l, c, v: talib.PLUS_DI(h, l, c, 14)),
-    "minus_di_14": (150, lambda h, l, c, v: talib.MINUS_DI(h, l, c, 14)),
-    "cci_14": (None, lambda h, l, c, v: talib.CCI(h, l, c, 14)),
-    "mfi_14": (None, lambda h, l, c, v: talib.MFI(h, l, c, v, 14)),
-    "willr_14": (None, lambda h, l, c, v: talib.WILLR(h, l, c, 14)),
-    "stoch_k": (None, lambda h, l, c, v: talib.STOCH(h, l, c, 5, 3, 0, 3, 0)[0]),
-    "stoch_d": (None, lambda h, l, c, v: talib.STOCH(h, l, c, 5, 3, 0, 3, 0)[1]),
-    "roc_pct_10": (None, lambda h, l, c, v: talib.ROC(c, 10)),
-    "mom_10": (None, lambda h, l, c, v: talib.MOM(c, 10)),
-    "obv_1d": (288, lambda h, l, c, v: talib.OBV(c, v)),
-    "obv_1d_norm": (288, lambda h, l, c, v: talib.OBV(c, v) / v.sum()),
-    "ultosc": (None, lambda h, l, c, v: talib.ULTOSC(h, l, c, 7, 14, 28)),
-    "aroon_up_25": (None, lambda h, l, c, v: talib.AROON(h, l, 25)[1]),
-    "aroon_down_25": (None, lambda h, l, c, v: talib.AROON(h, l, 25)[0]),
-    **{f"ema_ratio_{n}": (5 * n, lambda h, l, c, v, n=n: c / talib.EMA(c, n)) for n in (5, 10, 20, 50)},
-    **{f"sma_ratio_{n}": (None, lambda h, l, c, v, n=n: c / talib.SMA(c, n)) for n in (50, 100, 200)},
+    **{f"rsi_{n}": (10 * n, lambda h, low, c, v, n=n: talib.RSI(c, n)) for n in (6, 14, 24)},
+    "macd_line": (140, lambda h, low, c, v: talib.MACD(c, 12, 26, 9)[0]),
+    "macd_signal": (140, lambda h, low, c, v: talib.MACD(c, 12, 26, 9)[1]),
+    "macd_hist": (140, lambda h, low, c, v: talib.MACD(c, 12, 26, 9)[2]),
+    "macd_line_rel": (140, lambda h, low, c, v: talib.MACD(c, 12, 26, 9)[0] / c),
+    "macd_signal_rel": (140, lambda h, low, c, v: talib.MACD(c, 12, 26, 9)[1] / c),
+    "macd_hist_rel": (140, lambda h, low, c, v: talib.MACD(c, 12, 26, 9)[2] / c),
+    "bb_upper": (None, lambda h, low, c, v: talib.BBANDS(c, 20, 2, 2, 0)[0]),
+    "bb_middle": (None, lambda h, low, c, v: talib.BBANDS(c, 20, 2, 2, 0)[1]),
+    "bb_lower": (None, lambda h, low, c, v: talib.BBANDS(c, 20, 2, 2, 0)[2]),
+    "bb_width": (None, lambda h, low, c, v: (lambda u, m, lo: (u - lo) / m)(*talib.BBANDS(c, 20, 2, 2, 0))),
+    "bb_pctb": (None, lambda h, low, c, v: (lambda u, m, lo: (c - lo) / (u - lo))(*talib.BBANDS(c, 20, 2, 2, 0))),
+    "atr_14": (140, lambda h, low, c, v: talib.ATR(h, low, c, 14)),
+    "natr_14": (140, lambda h, low, c, v: talib.NATR(h, low, c, 14)),
+    "adx_14": (150, lambda h, low, c, v: talib.ADX(h, low, c, 14)),
+    "plus_di_14": (150, lambda h, low, c, v: talib.PLUS_DI(h, low, c, 14)),
+    "minus_di_14": (150, lambda h, low, c, v: talib.MINUS_DI(h, low, c, 14)),
+    "cci_14": (None, lambda h, low, c, v: talib.CCI(h, low, c, 14)),
+    "mfi_14": (None, lambda h, low, c, v: talib.MFI(h, low, c, v, 14)),
+    "willr_14": (None, lambda h, low, c, v: talib.WILLR(h, low, c, 14)),
+    "stoch_k": (None, lambda h, low, c, v: talib.STOCH(h, low, c, 5, 3, 0, 3, 0)[0]),
+    "stoch_d": (None, lambda h, low, c, v: talib.STOCH(h, low, c, 5, 3, 0, 3, 0)[1]),
+    "roc_pct_10": (None, lambda h, low, c, v: talib.ROC(c, 10)),
+    "mom_10": (None, lambda h, low, c, v: talib.MOM(c, 10)),
+    "obv_1d": (288, lambda h, low, c, v: talib.OBV(c, v)),
+    "obv_1d_norm": (288, lambda h, low, c, v: talib.OBV(c, v) / v.sum()),
+    "ultosc": (None, lambda h, low, c, v: talib.ULTOSC(h, low, c, 7, 14, 28)),
+    "aroon_up_25": (None, lambda h, low, c, v: talib.AROON(h, low, 25)[1]),
+    "aroon_down_25": (None, lambda h, low, c, v: talib.AROON(h, low, 25)[0]),
+    **{f"ema_ratio_{n}": (5 * n, lambda h, low, c, v, n=n: c / talib.EMA(c, n)) for n in (5, 10, 20, 50)},
+    **{f"sma_ratio_{n}": (None, lambda h, low, c, v, n=n: c / talib.SMA(c, n)) for n in (50, 100, 200)},
 }
 
 
@@ -73,16 +73,16 @@ def test_talib_feature_equals_talib(case, name: str) -> None:
     window, function = CHECKS[name]
     compared = 0
     for symbol, bars in prices.sort_values("window_start").groupby("symbol"):
-        h, l, c, v = (bars[col].to_numpy(float) for col in ("high", "low", "close", "volume"))
+        h, low, c, v = (bars[col].to_numpy(float) for col in ("high", "low", "close", "volume"))
         times = bars["window_start"].to_numpy()
         got = features.loc[features["symbol"] == symbol].set_index("timestamp")[name]
-        full = function(h, l, c, v) if window is None else None
+        full = function(h, low, c, v) if window is None else None
         for j in range(WARMUP, len(bars)):
             if window is None:
                 expected = full[j]
             else:
                 sl = slice(j - window + 1, j + 1)
-                expected = function(h[sl], l[sl], c[sl], v[sl])[-1]
+                expected = function(h[sl], low[sl], c[sl], v[sl])[-1]
             actual = got.loc[pd.Timestamp(times[j])]
             if not np.isfinite(expected):  # %b where the bands coincide (a flat stretch): NULL here
                 assert name == "bb_pctb" and np.isnan(actual), f"{name}: TA-Lib gives {expected} at {times[j]}"

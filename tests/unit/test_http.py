@@ -11,10 +11,10 @@ from resources.sources.http import (
     DeadlineExceeded,
     HttpSource,
     SourceError,
-    parse_retry_after,
     utc_timestamp,
 )
 from resources.sources.price_sources import PriceSourceResource
+from resources.sources.retry_after import parse_retry_after
 from tests.fakes.price_servers import FakeCoinGecko
 
 
