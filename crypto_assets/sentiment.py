@@ -3,7 +3,6 @@
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -13,10 +12,9 @@ import sqlalchemy as sa
 from crypto_assets.common import OWNERS, preview_markdown, window_range, write_metadata
 from crypto_assets.news import news_items
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
-from resources.config.settings import load_settings
-from resources.config.universe import load_universe
 from resources.model.sentiment import LABELS, SentimentModelResource, SentimentScorer
 from resources.sources.coin_tagging import CoinTagger, tagger_for
+from resources.sources.news_sources import NewsSourcesResource
 from resources.storage.dagster_resources import WarehouseResource
 from resources.storage.warehouse import news_items as news_table
 from resources.storage.warehouse import sentiment_data as sentiment_table
@@ -128,6 +126,7 @@ def sentiment_data(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
     sentiment_model: SentimentModelResource,
+    news_sources: NewsSourcesResource,
 ) -> dg.MaterializeResult:
     """Sentiment of each (news item, coin) of the window: ``sentiment_score = P(bullish) -
     P(bearish)`` in [-1, 1], ``confidence`` (the winning probability) and ``label``.
@@ -159,8 +158,7 @@ def sentiment_data(
             window >= start, window < end, sentiment_table.c.model == scorer.model_id
         )
     )
-    settings = load_settings()
-    tagger = tagger_for(load_universe(Path(settings.universe_file) if settings.universe_file else None))
+    tagger = tagger_for(news_sources.coins())  # the coins news_items tagged
     scored = score_pairs(news, stored, scorer, tagger, utc_now())
     # The window's rows of this model after the run: what was stored, plus what was just scored.
     frame = (

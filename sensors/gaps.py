@@ -31,9 +31,9 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from crypto_assets.features.catalog import FEATURES_TABLE, PRICE_LOOKBACK_WINDOWS, SENTIMENT_LOOKBACK_WINDOWS
 from crypto_assets.jobs import TRIGGER_TAG, five_minute_job
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
-from resources.config.settings import load_settings
+from resources.storage.dagster_resources import WarehouseResource
 from resources.storage.lake import LAKE_ASSET, lake_windows
-from resources.storage.warehouse import Warehouse, get_warehouse, to_naive_utc, utc_now, window_starts
+from resources.storage.warehouse import Warehouse, to_naive_utc, utc_now, window_starts
 
 GAP_HEALING = "gap_healing"
 # Assets computed from a trailing history of other assets: {asset: {upstream: lookback in windows}}.
@@ -276,16 +276,16 @@ def build_gap_sensor(
             f"backfill already targets; at most {max_runs_per_tick} runs a tick."
         ),
     )
-    def gap_healing(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    def gap_healing(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
         now = clock()
         end = _floor(now - settle, window)  # windows that closed at least `settle` ago
         start = max(first, _floor(now - horizon, window))
         if end <= start or not keys:
             return dg.SensorResult(skip_reason="no eligible windows")
-        warehouse = get_warehouse(load_settings().db_url)
-        missing = missing_windows(warehouse, keys, start, end, window)
+        wh = warehouse.get()
+        missing = missing_windows(wh, keys, start, end, window)
         for w, assets in stale_windows(
-            warehouse, {a: up for a, up in lookbacks.items() if a in keys}, start, end, window
+            wh, {a: up for a, up in lookbacks.items() if a in keys}, start, end, window
         ).items():
             missing.setdefault(w, set()).update(assets)
         if not missing:
