@@ -76,7 +76,9 @@ def tick(
     """One evaluation as the daemon makes it (runless events recorded): (cursor, seconds, message)."""
     started = time.perf_counter()
     data = sensor.evaluate_tick(
-        dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs, sensor_name=sensor.name)
+        dg.build_sensor_context(
+            instance=instance, cursor=cursor, definitions=defs, sensor_name=sensor.name, resources=defs.resources
+        )
     )
     for event in data.asset_events:
         instance.report_runless_asset_event(event)

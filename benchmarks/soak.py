@@ -365,11 +365,13 @@ class _Loop:
         gap_sensor = build_gap_sensor(assets, job=self.job_def, clock=self.clock.now)
         freshness = next(s for s in base.sensors or [] if s.name == "freshness_checks_sensor")
         self.sensor_defs = [gap_sensor, freshness, *ALERT_SENSORS]
+        from resources.config.settings import load_settings
         from resources.sources.price_sources import PriceSourceResource
 
         resources = dict(base.resources or {})
         resources["warehouse"] = WarehouseResource(db_url=db_url)
-        resources["price_source"] = PriceSourceResource(
+        resources["price_source"] = PriceSourceResource.from_settings(  # the soak's universe file, if any
+            load_settings(),
             mode="live",
             coingecko_base_url=coingecko.url,
             exchanges="binance,okx",
@@ -487,6 +489,7 @@ class _Loop:
             cursor=self.cursors.get(sensor.name),
             repository_def=self.repo,
             sensor_name=sensor.name,
+            resources=self.defs.resources,  # the daemon hands sensors the definitions' resources
         )
         data = sensor.evaluate_tick(context)
         for event in data.asset_events:  # what the daemon records for a sensor (runless check evaluations)

@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from resources.config.settings import load_settings
-from resources.config.universe import load_universe
+from resources.config.settings import setting_default
+from resources.config.universe import Coin, load_universe
 from resources.sources.coingecko import MARKET_FIELDS
 from resources.sources.market_history import MAX_AGE as HISTORY_MAX_AGE
 from resources.storage.dagster_resources import WarehouseResource
@@ -70,6 +70,10 @@ class CheckInput:
     partitions_start: datetime | None
     #: The metadata of the asset's materialization in this run ({} when run on its own).
     run_metadata: Mapping[str, object] = field(default_factory=dict)
+    #: The symbols every window should hold (the price source's universe).
+    universe: frozenset[str] = field(default_factory=lambda: universe_symbols(load_universe()))
+    #: ``CRYPTO_SNAPSHOT_MAX_AGE_S``: the age bound of a CoinGecko snapshot's market fields.
+    snapshot_max_age_s: float = setting_default("snapshot_max_age_s")
 
     def in_range(self, *columns: sa.ColumnElement, start: datetime | None = None) -> sa.Select:
         """A SELECT of ``columns`` over [start, end) of the time column."""
@@ -143,7 +147,7 @@ def no_window_gaps(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
 
 def symbol_coverage(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     """Every window of the range holds at least 90% of the universe's symbols."""
-    universe = {coin.symbol for coin in load_universe(load_settings().universe_file)}
+    universe = data.universe
     frame = data.warehouse.read_frame(data.in_range(data.table.c.symbol, data.table.c[data.time_column]).distinct())
     present = frame[frame["symbol"].isin(universe)] if len(frame) else frame
     windows = window_starts(data.start, data.end, data.window)
@@ -240,7 +244,7 @@ def market_data_freshness(data: CheckInput) -> tuple[bool, str, dict[str, object
     age = frame["market_data_age_s"] if len(frame) else pd.Series(dtype=float)
     snapshot = source.str.endswith("+coingecko") | source.eq("coingecko")
     history = source.str.endswith("+coingecko_history")
-    bound = load_settings().snapshot_max_age_s
+    bound = data.snapshot_max_age_s
     too_old = int(((snapshot & (age > bound)) | (history & (age > HISTORY_MAX_AGE.total_seconds()))).sum())
     live = frame[~source.eq("simulated")] if len(frame) else frame
     without = int((live["close"].notna() & live[list(MARKET_FIELDS)].isna().any(axis=1)).sum()) if len(live) else 0
@@ -457,10 +461,20 @@ def _run_materialization_metadata(context: dg.AssetCheckExecutionContext, asset:
     return entry.asset_materialization.metadata
 
 
+def universe_symbols(coins: Sequence[Coin]) -> frozenset[str]:
+    """The symbols of ``coins``: what ``symbol_coverage`` expects in every window."""
+    return frozenset(coin.symbol for coin in coins)
+
+
 def build_table_check(
-    contract: TableContract, partitions_def: dg.PartitionsDefinition | None
+    contract: TableContract,
+    partitions_def: dg.PartitionsDefinition | None,
+    universe: frozenset[str] | None = None,
+    snapshot_max_age_s: float = setting_default("snapshot_max_age_s"),
 ) -> dg.AssetChecksDefinition:
-    """One multi-asset check (one step) running every check of ``contract``'s table over the run's windows."""
+    """One multi-asset check (one step) running every check of ``contract``'s table over the run's
+    windows, expecting the symbols of ``universe`` (the shipped universe's by default)."""
+    expected = universe if universe is not None else universe_symbols(load_universe())
     kinds = [CHECK_KINDS[name] for name in TABLE_CHECKS[contract]]
     partitions_start = (
         to_naive_utc(partitions_def.start) if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition) else None
@@ -498,6 +512,8 @@ def build_table_check(
                 contract.window,
                 partitions_start,
                 run_metadata,
+                expected,
+                snapshot_max_age_s,
             )
             passed, text, metadata = kind.evaluate(data)
             yield dg.AssetCheckResult(
@@ -514,7 +530,18 @@ def build_table_check(
     return table_checks
 
 
-def build_table_checks(assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetChecksDefinition]:
-    """The table checks of every table whose asset is among ``assets``."""
+def build_table_checks(
+    assets: Sequence[dg.AssetsDefinition],
+    *,
+    universe: Sequence[Coin] | None = None,
+    snapshot_max_age_s: float = setting_default("snapshot_max_age_s"),
+) -> list[dg.AssetChecksDefinition]:
+    """The table checks of every table whose asset is among ``assets``, expecting the coins of
+    ``universe`` (the price source's; the shipped universe by default)."""
     by_key = {key.to_user_string(): asset for asset in assets for key in asset.keys}
-    return [build_table_check(c, by_key[c.asset].partitions_def) for c in TABLE_CHECKS if c.asset in by_key]
+    expected = universe_symbols(universe) if universe is not None else None
+    return [
+        build_table_check(c, by_key[c.asset].partitions_def, expected, snapshot_max_age_s)
+        for c in TABLE_CHECKS
+        if c.asset in by_key
+    ]

@@ -14,7 +14,6 @@ from dagster import (
     TableSchema,
 )
 
-from resources.config.settings import load_settings
 from resources.storage.warehouse import WriteResult, to_naive_utc, utc_now
 
 OWNERS = ["team:data-platform"]
@@ -42,14 +41,14 @@ def live_run_deadline(end: datetime, windows: int, created_at: datetime, grace: 
     return end + grace
 
 
-def run_deadline(context: AssetExecutionContext) -> datetime | None:
-    """:func:`live_run_deadline` of this run (``CRYPTO_LIVE_RUN_DEADLINE_S`` after its range's end),
-    from when the run was created, so that step retries keep the run's deadline."""
+def run_deadline(context: AssetExecutionContext, grace_s: float) -> datetime | None:
+    """:func:`live_run_deadline` of this run (``grace_s``, a source resource's
+    ``CRYPTO_LIVE_RUN_DEADLINE_S``, after its range's end), from when the run was created, so that
+    step retries keep the run's deadline."""
     record = context.instance.get_run_record_by_id(context.run_id)
     created = to_naive_utc(record.create_timestamp) if record is not None else utc_now()
     _, end = window_range(context)
-    grace = timedelta(seconds=load_settings().live_run_deadline_s)
-    return live_run_deadline(end, len(context.partition_keys), created, grace)
+    return live_run_deadline(end, len(context.partition_keys), created, timedelta(seconds=grace_s))
 
 
 def _column_type(column: sa.Column) -> str:

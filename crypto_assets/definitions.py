@@ -1,4 +1,9 @@
-"""The one ``Definitions`` of the platform: assets, resources, jobs, schedules, sensors."""
+"""The one ``Definitions`` of the platform: assets, resources, jobs, schedules, sensors.
+
+:func:`build_definitions` hands every resource, check and schedule its values from one settings
+object; ``defs`` is built from the settings this process loaded (:mod:`crypto_assets.settings`),
+so the code server and each run worker read their environment once, when they load this module.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +13,25 @@ from crypto_assets.checks import build_table_checks
 from crypto_assets.features.asset import ml_features_materialized
 from crypto_assets.features.lake_asset import lake_matches_warehouse, ml_features_lake
 from crypto_assets.freshness import build_freshness_checks, freshness_rules, with_freshness_policies
-from crypto_assets.jobs import five_minute_job, five_minute_schedule, macro_job, macro_schedule
+from crypto_assets.jobs import build_macro_schedule, five_minute_job, five_minute_schedule, macro_job
 from crypto_assets.macro import MacroSourcesResource, macro_indicators
 from crypto_assets.maintenance import (
     backup_job,
-    backup_schedule,
     lake_maintenance_job,
     lake_maintenance_schedule,
+    maintenance_schedules,
     retention_job,
-    retention_schedule,
 )
 from crypto_assets.news import news_items
 from crypto_assets.prices import price_data_real
 from crypto_assets.sentiment import sentiment_data
+from crypto_assets.settings import LOADED
+from resources.config.settings import Settings
 from resources.model.sentiment import SentimentModelResource
 from resources.sources.news_sources import NewsSourcesResource
 from resources.sources.price_sources import PriceSourceResource
-from resources.storage.dagster_resources import LakeResource, WarehouseResource
-from sensors.alerts import ALERT_SENSORS
+from resources.storage.dagster_resources import LakeResource, MaintenanceResource, WarehouseResource
+from sensors.alerts import ALERT_SENSORS, AlertResource
 from sensors.freshness import build_freshness_sensor
 from sensors.gaps import build_gap_sensor
 
@@ -42,21 +48,39 @@ ASSETS = with_freshness_policies(
 )
 FRESHNESS_CHECKS = build_freshness_checks(ASSETS)
 
-defs = dg.Definitions(
-    assets=ASSETS,
-    # Every job, the UI's and CLI's implicit asset job included, runs its steps in the run's own
-    # process: a step subprocess costs seconds of imports for a step of about a second.
-    executor=dg.in_process_executor,
-    asset_checks=[*build_table_checks(ASSETS), lake_matches_warehouse, *FRESHNESS_CHECKS],
-    jobs=[five_minute_job, macro_job, backup_job, retention_job, lake_maintenance_job],
-    schedules=[five_minute_schedule, macro_schedule, backup_schedule, retention_schedule, lake_maintenance_schedule],
-    sensors=[build_freshness_sensor(freshness_rules(ASSETS)), *ALERT_SENSORS, build_gap_sensor(ASSETS)],
-    resources={
-        "warehouse": WarehouseResource(),
-        "lake": LakeResource(),
-        "price_source": PriceSourceResource(),
-        "news_sources": NewsSourcesResource(),
-        "sentiment_model": SentimentModelResource(),
-        "macro_sources": MacroSourcesResource(),
-    },
-)
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """The platform's definitions with every resource, check and schedule taking its values from
+    ``settings`` (:data:`crypto_assets.settings.LOADED` for the code location)."""
+    price_source = PriceSourceResource.from_settings(settings)
+    table_checks = build_table_checks(
+        ASSETS, universe=price_source.coins(), snapshot_max_age_s=settings.snapshot_max_age_s
+    )
+    return dg.Definitions(
+        assets=ASSETS,
+        # Every job, the UI's and CLI's implicit asset job included, runs its steps in the run's own
+        # process: a step subprocess costs seconds of imports for a step of about a second.
+        executor=dg.in_process_executor,
+        asset_checks=[*table_checks, lake_matches_warehouse, *FRESHNESS_CHECKS],
+        jobs=[five_minute_job, macro_job, backup_job, retention_job, lake_maintenance_job],
+        schedules=[
+            five_minute_schedule,
+            build_macro_schedule(settings.macro_lookback_days),
+            *maintenance_schedules(settings),
+            lake_maintenance_schedule,
+        ],
+        sensors=[build_freshness_sensor(freshness_rules(ASSETS)), *ALERT_SENSORS, build_gap_sensor(ASSETS)],
+        resources={
+            "warehouse": WarehouseResource.from_settings(settings),
+            "lake": LakeResource.from_settings(settings),
+            "price_source": price_source,
+            "news_sources": NewsSourcesResource.from_settings(settings),
+            "sentiment_model": SentimentModelResource.from_settings(settings),
+            "macro_sources": MacroSourcesResource.from_settings(settings),
+            "maintenance": MaintenanceResource.from_settings(settings),
+            "alerts": AlertResource.from_settings(settings),
+        },
+    )
+
+
+defs = build_definitions(LOADED)

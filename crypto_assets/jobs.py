@@ -23,7 +23,6 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from crypto_assets.partitions import DAILY_PARTITIONS, FIVE_MINUTE_PARTITIONS
-from resources.config.settings import load_settings
 
 FIVE_MINUTE_GROUPS = ("prices", "sentiment", "features")
 MACRO_GROUPS = ("macro",)
@@ -126,30 +125,36 @@ def five_minute_schedule(context: dg.ScheduleEvaluationContext):
     return _five_minute_partition_schedule(context)
 
 
-@dg.schedule(
-    name="macro_schedule",
-    cron_schedule="0 1 * * *",
-    execution_timezone="UTC",
-    job=macro_job,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)
-def macro_schedule(context: dg.ScheduleEvaluationContext):
-    """Runs ``macro_job`` at 01:00 UTC over the trailing ``CRYPTO_MACRO_LOOKBACK_DAYS`` days.
+def build_macro_schedule(lookback_days: int) -> dg.ScheduleDefinition:
+    """The schedule of ``macro_job``: 01:00 UTC over the trailing ``lookback_days``
+    (``CRYPTO_MACRO_LOOKBACK_DAYS``) days."""
 
-    The range ends with the UTC day that just ended and starts that many days earlier (never
-    before the first partition), in one run. Macro observations arrive late and get revised
-    (CPI about six weeks after its month starts), so re-fetching the trailing range picks them up
-    without a manual backfill; the asset merges by key and the features read publication dates,
-    so a re-fetch never duplicates a row nor leaks a value into an earlier window.
-    """
-    days = macro_run_days(context.scheduled_execution_time, load_settings().macro_lookback_days)
-    if not days:
-        return dg.SkipReason("no complete UTC day inside the partitions yet")
-    first, last = days[0], days[-1]
-    return dg.RunRequest(
-        run_key=f"{first}...{last}",
-        tags={TRIGGER_TAG: "schedule", ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
+    @dg.schedule(
+        name="macro_schedule",
+        cron_schedule="0 1 * * *",
+        execution_timezone="UTC",
+        job=macro_job,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
     )
+    def macro_schedule(context: dg.ScheduleEvaluationContext):
+        """Runs ``macro_job`` at 01:00 UTC over the trailing ``CRYPTO_MACRO_LOOKBACK_DAYS`` days.
+
+        The range ends with the UTC day that just ended and starts that many days earlier (never
+        before the first partition), in one run. Macro observations arrive late and get revised
+        (CPI about six weeks after its month starts), so re-fetching the trailing range picks them
+        up without a manual backfill; the asset merges by key and the features read publication
+        dates, so a re-fetch never duplicates a row nor leaks a value into an earlier window.
+        """
+        days = macro_run_days(context.scheduled_execution_time, lookback_days)
+        if not days:
+            return dg.SkipReason("no complete UTC day inside the partitions yet")
+        first, last = days[0], days[-1]
+        return dg.RunRequest(
+            run_key=f"{first}...{last}",
+            tags={TRIGGER_TAG: "schedule", ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
+        )
+
+    return macro_schedule
 
 
 def macro_run_days(tick: datetime, lookback_days: int) -> list[str]:

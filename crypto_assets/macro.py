@@ -3,8 +3,8 @@
 No ``from __future__ import annotations`` here: Dagster reads the resource annotations at import.
 """
 
-from dataclasses import replace
 from datetime import date, datetime
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -12,34 +12,56 @@ from pydantic import Field
 
 from crypto_assets.common import OWNERS, preview_markdown, run_deadline, window_range, write_metadata
 from crypto_assets.partitions import DAILY_PARTITIONS
-from resources.config.settings import SOURCES, load_settings
+from resources.config.settings import SOURCES, Settings, setting_default
 from resources.sources.macro_sources import FRED_BASE_URL, YAHOO_BASE_URL, YAHOO_TICKERS, MacroFetch, fetch_macro
-from resources.storage.dagster_resources import WarehouseResource
+from resources.storage.dagster_resources import WarehouseResource, resource_value
 from resources.storage.schema import MACRO
 
 MACRO_CODE_VERSION = "1"
 
 
 class MacroSourcesResource(dg.ConfigurableResource):
-    """Where macro series come from: ``CRYPTO_SOURCE`` (simulated or live), FRED and Yahoo endpoints."""
+    """Where macro series come from: ``source`` (simulated or live), FRED (key, series) and Yahoo endpoints.
 
-    source: str = Field(default="", description="'simulated' or 'live'; empty: CRYPTO_SOURCE.")
-    fred_base_url: str = Field(default="", description=f"empty: FRED_BASE_URL, else {FRED_BASE_URL}")
-    yahoo_base_url: str = Field(default="", description=f"empty: YAHOO_BASE_URL, else {YAHOO_BASE_URL}")
+    The definitions fill the fields from the settings (:meth:`from_settings`).
+    """
+
+    source: str = Field(default=setting_default("source"), description="'simulated' or 'live'")
+    fred_api_key: str = Field(default="", description="empty: FRED series are skipped, with a warning")
+    fred_series: list[str] = Field(default_factory=lambda: list(setting_default("fred_series")))
+    fred_base_url: str = Field(default="", description=f"empty: {FRED_BASE_URL}")
+    yahoo_base_url: str = Field(default="", description=f"empty: {YAHOO_BASE_URL}")
     yahoo_tickers: list[str] = Field(default_factory=lambda: list(YAHOO_TICKERS))
+    lookback_days: int = Field(
+        default=setting_default("macro_lookback_days"), description="days the nightly macro run re-fetches"
+    )
+    live_run_deadline_s: int = setting_default("live_run_deadline_s")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> "MacroSourcesResource":
+        """The macro sources ``settings`` configure; ``overrides`` replace fields (a test's fake servers)."""
+        values: dict[str, Any] = dict(
+            source=settings.source,
+            fred_api_key=resource_value(settings, "fred_api_key"),
+            fred_series=list(settings.fred_series),
+            fred_base_url=settings.fred_base_url or "",
+            yahoo_base_url=settings.yahoo_base_url or "",
+            lookback_days=settings.macro_lookback_days,
+            live_run_deadline_s=settings.live_run_deadline_s,
+        )
+        return cls(**{**values, **overrides})
 
     def fetch(self, start: date, end: date, deadline: datetime | None = None) -> MacroFetch:
-        """Observations dated in [start, end); FRED series from ``CRYPTO_FRED_SERIES``; no retry
+        """Observations dated in [start, end) of ``fred_series`` and ``yahoo_tickers``; no retry
         waits past ``deadline``."""
-        settings = load_settings()
-        if self.source:
-            if self.source not in SOURCES:
-                raise dg.Failure(f"macro_sources.source={self.source!r}: expected one of {', '.join(SOURCES)}")
-            settings = replace(settings, source=self.source)
+        if self.source not in SOURCES:
+            raise dg.Failure(f"macro_sources.source={self.source!r}: expected one of {', '.join(SOURCES)}")
+        settings = Settings.model_validate({"source": self.source, "fred_api_key": self.fred_api_key})
         return fetch_macro(
             settings,
             start,
             end,
+            fred_series=self.fred_series,
             yahoo_tickers=self.yahoo_tickers,
             fred_base_url=self.fred_base_url or None,
             yahoo_base_url=self.yahoo_base_url or None,
@@ -97,7 +119,7 @@ def macro_indicators(
     """
     start, end = window_range(context)
     first_day, end_day = start.date(), end.date()
-    fetched = macro_sources.fetch(first_day, end_day, deadline=run_deadline(context))
+    fetched = macro_sources.fetch(first_day, end_day, deadline=run_deadline(context, macro_sources.live_run_deadline_s))
     if fetched.fred_down:
         raise dg.Failure("every FRED series failed", metadata={"errors": dg.MetadataValue.json(fetched.warnings)})
     frame = validate_macro(fetched.frame, first_day, end_day)

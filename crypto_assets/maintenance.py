@@ -10,22 +10,23 @@
   compacts the Delta Lake table's days of small 5-minute files and vacuums versions older than
   ``CRYPTO_LAKE_RETENTION_DAYS`` (``resources/storage/lake.py``).
 
-The backup and retention schedules are running by default only when their variable is set when
-the code location loads; their ops also skip, with a log line, when it is not.
+The backup and retention schedules are running by default only when their setting is set when
+the code location loads (:func:`maintenance_schedules`); their ops also skip, with a log line,
+when the ``maintenance`` resource does not have it.
 """
 
-import os
 from datetime import datetime, timedelta
 
 import dagster as dg
 
 from crypto_assets.jobs import TRIGGER_TAG, run_tags
+from resources.config.settings import Settings, setting_variable
 from resources.storage.backup import export_warehouse
-from resources.storage.dagster_resources import LakeResource, WarehouseResource
-from resources.storage.retention import RETENTION_ENV, apply_retention, retention_days
+from resources.storage.dagster_resources import LakeResource, MaintenanceResource, WarehouseResource
+from resources.storage.retention import RETENTION_ENV, apply_retention
 from resources.storage.warehouse import utc_now
 
-BACKUP_DIR_ENV = "CRYPTO_BACKUP_DIR"
+BACKUP_DIR_ENV = setting_variable("backup_dir")
 
 
 def _day_key(context: dg.OpExecutionContext) -> datetime:
@@ -38,9 +39,9 @@ def _day_key(context: dg.OpExecutionContext) -> datetime:
 
 
 @dg.op(description="Export one UTC day's committed windows of every table to Parquet under CRYPTO_BACKUP_DIR.")
-def export_day(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> None:
+def export_day(context: dg.OpExecutionContext, warehouse: WarehouseResource, maintenance: MaintenanceResource) -> None:
     """Export the day (the run's ``crypto/backup_day`` tag, or yesterday) to ``CRYPTO_BACKUP_DIR``."""
-    directory = os.environ.get(BACKUP_DIR_ENV, "").strip()
+    directory = maintenance.backup_dir
     if not directory:
         context.log.warning("%s is not set: no backup written", BACKUP_DIR_ENV)
         return
@@ -59,9 +60,11 @@ def export_day(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> 
 
 
 @dg.op(description="Delete windows older than CRYPTO_RETENTION_DAYS, with their partition_log rows.")
-def apply_retention_op(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> None:
+def apply_retention_op(
+    context: dg.OpExecutionContext, warehouse: WarehouseResource, maintenance: MaintenanceResource
+) -> None:
     """Apply ``CRYPTO_RETENTION_DAYS`` (nothing happens when it is unset)."""
-    days = retention_days()
+    days = maintenance.retention_days
     if days is None:
         context.log.info("%s is not set: every window is kept", RETENTION_ENV)
         return
@@ -103,31 +106,33 @@ def lake_maintenance_job() -> None:
     maintain_lake()
 
 
-def _status(variable: str) -> dg.DefaultScheduleStatus:
-    return (
-        dg.DefaultScheduleStatus.RUNNING if os.environ.get(variable, "").strip() else dg.DefaultScheduleStatus.STOPPED
-    )
+def _status(enabled: object) -> dg.DefaultScheduleStatus:
+    return dg.DefaultScheduleStatus.RUNNING if enabled else dg.DefaultScheduleStatus.STOPPED
 
 
-backup_schedule = dg.ScheduleDefinition(
-    name="backup_schedule",
-    job=backup_job,
-    cron_schedule="30 0 * * *",
-    execution_timezone="UTC",
-    tags={TRIGGER_TAG: "schedule"},
-    default_status=_status(BACKUP_DIR_ENV),
-    description="00:30 UTC: back up the UTC day that just ended to CRYPTO_BACKUP_DIR.",
-)
+def maintenance_schedules(settings: Settings) -> list[dg.ScheduleDefinition]:
+    """The backup and retention schedules, running by default where ``settings`` has their value."""
+    return [
+        dg.ScheduleDefinition(
+            name="backup_schedule",
+            job=backup_job,
+            cron_schedule="30 0 * * *",
+            execution_timezone="UTC",
+            tags={TRIGGER_TAG: "schedule"},
+            default_status=_status(settings.backup_dir),
+            description="00:30 UTC: back up the UTC day that just ended to CRYPTO_BACKUP_DIR.",
+        ),
+        dg.ScheduleDefinition(
+            name="retention_schedule",
+            job=retention_job,
+            cron_schedule="30 2 * * *",
+            execution_timezone="UTC",
+            tags={TRIGGER_TAG: "schedule"},
+            default_status=_status(settings.retention_days),
+            description="02:30 UTC: delete windows older than CRYPTO_RETENTION_DAYS.",
+        ),
+    ]
 
-retention_schedule = dg.ScheduleDefinition(
-    name="retention_schedule",
-    job=retention_job,
-    cron_schedule="30 2 * * *",
-    execution_timezone="UTC",
-    tags={TRIGGER_TAG: "schedule"},
-    default_status=_status(RETENTION_ENV),
-    description="02:30 UTC: delete windows older than CRYPTO_RETENTION_DAYS.",
-)
 
 lake_maintenance_schedule = dg.ScheduleDefinition(
     name="lake_maintenance_schedule",

@@ -51,7 +51,7 @@ def news_items(
     of source and guid).
     """
     start, end = window_range(context)
-    collection = news_sources.collect(start, end, deadline=run_deadline(context))
+    collection = news_sources.collect(start, end, deadline=run_deadline(context, news_sources.live_run_deadline_s))
     for outcome in collection.skipped:
         context.log.warning("news source %s skipped: %s", outcome.name, outcome.error)
     for outcome in collection.failed:

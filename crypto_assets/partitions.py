@@ -12,16 +12,16 @@ from datetime import timedelta
 
 from dagster import DailyPartitionsDefinition, TimeWindowPartitionsDefinition
 
-from resources.config.settings import Settings, load_settings
+from crypto_assets.settings import LOADED
+from resources.config.settings import Settings
 from resources.storage.windows import WINDOW
 
 FIVE_MINUTE_CRON = f"*/{WINDOW // timedelta(minutes=1)} * * * *"
 PARTITION_KEY_FORMAT = "%Y-%m-%d-%H:%M"
 
 
-def five_minute_partitions(settings: Settings | None = None) -> TimeWindowPartitionsDefinition:
+def five_minute_partitions(settings: Settings) -> TimeWindowPartitionsDefinition:
     """The 5-minute partitions of every live asset."""
-    settings = settings or load_settings()
     return TimeWindowPartitionsDefinition(
         cron_schedule=FIVE_MINUTE_CRON,
         start=settings.partition_start_datetime(),
@@ -30,11 +30,10 @@ def five_minute_partitions(settings: Settings | None = None) -> TimeWindowPartit
     )
 
 
-def daily_partitions(settings: Settings | None = None) -> DailyPartitionsDefinition:
+def daily_partitions(settings: Settings) -> DailyPartitionsDefinition:
     """The daily partitions of ``macro_indicators``, over the same horizon."""
-    settings = settings or load_settings()
     return DailyPartitionsDefinition(start_date=settings.partition_start_datetime(), timezone="UTC")
 
 
-FIVE_MINUTE_PARTITIONS = five_minute_partitions()
-DAILY_PARTITIONS = daily_partitions()
+FIVE_MINUTE_PARTITIONS = five_minute_partitions(LOADED)
+DAILY_PARTITIONS = daily_partitions(LOADED)

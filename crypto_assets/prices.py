@@ -42,7 +42,9 @@ def price_data_real(
     """
     start, end = window_range(context)
     try:
-        fetched = price_source.fetch(start, end, warehouse=warehouse.get(), deadline=run_deadline(context))
+        fetched = price_source.fetch(
+            start, end, warehouse=warehouse.get(), deadline=run_deadline(context, price_source.live_run_deadline_s)
+        )
     except DeadlineExceeded as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     frame = validate_prices(fetched.frame, start, end)

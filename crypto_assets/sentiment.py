@@ -3,7 +3,6 @@
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -12,10 +11,9 @@ import pandas as pd
 from crypto_assets.common import OWNERS, preview_markdown, window_range, write_metadata
 from crypto_assets.news import news_items
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
-from resources.config.settings import load_settings
-from resources.config.universe import load_universe
 from resources.model.sentiment import LABELS, SentimentModelResource, SentimentScorer
 from resources.sources.coin_tagging import CoinTagger, tagger_for
+from resources.sources.news_sources import NewsSourcesResource
 from resources.storage.dagster_resources import WarehouseResource
 from resources.storage.schema import NEWS, SENTIMENT
 from resources.storage.warehouse import utc_now
@@ -126,6 +124,7 @@ def sentiment_data(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
     sentiment_model: SentimentModelResource,
+    news_sources: NewsSourcesResource,
 ) -> dg.MaterializeResult:
     """Sentiment of each (news item, coin) of the window: ``sentiment_score = P(bullish) -
     P(bearish)`` in [-1, 1], ``confidence`` (the winning probability) and ``label``.
@@ -142,8 +141,7 @@ def sentiment_data(
     wh = warehouse.get()
     news = wh.read_window(NEWS.name, start, end, ["item_id", "source", "window_start", "title", "summary", "symbols"])
     stored = wh.read_window(SENTIMENT.name, start, end, SENTIMENT_COLUMNS, equal={"model": scorer.model_id})
-    settings = load_settings()
-    tagger = tagger_for(load_universe(Path(settings.universe_file) if settings.universe_file else None))
+    tagger = tagger_for(news_sources.coins())  # the coins news_items tagged
     scored = score_pairs(news, stored, scorer, tagger, utc_now())
     # The window's rows of this model after the run: what was stored, plus what was just scored.
     frame = (

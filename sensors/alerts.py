@@ -30,6 +30,7 @@ configured (``CRYPTO_ALERT_WEBHOOK_URL``) the messages are logged.
 """
 
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -41,7 +42,8 @@ from dagster._core.storage.tags import (
     WILL_RETRY_TAG,
 )
 
-from resources.config.settings import load_settings
+from resources.config.settings import Settings, ui_url_of
+from resources.storage.dagster_resources import resource_value
 from sensors.check_history import RunStates, check_rows_after
 from sensors.webhook import Alert, WebhookError, WebhookNotifier
 
@@ -59,6 +61,23 @@ RUN_FAILURES = "run_failures"
 PARTITION_TAG = "dagster/partition"
 LEDGER_PREFIX = "crypto/alert_progress/"
 _EXPECTED_PARTITION = re.compile(r"partition (\S+?)[ ,.]")
+
+
+class AlertResource(dg.ConfigurableResource):
+    """Where alerts go (``CRYPTO_ALERT_WEBHOOK_URL``; empty: they are logged) and the Dagster UI
+    their links point at (``CRYPTO_UI_URL``)."""
+
+    webhook_url: str = ""
+    ui_url: str = ui_url_of(None, None)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "AlertResource":
+        """The webhook and UI of ``settings``."""
+        return cls(webhook_url=resource_value(settings, "alert_webhook_url"), ui_url=settings.ui_url)
+
+    def notifier(self, logger: logging.Logger) -> WebhookNotifier:
+        """A notifier posting to the webhook (or logging, without one)."""
+        return WebhookNotifier(self.webhook_url or None, logger=logger)
 
 
 @dataclass
@@ -221,10 +240,9 @@ def build_check_alert_sensor(
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
-    def check_alerts(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    def check_alerts(context: dg.SensorEvaluationContext, alerts: AlertResource) -> dg.SensorResult:
         if context.repository_def is None:
             raise dg.DagsterInvariantViolationError(f"{name} needs the repository to list its checks")
-        settings = load_settings()
         ledger = ProgressLedger(context.instance, name)
         cursor = ledger.load(context.cursor)
         keys = sorted(
@@ -235,9 +253,7 @@ def build_check_alert_sensor(
             ),
             key=lambda k: k.to_user_string(),
         )
-        reader = _CheckReader(
-            context, WebhookNotifier(settings.alert_webhook_url, logger=context.log), ledger, cursor, settings.ui_url
-        )
+        reader = _CheckReader(context, alerts.notifier(context.log), ledger, cursor, alerts.ui_url)
         problem, more = None, False
         try:
             for check_key in keys:
@@ -372,10 +388,9 @@ def run_failure_alert(
     description="Sends one webhook message for each run that failed for good (not when a run "
     "retry follows, nor when only a blocking check failed: that has its own alert).",
 )
-def run_failure_alert_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+def run_failure_alert_sensor(context: dg.SensorEvaluationContext, alerts: AlertResource) -> dg.SensorResult:
     """One message per run that failed and will not be retried, with its window and a link."""
-    settings = load_settings()
-    notifier = WebhookNotifier(settings.alert_webhook_url, logger=context.log)
+    notifier = alerts.notifier(context.log)
     ledger = ProgressLedger(context.instance, "run_failure_alert_sensor")
     cursor = ledger.load(context.cursor)
     instance = context.instance
@@ -419,7 +434,7 @@ def run_failure_alert_sensor(context: dg.SensorEvaluationContext) -> dg.SensorRe
                 more = True
                 break
             problem = _deliver(
-                context, notifier, run_failure_alert(run, instance, settings.ui_url, alert_id=f"run:{run.run_id}")
+                context, notifier, run_failure_alert(run, instance, alerts.ui_url, alert_id=f"run:{run.run_id}")
             )
             if problem:
                 break

@@ -30,10 +30,10 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from crypto_assets.jobs import TRIGGER_TAG, five_minute_job
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
-from resources.config.settings import load_settings
+from resources.storage.dagster_resources import WarehouseResource
 from resources.storage.lake import LAKE_ASSET, lake_windows
 from resources.storage.schema import CONTRACTS, FEATURES
-from resources.storage.warehouse import Warehouse, get_warehouse, to_naive_utc, utc_now
+from resources.storage.warehouse import Warehouse, to_naive_utc, utc_now
 from resources.storage.windows import WINDOW, absent_windows, window_floor, window_starts
 
 GAP_HEALING = "gap_healing"
@@ -274,16 +274,16 @@ def build_gap_sensor(
             f"backfill already targets; at most {max_runs_per_tick} runs a tick."
         ),
     )
-    def gap_healing(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    def gap_healing(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
         now = clock()
         end = window_floor(now - settle, window)  # windows that closed at least `settle` ago
         start = max(first, window_floor(now - horizon, window))
         if end <= start or not keys:
             return dg.SensorResult(skip_reason="no eligible windows")
-        warehouse = get_warehouse(load_settings().db_url)
-        missing = missing_windows(warehouse, keys, start, end, window)
+        wh = warehouse.get()
+        missing = missing_windows(wh, keys, start, end, window)
         for w, assets in stale_windows(
-            warehouse, {a: up for a, up in lookbacks.items() if a in keys}, start, end, window
+            wh, {a: up for a, up in lookbacks.items() if a in keys}, start, end, window
         ).items():
             missing.setdefault(w, set()).update(assets)
         if not missing:

@@ -1,19 +1,22 @@
-"""One settings object for the whole platform, read from the environment.
+"""One settings object for the whole platform, read from the environment once.
 
-Every environment variable the platform understands is declared here, with its default; the
-README's configuration table mirrors this module. Nothing here imports Dagster, so the API
-gateway can use it and start fast.
+Every environment variable the platform understands is declared here and only here (a field:
+its variable, default and description); the README's configuration table is generated from this
+module (``python -m cli.settings_doc``) and a test keeps the two equal. Nothing here imports
+Dagster, so the API gateway can use it and start fast; the Dagster definitions read it once when
+they load and hand its values to the resources.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Annotated, Any
 
+from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -29,66 +32,420 @@ def _split_csv(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The platform's configuration; build it with :func:`load_settings`."""
+def _env_name(info: ValidationInfo) -> str:
+    """The environment variable of the field being validated."""
+    assert info.field_name is not None
+    return setting_variable(info.field_name)
 
-    home: Path
-    db_url: str
-    source: str = "simulated"
-    partition_start: str = "30d"
-    sentiment_model: str = "lexicon"
-    coingecko_api_key: str | None = None
-    coingecko_plan: str = "demo"
-    guardian_api_key: str | None = None
-    reddit_client_id: str | None = None
-    reddit_client_secret: str | None = None
-    fred_api_key: str | None = None
-    api_keys: tuple[str, ...] = ()
-    alert_webhook_url: str | None = None
-    universe_file: Path | None = None
-    redis_url: str | None = None
-    ui_url: str = "http://127.0.0.1:3000"
-    rss_feeds: tuple[str, ...] = field(default_factory=tuple)
-    reddit_subreddits: tuple[str, ...] = ("CryptoCurrency", "Bitcoin", "ethereum", "CryptoMarkets")
-    fred_series: tuple[str, ...] = ("DGS10", "DFF", "DTWEXBGS", "CPIAUCSL")
-    # Live bars: the exchanges (ccxt ids) in order of preference, and optional base-URL overrides
-    # (a regional host, a proxy, a loopback fake), exchange id -> URL.
-    exchanges: tuple[str, ...] = ("binance", "okx", "coinbase", "kraken")
-    exchange_urls: tuple[tuple[str, str], ...] = ()
-    # A CoinGecko snapshot whose last_updated is older than this before the window's end is not
-    # used for that window.
-    snapshot_max_age_s: float = 600.0
-    # CoinGecko calls a minute this client allows itself (0: the plan's: demo 30, pro 500).
-    coingecko_calls_per_minute: int = 0
-    # Days the daily macro run re-fetches: CPI lands about six weeks after its month starts.
-    macro_lookback_days: int = 45
-    # Seconds after its last window's end by which a live run gives up waiting on a source.
-    live_run_deadline_s: int = 300
+
+def _number(kind: type, minimum: float) -> BeforeValidator:
+    """A ``kind`` (int or float) of at least ``minimum``, refused with the variable's name."""
+
+    def parse(raw: Any, info: ValidationInfo) -> Any:
+        if not isinstance(raw, str):
+            return raw
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise SettingsError(f"{_env_name(info)}={raw!r} is not a number") from None
+        if value < minimum:
+            raise SettingsError(f"{_env_name(info)}={raw!r} must be at least {minimum}")
+        return value
+
+    return BeforeValidator(parse)
+
+
+def _csv(lower: bool = False) -> BeforeValidator:
+    """A comma-separated list (blanks dropped) as a tuple."""
+
+    def parse(raw: Any) -> Any:
+        if not isinstance(raw, str):
+            return raw
+        parts = _split_csv(raw)
+        return tuple(p.lower() for p in parts) if lower else parts
+
+    return BeforeValidator(parse)
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _parse_flag(raw: Any, info: ValidationInfo) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise SettingsError(f"{_env_name(info)}={raw!r}: expected true or false")
+
+
+def _one_of(choices: tuple[str, ...]) -> BeforeValidator:
+    """One of ``choices`` (case-insensitive), refused with the variable's name."""
+
+    def parse(raw: Any, info: ValidationInfo) -> Any:
+        value = str(raw).lower()
+        if value not in choices:
+            raise SettingsError(f"{_env_name(info)}={value!r}: expected one of {', '.join(choices)}")
+        return value
+
+    return BeforeValidator(parse)
+
+
+def _parse_exchange_urls(raw: Any) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    pairs = []
+    for part in _split_csv(raw):
+        name, sep, url = part.partition("=")
+        if not sep or not name.strip() or not url.strip().startswith(("http://", "https://")):
+            raise SettingsError(f"CRYPTO_EXCHANGE_URLS entry {part!r}: expected exchange=http(s)://host[:port]")
+        pairs.append((name.strip().lower(), url.strip().rstrip("/")))
+    return tuple(pairs)
+
+
+def _parse_retention_days(raw: Any) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    try:
+        days = int(raw)
+    except ValueError:
+        raise SettingsError(f"CRYPTO_RETENTION_DAYS={raw!r} is not a whole number of days") from None
+    if days < 1:
+        raise SettingsError(f"CRYPTO_RETENTION_DAYS={raw!r} must be at least 1 (leave it unset to keep everything)")
+    return days
+
+
+Csv = Annotated[tuple[str, ...], NoDecode, _csv()]
+LowerCsv = Annotated[tuple[str, ...], NoDecode, _csv(lower=True)]
+
+# The S3 settings delta-rs understands that the lake passes on (credentials from the chart's
+# Secret; AWS_ENDPOINT_URL and AWS_ALLOW_HTTP for MinIO, Ceph, R2 or a loopback server).
+LAKE_STORAGE_FIELDS = (
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "aws_region",
+    "aws_endpoint_url",
+    "aws_allow_http",
+)
+
+
+def _setting(
+    env: str, default: Any = None, description: str = "", shown: str | None = None, secret: bool = False, **kw: Any
+) -> Any:
+    """A field read from ``env``; ``shown``: the default as the README states it, where it is derived;
+    ``secret``: a credential (only from a Secret on Kubernetes; never a resource's visible config)."""
+    extra: dict[str, Any] = {"shown_default": shown} if shown is not None else {}
+    if secret:
+        extra["secret"] = True
+    return Field(default, alias=env, description=description, json_schema_extra=extra or None, **kw)
+
+
+class Settings(BaseSettings):
+    """The platform's configuration; build it with :func:`load_settings`.
+
+    Each field is one environment variable (its alias); a blank value means the default. Values
+    are resolved once, when read: every path is absolute from then on, whatever the working
+    directory of whoever reads it later.
+    """
+
+    model_config = SettingsConfigDict(
+        case_sensitive=True, frozen=True, populate_by_name=True, extra="ignore", env_ignore_empty=True
+    )
+
+    # Warehouse and files. ``home`` comes first: the default warehouse URL is derived from it.
+    home: Path = _setting(
+        "CRYPTO_HOME",
+        Path("./.crypto"),
+        "where the embedded default keeps its files; a relative path is made absolute against the working "
+        "directory when the settings are read (so is a relative SQLite path in `CRYPTO_DB_URL`)",
+        shown="`./.crypto` (`scripts/start.sh`: `.crypto/` of the checkout)",
+        validate_default=True,
+    )
+    db_url: str = _setting(
+        "CRYPTO_DB_URL",
+        "",
+        "SQLAlchemy URL of the warehouse (`mysql+pymysql://...` in production)",
+        shown="SQLite file `$CRYPTO_HOME/warehouse.sqlite`",
+        validate_default=True,
+        secret=True,
+    )
+    source: Annotated[str, _one_of(SOURCES)] = _setting(
+        "CRYPTO_SOURCE",
+        "simulated",
+        "`simulated` (offline, deterministic, rows labelled `source='simulated'`) or `live`",
+    )
+    partition_start: str = _setting(
+        "CRYPTO_PARTITION_START",
+        "30d",
+        "first partition: ISO date (`2026-01-01`) or rolling horizon (`90d`, aligned to UTC midnight)",
+    )
+    universe_file: Path | None = _setting(
+        "CRYPTO_UNIVERSE_FILE",
+        None,
+        "CSV replacing the shipped 124-coin universe (`symbol,coin_id[,name,exchange_pair]`; `exchange_pair`, "
+        "optional, overrides the pair where an exchange lists it: a ccxt symbol `IOTA/USDT` or a market id "
+        "`IOTAUSDT`)",
+        shown="shipped `resources/config/data/universe.csv`",
+    )
+    sentiment_model: str = _setting(
+        "CRYPTO_SENTIMENT_MODEL",
+        "lexicon",
+        "local directory or hub id of a transformers model (CryptoBERT), or `lexicon`",
+    )
+    # Live prices.
+    coingecko_api_key: str | None = _setting("COINGECKO_API_KEY", None, "CoinGecko key", shown="keyless", secret=True)
+    coingecko_plan: Annotated[str, _one_of(COINGECKO_PLANS)] = _setting(
+        "COINGECKO_PLAN",
+        "demo",
+        "CoinGecko plan (`demo`: public host, `x-cg-demo-api-key`; `pro`: pro host, `x-cg-pro-api-key`)",
+    )
+    coingecko_calls_per_minute: Annotated[int, _number(int, 0)] = _setting(
+        "COINGECKO_CALLS_PER_MINUTE",
+        0,
+        "CoinGecko calls a minute the client allows itself (spacing between calls); 0: the plan's",
+        shown="`0` (demo 30, pro 500)",
+    )
+    exchanges: LowerCsv = _setting(
+        "CRYPTO_EXCHANGES",
+        ("binance", "okx", "coinbase", "kraken"),
+        "exchanges (ccxt ids) live bars come from, in order of preference: each coin is served by the first that "
+        "lists a USD, USDT or USDC pair for it",
+    )
+    exchange_urls: Annotated[tuple[tuple[str, str], ...], NoDecode, BeforeValidator(_parse_exchange_urls)] = _setting(
+        "CRYPTO_EXCHANGE_URLS",
+        (),
+        "base-URL overrides, `exchange=url,...` (a regional host, a proxy, a loopback fake): replaces the scheme "
+        "and host of every ccxt API URL of that exchange",
+    )
+    snapshot_max_age_s: Annotated[float, _number(float, 1)] = _setting(
+        "CRYPTO_SNAPSHOT_MAX_AGE_S",
+        600.0,
+        "a CoinGecko snapshot whose `last_updated` is older than this before the window's end is not used for "
+        "that window",
+        shown="`600`",
+    )
+    # News, social and macro sources.
+    guardian_api_key: str | None = _setting(
+        "GUARDIAN_API_KEY",
+        None,
+        "live news: the Guardian content API key",
+        shown="unset: that source is skipped with a warning",
+        secret=True,
+    )
+    reddit_client_id: str | None = _setting(
+        "REDDIT_CLIENT_ID",
+        None,
+        "live social posts: Reddit client id",
+        shown="unset: that source is skipped with a warning",
+        secret=True,
+    )
+    reddit_client_secret: str | None = _setting(
+        "REDDIT_CLIENT_SECRET",
+        None,
+        "live social posts: Reddit secret",
+        shown="unset: that source is skipped with a warning",
+        secret=True,
+    )
+    fred_api_key: str | None = _setting(
+        "FRED_API_KEY",
+        None,
+        "live macro series: FRED key",
+        shown="unset: that source is skipped with a warning",
+        secret=True,
+    )
+    rss_feeds: Csv = _setting(
+        "CRYPTO_RSS_FEEDS", (), "comma-separated RSS/Atom feed URLs", shown="a built-in list of crypto news feeds"
+    )
+    reddit_subreddits: Csv = _setting(
+        "CRYPTO_REDDIT_SUBREDDITS",
+        ("CryptoCurrency", "Bitcoin", "ethereum", "CryptoMarkets"),
+        "comma-separated subreddits",
+    )
+    fred_series: Csv = _setting(
+        "CRYPTO_FRED_SERIES", ("DGS10", "DFF", "DTWEXBGS", "CPIAUCSL"), "comma-separated FRED series ids"
+    )
+    macro_lookback_days: Annotated[int, _number(int, 1)] = _setting(
+        "CRYPTO_MACRO_LOOKBACK_DAYS",
+        45,
+        "days the nightly `macro_schedule` run re-fetches (late and revised observations, CPI about six weeks late)",
+    )
+    live_run_deadline_s: Annotated[int, _number(int, 0)] = _setting(
+        "CRYPTO_LIVE_RUN_DEADLINE_S",
+        300,
+        "seconds after its window's end by which a live run stops waiting on a source (no retry or `Retry-After` "
+        "wait that would end later; the run fails and gap healing re-runs the window). Backfills have none",
+    )
     # Base URLs of the live sources (None: the provider's own host); `doctor` and the resources
     # read them, so a proxy, a mirror or a test's loopback fake replaces the provider everywhere.
-    coingecko_base_url: str | None = None
-    guardian_base_url: str | None = None
-    reddit_auth_url: str | None = None
-    reddit_api_url: str | None = None
-    fred_base_url: str | None = None
-    yahoo_base_url: str | None = None
-    # API gateway (api/): limits, CORS and caching.
-    api_rate_limit: int = 600
-    api_cors_origins: tuple[str, ...] = ()
-    api_max_rows: int = 1_000_000
-    api_max_page_size: int = 10_000
-    api_max_range_days: int = 366
-    api_cache_ttl_s: int = 300
-    api_state_ttl_s: float = 1.0
-    api_stream_poll_s: float = 1.0
-    # Let the gateway create an empty warehouse where none exists (python -m api --create does too).
-    api_create_warehouse: bool = False
-    # The Delta Lake copy of the committed features (resources/storage/lake.py); None: $CRYPTO_HOME/lake.
-    lake_uri: str | None = None
-    lake_retention_days: int = 30
-    # Credentials and endpoint of an S3-compatible lake, handed to delta-rs as storage options.
-    lake_storage: tuple[tuple[str, str], ...] = ()
+    coingecko_base_url: str | None = _setting(
+        "COINGECKO_BASE_URL",
+        None,
+        "base URL of CoinGecko (a proxy, a mirror, a loopback fake); the assets and `doctor` both read the base URLs",
+        shown="the provider's host, by `COINGECKO_PLAN`",
+    )
+    guardian_base_url: str | None = _setting(
+        "GUARDIAN_BASE_URL", None, "base URL of the Guardian API", shown="the provider's host"
+    )
+    reddit_auth_url: str | None = _setting(
+        "REDDIT_AUTH_URL", None, "base URL of Reddit's OAuth endpoint", shown="the provider's host"
+    )
+    reddit_api_url: str | None = _setting(
+        "REDDIT_API_URL", None, "base URL of Reddit's API", shown="the provider's host"
+    )
+    fred_base_url: str | None = _setting("FRED_BASE_URL", None, "base URL of FRED", shown="the provider's host")
+    yahoo_base_url: str | None = _setting(
+        "YAHOO_BASE_URL", None, "base URL of Yahoo Finance", shown="the provider's host"
+    )
+    # Alerts and the Dagster UI.
+    alert_webhook_url: str | None = _setting(
+        "CRYPTO_ALERT_WEBHOOK_URL",
+        None,
+        "Slack-compatible webhook for alerts",
+        shown="unset: alerts are logged",
+        secret=True,
+    )
+    dagster_host: str | None = _setting(
+        "DAGSTER_HOST",
+        None,
+        "address of the Dagster UI that `scripts/start.sh` starts (`dagster dev -h`)",
+        shown="`127.0.0.1`",
+    )
+    dagster_port: str | None = _setting(
+        "DAGSTER_PORT", None, "port of the Dagster UI that `scripts/start.sh` starts (`dagster dev -p`)", shown="`3000`"
+    )
+    ui_url: str = _setting(
+        "CRYPTO_UI_URL",
+        "",
+        "public URL of the Dagster UI, for links in alerts",
+        shown="`http://$DAGSTER_HOST:$DAGSTER_PORT` (a wildcard host as 127.0.0.1)",
+        validate_default=True,
+    )
+    # API gateway (api/): keys, limits, CORS and caching.
+    api_keys: Csv = _setting(
+        "CRYPTO_API_KEYS", (), "comma-separated keys the gateway accepts; empty means open (loopback only)", secret=True
+    )
+    redis_url: str | None = _setting(
+        "REDIS_URL", None, "optional Redis cache for the gateway's hot endpoints", shown="unset: no cache", secret=True
+    )
+    api_rate_limit: Annotated[int, _number(int, 0)] = _setting(
+        "CRYPTO_API_RATE_LIMIT", 600, "gateway requests a minute per key (per client IP when open); 0 turns it off"
+    )
+    api_cors_origins: Csv = _setting("CRYPTO_API_CORS_ORIGINS", (), "allowed CORS origins, comma-separated")
+    api_max_rows: Annotated[int, _number(int, 1)] = _setting(
+        "CRYPTO_API_MAX_ROWS",
+        1_000_000,
+        "row limit of one CSV/Parquet/Arrow response (the response says where it was cut)",
+    )
+    api_max_page_size: Annotated[int, _number(int, 1)] = _setting(
+        "CRYPTO_API_MAX_PAGE_SIZE", 10_000, "largest JSON page (default page 1,000)"
+    )
+    api_max_range_days: Annotated[int, _number(int, 1)] = _setting(
+        "CRYPTO_API_MAX_RANGE_DAYS", 366, "longest time range one request may ask for"
+    )
+    api_cache_ttl_s: Annotated[int, _number(int, 1)] = _setting(
+        "CRYPTO_API_CACHE_TTL", 300, "Redis cache entry lifetime, seconds"
+    )
+    api_state_ttl_s: Annotated[float, _number(float, 0)] = _setting(
+        "CRYPTO_API_STATE_TTL", 1.0, "how stale the gateway's view of `partition_log` may be, seconds"
+    )
+    api_stream_poll_s: Annotated[float, _number(float, 0.05)] = _setting(
+        "CRYPTO_API_STREAM_POLL", 1.0, "WebSocket poll interval, seconds"
+    )
+    api_create_warehouse: Annotated[bool, BeforeValidator(_parse_flag)] = _setting(
+        "CRYPTO_API_CREATE_WAREHOUSE",
+        False,
+        "`true`: the gateway creates an empty warehouse where none exists (like `python -m api --create`) instead "
+        "of refusing to start and answering 503 on `/ready`",
+    )
+    # Maintenance jobs.
+    backup_dir: str | None = _setting(
+        "CRYPTO_BACKUP_DIR",
+        None,
+        "where `backup_job` writes its daily Parquet export of committed windows (its schedule runs only when set)",
+    )
+    retention_days: Annotated[int | None, BeforeValidator(_parse_retention_days)] = _setting(
+        "CRYPTO_RETENTION_DAYS",
+        None,
+        "`retention_job` deletes windows older than this many days, with their `partition_log` rows (its schedule "
+        "runs only when set)",
+        shown="unset: keep forever",
+    )
+    # The Delta Lake copy of the committed features (resources/storage/lake.py).
+    lake_uri: str | None = _setting(
+        "CRYPTO_LAKE_URI",
+        None,
+        "where the Delta Lake copy of the features lives: a directory, or `s3://bucket/prefix` on any "
+        "S3-compatible store",
+        shown="`$CRYPTO_HOME/lake`",
+    )
+    lake_retention_days: Annotated[int, _number(int, 1)] = _setting(
+        "CRYPTO_LAKE_RETENTION_DAYS",
+        30,
+        "how long the lake keeps old versions readable (`as_of`) before the nightly vacuum",
+    )
+    aws_access_key_id: str | None = _setting("AWS_ACCESS_KEY_ID", None, "access key of an `s3://` lake", secret=True)
+    aws_secret_access_key: str | None = _setting(
+        "AWS_SECRET_ACCESS_KEY", None, "secret key of an `s3://` lake", secret=True
+    )
+    aws_session_token: str | None = _setting("AWS_SESSION_TOKEN", None, "session token of an `s3://` lake", secret=True)
+    aws_region: str | None = _setting("AWS_REGION", None, "region of an `s3://` lake")
+    aws_endpoint_url: str | None = _setting(
+        "AWS_ENDPOINT_URL", None, "endpoint of an `s3://` lake on MinIO, Ceph, R2 (not AWS)"
+    )
+    aws_allow_http: str | None = _setting(
+        "AWS_ALLOW_HTTP", None, "`true`: the `s3://` lake's endpoint may be plain HTTP"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_default(cls, values: Any) -> Any:
+        """Values are stripped; a blank one stands for the default."""
+        if not isinstance(values, Mapping):
+            return values
+        return {
+            key: value.strip() if isinstance(value, str) else value
+            for key, value in values.items()
+            if not (isinstance(value, str) and not value.strip())
+        }
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("db_url")
+    @classmethod
+    def _db_url(cls, value: str, info: ValidationInfo) -> str:
+        return _absolute_sqlite(value) if value else default_db_url(info.data.get("home") or Path.cwd())
+
+    @field_validator("partition_start")
+    @classmethod
+    def _partition_start(cls, value: str) -> str:
+        parse_partition_start(value)  # fail at load time, with the variable's name
+        return value
+
+    @field_validator("universe_file")
+    @classmethod
+    def _absolute_universe(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
+
+    @field_validator("ui_url")
+    @classmethod
+    def _ui_url(cls, value: str, info: ValidationInfo) -> str:
+        return (value or ui_url_of(info.data.get("dagster_host"), info.data.get("dagster_port"))).rstrip("/")
+
+    @field_validator("lake_uri")
+    @classmethod
+    def _lake_uri(cls, value: str | None) -> str | None:
+        return (value or "").rstrip("/") or None
+
+    @property
+    def lake_storage(self) -> tuple[tuple[str, str], ...]:
+        """The S3 settings that are set, as (variable, value) pairs: delta-rs storage options."""
+        values = ((Settings.model_fields[name].alias or name, getattr(self, name)) for name in LAKE_STORAGE_FIELDS)
+        return tuple((env, value) for env, value in values if value)
 
     @property
     def lake_location(self) -> str:
@@ -106,6 +463,44 @@ class Settings:
         A rolling horizon is aligned to UTC midnight so the partition set is stable within a day.
         """
         return parse_partition_start(self.partition_start, now=now)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the platform's settings from ``environ`` (the process environment by default).
+
+    Raises :class:`SettingsError` naming the variable whose value cannot be used.
+    """
+    try:
+        return Settings() if environ is None else Settings.model_validate(dict(environ))
+    except ValidationError as exc:
+        raise _settings_error(exc) from None
+
+
+def _settings_error(exc: ValidationError) -> SettingsError:
+    """The first problem of ``exc`` as a :class:`SettingsError` naming its variable."""
+    error = exc.errors()[0]
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, SettingsError):
+        return cause
+    name = str(error["loc"][0]) if error["loc"] else "settings"
+    env = setting_variable(name) if name in Settings.model_fields else name
+    return SettingsError(f"{env}={error.get('input')!r}: {cause or error['msg']}")
+
+
+def setting_variable(name: str) -> str:
+    """The environment variable of the field ``name`` (for messages that name it)."""
+    return Settings.model_fields[name].alias or name.upper()
+
+
+def is_secret(name: str) -> bool:
+    """True for a field that holds a credential (a key, a password in a URL, a webhook)."""
+    extra = Settings.model_fields[name].json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get("secret"))
+
+
+def setting_default(name: str) -> Any:
+    """The default of the field ``name``: what a resource built without the settings starts from."""
+    return Settings.model_fields[name].get_default(call_default_factory=True)
 
 
 _HORIZON = re.compile(r"^(\d+)d$")
@@ -167,156 +562,3 @@ def _absolute_sqlite(url: str) -> str:
     if path.is_absolute():
         return url
     return parsed.set(database=str(path.resolve())).render_as_string(hide_password=False)
-
-
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-
-
-def _flag(name: str, raw: str | None, default: bool) -> bool:
-    if raw is None:
-        return default
-    if raw.lower() in _TRUE:
-        return True
-    if raw.lower() in _FALSE:
-        return False
-    raise SettingsError(f"{name}={raw!r}: expected true or false")
-
-
-# The S3 settings delta-rs understands that the lake passes on from the environment (credentials
-# from the chart's Secret; AWS_ENDPOINT_URL and AWS_ALLOW_HTTP for MinIO, Ceph, R2 or a loopback server).
-LAKE_STORAGE_VARIABLES = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_REGION",
-    "AWS_ENDPOINT_URL",
-    "AWS_ALLOW_HTTP",
-)
-
-
-def _parse_exchange_urls(raw: str | None) -> tuple[tuple[str, str], ...]:
-    pairs = []
-    for part in _split_csv(raw or ""):
-        name, sep, url = part.partition("=")
-        if not sep or not name.strip() or not url.strip().startswith(("http://", "https://")):
-            raise SettingsError(f"CRYPTO_EXCHANGE_URLS entry {part!r}: expected exchange=http(s)://host[:port]")
-        pairs.append((name.strip().lower(), url.strip().rstrip("/")))
-    return tuple(pairs)
-
-
-def _number(name: str, raw: str | None, default: float, kind: type, minimum: float) -> float:
-    if raw is None:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number") from None
-    if value < minimum:
-        raise SettingsError(f"{name}={raw!r} must be at least {minimum}")
-    return value
-
-
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read the platform's settings from ``environ`` (the process environment by default)."""
-    env = os.environ if environ is None else environ
-
-    def get(name: str) -> str | None:
-        raw = env.get(name)
-        return raw.strip() if raw and raw.strip() else None
-
-    # Resolved here, once: every path the platform uses is absolute from now on, whatever the
-    # working directory of whoever reads it later.
-    home = Path(get("CRYPTO_HOME") or "./.crypto").expanduser().resolve()
-    raw_db_url = get("CRYPTO_DB_URL")
-    db_url = _absolute_sqlite(raw_db_url) if raw_db_url else default_db_url(home)
-    source = (get("CRYPTO_SOURCE") or "simulated").lower()
-    if source not in SOURCES:
-        raise SettingsError(f"CRYPTO_SOURCE={source!r}: expected one of {', '.join(SOURCES)}")
-    plan = (get("COINGECKO_PLAN") or "demo").lower()
-    if plan not in COINGECKO_PLANS:
-        raise SettingsError(f"COINGECKO_PLAN={plan!r}: expected one of {', '.join(COINGECKO_PLANS)}")
-    partition_start = get("CRYPTO_PARTITION_START") or "30d"
-    parse_partition_start(partition_start)  # fail at load time, with the variable's name
-    universe_file = get("CRYPTO_UNIVERSE_FILE")
-    defaults = Settings(home=home, db_url=db_url)
-    return Settings(
-        home=home,
-        db_url=db_url,
-        source=source,
-        partition_start=partition_start,
-        sentiment_model=get("CRYPTO_SENTIMENT_MODEL") or "lexicon",
-        coingecko_api_key=get("COINGECKO_API_KEY"),
-        coingecko_plan=plan,
-        guardian_api_key=get("GUARDIAN_API_KEY"),
-        reddit_client_id=get("REDDIT_CLIENT_ID"),
-        reddit_client_secret=get("REDDIT_CLIENT_SECRET"),
-        fred_api_key=get("FRED_API_KEY"),
-        api_keys=_split_csv(get("CRYPTO_API_KEYS") or ""),
-        alert_webhook_url=get("CRYPTO_ALERT_WEBHOOK_URL"),
-        universe_file=Path(universe_file).expanduser().resolve() if universe_file else None,
-        redis_url=get("REDIS_URL"),
-        ui_url=(get("CRYPTO_UI_URL") or ui_url_of(get("DAGSTER_HOST"), get("DAGSTER_PORT"))).rstrip("/"),
-        rss_feeds=_split_csv(get("CRYPTO_RSS_FEEDS") or ""),
-        reddit_subreddits=_split_csv(get("CRYPTO_REDDIT_SUBREDDITS") or "") or defaults.reddit_subreddits,
-        fred_series=_split_csv(get("CRYPTO_FRED_SERIES") or "") or defaults.fred_series,
-        exchanges=tuple(e.lower() for e in _split_csv(get("CRYPTO_EXCHANGES") or "")) or defaults.exchanges,
-        exchange_urls=_parse_exchange_urls(get("CRYPTO_EXCHANGE_URLS")),
-        snapshot_max_age_s=_number(
-            "CRYPTO_SNAPSHOT_MAX_AGE_S", get("CRYPTO_SNAPSHOT_MAX_AGE_S"), defaults.snapshot_max_age_s, float, 1
-        ),
-        coingecko_calls_per_minute=int(
-            _number(
-                "COINGECKO_CALLS_PER_MINUTE",
-                get("COINGECKO_CALLS_PER_MINUTE"),
-                defaults.coingecko_calls_per_minute,
-                int,
-                0,
-            )
-        ),
-        macro_lookback_days=int(
-            _number(
-                "CRYPTO_MACRO_LOOKBACK_DAYS", get("CRYPTO_MACRO_LOOKBACK_DAYS"), defaults.macro_lookback_days, int, 1
-            )
-        ),
-        coingecko_base_url=get("COINGECKO_BASE_URL"),
-        guardian_base_url=get("GUARDIAN_BASE_URL"),
-        reddit_auth_url=get("REDDIT_AUTH_URL"),
-        reddit_api_url=get("REDDIT_API_URL"),
-        fred_base_url=get("FRED_BASE_URL"),
-        yahoo_base_url=get("YAHOO_BASE_URL"),
-        live_run_deadline_s=int(
-            _number(
-                "CRYPTO_LIVE_RUN_DEADLINE_S", get("CRYPTO_LIVE_RUN_DEADLINE_S"), defaults.live_run_deadline_s, int, 0
-            )
-        ),
-        api_rate_limit=int(
-            _number("CRYPTO_API_RATE_LIMIT", get("CRYPTO_API_RATE_LIMIT"), defaults.api_rate_limit, int, 0)
-        ),
-        api_cors_origins=_split_csv(get("CRYPTO_API_CORS_ORIGINS") or ""),
-        api_max_rows=int(_number("CRYPTO_API_MAX_ROWS", get("CRYPTO_API_MAX_ROWS"), defaults.api_max_rows, int, 1)),
-        api_max_page_size=int(
-            _number("CRYPTO_API_MAX_PAGE_SIZE", get("CRYPTO_API_MAX_PAGE_SIZE"), defaults.api_max_page_size, int, 1)
-        ),
-        api_max_range_days=int(
-            _number("CRYPTO_API_MAX_RANGE_DAYS", get("CRYPTO_API_MAX_RANGE_DAYS"), defaults.api_max_range_days, int, 1)
-        ),
-        api_cache_ttl_s=int(
-            _number("CRYPTO_API_CACHE_TTL", get("CRYPTO_API_CACHE_TTL"), defaults.api_cache_ttl_s, int, 1)
-        ),
-        api_state_ttl_s=_number(
-            "CRYPTO_API_STATE_TTL", get("CRYPTO_API_STATE_TTL"), defaults.api_state_ttl_s, float, 0
-        ),
-        api_stream_poll_s=_number(
-            "CRYPTO_API_STREAM_POLL", get("CRYPTO_API_STREAM_POLL"), defaults.api_stream_poll_s, float, 0.05
-        ),
-        api_create_warehouse=_flag(
-            "CRYPTO_API_CREATE_WAREHOUSE", get("CRYPTO_API_CREATE_WAREHOUSE"), defaults.api_create_warehouse
-        ),
-        lake_uri=(get("CRYPTO_LAKE_URI") or "").rstrip("/") or None,
-        lake_retention_days=int(
-            _number(
-                "CRYPTO_LAKE_RETENTION_DAYS", get("CRYPTO_LAKE_RETENTION_DAYS"), defaults.lake_retention_days, int, 1
-            )
-        ),
-        lake_storage=tuple((name, value) for name in LAKE_STORAGE_VARIABLES if (value := get(name))),
-    )

@@ -77,9 +77,10 @@ def parse_universe(text: str, origin: str = "universe") -> tuple[Coin, ...]:
 
 
 @lru_cache(maxsize=8)
-def load_universe(path: Path | None = None) -> tuple[Coin, ...]:
-    """The universe from ``path``, or the one shipped with the package."""
-    if path is None:
+def load_universe(path: Path | str | None = None) -> tuple[Coin, ...]:
+    """The universe from ``path`` (``CRYPTO_UNIVERSE_FILE``), or the one shipped with the package
+    (``path`` None or empty): the one way the platform learns its coins."""
+    if not path:
         text = package_resources.files("resources.config").joinpath("data/universe.csv").read_text("utf-8")
         return parse_universe(text, origin="resources/config/data/universe.csv")
     return parse_universe(Path(path).read_text("utf-8"), origin=str(path))

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from dagster import ConfigurableResource
 
-from resources.config.settings import load_settings
+from resources.config.settings import Settings, setting_default
 
 log = logging.getLogger(__name__)
 
@@ -423,19 +423,24 @@ def _cached_scorer(spec: str, device: str, batch_size: int, quantize_int8: bool)
 
 
 class SentimentModelResource(ConfigurableResource):
-    """The sentiment model of ``sentiment_data`` (``CRYPTO_SENTIMENT_MODEL`` when ``model`` is empty).
+    """The sentiment model of ``sentiment_data``: ``model`` (``CRYPTO_SENTIMENT_MODEL`` through
+    :meth:`from_settings`) is ``lexicon``, a model directory or a hub id.
 
     ``device`` empty: the GPU when there is one. ``quantize_int8``: dynamic int8 quantisation of the
     linear layers on CPU (faster, slightly different numbers; recorded in the model revision).
     """
 
-    model: str = ""
+    model: str = setting_default("sentiment_model")
     device: str = ""
     batch_size: int = 32
     quantize_int8: bool = False
 
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> SentimentModelResource:
+        """The model ``settings`` name; ``overrides`` replace fields (the device, the batch size)."""
+        values: dict[str, Any] = dict(model=settings.sentiment_model)
+        return cls(**{**values, **overrides})
+
     def get(self) -> SentimentScorer:
         """The loaded scorer (cached for the process)."""
-        return load_scorer(
-            self.model or load_settings().sentiment_model, self.device, self.batch_size, self.quantize_int8
-        )
+        return load_scorer(self.model, self.device, self.batch_size, self.quantize_int8)

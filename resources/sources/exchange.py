@@ -27,7 +27,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache, partial
@@ -568,10 +568,14 @@ class ExchangeRouter:
         }
 
 
+def exchange_venues(exchanges: Sequence[str], urls: Mapping[str, str], **kwargs: Any) -> list[Venue]:
+    """A :class:`Venue` per exchange id of ``exchanges``, in order, pointed at its URL in ``urls``."""
+    return [Venue(exchange_id, base_url=urls.get(exchange_id), **kwargs) for exchange_id in exchanges]
+
+
 def venues_from_settings(settings: Settings, **kwargs: Any) -> list[Venue]:
     """A :class:`Venue` per exchange of ``settings.exchanges``, pointed at ``settings.exchange_urls``."""
-    urls = dict(settings.exchange_urls)
-    return [Venue(exchange_id, base_url=urls.get(exchange_id), **kwargs) for exchange_id in settings.exchanges]
+    return exchange_venues(settings.exchanges, dict(settings.exchange_urls), **kwargs)
 
 
 def exchange_routing(settings: Settings, coins: Sequence[Coin], **kwargs: Any) -> Routing:

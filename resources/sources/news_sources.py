@@ -17,14 +17,13 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from resources.config.settings import load_settings
+from resources.config.settings import Settings, setting_default
 from resources.config.universe import Coin, load_universe
 from resources.sources.coin_tagging import CoinTagger, symbols_field
 from resources.sources.http import HttpSource, SourceError
@@ -45,6 +44,7 @@ from resources.sources.news_reddit import RateLimit, RedditAuth, SubredditFeed, 
 from resources.sources.news_rss import DEFAULT_FEEDS as RSS_DEFAULT_FEEDS
 from resources.sources.news_rss import RssFeed, feed_name
 from resources.sources.news_simulated import SimulatedNewsFeed
+from resources.storage.dagster_resources import resource_value
 from resources.storage.warehouse import utc_now
 from resources.storage.windows import WINDOW
 
@@ -226,14 +226,13 @@ def merge_with_stored(frame: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame
 class NewsSourcesResource(ConfigurableResource):
     """The news sources of ``news_items``.
 
-    ``mode`` ``simulated`` (offline default) or ``live`` (Guardian, RSS feeds, Reddit). Empty
-    fields fall back to the environment: ``CRYPTO_SOURCE``, ``GUARDIAN_API_KEY``,
-    ``CRYPTO_RSS_FEEDS`` (else a built-in list of crypto news feeds), ``REDDIT_CLIENT_ID``,
-    ``REDDIT_CLIENT_SECRET``, ``CRYPTO_REDDIT_SUBREDDITS``, ``CRYPTO_UNIVERSE_FILE``, and the base
-    URLs ``GUARDIAN_BASE_URL``, ``REDDIT_AUTH_URL``, ``REDDIT_API_URL`` (else the providers' hosts).
+    ``mode`` ``simulated`` (offline default) or ``live`` (Guardian, RSS feeds, Reddit). The
+    definitions fill the fields from the settings (:meth:`from_settings`); an empty key skips its
+    source, empty ``rss_feeds`` means a built-in list of crypto news feeds, and empty base URLs the
+    providers' hosts. ``universe_file`` (empty: the shipped universe) names the coins tagged.
     """
 
-    mode: str = ""
+    mode: str = setting_default("source")
     universe_file: str = ""
     guardian_api_key: str = ""
     guardian_base_url: str = ""
@@ -243,7 +242,7 @@ class NewsSourcesResource(ConfigurableResource):
     reddit_client_secret: str = ""
     reddit_auth_url: str = ""
     reddit_api_url: str = ""
-    reddit_subreddits: list[str] = Field(default_factory=list)
+    reddit_subreddits: list[str] = Field(default_factory=lambda: list(setting_default("reddit_subreddits")))
     reddit_username: str = "crypto-data-platform"
     reddit_max_ratelimit_wait_s: float = 120.0
     guardian_min_interval_s: float = 0.1  # the free key allows 12 calls a second
@@ -253,16 +252,33 @@ class NewsSourcesResource(ConfigurableResource):
     backoff_base_s: float = 0.5
     max_retry_after_s: float = 120.0
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    live_run_deadline_s: int = setting_default("live_run_deadline_s")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> NewsSourcesResource:
+        """The news sources ``settings`` configure; ``overrides`` replace fields (a test's fake servers)."""
+        values: dict[str, Any] = dict(
+            mode=settings.source,
+            universe_file=str(settings.universe_file or ""),
+            guardian_api_key=resource_value(settings, "guardian_api_key"),
+            guardian_base_url=settings.guardian_base_url or "",
+            rss_feeds=list(settings.rss_feeds),
+            reddit_client_id=resource_value(settings, "reddit_client_id"),
+            reddit_client_secret=resource_value(settings, "reddit_client_secret"),
+            reddit_auth_url=settings.reddit_auth_url or "",
+            reddit_api_url=settings.reddit_api_url or "",
+            reddit_subreddits=list(settings.reddit_subreddits),
+            live_run_deadline_s=settings.live_run_deadline_s,
+        )
+        return cls(**{**values, **overrides})
 
     def coins(self) -> tuple[Coin, ...]:
-        """The universe whose coins are tagged."""
-        settings = load_settings()
-        path = self.universe_file or (str(settings.universe_file) if settings.universe_file else "")
-        return load_universe(Path(path) if path else None)
+        """The universe whose coins are tagged (in ``news_items`` and again in ``sentiment_data``)."""
+        return load_universe(self.universe_file)
 
     def resolved_mode(self) -> str:
         """``simulated`` or ``live``."""
-        mode = (self.mode or load_settings().source).strip().lower()
+        mode = self.mode.strip().lower()
         if mode not in ("simulated", "live"):
             raise ValueError(f"news source mode {mode!r}: expected 'simulated' or 'live'")
         return mode
@@ -295,14 +311,13 @@ class NewsSourcesResource(ConfigurableResource):
         no retry waits past ``deadline`` (a live run's)."""
         if self.resolved_mode() == "simulated":
             return [SimulatedNewsFeed(self.coins())], []
-        settings = load_settings()
         feeds: list[NewsFeed] = []
         skipped: list[FeedOutcome] = []
         max_bytes = self.max_response_bytes
 
-        guardian_key = self.guardian_api_key or settings.guardian_api_key
+        guardian_key = self.guardian_api_key
         if guardian_key:
-            base_url = self.guardian_base_url or settings.guardian_base_url or GUARDIAN_BASE_URL
+            base_url = self.guardian_base_url or GUARDIAN_BASE_URL
             http = self._http(
                 stack, "guardian", base_url, min_interval_s=self.guardian_min_interval_s, deadline=deadline
             )
@@ -310,18 +325,18 @@ class NewsSourcesResource(ConfigurableResource):
         else:
             skipped.append(FeedOutcome("guardian", "guardian", "skipped", error="GUARDIAN_API_KEY is not set"))
 
-        urls = list(self.rss_feeds or settings.rss_feeds or RSS_DEFAULT_FEEDS)
+        urls = list(self.rss_feeds or RSS_DEFAULT_FEEDS)
         for url in urls:
             http = self._http(stack, feed_name(url), url, headers={"User-Agent": FEED_USER_AGENT}, deadline=deadline)
             feeds.append(RssFeed(http, url, max_bytes=max_bytes))
 
-        client_id = self.reddit_client_id or settings.reddit_client_id
-        client_secret = self.reddit_client_secret or settings.reddit_client_secret
-        subreddits = list(self.reddit_subreddits or settings.reddit_subreddits)
+        client_id = self.reddit_client_id
+        client_secret = self.reddit_client_secret
+        subreddits = list(self.reddit_subreddits)
         if client_id and client_secret and subreddits:
             headers = {"User-Agent": user_agent(self.reddit_username)}
-            auth_url = self.reddit_auth_url or settings.reddit_auth_url or REDDIT_AUTH_URL
-            api_url = self.reddit_api_url or settings.reddit_api_url or REDDIT_API_URL
+            auth_url = self.reddit_auth_url or REDDIT_AUTH_URL
+            api_url = self.reddit_api_url or REDDIT_API_URL
             auth = RedditAuth(
                 self._http(stack, "reddit-auth", auth_url, headers, deadline=deadline),
                 client_id,

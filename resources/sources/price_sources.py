@@ -16,12 +16,10 @@ Each row's ``source`` says where it came from: ``<exchange>`` (bars alone),
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,13 +27,14 @@ import pandas as pd
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from resources.config.settings import Settings, load_settings
+from resources.config.settings import Settings, parse_partition_start, setting_default
 from resources.config.universe import Coin, load_universe
 from resources.sources.coingecko import MARKET_FIELDS, CoinGeckoClient, coingecko_host_and_headers, snapshot_frame
-from resources.sources.exchange import ExchangeRouter, venues_from_settings
+from resources.sources.exchange import ExchangeRouter, exchange_venues
 from resources.sources.http import HttpSource
 from resources.sources.market_history import LOOKBACK, MarketHistory
 from resources.sources.simulated import simulated_price_frame
+from resources.storage.dagster_resources import resource_value
 from resources.storage.warehouse import Warehouse, utc_now
 from resources.storage.windows import WINDOW
 
@@ -240,41 +239,57 @@ def validate_prices(frame: pd.DataFrame, start: datetime, end: datetime) -> pd.D
 class PriceSourceResource(ConfigurableResource):
     """The price source: ``simulated`` (offline) or ``live`` (exchange bars through ccxt + CoinGecko).
 
-    Empty fields fall back to the environment (``CRYPTO_SOURCE``, ``CRYPTO_EXCHANGES``,
-    ``CRYPTO_EXCHANGE_URLS``, ``CRYPTO_SNAPSHOT_MAX_AGE_S``, ``COINGECKO_API_KEY``,
-    ``COINGECKO_PLAN``, ``COINGECKO_CALLS_PER_MINUTE``, ``CRYPTO_UNIVERSE_FILE``).
+    The definitions fill the fields from the settings (:meth:`from_settings`); empty
+    ``coingecko_base_url`` means the plan's host, ``coingecko_calls_per_minute`` 0 the plan's rate,
+    empty ``universe_file`` the shipped universe.
     """
 
-    mode: str = ""
+    mode: str = setting_default("source")
     coingecko_base_url: str = ""
     coingecko_api_key: str = ""
-    coingecko_plan: str = ""
-    coingecko_calls_per_minute: int = 0
-    exchanges: str = Field(default="", description="comma-separated ccxt ids, in order of preference")
+    coingecko_plan: str = setting_default("coingecko_plan")
+    coingecko_calls_per_minute: int = setting_default("coingecko_calls_per_minute")
+    exchanges: str = Field(
+        default=",".join(setting_default("exchanges")), description="comma-separated ccxt ids, in order of preference"
+    )
     exchange_urls: dict[str, str] = Field(default_factory=dict, description="exchange id -> base URL override")
     exchange_rate_limit_ms: int = Field(default=0, description="spacing of ccxt's rate limiter (0: ccxt's own)")
-    snapshot_max_age_s: float = 0.0
+    snapshot_max_age_s: float = setting_default("snapshot_max_age_s")
     universe_file: str = ""
+    partition_start: str = Field(
+        default=setting_default("partition_start"), description="how far back CoinGecko's history is cached"
+    )
+    live_run_deadline_s: int = setting_default("live_run_deadline_s")
     timeout_s: float = 15.0
     max_attempts: int = 5
     backoff_base_s: float = 0.5
     max_retry_after_s: float = 180.0
 
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> PriceSourceResource:
+        """The price source ``settings`` configure; ``overrides`` replace fields (a test's fake servers)."""
+        values: dict[str, Any] = dict(
+            mode=settings.source,
+            coingecko_base_url=settings.coingecko_base_url or "",
+            coingecko_api_key=resource_value(settings, "coingecko_api_key"),
+            coingecko_plan=settings.coingecko_plan,
+            coingecko_calls_per_minute=settings.coingecko_calls_per_minute,
+            exchanges=",".join(settings.exchanges),
+            exchange_urls=dict(settings.exchange_urls),
+            snapshot_max_age_s=settings.snapshot_max_age_s,
+            universe_file=str(settings.universe_file or ""),
+            partition_start=settings.partition_start,
+            live_run_deadline_s=settings.live_run_deadline_s,
+        )
+        return cls(**{**values, **overrides})
+
     def coins(self) -> tuple[Coin, ...]:
-        """The universe this source collects."""
-        settings = load_settings()
-        path = self.universe_file or (str(settings.universe_file) if settings.universe_file else "")
-        return load_universe(Path(path) if path else None)
+        """The universe this source collects (and the price checks expect)."""
+        return load_universe(self.universe_file)
 
     def resolved_mode(self) -> str:
         """``simulated`` or ``live``."""
-        return self.mode or load_settings().source
-
-    def _settings(self) -> Settings:
-        settings = load_settings()
-        names = tuple(e.strip().lower() for e in self.exchanges.split(",") if e.strip()) or settings.exchanges
-        urls = tuple(self.exchange_urls.items()) or settings.exchange_urls
-        return dataclasses.replace(settings, exchanges=names, exchange_urls=urls)
+        return self.mode
 
     def fetch(
         self,
@@ -292,15 +307,13 @@ class PriceSourceResource(ConfigurableResource):
             return fetch_prices(coins, start, end, mode="simulated")
         if warehouse is None:
             raise ValueError("live mode needs the warehouse (CoinGecko's history is cached there)")
-        settings = self._settings()
-        plan = self.coingecko_plan or settings.coingecko_plan
-        host, headers = coingecko_host_and_headers(plan, self.coingecko_api_key or settings.coingecko_api_key)
-        per_minute = (
-            self.coingecko_calls_per_minute or settings.coingecko_calls_per_minute or PLAN_CALLS_PER_MINUTE[plan]
-        )
+        plan = self.coingecko_plan
+        host, headers = coingecko_host_and_headers(plan, self.coingecko_api_key or None)
+        per_minute = self.coingecko_calls_per_minute or PLAN_CALLS_PER_MINUTE[plan]
         now = now or utc_now()
-        venues = venues_from_settings(
-            settings,
+        venues = exchange_venues(
+            tuple(e.strip().lower() for e in self.exchanges.split(",") if e.strip()),
+            self.exchange_urls,
             timeout_s=self.timeout_s,
             max_attempts=self.max_attempts,
             backoff_base_s=self.backoff_base_s,
@@ -308,7 +321,7 @@ class PriceSourceResource(ConfigurableResource):
             rate_limit_ms=self.exchange_rate_limit_ms,
             deadline=deadline,
         )
-        cg_url = self.coingecko_base_url or settings.coingecko_base_url or host
+        cg_url = self.coingecko_base_url or host
         with (
             HttpSource(
                 "coingecko",
@@ -324,8 +337,10 @@ class PriceSourceResource(ConfigurableResource):
             ExchangeRouter(venues) as router,
         ):
             coingecko = CoinGeckoClient(cg_http)
-            history = MarketHistory(warehouse, coingecko, now=now, horizon_from=settings.partition_start_datetime(now))
-            max_age = self.snapshot_max_age_s or settings.snapshot_max_age_s
+            history = MarketHistory(
+                warehouse, coingecko, now=now, horizon_from=parse_partition_start(self.partition_start, now)
+            )
+            max_age = self.snapshot_max_age_s
             return fetch_prices(
                 coins,
                 start,

@@ -12,7 +12,6 @@ write of the same table waits for the batch instead of racing it. Back up first
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,13 +20,14 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from resources.config.settings import SettingsError, load_settings, setting_variable
 from resources.storage.schema import CONTRACTS_BY_NAME, TableContract, partition_log
 from resources.storage.warehouse import Warehouse, to_naive_utc, utc_now
 from resources.storage.windows import DAY
 
 log = logging.getLogger(__name__)
 
-RETENTION_ENV = "CRYPTO_RETENTION_DAYS"
+RETENTION_ENV = setting_variable("retention_days")
 
 
 class RetentionError(ValueError):
@@ -35,17 +35,14 @@ class RetentionError(ValueError):
 
 
 def retention_days(environ: Mapping[str, str] | None = None) -> int | None:
-    """Days to keep from ``CRYPTO_RETENTION_DAYS``; None (keep forever) when unset or empty."""
-    raw = (os.environ if environ is None else environ).get(RETENTION_ENV, "").strip()
-    if not raw:
-        return None
+    """Days to keep from ``CRYPTO_RETENTION_DAYS`` of ``environ`` (read by the settings, the process
+    environment by default); None (keep forever) when unset or empty."""
     try:
-        days = int(raw)
-    except ValueError:
-        raise RetentionError(f"{RETENTION_ENV}={raw!r} is not a whole number of days") from None
-    if days < 1:
-        raise RetentionError(f"{RETENTION_ENV}={raw!r} must be at least 1 (leave it unset to keep everything)")
-    return days
+        return load_settings(
+            None if environ is None else {RETENTION_ENV: environ.get(RETENTION_ENV, "")}
+        ).retention_days
+    except SettingsError as exc:
+        raise RetentionError(str(exc)) from None
 
 
 def retention_cutoff(days: int, now: datetime | None = None) -> datetime:

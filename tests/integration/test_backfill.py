@@ -22,12 +22,19 @@ from dagster._daemon.backfill import execute_backfill_iteration
 from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION
 from dagster_graphql.test.utils import execute_dagster_graphql
 
+from crypto_assets.definitions import build_definitions
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS, PARTITION_KEY_FORMAT
+from resources.config.settings import load_settings
 from resources.storage.warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = (datetime.now(UTC) - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
 KEYS = [(DAY + i * timedelta(minutes=5)).strftime(PARTITION_KEY_FORMAT) for i in range(288)]
+
+
+def definitions_of_the_environment() -> dg.Definitions:
+    """The definitions as a run worker started now loads them: from the environment's settings."""
+    return build_definitions(load_settings())
 
 
 @pytest.fixture
@@ -75,7 +82,7 @@ def test_asset_backfill_of_a_day_is_one_run_that_fills_the_day(workspace, sqlite
         DagsterEvent(DagsterEventType.RUN_STARTING.value, job_name=run.job_name), run_id=run.run_id
     )
     recon = ReconstructableRepository.for_module(
-        "crypto_assets.definitions", "defs", str(ROOT)
+        __name__, definitions_of_the_environment.__name__, str(ROOT)
     ).get_reconstructable_job(run.job_name)
     finished = execute_run(recon, instance.get_run_by_id(run.run_id), instance)
     assert finished.success

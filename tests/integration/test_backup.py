@@ -306,17 +306,22 @@ def test_the_api_serves_the_restored_warehouse_unchanged(sqlite_url, mysql_url, 
 
 def test_the_maintenance_jobs_back_up_a_day_and_apply_retention(sqlite_url, tmp_path, monkeypatch):
     from crypto_assets.maintenance import backup_job, retention_job
-    from resources.storage.dagster_resources import WarehouseResource
+    from resources.config.settings import load_settings
+    from resources.storage.dagster_resources import MaintenanceResource, WarehouseResource
+
+    def resources() -> dict:
+        """The job's resources as the definitions build them, from the settings of the environment now."""
+        maintenance = MaintenanceResource.from_settings(load_settings())
+        return {"warehouse": WarehouseResource(db_url=sqlite_url), "maintenance": maintenance}
 
     wh = _populate(sqlite_url)
-    resources = {"warehouse": WarehouseResource(db_url=sqlite_url)}
-    skipped = backup_job.execute_in_process(resources=resources, tags={"crypto/backup_day": "2026-11-21"})
+    skipped = backup_job.execute_in_process(resources=resources(), tags={"crypto/backup_day": "2026-11-21"})
     assert skipped.success and not (tmp_path / "daily").exists()
     monkeypatch.setenv("CRYPTO_BACKUP_DIR", str(tmp_path / "daily"))
-    done = backup_job.execute_in_process(resources=resources, tags={"crypto/backup_day": "2026-11-21"})
+    done = backup_job.execute_in_process(resources=resources(), tags={"crypto/backup_day": "2026-11-21"})
     assert done.success
     assert sorted(p.name for p in (tmp_path / "daily" / "price_data_real").iterdir()) == ["date=2026-11-21"]
     monkeypatch.setenv("CRYPTO_RETENTION_DAYS", "1")
-    pruned = retention_job.execute_in_process(resources=resources)
+    pruned = retention_job.execute_in_process(resources=resources())
     assert pruned.success  # today is long after the test data: every window goes
     assert wh.read_frame(sa.select(sa.func.count()).select_from(price_data_real)).iloc[0, 0] == 0

@@ -33,7 +33,8 @@ def _just_closed() -> tuple[str, datetime]:
 
 def _price_run(url: str, cg: FakeCoinGecko, ex: FakeBinance, key: str) -> dg.ExecuteInProcessResult:
     # The shipped retry settings (5 attempts, Retry-After honoured up to 180 s).
-    source = PriceSourceResource(
+    source = PriceSourceResource.from_settings(  # CRYPTO_LIVE_RUN_DEADLINE_S as the definitions hand it on
+        load_settings(),
         mode="live",
         coingecko_base_url=cg.url,
         exchanges="binance",

@@ -13,6 +13,7 @@ from crypto_assets.features.compute import compute_features, history_start
 from crypto_assets.features.io import read_feature_inputs
 from crypto_assets.macro import MacroSourcesResource, macro_indicators
 from crypto_assets.partitions import PARTITION_KEY_FORMAT
+from resources.config.settings import load_settings
 from resources.config.universe import load_universe
 from resources.sources.simulated import simulated_price_frame
 from resources.storage.dagster_resources import WarehouseResource
@@ -114,9 +115,18 @@ def test_macro_asset_live_against_fake_fred_and_yahoo(sqlite_url: str, monkeypat
         server.fail("fred", "429", "500")
         monkeypatch.setenv("FRED_API_KEY", API_KEY)
         monkeypatch.setenv("CRYPTO_FRED_SERIES", "DGS10,DFF")
-        resource = MacroSourcesResource(
-            source="live", fred_base_url=server.url, yahoo_base_url=server.url, yahoo_tickers=["^GSPC", "^VIX"]
-        )
+
+        def live() -> MacroSourcesResource:
+            """The resource as the definitions build it from the settings of the environment now."""
+            return MacroSourcesResource.from_settings(
+                load_settings(),
+                source="live",
+                fred_base_url=server.url,
+                yahoo_base_url=server.url,
+                yahoo_tickers=["^GSPC", "^VIX"],
+            )
+
+        resource = live()
         result = _materialize([macro_indicators], sqlite_url, macro=resource, partition_key=day.isoformat())
         assert result.success
         rows = Warehouse(sqlite_url).read_frame(sa.select(macro_table).order_by(macro_table.c.series_id))
@@ -128,6 +138,7 @@ def test_macro_asset_live_against_fake_fred_and_yahoo(sqlite_url: str, monkeypat
         assert any("^VIX" in w for w in meta["warnings"].data), "a failing Yahoo ticker is skipped, with a warning"
 
         monkeypatch.delenv("FRED_API_KEY")
+        resource = live()
         result = _materialize([macro_indicators], sqlite_url, macro=resource, partition_key=day.isoformat())
         meta = result.asset_materializations_for_node("macro_indicators")[0].metadata
         assert result.success and "FRED_API_KEY is not set: FRED series skipped" in meta["warnings"].data
@@ -135,6 +146,7 @@ def test_macro_asset_live_against_fake_fred_and_yahoo(sqlite_url: str, monkeypat
         assert len(rows) == 3, "merge: what FRED gave earlier stays when FRED is skipped"
 
         monkeypatch.setenv("FRED_API_KEY", API_KEY)
+        resource = live()
         server.fail("fred", "400", "400")
         context = dg.build_asset_context(partition_key=day.isoformat())
         with pytest.raises(dg.Failure, match="every FRED series failed"):  # so the job's retry policy retries it

@@ -7,6 +7,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from crypto_assets.macro import MacroSourcesResource, macro_indicators
+from resources.config.settings import load_settings
 from resources.storage.dagster_resources import WarehouseResource
 from resources.storage.schema import macro_indicators as macro_table
 from resources.storage.warehouse import Warehouse
@@ -22,8 +23,8 @@ def test_daily_defaults_land_with_their_first_release(sqlite_url: str, monkeypat
         # Eleven years of daily vintages: every vintage since 1776 would be refused (HTTP 400).
         server.add_daily_series("DFF", date(2015, 1, 1), today - timedelta(days=1), business_days=False)
         server.add_daily_series("DGS10", date(2015, 1, 1), today - timedelta(days=1), business_days=True)
-        resource = MacroSourcesResource(
-            source="live", fred_base_url=server.url, yahoo_base_url=server.url, yahoo_tickers=[]
+        resource = MacroSourcesResource.from_settings(  # FRED_API_KEY and the series as the definitions hand them on
+            load_settings(), source="live", fred_base_url=server.url, yahoo_base_url=server.url, yahoo_tickers=[]
         )
         result = dg.materialize(
             [macro_indicators],

@@ -8,21 +8,18 @@ import dagster as dg
 import sqlalchemy as sa
 
 from crypto_assets.checks import TABLE_CHECKS
-from crypto_assets.definitions import defs
+from crypto_assets.definitions import build_definitions
 from crypto_assets.partitions import PARTITION_KEY_FORMAT
+from resources.config.settings import load_settings
 from resources.storage.schema import price_data_real as price_table
 from resources.storage.warehouse import Warehouse, utc_now
 from tests.fakes.fake_webhook import FakeWebhook
 
 
-def sensor(name: str) -> dg.SensorDefinition:
-    return defs.get_repository_def().get_sensor_def(name)
-
-
-def tick(name: str, instance, cursor=None) -> str | None:
-    return (
-        sensor(name).evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)).cursor
-    )
+def tick(defs: dg.Definitions, name: str, instance, cursor=None) -> str | None:
+    """One tick of the sensor ``name`` as the daemon makes it, with the definitions' resources."""
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=defs.resources)
+    return defs.get_repository_def().get_sensor_def(name).evaluate_tick(context).cursor
 
 
 def test_bad_prices_and_a_late_window_each_send_one_message(sqlite_url, monkeypatch):
@@ -30,12 +27,13 @@ def test_bad_prices_and_a_late_window_each_send_one_message(sqlite_url, monkeypa
     now = utc_now()
     window = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0) - timedelta(hours=1)
     key = window.strftime(PARTITION_KEY_FORMAT)
-    job = defs.resolve_job_def("five_minute_job")
     with FakeWebhook() as hook, dg.instance_for_test() as instance:
         monkeypatch.setenv("CRYPTO_ALERT_WEBHOOK_URL", hook.url)
+        defs = build_definitions(load_settings())  # as a run worker loads them, in this environment
+        job = defs.resolve_job_def("five_minute_job")
         assert job.execute_in_process(instance=instance, partition_key=key).success
         # The window an hour ago is there; the latest due one is not: the freshness check fails.
-        freshness = tick("freshness_alert_sensor", instance)
+        freshness = tick(defs, "freshness_alert_sensor", instance)
         live_assets = sorted(k.to_user_string() for k in job.asset_layer.executable_asset_keys)
         late = len(live_assets)
         assert sorted(m["text"].split(" | ")[0] for m in hook.messages) == [f"[ERROR] {a} is late" for a in live_assets]
@@ -47,8 +45,8 @@ def test_bad_prices_and_a_late_window_each_send_one_message(sqlite_url, monkeypa
             instance=instance, partition_key=key, raise_on_error=False
         )
         assert not checks.success
-        cursor = tick("check_alert_sensor", instance)
-        runs = tick("run_failure_alert_sensor", instance)  # the blocked run is the check's message
+        cursor = tick(defs, "check_alert_sensor", instance)
+        runs = tick(defs, "run_failure_alert_sensor", instance)  # the blocked run is the check's message
         # The day before the window was never run, so the gap check (a warning) has its message too.
         # The day before the window was never run, so each asset's gap check (a warning) has its message too.
         sanity_text = (
@@ -67,5 +65,5 @@ def test_bad_prices_and_a_late_window_each_send_one_message(sqlite_url, monkeypa
             ("freshness_alert_sensor", freshness),
             ("run_failure_alert_sensor", runs),
         ):
-            tick(name, instance, state)
+            tick(defs, name, instance, state)
         assert len(hook.messages) == sent  # nothing twice

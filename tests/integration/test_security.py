@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 from crypto_assets.news import news_items
 from crypto_assets.partitions import PARTITION_KEY_FORMAT
 from crypto_assets.prices import price_data_real
+from resources.config.settings import load_settings
 from resources.sources.news_sources import NewsSourcesResource
 from resources.sources.price_sources import PriceSourceResource
 from resources.storage.dagster_resources import WarehouseResource
@@ -88,7 +89,9 @@ def test_no_secret_reaches_events_logs_metadata_or_output(secret_db_url, monkeyp
             entries=[feed_entry(start + timedelta(minutes=2), "Ether news", "https://x.invalid/e")]
         )
         news.subreddits["CryptoCurrency"] = [reddit_post(start + timedelta(minutes=3), "SOL to the moon", "p1")]
-        prices = PriceSourceResource(
+        settings = load_settings()  # the secrets reach the resources as the definitions hand them on
+        prices = PriceSourceResource.from_settings(
+            settings,
             coingecko_base_url=cg.url,
             exchanges="binance",
             exchange_urls={"binance": ex.url},
@@ -96,7 +99,8 @@ def test_no_secret_reaches_events_logs_metadata_or_output(secret_db_url, monkeyp
             timeout_s=1.0,
             max_attempts=3,
         )
-        sources = NewsSourcesResource(
+        sources = NewsSourcesResource.from_settings(
+            settings,
             guardian_base_url=news.url,
             rss_feeds=[news.feed_url("wire")],
             reddit_auth_url=news.url,

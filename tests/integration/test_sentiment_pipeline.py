@@ -17,6 +17,7 @@ import sqlalchemy as sa  # noqa: E402
 from crypto_assets.news import news_items  # noqa: E402
 from crypto_assets.partitions import PARTITION_KEY_FORMAT  # noqa: E402
 from crypto_assets.sentiment import sentiment_data  # noqa: E402
+from resources.config.settings import load_settings  # noqa: E402
 from resources.model.sentiment import SentimentModelResource  # noqa: E402
 from resources.sources.news_sources import NewsSourcesResource  # noqa: E402
 from resources.storage.dagster_resources import WarehouseResource  # noqa: E402
@@ -126,7 +127,7 @@ def test_the_transformers_path_scores_the_same_windows(db_url, tiny_dir, monkeyp
     assert run(db_url, [news_items, sentiment_data]).success
     lexicon_rows = rows(db_url, sentiment_table, "item_id", "symbol", "model")
     monkeypatch.setenv("CRYPTO_SENTIMENT_MODEL", str(tiny_dir))
-    model = SentimentModelResource(device="cpu", batch_size=4)
+    model = SentimentModelResource.from_settings(load_settings(), device="cpu", batch_size=4)
     result = run(db_url, [sentiment_data], model=model)
     assert result.success
     m = meta(result, "sentiment_data")

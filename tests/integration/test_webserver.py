@@ -18,8 +18,9 @@ import dagster as dg
 import httpx
 import pytest
 
-from crypto_assets.definitions import defs
+from crypto_assets.definitions import build_definitions, defs
 from crypto_assets.partitions import PARTITION_KEY_FORMAT
+from resources.config.settings import load_settings
 from tests.fakes.loopback import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,8 +113,10 @@ def server(tmp_path_factory) -> Iterator[Webserver]:
         for name in ("DAGSTER_HOME", "CRYPTO_HOME", "CRYPTO_DB_URL"):
             patch.setenv(name, env[name])
         with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-            result = defs.resolve_job_def("five_minute_job").execute_in_process(
-                instance=instance, partition_key=KEY, raise_on_error=False
+            result = (
+                build_definitions(load_settings())
+                .resolve_job_def("five_minute_job")
+                .execute_in_process(instance=instance, partition_key=KEY, raise_on_error=False)
             )
             assert result.success
     web = Webserver(env, free_port(), home / "webserver.log")

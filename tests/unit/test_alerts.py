@@ -11,8 +11,10 @@ import dagster as dg
 import pytest
 from dagster._core.storage.tags import WILL_RETRY_TAG
 
+from resources.config.settings import load_settings
 from sensors.alerts import (
     AlertCursor,
+    AlertResource,
     check_alert_sensor,
     freshness_alert_sensor,
     run_failure_alert_sensor,
@@ -94,7 +96,10 @@ def run(instance, *, check_passes=False, asset_raises=False, key=KEY, tags=None)
 
 
 def tick(sensor: dg.SensorDefinition, instance, cursor: str | None) -> tuple[str | None, str | None]:
-    data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=DEFS))
+    # The alerts resource as the definitions build it, from the settings of the environment now.
+    alerts = AlertResource.from_settings(load_settings())
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=DEFS, resources={"alerts": alerts})
+    data = sensor.evaluate_tick(context)
     return data.cursor, data.skip_message
 
 

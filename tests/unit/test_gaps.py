@@ -10,10 +10,12 @@ import sqlalchemy as sa
 from dagster._core.execution.backfill import PartitionBackfill
 from dagster._core.test_utils import create_run_for_test
 
-from crypto_assets.definitions import ASSETS, defs
+from crypto_assets.definitions import ASSETS, build_definitions, defs
 from crypto_assets.partitions import PARTITION_KEY_FORMAT
+from resources.config.settings import load_settings
 from resources.config.universe import load_universe
 from resources.sources.simulated import simulated_price_frame
+from resources.storage.dagster_resources import WarehouseResource
 from resources.storage.schema import partition_log
 from resources.storage.schema import price_data_real as price_table
 from resources.storage.warehouse import Warehouse, utc_now
@@ -86,8 +88,14 @@ def sensor():
     return build_gap_sensor(PRICES, horizon=timedelta(hours=2))
 
 
+def context(instance) -> dg.SensorEvaluationContext:
+    """A tick's context as the daemon builds it: the definitions' resources, the warehouse of the settings."""
+    warehouse = WarehouseResource.from_settings(load_settings())
+    return dg.build_sensor_context(instance=instance, definitions=defs, resources={"warehouse": warehouse})
+
+
 def tick(instance) -> dg.SensorResult:
-    return sensor().evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+    return sensor().evaluate_tick(context(instance))
 
 
 def key(w: datetime) -> str:
@@ -117,7 +125,7 @@ def test_a_deleted_window_is_requested_once_and_healed(env):
         r.tags["crypto/trigger"] == GAP_HEALING and r.asset_selection == [dg.AssetKey("price_data_real")]
         for r in requests
     )
-    job = defs.resolve_job_def("five_minute_job")
+    job = build_definitions(load_settings()).resolve_job_def("five_minute_job")
     for request in requests:  # run them as the daemon would: the job, the request's partition or range
         result = job.execute_in_process(
             instance=instance,
@@ -173,7 +181,7 @@ def test_windows_too_recent_for_healing_are_left_to_the_schedule(env):
     (request,) = tick(instance).run_requests
     assert request.partition_key == key(end - W)
     recent = build_gap_sensor(PRICES, horizon=timedelta(hours=2), settle=timedelta(minutes=20))
-    data = recent.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+    data = recent.evaluate_tick(context(instance))
     assert not data.run_requests
 
 

@@ -7,7 +7,7 @@ import dagster as dg
 import pytest
 from dagster._core.execution.api import create_execution_plan
 
-from crypto_assets.definitions import ASSETS, defs
+from crypto_assets.definitions import ASSETS, build_definitions, defs
 from crypto_assets.freshness import (
     DAILY_POLICY,
     FIVE_MINUTE_POLICY,
@@ -17,18 +17,20 @@ from crypto_assets.freshness import (
 )
 from crypto_assets.jobs import (
     LATE_DATA_OFFSET_MINUTES,
+    build_macro_schedule,
     five_minute_job,
     five_minute_schedule,
     macro_job,
     macro_run_days,
-    macro_schedule,
     offset_cron,
 )
 from crypto_assets.partitions import DAILY_PARTITIONS, FIVE_MINUTE_PARTITIONS
 from crypto_assets.prices import price_data_real
+from resources.config.settings import load_settings
 from sensors.freshness import build_freshness_sensor
 
 DAY = dg.BackfillPolicy.multi_run(max_partitions_per_run=288)
+macro_schedule = build_macro_schedule(load_settings().macro_lookback_days)
 
 
 @dg.asset(partitions_def=FIVE_MINUTE_PARTITIONS, group_name="sentiment", backfill_policy=DAY)
@@ -120,7 +122,8 @@ def test_the_schedule_runs_the_window_that_just_closed_a_minute_late(tick, windo
 
 def macro_tick(day: int) -> dg.RunRequest:
     with dg.instance_for_test() as instance:
-        data = macro_schedule.evaluate_tick(
+        # Built as the definitions build it, from the settings of the environment now.
+        data = build_macro_schedule(load_settings().macro_lookback_days).evaluate_tick(
             dg.build_schedule_context(instance=instance, scheduled_execution_time=utc(2026, 11, day, 1, 0))
         )
     (request,) = data.run_requests
@@ -236,6 +239,7 @@ def test_the_freshness_sensor_evaluates_in_the_daemon_and_records_only_changes()
 
 def test_every_schedule_and_sensor_of_the_definitions_evaluates(sqlite_url, monkeypatch):
     monkeypatch.setenv("CRYPTO_DB_URL", sqlite_url)
+    defs = build_definitions(load_settings())
     repo = defs.get_repository_def()
     assert {s.name for s in repo.schedule_defs} == {
         "five_minute_schedule",
@@ -258,5 +262,6 @@ def test_every_schedule_and_sensor_of_the_definitions_evaluates(sqlite_url, monk
             )
             assert data.run_requests
         for sensor in repo.sensor_defs:
-            data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+            context = dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources)
+            data = sensor.evaluate_tick(context)
             assert data.run_requests or data.skip_message, sensor.name

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import unquote
@@ -213,7 +212,7 @@ def test_yahoo_daily_closes_skip_nulls_and_use_the_exchange_date(server) -> None
 
 
 def _settings(tmp_path: Path, **kw) -> Settings:
-    return replace(Settings(home=tmp_path, db_url=f"sqlite:///{tmp_path}/w.sqlite"), **kw)
+    return Settings.model_validate({"home": tmp_path, "db_url": f"sqlite:///{tmp_path}/w.sqlite", **kw})
 
 
 def test_live_fetch_without_fred_key_skips_fred_with_a_warning(server, tmp_path) -> None:

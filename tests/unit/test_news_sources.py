@@ -420,14 +420,17 @@ def test_clean_text():
 
 
 def test_the_resource_reads_the_sources_base_urls_from_the_environment(server, monkeypatch):
-    """GUARDIAN_BASE_URL, REDDIT_AUTH_URL and REDDIT_API_URL replace the providers' hosts (as for doctor)."""
+    """GUARDIAN_BASE_URL, REDDIT_AUTH_URL and REDDIT_API_URL replace the providers' hosts (as for doctor),
+    through the settings the definitions build the resource from."""
+    from resources.config.settings import load_settings
     from resources.sources.news_sources import NewsSourcesResource
 
     server.guardian_results.append(guardian_result(W + timedelta(minutes=1), "Bitcoin rallies", "btc"))
     server.subreddits["Bitcoin"] = [reddit_post(W + timedelta(minutes=2), "BTC post", "p1")]
     for name in ("GUARDIAN_BASE_URL", "REDDIT_AUTH_URL", "REDDIT_API_URL"):
         monkeypatch.setenv(name, server.url)
-    resource = NewsSourcesResource(
+    resource = NewsSourcesResource.from_settings(
+        load_settings(),
         mode="live",
         guardian_api_key=server.guardian_api_key,
         rss_feeds=["http://127.0.0.1:9/x"],

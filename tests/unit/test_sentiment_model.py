@@ -7,6 +7,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # the transformers path must never reach for
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from resources.config.settings import load_settings  # noqa: E402
 from resources.model import sentiment as sentiment_model  # noqa: E402
 from resources.model.sentiment import (  # noqa: E402
     LABELS,
@@ -144,8 +145,9 @@ def test_a_hub_id_without_a_local_copy_fails_offline():
 
 
 def test_the_resource_reads_the_environment(monkeypatch, tiny_dir):
+    """Through the settings the definitions build it from (no fall-back at call time)."""
     monkeypatch.setenv("CRYPTO_SENTIMENT_MODEL", "lexicon")
-    assert SentimentModelResource().get() is load_scorer("lexicon")
+    assert SentimentModelResource.from_settings(load_settings()).get() is load_scorer("lexicon")
     monkeypatch.setenv("CRYPTO_SENTIMENT_MODEL", str(tiny_dir))
-    scorer = SentimentModelResource(device="cpu").get()
+    scorer = SentimentModelResource.from_settings(load_settings(), device="cpu").get()
     assert scorer.kind == "transformers" and scorer.name == "cryptobert-tiny"
