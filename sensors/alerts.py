@@ -35,13 +35,9 @@ import time
 from dataclasses import dataclass, field
 
 import dagster as dg
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    WILL_RETRY_TAG,
-)
 
 from resources.config.settings import load_settings
+from resources.dagster_private import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG, WILL_RETRY_TAG
 from sensors.check_history import RunStates, check_rows_after
 from sensors.webhook import Alert, WebhookError, WebhookNotifier
 

@@ -16,9 +16,9 @@ from resources.sources.news_sources import NewsSourcesResource
 from resources.sources.price_sources import PriceSourceResource
 from resources.storage.dagster_resources import WarehouseResource
 from resources.storage.warehouse import Warehouse
-from tests.fakes.fake_fred import API_KEY, FakeMacroServer
-from tests.fakes.fake_news_servers import FakeNewsServer, FeedSpec, feed_entry
-from tests.fakes.price_servers import FakeBinance, FakeCoinGecko
+from testkit.fakes.fake_fred import API_KEY, FakeMacroServer
+from testkit.fakes.fake_news_servers import FakeNewsServer, FeedSpec, feed_entry
+from testkit.fakes.price_servers import FakeBinance, FakeCoinGecko
 
 
 def _now() -> datetime:

@@ -19,7 +19,7 @@ from resources.sources.simulated import simulated_price_frame
 from resources.storage.dagster_resources import WarehouseResource
 from resources.storage.warehouse import Warehouse, utc_now
 from resources.storage.warehouse import macro_indicators as macro_table
-from tests.fakes.fake_fred import API_KEY, FakeMacroServer
+from testkit.fakes.fake_fred import API_KEY, FakeMacroServer
 
 STEP = timedelta(minutes=5)
 DAY = utc_now().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)

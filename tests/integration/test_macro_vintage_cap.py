@@ -10,7 +10,7 @@ from crypto_assets.macro import MacroSourcesResource, macro_indicators
 from resources.storage.dagster_resources import WarehouseResource
 from resources.storage.warehouse import Warehouse
 from resources.storage.warehouse import macro_indicators as macro_table
-from tests.fakes.fake_fred import API_KEY, FakeMacroServer
+from testkit.fakes.fake_fred import API_KEY, FakeMacroServer
 
 
 def test_daily_defaults_land_with_their_first_release(sqlite_url: str, monkeypatch) -> None:

@@ -12,7 +12,7 @@ from crypto_assets.definitions import defs
 from crypto_assets.partitions import PARTITION_KEY_FORMAT
 from resources.storage.warehouse import Warehouse, utc_now
 from resources.storage.warehouse import price_data_real as price_table
-from tests.fakes.fake_webhook import FakeWebhook
+from testkit.fakes.fake_webhook import FakeWebhook
 
 
 def sensor(name: str) -> dg.SensorDefinition:

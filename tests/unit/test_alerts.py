@@ -9,8 +9,8 @@ import json
 
 import dagster as dg
 import pytest
-from dagster._core.storage.tags import WILL_RETRY_TAG
 
+from resources.dagster_private import WILL_RETRY_TAG
 from sensors.alerts import (
     AlertCursor,
     check_alert_sensor,
@@ -18,7 +18,7 @@ from sensors.alerts import (
     run_failure_alert_sensor,
 )
 from sensors.webhook import Alert, WebhookNotifier, slack_payload
-from tests.fakes.fake_webhook import FakeWebhook
+from testkit.fakes.fake_webhook import FakeWebhook
 
 PARTS = dg.TimeWindowPartitionsDefinition(
     cron_schedule="*/5 * * * *", start="2026-11-01-00:00", fmt="%Y-%m-%d-%H:%M", timezone="UTC"

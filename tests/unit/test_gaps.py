@@ -7,8 +7,6 @@ import dagster as dg
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from dagster._core.execution.backfill import PartitionBackfill
-from dagster._core.test_utils import create_run_for_test
 
 from crypto_assets.definitions import ASSETS, defs
 from crypto_assets.partitions import PARTITION_KEY_FORMAT
@@ -17,6 +15,7 @@ from resources.sources.simulated import simulated_price_frame
 from resources.storage.warehouse import Warehouse, partition_log, utc_now
 from resources.storage.warehouse import price_data_real as price_table
 from sensors.gaps import GAP_HEALING, HealRequest, build_gap_sensor, plan_heal_requests
+from testkit.dagster_private import PartitionBackfill, create_run_for_test
 
 W = timedelta(minutes=5)
 T0 = datetime(2026, 11, 20, 12, 0)

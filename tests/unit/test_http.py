@@ -15,7 +15,7 @@ from resources.sources.http import (
     utc_timestamp,
 )
 from resources.sources.price_sources import PriceSourceResource
-from tests.fakes.price_servers import FakeCoinGecko
+from testkit.fakes.price_servers import FakeCoinGecko
 
 
 def _client(server, **kwargs) -> HttpSource:

@@ -5,7 +5,6 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
-from dagster._core.execution.api import create_execution_plan
 
 from crypto_assets.definitions import ASSETS, defs
 from crypto_assets.freshness import (
@@ -27,6 +26,7 @@ from crypto_assets.jobs import (
 from crypto_assets.partitions import DAILY_PARTITIONS, FIVE_MINUTE_PARTITIONS
 from crypto_assets.prices import price_data_real
 from sensors.freshness import build_freshness_sensor
+from testkit.dagster_private import create_execution_plan
 
 DAY = dg.BackfillPolicy.multi_run(max_partitions_per_run=288)
 
