@@ -50,11 +50,15 @@ def test_covered_windows_are_skipped_and_runs_are_bounded():
     assert plan_heal_requests(missing, {"a": set(missing)}, {}, window=W, max_windows_per_run=3, max_runs=2) == []
 
 
+SETTLE = timedelta(minutes=10)  # build_gap_sensor's default
+
+
 @pytest.fixture
 def env(sqlite_url, monkeypatch):
+    """Two hours of prices ending ``SETTLE`` before the current window's start: the sensor's clock (see ``sensor``)."""
     monkeypatch.setenv("CRYPTO_DB_URL", sqlite_url)
     now = utc_now()
-    end = datetime(now.year, now.month, now.day, now.hour, now.minute - now.minute % 5) - timedelta(minutes=10)
+    end = datetime(now.year, now.month, now.day, now.hour, now.minute - now.minute % 5) - SETTLE
     start = end - timedelta(hours=2)
     wh = Warehouse(sqlite_url)
     wh.write_partition(
@@ -80,12 +84,14 @@ def delete_windows(wh: Warehouse, *starts: datetime) -> None:
 PRICES = [asset for asset in ASSETS if asset.key == dg.AssetKey("price_data_real")]
 
 
-def sensor():
-    return build_gap_sensor(PRICES, horizon=timedelta(hours=2))
+def sensor(end: datetime, **options) -> dg.SensorDefinition:
+    """The sensor on a clock fixed at the start of the window the fixture's data was seeded for
+    (``end + SETTLE``), however long the test takes: a tick never crosses into the next window."""
+    return build_gap_sensor(PRICES, horizon=timedelta(hours=2), clock=lambda: end + SETTLE, **options)
 
 
-def tick(instance) -> dg.SensorResult:
-    return sensor().evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+def tick(instance, end: datetime) -> dg.SensorResult:
+    return sensor(end).evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
 
 
 def key(w: datetime) -> str:
@@ -94,7 +100,7 @@ def key(w: datetime) -> str:
 
 def test_no_gaps_no_runs(env):
     instance, wh, start, end = env
-    data = tick(instance)
+    data = tick(instance, end)
     assert not data.run_requests and data.skip_message.startswith("no gaps in")
 
 
@@ -102,7 +108,7 @@ def test_a_deleted_window_is_requested_once_and_healed(env):
     instance, wh, start, end = env
     lost = start + 6 * W
     delete_windows(wh, lost, start + 10 * W, start + 11 * W)
-    requests = tick(instance).run_requests
+    requests = tick(instance, end).run_requests
     assert [
         (
             r.partition_key,
@@ -125,7 +131,7 @@ def test_a_deleted_window_is_requested_once_and_healed(env):
         )
         assert result.success
     assert len(wh.committed_windows("price_data_real", start, end)) == 24
-    assert not tick(instance).run_requests
+    assert not tick(instance, end).run_requests
 
 
 def test_windows_already_targeted_by_runs_or_backfills_are_not_requested_again(env):
@@ -160,7 +166,7 @@ def test_windows_already_targeted_by_runs_or_backfills_are_not_requested_again(e
             run_config=None,
         )
     )
-    data = tick(instance)
+    data = tick(instance, end)
     assert not data.run_requests
     assert data.skip_message == "3 missing window(s), all already being handled"
 
@@ -168,9 +174,9 @@ def test_windows_already_targeted_by_runs_or_backfills_are_not_requested_again(e
 def test_windows_too_recent_for_healing_are_left_to_the_schedule(env):
     instance, wh, start, end = env
     delete_windows(wh, end - W)  # closed 10 to 15 minutes ago: eligible
-    (request,) = tick(instance).run_requests
+    (request,) = tick(instance, end).run_requests
     assert request.partition_key == key(end - W)
-    recent = build_gap_sensor(PRICES, horizon=timedelta(hours=2), settle=timedelta(minutes=20))
+    recent = sensor(end, settle=timedelta(minutes=20))
     data = recent.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
     assert not data.run_requests
 
