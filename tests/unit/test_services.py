@@ -60,13 +60,14 @@ def test_a_test_on_sqlite_or_other_parameters_does_not():
 
 def test_a_session_that_needs_no_service_probes_none_even_under_ci(monkeypatch):
     """``-m "not mysql"`` over the unit tests: nothing answers on these URLs, and nothing is asked."""
-    for name in ("CRYPTO_TEST_MYSQL_URL", "CRYPTO_TEST_REDIS_URL"):  # restored after, whatever prepare() does
-        monkeypatch.setenv(name, os.environ.get(name, ""))
+    for name in ("CRYPTO_TEST_MYSQL_URL", "CRYPTO_TEST_REDIS_URL"):  # restored after
+        monkeypatch.setenv(name, "as-before")
     monkeypatch.setattr("testkit.services.mysql_answers", lambda url: pytest.fail("MariaDB probed"))
     monkeypatch.setattr("testkit.services.redis_answers", lambda url: pytest.fail("Redis probed"))
     services = Services(mysql_url="mysql+pymysql://root@127.0.0.1:1", redis_url="redis://127.0.0.1:1/0")
     decision = services.prepare(ci=True, needed=[])
     assert decision.actions == {} and not decision.fail and services.started == []
-    assert services.summary() == "services: none needed" and os.environ["CRYPTO_TEST_MYSQL_URL"] != services.mysql_url
+    assert services.summary() == "services: none needed"
+    assert os.environ["CRYPTO_TEST_MYSQL_URL"] == os.environ["CRYPTO_TEST_REDIS_URL"] == "as-before"  # nothing exported
     with pytest.raises(pytest.fail.Exception, match="MariaDB was not prepared"):
         services.require(MYSQL)
