@@ -4,7 +4,8 @@ MariaDB is the server at 127.0.0.1:3306 (root, no password; override with
 ``CRYPTO_TEST_MYSQL_URL``) and Redis the one at 127.0.0.1:6379 (``CRYPTO_TEST_REDIS_URL``), each
 probed only when a selected test needs it. When one is not running, the session starts a private
 one from the installed binaries, or names the packages to install in one line and skips the tests
-that need it (fails at once under ``CI=true``): see :mod:`testkit.services`. Each MariaDB test gets its own database, dropped afterwards.
+that need it (fails at once under ``CI=true``): see :mod:`testkit.services`. Each MariaDB test gets
+its own database, dropped afterwards.
 
 Every test that reaches MariaDB carries the ``mysql`` marker, so ``-m "not mysql"`` runs without
 it: the marker is added at collection to every test using a MariaDB fixture (``mysql_url``,
