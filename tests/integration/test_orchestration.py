@@ -31,7 +31,7 @@ def test_bad_prices_and_a_late_window_each_send_one_message(sqlite_url, monkeypa
     window = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0) - timedelta(hours=1)
     key = window.strftime(PARTITION_KEY_FORMAT)
     job = defs.resolve_job_def("five_minute_job")
-    with FakeWebhook() as hook, dg.instance_for_test() as instance:
+    with FakeWebhook() as hook, dg.DagsterInstance.ephemeral() as instance:  # in memory: no disk commit per event
         monkeypatch.setenv("CRYPTO_ALERT_WEBHOOK_URL", hook.url)
         assert job.execute_in_process(instance=instance, partition_key=key).success
         # The window an hour ago is there; the latest due one is not: the freshness check fails.

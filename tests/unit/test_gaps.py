@@ -69,7 +69,7 @@ def env(sqlite_url, monkeypatch):
         run_id="seed",
         code_version="1",
     )
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:  # in memory: no disk commit per event
         yield instance, wh, start, end
 
 

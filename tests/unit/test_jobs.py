@@ -109,7 +109,7 @@ def test_the_schedule_runs_the_window_that_just_closed_a_minute_late(tick, windo
     assert five_minute_schedule.cron_schedule == offset_cron(LATE_DATA_OFFSET_MINUTES) == "1-59/5 * * * *"
     assert five_minute_schedule.execution_timezone == "UTC"
     assert five_minute_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         data = five_minute_schedule.evaluate_tick(
             dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
         )
@@ -119,7 +119,7 @@ def test_the_schedule_runs_the_window_that_just_closed_a_minute_late(tick, windo
 
 
 def macro_tick(day: int) -> dg.RunRequest:
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         data = macro_schedule.evaluate_tick(
             dg.build_schedule_context(instance=instance, scheduled_execution_time=utc(2026, 11, day, 1, 0))
         )
@@ -194,7 +194,7 @@ def test_the_freshness_sensor_evaluates_in_the_daemon_and_records_only_changes()
     }
     sensor = build_freshness_sensor(rules, clock=lambda: now["t"])
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
 
         def tick(cursor):
             data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
@@ -251,7 +251,7 @@ def test_every_schedule_and_sensor_of_the_definitions_evaluates(sqlite_url, monk
         "run_failure_alert_sensor",
         "gap_healing_sensor",
     }
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         for schedule in repo.schedule_defs:
             data = schedule.evaluate_tick(
                 dg.build_schedule_context(instance=instance, scheduled_execution_time=utc(2026, 11, 20, 12, 1))
