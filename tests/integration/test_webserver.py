@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
-import httpx
 import pytest
 
 from crypto_assets.definitions import defs
