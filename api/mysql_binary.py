@@ -11,6 +11,10 @@ Only statements whose every selected column is 8 bytes wide in the binary protoc
 and ``BIGINT``) are accepted; the caller encodes symbols as an index (``FIELD``) and datetimes as
 microseconds since the epoch (``TIMESTAMPDIFF``). Anything else raises :class:`UnsupportedResult`
 before a row is read.
+
+pymysql has no public API for this, so the module uses private members of its ``Connection``:
+``_execute_command``, ``_read_packet``, ``_rfile``, ``_sock`` and ``_force_close``. pyproject.toml
+pins pymysql to the tested minor release (``>=1.2,<1.3``) for that reason.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fakes.doctor_fakes import doctor_env, start_fakes  # noqa: E402
+from testkit.fakes.doctor_fakes import doctor_env, start_fakes  # noqa: E402
 
 
 def main() -> None:

@@ -27,10 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import dagster as dg  # noqa: E402
-from dagster._core.events import StepMaterializationData  # noqa: E402
 
 from resources.config.settings import parse_partition_start  # noqa: E402
-from tests.integration.test_webserver import Webserver, free_port, platform_env  # noqa: E402
+from testkit.dagster_private import StepMaterializationData  # noqa: E402
+from testkit.fakes.loopback import free_port  # noqa: E402
+from testkit.webserver import Webserver, platform_env  # noqa: E402
 
 QUERY = """
 query($path: [String!]!) { assetNodeOrError(assetKey: {path: $path}) { ... on AssetNode {

@@ -38,7 +38,7 @@ from resources.sources.price_sources import PriceSourceResource  # noqa: E402
 from resources.storage.dagster_resources import WarehouseResource  # noqa: E402
 from resources.storage.schema import price_data_real as price_table  # noqa: E402
 from resources.storage.warehouse import dispose_warehouse, get_warehouse  # noqa: E402
-from tests.fakes.price_servers import FakeBinance, FakeCoinGecko, FakeOkx  # noqa: E402
+from testkit.fakes.price_servers import FakeBinance, FakeCoinGecko, FakeOkx  # noqa: E402
 
 DEMO_CALLS_PER_MINUTE = 30
 

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.support import free_port  # noqa: E402
+from testkit.fakes.loopback import free_port  # noqa: E402
 
 ASSETS = ("price_data_real", "news_items", "sentiment_data", "ml_features_materialized")
 
@@ -80,11 +80,10 @@ def analyze(work: Path, started: datetime, ended: datetime) -> None:
     import dagster as dg
 
     from resources.storage.warehouse import Warehouse
+    from testkit.dagster_private import InstanceRef
 
     warehouse = Warehouse(f"sqlite:///{work / 'warehouse.sqlite'}")
-    with dg.DagsterInstance.from_ref(
-        dg._core.instance.InstanceRef.from_dir(str(work / "home" / "dagster_home"))
-    ) as instance:
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(work / "home" / "dagster_home"))) as instance:
         trigger = {
             r.dagster_run.run_id: r.dagster_run.tags.get("crypto/trigger", "") for r in instance.get_run_records()
         }

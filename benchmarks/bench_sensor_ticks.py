@@ -44,10 +44,10 @@ os.environ["CRYPTO_SOURCE"] = "simulated"
 os.environ.pop("CRYPTO_ALERT_WEBHOOK_URL", None)  # alerts are logged: the tick's own cost is measured
 
 import dagster as dg  # noqa: E402
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG  # noqa: E402
 
 from crypto_assets.definitions import defs  # noqa: E402
 from crypto_assets.partitions import PARTITION_KEY_FORMAT  # noqa: E402
+from resources.dagster_private import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG  # noqa: E402
 from sensors.alerts import AlertCursor, ProgressLedger  # noqa: E402
 
 SENSORS = ("check_alert_sensor", "freshness_alert_sensor", "run_failure_alert_sensor", "freshness_checks_sensor")
@@ -165,7 +165,8 @@ def main() -> None:
 
 def _check_rows(instance: dg.DagsterInstance) -> int:
     import sqlalchemy as sa
-    from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
+
+    from resources.dagster_private import AssetCheckExecutionsTable
 
     with instance.event_log_storage.index_connection() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(AssetCheckExecutionsTable)).scalar_one()

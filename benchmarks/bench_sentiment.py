@@ -44,7 +44,7 @@ from transformers import RobertaConfig, RobertaForSequenceClassification, pipeli
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 from resources.model.sentiment import TransformersScorer  # noqa: E402
-from tests.fakes.tiny_model import LABELS, tiny_tokenizer  # noqa: E402
+from testkit.fakes.tiny_model import LABELS, tiny_tokenizer  # noqa: E402
 
 TOKENS = 128
 

@@ -21,9 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import dagster as dg  # noqa: E402
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG  # noqa: E402
 
-from tests.integration.test_webserver import Webserver, free_port, platform_env  # noqa: E402
+from resources.dagster_private import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG  # noqa: E402
+from testkit.fakes.loopback import free_port  # noqa: E402
+from testkit.webserver import Webserver, platform_env  # noqa: E402
 
 PAGE = "/asset-groups"
 

@@ -3,11 +3,13 @@
 * ``BENCH_MYSQL``: the server the benchmarks use, ``CRYPTO_BENCH_MYSQL`` or root without a
   password at 127.0.0.1:3306 (a SQLAlchemy URL without a database);
 * ``bench_database(name)``: creates the database ``name`` afresh and drops it at the end;
-* ``free_port()``: a free loopback port, for a server a benchmark starts;
 * ``api_server(db_url, port)``: ``uvicorn api.app:app`` on a loopback port, serving ``db_url``,
   ready once ``/health`` answers, terminated at the end;
 * ``run_load_generator(script, ...)``: a script's load generator (``script --load ...``) in a second
   process, its one JSON line of results parsed.
+
+What the benchmarks share with the tests (the fake servers, ``free_port``, the webserver launcher)
+is in ``testkit/``; benchmarks import nothing from ``tests/``.
 
 A script run as ``python benchmarks/<name>.py`` puts the repository root on ``sys.path`` before
 ``from benchmarks.support import ...``. Only the standard library is imported here at module
@@ -20,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -32,13 +33,6 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH_MYSQL = os.environ.get("CRYPTO_BENCH_MYSQL", "mysql+pymysql://root@127.0.0.1:3306")
 # uvicorn's fast event loop and HTTP parser (``--loop uvloop --http httptools``).
 UVLOOP_HTTPTOOLS = ("--loop", "uvloop", "--http", "httptools")
-
-
-def free_port() -> int:
-    """A loopback TCP port free at the time of the call."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def mysql_admin(*statements: str) -> None:

@@ -20,9 +20,9 @@ import json
 from datetime import UTC, datetime, time, timedelta
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from crypto_assets.partitions import DAILY_PARTITIONS, FIVE_MINUTE_PARTITIONS
+from resources.dagster_private import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 FIVE_MINUTE_GROUPS = ("prices", "sentiment", "features")
 MACRO_GROUPS = ("macro",)

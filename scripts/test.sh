@@ -3,7 +3,7 @@
 # import contracts, mypy), then the test suite against MariaDB at 127.0.0.1:3306 and Redis at
 # 127.0.0.1:6379. Where one is down, the session starts a private one from the installed binaries,
 # or names in one line the packages to install and skips its tests (CI=true: fails instead; see
-# tests/services.py). Extra arguments go to pytest.
+# testkit/services.py). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh dev

@@ -36,13 +36,9 @@ import time
 from dataclasses import dataclass, field
 
 import dagster as dg
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    WILL_RETRY_TAG,
-)
 
 from resources.config.settings import Settings, ui_url_of
+from resources.dagster_private import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG, WILL_RETRY_TAG
 from resources.storage.dagster_resources import resource_value
 from sensors.check_history import RunStates, check_rows_after
 from sensors.webhook import Alert, WebhookError, WebhookNotifier

@@ -21,9 +21,8 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import sqlalchemy as sa
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
-from dagster._serdes import deserialize_value
+
+from resources.dagster_private import AssetCheckExecutionRecordStatus, AssetCheckExecutionsTable
 
 _PLANNED = AssetCheckExecutionRecordStatus.PLANNED.value
 
@@ -77,7 +76,7 @@ def check_rows_after(
     for row_id, run_id, status, created, event_json in rows:
         evaluation = None
         if status != _PLANNED and event_json:
-            entry = deserialize_value(event_json, dg.EventLogEntry)
+            entry = dg.deserialize_value(event_json, dg.EventLogEntry)
             data = entry.dagster_event.event_specific_data if entry.dagster_event else None
             evaluation = data if isinstance(data, dg.AssetCheckEvaluation) else None
         result.append(CheckRow(int(row_id), run_id or "", _timestamp(created), evaluation))

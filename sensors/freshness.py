@@ -18,10 +18,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import dagster as dg
-from dagster._core.definitions.partitions.context import partition_loading_context
-from dagster._utils.schedules import get_latest_completed_cron_tick
 
 from crypto_assets.freshness import FreshnessRule
+from resources.dagster_private import get_latest_completed_cron_tick
 from sensors.alerts import FRESHNESS_CHECK_NAME
 
 SENSOR_NAME = "freshness_checks_sensor"
@@ -30,7 +29,7 @@ SENSOR_NAME = "freshness_checks_sensor"
 def expected_partition(rule: FreshnessRule, now: datetime, instance: dg.DagsterInstance) -> tuple[str, datetime]:
     """The partition that must be committed at ``now``, and the deadline that made it due."""
     deadline = get_latest_completed_cron_tick(rule.deadline_cron, now.astimezone(UTC), "UTC")
-    with partition_loading_context(deadline, instance):
+    with dg.partition_loading_context(deadline, instance):
         window = rule.partitions_def.get_last_partition_window()
     if window is None:
         raise dg.DagsterInvariantViolationError(f"{rule.asset_key.to_user_string()} has no partition before {deadline}")

@@ -24,12 +24,16 @@ from datetime import datetime, timedelta
 import dagster as dg
 import numpy as np
 import pandas as pd
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
-from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from crypto_assets.jobs import TRIGGER_TAG, five_minute_job
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
+from resources.dagster_private import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    BulkActionsFilter,
+    BulkActionStatus,
+    UnresolvedAssetJobDefinition,
+)
 from resources.storage.dagster_resources import WarehouseResource
 from resources.storage.lake import LAKE_ASSET, lake_windows
 from resources.storage.schema import CONTRACTS, FEATURES

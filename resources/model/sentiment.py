@@ -305,6 +305,8 @@ def _hash_files(paths: Sequence[Path]) -> str:
 
 
 def _model_revision(model: Any, directory: Path | None) -> str:
+    # A private attribute of transformers' PretrainedConfig (the hub revision it was loaded at), read
+    # with a default: where a release drops it, the weights' hash below names the revision instead.
     commit = getattr(model.config, "_commit_hash", None)
     if commit:
         return str(commit)[:12]

@@ -84,5 +84,5 @@ def test_concurrent_misses_after_a_commit_share_one_database_read(sqlite_url):
     statuses = [r.headers["X-Cache"] for r in responses]
     assert statuses.count("miss") == 1 and statuses.count("shared") >= 1, statuses
     assert len({r.content for r in responses}) == 1
-    shared = app.state.gateway.metrics.cache_hits.labels("shared_build")._value.get()
+    shared = app.state.gateway.metrics.registry.get_sample_value("api_cache_hits_total", {"tier": "shared_build"})
     assert shared == statuses.count("shared")

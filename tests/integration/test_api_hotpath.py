@@ -10,7 +10,8 @@ from tests.integration.test_api_support import PRICE_END, make_app, seed
 
 
 def hot_hits(app) -> float:
-    return app.state.gateway.metrics.cache_hits.labels("hot_path")._value.get()
+    metrics = app.state.gateway.metrics
+    return metrics.registry.get_sample_value("api_cache_hits_total", {"tier": "hot_path"}) or 0.0
 
 
 def test_second_poll_is_served_by_the_hot_path_with_the_same_answer(sqlite_url):

@@ -5,8 +5,6 @@ Runs on a seeded SQLite warehouse and on MariaDB (where numeric reads take the b
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -19,7 +17,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from resources.storage.warehouse import dispose_warehouse
-from tests.conftest import _mysql_admin, mysql_server_url
+from tests.conftest import mysql_database
 from tests.integration.test_api_support import make_app, seed
 
 CHECKS = [
@@ -42,17 +40,9 @@ def sqlite_schema(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def mysql_schema():
-    name = f"crypto_test_{uuid.uuid4().hex[:12]}"
-    admin = _mysql_admin()
-    with admin.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    url = f"{mysql_server_url()}/{name}"
-    seed(url)
-    yield schemathesis.openapi.from_asgi("/openapi.json", make_app(url))
-    dispose_warehouse(url)
-    with admin.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    admin.close()
+    with mysql_database() as url:
+        seed(url)
+        yield schemathesis.openapi.from_asgi("/openapi.json", make_app(url))
 
 
 def _exercise(schema) -> int:
@@ -73,5 +63,6 @@ def test_sqlite_api_conforms_to_its_schema(sqlite_schema):
     assert _exercise(sqlite_schema) >= 13
 
 
+@pytest.mark.mysql
 def test_mysql_api_conforms_to_its_schema(mysql_schema):
     assert _exercise(mysql_schema) >= 13

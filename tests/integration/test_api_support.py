@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,7 +23,7 @@ from api.app import create_app
 from resources.config.settings import load_settings
 from resources.storage.schema import FEATURES, ml_features_materialized
 from resources.storage.warehouse import get_warehouse
-from tests.fakes.loopback import free_port
+from testkit.fakes.loopback import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 1, 1)
@@ -225,7 +224,7 @@ def make_app(url: str, cache_prefix: str = "crypto-api-test:", **extra: str):
 def module_warehouse(kind: str, tmp_dir: Path) -> Iterator[str]:
     """A seeded warehouse shared by a module's read-only tests: SQLite in ``tmp_dir``, or MariaDB."""
     from resources.storage.warehouse import dispose_warehouse
-    from tests.conftest import _mysql_admin, mysql_server_url
+    from tests.conftest import mysql_database
 
     if kind == "sqlite":
         url = f"sqlite:///{tmp_dir / 'warehouse.sqlite'}"
@@ -233,19 +232,9 @@ def module_warehouse(kind: str, tmp_dir: Path) -> Iterator[str]:
         yield url
         dispose_warehouse(url)
         return
-    name = f"crypto_test_{uuid.uuid4().hex[:12]}"
-    admin = _mysql_admin()
-    with admin.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    url = f"{mysql_server_url()}/{name}"
-    try:
+    with mysql_database() as url:
         seed(url)
         yield url
-    finally:
-        dispose_warehouse(url)
-        with admin.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        admin.close()
 
 
 @contextlib.contextmanager

@@ -6,7 +6,6 @@ import logging
 import os
 import subprocess
 import sys
-import uuid
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,7 +13,7 @@ from starlette.websockets import WebSocketDisconnect
 
 import api.__main__ as api_main
 from api.warehouse_check import PUBLIC_DETAIL
-from tests.conftest import _mysql_admin, mysql_server_url
+from tests.conftest import mysql_admin, mysql_database
 from tests.integration.test_api_support import ROOT, make_app, seed
 
 
@@ -102,16 +101,18 @@ def test_create_setting_lets_the_app_create_it(tmp_path):
 
 @pytest.mark.mysql
 def test_mysql_missing_database_or_tables_are_refused_with_the_url_without_password(monkeypatch, no_uvicorn, caplog):
-    admin = _mysql_admin()
-    name = f"crypto_test_{uuid.uuid4().hex[:12]}"
-    url = f"{mysql_server_url()}/{name}"
-    monkeypatch.setenv("CRYPTO_DB_URL", url)
-    try:
+    with mysql_database(create=False) as url:
+        name = url.rsplit("/", 1)[1]
+        monkeypatch.setenv("CRYPTO_DB_URL", url)
         with caplog.at_level(logging.ERROR, logger="api"):
             assert api_main.main([]) == 2
         assert f"the database '{name}' does not exist" in caplog.text
-        with admin.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE `{name}`")
+        admin = mysql_admin()
+        try:
+            with admin.cursor() as cursor:
+                cursor.execute(f"CREATE DATABASE `{name}`")
+        finally:
+            admin.close()
         caplog.clear()
         with caplog.at_level(logging.ERROR, logger="api"):
             assert api_main.main([]) == 2
@@ -121,10 +122,3 @@ def test_mysql_missing_database_or_tables_are_refused_with_the_url_without_passw
         assert api_main.main(["--create"]) == 0 and len(no_uvicorn) == 1
         with TestClient(make_app(url)) as c:
             assert c.get("/ready").status_code == 200
-    finally:
-        from resources.storage.warehouse import dispose_warehouse
-
-        dispose_warehouse(url)
-        with admin.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        admin.close()

@@ -11,14 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.definitions.reconstruct import ReconstructableRepository
-from dagster._core.events import DagsterEvent, DagsterEventType
-from dagster._core.execution.api import execute_run
-from dagster._core.remote_origin import InProcessCodeLocationOrigin
-from dagster._core.test_utils import create_test_daemon_workspace_context
-from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
-from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
-from dagster._daemon.backfill import execute_backfill_iteration
+from dagster import DagsterEvent, DagsterEventType
 from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION
 from dagster_graphql.test.utils import execute_dagster_graphql
 
@@ -26,6 +19,15 @@ from crypto_assets.definitions import build_definitions
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS, PARTITION_KEY_FORMAT
 from resources.config.settings import load_settings
 from resources.storage.warehouse import Warehouse
+from testkit.dagster_private import (
+    InProcessCodeLocationOrigin,
+    InProcessWorkspaceLoadTarget,
+    LoadableTargetOrigin,
+    ReconstructableRepository,
+    create_test_daemon_workspace_context,
+    execute_backfill_iteration,
+    execute_run,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = (datetime.now(UTC) - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -1,6 +1,6 @@
 """Database faults on a real MariaDB: a crash mid-backfill, lock waits, deadlocks, dropped connections.
 
-Every test runs on a private ``mariadbd`` (``tests/fakes/private_mariadb.py``) that it may kill
+Every test runs on a private ``mariadbd`` (``testkit/fakes/private_mariadb.py``) that it may kill
 and restart, never on the shared server. What must hold:
 
 * the server killed while a backfill run is inserting: the run fails with a clear error, the
@@ -32,7 +32,7 @@ from resources.storage.dagster_resources import WarehouseResource
 from resources.storage.schema import partition_log
 from resources.storage.schema import price_data_real as price_table
 from resources.storage.warehouse import Warehouse, WarehouseError
-from tests.fakes.private_mariadb import PrivateMariaDB
+from testkit.fakes.private_mariadb import PrivateMariaDB
 
 pytestmark = pytest.mark.mysql
 

@@ -10,15 +10,18 @@ from crypto_assets.partitions import PARTITION_KEY_FORMAT
 from crypto_assets.prices import price_data_real
 from resources.config.settings import load_settings
 from resources.sources.exchange import Venue
-from resources.sources.http import DeadlineExceeded
+from resources.sources.http import DeadlineExceeded, utc_timestamp
 from resources.sources.macro_sources import fetch_macro
 from resources.sources.news_sources import NewsSourcesResource
 from resources.sources.price_sources import PriceSourceResource
 from resources.storage.dagster_resources import WarehouseResource
 from resources.storage.warehouse import Warehouse
-from tests.fakes.fake_fred import API_KEY, FakeMacroServer
-from tests.fakes.fake_news_servers import FakeNewsServer, FeedSpec, feed_entry
-from tests.fakes.price_servers import FakeBinance, FakeCoinGecko
+from testkit.fakes.fake_fred import API_KEY, FakeMacroServer
+from testkit.fakes.fake_news_servers import FakeNewsServer, FeedSpec, feed_entry
+from testkit.fakes.price_servers import FakeBinance, FakeCoinGecko
+
+# A run's deadline that has passed: for the clients that take a clock, a second before their clock's "now".
+PASSED_DEADLINE = datetime(2026, 11, 20, 12, 10)
 
 
 def _now() -> datetime:
@@ -82,7 +85,13 @@ def test_a_backfill_of_older_windows_has_no_deadline(sqlite_url, monkeypatch):
 def test_the_exchanges_retry_loop_keeps_the_deadline_too():
     with FakeBinance() as ex:
         ex.faults.extend(["500"])
-        venue = Venue("binance", base_url=ex.url, deadline=_now() - timedelta(seconds=1), backoff_base_s=0.0)
+        venue = Venue(
+            "binance",
+            base_url=ex.url,
+            deadline=PASSED_DEADLINE,
+            backoff_base_s=0.0,
+            clock=lambda: utc_timestamp(PASSED_DEADLINE) + 1,
+        )
         try:
             with pytest.raises(DeadlineExceeded, match="exchange:binance: load_markets: .*past the run's deadline"):
                 venue.load_markets()
@@ -104,7 +113,7 @@ def test_news_feeds_past_the_deadline_fail_alone():
             reddit_client_id="",
             backoff_base_s=0.0,
         )
-        collection = news.collect(at, at + timedelta(minutes=5), deadline=_now() - timedelta(seconds=1))
+        collection = news.collect(at, at + timedelta(minutes=5), deadline=PASSED_DEADLINE)
     slow, fine = [o for o in collection.outcomes if o.source == "rss"]
     assert slow.status == "failed" and "past the run's deadline" in slow.error
     assert fine.status == "ok" and [i.title for i in fine.items] == ["Ether up"]
@@ -125,7 +134,7 @@ def test_macro_series_past_the_deadline_fail_with_the_deadline_message(tmp_path,
             fred_series=["DFF"],
             yahoo_tickers=[],
             fred_base_url=server.url,
-            deadline=_now() - timedelta(seconds=1),
+            deadline=PASSED_DEADLINE,
         )
         assert got.fred_down and "past the run's deadline" in got.warnings[0]
         got = fetch_macro(

@@ -30,7 +30,7 @@ from resources.sources.simulated import simulated_price_frame
 from resources.storage.dagster_resources import WarehouseResource
 from resources.storage.schema import price_data_real as price_table
 from resources.storage.warehouse import Warehouse, dispose_warehouse
-from tests.fakes.private_mariadb import INSTALL_DB, MARIADBD, PrivateMariaDB
+from testkit.fakes.private_mariadb import INSTALL_DB, MARIADBD, PrivateMariaDB
 
 DAY = datetime(2026, 11, 20)
 OLD_END = DAY + timedelta(hours=6)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.doctor_fakes import doctor_env, start_fakes
-from tests.fakes.loopback import free_port
+from testkit.fakes.doctor_fakes import doctor_env, start_fakes
+from testkit.fakes.loopback import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

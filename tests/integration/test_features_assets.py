@@ -21,7 +21,7 @@ from resources.storage.feature_specs import FEATURE_NAMES, FEATURE_SET_VERSION
 from resources.storage.schema import macro_indicators as macro_table
 from resources.storage.schema import ml_features_materialized as FEATURES_TABLE
 from resources.storage.warehouse import Warehouse, utc_now
-from tests.fakes.fake_fred import API_KEY, FakeMacroServer
+from testkit.fakes.fake_fred import API_KEY, FakeMacroServer
 
 STEP = timedelta(minutes=5)
 DAY = utc_now().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)

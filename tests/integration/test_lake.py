@@ -112,7 +112,6 @@ def s3():
 
 
 # ---------------------------------------------------------------------------------- writes
-@pytest.mark.mysql
 def test_sync_copies_committed_windows_and_a_heal_replaces_its_window_in_one_commit(db_url, tmp_path):
     seed(db_url)  # includes a window with rows but no partition_log row
     wh = get_warehouse(db_url)
@@ -246,7 +245,6 @@ def _features(client: TestClient, **params) -> tuple[pa.Table, dict]:
     return arrow(response), response.headers
 
 
-@pytest.mark.mysql
 def test_gateway_lake_and_mysql_paths_are_equal_value_for_value(lake_url, tmp_path):
     with (
         TestClient(make_app(lake_url, CRYPTO_LAKE_URI=str(tmp_path / "lake"))) as lake_client,

@@ -20,7 +20,7 @@ from resources.sources.price_sources import PriceSourceResource
 from resources.storage.dagster_resources import WarehouseResource
 from resources.storage.schema import price_data_real as price_table
 from resources.storage.warehouse import Warehouse
-from tests.fakes.price_servers import FakeBinance, FakeCoinGecko, FakeOkx, default_listing
+from testkit.fakes.price_servers import FakeBinance, FakeCoinGecko, FakeOkx, default_listing
 
 DAY_START = datetime(2026, 11, 20)
 FIELDS = [*MARKET_FIELDS, "market_data_age_s"]

@@ -11,7 +11,7 @@ from resources.config.settings import load_settings
 from resources.storage.dagster_resources import WarehouseResource
 from resources.storage.schema import macro_indicators as macro_table
 from resources.storage.warehouse import Warehouse
-from tests.fakes.fake_fred import API_KEY, FakeMacroServer
+from testkit.fakes.fake_fred import API_KEY, FakeMacroServer
 
 
 def test_daily_defaults_land_with_their_first_release(sqlite_url: str, monkeypatch) -> None:

@@ -24,13 +24,13 @@ import dagster as dg
 import httpx
 import psutil
 import pytest
-from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION
 
 from crypto_assets.partitions import PARTITION_KEY_FORMAT
-from tests.fakes.fake_webhook import FakeWebhook
-from tests.fakes.loopback import free_port
-from tests.integration.test_webserver import platform_env
+from testkit.dagster_private import InstigatorType, TickStatus
+from testkit.fakes.fake_webhook import FakeWebhook
+from testkit.fakes.loopback import free_port
+from testkit.webserver import platform_env
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCATION = """{ workspaceOrError { ... on Workspace { locationEntries {

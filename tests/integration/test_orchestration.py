@@ -13,7 +13,7 @@ from crypto_assets.partitions import PARTITION_KEY_FORMAT
 from resources.config.settings import load_settings
 from resources.storage.schema import price_data_real as price_table
 from resources.storage.warehouse import Warehouse, utc_now
-from tests.fakes.fake_webhook import FakeWebhook
+from testkit.fakes.fake_webhook import FakeWebhook
 
 
 def tick(defs: dg.Definitions, name: str, instance, cursor=None) -> str | None:
@@ -27,7 +27,7 @@ def test_bad_prices_and_a_late_window_each_send_one_message(sqlite_url, monkeypa
     now = utc_now()
     window = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0) - timedelta(hours=1)
     key = window.strftime(PARTITION_KEY_FORMAT)
-    with FakeWebhook() as hook, dg.instance_for_test() as instance:
+    with FakeWebhook() as hook, dg.DagsterInstance.ephemeral() as instance:  # in memory: no disk commit per event
         monkeypatch.setenv("CRYPTO_ALERT_WEBHOOK_URL", hook.url)
         defs = build_definitions(load_settings())  # as a run worker loads them, in this environment
         job = defs.resolve_job_def("five_minute_job")

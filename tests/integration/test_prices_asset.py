@@ -15,7 +15,7 @@ from resources.sources.price_sources import PriceSourceResource
 from resources.storage.dagster_resources import WarehouseResource
 from resources.storage.schema import price_data_real as price_table
 from resources.storage.warehouse import Warehouse
-from tests.fakes.price_servers import FakeBinance, FakeCoinGecko, FakeOkx
+from testkit.fakes.price_servers import FakeBinance, FakeCoinGecko, FakeOkx
 
 KEY = "2026-11-20-12:00"
 

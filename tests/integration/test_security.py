@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-from dagster._serdes import serialize_value
+from dagster import serialize_value
 from fastapi.testclient import TestClient
 
 from crypto_assets.news import news_items
@@ -31,9 +31,9 @@ from resources.sources.price_sources import PriceSourceResource
 from resources.storage.dagster_resources import WarehouseResource
 from resources.storage.schema import METADATA
 from resources.storage.warehouse import get_warehouse
-from tests.fakes.fake_news_servers import FakeNewsServer, FeedSpec, feed_entry, guardian_result, reddit_post
-from tests.fakes.price_servers import FakeBinance, FakeCoinGecko
-from tests.fakes.private_mariadb import PrivateMariaDB
+from testkit.fakes.fake_news_servers import FakeNewsServer, FeedSpec, feed_entry, guardian_result, reddit_post
+from testkit.fakes.price_servers import FakeBinance, FakeCoinGecko
+from testkit.fakes.private_mariadb import PrivateMariaDB
 
 SECRETS = {
     "COINGECKO_API_KEY": "CG-sEcReT-7d41c0ffee",

@@ -24,8 +24,8 @@ from resources.storage.dagster_resources import WarehouseResource  # noqa: E402
 from resources.storage.schema import news_items as news_table  # noqa: E402
 from resources.storage.schema import sentiment_data as sentiment_table  # noqa: E402
 from resources.storage.warehouse import Warehouse  # noqa: E402
-from tests.fakes.fake_news_servers import FakeNewsServer, FeedSpec, feed_entry, guardian_result, reddit_post  # noqa: E402
-from tests.fakes.tiny_model import save_tiny_cryptobert  # noqa: E402
+from testkit.fakes.fake_news_servers import FakeNewsServer, FeedSpec, feed_entry, guardian_result, reddit_post  # noqa: E402
+from testkit.fakes.tiny_model import save_tiny_cryptobert  # noqa: E402
 
 # Windows two days ago: inside the rolling partition horizon whenever the suite runs.
 DAY = (datetime.now(UTC) - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)

@@ -1,4 +1,4 @@
-"""The live loop soaked through faulty sources (``benchmarks/soak.py``), then audited.
+"""The live loop soaked through faulty sources (``testkit/soak.py``), then audited.
 
 The quick variant drives two hours of windows (24 ticks of the schedule, 20 coins, every asset of
 ``five_minute_job``) in live mode against the fakes with two exchanges (Binance geo-blocked with
@@ -11,7 +11,7 @@ exactly the alerts the faults called for.
 
 import pytest
 
-from benchmarks.soak import Outage, SoakConfig, run_soak
+from testkit.soak import Outage, SoakConfig, run_soak
 
 FEATURES_STALE = "features of "
 

@@ -13,7 +13,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.fakes.loopback import free_port
+from testkit.fakes.loopback import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,9 +9,9 @@ import json
 
 import dagster as dg
 import pytest
-from dagster._core.storage.tags import WILL_RETRY_TAG
 
 from resources.config.settings import load_settings
+from resources.dagster_private import WILL_RETRY_TAG
 from sensors.alerts import (
     AlertCursor,
     AlertResource,
@@ -20,7 +20,7 @@ from sensors.alerts import (
     run_failure_alert_sensor,
 )
 from sensors.webhook import Alert, WebhookNotifier, slack_payload
-from tests.fakes.fake_webhook import FakeWebhook
+from testkit.fakes.fake_webhook import FakeWebhook
 
 PARTS = dg.TimeWindowPartitionsDefinition(
     cron_schedule="*/5 * * * *", start="2026-11-01-00:00", fmt="%Y-%m-%d-%H:%M", timezone="UTC"
@@ -65,8 +65,10 @@ DEFS = dg.Definitions(assets=[prices_like, downstream_like], asset_checks=[price
 
 @pytest.fixture
 def instance():
-    with dg.instance_for_test(
-        overrides={"run_retries": {"enabled": True, "max_retries": 1, "retry_on_asset_or_op_failure": False}}
+    """An in-memory instance (SQL storages on in-memory SQLite): the same queries as a file instance,
+    without a disk commit per event, which made a day backfill's 900 events cost 14 s instead of 2."""
+    with dg.DagsterInstance.ephemeral(
+        settings={"run_retries": {"enabled": True, "max_retries": 1, "retry_on_asset_or_op_failure": False}}
     ) as inst:
         yield inst
 

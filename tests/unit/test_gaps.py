@@ -7,8 +7,6 @@ import dagster as dg
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from dagster._core.execution.backfill import PartitionBackfill
-from dagster._core.test_utils import create_run_for_test
 
 from crypto_assets.definitions import ASSETS, build_definitions, defs
 from crypto_assets.partitions import PARTITION_KEY_FORMAT
@@ -20,6 +18,7 @@ from resources.storage.schema import partition_log
 from resources.storage.schema import price_data_real as price_table
 from resources.storage.warehouse import Warehouse, utc_now
 from sensors.gaps import GAP_HEALING, HealRequest, build_gap_sensor, plan_heal_requests
+from testkit.dagster_private import PartitionBackfill, create_run_for_test
 
 W = timedelta(minutes=5)
 T0 = datetime(2026, 11, 20, 12, 0)
@@ -54,11 +53,15 @@ def test_covered_windows_are_skipped_and_runs_are_bounded():
     assert plan_heal_requests(missing, {"a": set(missing)}, {}, window=W, max_windows_per_run=3, max_runs=2) == []
 
 
+SETTLE = timedelta(minutes=10)  # build_gap_sensor's default
+
+
 @pytest.fixture
 def env(sqlite_url, monkeypatch):
+    """Two hours of prices ending ``SETTLE`` before the current window's start: the sensor's clock (see ``sensor``)."""
     monkeypatch.setenv("CRYPTO_DB_URL", sqlite_url)
     now = utc_now()
-    end = datetime(now.year, now.month, now.day, now.hour, now.minute - now.minute % 5) - timedelta(minutes=10)
+    end = datetime(now.year, now.month, now.day, now.hour, now.minute - now.minute % 5) - SETTLE
     start = end - timedelta(hours=2)
     wh = Warehouse(sqlite_url)
     wh.write_partition(
@@ -69,7 +72,7 @@ def env(sqlite_url, monkeypatch):
         run_id="seed",
         code_version="1",
     )
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:  # in memory: no disk commit per event
         yield instance, wh, start, end
 
 
@@ -84,8 +87,10 @@ def delete_windows(wh: Warehouse, *starts: datetime) -> None:
 PRICES = [asset for asset in ASSETS if asset.key == dg.AssetKey("price_data_real")]
 
 
-def sensor():
-    return build_gap_sensor(PRICES, horizon=timedelta(hours=2))
+def sensor(end: datetime, **options) -> dg.SensorDefinition:
+    """The sensor on a clock fixed at the start of the window the fixture's data was seeded for
+    (``end + SETTLE``), however long the test takes: a tick never crosses into the next window."""
+    return build_gap_sensor(PRICES, horizon=timedelta(hours=2), clock=lambda: end + SETTLE, **options)
 
 
 def context(instance) -> dg.SensorEvaluationContext:
@@ -94,8 +99,8 @@ def context(instance) -> dg.SensorEvaluationContext:
     return dg.build_sensor_context(instance=instance, definitions=defs, resources={"warehouse": warehouse})
 
 
-def tick(instance) -> dg.SensorResult:
-    return sensor().evaluate_tick(context(instance))
+def tick(instance, end: datetime) -> dg.SensorResult:
+    return sensor(end).evaluate_tick(context(instance))
 
 
 def key(w: datetime) -> str:
@@ -104,7 +109,7 @@ def key(w: datetime) -> str:
 
 def test_no_gaps_no_runs(env):
     instance, wh, start, end = env
-    data = tick(instance)
+    data = tick(instance, end)
     assert not data.run_requests and data.skip_message.startswith("no gaps in")
 
 
@@ -112,7 +117,7 @@ def test_a_deleted_window_is_requested_once_and_healed(env):
     instance, wh, start, end = env
     lost = start + 6 * W
     delete_windows(wh, lost, start + 10 * W, start + 11 * W)
-    requests = tick(instance).run_requests
+    requests = tick(instance, end).run_requests
     assert [
         (
             r.partition_key,
@@ -135,7 +140,7 @@ def test_a_deleted_window_is_requested_once_and_healed(env):
         )
         assert result.success
     assert len(wh.committed_windows("price_data_real", start, end)) == 24
-    assert not tick(instance).run_requests
+    assert not tick(instance, end).run_requests
 
 
 def test_windows_already_targeted_by_runs_or_backfills_are_not_requested_again(env):
@@ -170,7 +175,7 @@ def test_windows_already_targeted_by_runs_or_backfills_are_not_requested_again(e
             run_config=None,
         )
     )
-    data = tick(instance)
+    data = tick(instance, end)
     assert not data.run_requests
     assert data.skip_message == "3 missing window(s), all already being handled"
 
@@ -178,9 +183,9 @@ def test_windows_already_targeted_by_runs_or_backfills_are_not_requested_again(e
 def test_windows_too_recent_for_healing_are_left_to_the_schedule(env):
     instance, wh, start, end = env
     delete_windows(wh, end - W)  # closed 10 to 15 minutes ago: eligible
-    (request,) = tick(instance).run_requests
+    (request,) = tick(instance, end).run_requests
     assert request.partition_key == key(end - W)
-    recent = build_gap_sensor(PRICES, horizon=timedelta(hours=2), settle=timedelta(minutes=20))
+    recent = sensor(end, settle=timedelta(minutes=20))
     data = recent.evaluate_tick(context(instance))
     assert not data.run_requests
 

@@ -488,9 +488,13 @@ def test_broken_manifest_fails_kubernetes_validation(chart: Any) -> None:
 def test_dagster_yaml_loads_as_instance_config(
     chart: Any, value_set: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dagster._config import process_config, validate_config
-    from dagster._core.instance.config import dagster_instance_config, storage_config_schema
-    from dagster._serdes import class_from_code_pointer
+    from testkit.dagster_private import (
+        class_from_code_pointer,
+        dagster_instance_config,
+        process_config,
+        storage_config_schema,
+        validate_config,
+    )
 
     objects = render(chart, VALUE_SETS[value_set]())
     raw = one(objects, "ConfigMap", f"{FULLNAME}-dagster-instance")["data"]["dagster.yaml"]
@@ -562,16 +566,19 @@ def launch_five_minute_run(
     that would POST the Job is captured instead.
     """
     import kubernetes
-    from dagster._core.code_pointer import ModuleCodePointer
-    from dagster._core.launcher import LaunchRunContext
-    from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
-    from dagster._core.remote_origin import (
+    from dagster import instance_for_test
+    from dagster_k8s import K8sRunLauncher
+
+    from testkit.dagster_private import (
         GrpcServerCodeLocationOrigin,
+        JobPythonOrigin,
+        LaunchRunContext,
+        ModuleCodePointer,
         RemoteJobOrigin,
         RemoteRepositoryOrigin,
+        RepositoryPythonOrigin,
+        create_run_for_test,
     )
-    from dagster._core.test_utils import create_run_for_test, instance_for_test
-    from dagster_k8s import K8sRunLauncher
 
     config = instance_yaml(objects)
     launcher_cfg = copy.deepcopy(config["run_launcher"])
@@ -604,7 +611,7 @@ def launch_five_minute_run(
         assert isinstance(launcher, K8sRunLauncher)
         sent: list[tuple[Any, str]] = []
         monkeypatch.setattr(
-            launcher._api_client,
+            launcher._api_client,  # private to dagster-k8s, which is pinned exactly with dagster (pyproject.toml)
             "create_namespaced_job_with_retries",
             lambda body, namespace: sent.append((body, namespace)),
         )

@@ -15,7 +15,7 @@ from resources.sources.http import (
 )
 from resources.sources.price_sources import PriceSourceResource
 from resources.sources.retry_after import parse_retry_after
-from tests.fakes.price_servers import FakeCoinGecko
+from testkit.fakes.price_servers import FakeCoinGecko
 
 
 def _client(server, **kwargs) -> HttpSource:

@@ -5,7 +5,6 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
-from dagster._core.execution.api import create_execution_plan
 
 from crypto_assets.definitions import ASSETS, build_definitions, defs
 from crypto_assets.freshness import (
@@ -28,6 +27,7 @@ from crypto_assets.partitions import DAILY_PARTITIONS, FIVE_MINUTE_PARTITIONS
 from crypto_assets.prices import price_data_real
 from resources.config.settings import load_settings
 from sensors.freshness import build_freshness_sensor
+from testkit.dagster_private import create_execution_plan
 
 DAY = dg.BackfillPolicy.multi_run(max_partitions_per_run=288)
 macro_schedule = build_macro_schedule(load_settings().macro_lookback_days)
@@ -111,7 +111,7 @@ def test_the_schedule_runs_the_window_that_just_closed_a_minute_late(tick, windo
     assert five_minute_schedule.cron_schedule == offset_cron(LATE_DATA_OFFSET_MINUTES) == "1-59/5 * * * *"
     assert five_minute_schedule.execution_timezone == "UTC"
     assert five_minute_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         data = five_minute_schedule.evaluate_tick(
             dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
         )
@@ -121,7 +121,7 @@ def test_the_schedule_runs_the_window_that_just_closed_a_minute_late(tick, windo
 
 
 def macro_tick(day: int) -> dg.RunRequest:
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         # Built as the definitions build it, from the settings of the environment now.
         data = build_macro_schedule(load_settings().macro_lookback_days).evaluate_tick(
             dg.build_schedule_context(instance=instance, scheduled_execution_time=utc(2026, 11, day, 1, 0))
@@ -197,7 +197,7 @@ def test_the_freshness_sensor_evaluates_in_the_daemon_and_records_only_changes()
     }
     sensor = build_freshness_sensor(rules, clock=lambda: now["t"])
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
 
         def tick(cursor):
             data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
@@ -255,7 +255,7 @@ def test_every_schedule_and_sensor_of_the_definitions_evaluates(sqlite_url, monk
         "run_failure_alert_sensor",
         "gap_healing_sensor",
     }
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         for schedule in repo.schedule_defs:
             data = schedule.evaluate_tick(
                 dg.build_schedule_context(instance=instance, scheduled_execution_time=utc(2026, 11, 20, 12, 1))

@@ -19,7 +19,7 @@ from resources.sources.macro_sources import (
     parse_fred_observations,
     simulated_macro_frame,
 )
-from tests.fakes.fake_fred import API_KEY, MAX_VINTAGE_DATES, FakeMacroServer
+from testkit.fakes.fake_fred import API_KEY, MAX_VINTAGE_DATES, FakeMacroServer
 
 D = date(2026, 1, 5)
 

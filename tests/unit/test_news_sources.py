@@ -11,7 +11,7 @@ from resources.sources.news_guardian import GuardianClient
 from resources.sources.news_reddit import RateLimit, RedditAuth, SubredditFeed, user_agent
 from resources.sources.news_rss import RssFeed
 from resources.sources.news_sources import collect_news
-from tests.fakes.fake_news_servers import FakeNewsServer, FeedSpec, feed_entry, guardian_result, reddit_post
+from testkit.fakes.fake_news_servers import FakeNewsServer, FeedSpec, feed_entry, guardian_result, reddit_post
 
 W = datetime(2026, 11, 20, 12, 0)
 END = W + timedelta(minutes=5)

@@ -18,7 +18,7 @@ from resources.model.sentiment import (  # noqa: E402
     model_id,
     scores_from_probabilities,
 )
-from tests.fakes.tiny_model import save_tiny_cryptobert  # noqa: E402
+from testkit.fakes.tiny_model import save_tiny_cryptobert  # noqa: E402
 
 HEADLINES = [
     ("Bitcoin surges to a new all-time high as ETF inflows jump", "bullish"),

@@ -1,4 +1,7 @@
-"""What the test session does when MariaDB or Redis is not running: start it, or say what to install."""
+"""What the test session does when MariaDB or Redis is not running (start it, or say what to install), and which tests need MariaDB.
+
+The start path for real (a private redis-server) is in ``tests/integration/test_services_start.py``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import os
 
 import pytest
 
-from tests.services import MISSING, MYSQL, REDIS, START, USE, Services, decide, redis_answers, require_installed
+from testkit.services import MISSING, MYSQL, REDIS, START, USE, Services, decide, needs_mysql
 
 BOTH = (MYSQL, REDIS)
 
@@ -43,21 +46,28 @@ def test_under_ci_a_missing_service_stops_the_session():
     assert decision.fail and "CI=true" in decision.message and "apt-get install redis-server" in decision.message
 
 
-def test_a_redis_that_is_down_is_started_privately_and_stopped_after(monkeypatch):
-    """The start path for real: a URL nothing answers on, the installed redis-server."""
-    require_installed(REDIS)
-    for name in ("CRYPTO_TEST_MYSQL_URL", "CRYPTO_TEST_REDIS_URL"):  # prepare() exports them: restored after
-        monkeypatch.setenv(name, os.environ.get(name, ""))
+def test_a_test_that_uses_a_mariadb_fixture_needs_mysql():
+    assert needs_mysql(["tmp_path", "mysql_url"], {})
+    assert needs_mysql(["private_db_url", "private_mariadb"], {})
+    assert needs_mysql(["db_url", "mysql_url", "sqlite_url"], {"db_url": "mysql"})
+    assert needs_mysql(["seeded_url"], {"seeded_url": "mysql"})  # a module's own fixture parametrized "mysql"
+
+
+def test_a_test_on_sqlite_or_other_parameters_does_not():
+    assert not needs_mysql(["db_url", "sqlite_url", "tmp_path"], {"db_url": "sqlite"})
+    assert not needs_mysql(["redis_url", "sqlite_url"], {"fmt": "csv", "n": 3, "kinds": ["mysql"]})
+
+
+def test_a_session_that_needs_no_service_probes_none_even_under_ci(monkeypatch):
+    """``-m "not mysql"`` over the unit tests: nothing answers on these URLs, and nothing is asked."""
+    for name in ("CRYPTO_TEST_MYSQL_URL", "CRYPTO_TEST_REDIS_URL"):  # restored after
+        monkeypatch.setenv(name, "as-before")
+    monkeypatch.setattr("testkit.services.mysql_answers", lambda url: pytest.fail("MariaDB probed"))
+    monkeypatch.setattr("testkit.services.redis_answers", lambda url: pytest.fail("Redis probed"))
     services = Services(mysql_url="mysql+pymysql://root@127.0.0.1:1", redis_url="redis://127.0.0.1:1/0")
-    monkeypatch.setattr("tests.services.installed", lambda service: service is REDIS)  # MariaDB: name, don't start
-    decision = services.prepare(ci=False)
-    try:
-        assert decision.actions == {"MariaDB": MISSING, "Redis": START} and services.started == ["Redis"]
-        assert services.redis_url != "redis://127.0.0.1:1/0" and redis_answers(services.redis_url)
-        assert "apt-get install mariadb-server" in services.summary()
-        with pytest.raises(pytest.skip.Exception, match="apt-get install mariadb-server"):
-            services.require(MYSQL)
-        services.require(REDIS)  # there: no skip
-    finally:
-        services.close()
-    assert not redis_answers(services.redis_url)
+    decision = services.prepare(ci=True, needed=[])
+    assert decision.actions == {} and not decision.fail and services.started == []
+    assert services.summary() == "services: none needed"
+    assert os.environ["CRYPTO_TEST_MYSQL_URL"] == os.environ["CRYPTO_TEST_REDIS_URL"] == "as-before"  # nothing exported
+    with pytest.raises(pytest.fail.Exception, match="MariaDB was not prepared"):
+        services.require(MYSQL)

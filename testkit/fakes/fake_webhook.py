@@ -15,7 +15,7 @@ from collections import deque
 from email.message import Message
 from typing import Any
 
-from tests.fakes.loopback import LoopbackServer
+from testkit.fakes.loopback import LoopbackServer
 
 
 class FakeWebhook(LoopbackServer):

@@ -10,7 +10,7 @@ request are executed too. Dagster's clock (``freeze_time``), the price source's 
 fake CoinGecko's ``now``, the circuit breakers' clock and the gap sensor's clock all read the
 simulated time.
 
-The sources are the fake exchange and CoinGecko servers (``tests/fakes/price_servers.py``) in
+The sources are the fake exchange and CoinGecko servers (``testkit/fakes/price_servers.py``) in
 the several-exchange setup: ``CRYPTO_EXCHANGES=binance,okx`` with Binance geo-blocked (HTTP 451
 to every request, as from a US cloud region), so every coin falls to OKX. OKX and CoinGecko
 misbehave on a seeded random schedule: 429 bursts, 5xx, timeouts, truncated or HTML bodies,
@@ -33,7 +33,7 @@ the gap sensor has nothing left to heal):
   check or freshness alert, every outage at least a run alert and a freshness alert, and
   nothing else alerted.
 
-Run: ``.venv/bin/python benchmarks/soak.py [--windows 576] [--seed 7] [--coins 124] [--db-url URL]``.
+Run: ``.venv/bin/python testkit/soak.py [--windows 576] [--seed 7] [--coins 124] [--db-url URL]``.
 It prints windows, runs, faults injected, retries, circuit-breaker openings, alerts and time
 taken, then the audit's verdict; the exit status is 1 if the audit found a problem.
 """
@@ -63,7 +63,6 @@ if str(ROOT) not in sys.path:
 import dagster as dg  # noqa: E402
 import pandas as pd  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
-from dagster._core.test_utils import freeze_time  # noqa: E402
 
 from resources.config.universe import load_universe  # noqa: E402
 from resources.sources.http import CircuitBreaker, circuit_breaker_for, reset_circuit_breakers  # noqa: E402
@@ -72,8 +71,9 @@ from resources.storage.lake import LAKE_ASSET  # noqa: E402
 from resources.storage.schema import METADATA  # noqa: E402
 from resources.storage.warehouse import Warehouse, dispose_warehouse  # noqa: E402
 from resources.storage.windows import WINDOW, window_floor, window_starts  # noqa: E402
-from tests.fakes.fake_webhook import FakeWebhook  # noqa: E402
-from tests.fakes.price_servers import FakeBinance, FakeCoinGecko, FakeOkx  # noqa: E402
+from testkit.dagster_private import freeze_time  # noqa: E402
+from testkit.fakes.fake_webhook import FakeWebhook  # noqa: E402
+from testkit.fakes.price_servers import FakeBinance, FakeCoinGecko, FakeOkx  # noqa: E402
 
 EPOCH = datetime(1970, 1, 1)
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}

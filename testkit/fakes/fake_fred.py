@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 from email.message import Message
 from urllib.parse import unquote
 
-from tests.fakes.loopback import LoopbackServer
+from testkit.fakes.loopback import LoopbackServer
 
 API_KEY = "test-fred-key"
 MAX_VINTAGE_DATES = 2000

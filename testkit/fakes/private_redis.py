@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from tests.fakes.loopback import free_port
+from testkit.fakes.loopback import free_port
 
 REDIS_SERVER = os.environ.get("CRYPTO_TEST_REDIS_SERVER") or shutil.which("redis-server") or "/usr/bin/redis-server"
 

@@ -9,10 +9,10 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.fakes.fake_fred import API_KEY as FRED_KEY
-from tests.fakes.fake_fred import FakeMacroServer
-from tests.fakes.fake_news_servers import FakeNewsServer, FeedSpec, feed_entry, guardian_result, reddit_post
-from tests.fakes.price_servers import FakeBinance, FakeCoinGecko, FakeOkx, default_listing
+from testkit.fakes.fake_fred import API_KEY as FRED_KEY
+from testkit.fakes.fake_fred import FakeMacroServer
+from testkit.fakes.fake_news_servers import FakeNewsServer, FeedSpec, feed_entry, guardian_result, reddit_post
+from testkit.fakes.price_servers import FakeBinance, FakeCoinGecko, FakeOkx, default_listing
 
 # Every variable that could point the doctor elsewhere: none leaks in from the machine running it.
 CLEARED = (

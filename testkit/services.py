@@ -1,7 +1,9 @@
 """The servers the suite needs (MariaDB, Redis): found running, started privately, or named to install.
 
-At the start of a session (``pytest_sessionstart`` in ``tests/conftest.py``) each service is
-probed at its configured address (``CRYPTO_TEST_MYSQL_URL``, ``CRYPTO_TEST_REDIS_URL``). One
+Once the session's tests are selected (``pytest_collection_finish`` in ``tests/conftest.py``),
+each service one of them needs (MariaDB: a test marked ``mysql``; Redis: one using ``redis_url``)
+is probed at its configured address (``CRYPTO_TEST_MYSQL_URL``, ``CRYPTO_TEST_REDIS_URL``); a
+service no selected test needs is left alone, so ``-m "not mysql"`` runs without MariaDB. One
 that answers is used. One that does not, but whose server binaries are installed, is started
 privately for the session on a free loopback port (a fresh data directory, removed afterwards).
 One that is neither running nor installed is named, with the packages to install, in one line;
@@ -15,7 +17,7 @@ import atexit
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,10 +26,14 @@ import pytest
 import redis
 from sqlalchemy.engine import make_url
 
-from tests.fakes.private_mariadb import INSTALL_DB, MARIADBD, PrivateMariaDB
-from tests.fakes.private_redis import REDIS_SERVER, PrivateRedis
+from testkit.fakes.private_mariadb import INSTALL_DB, MARIADBD, PrivateMariaDB
+from testkit.fakes.private_redis import REDIS_SERVER, PrivateRedis
 
 USE, START, MISSING = "use", "start", "missing"
+# Fixtures that hand out a MariaDB database or server (``tests/conftest.py``): a test that uses one
+# (directly or through another fixture) needs MySQL. So does one whose fixture is parametrized "mysql" (``db_url``).
+MYSQL_FIXTURES = frozenset({"mysql_url", "private_mariadb", "private_db_url"})
+MYSQL_PARAM = "mysql"
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,13 @@ def decide(running: dict[Service, bool], installed: dict[Service, bool], ci: boo
         f"(or start {'them' if len(missing) > 1 else 'it'}, as .ci/run does); {consequence}"
     )
     return Decision(actions, message, ci)
+
+
+def needs_mysql(fixturenames: Iterable[str], params: Mapping[str, object]) -> bool:
+    """True when a test reaches MariaDB through its fixtures (their whole closure) or a fixture's ``"mysql"`` parameter."""
+    return not MYSQL_FIXTURES.isdisjoint(fixturenames) or any(
+        isinstance(v, str) and v == MYSQL_PARAM for v in params.values()
+    )
 
 
 def mysql_answers(url: str) -> bool:
@@ -109,27 +122,30 @@ class Services:
     decision: Decision | None = None
     _stops: list[Callable[[], None]] = field(default_factory=list)
 
-    def prepare(self, ci: bool) -> Decision:
-        """Probe, decide, and start private servers where needed; the URLs then point at what answers."""
-        running = {MYSQL: mysql_answers(self.mysql_url), REDIS: redis_answers(self.redis_url)}
+    def prepare(self, ci: bool, needed: Iterable[Service] = (MYSQL, REDIS)) -> Decision:
+        """Probe the ``needed`` services, decide, and start private servers where needed; the URLs then point at what answers."""
+        answers = {MYSQL: lambda: mysql_answers(self.mysql_url), REDIS: lambda: redis_answers(self.redis_url)}
+        running = {service: answers[service]() for service in needed}
         self.decision = decide(running, {s: installed(s) for s in running}, ci)
         if self.decision.fail:  # the session stops: start nothing
             return self.decision
-        if self.decision.actions[MYSQL.name] != USE or self.decision.actions[REDIS.name] != USE:
+        if self.started:
             atexit.register(self.close)  # also when the session is cut short
-        if self.decision.actions[MYSQL.name] == START:
+        if self.decision.actions.get(MYSQL.name) == START:
             server = PrivateMariaDB(Path(tempfile.mkdtemp(prefix="crypto-test-mariadb-")))
             server.start()
             self._stops.append(lambda: (server.stop(), shutil.rmtree(server.root, ignore_errors=True)))
             self.mysql_url = server.server_url
-        if self.decision.actions[REDIS.name] == START:
+        if self.decision.actions.get(REDIS.name) == START:
             private = PrivateRedis(Path(tempfile.mkdtemp(prefix="crypto-test-redis-")))
             private.start()
             self._stops.append(lambda: (private.stop(), shutil.rmtree(private.root, ignore_errors=True)))
             self.redis_url = private.url
         # Subprocesses the tests start (uvicorn, dagster) see the same servers.
-        os.environ["CRYPTO_TEST_MYSQL_URL"] = self.mysql_url
-        os.environ["CRYPTO_TEST_REDIS_URL"] = self.redis_url
+        if MYSQL.name in self.decision.actions:
+            os.environ["CRYPTO_TEST_MYSQL_URL"] = self.mysql_url
+        if REDIS.name in self.decision.actions:
+            os.environ["CRYPTO_TEST_REDIS_URL"] = self.redis_url
         return self.decision
 
     def summary(self) -> str:
@@ -138,7 +154,8 @@ class Services:
             return "services: not probed"
         if self.decision.message:
             return self.decision.message
-        where = f"MariaDB {self.mysql_url}, Redis {self.redis_url}"
+        urls = {MYSQL.name: self.mysql_url, REDIS.name: self.redis_url}
+        where = ", ".join(f"{name} {urls[name]}" for name in self.decision.actions) or "none needed"
         return f"services: {where}" + (f" (started privately: {', '.join(self.started)})" if self.started else "")
 
     @property
@@ -147,8 +164,16 @@ class Services:
         return [] if self.decision is None else [n for n, a in self.decision.actions.items() if a == START]
 
     def require(self, service: Service) -> None:
-        """Skip the calling test (fail it under CI) when ``service`` is missing."""
-        if self.decision is not None and self.decision.actions[service.name] == MISSING:
+        """Skip the calling test (fail it under CI) when ``service`` is missing; fail it when it was not prepared."""
+        if self.decision is None:
+            return
+        if service.name not in self.decision.actions:
+            pytest.fail(
+                f"{service.name} was not prepared: no selected test was found to need it "
+                "(see needs_mysql and the redis_url fixture in tests/conftest.py)",
+                pytrace=False,
+            )
+        if self.decision.actions[service.name] == MISSING:
             if self.decision.fail:
                 pytest.fail(self.decision.message or f"{service.name} is missing", pytrace=False)
             pytest.skip(self.decision.message or f"{service.name} is missing")

@@ -6,8 +6,9 @@ port, root without a password. :class:`PrivateMariaDB` starts it, stops it grace
 (``SIGTERM``) or brutally (``SIGKILL``, a crash: InnoDB recovers on the next start and rolls
 back whatever was uncommitted), and starts it again on the same port and data.
 
-The ``private_mariadb`` fixture (module scope) yields a running server, or skips (fails under
-``CI=true``) when no ``mariadbd`` binary is installed, naming the package to install; ``private_db_url`` gives each test a fresh database on it.
+The ``private_mariadb`` fixture of ``tests/conftest.py`` (module scope) yields a running server, or
+skips (fails under ``CI=true``) when no ``mariadbd`` binary is installed, naming the package to
+install; ``private_db_url`` gives each test a fresh database on it.
 """
 
 from __future__ import annotations
@@ -18,13 +19,11 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pymysql
-import pytest
 
-from tests.fakes.loopback import free_port
+from testkit.fakes.loopback import free_port
 
 MARIADBD = os.environ.get("CRYPTO_TEST_MARIADBD") or shutil.which("mariadbd") or "/usr/sbin/mariadbd"
 INSTALL_DB = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db") or "/usr/bin/mariadb-install-db"
@@ -165,29 +164,3 @@ class PrivateMariaDB:
         name = f"fault_{uuid.uuid4().hex[:12]}"
         self.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
         return self.url(name)
-
-
-@pytest.fixture(scope="module")
-def private_mariadb(tmp_path_factory) -> Iterator[PrivateMariaDB]:
-    """A running private MariaDB for the module's tests (skipped where no mariadbd is installed)."""
-    from tests.services import MYSQL, require_installed
-
-    require_installed(MYSQL)
-    server = PrivateMariaDB(tmp_path_factory.mktemp("private_mariadb"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(server.root, ignore_errors=True)
-
-
-@pytest.fixture
-def private_db_url(private_mariadb: PrivateMariaDB) -> Iterator[str]:
-    """A fresh database on the private server (started again first if a test left it down)."""
-    from resources.storage.warehouse import dispose_warehouse
-
-    private_mariadb.start()
-    url = private_mariadb.create_database()
-    yield url
-    dispose_warehouse(url)

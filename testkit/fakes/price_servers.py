@@ -28,7 +28,7 @@ import pandas as pd
 
 from resources.config.universe import load_universe
 from resources.sources.simulated import simulated_price_frame
-from tests.fakes.loopback import LoopbackServer
+from testkit.fakes.loopback import LoopbackServer
 
 
 class FakeServer(LoopbackServer):

@@ -38,7 +38,7 @@ from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape, quoteattr
 
-from tests.fakes.loopback import LoopbackServer
+from testkit.fakes.loopback import LoopbackServer
 
 # Subreddits that exist even when a test gives them no posts (the platform's defaults).
 KNOWN_SUBREDDITS = frozenset({"CryptoCurrency", "Bitcoin", "ethereum", "CryptoMarkets"})
