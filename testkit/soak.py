@@ -166,7 +166,9 @@ class SoakConfig:
     price_samples: int = 24
     workdir: Path | None = None
     verbose: bool = False
-    definitions: str = "crypto_assets.definitions:defs"
+    #: ``module:attribute`` of the Definitions under test, or of a function that builds them from
+    #: the settings (called with the settings of the soak's environment).
+    definitions: str = "crypto_assets.definitions:build_definitions"
 
     def outage_plan(self) -> tuple[Outage, ...]:
         if self.outages is not None:
@@ -347,8 +349,13 @@ class _Loop:
         self.schedule = five_minute_schedule
         self.price_sources = price_sources
 
+        from resources.config.settings import load_settings
+
         module, _, attribute = config.definitions.partition(":")
-        base: dg.Definitions = getattr(importlib.import_module(module), attribute or "defs")
+        target = getattr(importlib.import_module(module), attribute or "build_definitions")
+        # Definitions take their settings once, when built: a module's ``defs`` was built from the
+        # environment it was first imported in, so build them here, in the soak's environment.
+        base: dg.Definitions = target(load_settings()) if callable(target) else target
         assets = list(base.assets or [])
         self.assets = assets
         self.asset_keys = sorted(
@@ -365,7 +372,6 @@ class _Loop:
         gap_sensor = build_gap_sensor(assets, job=self.job_def, clock=self.clock.now)
         freshness = next(s for s in base.sensors or [] if s.name == "freshness_checks_sensor")
         self.sensor_defs = [gap_sensor, freshness, *ALERT_SENSORS]
-        from resources.config.settings import load_settings
         from resources.sources.price_sources import PriceSourceResource
 
         resources = dict(base.resources or {})
@@ -890,7 +896,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault-rate", type=float, default=0.25, help="share of ticks with a transient fault")
     parser.add_argument("--db-url", default=None, help="warehouse URL (default: a fresh SQLite file)")
     parser.add_argument(
-        "--definitions", default="crypto_assets.definitions:defs", help="module:attribute of the Definitions under test"
+        "--definitions",
+        default="crypto_assets.definitions:build_definitions",
+        help="module:attribute of the Definitions under test, or of a function of the settings that builds them",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--verbose", action="store_true")
