@@ -17,23 +17,26 @@ other route.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 import sqlalchemy as sa
 from deltalake import DeltaTable
+from deltalake.fs import DeltaStorageHandler
 
 from api.data import Plan, Reader
 from api.errors import ApiError
-from resources.storage.lake import TIME_COLUMN, TIME_TYPE, FeatureLake, LakeError, range_filter
+from resources.storage.lake import DATE_COLUMN, TIME_COLUMN, TIME_TYPE, FeatureLake, LakeError, range_filter
 from resources.storage.warehouse import FEATURES_TABLE, WINDOW, lake_log, partition_log, to_naive_utc
 
 log = logging.getLogger(__name__)
@@ -72,6 +75,80 @@ def _datetime(value: np.datetime64) -> datetime:
     return to_naive_utc(value.astype("datetime64[us]").astype(datetime))
 
 
+# Reads of one file's column chunks coalesced into few requests (a day's file holds every column).
+PARQUET = pads.ParquetFileFormat(default_fragment_scan_options=pads.ParquetFragmentScanOptions(pre_buffer=True))
+
+
+def _guarantee(day: Any, stats: dict[str, tuple[Any, Any]]) -> pc.Expression:
+    """What a file's partition value and Delta statistics say of its rows: its day, and the range of
+    each key column that has statistics (Delta keeps times in ms: the maximum is widened by 1 ms)."""
+    expression = pc.field(DATE_COLUMN) == pa.scalar(day, pa.date32())
+    for column, (low, high) in stats.items():
+        if low is None or high is None:
+            continue
+        if column == TIME_COLUMN:
+            low, high = pa.scalar(low, TIME_TYPE), pa.scalar(high + timedelta(milliseconds=1), TIME_TYPE)
+        expression = expression & (pc.field(column) >= low) & (pc.field(column) <= high)
+    return expression
+
+
+class Fragments:
+    """The Parquet fragments of a lake table's files, kept across versions.
+
+    A Delta file never changes once written, so its fragment (with the footer pyarrow parsed on
+    its first scan) is made once and reused by every later version and request; a new version only
+    adds the fragments of its new files. Each fragment carries its day and its key statistics
+    (``symbol``, ``timestamp``) as its guarantee, so filters skip files without opening them. This
+    is :meth:`DeltaTable.to_pyarrow_dataset`'s dataset without its per-request cost (it makes every
+    fragment anew, with an expression over the statistics of every column) and, on a local lake,
+    with pyarrow's own file system in place of the Python one.
+    """
+
+    def __init__(self, lake: FeatureLake):
+        self.lake = lake
+        self._made: dict[str, pads.Fragment] = {}
+        self._local = (
+            pafs.SubTreeFileSystem(os.path.abspath(lake.uri.removeprefix("file://")), pafs.LocalFileSystem())
+            if lake.is_local
+            else None
+        )
+
+    def dataset(self, table: DeltaTable, *, keep: bool = True) -> pads.Dataset:
+        """The table's dataset at its loaded version; ``keep``: forget the fragments of files it no
+        longer holds (False for an ``as_of`` version, whose files are read once)."""
+        if table.protocol().reader_features:  # deletion vectors, column mapping: delta-rs' own checks and reader
+            return table.to_pyarrow_dataset()
+        schema = pa.schema(table.schema().to_arrow())
+        actions = pa.table(table.get_add_actions(flatten=True))
+        paths = actions["path"].to_pylist()
+        filesystem = self._local or pafs.PyFileSystem(
+            DeltaStorageHandler(
+                self.lake.uri, self.lake.storage_options or None, dict(zip(paths, actions["size_bytes"].to_pylist()))
+            )
+        )
+        days = actions[f"partition.{DATE_COLUMN}"].to_pylist()
+        stats = {
+            column: tuple(
+                actions[name].to_pylist() if name in actions.column_names else [None] * len(paths)
+                for name in (f"min.{column}", f"max.{column}")
+            )
+            for column in ("symbol", TIME_COLUMN)
+        }
+        fragments = []
+        for i, path in enumerate(paths):
+            fragment = self._made.get(path)
+            if fragment is None:
+                guarantee = _guarantee(days[i], {c: (low[i], high[i]) for c, (low, high) in stats.items()})
+                fragment = PARQUET.make_fragment(path, filesystem=filesystem, partition_expression=guarantee)
+                if keep:
+                    self._made[path] = fragment
+            fragments.append(fragment)
+        if keep:
+            held = set(paths)
+            self._made = {p: f for p, f in self._made.items() if p in held}
+        return pads.FileSystemDataset(fragments, schema, PARQUET, filesystem)
+
+
 class LakeView:
     """The gateway's handle on the lake table: opened once, refreshed at most every ``ttl_s``."""
 
@@ -80,6 +157,8 @@ class LakeView:
         self.ttl_s = ttl_s
         self._table: DeltaTable | None = None
         self._dataset: pads.Dataset | None = None
+        self._dataset_version = -1
+        self._fragments = Fragments(lake)
         self._seen = 0.0
         self._lock = threading.Lock()
 
@@ -96,7 +175,9 @@ class LakeView:
                         self._table = self.lake.table()
                     else:
                         self._table.update_incremental()
-                    self._dataset = self._table.to_pyarrow_dataset()
+                    if self._dataset is None or self._table.version() != self._dataset_version:
+                        self._dataset = self._fragments.dataset(self._table)
+                        self._dataset_version = self._table.version()
                 except LakeError:
                     self._table = self._dataset = None
                 except Exception as exc:  # storage unreachable: MySQL serves everything meanwhile
@@ -122,7 +203,7 @@ class LakeView:
         column = f"max.{TIME_COLUMN}"
         latest = pc.max(actions[column]).as_py() if actions.num_rows and column in actions.column_names else None
         as_of = to_naive_utc(latest).replace(second=0, microsecond=0) if latest is not None else None
-        return table.to_pyarrow_dataset(), as_of, table.version()
+        return self._fragments.dataset(table, keep=False), as_of, table.version()
 
     def coverage(self, reader: Reader, start: datetime, end: datetime, exists: bool) -> Coverage:
         """Split the committed windows of [start, end) into lake ranges and MySQL ranges."""
@@ -187,24 +268,49 @@ def _key_bound(cursor: Sequence[Any] | None, stop: Sequence[Any] | None) -> pc.E
     return bounds[0] if len(bounds) == 1 else bounds[0] & bounds[1]
 
 
-def _order(table: pa.Table) -> tuple[pa.Table, pa.Array | None]:
-    """``table`` as one chunk (``take`` on many chunks costs ten times more) and the indices that
-    put it in (symbol, timestamp) order (None for fewer than two rows)."""
-    if table.num_rows < 2:
-        return table, None
-    table = table.combine_chunks()
-    return table, pc.sort_indices(table, sort_keys=[("symbol", "ascending"), (TIME_COLUMN, "ascending")])
+# Above this share of rows starting a run (rows already next to each other in key order), the rows
+# are gathered one by one (``take``) instead of copied a run at a time.
+SCATTERED = 1 / 16
+
+
+def _key_order(table: pa.Table) -> np.ndarray:
+    """The row indices that put ``table`` in (symbol, timestamp) order."""
+    keys = table.select(["symbol", TIME_COLUMN]).combine_chunks()
+    return pc.sort_indices(keys, sort_keys=[("symbol", "ascending"), (TIME_COLUMN, "ascending")]).to_numpy()
 
 
 def _in_order(table: pa.Table, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """``table``'s rows in key order, a batch at a time (each batch taken as it is needed, so the
-    sorted copy never exists whole)."""
-    table, indices = _order(table)
-    if indices is None:
+    """``table``'s rows in key order, about ``batch_rows`` at a time.
+
+    Rows already in order are sent as they are (no copy); rows in long ordered runs (the lake's
+    files are in key order within a day, the days follow each other) are copied once, a batch of
+    runs at a time; scattered rows are gathered from one chunk (``take`` on many chunks costs ten
+    times more), a batch at a time, so the sorted copy never exists whole.
+    """
+    if table.num_rows < 2:
         yield from table.to_batches(max_chunksize=batch_rows)
         return
-    for offset in range(0, len(indices), batch_rows):
-        yield from table.take(indices[offset : offset + batch_rows]).to_batches()
+    order = _key_order(table)
+    breaks = np.flatnonzero(np.diff(order) != 1) + 1
+    if not len(breaks):
+        yield from table.to_batches(max_chunksize=batch_rows)
+    elif len(breaks) <= table.num_rows * SCATTERED:
+        firsts = np.concatenate([[0], breaks])
+        starts, lengths = order[firsts], np.diff(np.concatenate([firsts, [len(order)]]))
+        pending: list[pa.Table] = []
+        held = 0
+        for start, length in zip(starts.tolist(), lengths.tolist()):
+            pending.append(table.slice(start, length))
+            held += length
+            if held >= batch_rows:
+                yield from pa.concat_tables(pending).combine_chunks().to_batches()
+                pending, held = [], 0
+        if pending:
+            yield from pa.concat_tables(pending).combine_chunks().to_batches()
+    else:
+        table = table.combine_chunks()
+        for offset in range(0, len(order), batch_rows):
+            yield from table.take(order[offset : offset + batch_rows]).to_batches()
 
 
 class FeatureSource:

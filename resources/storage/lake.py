@@ -42,7 +42,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
-from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
+from deltalake import ColumnProperties, CommitProperties, DeltaTable, WriterProperties, write_deltalake
 
 from resources.config.settings import Settings
 from resources.storage.warehouse import (
@@ -62,9 +62,25 @@ LAKE_ASSET = "ml_features_lake"
 DATE_COLUMN = "date"
 TIME_COLUMN = "timestamp"
 TIME_TYPE = pa.timestamp("us", tz="UTC")
+#: The key columns: the only ones with statistics (Parquet footers and the Delta log), for file
+#: and row-group pruning by symbol and time.
+KEY_COLUMNS = ("symbol", TIME_COLUMN)
 # Row groups small enough that a symbol filter skips most of a Z-ordered day's file; snappy, as
-# feature doubles compress little and snappy decodes faster than zstd (1.4x on this machine).
-WRITER = WriterProperties(compression="SNAPPY", max_row_group_size=8192)
+# feature doubles compress little and snappy decodes faster than zstd (1.4x on this machine). The
+# feature doubles have neither dictionaries (real-valued features repeat rarely: the dictionary
+# page fills, the writer falls back to plain and the file holds both) nor statistics (no read
+# filters on them): that made files 16% smaller, footers a third smaller and reads of the full
+# catalog 5x faster, writes 6x (benchmarks/bench_lake_read.py, README).
+WRITER = WriterProperties(
+    compression="SNAPPY",
+    max_row_group_size=8192,
+    default_column_properties=ColumnProperties(dictionary_enabled=False, statistics_enabled="NONE"),
+    column_properties={
+        "symbol": ColumnProperties(dictionary_enabled=True, statistics_enabled="CHUNK"),
+        TIME_COLUMN: ColumnProperties(dictionary_enabled=False, statistics_enabled="CHUNK"),
+        "feature_set_version": ColumnProperties(dictionary_enabled=True, statistics_enabled="NONE"),
+    },
+)
 
 
 class LakeError(RuntimeError):
@@ -243,7 +259,13 @@ class FeatureLake:
 
     def _configuration(self) -> dict[str, str]:
         interval = f"interval {self.retention_days} days"
-        return {"delta.deletedFileRetentionDuration": interval, "delta.logRetentionDuration": interval}
+        return {
+            "delta.deletedFileRetentionDuration": interval,
+            "delta.logRetentionDuration": interval,
+            # File statistics of the keys only: every reader turns each file's statistics into a
+            # filter expression (pyarrow: one per column and file), and no read filters on a feature.
+            "delta.dataSkippingStatsColumns": ",".join(KEY_COLUMNS),
+        }
 
     # ------------------------------------------------------------------ maintenance
     def maintain(self, wh: Warehouse) -> dict[str, Any]:
