@@ -14,7 +14,6 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
-import pyarrow.ipc as pa_ipc
 import pyarrow.parquet as pq
 
 from api.schemas import Format
@@ -124,7 +123,36 @@ def csv_batch(batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
     )
 
 
-def stream(fmt: Format, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
+#: The end of an Arrow IPC stream: a continuation marker and a zero length.
+ARROW_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+# Arrow messages smaller than this are sent together (one HTTP chunk), larger ones as they are.
+ARROW_CHUNK = 1 << 20
+
+
+def arrow_stream(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes | memoryview]:
+    """``batches`` as an Arrow IPC stream, uncompressed (reads over loopback or a LAN are bound by
+    copies, not bytes): each batch serialised once by Arrow (no Python call per buffer), a large
+    message sent as it is, small ones gathered into chunks of about ``ARROW_CHUNK`` bytes."""
+    pending: list[Any] = [schema.serialize()]
+    held = 0
+    for batch in batches:
+        message = batch.serialize()
+        if message.size >= ARROW_CHUNK:
+            if pending:
+                yield b"".join(pending)
+                pending, held = [], 0
+            yield memoryview(message)
+            continue
+        pending.append(message)
+        held += message.size
+        if held >= ARROW_CHUNK:
+            yield b"".join(pending)
+            pending, held = [], 0
+    pending.append(ARROW_EOS)
+    yield b"".join(pending)
+
+
+def stream(fmt: Format, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes | memoryview]:
     """Encode ``batches`` as ``fmt`` (csv, parquet or arrow), one chunk a batch."""
     sink = _ChunkSink()
     if fmt is Format.csv:
@@ -138,16 +166,13 @@ def stream(fmt: Format, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) ->
             yield sink.take()
         return
     if fmt is Format.arrow:
-        writer: Any = pa_ipc.new_stream(pa.PythonFile(sink, mode="w"), schema)
-        for batch in batches:
-            writer.write_batch(batch)
-            yield sink.take()
-    elif fmt is Format.parquet:
-        writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), schema, compression="zstd")
-        for batch in batches:
-            writer.write_batch(batch)
-            yield sink.take()
-    else:
+        yield from arrow_stream(schema, batches)
+        return
+    if fmt is not Format.parquet:
         raise ValueError(f"{fmt} is not a streamed format")
+    writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), schema, compression="zstd")
+    for batch in batches:
+        writer.write_batch(batch)
+        yield sink.take()
     writer.close()
     yield sink.take()

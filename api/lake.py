@@ -134,8 +134,13 @@ class Fragments:
             )
             for column in ("symbol", TIME_COLUMN)
         }
+        # In time order (by day, then first time), so rows come out of a scan the way the merge
+        # into key order copies fastest (a symbol's rows of consecutive days in consecutive runs).
+        lows = stats[TIME_COLUMN][0]
+        first = sorted(range(len(paths)), key=lambda i: (days[i], lows[i] is not None, lows[i] or 0, paths[i]))
         fragments = []
-        for i, path in enumerate(paths):
+        for i in first:
+            path = paths[i]
             fragment = self._made.get(path)
             if fragment is None:
                 guarantee = _guarantee(days[i], {c: (low[i], high[i]) for c, (low, high) in stats.items()})
@@ -206,7 +211,12 @@ class LakeView:
         return self._fragments.dataset(table, keep=False), as_of, table.version()
 
     def coverage(self, reader: Reader, start: datetime, end: datetime, exists: bool) -> Coverage:
-        """Split the committed windows of [start, end) into lake ranges and MySQL ranges."""
+        """Split the committed windows of [start, end) into lake ranges and MySQL ranges.
+
+        One aggregate first: when the lake holds every committed window of the range at its current
+        commit (the usual case), the lake serves the whole range (it holds no window that is not
+        committed) and no window is listed; otherwise the windows are listed and split into runs.
+        """
         pl, ll = partition_log, lake_log
         reader.warehouse.table(ll.name)
         current = sa.and_(
@@ -214,22 +224,28 @@ class LakeView:
             ll.c.window_start == pl.c.window_start,
             ll.c.committed_at == pl.c.committed_at,
         )
+        joined = pl.outerjoin(ll, current)
+        within = (pl.c.asset == FEATURES_TABLE, pl.c.window_start >= start, pl.c.window_start < end)
+        totals = sa.select(sa.func.count(), sa.func.count(ll.c.lake_version), sa.func.max(ll.c.lake_version))
+        committed, held, newest = reader.execute(totals.select_from(joined).where(*within))[0]
+        version = int(newest) if newest is not None else -1
+        if committed and committed == held and exists:
+            return Coverage(((start, end),), (), HIT, version)
+        if not held or not exists:
+            status = MISSING if not exists or committed else HIT
+            rest = ((start, end),) if committed else ()
+            return Coverage((), rest, status, version)
         stmt = (
             sa.select(pl.c.window_start, ll.c.lake_version)
-            .select_from(pl.outerjoin(ll, current))
-            .where(pl.c.asset == FEATURES_TABLE, pl.c.window_start >= start, pl.c.window_start < end)
+            .select_from(joined)
+            .where(*within)
             .order_by(pl.c.window_start)
         )
         rows = reader.execute(stmt)
         windows = np.array([r[0] for r in rows], dtype="datetime64[us]")
-        in_lake = np.array([r[1] is not None and exists for r in rows], dtype=bool)
-        version = max((int(r[1]) for r in rows if r[1] is not None), default=-1)
+        in_lake = np.array([r[1] is not None for r in rows], dtype=bool)
         lake, rest = runs(windows[in_lake]), runs(windows[~in_lake])
-        if not len(windows) or not in_lake.any():
-            status = MISSING if not exists or len(windows) else HIT
-        elif in_lake.all():
-            status = HIT
-        elif not in_lake[: int(np.flatnonzero(in_lake)[-1]) + 1].all():
+        if not in_lake[: int(np.flatnonzero(in_lake)[-1]) + 1].all():
             status = BEHIND  # a window older than the lake's newest is out of date or absent
         else:
             status = PARTIAL  # only the newest windows are not copied yet
@@ -269,7 +285,7 @@ def _key_bound(cursor: Sequence[Any] | None, stop: Sequence[Any] | None) -> pc.E
 
 
 # Above this share of rows starting a run (rows already next to each other in key order), the rows
-# are gathered one by one (``take``) instead of copied a run at a time.
+# are gathered one by one (``take``) instead of sent a run at a time.
 SCATTERED = 1 / 16
 
 
@@ -279,12 +295,25 @@ def _key_order(table: pa.Table) -> np.ndarray:
     return pc.sort_indices(keys, sort_keys=[("symbol", "ascending"), (TIME_COLUMN, "ascending")]).to_numpy()
 
 
-def _in_order(table: pa.Table, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """``table``'s rows in key order, about ``batch_rows`` at a time.
+def _slices(table: pa.Table, starts: np.ndarray, lengths: np.ndarray) -> Iterator[pa.RecordBatch]:
+    """The rows [start, start + length) of ``table`` for each run, as slices of its batches (no copy)."""
+    batches = table.to_batches()
+    offsets = np.cumsum([0] + [b.num_rows for b in batches])
+    for start, length in zip(starts.tolist(), lengths.tolist()):
+        i = int(np.searchsorted(offsets, start, side="right")) - 1
+        while length:
+            at = start - int(offsets[i])
+            taken = min(length, batches[i].num_rows - at)
+            yield batches[i].slice(at, taken)
+            start, length, i = start + taken, length - taken, i + 1
 
-    Rows already in order are sent as they are (no copy); rows in long ordered runs (the lake's
-    files are in key order within a day, the days follow each other) are copied once, a batch of
-    runs at a time; scattered rows are gathered from one chunk (``take`` on many chunks costs ten
+
+def _in_order(table: pa.Table, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """``table``'s rows in key order, in batches of at most ``batch_rows``.
+
+    Rows in long ordered runs (the lake's files are in key order within a day, the days follow
+    each other) are sent as slices of the scanned batches, without a copy (a symbol's rows of a
+    day: one batch); scattered rows are gathered from one chunk (``take`` on many chunks costs ten
     times more), a batch at a time, so the sorted copy never exists whole.
     """
     if table.num_rows < 2:
@@ -292,25 +321,15 @@ def _in_order(table: pa.Table, batch_rows: int) -> Iterator[pa.RecordBatch]:
         return
     order = _key_order(table)
     breaks = np.flatnonzero(np.diff(order) != 1) + 1
-    if not len(breaks):
-        yield from table.to_batches(max_chunksize=batch_rows)
-    elif len(breaks) <= table.num_rows * SCATTERED:
+    if len(breaks) <= table.num_rows * SCATTERED:
         firsts = np.concatenate([[0], breaks])
-        starts, lengths = order[firsts], np.diff(np.concatenate([firsts, [len(order)]]))
-        pending: list[pa.Table] = []
-        held = 0
-        for start, length in zip(starts.tolist(), lengths.tolist()):
-            pending.append(table.slice(start, length))
-            held += length
-            if held >= batch_rows:
-                yield from pa.concat_tables(pending).combine_chunks().to_batches()
-                pending, held = [], 0
-        if pending:
-            yield from pa.concat_tables(pending).combine_chunks().to_batches()
-    else:
-        table = table.combine_chunks()
-        for offset in range(0, len(order), batch_rows):
-            yield from table.take(order[offset : offset + batch_rows]).to_batches()
+        lengths = np.diff(np.concatenate([firsts, [len(order)]]))
+        for piece in _slices(table, order[firsts], lengths):
+            yield from pa.Table.from_batches([piece]).to_batches(max_chunksize=batch_rows)
+        return
+    table = table.combine_chunks()
+    for offset in range(0, len(order), batch_rows):
+        yield from table.take(order[offset : offset + batch_rows]).to_batches()
 
 
 class FeatureSource:

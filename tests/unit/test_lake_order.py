@@ -46,4 +46,4 @@ def test_rows_come_out_in_key_order_in_batches_of_about_the_size_asked(table):
     batches = list(_in_order(table, 64))
     merged = pa.Table.from_batches(batches, schema=table.schema)
     assert merged.equals(expected(table))
-    assert all(b.num_rows <= 64 + 40 for b in batches)
+    assert all(b.num_rows <= 64 for b in batches)
