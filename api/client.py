@@ -81,10 +81,12 @@ def _day(value: str | datetime | date | None) -> str | None:
 
 
 def _to_frame(table: pa.Table) -> pd.DataFrame:
-    """An Arrow table as a DataFrame with a UTC DatetimeIndex on its time column (``table`` is
-    consumed: its columns are freed as they are converted, each into its own block, not copied
-    again into one block of all the floats)."""
-    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    """An Arrow table as a DataFrame with a UTC DatetimeIndex on its time column.
+
+    A plain ``to_pandas``: with ``split_blocks=True`` the float columns become read-only views of
+    the Arrow buffers (``frame.loc[...] = x`` raises), and it was no faster here (many chunks).
+    """
+    frame = table.to_pandas()
     for name in _TIME_COLUMNS:
         if name in frame.columns:
             index = pd.to_datetime(frame.pop(name), utc=True)
