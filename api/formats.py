@@ -127,6 +127,8 @@ def csv_batch(batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
 ARROW_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 # Arrow messages smaller than this are sent together (one HTTP chunk), larger ones as they are.
 ARROW_CHUNK = 1 << 20
+#: CSV and Parquet are written this many rows at a time (a lake read yields a batch a symbol and day).
+GATHER_ROWS = 32_768
 
 
 def arrow_stream(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes | memoryview]:
@@ -152,13 +154,28 @@ def arrow_stream(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterat
     yield b"".join(pending)
 
 
+def gathered(batches: Iterable[pa.RecordBatch], rows: int = GATHER_ROWS) -> Iterator[pa.Table]:
+    """``batches`` gathered into tables of at least ``rows`` rows (the last one may hold fewer), without copies."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        pending.append(batch)
+        held += batch.num_rows
+        if held >= rows:
+            yield pa.Table.from_batches(pending)
+            pending, held = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending)
+
+
 def stream(fmt: Format, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes | memoryview]:
-    """Encode ``batches`` as ``fmt`` (csv, parquet or arrow), one chunk a batch."""
+    """Encode ``batches`` as ``fmt`` (csv, parquet or arrow). CSV and Parquet are written
+    ``GATHER_ROWS`` rows at a time (a Parquet row group each, however small the batches are)."""
     sink = _ChunkSink()
     if fmt is Format.csv:
         header = True
-        for batch in batches:
-            pa_csv.write_csv(csv_batch(batch), sink, write_options=pa_csv.WriteOptions(include_header=header))
+        for table in gathered(batches):
+            pa_csv.write_csv(csv_batch(table), sink, write_options=pa_csv.WriteOptions(include_header=header))
             header = False
             yield sink.take()
         if header:  # no rows: still say which columns there would have been
@@ -171,8 +188,8 @@ def stream(fmt: Format, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) ->
     if fmt is not Format.parquet:
         raise ValueError(f"{fmt} is not a streamed format")
     writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), schema, compression="zstd")
-    for batch in batches:
-        writer.write_batch(batch)
+    for table in gathered(batches):
+        writer.write_table(table)
         yield sink.take()
     writer.close()
     yield sink.take()
