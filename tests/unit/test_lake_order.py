@@ -1,12 +1,16 @@
-"""The gateway's merge of lake rows into (symbol, timestamp) order: rows in order, runs, scattered rows."""
+"""The gateway's lake reads: the per-file scan, and the merge into (symbol, timestamp) order (rows in order, runs, scattered rows)."""
 
 from datetime import datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 import pytest
 
-from api.lake import _in_order
+from api.lake import PARQUET, _in_order, _time_filter, scan
 from resources.storage.lake import TIME_TYPE
 
 T0 = datetime(2026, 1, 1)
@@ -47,3 +51,33 @@ def test_rows_come_out_in_key_order_in_batches_of_about_the_size_asked(table):
     merged = pa.Table.from_batches(batches, schema=table.schema)
     assert merged.equals(expected(table))
     assert all(b.num_rows <= 64 for b in batches)
+
+
+def test_scan_reads_files_whole_filters_the_rest_and_fills_a_column_a_file_lacks(tmp_path):
+
+    old, new = rows(["A", "B"], 1, 4), rows(["A", "B"], 2, 4).slice(8)  # day 0 and day 1
+    pq.write_table(old.drop_columns(["value"]), tmp_path / "old.parquet")  # written before "value" existed
+    pq.write_table(new, tmp_path / "new.parquet")
+    schema = new.schema.append(pa.field("date", pa.date32()))
+    fs = pafs.LocalFileSystem()
+    fragments = [
+        PARQUET.make_fragment(str(tmp_path / f"{name}.parquet"), fs, partition_expression=pc.field("date") == day)
+        for name, day in (
+            ("old", pa.scalar(T0.date(), pa.date32())),
+            ("new", pa.scalar((T0 + timedelta(days=1)).date(), pa.date32())),
+        )
+    ]
+    dataset = pads.FileSystemDataset(fragments, schema, PARQUET, fs)
+    everything = [(T0, T0 + timedelta(days=2))]
+    read = scan(
+        dataset,
+        ["symbol", "timestamp", "value"],
+        _time_filter(everything),
+        _time_filter(everything, days=False),
+        everything,
+    )
+    assert read.num_rows == 16 and read["value"].null_count == 8 and read.slice(8).equals(new)
+    some = [(T0 + timedelta(days=1, minutes=5), T0 + timedelta(days=1, minutes=15))]
+    named = pc.field("symbol").isin(["B"])
+    read = scan(dataset, ["timestamp", "value"], _time_filter(some) & named, _time_filter(some, days=False) & named)
+    assert read.num_rows == 2 and read.column_names == ["timestamp", "value"]
