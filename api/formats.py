@@ -126,7 +126,7 @@ def csv_batch(batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
 #: The end of an Arrow IPC stream: a continuation marker and a zero length.
 ARROW_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 # Arrow messages smaller than this are sent together (one HTTP chunk), larger ones as they are.
-ARROW_CHUNK = 1 << 20
+ARROW_CHUNK = 1 << 18  # a symbol's day of the full catalog (288 rows, 720 KB) goes as it is
 #: CSV and Parquet are written this many rows at a time (a lake read yields a batch a symbol and day).
 GATHER_ROWS = 32_768
 
