@@ -238,8 +238,7 @@ class LakeView:
             return Coverage(((start, end),), (), HIT, version)
         if not held or not exists:
             status = MISSING if not exists or committed else HIT
-            rest = ((start, end),) if committed else ()
-            return Coverage((), rest, status, version)
+            return Coverage((), ((start, end),) if committed else (), status, version)
         stmt = (
             sa.select(pl.c.window_start, ll.c.lake_version)
             .select_from(joined)
