@@ -42,10 +42,11 @@ sys.path.insert(0, str(ROOT))
 
 from api.client import CryptoDataClient  # noqa: E402
 from benchmarks.bench_api_features_read import START, fill  # noqa: E402
-from benchmarks.support import api_server, bench_database  # noqa: E402
+from benchmarks.support import bench_database  # noqa: E402
 from resources.storage.lake import FeatureLake, range_filter  # noqa: E402
 from resources.storage.schema import FEATURES, ml_features_materialized, partition_log  # noqa: E402
 from resources.storage.warehouse import get_warehouse  # noqa: E402
+from testkit.api_server import api_server  # noqa: E402
 
 DATABASE = "crypto_bench_lake"
 SYNC_SPAN = timedelta(days=30)
