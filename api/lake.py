@@ -4,10 +4,11 @@ For a request's range, :meth:`LakeView.coverage` compares ``partition_log`` with
 one query: a committed window is served from the lake while the lake holds its current commit
 (``lake_log.committed_at == partition_log.committed_at``); every other committed window (the
 live edge not copied yet, a window re-committed since its copy) is read from MySQL by the usual
-plan. The lake part is a pyarrow dataset scan with the columns projected and the symbols, days
-and times pushed down. Both parts share the plan's Arrow schema and are merged in key order
-(symbol, timestamp), a group of symbols at a time, so memory stays bounded by the group, not by
-the range. ``as_of`` reads only the lake, at the version it had at that time (time travel).
+plan. The lake part reads the files the days, times and symbols may select (:func:`scan`, with
+each file's footer parsed once per process: :class:`Fragments`), the requested columns only.
+Both parts share the plan's Arrow schema and are merged in key order (symbol, timestamp), a group
+of symbols at a time, so memory stays bounded by the group, not by the range; the lake's rows,
+in key order within each day's file, are sent as slices of what was read (no sort copy). ``as_of`` reads only the lake, at the version it had at that time (time travel).
 
 :class:`FeatureSource` has the reader interface :func:`api.service.tabular` uses (``next_key``,
 ``batches``, ``read_table``), so pagination, row limits, cursors and formats are those of every
@@ -17,23 +18,27 @@ other route.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 from deltalake import DeltaTable
+from deltalake.fs import DeltaStorageHandler
 
 from api.data import Plan, Reader
 from api.errors import ApiError
-from resources.storage.lake import TIME_COLUMN, TIME_TYPE, FeatureLake, LakeError, range_filter
+from resources.storage.lake import DATE_COLUMN, TIME_COLUMN, TIME_TYPE, FeatureLake, LakeError, range_filter
 from resources.storage.schema import FEATURES, lake_log, partition_log
 from resources.storage.warehouse import to_naive_utc
 from resources.storage.windows import WINDOW
@@ -45,6 +50,9 @@ HIT, PARTIAL, BEHIND, MISSING = "hit", "partial", "behind", "missing"
 # 512 MB of doubles, twice that while a group is sorted. Each group is one scan of the lake, so
 # fewer, larger groups read less (a day's file holds every symbol).
 GROUP_CELLS = 64_000_000
+# Files are decoded a column per thread from this many columns on (the full catalog: 1.3x here),
+# on one thread below (ten columns: 1.2x faster, as the threads' start costs more than they save).
+THREADED_COLUMNS = 64
 # Up to this many time ranges are pushed down as ranges; more become one IN list of windows.
 MAX_RANGES = 64
 
@@ -74,6 +82,85 @@ def _datetime(value: np.datetime64) -> datetime:
     return to_naive_utc(value.astype("datetime64[us]").astype(datetime))
 
 
+# Reads of one file's column chunks coalesced into few requests (a day's file holds every column).
+PARQUET = pads.ParquetFileFormat(default_fragment_scan_options=pads.ParquetFragmentScanOptions(pre_buffer=True))
+
+
+def _guarantee(day: Any, stats: dict[str, tuple[Any, Any]]) -> pc.Expression:
+    """What a file's partition value and Delta statistics say of its rows: its day, and the range of
+    each key column that has statistics (Delta keeps times in ms: the maximum is widened by 1 ms)."""
+    expression = pc.field(DATE_COLUMN) == pa.scalar(day, pa.date32())
+    for column, (low, high) in stats.items():
+        if low is None or high is None:
+            continue
+        if column == TIME_COLUMN:
+            low, high = pa.scalar(low, TIME_TYPE), pa.scalar(high + timedelta(milliseconds=1), TIME_TYPE)
+        expression = expression & (pc.field(column) >= low) & (pc.field(column) <= high)
+    return expression
+
+
+class Fragments:
+    """The Parquet fragments of a lake table's files, kept across versions.
+
+    A Delta file never changes once written, so its fragment (with the footer pyarrow parsed on
+    its first scan) is made once and reused by every later version and request; a new version only
+    adds the fragments of its new files. Each fragment carries its day and its key statistics
+    (``symbol``, ``timestamp``) as its guarantee, so filters skip files without opening them. This
+    is :meth:`DeltaTable.to_pyarrow_dataset`'s dataset without its per-request cost (it makes every
+    fragment anew, with an expression over the statistics of every column) and, on a local lake,
+    with pyarrow's own file system in place of the Python one.
+    """
+
+    def __init__(self, lake: FeatureLake):
+        self.lake = lake
+        self._made: dict[str, pads.Fragment] = {}
+        self._local = (
+            pafs.SubTreeFileSystem(os.path.abspath(lake.uri.removeprefix("file://")), pafs.LocalFileSystem())
+            if lake.is_local
+            else None
+        )
+
+    def dataset(self, table: DeltaTable, *, keep: bool = True) -> pads.Dataset:
+        """The table's dataset at its loaded version; ``keep``: forget the fragments of files it no
+        longer holds (False for an ``as_of`` version, whose files are read once)."""
+        if table.protocol().reader_features:  # deletion vectors, column mapping: delta-rs' own checks and reader
+            return table.to_pyarrow_dataset()
+        schema = pa.schema(table.schema().to_arrow())
+        actions = pa.table(table.get_add_actions(flatten=True))
+        paths = actions["path"].to_pylist()
+        filesystem = self._local or pafs.PyFileSystem(
+            DeltaStorageHandler(
+                self.lake.uri, self.lake.storage_options or None, dict(zip(paths, actions["size_bytes"].to_pylist()))
+            )
+        )
+        days = actions[f"partition.{DATE_COLUMN}"].to_pylist()
+        stats = {
+            column: tuple(
+                actions[name].to_pylist() if name in actions.column_names else [None] * len(paths)
+                for name in (f"min.{column}", f"max.{column}")
+            )
+            for column in ("symbol", TIME_COLUMN)
+        }
+        # In time order (by day, then first time), so rows come out of a scan the way the merge
+        # into key order copies fastest (a symbol's rows of consecutive days in consecutive runs).
+        lows = stats[TIME_COLUMN][0]
+        first = sorted(range(len(paths)), key=lambda i: (days[i], lows[i] is not None, lows[i] or 0, paths[i]))
+        fragments = []
+        for i in first:
+            path = paths[i]
+            fragment = self._made.get(path)
+            if fragment is None:
+                guarantee = _guarantee(days[i], {c: (low[i], high[i]) for c, (low, high) in stats.items()})
+                fragment = PARQUET.make_fragment(path, filesystem=filesystem, partition_expression=guarantee)
+                if keep:
+                    self._made[path] = fragment
+            fragments.append(fragment)
+        if keep:
+            held = set(paths)
+            self._made = {p: f for p, f in self._made.items() if p in held}
+        return pads.FileSystemDataset(fragments, schema, PARQUET, filesystem)
+
+
 class LakeView:
     """The gateway's handle on the lake table: opened once, refreshed at most every ``ttl_s``."""
 
@@ -82,6 +169,8 @@ class LakeView:
         self.ttl_s = ttl_s
         self._table: DeltaTable | None = None
         self._dataset: pads.Dataset | None = None
+        self._dataset_version = -1
+        self._fragments = Fragments(lake)
         self._seen = 0.0
         self._lock = threading.Lock()
 
@@ -98,7 +187,9 @@ class LakeView:
                         self._table = self.lake.table()
                     else:
                         self._table.update_incremental()
-                    self._dataset = self._table.to_pyarrow_dataset()
+                    if self._dataset is None or self._table.version() != self._dataset_version:
+                        self._dataset = self._fragments.dataset(self._table)
+                        self._dataset_version = self._table.version()
                 except LakeError:
                     self._table = self._dataset = None
                 except Exception as exc:  # storage unreachable: MySQL serves everything meanwhile
@@ -124,10 +215,15 @@ class LakeView:
         column = f"max.{TIME_COLUMN}"
         latest = pc.max(actions[column]).as_py() if actions.num_rows and column in actions.column_names else None
         as_of = to_naive_utc(latest).replace(second=0, microsecond=0) if latest is not None else None
-        return table.to_pyarrow_dataset(), as_of, table.version()
+        return self._fragments.dataset(table, keep=False), as_of, table.version()
 
     def coverage(self, reader: Reader, start: datetime, end: datetime, exists: bool) -> Coverage:
-        """Split the committed windows of [start, end) into lake ranges and MySQL ranges."""
+        """Split the committed windows of [start, end) into lake ranges and MySQL ranges.
+
+        One aggregate first: when the lake holds every committed window of the range at its current
+        commit (the usual case), the lake serves the whole range (it holds no window that is not
+        committed) and no window is listed; otherwise the windows are listed and split into runs.
+        """
         pl, ll = partition_log, lake_log
         reader.warehouse.table(ll.name)
         current = sa.and_(
@@ -135,33 +231,48 @@ class LakeView:
             ll.c.window_start == pl.c.window_start,
             ll.c.committed_at == pl.c.committed_at,
         )
+        joined = pl.outerjoin(ll, current)
+        within = (pl.c.asset == FEATURES.name, pl.c.window_start >= start, pl.c.window_start < end)
+        totals = sa.select(sa.func.count(), sa.func.count(ll.c.lake_version), sa.func.max(ll.c.lake_version))
+        committed, held, newest = reader.execute(totals.select_from(joined).where(*within))[0]
+        version = int(newest) if newest is not None else -1
+        if committed and committed == held and exists:
+            return Coverage(((start, end),), (), HIT, version)
+        if not held or not exists:
+            status = MISSING if not exists or committed else HIT
+            return Coverage((), ((start, end),) if committed else (), status, version)
         stmt = (
             sa.select(pl.c.window_start, ll.c.lake_version)
-            .select_from(pl.outerjoin(ll, current))
-            .where(pl.c.asset == FEATURES.name, pl.c.window_start >= start, pl.c.window_start < end)
+            .select_from(joined)
+            .where(*within)
             .order_by(pl.c.window_start)
         )
         rows = reader.execute(stmt)
         windows = np.array([r[0] for r in rows], dtype="datetime64[us]")
-        in_lake = np.array([r[1] is not None and exists for r in rows], dtype=bool)
-        version = max((int(r[1]) for r in rows if r[1] is not None), default=-1)
+        in_lake = np.array([r[1] is not None for r in rows], dtype=bool)
         lake, rest = runs(windows[in_lake]), runs(windows[~in_lake])
-        if not len(windows) or not in_lake.any():
-            status = MISSING if not exists or len(windows) else HIT
-        elif in_lake.all():
-            status = HIT
-        elif not in_lake[: int(np.flatnonzero(in_lake)[-1]) + 1].all():
+        if not in_lake[: int(np.flatnonzero(in_lake)[-1]) + 1].all():
             status = BEHIND  # a window older than the lake's newest is out of date or absent
         else:
             status = PARTIAL  # only the newest windows are not copied yet
         return Coverage(lake, rest, status, version)
 
 
-def _time_filter(ranges: Sequence[tuple[datetime, datetime]]) -> pc.Expression:
+def _time_filter(ranges: Sequence[tuple[datetime, datetime]], *, days: bool = True) -> pc.Expression:
+    """The rows of ``ranges``; ``days``: with the ``date`` partition terms (to prune files), else on
+    ``timestamp`` alone (for rows read from a file, which holds no ``date`` column)."""
+
+    def within(start: datetime, end: datetime) -> pc.Expression:
+        if days:
+            return range_filter(start, end)
+        return (pc.field(TIME_COLUMN) >= pa.scalar(start, TIME_TYPE)) & (
+            pc.field(TIME_COLUMN) < pa.scalar(end, TIME_TYPE)
+        )
+
     if len(ranges) <= MAX_RANGES:
-        expression = range_filter(*ranges[0])
+        expression = within(*ranges[0])
         for start, end in ranges[1:]:
-            expression = expression | range_filter(start, end)
+            expression = expression | within(start, end)
         return expression
     windows = [
         w
@@ -171,7 +282,66 @@ def _time_filter(ranges: Sequence[tuple[datetime, datetime]]) -> pc.Expression:
         )
     ]
     values = pa.array(np.array(windows, dtype="datetime64[us]")).cast(TIME_TYPE)
-    return range_filter(ranges[0][0], ranges[-1][1]) & pc.field(TIME_COLUMN).isin(values)
+    return within(ranges[0][0], ranges[-1][1]) & pc.field(TIME_COLUMN).isin(values)
+
+
+def _time_bounds(metadata: pq.FileMetaData) -> tuple[datetime, datetime] | None:
+    """The first and last ``timestamp`` of a Parquet file from its row groups' statistics (naive
+    UTC), or None without statistics."""
+    if TIME_COLUMN not in metadata.schema.names:
+        return None
+    column = metadata.schema.names.index(TIME_COLUMN)
+    lows, highs = [], []
+    for group in range(metadata.num_row_groups):
+        stats = metadata.row_group(group).column(column).statistics
+        if stats is None or not stats.has_min_max:
+            return None
+        lows.append(stats.min)
+        highs.append(stats.max)
+    if not lows:
+        return None
+    return to_naive_utc(min(lows)), to_naive_utc(max(highs))
+
+
+def scan(
+    dataset: pads.Dataset,
+    columns: list[str],
+    files: pc.Expression,
+    rows: pc.Expression,
+    whole: Sequence[tuple[datetime, datetime]] = (),
+) -> pa.Table:
+    """The rows of ``dataset`` that ``rows`` selects, in its fragments' order, ``columns`` only.
+
+    The files are those ``files`` may select (by their days and key statistics), read with the
+    footer pyarrow keeps on its fragment (four times faster than a dataset scan of the same files
+    here, whose per-file machinery dominates small files). A file whose times lie inside one of the
+    ``whole`` ranges is read whole (every row is wanted); of any other, the row groups ``files`` may
+    select by their statistics, its rows filtered by ``rows``.
+    A file that lacks a column (written before the column existed) is read by pyarrow's scan,
+    which fills it with nulls.
+    """
+    wanted = list(dict.fromkeys([*columns, "symbol", TIME_COLUMN]))
+    threads = len(wanted) >= THREADED_COLUMNS
+    parts = []
+    for fragment in dataset.get_fragments(filter=files):
+        metadata = fragment.metadata
+        if not set(wanted) <= set(metadata.schema.names):
+            parts.append(fragment.to_table(schema=dataset.schema, columns=columns, filter=files))
+            continue
+        bounds = _time_bounds(metadata)
+        inside = bounds is not None and any(start <= bounds[0] and bounds[1] < end for start, end in whole)
+        source = pq.ParquetFile(fragment.filesystem.open_input_file(fragment.path), metadata=metadata, pre_buffer=True)
+        if inside:
+            table = source.read(columns=wanted, use_threads=threads)
+        else:  # only the row groups whose statistics may match (a symbol's rows are a few of a day's)
+            groups = [g.id for g in fragment.subset(filter=files, schema=dataset.schema).row_groups]
+            if not groups:
+                continue
+            table = source.read_row_groups(groups, columns=wanted, use_threads=threads).filter(rows)
+        parts.append(table.select(columns))
+    if not parts:
+        return dataset.schema.empty_table().select(columns)
+    return pa.concat_tables(parts)
 
 
 def _key_bound(cursor: Sequence[Any] | None, stop: Sequence[Any] | None) -> pc.Expression | None:
@@ -189,24 +359,52 @@ def _key_bound(cursor: Sequence[Any] | None, stop: Sequence[Any] | None) -> pc.E
     return bounds[0] if len(bounds) == 1 else bounds[0] & bounds[1]
 
 
-def _order(table: pa.Table) -> tuple[pa.Table, pa.Array | None]:
-    """``table`` as one chunk (``take`` on many chunks costs ten times more) and the indices that
-    put it in (symbol, timestamp) order (None for fewer than two rows)."""
-    if table.num_rows < 2:
-        return table, None
-    table = table.combine_chunks()
-    return table, pc.sort_indices(table, sort_keys=[("symbol", "ascending"), (TIME_COLUMN, "ascending")])
+# Above this share of rows starting a run (rows already next to each other in key order), the rows
+# are gathered one by one (``take``) instead of sent a run at a time.
+SCATTERED = 1 / 16
+
+
+def _key_order(table: pa.Table) -> np.ndarray:
+    """The row indices that put ``table`` in (symbol, timestamp) order."""
+    keys = table.select(["symbol", TIME_COLUMN]).combine_chunks()
+    return pc.sort_indices(keys, sort_keys=[("symbol", "ascending"), (TIME_COLUMN, "ascending")]).to_numpy()
+
+
+def _slices(table: pa.Table, starts: np.ndarray, lengths: np.ndarray) -> Iterator[pa.RecordBatch]:
+    """The rows [start, start + length) of ``table`` for each run, as slices of its batches (no copy)."""
+    batches = table.to_batches()
+    offsets = np.cumsum([0] + [b.num_rows for b in batches])
+    for start, length in zip(starts.tolist(), lengths.tolist()):
+        i = int(np.searchsorted(offsets, start, side="right")) - 1
+        while length:
+            at = start - int(offsets[i])
+            taken = min(length, batches[i].num_rows - at)
+            yield batches[i].slice(at, taken)
+            start, length, i = start + taken, length - taken, i + 1
 
 
 def _in_order(table: pa.Table, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """``table``'s rows in key order, a batch at a time (each batch taken as it is needed, so the
-    sorted copy never exists whole)."""
-    table, indices = _order(table)
-    if indices is None:
+    """``table``'s rows in key order, in batches of at most ``batch_rows``.
+
+    Rows in long ordered runs (the lake's files are in key order within a day, the days follow
+    each other) are sent as slices of the scanned batches, without a copy (a symbol's rows of a
+    day: one batch); scattered rows are gathered from one chunk (``take`` on many chunks costs ten
+    times more), a batch at a time, so the sorted copy never exists whole.
+    """
+    if table.num_rows < 2:
         yield from table.to_batches(max_chunksize=batch_rows)
         return
-    for offset in range(0, len(indices), batch_rows):
-        yield from table.take(indices[offset : offset + batch_rows]).to_batches()
+    order = _key_order(table)
+    breaks = np.flatnonzero(np.diff(order) != 1) + 1
+    if len(breaks) <= table.num_rows * SCATTERED:
+        firsts = np.concatenate([[0], breaks])
+        lengths = np.diff(np.concatenate([firsts, [len(order)]]))
+        for piece in _slices(table, order[firsts], lengths):
+            yield from pa.Table.from_batches([piece]).to_batches(max_chunksize=batch_rows)
+        return
+    table = table.combine_chunks()
+    for offset in range(0, len(order), batch_rows):
+        yield from table.take(order[offset : offset + batch_rows]).to_batches()
 
 
 class FeatureSource:
@@ -230,11 +428,15 @@ class FeatureSource:
         self.columns = [o.name for o in plan.outputs]
         # ``every_symbol``: the plan asks for every symbol the lake can hold, so no symbol filter is needed.
         self.every_symbol = every_symbol
-        self._lake_filter = None
+        self._lake_filter: pc.Expression | None = None  # the files that may hold the rows
+        self._row_filter: pc.Expression | None = None  # the rows, within a file
+        self._lake_ranges = tuple(lake_ranges)
         if self.dataset is not None and self.symbols:
             self._lake_filter = _time_filter(lake_ranges)
+            self._row_filter = _time_filter(lake_ranges, days=False)
             if not every_symbol:
-                self._lake_filter = self._lake_filter & pc.field("symbol").isin(self.symbols)
+                named = pc.field("symbol").isin(self.symbols)
+                self._lake_filter, self._row_filter = self._lake_filter & named, self._row_filter & named
         self._rest = self._rest_plan(plan, rest_ranges)
 
     def _rest_plan(self, plan: Plan, ranges: Sequence[tuple[datetime, datetime]]) -> Plan | None:
@@ -251,15 +453,18 @@ class FeatureSource:
         cursor: Sequence[Any] | None,
         stop: Sequence[Any] | None,
     ) -> pa.Table | None:
-        if self._lake_filter is None or self.dataset is None:
+        if self._lake_filter is None or self._row_filter is None or self.dataset is None:
             return None
-        expression = self._lake_filter
+        files, rows = self._lake_filter, self._row_filter
+        narrowed = False  # whether rows beyond the time ranges are left out
         if symbols is not None and not (self.every_symbol and len(symbols) == len(self.symbols)):
-            expression = expression & pc.field("symbol").isin(list(symbols))
+            named = pc.field("symbol").isin(list(symbols))
+            files, rows, narrowed = files & named, rows & named, True
         bound = _key_bound(cursor, stop)
         if bound is not None:
-            expression = expression & bound
-        return self.dataset.to_table(columns=columns, filter=expression)
+            files, rows, narrowed = files & bound, rows & bound, True
+        whole = () if narrowed or not self.every_symbol else self._lake_ranges
+        return scan(self.dataset, columns, files, rows, whole)
 
     def _rest_part(
         self, outputs_plan: Plan | None, cursor: Sequence[Any] | None, stop: Sequence[Any] | None

@@ -32,9 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from api.client import CryptoDataClient  # noqa: E402
-from benchmarks.support import api_server, bench_database  # noqa: E402
+from benchmarks.support import bench_database  # noqa: E402
 from resources.storage.schema import FEATURES, ml_features_materialized  # noqa: E402
 from resources.storage.warehouse import get_warehouse  # noqa: E402
+from testkit.api_server import api_server  # noqa: E402
 
 DATABASE = "crypto_bench_api"
 START = datetime(2025, 1, 1)

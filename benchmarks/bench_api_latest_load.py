@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.support import UVLOOP_HTTPTOOLS, api_server, bench_database, run_load_generator  # noqa: E402
+from benchmarks.support import UVLOOP_HTTPTOOLS, bench_database, run_load_generator  # noqa: E402
+from testkit.api_server import api_server  # noqa: E402
 
 DATABASE = "crypto_bench_api_load"
 

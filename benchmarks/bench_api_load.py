@@ -39,13 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.support import (  # noqa: E402
-    UVLOOP_HTTPTOOLS,
-    api_server,
-    bench_database,
-    run_load_generator,
-    stop_api,
-)
+from benchmarks.support import UVLOOP_HTTPTOOLS, bench_database, run_load_generator  # noqa: E402
+from testkit.api_server import api_server, stop_api  # noqa: E402
 
 DATABASE = "crypto_bench_api_load_mixed"
 KEYS = ("bench-key-load", "bench-key-polite")

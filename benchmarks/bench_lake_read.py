@@ -4,7 +4,8 @@ path, connectorx straight from MariaDB, and pyarrow reading the Delta table dire
 Creates its own MariaDB database (``crypto_bench_lake``, dropped afterwards) and lake directory,
 fills ``ml_features_materialized`` with synthetic committed rows (server-side, as
 ``bench_api_features_read.py`` does: ``--symbols`` x ``--rows / --symbols`` windows, every
-catalogued column), copies them into the lake with ``FeatureLake.sync`` (a month a commit), starts
+catalogued column), copies them into the lake with ``FeatureLake.sync`` (a month a commit) and runs the nightly
+``FeatureLake.maintain`` (so the table is read as production reads it), starts
 two gateways (one over the lake, one with no lake, i.e. the MySQL path) and times, in one run:
 
 * ``--rows`` rows x ``--narrow-columns`` columns, and ``--wide-rows`` rows x every column;
@@ -32,6 +33,7 @@ from typing import Any
 import connectorx
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 from deltalake import DeltaTable
 
@@ -40,10 +42,11 @@ sys.path.insert(0, str(ROOT))
 
 from api.client import CryptoDataClient  # noqa: E402
 from benchmarks.bench_api_features_read import START, fill  # noqa: E402
-from benchmarks.support import api_server, bench_database  # noqa: E402
+from benchmarks.support import bench_database  # noqa: E402
 from resources.storage.lake import FeatureLake, range_filter  # noqa: E402
 from resources.storage.schema import FEATURES, ml_features_materialized, partition_log  # noqa: E402
 from resources.storage.warehouse import get_warehouse  # noqa: E402
+from testkit.api_server import api_server  # noqa: E402
 
 DATABASE = "crypto_bench_lake"
 SYNC_SPAN = timedelta(days=30)
@@ -71,6 +74,18 @@ def committed_query(table: sa.Table, columns: list[str], symbols: list[str], sta
         .where(table.c.symbol.in_(symbols), table.c.timestamp >= start, table.c.timestamp < end)
         .order_by(table.c.symbol, table.c.timestamp)
         .prefix_with("STRAIGHT_JOIN")
+    )
+
+
+def layout(lake: FeatureLake) -> str:
+    """The table's files, their rows and row groups, and their footers' size."""
+    files = DeltaTable(lake.uri).file_uris()
+    footers = [pq.read_metadata(f) for f in files]
+    rows = [m.num_rows for m in footers]
+    groups = [m.num_row_groups for m in footers]
+    return (
+        f"{len(files)} files of {min(rows):,} to {max(rows):,} rows, {min(groups)} to {max(groups)} row groups "
+        f"each, footers of {statistics.median(m.serialized_size for m in footers) / 1024:.0f} KiB"
     )
 
 
@@ -124,11 +139,12 @@ def main() -> None:
             lake.sync(wh, at, min(end, at + SYNC_SPAN), "bench")
             at += SYNC_SPAN
         sync_s = time.perf_counter() - began
+        maintained = lake.maintain(wh)  # the nightly job: the table as production reads it
         values = [c.name for c in table.columns if c.name not in ("symbol", "timestamp", "feature_set_version")]
         print(
             f"setup: {windows * len(symbols):,} rows x {len(values)} value columns (feature catalog), {len(symbols)} "
-            f"symbols x {windows:,} windows; MariaDB fill {setup:.1f}s, lake sync {sync_s:.1f}s "
-            f"({len(DeltaTable(lake.uri).file_uris())} files)"
+            f"symbols x {windows:,} windows; MariaDB fill {setup:.1f}s, lake sync {sync_s:.1f}s, "
+            f"maintenance {maintained['seconds']:.1f}s; {layout(lake)}"
         )
 
         lake_env = {

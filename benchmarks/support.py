@@ -1,14 +1,13 @@
-"""What the benchmark scripts share: the MariaDB server, a throw-away database, the gateway as a subprocess.
+"""What the benchmark scripts share: the MariaDB server, a throw-away database, a load generator.
 
 * ``BENCH_MYSQL``: the server the benchmarks use, ``CRYPTO_BENCH_MYSQL`` or root without a
   password at 127.0.0.1:3306 (a SQLAlchemy URL without a database);
 * ``bench_database(name)``: creates the database ``name`` afresh and drops it at the end;
-* ``api_server(db_url, port)``: ``uvicorn api.app:app`` on a loopback port, serving ``db_url``,
-  ready once ``/health`` answers, terminated at the end;
 * ``run_load_generator(script, ...)``: a script's load generator (``script --load ...``) in a second
   process, its one JSON line of results parsed.
 
-What the benchmarks share with the tests (the fake servers, ``free_port``, the webserver launcher)
+What the benchmarks share with the tests (the fake servers, ``free_port``, the gateway and webserver
+launchers: ``testkit.api_server.api_server``)
 is in ``testkit/``; benchmarks import nothing from ``tests/``.
 
 A script run as ``python benchmarks/<name>.py`` puts the repository root on ``sys.path`` before
@@ -24,8 +23,7 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,70 +69,6 @@ def bench_database(name: str, *, charset: str | None = None, keep: bool = False)
     finally:
         if not keep:
             mysql_admin(f"DROP DATABASE IF EXISTS `{name}`")
-
-
-def start_api(
-    db_url: str, port: int, env: Mapping[str, str] | None = None, options: Sequence[str] = (), timeout: float = 30.0
-) -> subprocess.Popen:
-    """Start ``uvicorn api.app:app`` on 127.0.0.1:``port`` serving ``db_url``; return once ``/health`` answers 200.
-
-    The server's environment is this process's plus ``CRYPTO_DB_URL``, ``PYTHONPATH`` (the
-    repository root) and ``env``; ``options`` are more uvicorn arguments (e.g. ``UVLOOP_HTTPTOOLS``,
-    ``--workers``). Its log level is ``warning``, without the access log. Raises ``RuntimeError``
-    (and kills the server) if it exits or is not ready within ``timeout`` seconds.
-    """
-    import httpx
-
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "api.app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            *options,
-        ],
-        cwd=ROOT,
-        env={**os.environ, "CRYPTO_DB_URL": db_url, "PYTHONPATH": str(ROOT), **(env or {})},
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    if process.poll() is None:
-        process.kill()
-        process.wait()
-    raise RuntimeError(f"uvicorn did not start on port {port} (exit status {process.returncode})")
-
-
-def stop_api(process: subprocess.Popen) -> None:
-    """Terminate a server from ``start_api`` and wait for it (30 s at most); nothing if it has exited."""
-    if process.poll() is None:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-@contextlib.contextmanager
-def api_server(
-    db_url: str, port: int, env: Mapping[str, str] | None = None, options: Sequence[str] = (), timeout: float = 30.0
-) -> Iterator[subprocess.Popen]:
-    """``start_api`` as a context manager: yields the running server, terminates it at the end."""
-    process = start_api(db_url, port, env, options, timeout)
-    try:
-        yield process
-    finally:
-        stop_api(process)
 
 
 def run_load_generator(script: str, *args: str) -> dict[str, Any]:

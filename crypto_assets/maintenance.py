@@ -80,7 +80,9 @@ def apply_retention_op(
     )
 
 
-@dg.op(description="Compact the lake's days of small files (Z-order by symbol, timestamp) and vacuum old versions.")
+@dg.op(
+    description="Compact the lake's days of small files (one file a day, in symbol, timestamp order) and vacuum old versions."
+)
 def maintain_lake(context: dg.OpExecutionContext, warehouse: WarehouseResource, lake: LakeResource) -> None:
     """Compaction, vacuum and log cleanup of the features lake (versions kept CRYPTO_LAKE_RETENTION_DAYS)."""
     report = lake.get().maintain(warehouse.get())

@@ -35,32 +35,13 @@ from resources.sources.http import HttpSource
 from resources.sources.market_history import LOOKBACK, MarketHistory
 from resources.sources.simulated import simulated_price_frame
 from resources.storage.dagster_resources import resource_value
+from resources.storage.schema import DOUBLE, price_data_real
 from resources.storage.warehouse import Warehouse, utc_now
 from resources.storage.windows import WINDOW
 
-PRICE_COLUMNS = (
-    "symbol",
-    "coin_id",
-    "window_start",
-    "current_price",
-    "market_cap",
-    "volume_24h",
-    "price_change_24h",
-    "price_change_pct_24h",
-    "high_24h",
-    "low_24h",
-    "open_24h",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "source",
-    "collected_at",
-    "quote",
-    "market_data_age_s",
-)
-NUMERIC_COLUMNS = (*PRICE_COLUMNS[3:16], "market_data_age_s")
+#: The columns of a ``price_data_real`` row, in the table's order, and those of them that are numbers.
+PRICE_COLUMNS = tuple(column.name for column in price_data_real.columns)
+NUMERIC_COLUMNS = tuple(column.name for column in price_data_real.columns if column.type is DOUBLE)
 #: CoinGecko calls a minute by plan, when COINGECKO_CALLS_PER_MINUTE does not say.
 PLAN_CALLS_PER_MINUTE = {"demo": 30, "pro": 500}
 

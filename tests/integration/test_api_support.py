@@ -7,14 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
@@ -23,6 +19,7 @@ from api.app import create_app
 from resources.config.settings import load_settings
 from resources.storage.schema import FEATURES, ml_features_materialized
 from resources.storage.warehouse import get_warehouse
+from testkit.api_server import api_server
 from testkit.fakes.loopback import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -241,43 +238,5 @@ def module_warehouse(kind: str, tmp_dir: Path) -> Iterator[str]:
 def serve(url: str, **extra: str) -> Iterator[str]:
     """Run ``uvicorn api.app:app`` on a free loopback port over ``url``; yield its base URL."""
     port = free_port()
-    env = {**os.environ, **settings_env(url, **extra), "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "api.app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn did not start: {process.stderr.read().decode()[-2000:]}")
-            time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with api_server(url, port, settings_env(url, **extra)):
+        yield f"http://127.0.0.1:{port}"

@@ -163,6 +163,8 @@ def test_lake_on_a_loopback_s3_server_read_by_duckdb_and_polars(sqlite_url, s3):
     maintenance = lake.maintain(wh)
     assert maintenance["days_compacted"] == 1 and lake_frame(lake).equals(lake_frame(lake, version=2))
     assert len(lake.table().file_uris()) == 1
+    compacted = lake.table().to_pyarrow_table(columns=["symbol", "timestamp"])  # the day's one file, in key order
+    assert compacted.equals(compacted.sort_by([("symbol", "ascending"), ("timestamp", "ascending")]))
 
 
 def test_two_syncs_racing_on_a_window_leave_one_copy(sqlite_url, s3):

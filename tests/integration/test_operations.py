@@ -1,6 +1,6 @@
 """The platform left running: ``scripts/start.sh`` (webserver, daemon, code server), a day backfill
-and a few hours of the downstream assets through the UI's GraphQL, then schedules and sensors
-ticking for minutes against a fake webhook.
+and a few hours of the downstream assets (the feature lake too, asserted to hold them) through the
+UI's GraphQL, then schedules and sensors ticking for minutes against a fake webhook.
 
 Asserted: no sensor or schedule tick failed or timed out, and every sensor tick stayed well
 inside Dagster's 60 s limit; the code location stayed loaded throughout; every alert reached the
@@ -27,6 +27,9 @@ import pytest
 from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION
 
 from crypto_assets.partitions import PARTITION_KEY_FORMAT
+from resources.storage.lake import FeatureLake, lake_windows, range_filter
+from resources.storage.schema import FEATURES
+from resources.storage.warehouse import get_warehouse
 from testkit.dagster_private import InstigatorType, TickStatus
 from testkit.fakes.fake_webhook import FakeWebhook
 from testkit.fakes.loopback import free_port
@@ -118,6 +121,23 @@ def wait_backfill(platform: Platform, instance: dg.DagsterInstance, backfill_id:
     raise AssertionError(f"backfill {backfill_id} not done after {timeout_s:.0f} s")
 
 
+WINDOW = timedelta(minutes=5)
+
+
+def assert_in_lake(env: dict[str, str], start: datetime, end: datetime) -> None:
+    """The backfilled windows of [start, end) are in the lake: every committed features window in
+    ``lake_log`` at its commit, and the Delta table holding each window's committed rows."""
+    wh = get_warehouse(env["CRYPTO_DB_URL"])
+    start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
+    committed = wh.committed_windows(FEATURES.name, start, end)
+    logged = lake_windows(wh, start, end)
+    assert len(committed) == int((end - start) / WINDOW) and len(logged) == len(committed), (committed, logged)
+    assert list(logged["committed_at"]) == list(committed["committed_at"])
+    lake = FeatureLake(env.get("CRYPTO_LAKE_URI") or str(Path(env["CRYPTO_HOME"]) / "lake"))
+    rows = lake.table().to_pyarrow_dataset().to_table(columns=["timestamp"], filter=range_filter(start, end))
+    assert rows.num_rows == int(committed["row_count"].sum()) == int(logged["row_count"].sum()) > 0
+
+
 def schedule_times(start: float, end: float) -> list[float]:
     """The ticks of ``1-59/5 * * * *`` in [start, end)."""
     first = datetime.fromtimestamp(start, UTC).replace(second=0, microsecond=0)
@@ -143,8 +163,9 @@ def test_the_platform_left_running_ticks_cleanly_and_alerts_exactly_once(tmp_pat
                 day = (datetime.now(UTC) - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
                 keys = [(day + i * timedelta(minutes=5)).strftime(PARTITION_KEY_FORMAT) for i in range(288)]
                 wait_backfill(platform, instance, platform.backfill(["price_data_real"], keys), 600)
-                downstream = ["news_items", "sentiment_data", "ml_features_materialized"]
+                downstream = ["news_items", "sentiment_data", "ml_features_materialized", "ml_features_lake"]
                 wait_backfill(platform, instance, platform.backfill(downstream, keys[144:180]), 600)
+                assert_in_lake(env, day + 144 * WINDOW, day + 180 * WINDOW)
                 # Tick for ``minutes``, and at least until a schedule tick a minute after start-up was due.
                 first_tick = schedule_times(daemon_up + 60, daemon_up + 60 + 600)[0]
                 ticking_until = max(time.time() + minutes * 60, first_tick + 120)
