@@ -500,6 +500,12 @@ async def news(
 
 
 # ---------------------------------------------------------------------------------- macro
+def _check_day(name: str, value: date) -> None:
+    """A 400 unless ``value`` is a day the warehouse can hold (1970 to 2200)."""
+    if not date(1970, 1, 1) <= value < date(2200, 1, 1):
+        raise bad_request(f"{name}={value.isoformat()} is out of range: use a date between 1970 and 2200")
+
+
 @router.get("/macro", response_model=MacroPage, summary="Macro indicators", responses=_tabular_content(MacroPage))
 async def macro(
     page: Page,
@@ -524,10 +530,9 @@ async def macro(
     latest = page.state.latest.get(MACRO.asset)
     last_day = latest.date() if latest is not None else utc_now().date()
     finish = end or last_day + timedelta(days=1)
+    _check_day("end", finish)  # before the default start is counted back from it (end=0002-01-01)
     begin = start or finish - timedelta(days=366)
-    for name, value in (("start", begin), ("end", finish)):
-        if not date(1970, 1, 1) <= value < date(2200, 1, 1):
-            raise bad_request(f"{name}={value.isoformat()} is out of range: use a date between 1970 and 2200")
+    _check_day("start", begin)
     if begin >= finish:
         raise bad_request(f"start ({begin.isoformat()}) must be before end ({finish.isoformat()})")
     table = reader.warehouse.table(MACRO.table)
