@@ -40,7 +40,16 @@ def test_a_waiting_run_gets_the_slot_when_the_step_ends(tmp_path):
     config = yaml.safe_load(LOCAL_INSTANCE.read_text())
     assert config["concurrency"]["pools"] == {"default_limit": 1, "granularity": "op"}
     assert config["run_monitoring"]["free_slots_after_run_end_seconds"] > 0
-    overrides = {"concurrency": {"pools": config["concurrency"]["pools"]}}
+    overrides = {
+        "concurrency": {"pools": config["concurrency"]["pools"]},
+        # Two runs in threads of one process, each capturing the process's stdout and stderr (file
+        # descriptors both threads share): one CI run hung with the backfill stopped after its first
+        # step while both captured. This test is about slots, not logs: no capture.
+        "compute_logs": {
+            "module": "dagster._core.storage.noop_compute_log_manager",
+            "class": "NoOpComputeLogManager",
+        },
+    }
     with dg.instance_for_test(overrides=overrides, temp_dir=str(tmp_path)) as instance:
         backfill = threading.Thread(target=lambda: dg.materialize([backfill_news, backfill_rest], instance=instance))
         backfill.start()
