@@ -46,7 +46,7 @@ from sqlalchemy.engine import Connection
 
 from resources.storage.schema import CONTRACTS_BY_NAME, TableContract, partition_log
 from resources.storage.warehouse import Warehouse, to_naive_utc, utc_now
-from resources.storage.windows import DAY
+from resources.storage.windows import DAY, window_floor
 
 log = logging.getLogger(__name__)
 
@@ -206,13 +206,7 @@ def _committed_rows(
         return [r for r in rows if _midnight(_day(r._mapping[contract.time_column])) in committed]
     stmt = sa.select(table).where(column >= low, column < high).order_by(*table.primary_key.columns)
     rows = conn.execute(stmt).all()
-    step = int(contract.window.total_seconds())
-
-    def window_of(value: datetime) -> datetime:
-        seconds = int((value - begin).total_seconds()) // step * step
-        return begin + timedelta(seconds=seconds)
-
-    return [r for r in rows if window_of(r._mapping[contract.time_column]) in committed]
+    return [r for r in rows if window_floor(r._mapping[contract.time_column], contract.window) in committed]
 
 
 def export_warehouse(
