@@ -12,6 +12,7 @@ time column (``window_start``, ``timestamp`` or ``observation_date``), with ``sy
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
@@ -22,7 +23,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc as pa_ipc
 
+from api import lake_files
 from resources.sources.retry_after import parse_retry_after
+
+log = logging.getLogger(__name__)
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 _RETRY_STATUSES = {429, 502, 503, 504}
@@ -109,6 +113,13 @@ class CryptoDataClient:
     ``base_url`` defaults to the local gateway; ``api_key`` is sent as ``X-API-Key``.
     ``max_retries`` retries cover connection errors and 429/502/503/504 answers, waiting the
     server's ``Retry-After`` (at most ``max_wait_s``) or an exponential backoff.
+
+    ``direct_lake``: :meth:`features` reads the lake's files itself where this process can reach
+    the lake (the gateway's ``CRYPTO_LAKE_URI`` on this disk, or its bucket with this process's
+    AWS settings; ``lake_root``: where this process sees the table, if elsewhere, e.g. a mount),
+    asking the gateway only which files and ranges to read (``/v1/features/files``) and for the
+    committed windows the lake does not hold; the rows equal ``/v1/features``'. Where the lake
+    cannot be reached or read, the rows come through the gateway. False: always through the gateway.
     """
 
     def __init__(
@@ -122,6 +133,8 @@ class CryptoDataClient:
         max_wait_s: float = 60.0,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        direct_lake: bool = True,
+        lake_root: str | None = None,
     ):
         headers = {"User-Agent": "crypto-data-client/1.0"}
         if api_key:
@@ -136,7 +149,11 @@ class CryptoDataClient:
         self.backoff_s = backoff_s
         self.max_wait_s = max_wait_s
         self._sleep = sleep
+        self.direct_lake = direct_lake
+        self.lake_root = lake_root
         self.last_as_of: pd.Timestamp | None = None
+        #: How the last :meth:`features` call was served: ``"lake files"`` (read here) or ``"gateway"``.
+        self.last_features_path: str | None = None
 
     def close(self) -> None:
         """Close the underlying HTTP connections."""
@@ -236,19 +253,48 @@ class CryptoDataClient:
 
         ``as_of`` (a time, UTC if naive): the rows as the platform served them then, from the lake's
         time travel (what a live model saw before a gap was healed or late news arrived).
+        With ``direct_lake`` the lake's windows are read from its files here (see the class).
         """
-        return _to_frame(
-            self._table(
-                "/v1/features",
-                {
-                    "symbols": _symbols(symbols),
-                    "start": _when(start),
-                    "end": _when(end),
-                    "columns": _columns(columns),
-                    "as_of": _when(as_of),
-                },
-            )
-        )
+        params = {
+            "symbols": _symbols(symbols),
+            "start": _when(start),
+            "end": _when(end),
+            "columns": _columns(columns),
+            "as_of": _when(as_of),
+        }
+        if self.direct_lake:
+            table = self._features_from_files(params)
+            if table is not None:
+                self.last_features_path = "lake files"
+                return _to_frame(table)
+        self.last_features_path = "gateway"
+        return _to_frame(self._table("/v1/features", params))
+
+    def _features_from_files(self, params: dict[str, Any]) -> pa.Table | None:
+        """The features of ``params`` with the lake's windows read from its files here, or None
+        where they cannot be (the gateway says so, or this process cannot open or read them)."""
+        try:
+            listing = self._json("/v1/features/files", params)
+        except CryptoApiError as exc:
+            if exc.status != 404:  # 404: a gateway without the route, or no lake: /v1/features says which
+                raise
+            return None
+        if not listing["direct"]:
+            return None
+        opened = lake_files.open_lake(listing["table_uri"], self.lake_root)
+        if opened is None:
+            return None
+        try:
+            lake_part = lake_files.read_files(listing, *opened)
+        except (OSError, pa.ArrowException) as exc:
+            log.warning("the lake's files cannot be read here (%s): reading through the gateway", exc)
+            return None
+        rest = [
+            self._table("/v1/features", {**params, "as_of": None, "start": r["start"], "end": r["end"]})
+            for r in listing["rest_ranges"]
+        ]
+        self.last_as_of = pd.Timestamp(listing["as_of"]) if listing["as_of"] else None
+        return lake_files.merged(lake_files.arrow_schema(listing), [lake_part, *rest])
 
     def feature_catalog(self) -> pd.DataFrame:
         """The feature catalog, one row a feature."""

@@ -17,6 +17,7 @@ other route.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import threading
@@ -38,6 +39,7 @@ from deltalake.fs import DeltaStorageHandler
 
 from api.data import Plan, Reader
 from api.errors import ApiError
+from api.key_order import in_key_order
 from resources.storage.lake import DATE_COLUMN, TIME_COLUMN, TIME_TYPE, FeatureLake, LakeError, range_filter
 from resources.storage.schema import FEATURES, lake_log, partition_log
 from resources.storage.warehouse import to_naive_utc
@@ -99,6 +101,19 @@ def _guarantee(day: Any, stats: dict[str, tuple[Any, Any]]) -> pc.Expression:
     return expression
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """A version of the lake table as the gateway reads it.
+
+    ``plain``: its files are plain Parquet (no deletion vectors, no column mapping), so a reader
+    may read them itself (``/v1/features/files``); ``sizes``: each file's size in bytes, by its
+    path relative to the table's root."""
+
+    dataset: pads.Dataset
+    sizes: dict[str, int]
+    plain: bool
+
+
 class Fragments:
     """The Parquet fragments of a lake table's files, kept across versions.
 
@@ -120,18 +135,17 @@ class Fragments:
             else None
         )
 
-    def dataset(self, table: DeltaTable, *, keep: bool = True) -> pads.Dataset:
+    def snapshot(self, table: DeltaTable, *, keep: bool = True) -> Snapshot:
         """The table's dataset at its loaded version; ``keep``: forget the fragments of files it no
         longer holds (False for an ``as_of`` version, whose files are read once)."""
-        if table.protocol().reader_features:  # deletion vectors, column mapping: delta-rs' own checks and reader
-            return table.to_pyarrow_dataset()
-        schema = pa.schema(table.schema().to_arrow())
         actions = pa.table(table.get_add_actions(flatten=True))
         paths = actions["path"].to_pylist()
+        sizes = dict(zip(paths, actions["size_bytes"].to_pylist()))
+        if table.protocol().reader_features:  # deletion vectors, column mapping: delta-rs' own checks and reader
+            return Snapshot(table.to_pyarrow_dataset(), sizes, plain=False)
+        schema = pa.schema(table.schema().to_arrow())
         filesystem = self._local or pafs.PyFileSystem(
-            DeltaStorageHandler(
-                self.lake.uri, self.lake.storage_options or None, dict(zip(paths, actions["size_bytes"].to_pylist()))
-            )
+            DeltaStorageHandler(self.lake.uri, self.lake.storage_options or None, sizes)
         )
         days = actions[f"partition.{DATE_COLUMN}"].to_pylist()
         stats = {
@@ -158,7 +172,7 @@ class Fragments:
         if keep:
             held = set(paths)
             self._made = {p: f for p, f in self._made.items() if p in held}
-        return pads.FileSystemDataset(fragments, schema, PARQUET, filesystem)
+        return Snapshot(pads.FileSystemDataset(fragments, schema, PARQUET, filesystem), sizes, plain=True)
 
 
 class LakeView:
@@ -168,14 +182,14 @@ class LakeView:
         self.lake = lake
         self.ttl_s = ttl_s
         self._table: DeltaTable | None = None
-        self._dataset: pads.Dataset | None = None
-        self._dataset_version = -1
+        self._snapshot: Snapshot | None = None
+        self._snapshot_version = -1
         self._fragments = Fragments(lake)
         self._seen = 0.0
         self._lock = threading.Lock()
 
-    def latest(self, min_version: int = -1) -> tuple[DeltaTable, pads.Dataset] | None:
-        """The table at its latest version and its dataset, or None while there is no lake table.
+    def latest(self, min_version: int = -1) -> tuple[DeltaTable, Snapshot] | None:
+        """The table at its latest version and its snapshot, or None while there is no lake table.
 
         Refreshed when older than ``ttl_s`` or than ``min_version`` (a window's rows must be read at
         least at the version that wrote them)."""
@@ -187,21 +201,21 @@ class LakeView:
                         self._table = self.lake.table()
                     else:
                         self._table.update_incremental()
-                    if self._dataset is None or self._table.version() != self._dataset_version:
-                        self._dataset = self._fragments.dataset(self._table)
-                        self._dataset_version = self._table.version()
+                    if self._snapshot is None or self._table.version() != self._snapshot_version:
+                        self._snapshot = self._fragments.snapshot(self._table)
+                        self._snapshot_version = self._table.version()
                 except LakeError:
-                    self._table = self._dataset = None
+                    self._table = self._snapshot = None
                 except Exception as exc:  # storage unreachable: MySQL serves everything meanwhile
                     log.warning("lake at %s cannot be read (%s): serving from MySQL", self.lake.uri, exc)
-                    self._table = self._dataset = None
+                    self._table = self._snapshot = None
                 self._seen = time.monotonic()
-            if self._table is None or self._dataset is None:
+            if self._table is None or self._snapshot is None:
                 return None
-            return self._table, self._dataset
+            return self._table, self._snapshot
 
-    def as_of(self, when: datetime) -> tuple[pads.Dataset, datetime | None, int]:
-        """The dataset of the version the lake had at ``when``, its latest window and its version.
+    def as_of(self, when: datetime) -> tuple[Snapshot, datetime | None, int]:
+        """The snapshot of the version the lake had at ``when``, its latest window and its version.
 
         A 400 when ``when`` is in the future, a 410 when it is before the oldest version kept, a 404
         when there is no lake yet.
@@ -215,7 +229,7 @@ class LakeView:
         column = f"max.{TIME_COLUMN}"
         latest = pc.max(actions[column]).as_py() if actions.num_rows and column in actions.column_names else None
         as_of = to_naive_utc(latest).replace(second=0, microsecond=0) if latest is not None else None
-        return self._fragments.dataset(table, keep=False), as_of, table.version()
+        return self._fragments.snapshot(table, keep=False), as_of, table.version()
 
     def coverage(self, reader: Reader, start: datetime, end: datetime, exists: bool) -> Coverage:
         """Split the committed windows of [start, end) into lake ranges and MySQL ranges.
@@ -359,52 +373,16 @@ def _key_bound(cursor: Sequence[Any] | None, stop: Sequence[Any] | None) -> pc.E
     return bounds[0] if len(bounds) == 1 else bounds[0] & bounds[1]
 
 
-# Above this share of rows starting a run (rows already next to each other in key order), the rows
-# are gathered one by one (``take``) instead of sent a run at a time.
-SCATTERED = 1 / 16
+@dataclass(frozen=True)
+class FileList:
+    """A features request as files to read: the lake files of its lake ranges (path relative to the
+    table's root, size in bytes), the rows to keep of them (the ranges, and ``symbols``, None for
+    every one), and the committed ranges the lake does not hold at their current commit."""
 
-
-def _key_order(table: pa.Table) -> np.ndarray:
-    """The row indices that put ``table`` in (symbol, timestamp) order."""
-    keys = table.select(["symbol", TIME_COLUMN]).combine_chunks()
-    return pc.sort_indices(keys, sort_keys=[("symbol", "ascending"), (TIME_COLUMN, "ascending")]).to_numpy()
-
-
-def _slices(table: pa.Table, starts: np.ndarray, lengths: np.ndarray) -> Iterator[pa.RecordBatch]:
-    """The rows [start, start + length) of ``table`` for each run, as slices of its batches (no copy)."""
-    batches = table.to_batches()
-    offsets = np.cumsum([0] + [b.num_rows for b in batches])
-    for start, length in zip(starts.tolist(), lengths.tolist()):
-        i = int(np.searchsorted(offsets, start, side="right")) - 1
-        while length:
-            at = start - int(offsets[i])
-            taken = min(length, batches[i].num_rows - at)
-            yield batches[i].slice(at, taken)
-            start, length, i = start + taken, length - taken, i + 1
-
-
-def _in_order(table: pa.Table, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """``table``'s rows in key order, in batches of at most ``batch_rows``.
-
-    Rows in long ordered runs (the lake's files are in key order within a day, the days follow
-    each other) are sent as slices of the scanned batches, without a copy (a symbol's rows of a
-    day: one batch); scattered rows are gathered from one chunk (``take`` on many chunks costs ten
-    times more), a batch at a time, so the sorted copy never exists whole.
-    """
-    if table.num_rows < 2:
-        yield from table.to_batches(max_chunksize=batch_rows)
-        return
-    order = _key_order(table)
-    breaks = np.flatnonzero(np.diff(order) != 1) + 1
-    if len(breaks) <= table.num_rows * SCATTERED:
-        firsts = np.concatenate([[0], breaks])
-        lengths = np.diff(np.concatenate([firsts, [len(order)]]))
-        for piece in _slices(table, order[firsts], lengths):
-            yield from pa.Table.from_batches([piece]).to_batches(max_chunksize=batch_rows)
-        return
-    table = table.combine_chunks()
-    for offset in range(0, len(order), batch_rows):
-        yield from table.take(order[offset : offset + batch_rows]).to_batches()
+    files: tuple[tuple[str, int], ...]
+    lake_ranges: tuple[tuple[datetime, datetime], ...]
+    rest_ranges: tuple[tuple[datetime, datetime], ...]
+    symbols: tuple[str, ...] | None
 
 
 class FeatureSource:
@@ -414,7 +392,7 @@ class FeatureSource:
         self,
         reader: Reader,
         plan: Plan,
-        dataset: pads.Dataset | None,
+        snapshot: Snapshot | None,
         lake_ranges: Sequence[tuple[datetime, datetime]],
         rest_ranges: Sequence[tuple[datetime, datetime]],
         *,
@@ -423,7 +401,8 @@ class FeatureSource:
         self.reader = reader
         self.windows = sum(int((end - start) / WINDOW) for start, end in (*lake_ranges, *rest_ranges))
         self.plan = plan
-        self.dataset = dataset if lake_ranges else None
+        self.snapshot = snapshot if lake_ranges else None
+        self.dataset = self.snapshot.dataset if self.snapshot is not None else None
         self.symbols = tuple(sorted(plan.symbols or ()))
         self.columns = [o.name for o in plan.outputs]
         # ``every_symbol``: the plan asks for every symbol the lake can hold, so no symbol filter is needed.
@@ -437,7 +416,23 @@ class FeatureSource:
             if not every_symbol:
                 named = pc.field("symbol").isin(self.symbols)
                 self._lake_filter, self._row_filter = self._lake_filter & named, self._row_filter & named
+        self._rest_ranges = tuple(rest_ranges)
         self._rest = self._rest_plan(plan, rest_ranges)
+
+    def files(self) -> FileList | None:
+        """The lake files the lake ranges' rows are in (those their days, times and symbols may
+        select), for a reader that reads them itself; None when it may not (no lake part, or files
+        that are not plain Parquet)."""
+        if self.snapshot is None or not self.snapshot.plain or self._lake_filter is None:
+            return None
+        sizes = self.snapshot.sizes
+        paths = [fragment.path for fragment in self.snapshot.dataset.get_fragments(filter=self._lake_filter)]
+        return FileList(
+            files=tuple((path, sizes[path]) for path in paths),
+            lake_ranges=self._lake_ranges,
+            rest_ranges=self._rest_ranges,
+            symbols=None if self.every_symbol else self.symbols,
+        )
 
     def _rest_plan(self, plan: Plan, ranges: Sequence[tuple[datetime, datetime]]) -> Plan | None:
         if not ranges or not self.symbols:
@@ -501,7 +496,7 @@ class FeatureSource:
         combined = self._combined(
             schema, [self._lake_part(schema.names, None, cursor, None), self._rest_part(rest, cursor, None)]
         )
-        return pa.Table.from_batches(list(_in_order(combined, 1 << 20)), schema=schema)
+        return pa.Table.from_batches(list(in_key_order(combined, 1 << 20)), schema=schema)
 
     # ------------------------------------------------------------------ the Reader interface
     def next_key(self, plan: Plan, cursor: Sequence[Any] | None, limit: int) -> list[Any] | None:
@@ -545,7 +540,7 @@ class FeatureSource:
             self.plan.schema,
             [self._lake_part(self.columns, symbols, cursor, stop), self._rest_part(rest, cursor, stop)],
         )
-        yield from _in_order(table, batch_rows)
+        yield from in_key_order(table, batch_rows)
 
     def read_table(
         self, plan: Plan, cursor: Sequence[Any] | None = None, stop: Sequence[Any] | None = None
@@ -578,8 +573,8 @@ def plan_feature_read(
     version at that time, nothing from MySQL). ``every_symbol``: the request named no symbols, so
     the lake's rows need no symbol filter."""
     if as_of is not None:
-        dataset, latest, version = view.as_of(as_of)
-        source = FeatureSource(reader, plan, dataset, [(start, end)], [])
+        snapshot, latest, version = view.as_of(as_of)
+        source = FeatureSource(reader, plan, snapshot, [(start, end)], [])
         return FeatureRead(source, {"X-Lake": HIT, "X-Lake-Version": str(version)}, latest)
     opened = view.latest()
     coverage = view.coverage(reader, start, end, exists=opened is not None)
@@ -592,7 +587,36 @@ def plan_feature_read(
         if opened is not None and coverage.lake:
             headers["X-Lake"] = BEHIND
         return FeatureRead(reader, headers, data_as_of)
-    table, dataset = opened
+    table, snapshot = opened
     headers["X-Lake-Version"] = str(table.version())
-    source = FeatureSource(reader, plan, dataset, coverage.lake, coverage.rest, every_symbol=every_symbol)
+    source = FeatureSource(reader, plan, snapshot, coverage.lake, coverage.rest, every_symbol=every_symbol)
     return FeatureRead(source, headers, data_as_of)
+
+
+def file_listing(view: LakeView, read: FeatureRead, plan: Plan, start: datetime, end: datetime) -> dict[str, Any]:
+    """The ``/v1/features/files`` answer for a planned read: the lake files to read, the rows to keep
+    of them and the ranges to read through ``/v1/features`` (``direct``); or, where the files may
+    not be read directly, ``direct: false`` and the whole request to be read through ``/v1/features``."""
+    listing = read.source.files() if isinstance(read.source, FeatureSource) else None
+    version = read.headers.get("X-Lake-Version")
+    body: dict[str, Any] = {
+        "direct": listing is not None,
+        "as_of": read.as_of,
+        "lake": read.headers["X-Lake"],
+        "lake_version": int(version) if version is not None else None,
+        "table_uri": view.lake.uri,
+        "columns": plan.schema.names,
+        "arrow_schema": base64.b64encode(plan.schema.serialize().to_pybytes()).decode(),
+        "symbols": None,
+        "lake_ranges": [],
+        "rest_ranges": [{"start": start, "end": end}],
+        "files": [],
+    }
+    if listing is not None:
+        body.update(
+            symbols=list(listing.symbols) if listing.symbols is not None else None,
+            lake_ranges=[{"start": a, "end": b} for a, b in listing.lake_ranges],
+            rest_ranges=[{"start": a, "end": b} for a, b in listing.rest_ranges],
+            files=[{"path": path, "size_bytes": size} for path, size in listing.files],
+        )
+    return body

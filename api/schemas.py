@@ -102,6 +102,36 @@ class FeaturePage(Page):
     )
 
 
+class TimeRange(BaseModel):
+    start: datetime = Field(description="First window start of the range (UTC, inclusive)")
+    end: datetime = Field(description="End of the range (UTC, exclusive)")
+
+
+class LakeFile(BaseModel):
+    path: str = Field(description="The Parquet file's path relative to table_uri")
+    size_bytes: int
+
+
+class FeatureFiles(BaseModel):
+    """A features request as files to read: what a client that can reach the lake reads itself."""
+
+    direct: bool = Field(
+        description="True: read `files` (keeping the rows of `lake_ranges` and `symbols`) and `rest_ranges` "
+        "through /v1/features; false: the files may not be read directly (no lake, files that are not "
+        "plain Parquet): read the whole request through /v1/features"
+    )
+    as_of: datetime | None = Field(description="X-Data-As-Of of the whole read")
+    lake: Literal["hit", "partial", "behind", "missing"] = Field(description="As /v1/features' X-Lake")
+    lake_version: int | None = Field(description="The Delta version the files belong to")
+    table_uri: str = Field(description="The lake table's root (a directory or s3://bucket/prefix/ml_features)")
+    columns: list[str] = Field(description="The response's columns, in order: symbol, timestamp, then the features")
+    arrow_schema: str = Field(description="The response's Arrow schema, as a base64 IPC schema message")
+    symbols: list[str] | None = Field(description="Keep the files' rows of these symbols; null: every row")
+    lake_ranges: list[TimeRange] = Field(description="Keep the files' rows whose timestamp is in one of these")
+    rest_ranges: list[TimeRange] = Field(description="Committed ranges to read through /v1/features")
+    files: list[LakeFile]
+
+
 class FeatureSpec(BaseModel):
     name: str
     description: str

@@ -1,5 +1,6 @@
-"""Feature reads through the lake, side by side: the client over the lake path and over the MySQL
-path, connectorx straight from MariaDB, and pyarrow reading the Delta table directly.
+"""Feature reads through the lake, side by side: the client reading the lake's files itself, the
+client through the gateway's lake path and its MySQL path, connectorx straight from MariaDB, and
+pyarrow reading the Delta table directly.
 
 Creates its own MariaDB database (``crypto_bench_lake``, dropped afterwards) and lake directory,
 fills ``ml_features_materialized`` with synthetic committed rows (server-side, as
@@ -9,13 +10,18 @@ catalogued column), copies them into the lake with ``FeatureLake.sync`` (a month
 two gateways (one over the lake, one with no lake, i.e. the MySQL path) and times, in one run:
 
 * ``--rows`` rows x ``--narrow-columns`` columns, and ``--wide-rows`` rows x every column;
-* for each: ``CryptoDataClient.features`` via the lake gateway (``X-Lake: hit``), via the MySQL
-  gateway, ``connectorx.read_sql`` of the same committed query, and ``DeltaTable`` ->
+* for each: ``CryptoDataClient.features`` as a notebook on this machine calls it (it reads the
+  files ``/v1/features/files`` names itself: ``direct_lake=True``, the default), through the lake
+  gateway (``direct_lake=False``: the rows stream through the gateway, ``X-Lake: hit``), through the
+  MySQL gateway, ``connectorx.read_sql`` of the same committed query, and ``DeltaTable`` ->
   ``to_pyarrow_dataset().to_table(columns, filter)`` -> pandas (the direct read);
 * the live window's added cost: ``FeatureLake.sync`` of one window of ``--live-symbols`` symbols
   (median of ``--live-repeat``).
 
-Run: ``.venv/bin/python benchmarks/bench_lake_read.py [--rows 1000000 --wide-rows 200000]``.
+``--symbols`` defaults to the universe's size (124: a day's file holds 35,712 rows); fewer symbols
+make more, smaller files for the same rows (10: 2,880-row files, 12 times the footers to parse).
+
+Run: ``.venv/bin/python benchmarks/bench_lake_read.py [--rows 1000000 --wide-rows 200000 --symbols 124]``.
 """
 
 from __future__ import annotations
@@ -119,7 +125,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the narrow read (and rows generated)")
     parser.add_argument("--wide-rows", type=int, default=200_000, help="rows of the full-catalog read")
     parser.add_argument("--narrow-columns", type=int, default=10)
-    parser.add_argument("--symbols", type=int, default=10)
+    parser.add_argument("--symbols", type=int, default=124, help="symbols (default: the universe's size)")
     parser.add_argument("--live-symbols", type=int, default=124)
     parser.add_argument("--live-repeat", type=int, default=5)
     parser.add_argument("--port", type=int, default=8775)
@@ -127,7 +133,7 @@ def main() -> None:
 
     with bench_database(DATABASE, charset="utf8mb4") as url, tempfile.TemporaryDirectory() as scratch:
         table = ml_features_materialized
-        symbols = [f"C{i:02d}" for i in range(args.symbols)]
+        symbols = [f"C{i:03d}" for i in range(args.symbols)]
         windows = args.rows // len(symbols)
         end = START + timedelta(minutes=5 * windows)
         setup = fill(url, table, symbols, windows)
@@ -155,9 +161,10 @@ def main() -> None:
         mysql_env = {**lake_env, "CRYPTO_LAKE_URI": str(Path(scratch) / "no-lake")}
         cx_url = wh.connectorx_url()
         with api_server(url, args.port, lake_env), api_server(url, args.port + 1, mysql_env):
-            via_lake = CryptoDataClient(f"http://127.0.0.1:{args.port}", timeout=3600)
-            via_mysql = CryptoDataClient(f"http://127.0.0.1:{args.port + 1}", timeout=3600)
-            for client in (via_lake, via_mysql):  # warm the connection pools and the lake's table
+            via_files = CryptoDataClient(f"http://127.0.0.1:{args.port}", timeout=3600)
+            via_lake = CryptoDataClient(f"http://127.0.0.1:{args.port}", timeout=3600, direct_lake=False)
+            via_mysql = CryptoDataClient(f"http://127.0.0.1:{args.port + 1}", timeout=3600, direct_lake=False)
+            for client in (via_files, via_lake, via_mysql):  # warm the connection pools and the lake's table
                 client.features(symbols[:1], start=START, end=START + timedelta(hours=1))
             cases = [
                 (f"{args.rows:,} rows x {args.narrow_columns} columns", values[: args.narrow_columns], end),
@@ -170,9 +177,14 @@ def main() -> None:
             for title, columns, case_end in cases:
                 figures: dict[str, tuple[float, int]] = {}
                 # Every symbol, as a notebook reading the universe asks (no symbols= parameter).
-                lake_s, frame = timed(via_lake.features, None, start=START, end=case_end, columns=columns)
-                figures["client, lake path"] = (lake_s, len(frame))
+                files_s, frame = timed(via_files.features, None, start=START, end=case_end, columns=columns)
+                assert via_files.last_features_path == "lake files"
+                figures["client, lake files read here"] = (files_s, len(frame))
                 probe = frame[columns[-1]].to_numpy()
+                del frame
+                lake_s, frame = timed(via_lake.features, None, start=START, end=case_end, columns=columns)
+                figures["client, gateway's lake path"] = (lake_s, len(frame))
+                assert np.allclose(probe, frame[columns[-1]].to_numpy(), equal_nan=True)
                 del frame
                 mysql_s, frame = timed(via_mysql.features, None, start=START, end=case_end, columns=columns)
                 figures["client, MySQL path"] = (mysql_s, len(frame))
@@ -192,8 +204,10 @@ def main() -> None:
                 print(f"\n{title}")
                 for name, (seconds, rows) in figures.items():
                     print(f"  {name:<40} {seconds:8.2f} s  {rows / seconds:12,.0f} rows/s  ({rows:,} rows)")
-                print(f"  lake path / MySQL path speed-up:        {mysql_s / lake_s:8.1f}x")
-                print(f"  lake path / direct pyarrow (rate):      {direct_s / lake_s:8.2f}")
+                print(f"  lake files / MySQL path speed-up:       {mysql_s / files_s:8.1f}x")
+                print(f"  lake files / direct pyarrow (rate):     {direct_s / files_s:8.2f}")
+                print(f"  gateway's lake path / MySQL path:       {mysql_s / lake_s:8.1f}x")
+                print(f"  gateway's lake path / direct pyarrow:   {direct_s / lake_s:8.2f}")
         costs = live_window_cost(url, lake, table, args.live_symbols, args.live_repeat, end + timedelta(days=1))
         print(
             f"\nlive window's lake write ({args.live_symbols} symbols x {len(values)} columns, "

@@ -34,12 +34,13 @@ from api.data import (
 from api.dates import DateTimeValue, DateValue
 from api.errors import bad_request
 from api.formats import json_body, negotiate
-from api.lake import FeatureRead, plan_feature_read
+from api.lake import FeatureRead, file_listing, plan_feature_read
 from api.schemas import (
     MATERIALIZED,
     NEVER_MATERIALIZED,
     ErrorResponse,
     FeatureCatalog,
+    FeatureFiles,
     FeaturePage,
     Format,
     FreshnessResponse,
@@ -318,50 +319,42 @@ async def price_history(
 
 
 # ---------------------------------------------------------------------------------- features
-@router.get(
-    "/features",
-    response_model=FeaturePage,
-    summary="ML features",
-    responses={
-        **_tabular_content(FeaturePage),
-        404: _error("as_of was given but there is no lake table yet"),
-        410: _error("as_of is before the oldest lake version kept (CRYPTO_LAKE_RETENTION_DAYS)"),
-    },
-)
-async def features(
-    page: Page,
-    symbols: SymbolsParam = None,
-    start: StartParam = None,
-    end: EndParam = None,
-    columns: Annotated[
-        str | None,
-        Query(
-            max_length=20000,
-            description=(
-                "Comma-separated feature columns (see /v1/features/catalog; 'price' too); all if left out. "
-                "symbol and timestamp always come first"
-            ),
+_FEATURE_COLUMNS = Annotated[
+    str | None,
+    Query(
+        max_length=20000,
+        description=(
+            "Comma-separated feature columns (see /v1/features/catalog; 'price' too); all if left out. "
+            "symbol and timestamp always come first"
         ),
-    ] = None,
-    as_of: Annotated[
-        datetime | None,
-        Query(
-            description=(
-                "Time travel, ISO 8601 (UTC if no zone): the rows as the platform served them at this "
-                "time, from the lake's version of then (values before a later heal or recomputation; "
-                "windows committed after it absent). 400 if in the future, 410 if before the oldest "
-                "version kept (CRYPTO_LAKE_RETENTION_DAYS), 404 if there is no lake yet"
-            )
-        ),
-    ] = None,
-) -> Response:
-    """Feature rows for symbols, a time range and a chosen subset of columns, ordered by (symbol, timestamp).
+    ),
+]
+_AS_OF = Annotated[
+    datetime | None,
+    Query(
+        description=(
+            "Time travel, ISO 8601 (UTC if no zone): the rows as the platform served them at this "
+            "time, from the lake's version of then (values before a later heal or recomputation; "
+            "windows committed after it absent). 400 if in the future, 410 if before the oldest "
+            "version kept (CRYPTO_LAKE_RETENTION_DAYS), 404 if there is no lake yet"
+        )
+    ),
+]
+_LAKE_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: _error("as_of was given but there is no lake table yet"),
+    410: _error("as_of is before the oldest lake version kept (CRYPTO_LAKE_RETENTION_DAYS)"),
+}
 
-    The windows the Delta Lake copy holds at their current commit are read from it, the rest from
-    the warehouse, in one response of one schema; ``X-Lake`` says which: ``hit`` (all from the
-    lake), ``partial`` (the newest windows, not copied yet, from MySQL), ``behind`` (windows
-    re-committed since their copy, from MySQL), ``missing`` (no lake, or none of the windows in it).
-    """
+
+async def _feature_read(
+    page: TableRequest,
+    symbols: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    columns: str | None,
+    as_of: datetime | None,
+) -> tuple[Plan, datetime, datetime, FeatureRead]:
+    """A features request's plan, its range and where each of its committed windows is read from."""
     reader = page.reader
     table = reader.features_table()
     wanted = reader.resolve_symbols(symbols, page.state.symbols) or page.state.symbols
@@ -383,10 +376,63 @@ async def features(
             every_symbol=not (symbols and symbols.strip()),
         )
     )
+    return plan, begin, finish, read
+
+
+@router.get(
+    "/features",
+    response_model=FeaturePage,
+    summary="ML features",
+    responses={**_tabular_content(FeaturePage), **_LAKE_ERRORS},
+)
+async def features(
+    page: Page,
+    symbols: SymbolsParam = None,
+    start: StartParam = None,
+    end: EndParam = None,
+    columns: _FEATURE_COLUMNS = None,
+    as_of: _AS_OF = None,
+) -> Response:
+    """Feature rows for symbols, a time range and a chosen subset of columns, ordered by (symbol, timestamp).
+
+    The windows the Delta Lake copy holds at their current commit are read from it, the rest from
+    the warehouse, in one response of one schema; ``X-Lake`` says which: ``hit`` (all from the
+    lake), ``partial`` (the newest windows, not copied yet, from MySQL), ``behind`` (windows
+    re-committed since their copy, from MySQL), ``missing`` (no lake, or none of the windows in it).
+    """
+    plan, _, finish, read = await _feature_read(page, symbols, start, end, columns, as_of)
     version = str(feature_specs.FEATURE_SET_VERSION)
     response = await page.serve(plan, finish, extra={"feature_set_version": version}, read=read)
     response.headers["X-Feature-Set-Version"] = version
     return response
+
+
+@router.get(
+    "/features/files",
+    response_model=FeatureFiles,
+    summary="ML features as lake files, for clients that read the lake themselves",
+    responses={400: _error("a malformed parameter"), **_LAKE_ERRORS},
+)
+async def feature_files(
+    page: Page,
+    symbols: SymbolsParam = None,
+    start: StartParam = None,
+    end: EndParam = None,
+    columns: _FEATURE_COLUMNS = None,
+    as_of: _AS_OF = None,
+) -> Response:
+    """The same request as ``/v1/features``, answered with where its rows are instead of the rows.
+
+    A client that can open the lake (the same disk, or the bucket with its own credentials) reads
+    the Parquet ``files`` of Delta version ``lake_version`` itself, keeps the rows of ``lake_ranges``
+    (and ``symbols``), reads ``rest_ranges`` (committed windows the lake does not hold at their
+    current commit) through ``/v1/features``, and merges both in (symbol, timestamp) order: the rows
+    ``/v1/features`` would have sent, committed windows only, without passing through the gateway.
+    The notebook client does this by itself where it can (``CryptoDataClient(direct_lake=...)``).
+    """
+    plan, begin, finish, read = await _feature_read(page, symbols, start, end, columns, as_of)
+    body = await run_in_threadpool(file_listing, page.gateway.lake(), read, plan, begin, finish)
+    return Response(json_body(body), media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
 @router.get("/features/catalog", response_model=FeatureCatalog, summary="Feature catalog", responses=NOT_MODIFIED)

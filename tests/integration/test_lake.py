@@ -373,3 +373,76 @@ def test_a_window_copied_after_the_gateway_opened_the_lake_is_read_at_its_new_ve
             == new.set_index("symbol")["price"].to_dict()
             != dict(zip(before["symbol"].to_pylist(), before["price"].to_pylist()))
         )
+
+
+# ---------------------------------------------------------------------------------- the client reading files
+def test_the_client_reads_the_lake_files_itself_and_gets_the_gateways_rows(lake_url, tmp_path):
+    """``CryptoDataClient(direct_lake=True)`` reads the files ``/v1/features/files`` names and equals
+    the gateway's rows: all from the lake, with a window not copied yet, with a healed window, and
+    ``as_of``; where it cannot open the lake it reads through the gateway."""
+    lake_dir = str(tmp_path / "lake")
+    with (
+        serve(lake_url, CRYPTO_LAKE_URI=lake_dir, CRYPTO_API_MAX_ROWS="50") as base,
+        CryptoDataClient(base) as direct,
+        CryptoDataClient(base, direct_lake=False) as gateway,
+        CryptoDataClient(base, lake_root=str(tmp_path / "not-mounted")) as elsewhere,
+    ):
+        end = PRICE_END + 4 * WINDOW
+
+        def same(expected_path: str = "lake files", **params) -> pd.DataFrame:
+            mine = direct.features(start=T0, end=end, **params)
+            theirs = gateway.features(start=T0, end=end, **params)
+            assert direct.last_features_path == expected_path and gateway.last_features_path == "gateway"
+            pd.testing.assert_frame_equal(mine, theirs)
+            assert direct.last_as_of == gateway.last_as_of
+            return mine
+
+        assert len(same()) == 24 * len(SYMBOLS)
+        assert len(same(symbols=["ETH", "BTC"], columns=COLUMNS)) == 48
+        listing = httpx.get(f"{base}/v1/features/files", params={"start": T0.isoformat(), "symbols": "BTC"}).json()
+        assert listing["direct"] and listing["lake"] == "hit" and listing["symbols"] == ["BTC"]
+        assert listing["table_uri"].endswith("ml_features") and listing["files"] and listing["rest_ranges"] == []
+        assert listing["columns"][:2] == ["symbol", "timestamp"]
+        # A window committed after the copy: read through the gateway, merged in key order.
+        get_warehouse(lake_url).write_partition(
+            FEATURES.name,
+            feature_frame([PRICE_END]),
+            start=PRICE_END,
+            end=PRICE_END + WINDOW,
+            run_id="later",
+            code_version="1",
+            time_column="timestamp",
+        )
+        assert len(same(columns=COLUMNS)) == 25 * len(SYMBOLS)
+        before_heal = utc_now()
+        time.sleep(0.05)
+        # A window re-committed after its copy: its new values, through the gateway.
+        new = heal(lake_url)
+        healed = same(columns=COLUMNS)
+        at = healed[healed.index == pd.Timestamp(HEALED, tz="UTC")].set_index("symbol")["price"]
+        assert at.to_dict() == new.set_index("symbol")["price"].to_dict()
+        # As of before the heal: the lake's values of then.
+        then = same(columns=["price"], as_of=before_heal)
+        assert (then[then.index == pd.Timestamp(HEALED, tz="UTC")].set_index("symbol")["price"] != at).all()
+        # Where this process cannot see the lake, the rows come through the gateway.
+        pd.testing.assert_frame_equal(elsewhere.features(start=T0, end=end), gateway.features(start=T0, end=end))
+        assert elsewhere.last_features_path == "gateway"
+        bad = httpx.get(f"{base}/v1/features/files", params={"columns": "nope"})
+        assert bad.status_code == 400 and "nope" in bad.json()["detail"]
+        future = httpx.get(f"{base}/v1/features/files", params={"as_of": (utc_now() + timedelta(hours=1)).isoformat()})
+        assert future.status_code == 400 and "future" in future.json()["detail"]
+
+
+def test_the_client_reads_the_lake_files_on_a_loopback_s3_server(sqlite_url, s3, monkeypatch):
+    seed(sqlite_url)
+    FeatureLake("s3://lake/prod", s3).sync(get_warehouse(sqlite_url), T0, PRICE_END, "lake-s3")
+    for name, value in s3.items():
+        monkeypatch.setenv(name, value)
+    with (
+        serve(sqlite_url, CRYPTO_LAKE_URI="s3://lake/prod", **s3) as base,
+        CryptoDataClient(base) as direct,
+        CryptoDataClient(base, direct_lake=False) as gateway,
+    ):
+        mine = direct.features(["BTC", "SOL"], start=T0, end=PRICE_END, columns=COLUMNS)
+        assert direct.last_features_path == "lake files" and len(mine) == 48
+        pd.testing.assert_frame_equal(mine, gateway.features(["BTC", "SOL"], start=T0, end=PRICE_END, columns=COLUMNS))

@@ -10,7 +10,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from api.lake import PARQUET, _in_order, _time_filter, scan
+from api.key_order import in_key_order
+from api.lake import PARQUET, _time_filter, scan
 from resources.storage.lake import TIME_TYPE
 
 T0 = datetime(2026, 1, 1)
@@ -47,7 +48,7 @@ def expected(table: pa.Table) -> pa.Table:
     ids=["in-order", "runs", "scattered", "one-row"],
 )
 def test_rows_come_out_in_key_order_in_batches_of_about_the_size_asked(table):
-    batches = list(_in_order(table, 64))
+    batches = list(in_key_order(table, 64))
     merged = pa.Table.from_batches(batches, schema=table.schema)
     assert merged.equals(expected(table))
     assert all(b.num_rows <= 64 for b in batches)
