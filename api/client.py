@@ -115,8 +115,10 @@ class CryptoDataClient:
     server's ``Retry-After`` (at most ``max_wait_s``) or an exponential backoff.
 
     ``direct_lake``: :meth:`features` reads the lake's files itself where this process can reach
-    the lake (the gateway's ``CRYPTO_LAKE_URI`` on this disk, or its bucket with this process's
-    AWS settings; ``lake_root``: where this process sees the table, if elsewhere, e.g. a mount),
+    the lake (the gateway's ``CRYPTO_LAKE_URI`` on this disk, or its bucket: ``lake_storage_options``
+    as delta-rs and Polars take them, e.g. ``{"AWS_ENDPOINT_URL": ..., "AWS_REGION": ...}``, with
+    credentials from them or from pyarrow's AWS chain; ``lake_root``: where this process sees the
+    table, if elsewhere, e.g. a mount),
     asking the gateway only which files and ranges to read (``/v1/features/files``) and for the
     committed windows the lake does not hold; the rows equal ``/v1/features``'. Where the lake
     cannot be reached or read, the rows come through the gateway. False: always through the gateway.
@@ -135,6 +137,7 @@ class CryptoDataClient:
         sleep: Callable[[float], None] = time.sleep,
         direct_lake: bool = True,
         lake_root: str | None = None,
+        lake_storage_options: dict[str, str] | None = None,
     ):
         headers = {"User-Agent": "crypto-data-client/1.0"}
         if api_key:
@@ -151,6 +154,7 @@ class CryptoDataClient:
         self._sleep = sleep
         self.direct_lake = direct_lake
         self.lake_root = lake_root
+        self.lake_storage_options = dict(lake_storage_options or {})
         self.last_as_of: pd.Timestamp | None = None
         #: How the last :meth:`features` call was served: ``"lake files"`` (read here) or ``"gateway"``.
         self.last_features_path: str | None = None
@@ -281,7 +285,7 @@ class CryptoDataClient:
             return None
         if not listing["direct"]:
             return None
-        opened = lake_files.open_lake(listing["table_uri"], self.lake_root)
+        opened = lake_files.open_lake(listing["table_uri"], self.lake_root, self.lake_storage_options)
         if opened is None:
             return None
         try:

@@ -12,7 +12,8 @@ in key order within each day's file, are sent as slices of what was read (no sor
 
 :class:`FeatureSource` has the reader interface :func:`api.service.tabular` uses (``next_key``,
 ``batches``, ``read_table``), so pagination, row limits, cursors and formats are those of every
-other route.
+other route. The same plan answers ``/v1/features/files`` (:func:`file_listing`): the lake files
+and ranges for a client that reads them itself (:mod:`api.lake_files`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -112,14 +114,55 @@ class Snapshot:
     dataset: pads.Dataset
     sizes: dict[str, int]
     plain: bool
+    footers: Footers
+
+
+# Files whose parsed footer the gateway keeps: a day of the universe's 313 columns takes about
+# 1.6 MiB of memory parsed (0.55 MiB for a 10-symbol day), so about 100 MiB; a year's every day
+# kept would be 590 MiB. A read of more files than this parses the rest again.
+FOOTERS = 64
+
+
+class Footers:
+    """The fragments whose footer pyarrow has parsed, for at most ``size`` files, the least
+    recently read dropped first.
+
+    A snapshot's fragments only prune files by their day and statistics and never parse a footer
+    (pyarrow keeps a parsed footer on its fragment for the fragment's life, and a snapshot holds
+    every file of its version); a scan reads each file through the fragment kept here, so a
+    footer is parsed once while its file is read often and memory stays bounded however many
+    days the lake holds. Shared by the request threads."""
+
+    def __init__(self, size: int = FOOTERS):
+        self.size = size
+        self._kept: OrderedDict[str, pads.Fragment] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def fragment(self, listed: pads.Fragment) -> pads.Fragment:
+        """The kept fragment of ``listed``'s file (made, with the same guarantee, if not kept)."""
+        with self._lock:
+            kept = self._kept.get(listed.path)
+            if kept is not None:
+                self._kept.move_to_end(listed.path)
+                return kept
+            kept = PARQUET.make_fragment(
+                listed.path, filesystem=listed.filesystem, partition_expression=listed.partition_expression
+            )
+            self._kept[listed.path] = kept
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+            return kept
 
 
 class Fragments:
     """The Parquet fragments of a lake table's files, kept across versions.
 
-    A Delta file never changes once written, so its fragment (with the footer pyarrow parsed on
-    its first scan) is made once and reused by every later version and request; a new version only
-    adds the fragments of its new files. Each fragment carries its day and its key statistics
+    A Delta file never changes once written, so its fragment is made once and reused by every
+    later version and request (its parsed footer is kept apart, for the most recently read files:
+    :class:`Footers`); a new version only adds the fragments of its new files. Each fragment carries its day and its key statistics
     (``symbol``, ``timestamp``) as its guarantee, so filters skip files without opening them. This
     is :meth:`DeltaTable.to_pyarrow_dataset`'s dataset without its per-request cost (it makes every
     fragment anew, with an expression over the statistics of every column) and, on a local lake,
@@ -129,6 +172,7 @@ class Fragments:
     def __init__(self, lake: FeatureLake):
         self.lake = lake
         self._made: dict[str, pads.Fragment] = {}
+        self.footers = Footers()
         self._local = (
             pafs.SubTreeFileSystem(os.path.abspath(lake.uri.removeprefix("file://")), pafs.LocalFileSystem())
             if lake.is_local
@@ -136,13 +180,13 @@ class Fragments:
         )
 
     def snapshot(self, table: DeltaTable, *, keep: bool = True) -> Snapshot:
-        """The table's dataset at its loaded version; ``keep``: forget the fragments of files it no
+        """The table's snapshot (dataset, file sizes) at its loaded version; ``keep``: forget the fragments of files it no
         longer holds (False for an ``as_of`` version, whose files are read once)."""
         actions = pa.table(table.get_add_actions(flatten=True))
         paths = actions["path"].to_pylist()
         sizes = dict(zip(paths, actions["size_bytes"].to_pylist()))
         if table.protocol().reader_features:  # deletion vectors, column mapping: delta-rs' own checks and reader
-            return Snapshot(table.to_pyarrow_dataset(), sizes, plain=False)
+            return Snapshot(table.to_pyarrow_dataset(), sizes, plain=False, footers=self.footers)
         schema = pa.schema(table.schema().to_arrow())
         filesystem = self._local or pafs.PyFileSystem(
             DeltaStorageHandler(self.lake.uri, self.lake.storage_options or None, sizes)
@@ -172,7 +216,8 @@ class Fragments:
         if keep:
             held = set(paths)
             self._made = {p: f for p, f in self._made.items() if p in held}
-        return Snapshot(pads.FileSystemDataset(fragments, schema, PARQUET, filesystem), sizes, plain=True)
+        dataset = pads.FileSystemDataset(fragments, schema, PARQUET, filesystem)
+        return Snapshot(dataset, sizes, plain=True, footers=self.footers)
 
 
 class LakeView:
@@ -319,6 +364,7 @@ def _time_bounds(metadata: pq.FileMetaData) -> tuple[datetime, datetime] | None:
 
 def scan(
     dataset: pads.Dataset,
+    footers: Footers,
     columns: list[str],
     files: pc.Expression,
     rows: pc.Expression,
@@ -327,7 +373,7 @@ def scan(
     """The rows of ``dataset`` that ``rows`` selects, in its fragments' order, ``columns`` only.
 
     The files are those ``files`` may select (by their days and key statistics), read with the
-    footer pyarrow keeps on its fragment (four times faster than a dataset scan of the same files
+    footer ``footers`` keeps for the file (four times faster than a dataset scan of the same files
     here, whose per-file machinery dominates small files). A file whose times lie inside one of the
     ``whole`` ranges is read whole (every row is wanted); of any other, the row groups ``files`` may
     select by their statistics, its rows filtered by ``rows``.
@@ -337,7 +383,8 @@ def scan(
     wanted = list(dict.fromkeys([*columns, "symbol", TIME_COLUMN]))
     threads = len(wanted) >= THREADED_COLUMNS
     parts = []
-    for fragment in dataset.get_fragments(filter=files):
+    for listed in dataset.get_fragments(filter=files):
+        fragment = footers.fragment(listed)
         metadata = fragment.metadata
         if not set(wanted) <= set(metadata.schema.names):
             parts.append(fragment.to_table(schema=dataset.schema, columns=columns, filter=files))
@@ -402,7 +449,6 @@ class FeatureSource:
         self.windows = sum(int((end - start) / WINDOW) for start, end in (*lake_ranges, *rest_ranges))
         self.plan = plan
         self.snapshot = snapshot if lake_ranges else None
-        self.dataset = self.snapshot.dataset if self.snapshot is not None else None
         self.symbols = tuple(sorted(plan.symbols or ()))
         self.columns = [o.name for o in plan.outputs]
         # ``every_symbol``: the plan asks for every symbol the lake can hold, so no symbol filter is needed.
@@ -410,7 +456,7 @@ class FeatureSource:
         self._lake_filter: pc.Expression | None = None  # the files that may hold the rows
         self._row_filter: pc.Expression | None = None  # the rows, within a file
         self._lake_ranges = tuple(lake_ranges)
-        if self.dataset is not None and self.symbols:
+        if self.snapshot is not None and self.symbols:
             self._lake_filter = _time_filter(lake_ranges)
             self._row_filter = _time_filter(lake_ranges, days=False)
             if not every_symbol:
@@ -448,7 +494,7 @@ class FeatureSource:
         cursor: Sequence[Any] | None,
         stop: Sequence[Any] | None,
     ) -> pa.Table | None:
-        if self._lake_filter is None or self._row_filter is None or self.dataset is None:
+        if self._lake_filter is None or self._row_filter is None or self.snapshot is None:
             return None
         files, rows = self._lake_filter, self._row_filter
         narrowed = False  # whether rows beyond the time ranges are left out
@@ -459,7 +505,7 @@ class FeatureSource:
         if bound is not None:
             files, rows, narrowed = files & bound, rows & bound, True
         whole = () if narrowed or not self.every_symbol else self._lake_ranges
-        return scan(self.dataset, columns, files, rows, whole)
+        return scan(self.snapshot.dataset, self.snapshot.footers, columns, files, rows, whole)
 
     def _rest_part(
         self, outputs_plan: Plan | None, cursor: Sequence[Any] | None, stop: Sequence[Any] | None

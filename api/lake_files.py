@@ -35,23 +35,37 @@ THREADED_COLUMNS = 64
 READ_THREADS = max(2, min(8, 2 * (os.cpu_count() or 1)))
 
 
-def open_lake(table_uri: str, root: str | None = None) -> tuple[pafs.FileSystem, str] | None:
+# The S3 options a notebook may give (the keys delta-rs and Polars take as ``storage_options``, in
+# any case), as pyarrow's S3FileSystem arguments.
+_S3_OPTIONS = {
+    "aws_access_key_id": "access_key",
+    "aws_secret_access_key": "secret_key",
+    "aws_session_token": "session_token",
+    "aws_region": "region",
+}
+
+
+def open_lake(
+    table_uri: str, root: str | None = None, storage_options: Mapping[str, str] | None = None
+) -> tuple[pafs.FileSystem, str] | None:
     """The file system and path of the lake table at ``root`` (or, if None, at the gateway's
     ``table_uri``), or None where this process cannot reach it (no such directory here).
 
-    ``s3://`` is opened with this process's AWS settings (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
-    ``AWS_SESSION_TOKEN``, ``AWS_REGION``, ``AWS_ENDPOINT_URL`` for S3-compatible stores), as the
-    platform's own lake settings are.
+    ``s3://`` is opened with ``storage_options`` (``AWS_ENDPOINT_URL`` for an S3-compatible store,
+    ``AWS_REGION``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``); the
+    credentials not given come from pyarrow's AWS chain (the environment, ``~/.aws``, an instance
+    or pod role). pyarrow does not read ``AWS_ENDPOINT_URL`` itself, so an endpoint must be given.
     """
     where = root or table_uri
     if where.startswith("s3://"):
-        endpoint = os.environ.get("AWS_ENDPOINT_URL")
         options: dict[str, Any] = {"connect_timeout": 5, "request_timeout": 60}
-        if os.environ.get("AWS_REGION"):
-            options["region"] = os.environ["AWS_REGION"]
-        if endpoint:
-            scheme, _, host = endpoint.partition("://")
-            options.update(endpoint_override=host.rstrip("/"), scheme=scheme or "https")
+        for key, value in (storage_options or {}).items():
+            name = key.lower()
+            if name in _S3_OPTIONS:
+                options[_S3_OPTIONS[name]] = value
+            elif name in ("aws_endpoint_url", "endpoint_url"):
+                scheme, _, host = value.partition("://")
+                options.update(endpoint_override=host.rstrip("/"), scheme=scheme or "https")
         return pafs.S3FileSystem(**options), where.removeprefix("s3://").rstrip("/")
     if "://" in where and not where.startswith("file://"):
         try:

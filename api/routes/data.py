@@ -346,22 +346,41 @@ _LAKE_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _feature_read(
-    page: TableRequest,
-    symbols: str | None,
-    start: datetime | None,
-    end: datetime | None,
-    columns: str | None,
-    as_of: datetime | None,
-) -> tuple[Plan, datetime, datetime, FeatureRead]:
+@dataclass(frozen=True)
+class FeatureQuery:
+    """The parameters of a features request (``/v1/features`` and ``/v1/features/files``)."""
+
+    symbols: str | None
+    start: datetime | None
+    end: datetime | None
+    columns: str | None
+    as_of: datetime | None
+
+
+def feature_query(
+    symbols: SymbolsParam = None,
+    start: StartParam = None,
+    end: EndParam = None,
+    columns: _FEATURE_COLUMNS = None,
+    as_of: _AS_OF = None,
+) -> FeatureQuery:
+    """Dependency of the features routes: their query parameters."""
+    return FeatureQuery(symbols, start, end, columns, as_of)
+
+
+FeatureParams = Annotated[FeatureQuery, Depends(feature_query)]
+
+
+async def _feature_read(page: TableRequest, query: FeatureQuery) -> tuple[Plan, datetime, datetime, FeatureRead]:
     """A features request's plan, its range and where each of its committed windows is read from."""
+    symbols, columns, as_of = query.symbols, query.columns, query.as_of
     reader = page.reader
     table = reader.features_table()
     wanted = reader.resolve_symbols(symbols, page.state.symbols) or page.state.symbols
     value_columns = [c.name for c in table.columns if c.name not in FEATURES.key]
     default = [c for c in value_columns if c != "feature_set_version"]
     chosen = service.parse_columns(columns, value_columns, "feature") or default
-    begin, finish = page.time_range(FEATURES, start, end)
+    begin, finish = page.time_range(FEATURES, query.start, query.end)
     plan = reader.table_plan(FEATURES, table, [*FEATURES.key, *chosen], symbols=tuple(wanted), start=begin, end=finish)
     when = service.to_naive_utc(as_of, "as_of") if as_of is not None else None
     read = await run_in_threadpool(
@@ -387,11 +406,7 @@ async def _feature_read(
 )
 async def features(
     page: Page,
-    symbols: SymbolsParam = None,
-    start: StartParam = None,
-    end: EndParam = None,
-    columns: _FEATURE_COLUMNS = None,
-    as_of: _AS_OF = None,
+    query: FeatureParams,
 ) -> Response:
     """Feature rows for symbols, a time range and a chosen subset of columns, ordered by (symbol, timestamp).
 
@@ -400,7 +415,7 @@ async def features(
     lake), ``partial`` (the newest windows, not copied yet, from MySQL), ``behind`` (windows
     re-committed since their copy, from MySQL), ``missing`` (no lake, or none of the windows in it).
     """
-    plan, _, finish, read = await _feature_read(page, symbols, start, end, columns, as_of)
+    plan, _, finish, read = await _feature_read(page, query)
     version = str(feature_specs.FEATURE_SET_VERSION)
     response = await page.serve(plan, finish, extra={"feature_set_version": version}, read=read)
     response.headers["X-Feature-Set-Version"] = version
@@ -415,11 +430,7 @@ async def features(
 )
 async def feature_files(
     page: Page,
-    symbols: SymbolsParam = None,
-    start: StartParam = None,
-    end: EndParam = None,
-    columns: _FEATURE_COLUMNS = None,
-    as_of: _AS_OF = None,
+    query: FeatureParams,
 ) -> Response:
     """The same request as ``/v1/features``, answered with where its rows are instead of the rows.
 
@@ -430,7 +441,7 @@ async def feature_files(
     ``/v1/features`` would have sent, committed windows only, without passing through the gateway.
     The notebook client does this by itself where it can (``CryptoDataClient(direct_lake=...)``).
     """
-    plan, begin, finish, read = await _feature_read(page, symbols, start, end, columns, as_of)
+    plan, begin, finish, read = await _feature_read(page, query)
     body = await run_in_threadpool(file_listing, page.gateway.lake(), read, plan, begin, finish)
     return Response(json_body(body), media_type="application/json", headers={"Cache-Control": "no-store"})
 

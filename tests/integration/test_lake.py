@@ -47,20 +47,28 @@ HEALED = T0 + 5 * WINDOW
 COLUMNS = ["price", *feature_columns()[:3]]
 
 
-def heal(url: str, window: datetime = HEALED, offset: float = 1000.0) -> pd.DataFrame:
-    """Re-commit one feature window with new values (a healed gap, a recomputation)."""
-    frame = feature_frame([window])
-    frame["price"] = frame["price"] + offset
+def commit_features(
+    url: str, window: datetime, frame: pd.DataFrame | None = None, run_id: str = "later"
+) -> pd.DataFrame:
+    """Commit one feature window (``frame``, or the seed's values) as a features run does."""
+    frame = feature_frame([window]) if frame is None else frame
     get_warehouse(url).write_partition(
         FEATURES.name,
         frame,
         start=window,
         end=window + WINDOW,
-        run_id="heal",
+        run_id=run_id,
         code_version="1",
         time_column="timestamp",
     )
     return frame
+
+
+def heal(url: str, window: datetime = HEALED, offset: float = 1000.0) -> pd.DataFrame:
+    """Re-commit one feature window with new values (a healed gap, a recomputation)."""
+    frame = feature_frame([window])
+    frame["price"] = frame["price"] + offset
+    return commit_features(url, window, frame, "heal")
 
 
 def lake_frame(lake: FeatureLake, **kwargs) -> pd.DataFrame:
@@ -196,15 +204,7 @@ def test_a_failed_lake_write_leaves_the_warehouse_committed_and_the_gap_sensor_f
     wh = get_warehouse(sqlite_url)
     now = utc_now()
     window = datetime(now.year, now.month, now.day) - timedelta(days=1)  # inside the partitions' horizon
-    wh.write_partition(
-        FEATURES.name,
-        feature_frame([window]),
-        start=window,
-        end=window + WINDOW,
-        run_id="features",
-        code_version="1",
-        time_column="timestamp",
-    )
+    commit_features(sqlite_url, window, run_id="features")
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("a file where the lake should be")
     partition = window.strftime("%Y-%m-%d-%H:%M")
@@ -283,16 +283,7 @@ def test_gateway_lake_and_mysql_paths_are_equal_value_for_value(lake_url, tmp_pa
             pages.append(rows)
         assert pages[0] == pages[1] and len(pages[0]) == 72
         # A window committed after the copy: the lake serves the rest, MySQL the new window.
-        newest = PRICE_END
-        get_warehouse(lake_url).write_partition(
-            FEATURES.name,
-            feature_frame([newest]),
-            start=newest,
-            end=newest + WINDOW,
-            run_id="later",
-            code_version="1",
-            time_column="timestamp",
-        )
+        commit_features(lake_url, PRICE_END)
         partial, headers = _features(lake_client)
         assert headers["X-Lake"] == "partial" and partial.equals(_features(mysql_client)[0])
         assert partial.num_rows == 25 * 3
@@ -404,15 +395,7 @@ def test_the_client_reads_the_lake_files_itself_and_gets_the_gateways_rows(lake_
         assert listing["table_uri"].endswith("ml_features") and listing["files"] and listing["rest_ranges"] == []
         assert listing["columns"][:2] == ["symbol", "timestamp"]
         # A window committed after the copy: read through the gateway, merged in key order.
-        get_warehouse(lake_url).write_partition(
-            FEATURES.name,
-            feature_frame([PRICE_END]),
-            start=PRICE_END,
-            end=PRICE_END + WINDOW,
-            run_id="later",
-            code_version="1",
-            time_column="timestamp",
-        )
+        commit_features(lake_url, PRICE_END)
         assert len(same(columns=COLUMNS)) == 25 * len(SYMBOLS)
         before_heal = utc_now()
         time.sleep(0.05)
@@ -433,14 +416,12 @@ def test_the_client_reads_the_lake_files_itself_and_gets_the_gateways_rows(lake_
         assert future.status_code == 400 and "future" in future.json()["detail"]
 
 
-def test_the_client_reads_the_lake_files_on_a_loopback_s3_server(sqlite_url, s3, monkeypatch):
+def test_the_client_reads_the_lake_files_on_a_loopback_s3_server(sqlite_url, s3):
     seed(sqlite_url)
     FeatureLake("s3://lake/prod", s3).sync(get_warehouse(sqlite_url), T0, PRICE_END, "lake-s3")
-    for name, value in s3.items():
-        monkeypatch.setenv(name, value)
     with (
         serve(sqlite_url, CRYPTO_LAKE_URI="s3://lake/prod", **s3) as base,
-        CryptoDataClient(base) as direct,
+        CryptoDataClient(base, lake_storage_options=s3) as direct,
         CryptoDataClient(base, direct_lake=False) as gateway,
     ):
         mine = direct.features(["BTC", "SOL"], start=T0, end=PRICE_END, columns=COLUMNS)

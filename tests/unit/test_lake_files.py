@@ -36,14 +36,19 @@ def listing(files: list[str], ranges, symbols=None) -> dict:
     }
 
 
-def test_open_lake_finds_a_local_table_and_names_an_s3_one(tmp_path, monkeypatch):
+def test_open_lake_finds_a_local_table_and_names_an_s3_one(tmp_path):
     assert lake_files.open_lake(str(tmp_path / "absent")) is None
     filesystem, path = lake_files.open_lake("elsewhere", root=f"file://{tmp_path}")
     assert isinstance(filesystem, pafs.LocalFileSystem) and path == str(tmp_path)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    filesystem, path = lake_files.open_lake("s3://bucket/prefix/ml_features/")
+    options = {
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "aws_region": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "k",
+        "AWS_SECRET_ACCESS_KEY": "s",
+    }
+    filesystem, path = lake_files.open_lake("s3://bucket/prefix/ml_features/", storage_options=options)
     assert isinstance(filesystem, pafs.S3FileSystem) and path == "bucket/prefix/ml_features"
+    assert filesystem.region == "eu-west-1"
 
 
 def test_the_planned_rows_are_kept_in_key_order_with_nulls_for_a_column_a_file_predates(tmp_path):
