@@ -350,10 +350,9 @@ class TransformersScorer(SentimentScorer):
         self.device = resolve_device(device)
         directory = Path(name_or_path).expanduser()
         is_dir = directory.is_dir()
-        options = {"local_files_only": True} if is_dir else {}
         source = str(directory.resolve()) if is_dir else name_or_path
-        self.tokenizer = AutoTokenizer.from_pretrained(source, **options)
-        model = AutoModelForSequenceClassification.from_pretrained(source, **options)
+        self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=is_dir)
+        model = AutoModelForSequenceClassification.from_pretrained(source, local_files_only=is_dir)
         model.eval()
         self.label_order = _label_order(model.config.id2label)
         self.name = directory.resolve().name if is_dir else name_or_path

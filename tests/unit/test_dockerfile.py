@@ -9,6 +9,7 @@ pyproject.toml (and constraints.txt when the repository has one), as CI does.
 from __future__ import annotations
 
 import fnmatch
+import importlib.metadata
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO_ROOT / "Dockerfile"
@@ -31,6 +33,9 @@ CONSTRAINTS = REPO_ROOT / "constraints.txt"
 CI_SCRIPT = REPO_ROOT / ".ci" / "run"
 CHART_VALUES = REPO_ROOT / "deploy" / "helm" / "crypto-data-platform" / "values.yaml"
 
+REQUIREMENTS_SCRIPT = REPO_ROOT / "deploy" / "image" / "requirements.py"
+
+PIN_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*==\s*([^\s;,]+)")
 
 
@@ -155,6 +160,10 @@ def pyproject() -> dict:
         return tomllib.load(f)
 
 
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def pins(requirements: list[str]) -> dict[str, str]:
     found = {}
     for requirement in requirements:
@@ -164,13 +173,17 @@ def pins(requirements: list[str]) -> dict[str, str]:
     return found
 
 
-def final_stage(stages: list[Stage]) -> Stage:
-    return stages[-1]
+def stage(stages: list[Stage], name: str) -> Stage:
+    (found,) = [s for s in stages if s.name == name]
+    return found
 
 
 def builder_stage(stages: list[Stage]) -> Stage:
-    (builder,) = [s for s in stages if s.name == "builder"]
-    return builder
+    return stage(stages, "builder")
+
+
+# The images by role: the Dockerfile's targets and the chart's values that run them.
+IMAGES = ("dagster", "gateway")
 
 
 # ------------------------------------------------------------------------------------------
@@ -220,32 +233,36 @@ def test_hadolint_catches_a_bad_dockerfile(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------
 
 
-def test_multi_stage_with_slim_pinned_base(dockerfile, pyproject) -> None:
+def test_multi_stage_with_a_base_image_argument(dockerfile, pyproject) -> None:
     global_args, stages = dockerfile
-    assert len(stages) >= 2, "multi-stage build expected"
-    assert builder_stage(stages)
-    final = final_stage(stages)
-    assert final.name == "runtime"
+    assert stages[-1].name == "dagster", "the default target is the Dagster image"
+    names = [s.name for s in stages]
+    assert {"base", "builder", "gateway-build", "gateway", "dagster"} <= set(names)
 
+    # One external base, a build argument: a pinned python slim image by default, any local image
+    # (where no registry is reachable) by --build-arg BASE_IMAGE.
+    external = [s for s in stages if s.base not in names]
+    assert [s.name for s in external] == ["base"]
+    assert external[0].base == "${BASE_IMAGE}"
+    default = global_args["BASE_IMAGE"]
+    repository, _, tag = default.partition(":")
     requires = pyproject["project"]["requires-python"]
     minor = re.search(r">=\s*3\.(\d+)", requires).group(1)
-    stage_names = {s.name for s in stages if s.name}
-    for stage in stages:
-        if stage.base in stage_names:
-            continue  # FROM an earlier stage
-        image = substitute(stage.base, global_args)
-        repository, _, tag = image.partition(":")
-        assert repository == "python", image
-        assert tag and tag != "latest", f"{image}: pin the base image"
-        assert re.fullmatch(rf"3\.{minor}\.\d+-slim-[a-z]+", tag), (
-            f"{image}: expected an exact python 3.{minor}.x slim tag ({requires})"
-        )
-    assert substitute(final.base, global_args) == substitute(stages[0].base, global_args)
+    assert repository == "python" and re.fullmatch(rf"3\.{minor}\.\d+-slim-[a-z]+", tag), default
+    for image in IMAGES:
+        assert stage(stages, image).base == "base", f"{image} must start from the small base stage"
 
 
-def test_runs_as_non_root_matching_the_chart(dockerfile) -> None:
+def test_no_frontend_is_fetched_from_a_registry() -> None:
+    """A `# syntax=` line makes BuildKit pull a frontend image, which fails without a registry."""
+    first = DOCKERFILE.read_text().lstrip().splitlines()[0]
+    assert not re.match(r"#\s*syntax\s*=", first, re.IGNORECASE), first
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_runs_as_non_root_matching_the_chart(dockerfile, image: str) -> None:
     global_args, stages = dockerfile
-    final = final_stage(stages)
+    final = stage(stages, image)
     users = final.all("USER")
     assert users, "the final stage must set USER"
     variables = stage_variables(global_args, final, {}, upto=users[-1])
@@ -263,21 +280,29 @@ def test_runs_as_non_root_matching_the_chart(dockerfile) -> None:
     assert values["podSecurityContext"]["runAsNonRoot"] is True
 
 
-def test_image_matches_the_chart(dockerfile) -> None:
+def test_images_match_the_chart(dockerfile) -> None:
     global_args, stages = dockerfile
-    final = final_stage(stages)
-    variables = stage_variables(global_args, final, {})
     values = yaml.safe_load(CHART_VALUES.read_text())
+    dagster = stage(stages, "dagster")
+    variables = stage_variables(global_args, stage(stages, "base"), {})
     assert variables["DAGSTER_HOME"] == values["dagster"]["home"]
-    exposed = {int(p) for i in final.all("EXPOSE") for p in i.value.split()}
-    assert {3000, values["userCode"]["port"], values["apiGateway"]["port"]} <= exposed
+    exposed = {int(p) for i in dagster.all("EXPOSE") for p in i.value.split()}
+    assert exposed == {3000, values["userCode"]["port"]}
     # Exec-form entrypoint and command (signals reach the process; dumb-init reaps children).
-    (entrypoint,) = final.all("ENTRYPOINT")
+    (entrypoint,) = dagster.all("ENTRYPOINT")
     assert json.loads(entrypoint.value) == ["dumb-init", "--"]
-    (cmd,) = final.all("CMD")
+    (cmd,) = dagster.all("CMD")
     command = json.loads(cmd.value)
     assert command[:3] == ["dagster", "api", "grpc"]
     assert command[command.index("-m") + 1] == values["userCode"]["module"]
+
+    gateway = stage(stages, "gateway")
+    assert {int(p) for i in gateway.all("EXPOSE") for p in i.value.split()} == {values["apiGateway"]["port"]}
+    (entrypoint,) = gateway.all("ENTRYPOINT")
+    assert json.loads(entrypoint.value) == ["dumb-init", "--"]
+    (cmd,) = gateway.all("CMD")
+    assert json.loads(cmd.value)[:2] == ["uvicorn", "api.app:app"]
+    assert values["apiGateway"]["image"]["repository"].endswith("-gateway")
 
 
 # ------------------------------------------------------------------------------------------
@@ -303,8 +328,15 @@ def test_torch_is_the_projects_pin_cpu_by_default(dockerfile, pyproject) -> None
 
     torch_runs = [c for c in _run_commands(builder) if "torch==" in c]
     assert len(torch_runs) == 1
-    assert '--index-url "${TORCH_INDEX_URL}"' in torch_runs[0]
+    # An extra index (PyPI stays reachable for torch's own dependencies), left out when empty;
+    # a find-links directory for a wheel on disk. Never --index-url, which hides PyPI.
+    assert '${TORCH_INDEX_URL:+--extra-index-url "${TORCH_INDEX_URL}"}' in torch_runs[0]
+    assert "--find-links deploy/image/wheels" in torch_runs[0]
+    assert "--index-url" not in torch_runs[0].replace("--extra-index-url", "")
     assert '"torch==${TORCH_VERSION}"' in torch_runs[0]
+    assert (REPO_ROOT / "deploy" / "image" / "wheels").is_dir()
+    local = substitute(torch_runs[0], stage_variables(global_args, builder, {"TORCH_INDEX_URL": ""}))
+    assert "index-url" not in local
 
     if CI_SCRIPT.exists():
         ci_torch = re.findall(r"torch==([0-9][^\s'\"]*)", CI_SCRIPT.read_text())
@@ -315,35 +347,83 @@ def test_torch_is_the_projects_pin_cpu_by_default(dockerfile, pyproject) -> None
             assert constraint_pins["torch"].split("+")[0] == project_pins["torch"]
 
 
-def test_dependency_step_installs_exactly_the_pyproject_pins(dockerfile, pyproject, tmp_path: Path) -> None:
-    """Run the Dockerfile's own requirement extraction against pyproject.toml."""
-    _, stages = dockerfile
-    builder = builder_stage(stages)
-    copies = [i.value for i in builder.all("COPY")]
-    assert any(c.split()[0] == "pyproject.toml" and "constraints.tx[t]" in c for c in copies)
-
-    (install,) = [c for c in _run_commands(builder) if "--requirement /tmp/requirements.txt" in c]
-    extraction = re.search(r"python -c '([^']+)'\s*>\s*/tmp/requirements.txt", install)
-    assert extraction, "the dependency step must derive its requirements from pyproject.toml"
-    assert "--constraint constraints.txt" in install
-
-    (tmp_path / "pyproject.toml").write_bytes(PYPROJECT.read_bytes())
+def _requirements(role: str) -> list[str]:
     result = subprocess.run(
-        [sys.executable, "-c", extraction.group(1)],
-        cwd=tmp_path,
+        [sys.executable, str(REQUIREMENTS_SCRIPT), role, str(PYPROJECT)],
         capture_output=True,
         text=True,
         check=True,
         timeout=60,
     )
-    requirements = [line for line in result.stdout.splitlines() if line.strip()]
-    assert requirements == pyproject["project"]["dependencies"]
-    dagster_pins = pins(requirements)
-    for package in ("dagster", "dagster-webserver", "dagster-k8s", "dagster-mysql", "dagster-postgres", "torch"):
-        assert package in dagster_pins, f"{package} is not pinned in pyproject.toml"
+    return [line for line in result.stdout.splitlines() if line.strip()]
 
+
+@pytest.mark.parametrize("target,role", [("builder", "dagster"), ("gateway-build", "gateway")])
+def test_dependency_steps_install_the_pyproject_pins(dockerfile, pyproject, target: str, role: str) -> None:
+    """Each image's dependency step runs deploy/image/requirements.py against pyproject.toml."""
+    _, stages = dockerfile
+    build = stage(stages, target)
+    base_copies = [i.value for i in stage(stages, "build-base").all("COPY")]
+    assert any(c.split()[0] == "pyproject.toml" and "constraints.tx[t]" in c for c in base_copies)
+    assert any(c.split()[0] == "deploy/image/requirements.py" for c in base_copies)
+
+    (install,) = [c for c in _run_commands(build) if "--requirement /tmp/requirements.txt" in c]
+    assert f"python3 deploy/image/requirements.py {role} > /tmp/requirements.txt" in install
+    assert "--constraint constraints.txt" in install
     # The project itself goes in without re-resolving anything.
-    assert any(re.search(r"pip install --no-cache-dir --no-deps \.(\s|$)", c) for c in _run_commands(builder))
+    assert any(re.search(r"pip install --no-cache-dir --no-deps \.(\s|$)", c) for c in _run_commands(build))
+    assert any("prune-venv.sh" in c for c in _run_commands(build))
+
+    requirements = _requirements(role)
+    dependencies = pyproject["project"]["dependencies"]
+    if role == "dagster":
+        assert requirements == dependencies
+        for package in ("dagster", "dagster-webserver", "dagster-k8s", "dagster-mysql", "dagster-postgres", "torch"):
+            assert package in pins(requirements), f"{package} is not pinned in pyproject.toml"
+    else:
+        assert set(requirements) < set(dependencies)
+        names = {PIN_NAME.match(r).group(1).lower() for r in requirements}
+        assert not names & {"dagster", "torch", "transformers", "dagster-k8s"}
+
+
+# Imported when present, not needed: pandas' optional pytz; setuptools' _distutils_hack, which a
+# .pth file of every virtual environment with setuptools loads.
+GATEWAY_OPTIONAL_IMPORTS = {"pytz", "setuptools"}
+
+
+def test_gateway_image_holds_what_the_gateway_imports(pyproject) -> None:
+    """Every distribution that importing ``api.app`` loads is in the gateway image: a listed one or
+    a dependency of one (from the installed metadata). A new import in api/ fails here first."""
+    probe = (
+        "import sys, json, importlib.metadata as md\n"
+        "import api.app\n"
+        "owners = md.packages_distributions()\n"
+        "tops = {name.split('.')[0] for name in sys.modules}\n"
+        "print(json.dumps(sorted({d for t in tops for d in owners.get(t, [])})))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=120
+    )
+    imported = {_canonical(d) for d in json.loads(result.stdout)} - {_canonical(pyproject["project"]["name"])}
+    imported -= GATEWAY_OPTIONAL_IMPORTS
+
+    listed = {_canonical(n) for n in pyproject["tool"]["crypto-data-platform"]["images"]["gateway"]}
+    closure, todo = set(), list(listed)
+    while todo:
+        name = todo.pop()
+        if name in closure:
+            continue
+        closure.add(name)
+        try:
+            requires = importlib.metadata.requires(name) or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        for requirement in requires:
+            req = Requirement(requirement)
+            extras = {"standard"} if name == "uvicorn" else set()
+            if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in extras or {""}):
+                todo.append(_canonical(req.name))
+    assert imported - closure == set(), "the gateway imports distributions its image lacks"
 
 
 def test_no_pin_in_the_dockerfile_disagrees_with_the_project(dockerfile, pyproject) -> None:
@@ -365,11 +445,11 @@ def test_no_pin_in_the_dockerfile_disagrees_with_the_project(dockerfile, pyproje
                         assert match.group(2) == project_pins[name], (instruction.line, token)
 
 
-def test_every_package_is_copied_and_not_ignored(dockerfile, pyproject) -> None:
+@pytest.mark.parametrize("target", ["builder", "gateway-build"])
+def test_every_package_is_copied_and_not_ignored(dockerfile, pyproject, target: str) -> None:
     _, stages = dockerfile
-    builder = builder_stage(stages)
     sources = set()
-    for instruction in builder.all("COPY"):
+    for instruction in stage(stages, target).all("COPY"):
         parts = [p for p in instruction.value.split() if not p.startswith("--")]
         sources.update(parts[:-1])
     packages = [p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]]
@@ -380,7 +460,14 @@ def test_every_package_is_copied_and_not_ignored(dockerfile, pyproject) -> None:
     ignored = [
         line.strip() for line in DOCKERIGNORE.read_text().splitlines() if line.strip() and not line.startswith("#")
     ]
-    needed = ["pyproject.toml", "README.md", "constraints.txt", *packages, *(f"{p}/__init__.py" for p in packages)]
+    needed = [
+        "pyproject.toml",
+        "README.md",
+        "constraints.txt",
+        "deploy/image/requirements.py",
+        *packages,
+        *(f"{p}/__init__.py" for p in packages),
+    ]
     for path in needed:
         for pattern in ignored:
             assert not fnmatch.fnmatch(path, pattern), f".dockerignore {pattern!r} drops {path}"
@@ -390,7 +477,7 @@ def test_every_package_is_copied_and_not_ignored(dockerfile, pyproject) -> None:
 
 def test_sentiment_model_is_optional_and_baked_from_a_build_arg(dockerfile) -> None:
     global_args, stages = dockerfile
-    final = final_stage(stages)
+    final = stage(stages, "dagster")
     default = stage_variables(global_args, final, {})
     assert default["CRYPTO_SENTIMENT_MODEL"] == "lexicon"
     baked = stage_variables(global_args, final, {"SENTIMENT_MODEL_ID": "ElKulako/cryptobert"})

@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
+from cli.run_jobs import daemon_selector, run_selector
+
 helm_python = pytest.importorskip("helm_python")
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 pytest.importorskip("dagster_k8s")
@@ -187,6 +189,75 @@ def test_default_render_has_the_whole_platform(chart: Any) -> None:
     # The lake defaults to $CRYPTO_HOME/lake (no CRYPTO_LAKE_URI), with 30 days of versions.
     assert "CRYPTO_LAKE_URI" not in env and env["CRYPTO_LAKE_RETENTION_DAYS"] == "30"
     assert not {"AWS_ENDPOINT_URL", "AWS_ALLOW_HTTP"} & set(env)
+
+
+@pytest.mark.parametrize("storage", ["mysql", "postgres"])
+def test_schema_migration_runs_once_before_the_deployments(chart: Any, storage: str) -> None:
+    """A pre-install/pre-upgrade hook Job runs ``python -m cli.migrate`` with the Dagster image and
+    a storage-only dagster.yaml of its own (the instance ConfigMap does not exist yet on install)."""
+    objects = render(chart, {"dagster": {"storage": {"type": storage}}, "image": {"tag": "1.2.3"}})
+    job = one(objects, "Job", f"{FULLNAME}-migrate")
+    config = one(objects, "ConfigMap", f"{FULLNAME}-migrate")
+    for hook, weight in ((job, 0), (config, -10)):
+        annotations = hook["metadata"]["annotations"]
+        assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
+        assert int(annotations["helm.sh/hook-weight"]) == weight
+        assert "before-hook-creation" in annotations["helm.sh/hook-delete-policy"]
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    url_env = {"mysql": "DAGSTER_MYSQL_URL", "postgres": "DAGSTER_PG_URL"}[storage]
+    assert container["args"] == ["python", "-m", "cli.migrate", "--storage-url-env", url_env]
+    assert container["image"] == "ghcr.io/crypto-data-platform/crypto-data-platform:1.2.3"
+    assert container["envFrom"] == [{"secretRef": {"name": f"{FULLNAME}-secrets"}}]
+    assert pod["automountServiceAccountToken"] is False and "serviceAccountName" not in pod
+    assert pod["restartPolicy"] == "Never"
+    instance = yaml.safe_load(config["data"]["dagster.yaml"])
+    assert set(instance) == {"storage", "telemetry"}
+    assert instance["storage"] == instance_yaml(objects)["storage"]
+    assert {"name": "instance", "configMap": {"name": f"{FULLNAME}-migrate"}} in pod["volumes"]
+
+
+def test_gateway_has_its_own_image_with_the_dagster_tag(chart: Any) -> None:
+    objects = render(chart, {"image": {"tag": "0.9.1"}})
+    api = one(objects, "Deployment", f"{FULLNAME}-api")["spec"]["template"]["spec"]["containers"][0]
+    assert api["image"] == "ghcr.io/crypto-data-platform/crypto-data-platform-gateway:0.9.1"
+    web = one(objects, "Deployment", f"{FULLNAME}-webserver")["spec"]["template"]["spec"]["containers"][0]
+    assert web["image"] == "ghcr.io/crypto-data-platform/crypto-data-platform:0.9.1"
+    pinned = render(chart, {"apiGateway": {"image": {"repository": "r.example/gw", "tag": "7"}}})
+    api = one(pinned, "Deployment", f"{FULLNAME}-api")["spec"]["template"]["spec"]["containers"][0]
+    assert api["image"] == "r.example/gw:7"
+
+
+def test_uninstall_hook_deletes_the_runs_jobs(chart: Any) -> None:
+    """After ``helm uninstall`` deleted the release, a post-delete hook runs ``python -m cli.run_jobs``
+    with a ServiceAccount and Roles of its own (the chart's are gone by then) that may list and
+    delete Jobs and list Pods, in the release's and the runs' namespaces, and nothing more."""
+    for values, job_namespace in (({}, NAMESPACE), (production_values(), "crypto-runs")):
+        objects = render(chart, values)
+        name = f"{FULLNAME}-run-cleanup"
+        job = one(objects, "Job", name)
+        hooks = [o for o in objects if o["metadata"]["name"] == name]
+        assert {o["metadata"]["annotations"]["helm.sh/hook"] for o in hooks} == {"post-delete"}
+        pod = job["spec"]["template"]["spec"]
+        assert pod["serviceAccountName"] == name and one(objects, "ServiceAccount", name, NAMESPACE)
+        (container,) = pod["containers"]
+        assert container["args"] == [
+            "python", "-m", "cli.run_jobs", "--namespace", job_namespace, "--release", RELEASE,
+            "--release-namespace", NAMESPACE,
+        ]  # fmt: skip
+        for namespace in {NAMESPACE, job_namespace}:
+            role = one(objects, "Role", name, namespace)
+            assert {(r["resources"][0], tuple(r["verbs"])) for r in role["rules"]} == {
+                ("jobs", ("list", "delete")),
+                ("pods", ("list",)),
+            }
+            binding = one(objects, "RoleBinding", name, namespace)
+            assert binding["subjects"] == [{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}]
+        # It waits for the daemon's pods by this selector.
+        daemon = one(objects, "Deployment", f"{FULLNAME}-daemon")["spec"]["template"]["metadata"]["labels"]
+        for key_value in daemon_selector(RELEASE).split(","):
+            key, _, value = key_value.partition("=")
+            assert daemon[key] == value
 
 
 def test_notes_render(chart: Any) -> None:
@@ -355,8 +426,13 @@ def test_production_values(chart: Any) -> None:
         "registry.example.com/data/crypto-data-platform@sha256:"
         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
     )
-    for _, spec in pod_specs(objects):
-        assert spec["containers"][0]["image"] == image
+    gateway_image = (
+        "registry.example.com/data/crypto-data-platform-gateway@sha256:"
+        "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+    )
+    for name, spec in pod_specs(objects):
+        expected = gateway_image if name == f"{FULLNAME}-api" else image
+        assert spec["containers"][0]["image"] == expected, name
         assert spec["imagePullSecrets"] == [{"name": "registry-example-com"}]
     code = one(objects, "Deployment", f"{FULLNAME}-user-code")["spec"]["template"]["spec"]
     assert {
@@ -670,6 +746,11 @@ def test_run_launcher_builds_a_valid_job_for_the_five_minute_job(
     assert labels["app.kubernetes.io/component"] == "run_worker"
     assert labels["app.kubernetes.io/instance"] == RELEASE
     assert job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
+    # The uninstall hook's selector finds this Job and its Pod.
+    for key_value in run_selector(RELEASE).split(","):
+        key, _, value = key_value.partition("=")
+        assert labels[key] == value
+        assert job["spec"]["template"]["metadata"]["labels"][key] == value
 
     pod = job["spec"]["template"]["spec"]
     assert pod["restartPolicy"] == "Never"

@@ -67,6 +67,32 @@ Image
 {{- end -}}
 {{- end -}}
 
+{{/* The API gateway's image: its own repository, the Dagster image's tag by default. */}}
+{{- define "cdp.gatewayImage" -}}
+{{- $g := .Values.apiGateway.image -}}
+{{- $tag := default (default .Chart.AppVersion .Values.image.tag) $g.tag -}}
+{{- if $g.digest -}}
+{{- printf "%s@%s" $g.repository $g.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $g.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Kubernetes before 1.24 has no gRPC probes: the user-code server's probes then open its TCP port.
+Call with (dict "root" $ "port" 4000).
+*/}}
+{{- define "cdp.grpcProbe" -}}
+{{- if semverCompare ">=1.24.0-0" .root.Capabilities.KubeVersion.Version -}}
+grpc:
+  port: {{ .port }}
+  service: DagsterApi
+{{- else -}}
+tcpSocket:
+  port: {{ .port }}
+{{- end -}}
+{{- end -}}
+
 {{/*
 Service accounts and namespaces
 */}}

@@ -1,0 +1,1 @@
+"""The project's real Kubernetes test cluster: scripts that build and run it, and a Helm release driver."""
