@@ -14,7 +14,7 @@ Installs the chart on the cluster of ``testkit/cluster/`` (``up.sh``, images fro
    each window that closed meanwhile, the time from the window's end to the commit of its features
    (``partition_log``), the figure ``bench_live_latency.py`` gives for ``scripts/start.sh``.
 
-    .venv/bin/python benchmarks/bench_k8s_runs.py [--runs 20] [--live-minutes 0]
+    .venv/bin/python benchmarks/bench_k8s_runs.py [--sizes] [--runs 20] [--day-run] [--live-minutes 0] [--set KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -206,20 +206,26 @@ def image_sizes(cluster: Cluster) -> dict[str, dict[str, int]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--day-run", action="store_true", help="also one run over a whole day of windows")
     parser.add_argument("--live-minutes", type=float, default=0.0)
+    parser.add_argument("--sizes", action="store_true", help="also each image's size, uncompressed and gzipped")
+    parser.add_argument("--set", action="append", default=[], help="a helm --set for the release (repeatable)")
     args = parser.parse_args()
     cluster = Cluster.load()
     if cluster is None:
         raise SystemExit("no test cluster: run testkit/cluster/up.sh and build-images.sh first")
-    results: dict[str, object] = {"images": image_sizes(cluster)}
+    results: dict[str, object] = {"images": image_sizes(cluster)} if args.sizes else {}
     release = Release(cluster)
     try:
-        results["helm_install_s"] = round(release.install(), 1)
+        results["helm_sets"] = args.set
+        results["helm_install_s"] = round(release.install(*(a for kv in args.set for a in ("--set", kv))), 1)
         release.wait_location_loaded()
         release.stop_sensor("gap_healing_sensor")
         release.wait_idle()
-        results["window_runs"] = measure_runs(release, args.runs)
-        results["day_run"] = measure_day_run(release)
+        if args.runs:
+            results["window_runs"] = measure_runs(release, args.runs)
+        if args.day_run:
+            results["day_run"] = measure_day_run(release)
         if args.live_minutes:
             results["live"] = measure_live(release, args.live_minutes)
     finally:

@@ -6,12 +6,14 @@ fresh installs on empty databases. The tests of this module run in order against
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from kubernetes import client as k8s
+from kubernetes import watch as k8s_watch
 
 from api.client import CryptoDataClient
 from resources.dagster_private import RunStorageSqlMetadata, ScheduleStorageSqlMetadata, SqlEventLogStorageMetadata
@@ -179,11 +181,38 @@ def test_the_service_account_may_run_jobs_and_nothing_more(
     assert answer.status.allowed is allowed, (namespace, verb, resource, subresource, answer.status.reason)
 
 
+class JobWatcher(threading.Thread):
+    """Keeps the last state of every Job of a namespace while it runs, from the API server's watch
+    stream (a hook Job is deleted once it succeeded: its DELETED event carries that last state)."""
+
+    def __init__(self, release: Release):
+        super().__init__(daemon=True)
+        self.release, self.watch = release, k8s_watch.Watch()
+        self.seen: dict[str, k8s.V1Job] = {}
+
+    def run(self) -> None:
+        for event in self.watch.stream(self.release.batch.list_namespaced_job, self.release.namespace):
+            self.seen[event["object"].metadata.name] = event["object"]
+
+    def stop(self) -> None:
+        self.watch.stop()
+        self.join(timeout=30)
+
+
 def test_upgrade_to_a_new_image_while_windows_run_loses_none(release: Release) -> None:
     first = _recent_window(60)
     run_ids = [release.launch_window(k) for k in partition_keys(_key(first), 3)]
     new_tag = f"{release.image_tag}-2"
+    watcher = JobWatcher(release)
+    watcher.start()
     release.upgrade("--set", f"image.tag={new_tag}")
+    watcher.stop()
+    # The pre-upgrade hook migrated with the new image, and finished before any new pod started.
+    migrate = watcher.seen[f"{release.fullname}-migrate"]
+    assert migrate.spec.template.spec.containers[0].image == f"crypto-data-platform:{new_tag}"
+    assert migrate.status.succeeded == 1, migrate.status
+    new_pods = [p for p in release.pods() if p.spec.containers[0].image.endswith(f":{new_tag}")]
+    assert new_pods and all(p.metadata.creation_timestamp >= migrate.status.completion_time for p in new_pods)
     for run_id in run_ids:
         assert release.wait_run(run_id, timeout_s=600)["status"] == "SUCCESS"
     _assert_committed_once(release, first, 3)

@@ -620,7 +620,7 @@ def test_dagster_yaml_default_run_launcher_settings(chart: Any) -> None:
     assert cfg["job_image"] == "ghcr.io/crypto-data-platform/crypto-data-platform:0.1.0"
     assert cfg["env_secrets"] == [f"{FULLNAME}-secrets"]
     assert cfg["env_config_maps"] == [f"{FULLNAME}-env"]
-    assert cfg["resources"] == {"requests": {"cpu": "100m", "memory": "128Mi"}}
+    assert cfg["resources"] == {"requests": {"cpu": "500m", "memory": "384Mi"}, "limits": {"memory": "1536Mi"}}
     assert cfg["run_k8s_config"]["job_spec_config"] == {"ttlSecondsAfterFinished": 86400, "backoffLimit": 0}
     assert cfg["service_account_name"] == FULLNAME
     assert config["storage"] == {"mysql": {"mysql_url": {"env": "DAGSTER_MYSQL_URL"}}}
@@ -769,7 +769,7 @@ def test_run_launcher_builds_a_valid_job_for_the_five_minute_job(
     assert env["DAGSTER_HOME"] == "/opt/dagster/dagster_home"
     assert env["DAGSTER_RUN_JOB_NAME"] == "five_minute_job"
     assert not SECRET_ENV_NAMES & set(env), "credentials must come from the Secret"
-    assert container["resources"] == {"requests": {"cpu": "100m", "memory": "128Mi"}}
+    assert container["resources"] == {"requests": {"cpu": "500m", "memory": "384Mi"}, "limits": {"memory": "1536Mi"}}
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert {"/tmp", "/opt/dagster/dagster_home"} <= mounts
