@@ -292,8 +292,10 @@ def test_commands_ports_and_probes(chart: Any) -> None:
     assert code["args"][code["args"].index("--port") + 1] == "4000"
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert code[probe]["grpc"] == {"port": 4000, "service": "DagsterApi"}
+    # The runs' image comes from the launcher's job_image, not from a code server's advertised one
+    # (after an upgrade, that can be the old server's; tests/cluster proves new runs get the new image).
     env = {e["name"]: e.get("value") for e in code["env"]}
-    assert env["DAGSTER_CURRENT_IMAGE"] == "ghcr.io/crypto-data-platform/crypto-data-platform:0.1.0"
+    assert "DAGSTER_CURRENT_IMAGE" not in env
 
     api = containers[f"{FULLNAME}-api"]
     assert api["args"][:2] == ["uvicorn", "api.app:app"]
@@ -674,9 +676,7 @@ def launch_five_minute_run(
     launcher_cfg["config"]["load_incluster_config"] = False
     launcher_cfg["config"]["kubeconfig_file"] = str(kubeconfig)
 
-    # The code server advertises its image (DAGSTER_CURRENT_IMAGE) in the run's origin.
-    code = one(objects, "Deployment", f"{FULLNAME}-user-code")["spec"]["template"]["spec"]
-    code_env = {e["name"]: e.get("value") for e in code["containers"][0]["env"]}
+    # The code server advertises no image: the run's origin carries none and the launcher's job_image applies.
     workspace = yaml.safe_load(one(objects, "ConfigMap", f"{FULLNAME}-dagster-workspace")["data"]["workspace.yaml"])[
         "load_from"
     ][0]["grpc_server"]
@@ -696,7 +696,7 @@ def launch_five_minute_run(
             RepositoryPythonOrigin(
                 executable_path=sys.executable,
                 code_pointer=ModuleCodePointer("crypto_assets.definitions", "defs", None),
-                container_image=code_env["DAGSTER_CURRENT_IMAGE"],
+                container_image=None,
             ),
         )
         remote_origin = RemoteJobOrigin(
