@@ -3,11 +3,11 @@
 
 1. Dagster's instance storage (the instance at ``DAGSTER_HOME``): the tables are created when
    missing and migrated to this Dagster release, as ``dagster instance migrate`` does.
-2. With ``--storage-url-env NAME`` (the variable holding a MySQL or Postgres storage URL, as the Helm
-   chart sets it), every table of Dagster's run, event log and schedule schemas is then checked in
-   that database, and one that is missing is created. Dagster creates its tables only when ``runs``
-   is absent, so a schema left partial by processes that raced on an empty database (``run_tags``
-   missing, its version already stamped current) is never repaired by Dagster itself; this does.
+2. Every table of Dagster's run, event log and schedule schemas checked in that storage's database
+   (MySQL or Postgres; the URL Dagster resolved from dagster.yaml), and one that is missing
+   created. Dagster creates its tables only when ``runs`` is absent, so a schema left partial by
+   processes that raced on an empty database (``run_tags`` missing, its version already stamped
+   current) is never repaired by Dagster itself; this does.
 3. The warehouse's tables (``CRYPTO_DB_URL``), created or given their missing columns.
 
 The Helm chart runs it as a pre-install and pre-upgrade hook Job, so the Deployments start (and,
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
@@ -33,12 +32,15 @@ from resources.storage.warehouse import Warehouse
 DAGSTER_SCHEMAS = (RunStorageSqlMetadata, SqlEventLogStorageMetadata, ScheduleStorageSqlMetadata)
 
 
-def migrate_instance() -> list[str]:
-    """Create and migrate the storage of the instance at ``DAGSTER_HOME``; the migration's messages."""
+def migrate_instance() -> tuple[list[str], str | None]:
+    """Create and migrate the storage of the instance at ``DAGSTER_HOME``: the migration's messages,
+    and the SQLAlchemy URL of its run storage's database (None for SQLite)."""
     messages: list[str] = []
     with DagsterInstance.get() as instance:
         instance.upgrade(messages.append)
-    return messages
+        storage = instance.run_storage
+        url = getattr(storage, "mysql_url", None) or getattr(storage, "postgres_url", None)
+    return messages, url
 
 
 def complete_dagster_schema(url: str) -> list[str]:
@@ -59,25 +61,15 @@ def complete_dagster_schema(url: str) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m cli.migrate [--storage-url-env NAME] [--db-url URL] [--skip-warehouse]``."""
+    """``python -m cli.migrate [--db-url URL] [--skip-warehouse]`` (the instance: ``DAGSTER_HOME``)."""
     parser = argparse.ArgumentParser(prog="python -m cli.migrate", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--storage-url-env",
-        default=None,
-        help="environment variable holding Dagster's MySQL/Postgres storage URL: check and complete its tables",
-    )
     parser.add_argument("--db-url", default=None, help="SQLAlchemy URL of the warehouse (default: CRYPTO_DB_URL)")
     parser.add_argument("--skip-warehouse", action="store_true", help="leave the warehouse's tables alone")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not os.environ.get("DAGSTER_HOME"):
-        parser.error("DAGSTER_HOME is not set: there is no instance to migrate")
-    report: dict[str, object] = {"dagster_home": os.environ["DAGSTER_HOME"]}
-    url = os.environ.get(args.storage_url_env) if args.storage_url_env else None
-    if args.storage_url_env and not url:
-        parser.error(f"{args.storage_url_env} is not set")
     # Dagster first: on an empty database it creates every table and stamps the schema's version.
-    report["dagster_migration"] = migrate_instance()
+    messages, url = migrate_instance()
+    report: dict[str, object] = {"dagster_migration": messages}
     if url:
         report["dagster_tables_created"] = complete_dagster_schema(url)
     if not args.skip_warehouse:

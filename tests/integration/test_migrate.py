@@ -38,7 +38,7 @@ def _dagster_home(tmp_path: Path) -> Path:
 def _migrate(home: Path, dagster_url: str, warehouse_url: str) -> dict:
     env = {**os.environ, "DAGSTER_HOME": str(home), "DAGSTER_MYSQL_URL": dagster_url, "CRYPTO_DB_URL": warehouse_url}
     result = subprocess.run(
-        [sys.executable, "-m", "cli.migrate", "--storage-url-env", "DAGSTER_MYSQL_URL"],
+        [sys.executable, "-m", "cli.migrate"],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

@@ -205,8 +205,7 @@ def test_schema_migration_runs_once_before_the_deployments(chart: Any, storage: 
         assert "before-hook-creation" in annotations["helm.sh/hook-delete-policy"]
     pod = job["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    url_env = {"mysql": "DAGSTER_MYSQL_URL", "postgres": "DAGSTER_PG_URL"}[storage]
-    assert container["args"] == ["python", "-m", "cli.migrate", "--storage-url-env", url_env]
+    assert container["args"] == ["python", "-m", "cli.migrate"]
     assert container["image"] == "ghcr.io/crypto-data-platform/crypto-data-platform:1.2.3"
     assert container["envFrom"] == [{"secretRef": {"name": f"{FULLNAME}-secrets"}}]
     assert pod["automountServiceAccountToken"] is False and "serviceAccountName" not in pod
