@@ -58,24 +58,23 @@ app.kubernetes.io/component: {{ .component }}
 {{/*
 Image
 */}}
-{{- define "cdp.image" -}}
-{{- $tag := default .Chart.AppVersion .Values.image.tag -}}
-{{- if .Values.image.digest -}}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{/* An image reference: call with (dict "image" <repository, tag, digest> "tag" <default tag>); the digest wins. */}}
+{{- define "cdp.imageRef" -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" .image.repository .image.digest -}}
 {{- else -}}
-{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- printf "%s:%s" .image.repository (default .tag .image.tag) -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The Dagster image; its tag defaults to the chart's appVersion. */}}
+{{- define "cdp.image" -}}
+{{- include "cdp.imageRef" (dict "image" .Values.image "tag" .Chart.AppVersion) -}}
 {{- end -}}
 
 {{/* The API gateway's image: its own repository, the Dagster image's tag by default. */}}
 {{- define "cdp.gatewayImage" -}}
-{{- $g := .Values.apiGateway.image -}}
-{{- $tag := default (default .Chart.AppVersion .Values.image.tag) $g.tag -}}
-{{- if $g.digest -}}
-{{- printf "%s@%s" $g.repository $g.digest -}}
-{{- else -}}
-{{- printf "%s:%s" $g.repository $tag -}}
-{{- end -}}
+{{- include "cdp.imageRef" (dict "image" .Values.apiGateway.image "tag" (default .Chart.AppVersion .Values.image.tag)) -}}
 {{- end -}}
 
 {{/*
@@ -138,6 +137,13 @@ Config maps and secrets (Secrets are referenced by name only; the chart never ho
 {{- $names = append $names . -}}
 {{- end -}}
 {{- toJson $names -}}
+{{- end -}}
+
+{{/* The storage section of a dagster.yaml (mysql or postgres, the URL from the Secret's variable), as JSON. */}}
+{{- define "cdp.instanceStorage" -}}
+{{- $postgres := eq .Values.dagster.storage.type "postgres" -}}
+{{- $url := dict (ternary "postgres_url" "mysql_url" $postgres) (dict "env" (include "cdp.storageUrlEnvVar" .)) -}}
+{{- toJson (dict (ternary "postgres" "mysql" $postgres) $url) -}}
 {{- end -}}
 
 {{- define "cdp.storageUrlEnvVar" -}}
