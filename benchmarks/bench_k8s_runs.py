@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from testkit.cluster.release import Cluster, Release  # noqa: E402
+from resources.storage.windows import WINDOW  # noqa: E402
+from testkit.cluster.release import Cluster, Release, partition_key  # noqa: E402
 
 CGROUP = Path("/sys/fs/cgroup")
 
@@ -60,8 +61,9 @@ class Sampler(threading.Thread):
         self.samples: list[tuple[float, int]] = []  # (monotonic s, cpu ns)
 
     def run(self) -> None:
+        cg = None  # found once the kubelet made it; a recursive glob is not repeated every sample
         while not self.stop.is_set():
-            cg = pod_cgroup("cpuacct", self.uid)
+            cg = cg or pod_cgroup("cpuacct", self.uid)
             if cg is not None:
                 try:
                     self.samples.append((time.monotonic(), int((cg / "cpuacct.usage").read_text())))
@@ -128,7 +130,7 @@ def measure_runs(release: Release, count: int) -> dict[str, object]:
     first = (now - timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
     seen: dict[str, list[float]] = {}
     for i in range(count):
-        key = (first + timedelta(minutes=5 * i)).strftime("%Y-%m-%d-%H:%M")
+        key = partition_key(first + i * WINDOW)
         figures = watch_run(release, release.launch_window(key), timeout_s=600)
         for name, value in figures.items():
             seen.setdefault(name, []).append(value)
@@ -154,8 +156,8 @@ def measure_runs(release: Release, count: int) -> dict[str, object]:
 
 def measure_day_run(release: Release) -> dict[str, float]:
     """One run over a whole day of windows (what a day of a backfill is): its worker's peak."""
-    day = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
-    run_id = release.launch_range(f"{day}-00:00", f"{day}-23:55")
+    day = (datetime.now(UTC) - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+    run_id = release.launch_range(partition_key(day), partition_key(day + timedelta(days=1) - WINDOW))
     return {k: round(v, 2) for k, v in watch_run(release, run_id, timeout_s=1800).items()}
 
 

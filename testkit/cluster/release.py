@@ -10,6 +10,7 @@ databases on the cluster's MariaDB, and talks to it through its Services: the we
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import subprocess
@@ -17,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,9 @@ import httpx
 import pymysql
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+
+from crypto_assets.partitions import PARTITION_KEY_FORMAT
+from resources.storage.windows import WINDOW
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "crypto-data-platform"
@@ -74,6 +79,12 @@ mutation Stop($origin: String!, $selector: String!) {
 }"""
 
 
+@functools.cache
+def helm_binary() -> str:
+    """The helm binary ``helm.sh`` fetched (once) into the cluster's cache."""
+    return subprocess.run([str(HERE / "helm.sh")], capture_output=True, text=True, check=True).stdout.strip()
+
+
 @dataclass(frozen=True)
 class Cluster:
     """The facts ``up.sh`` wrote to ``$CLUSTER_STATE/env``."""
@@ -114,7 +125,7 @@ class Cluster:
 
     def helm(self, *args: str, timeout: float = 600) -> str:
         """Run helm against the cluster; its stdout (a failure raises with its output)."""
-        binary = subprocess.run([str(HERE / "helm.sh")], capture_output=True, text=True, check=True).stdout.strip()
+        binary = helm_binary()
         env = {**os.environ, "KUBECONFIG": self.env["KUBECONFIG"]}
         result = subprocess.run([binary, *args], capture_output=True, text=True, env=env, timeout=timeout, check=False)
         if result.returncode != 0:
@@ -141,7 +152,6 @@ class Release:
     name: str = "cdp"
     namespace: str = field(default_factory=lambda: f"cdp-{uuid.uuid4().hex[:6]}")
     image_tag: str = field(default_factory=lambda: os.environ.get("CLUSTER_IMAGE_TAG", "ci"))
-    install_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         suffix = self.namespace.replace("-", "_")
@@ -153,6 +163,7 @@ class Release:
         self.batch = k8s.BatchV1Api(self.api_client)
         self.apps = k8s.AppsV1Api(self.api_client)
         self._http = httpx.Client(timeout=60)
+        self._service_urls: dict[str, str] = {}
 
     # ----------------------------------------------------------------------------- lifecycle
 
@@ -247,11 +258,14 @@ class Release:
     # ----------------------------------------------------------------------------- services
 
     def service_url(self, component: str) -> str:
-        """``http://<ClusterIP>:<port>`` of a component's Service, once it answers."""
-        name = f"{self.fullname}-{component}"
-        self.cluster.wait_service(self.namespace, name)
-        service = self.core.read_namespaced_service(name, self.namespace)
-        return f"http://{service.spec.cluster_ip}:{service.spec.ports[0].port}"
+        """``http://<ClusterIP>:<port>`` of a component's Service, once kube-proxy programmed it
+        (looked up once: a Service keeps its ClusterIP across upgrades)."""
+        if component not in self._service_urls:
+            name = f"{self.fullname}-{component}"
+            self.cluster.wait_service(self.namespace, name)
+            service = self.core.read_namespaced_service(name, self.namespace)
+            self._service_urls[component] = f"http://{service.spec.cluster_ip}:{service.spec.ports[0].port}"
+        return self._service_urls[component]
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None, *, timeout_s: float = 120) -> dict[str, Any]:
         """A GraphQL call to the webserver, retried while it (re)starts."""
@@ -394,10 +408,12 @@ class Release:
         return pods[0] if pods else None
 
 
-def partition_keys(start: str, count: int) -> Iterator[str]:
-    """``count`` consecutive 5-minute partition keys from ``start`` (``YYYY-MM-DD-HH:MM``)."""
-    from datetime import datetime, timedelta
+def partition_key(start: datetime) -> str:
+    """The partition key of the window starting at ``start``."""
+    return start.strftime(PARTITION_KEY_FORMAT)
 
-    t = datetime.strptime(start, "%Y-%m-%d-%H:%M")
+
+def partition_keys(first: datetime, count: int) -> Iterator[str]:
+    """The keys of ``count`` consecutive windows from the one starting at ``first``."""
     for i in range(count):
-        yield (t + timedelta(minutes=5 * i)).strftime("%Y-%m-%d-%H:%M")
+        yield partition_key(first + i * WINDOW)

@@ -37,7 +37,7 @@ def release(cluster: Cluster) -> Iterator[Release]:
     gap-healing sensor stopped as an operator would, so that the tests' own runs are the work."""
     installed = Release(cluster)
     try:
-        installed.install_seconds = installed.install()
+        installed.install()
         installed.wait_location_loaded()
         installed.stop_sensor("gap_healing_sensor")
         yield installed

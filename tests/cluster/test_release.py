@@ -17,7 +17,8 @@ from kubernetes import watch as k8s_watch
 
 from api.client import CryptoDataClient
 from resources.dagster_private import RunStorageSqlMetadata, ScheduleStorageSqlMetadata, SqlEventLogStorageMetadata
-from testkit.cluster.release import Cluster, Release, partition_keys
+from resources.storage.windows import window_floor
+from testkit.cluster.release import Cluster, Release, partition_key, partition_keys
 
 DAGSTER_TABLES = {
     n for m in (RunStorageSqlMetadata, SqlEventLogStorageMetadata, ScheduleStorageSqlMetadata) for n in m.tables
@@ -27,19 +28,13 @@ FEATURES = "ml_features_materialized"
 SYMBOLS = 124
 
 
-def _key(t: datetime) -> str:
-    return t.strftime("%Y-%m-%d-%H:%M")
-
-
 def _yesterday() -> datetime:
     midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
     return midnight - timedelta(days=1)
 
 
 def _recent_window(minutes_ago: int) -> datetime:
-    now = datetime.now(UTC).replace(tzinfo=None)
-    t = now - timedelta(minutes=minutes_ago)
-    return t.replace(minute=t.minute - t.minute % 5, second=0, microsecond=0)
+    return window_floor(datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=minutes_ago))
 
 
 def _assert_committed_once(release: Release, first: datetime, windows: int) -> None:
@@ -92,7 +87,7 @@ def test_install_creates_the_schema_once_and_nothing_restarts(release: Release) 
 
 def test_a_window_runs_as_a_job_and_the_gateway_serves_it(release: Release) -> None:
     window = _recent_window(20)
-    run_id = release.launch_window(_key(window))
+    run_id = release.launch_window(partition_key(window))
     run = release.wait_run(run_id, timeout_s=300)
     assert run["status"] == "SUCCESS", run
     job = _job_of(release, run_id)
@@ -115,7 +110,7 @@ def test_a_window_runs_as_a_job_and_the_gateway_serves_it(release: Release) -> N
 
 def test_a_day_backfill_runs_as_jobs(release: Release) -> None:
     day = _yesterday()
-    keys = list(partition_keys(_key(day), 288))
+    keys = list(partition_keys(day, 288))
     assets = release.five_minute_assets()
     backfill_id = release.launch_backfill(keys, assets)
     backfill = release.wait_backfill(backfill_id, timeout_s=1200)
@@ -130,7 +125,7 @@ def test_a_day_backfill_runs_as_jobs(release: Release) -> None:
 def test_a_killed_run_pod_is_failed_by_monitoring_and_retried_once(release: Release) -> None:
     first = _yesterday() + timedelta(hours=6)
     last = first + timedelta(hours=6) - timedelta(minutes=5)
-    run_id = release.launch_range(_key(first), _key(last))
+    run_id = release.launch_range(partition_key(first), partition_key(last))
     release.wait_run(run_id, timeout_s=300, statuses={"STARTED", "SUCCESS", "FAILURE"})
     pod = release.run_pod(run_id)
     assert pod is not None and release.run(run_id)["status"] == "STARTED", "the run ended before its pod was killed"
@@ -201,7 +196,7 @@ class JobWatcher(threading.Thread):
 
 def test_upgrade_to_a_new_image_while_windows_run_loses_none(release: Release) -> None:
     first = _recent_window(60)
-    run_ids = [release.launch_window(k) for k in partition_keys(_key(first), 3)]
+    run_ids = [release.launch_window(k) for k in partition_keys(first, 3)]
     new_tag = f"{release.image_tag}-2"
     watcher = JobWatcher(release)
     watcher.start()
@@ -222,14 +217,14 @@ def test_upgrade_to_a_new_image_while_windows_run_loses_none(release: Release) -
     assert DAGSTER_TABLES <= release.tables(release.dagster_db)
     assert set(release.restarts().values()) == {0}, release.restarts()
     release.wait_location_loaded()
-    after = release.launch_window(_key(first + timedelta(minutes=15)))
+    after = release.launch_window(partition_key(first + timedelta(minutes=15)))
     assert release.wait_run(after, timeout_s=300)["status"] == "SUCCESS"
     assert _job_of(release, after).spec.template.spec.containers[0].image == f"crypto-data-platform:{new_tag}"
 
 
 def test_uninstall_leaves_no_job_or_pod(release: Release) -> None:
     first = _yesterday() + timedelta(hours=12)
-    running = release.launch_range(_key(first), _key(first + timedelta(hours=11)))
+    running = release.launch_range(partition_key(first), partition_key(first + timedelta(hours=11)))
     release.wait_run(running, timeout_s=300, statuses={"STARTED", "SUCCESS", "FAILURE"})
     assert release.jobs(), "runs' Jobs exist before the uninstall"
     release.uninstall()
