@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dagster as dg
 
+from crypto_assets.catalog import ASSETS, FRESHNESS_CHECKS
 from crypto_assets.checks import build_table_checks
-from crypto_assets.features.asset import ml_features_materialized
-from crypto_assets.features.lake_asset import lake_matches_warehouse, ml_features_lake
-from crypto_assets.freshness import build_freshness_checks, freshness_rules, with_freshness_policies
+from crypto_assets.features.lake_asset import lake_matches_warehouse
+from crypto_assets.freshness import freshness_rules
 from crypto_assets.jobs import build_macro_schedule, five_minute_job, five_minute_schedule, macro_job
-from crypto_assets.macro import MacroSourcesResource, macro_indicators
+from crypto_assets.macro import MacroSourcesResource
 from crypto_assets.maintenance import (
     backup_job,
     lake_maintenance_job,
@@ -22,9 +22,6 @@ from crypto_assets.maintenance import (
     maintenance_schedules,
     retention_job,
 )
-from crypto_assets.news import news_items
-from crypto_assets.prices import price_data_real
-from crypto_assets.sentiment import sentiment_data
 from crypto_assets.settings import LOADED
 from resources.config.settings import Settings
 from resources.model.sentiment import SentimentModelResource
@@ -34,19 +31,6 @@ from resources.storage.dagster_resources import LakeResource, MaintenanceResourc
 from sensors.alerts import ALERT_SENSORS, AlertResource
 from sensors.freshness import build_freshness_sensor
 from sensors.gaps import build_gap_sensor
-
-# Every asset; one added here joins its group's job, its table checks, freshness and gap healing.
-ASSETS = with_freshness_policies(
-    [
-        price_data_real,
-        news_items,
-        sentiment_data,
-        ml_features_materialized,
-        ml_features_lake,
-        macro_indicators,
-    ]
-)
-FRESHNESS_CHECKS = build_freshness_checks(ASSETS)
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:

@@ -18,9 +18,10 @@ from datetime import timedelta
 
 import dagster as dg
 
-from crypto_assets.jobs import offset_cron
-from crypto_assets.partitions import DAILY_PARTITIONS, FIVE_MINUTE_PARTITIONS
+from crypto_assets.partitions import DAILY_PARTITIONS, FIVE_MINUTE_PARTITIONS, offset_cron
 
+# Dagster's name for each check of ``build_time_partition_freshness_checks``.
+FRESHNESS_CHECK_NAME = "freshness_check"
 # A 5-minute window is due this many minutes after it closes (the schedule starts it after 1).
 FIVE_MINUTE_DEADLINE_MINUTES = 4
 # A day of macro indicators is due at 03:00 UTC (the schedule starts it at 01:00).

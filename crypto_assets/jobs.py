@@ -21,7 +21,8 @@ from datetime import UTC, datetime, time, timedelta
 
 import dagster as dg
 
-from crypto_assets.partitions import DAILY_PARTITIONS, FIVE_MINUTE_PARTITIONS
+from crypto_assets.catalog import FRESHNESS_CHECKS
+from crypto_assets.partitions import DAILY_PARTITIONS, FIVE_MINUTE_PARTITIONS, offset_cron
 from resources.dagster_private import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 FIVE_MINUTE_GROUPS = ("prices", "sentiment", "features")
@@ -30,6 +31,9 @@ MACRO_GROUPS = ("macro",)
 # The schedule ticks this many minutes after each window closes, so that late bars and
 # late-indexed articles of the window are in when it runs.
 LATE_DATA_OFFSET_MINUTES = 1
+FIVE_MINUTE_SCHEDULE_LAG = timedelta(minutes=LATE_DATA_OFFSET_MINUTES)
+# The macro schedule runs each UTC day this long after it ends.
+MACRO_SCHEDULE_LAG = timedelta(hours=1)
 
 NETWORK_RETRY_POLICY = dg.RetryPolicy(
     max_retries=2,
@@ -37,6 +41,11 @@ NETWORK_RETRY_POLICY = dg.RetryPolicy(
     backoff=dg.Backoff.EXPONENTIAL,
     jitter=dg.Jitter.PLUS_MINUS,
 )
+
+# The freshness checks are evaluated by their sensor (sensors/freshness.py), which knows when the
+# platform started; inside a run they would judge the newest window while a backfill or a healing
+# run works on older ones, and fail at start for windows due before the platform ever ran.
+EVALUATED_BY_SENSOR = dg.AssetSelection.checks(*FRESHNESS_CHECKS)
 
 WORKLOAD_TAG = "crypto/workload"
 TRIGGER_TAG = "crypto/trigger"
@@ -64,11 +73,11 @@ def run_tags(workload: str) -> dict[str, str]:
 
 five_minute_job = dg.define_asset_job(
     name="five_minute_job",
-    selection=dg.AssetSelection.groups(*FIVE_MINUTE_GROUPS),
+    selection=dg.AssetSelection.groups(*FIVE_MINUTE_GROUPS) - EVALUATED_BY_SENSOR,
     partitions_def=FIVE_MINUTE_PARTITIONS,
     description=(
         "Every live asset for a 5-minute window (or a range of windows in a backfill), in "
-        "dependency order, with their asset checks. Failed steps are retried in-run "
+        "dependency order, with their data-quality checks. Failed steps are retried in-run "
         "(op_retry_policy: 2 retries, 30 s exponential back-off with jitter); dead runs are "
         "re-launched by the instance's run_retries."
     ),
@@ -79,20 +88,13 @@ five_minute_job = dg.define_asset_job(
 
 macro_job = dg.define_asset_job(
     name="macro_job",
-    selection=dg.AssetSelection.groups(*MACRO_GROUPS),
+    selection=dg.AssetSelection.groups(*MACRO_GROUPS) - EVALUATED_BY_SENSOR,
     partitions_def=DAILY_PARTITIONS,
     description="The daily macro indicators (FRED, Yahoo) for one UTC day, or a range of days.",
     tags=run_tags("macro"),
     op_retry_policy=NETWORK_RETRY_POLICY,
     executor_def=dg.in_process_executor,
 )
-
-
-def offset_cron(minutes: int) -> str:
-    """A cron that ticks every 5 minutes, ``minutes`` (0-4) after each window boundary."""
-    if not 0 <= minutes < 5:
-        raise ValueError("the offset must fall inside the 5-minute window: 0 to 4 minutes")
-    return f"{minutes}-59/5 * * * *"
 
 
 _built_schedule = dg.build_schedule_from_partitioned_job(
@@ -131,7 +133,7 @@ def build_macro_schedule(lookback_days: int) -> dg.ScheduleDefinition:
 
     @dg.schedule(
         name="macro_schedule",
-        cron_schedule="0 1 * * *",
+        cron_schedule=f"0 {MACRO_SCHEDULE_LAG // timedelta(hours=1)} * * *",
         execution_timezone="UTC",
         job=macro_job,
         default_status=dg.DefaultScheduleStatus.RUNNING,

@@ -20,6 +20,13 @@ FIVE_MINUTE_CRON = f"*/{WINDOW // timedelta(minutes=1)} * * * *"
 PARTITION_KEY_FORMAT = "%Y-%m-%d-%H:%M"
 
 
+def offset_cron(minutes: int) -> str:
+    """A cron that ticks every 5 minutes, ``minutes`` (0-4) after each window boundary."""
+    if not 0 <= minutes < 5:
+        raise ValueError("the offset must fall inside the 5-minute window: 0 to 4 minutes")
+    return f"{minutes}-59/5 * * * *"
+
+
 def five_minute_partitions(settings: Settings) -> TimeWindowPartitionsDefinition:
     """The 5-minute partitions of every live asset."""
     return TimeWindowPartitionsDefinition(

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from crypto_assets.freshness import FRESHNESS_CHECK_NAME
 from resources.config.settings import Settings, ui_url_of
 from resources.dagster_private import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG, WILL_RETRY_TAG
 from resources.storage.dagster_resources import resource_value
@@ -52,7 +53,6 @@ MAX_ROWS_PER_TICK = 50_000
 MAX_EVENT_AGE_S = 24 * 3600
 # How long a failed run may go without its dagster/will_retry tag before it is taken as final.
 WILL_RETRY_GRACE_S = 120
-FRESHNESS_CHECK_NAME = "freshness_check"
 RUN_FAILURES = "run_failures"
 PARTITION_TAG = "dagster/partition"
 LEDGER_PREFIX = "crypto/alert_progress/"
@@ -294,6 +294,11 @@ class _CheckReader:
             self.runs.prefetch(row.run_id for row in rows if row.planned)
             for row in rows:
                 evaluation = row.evaluation
+                if check_key.name == FRESHNESS_CHECK_NAME and row.run_id:
+                    # Lateness is the freshness sensor's verdict (runless, and aware of when the
+                    # platform started); a run's own evaluation (a UI or CLI materialization) is not.
+                    cursor.after[key] = row.id
+                    continue
                 if evaluation is None:
                     if not self.runs.finished(row.run_id):
                         return None, False  # planned and still running: its verdict comes later

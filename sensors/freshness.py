@@ -9,6 +9,11 @@ deadline (``crypto_assets/freshness.py``) materialized? It reports the answer as
 as Dagster's own evaluation, so the UI's check history and the freshness alert sensor read it
 alike), and only when the answer changes: a new window became due, or a late window arrived. A
 late window is thus evaluated, and alerted, once; no run slot is ever taken.
+
+A window that fell due before the platform started (the sensor's first tick, kept in its cursor)
+is not late: it is recorded once it arrives (gap healing fills the last day at start), never as
+a failure. A platform restarted after downtime is past its first tick, so what fell due while it
+was down is late.
 """
 
 from __future__ import annotations
@@ -19,9 +24,8 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from crypto_assets.freshness import FreshnessRule
+from crypto_assets.freshness import FRESHNESS_CHECK_NAME, FreshnessRule
 from resources.dagster_private import get_latest_completed_cron_tick
-from sensors.alerts import FRESHNESS_CHECK_NAME
 
 SENSOR_NAME = "freshness_checks_sensor"
 
@@ -36,8 +40,11 @@ def expected_partition(rule: FreshnessRule, now: datetime, instance: dg.DagsterI
     return rule.partitions_def.get_partition_key_range_for_time_window(window).start, deadline
 
 
-def evaluate_freshness(rule: FreshnessRule, now: datetime, instance: dg.DagsterInstance) -> dg.AssetCheckEvaluation:
-    """The freshness check's verdict at ``now``: is the latest due partition materialized?"""
+def evaluate_freshness(
+    rule: FreshnessRule, now: datetime, instance: dg.DagsterInstance
+) -> tuple[dg.AssetCheckEvaluation, datetime]:
+    """The freshness check's verdict at ``now`` (is the latest due partition materialized?), and
+    the deadline that made that partition due."""
     key, deadline = expected_partition(rule, now, instance)
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=rule.asset_key, asset_partitions=[key]), limit=1
@@ -56,7 +63,7 @@ def evaluate_freshness(rule: FreshnessRule, now: datetime, instance: dg.DagsterI
     else:
         description = f"Asset is overdue. We expected partition {key} to have arrived, and it has not."
         metadata["dagster/overdue_seconds"] = max(0.0, now.timestamp() - deadline.timestamp())
-    return dg.AssetCheckEvaluation(
+    evaluation = dg.AssetCheckEvaluation(
         asset_key=rule.asset_key,
         check_name=FRESHNESS_CHECK_NAME,
         passed=passed,
@@ -64,6 +71,7 @@ def evaluate_freshness(rule: FreshnessRule, now: datetime, instance: dg.DagsterI
         severity=rule.severity,
         description=description,
     )
+    return evaluation, deadline
 
 
 def build_freshness_sensor(
@@ -80,18 +88,23 @@ def build_freshness_sensor(
         "committed?) in the daemon and records it when the answer changes; launches no run.",
     )
     def freshness_checks_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        state: dict[str, list] = json.loads(context.cursor) if context.cursor else {}
         now = now_of()
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        since = datetime.fromisoformat(cursor["since"]) if "since" in cursor else now
+        seen: dict[str, list] = cursor.get("seen", {})
         events = []
         for rule in rules:
-            evaluation = evaluate_freshness(rule, now, context.instance)
+            evaluation, deadline = evaluate_freshness(rule, now, context.instance)
+            if not evaluation.passed and deadline < since:
+                continue  # due before the platform started: recorded once it arrives
             name = rule.asset_key.to_user_string()
-            seen = [evaluation.metadata["expected_partition"].value, evaluation.passed]
-            if state.get(name) != seen:
+            state = [evaluation.metadata["expected_partition"].value, evaluation.passed]
+            if seen.get(name) != state:
                 events.append(evaluation)
-                state[name] = seen
-        late = sorted(name for name, (_, passed) in state.items() if not passed)
+                seen[name] = state
+        late = sorted(name for name, (_, passed) in seen.items() if not passed)
         message = f"recorded {len(events)} freshness evaluation(s); late: {', '.join(late) or 'none'}"
-        return dg.SensorResult(asset_events=events, cursor=json.dumps(state, sort_keys=True), skip_reason=message)
+        cursor = {"since": since.isoformat(), "seen": seen}
+        return dg.SensorResult(asset_events=events, cursor=json.dumps(cursor, sort_keys=True), skip_reason=message)
 
     return freshness_checks_sensor

@@ -1,10 +1,17 @@
 """Gap healing: find windows of the recent horizon missing from ``partition_log`` and refill them.
 
-Every 5 minutes the sensor compares, for each 5-minute asset, the windows of the last day (up to
-the windows the schedule is still working on) with the windows ``partition_log`` holds. Missing
-windows are grouped into contiguous ranges that miss the same assets, and each range becomes one
-run of ``five_minute_job`` over the missing assets and what depends on them (a range of up to a
-day of windows is one run, as in a backfill).
+Every 5 minutes the sensor compares, for each partitioned asset, the windows of its horizon (the
+last day of 5-minute windows; the days of macro series the features read) with the windows
+``partition_log`` holds. Missing windows are grouped into contiguous ranges that miss the same
+assets, and each range becomes one run of the asset's job (``five_minute_job``, ``macro_job``) over
+the missing assets and what depends on them (a range of up to a day of 5-minute windows is one
+run, as in a backfill). Daily assets are requested first, so that the features healed in the same
+tick read the macro series they need.
+
+A window is left to its schedule until ``settle`` has passed since it closed, unless its schedule
+tick came before the platform started (the sensor's first tick, kept in its cursor): those windows
+will never get a scheduled run, so the first tick heals everything up to the window the schedule
+runs next, and no window between start and the first schedule tick is lost.
 
 Windows of an asset that reads a trailing history of its upstream assets (the features read a
 day of prices and sentiment) are also stale, and re-run, when an upstream window inside their
@@ -17,6 +24,7 @@ failed (the failure has been alerted; the source is probably down). At most a fe
 requested a tick, newest windows first.
 """
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,8 +33,14 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from crypto_assets.jobs import TRIGGER_TAG, five_minute_job
-from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
+from crypto_assets.jobs import (
+    FIVE_MINUTE_SCHEDULE_LAG,
+    MACRO_SCHEDULE_LAG,
+    TRIGGER_TAG,
+    five_minute_job,
+    macro_job,
+)
+from crypto_assets.partitions import DAILY_PARTITIONS, FIVE_MINUTE_PARTITIONS
 from resources.dagster_private import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -35,10 +49,11 @@ from resources.dagster_private import (
     UnresolvedAssetJobDefinition,
 )
 from resources.storage.dagster_resources import WarehouseResource
+from resources.storage.feature_specs import MACRO_LOOKBACK_DAYS
 from resources.storage.lake import LAKE_ASSET, lake_windows
 from resources.storage.schema import CONTRACTS, FEATURES
 from resources.storage.warehouse import Warehouse, to_naive_utc, utc_now
-from resources.storage.windows import WINDOW, absent_windows, window_floor, window_starts
+from resources.storage.windows import DAY, WINDOW, absent_windows, window_floor, window_starts
 
 GAP_HEALING = "gap_healing"
 # Assets computed from a trailing history of other assets: {asset: {upstream: lookback in windows}}.
@@ -240,88 +255,177 @@ def _downstream(assets: Sequence[dg.AssetsDefinition], keys: set[str]) -> dict[s
     return closure
 
 
+@dataclass(frozen=True)
+class HealTarget:
+    """One partitioning the sensor heals: the job that runs it, its windows and their timing.
+
+    ``schedule_lag``: how long after a window closes its schedule runs it; ``settle``: how long
+    after it closes the schedule's run and its retries have before the window counts as missing.
+    """
+
+    job: UnresolvedAssetJobDefinition
+    partitions_def: dg.TimeWindowPartitionsDefinition
+    window: timedelta
+    horizon: timedelta
+    schedule_lag: timedelta
+    settle: timedelta
+    max_windows_per_run: int
+
+
+FIVE_MINUTE_TARGET = HealTarget(
+    job=five_minute_job,
+    partitions_def=FIVE_MINUTE_PARTITIONS,
+    window=WINDOW,
+    horizon=timedelta(days=1),
+    schedule_lag=FIVE_MINUTE_SCHEDULE_LAG,
+    settle=timedelta(minutes=10),
+    max_windows_per_run=288,
+)
+# The days of macro series the features of the newest window read, within the partitions.
+DAILY_TARGET = HealTarget(
+    job=macro_job,
+    partitions_def=DAILY_PARTITIONS,
+    window=DAY,
+    horizon=timedelta(days=MACRO_LOOKBACK_DAYS),
+    schedule_lag=MACRO_SCHEDULE_LAG,
+    settle=MACRO_SCHEDULE_LAG + timedelta(hours=2),
+    max_windows_per_run=366,
+)
+
+
+@dataclass(frozen=True)
+class TargetGaps:
+    """What one tick found for one target: missing and stale windows, and the runs it plans."""
+
+    missing: int
+    stale: int
+    plan: list[HealRequest]
+
+    def describe(self, target: HealTarget) -> str:
+        found = [f"{n} {kind}" for n, kind in ((self.missing, "missing"), (self.stale, "stale")) if n]
+        return f"{target.job.name}: {' and '.join(found)} window(s)"
+
+
+def find_gaps(
+    target: HealTarget,
+    keys: Sequence[str],
+    downstream: Mapping[str, set[str]],
+    lookbacks: Mapping[str, Mapping[str, int]],
+    warehouse: Warehouse,
+    instance: dg.DagsterInstance,
+    *,
+    now: datetime,
+    since: datetime,
+    retry_cooldown: timedelta,
+    max_runs: int,
+) -> TargetGaps | None:
+    """The gaps of ``target``'s ``keys`` at ``now`` on a platform running since ``since``, with the
+    runs that heal them (None: no eligible window)."""
+    w = target.window
+    # Windows whose schedule tick came before the platform started, and those it had time to run.
+    end = min(
+        window_floor(now, w), max(window_floor(now - target.settle, w), window_floor(since - target.schedule_lag, w))
+    )
+    start = max(to_naive_utc(target.partitions_def.start), window_floor(now - target.horizon, w))
+    if end <= start or not keys:
+        return None
+    missing = missing_windows(warehouse, keys, start, end, w)
+    stale = stale_windows(warehouse, {a: up for a, up in lookbacks.items() if a in keys}, start, end, w)
+    todo = {window: set(assets) for window, assets in missing.items()}
+    for window, assets in stale.items():
+        todo.setdefault(window, set()).update(assets)
+    plan = []
+    if todo:
+        covered = covered_windows(
+            instance, target.job.name, keys, target.partitions_def, w, start, end, now - retry_cooldown
+        )
+        plan = plan_heal_requests(
+            todo, covered, downstream, window=w, max_windows_per_run=target.max_windows_per_run, max_runs=max_runs
+        )
+    return TargetGaps(len(missing), len(set(stale) - set(missing)), plan)
+
+
 def build_gap_sensor(
     assets: Sequence[dg.AssetsDefinition],
     *,
-    job: UnresolvedAssetJobDefinition = five_minute_job,
-    partitions_def: dg.TimeWindowPartitionsDefinition = FIVE_MINUTE_PARTITIONS,
-    window: timedelta = WINDOW,
-    horizon: timedelta = timedelta(days=1),
-    settle: timedelta = timedelta(minutes=10),
+    targets: Sequence[HealTarget] = (DAILY_TARGET, FIVE_MINUTE_TARGET),
     max_runs_per_tick: int = 4,
-    max_windows_per_run: int = 288,
     retry_cooldown: timedelta = timedelta(hours=1),
     clock: Callable[[], datetime] = utc_now,
     lookbacks: Mapping[str, Mapping[str, int]] = HISTORY_LOOKBACKS,
     name: str = "gap_healing_sensor",
 ) -> dg.SensorDefinition:
-    """The gap-healing sensor over the ``partitions_def`` assets among ``assets``.
+    """The gap-healing sensor over the assets of ``assets`` partitioned like one of ``targets``,
+    requested in the order of ``targets``.
 
     ``partition_log.asset`` is each asset's key (``write_partition``'s default: the table name).
-    Windows are eligible once ``settle`` has passed since they closed (the schedule's own run and
-    its retries come first); the horizon starts at ``horizon`` before now, or at the first partition.
+    The cursor holds when the sensor first ticked: the platform's start.
     """
-    keys = sorted(
-        key.to_user_string() for asset in assets if asset.partitions_def == partitions_def for key in asset.keys
-    )
-    downstream = _downstream(assets, set(keys))
-    first = to_naive_utc(partitions_def.start)
+    keys = [
+        sorted(
+            key.to_user_string() for asset in assets if asset.partitions_def == t.partitions_def for key in asset.keys
+        )
+        for t in targets
+    ]
+    downstream = [_downstream(assets, set(k)) for k in keys]
 
     @dg.sensor(
         name=name,
-        job=job,
+        jobs=[target.job for target in targets],
         minimum_interval_seconds=int(WINDOW.total_seconds()),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
-            f"Requests runs of {job.name} for windows of the last {horizon} missing from "
-            "partition_log (deleted, failed or never run), never for windows a run or "
+            "Requests runs of "
+            + ", ".join(f"{t.job.name} for windows of the last {t.horizon}" for t in targets)
+            + " missing from partition_log (deleted, failed or never run) or stale, never for windows a run or "
             f"backfill already targets; at most {max_runs_per_tick} runs a tick."
         ),
     )
     def gap_healing(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
         now = clock()
-        end = window_floor(now - settle, window)  # windows that closed at least `settle` ago
-        start = max(first, window_floor(now - horizon, window))
-        if end <= start or not keys:
-            return dg.SensorResult(skip_reason="no eligible windows")
+        since = datetime.fromisoformat(json.loads(context.cursor)["since"]) if context.cursor else now
+        cursor = json.dumps({"since": since.isoformat()})
         wh = warehouse.get()
-        missing = missing_windows(wh, keys, start, end, window)
-        for w, assets in stale_windows(
-            wh, {a: up for a, up in lookbacks.items() if a in keys}, start, end, window
-        ).items():
-            missing.setdefault(w, set()).update(assets)
-        if not missing:
-            return dg.SensorResult(skip_reason=f"no gaps in [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M})")
-        covered = covered_windows(
-            context.instance, job.name, keys, partitions_def, window, start, end, now - retry_cooldown
-        )
-        plan = plan_heal_requests(
-            missing,
-            covered,
-            downstream,
-            window=window,
-            max_windows_per_run=max_windows_per_run,
-            max_runs=max_runs_per_tick,
-        )
-        if not plan:
-            return dg.SensorResult(skip_reason=f"{len(missing)} missing window(s), all already being handled")
-        context.log.info("%d missing window(s); requesting %d healing run(s)", len(missing), len(plan))
-        return dg.SensorResult(run_requests=[heal_run_request(r, partitions_def, window) for r in plan])
+        found: list[str] = []
+        requests: list[dg.RunRequest] = []
+        for target, target_keys, target_downstream in zip(targets, keys, downstream):
+            gaps = find_gaps(
+                target,
+                target_keys,
+                target_downstream,
+                lookbacks,
+                wh,
+                context.instance,
+                now=now,
+                since=since,
+                retry_cooldown=retry_cooldown,
+                max_runs=max_runs_per_tick - len(requests),
+            )
+            if gaps is None or not (gaps.missing or gaps.stale):
+                continue
+            found.append(gaps.describe(target))
+            requests += [heal_run_request(r, target) for r in gaps.plan]
+        if not found:
+            return dg.SensorResult(skip_reason="no gaps", cursor=cursor)
+        if not requests:
+            return dg.SensorResult(skip_reason=f"{'; '.join(found)}, all already being handled", cursor=cursor)
+        context.log.info("%s; requesting %d healing run(s)", "; ".join(found), len(requests))
+        return dg.SensorResult(run_requests=requests, cursor=cursor)
 
     return gap_healing
 
 
-def heal_run_request(
-    request: HealRequest, partitions_def: dg.TimeWindowPartitionsDefinition, window: timedelta
-) -> dg.RunRequest:
-    """The run request of one healing run: a partition, or a partition range, of the job."""
-    first = request.start.strftime(partitions_def.fmt)
-    last = (request.end - window).strftime(partitions_def.fmt)
+def heal_run_request(request: HealRequest, target: HealTarget) -> dg.RunRequest:
+    """The run request of one healing run: a partition, or a partition range, of the target's job."""
+    fmt = target.partitions_def.fmt
+    first = request.start.strftime(fmt)
+    last = (request.end - target.window).strftime(fmt)
     selection = [dg.AssetKey.from_user_string(a) for a in request.assets]
     tags = {TRIGGER_TAG: GAP_HEALING}
     if request.windows == 1:
-        return dg.RunRequest(partition_key=first, asset_selection=selection, tags=tags)
+        return dg.RunRequest(job_name=target.job.name, partition_key=first, asset_selection=selection, tags=tags)
     return dg.RunRequest(
+        job_name=target.job.name,
         asset_selection=selection,
         tags={**tags, ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
     )

@@ -51,7 +51,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -336,7 +336,7 @@ class _Loop:
         from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
         from resources.storage.dagster_resources import WarehouseResource
         from sensors.alerts import ALERT_SENSORS
-        from sensors.gaps import build_gap_sensor
+        from sensors.gaps import FIVE_MINUTE_TARGET, build_gap_sensor
 
         self.config, self.report, self.coins, self.db_url = config, report, coins, db_url
         self.exchange, self.coingecko, self.hook, self.binance = exchange, coingecko, hook, binance
@@ -369,7 +369,9 @@ class _Loop:
             tags=five_minute_job.tags,
             op_retry_policy=dg.RetryPolicy(max_retries=NETWORK_RETRY_POLICY.max_retries),
         )
-        gap_sensor = build_gap_sensor(assets, job=self.job_def, clock=self.clock.now)
+        gap_sensor = build_gap_sensor(
+            assets, targets=[replace(FIVE_MINUTE_TARGET, job=self.job_def)], clock=self.clock.now
+        )
         freshness = next(s for s in base.sensors or [] if s.name == "freshness_checks_sensor")
         self.sensor_defs = [gap_sensor, freshness, *ALERT_SENSORS]
         from resources.sources.price_sources import PriceSourceResource
@@ -842,7 +844,7 @@ class _Loop:
 
     def _check_fail_starts(self) -> Counter:
         """How many times each check went from passing (or never run) to failing."""
-        from sensors.alerts import FRESHNESS_CHECK_NAME
+        from crypto_assets.freshness import FRESHNESS_CHECK_NAME
 
         starts: Counter = Counter()
         storage = self.instance.event_log_storage

@@ -149,6 +149,7 @@ def redis_url() -> str:
 def _isolated_environment(tmp_path, monkeypatch) -> None:
     """Every test runs with its own CRYPTO_HOME and DAGSTER_HOME and fresh circuit breakers."""
     monkeypatch.setenv("CRYPTO_HOME", str(tmp_path / "crypto_home"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
     monkeypatch.delenv("CRYPTO_DB_URL", raising=False)
     monkeypatch.setenv("CRYPTO_SOURCE", "simulated")
     reset_circuit_breakers()

@@ -163,6 +163,13 @@ class Settings(BaseSettings):
         shown="`./.crypto` (`scripts/start.sh`: `.crypto/` of the checkout)",
         validate_default=True,
     )
+    dagster_home: Path | None = _setting(
+        "DAGSTER_HOME",
+        None,
+        "Dagster's instance directory (runs, schedules, sensors): the one the UI shows. A run on a "
+        "throw-away instance (the `dagster` command without it) is refused while an instance exists here",
+        shown="`$CRYPTO_HOME/dagster_home` (`scripts/start.sh`, `scripts/dagster.sh`)",
+    )
     db_url: str = _setting(
         "CRYPTO_DB_URL",
         "",
@@ -426,9 +433,9 @@ class Settings(BaseSettings):
         parse_partition_start(value)  # fail at load time, with the variable's name
         return value
 
-    @field_validator("universe_file")
+    @field_validator("universe_file", "dagster_home")
     @classmethod
-    def _absolute_universe(cls, value: Path | None) -> Path | None:
+    def _absolute_path(cls, value: Path | None) -> Path | None:
         return value.expanduser().resolve() if value is not None else None
 
     @field_validator("ui_url")
@@ -451,6 +458,11 @@ class Settings(BaseSettings):
     def lake_location(self) -> str:
         """Where the lake lives: ``CRYPTO_LAKE_URI``, or ``$CRYPTO_HOME/lake`` on the embedded default."""
         return self.lake_uri or str(self.home / "lake")
+
+    @property
+    def instance_dir(self) -> Path:
+        """Dagster's instance directory: ``DAGSTER_HOME``, or ``$CRYPTO_HOME/dagster_home``."""
+        return self.dagster_home or self.home / "dagster_home"
 
     @property
     def is_sqlite(self) -> bool:

@@ -8,7 +8,9 @@ resource, and shows only the variable's name in the UI and the run's config.
 
 from __future__ import annotations
 
-from dagster import ConfigurableResource, EnvVar
+from pathlib import Path
+
+from dagster import ConfigurableResource, DagsterInvariantViolationError, EnvVar, InitResourceContext
 from pydantic import Field
 from sqlalchemy.engine import make_url
 
@@ -30,13 +32,34 @@ class WarehouseResource(ConfigurableResource):
     """The warehouse database (``CRYPTO_DB_URL``; SQLite under ``CRYPTO_HOME`` by default)."""
 
     db_url: str = Field(description="SQLAlchemy URL of the warehouse")
+    ui_instance: str = Field(
+        default="",
+        description="the Dagster instance directory the UI shows (DAGSTER_HOME); empty: not checked",
+    )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WarehouseResource:
         """The warehouse of ``settings`` (a URL with a password through ``CRYPTO_DB_URL``'s ``EnvVar``;
         a SQLite URL, which has none, as the settings made it absolute)."""
         has_password = make_url(settings.db_url).password is not None
-        return cls(db_url=resource_value(settings, "db_url") if has_password else settings.db_url)
+        return cls(
+            db_url=resource_value(settings, "db_url") if has_password else settings.db_url,
+            ui_instance=str(settings.instance_dir),
+        )
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        """Refuse a run on another instance than the UI's while the UI's exists (the `dagster`
+        command without DAGSTER_HOME runs on a throw-away one): its windows would be written, and
+        the UI would never know."""
+        ui_instance = Path(self.ui_instance).resolve() if self.ui_instance else None
+        if context.instance is None or ui_instance is None or not (ui_instance / "dagster.yaml").exists():
+            return
+        if Path(context.instance.root_directory).resolve() != ui_instance:
+            raise DagsterInvariantViolationError(
+                f"this run is on the Dagster instance {context.instance.root_directory} (a throw-away one "
+                f"when DAGSTER_HOME is not set), not on the UI's, {ui_instance}: the UI would never see "
+                f"what it writes. Run the command through scripts/dagster.sh, or set DAGSTER_HOME={ui_instance}"
+            )
 
     def get(self) -> Warehouse:
         """The process-wide :class:`Warehouse` for this URL (one engine and pool)."""

@@ -625,9 +625,16 @@ class Warehouse:
 
     def latest_committed(self, asset: str) -> datetime | None:
         """The start of the latest committed window of ``asset``, or None."""
+        return self._committed_bound(sa.func.max, asset)
+
+    def first_committed(self, asset: str) -> datetime | None:
+        """The start of the first committed window of ``asset``, or None."""
+        return self._committed_bound(sa.func.min, asset)
+
+    def _committed_bound(self, bound: Callable[..., sa.ColumnElement], asset: str) -> datetime | None:
         with self.engine.connect() as conn:
             return conn.execute(
-                sa.select(sa.func.max(partition_log.c.window_start)).where(partition_log.c.asset == asset)
+                sa.select(bound(partition_log.c.window_start)).where(partition_log.c.asset == asset)
             ).scalar()
 
     def ping(self) -> None:

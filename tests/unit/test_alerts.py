@@ -191,17 +191,25 @@ def test_a_run_that_will_be_retried_is_not_alerted_until_its_last_attempt(instan
 
 def test_a_late_window_sends_one_freshness_message(instance, hook):
     run(instance, check_passes=True)
-    for _ in range(2):  # evaluated twice while still late (e.g. by a backfill run): one message
-        result = dg.materialize(
-            [prices_like, *FRESHNESS],
-            selection=dg.AssetSelection.checks(*FRESHNESS),
-            instance=instance,
-            raise_on_error=False,
-        )
-        assert result.success
+    # A run's own freshness evaluation (a UI materialization) is not the verdict: no message.
+    result = dg.materialize(
+        [prices_like, *FRESHNESS], selection=dg.AssetSelection.checks(*FRESHNESS), instance=instance
+    )
+    assert not result.get_asset_check_evaluations()[0].passed
     cursor, _ = tick(check_alert_sensor, instance, None)
-    assert hook.messages == []  # freshness is the freshness sensor's
-    cursor, message = tick(freshness_alert_sensor, instance, None)
+    cursor, _ = tick(freshness_alert_sensor, instance, None)
+    assert hook.messages == []
+    for _ in range(2):  # the freshness sensor's verdict, recorded twice while still late: one message
+        instance.report_runless_asset_event(
+            dg.AssetCheckEvaluation(
+                asset_key=prices_like.key,
+                check_name="freshness_check",
+                passed=False,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description="Asset is overdue. We expected partition 2026-11-20-12:00 to have arrived, and it has not.",
+            )
+        )
+    cursor, message = tick(freshness_alert_sensor, instance, cursor)
     (payload,) = hook.messages
     assert payload["text"].startswith("[ERROR] prices_like is late | window ")
     assert "We expected partition" in payload["text"]

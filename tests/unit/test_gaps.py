@@ -1,6 +1,8 @@
 """Gap healing: planning runs for missing windows, and the sensor against a real instance."""
 
+import json
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import dagster as dg
@@ -8,7 +10,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from crypto_assets.definitions import ASSETS, build_definitions, defs
+from crypto_assets.catalog import ASSETS
+from crypto_assets.definitions import build_definitions, defs
 from crypto_assets.partitions import PARTITION_KEY_FORMAT
 from resources.config.settings import load_settings
 from resources.config.universe import load_universe
@@ -17,7 +20,7 @@ from resources.storage.dagster_resources import WarehouseResource
 from resources.storage.schema import partition_log
 from resources.storage.schema import price_data_real as price_table
 from resources.storage.warehouse import Warehouse, utc_now
-from sensors.gaps import GAP_HEALING, HealRequest, build_gap_sensor, plan_heal_requests
+from sensors.gaps import FIVE_MINUTE_TARGET, GAP_HEALING, HealRequest, build_gap_sensor, plan_heal_requests
 from testkit.dagster_private import PartitionBackfill, create_run_for_test
 
 W = timedelta(minutes=5)
@@ -53,7 +56,9 @@ def test_covered_windows_are_skipped_and_runs_are_bounded():
     assert plan_heal_requests(missing, {"a": set(missing)}, {}, window=W, max_windows_per_run=3, max_runs=2) == []
 
 
-SETTLE = timedelta(minutes=10)  # build_gap_sensor's default
+SETTLE = FIVE_MINUTE_TARGET.settle
+# A platform that has been running since long before the data of the tests.
+RUNNING = json.dumps({"since": "2000-01-01T00:00:00"})
 
 
 @pytest.fixture
@@ -90,13 +95,16 @@ PRICES = [asset for asset in ASSETS if asset.key == dg.AssetKey("price_data_real
 def sensor(end: datetime, **options) -> dg.SensorDefinition:
     """The sensor on a clock fixed at the start of the window the fixture's data was seeded for
     (``end + SETTLE``), however long the test takes: a tick never crosses into the next window."""
-    return build_gap_sensor(PRICES, horizon=timedelta(hours=2), clock=lambda: end + SETTLE, **options)
+    target = replace(FIVE_MINUTE_TARGET, horizon=timedelta(hours=2), **options)
+    return build_gap_sensor(PRICES, targets=[target], clock=lambda: end + SETTLE)
 
 
-def context(instance) -> dg.SensorEvaluationContext:
+def context(instance, cursor: str | None = RUNNING) -> dg.SensorEvaluationContext:
     """A tick's context as the daemon builds it: the definitions' resources, the warehouse of the settings."""
     warehouse = WarehouseResource.from_settings(load_settings())
-    return dg.build_sensor_context(instance=instance, definitions=defs, resources={"warehouse": warehouse})
+    return dg.build_sensor_context(
+        instance=instance, definitions=defs, resources={"warehouse": warehouse}, cursor=cursor
+    )
 
 
 def tick(instance, end: datetime) -> dg.SensorResult:
@@ -110,7 +118,7 @@ def key(w: datetime) -> str:
 def test_no_gaps_no_runs(env):
     instance, wh, start, end = env
     data = tick(instance, end)
-    assert not data.run_requests and data.skip_message.startswith("no gaps in")
+    assert not data.run_requests and data.skip_message == "no gaps"
 
 
 def test_a_deleted_window_is_requested_once_and_healed(env):
@@ -177,7 +185,7 @@ def test_windows_already_targeted_by_runs_or_backfills_are_not_requested_again(e
     )
     data = tick(instance, end)
     assert not data.run_requests
-    assert data.skip_message == "3 missing window(s), all already being handled"
+    assert data.skip_message == "five_minute_job: 3 missing window(s), all already being handled"
 
 
 def test_windows_too_recent_for_healing_are_left_to_the_schedule(env):
@@ -188,6 +196,25 @@ def test_windows_too_recent_for_healing_are_left_to_the_schedule(env):
     recent = sensor(end, settle=timedelta(minutes=20))
     data = recent.evaluate_tick(context(instance))
     assert not data.run_requests
+
+
+def test_at_first_start_every_window_before_the_schedules_next_one_is_healed_at_once(env):
+    """A window whose schedule tick came before the platform started gets no scheduled run: the
+    first tick heals it without waiting for ``settle``, up to the window the schedule runs next."""
+    instance, wh, start, end = env
+    now = end + SETTLE  # the sensor's clock: the newest seeded window closed 10 minutes ago
+    first = build_gap_sensor(
+        PRICES, targets=[replace(FIVE_MINUTE_TARGET, horizon=timedelta(hours=2))], clock=lambda: now
+    )
+    data = first.evaluate_tick(context(instance, cursor=None))
+    (request,) = data.run_requests
+    # now is a window start: the window that just closed is the schedule's (its tick is a minute
+    # from now); the one before it, closed 5 minutes ago and never seeded, is healed at once.
+    assert request.partition_key == key(end) == key(now - 2 * W)
+    assert json.loads(data.cursor) == {"since": now.isoformat()}
+    later = first.evaluate_tick(context(instance, cursor=data.cursor))
+    assert [r.partition_key for r in later.run_requests] == [key(end)]  # still missing: the run never ran
+    assert not sensor(end).evaluate_tick(context(instance)).run_requests  # running for long: left to the schedule
 
 
 def test_features_whose_lookback_saw_a_later_commit_are_stale(sqlite_url):

@@ -6,10 +6,12 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
-from crypto_assets.definitions import ASSETS, build_definitions, defs
+from crypto_assets.catalog import ASSETS, FRESHNESS_CHECKS
+from crypto_assets.definitions import build_definitions, defs
 from crypto_assets.freshness import (
     DAILY_POLICY,
     FIVE_MINUTE_POLICY,
+    FRESHNESS_CHECK_NAME,
     build_freshness_checks,
     freshness_rules,
     with_freshness_policies,
@@ -21,9 +23,8 @@ from crypto_assets.jobs import (
     five_minute_schedule,
     macro_job,
     macro_run_days,
-    offset_cron,
 )
-from crypto_assets.partitions import DAILY_PARTITIONS, FIVE_MINUTE_PARTITIONS
+from crypto_assets.partitions import DAILY_PARTITIONS, FIVE_MINUTE_PARTITIONS, offset_cron
 from crypto_assets.prices import price_data_real
 from resources.config.settings import load_settings
 from sensors.freshness import build_freshness_sensor
@@ -51,8 +52,10 @@ def macro_like() -> None:
 
 
 PLUGGED = with_freshness_policies([price_data_real, news_like, features_like, macro_like])
+# The platform's assets and freshness checks (which the jobs leave to their sensor), and the plugged ones.
 PLUGGED_DEFS = dg.Definitions(
-    assets=PLUGGED,
+    assets=[*(a for a in ASSETS if a.key != price_data_real.key), *PLUGGED],
+    asset_checks=FRESHNESS_CHECKS,
     jobs=[five_minute_job, macro_job],
     schedules=[five_minute_schedule, macro_schedule],
     resources=defs.resources,
@@ -65,18 +68,22 @@ def utc(*args: int) -> datetime:
 
 def test_new_assets_join_the_jobs_through_their_groups_in_dependency_order():
     job = PLUGGED_DEFS.resolve_job_def("five_minute_job")
-    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
-        "price_data_real",
-        "news_like",
-        "features_like",
-    }
+    keys = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+    assert {"price_data_real", "news_like", "features_like"} <= keys and not {"macro_like", "macro_indicators"} & keys
     assert job.partitions_def == FIVE_MINUTE_PARTITIONS
     order = [step.key for step in create_execution_plan(job).get_steps_to_execute_in_topo_order()]
     assert order.index("features_like") > max(order.index("price_data_real"), order.index("news_like"))
     # Every asset of the job must run a day of windows a run, or backfills fall back to one a run.
     assert job.backfill_policy == DAY
     macro = PLUGGED_DEFS.resolve_job_def("macro_job")
-    assert {k.to_user_string() for k in macro.asset_layer.executable_asset_keys} == {"macro_like"}
+    assert {k.to_user_string() for k in macro.asset_layer.executable_asset_keys} == {"macro_like", "macro_indicators"}
+
+
+def test_the_jobs_leave_the_freshness_checks_to_their_sensor():
+    """A run judges the windows it writes; whether the newest due window is late is the sensor's question."""
+    for name in ("five_minute_job", "macro_job"):
+        checks = defs.resolve_job_def(name).asset_layer.asset_graph.asset_check_keys
+        assert checks and not [k for k in checks if k.name == FRESHNESS_CHECK_NAME], name
 
 
 def test_the_job_retries_failed_steps_and_carries_kubernetes_tags():
@@ -207,7 +214,7 @@ def test_the_freshness_sensor_evaluates_in_the_daemon_and_records_only_changes()
             return data.cursor, {e.asset_key.to_user_string(): (e.passed, e.description) for e in data.asset_events}
 
         dg.materialize([news_like], partition_key="2026-11-20-11:55", instance=instance)
-        cursor, events = tick(None)
+        cursor, events = tick(json.dumps({"since": "2026-11-01T00:00:00+00:00"}))  # running since the 1st
         assert set(events) == {"price_data_real", "news_like", "features_like", "macro_like"}
         assert events["news_like"] == (
             True,
@@ -235,6 +242,29 @@ def test_the_freshness_sensor_evaluates_in_the_daemon_and_records_only_changes()
         (record,) = latest.values()
         assert record.status.value == "SUCCEEDED"
         assert instance.get_runs() and all(r.job_name == "__ephemeral_asset_job__" for r in instance.get_runs())
+
+
+def test_windows_due_before_the_platform_started_are_not_late():
+    """At first start nothing fails: a window due before then is recorded only once it arrives;
+    the first window due after the start is late if it is missing."""
+    now = {"t": utc(2026, 11, 20, 12, 6)}  # started now: 11:55 (due 12:04) and the 19th (due 03:00) are not late
+    sensor = build_freshness_sensor(freshness_rules(PLUGGED), clock=lambda: now["t"])
+    with dg.DagsterInstance.ephemeral() as instance:
+
+        def tick(cursor):
+            data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
+            for event in data.asset_events:
+                instance.report_runless_asset_event(event)
+            return data.cursor, {e.asset_key.to_user_string(): e.passed for e in data.asset_events}
+
+        cursor, events = tick(None)
+        assert events == {} and json.loads(cursor)["since"] == "2026-11-20T12:06:00+00:00"
+        dg.materialize([news_like], partition_key="2026-11-20-11:55", instance=instance)  # healed
+        cursor, events = tick(cursor)
+        assert events == {"news_like": True}
+        now["t"] = utc(2026, 11, 20, 12, 10)  # 12:00, due at 12:09, is the first due after the start
+        cursor, events = tick(cursor)
+        assert events == {"price_data_real": False, "news_like": False, "features_like": False}
 
 
 def test_every_schedule_and_sensor_of_the_definitions_evaluates(sqlite_url, monkeypatch):
