@@ -11,14 +11,18 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pymysql
 import sqlalchemy.exc as sa_exc
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
-from api.errors import ApiError
+from api.errors import ApiError, error_body, validation_error
 from api.hotpath import HotPathMiddleware
 from api.metrics import MetricsMiddleware
 from api.routes import data, meta, stream
@@ -37,6 +41,8 @@ sentiment and macro indicators. Only committed windows are served (rows whose wi
 * Polling: `ETag` + `If-None-Match` turn an unchanged poll into a 304.
 * Auth: `X-API-Key` or `Authorization: Bearer` with a key of `CRYPTO_API_KEYS` (open when none is set).
 * Live: WebSocket `/v1/stream/prices` pushes the latest prices of each newly committed window.
+* Errors: every refusal is `{"status", "code", "parameter", "detail"}` (`ErrorResponse`); a malformed
+  parameter is a 400 like any other bad parameter (never FastAPI's 422).
 """
 
 _UNAVAILABLE = (
@@ -91,22 +97,34 @@ def create_app(settings: Settings | None = None, *, cache_prefix: str = "crypto-
 
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=exc.headers)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(validation_error(exc.errors()).body(), status_code=400)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse(error_body(exc.status_code, str(exc.detail)), exc.status_code, headers=exc.headers)
 
     async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
         if not _is_unavailable(exc):
             log.error("database error: %s", exc, exc_info=exc)
-            return JSONResponse({"detail": "internal error"}, status_code=500)
+            return JSONResponse(error_body(500, "internal error"), status_code=500)
         log.warning("database unavailable: %s", exc)
         return JSONResponse(
-            {"detail": "the warehouse database is unreachable: retry later"},
+            error_body(503, "the warehouse database is unreachable: retry later"),
             status_code=503,
             headers={"Retry-After": "5"},
         )
 
     @app.exception_handler(MissingWarehouse)
     async def missing_warehouse(_request: Request, _exc: MissingWarehouse) -> JSONResponse:
-        return JSONResponse({"detail": PUBLIC_DETAIL}, status_code=503, headers={"Retry-After": "30"})
+        return JSONResponse(error_body(503, PUBLIC_DETAIL), status_code=503, headers={"Retry-After": "30"})
+
+    @app.exception_handler(Exception)
+    async def internal_error(_request: Request, _exc: Exception) -> JSONResponse:
+        return JSONResponse(error_body(500, "internal error"), status_code=500)
 
     for error_type in _UNAVAILABLE:
         app.add_exception_handler(error_type, unavailable)
@@ -132,8 +150,23 @@ def create_app(settings: Settings | None = None, *, cache_prefix: str = "crypto-
     app.include_router(meta.router)
     app.include_router(data.router)
     app.include_router(stream.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     _configure_access_log()
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, without the 422 FastAPI adds to every route with parameters: the
+    gateway answers malformed parameters with a 400 in ``ErrorResponse`` (see the exception handlers)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        for path in schema["paths"].values():
+            for operation in path.values():
+                operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 app = create_app()

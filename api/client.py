@@ -34,13 +34,18 @@ _TIME_COLUMNS = ("window_start", "timestamp", "observation_date")
 
 
 class CryptoApiError(RuntimeError):
-    """The gateway refused a request (4xx) or stayed unavailable through every retry."""
+    """The gateway refused a request (4xx) or stayed unavailable through every retry (status 0: unreachable).
 
-    def __init__(self, status: int, detail: str, url: str):
+    ``code`` and ``parameter`` are those of the gateway's error body (``ErrorResponse``), when it sent one.
+    """
+
+    def __init__(self, status: int, detail: str, url: str, *, code: str | None = None, parameter: str | None = None):
         super().__init__(f"{status} from {url}: {detail}")
         self.status = status
         self.detail = detail
         self.url = url
+        self.code = code
+        self.parameter = parameter
 
 
 def _arrow_table(response: httpx.Response) -> pa.Table:
@@ -68,6 +73,8 @@ def _when(value: str | datetime | date | pd.Timestamp | None) -> str | None:
         return None
     if isinstance(value, str):
         return value
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.isoformat()  # a date alone: as a range end, the gateway reads that whole day
     ts = pd.Timestamp(value)
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
@@ -189,15 +196,28 @@ class CryptoDataClient:
                         continue
                     if response.status_code >= 400:
                         response.read()
-                        raise CryptoApiError(response.status_code, _detail(response), str(response.url))
+                        raise _refusal(response)
                     as_of = response.headers.get("x-data-as-of")
                     self.last_as_of = pd.Timestamp(as_of) if as_of else None
                     return consume(response)
             except (httpx.TransportError, pa.ArrowInvalid) as exc:
                 if last:
-                    raise CryptoApiError(0, f"{type(exc).__name__}: {exc}", path) from exc
+                    raise self._failure(path, exc) from exc
                 self._sleep(self._wait(attempt, None))
         raise AssertionError("unreachable")
+
+    def _failure(self, path: str, exc: Exception) -> CryptoApiError:
+        """The error of a request that got no answer: which gateway could not be reached, and how to fix it."""
+        base = str(self._http.base_url).rstrip("/")
+        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+            detail = (
+                f"cannot reach the gateway at {base} ({type(exc).__name__}: {exc}): is it running "
+                "(.venv/bin/python -m api)? Otherwise pass its address as CryptoDataClient(base_url) "
+                "(the quickstart notebook reads it from CRYPTO_API_URL)"
+            )
+        else:
+            detail = f"{type(exc).__name__} from the gateway at {base}: {exc}"
+        return CryptoApiError(0, detail, base + path)
 
     def _json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self._call(path, params or {}, "application/json", lambda r: (r.read(), r.json())[1])
@@ -346,10 +366,19 @@ class CryptoDataClient:
         return _records_frame(body["assets"], ("last_window_start", "last_committed_at"))
 
 
-def _detail(response: httpx.Response) -> str:
+def _refusal(response: httpx.Response) -> CryptoApiError:
+    """The error of a 4xx/5xx answer, from the gateway's error body (or the raw text of another server's)."""
     try:
         body = response.json()
     except ValueError:
-        return response.text[:500]
-    detail = body.get("detail") if isinstance(body, dict) else body
-    return detail if isinstance(detail, str) else str(detail)[:500]
+        body = None
+    if not isinstance(body, dict):
+        return CryptoApiError(response.status_code, response.text[:500], str(response.url))
+    detail = body.get("detail")
+    return CryptoApiError(
+        response.status_code,
+        detail if isinstance(detail, str) else str(detail)[:500],
+        str(response.url),
+        code=body.get("code"),
+        parameter=body.get("parameter"),
+    )

@@ -31,7 +31,8 @@ from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
 from api import mysql_binary
 from api.errors import bad_request
 from resources.storage import schema
-from resources.storage.schema import CONTRACTS, CONTRACTS_BY_NAME, TableContract, partition_log
+from resources.storage.lake import LAKE_ASSET
+from resources.storage.schema import CONTRACTS, CONTRACTS_BY_NAME, TableContract, lake_log, partition_log
 from resources.storage.warehouse import Warehouse
 from resources.storage.windows import WINDOW
 
@@ -99,8 +100,9 @@ PRICES, NEWS, SENTIMENT, FEATURES, MACRO = (
 )
 #: Sentiment rows aggregated per (symbol, window).
 SENTIMENT_AGG = Dataset("sentiment_aggregates", schema.SENTIMENT, ("symbol", "window_start"))
-#: Every asset whose windows the gateway serves (``/v1/freshness`` lists each, also one that never ran).
-ASSETS = tuple(c.asset for c in CONTRACTS)
+#: Every asset of the platform (``/v1/freshness`` lists each, also one that never ran): the tables
+#: committed through ``partition_log``, and the lake copy of the features (``lake_log``).
+ASSETS = (*(c.asset for c in CONTRACTS), LAKE_ASSET)
 
 
 def column_kind(column: sa.Column) -> str:
@@ -182,23 +184,23 @@ def decode_cursor(dataset: Dataset, keys: Sequence[Output], cursor: str) -> list
         padded = cursor + "=" * (-len(cursor) % 4)
         payload = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
     except (ValueError, binascii.Error, UnicodeEncodeError):
-        raise bad_request(f"cursor is malformed: {hint}") from None
+        raise bad_request(f"cursor is malformed: {hint}", "cursor") from None
     if not isinstance(payload, dict) or payload.get("d") != dataset.name or not isinstance(payload.get("k"), list):
-        raise bad_request(f"cursor does not belong to /{dataset.name}: {hint}")
+        raise bad_request(f"cursor does not belong to /{dataset.name}: {hint}", "cursor")
     raw = payload["k"]
     if len(raw) != len(keys):
-        raise bad_request(f"cursor is malformed: {hint}")
+        raise bad_request(f"cursor is malformed: {hint}", "cursor")
     values: list[Any] = []
     for key, value in zip(keys, raw):
         if not isinstance(value, str) or not value or len(value) > 256:
-            raise bad_request(f"cursor is malformed: {hint}")
+            raise bad_request(f"cursor is malformed: {hint}", "cursor")
         if key.kind in (TIME, DATE):
             try:
                 parsed = datetime.fromisoformat(value)
             except ValueError:
-                raise bad_request(f"cursor is malformed: {hint}") from None
+                raise bad_request(f"cursor is malformed: {hint}", "cursor") from None
             if parsed.tzinfo is not None or not EARLIEST <= parsed < LATEST:
-                raise bad_request(f"cursor is malformed: {hint}")
+                raise bad_request(f"cursor is malformed: {hint}", "cursor")
             values.append(parsed.date() if key.kind == DATE else parsed)
         else:
             values.append(value)
@@ -259,9 +261,12 @@ def resolve_choices(
                 if known
                 else f"there are no {what} values in the warehouse yet"
             )
-        raise bad_request(f"unknown {what}{'(s)' if many and not what.endswith('s') else ''} {shown}: {listing}")
+        plural = "(s)" if many and not what.endswith("s") else ""
+        raise bad_request(f"{parameter}: unknown {what}{plural} {shown}: {listing}", parameter)
     if not wanted:
-        raise bad_request(f"{parameter} is empty: give comma-separated values such as {example}, or leave it out")
+        raise bad_request(
+            f"{parameter} is empty: give comma-separated values such as {example}, or leave it out", parameter
+        )
     return tuple(wanted)
 
 
@@ -500,7 +505,30 @@ class Reader:
             rows = self.execute(sa.select(pl).where(pl.c.asset == asset, pl.c.window_start == window_start))
             windows, total_rows = totals.get(asset, (0, 0))
             out[asset] = (rows[0] if rows else None, int(windows), int(total_rows))
+        out[LAKE_ASSET] = self._lake_log()
         return out
+
+    def _lake_log(self) -> tuple[sa.Row | None, int, int]:
+        """The lake's latest ``lake_log`` row (as a ``partition_log`` row: written_at as committed_at, no
+        code version), its windows and its rows."""
+        ll = lake_log
+        self.warehouse.table(ll.name)
+        mine = ll.c.table_name == schema.FEATURES.name
+        windows, total_rows, last = self.execute(
+            sa.select(
+                sa.func.count(), sa.func.coalesce(sa.func.sum(ll.c.row_count), 0), sa.func.max(ll.c.window_start)
+            ).where(mine)
+        )[0]
+        if last is None:
+            return None, 0, 0
+        row = sa.select(
+            ll.c.window_start,
+            ll.c.row_count,
+            ll.c.run_id,
+            sa.null().label("code_version"),
+            ll.c.written_at.label("committed_at"),
+        ).where(mine, ll.c.window_start == last)
+        return self.execute(row)[0], int(windows), int(total_rows)
 
     # ---------------------------------------------------------------- execution
     def next_key(self, plan: Plan, cursor: Sequence[Any] | None, limit: int) -> list[Any] | None:

@@ -4,7 +4,7 @@ Pydantic refuses ``2026-11-30T25:00:00Z`` with "unexpected extra characters at t
 input" (the complaint of its fallback to a plain date). When pydantic refuses a value,
 :func:`explain` takes the text apart field by field and names the wrong one ("hour 25 is out of
 range 0-23"). What pydantic accepts is unchanged, and so is the OpenAPI schema (``date-time``,
-``date``).
+``date``). A date alone as a range end (:data:`EndValue`) covers that whole day.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import ValidationError, WrapValidator
@@ -85,20 +85,26 @@ def explain(value: str, *, with_time: bool) -> str:
     return f"{value[:64]!r} is not a valid {what}: {problem} (use ISO 8601, such as {example})"
 
 
-def _validator(with_time: bool) -> Callable[[Any, Any], Any]:
+def _validator(with_time: bool, whole_day: bool = False) -> Callable[[Any, Any], Any]:
     def validate(value: Any, handler: Any) -> Any:
         try:
-            return handler(value)
+            parsed = handler(value)
         except ValidationError:
             if not isinstance(value, str):
                 raise
             kind = "datetime_parsing" if with_time else "date_parsing"
             raise PydanticCustomError(kind, "{reason}", {"reason": explain(value, with_time=with_time)}) from None
+        if whole_day and isinstance(value, str) and _DATE.fullmatch(value.strip()) and parsed.date() < date.max:
+            return parsed + timedelta(days=1)
+        return parsed
 
     return validate
 
 
 #: A query parameter holding a date and time (or a date: midnight UTC), refused with the wrong part named.
 DateTimeValue = Annotated[datetime, WrapValidator(_validator(with_time=True))]
+#: A range end: a date and time (exclusive), or a date alone, which covers that whole UTC day
+#: (the value is the next midnight).
+EndValue = Annotated[datetime, WrapValidator(_validator(with_time=True, whole_day=True))]
 #: A query parameter holding a date, refused with the wrong part named.
 DateValue = Annotated[date, WrapValidator(_validator(with_time=False))]

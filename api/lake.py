@@ -42,12 +42,27 @@ from deltalake.fs import DeltaStorageHandler
 from api.data import Plan, Reader
 from api.errors import ApiError
 from api.key_order import in_key_order
-from resources.storage.lake import DATE_COLUMN, TIME_COLUMN, TIME_TYPE, FeatureLake, LakeError, range_filter
+from resources.storage.lake import (
+    DATE_COLUMN,
+    TIME_COLUMN,
+    TIME_TYPE,
+    AsOfBeforeLake,
+    AsOfExpired,
+    AsOfInFuture,
+    FeatureLake,
+    LakeError,
+    NoLakeTable,
+    range_filter,
+)
 from resources.storage.schema import FEATURES, lake_log, partition_log
 from resources.storage.warehouse import to_naive_utc
 from resources.storage.windows import WINDOW
 
 log = logging.getLogger(__name__)
+
+# The status of each as_of refusal. 404 when there is nothing at that time and never was (no lake
+# table, or a lake created after as_of); 410 when the version existed and was vacuumed (retention).
+_AS_OF_STATUS: dict[type[LakeError], int] = {AsOfInFuture: 400, NoLakeTable: 404, AsOfBeforeLake: 404, AsOfExpired: 410}
 
 HIT, PARTIAL, BEHIND, MISSING = "hit", "partial", "behind", "missing"
 # Values a merge group holds (symbols are grouped until their rows x columns reach it): about
@@ -262,14 +277,12 @@ class LakeView:
     def as_of(self, when: datetime) -> tuple[Snapshot, datetime | None, int]:
         """The snapshot of the version the lake had at ``when``, its latest window and its version.
 
-        A 400 when ``when`` is in the future, a 410 when it is before the oldest version kept, a 404
-        when there is no lake yet.
+        Refused as :data:`_AS_OF_STATUS` says.
         """
         try:
             table = self.lake.table_as_of(when)
-        except LakeError as exc:
-            status = 400 if "future" in str(exc) else 404 if "no lake table" in str(exc) else 410
-            raise ApiError(status, str(exc)) from None
+        except tuple(_AS_OF_STATUS) as exc:
+            raise ApiError(_AS_OF_STATUS[type(exc)], str(exc), parameter="as_of") from None
         actions = pa.table(table.get_add_actions(flatten=True))
         column = f"max.{TIME_COLUMN}"
         latest = pc.max(actions[column]).as_py() if actions.num_rows and column in actions.column_names else None

@@ -12,6 +12,8 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
+from api.errors import CODES
+
 
 class Format(StrEnum):
     """Response formats of the tabular routes."""
@@ -23,9 +25,19 @@ class Format(StrEnum):
 
 
 class ErrorResponse(BaseModel):
-    """Every refusal: what was wrong and what to do instead."""
+    """Every refusal (4xx and 5xx): what was wrong and what to do instead."""
 
-    detail: str = Field(description="What was wrong with the request, and how to fix it")
+    status: int = Field(description="The HTTP status code, repeated")
+    code: str = Field(
+        description="The kind of refusal: "
+        + ", ".join(f"{code} ({status})" for status, code in CODES.items())
+        + ", error (any other)"
+    )
+    parameter: str | None = Field(
+        description="The query parameter at fault (start, symbols, as_of, ...); null when the refusal is "
+        "not about one (API key, rate limit, unknown path, database down)"
+    )
+    detail: str = Field(description="What was wrong, naming the parameter, and what is expected instead")
 
 
 class Health(BaseModel):

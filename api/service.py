@@ -22,7 +22,7 @@ from api import formats
 from api.auth import KeyChecker, RateLimiter
 from api.cache import CachedResponse, ResponseCache
 from api.data import EARLIEST, LATEST, Plan, Reader, State, decode_cursor, encode_cursor, window_end
-from api.errors import bad_request
+from api.errors import ApiError, bad_request
 from api.lake import LakeView
 from api.metrics import Metrics
 from api.schemas import Format
@@ -100,15 +100,22 @@ class Gateway:
 
 
 # -------------------------------------------------------------------------------- parameters
+def out_of_range(name: str, value: datetime | date) -> ApiError:
+    """The 400 of a date or time outside the served bounds."""
+    return bad_request(
+        f"{name}={value.isoformat()} is out of range: use a date between {EARLIEST.year} and {LATEST.year}", name
+    )
+
+
 def to_naive_utc(value: datetime, name: str) -> datetime:
     """A request datetime as naive UTC within the served bounds; a 400 naming ``name`` otherwise."""
     try:
         if value.tzinfo is not None:
             value = value.astimezone(UTC).replace(tzinfo=None)
     except (OverflowError, ValueError):
-        raise bad_request(f"{name}={value.isoformat()} is out of range: use a date between 1970 and 2200") from None
+        raise out_of_range(name, value) from None
     if not EARLIEST <= value < LATEST:
-        raise bad_request(f"{name}={value.isoformat()} is out of range: use a date between 1970 and 2200")
+        raise out_of_range(name, value)
     return value
 
 
@@ -124,12 +131,17 @@ def time_range(
     end_value = to_naive_utc(end, "end") if end is not None else default_end
     start_value = to_naive_utc(start, "start") if start is not None else max(EARLIEST, end_value - default_span)
     if start_value >= end_value:
-        raise bad_request(f"start ({start_value.isoformat()}) must be before end ({end_value.isoformat()})")
+        raise bad_request(
+            f"start ({start_value.isoformat()}) must be before end ({end_value.isoformat()}); "
+            "a date alone as end covers that whole day",
+            "start",
+        )
     if max_span is not None and end_value - start_value > max_span:
         days = (end_value - start_value).total_seconds() / 86400
         raise bad_request(
-            f"the range spans {days:.1f} days, more than the maximum of {max_span.days} "
-            "(CRYPTO_API_MAX_RANGE_DAYS): split it into several requests"
+            f"start: the range from start to end spans {days:.1f} days, more than the maximum of {max_span.days} "
+            "(CRYPTO_API_MAX_RANGE_DAYS): split it into several requests",
+            "start",
         )
     return start_value, end_value
 
@@ -160,9 +172,9 @@ def parse_columns(requested: str | None, available: Sequence[str], what: str) ->
     if unknown:
         shown = ", ".join(repr(u[:40]) for u in unknown[:5])
         listed = ", ".join(list(available)[:12]) + (", ..." if len(available) > 12 else "")
-        raise bad_request(f"unknown {what} column(s) {shown}; available: {listed}")
+        raise bad_request(f"columns: unknown {what} column(s) {shown}; available: {listed}", "columns")
     if not chosen:
-        raise bad_request(f"columns is empty: name {what} columns (comma-separated) or leave it out")
+        raise bad_request(f"columns is empty: name {what} columns (comma-separated) or leave it out", "columns")
     return chosen
 
 
@@ -176,7 +188,8 @@ def resolve_limit(limit: int | None, fmt: Format, settings: Settings) -> int:
         hint = " (use format=arrow, parquet or csv for more)" if fmt is Format.json else ""
         raise bad_request(
             f"limit={limit} is above the maximum of {maximum} rows for format={fmt.value} "
-            f"({which}){hint}: lower it and follow the cursor for the rest"
+            f"({which}){hint}: lower it and follow the cursor for the rest",
+            "limit",
         )
     return limit
 

@@ -19,7 +19,9 @@ from api import service
 from api.auth import Principal
 from api.data import (
     ASSETS,
+    EARLIEST,
     FEATURES,
+    LATEST,
     MACRO,
     NEWS,
     PRICES,
@@ -31,7 +33,7 @@ from api.data import (
     State,
     resolve_choices,
 )
-from api.dates import DateTimeValue, DateValue
+from api.dates import DateTimeValue, DateValue, EndValue
 from api.errors import bad_request
 from api.formats import json_body, negotiate
 from api.lake import FeatureRead, file_listing, plan_feature_read
@@ -125,8 +127,12 @@ StartParam = Annotated[
     Query(description="Inclusive range start, ISO 8601 (a value without zone is UTC). Default: one day before end"),
 ]
 EndParam = Annotated[
-    DateTimeValue | None,
-    Query(description="Exclusive range end, ISO 8601 (UTC if no zone). Default: end of the latest committed window"),
+    EndValue | None,
+    Query(
+        description="Range end, ISO 8601 (UTC if no zone): a date and time is exclusive; a date alone "
+        "(YYYY-MM-DD) covers that whole UTC day, so start=end=2026-11-30 is that day. "
+        "Default: end of the latest committed window"
+    ),
 ]
 LimitParam = Annotated[
     int | None,
@@ -335,14 +341,15 @@ _AS_OF = Annotated[
         description=(
             "Time travel, ISO 8601 (UTC if no zone): the rows as the platform served them at this "
             "time, from the lake's version of then (values before a later heal or recomputation; "
-            "windows committed after it absent). 400 if in the future, 410 if before the oldest "
-            "version kept (CRYPTO_LAKE_RETENTION_DAYS), 404 if there is no lake yet"
+            "windows committed after it absent). 400 if in the future; 404 if there is no lake yet or "
+            "as_of is before its first version (it did not exist then); 410 if that version was "
+            "vacuumed (older than CRYPTO_LAKE_RETENTION_DAYS)"
         )
     ),
 ]
 _LAKE_ERRORS: dict[int | str, dict[str, Any]] = {
-    404: _error("as_of was given but there is no lake table yet"),
-    410: _error("as_of is before the oldest lake version kept (CRYPTO_LAKE_RETENTION_DAYS)"),
+    404: _error("as_of was given but there is no lake table yet, or as_of is before its first version"),
+    410: _error("as_of is before the oldest lake version kept (CRYPTO_LAKE_RETENTION_DAYS): it was vacuumed"),
 }
 
 
@@ -558,9 +565,9 @@ async def news(
 
 # ---------------------------------------------------------------------------------- macro
 def _check_day(name: str, value: date) -> None:
-    """A 400 unless ``value`` is a day the warehouse can hold (1970 to 2200)."""
-    if not date(1970, 1, 1) <= value < date(2200, 1, 1):
-        raise bad_request(f"{name}={value.isoformat()} is out of range: use a date between 1970 and 2200")
+    """A 400 unless ``value`` is a day the warehouse can hold."""
+    if not EARLIEST.date() <= value < LATEST.date():
+        raise service.out_of_range(name, value)
 
 
 @router.get("/macro", response_model=MacroPage, summary="Macro indicators", responses=_tabular_content(MacroPage))
@@ -579,19 +586,20 @@ async def macro(
     start: Annotated[DateValue | None, Query(description="First observation date. Default: a year before end")] = None,
     end: Annotated[
         DateValue | None,
-        Query(description="Observation dates before this one. Default: after the latest committed day"),
+        Query(description="Last observation date (inclusive). Default: the latest committed day"),
     ] = None,
 ) -> Response:
     """Daily macro observations of committed days, ordered by (series_id, observation_date)."""
     reader = page.reader
     latest = page.state.latest.get(MACRO.asset)
     last_day = latest.date() if latest is not None else utc_now().date()
-    finish = end or last_day + timedelta(days=1)
-    _check_day("end", finish)  # before the default start is counted back from it (end=0002-01-01)
+    last = end or last_day
+    _check_day("end", last)  # before the default start is counted back from it (end=0002-01-01)
+    finish = last + timedelta(days=1)
     begin = start or finish - timedelta(days=366)
     _check_day("start", begin)
-    if begin >= finish:
-        raise bad_request(f"start ({begin.isoformat()}) must be before end ({finish.isoformat()})")
+    if begin > last:
+        raise bad_request(f"start ({begin.isoformat()}) must not be after end ({last.isoformat()})", "start")
     table = reader.warehouse.table(MACRO.table)
     names = await page.choose(table, "series_id", series, "series", parameter="series", example="DGS10,DFF", many=True)
     plan = reader.table_plan(

@@ -81,6 +81,22 @@ class LakeError(RuntimeError):
     """The lake cannot do what was asked (a time outside the kept versions, no table yet)."""
 
 
+class NoLakeTable(LakeError):
+    """There is no lake table yet: the first ``ml_features_lake`` run creates it."""
+
+
+class AsOfInFuture(LakeError):
+    """``as_of`` is later than now."""
+
+
+class AsOfBeforeLake(LakeError):
+    """``as_of`` is before the lake's first version: the lake did not exist yet."""
+
+
+class AsOfExpired(LakeError):
+    """``as_of`` is before the retention (``CRYPTO_LAKE_RETENTION_DAYS``): its version was vacuumed."""
+
+
 @dataclass(frozen=True)
 class LakeWrite:
     """What one :meth:`FeatureLake.sync` did."""
@@ -179,31 +195,46 @@ class FeatureLake:
     def table(self, version: int | None = None) -> DeltaTable:
         """The table at its latest version, or at ``version``; :class:`LakeError` when there is none yet."""
         if not self.exists():
-            raise LakeError(f"no lake table at {self.uri} yet: it is created by the first ml_features_lake run")
+            raise NoLakeTable(f"no lake table at {self.uri} yet: it is created by the first ml_features_lake run")
         return DeltaTable(self.uri, version=version, storage_options=self.storage_options or None)
 
+    def first_version_at(self, table: DeltaTable) -> datetime | None:
+        """When version 0 was written (naive UTC); None once its log entry has been cleaned up."""
+        first = [int(entry["timestamp"]) for entry in table.history() if int(entry.get("version", -1)) == 0]
+        return datetime.fromtimestamp(first[0] / 1000, tz=UTC).replace(tzinfo=None) if first else None
+
     def oldest_readable(self, table: DeltaTable, now: datetime | None = None) -> datetime:
-        """The earliest time ``as_of`` may name (naive UTC): the table's first commit, or the start of
-        the retention (``CRYPTO_LAKE_RETENTION_DAYS``) when that is later."""
-        history = table.history()
-        first = min(int(entry["timestamp"]) for entry in history)
-        created = datetime.fromtimestamp(first / 1000, tz=UTC).replace(tzinfo=None)
-        horizon = (now or utc_now()) - timedelta(days=self.retention_days)
-        return max(created, horizon)
+        """The earliest time ``as_of`` may name (naive UTC): the table's oldest commit in its log, or the
+        start of the retention (``CRYPTO_LAKE_RETENTION_DAYS``) when that is later."""
+        first = min(int(entry["timestamp"]) for entry in table.history())
+        oldest = datetime.fromtimestamp(first / 1000, tz=UTC).replace(tzinfo=None)
+        return max(oldest, (now or utc_now()) - timedelta(days=self.retention_days))
 
     def table_as_of(self, as_of: datetime, now: datetime | None = None) -> DeltaTable:
-        """The table as it was at ``as_of`` (naive UTC, Delta time travel); :class:`LakeError` when
-        ``as_of`` is in the future or before the oldest version kept."""
+        """The table as it was at ``as_of`` (naive UTC, Delta time travel).
+
+        Raises :class:`AsOfInFuture`, :class:`NoLakeTable`, :class:`AsOfBeforeLake` (``as_of`` before
+        the first version: the lake did not exist then) or :class:`AsOfExpired` (its version is
+        past the retention)."""
         now = now or utc_now()
         if as_of > now:
-            raise LakeError(f"as_of={as_of.isoformat()}Z is in the future (now {now.isoformat(timespec='seconds')}Z)")
+            raise AsOfInFuture(
+                f"as_of={as_of.isoformat()}Z is in the future (now {now.isoformat(timespec='seconds')}Z): "
+                "use a past time"
+            )
         table = self.table()
+        first = self.first_version_at(table)
+        if first is not None and as_of < first:
+            raise AsOfBeforeLake(
+                f"as_of={as_of.isoformat()}Z is before the lake's first version, written at "
+                f"{first.isoformat(timespec='seconds')}Z: the lake did not exist yet; use a time after it"
+            )
         oldest = self.oldest_readable(table, now)
         if as_of < oldest:
-            raise LakeError(
+            raise AsOfExpired(
                 f"as_of={as_of.isoformat()}Z is before the oldest version the lake keeps "
                 f"({oldest.isoformat(timespec='seconds')}Z; versions are kept "
-                f"{self.retention_days} days, CRYPTO_LAKE_RETENTION_DAYS)"
+                f"{self.retention_days} days, CRYPTO_LAKE_RETENTION_DAYS): use a time after it"
             )
         table.load_as_version(as_of.replace(tzinfo=UTC))
         return table

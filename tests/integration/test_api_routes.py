@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 import pandas as pd
 import pyarrow as pa
@@ -11,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
+from crypto_assets.definitions import ASSETS as DAGSTER_ASSETS
 from resources.storage.warehouse import get_warehouse
 from tests.integration.test_api_support import (
     N_WINDOWS,
@@ -253,6 +255,27 @@ def test_macro(client):
     assert body["data"][0]["value"] == 4.0
 
 
+@pytest.mark.parametrize(
+    "path", ["/v1/prices", "/v1/features", "/v1/sentiment", "/v1/sentiment/aggregates", "/v1/news"]
+)
+def test_a_date_alone_as_end_covers_that_whole_day(client, path):
+    day = T0.date().isoformat()
+    whole_day = client.get(path, params={"start": day, "end": day})
+    assert whole_day.status_code == 200, whole_day.text
+    assert whole_day.json()["data"] == client.get(path, params=RANGE).json()["data"] != []
+    same = client.get(path, params={"start": day, "end": (T0 + timedelta(days=1)).isoformat() + "Z"})
+    assert same.json()["data"] == whole_day.json()["data"]
+    day_before = (T0 - timedelta(days=1)).date().isoformat()
+    assert client.get(path, params={"start": day_before, "end": day_before}).json()["data"] == []
+    midnight = client.get(path, params={"start": day, "end": day + "T00:00:00Z"})  # a time: exclusive, as before
+    assert midnight.status_code == 400 and midnight.json()["parameter"] == "start"
+
+
+def test_a_date_alone_as_macro_end_includes_that_day(client):
+    body = client.get("/v1/macro", params={"series": "DGS10", "start": "2026-01-03", "end": "2026-01-03"}).json()
+    assert [r["observation_date"] for r in body["data"]] == ["2026-01-03"]
+
+
 def test_freshness(client):
     assets = {a["asset"]: a for a in client.get("/v1/freshness").json()["assets"]}
     assert {"price_data_real", "ml_features_materialized", "news_items", "sentiment_data", "macro_indicators"} <= set(
@@ -270,13 +293,8 @@ def test_freshness_lists_an_asset_that_never_ran(sqlite_url):
     )
     with TestClient(make_app(sqlite_url)) as c:
         assets = {a["asset"]: a for a in c.get("/v1/freshness").json()["assets"]}
-    assert set(assets) == {
-        "price_data_real",
-        "ml_features_materialized",
-        "news_items",
-        "sentiment_data",
-        "macro_indicators",
-    }
+    assert set(assets) == {key.to_user_string() for definition in DAGSTER_ASSETS for key in definition.keys}
+    assert assets["ml_features_lake"]["status"] == "never materialized"
     assert assets["price_data_real"]["status"] == "materialized" and assets["price_data_real"]["windows"] == 1
     assert assets["news_items"] == {
         "asset": "news_items",
@@ -292,40 +310,56 @@ def test_freshness_lists_an_asset_that_never_ran(sqlite_url):
     }
 
 
-BAD_INPUT = [
-    ("/v1/prices", {"symbols": "BTC,NOPE"}, 400, "unknown symbol"),
-    ("/v1/prices", {"columns": "close,bogus"}, 400, "unknown price column"),
-    ("/v1/features", {"columns": "nope"}, 400, "unknown feature column"),
-    ("/v1/prices", {"start": "2026-01-02", "end": "2026-01-01"}, 400, "must be before end"),
-    ("/v1/prices", {"start": "2020-01-01", "end": "2026-01-01"}, 400, "maximum of 366"),
-    ("/v1/prices", {"limit": 10_001}, 400, "above the maximum"),
-    ("/v1/prices", {"limit": 0}, 422, ""),
-    ("/v1/prices", {"start": "2026-13-01"}, 422, "datetime"),
-    ("/v1/prices", {"start": "2026-11-30T25:00:00Z"}, 422, "hour 25 is out of range 0-23"),
-    ("/v1/features", {"end": "2026-11-31T00:00:00Z"}, 422, "day 31 is out of range 1-30 for 2026-11"),
-    ("/v1/macro", {"start": "2026-02-30"}, 422, "day 30 is out of range 1-28 for 2026-02"),
-    ("/v1/prices", {"start": "0001-01-01T00:00:00+05:00"}, 400, "out of range"),
-    ("/v1/prices", {"end": "9999-12-31T23:59:59"}, 400, "out of range"),
-    ("/v1/prices", {"cursor": "not a cursor!"}, 400, "cursor is malformed"),
-    ("/v1/prices", {"cursor": "eyJkIjoibmV3cyIsImsiOlsiYSIsImIiXX0"}, 400, "does not belong"),
-    ("/v1/prices", {"format": "xml"}, 422, ""),
-    ("/v1/prices/latest", {"symbols": ","}, 400, "symbols is empty"),
-    ("/v1/macro", {"start": "2026-02-01", "end": "2026-01-01"}, 400, "must be before end"),
+BAD_INPUT = [  # path, params, status, the parameter named, a fragment of the message
+    ("/v1/prices", {"symbols": "BTC,NOPE"}, 400, "symbols", "symbols: unknown symbol"),
+    ("/v1/prices", {"columns": "close,bogus"}, 400, "columns", "columns: unknown price column"),
+    ("/v1/features", {"columns": "nope"}, 400, "columns", "unknown feature column"),
+    ("/v1/prices", {"start": "2026-01-03", "end": "2026-01-01"}, 400, "start", "must be before end"),
+    ("/v1/prices", {"start": "2020-01-01", "end": "2026-01-01"}, 400, "start", "maximum of 366"),
+    ("/v1/prices", {"limit": 10_001}, 400, "limit", "above the maximum"),
+    ("/v1/prices", {"limit": 0}, 400, "limit", "limit: '0' is not valid: input should be greater than or equal to 1"),
+    ("/v1/prices", {"start": "2026-13-01"}, 400, "start", "start: '2026-13-01' is not a valid datetime"),
+    ("/v1/prices", {"start": "2026-11-30T25:00:00Z"}, 400, "start", "hour 25 is out of range 0-23"),
+    ("/v1/features", {"end": "2026-11-31T00:00:00Z"}, 400, "end", "day 31 is out of range 1-30 for 2026-11"),
+    ("/v1/macro", {"start": "2026-02-30"}, 400, "start", "day 30 is out of range 1-28 for 2026-02"),
+    ("/v1/prices", {"start": "0001-01-01T00:00:00+05:00"}, 400, "start", "out of range"),
+    ("/v1/prices", {"end": "9999-12-31T23:59:59"}, 400, "end", "out of range"),
+    ("/v1/prices", {"end": "9999-12-31"}, 400, "end", "out of range"),
+    ("/v1/prices", {"cursor": "not a cursor!"}, 400, "cursor", "cursor is malformed"),
+    ("/v1/prices", {"cursor": "eyJkIjoibmV3cyIsImsiOlsiYSIsImIiXX0"}, 400, "cursor", "does not belong"),
+    ("/v1/prices", {"format": "xml"}, 400, "format", "format: 'xml' is not valid: input should be 'json'"),
+    ("/v1/prices/latest", {"symbols": ","}, 400, "symbols", "symbols is empty"),
+    ("/v1/macro", {"start": "2026-02-01", "end": "2026-01-01"}, 400, "start", "must not be after end"),
     # Found by schemathesis: the default start, a year before end, fell off the calendar (was a 500).
-    ("/v1/macro", {"end": "0002-01-01"}, 400, "end=0002-01-01 is out of range"),
-    ("/v1/sentiment", {"model": "nope"}, 400, "unknown model 'nope': valid: lexicon"),
-    ("/v1/sentiment/aggregates", {"model": "lexicon,nope"}, 400, "valid: lexicon"),
-    ("/v1/news", {"source": "twitter"}, 400, "unknown source 'twitter': valid: guardian, rss"),
-    ("/v1/macro", {"series": "DGS10,NOPE"}, 400, "unknown series 'NOPE': valid: DFF, DGS10"),
-    ("/v1/macro", {"series": ","}, 400, "series is empty"),
+    ("/v1/macro", {"end": "0002-01-01"}, 400, "end", "end=0002-01-01 is out of range"),
+    ("/v1/sentiment", {"model": "nope"}, 400, "model", "unknown model 'nope': valid: lexicon"),
+    ("/v1/sentiment/aggregates", {"model": "lexicon,nope"}, 400, "model", "valid: lexicon"),
+    ("/v1/news", {"source": "twitter"}, 400, "source", "unknown source 'twitter': valid: guardian, rss"),
+    ("/v1/macro", {"series": "DGS10,NOPE"}, 400, "series", "unknown series 'NOPE': valid: DFF, DGS10"),
+    ("/v1/macro", {"series": ","}, 400, "series", "series is empty"),
 ]
 
 
-def test_bad_input_is_a_4xx_that_says_what_to_fix(client):
-    for path, params, status, fragment in BAD_INPUT:
+def test_bad_input_is_a_400_in_the_error_schema_naming_the_parameter(client):
+    for path, params, status, parameter, fragment in BAD_INPUT:
         response = client.get(path, params=params)
         assert response.status_code == status, (path, params, response.text)
-        assert fragment in str(response.json()["detail"]), (path, params, response.text)
+        assert response.json() == {
+            "status": status,
+            "code": "invalid_parameter",
+            "parameter": parameter,
+            "detail": response.json()["detail"],
+        }, (path, params)
+        assert fragment in response.json()["detail"], (path, params, response.text)
+        assert parameter in response.json()["detail"], (path, params, response.text)
+
+
+def test_every_refusal_has_the_error_schema(client):
+    unknown = client.get("/v1/nope")
+    assert unknown.status_code == 404
+    assert unknown.json() == {"status": 404, "code": "not_found", "parameter": None, "detail": "Not Found"}
+    wrong_method = client.post("/v1/prices")
+    assert wrong_method.status_code == 405 and wrong_method.json()["code"] == "method_not_allowed"
 
 
 def test_a_database_that_is_down_answers_503(tmp_path):
@@ -335,7 +369,7 @@ def test_a_database_that_is_down_answers_503(tmp_path):
         for path in ("/ready", "/v1/prices/latest", "/v1/prices", "/v1/symbols"):
             response = c.get(path)
             assert response.status_code == 503, (path, response.text)
-            assert "unreachable" in response.json()["detail"]
+            assert response.json()["code"] == "unavailable" and "unreachable" in response.json()["detail"]
 
 
 def test_settled_history_may_be_cached_but_the_live_edge_revalidates(client):

@@ -22,6 +22,7 @@ def test_keys_401_without_403_with_a_wrong_one(seeded):
     with TestClient(make_app(seeded, CRYPTO_API_KEYS="k-one, k-two")) as c:
         missing = c.get("/v1/prices/latest")
         assert missing.status_code == 401 and "X-API-Key" in missing.json()["detail"]
+        assert missing.json()["code"] == "missing_api_key" and missing.json()["parameter"] is None
         assert missing.headers["WWW-Authenticate"].startswith("Bearer")
         assert c.get("/v1/prices/latest", headers={"X-API-Key": "k-three"}).status_code == 403
         assert c.get("/v1/prices/latest", headers={"Authorization": "Bearer nope"}).status_code == 403
@@ -34,7 +35,10 @@ def test_openapi_documents_both_key_schemes_and_errors(seeded):
     schema = make_app(seeded).openapi()
     assert {"APIKeyHeader", "HTTPBearer"} <= set(schema["components"]["securitySchemes"])
     prices = schema["paths"]["/v1/prices"]["get"]
-    assert {"200", "304", "400", "401", "403", "422", "429", "503"} <= set(prices["responses"])
+    assert {"200", "304", "400", "401", "403", "429", "503"} <= set(prices["responses"])
+    assert "422" not in prices["responses"]  # malformed parameters are 400s too
+    error = prices["responses"]["400"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert set(schema["components"]["schemas"][error]["required"]) == {"status", "code", "parameter", "detail"}
     assert {
         "application/json",
         "text/csv",
@@ -53,6 +57,7 @@ def test_rate_limit_answers_429_with_retry_after(seeded):
         limited = c.get("/v1/symbols", headers={"X-API-Key": "a"})
         assert limited.status_code == 429
         assert int(limited.headers["Retry-After"]) >= 1 and "rate limit" in limited.json()["detail"]
+        assert limited.json()["code"] == "rate_limited"
         # The bucket is per key.
         assert c.get("/v1/symbols", headers={"X-API-Key": "b"}).status_code == 200
 

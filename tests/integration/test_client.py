@@ -21,6 +21,7 @@ from tests.integration.test_api_support import (
     T0,
     WINDOW,
     feature_columns,
+    free_port,
     price_frame,
     seed,
     serve,
@@ -70,6 +71,27 @@ def test_client_raises_the_server_message_on_bad_input(server):
         with pytest.raises(CryptoApiError) as err:
             client.prices("NOPE")
         assert err.value.status == 400 and "unknown symbol" in err.value.detail
+        assert err.value.code == "invalid_parameter" and err.value.parameter == "symbols"
+        with pytest.raises(CryptoApiError) as err:
+            client.prices("BTC", start="2026-13-01")
+        assert err.value.status == 400 and err.value.parameter == "start" and "month 13" in err.value.detail
+
+
+def test_client_names_the_gateway_it_cannot_reach():
+    port = free_port()
+    with CryptoDataClient(f"http://127.0.0.1:{port}/", max_retries=0) as client:
+        with pytest.raises(CryptoApiError) as err:
+            client.symbols()
+    assert err.value.status == 0
+    assert f"cannot reach the gateway at http://127.0.0.1:{port} " in str(err.value)
+    assert "python -m api" in str(err.value) and "CRYPTO_API_URL" in str(err.value)
+
+
+def test_a_date_alone_as_end_reads_that_whole_day(server):
+    base, _ = server
+    with CryptoDataClient(base) as client:
+        day = client.prices("BTC", start=T0.date(), end=T0.date())
+        assert len(day) == len(client.prices("BTC", start=T0, end=END)) == N_WINDOWS + 1
 
 
 def test_client_retries_429_and_503_honouring_retry_after():

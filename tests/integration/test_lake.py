@@ -26,7 +26,7 @@ from fastapi.testclient import TestClient
 from api.client import CryptoDataClient
 from crypto_assets.features.lake_asset import lake_matches_warehouse, ml_features_lake
 from resources.storage.dagster_resources import LakeResource, WarehouseResource
-from resources.storage.lake import FeatureLake, lake_windows
+from resources.storage.lake import AsOfBeforeLake, AsOfExpired, FeatureLake, lake_windows
 from resources.storage.schema import FEATURES
 from resources.storage.warehouse import get_warehouse, utc_now
 from sensors.gaps import missing_windows, stale_windows
@@ -318,9 +318,14 @@ def test_as_of_shows_the_values_before_a_heal_and_rejects_bad_times(lake_url, tm
         assert all(prices_then[s] != prices_now[s] for s in SYMBOLS)
         future = client.get("/v1/features", params={**window, "as_of": (utc_now() + timedelta(hours=1)).isoformat()})
         assert future.status_code == 400 and "future" in future.json()["detail"]
+        assert future.json()["parameter"] == "as_of"
+        first = lake.first_version_at(lake.table())
+        assert first is not None and created - timedelta(seconds=1) <= first <= before_heal
         for old in (created - timedelta(seconds=30), utc_now() - timedelta(days=31)):
-            gone = client.get("/v1/features", params={**window, "as_of": old.isoformat()})
-            assert gone.status_code == 410 and "oldest version" in gone.json()["detail"]
+            younger = client.get("/v1/features", params={**window, "as_of": old.isoformat()})
+            assert younger.status_code == 404 and younger.json()["parameter"] == "as_of"
+            assert "the lake did not exist yet" in younger.json()["detail"]
+            assert f"first version, written at {first.isoformat(timespec='seconds')}Z" in younger.json()["detail"]
         malformed = client.get("/v1/features", params={**window, "as_of": "yesterday"})
         assert 400 <= malformed.status_code < 500
     with serve(lake_url, CRYPTO_LAKE_URI=str(tmp_path / "lake")) as base, CryptoDataClient(base) as notebook:
@@ -329,6 +334,28 @@ def test_as_of_shows_the_values_before_a_heal_and_rejects_bad_times(lake_url, tm
         assert notebook.features(["BTC"], start=HEALED, end=HEALED + WINDOW, columns=["price"])["price"].iloc[
             0
         ] == pytest.approx(prices_now["BTC"])
+
+
+def test_an_as_of_whose_version_was_vacuumed_is_gone_not_missing(lake_url, tmp_path):
+    lake = FeatureLake(str(tmp_path / "lake"), retention_days=1)
+    written = lake.first_version_at(lake.table())
+    assert written is not None
+    later = written + timedelta(days=2)  # the retention has passed over the first version
+    with pytest.raises(AsOfExpired, match="versions are kept 1 days, CRYPTO_LAKE_RETENTION_DAYS"):
+        lake.table_as_of(written + timedelta(seconds=1), now=later)
+    with pytest.raises(AsOfBeforeLake, match="the lake did not exist yet"):
+        lake.table_as_of(written - timedelta(days=3), now=later)
+    assert lake.table_as_of(later - timedelta(hours=1), now=later).version() == 0
+
+
+def test_freshness_lists_the_lake_copy(lake_url, tmp_path):
+    with TestClient(make_app(lake_url, CRYPTO_LAKE_URI=str(tmp_path / "lake"))) as client:
+        assets = {a["asset"]: a for a in client.get("/v1/freshness").json()["assets"]}
+    lake, features = assets["ml_features_lake"], assets["ml_features_materialized"]
+    assert lake["status"] == "materialized" and lake["last_run_id"] == "lake-run"
+    assert lake["last_window_start"] == features["last_window_start"]
+    assert lake["windows"] == features["windows"] and lake["rows"] == features["rows"]
+    assert lake["last_committed_at"] is not None and lake["age_seconds"] >= 0
 
 
 def test_no_lake_yet_as_of_is_a_404_and_live_reads_fall_back(sqlite_url, tmp_path):

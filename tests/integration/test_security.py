@@ -237,9 +237,7 @@ def test_injection_strings_on_every_text_parameter(db_url):
                 else:
                     url, query = path, {name: payload}
                 response = client.get(url, params=query)
-                ok = response.status_code in (400, 404, 406, 422) or (
-                    response.status_code == 200 and _no_rows(response)
-                )
+                ok = response.status_code in (400, 404, 406) or (response.status_code == 200 and _no_rows(response))
                 if not ok:
                     failures.append((path, name, payload, response.status_code, response.text[:200]))
     assert failures == []
