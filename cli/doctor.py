@@ -1,21 +1,26 @@
-"""``python -m cli.doctor``: check every configured live source before going live.
+"""``python -m cli.doctor``: tell whether the sources the platform uses work, before going live.
 
-One request (or a few, where a source has several parts: each exchange, subreddit, RSS feed and
-FRED series) per configured source, with the keys and base URLs from the environment (the same
-settings the platform runs with), all sources at once. The table says, per source: whether it
-answered, whether its key is valid, the rate limit left where the service reports it, and what
-is wrong; then, per coin, which exchange serves its bars and which coins have none anywhere.
+With ``CRYPTO_SOURCE=simulated`` (the quick start's default) the platform uses no live source: the
+doctor says so and checks nothing, unless ``--live`` asks what ``CRYPTO_SOURCE=live`` would use.
+Live checks: one request (or a few, where a source has several parts: each exchange, subreddit,
+RSS feed and FRED series) per configured source, with the keys and base URLs from the environment
+(the settings the platform runs with), all sources at once. The table says, per source: whether
+it answered (any HTTP answer), whether its key is valid, the rate limit left where the service
+reports it, and what is wrong; then, per coin, which exchange serves its bars and which coins
+have no price at all.
 
-Exit status: 0 when every required source works, 1 when one fails, 2 for unusable settings.
-Required: CoinGecko and at least one exchange (the price asset needs them), and Guardian, Reddit and
-FRED when their keys are set (a key that is set must work). RSS feeds and Yahoo Finance are
-best effort: a failure is reported as a warning. ``--json`` prints the same as one JSON object.
+Exit status: 0 when every required source works (or nothing was checked: simulated without
+``--live``), 1 when a required source fails, 2 for unusable settings. Required: CoinGecko, at least
+one exchange of ``CRYPTO_EXCHANGES`` (one alone is not: its coins fall to the next), and Guardian,
+Reddit and FRED when their keys are set (a key that is set must work). RSS feeds and Yahoo Finance
+are best effort: a failure is a warning. ``--json`` prints the same as one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from collections import Counter
@@ -30,7 +35,7 @@ import httpx
 from resources.config.settings import Settings, SettingsError, load_settings
 from resources.config.universe import Coin, load_universe
 from resources.sources.coingecko import PUBLIC_BASE_URL, CoinGeckoClient, coingecko_host_and_headers, parse_markets
-from resources.sources.exchange import ExchangeRouter, venues_from_settings
+from resources.sources.exchange import ExchangeRouter, Routing, Venue, venues_from_settings
 from resources.sources.http import CircuitBreaker, HttpSource, SourceError
 from resources.sources.macro_sources import FRED_BASE_URL, YAHOO_BASE_URL, FredClient, YahooClient
 from resources.sources.news_common import FEED_USER_AGENT
@@ -43,8 +48,6 @@ from resources.sources.news_rss import RssFeed, feed_name
 
 OK, FAILED, WARNING, SKIPPED = "ok", "FAILED", "warning", "skipped"
 TIMEOUT_S = 10.0
-# What a SourceError says when no answer came back at all.
-_UNREACHABLE = ("ConnectError", "Timeout", "TransportError", "RemoteProtocolError", "ReadError", "WriteError")
 
 
 @dataclass
@@ -53,8 +56,8 @@ class Check:
 
     source: str
     required: bool
-    status: str = OK  # ok, FAILED, warning (a best-effort source failed), skipped (not configured)
-    reachable: bool | None = None
+    status: str = OK  # ok, FAILED (a required source), warning (one not required), skipped (not checked)
+    reachable: bool | None = None  # whether it answered (any HTTP status); None: nothing was sent
     key: str = "none needed"  # valid, invalid, unknown (no answer to tell), not set, none needed
     rate_limit: str = ""
     detail: str = ""
@@ -63,21 +66,36 @@ class Check:
 
 @dataclass
 class Report:
-    """Every check, and the coin-level findings."""
+    """Every check, and the coin-level findings; ``source`` is ``CRYPTO_SOURCE``, ``live_checked``
+    whether the live sources were checked."""
 
+    source: str
+    live_checked: bool = True
     checks: list[Check] = field(default_factory=list)
     coins: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
+    def failed(self) -> list[str]:
+        """The required sources that failed."""
+        return [c.source for c in self.checks if c.required and c.status == FAILED]
+
+    @property
     def ok(self) -> bool:
         """True when no required source failed."""
-        return not any(c.required and c.status == FAILED for c in self.checks)
+        return not self.failed
+
+    @property
+    def reached(self) -> bool:
+        """True when any source answered."""
+        return any(c.reachable for c in self.checks)
 
     def as_json(self) -> dict[str, Any]:
         """The report as one JSON-able object."""
         return {
             "ok": self.ok,
+            "source": self.source,
+            "live_checked": self.live_checked,
             "seconds": round(self.seconds, 3),
             "checks": [asdict(c) for c in self.checks],
             "coins": self.coins,
@@ -107,19 +125,27 @@ def _failure(
     check: Check,
     exc: Exception,
     *,
+    answered: bool | None,
     key_statuses: Sequence[int] = (401, 403),
     best_effort: bool = False,
     key_markers: Sequence[str] = (),
 ) -> Check:
-    """Fill ``check`` from a failed request: unreachable, refused key, or another error."""
+    """Fill ``check`` from a failed request: ``answered``, whether the source sent any answer (None:
+    nothing was sent); a refused key; the error, without the source's name the row already has."""
     status = getattr(exc, "status", None)
-    text = str(exc)
+    text = _without_source(exc)
     check.status = WARNING if best_effort else FAILED
-    check.reachable = status is not None or not any(w in text for w in _UNREACHABLE)
+    check.reachable = answered
     if status in key_statuses or any(m in text for m in key_markers):
         check.key = "invalid"
     check.detail = text
     return check
+
+
+def _without_source(exc: Exception | str, source: str | None = None) -> str:
+    """The error's text without the ``<source>: `` it starts with."""
+    source = source or getattr(exc, "source", None)
+    return str(exc).removeprefix(f"{source}: ") if source else str(exc)
 
 
 def _header_limit(headers: httpx.Headers, pairs: Sequence[tuple[str, str]]) -> str:
@@ -135,19 +161,23 @@ def _header_limit(headers: httpx.Headers, pairs: Sequence[tuple[str, str]]) -> s
 # ------------------------------------------------------------------------------------------ sources
 def check_coingecko(settings: Settings, coins: Sequence[Coin]) -> tuple[Check, list[str]]:
     """One ``/coins/markets`` call for the whole universe (and ``/key`` with a key): the check, and
-    the coins CoinGecko does not price."""
+    the coins CoinGecko does not price (every coin when it failed)."""
     began = time.perf_counter()
     check = Check("coingecko", required=True, key="unknown" if settings.coingecko_api_key else "none needed")
+    every_coin = sorted(c.symbol for c in coins)
     try:
         host, headers = coingecko_host_and_headers(settings.coingecko_plan, settings.coingecko_api_key)
     except SourceError as exc:
-        return _timed(_failure(check, exc), began), []
+        return _timed(_failure(check, exc, answered=None), began), every_coin
     with _http("coingecko", settings.coingecko_base_url or host, headers) as http:
         try:
             frame, _ = parse_markets(CoinGeckoClient(http).markets([c.coin_id for c in coins]), coins)
         except SourceError as exc:
             # 10002 missing key, 10005 plan restricted, 10010/10011 key used on the wrong host
-            return _timed(_failure(check, exc, key_markers=("10002", "10005", "10010", "10011")), began), []
+            failed = _failure(
+                check, exc, answered=http.stats.answered > 0, key_markers=("10002", "10005", "10010", "10011")
+            )
+            return _timed(failed, began), every_coin
         check.reachable = True
         if settings.coingecko_api_key:
             check.key = "valid"
@@ -196,7 +226,7 @@ def check_guardian(settings: Settings) -> Check:
             if body.get("status") != "ok":
                 raise SourceError("guardian", f"search answered status {body.get('status')!r}")
         except (SourceError, ValueError, AttributeError) as exc:
-            return _timed(_failure(check, exc), began)
+            return _timed(_failure(check, exc, answered=http.stats.answered > 0), began)
     check.reachable, check.key = True, "valid"
     check.rate_limit = _header_limit(
         response.headers,
@@ -232,17 +262,19 @@ def check_reddit(settings: Settings, now: datetime) -> list[Check]:
         try:
             auth.token()
         except SourceError as exc:
-            return [_timed(_failure(token, exc, key_markers=("token request refused",)), began)]
+            failed = _failure(token, exc, answered=auth_http.stats.answered > 0, key_markers=("token request refused",))
+            return [_timed(failed, began)]
         token.reachable, token.key, token.detail = True, "valid", "client credentials accepted"
         checks = [_timed(token, began)]
         for subreddit in settings.reddit_subreddits:
             began = time.perf_counter()
             feed = SubredditFeed(api, auth, subreddit, limit=1, max_pages=1)
             check = Check(f"reddit r/{feed.subreddit}", required=True, key="valid")
+            answers = api.stats.answered
             try:
                 posts = feed.fetch(now - timedelta(days=1), now, Counter())
             except SourceError as exc:
-                checks.append(_timed(_failure(check, exc), began))
+                checks.append(_timed(_failure(check, exc, answered=api.stats.answered > answers), began))
                 continue
             check.reachable = True
             check.detail = f"newest post {posts[0].published_at:%Y-%m-%d %H:%M}" if posts else "no posts"
@@ -264,7 +296,7 @@ def check_rss(settings: Settings, now: datetime) -> list[Check]:
             try:
                 items = RssFeed(http, url).fetch(now, now, skipped)
             except SourceError as exc:
-                checks.append(_timed(_failure(check, exc, best_effort=True), began))
+                checks.append(_timed(_failure(check, exc, answered=http.stats.answered > 0, best_effort=True), began))
                 continue
         check.reachable = True
         notes = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
@@ -293,10 +325,13 @@ def check_fred(settings: Settings, today: datetime) -> list[Check]:
         for series_id in settings.fred_series:
             began = time.perf_counter()
             check = Check(f"fred {series_id}", required=True, key="unknown")
+            answers = client.http.stats.answered
             try:
                 dates = client.vintage_dates(series_id, (today - timedelta(days=90)).date())
             except SourceError as exc:
-                checks.append(_timed(_failure(check, exc, key_statuses=(), key_markers=("api_key",)), began))
+                answered = client.http.stats.answered > answers
+                failed = _failure(check, exc, answered=answered, key_statuses=(), key_markers=("api_key",))
+                checks.append(_timed(failed, began))
                 continue
             check.reachable, check.key = True, "valid"
             check.detail = f"last published {dates[-1]}" if dates else "nothing published in 90 days"
@@ -322,7 +357,7 @@ def check_yahoo(settings: Settings, today: datetime) -> Check:
     try:
         closes = client.daily_closes("^GSPC", (today - timedelta(days=7)).date(), today.date())
     except SourceError as exc:
-        return _timed(_failure(check, exc, best_effort=True), began)
+        return _timed(_failure(check, exc, answered=client.http.stats.answered > 0, best_effort=True), began)
     finally:
         client.close()
     check.reachable = True
@@ -334,60 +369,69 @@ def check_yahoo(settings: Settings, today: datetime) -> Check:
 def check_exchanges(settings: Settings, coins: Sequence[Coin]) -> tuple[list[Check], dict[str, str | None]]:
     """Every exchange of ``CRYPTO_EXCHANGES`` loads its markets once (the price asset's own routing,
     ``resources/sources/exchange.py``): a row per exchange, and per symbol the exchange serving its bars
-    (None: no exchange lists it). An exchange that refuses (HTTP 451 geo-block, 403) or cannot be
-    reached is a warning while another one works (its coins fall to the next); the check fails
-    when none works."""
+    (None: no exchange lists it). No exchange is required alone: one that refuses (HTTP 451 geo-block,
+    403) or cannot be reached is a warning, and its coins fall to the next. When none works (or the
+    loading fails as it would fail a run), a required ``exchanges`` row fails."""
     began = time.perf_counter()
     served: dict[str, str | None] = {c.symbol: None for c in coins}
     try:
         venues = venues_from_settings(
             settings, timeout_s=TIMEOUT_S, max_attempts=2, backoff_base_s=0.2, max_retry_after_s=5.0
         )
-    except SourceError as exc:  # an id ccxt does not know
-        return [_timed(_failure(Check("exchanges", required=True), exc), began)], served
-    with ExchangeRouter(venues) as router:
+        router = ExchangeRouter(venues)
+    except SourceError as exc:  # an id ccxt does not know, or no exchange at all
+        return [_timed(_failure(Check("exchanges", required=True), exc, answered=None), began)], served
+    with router:
+        error: SourceError | None = None
         try:
             routing = router.load(coins)
         except SourceError as exc:
-            checks = [_timed(_failure(Check(f"exchange {v.id}", required=True), exc), began) for v in venues]
-            for check, venue in zip(checks, venues):
-                state = (router.routing.exchanges.get(venue.id) if router.routing else None) or {}
-                check.detail = f"{state.get('state', 'failed')}: {state.get('detail', '')}".rstrip(": ")
-                if state.get("state") == "refused":
-                    check.detail += " (geo-blocked or blocked by a CDN)"
-            return checks, served
-        serving = routing.serving()
-        counts = Counter(route.exchange for route in serving.values())
-        checks = []
-        for venue in venues:
-            state = routing.exchanges[venue.id]
-            check = Check(f"exchange {venue.id}", required=False, reachable=state["state"] != "unavailable")
-            if state["state"] == "ok":
-                quotes = Counter(r.quote for r in serving.values() if r.exchange == venue.id)
-                check.detail = f"{state['markets']} markets; serves {counts.get(venue.id, 0)} coins" + (
-                    f" ({', '.join(f'{q} {n}' for q, n in quotes.most_common())})" if quotes else ""
-                )
-                used = (venue.client.last_response_headers or {}).get("x-mbx-used-weight-1m") or (
-                    venue.client.last_response_headers or {}
-                ).get("X-MBX-USED-WEIGHT-1M")
-                if used is not None:
-                    check.rate_limit = f"weight used {used}/6000 a minute"
-            else:
-                refused = (
-                    " (geo-blocked or blocked by a CDN: its coins fall to the next exchange)"
-                    if state["state"] == "refused"
-                    else ""
-                )
-                check.status, check.detail = WARNING, f"{state['state']}: {state['detail']}{refused}"
-            checks.append(_timed(check, began))
+            error, routing = exc, router.routing or Routing()
+        serving = {} if error else routing.serving()
+        checks = [_timed(_exchange_check(v, routing.exchanges.get(v.id), serving), began) for v in venues]
+    if error is not None:
+        working = any(c.status == OK for c in checks)
+        checks.append(
+            _timed(
+                Check(
+                    "exchanges",
+                    required=True,
+                    status=FAILED,
+                    reachable=any(v.stats.answered for v in venues),
+                    detail=f"loading the markets failed: {error}"
+                    if working
+                    else f"none of the {len(venues)} exchanges works: live bars need at least one",
+                ),
+                began,
+            )
+        )
     for symbol, route in serving.items():
         served[symbol] = route.exchange
     return checks, served
 
 
+def _exchange_check(venue: Venue, state: dict[str, Any] | None, serving: Mapping[str, Any]) -> Check:
+    """One exchange's row from its routing ``state`` (None: not tried) and the coins it serves."""
+    check = Check(f"exchange {venue.id}", required=False, reachable=venue.stats.answered > 0 if state else None)
+    if state is None:
+        check.status, check.detail = SKIPPED, "not tried: an earlier exchange's failure ended the loading"
+    elif state["state"] == "ok":
+        quotes = Counter(r.quote for r in serving.values() if r.exchange == venue.id)
+        check.detail = f"{state['markets']} markets; serves {sum(quotes.values())} coins" + (
+            f" ({', '.join(f'{q} {n}' for q, n in quotes.most_common())})" if quotes else ""
+        )
+        headers = venue.client.last_response_headers or {}
+        used = headers.get("x-mbx-used-weight-1m") or headers.get("X-MBX-USED-WEIGHT-1M")
+        if used is not None:
+            check.rate_limit = f"weight used {used}/6000 a minute"
+    else:
+        check.status, check.detail = WARNING, f"{state['state']}: {_without_source(state['detail'], venue.name)}"
+    return check
+
+
 # ------------------------------------------------------------------------------------------ run
 def run_doctor(settings: Settings, coins: Sequence[Coin], now: datetime | None = None) -> Report:
-    """Every check at once (one thread a source); the report in a stable order."""
+    """Every live check at once (one thread a source); the report in a stable order."""
     began = time.perf_counter()
     now = now or datetime.now(UTC).replace(tzinfo=None)
     with ThreadPoolExecutor(max_workers=7) as pool:
@@ -411,10 +455,14 @@ def run_doctor(settings: Settings, coins: Sequence[Coin], now: datetime | None =
         ]
     served = Counter(e for e in served_by.values() if e)
     no_bars = sorted(s for s, e in served_by.items() if not e)
+    price_checks = [cg_check, *ex_checks]
     report = Report(
-        checks,
+        settings.source,
+        checks=checks,
         coins={
             "universe": len(coins),
+            "price_sources_working": [c.source for c in price_checks if c.status == OK],
+            "price_sources_reached": any(c.reachable for c in price_checks),
             "served_by": dict(served.most_common()),
             "exchange_of": served_by,
             "no_bars_anywhere": no_bars,
@@ -426,8 +474,61 @@ def run_doctor(settings: Settings, coins: Sequence[Coin], now: datetime | None =
     return report
 
 
+# ------------------------------------------------------------------------------------------ output
+def _heading(report: Report) -> str:
+    """What the platform runs on, and what the doctor checks."""
+    if report.source == "live":
+        return "CRYPTO_SOURCE=live: checking the live sources the platform uses."
+    if not report.live_checked:
+        return (
+            "CRYPTO_SOURCE=simulated: the platform runs on simulated sources (offline, deterministic) and uses no\n"
+            "live source, so none is checked. To check what CRYPTO_SOURCE=live would use: python -m cli.doctor --live"
+        )
+    return (
+        "CRYPTO_SOURCE=simulated: the platform runs on simulated sources and uses none of these.\n"
+        "Checking what CRYPTO_SOURCE=live would use:"
+    )
+
+
+def _symbols(symbols: Sequence[str], universe: int) -> str:
+    """``(n): A, B`` for a list of coins; ``all`` for the whole universe."""
+    listed = "all" if symbols and len(symbols) == universe else ", ".join(symbols) or "-"
+    return f"({len(symbols)}): {listed}"
+
+
+def _coin_lines(coins: Mapping[str, Any]) -> list[str]:
+    """Which exchange serves the coins' bars, and which coins have no price."""
+    universe = coins["universe"]
+    if not coins["price_sources_working"]:
+        why = (
+            "could be reached" if not coins["price_sources_reached"] else "works (CoinGecko and every exchange failed)"
+        )
+        return [f"coins: {universe}; no price source {why}: none of the {universe} coins has a price"]
+    served = ", ".join(f"{name} {n}" for name, n in coins["served_by"].items()) or "none"
+    cg_failed = "coingecko" not in coins["price_sources_working"]
+    return [
+        f"coins: {universe}; bars served by: {served}",
+        f"no bars on any exchange {_symbols(coins['no_bars_anywhere'], universe)}",
+        f"not priced by CoinGecko {_symbols(coins['not_priced_by_coingecko'], universe)}"
+        + (" (CoinGecko failed)" if cg_failed else ""),
+        f"no price at all {_symbols(coins['no_price_at_all'], universe)}",
+    ]
+
+
+def _verdict(report: Report) -> str:
+    """The last line: whether the required sources work."""
+    took = f"({report.seconds:.2f} s)"
+    if report.ok:
+        return f"OK: every required source works {took}"
+    offline = "" if report.reached else "no source could be reached (is this machine offline?); "
+    unaffected = "; the simulated platform does not use them" if report.source == "simulated" else ""
+    return f"NOT READY: {offline}required sources failed: {', '.join(report.failed)}{unaffected} {took}"
+
+
 def render(report: Report) -> str:
-    """The report as a plain-text table and a coin summary."""
+    """The report as a heading, a plain-text table, a coin summary and a verdict."""
+    if not report.live_checked:
+        return _heading(report)
     header = ("source", "required", "status", "reachable", "key", "rate limit", "detail", "s")
     rows = [
         (
@@ -443,36 +544,28 @@ def render(report: Report) -> str:
         for c in report.checks
     ]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in [header, *rows]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    coins = report.coins
-    served = ", ".join(f"{name} {n}" for name, n in coins["served_by"].items()) or "none"
-    lines += [
-        "",
-        f"coins: {coins['universe']}; bars served by: {served}",
-        f"no bars on any exchange ({len(coins['no_bars_anywhere'])}): {', '.join(coins['no_bars_anywhere']) or '-'}",
-        f"not priced by CoinGecko ({len(coins['not_priced_by_coingecko'])}): "
-        f"{', '.join(coins['not_priced_by_coingecko']) or '-'}",
-        f"no price at all ({len(coins['no_price_at_all'])}): {', '.join(coins['no_price_at_all']) or '-'}",
-        "",
-        f"{'OK: every required source works' if report.ok else 'NOT READY: a required source failed'} "
-        f"({report.seconds:.2f} s)",
-    ]
-    return "\n".join(lines)
+    table = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    table.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join([_heading(report), "", *table, "", *_coin_lines(report.coins), "", _verdict(report)])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the checks and print the table (or ``--json``); the exit status says whether to go live."""
+    """Run the checks and print the report (or ``--json``); the exit status says whether to go live."""
     parser = argparse.ArgumentParser(prog="python -m cli.doctor", description=__doc__.splitlines()[0])
+    parser.add_argument("--live", action="store_true", help="check the live sources even when CRYPTO_SOURCE=simulated")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)  # the sources' retry warnings: the table has the outcome
     try:
         settings = load_settings()
         coins = load_universe(settings.universe_file)
     except (SettingsError, ValueError, OSError) as exc:
         print(f"doctor: {exc}", file=sys.stderr)
         return 2
-    report = run_doctor(settings, coins)
+    if settings.source == "simulated" and not args.live:
+        report = Report(settings.source, live_checked=False)
+    else:
+        report = run_doctor(settings, coins)
     print(json.dumps(report.as_json(), indent=2, default=str) if args.json else render(report))
     return 0 if report.ok else 1
 

@@ -85,7 +85,8 @@ class _MalformedBody(ccxt.NetworkError):
 
 @cache
 def _tracked_class(exchange_id: str) -> type:
-    """The ccxt class of ``exchange_id`` recording each request's status, headers and JSON body."""
+    """The ccxt class of ``exchange_id`` counting requests and answers (any HTTP status) and recording
+    each request's status, headers and JSON body."""
     base = getattr(ccxt, exchange_id)
 
     def fetch(self: Any, url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
@@ -105,6 +106,7 @@ def _tracked_class(exchange_id: str) -> type:
         request_headers: Any,
         request_body: Any,
     ) -> str:
+        self.crypto_answers += 1
         self.crypto_status = int(code)
         if 200 <= int(code) < 300:
             try:
@@ -124,6 +126,7 @@ def _tracked_class(exchange_id: str) -> type:
             "fetch": fetch,
             "on_rest_response": on_rest_response,
             "crypto_requests": 0,
+            "crypto_answers": 0,
             "crypto_status": None,
             "crypto_payload": None,
         },
@@ -217,11 +220,11 @@ class Venue:
         self.breaker.before_call(self.name)
         problem = "no attempt made"
         for attempt in range(1, self.max_attempts + 1):
-            before = self.client.crypto_requests
+            before = (self.client.crypto_requests, self.client.crypto_answers)
             try:
                 result = call()
             except (ccxt.BaseError, TypeError, ValueError, KeyError, IndexError) as exc:
-                self.stats.requests += self.client.crypto_requests - before
+                self._count(*before)
                 status = self.client.crypto_status
                 problem = f"{type(exc).__name__}: {_excerpt(exc)}"
                 if status in REFUSAL_STATUS:
@@ -276,13 +279,18 @@ class Venue:
                 )
                 self._sleep(wait)
             else:
-                self.stats.requests += self.client.crypto_requests - before
+                self._count(*before)
                 self.breaker.record_success()
                 return result
         self._failed()
         raise ExchangeUnavailableError(
             self.name, f"{what} failed after {self.max_attempts} attempts; last error: {problem}"
         )
+
+    def _count(self, requests_before: int, answers_before: int) -> None:
+        """Add the requests sent and answered since the counts ``*_before`` to the stats."""
+        self.stats.requests += self.client.crypto_requests - requests_before
+        self.stats.answered += self.client.crypto_answers - answers_before
 
     def _failed(self) -> None:
         if self.breaker.record_failure():
@@ -429,8 +437,9 @@ class Routing:
 
     ``routes``: per symbol, the exchanges listing a pair for it in preference order (the first
     serves it; the next ones take over if it fails during the run). ``unlisted``: coins no
-    reachable exchange lists. ``exchanges``: per exchange, ``state`` (``ok``, ``refused``,
-    ``unavailable``), ``markets`` loaded and ``detail``.
+    reachable exchange lists. ``exchanges``: per exchange tried, ``state`` (``ok``, ``refused``,
+    ``unavailable``; ``failed``: another error, which ends the loading), ``markets`` loaded and
+    ``detail``.
     """
 
     routes: dict[str, list[Route]] = field(default_factory=dict)
@@ -487,6 +496,9 @@ class ExchangeRouter:
                 routing.exchanges[venue.id]["markets"] = venue.load_markets()
             except (ExchangeRefusedError, ExchangeUnavailableError, CircuitOpenError) as exc:
                 self._skip(venue, exc)
+            except SourceError as exc:  # any other failure ends the run: the routing says where
+                routing.exchanges[venue.id].update(state="failed", detail=str(exc))
+                raise
         usable = [v for v in self.venues.values() if routing.exchanges[v.id]["state"] == "ok"]
         if not usable:
             raise ExchangeUnavailableError(

@@ -205,9 +205,10 @@ def reset_circuit_breakers() -> None:
 
 @dataclass
 class CallStats:
-    """What one client did: requests sent, retries, throttling waits."""
+    """What one client did: requests sent, those answered (any HTTP status), retries, throttling waits."""
 
     requests: int = 0
+    answered: int = 0
     retries: int = 0
     throttled: int = 0
     slept_s: float = 0.0
@@ -215,6 +216,7 @@ class CallStats:
     def as_metadata(self) -> dict[str, float | int]:
         return {
             "requests": self.requests,
+            "answered": self.answered,
             "retries": self.retries,
             "throttled": self.throttled,
             "backoff_seconds": round(self.slept_s, 3),
@@ -332,6 +334,7 @@ class HttpSource:
             last_status = None
             try:
                 response = self._client.request(method, path, **kwargs)
+                self.stats.answered += 1
                 url = str(response.request.url.copy_remove_param("api-key").copy_remove_param("api_key"))
                 response.read()
             except (httpx.TimeoutException, httpx.TransportError, httpx.RemoteProtocolError) as exc:

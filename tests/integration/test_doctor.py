@@ -38,15 +38,35 @@ def _doctor(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 
 
 def _rows(stdout: str) -> dict[str, list[str]]:
-    """Table rows by source: the columns split on runs of two spaces."""
+    """Table rows by source: the columns split on runs of two spaces (cells stripped)."""
     lines = stdout.splitlines()
-    body = lines[2 : lines.index("")]
-    return {cells[0]: cells for cells in ([c for c in line.split("  ") if c.strip()] for line in body)}
+    first = next(i for i, line in enumerate(lines) if line.startswith("source ")) + 2
+    body = lines[first : lines.index("", first)]
+    return {cells[0]: cells for cells in ([c.strip() for c in line.split("  ") if c.strip()] for line in body)}
+
+
+def _unreachable_env(fakes, tmp_path: Path, **overrides: str) -> dict[str, str]:
+    """Every source's base URL at a loopback port nothing listens on: a machine without network."""
+    closed = _closed_port()
+    urls = ("COINGECKO_BASE_URL", "GUARDIAN_BASE_URL", "REDDIT_AUTH_URL", "REDDIT_API_URL", "FRED_BASE_URL")
+    return _env(
+        fakes,
+        tmp_path,
+        **{name: closed for name in (*urls, "YAHOO_BASE_URL")},
+        CRYPTO_EXCHANGE_URLS=f"binance={closed},okx={closed}",
+        CRYPTO_RSS_FEEDS=f"{closed}/feed",
+        **overrides,
+    )
+
+
+def _requests_seen(fakes) -> int:
+    return sum(len(fake.requests) for fake in fakes.values())
 
 
 def test_a_good_setup_passes_with_every_source_in_the_table(fakes, tmp_path):
     run = _doctor(_env(fakes, tmp_path))
     assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.startswith("CRYPTO_SOURCE=live: checking the live sources the platform uses.")
     rows = _rows(run.stdout)
     assert list(rows) == [
         "coingecko",
@@ -71,7 +91,8 @@ def test_a_good_setup_passes_with_every_source_in_the_table(fakes, tmp_path):
         "fred DFF",
         "yahoo",
     ):
-        assert rows[source][2].strip() == "ok", rows[source]
+        assert rows[source][2] == "ok" and rows[source][3] == "yes", rows[source]
+    assert [rows[f"exchange {e}"][1] for e in ("binance", "okx")] == ["no", "no"], "each alone is optional"
     assert [c.strip() for c in rows["guardian"][3:5]] == ["yes", "valid"]
     assert re.fullmatch(r"\d+/5000 day, 719/720 minute", rows["guardian"][5].strip())
     assert re.fullmatch(r"\d+ calls left, resets in 420 s", rows["reddit r/Bitcoin"][5].strip())
@@ -96,7 +117,7 @@ def test_a_geo_blocked_first_exchange_is_a_warning_and_its_coins_fall_to_the_nex
     assert "bars served by: okx 3" in run.stdout
 
 
-def test_every_exchange_refusing_fails(fakes, tmp_path):
+def test_every_exchange_refusing_fails_the_required_one_of_them(fakes, tmp_path):
     fakes["binance"].refuse, fakes["okx"].refuse = 451, 403
     try:
         run = _doctor(_env(fakes, tmp_path))
@@ -104,9 +125,72 @@ def test_every_exchange_refusing_fails(fakes, tmp_path):
         fakes["binance"].refuse = fakes["okx"].refuse = None
     assert run.returncode == 1, run.stdout + run.stderr
     rows = _rows(run.stdout)
-    assert rows["exchange binance"][2].strip() == rows["exchange okx"][2].strip() == "FAILED"
+    for exchange in ("exchange binance", "exchange okx"):
+        assert rows[exchange][1:4] == ["no", "warning", "yes"], "each answered, with a refusal"
     assert "geo-blocked" in rows["exchange binance"][6]
-    assert "no bars on any exchange (124)" in run.stdout
+    assert rows["exchanges"][1:4] == ["yes", "FAILED", "yes"]
+    assert "none of the 2 exchanges works: live bars need at least one" in rows["exchanges"][6]
+    assert "no bars on any exchange (124): all" in run.stdout
+    assert "no price at all (0): -" in run.stdout, "CoinGecko prices every coin's latest window"
+    assert "NOT READY: required sources failed: exchanges (" in run.stdout
+
+
+@pytest.mark.parametrize("source, args", [("live", ()), ("simulated", ("--live",))])
+def test_offline_nothing_is_reachable_and_no_coin_has_a_price(fakes, tmp_path, source, args):
+    run = _doctor(_unreachable_env(fakes, tmp_path, CRYPTO_SOURCE=source), *args)
+    assert run.returncode == 1, run.stdout + run.stderr
+    rows = _rows(run.stdout)
+    assert len(rows) == 10 and all(row[3] == "no" for row in rows.values()), "nothing answered"
+    assert [rows[s][1:3] for s in ("exchange binance", "exchange okx")] == [["no", "warning"]] * 2
+    assert rows["exchanges"][1:3] == ["yes", "FAILED"] and rows["coingecko"][1:3] == ["yes", "FAILED"]
+    assert "ConnectError" in rows["coingecko"][6] and "NetworkError" in rows["exchange binance"][6]
+    assert "coins: 124; no price source could be reached: none of the 124 coins has a price" in run.stdout
+    assert "no price at all (0)" not in run.stdout
+    verdict = run.stdout.rstrip().splitlines()[-1]
+    assert verdict.startswith("NOT READY: no source could be reached (is this machine offline?); required sources")
+    assert "coingecko, exchanges, guardian, reddit token" in verdict
+    assert verdict.count("the simulated platform does not use them") == (source == "simulated")
+    assert run.stderr == "", "the table has each failure; no retry log besides it"
+
+
+def test_sources_answering_errors_are_reachable_but_failed(fakes, tmp_path):
+    for name in ("cg", "binance", "okx"):
+        fakes[name].faults.extend(["html", "html"])  # a CDN's 503 page to both attempts
+    try:
+        run = _doctor(_env(fakes, tmp_path))
+    finally:
+        for name in ("cg", "binance", "okx"):
+            fakes[name].faults.clear()
+    assert run.returncode == 1, run.stdout + run.stderr
+    rows = _rows(run.stdout)
+    assert rows["coingecko"][2:4] == ["FAILED", "yes"] and "HTTP 503" in rows["coingecko"][6]
+    assert rows["exchange binance"][2:4] == ["warning", "yes"] and rows["exchanges"][2:4] == ["FAILED", "yes"]
+    assert "coins: 124; no price source works (CoinGecko and every exchange failed)" in run.stdout
+    assert run.stdout.rstrip().splitlines()[-1].startswith("NOT READY: required sources failed: coingecko, exchanges")
+
+
+def test_simulated_mode_checks_no_live_source_and_passes(fakes, tmp_path):
+    before = _requests_seen(fakes)
+    run = _doctor(_unreachable_env(fakes, tmp_path, CRYPTO_SOURCE="simulated"))
+    as_json = _doctor(_env(fakes, tmp_path, CRYPTO_SOURCE="simulated"), "--json")
+    assert run.returncode == as_json.returncode == 0, run.stdout + run.stderr + as_json.stderr
+    assert run.stdout.startswith("CRYPTO_SOURCE=simulated: the platform runs on simulated sources")
+    assert "so none is checked" in run.stdout and "python -m cli.doctor --live" in run.stdout
+    assert "source " not in run.stdout and "NOT READY" not in run.stdout
+    report = json.loads(as_json.stdout)
+    assert (report["ok"], report["source"], report["live_checked"], report["checks"]) == (True, "simulated", False, [])
+    assert _requests_seen(fakes) == before, "no live source was called"
+
+
+def test_simulated_mode_with_live_checks_what_going_live_would_use(fakes, tmp_path):
+    run = _doctor(_env(fakes, tmp_path, CRYPTO_SOURCE="simulated"), "--live")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.splitlines()[:2] == [
+        "CRYPTO_SOURCE=simulated: the platform runs on simulated sources and uses none of these.",
+        "Checking what CRYPTO_SOURCE=live would use:",
+    ]
+    assert _rows(run.stdout)["coingecko"][2] == "ok"
+    assert run.stdout.rstrip().splitlines()[-1].startswith("OK: every required source works")
 
 
 def test_a_broken_setup_fails_and_says_what_is_wrong(fakes, tmp_path):
@@ -129,7 +213,7 @@ def test_a_broken_setup_fails_and_says_what_is_wrong(fakes, tmp_path):
     assert rows["fred NOPE"][2].strip() == "FAILED" and "series does not exist" in run.stdout
     assert rows["fred DGS10"][2].strip() == "ok"
     assert rows["yahoo"][2].strip() == "warning", "Yahoo is best effort"
-    assert "NOT READY: a required source failed" in run.stdout
+    assert "NOT READY: required sources failed: coingecko, guardian, reddit r/Bitcoinn, fred NOPE (" in run.stdout
 
 
 def test_json_output_and_skipped_sources(fakes, tmp_path):
@@ -141,6 +225,8 @@ def test_json_output_and_skipped_sources(fakes, tmp_path):
     assert by_source["guardian"]["status"] == "skipped" and by_source["guardian"]["key"] == "not set"
     assert by_source["reddit"]["status"] == "skipped" and by_source["fred"]["status"] == "skipped"
     assert report["ok"] is True and report["coins"]["universe"] == 124
+    assert (report["source"], report["live_checked"]) == ("live", True)
+    assert report["coins"]["price_sources_working"] == ["coingecko", "exchange binance", "exchange okx"]
     exchange_of = report["coins"]["exchange_of"]
     assert (exchange_of["BTC"], exchange_of["SOL"], exchange_of["USDT"]) == ("binance", "okx", None)
     assert report["coins"]["no_price_at_all"] == []
