@@ -1,7 +1,7 @@
 """Per-principal rate limits with the ``limits`` library, shared by every gateway process through Redis.
 
 ``CRYPTO_API_RATE_LIMIT`` requests a minute per principal (an API key, or the client address when
-the gateway is open), counted in a moving window: at most that many in any 60 seconds, all at once
+the gateway is open), counted in a moving window: at most that many in any minute, all at once
 if a client likes. With ``REDIS_URL`` the windows live in Redis, so every worker process and every
 replica counts against the same one; without it each process keeps its own in memory. Over the
 limit: 429 with ``Retry-After``, the seconds until the oldest request in the window leaves it.
