@@ -1,21 +1,17 @@
-"""API keys and per-key rate limits.
+"""API keys: who is calling.
 
 Keys come from ``CRYPTO_API_KEYS`` (comma-separated); a client sends one as ``X-API-Key`` or as
 ``Authorization: Bearer``. Without a key the gateway answers 401, with a wrong one 403. Keys are
 compared in constant time (HMAC digests of equal length, every configured key checked). With no
 key configured the gateway is open, and is meant for loopback only (see ``python -m api``).
 
-The rate limit is a token bucket per key (per client address when open): ``CRYPTO_API_RATE_LIMIT``
-requests a minute, with bursts up to that many; over it, 429 with ``Retry-After``.
+Each principal's rate limit is :mod:`api.ratelimit`'s.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import math
-import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -68,34 +64,3 @@ class KeyChecker:
         authorization = headers.get("authorization") or ""
         bearer = authorization[7:].strip() if authorization[:7].lower() == "bearer " else None
         return self.check(headers.get("x-api-key") or query_key, bearer, client)
-
-
-class RateLimiter:
-    """A token bucket per principal: ``per_minute`` requests a minute, bursts up to ``per_minute``."""
-
-    def __init__(self, per_minute: int, max_principals: int = 100_000):
-        self.per_minute = per_minute
-        self._rate = per_minute / 60.0
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._max = max_principals
-        self._lock = threading.Lock()
-
-    def acquire(self, principal: str) -> None:
-        """Take one token or raise 429 with ``Retry-After`` (seconds until a token is back)."""
-        if self.per_minute <= 0:
-            return
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._buckets.get(principal, (float(self.per_minute), now))
-            tokens = min(float(self.per_minute), tokens + (now - last) * self._rate)
-            if tokens < 1.0:
-                self._buckets[principal] = (tokens, now)
-                retry = max(1, math.ceil((1.0 - tokens) / self._rate))
-                raise ApiError(
-                    429,
-                    f"rate limit of {self.per_minute} requests a minute exceeded: retry in {retry}s",
-                    {"Retry-After": str(retry)},
-                )
-            if len(self._buckets) >= self._max and principal not in self._buckets:
-                self._buckets.clear()
-            self._buckets[principal] = (tokens - 1.0, now)

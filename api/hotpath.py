@@ -55,7 +55,7 @@ class HotPathMiddleware:
         client = scope.get("client") or ("-", 0)
         try:
             principal = self.gateway.keys.check_headers(headers, client[0])
-            self.gateway.limiter.acquire(principal.id)
+            await self.gateway.limiter.acquire(principal.id)
         except ApiError:
             await self.app(scope, receive, send)  # the app answers the refusal in its usual form
             return

@@ -45,6 +45,11 @@ class Metrics:
         self.cache_hits = Counter(
             "api_cache_hits_total", "Responses served from the cache", ["tier"], registry=self.registry
         )
+        self.rate_limit_fallbacks = Counter(
+            "api_rate_limit_fallbacks_total",
+            "Rate-limit checks counted in this process's memory because Redis failed",
+            registry=self.registry,
+        )
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus text format."""

@@ -19,12 +19,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from api import formats
-from api.auth import KeyChecker, RateLimiter
+from api.auth import KeyChecker
 from api.cache import CachedResponse, ResponseCache
 from api.data import EARLIEST, LATEST, Plan, Reader, State, decode_cursor, encode_cursor, window_end
 from api.errors import ApiError, bad_request
 from api.lake import LakeView
 from api.metrics import Metrics
+from api.ratelimit import RateLimiter
 from api.schemas import Format
 from api.warehouse_check import MissingWarehouse, check_warehouse
 from resources.config.settings import Settings
@@ -48,14 +49,23 @@ def cache_control(end: datetime | date, latest: datetime | None) -> str:
 
 
 class Gateway:
-    """Shared state of one app: settings, auth, limits, cache, metrics and the warehouse reader."""
+    """Shared state of one app: settings, auth, limits, cache, metrics and the warehouse reader.
+
+    Every Redis key of the gateway starts with ``cache_prefix``: the cache's, and the rate limits'
+    (``<cache_prefix>rate:``).
+    """
 
     def __init__(self, settings: Settings, *, cache_prefix: str = "crypto-api:"):
         self.settings = settings
         self.keys = KeyChecker(settings.api_keys)
-        self.limiter = RateLimiter(settings.api_rate_limit)
-        self.cache = ResponseCache(settings.redis_url, settings.api_cache_ttl_s, prefix=cache_prefix)
         self.metrics = Metrics()
+        self.limiter = RateLimiter(
+            settings.api_rate_limit,
+            settings.redis_url,
+            key_prefix=cache_prefix + "rate",
+            fallbacks=self.metrics.rate_limit_fallbacks,
+        )
+        self.cache = ResponseCache(settings.redis_url, settings.api_cache_ttl_s, prefix=cache_prefix)
         self._reader: Reader | None = None
         self._reader_lock = threading.Lock()
         self._reported_missing = False

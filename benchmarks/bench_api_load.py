@@ -16,8 +16,8 @@ server's resident memory is sampled every second.
 
 A second, short phase checks the keys and the rate limit under load: a gateway with the default
 per-key limit (``CRYPTO_API_RATE_LIMIT=600`` a minute) is hammered with one key at concurrency
-16 while a second key polls politely: the first gets 429 with ``Retry-After`` once its bucket is
-empty, the second is never refused, a wrong key gets 403 and no key 401.
+16 while a second key polls politely: the first gets 429 with ``Retry-After`` once its window is
+full, the second is never refused, a wrong key gets 403 and no key 401.
 
 Run: ``.venv/bin/python benchmarks/bench_api_load.py [--seconds 180] [--concurrency 64]``.
 """

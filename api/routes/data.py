@@ -65,12 +65,12 @@ _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <one o
 
 
 async def authorize(request: Request) -> Principal:
-    """Check the API key (when keys are configured) and take a rate-limit token."""
+    """Check the API key (when keys are configured) and count the request against its rate limit."""
     gateway: Gateway = request.app.state.gateway
     client = request.client.host if request.client else "-"
     principal = gateway.keys.check_headers(request.headers, client)
     request.scope.setdefault("state", {})["principal"] = principal.id
-    gateway.limiter.acquire(principal.id)
+    await gateway.limiter.acquire(principal.id)
     return principal
 
 

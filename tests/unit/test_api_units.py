@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from datetime import UTC, date, datetime, timedelta, timezone
 
@@ -11,11 +12,13 @@ import sqlalchemy as sa
 from pydantic import TypeAdapter, ValidationError
 
 from api import mysql_binary
-from api.auth import KeyChecker, RateLimiter
+from api.auth import KeyChecker
 from api.data import PRICES, SENTIMENT, Output, decode_cursor, encode_cursor
 from api.dates import DateTimeValue, DateValue, explain
 from api.errors import ApiError
 from api.formats import csv_batch, json_body, negotiate
+from api.metrics import Metrics
+from api.ratelimit import RateLimiter
 from api.schemas import Format
 from api.service import parse_columns, time_range
 
@@ -62,16 +65,20 @@ def test_key_checker():
     assert KeyChecker(()).check(None, None, "10.0.0.1").id == "ip:10.0.0.1"
 
 
-def test_rate_limiter_refills():
-    limiter = RateLimiter(60)  # one token a second, bursts of 60
-    for _ in range(60):
-        limiter.acquire("k")
-    with pytest.raises(ApiError) as err:
-        limiter.acquire("k")
-    assert err.value.status == 429 and err.value.headers["Retry-After"] == "1"
-    limiter._buckets["k"] = (0.0, limiter._buckets["k"][1] - 2)  # two seconds later
-    limiter.acquire("k")
-    RateLimiter(0).acquire("anyone")  # 0 disables the limit
+def test_rate_limiter_counts_a_moving_window_per_principal():
+    async def run() -> None:
+        limiter = RateLimiter(2, None, key_prefix="unit", fallbacks=Metrics().rate_limit_fallbacks)
+        await limiter.acquire("k")
+        await limiter.acquire("k")
+        with pytest.raises(ApiError) as err:
+            await limiter.acquire("k")
+        assert err.value.status == 429 and 59 <= int(err.value.headers["Retry-After"]) <= 60
+        await limiter.acquire("other")  # each principal has its own window
+        off = RateLimiter(0, None, key_prefix="unit", fallbacks=Metrics().rate_limit_fallbacks)
+        for _ in range(5):
+            await off.acquire("anyone")  # 0 turns the limit off
+
+    asyncio.run(run())
 
 
 def test_time_range_defaults_and_checks():
