@@ -29,6 +29,7 @@ class Health:
     """The platform's state as the UI and the gateway show it."""
 
     runs: Counter[str] = field(default_factory=Counter)
+    runs_by_trigger: Counter[str] = field(default_factory=Counter)  # crypto/trigger: schedule, gap_healing
     failed_runs: list[str] = field(default_factory=list)
     checks: dict[str, str] = field(default_factory=dict)  # "asset:check" -> latest status
     failing_checks: dict[str, str] = field(default_factory=dict)  # "asset:check" -> description
@@ -39,7 +40,7 @@ class Health:
     def summary(self) -> str:
         """One paragraph for a test's failure message."""
         return (
-            f"runs {dict(self.runs)}; failed runs {self.failed_runs}; failing checks {self.failing_checks}; "
+            f"runs {dict(self.runs)} by trigger {dict(self.runs_by_trigger)}; failed runs {self.failed_runs}; failing checks {self.failing_checks}; "
             f"macro rows {self.macro_rows}; newest feature window {self.newest_window} with {self.newest_window_macro}"
         )
 
@@ -57,6 +58,8 @@ def platform_health(ui_url: str, api_url: str) -> Health:
     with httpx.Client(base_url=ui_url, timeout=60) as ui:
         for run in _graphql(ui, _RUNS)["runsOrError"]["results"]:
             health.runs[run["status"]] += 1
+            tags = {tag["key"]: tag["value"] for tag in run["tags"]}
+            health.runs_by_trigger[tags.get("crypto/trigger", "other")] += 1
             if run["status"] == "FAILURE":
                 health.failed_runs.append(run["runId"])
         for node in _graphql(ui, _CHECKS)["assetNodes"]:

@@ -334,10 +334,17 @@ class Settings(BaseSettings):
         "CRYPTO_API_KEYS", (), "comma-separated keys the gateway accepts; empty means open (loopback only)", secret=True
     )
     redis_url: str | None = _setting(
-        "REDIS_URL", None, "optional Redis cache for the gateway's hot endpoints", shown="unset: no cache", secret=True
+        "REDIS_URL",
+        None,
+        "optional Redis for the gateway: the cache of its hot endpoints and rate limits shared by every process",
+        shown="unset: no cache, a rate limit per process",
+        secret=True,
     )
     api_rate_limit: Annotated[int, _number(int, 0)] = _setting(
-        "CRYPTO_API_RATE_LIMIT", 600, "gateway requests a minute per key (per client IP when open); 0 turns it off"
+        "CRYPTO_API_RATE_LIMIT",
+        600,
+        "gateway requests in any minute per key (per client IP when open), across every process with "
+        "`REDIS_URL`, per process without; 0 turns it off",
     )
     api_cors_origins: Csv = _setting("CRYPTO_API_CORS_ORIGINS", (), "allowed CORS origins, comma-separated")
     api_max_rows: Annotated[int, _number(int, 1)] = _setting(
