@@ -10,6 +10,8 @@ so that nothing meant to be run escapes the runner by a missing tag.
 from __future__ import annotations
 
 import re
+import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,8 +96,23 @@ def collect(root: Path) -> list[Snippet]:
     return [s for path in documents(root) for s in parse(path.read_text("utf-8"), path)]
 
 
-def with_addresses(code: str, addresses: dict[str, str]) -> str:
+def with_addresses(code: str, addresses: Mapping[str, str]) -> str:
     """``code`` with each documented address (``127.0.0.1:8000``) replaced by the real one."""
     for documented, real in addresses.items():
         code = code.replace(documented, real)
     return code
+
+
+def run(
+    snippet: Snippet, cwd: Path, env: Mapping[str, str], python: Path, addresses: Mapping[str, str], scratch: Path
+) -> subprocess.CompletedProcess[str]:
+    """Run ``snippet`` from ``cwd`` as a user would: bash with ``-euo pipefail``, python with the
+    ``python`` interpreter (the script written into ``scratch``), the documented addresses mapped."""
+    code = with_addresses(snippet.code, addresses)
+    if snippet.runner == "python":
+        script = scratch / "snippet.py"
+        script.write_text(code, "utf-8")
+        command = [str(python), str(script)]
+    else:
+        command = ["bash", "-euo", "pipefail", "-c", code]
+    return subprocess.run(command, cwd=cwd, env=dict(env), capture_output=True, text=True, timeout=600)

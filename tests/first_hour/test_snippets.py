@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from testkit import snippets
 from testkit.platform import Platform
-from testkit.snippets import Snippet, collect, with_addresses
+from testkit.snippets import Snippet, collect
 
 ROOT = Path(__file__).resolve().parents[2]
 SNIPPETS = collect(ROOT)
@@ -29,17 +30,9 @@ def user_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run(snippet: Snippet, platform: Platform, home: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``snippet`` from the checkout with the platform's environment."""
-    code = with_addresses(snippet.code, platform.addresses)
-    if snippet.runner == "python":
-        script = tmp_path / "snippet.py"
-        script.write_text(code, "utf-8")
-        command = [str(ROOT / ".venv/bin/python"), str(script)]
-    else:
-        command = ["bash", "-euo", "pipefail", "-c", code]
-    return subprocess.run(
-        command, cwd=ROOT, env={**platform.env, "HOME": str(home)}, capture_output=True, text=True, timeout=600
-    )
+    """Run ``snippet`` from the checkout with the platform's environment and ``home`` as ``$HOME``."""
+    env = {**platform.env, "HOME": str(home)}
+    return snippets.run(snippet, ROOT, env, ROOT / ".venv/bin/python", platform.addresses, tmp_path)
 
 
 @pytest.mark.parametrize("snippet", [s for s in RUNNABLE if not _notebook(s)], ids=lambda s: s.id)
