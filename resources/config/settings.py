@@ -1,7 +1,7 @@
 """One settings object for the whole platform, read from the environment once.
 
 Every environment variable the platform understands is declared here and only here (a field:
-its variable, default and description); the README's configuration table is generated from this
+its variable, default and description); the settings table of docs/configuration.md is generated from this
 module (``python -m cli.settings_doc``) and a test keeps the two equal. Nothing here imports
 Dagster, so the API gateway can use it and start fast; the Dagster definitions read it once when
 they load and hand its values to the resources.
@@ -134,7 +134,7 @@ LAKE_STORAGE_FIELDS = (
 def _setting(
     env: str, default: Any = None, description: str = "", shown: str | None = None, secret: bool = False, **kw: Any
 ) -> Any:
-    """A field read from ``env``; ``shown``: the default as the README states it, where it is derived;
+    """A field read from ``env``; ``shown``: the default as the docs state it, where it is derived;
     ``secret``: a credential (only from a Secret on Kubernetes; never a resource's visible config)."""
     extra: dict[str, Any] = {"shown_default": shown} if shown is not None else {}
     if secret:

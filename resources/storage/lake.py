@@ -63,8 +63,8 @@ KEY_COLUMNS = ("symbol", TIME_COLUMN)
 # feature doubles compress little and snappy decodes faster than zstd (1.4x on this machine). The
 # feature doubles have neither dictionaries (real-valued features repeat rarely: the dictionary
 # page fills, the writer falls back to plain and the file holds both) nor statistics (no read
-# filters on them): that made files 16% smaller, footers a third smaller and reads of the full
-# catalog 5x faster, writes 6x (benchmarks/bench_lake_read.py, README).
+# filters on them): smaller files and footers, faster reads of the full catalog and faster writes
+# (benchmarks/bench_lake_read.py; the figures in docs/benchmarks.md).
 WRITER = WriterProperties(
     compression="SNAPPY",
     max_row_group_size=8192,
