@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import sqlalchemy as sa
 
 from crypto_assets.definitions import build_definitions
 from crypto_assets.partitions import PARTITION_KEY_FORMAT
@@ -21,6 +22,7 @@ from sensors.alerts import AlertCursor, ProgressLedger
 from testkit.dagster_private import create_run_for_test
 from testkit.fakes.loopback import free_port
 from testkit.webserver import ROOT, Webserver, platform_env
+from tests.conftest import mysql_database
 
 W = timedelta(minutes=5)
 NOW = datetime.now(UTC).replace(tzinfo=None)
@@ -145,3 +147,32 @@ def test_the_command_applies_it_to_the_instance_at_dagster_home(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["runs"]["runs_deleted"] == 0
+
+
+@pytest.mark.mysql
+def test_on_mysql_storage_the_run_its_tags_events_and_check_rows_go(tmp_path, monkeypatch, sqlite_url):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    storage = {"storage": {"mysql": {"mysql_url": {"env": "DAGSTER_MYSQL_URL"}}}, "telemetry": {"enabled": False}}
+    (home / "dagster.yaml").write_text(json.dumps(storage))
+    monkeypatch.setenv("CRYPTO_DB_URL", sqlite_url)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with mysql_database() as url:
+        monkeypatch.setenv("DAGSTER_MYSQL_URL", url.replace("mysql+pymysql://", "mysql+mysqlconnector://", 1))
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            old = run_windows(instance, OLD[:1])
+            time.sleep(1.1)
+            cutoff = datetime.now(UTC).replace(tzinfo=None)
+            time.sleep(1.1)
+            recent = run_windows(instance, RECENT[:1])
+            assert check_rows(instance, set(old)) > 0
+            report = delete_run_history(instance, cutoff)
+            assert (report.runs, report.run_files) == (1, 0) and report.check_rows > 0
+            assert instance.get_run_by_id(old[0]) is None and check_rows(instance, set(old)) == 0
+            materializations = instance.fetch_materializations(dg.AssetKey("price_data_real"), limit=10).records
+            assert [m.run_id for m in materializations] == recent
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:  # the run's tags go by the foreign key's ON DELETE CASCADE
+            tags = conn.execute(sa.text("SELECT COUNT(*) FROM run_tags WHERE run_id = :r"), {"r": old[0]}).scalar()
+        engine.dispose()
+        assert tags == 0
