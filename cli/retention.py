@@ -1,6 +1,9 @@
-"""Delete windows older than N days from every warehouse table: ``python -m cli.retention [--days N]``.
+"""Apply retention by hand: ``python -m cli.retention [--days N] [--run-days N] [--what all|windows|runs]``.
 
-See :mod:`resources.storage.retention` for what is deleted and how."""
+Deletes the warehouse's windows older than ``CRYPTO_RETENTION_DAYS`` (see
+:mod:`resources.storage.retention`) and the Dagster instance's finished runs older than
+``CRYPTO_RUN_RETENTION_DAYS``, by default the partition horizon (see
+:mod:`resources.storage.run_history`), as the nightly ``retention_job`` does. Prints what went, as JSON."""
 
 from __future__ import annotations
 
@@ -9,28 +12,69 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from resources.config.settings import load_settings
+import dagster as dg
+
+from resources.config.settings import Settings, load_settings
 from resources.storage.retention import RETENTION_ENV, apply_retention, retention_days
+from resources.storage.run_history import RUN_RETENTION_ENV, RunRetentionError, delete_run_history, run_history_cutoff
 from resources.storage.warehouse import Warehouse
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m cli.retention [--days N] [--db-url URL]`` (days default: CRYPTO_RETENTION_DAYS)."""
-    parser = argparse.ArgumentParser(prog="python -m cli.retention", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--days", type=int, default=None, help=f"days to keep (default: {RETENTION_ENV})")
-    parser.add_argument("--db-url", default=None, help="SQLAlchemy URL of the warehouse (default: CRYPTO_DB_URL)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    days = args.days if args.days is not None else retention_days()
+def _windows(days: int | None, db_url: str) -> dict[str, object]:
     if days is None:
-        print(json.dumps({"skipped": f"{RETENTION_ENV} is not set: every window is kept"}))
-        return 0
-    wh = Warehouse(args.db_url or load_settings().db_url)
+        return {"skipped": f"{RETENTION_ENV} is not set: every window is kept"}
+    wh = Warehouse(db_url)
     try:
-        print(json.dumps(apply_retention(wh, days).as_dict(), indent=2))
+        return apply_retention(wh, days).as_dict()
     finally:
         wh.dispose()
+
+
+def _runs(settings: Settings, days: int | None, instance_dir: Path, inside_horizon: bool) -> dict[str, object]:
+    cutoff = run_history_cutoff(settings.partition_start, days, inside_horizon=inside_horizon)
+    if not (instance_dir / "dagster.yaml").exists() and not (instance_dir / "history").exists():
+        return {"skipped": f"no Dagster instance at {instance_dir}"}
+    with dg.DagsterInstance.from_config(str(instance_dir)) as instance:
+        return delete_run_history(instance, cutoff).as_dict()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the arguments, apply the retention asked for, print the JSON report."""
+    parser = argparse.ArgumentParser(prog="python -m cli.retention", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--days", type=int, default=None, help=f"days of windows to keep (default: {RETENTION_ENV})")
+    parser.add_argument("--db-url", default=None, help="SQLAlchemy URL of the warehouse (default: CRYPTO_DB_URL)")
+    parser.add_argument(
+        "--run-days",
+        type=int,
+        default=None,
+        help=f"days of Dagster runs to keep (default: {RUN_RETENTION_ENV}, else the partition horizon)",
+    )
+    parser.add_argument(
+        "--inside-horizon",
+        action="store_true",
+        help="allow a run retention shorter than the partition horizon (the UI then shows those windows as missing)",
+    )
+    parser.add_argument(
+        "--instance", type=Path, default=None, help="Dagster instance directory (default: DAGSTER_HOME)"
+    )
+    parser.add_argument("--what", choices=("all", "windows", "runs"), default="all", help="what to apply")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    report: dict[str, object] = {}
+    if args.what in ("all", "windows"):
+        days = args.days if args.days is not None else retention_days()
+        report["windows"] = _windows(days, args.db_url or settings.db_url)
+    if args.what in ("all", "runs"):
+        run_days = args.run_days if args.run_days is not None else settings.run_retention_days
+        try:
+            report["runs"] = _runs(settings, run_days, args.instance or settings.instance_dir, args.inside_horizon)
+        except RunRetentionError as exc:
+            print(f"python -m cli.retention: {exc}", file=sys.stderr)
+            return 2
+    print(json.dumps(report, indent=2))
     return 0
 
 

@@ -4,15 +4,17 @@
   ``CRYPTO_BACKUP_DIR`` (``<dir>/<table>/date=YYYY-MM-DD/part.parquet``, see
   ``resources/storage/backup.py``); a day exported again replaces its files, so the directory is an
   incremental backup that ``python -m cli.backup restore`` reads back.
-* ``retention_job`` / ``retention_schedule`` (02:30 UTC): deletes windows older than
-  ``CRYPTO_RETENTION_DAYS`` with their ``partition_log`` rows.
+* ``retention_job`` / ``retention_schedule`` (02:30 UTC, running by default): deletes windows
+  older than ``CRYPTO_RETENTION_DAYS`` with their ``partition_log`` rows, and Dagster's finished
+  runs older than ``CRYPTO_RUN_RETENTION_DAYS`` (default: the partition horizon) with their event
+  logs, check records and compute logs (``resources/storage/run_history.py``).
 * ``lake_maintenance_job`` / ``lake_maintenance_schedule`` (03:30 UTC, running by default):
   compacts the Delta Lake table's days of small 5-minute files and vacuums versions older than
   ``CRYPTO_LAKE_RETENTION_DAYS`` (``resources/storage/lake.py``).
 
-The backup and retention schedules are running by default only when their setting is set when
-the code location loads (:func:`maintenance_schedules`); their ops also skip, with a log line,
-when the ``maintenance`` resource does not have it.
+The backup schedule is running by default only when ``CRYPTO_BACKUP_DIR`` is set when the code
+location loads (:func:`maintenance_schedules`); the backup and window retention ops also skip,
+with a log line, when the ``maintenance`` resource does not have their setting.
 """
 
 from datetime import datetime, timedelta
@@ -24,6 +26,7 @@ from resources.config.settings import Settings, setting_variable
 from resources.storage.backup import export_warehouse
 from resources.storage.dagster_resources import LakeResource, MaintenanceResource, WarehouseResource
 from resources.storage.retention import RETENTION_ENV, apply_retention
+from resources.storage.run_history import delete_run_history, run_history_cutoff
 from resources.storage.warehouse import utc_now
 
 BACKUP_DIR_ENV = setting_variable("backup_dir")
@@ -81,6 +84,18 @@ def apply_retention_op(
 
 
 @dg.op(
+    description="Delete Dagster's finished runs older than CRYPTO_RUN_RETENTION_DAYS (default: the partition "
+    "horizon), with their event logs, check records and compute logs."
+)
+def apply_run_retention_op(context: dg.OpExecutionContext, maintenance: MaintenanceResource) -> None:
+    """Apply the run history retention to the instance the run belongs to."""
+    cutoff = run_history_cutoff(maintenance.partition_start, maintenance.run_retention_days)
+    report = delete_run_history(context.instance, cutoff)
+    context.log.info("run history retention: %s", report.as_dict())
+    context.add_output_metadata({key: dg.MetadataValue.text(str(value)) for key, value in report.as_dict().items()})
+
+
+@dg.op(
     description="Compact the lake's days of small files (one file a day, in symbol, timestamp order) and vacuum old versions."
 )
 def maintain_lake(context: dg.OpExecutionContext, warehouse: WarehouseResource, lake: LakeResource) -> None:
@@ -98,9 +113,14 @@ def backup_job() -> None:
     export_day()
 
 
-@dg.job(description="Retention: delete windows older than CRYPTO_RETENTION_DAYS.", tags=run_tags("maintenance"))
+@dg.job(
+    description="Retention: delete windows older than CRYPTO_RETENTION_DAYS and runs older than "
+    "CRYPTO_RUN_RETENTION_DAYS.",
+    tags=run_tags("maintenance"),
+)
 def retention_job() -> None:
     apply_retention_op()
+    apply_run_retention_op()
 
 
 @dg.job(description="Nightly compaction and vacuum of the Delta Lake features table.", tags=run_tags("maintenance"))
@@ -113,7 +133,8 @@ def _status(enabled: object) -> dg.DefaultScheduleStatus:
 
 
 def maintenance_schedules(settings: Settings) -> list[dg.ScheduleDefinition]:
-    """The backup and retention schedules, running by default where ``settings`` has their value."""
+    """The backup schedule (running by default where ``settings`` has a backup directory) and the
+    retention schedule (always running: the run history retention has a default)."""
     return [
         dg.ScheduleDefinition(
             name="backup_schedule",
@@ -130,8 +151,9 @@ def maintenance_schedules(settings: Settings) -> list[dg.ScheduleDefinition]:
             cron_schedule="30 2 * * *",
             execution_timezone="UTC",
             tags={TRIGGER_TAG: "schedule"},
-            default_status=_status(settings.retention_days),
-            description="02:30 UTC: delete windows older than CRYPTO_RETENTION_DAYS.",
+            default_status=dg.DefaultScheduleStatus.RUNNING,
+            description="02:30 UTC: delete windows older than CRYPTO_RETENTION_DAYS and Dagster's runs older "
+            "than CRYPTO_RUN_RETENTION_DAYS.",
         ),
     ]
 

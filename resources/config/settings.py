@@ -382,9 +382,17 @@ class Settings(BaseSettings):
     retention_days: Annotated[int | None, BeforeValidator(_parse_retention_days)] = _setting(
         "CRYPTO_RETENTION_DAYS",
         None,
-        "`retention_job` deletes windows older than this many days, with their `partition_log` rows (its schedule "
-        "runs only when set)",
+        "`retention_job` deletes windows older than this many days, with their `partition_log` rows (unset: it "
+        "deletes no window)",
         shown="unset: keep forever",
+    )
+    run_retention_days: Annotated[int | None, _number(int, 1)] = _setting(
+        "CRYPTO_RUN_RETENTION_DAYS",
+        None,
+        "`retention_job` (02:30 UTC) deletes Dagster's finished runs older than this many days, with their event "
+        "logs, check records and compute logs (each day of 5-minute runs adds about 240 MB to `$DAGSTER_HOME` on "
+        "SQLite). Shorter than the partition horizon is refused (the UI would show those windows as missing)",
+        shown="the horizon of `CRYPTO_PARTITION_START` (`30d`: 30)",
     )
     # The Delta Lake copy of the committed features (resources/storage/lake.py).
     lake_uri: str | None = _setting(

@@ -96,13 +96,21 @@ class LakeResource(ConfigurableResource):
 
 
 class MaintenanceResource(ConfigurableResource):
-    """Where ``backup_job`` writes (``CRYPTO_BACKUP_DIR``) and how many days ``retention_job`` keeps
-    (``CRYPTO_RETENTION_DAYS``); unset: that job does nothing."""
+    """Where ``backup_job`` writes (``CRYPTO_BACKUP_DIR``; unset: no backup), how many days of windows
+    ``retention_job`` keeps (``CRYPTO_RETENTION_DAYS``; unset: all) and of runs (``CRYPTO_RUN_RETENTION_DAYS``;
+    unset: back to the first partition of ``CRYPTO_PARTITION_START``)."""
 
     backup_dir: str | None = None
     retention_days: int | None = None
+    run_retention_days: int | None = None
+    partition_start: str = Field(default=setting_default("partition_start"))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MaintenanceResource:
         """The maintenance settings of ``settings``."""
-        return cls(backup_dir=settings.backup_dir, retention_days=settings.retention_days)
+        return cls(
+            backup_dir=settings.backup_dir,
+            retention_days=settings.retention_days,
+            run_retention_days=settings.run_retention_days,
+            partition_start=settings.partition_start,
+        )
