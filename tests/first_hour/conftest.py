@@ -23,14 +23,20 @@ from testkit.platform import Platform, started_platform
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _minutes() -> float:
+    return float(os.environ.get("FIRST_HOUR_MINUTES", "15"))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
             item.add_marker(pytest.mark.first_hour)
+            # The first test's setup holds the wait, on top of the install and start.
+            item.add_marker(pytest.mark.timeout(int(_minutes() * 60) + 900))
 
 
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     with started_platform(ROOT, tmp_path_factory.mktemp("first_hour")) as started:
-        started.wait_until(float(os.environ.get("FIRST_HOUR_MINUTES", "15")))
+        started.wait_until(_minutes())
         yield started
