@@ -98,7 +98,7 @@ def render() -> str:
         "| family | features | what |",
         "| --- | --- | --- |",
         *(
-            f"| [{family}](#{family.replace('_', '-')}) | {counts[family]} | {_cell(text)} |"
+            f"| [{family}](#{family}) | {counts[family]} | {_cell(text)} |"
             for family, text in FAMILIES.items()
         ),
         "",
