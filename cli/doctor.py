@@ -525,8 +525,17 @@ def _verdict(report: Report) -> str:
     return f"NOT READY: {offline}required sources failed: {', '.join(report.failed)}{unaffected} {took}"
 
 
+DETAIL_WIDTH = 110
+
+
+def _full_details(report: Report) -> list[str]:
+    """The details the table cut, whole (an exchange's own reason for refusing us, ...)."""
+    cut = [c for c in report.checks if len(c.detail) > DETAIL_WIDTH]
+    return ["in full:", *(f"  {c.source}: {c.detail}" for c in cut), ""] if cut else []
+
+
 def render(report: Report) -> str:
-    """The report as a heading, a plain-text table, a coin summary and a verdict."""
+    """The report as a heading, a plain-text table, the details it cut in full, a coin summary and a verdict."""
     if not report.live_checked:
         return _heading(report)
     header = ("source", "required", "status", "reachable", "key", "rate limit", "detail", "s")
@@ -538,7 +547,7 @@ def render(report: Report) -> str:
             {True: "yes", False: "no", None: "-"}[c.reachable],
             c.key,
             c.rate_limit or "-",
-            c.detail if len(c.detail) <= 110 else c.detail[:107] + "...",
+            c.detail if len(c.detail) <= DETAIL_WIDTH else c.detail[: DETAIL_WIDTH - 3] + "...",
             f"{c.seconds:.2f}",
         )
         for c in report.checks
@@ -546,7 +555,9 @@ def render(report: Report) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     table = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in [header, *rows]]
     table.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join([_heading(report), "", *table, "", *_coin_lines(report.coins), "", _verdict(report)])
+    return "\n".join(
+        [_heading(report), "", *table, "", *_full_details(report), *_coin_lines(report.coins), "", _verdict(report)]
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -53,7 +53,12 @@ def price_data_real(
     )
     if fetched.missing_symbols:
         context.log.warning(
-            "%d symbol(s) missing from the source: %s", len(fetched.missing_symbols), ", ".join(fetched.missing_symbols)
+            "%d symbol(s) missing from the source: %s",
+            len(fetched.missing_symbols),
+            "; ".join(
+                f"{s} ({fetched.missing_reasons[s]})" if s in fetched.missing_reasons else s
+                for s in fetched.missing_symbols
+            ),
         )
     if fetched.stale_snapshots:
         context.log.warning(
@@ -71,6 +76,7 @@ def price_data_real(
             sources=dg.MetadataValue.json(fetched.sources()),
             symbols=int(frame["symbol"].nunique()) if len(frame) else 0,
             symbols_missing=dg.MetadataValue.json(fetched.missing_symbols),
+            missing_reasons=dg.MetadataValue.json(fetched.missing_reasons),
             unknown_ids_ignored=dg.MetadataValue.json(fetched.unknown_ids),
             exchanges=dg.MetadataValue.json(fetched.exchanges),
             stale_snapshots=dg.MetadataValue.json(fetched.stale_snapshots),

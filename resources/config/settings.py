@@ -216,7 +216,7 @@ class Settings(BaseSettings):
     )
     exchanges: LowerCsv = _setting(
         "CRYPTO_EXCHANGES",
-        ("binance", "okx", "coinbase", "kraken"),
+        ("binance", "okx", "coinbaseexchange", "kraken"),
         "exchanges (ccxt ids) live bars come from, in order of preference: each coin is served by the first that "
         "lists a USD, USDT or USDC pair for it",
     )

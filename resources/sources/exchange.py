@@ -5,7 +5,10 @@ exchange that lists a USD, USDT or USDC pair for it (``exchange_pair`` in the un
 ccxt symbol such as ``IOTA/USDT`` or an exchange's market id such as ``IOTAUSDT``, overrides the
 pair where that exchange lists it). An exchange that refuses (HTTP 451 or 403: geo-blocking, a
 CDN block) or stays unreachable after the retries is skipped for the rest of the run, and its
-coins fall to the next exchange that lists them.
+coins fall to the next exchange that lists them. An error about one pair (an unknown or delisted
+symbol) fails that coin on that exchange only: it falls to the next exchange listing it, else it
+is missing with the venue's reason (:mod:`resources.sources.exchange_errors` classifies errors,
+:mod:`resources.sources.venues` holds what differs between exchanges).
 
 ccxt is synchronous and raises its own errors; :class:`Venue` wraps every ccxt call with the
 conventions of ``resources/sources/http.py``: a timeout, retries with jittered exponential back-off on
@@ -32,14 +35,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache, partial
 from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 import ccxt
 import pandas as pd
 
 from resources.config.settings import Settings
 from resources.config.universe import Coin
+from resources.sources.exchange_errors import MalformedBody, Scope, classify, pair_reason, venue_reason
 from resources.sources.http import (
-    RETRYABLE_STATUS,
     CallStats,
     CircuitOpenError,
     SourceError,
@@ -47,6 +51,7 @@ from resources.sources.http import (
     deadline_error,
 )
 from resources.sources.retry_after import parse_retry_after
+from resources.sources.venues import venue_facts
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +62,6 @@ DAY_MS = 24 * HOUR_MS
 DAY_SLOTS = DAY_MS // BAR_MS
 #: Quote currencies a coin's pair may have, in order of preference on one exchange.
 QUOTES = ("USD", "USDT", "USDC")
-#: Bars one ``fetch_ohlcv`` call may ask for. OKX serves at most 100 older bars a call whatever
-#: ``limit`` says (and ccxt asks for 300), so pages are sized to what each exchange returns.
-PAGE_LIMITS = {"binance": 1000, "okx": 100, "coinbase": 300, "kraken": 720}
-DEFAULT_PAGE_LIMIT = 100
-#: Answers that mean "not from here" (geo-blocking, a CDN's block page): the exchange is skipped.
-REFUSAL_STATUS = frozenset({403, 451})
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
 T = TypeVar("T")
 
@@ -79,19 +78,22 @@ class IntervalError(SourceError):
     """The bars served are not 5-minute bars (e.g. daily bars for a 5-minute request)."""
 
 
-class _MalformedBody(ccxt.NetworkError):
-    """A 2xx answer whose body is not JSON (truncated, an HTML page): retried as transient."""
+class PairError(SourceError):
+    """The exchange answered one pair's request with an error about that pair (unknown or delisted
+    symbol): that coin falls to the next exchange; the exchange serves the others."""
 
 
 @cache
 def _tracked_class(exchange_id: str) -> type:
     """The ccxt class of ``exchange_id`` counting requests and answers (any HTTP status) and recording
-    each request's status, headers and JSON body."""
+    each request's URL, and its answer's status, body and (2xx) JSON payload."""
     base = getattr(ccxt, exchange_id)
 
     def fetch(self: Any, url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
         self.crypto_requests += 1
+        self.crypto_url = url
         self.crypto_status = None
+        self.crypto_body = None
         self.crypto_payload = None
         return base.fetch(self, url, method, headers, body)
 
@@ -108,11 +110,12 @@ def _tracked_class(exchange_id: str) -> type:
     ) -> str:
         self.crypto_answers += 1
         self.crypto_status = int(code)
+        self.crypto_body = response_body
         if 200 <= int(code) < 300:
             try:
                 self.crypto_payload = json.loads(response_body)
             except ValueError:
-                raise _MalformedBody(
+                raise MalformedBody(
                     f"{exchange_id}: HTTP {code} with a body that is not JSON: {_excerpt(response_body)!r}"
                 ) from None
         return base.on_rest_response(
@@ -127,7 +130,9 @@ def _tracked_class(exchange_id: str) -> type:
             "on_rest_response": on_rest_response,
             "crypto_requests": 0,
             "crypto_answers": 0,
+            "crypto_url": None,
             "crypto_status": None,
+            "crypto_body": None,
             "crypto_payload": None,
         },
     )
@@ -186,6 +191,7 @@ class Venue:
             raise SourceError("exchange", f"unknown exchange {exchange_id!r} in CRYPTO_EXCHANGES (not a ccxt id)")
         self.id = exchange_id
         self.name = f"exchange:{exchange_id}"
+        self.facts = venue_facts(exchange_id)
         self.client = _tracked_class(exchange_id)(
             {
                 "enableRateLimit": True,
@@ -215,8 +221,9 @@ class Venue:
             session.close()
 
     # ------------------------------------------------------------------ calls
-    def _call(self, what: str, call: Callable[[], T]) -> T:
-        """Run one ccxt call with retries; raise a :class:`SourceError` subclass naming the problem."""
+    def _call(self, what: str, call: Callable[[], T], *, per_pair: bool = False) -> T:
+        """Run one ccxt call with retries; raise a :class:`SourceError` subclass naming the problem
+        (:class:`PairError` for an error about the one pair a ``per_pair`` call asked for)."""
         self.breaker.before_call(self.name)
         problem = "no attempt made"
         for attempt in range(1, self.max_attempts + 1):
@@ -225,24 +232,21 @@ class Venue:
                 result = call()
             except (ccxt.BaseError, TypeError, ValueError, KeyError, IndexError) as exc:
                 self._count(*before)
-                status = self.client.crypto_status
-                problem = f"{type(exc).__name__}: {_excerpt(exc)}"
-                if status in REFUSAL_STATUS:
+                status, body = self.client.crypto_status, self.client.crypto_body
+                scope = classify(exc, status, body, self.facts, per_pair=per_pair)
+                said = venue_reason(exc, body) if scope is not Scope.TRANSIENT else _excerpt(exc)
+                problem = f"{type(exc).__name__}: {said}"
+                if scope is Scope.REFUSED:
                     self._failed()
                     raise ExchangeRefusedError(
                         self.name,
-                        f"{what} refused with HTTP {status} (geo-blocked or blocked by a CDN): {_excerpt(exc, 160)}",
+                        f"{what} refused with HTTP {status} (geo-blocked or blocked by a CDN): {said}",
                         status=status,
                     ) from exc
-                # A payload ccxt could not parse (its parsers raise TypeError, KeyError, ...) is
-                # retried like a truncated body; so are network errors without an answer or with a
-                # transient status. Anything else (an ExchangeError, HTTP 400) is final.
-                transient = (
-                    not isinstance(exc, ccxt.BaseError)
-                    or isinstance(exc, _MalformedBody)
-                    or (isinstance(exc, ccxt.NetworkError) and (status is None or status in RETRYABLE_STATUS))
-                )
-                if not transient:
+                if scope is Scope.PAIR:
+                    self.breaker.record_success()  # the exchange works: it answered about this pair
+                    raise PairError(self.name, f"{what}: {pair_reason(self.id, exc, body)}", status=status) from exc
+                if scope is Scope.FINAL:
                     self._failed()
                     raise SourceError(self.name, f"{what}: {problem}", status=status) from exc
                 if attempt == self.max_attempts:
@@ -333,7 +337,7 @@ class Venue:
         """Closed 5-minute bars ``(open_ms, o, h, l, c, v)`` of ``route`` with open time in [start, end)."""
         start_ms = _ms(start)
         closed_end = min(_ms(end), _ms(now) // BAR_MS * BAR_MS)  # a bar ending after now is still open
-        page_limit = PAGE_LIMITS.get(self.id, DEFAULT_PAGE_LIMIT)
+        page_limit = self.facts.page_limit
         bars: list[tuple] = []
         cursor = start_ms
         while cursor < closed_end:
@@ -342,7 +346,9 @@ class Venue:
             page = self._call(
                 f"fetch_ohlcv {route.market}",
                 partial(self.client.fetch_ohlcv, route.market, TIMEFRAME, since=since, limit=limit),
+                per_pair=True,
             )
+            check_request(self.id, route.market, self.client.crypto_url)
             check_interval(self.id, route.market, page, self.client.crypto_payload, since, limit)
             for bar in page:
                 if bar[0] >= closed_end:
@@ -355,13 +361,29 @@ class Venue:
         return bars
 
 
+def check_request(exchange_id: str, market: str, url: str | None) -> None:
+    """Raise :class:`IntervalError` unless the request sent for bars (``url``) asked for 5-minute bars
+    with the exchange's documented parameter (``interval_query`` of :mod:`resources.sources.venues`)."""
+    wanted = venue_facts(exchange_id).interval_query
+    if wanted is None or url is None:
+        return
+    asked = parse_qs(urlsplit(url).query).get(wanted[0], [])
+    if asked != [wanted[1]]:
+        raise IntervalError(
+            f"exchange:{exchange_id}",
+            f"{market}: the bars were asked for with {wanted[0]}={','.join(asked) or '(none)'}, "
+            f"not {wanted[0]}={wanted[1]} (5 minutes)",
+        )
+
+
 def check_interval(exchange_id: str, market: str, page: Any, raw: Any, since: int, limit: int) -> None:
     """Raise :class:`IntervalError` unless ``page`` (ccxt's ``[ts, o, h, l, c, v]`` rows) are 5-minute bars.
 
     Per page: an open time off the 5-minute grid, or a bar beyond ``since + limit x 5 min`` (at
     most ``limit`` 5-minute bars from ``since`` cannot reach past it, while coarser bars do), rejects
-    the page; where the exchange's own format says the bar's length (Binance's kline close time,
-    field 6), it must be 5 minutes, which catches even a single daily bar. :func:`check_series`
+    the page; where the exchange's own format says the bar's length (``close_time_field`` of
+    :mod:`resources.sources.venues`: Binance's kline close time), it must be 5 minutes, which
+    catches even a single daily bar. :func:`check_series`
     then looks at the whole range.
     """
     name = f"exchange:{exchange_id}"
@@ -382,24 +404,28 @@ def check_interval(exchange_id: str, market: str, page: Any, raw: Any, since: in
             f"{market}: asked for {limit} 5-minute bar(s) from {since}, got one opening at "
             f"{beyond[0]}: these are not 5-minute bars",
         )
-    if exchange_id == "binance" and isinstance(raw, list):
+    field = venue_facts(exchange_id).close_time_field
+    if field is not None and isinstance(raw, list):
         for row in raw:
-            if isinstance(row, list) and len(row) > 6 and int(row[6]) != int(row[0]) + BAR_MS - 1:
-                length = (int(row[6]) + 1 - int(row[0])) / 60000
+            if isinstance(row, list) and len(row) > field and int(row[field]) != int(row[0]) + BAR_MS - 1:
+                length = (int(row[field]) + 1 - int(row[0])) / 60000
                 raise IntervalError(
                     name,
-                    f"{market}: kline opening at {row[0]} closes at {row[6]}, a {length:g}-minute bar, not 5 minutes",
+                    f"{market}: bar opening at {row[0]} closes at {row[field]}, a {length:g}-minute bar, not 5 minutes",
                 )
 
 
 def check_series(exchange_id: str, market: str, times: Sequence[int], slots: int) -> None:
     """Raise :class:`IntervalError` when a route's bars over a range of ``slots`` windows look coarser.
 
-    Exchanges without a close time in their format (OKX) can only be judged by the series: bars
-    that all open at midnight over a range of a day or more are daily bars, and three or more
-    bars all on the hour, none 5 minutes after the previous one, are hourly or daily bars. A
-    5-minute market that thin (one bar a day, exactly at midnight) has no usable 5-minute series
-    either, so the coin falls to the next exchange at no loss.
+    Every exchange's bars are judged by their series, whether or not its format has a close time
+    (OKX, Coinbase and Kraken have none): two or more bars where every gap between consecutive
+    bars is a whole number of hours are hourly (or coarser) bars, and a lone bar opening at
+    midnight over a range of a day or more is a daily bar. A genuine 5-minute series passes with
+    any number of missing bars as long as one gap between consecutive bars is not a whole number
+    of hours (two adjacent bars suffice); only a series with at most one bar an hour, always at the
+    same minute (at least 11 of every 12 windows between its bars missing), is rejected, and it
+    has no usable 5-minute series either: the coin falls to the next exchange at no loss.
     """
     name = f"exchange:{exchange_id}"
     if not times:
@@ -409,11 +435,11 @@ def check_series(exchange_id: str, market: str, times: Sequence[int], slots: int
             name, f"{market}: over {slots} windows only bars opening at midnight: daily bars, not 5-minute bars"
         )
     gaps = [b - a for a, b in zip(times, times[1:])]
-    if len(times) >= 3 and min(gaps) > BAR_MS and all(t % HOUR_MS == 0 for t in times):
+    if gaps and all(gap > 0 and gap % HOUR_MS == 0 for gap in gaps):
         raise IntervalError(
             name,
-            f"{market}: {len(times)} bars {min(gaps) // 60000} or more minutes apart, all on "
-            "the hour: not 5-minute bars",
+            f"{market}: {len(times)} bars, every one a whole number of hours after the previous "
+            f"(at least {min(gaps) // 60000} minutes): hourly or coarser bars, not 5-minute bars",
         )
 
 
@@ -453,13 +479,20 @@ class Routing:
 
 @dataclass
 class BarsResult:
-    """A run's bars and what the metadata says about them."""
+    """A run's bars and what the metadata says about them.
+
+    ``rejected``: per coin, why an exchange's bars failed the interval check; ``failed_pairs``:
+    per coin, the exchanges' errors about its pair (both even when a later exchange served it);
+    ``why_missing``: per coin without bars, why.
+    """
 
     frame: pd.DataFrame
     served_by: dict[str, int]
     missing: list[str]
     rejected: dict[str, str]
     routing: Routing
+    failed_pairs: dict[str, str] = field(default_factory=dict)
+    why_missing: dict[str, str] = field(default_factory=dict)
 
 
 class ExchangeRouter:
@@ -504,7 +537,7 @@ class ExchangeRouter:
             raise ExchangeUnavailableError(
                 "exchange",
                 "no configured exchange could be reached: "
-                + "; ".join(f"{k} {v['state']} ({v['detail'][:160]})" for k, v in routing.exchanges.items()),
+                + "; ".join(f"{k} {v['state']} ({v['detail']})" for k, v in routing.exchanges.items()),
             )
         for coin in coins:
             routes = [r for r in (v.route(coin) for v in usable) if r is not None]
@@ -517,8 +550,9 @@ class ExchangeRouter:
     def bars_frame(self, coins: Sequence[Coin], start: datetime, end: datetime, now: datetime) -> BarsResult:
         """Bars of every coin for [start, end) from its first working exchange.
 
-        A coin whose exchange refuses or fails mid-run, rejects the interval check or has no bar in
-        the range falls to the next exchange listing it. Raises :class:`ExchangeUnavailableError`
+        A coin whose exchange refuses or fails mid-run, answers an error about its pair, fails the
+        interval check or has no bar in the range falls to the next exchange listing it; a coin no
+        exchange serves is missing, with its reasons. Raises :class:`ExchangeUnavailableError`
         when a coin is left without bars because every exchange listing it was unavailable (the
         run fails, nothing is written, and the window is re-run), and :class:`SourceError` for a
         malformed bar.
@@ -527,44 +561,68 @@ class ExchangeRouter:
         rows: list[tuple] = []
         served: dict[str, int] = {}
         rejected: dict[str, str] = {}
-        missing: list[str] = list(routing.unlisted)
+        failed_pairs: dict[str, str] = {}
+        why: dict[str, str] = {s: "no reachable exchange lists a USD, USDT or USDC pair" for s in routing.unlisted}
         stranded: list[str] = []
         for coin in coins:
             routes = routing.routes.get(coin.symbol)
             if not routes:
                 continue
             lost_to_outage = False
+            reasons: list[str] = []
             for route in routes:
                 venue = self.venues[route.exchange]
                 if routing.exchanges[venue.id]["state"] != "ok":
                     lost_to_outage |= routing.exchanges[venue.id]["state"] == "unavailable"
+                    reasons.append(f"{venue.id}: {routing.exchanges[venue.id]['state']}")
                     continue
                 try:
                     bars = venue.bars(route, start, end, now)
                 except IntervalError as exc:
                     rejected[coin.symbol] = str(exc)
+                    reasons.append(str(exc).removeprefix("exchange:"))
+                    continue
+                except PairError as exc:
+                    reason = str(exc).removeprefix(f"{venue.name}: fetch_ohlcv {route.market}: ")
+                    failed_pairs[coin.symbol] = "; ".join(filter(None, [failed_pairs.get(coin.symbol), reason]))
+                    reasons.append(reason)
                     continue
                 except (ExchangeRefusedError, ExchangeUnavailableError, CircuitOpenError) as exc:
                     self._skip(venue, exc)
                     lost_to_outage |= not isinstance(exc, ExchangeRefusedError)
+                    reasons.append(f"{venue.id}: {routing.exchanges[venue.id]['state']}")
                     continue
                 if not bars:
+                    reasons.append(f"{venue.id}: no bar in the range")
                     continue
                 rows.extend((coin.symbol, coin.coin_id, *bar, route.exchange, route.quote) for bar in bars)
                 served[route.exchange] = served.get(route.exchange, 0) + 1
                 break
             else:
-                (stranded if lost_to_outage else missing).append(coin.symbol)
+                if lost_to_outage:
+                    stranded.append(coin.symbol)
+                why[coin.symbol] = "; ".join(reasons)
         if stranded:
             raise ExchangeUnavailableError(
                 "exchange",
                 f"no exchange could serve {len(stranded)} coin(s) "
                 f"({', '.join(stranded[:10])}{', ...' if len(stranded) > 10 else ''}): "
-                + "; ".join(f"{k} {v['state']}" for k, v in routing.exchanges.items()),
+                + "; ".join(
+                    f"{k} {v['state']}" + (f" ({v['detail']})" if v["detail"] else "")
+                    for k, v in routing.exchanges.items()
+                ),
             )
         frame = pd.DataFrame(rows, columns=["symbol", "coin_id", "open_time", *BAR_COLUMNS, "exchange", "quote"])
         frame["window_start"] = pd.to_datetime(frame["open_time"], unit="ms").astype("datetime64[us]")
-        return BarsResult(frame.drop(columns="open_time"), served, sorted(missing), rejected, routing)
+        return BarsResult(
+            frame.drop(columns="open_time"),
+            served,
+            sorted(why),
+            rejected,
+            routing,
+            failed_pairs,
+            dict(sorted(why.items())),
+        )
 
     def metadata(self) -> dict[str, Any]:
         """Per exchange: state, markets, HTTP calls, retries, circuit, open bars dropped."""

@@ -52,11 +52,13 @@ class PriceValidationError(ValueError):
 
 @dataclass
 class PriceFetch:
-    """The rows for a range, and what the metadata should say about how they were obtained."""
+    """The rows for a range, and what the metadata should say about how they were obtained;
+    ``missing_reasons``: why each of ``missing_symbols`` has no row."""
 
     frame: pd.DataFrame
     source: str
     missing_symbols: list[str] = field(default_factory=list)
+    missing_reasons: dict[str, str] = field(default_factory=dict)
     unknown_ids: list[str] = field(default_factory=list)
     http_stats: dict[str, Any] = field(default_factory=dict)
     exchanges: dict[str, Any] = field(default_factory=dict)
@@ -143,15 +145,17 @@ def fetch_prices(
     frame = frame.reindex(columns=list(PRICE_COLUMNS))
     frame["collected_at"] = pd.Timestamp(now)
     missing = sorted({c.symbol for c in coins} - set(frame["symbol"]))
+    reasons = {s: bars.why_missing.get(s, "no exchange bars and no CoinGecko price") for s in missing}
     stats = {"coingecko": {**coingecko.http.stats.as_metadata(), "circuit": coingecko.http.breaker.snapshot()}}
     exchanges = {
         "served_by": bars.served_by,
         "unlisted": bars.routing.unlisted,
         "no_bars": bars.missing,
         "rejected_bars": bars.rejected,
+        "failed_pairs": bars.failed_pairs,
         "per_exchange": router.metadata(),
     }
-    return PriceFetch(frame, "live", missing, unknown, stats, exchanges, stale, history.stats.as_metadata())
+    return PriceFetch(frame, "live", missing, reasons, unknown, stats, exchanges, stale, history.stats.as_metadata())
 
 
 def validate_prices(frame: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:

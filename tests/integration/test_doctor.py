@@ -13,6 +13,7 @@ import pytest
 
 from testkit.fakes.doctor_fakes import doctor_env, start_fakes
 from testkit.fakes.loopback import free_port
+from testkit.fakes.price_servers import BINANCE_GEO_BLOCK
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,6 +114,8 @@ def test_a_geo_blocked_first_exchange_is_a_warning_and_its_coins_fall_to_the_nex
     assert run.returncode == 0, run.stdout + run.stderr
     rows = _rows(run.stdout)
     assert rows["exchange binance"][2].strip() == "warning" and "HTTP 451" in rows["exchange binance"][6]
+    whole = "exchange binance: refused: load_markets refused with HTTP 451 (geo-blocked or blocked by a CDN): "
+    assert whole + BINANCE_GEO_BLOCK["msg"] in run.stdout  # the exchange's reason, whole, below the table
     assert rows["exchange okx"][2].strip() == "ok"
     assert "bars served by: okx 3" in run.stdout
 

@@ -1,8 +1,9 @@
-"""Live prices from several exchanges through ccxt, against fake Binance and OKX servers.
+"""Live prices from several exchanges through ccxt, against fake Binance, OKX, Coinbase Exchange and
+Kraken servers.
 
-Refusals (451, a CDN's 403 page) and the fallback to the next exchange, daily bars served for a
-5-minute request, the still-open bar, stale CoinGecko snapshots, and the market fields of live and
-backfilled windows.
+Refusals (451 with the exchange's reason, a CDN's 403 page) and the fallback to the next exchange,
+one pair's error failing that coin alone, daily and hourly bars served for a 5-minute request, the
+still-open bar, stale CoinGecko snapshots, and the market fields of live and backfilled windows.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,15 @@ from resources.sources.price_sources import PriceSourceResource
 from resources.storage.dagster_resources import WarehouseResource
 from resources.storage.schema import price_data_real as price_table
 from resources.storage.warehouse import Warehouse
-from testkit.fakes.price_servers import FakeBinance, FakeCoinGecko, FakeOkx, default_listing
+from testkit.fakes.coinbase_kraken import FakeCoinbaseExchange, FakeKraken
+from testkit.fakes.price_servers import (
+    BINANCE_GEO_BLOCK,
+    FakeBinance,
+    FakeCoinGecko,
+    FakeExchangeServer,
+    FakeOkx,
+    default_listing,
+)
 
 DAY_START = datetime(2026, 11, 20)
 FIELDS = [*MARKET_FIELDS, "market_data_age_s"]
@@ -33,8 +42,8 @@ def _universe(tmp_path: Path, rows: int) -> str:
     return str(path)
 
 
-def _source(cg: FakeCoinGecko, *exchanges: FakeBinance | FakeOkx, universe: str = "") -> PriceSourceResource:
-    urls = {("binance" if isinstance(e, FakeBinance) else "okx"): e.url for e in exchanges}
+def _source(cg: FakeCoinGecko, *exchanges: FakeExchangeServer, universe: str = "") -> PriceSourceResource:
+    urls = {e.exchange_id: e.url for e in exchanges}
     return PriceSourceResource(
         mode="live",
         coingecko_base_url=cg.url,
@@ -49,15 +58,17 @@ def _source(cg: FakeCoinGecko, *exchanges: FakeBinance | FakeOkx, universe: str 
     )
 
 
-def _backfill_day(url: str, source: PriceSourceResource) -> dg.ExecuteInProcessResult:
-    end = DAY_START + timedelta(hours=23, minutes=55)
+def _backfill_day(
+    url: str, source: PriceSourceResource, start: datetime = DAY_START, windows: int = 288
+) -> dg.ExecuteInProcessResult:
+    end = start + (windows - 1) * timedelta(minutes=5)
     return dg.materialize(
         [price_data_real],
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
         resources={"warehouse": WarehouseResource(db_url=url), "price_source": source},
         tags={
-            "dagster/asset_partition_range_start": DAY_START.strftime("%Y-%m-%d-%H:%M"),
+            "dagster/asset_partition_range_start": start.strftime("%Y-%m-%d-%H:%M"),
             "dagster/asset_partition_range_end": end.strftime("%Y-%m-%d-%H:%M"),
         },
     )
@@ -91,6 +102,7 @@ def test_with_the_first_exchange_geo_blocked_a_day_backfill_lands_every_coin_the
     exchanges = meta["exchanges"].data
     assert exchanges["per_exchange"]["binance"]["state"] == "refused"
     assert "HTTP 451" in exchanges["per_exchange"]["binance"]["detail"]
+    assert BINANCE_GEO_BLOCK["msg"] in exchanges["per_exchange"]["binance"]["detail"]  # the exchange's words, whole
     assert exchanges["served_by"] == {"okx": len(okx_listing)}
     assert {"LINK", "UNI"} <= set(meta["symbols_missing"].data)
     assert meta["market_fields_complete_share"].value == 1.0
@@ -230,6 +242,7 @@ def test_every_exchange_unavailable_fails_the_run_and_writes_nothing(sqlite_url,
     assert not result.success
     message = _error(result)
     assert "no configured exchange could be reached" in message and "okx refused" in message
+    assert BINANCE_GEO_BLOCK["msg"] in message  # the reason the exchange gave, whole
     assert "binance unavailable" in message
     assert len(_frame(sqlite_url)) == 0 and Warehouse(sqlite_url).committed_windows("price_data_real").empty
 
@@ -276,3 +289,52 @@ def test_exchange_routing_tells_which_exchange_serves_each_coin_without_fetching
     assert [r.exchange for r in routing.routes["BTC"]] == ["binance", "okx"]  # the fallback order
     assert {s: r.exchange for s, r in refused.serving().items()} == {"BTC": "okx", "KAS": "okx"}
     assert refused.exchanges["binance"]["state"] == "refused" and "ETH" in refused.unlisted
+
+
+def test_one_pairs_invalid_symbol_answer_fails_that_coin_alone(sqlite_url, tmp_path):
+    universe = _universe(tmp_path, 5)  # BTC, ETH, USDT (no pair anywhere), BNB, XRP
+    with FakeCoinGecko() as cg, FakeBinance() as binance, FakeOkx(listed={"ETH": "USDT"}) as okx:
+        binance.delisted = {"ETH", "XRP"}  # listed in exchangeInfo, klines answer 400 -1121 "Invalid symbol."
+        result = _backfill_day(sqlite_url, _source(cg, binance, okx, universe=universe))
+    assert result.success, _error(result)
+    frame = _frame(sqlite_url)
+    assert frame.groupby("symbol").size().to_dict() == {"BNB": 288, "BTC": 288, "ETH": 288}
+    assert set(frame[frame.symbol == "ETH"].source) == {"okx+coingecko_history"}  # the next exchange took it
+    meta = _metadata(result)
+    assert meta["symbols_missing"].data == ["USDT", "XRP"]
+    assert meta["missing_reasons"].data["XRP"] == "binance: BadSymbol: Invalid symbol."
+    assert meta["exchanges"].data["failed_pairs"] == {
+        "ETH": "binance: BadSymbol: Invalid symbol.",
+        "XRP": "binance: BadSymbol: Invalid symbol.",
+    }
+    assert meta["exchanges"].data["per_exchange"]["binance"]["state"] == "ok"
+
+
+def test_hourly_bars_in_a_short_range_are_rejected_on_an_exchange_without_close_times(sqlite_url, tmp_path):
+    universe = _universe(tmp_path, 3)
+    with FakeCoinGecko() as cg, FakeOkx() as okx:
+        okx.interval_override = "1h"  # 12:00 and 13:00 in a 13-window range: both within its reach
+        result = _backfill_day(sqlite_url, _source(cg, okx, universe=universe), DAY_START + timedelta(hours=12), 13)
+    assert result.success, _error(result)
+    assert len(_frame(sqlite_url)) == 0
+    meta = _metadata(result)
+    rejected = meta["exchanges"].data["rejected_bars"]
+    assert sorted(rejected) == ["BTC", "ETH"] and "hourly or coarser bars" in rejected["BTC"]
+    assert "hourly or coarser bars" in meta["missing_reasons"].data["ETH"]
+
+
+@pytest.mark.parametrize("fake", [FakeCoinbaseExchange, FakeKraken])
+def test_coinbase_and_kraken_bars_land_and_an_unknown_pair_fails_that_coin_alone(sqlite_url, tmp_path, fake):
+    universe = _universe(tmp_path, 6)  # BTC, ETH, USDT, BNB, XRP, SOL
+    start = datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0) - timedelta(hours=4)
+    with FakeCoinGecko() as cg, fake(listed={"BTC": "USD", "ETH": "USD", "XRP": "USDT", "SOL": "USD"}) as venue:
+        venue.delisted = {"SOL"}
+        result = _backfill_day(sqlite_url, _source(cg, venue, universe=universe), start, 36)  # Kraken: 2.5 days
+    assert result.success, _error(result)
+    frame = _frame(sqlite_url)
+    assert frame.groupby("symbol").size().to_dict() == {"BTC": 36, "ETH": 36, "XRP": 36}
+    assert set(frame.source) == {f"{venue.exchange_id}+coingecko_history"}
+    assert dict(frame.groupby("symbol").quote.first()) == {"BTC": "USD", "ETH": "USD", "XRP": "USDT"}
+    assert frame.window_start.min() == pd.Timestamp(start)
+    reason = _metadata(result)["missing_reasons"].data["SOL"]
+    assert reason.startswith(f"{venue.exchange_id}: ") and ("NotFound" in reason or "Unknown asset pair" in reason)

@@ -5,7 +5,16 @@ from datetime import datetime, timedelta
 import pytest
 
 from resources.config.settings import SettingsError, load_settings
-from resources.sources.exchange import BAR_MS, DAY_MS, IntervalError, _point_at, check_interval, check_series
+from resources.sources.exchange import (
+    BAR_MS,
+    DAY_MS,
+    HOUR_MS,
+    IntervalError,
+    _point_at,
+    check_interval,
+    check_request,
+    check_series,
+)
 from resources.sources.market_history import MAX_SPAN, plan_spans
 
 SINCE = 1_795_996_800_000  # 2026-11-30 00:00 UTC
@@ -17,8 +26,18 @@ def _bars(times):
 
 def test_5_minute_pages_pass_even_with_gaps():
     check_interval("okx", "BTC/USDT", _bars([SINCE, SINCE + BAR_MS, SINCE + 7 * BAR_MS]), None, SINCE, 100)
-    check_interval("coinbase", "BTC/USD", _bars([SINCE, SINCE + 100 * BAR_MS]), None, SINCE, 100)  # end included
-    check_series("okx", "BTC/USDT", [SINCE + 12 * BAR_MS * k for k in range(2)], 288)  # two bars an hour apart
+    check_interval("coinbaseexchange", "BTC/USD", _bars([SINCE, SINCE + 100 * BAR_MS]), None, SINCE, 100)  # end in
+    # Genuine 5-minute series with missing bars: one gap that is not a whole number of hours suffices.
+    check_series("okx", "BTC/USDT", [SINCE, SINCE + HOUR_MS, SINCE + HOUR_MS + BAR_MS], 288)
+    check_series("okx", "BTC/USDT", [SINCE + 7 * BAR_MS, SINCE + 7 * BAR_MS + 3 * HOUR_MS + 10 * BAR_MS], 288)
+    check_series("kraken", "BTC/USD", [SINCE + 12 * BAR_MS], 288)  # a lone bar off midnight: nothing to judge
+
+
+def test_bars_must_be_asked_for_with_the_venues_5_minute_parameter():
+    check_request("okx", "BTC/USDT", "http://x/api/v5/market/candles?instId=BTC-USDT&bar=5m&limit=100")
+    check_request("kraken", "BTC/USD", "http://x/0/public/OHLC?pair=XXBTZUSD&interval=5&since=1")
+    with pytest.raises(IntervalError, match="granularity=3600, not granularity=300"):
+        check_request("coinbaseexchange", "BTC/USD", "http://x/products/BTC-USD/candles?granularity=3600")
 
 
 @pytest.mark.parametrize(
@@ -37,8 +56,10 @@ def test_pages_of_other_intervals_are_rejected(times, raw, message):
 def test_series_of_coarser_bars_are_rejected():
     with pytest.raises(IntervalError, match="only bars opening at midnight"):
         check_series("okx", "BTC/USDT", [SINCE], 288)
-    with pytest.raises(IntervalError, match="all on the hour"):
-        check_series("okx", "BTC/USDT", [SINCE + k * 3_600_000 for k in range(3)], 100)
+    with pytest.raises(IntervalError, match="hourly or coarser bars"):
+        check_series("okx", "BTC/USDT", [SINCE + k * HOUR_MS for k in range(3)], 100)
+    with pytest.raises(IntervalError, match="hourly or coarser bars"):  # two bars an hour apart in 13 windows
+        check_series("okx", "BTC/USDT", [SINCE, SINCE + HOUR_MS], 13)
     check_series("okx", "BTC/USDT", [SINCE], 12)  # one bar in an hour's range: nothing to judge
 
 
@@ -80,7 +101,7 @@ def test_exchange_settings():
     )
     assert settings.exchanges == ("okx", "kraken") and settings.exchange_urls == (("okx", "http://127.0.0.1:1"),)
     assert settings.snapshot_max_age_s == 120 and settings.coingecko_calls_per_minute == 25
-    assert load_settings({}).exchanges == ("binance", "okx", "coinbase", "kraken")
+    assert load_settings({}).exchanges == ("binance", "okx", "coinbaseexchange", "kraken")
     with pytest.raises(SettingsError, match="CRYPTO_EXCHANGE_URLS"):
         load_settings({"CRYPTO_EXCHANGE_URLS": "okx:127.0.0.1"})
 
