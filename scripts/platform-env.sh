@@ -6,3 +6,6 @@ export CRYPTO_HOME="${CRYPTO_HOME:-$PWD/.crypto}"
 export DAGSTER_HOME="${DAGSTER_HOME:-$CRYPTO_HOME/dagster_home}"
 mkdir -p "$DAGSTER_HOME"
 [ -f "$DAGSTER_HOME/dagster.yaml" ] || cp deploy/local/dagster.yaml "$DAGSTER_HOME/dagster.yaml"
+# `dagster dev` and `dagster asset materialize` say they are superseded by `dg` (dagster-dg-cli,
+# which the platform does not install).
+export PYTHONWARNINGS="${PYTHONWARNINGS:+$PYTHONWARNINGS,}ignore:Function \`dev_command\` is superseded,ignore:Function \`asset_materialize_command\` is superseded"

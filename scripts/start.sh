@@ -8,7 +8,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh notebook
 source scripts/platform-env.sh
-# `dagster dev` says it is superseded by `dg dev` (of dagster-dg-cli, which the platform does not install).
-export PYTHONWARNINGS="${PYTHONWARNINGS:+$PYTHONWARNINGS,}ignore:Function \`dev_command\` is superseded"
 exec .venv/bin/python scripts/supervise.py --grace 15 -- \
   .venv/bin/dagster dev -w workspace.yaml -h "${DAGSTER_HOST:-127.0.0.1}" -p "${DAGSTER_PORT:-3000}"
