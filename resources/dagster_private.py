@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import NamedTuple
 
 import dagster as dg
@@ -45,6 +46,7 @@ __all__ = [
     "get_latest_completed_cron_tick",
     "kv_get",
     "kv_set",
+    "run_shards_dir",
 ]
 
 
@@ -98,6 +100,14 @@ def delete_check_executions(instance: dg.DagsterInstance, run_ids: Collection[st
     table = AssetCheckExecutionsTable
     with instance.event_log_storage.index_connection() as conn:  # type: ignore[attr-defined]
         return int(conn.execute(sa.delete(table).where(table.c.run_id.in_(list(run_ids)))).rowcount or 0)
+
+
+def run_shards_dir(instance: dg.DagsterInstance) -> Path | None:
+    """The folder of SQLite's per-run event log files, or None on a server (MySQL, Postgres)."""
+    storage = instance.event_log_storage
+    if not storage.is_run_sharded:
+        return None
+    return Path(storage.path_for_shard("_")).parent  # type: ignore[attr-defined]
 
 
 def kv_get(instance: dg.DagsterInstance, key: str) -> str | None:

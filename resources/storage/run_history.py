@@ -38,7 +38,7 @@ from pathlib import Path
 import dagster as dg
 
 from resources.config.settings import parse_partition_start, setting_variable
-from resources.dagster_private import delete_check_executions
+from resources.dagster_private import delete_check_executions, run_shards_dir
 from resources.storage.warehouse import to_naive_utc, utc_now
 
 log = logging.getLogger(__name__)
@@ -100,14 +100,6 @@ class RunHistoryReport:
         }
 
 
-def _shard_dir(instance: dg.DagsterInstance) -> Path | None:
-    """The folder of SQLite's per-run event log files, or None on a server (MySQL, Postgres)."""
-    storage = instance.event_log_storage
-    if not storage.is_run_sharded:
-        return None
-    return Path(storage.path_for_shard("_")).parent  # type: ignore[attr-defined]
-
-
 def _remove_run_file(shards: Path, run_id: str) -> int:
     removed = 0
     for suffix in (".db", ".db-wal", ".db-shm"):
@@ -134,7 +126,7 @@ def delete_run_history(instance: dg.DagsterInstance, cutoff: datetime, *, page: 
     """Delete the finished runs of ``instance`` created before ``cutoff`` (naive UTC), ``page`` at a time."""
     began = time.perf_counter()
     report = RunHistoryReport(cutoff)
-    shards = _shard_dir(instance)
+    shards = run_shards_dir(instance)
     before = dg.RunsFilter(created_before=cutoff.replace(tzinfo=UTC), statuses=FINISHED)
     while True:
         records = instance.get_run_records(filters=before, limit=page, order_by="create_timestamp", ascending=True)

@@ -11,14 +11,14 @@ from pathlib import Path
 import dagster as dg
 from packaging.requirements import Requirement
 
-from resources.dagster_private import check_executions_after, delete_check_executions, kv_get, kv_set
+from resources.dagster_private import check_executions_after, delete_check_executions, kv_get, kv_set, run_shards_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("api", "benchmarks", "cli", "crypto_assets", "resources", "scripts", "sensors", "testkit", "tests")
 WRAPPERS = ("resources/dagster_private.py", "testkit/dagster_private.py")
 PRIVATE_DAGSTER = re.compile(r"^\s*(?:from|import)\s+dagster\._|\bdg\._[a-z]", re.MULTILINE)
 # Methods of Dagster's storages (no @public) the platform calls: resources/dagster_private.py wraps them.
-PRIVATE_STORAGE = re.compile(r"\.index_connection\(|\b[gs]et_cursor_values\(")
+PRIVATE_STORAGE = re.compile(r"\.index_connection\(|\b[gs]et_cursor_values\(|\.path_for_shard\(")
 PLATFORM = ("api", "cli", "crypto_assets", "resources", "sensors")
 
 
@@ -87,6 +87,13 @@ def test_the_key_value_store_keeps_the_last_value_written():
         kv_set(instance, "crypto/test", "1")
         kv_set(instance, "crypto/test", "2")
         assert kv_get(instance, "crypto/test") == "2"
+
+
+def test_the_per_run_event_log_files_are_found_on_sqlite(tmp_path):
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        run_id = dg.materialize([thing], instance=instance).run_id
+        shards = run_shards_dir(instance)
+        assert shards is not None and (shards / f"{run_id}.db").is_file()
 
 
 def test_every_wrapped_name_is_there_on_the_pinned_release():
