@@ -39,7 +39,13 @@ import dagster as dg
 
 from crypto_assets.freshness import FRESHNESS_CHECK_NAME
 from resources.config.settings import Settings, ui_url_of
-from resources.dagster_private import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG, WILL_RETRY_TAG
+from resources.dagster_private import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    WILL_RETRY_TAG,
+    kv_get,
+    kv_set,
+)
 from resources.storage.dagster_resources import resource_value
 from sensors.check_history import RunStates, check_rows_after
 from sensors.webhook import Alert, WebhookError, WebhookNotifier
@@ -103,23 +109,25 @@ class AlertCursor:
 class ProgressLedger:
     """A sensor's :class:`AlertCursor`, kept in the instance's key-value store as alerts go out.
 
-    Dagster saves a sensor's cursor only when its tick completes; this ledger is written after
-    every accepted alert, so the progress of a tick that died survives it.
+    Dagster saves a sensor's cursor only when its tick completes (``context.update_cursor`` and
+    ``SensorResult(cursor=...)`` alike); this ledger is written after every accepted alert, so the
+    progress of a tick that died survives it. Dagster has no public key-value store, hence
+    ``kv_get``/``kv_set`` of ``resources/dagster_private.py``.
     """
 
     def __init__(self, instance: dg.DagsterInstance, sensor_name: str):
-        self._storage = instance.run_storage
+        self._instance = instance
         self.key = f"{LEDGER_PREFIX}{sensor_name}"
 
     def load(self, dagster_cursor: str | None) -> AlertCursor:
         """The most advanced of the ledger and the cursor Dagster saved."""
         saved = AlertCursor.parse(dagster_cursor)
-        ledger = AlertCursor.parse(self._storage.get_cursor_values({self.key}).get(self.key))
+        ledger = AlertCursor.parse(kv_get(self._instance, self.key))
         return ledger if ledger.seq > saved.seq else saved
 
     def save(self, cursor: AlertCursor) -> None:
         """Persist ``cursor`` now."""
-        self._storage.set_cursor_values({self.key: cursor.dump()})
+        kv_set(self._instance, self.key, cursor.dump())
 
 
 @dataclass

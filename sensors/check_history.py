@@ -3,28 +3,23 @@
 Dagster keeps one row per asset check execution (the table behind the UI's check history): a
 *planned* row for each partition a run targets, filled in with the evaluation when the check
 runs, or a new row when a multi-window run evaluates the whole range at once. A day backfill
-therefore leaves 288 planned rows per check that are never evaluated. The public reader
-(``get_asset_check_execution_history``) pages newest first and deserializes every row's event;
-the alert sensors need the opposite: the rows after their cursor, oldest first, and the event of
-the evaluated ones only. :func:`check_rows_after` is that query, one index range scan a page.
+therefore leaves 288 planned rows per check that are never evaluated. The alert sensors need the
+rows after their cursor, oldest first, and the event of the evaluated ones only:
+:func:`check_rows_after`, one index range scan a page.
 
-It reads ``asset_check_executions`` through the event log storage's own connection: a private
-table of Dagster, which is why the Dagster family is pinned to one release in ``pyproject.toml``
-(the same table and columns serve SQLite, MySQL and Postgres instances).
+Dagster 1.13 has no public reader of these rows (``DagsterInstance`` has none; the event log
+storage's ``get_asset_check_execution_history`` is not public either, and pages newest first,
+deserializing every row), so the query is ``check_executions_after`` of ``resources/dagster_private.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import dagster as dg
-import sqlalchemy as sa
 
-from resources.dagster_private import AssetCheckExecutionRecordStatus, AssetCheckExecutionsTable
-
-_PLANNED = AssetCheckExecutionRecordStatus.PLANNED.value
+from resources.dagster_private import check_executions_after
 
 
 @dataclass(frozen=True)
@@ -42,12 +37,12 @@ class CheckRow:
         return self.evaluation is None
 
 
-def _timestamp(value: datetime | float | None) -> float:
-    if value is None:
-        return 0.0
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
-    return float(value)
+def _evaluation(event_json: str | None) -> dg.AssetCheckEvaluation | None:
+    if not event_json:
+        return None
+    entry = dg.deserialize_value(event_json, dg.EventLogEntry)
+    data = entry.dagster_event.event_specific_data if entry.dagster_event else None
+    return data if isinstance(data, dg.AssetCheckEvaluation) else None
 
 
 def check_rows_after(
@@ -57,30 +52,10 @@ def check_rows_after(
 
     Only evaluated rows have their event deserialized; a planned row costs its four columns.
     """
-    table = AssetCheckExecutionsTable
-    query = (
-        sa.select(
-            table.c.id, table.c.run_id, table.c.execution_status, table.c.create_timestamp, table.c.evaluation_event
-        )
-        .where(
-            table.c.asset_key == check_key.asset_key.to_string(),
-            table.c.check_name == check_key.name,
-            table.c.id > after,
-        )
-        .order_by(table.c.id.asc())
-        .limit(limit)
-    )
-    with instance.event_log_storage.index_connection() as conn:  # type: ignore[attr-defined]
-        rows = conn.execute(query).fetchall()
-    result = []
-    for row_id, run_id, status, created, event_json in rows:
-        evaluation = None
-        if status != _PLANNED and event_json:
-            entry = dg.deserialize_value(event_json, dg.EventLogEntry)
-            data = entry.dagster_event.event_specific_data if entry.dagster_event else None
-            evaluation = data if isinstance(data, dg.AssetCheckEvaluation) else None
-        result.append(CheckRow(int(row_id), run_id or "", _timestamp(created), evaluation))
-    return result
+    return [
+        CheckRow(row.id, row.run_id, row.created, _evaluation(row.event))
+        for row in check_executions_after(instance, check_key, after, limit)
+    ]
 
 
 class RunStates:

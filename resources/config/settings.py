@@ -13,15 +13,12 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
-
-SOURCES = ("simulated", "live")
-COINGECKO_PLANS = ("demo", "pro")
 
 
 class SettingsError(ValueError):
@@ -30,29 +27,6 @@ class SettingsError(ValueError):
 
 def _split_csv(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
-
-
-def _env_name(info: ValidationInfo) -> str:
-    """The environment variable of the field being validated."""
-    assert info.field_name is not None
-    return setting_variable(info.field_name)
-
-
-def _number(kind: type, minimum: float) -> BeforeValidator:
-    """A ``kind`` (int or float) of at least ``minimum``, refused with the variable's name."""
-
-    def parse(raw: Any, info: ValidationInfo) -> Any:
-        if not isinstance(raw, str):
-            return raw
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise SettingsError(f"{_env_name(info)}={raw!r} is not a number") from None
-        if value < minimum:
-            raise SettingsError(f"{_env_name(info)}={raw!r} must be at least {minimum}")
-        return value
-
-    return BeforeValidator(parse)
 
 
 def _csv(lower: bool = False) -> BeforeValidator:
@@ -67,57 +41,12 @@ def _csv(lower: bool = False) -> BeforeValidator:
     return BeforeValidator(parse)
 
 
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-
-
-def _parse_flag(raw: Any, info: ValidationInfo) -> Any:
-    if not isinstance(raw, str):
-        return raw
-    if raw.lower() in _TRUE:
-        return True
-    if raw.lower() in _FALSE:
-        return False
-    raise SettingsError(f"{_env_name(info)}={raw!r}: expected true or false")
-
-
-def _one_of(choices: tuple[str, ...]) -> BeforeValidator:
-    """One of ``choices`` (case-insensitive), refused with the variable's name."""
-
-    def parse(raw: Any, info: ValidationInfo) -> Any:
-        value = str(raw).lower()
-        if value not in choices:
-            raise SettingsError(f"{_env_name(info)}={value!r}: expected one of {', '.join(choices)}")
-        return value
-
-    return BeforeValidator(parse)
-
-
-def _parse_exchange_urls(raw: Any) -> Any:
-    if not isinstance(raw, str):
-        return raw
-    pairs = []
-    for part in _split_csv(raw):
-        name, sep, url = part.partition("=")
-        if not sep or not name.strip() or not url.strip().startswith(("http://", "https://")):
-            raise SettingsError(f"CRYPTO_EXCHANGE_URLS entry {part!r}: expected exchange=http(s)://host[:port]")
-        pairs.append((name.strip().lower(), url.strip().rstrip("/")))
-    return tuple(pairs)
-
-
-def _parse_retention_days(raw: Any) -> Any:
-    if not isinstance(raw, str):
-        return raw
-    try:
-        days = int(raw)
-    except ValueError:
-        raise SettingsError(f"CRYPTO_RETENTION_DAYS={raw!r} is not a whole number of days") from None
-    if days < 1:
-        raise SettingsError(f"CRYPTO_RETENTION_DAYS={raw!r} must be at least 1 (leave it unset to keep everything)")
-    return days
-
-
 Csv = Annotated[tuple[str, ...], NoDecode, _csv()]
 LowerCsv = Annotated[tuple[str, ...], NoDecode, _csv(lower=True)]
+# A choice (a Literal) is matched case-insensitively: the value is lowered first.
+_LOWER = BeforeValidator(lambda raw: raw.lower() if isinstance(raw, str) else raw)
+SourceName = Literal["simulated", "live"]
+SOURCES: tuple[str, ...] = get_args(SourceName)
 
 # The S3 settings delta-rs understands that the lake passes on (credentials from the chart's
 # Secret; AWS_ENDPOINT_URL and AWS_ALLOW_HTTP for MinIO, Ceph, R2 or a loopback server).
@@ -135,7 +64,8 @@ def _setting(
     env: str, default: Any = None, description: str = "", shown: str | None = None, secret: bool = False, **kw: Any
 ) -> Any:
     """A field read from ``env``; ``shown``: the default as the docs state it, where it is derived;
-    ``secret``: a credential (only from a Secret on Kubernetes; never a resource's visible config)."""
+    ``secret``: a credential (only from a Secret on Kubernetes; never a resource's visible config);
+    ``kw``: pydantic's constraints (``ge``), refused with the variable's name by :func:`load_settings`."""
     extra: dict[str, Any] = {"shown_default": shown} if shown is not None else {}
     if secret:
         extra["secret"] = True
@@ -178,7 +108,7 @@ class Settings(BaseSettings):
         validate_default=True,
         secret=True,
     )
-    source: Annotated[str, _one_of(SOURCES)] = _setting(
+    source: Annotated[SourceName, _LOWER] = _setting(
         "CRYPTO_SOURCE",
         "simulated",
         "`simulated` (offline, deterministic, rows labelled `source='simulated'`) or `live`",
@@ -203,16 +133,17 @@ class Settings(BaseSettings):
     )
     # Live prices.
     coingecko_api_key: str | None = _setting("COINGECKO_API_KEY", None, "CoinGecko key", shown="keyless", secret=True)
-    coingecko_plan: Annotated[str, _one_of(COINGECKO_PLANS)] = _setting(
+    coingecko_plan: Annotated[Literal["demo", "pro"], _LOWER] = _setting(
         "COINGECKO_PLAN",
         "demo",
         "CoinGecko plan (`demo`: public host, `x-cg-demo-api-key`; `pro`: pro host, `x-cg-pro-api-key`)",
     )
-    coingecko_calls_per_minute: Annotated[int, _number(int, 0)] = _setting(
+    coingecko_calls_per_minute: int = _setting(
         "COINGECKO_CALLS_PER_MINUTE",
         0,
         "CoinGecko calls a minute the client allows itself (spacing between calls); 0: the plan's",
         shown="`0` (demo 30, pro 500)",
+        ge=0,
     )
     exchanges: LowerCsv = _setting(
         "CRYPTO_EXCHANGES",
@@ -220,18 +151,19 @@ class Settings(BaseSettings):
         "exchanges (ccxt ids) live bars come from, in order of preference: each coin is served by the first that "
         "lists a USD, USDT or USDC pair for it",
     )
-    exchange_urls: Annotated[tuple[tuple[str, str], ...], NoDecode, BeforeValidator(_parse_exchange_urls)] = _setting(
+    exchange_urls: Annotated[tuple[tuple[str, str], ...], NoDecode] = _setting(
         "CRYPTO_EXCHANGE_URLS",
         (),
         "base-URL overrides, `exchange=url,...` (a regional host, a proxy, a loopback fake): replaces the scheme "
         "and host of every ccxt API URL of that exchange",
     )
-    snapshot_max_age_s: Annotated[float, _number(float, 1)] = _setting(
+    snapshot_max_age_s: float = _setting(
         "CRYPTO_SNAPSHOT_MAX_AGE_S",
         600.0,
         "a CoinGecko snapshot whose `last_updated` is older than this before the window's end is not used for "
         "that window",
         shown="`600`",
+        ge=1,
     )
     # News, social and macro sources.
     guardian_api_key: str | None = _setting(
@@ -273,16 +205,18 @@ class Settings(BaseSettings):
     fred_series: Csv = _setting(
         "CRYPTO_FRED_SERIES", ("DGS10", "DFF", "DTWEXBGS", "CPIAUCSL"), "comma-separated FRED series ids"
     )
-    macro_lookback_days: Annotated[int, _number(int, 1)] = _setting(
+    macro_lookback_days: int = _setting(
         "CRYPTO_MACRO_LOOKBACK_DAYS",
         45,
         "days the nightly `macro_schedule` run re-fetches (late and revised observations, CPI about six weeks late)",
+        ge=1,
     )
-    live_run_deadline_s: Annotated[int, _number(int, 0)] = _setting(
+    live_run_deadline_s: int = _setting(
         "CRYPTO_LIVE_RUN_DEADLINE_S",
         300,
         "seconds after its window's end by which a live run stops waiting on a source (no retry or `Retry-After` "
         "wait that would end later; the run fails and gap healing re-runs the window). Backfills have none",
+        ge=0,
     )
     # Base URLs of the live sources (None: the provider's own host); `doctor` and the resources
     # read them, so a proxy, a mirror or a test's loopback fake replaces the provider everywhere.
@@ -340,34 +274,32 @@ class Settings(BaseSettings):
         shown="unset: no cache, a rate limit per process",
         secret=True,
     )
-    api_rate_limit: Annotated[int, _number(int, 0)] = _setting(
+    api_rate_limit: int = _setting(
         "CRYPTO_API_RATE_LIMIT",
         600,
         "gateway requests in any minute per key (per client IP when open), across every process with "
         "`REDIS_URL`, per process without; 0 turns it off",
+        ge=0,
     )
     api_cors_origins: Csv = _setting("CRYPTO_API_CORS_ORIGINS", (), "allowed CORS origins, comma-separated")
-    api_max_rows: Annotated[int, _number(int, 1)] = _setting(
+    api_max_rows: int = _setting(
         "CRYPTO_API_MAX_ROWS",
         1_000_000,
         "row limit of one CSV/Parquet/Arrow response (the response says where it was cut)",
+        ge=1,
     )
-    api_max_page_size: Annotated[int, _number(int, 1)] = _setting(
-        "CRYPTO_API_MAX_PAGE_SIZE", 10_000, "largest JSON page (default page 1,000)"
+    api_max_page_size: int = _setting(
+        "CRYPTO_API_MAX_PAGE_SIZE", 10_000, "largest JSON page (default page 1,000)", ge=1
     )
-    api_max_range_days: Annotated[int, _number(int, 1)] = _setting(
-        "CRYPTO_API_MAX_RANGE_DAYS", 366, "longest time range one request may ask for"
+    api_max_range_days: int = _setting(
+        "CRYPTO_API_MAX_RANGE_DAYS", 366, "longest time range one request may ask for", ge=1
     )
-    api_cache_ttl_s: Annotated[int, _number(int, 1)] = _setting(
-        "CRYPTO_API_CACHE_TTL", 300, "Redis cache entry lifetime, seconds"
+    api_cache_ttl_s: int = _setting("CRYPTO_API_CACHE_TTL", 300, "Redis cache entry lifetime, seconds", ge=1)
+    api_state_ttl_s: float = _setting(
+        "CRYPTO_API_STATE_TTL", 1.0, "how stale the gateway's view of `partition_log` may be, seconds", ge=0
     )
-    api_state_ttl_s: Annotated[float, _number(float, 0)] = _setting(
-        "CRYPTO_API_STATE_TTL", 1.0, "how stale the gateway's view of `partition_log` may be, seconds"
-    )
-    api_stream_poll_s: Annotated[float, _number(float, 0.05)] = _setting(
-        "CRYPTO_API_STREAM_POLL", 1.0, "WebSocket poll interval, seconds"
-    )
-    api_create_warehouse: Annotated[bool, BeforeValidator(_parse_flag)] = _setting(
+    api_stream_poll_s: float = _setting("CRYPTO_API_STREAM_POLL", 1.0, "WebSocket poll interval, seconds", ge=0.05)
+    api_create_warehouse: bool = _setting(
         "CRYPTO_API_CREATE_WAREHOUSE",
         False,
         "`true`: the gateway creates an empty warehouse where none exists (like `python -m api --create`) instead "
@@ -379,20 +311,22 @@ class Settings(BaseSettings):
         None,
         "where `backup_job` writes its daily Parquet export of committed windows (its schedule runs only when set)",
     )
-    retention_days: Annotated[int | None, BeforeValidator(_parse_retention_days)] = _setting(
+    retention_days: int | None = _setting(
         "CRYPTO_RETENTION_DAYS",
         None,
         "`retention_job` deletes windows older than this many days, with their `partition_log` rows (unset: it "
         "deletes no window)",
         shown="unset: keep forever",
+        ge=1,
     )
-    run_retention_days: Annotated[int | None, _number(int, 1)] = _setting(
+    run_retention_days: int | None = _setting(
         "CRYPTO_RUN_RETENTION_DAYS",
         None,
         "`retention_job` (02:30 UTC) deletes Dagster's finished runs older than this many days, with their event "
         "logs, check records and compute logs (each day of 5-minute runs adds about 240 MB to `$DAGSTER_HOME` on "
         "SQLite). Shorter than the partition horizon is refused (the UI would show those windows as missing)",
         shown="the horizon of `CRYPTO_PARTITION_START` (`30d`: 30)",
+        ge=1,
     )
     # The Delta Lake copy of the committed features (resources/storage/lake.py).
     lake_uri: str | None = _setting(
@@ -402,10 +336,11 @@ class Settings(BaseSettings):
         "S3-compatible store",
         shown="`$CRYPTO_HOME/lake`",
     )
-    lake_retention_days: Annotated[int, _number(int, 1)] = _setting(
+    lake_retention_days: int = _setting(
         "CRYPTO_LAKE_RETENTION_DAYS",
         30,
         "how long the lake keeps old versions readable (`as_of`) before the nightly vacuum",
+        ge=1,
     )
     aws_access_key_id: str | None = _setting("AWS_ACCESS_KEY_ID", None, "access key of an `s3://` lake", secret=True)
     aws_secret_access_key: str | None = _setting(
@@ -441,6 +376,19 @@ class Settings(BaseSettings):
     @classmethod
     def _db_url(cls, value: str, info: ValidationInfo) -> str:
         return _absolute_sqlite(value) if value else default_db_url(info.data.get("home") or Path.cwd())
+
+    @field_validator("exchange_urls", mode="before")
+    @classmethod
+    def _exchange_urls(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        pairs = []
+        for part in _split_csv(value):
+            name, sep, url = part.partition("=")
+            if not sep or not name.strip() or not url.strip().startswith(("http://", "https://")):
+                raise SettingsError(f"CRYPTO_EXCHANGE_URLS entry {part!r}: expected exchange=http(s)://host[:port]")
+            pairs.append((name.strip().lower(), url.strip().rstrip("/")))
+        return tuple(pairs)
 
     @field_validator("partition_start")
     @classmethod

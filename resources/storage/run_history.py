@@ -6,7 +6,8 @@ cutoff, a page at a time (oldest first):
 
 * ``DagsterInstance.delete_run``: the run and its tags, its events in the event log (and their
   asset event tags), on SQLite and MySQL/Postgres alike;
-* its asset check execution rows, which ``delete_run`` leaves behind;
+* its asset check execution rows, which ``delete_run`` leaves behind and no public call deletes
+  (``delete_check_executions`` of ``resources/dagster_private.py``);
 * its compute logs (``ComputeLogManager.delete_logs``: the run's folder under
   ``$DAGSTER_HOME/storage`` locally; nothing on the chart's no-op manager);
 * on SQLite, its per-run event log file, which ``delete_run`` empties but leaves at full size.
@@ -35,10 +36,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
-import sqlalchemy as sa
 
 from resources.config.settings import parse_partition_start, setting_variable
-from resources.dagster_private import AssetCheckExecutionsTable
+from resources.dagster_private import delete_check_executions, run_shards_dir
 from resources.storage.warehouse import to_naive_utc, utc_now
 
 log = logging.getLogger(__name__)
@@ -100,20 +100,6 @@ class RunHistoryReport:
         }
 
 
-def _shard_dir(instance: dg.DagsterInstance) -> Path | None:
-    """The folder of SQLite's per-run event log files, or None on a server (MySQL, Postgres)."""
-    storage = instance.event_log_storage
-    if not storage.is_run_sharded:
-        return None
-    return Path(storage.path_for_shard("_")).parent  # type: ignore[attr-defined]
-
-
-def _delete_check_rows(instance: dg.DagsterInstance, run_ids: list[str]) -> int:
-    table = AssetCheckExecutionsTable
-    with instance.event_log_storage.index_connection() as conn:  # type: ignore[attr-defined]
-        return int(conn.execute(sa.delete(table).where(table.c.run_id.in_(run_ids))).rowcount or 0)
-
-
 def _remove_run_file(shards: Path, run_id: str) -> int:
     removed = 0
     for suffix in (".db", ".db-wal", ".db-shm"):
@@ -140,14 +126,14 @@ def delete_run_history(instance: dg.DagsterInstance, cutoff: datetime, *, page: 
     """Delete the finished runs of ``instance`` created before ``cutoff`` (naive UTC), ``page`` at a time."""
     began = time.perf_counter()
     report = RunHistoryReport(cutoff)
-    shards = _shard_dir(instance)
+    shards = run_shards_dir(instance)
     before = dg.RunsFilter(created_before=cutoff.replace(tzinfo=UTC), statuses=FINISHED)
     while True:
         records = instance.get_run_records(filters=before, limit=page, order_by="create_timestamp", ascending=True)
         run_ids = [record.dagster_run.run_id for record in records]
         if not run_ids:
             break
-        report.check_rows += _delete_check_rows(instance, run_ids)
+        report.check_rows += delete_check_executions(instance, run_ids)
         for run_id in run_ids:
             instance.delete_run(run_id)
             instance.compute_log_manager.delete_logs(prefix=[run_id])
