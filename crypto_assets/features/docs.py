@@ -97,10 +97,7 @@ def render() -> str:
         "",
         "| family | features | what |",
         "| --- | --- | --- |",
-        *(
-            f"| [{family}](#{family}) | {counts[family]} | {_cell(text)} |"
-            for family, text in FAMILIES.items()
-        ),
+        *(f"| [{family}](#{family}) | {counts[family]} | {_cell(text)} |" for family, text in FAMILIES.items()),
         "",
     ]
     for family, text in FAMILIES.items():
