@@ -4,7 +4,8 @@ UI's GraphQL, then schedules and sensors ticking for minutes against a fake webh
 
 Asserted: no sensor or schedule tick failed or timed out, and every sensor tick stayed well
 inside Dagster's 60 s limit; the code location stayed loaded throughout; every alert reached the
-webhook exactly once (by its alert id); no tick of ``five_minute_schedule`` was missed while the
+webhook exactly once (by its alert id; a failed check and a late window are reported from outside,
+since a fresh platform alerts nothing); no tick of ``five_minute_schedule`` was missed while the
 daemon ran; the freshness sensor launched no run. ``CRYPTO_OPERATIONS_MINUTES`` sets how long the
 platform is left ticking after the backfills (default 2, and at least until a schedule tick was due; the slow variant leaves it 15).
 """
@@ -166,6 +167,22 @@ def test_the_platform_left_running_ticks_cleanly_and_alerts_exactly_once(tmp_pat
                 downstream = ["news_items", "sentiment_data", "ml_features_materialized", "ml_features_lake"]
                 wait_backfill(platform, instance, platform.backfill(downstream, keys[144:180]), 600)
                 assert_in_lake(env, day + 144 * WINDOW, day + 180 * WINDOW)
+                # A fresh platform alerts nothing (tests/first_hour), so two failures are reported
+                # from outside its runs, as a monitoring tool would: a data-quality verdict and a
+                # freshness one. The alert sensors must send each exactly once while they tick.
+                for check, description in (
+                    ("price_sanity", "reported by the test: 1 move beyond x3 in one window"),
+                    ("freshness_check", f"Asset is overdue. We expected partition {keys[-1]} to have arrived."),
+                ):
+                    instance.report_runless_asset_event(
+                        dg.AssetCheckEvaluation(
+                            asset_key=dg.AssetKey("price_data_real"),
+                            check_name=check,
+                            passed=False,
+                            severity=dg.AssetCheckSeverity.ERROR,
+                            description=description,
+                        )
+                    )
                 # Tick for ``minutes``, and at least until a schedule tick a minute after start-up was due.
                 first_tick = schedule_times(daemon_up + 60, daemon_up + 60 + 600)[0]
                 ticking_until = max(time.time() + minutes * 60, first_tick + 120)
@@ -193,7 +210,8 @@ def test_the_platform_left_running_ticks_cleanly_and_alerts_exactly_once(tmp_pat
     )
     assert hook.messages, "nothing was alerted: the test could not tell a duplicate"
     assert None not in ids and max(ids.values()) == 1, [i for i, n in ids.items() if n > 1]
-    assert any("is late" in m["text"] for m in hook.messages)  # the windows before the daemon started
+    texts = [m["text"] for m in hook.messages]
+    assert any("price_data_real is late" in t for t in texts) and any("check price_sanity failed" in t for t in texts)
 
 
 def audit(instance: dg.DagsterInstance, daemon_up: float, daemon_down: float) -> dict[str, Any]:
