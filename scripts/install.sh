@@ -3,8 +3,8 @@
 # Usage: scripts/install.sh [extra]   e.g. scripts/install.sh dev
 # The install is editable, so a change to the code needs no reinstall: once an extra is installed,
 # .venv/.installed-<extra> holds the hash of pyproject.toml, and a later call with the same
-# pyproject.toml (and the same extra, or one that `dev` includes) returns at once.
-# CRYPTO_REINSTALL=1 installs anyway.
+# pyproject.toml (and the same extra, or one that `dev` includes) returns at once. To install
+# anyway, remove the stamps: rm .venv/.installed-*
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3.11}"
@@ -14,7 +14,7 @@ command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 extra="${1:-}"
 hash="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 stamp() { echo ".venv/.installed-${1:-base}"; }
-if [ -x .venv/bin/python ] && [ "${CRYPTO_REINSTALL:-}" != 1 ]; then
+if [ -x .venv/bin/python ]; then
   # dev includes notebook (and the base install); any extra includes the base.
   case "$extra" in
     "") covered=("" notebook dev screenshot) ;;
