@@ -17,6 +17,7 @@ it: the marker is added at collection to every test using a MariaDB fixture (``m
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -50,7 +51,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         needed.append(REDIS)
     decision = SERVICES.prepare(ci=ci_mode(), needed=needed)
     if decision.fail:
-        pytest.exit(decision.message or "a service the suite needs is missing", returncode=3)
+        message = decision.message or "a service the suite needs is missing"
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            # An xdist worker cannot pytest.exit cleanly: it skips its tests and stops after the
+            # first, and the controller ends the session as interrupted, with this message.
+            for item in session.items:
+                item.add_marker(pytest.mark.skip(reason=message))
+            session.shouldfail = message
+            return
+        pytest.exit(message, returncode=3)
     if decision.message or SERVICES.started:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
@@ -62,13 +71,28 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     SERVICES.close()
 
 
+# The longest test files, longest first (seconds of the whole file on 2 cores, serially). The suite
+# runs on two xdist workers a file at a time, in the order collected (scripts/test.sh): these go
+# first, so that neither worker starts a five-minute file while the other has nothing left to run.
+LONGEST_FIRST = (
+    "tests/integration/test_operations.py",  # 300-500 s: the platform left running
+    "tests/integration/test_soak.py",  # 90 s
+    "tests/integration/test_prices_asset.py",  # 70 s
+    "tests/integration/test_live_exchanges.py",  # 55 s
+    "tests/integration/test_backfill.py",  # 45 s
+    "tests/integration/test_start_script.py",  # 40 s
+)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test whose fixtures reach MariaDB ``mysql`` (before ``-m`` selects)."""
+    """Mark every test whose fixtures reach MariaDB ``mysql`` (before ``-m`` selects); the longest files first."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         if needs_mysql(getattr(item, "fixturenames", ()), callspec.params if callspec else {}):
             item.add_marker(pytest.mark.mysql)
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
 
 
 @pytest.hookimpl(tryfirst=True)

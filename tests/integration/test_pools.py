@@ -51,6 +51,12 @@ def test_a_waiting_run_gets_the_slot_when_the_step_ends(tmp_path):
         },
     }
     with dg.instance_for_test(overrides=overrides, temp_dir=str(tmp_path)) as instance:
+        # Each run's start calls logging.config.dictConfig for the instance's python_logs handlers
+        # (none here): it takes the logging module's lock, then each handler's, while the other
+        # run's thread, inside a handler, waits for the module's lock. Two runs in threads of one
+        # process (never so on the platform, where each run has its own process) then deadlock now
+        # and then (under a loaded CPU: two test workers): the runs get the handlers without it.
+        instance.get_yaml_python_handlers = lambda: []  # type: ignore[method-assign]
         backfill = threading.Thread(target=lambda: dg.materialize([backfill_news, backfill_rest], instance=instance))
         backfill.start()
         deadline = time.monotonic() + 60
