@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from api.errors import ApiError, error_body, validation_error
 from api.hotpath import HotPathMiddleware
 from api.metrics import MetricsMiddleware
-from api.routes import data, meta, stream
+from api.routes import datasets, meta, stream
 from api.service import Gateway
 from api.warehouse_check import PUBLIC_DETAIL, MissingWarehouse
 from resources.config.settings import Settings, load_settings
@@ -148,7 +148,7 @@ def create_app(settings: Settings | None = None, *, cache_prefix: str = "crypto-
         )
     app.add_middleware(MetricsMiddleware, metrics=gateway.metrics)
     app.include_router(meta.router)
-    app.include_router(data.router)
+    app.include_router(datasets.router)
     app.include_router(stream.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     _configure_access_log()

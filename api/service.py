@@ -2,7 +2,7 @@
 
 :class:`Gateway` holds the settings, the key checker and rate limiter, the response cache, the
 metrics, and (opened lazily, so the process starts even while the database is down) the
-:class:`~api.data.Reader` over the warehouse.
+:class:`~api.reads.Reader` over the warehouse.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from starlette.responses import Response, StreamingResponse
 from api import formats
 from api.auth import KeyChecker
 from api.cache import CachedResponse, ResponseCache
-from api.data import EARLIEST, LATEST, Plan, Reader, State, decode_cursor, encode_cursor, window_end
 from api.errors import ApiError, bad_request
-from api.lake import LakeView
+from api.lake_reads import LakeView
 from api.metrics import Metrics
 from api.ratelimit import RateLimiter
+from api.reads import EARLIEST, LATEST, Plan, Reader, State, decode_cursor, encode_cursor, window_end
 from api.schemas import Format
 from api.warehouse_check import MissingWarehouse, check_warehouse
 from resources.config.settings import Settings
@@ -299,7 +299,7 @@ async def tabular(
     When the limit cuts the rows, the response says so (``truncated``/``X-Truncated``) and gives
     the cursor of the rest (``next_cursor``, ``X-Next-Cursor`` and a ``Link: rel="next"``).
     ``source`` reads the rows instead of the warehouse reader (``next_key``, ``batches`` and
-    ``read_table`` of :class:`~api.data.Reader`; the features lake, :mod:`api.lake`).
+    ``read_table`` of :class:`~api.reads.Reader`; the features lake, :mod:`api.lake_reads`).
     """
     rows = resolve_limit(limit, fmt, gateway.settings)
     start_key = decode_cursor(plan.dataset, plan.keys, cursor) if cursor else None

@@ -43,7 +43,7 @@ import torch  # noqa: E402
 from transformers import RobertaConfig, RobertaForSequenceClassification, pipeline  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
-from resources.model.sentiment import TransformersScorer  # noqa: E402
+from resources.model.sentiment_scorers import TransformersScorer  # noqa: E402
 from testkit.fakes.tiny_model import LABELS, tiny_tokenizer  # noqa: E402
 
 TOKENS = 128

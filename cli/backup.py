@@ -1,6 +1,6 @@
 """Export the warehouse to Parquet or restore it: ``python -m cli.backup export|restore --dir DIR``.
 
-See :mod:`resources.storage.backup` for the format."""
+See :mod:`resources.storage.parquet_backup` for the format."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from resources.config.settings import load_settings
-from resources.storage.backup import export_warehouse, restore_warehouse
+from resources.storage.parquet_backup import export_warehouse, restore_warehouse
 from resources.storage.schema import CONTRACTS_BY_NAME
 from resources.storage.warehouse import Warehouse
 

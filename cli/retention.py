@@ -1,7 +1,7 @@
 """Apply retention by hand: ``python -m cli.retention [--days N] [--run-days N] [--what all|windows|runs]``.
 
 Deletes the warehouse's windows older than ``CRYPTO_RETENTION_DAYS`` (see
-:mod:`resources.storage.retention`) and the Dagster instance's finished runs older than
+:mod:`resources.storage.window_retention`) and the Dagster instance's finished runs older than
 ``CRYPTO_RUN_RETENTION_DAYS``, by default the partition horizon (see
 :mod:`resources.storage.run_history`), as the nightly ``retention_job`` does. Prints what went, as JSON."""
 
@@ -17,9 +17,9 @@ from pathlib import Path
 import dagster as dg
 
 from resources.config.settings import Settings, load_settings
-from resources.storage.retention import RETENTION_ENV, apply_retention, retention_days
 from resources.storage.run_history import RUN_RETENTION_ENV, RunRetentionError, delete_run_history, run_history_cutoff
 from resources.storage.warehouse import Warehouse
+from resources.storage.window_retention import RETENTION_ENV, apply_retention, retention_days
 
 
 def _windows(days: int | None, db_url: str) -> dict[str, object]:

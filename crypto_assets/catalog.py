@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from crypto_assets.features.asset import ml_features_materialized
 from crypto_assets.features.lake_asset import ml_features_lake
-from crypto_assets.freshness import build_freshness_checks, with_freshness_policies
+from crypto_assets.freshness_checks import build_freshness_checks, with_freshness_policies
 from crypto_assets.macro import macro_indicators
 from crypto_assets.news import news_items
 from crypto_assets.prices import price_data_real

@@ -1,7 +1,7 @@
 """The one ``Definitions`` of the platform: assets, resources, jobs, schedules, sensors.
 
 :func:`build_definitions` hands every resource, check and schedule its values from one settings
-object; ``defs`` is built from the settings this process loaded (:mod:`crypto_assets.settings`),
+object; ``defs`` is built from the settings this process loaded (:mod:`crypto_assets.loaded_settings`),
 so the code server and each run worker read their environment once, when they load this module.
 """
 
@@ -12,8 +12,9 @@ import dagster as dg
 from crypto_assets.catalog import ASSETS, FRESHNESS_CHECKS
 from crypto_assets.checks import build_table_checks
 from crypto_assets.features.lake_asset import lake_matches_warehouse
-from crypto_assets.freshness import freshness_rules
+from crypto_assets.freshness_checks import freshness_rules
 from crypto_assets.jobs import build_macro_schedule, five_minute_job, five_minute_schedule, macro_job
+from crypto_assets.loaded_settings import LOADED
 from crypto_assets.macro import MacroSourcesResource
 from crypto_assets.maintenance import (
     backup_job,
@@ -22,9 +23,8 @@ from crypto_assets.maintenance import (
     maintenance_schedules,
     retention_job,
 )
-from crypto_assets.settings import LOADED
 from resources.config.settings import Settings
-from resources.model.sentiment import SentimentModelResource
+from resources.model.sentiment_scorers import SentimentModelResource
 from resources.sources.news_sources import NewsSourcesResource
 from resources.sources.price_sources import PriceSourceResource
 from resources.storage.dagster_resources import LakeResource, MaintenanceResource, WarehouseResource
@@ -35,7 +35,7 @@ from sensors.gaps import build_gap_sensor
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     """The platform's definitions with every resource, check and schedule taking its values from
-    ``settings`` (:data:`crypto_assets.settings.LOADED` for the code location)."""
+    ``settings`` (:data:`crypto_assets.loaded_settings.LOADED` for the code location)."""
     price_source = PriceSourceResource.from_settings(settings)
     table_checks = build_table_checks(
         ASSETS, universe=price_source.coins(), snapshot_max_age_s=settings.snapshot_max_age_s

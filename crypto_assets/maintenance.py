@@ -2,7 +2,7 @@
 
 * ``backup_job`` / ``backup_schedule`` (00:30 UTC): exports the UTC day that just ended to
   ``CRYPTO_BACKUP_DIR`` (``<dir>/<table>/date=YYYY-MM-DD/part.parquet``, see
-  ``resources/storage/backup.py``); a day exported again replaces its files, so the directory is an
+  ``resources/storage/parquet_backup.py``); a day exported again replaces its files, so the directory is an
   incremental backup that ``python -m cli.backup restore`` reads back.
 * ``retention_job`` / ``retention_schedule`` (02:30 UTC, running by default): deletes windows
   older than ``CRYPTO_RETENTION_DAYS`` with their ``partition_log`` rows, and Dagster's finished
@@ -23,11 +23,11 @@ import dagster as dg
 
 from crypto_assets.jobs import TRIGGER_TAG, run_tags
 from resources.config.settings import Settings, setting_variable
-from resources.storage.backup import export_warehouse
 from resources.storage.dagster_resources import LakeResource, MaintenanceResource, WarehouseResource
-from resources.storage.retention import RETENTION_ENV, apply_retention
+from resources.storage.parquet_backup import export_warehouse
 from resources.storage.run_history import delete_run_history, run_history_cutoff
 from resources.storage.warehouse import utc_now
+from resources.storage.window_retention import RETENTION_ENV, apply_retention
 
 BACKUP_DIR_ENV = setting_variable("backup_dir")
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from dagster import DailyPartitionsDefinition, TimeWindowPartitionsDefinition
 
-from crypto_assets.settings import LOADED
+from crypto_assets.loaded_settings import LOADED
 from resources.config.settings import Settings
 from resources.storage.windows import WINDOW
 

@@ -11,7 +11,7 @@ import pandas as pd
 from crypto_assets.common import OWNERS, preview_markdown, window_range, write_metadata
 from crypto_assets.news import news_items
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
-from resources.model.sentiment import LABELS, SentimentModelResource, SentimentScorer
+from resources.model.sentiment_scorers import LABELS, SentimentModelResource, SentimentScorer
 from resources.sources.coin_tagging import CoinTagger, tagger_for
 from resources.sources.news_sources import NewsSourcesResource
 from resources.storage.dagster_resources import WarehouseResource

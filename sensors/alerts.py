@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from crypto_assets.freshness import FRESHNESS_CHECK_NAME
+from crypto_assets.freshness_checks import FRESHNESS_CHECK_NAME
 from resources.config.settings import Settings, ui_url_of
 from resources.dagster_private import (
     ASSET_PARTITION_RANGE_END_TAG,

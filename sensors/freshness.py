@@ -4,7 +4,7 @@ Dagster's ``build_sensor_for_freshness_checks`` launches a run to evaluate a che
 deadline passes: with 5-minute windows, a run almost every minute, each holding a run slot that a
 scheduled window then queues behind. This sensor asks the same question itself, in the daemon,
 at the cost of two indexed queries per asset: is the window that closed before the latest
-deadline (``crypto_assets/freshness.py``) materialized? It reports the answer as a runless
+deadline (``crypto_assets/freshness_checks.py``) materialized? It reports the answer as a runless
 ``AssetCheckEvaluation`` of the asset's ``freshness_check`` (same check, description and metadata
 as Dagster's own evaluation, so the UI's check history and the freshness alert sensor read it
 alike), and only when the answer changes: a new window became due, or a late window arrived. A
@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from crypto_assets.freshness import FRESHNESS_CHECK_NAME, FreshnessRule
+from crypto_assets.freshness_checks import FRESHNESS_CHECK_NAME, FreshnessRule
 from resources.dagster_private import get_latest_completed_cron_tick
 
 SENSOR_NAME = "freshness_checks_sensor"
@@ -77,7 +77,7 @@ def evaluate_freshness(
 def build_freshness_sensor(
     rules: Sequence[FreshnessRule], clock: Callable[[], datetime] | None = None
 ) -> dg.SensorDefinition:
-    """The sensor over ``rules`` (``crypto_assets.freshness.freshness_rules``); ``clock`` for tests."""
+    """The sensor over ``rules`` (``crypto_assets.freshness_checks.freshness_rules``); ``clock`` for tests."""
     now_of = clock or (lambda: datetime.now(UTC))
 
     @dg.sensor(

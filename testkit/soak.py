@@ -332,7 +332,7 @@ class _Loop:
         import importlib
 
         import resources.sources.price_sources as price_sources
-        from crypto_assets.freshness import freshness_rules
+        from crypto_assets.freshness_checks import freshness_rules
         from crypto_assets.jobs import NETWORK_RETRY_POLICY, five_minute_job, five_minute_schedule
         from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
         from resources.storage.dagster_resources import WarehouseResource
@@ -754,7 +754,7 @@ class _Loop:
 
     def _audit_features(self, wh: Warehouse) -> None:
         """Features of a sample of windows equal a clean recomputation from the final tables."""
-        from resources.storage.backup import export_warehouse, restore_warehouse
+        from resources.storage.parquet_backup import export_warehouse, restore_warehouse
         from resources.storage.schema import FEATURES
 
         if FEATURES.name not in self.asset_keys:
@@ -848,7 +848,7 @@ class _Loop:
     def _check_fail_starts(self) -> Counter:
         """How many times each check went from passing (or never run) to failing (for freshness, the
         freshness sensor's verdicts: the ones that alert)."""
-        from crypto_assets.freshness import FRESHNESS_CHECK_NAME
+        from crypto_assets.freshness_checks import FRESHNESS_CHECK_NAME
 
         starts: Counter = Counter()
         storage = self.instance.event_log_storage

@@ -9,10 +9,10 @@ from fastapi import APIRouter, WebSocket
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect
 
-from api.data import PRICES
 from api.errors import ApiError
 from api.formats import json_body
-from api.routes.data import latest_payload
+from api.reads import PRICES
+from api.routes.datasets import latest_payload
 from api.service import Gateway
 from api.warehouse_check import MissingWarehouse
 

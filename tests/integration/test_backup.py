@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from resources.config.universe import load_universe
 from resources.sources.simulated import simulated_price_frame
-from resources.storage.backup import export_warehouse, read_manifest, restore_warehouse
+from resources.storage.parquet_backup import export_warehouse, read_manifest, restore_warehouse
 from resources.storage.schema import FEATURES, METADATA, partition_log, price_data_real
 from resources.storage.warehouse import Warehouse
 from resources.storage.windows import DAY

@@ -12,9 +12,9 @@ import sqlalchemy as sa
 
 from resources.config.universe import load_universe
 from resources.sources.simulated import simulated_price_frame
-from resources.storage.retention import RetentionError, apply_retention, retention_cutoff, retention_days
 from resources.storage.schema import CONTRACTS, TableContract, partition_log, price_data_real
 from resources.storage.warehouse import Warehouse, utc_now
+from resources.storage.window_retention import RetentionError, apply_retention, retention_cutoff, retention_days
 from resources.storage.windows import DAY
 
 DAY1 = datetime(2026, 11, 20)

@@ -18,7 +18,7 @@ from crypto_assets.news import news_items  # noqa: E402
 from crypto_assets.partitions import PARTITION_KEY_FORMAT  # noqa: E402
 from crypto_assets.sentiment import sentiment_data  # noqa: E402
 from resources.config.settings import load_settings  # noqa: E402
-from resources.model.sentiment import SentimentModelResource  # noqa: E402
+from resources.model.sentiment_scorers import SentimentModelResource  # noqa: E402
 from resources.sources.news_sources import NewsSourcesResource  # noqa: E402
 from resources.storage.dagster_resources import WarehouseResource  # noqa: E402
 from resources.storage.schema import news_items as news_table  # noqa: E402

@@ -13,12 +13,12 @@ from pydantic import TypeAdapter, ValidationError
 
 from api import mysql_binary
 from api.auth import KeyChecker
-from api.data import PRICES, SENTIMENT, Output, decode_cursor, encode_cursor
 from api.dates import DateTimeValue, DateValue, explain
 from api.errors import ApiError
 from api.formats import csv_batch, json_body, negotiate
 from api.metrics import Metrics
 from api.ratelimit import RateLimiter
+from api.reads import PRICES, SENTIMENT, Output, decode_cursor, encode_cursor
 from api.schemas import Format
 from api.service import parse_columns, time_range
 

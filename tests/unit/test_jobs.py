@@ -8,7 +8,7 @@ import pytest
 
 from crypto_assets.catalog import ASSETS, FRESHNESS_CHECKS
 from crypto_assets.definitions import build_definitions, defs
-from crypto_assets.freshness import (
+from crypto_assets.freshness_checks import (
     DAILY_POLICY,
     FIVE_MINUTE_POLICY,
     FRESHNESS_CHECK_NAME,

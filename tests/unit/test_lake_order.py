@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from api.key_order import in_key_order
-from api.lake import PARQUET, Footers, _time_filter, scan
+from api.lake_reads import PARQUET, Footers, _time_filter, scan
 from resources.storage.lake import TIME_TYPE
 
 T0 = datetime(2026, 1, 1)

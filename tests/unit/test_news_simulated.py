@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from resources.config.universe import load_universe
-from resources.model.sentiment import load_scorer
+from resources.model.sentiment_scorers import load_scorer
 from resources.sources.coin_tagging import tagger_for
 from resources.sources.news_simulated import SimulatedNewsFeed, market_moves, simulated_news
 

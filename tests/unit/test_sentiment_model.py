@@ -8,8 +8,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from resources.config.settings import load_settings  # noqa: E402
-from resources.model import sentiment as sentiment_model  # noqa: E402
-from resources.model.sentiment import (  # noqa: E402
+from resources.model import sentiment_scorers as sentiment_model  # noqa: E402
+from resources.model.sentiment_scorers import (  # noqa: E402
     LABELS,
     LexiconScorer,
     SentimentModelResource,

@@ -39,9 +39,9 @@ import sqlalchemy as sa
 from deltalake import DeltaTable
 from deltalake.fs import DeltaStorageHandler
 
-from api.data import Plan, Reader
 from api.errors import ApiError
 from api.key_order import in_key_order
+from api.reads import Plan, Reader
 from resources.storage.lake import (
     DATE_COLUMN,
     TIME_COLUMN,

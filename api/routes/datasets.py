@@ -17,7 +17,11 @@ from starlette.responses import Response
 
 from api import service
 from api.auth import Principal
-from api.data import (
+from api.dates import DateTimeValue, DateValue, EndValue
+from api.errors import bad_request
+from api.formats import json_body, negotiate
+from api.lake_reads import FeatureRead, file_listing, plan_feature_read
+from api.reads import (
     ASSETS,
     EARLIEST,
     FEATURES,
@@ -33,10 +37,6 @@ from api.data import (
     State,
     resolve_choices,
 )
-from api.dates import DateTimeValue, DateValue, EndValue
-from api.errors import bad_request
-from api.formats import json_body, negotiate
-from api.lake import FeatureRead, file_listing, plan_feature_read
 from api.schemas import (
     MATERIALIZED,
     NEVER_MATERIALIZED,
