@@ -299,12 +299,6 @@ class Settings(BaseSettings):
         "CRYPTO_API_STATE_TTL", 1.0, "how stale the gateway's view of `partition_log` may be, seconds", ge=0
     )
     api_stream_poll_s: float = _setting("CRYPTO_API_STREAM_POLL", 1.0, "WebSocket poll interval, seconds", ge=0.05)
-    api_create_warehouse: bool = _setting(
-        "CRYPTO_API_CREATE_WAREHOUSE",
-        False,
-        "`true`: the gateway creates an empty warehouse where none exists (like `python -m api --create`) instead "
-        "of refusing to start and answering 503 on `/ready`",
-    )
     # Maintenance jobs.
     backup_dir: str | None = _setting(
         "CRYPTO_BACKUP_DIR",
