@@ -405,8 +405,8 @@ def _volatility(chunk: _Chunk) -> None:
     price = chunk.at("price")
     rv = {}
     for label, width in (("1h", HOUR_WINDOWS), ("4h", 48), ("1d", DAY_WINDOWS)):
-        window_sums = moments[width]
-        rv[label] = np.sqrt(sample_var(window_sums["ret"], window_sums["ret2"], width))
+        total = moments[width]
+        rv[label] = np.sqrt(sample_var(total["ret"], total["ret2"], width))
         chunk.put(f"rv_{label}", rv[label])
         chunk.put(f"parkinson_vol_{label}", np.sqrt(ranges[width]["hl2"] / (4.0 * width * math.log(2.0))))
         chunk.put(f"range_{label}", (highs[width] - lows[width]) / price)
@@ -497,7 +497,7 @@ def _rolling(chunk: _Chunk) -> None:
             "equal": price_then == price_now,
             "log_volume": log_volume_diff,
             "log_volume2": log_volume_diff * log_volume_diff,
-            "log_volume_price": log_volume_diff * price_diff,
+            "price_log_volume": log_volume_diff * price_diff,
             "ratio": ratio_diff,
             "log_volume_ratio": log_volume_ratio_diff,
             "ratio2": ratio_diff * ratio_diff,
@@ -522,7 +522,7 @@ def _rolling(chunk: _Chunk) -> None:
     lows = rolling_extreme(block, chunk.series("low"), ALPHA_WINDOWS, largest=False)
     with np.errstate(divide="ignore", invalid="ignore"):
         for width in ALPHA_WINDOWS:
-            window_sums = sums[width]
+            total = sums[width]
             price_ok = chunk.complete(("price",), width)
             change_ok = chunk.complete(("price",), width + 1)
             pv_ok = chunk.complete(("price", "volume"), width)
@@ -531,15 +531,11 @@ def _rolling(chunk: _Chunk) -> None:
             vol1_ok = chunk.complete(("volume",), width + 1)
             hl_ok = chunk.complete(("high", "low"), width)
             chunk.put(f"roc_{width}", block.at(series["price"], width) / price_now)
-            chunk.put(f"ma_{width}", (price_now + window_sums["price"] / width) / price_now, price_ok)
-            chunk.put(
-                f"std_{width}",
-                np.sqrt(sample_var(window_sums["price"], window_sums["price2"], width)) / price_now,
-                price_ok,
-            )
+            chunk.put(f"ma_{width}", (price_now + total["price"] / width) / price_now, price_ok)
+            chunk.put(f"std_{width}", np.sqrt(sample_var(total["price"], total["price2"], width)) / price_now, price_ok)
             time_spread = width * (width * width - 1) / 12.0
-            time_price_cov = (width - 1) / 2.0 * window_sums["price"] - window_sums["lag_price"]
-            price_spread = window_sums["price2"] - window_sums["price"] * window_sums["price"] / width
+            time_price_cov = (width - 1) / 2.0 * total["price"] - total["lag_price"]
+            price_spread = total["price2"] - total["price"] * total["price"] / width
             slope = time_price_cov / time_spread
             chunk.put(f"beta_{width}", slope / price_now, price_ok)
             chunk.put(
@@ -547,9 +543,7 @@ def _rolling(chunk: _Chunk) -> None:
                 np.where(price_spread > 0, time_price_cov * time_price_cov / (time_spread * price_spread), NAN),
                 price_ok,
             )
-            chunk.put(
-                f"resi_{width}", (-window_sums["price"] / width - slope * (width - 1) / 2.0) / price_now, price_ok
-            )
+            chunk.put(f"resi_{width}", (-total["price"] / width - slope * (width - 1) / 2.0) / price_now, price_ok)
             chunk.put(f"max_{width}", highs[width] / price_now)
             chunk.put(f"min_{width}", lows[width] / price_now)
             ordered = np.sort(block.window(series["price"], width), axis=-1)
@@ -560,7 +554,7 @@ def _rolling(chunk: _Chunk) -> None:
                 lower = ordered[..., low_index]
                 value = lower if fraction == 0 else lower + (ordered[..., low_index + 1] - lower) * fraction
                 chunk.put(f"{name}_{width}", value / price_now, price_ok)
-            chunk.put(f"rank_{width}", (window_sums["less"] + (window_sums["equal"] + 1.0) / 2.0) / width, price_ok)
+            chunk.put(f"rank_{width}", (total["less"] + (total["equal"] + 1.0) / 2.0) / width, price_ok)
             chunk.put(
                 f"rsv_{width}", (price_now - lows[width]) / (highs[width] - lows[width] + 1e-12), hl_ok & price_ok
             )
@@ -569,64 +563,42 @@ def _rolling(chunk: _Chunk) -> None:
             chunk.put(f"imax_{width}", imax / width, chunk.complete(("high",), width))
             chunk.put(f"imin_{width}", imin / width, chunk.complete(("low",), width))
             chunk.put(f"imxd_{width}", (imax - imin) / width, hl_ok)
-            chunk.put(
-                f"corr_{width}",
-                _corr(
-                    window_sums["price"],
-                    window_sums["log_volume"],
-                    window_sums["price2"],
-                    window_sums["log_volume2"],
-                    window_sums["log_volume_price"],
-                    width,
-                ),
-                pv_ok,
-            )
-            chunk.put(
-                f"cord_{width}",
-                _corr(
-                    window_sums["ratio"],
-                    window_sums["log_volume_ratio"],
-                    window_sums["ratio2"],
-                    window_sums["log_volume_ratio2"],
-                    window_sums["ratio_log_volume_ratio"],
-                    width,
-                ),
-                pv1_ok,
-            )
-            cntp = window_sums["up"] / width
-            cntn = window_sums["down"] / width
+            chunk.put(f"corr_{width}", _corr(total, "price", "log_volume", width), pv_ok)
+            chunk.put(f"cord_{width}", _corr(total, "ratio", "log_volume_ratio", width), pv1_ok)
+            cntp = total["up"] / width
+            cntn = total["down"] / width
             chunk.put(f"cntp_{width}", cntp, change_ok)
             chunk.put(f"cntn_{width}", cntn, change_ok)
             chunk.put(f"cntd_{width}", cntp - cntn, change_ok)
-            moved = window_sums["abs"] + 1e-12
-            chunk.put(f"sump_{width}", window_sums["gain"] / moved, change_ok)
-            chunk.put(f"sumn_{width}", window_sums["loss"] / moved, change_ok)
-            chunk.put(f"sumd_{width}", (window_sums["gain"] - window_sums["loss"]) / moved, change_ok)
-            chunk.put(f"vma_{width}", (volume_now + window_sums["volume"] / width) / (volume_now + 1e-12), vol_ok)
+            moved = total["abs"] + 1e-12
+            chunk.put(f"sump_{width}", total["gain"] / moved, change_ok)
+            chunk.put(f"sumn_{width}", total["loss"] / moved, change_ok)
+            chunk.put(f"sumd_{width}", (total["gain"] - total["loss"]) / moved, change_ok)
+            chunk.put(f"vma_{width}", (volume_now + total["volume"] / width) / (volume_now + 1e-12), vol_ok)
             chunk.put(
                 f"vstd_{width}",
-                np.sqrt(sample_var(window_sums["volume"], window_sums["volume2"], width)) / (volume_now + 1e-12),
+                np.sqrt(sample_var(total["volume"], total["volume2"], width)) / (volume_now + 1e-12),
                 vol_ok,
             )
             chunk.put(
                 f"wvma_{width}",
-                np.sqrt(sample_var(window_sums["weighted_move"], window_sums["weighted_move2"], width))
-                / (weighted_move_now + window_sums["weighted_move"] / width + 1e-12),
+                np.sqrt(sample_var(total["weighted_move"], total["weighted_move2"], width))
+                / (weighted_move_now + total["weighted_move"] / width + 1e-12),
                 pv1_ok,
             )
-            vmoved = window_sums["vabs"] + 1e-12
-            chunk.put(f"vsump_{width}", window_sums["vgain"] / vmoved, vol1_ok)
-            chunk.put(f"vsumn_{width}", window_sums["vloss"] / vmoved, vol1_ok)
-            chunk.put(f"vsumd_{width}", (window_sums["vgain"] - window_sums["vloss"]) / vmoved, vol1_ok)
+            vmoved = total["vabs"] + 1e-12
+            chunk.put(f"vsump_{width}", total["vgain"] / vmoved, vol1_ok)
+            chunk.put(f"vsumn_{width}", total["vloss"] / vmoved, vol1_ok)
+            chunk.put(f"vsumd_{width}", (total["vgain"] - total["vloss"]) / vmoved, vol1_ok)
 
 
-def _corr(
-    sum_x: np.ndarray, sum_y: np.ndarray, sum_xx: np.ndarray, sum_yy: np.ndarray, sum_xy: np.ndarray, count: int
-) -> np.ndarray:
-    """Pearson correlation from (shifted) sums; NULL when either side has no spread."""
-    cov = sum_xy - sum_x * sum_y / count
-    var_x = sum_xx - sum_x * sum_x / count
-    var_y = sum_yy - sum_y * sum_y / count
+def _corr(sums: Mapping[str, np.ndarray], first: str, second: str, count: int) -> np.ndarray:
+    """Pearson correlation of ``first`` and ``second`` from their (shifted) sums, their squares'
+    (``first2``, ``second2``) and their products' (``first_second``); NULL when either side has no spread."""
+    sum_x, sum_y = sums[first], sums[second]
+    cov = sums[f"{first}_{second}"] - sum_x * sum_y / count
+    var_x = sums[f"{first}2"] - sum_x * sum_x / count
+    var_y = sums[f"{second}2"] - sum_y * sum_y / count
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where((var_x > 0) & (var_y > 0), cov / np.sqrt(var_x * var_y), NAN)
 
@@ -783,19 +755,19 @@ def _sentiment(chunk: _Chunk, has_row: np.ndarray) -> None:
         tuple(SENTIMENT_HORIZONS.values()),
     )
     for label, width in SENTIMENT_HORIZONS.items():
-        window_sums = sums[width]
-        chunk.put(f"sent_mean_{label}", safe_div(window_sums["score"], window_sums["count"]))
-        chunk.put(f"sent_count_{label}", window_sums["count"])
-        chunk.put(f"sent_bull_share_{label}", safe_div(window_sums["bullish"], window_sums["count"]))
-        chunk.put(f"sent_bear_share_{label}", safe_div(window_sums["bearish"], window_sums["count"]))
+        total = sums[width]
+        chunk.put(f"sent_mean_{label}", safe_div(total["score"], total["count"]))
+        chunk.put(f"sent_count_{label}", total["count"])
+        chunk.put(f"sent_bull_share_{label}", safe_div(total["bullish"], total["count"]))
+        chunk.put(f"sent_bear_share_{label}", safe_div(total["bearish"], total["count"]))
     day = sums[DAY_WINDOWS]
     hour = sums[HOUR_WINDOWS]
     chunk.put("sent_decayed_6h", safe_div(day["wscore"], day["wcount"]))
     chunk.put("sent_conf_mean_24h", safe_div(day["confidence"], day["count"]))
     chunk.put("sent_count_surge_1h", safe_div(hour["count"], day["count"] / 24.0))
-    for label, window_sums in (("1h", hour), ("24h", day)):
-        score, _ = row_sums(window_sums["score"], has_row)
-        count, _ = row_sums(window_sums["count"], has_row)
+    for label, total in (("1h", hour), ("24h", day)):
+        score, _ = row_sums(total["score"], has_row)
+        count, _ = row_sums(total["count"], has_row)
         chunk.put(f"mkt_sent_mean_{label}", safe_div(score, count)[None, :])
 
 
@@ -841,21 +813,11 @@ def _market(chunk: _Chunk, has_row: np.ndarray) -> None:
             chunk.put(f"beta_btc_{label}", np.full((len(chunk.grid.symbols), block.n), NAN))
             chunk.put(f"corr_btc_{label}", np.full((len(chunk.grid.symbols), block.n), NAN))
             continue
-        window_sums = cross[width]
-        cov = window_sums["ret_btc_ret"] - window_sums["ret"] * window_sums["btc_ret"] / width
-        var_btc = window_sums["btc_ret2"] - window_sums["btc_ret"] * window_sums["btc_ret"] / width
+        cross_sums = cross[width]
+        cov = cross_sums["ret_btc_ret"] - cross_sums["ret"] * cross_sums["btc_ret"] / width
+        var_btc = cross_sums["btc_ret2"] - cross_sums["btc_ret"] * cross_sums["btc_ret"] / width
         chunk.put(f"beta_btc_{label}", safe_div(cov, np.where(var_btc > 0, var_btc, 0.0)))
-        chunk.put(
-            f"corr_btc_{label}",
-            _corr(
-                window_sums["ret"],
-                window_sums["btc_ret"],
-                window_sums["ret2"],
-                window_sums["btc_ret2"],
-                window_sums["ret_btc_ret"],
-                width,
-            ),
-        )
+        chunk.put(f"corr_btc_{label}", _corr(cross_sums, "ret", "btc_ret", width))
     chunk.put("btc_rv_1d", btc_value(out["rv_1d"]))
     ret = out["ret_1h"]
     valid = has_row & ~np.isnan(ret)
