@@ -26,10 +26,10 @@ from fastapi.testclient import TestClient
 from api.client import CryptoDataClient
 from crypto_assets.features.lake_asset import lake_matches_warehouse, ml_features_lake
 from resources.storage.dagster_resources import LakeResource, WarehouseResource
-from resources.storage.lake import AsOfBeforeLake, AsOfExpired, FeatureLake, lake_windows
+from resources.storage.lake import AsOfBeforeLake, AsOfExpired, FeatureLake
 from resources.storage.schema import FEATURES
 from resources.storage.warehouse import get_warehouse, utc_now
-from sensors.gaps import missing_windows, stale_windows
+from sensors.gaps import WindowLogs, missing_windows, stale_windows
 from tests.integration.test_api_support import (
     PRICE_END,
     SYMBOLS,
@@ -145,7 +145,7 @@ def test_sync_copies_committed_windows_and_a_heal_replaces_its_window_in_one_com
     )
     commit = DeltaTable(lake.uri).history(1)[0]
     assert commit["operation"] == "WRITE" and commit["crypto.run_id"] == "lake-2"
-    logged = lake_windows(wh, T0, PRICE_END)
+    logged = lake.windows(T0, PRICE_END)
     assert len(logged) == 24 and set(logged[logged.window_start == HEALED]["lake_version"]) == {second.version}
 
 
@@ -216,18 +216,19 @@ def test_a_failed_lake_write_leaves_the_warehouse_committed_and_the_gap_sensor_f
     )
     assert not failed.success
     assert len(wh.committed_windows(FEATURES.name, window, window + WINDOW)) == 1  # the warehouse is untouched
-    assert window in missing_windows(wh, ["ml_features_lake"], window, window + WINDOW, WINDOW)
+    logs = WindowLogs(wh, FeatureLake(str(tmp_path / "lake")))
+    assert window in missing_windows(logs, ["ml_features_lake"], window, window + WINDOW, WINDOW)
 
     good = {"warehouse": WarehouseResource(db_url=sqlite_url), "lake": LakeResource(uri=str(tmp_path / "lake"))}
     healed = dg.materialize([ml_features_lake, lake_matches_warehouse], partition_key=partition, resources=good)
     assert healed.success
     check = healed.get_asset_check_evaluations()[0]
     assert check.passed and check.metadata["lake_rows"].value == len(SYMBOLS)
-    assert not missing_windows(wh, ["ml_features_lake"], window, window + WINDOW, WINDOW)
+    assert not missing_windows(logs, ["ml_features_lake"], window, window + WINDOW, WINDOW)
     # A feature window re-committed after its copy makes the lake window stale until it is re-run.
     time.sleep(0.01)
     heal(sqlite_url, window=window)
-    assert stale_windows(wh, {"ml_features_lake": {FEATURES.name: 1}}, window, window + WINDOW, WINDOW) == {
+    assert stale_windows(logs, {"ml_features_lake": {FEATURES.name: 1}}, window, window + WINDOW, WINDOW) == {
         window: {"ml_features_lake"}
     }
 
