@@ -304,7 +304,7 @@ class FeatureLake:
         todo = set(window_starts(start, end, FEATURES.window))
         rows: list[tuple[datetime, datetime, int, int, datetime]] = []
         table = self.table() if todo and self.exists() else None
-        seen, limit = 0, 64
+        seen, limit = 0, min(len(todo), 1024) + 16  # enough where each window has its own commit (live runs)
         while table is not None and todo:
             history = table.history(limit)
             for entry in history[seen:]:
