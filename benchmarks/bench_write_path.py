@@ -2,10 +2,17 @@
 
 Both write the same rows (simulated prices, 124 symbols) into the same table in the same run;
 LOAD DATA is the engine's bulk-load ceiling on this machine. Prints rows/s for each and the
-ratio, and the client's share of the write path: building the TSV (``tsv_table``) and writing it. Needs MariaDB at 127.0.0.1:3306 (root, no password) or ``CRYPTO_BENCH_MYSQL``; creates
-and drops the database ``crypto_bench_write``.
+ratio, and the client's share of the write path: building the TSV (``tsv_table``) and writing it.
 
-    .venv/bin/python benchmarks/bench_write_path.py [--days 3] [--repeat 3]
+``--lake``: the lake copy instead. For the live window and a day of features (124 symbols, every
+catalogued column) committed by ``write_partition``, ``FeatureLake.sync``'s read-back of the committed
+rows (then their conversion to the lake's schema) against converting the frame the features asset
+already holds, and the Delta write both would share.
+
+Needs MariaDB at 127.0.0.1:3306 (root, no password) or ``CRYPTO_BENCH_MYSQL``; creates and drops the
+database ``crypto_bench_write``.
+
+    .venv/bin/python benchmarks/bench_write_path.py [--days 3] [--repeat 3] [--lake]
 """
 
 from __future__ import annotations
@@ -19,6 +26,9 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pyarrow.csv as pacsv
 import pymysql
 import sqlalchemy as sa
@@ -30,7 +40,9 @@ if str(ROOT) not in sys.path:
 from benchmarks.support import bench_database  # noqa: E402
 from resources.config.universe import load_universe  # noqa: E402
 from resources.sources.simulated import simulated_price_frame  # noqa: E402
-from resources.storage.schema import price_data_real  # noqa: E402
+from resources.storage.feature_specs import FEATURE_NAMES  # noqa: E402
+from resources.storage.lake import FeatureLake, lake_schema, read_committed, to_lake_table  # noqa: E402
+from resources.storage.schema import FEATURES, price_data_real  # noqa: E402
 from resources.storage.warehouse import Warehouse, tsv_table  # noqa: E402
 
 DATABASE = "crypto_bench_write"
@@ -91,11 +103,54 @@ def _tsv_seconds(frame) -> tuple[float, float]:
     return built - began, time.perf_counter() - built
 
 
+def _feature_frame(start: datetime, windows: int) -> pd.DataFrame:
+    """A features frame of ``windows`` windows from ``start``, 124 symbols, every catalogued column."""
+    symbols = [asset.symbol for asset in load_universe()]
+    times = pd.date_range(start, periods=windows, freq="5min")
+    frame = pd.DataFrame({"symbol": np.repeat(symbols, windows), "timestamp": np.tile(times, len(symbols))})
+    values = np.random.default_rng(7).normal(size=(len(frame), len(FEATURE_NAMES) + 1))
+    features = pd.DataFrame(values, columns=["price", *FEATURE_NAMES])
+    return pd.concat([frame, features], axis=1).assign(feature_set_version="bench")
+
+
+def lake_copy(url: str, repeat: int) -> None:
+    """Print the lake copy's read-back against converting the frame in memory, for a window and a day."""
+    wh = Warehouse(url)
+    features = wh.table(FEATURES.name)
+    schema = lake_schema(features)
+    with tempfile.TemporaryDirectory() as directory:
+        lake = FeatureLake(directory)
+        for windows in (1, 288):
+            start, end = START, START + timedelta(minutes=5 * windows)
+            frame = _feature_frame(start, windows)
+            wh.write_partition(FEATURES.name, frame, start=start, end=end, run_id="bench", code_version="bench")
+            read_back, from_frame, delta_write = [], [], []
+            for i in range(repeat):
+                began = time.perf_counter()
+                to_lake_table(read_committed(wh, features, start, end), schema)
+                read_back.append(time.perf_counter() - began)
+                began = time.perf_counter()
+                to_lake_table(pa.Table.from_pandas(frame, preserve_index=False), schema)
+                from_frame.append(time.perf_counter() - began)
+                delta_write.append(lake.sync(wh, start, end, f"bench-{i}").write_seconds)
+            print(
+                f"lake copy of {windows} window(s), {len(frame):,} rows x {len(frame.columns)} columns, median of "
+                f"{repeat}: read back and convert {statistics.median(read_back):.3f} s; convert the frame "
+                f"{statistics.median(from_frame):.3f} s; Delta write (both) {statistics.median(delta_write):.3f} s"
+            )
+    wh.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--lake", action="store_true", help="measure the lake copy instead")
     args = parser.parse_args()
+    if args.lake:
+        with bench_database(DATABASE) as url:
+            lake_copy(url, args.repeat)
+        return
     end = START + timedelta(days=args.days)
     frame = simulated_price_frame(load_universe(), START, end)
     rows = len(frame)

@@ -22,6 +22,10 @@ It never asks twice for the same work: windows that a queued or running run, or 
 backfill, already targets are left alone, and so, for an hour, are windows whose healing run
 failed (the failure has been alerted; the source is probably down). At most a few runs are
 requested a tick, newest windows first.
+
+The lake copy of the features (``ml_features_lake``) is checked the same way, its windows read from
+its own Delta log (:class:`WindowLogs`): a lake window is missing when no sync holds it, and stale
+when its feature window was committed after the commit the lake copied.
 """
 
 import json
@@ -48,9 +52,9 @@ from resources.dagster_private import (
     BulkActionStatus,
     UnresolvedAssetJobDefinition,
 )
-from resources.storage.dagster_resources import WarehouseResource
+from resources.storage.dagster_resources import LakeResource, WarehouseResource
 from resources.storage.feature_specs import MACRO_LOOKBACK_DAYS
-from resources.storage.lake import LAKE_ASSET, lake_windows
+from resources.storage.lake import LAKE_ASSET, FeatureLake
 from resources.storage.schema import CONTRACTS, FEATURES
 from resources.storage.warehouse import Warehouse, to_naive_utc, utc_now
 from resources.storage.windows import DAY, WINDOW, absent_windows, window_floor, window_starts
@@ -80,29 +84,36 @@ class HealRequest:
     windows: int
 
 
-def window_log(warehouse: Warehouse, asset: str, start: datetime, end: datetime) -> pd.DataFrame:
-    """The windows ``asset`` holds in [start, end) with their ``committed_at``: ``partition_log``, or for
-    the lake ``lake_log`` (whose ``committed_at`` is the warehouse commit the lake copied)."""
-    if asset == LAKE_ASSET:
-        return lake_windows(warehouse, start, end)
-    return warehouse.committed_windows(asset, start, end)
+@dataclass(frozen=True)
+class WindowLogs:
+    """Where each asset's committed windows are recorded: ``partition_log``, and for the lake the Delta
+    log (each sync commit names the warehouse commit it copied)."""
+
+    warehouse: Warehouse
+    lake: FeatureLake
+
+    def of(self, asset: str, start: datetime, end: datetime) -> pd.DataFrame:
+        """The windows ``asset`` holds in [start, end) with their ``committed_at``."""
+        if asset == LAKE_ASSET:
+            return self.lake.windows(start, end)
+        return self.warehouse.committed_windows(asset, start, end)
 
 
 def missing_windows(
-    warehouse: Warehouse, assets: Sequence[str], start: datetime, end: datetime, window: timedelta
+    logs: WindowLogs, assets: Sequence[str], start: datetime, end: datetime, window: timedelta
 ) -> dict[datetime, set[str]]:
-    """For each window of [start, end) that some asset lacks in its log (see :func:`window_log`): those assets."""
+    """For each window of [start, end) that some asset lacks in its log (:class:`WindowLogs`): those assets."""
     missing: dict[datetime, set[str]] = {}
     for asset in assets:
-        committed = window_log(warehouse, asset, start, end)
+        committed = logs.of(asset, start, end)
         for w in absent_windows(committed["window_start"] if len(committed) else (), start, end, window):
             missing.setdefault(w, set()).add(asset)
     return missing
 
 
-def _committed_ns(warehouse: Warehouse, asset: str, grid: pd.DatetimeIndex, window: timedelta) -> np.ndarray:
+def _committed_ns(logs: WindowLogs, asset: str, grid: pd.DatetimeIndex, window: timedelta) -> np.ndarray:
     """``committed_at`` of ``asset`` for each window of ``grid``, as float nanoseconds (NaN where not committed)."""
-    log = window_log(warehouse, asset, grid[0].to_pydatetime(), (grid[-1] + window).to_pydatetime())
+    log = logs.of(asset, grid[0].to_pydatetime(), (grid[-1] + window).to_pydatetime())
     if not len(log):
         return np.full(len(grid), np.nan)
     committed = pd.Series(
@@ -113,17 +124,17 @@ def _committed_ns(warehouse: Warehouse, asset: str, grid: pd.DatetimeIndex, wind
 
 
 def stale_windows(
-    warehouse: Warehouse, lookbacks: Mapping[str, Mapping[str, int]], start: datetime, end: datetime, window: timedelta
+    logs: WindowLogs, lookbacks: Mapping[str, Mapping[str, int]], start: datetime, end: datetime, window: timedelta
 ) -> dict[datetime, set[str]]:
     """Committed windows of [start, end) of a history-reading asset that an upstream window in their
     lookback was committed after: ``{window: {asset}}``."""
     stale: dict[datetime, set[str]] = {}
     for asset, upstreams in lookbacks.items():
         grid = pd.date_range(start - (max(upstreams.values()) - 1) * window, end - window, freq=window, unit="ns")
-        own = _committed_ns(warehouse, asset, grid, window)
+        own = _committed_ns(logs, asset, grid, window)
         latest_upstream = np.full(len(grid), np.nan)
         for upstream, lookback in upstreams.items():
-            committed = pd.Series(_committed_ns(warehouse, upstream, grid, window))
+            committed = pd.Series(_committed_ns(logs, upstream, grid, window))
             latest_upstream = np.fmax(latest_upstream, committed.rolling(lookback, min_periods=1).max().to_numpy())
         with np.errstate(invalid="ignore"):
             behind = (latest_upstream > own) & (grid >= pd.Timestamp(start))
@@ -311,7 +322,7 @@ def find_gaps(
     keys: Sequence[str],
     downstream: Mapping[str, set[str]],
     lookbacks: Mapping[str, Mapping[str, int]],
-    warehouse: Warehouse,
+    logs: WindowLogs,
     instance: dg.DagsterInstance,
     *,
     now: datetime,
@@ -329,8 +340,8 @@ def find_gaps(
     start = max(to_naive_utc(target.partitions_def.start), window_floor(now - target.horizon, w))
     if end <= start or not keys:
         return None
-    missing = missing_windows(warehouse, keys, start, end, w)
-    stale = stale_windows(warehouse, {a: up for a, up in lookbacks.items() if a in keys}, start, end, w)
+    missing = missing_windows(logs, keys, start, end, w)
+    stale = stale_windows(logs, {a: up for a, up in lookbacks.items() if a in keys}, start, end, w)
     todo = {window: set(assets) for window, assets in missing.items()}
     for window, assets in stale.items():
         todo.setdefault(window, set()).update(assets)
@@ -381,11 +392,13 @@ def build_gap_sensor(
             f"backfill already targets; at most {max_runs_per_tick} runs a tick."
         ),
     )
-    def gap_healing(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
+    def gap_healing(
+        context: dg.SensorEvaluationContext, warehouse: WarehouseResource, lake: LakeResource
+    ) -> dg.SensorResult:
         now = clock()
         since = datetime.fromisoformat(json.loads(context.cursor)["since"]) if context.cursor else now
         cursor = json.dumps({"since": since.isoformat()})
-        wh = warehouse.get()
+        logs = WindowLogs(warehouse.get(), lake.get())
         found: list[str] = []
         requests: list[dg.RunRequest] = []
         for target, target_keys, target_downstream in zip(targets, keys, downstream):
@@ -394,7 +407,7 @@ def build_gap_sensor(
                 target_keys,
                 target_downstream,
                 lookbacks,
-                wh,
+                logs,
                 context.instance,
                 now=now,
                 since=since,

@@ -23,7 +23,8 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from resources.storage.schema import FEATURES, lake_log, partition_log
+from resources.storage.lake import FeatureLake
+from resources.storage.schema import FEATURES, partition_log
 from resources.storage.windows import WINDOW, window_floor
 from testkit.fakes.fake_webhook import FakeWebhook
 from testkit.fakes.loopback import free_port
@@ -57,29 +58,28 @@ class Platform:
         time.sleep(max(0.0, self.started + minutes * 60 - time.monotonic()))
 
 
-def _latest_committed(db: sa.Engine) -> datetime | None:
-    """The latest window whose features are both committed and copied into the lake (naive UTC)."""
+def _holds(db: sa.Engine, lake: FeatureLake, due: datetime) -> bool:
+    """Whether the features of a window from ``due`` on are both committed and copied into the lake."""
     features = sa.select(sa.func.max(partition_log.c.window_start)).where(partition_log.c.asset == FEATURES.asset)
-    lake = sa.select(sa.func.max(lake_log.c.window_start)).where(lake_log.c.table_name == FEATURES.name)
     with db.connect() as conn:
         try:
-            latest = [conn.execute(query).scalar() for query in (features, lake)]
+            latest = conn.execute(features).scalar()
         except sa.exc.OperationalError:  # the tables are not created yet
-            return None
-    return None if None in latest else min(latest)
+            return False
+    return latest is not None and latest >= due and len(lake.windows(due, due + 3 * WINDOW)) > 0
 
 
 def _wait_for_features(home: Path, process: subprocess.Popen, log: Path, timeout_s: float) -> None:
     """Until the features and the lake hold one of the two latest closed windows."""
     db = sa.create_engine(f"sqlite:///{home / 'warehouse.sqlite'}")
+    lake = FeatureLake(str(home / "lake"))
     deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline:
             assert process.poll() is None, f"scripts/start.sh exited: {log.read_text()[-3000:]}"
             due = window_floor(datetime.now(UTC).replace(tzinfo=None), WINDOW) - 2 * WINDOW
             if (home / "warehouse.sqlite").exists():
-                latest = _latest_committed(db)
-                if latest is not None and latest >= due:
+                if _holds(db, lake, due):
                     return
             time.sleep(5)
     finally:

@@ -575,13 +575,16 @@ class _Loop:
 
     # ---------------------------------------------------------------- audit
     def _missing(self) -> dict[str, list[datetime]]:
-        from sensors.gaps import window_log
+        from resources.config.settings import load_settings
+        from resources.storage.lake import FeatureLake
+        from sensors.gaps import WindowLogs
 
         wh = Warehouse(self.db_url, create=False)
         try:
             out = {}
+            logs = WindowLogs(wh, FeatureLake.from_settings(load_settings()))
             for asset in self.asset_keys:
-                log = window_log(wh, asset, self.windows[0], self.windows[-1] + WINDOW)
+                log = logs.of(asset, self.windows[0], self.windows[-1] + WINDOW)
                 have = set(pd.to_datetime(log["window_start"])) if len(log) else set()
                 missing = [w for w in self.windows if pd.Timestamp(w) not in have]
                 if missing:
@@ -592,12 +595,15 @@ class _Loop:
 
     def _stale(self) -> dict[datetime, set[str]]:
         """Windows whose features read an upstream window committed after them (the gap sensor re-runs them)."""
-        from sensors.gaps import HISTORY_LOOKBACKS, stale_windows
+        from resources.config.settings import load_settings
+        from resources.storage.lake import FeatureLake
+        from sensors.gaps import HISTORY_LOOKBACKS, WindowLogs, stale_windows
 
         lookbacks = {a: up for a, up in HISTORY_LOOKBACKS.items() if a in self.asset_keys}
         wh = Warehouse(self.db_url, create=False)
         try:
-            return stale_windows(wh, lookbacks, self.windows[0], self.windows[-1] + WINDOW, WINDOW)
+            logs = WindowLogs(wh, FeatureLake.from_settings(load_settings()))
+            return stale_windows(logs, lookbacks, self.windows[0], self.windows[-1] + WINDOW, WINDOW)
         finally:
             wh.dispose()
 

@@ -10,7 +10,7 @@ from crypto_assets.common import OWNERS, window_range
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
 from resources.storage.dagster_resources import LakeResource, WarehouseResource
 from resources.storage.feature_specs import FEATURE_SET_VERSION
-from resources.storage.lake import LAKE_ASSET, LakeError, lake_windows, range_filter
+from resources.storage.lake import LAKE_ASSET, LakeError, range_filter
 from resources.storage.schema import FEATURES
 from resources.storage.warehouse import to_naive_utc
 
@@ -34,8 +34,8 @@ def ml_features_lake(
     back from the warehouse and replaces the range in one Delta commit (predicate overwrite), so
     the lake holds exactly the warehouse's committed windows, one copy a key. The table lives at
     ``CRYPTO_LAKE_URI`` (``$CRYPTO_HOME/lake`` by default, or ``s3://...``), partitioned by
-    ``date``; ``lake_log`` records which warehouse commit each window's rows come from, so the
-    gateway serves a window from the lake only while it is current. A failed write leaves the
+    ``date``; each commit records which warehouse commit each window's rows come from, so a window
+    re-committed in the warehouse after its copy is known to be behind. A failed write leaves the
     warehouse committed and the window behind: the gap-healing sensor re-runs it.
     """
     start, end = window_range(context)
@@ -75,7 +75,8 @@ def lake_matches_warehouse(
     start, end = window_range_
     committed = wh.committed_windows(FEATURES.asset, start, end)
     expected = int(committed["row_count"].sum()) if len(committed) else 0
-    logged = lake_windows(wh, start, end)
+    feature_lake = lake.get()
+    logged = feature_lake.windows(start, end)
     current = {to_naive_utc(w): to_naive_utc(c) for w, c in zip(logged["window_start"], logged["committed_at"])}
     behind = [
         to_naive_utc(w)
@@ -83,7 +84,7 @@ def lake_matches_warehouse(
         if current.get(to_naive_utc(w)) != to_naive_utc(c)
     ]
     try:
-        lake_rows = lake.get().table().to_pyarrow_dataset().count_rows(filter=range_filter(start, end))
+        lake_rows = feature_lake.table().to_pyarrow_dataset().count_rows(filter=range_filter(start, end))
     except LakeError:
         lake_rows = 0
     passed = lake_rows == expected and not behind

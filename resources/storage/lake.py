@@ -9,15 +9,15 @@ UTC day of ``timestamp``), with the warehouse table's columns (``symbol``, ``tim
 * :meth:`FeatureLake.sync` copies a window range from the warehouse: it reads the committed
   rows back from the warehouse (never from memory of the upstream step), replaces the range in
   one Delta commit (a predicate overwrite, so the lake never holds two copies of a key), and
-  records in the warehouse's ``lake_log`` which warehouse commit (``partition_log.committed_at``)
-  each window's rows come from, and at which Delta version. Writers of the lake serialise on a
-  warehouse lock, and read ``partition_log`` before and after the rows, so ``lake_log`` never
-  names a commit whose rows the lake does not hold.
-* Why ``lake_log`` in the warehouse and not Delta commit metadata: the gateway decides per
-  request which windows the lake serves by comparing them with ``partition_log``, and that is one
-  indexed join in the database it already reads, where the Delta log would have to be replayed
-  (and its old entries are cleaned up after ``CRYPTO_LAKE_RETENTION_DAYS``). Each commit still
-  carries its window range and run id in ``custom_metadata`` for people reading the history.
+  records in that commit's ``custom_metadata`` which warehouse commit
+  (``partition_log.committed_at``) each window's rows come from. Writers of the lake serialise on
+  a warehouse lock, and read ``partition_log`` before and after the rows, so a commit never names
+  a warehouse commit whose rows it does not hold.
+* :meth:`FeatureLake.windows` answers which windows the lake holds and at which warehouse commit
+  from the Delta log itself, newest commit first and only as far back as the range needs: the
+  lake's log is its ledger (the gap sensor and the ``lake_matches_warehouse`` check read it).
+  The same record still goes into the warehouse's ``lake_log`` for the gateway's reads (``api/``)
+  until they stop reading it.
 * Concurrent writers on S3: deltalake 1.x commits with S3 conditional writes (``If-None-Match``),
   so no locking provider and no ``AWS_S3_ALLOW_UNSAFE_RENAME`` are needed; a commit that loses a
   race fails with ``CommitFailedError`` and nothing of it is visible.
@@ -31,6 +31,7 @@ No Dagster import: the gateway uses this module too.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -47,6 +48,7 @@ from deltalake import ColumnProperties, CommitProperties, DeltaTable, WriterProp
 from resources.config.settings import Settings
 from resources.storage.schema import FEATURES, lake_log, partition_log
 from resources.storage.warehouse import Warehouse, to_naive_utc, utc_now
+from resources.storage.windows import window_starts
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,10 @@ LAKE_TABLE = "ml_features"
 #: The Dagster asset that writes the lake (crypto_assets/features/lake_asset.py).
 LAKE_ASSET = "ml_features_lake"
 DATE_COLUMN = "date"
+#: The ``custom_metadata`` key of a sync commit holding ``{window: [warehouse committed_at, rows]}``.
+COMMITS_KEY = "crypto.commits"
+#: The columns of :meth:`FeatureLake.windows`.
+WINDOW_COLUMNS = ["window_start", "committed_at", "row_count", "lake_version", "written_at"]
 TIME_COLUMN = FEATURES.time_column
 TIME_TYPE = pa.timestamp("us", tz="UTC")
 #: The key columns: the only ones with statistics (Parquet footers and the Delta log), for file
@@ -241,18 +247,23 @@ class FeatureLake:
 
     # ------------------------------------------------------------------ writing
     def sync(self, wh: Warehouse, start: datetime, end: datetime, run_id: str) -> LakeWrite:
-        """Make the lake hold exactly the committed warehouse rows of [start, end), in one Delta commit,
-        and record the windows in ``lake_log``."""
+        """Make the lake hold exactly the committed warehouse rows of [start, end), in one Delta commit
+        that records each window's warehouse commit (and the same in ``lake_log``)."""
         start, end = to_naive_utc(start), to_naive_utc(end)
         began = time.perf_counter()
         features = wh.table(FEATURES.name)
         wh.table(lake_log.name)
         with wh.named_lock(f"lake:{LAKE_TABLE}"):
             before = _commits(wh, start, end)
-            rows = _read_committed(wh, features, start, end)
+            rows = read_committed(wh, features, start, end)
             after = _commits(wh, start, end)
             read_seconds = time.perf_counter() - began
             data = to_lake_table(rows, lake_schema(features))
+            # A window re-committed while its rows were read is left out of the commit's record:
+            # it stays behind until the next sync of it.
+            counts = _rows_per_window(data)
+            stable = {w: c for w, c in after.items() if before.get(w) == c}
+            record = {w.isoformat(): [c.isoformat(), int(counts.get(w, 0))] for w, c in sorted(stable.items())}
             written = time.perf_counter()
             write_deltalake(
                 self.uri,
@@ -269,18 +280,52 @@ class FeatureLake:
                         "crypto.window_end": end.isoformat(),
                         "crypto.run_id": run_id,
                         "crypto.rows": str(data.num_rows),
+                        COMMITS_KEY: json.dumps(record, separators=(",", ":")),
                     }
                 ),
             )
             version = self.table().version()
             write_seconds = time.perf_counter() - written
-            # A window re-committed while its rows were read is left out of lake_log: it stays
-            # behind (served from MySQL) until the next sync of it.
-            stable = {w: c for w, c in after.items() if before.get(w) == c}
-            logged = _record(wh, start, end, stable, _rows_per_window(data), version, run_id)
+            logged = _record(wh, start, end, stable, counts, version, run_id)
         return LakeWrite(
             data.num_rows, len(after), logged, version, read_seconds, write_seconds, time.perf_counter() - began
         )
+
+    def windows(self, start: datetime, end: datetime) -> pd.DataFrame:
+        """The windows of [start, end) the lake holds, from its Delta log: ``window_start``, the warehouse
+        ``committed_at`` its rows were copied at, ``row_count``, the ``lake_version`` that wrote them and
+        when (``written_at``), by window.
+
+        The newest sync commit whose range holds a window decides: it copied the window's committed
+        rows, or left the window out (not committed, or re-committed while read). The log is read
+        newest first, only as far back as the range needs; a window last written before the log's
+        retention (``CRYPTO_LAKE_RETENTION_DAYS``) counts as absent."""
+        start, end = to_naive_utc(start), to_naive_utc(end)
+        todo = set(window_starts(start, end, FEATURES.window))
+        rows: list[tuple[datetime, datetime, int, int, datetime]] = []
+        table = self.table() if todo and self.exists() else None
+        seen, limit = 0, min(len(todo), 1024) + 16  # enough where each window has its own commit (live runs)
+        while table is not None and todo:
+            history = table.history(limit)
+            for entry in history[seen:]:
+                if "crypto.window_start" not in entry:  # compaction, or a commit not of a sync
+                    continue
+                first = max(start, datetime.fromisoformat(entry["crypto.window_start"]))
+                last = min(end, datetime.fromisoformat(entry["crypto.window_end"]))
+                covered = todo.intersection(window_starts(first, last, FEATURES.window)) if first < last else set()
+                if not covered:
+                    continue
+                todo -= covered
+                record = json.loads(entry.get(COMMITS_KEY, "{}"))
+                at = datetime.fromtimestamp(int(entry["timestamp"]) / 1000, tz=UTC).replace(tzinfo=None)
+                for w in covered:
+                    if w.isoformat() in record:
+                        committed, count = record[w.isoformat()]
+                        rows.append((w, datetime.fromisoformat(committed), count, int(entry["version"]), at))
+            if len(history) < limit:
+                break
+            seen, limit = len(history), limit * 2
+        return pd.DataFrame(sorted(rows), columns=WINDOW_COLUMNS)
 
     def _configuration(self) -> dict[str, str]:
         interval = f"interval {self.retention_days} days"
@@ -359,7 +404,7 @@ def _commits(wh: Warehouse, start: datetime, end: datetime) -> dict[datetime, da
     )
 
 
-def _read_committed(wh: Warehouse, features: sa.Table, start: datetime, end: datetime) -> pa.Table:
+def read_committed(wh: Warehouse, features: sa.Table, start: datetime, end: datetime) -> pa.Table:
     """The committed rows of [start, end) (their window is in ``partition_log``), in key order, as
     Arrow: through connectorx on MySQL/MariaDB, through SQLAlchemy elsewhere."""
     pl = partition_log
@@ -394,7 +439,8 @@ def _record(
     version: int,
     run_id: str,
 ) -> int:
-    """Replace ``lake_log``'s rows of [start, end) with ``commits`` at ``version`` (one transaction)."""
+    """Replace ``lake_log``'s rows of [start, end) with ``commits`` at ``version`` (one transaction): the
+    gateway's copy of what the sync commit records."""
     written_at = utc_now()
     rows = [
         {
@@ -417,14 +463,3 @@ def _record(
         if rows:
             conn.execute(lake_log.insert(), rows)
     return len(rows)
-
-
-def lake_windows(wh: Warehouse, start: datetime, end: datetime) -> pd.DataFrame:
-    """``lake_log`` rows of the features in [start, end): window_start, committed_at, lake_version, written_at."""
-    stmt = (
-        sa.select(lake_log)
-        .where(lake_log.c.table_name == FEATURES.name, lake_log.c.window_start >= start, lake_log.c.window_start < end)
-        .order_by(lake_log.c.window_start)
-    )
-    wh.table(lake_log.name)
-    return wh.read_frame(stmt)

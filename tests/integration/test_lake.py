@@ -20,16 +20,17 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.ipc as pa_ipc
 import pytest
+import sqlalchemy as sa
 from deltalake import DeltaTable
 from fastapi.testclient import TestClient
 
 from api.client import CryptoDataClient
 from crypto_assets.features.lake_asset import lake_matches_warehouse, ml_features_lake
 from resources.storage.dagster_resources import LakeResource, WarehouseResource
-from resources.storage.lake import AsOfBeforeLake, AsOfExpired, FeatureLake, lake_windows
-from resources.storage.schema import FEATURES
+from resources.storage.lake import AsOfBeforeLake, AsOfExpired, FeatureLake
+from resources.storage.schema import FEATURES, partition_log
 from resources.storage.warehouse import get_warehouse, utc_now
-from sensors.gaps import missing_windows, stale_windows
+from sensors.gaps import WindowLogs, missing_windows, stale_windows
 from tests.integration.test_api_support import (
     PRICE_END,
     SYMBOLS,
@@ -145,8 +146,30 @@ def test_sync_copies_committed_windows_and_a_heal_replaces_its_window_in_one_com
     )
     commit = DeltaTable(lake.uri).history(1)[0]
     assert commit["operation"] == "WRITE" and commit["crypto.run_id"] == "lake-2"
-    logged = lake_windows(wh, T0, PRICE_END)
+    logged = lake.windows(T0, PRICE_END)
     assert len(logged) == 24 and set(logged[logged.window_start == HEALED]["lake_version"]) == {second.version}
+
+
+def test_the_lake_log_names_each_windows_copied_commit_and_the_newest_sync_decides(sqlite_url, tmp_path):
+    seed(sqlite_url)
+    wh = get_warehouse(sqlite_url)
+    lake = FeatureLake(str(tmp_path / "lake"))
+    assert lake.windows(T0, PRICE_END).empty  # no table yet
+    first = lake.sync(wh, T0, PRICE_END, "lake-1")
+    committed = wh.committed_windows(FEATURES.name, T0, PRICE_END)
+    logged = lake.windows(T0, PRICE_END)
+    assert list(logged["committed_at"]) == list(committed["committed_at"])
+    assert list(logged["row_count"]) == list(committed["row_count"]) and set(logged["lake_version"]) == {first.version}
+    # A window no longer committed when the range is copied again is absent: the newest sync decides.
+    with wh.engine.begin() as conn:
+        conn.execute(
+            sa.delete(partition_log).where(
+                partition_log.c.asset == FEATURES.name, partition_log.c.window_start == HEALED
+            )
+        )
+    lake.sync(wh, HEALED, HEALED + WINDOW, "lake-2")
+    assert HEALED not in set(lake.windows(T0, PRICE_END)["window_start"])
+    assert len(lake.windows(T0, PRICE_END)) == len(committed) - 1
 
 
 def test_lake_on_a_loopback_s3_server_read_by_duckdb_and_polars(sqlite_url, s3):
@@ -216,18 +239,19 @@ def test_a_failed_lake_write_leaves_the_warehouse_committed_and_the_gap_sensor_f
     )
     assert not failed.success
     assert len(wh.committed_windows(FEATURES.name, window, window + WINDOW)) == 1  # the warehouse is untouched
-    assert window in missing_windows(wh, ["ml_features_lake"], window, window + WINDOW, WINDOW)
+    logs = WindowLogs(wh, FeatureLake(str(tmp_path / "lake")))
+    assert window in missing_windows(logs, ["ml_features_lake"], window, window + WINDOW, WINDOW)
 
     good = {"warehouse": WarehouseResource(db_url=sqlite_url), "lake": LakeResource(uri=str(tmp_path / "lake"))}
     healed = dg.materialize([ml_features_lake, lake_matches_warehouse], partition_key=partition, resources=good)
     assert healed.success
     check = healed.get_asset_check_evaluations()[0]
     assert check.passed and check.metadata["lake_rows"].value == len(SYMBOLS)
-    assert not missing_windows(wh, ["ml_features_lake"], window, window + WINDOW, WINDOW)
+    assert not missing_windows(logs, ["ml_features_lake"], window, window + WINDOW, WINDOW)
     # A feature window re-committed after its copy makes the lake window stale until it is re-run.
     time.sleep(0.01)
     heal(sqlite_url, window=window)
-    assert stale_windows(wh, {"ml_features_lake": {FEATURES.name: 1}}, window, window + WINDOW, WINDOW) == {
+    assert stale_windows(logs, {"ml_features_lake": {FEATURES.name: 1}}, window, window + WINDOW, WINDOW) == {
         window: {"ml_features_lake"}
     }
 

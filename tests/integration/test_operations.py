@@ -28,7 +28,7 @@ import pytest
 from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION
 
 from crypto_assets.partitions import PARTITION_KEY_FORMAT
-from resources.storage.lake import FeatureLake, lake_windows, range_filter
+from resources.storage.lake import FeatureLake, range_filter
 from resources.storage.schema import FEATURES
 from resources.storage.warehouse import get_warehouse
 from testkit.dagster_private import InstigatorType, TickStatus
@@ -127,14 +127,14 @@ WINDOW = timedelta(minutes=5)
 
 def assert_in_lake(env: dict[str, str], start: datetime, end: datetime) -> None:
     """The backfilled windows of [start, end) are in the lake: every committed features window in
-    ``lake_log`` at its commit, and the Delta table holding each window's committed rows."""
+    the lake's log at its commit, and the Delta table holding each window's committed rows."""
     wh = get_warehouse(env["CRYPTO_DB_URL"])
     start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
     committed = wh.committed_windows(FEATURES.name, start, end)
-    logged = lake_windows(wh, start, end)
+    lake = FeatureLake(env.get("CRYPTO_LAKE_URI") or str(Path(env["CRYPTO_HOME"]) / "lake"))
+    logged = lake.windows(start, end)
     assert len(committed) == int((end - start) / WINDOW) and len(logged) == len(committed), (committed, logged)
     assert list(logged["committed_at"]) == list(committed["committed_at"])
-    lake = FeatureLake(env.get("CRYPTO_LAKE_URI") or str(Path(env["CRYPTO_HOME"]) / "lake"))
     rows = lake.table().to_pyarrow_dataset().to_table(columns=["timestamp"], filter=range_filter(start, end))
     assert rows.num_rows == int(committed["row_count"].sum()) == int(logged["row_count"].sum()) > 0
 

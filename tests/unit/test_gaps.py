@@ -16,7 +16,7 @@ from crypto_assets.partitions import PARTITION_KEY_FORMAT
 from resources.config.settings import load_settings
 from resources.config.universe import load_universe
 from resources.sources.simulated import simulated_price_frame
-from resources.storage.dagster_resources import WarehouseResource
+from resources.storage.dagster_resources import LakeResource, WarehouseResource
 from resources.storage.schema import partition_log
 from resources.storage.schema import price_data_real as price_table
 from resources.storage.warehouse import Warehouse, utc_now
@@ -103,7 +103,10 @@ def context(instance, cursor: str | None = RUNNING) -> dg.SensorEvaluationContex
     """A tick's context as the daemon builds it: the definitions' resources, the warehouse of the settings."""
     warehouse = WarehouseResource.from_settings(load_settings())
     return dg.build_sensor_context(
-        instance=instance, definitions=defs, resources={"warehouse": warehouse}, cursor=cursor
+        instance=instance,
+        definitions=defs,
+        resources={"warehouse": warehouse, "lake": LakeResource.from_settings(load_settings())},
+        cursor=cursor,
     )
 
 
@@ -217,10 +220,12 @@ def test_at_first_start_every_window_before_the_schedules_next_one_is_healed_at_
     assert not sensor(end).evaluate_tick(context(instance)).run_requests  # running for long: left to the schedule
 
 
-def test_features_whose_lookback_saw_a_later_commit_are_stale(sqlite_url):
-    from sensors.gaps import HISTORY_LOOKBACKS, stale_windows
+def test_features_whose_lookback_saw_a_later_commit_are_stale(sqlite_url, tmp_path):
+    from resources.storage.lake import FeatureLake
+    from sensors.gaps import HISTORY_LOOKBACKS, WindowLogs, stale_windows
 
     wh = Warehouse(sqlite_url)
+    logs = WindowLogs(wh, FeatureLake(str(tmp_path / "lake")))
     end = T0 + 12 * W
     prices = simulated_price_frame(load_universe()[:3], T0, end)
     wh.write_partition("price_data_real", prices, start=T0, end=end, run_id="live", code_version="1")
@@ -234,7 +239,7 @@ def test_features_whose_lookback_saw_a_later_commit_are_stale(sqlite_url):
         code_version="1",
         time_column="timestamp",
     )
-    assert stale_windows(wh, HISTORY_LOOKBACKS, T0, end, W) == {}
+    assert stale_windows(logs, HISTORY_LOOKBACKS, T0, end, W) == {}
     time.sleep(0.01)
     healed = T0 + 4 * W  # a price window re-committed after the features that read it
     wh.write_partition(
@@ -245,4 +250,4 @@ def test_features_whose_lookback_saw_a_later_commit_are_stale(sqlite_url):
         run_id="heal",
         code_version="1",
     )
-    assert stale_windows(wh, HISTORY_LOOKBACKS, T0, end, W) == {w: {features} for w in windows(healed, 8)}
+    assert stale_windows(logs, HISTORY_LOOKBACKS, T0, end, W) == {w: {features} for w in windows(healed, 8)}
