@@ -23,10 +23,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from api.errors import ApiError, error_body, validation_error
+from api.gateway import Gateway
 from api.hotpath import HotPathMiddleware
 from api.metrics import MetricsMiddleware
 from api.routes import datasets, meta, stream
-from api.service import Gateway
 from api.warehouse_check import PUBLIC_DETAIL, MissingWarehouse
 from resources.config.settings import Settings, load_settings
 

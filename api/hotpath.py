@@ -13,8 +13,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from api.errors import ApiError
+from api.gateway import Gateway, etag_matches, etag_of
 from api.metrics import Receive, Scope, Send
-from api.service import Gateway, etag_matches, etag_of
 
 HOT_PATHS = frozenset({"/v1/prices/latest", "/v1/symbols"})
 

@@ -10,7 +10,7 @@ Both parts share the plan's Arrow schema and are merged in key order (symbol, ti
 of symbols at a time, so memory stays bounded by the group, not by the range; the lake's rows,
 in key order within each day's file, are sent as slices of what was read (no sort copy). ``as_of`` reads only the lake, at the version it had at that time (time travel).
 
-:class:`FeatureSource` has the reader interface :func:`api.service.tabular` uses (``next_key``,
+:class:`FeatureSource` has the reader interface :func:`api.gateway.tabular` uses (``next_key``,
 ``batches``, ``read_table``), so pagination, row limits, cursors and formats are those of every
 other route. The same plan answers ``/v1/features/files`` (:func:`file_listing`): the lake files
 and ranges for a client that reads them itself (:mod:`api.lake_files`).

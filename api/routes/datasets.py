@@ -15,11 +15,12 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api import service
+from api import gateway as service
 from api.auth import Principal
 from api.dates import DateTimeValue, DateValue, EndValue
 from api.errors import bad_request
 from api.formats import json_body, negotiate
+from api.gateway import Gateway, iso
 from api.lake_reads import FeatureRead, file_listing, plan_feature_read
 from api.reads import (
     ASSETS,
@@ -54,7 +55,6 @@ from api.schemas import (
     SentimentPage,
     SymbolsResponse,
 )
-from api.service import Gateway, iso
 from resources.storage import feature_specs
 from resources.storage.warehouse import utc_now
 

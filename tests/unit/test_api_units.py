@@ -16,11 +16,11 @@ from api.auth import KeyChecker
 from api.dates import DateTimeValue, DateValue, explain
 from api.errors import ApiError
 from api.formats import csv_batch, json_body, negotiate
+from api.gateway import parse_columns, time_range
 from api.metrics import Metrics
 from api.ratelimit import RateLimiter
 from api.reads import PRICES, SENTIMENT, Output, decode_cursor, encode_cursor
 from api.schemas import Format
-from api.service import parse_columns, time_range
 
 
 def test_negotiate_prefers_the_parameter_then_accept_quality():
