@@ -538,7 +538,10 @@ def _to_arrow(values: Sequence[Any], kind: str) -> pa.Array:
     elif kind == DATE:
         values = [date.fromisoformat(v[:10]) if isinstance(v, str) else v for v in values]
     elif kind == FLOAT:
-        values = [None if v is None else float(v) for v in values]
+        try:  # floats (and None) as the driver returns DOUBLE columns: converted by Arrow in one call
+            return pa.array(values, type=ARROW_TYPES[FLOAT])
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # a Decimal (an aggregate on MySQL)
+            values = [None if v is None else float(v) for v in values]
     elif kind == STR_LIST:
         values = [None if v is None else [part.strip() for part in v.split(",") if part.strip()] for v in values]
     return pa.array(values, type=ARROW_TYPES[kind])
