@@ -3,7 +3,7 @@
 Without API keys (``CRYPTO_API_KEYS`` empty) it binds to loopback only, and refuses any other
 address unless ``--allow-open`` is given; with keys it listens on every interface by default.
 It refuses to start on a warehouse that does not exist (it would serve an empty one), saying
-where it looked, unless ``--create`` (or ``CRYPTO_API_CREATE_WAREHOUSE=true``) lets it create one.
+where it looked and how to create it (``python -m cli.migrate``): the gateway never creates schemas.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 import uvicorn
 from sqlalchemy.exc import DBAPIError
 
-from api.warehouse_check import create_warehouse, location, missing_message, missing_reason
+from api.warehouse_check import location, missing_message, missing_reason
 from resources.config.settings import Settings, load_settings
 
 log = logging.getLogger("api")
@@ -40,18 +40,12 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--allow-open", action="store_true", help="allow a non-loopback address although no API key is configured"
     )
-    parser.add_argument(
-        "--create",
-        action="store_true",
-        help="create an empty warehouse (database and tables) where none exists, instead of "
-        "refusing to start (CRYPTO_API_CREATE_WAREHOUSE=true does the same)",
-    )
     parser.add_argument("--log-level", default="info", help="uvicorn and gateway log level (default: info)")
     return parser
 
 
-def warehouse_ready(settings: Settings, create: bool) -> bool:
-    """True when the gateway may start: the warehouse exists, was just created, or cannot be reached now.
+def warehouse_ready(settings: Settings) -> bool:
+    """True when the gateway may start: the warehouse exists, or cannot be reached now.
 
     An unreachable server is not a reason to refuse: the gateway starts and answers 503 until it is back.
     """
@@ -66,10 +60,6 @@ def warehouse_ready(settings: Settings, create: bool) -> bool:
         return True
     if reason is None:
         log.info("warehouse: %s", location(settings.db_url))
-        return True
-    if create or settings.api_create_warehouse:
-        create_warehouse(settings.db_url)
-        log.warning("created an empty warehouse at %s (%s)", location(settings.db_url), reason)
         return True
     log.error("refusing to start: %s", missing_message(settings, reason))
     return False
@@ -94,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 host,
                 args.port,
             )
-    if not warehouse_ready(settings, args.create):
+    if not warehouse_ready(settings):
         return 2
     uvicorn.run(
         "api.app:app",

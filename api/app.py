@@ -25,7 +25,6 @@ from starlette.exceptions import HTTPException
 from api.errors import ApiError, error_body, validation_error
 from api.gateway import Gateway
 from api.hotpath import HotPathMiddleware
-from api.metrics import MetricsMiddleware
 from api.routes import datasets, meta, stream
 from api.warehouse_check import PUBLIC_DETAIL, MissingWarehouse
 from resources.config.settings import Settings, load_settings
@@ -146,7 +145,7 @@ def create_app(settings: Settings | None = None, *, cache_prefix: str = "crypto-
                 "Retry-After",
             ],
         )
-    app.add_middleware(MetricsMiddleware, metrics=gateway.metrics)
+    gateway.metrics.instrument(app)
     app.include_router(meta.router)
     app.include_router(datasets.router)
     app.include_router(stream.router)

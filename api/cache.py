@@ -1,11 +1,11 @@
-"""Response cache for the hot JSON routes: in-process LRU, plus Redis when ``REDIS_URL`` is set.
+"""Response cache for the hot JSON routes: an in-process TTL cache, plus Redis when ``REDIS_URL`` is set.
 
 Keys carry the warehouse's committed-state version, so a newly committed window invalidates
 every cached response at once: the next request computes a fresh one under the new key, and
 stale entries expire with the TTL (``CRYPTO_API_CACHE_TTL``). Builds are single-flight per key:
-when a commit invalidates a hot response, the requests that miss together share one build
-instead of each querying the database (the stampede that set the p99 under load). Redis is optional and never
-fatal: if it fails, the gateway logs it, skips it for a while and serves from the database.
+when a commit invalidates a hot response, the requests that miss together share one build (and
+its failure) instead of each querying the database. Redis is optional and never fatal: if it
+fails, the gateway logs it, skips it for a while and serves from the database.
 """
 
 from __future__ import annotations
@@ -14,29 +14,29 @@ import asyncio
 import gzip
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import orjson
-
-if TYPE_CHECKING:
-    from redis.asyncio import Redis
+import redis.asyncio as redis_asyncio
+from cachetools import TTLCache
 
 log = logging.getLogger(__name__)
 
 _MAX_LOCAL_BODY = 1 << 20
 _REDIS_BACKOFF_S = 30.0
-
-
 _GZIP_MIN_BYTES = 1024
 
 
 @dataclass(frozen=True)
 class CachedResponse:
-    """A response body with its media type and headers (a gzip copy is made once, on first use)."""
+    """A response body with its media type and headers (a gzip copy is made once, on first use).
+
+    Compressing once per cached entry, not per response (Starlette's ``GZipMiddleware``), is what
+    keeps polling clients that accept gzip fast: docs/benchmarks.md has both measured.
+    """
 
     body: bytes
     media_type: str
@@ -65,29 +65,24 @@ class CachedResponse:
 
 
 class ResponseCache:
-    """Two tiers: a small in-process LRU, then Redis (shared by every replica)."""
+    """Two tiers: a small in-process TTL cache, then Redis (shared by every replica)."""
 
     def __init__(self, redis_url: str | None, ttl_s: int, prefix: str = "crypto-api:", local_entries: int = 256):
         self.ttl_s = ttl_s
         self.prefix = prefix
-        self._local: OrderedDict[str, tuple[float, CachedResponse]] = OrderedDict()
-        self._local_entries = local_entries
-        self._redis: Redis | None = None
+        self._local: TTLCache[str, CachedResponse] = TTLCache(maxsize=local_entries, ttl=ttl_s)
+        self._redis = (
+            redis_asyncio.Redis.from_url(
+                redis_url, socket_timeout=0.25, socket_connect_timeout=0.25, health_check_interval=30
+            )
+            if redis_url
+            else None
+        )
         self._redis_down_until = 0.0
         self.hits = {"local": 0, "redis": 0}
         self._building: dict[str, asyncio.Future[CachedResponse]] = {}
-        if redis_url:
-            import redis.asyncio as redis_asyncio
 
-            self._redis = redis_asyncio.Redis.from_url(
-                redis_url, socket_timeout=0.25, socket_connect_timeout=0.25, health_check_interval=30
-            )
-
-    @property
-    def redis_enabled(self) -> bool:
-        return self._redis is not None
-
-    def _usable_redis(self) -> Redis | None:
+    def _usable_redis(self) -> redis_asyncio.Redis | None:
         """The Redis client, or None when there is none or it failed within the back-off."""
         return self._redis if time.monotonic() >= self._redis_down_until else None
 
@@ -97,27 +92,23 @@ class ResponseCache:
 
     async def get(self, key: str) -> CachedResponse | None:
         """The cached response for ``key``, or None."""
-        entry = self._local.get(key)
-        if entry is not None:
-            expires, value = entry
-            if expires > time.monotonic():
-                self._local.move_to_end(key)
-                self.hits["local"] += 1
-                return value
-            self._local.pop(key, None)
+        value = self.peek_local(key)
+        if value is not None:
+            return value
         redis = self._usable_redis()
-        if redis is not None:
-            try:
-                raw = cast(bytes | None, await redis.get(self.prefix + key))  # decode_responses is off: bytes
-            except Exception as exc:  # any Redis failure: carry on without the cache
-                self._redis_failed(exc)
-                return None
-            if raw is not None:
-                value = CachedResponse.decode(raw)
-                self._remember(key, value)
-                self.hits["redis"] += 1
-                return value
-        return None
+        if redis is None:
+            return None
+        try:
+            raw = cast(bytes | None, await redis.get(self.prefix + key))  # decode_responses is off: bytes
+        except Exception as exc:  # any Redis failure: carry on without the cache
+            self._redis_failed(exc)
+            return None
+        if raw is None:
+            return None
+        value = CachedResponse.decode(raw)
+        self._remember(key, value)
+        self.hits["redis"] += 1
+        return value
 
     async def get_or_build(
         self, key: str, build: Callable[[], Awaitable[CachedResponse]]
@@ -150,11 +141,10 @@ class ResponseCache:
 
     def peek_local(self, key: str) -> CachedResponse | None:
         """The in-process entry for ``key`` if it is there and fresh (no Redis round trip)."""
-        entry = self._local.get(key)
-        if entry is None or entry[0] <= time.monotonic():
-            return None
-        self.hits["local"] += 1
-        return entry[1]
+        value = self._local.get(key)
+        if value is not None:
+            self.hits["local"] += 1
+        return value
 
     async def set(self, key: str, value: CachedResponse) -> None:
         """Store ``value`` under ``key`` in both tiers."""
@@ -167,12 +157,8 @@ class ResponseCache:
                 self._redis_failed(exc)
 
     def _remember(self, key: str, value: CachedResponse) -> None:
-        if len(value.body) > _MAX_LOCAL_BODY:
-            return
-        self._local[key] = (time.monotonic() + self.ttl_s, value)
-        self._local.move_to_end(key)
-        while len(self._local) > self._local_entries:
-            self._local.popitem(last=False)
+        if len(value.body) <= _MAX_LOCAL_BODY:
+            self._local[key] = value
 
     def clear_local(self) -> None:
         """Forget the in-process tier (Redis keeps its entries)."""

@@ -76,8 +76,7 @@ class Gateway:
         """The warehouse reader, opened on first use.
 
         Raises :class:`~api.warehouse_check.MissingWarehouse` while the configured warehouse does
-        not exist (it is never created here unless ``CRYPTO_API_CREATE_WAREHOUSE`` says so), and the
-        driver's error while the database is down.
+        not exist (it is never created here), and the driver's error while the database is down.
         """
         if self._reader is None:
             with self._reader_lock:

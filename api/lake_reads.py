@@ -64,8 +64,8 @@ _AS_OF_STATUS: dict[type[LakeError], int] = {AsOfInFuture: 400, NoLakeTable: 404
 # 512 MB of doubles, twice that while a group is sorted. Each group is one scan of the lake, so
 # fewer, larger groups read less (a day's file holds every symbol).
 GROUP_CELLS = 64_000_000
-# Files are decoded a column per thread from this many columns on (the full catalog), on one
-# thread below (few columns: the threads' start costs more than they save).
+# Files are decoded a column per thread from this many columns on, on one thread below (for few
+# columns the threads' start costs more than they save).
 THREADED_COLUMNS = 64
 # Commits of the Delta log searched for the latest lake write (maintenance commits carry no run id).
 HISTORY_SEARCHED = 50
@@ -106,9 +106,8 @@ class Snapshot:
     rows: int
 
 
-# Files whose parsed footer the gateway keeps: a day of the universe's 313 columns takes about
-# 1.6 MiB of memory parsed (0.55 MiB for a 10-symbol day), so about 100 MiB; a year's every day
-# kept would be 590 MiB. A read of more files than this parses the rest again.
+# Files whose parsed footer the gateway keeps (their memory: docs/lake.md). A read of more files
+# than this parses the rest again.
 FOOTERS = 64
 
 
@@ -348,8 +347,8 @@ def scan(
     """The rows of ``dataset`` that ``rows`` selects, in its fragments' order, ``columns`` only.
 
     The files are those ``files`` may select (by their days and key statistics), read with the
-    footer ``footers`` keeps for the file (four times faster than a dataset scan of the same files
-    here, whose per-file machinery dominates small files). A file whose times lie inside one of the
+    footer ``footers`` keeps for the file (faster than a dataset scan of the same files, whose
+    per-file machinery dominates small files). A file whose times lie inside one of the
     ``whole`` ranges is read whole (every row is wanted); of any other, the row groups ``files`` may
     select by their statistics, its rows filtered by ``rows``.
     A file that lacks a column (written before the column existed) is read by pyarrow's scan,

@@ -1,26 +1,23 @@
-"""Prometheus metrics (request counts and latencies per route) and structured access logs.
+"""Prometheus metrics (prometheus-fastapi-instrumentator) and structured access logs.
 
-A plain ASGI middleware: it times every HTTP request, labels it with the route's path template
-(``/v1/prices/{...}``, never the raw URL, so label sets stay small; ``unmatched`` only for a
-path no route serves), and writes one JSON access log line per request to the ``api.access`` logger.
+Every HTTP request is counted and timed by the path template of the route that serves it
+(``handler="/v1/prices"``, never the raw URL, so label sets stay small; ``none`` for a path no route
+serves) and written as one JSON line to the ``api.access`` logger.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from starlette.routing import Match
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_fastapi_instrumentator import Instrumentator
+from prometheus_fastapi_instrumentator import metrics as instrumentations
 
 access_log = logging.getLogger("api.access")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
 class Metrics:
@@ -28,17 +25,6 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "api_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry
-        )
-        self.latency = Histogram(
-            "api_request_duration_seconds",
-            "HTTP request latency (to the last body byte)",
-            ["method", "route"],
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
-            registry=self.registry,
-        )
-        self.in_flight = Gauge("api_requests_in_flight", "HTTP requests being served", registry=self.registry)
         self.stream_clients = Gauge(
             "api_stream_clients", "Connected price-stream WebSocket clients", registry=self.registry
         )
@@ -55,74 +41,38 @@ class Metrics:
         """The metrics in Prometheus text format."""
         return generate_latest(self.registry)
 
-
-def route_template(scope: Scope) -> str:
-    """The path template of the route that served ``scope``; ``cors_preflight`` or ``unmatched`` otherwise.
-
-    FastAPI's own routes leave themselves in ``scope["route"]``; the plain Starlette routes the
-    framework adds (``/openapi.json``, ``/docs``) do not, so those are matched here. A CORS
-    preflight is answered by the CORS middleware before any route, and labelled as such.
-    """
-    route = scope.get("route")
-    if route is not None and getattr(route, "path", None):
-        return route.path
-    router = getattr(scope.get("app"), "router", None)
-    for candidate in getattr(router, "routes", ()):
-        path = getattr(candidate, "path", None)
-        if path and candidate.matches(scope)[0] is Match.FULL:
-            return path
-    if scope.get("method") == "OPTIONS" and any(k == b"access-control-request-method" for k, _ in scope["headers"]):
-        return "cors_preflight"
-    return "unmatched"
+    def instrument(self, app: FastAPI) -> None:
+        """Count and time ``app``'s HTTP requests (``api_requests_total``, ``api_request_duration_seconds``)."""
+        Instrumentator(should_group_status_codes=False, registry=self.registry).add(
+            instrumentations.requests(metric_name="api_requests_total", registry=self.registry),
+            instrumentations.latency(
+                metric_name="api_request_duration_seconds",
+                should_include_status=False,
+                buckets=LATENCY_BUCKETS,
+                registry=self.registry,
+            ),
+            _log_access,
+        ).instrument(app)
 
 
-class MetricsMiddleware:
-    """Times each HTTP request, counts it by route and status, and writes an access log line."""
-
-    def __init__(self, app: Any, metrics: Metrics):
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        began = time.perf_counter()
-        status = 500
-        sent = 0
-
-        async def send_wrapper(message: dict[str, Any]) -> None:
-            nonlocal status, sent
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body":
-                sent += len(message.get("body", b""))
-            await send(message)
-
-        self.metrics.in_flight.inc()
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            self.metrics.in_flight.dec()
-            elapsed = time.perf_counter() - began
-            template = route_template(scope)
-            method = scope.get("method", "GET")
-            self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.latency.labels(method, template).observe(elapsed)
-            if access_log.isEnabledFor(logging.INFO):
-                client = scope.get("client") or ("-", 0)
-                access_log.info(
-                    orjson.dumps(
-                        {
-                            "event": "request",
-                            "method": method,
-                            "path": scope.get("path"),
-                            "route": template,
-                            "status": status,
-                            "ms": round(elapsed * 1000, 3),
-                            "bytes": sent,
-                            "client": client[0],
-                            "principal": scope.get("state", {}).get("principal"),
-                        }
-                    ).decode()
-                )
+def _log_access(info: instrumentations.Info) -> None:
+    """One JSON access log line for the request ``info`` describes."""
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    request = info.request
+    length = info.response.headers.get("content-length") if info.response is not None else None
+    access_log.info(
+        orjson.dumps(
+            {
+                "event": "request",
+                "method": info.method,
+                "path": request.scope.get("path"),
+                "route": info.modified_handler,
+                "status": int(info.modified_status),
+                "ms": round(info.modified_duration * 1000, 3),
+                "bytes": int(length) if length is not None else None,
+                "client": request.client.host if request.client else "-",
+                "principal": request.scope.get("state", {}).get("principal"),
+            }
+        ).decode()
+    )

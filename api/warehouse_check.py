@@ -20,7 +20,6 @@ from sqlalchemy.exc import DBAPIError
 
 from resources.config.settings import Settings, default_db_url
 from resources.storage.schema import partition_log
-from resources.storage.warehouse import get_warehouse
 
 UNKNOWN_DATABASE = 1049  # MySQL/MariaDB: ER_BAD_DB_ERROR
 
@@ -28,7 +27,7 @@ UNKNOWN_DATABASE = 1049  # MySQL/MariaDB: ER_BAD_DB_ERROR
 #: What an HTTP client is told: where the gateway looked (a path, a database URL) goes to its log only.
 PUBLIC_DETAIL = (
     "the warehouse does not exist (the gateway's log says where it looked): point CRYPTO_DB_URL or "
-    "CRYPTO_HOME at the platform's warehouse, or create an empty one with python -m api --create"
+    "CRYPTO_HOME at the platform's warehouse, or create it with python -m cli.migrate"
 )
 
 
@@ -85,24 +84,16 @@ def missing_message(settings: Settings, reason: str) -> str:
         why = f"CRYPTO_DB_URL is {location(settings.db_url)}"
     return (
         f"the warehouse does not exist: {reason} ({why}). Point CRYPTO_DB_URL or CRYPTO_HOME at the "
-        "platform's warehouse (scripts/start.sh keeps it in .crypto/ of the checkout), or let the gateway "
-        "create an empty one: python -m api --create, or CRYPTO_API_CREATE_WAREHOUSE=true"
+        "platform's warehouse (scripts/start.sh keeps it in .crypto/ of the checkout), or create it with "
+        "python -m cli.migrate (the Helm chart's pre-install hook) or the platform's first run"
     )
 
 
 def check_warehouse(settings: Settings) -> None:
-    """Raise :class:`MissingWarehouse` unless the configured warehouse exists (or may be created).
+    """Raise :class:`MissingWarehouse` unless the configured warehouse exists.
 
-    With ``CRYPTO_API_CREATE_WAREHOUSE`` a missing warehouse is not refused: opening it creates it.
     Raises the driver's error when a database server does not answer.
     """
-    if settings.api_create_warehouse:
-        return
     reason = missing_reason(settings.db_url)
     if reason is not None:
         raise MissingWarehouse(missing_message(settings, reason))
-
-
-def create_warehouse(url: str) -> None:
-    """Create the warehouse at ``url`` (its database and every table) if it is not there."""
-    get_warehouse(url).ensure_schema()

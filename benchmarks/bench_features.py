@@ -25,8 +25,10 @@ INSERT path to compare.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
+import pstats
 import statistics
 import sys
 import tempfile
@@ -170,6 +172,21 @@ def raw_talib_seconds(prices: pd.DataFrame, start: datetime, end: datetime) -> f
     return time.perf_counter() - began
 
 
+def family_seconds(
+    prices: pd.DataFrame, sentiment: pd.DataFrame, macro: pd.DataFrame, first: datetime, end: datetime
+) -> dict[str, float]:
+    """Seconds per function of ``compute.py`` (cumulative, the families among them) in one more call, under cProfile."""
+    profiler = cProfile.Profile()
+    profiler.runcall(compute_features, prices, sentiment, macro, first, end)
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    per_function = {
+        name.lstrip("_"): cumulative
+        for (path, _, name), (_, _, _, cumulative, _) in stats.items()
+        if path.endswith("features/compute.py")
+    }
+    return {name: round(seconds, 3) for name, seconds in sorted(per_function.items(), key=lambda item: -item[1])}
+
+
 def computation(wh: Warehouse, start: datetime, days: int) -> dict[str, Any]:
     end = start + days * DAY
     inputs = read_feature_inputs(wh, start, end)
@@ -177,18 +194,13 @@ def computation(wh: Warehouse, start: datetime, days: int) -> dict[str, Any]:
     last = end - STEP
     for label, first in (("window", last), ("1d", end - DAY), (f"{days}d", start)):
         runs = 5 if label == "window" else 1
-        seconds, profiles = [], []
+        seconds = []
         for _ in range(runs):
-            profile: dict[str, float] = {}
-            took, frame = timed(
-                compute_features, inputs.prices, inputs.sentiment, inputs.macro, first, end, profile=profile
-            )
+            took, frame = timed(compute_features, inputs.prices, inputs.sentiment, inputs.macro, first, end)
             seconds.append(took)
-            profiles.append(profile)
         out[f"compute_{label}_s"] = statistics.median(seconds)
         out[f"compute_{label}_rows"] = len(frame)
-        out[f"compute_{label}_talib_family_s"] = statistics.median(p.get("talib", 0.0) for p in profiles)
-        out[f"compute_{label}_profile"] = {k: round(v, 3) for k, v in profiles[-1].items()}
+        out[f"compute_{label}_profile"] = family_seconds(inputs.prices, inputs.sentiment, inputs.macro, first, end)
         out[f"raw_talib_{label}_s"] = statistics.median(
             raw_talib_seconds(inputs.prices, first, end) for _ in range(runs)
         )
@@ -379,7 +391,8 @@ def report(f: dict[str, Any]) -> None:
     )
     print("computation (in memory)          ours        raw TA-Lib   ours/TA-Lib   TA-Lib family/raw TA-Lib")
     for label in ("window", "1d", f"{d}d"):
-        ours, raw, fam = f[f"compute_{label}_s"], f[f"raw_talib_{label}_s"], f[f"compute_{label}_talib_family_s"]
+        ours, raw = f[f"compute_{label}_s"], f[f"raw_talib_{label}_s"]
+        fam = f[f"compute_{label}_profile"].get("talib", 0.0)  # under cProfile
         print(
             f"  {label:<8} {f[f'compute_{label}_rows']:>9} rows  {ours:9.3f}s  {raw:9.3f}s   {ours / raw:9.1f}x"
             f"   {fam / raw:9.1f}x"

@@ -26,7 +26,12 @@ import sqlalchemy as sa
 from dagster import DagsterInstance
 
 from resources.config.settings import load_settings
-from resources.dagster_private import RunStorageSqlMetadata, ScheduleStorageSqlMetadata, SqlEventLogStorageMetadata
+from resources.dagster_private import (
+    RunStorageSqlMetadata,
+    ScheduleStorageSqlMetadata,
+    SqlEventLogStorageMetadata,
+    storage_database_url,
+)
 from resources.storage.warehouse import Warehouse
 
 DAGSTER_SCHEMAS = (RunStorageSqlMetadata, SqlEventLogStorageMetadata, ScheduleStorageSqlMetadata)
@@ -38,8 +43,7 @@ def migrate_instance() -> tuple[list[str], str | None]:
     messages: list[str] = []
     with DagsterInstance.get() as instance:
         instance.upgrade(messages.append)
-        storage = instance.run_storage
-        url = getattr(storage, "mysql_url", None) or getattr(storage, "postgres_url", None)
+        url = storage_database_url(instance)
     return messages, url
 
 

@@ -87,6 +87,9 @@ class CheckInput:
         return {"window_start": self.start.isoformat(), "window_end": self.end.isoformat()}
 
 
+Evaluation = Callable[[CheckInput], tuple[bool, str, dict[str, object]]]
+
+
 @dataclass(frozen=True)
 class CheckKind:
     """One kind of check: its name, what it guards, whether it blocks, and its evaluation."""
@@ -95,10 +98,32 @@ class CheckKind:
     description: str
     blocking: bool
     severity: dg.AssetCheckSeverity
-    evaluate: Callable[[CheckInput], tuple[bool, str, dict[str, object]]]
+    evaluate: Evaluation
+
+
+#: Every check kind by name, in the order they are declared below.
+CHECK_KINDS: dict[str, CheckKind] = {}
+
+
+def check_kind(
+    description: str, *, blocking: bool, severity: dg.AssetCheckSeverity | None = None
+) -> Callable[[Evaluation], Evaluation]:
+    """Declare the decorated evaluation a check kind named after it (severity: ERROR when blocking,
+    else WARN)."""
+
+    def declare(evaluate: Evaluation) -> Evaluation:
+        if severity is not None:
+            level = severity
+        else:
+            level = dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN
+        CHECK_KINDS[evaluate.__name__] = CheckKind(evaluate.__name__, description, blocking, level, evaluate)
+        return evaluate
+
+    return declare
 
 
 # ---------------------------------------------------------------------------------- evaluations
+@check_kind("No null key columns and no duplicate keys in the run's windows.", blocking=True)
 def unique_non_null_keys(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     """No row of the range has a null key column, and no key appears twice."""
     keys = [data.table.c[c.name] for c in data.table.primary_key.columns]
@@ -121,6 +146,11 @@ def unique_non_null_keys(data: CheckInput) -> tuple[bool, str, dict[str, object]
     )
 
 
+@check_kind(
+    "Every window of the last day (since the first one committed) is in partition_log "
+    "(the gap-healing sensor refills missing ones).",
+    blocking=False,
+)
 def no_window_gaps(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     """Every window of the last day up to the range's end, since the first window ever committed,
     is committed in ``partition_log`` (windows before the platform first ran are not gaps)."""
@@ -148,6 +178,7 @@ def no_window_gaps(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     )
 
 
+@check_kind(f"Each window holds at least {MIN_COVERAGE:.0%} of the universe's symbols.", blocking=False)
 def symbol_coverage(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     """Every window of the range holds at least 90% of the universe's symbols."""
     universe = data.universe
@@ -176,6 +207,10 @@ def symbol_coverage(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     )
 
 
+@check_kind(
+    f"Prices positive, OHLC bars consistent, no close beyond x{MAX_JUMP_FACTOR:g} of the previous window's.",
+    blocking=True,
+)
 def price_sanity(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     """Prices are positive, bars are consistent (low <= open, close <= high), and no close moves
     by more than a factor of 3 from the previous window's (compared across the range's start)."""
@@ -235,6 +270,10 @@ def price_sanity(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     )
 
 
+@check_kind(
+    "Market fields no older than their bound at the window's end; no stale CoinGecko snapshot left out in the run.",
+    blocking=False,
+)
 def market_data_freshness(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     """Market fields are not older than their bound at the window's end (a snapshot's
     ``CRYPTO_SNAPSHOT_MAX_AGE_S``, the history's 25 h), and no stale CoinGecko snapshot was
@@ -273,6 +312,7 @@ def market_data_freshness(data: CheckInput) -> tuple[bool, str, dict[str, object
     )
 
 
+@check_kind("Sentiment scores in [-1, 1], confidences in [0, 1].", blocking=True)
 def score_range(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     """Sentiment scores lie in [-1, 1] and confidences in [0, 1]."""
     t = data.table
@@ -287,6 +327,10 @@ def score_range(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     )
 
 
+@check_kind(
+    f"No sentiment label holds more than {MAX_DOMINANT_LABEL_SHARE:.0%} of the rows (a stuck or broken model).",
+    blocking=False,
+)
 def label_mix(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     """No single sentiment label holds more than 95% of the range's rows (a stuck or broken model)."""
     t = data.table
@@ -311,6 +355,11 @@ def label_mix(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     )
 
 
+@check_kind(
+    f"No feature is missing in more than {MAX_NAN_RATIO:.0%} of the rows.",
+    blocking=False,
+    severity=dg.AssetCheckSeverity.ERROR,
+)
 def feature_nan_ratio(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     """No dense feature is missing (NaN/NULL) in more than 20% of the range's warmed-up rows.
 
@@ -349,70 +398,6 @@ def feature_nan_ratio(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
         },
     )
 
-
-CHECK_KINDS: dict[str, CheckKind] = {
-    kind.name: kind
-    for kind in (
-        CheckKind(
-            "unique_non_null_keys",
-            "No null key columns and no duplicate keys in the run's windows.",
-            True,
-            dg.AssetCheckSeverity.ERROR,
-            unique_non_null_keys,
-        ),
-        CheckKind(
-            "no_window_gaps",
-            "Every window of the last day (since the first one committed) is in partition_log "
-            "(the gap-healing sensor refills missing ones).",
-            False,
-            dg.AssetCheckSeverity.WARN,
-            no_window_gaps,
-        ),
-        CheckKind(
-            "symbol_coverage",
-            f"Each window holds at least {MIN_COVERAGE:.0%} of the universe's symbols.",
-            False,
-            dg.AssetCheckSeverity.WARN,
-            symbol_coverage,
-        ),
-        CheckKind(
-            "price_sanity",
-            f"Prices positive, OHLC bars consistent, no close beyond x{MAX_JUMP_FACTOR:g} of the previous window's.",
-            True,
-            dg.AssetCheckSeverity.ERROR,
-            price_sanity,
-        ),
-        CheckKind(
-            "market_data_freshness",
-            "Market fields no older than their bound at the window's end; no stale "
-            "CoinGecko snapshot left out in the run.",
-            False,
-            dg.AssetCheckSeverity.WARN,
-            market_data_freshness,
-        ),
-        CheckKind(
-            "score_range",
-            "Sentiment scores in [-1, 1], confidences in [0, 1].",
-            True,
-            dg.AssetCheckSeverity.ERROR,
-            score_range,
-        ),
-        CheckKind(
-            "label_mix",
-            f"No sentiment label holds more than {MAX_DOMINANT_LABEL_SHARE:.0%} of the rows (a stuck or broken model).",
-            False,
-            dg.AssetCheckSeverity.WARN,
-            label_mix,
-        ),
-        CheckKind(
-            "feature_nan_ratio",
-            f"No feature is missing in more than {MAX_NAN_RATIO:.0%} of the rows.",
-            False,
-            dg.AssetCheckSeverity.ERROR,
-            feature_nan_ratio,
-        ),
-    )
-}
 
 #: The checks of particular tables, beyond the key check every table gets and the gap check every
 #: 5-minute table gets.

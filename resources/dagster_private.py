@@ -9,6 +9,20 @@ each name: ``tests/unit/test_private_apis.py``, ``test_alerts.py``, ``test_gaps.
 ``test_migrate.py``). Names Dagster exports publicly (``dg.partition_loading_context``,
 ``dg.deserialize_value``) are used from ``dagster`` instead. The tests' and benchmarks' own private
 names are in ``testkit/dagster_private.py``.
+
+Why each storage call has no public replacement:
+
+- :func:`check_executions_after`: the alert sensors read a check's executions after their cursor,
+  oldest first. The storage's ``get_asset_check_execution_history`` pages newest first and
+  deserializes every row, so a catch-up could not stop at the tick's row budget; the public
+  ``get_latest_asset_check_evaluation_record`` sees only the latest, not each failure in turn.
+- :func:`delete_check_executions`: ``DagsterInstance.delete_run`` leaves these rows; nothing public
+  deletes them.
+- :func:`run_shards_dir`: SQLite's per-run event log files, a storage detail with no public accessor.
+- :func:`kv_get`, :func:`kv_set`: Dagster saves a sensor's cursor only when its tick completes; the
+  alert ledgers must be durable as each alert goes out (exactly once), and no public store is.
+- :func:`storage_database_url`: the instance names no database URL publicly; ``cli.migrate`` needs it
+  to complete a schema that Dagster's own migration leaves partial.
 """
 
 from __future__ import annotations
@@ -47,6 +61,7 @@ __all__ = [
     "kv_get",
     "kv_set",
     "run_shards_dir",
+    "storage_database_url",
 ]
 
 
@@ -108,6 +123,12 @@ def run_shards_dir(instance: dg.DagsterInstance) -> Path | None:
     if not storage.is_run_sharded:
         return None
     return Path(storage.path_for_shard("_")).parent  # type: ignore[attr-defined]
+
+
+def storage_database_url(instance: dg.DagsterInstance) -> str | None:
+    """The SQLAlchemy URL of the run storage's database (MySQL, Postgres), or None on SQLite."""
+    storage = instance.run_storage
+    return getattr(storage, "mysql_url", None) or getattr(storage, "postgres_url", None)
 
 
 def kv_get(instance: dg.DagsterInstance, key: str) -> str | None:

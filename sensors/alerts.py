@@ -347,26 +347,28 @@ freshness_alert_sensor = build_check_alert_sensor(
 )
 
 
-def _failed_only_on_blocking_checks(instance: dg.DagsterInstance, run_id: str) -> bool:
-    failures = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
-    errors = [entry.dagster_event.step_failure_data.error for entry in failures if entry.dagster_event]
+def step_failures(instance: dg.DagsterInstance, run_id: str) -> list[dg.DagsterEvent]:
+    """The run's step failure events, in order: the read behind Dagster's public
+    ``RunFailureSensorContext.get_step_failure_events``."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
+    return [record.event_log_entry.dagster_event for record in records if record.event_log_entry.dagster_event]
+
+
+def _failed_only_on_blocking_checks(failures: list[dg.DagsterEvent]) -> bool:
+    errors = [event.step_failure_data.error for event in failures]
     return bool(errors) and all(
         error is not None and error.cls_name == "DagsterAssetCheckFailedError" for error in errors
     )
 
 
 def run_failure_alert(
-    run: dg.DagsterRun, instance: dg.DagsterInstance, ui_url: str, alert_id: str | None = None
+    run: dg.DagsterRun, failures: list[dg.DagsterEvent], ui_url: str, alert_id: str | None = None
 ) -> Alert:
-    """The message of a run that failed for good: its job, window, failed steps and first error."""
-    failures = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
-    steps = sorted({entry.step_key for entry in failures if entry.step_key})
+    """The message of a run that failed for good (``failures``: its :func:`step_failures`): its
+    job, window, failed steps and first error."""
+    steps = sorted({event.step_key for event in failures if event.step_key})
     error = next(
-        (
-            entry.dagster_event.step_failure_data.error
-            for entry in failures
-            if entry.dagster_event and entry.dagster_event.step_failure_data.error
-        ),
+        (event.step_failure_data.error for event in failures if event.step_failure_data.error),
         None,
     )
     while error is not None and error.cls_name == "DagsterExecutionStepExecutionError" and error.cause:
@@ -431,19 +433,18 @@ def run_failure_alert_sensor(context: dg.SensorEvaluationContext, alerts: AlertR
             ):
                 more = False
                 break  # the retry decision is not recorded yet: look again next tick
-            if (
-                run is None
-                or age > MAX_EVENT_AGE_S
-                or run.tags.get(WILL_RETRY_TAG) == "true"
-                or _failed_only_on_blocking_checks(instance, run.run_id)
-            ):
+            if run is None or age > MAX_EVENT_AGE_S or run.tags.get(WILL_RETRY_TAG) == "true":
                 cursor.after[RUN_FAILURES] = record.storage_id
                 continue
+            failures = step_failures(instance, run.run_id)
+            if _failed_only_on_blocking_checks(failures):
+                cursor.after[RUN_FAILURES] = record.storage_id
+                continue  # the blocking check has its own alert
             if budget.sent >= MAX_ALERTS_PER_TICK:
                 more = True
                 break
             problem = _deliver(
-                context, notifier, run_failure_alert(run, instance, alerts.ui_url, alert_id=f"run:{run.run_id}")
+                context, notifier, run_failure_alert(run, failures, alerts.ui_url, alert_id=f"run:{run.run_id}")
             )
             if problem:
                 break

@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import bisect
 import math
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
-from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -117,8 +114,8 @@ class PriceGrid:
 
 def _positions(times: pd.Series, first: np.datetime64, length: int) -> tuple[np.ndarray, np.ndarray]:
     """Grid column of each time, and which times fall on the grid."""
-    ns = pd.to_datetime(times).to_numpy(dtype="datetime64[ns]").astype(np.int64)
-    offset = ns - first.astype("datetime64[ns]").astype(np.int64)
+    times_ns = pd.to_datetime(times).to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    offset = times_ns - first.astype("datetime64[ns]").astype(np.int64)
     column = offset // _WINDOW_NS
     on_grid = (offset % _WINDOW_NS == 0) & (column >= 0) & (column < length)
     return column, on_grid
@@ -134,7 +131,7 @@ def build_price_grid(prices: pd.DataFrame, start: datetime, end: datetime) -> Pr
     n_targets = int((end - start) / WINDOW)
     length = _WARMUP + n_targets
     times = first + np.arange(length, dtype=np.int64) * np.timedelta64(_WINDOW_NS, "ns")
-    frame = prices.loc[:, [c for c in PRICE_INPUT_COLUMNS if c in prices.columns]]
+    frame = prices.loc[:, [name for name in PRICE_INPUT_COLUMNS if name in prices.columns]]
     column, on_grid = (
         _positions(frame["window_start"], first, length) if len(frame) else (np.array([], int), np.array([], bool))
     )
@@ -177,9 +174,9 @@ def _lag1(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _derived(a: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _derived(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per-bar series every window reuses (element-wise, so exact whatever the grid's extent)."""
-    price, high, low, open_, volume = a["price"], a["high"], a["low"], a["open"], a["volume"]
+    price, high, low, open_, volume = arrays["price"], arrays["high"], arrays["low"], arrays["open"], arrays["volume"]
     prev_price = _lag1(price)
     prev_volume = _lag1(volume)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -322,7 +319,7 @@ def prepare_macro(macro: pd.DataFrame | None) -> dict[str, MacroState]:
         states[str(series_id)] = MacroState(
             available_at=available,
             latest_date=latest_dates,
-            latest_value=np.array([by_date[d] for d in latest], dtype=float),
+            latest_value=np.array([by_date[date] for date in latest], dtype=float),
             previous_value=np.array(previous, dtype=float),
             year_ago_value=np.array(year_ago_value, dtype=float),
         )
@@ -332,10 +329,10 @@ def prepare_macro(macro: pd.DataFrame | None) -> dict[str, MacroState]:
 def macro_asof(states: Mapping[str, MacroState], window_ends: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
     """For each catalogued series: latest, previous and year-ago values known at each window end."""
     out: dict[str, dict[str, np.ndarray]] = {}
-    n = len(window_ends)
+    count = len(window_ends)
     for series_id, spec in MACRO_SERIES.items():
         state = states.get(series_id)
-        values = {key: np.full(n, NAN) for key in ("latest", "previous", "year_ago")}
+        values = {key: np.full(count, NAN) for key in ("latest", "previous", "year_ago")}
         if state is not None and len(state.available_at):
             index = np.searchsorted(state.available_at, window_ends, side="right") - 1
             known = index >= 0
@@ -378,88 +375,92 @@ class _Chunk:
         self.out[name] = values
 
 
-def _returns(c: _Chunk) -> None:
-    price = c.at("price")
+def _returns(chunk: _Chunk) -> None:
+    price = chunk.at("price")
     with np.errstate(divide="ignore", invalid="ignore"):
-        for label, k in RETURN_HORIZONS.items():
-            c.put(f"ret_{label}", price / c.at("price", k) - 1.0)
+        for label, lag in RETURN_HORIZONS.items():
+            chunk.put(f"ret_{label}", price / chunk.at("price", lag) - 1.0)
         for lag in (1, 2):
-            c.put(f"ret_5m_lag{lag}", c.at("price", lag) / c.at("price", lag + 1) - 1.0)
-    c.put("ret_24h_snapshot", c.at("change_pct_24h") / 100.0)
+            chunk.put(f"ret_5m_lag{lag}", chunk.at("price", lag) / chunk.at("price", lag + 1) - 1.0)
+    chunk.put("ret_24h_snapshot", chunk.at("change_pct_24h") / 100.0)
 
 
-def _volatility(c: _Chunk) -> None:
-    b = c.block
+def _volatility(chunk: _Chunk) -> None:
+    block = chunk.block
     moments = rolling_sums(
-        lambda k: {
-            "r": c.at("log_return", k),
-            "r2": c.at("log_return2", k),
-            "r3": c.at("log_return3", k),
-            "r4": c.at("log_return4", k),
+        lambda lag: {
+            "ret": chunk.at("log_return", lag),
+            "ret2": chunk.at("log_return2", lag),
+            "ret3": chunk.at("log_return3", lag),
+            "ret4": chunk.at("log_return4", lag),
         },
         (HOUR_WINDOWS, 48, DAY_WINDOWS),
     )
-    semi = rolling_sums(lambda k: {"down": c.at("downside2", k), "up": c.at("upside2", k)}, (48,))[48]
-    ranges = rolling_sums(lambda k: {"hl2": c.at("hl2", k), "gk": c.at("gk", k)}, (HOUR_WINDOWS, 48, DAY_WINDOWS))
-    highs = rolling_extreme(b, c.series("high"), (HOUR_WINDOWS, 48, DAY_WINDOWS), largest=True)
-    lows = rolling_extreme(b, c.series("low"), (HOUR_WINDOWS, 48, DAY_WINDOWS), largest=False)
-    price = c.at("price")
+    semi = rolling_sums(lambda lag: {"down": chunk.at("downside2", lag), "up": chunk.at("upside2", lag)}, (48,))[48]
+    ranges = rolling_sums(
+        lambda lag: {"hl2": chunk.at("hl2", lag), "gk": chunk.at("gk", lag)}, (HOUR_WINDOWS, 48, DAY_WINDOWS)
+    )
+    highs = rolling_extreme(block, chunk.series("high"), (HOUR_WINDOWS, 48, DAY_WINDOWS), largest=True)
+    lows = rolling_extreme(block, chunk.series("low"), (HOUR_WINDOWS, 48, DAY_WINDOWS), largest=False)
+    price = chunk.at("price")
     rv = {}
-    for label, n in (("1h", HOUR_WINDOWS), ("4h", 48), ("1d", DAY_WINDOWS)):
-        m = moments[n]
-        rv[label] = np.sqrt(sample_var(m["r"], m["r2"], n))
-        c.put(f"rv_{label}", rv[label])
-        c.put(f"parkinson_vol_{label}", np.sqrt(ranges[n]["hl2"] / (4.0 * n * math.log(2.0))))
-        c.put(f"range_{label}", (highs[n] - lows[n]) / price)
-        if n != DAY_WINDOWS:
-            c.put(f"garman_klass_vol_{label}", np.sqrt(np.maximum(ranges[n]["gk"] / n, 0.0)))
-    c.put("downside_vol_4h", np.sqrt(semi["down"] / 48))
-    c.put("upside_vol_4h", np.sqrt(semi["up"] / 48))
-    c.put("rv_ratio_1h_1d", safe_div(rv["1h"], rv["1d"]))
+    for label, width in (("1h", HOUR_WINDOWS), ("4h", 48), ("1d", DAY_WINDOWS)):
+        total = moments[width]
+        rv[label] = np.sqrt(sample_var(total["ret"], total["ret2"], width))
+        chunk.put(f"rv_{label}", rv[label])
+        chunk.put(f"parkinson_vol_{label}", np.sqrt(ranges[width]["hl2"] / (4.0 * width * math.log(2.0))))
+        chunk.put(f"range_{label}", (highs[width] - lows[width]) / price)
+        if width != DAY_WINDOWS:
+            chunk.put(f"garman_klass_vol_{label}", np.sqrt(np.maximum(ranges[width]["gk"] / width, 0.0)))
+    chunk.put("downside_vol_4h", np.sqrt(semi["down"] / 48))
+    chunk.put("upside_vol_4h", np.sqrt(semi["up"] / 48))
+    chunk.put("rv_ratio_1h_1d", safe_div(rv["1h"], rv["1d"]))
     skew, kurt = _skew_kurt(moments[DAY_WINDOWS], DAY_WINDOWS)
-    c.put("ret_skew_1d", skew)
-    c.put("ret_kurt_1d", kurt)
+    chunk.put("ret_skew_1d", skew)
+    chunk.put("ret_kurt_1d", kurt)
 
 
-def _skew_kurt(m: Mapping[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+def _skew_kurt(sums: Mapping[str, np.ndarray], count: int) -> tuple[np.ndarray, np.ndarray]:
     """Bias-corrected sample skewness and excess kurtosis from raw power sums (pandas' formulas)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        a = m["r"] / n
-        b = m["r2"] / n - a * a
-        cc = m["r3"] / n - a * a * a - 3.0 * a * b
-        d = m["r4"] / n - a**4 - 6.0 * b * a * a - 4.0 * cc * a
-        defined = b > 1e-14
-        r = np.sqrt(np.where(defined, b, 1.0))
-        skew = (math.sqrt(n * (n - 1.0)) * cc) / ((n - 2.0) * r * r * r)
-        kurt = ((n * n - 1.0) * d / (b * b) - 3.0 * (n - 1.0) ** 2) / ((n - 2.0) * (n - 3.0))
+        mean = sums["ret"] / count
+        variance = sums["ret2"] / count - mean * mean
+        third_moment = sums["ret3"] / count - mean * mean * mean - 3.0 * mean * variance
+        fourth_moment = sums["ret4"] / count - mean**4 - 6.0 * variance * mean * mean - 4.0 * third_moment * mean
+        defined = variance > 1e-14
+        std = np.sqrt(np.where(defined, variance, 1.0))
+        skew = (math.sqrt(count * (count - 1.0)) * third_moment) / ((count - 2.0) * std * std * std)
+        kurt = ((count * count - 1.0) * fourth_moment / (variance * variance) - 3.0 * (count - 1.0) ** 2) / (
+            (count - 2.0) * (count - 3.0)
+        )
     return np.where(defined, skew, NAN), np.where(defined, kurt, NAN)
 
 
-def _candle(c: _Chunk) -> None:
-    o, h, lo, close = c.at("open"), c.at("high"), c.at("low"), c.at("price")
-    span = h - lo + 1e-12
-    top = np.maximum(o, close)
-    bottom = np.minimum(o, close)
+def _candle(chunk: _Chunk) -> None:
+    open_, high, low, close = chunk.at("open"), chunk.at("high"), chunk.at("low"), chunk.at("price")
+    span = high - low + 1e-12
+    top = np.maximum(open_, close)
+    bottom = np.minimum(open_, close)
     with np.errstate(divide="ignore", invalid="ignore"):
-        c.put("kmid", (close - o) / o)
-        c.put("klen", (h - lo) / o)
-        c.put("kmid2", (close - o) / span)
-        c.put("kup", (h - top) / o)
-        c.put("kup2", (h - top) / span)
-        c.put("klow", (bottom - lo) / o)
-        c.put("klow2", (bottom - lo) / span)
-        c.put("ksft", (2.0 * close - h - lo) / o)
-        c.put("ksft2", (2.0 * close - h - lo) / span)
-        c.put("open0", o / close)
-        c.put("high0", h / close)
-        c.put("low0", lo / close)
+        chunk.put("kmid", (close - open_) / open_)
+        chunk.put("klen", (high - low) / open_)
+        chunk.put("kmid2", (close - open_) / span)
+        chunk.put("kup", (high - top) / open_)
+        chunk.put("kup2", (high - top) / span)
+        chunk.put("klow", (bottom - low) / open_)
+        chunk.put("klow2", (bottom - low) / span)
+        chunk.put("ksft", (2.0 * close - high - low) / open_)
+        chunk.put("ksft2", (2.0 * close - high - low) / span)
+        chunk.put("open0", open_ / close)
+        chunk.put("high0", high / close)
+        chunk.put("low0", low / close)
 
 
-def _rolling(c: _Chunk) -> None:
+def _rolling(chunk: _Chunk) -> None:
     """Qlib Alpha158's rolling operators, with sums shifted by the window's own value for accuracy."""
-    b = c.block
-    s = {
-        name: c.series(name)
+    block = chunk.block
+    series = {
+        name: chunk.series(name)
         for name in (
             "price",
             "volume",
@@ -471,342 +472,374 @@ def _rolling(c: _Chunk) -> None:
             "weighted_move",
         )
     }
-    p0 = b.at(s["price"])
-    lv0 = b.at(s["log_volume"])
-    r0 = b.at(s["ratio"])
-    lr0 = b.at(s["log_volume_ratio"])
-    v0 = b.at(s["volume"])
-    w0 = b.at(s["weighted_move"])
+    price_now = block.at(series["price"])
+    log_volume_now = block.at(series["log_volume"])
+    ratio_now = block.at(series["ratio"])
+    log_volume_ratio_now = block.at(series["log_volume_ratio"])
+    volume_now = block.at(series["volume"])
+    weighted_move_now = block.at(series["weighted_move"])
 
-    def terms(k: int) -> dict[str, np.ndarray]:
-        pk = b.at(s["price"], k)
-        y = pk - p0
-        x = b.at(s["log_volume"], k) - lv0
-        rx = b.at(s["ratio"], k) - r0
-        ry = b.at(s["log_volume_ratio"], k) - lr0
-        dp = b.at(s["change"], k)
-        dv = b.at(s["volume_change"], k)
-        vv = b.at(s["volume"], k) - v0
-        ww = b.at(s["weighted_move"], k) - w0
+    def terms(lag: int) -> dict[str, np.ndarray]:
+        price_then = block.at(series["price"], lag)
+        price_diff = price_then - price_now
+        log_volume_diff = block.at(series["log_volume"], lag) - log_volume_now
+        ratio_diff = block.at(series["ratio"], lag) - ratio_now
+        log_volume_ratio_diff = block.at(series["log_volume_ratio"], lag) - log_volume_ratio_now
+        price_change = block.at(series["change"], lag)
+        volume_change = block.at(series["volume_change"], lag)
+        volume_diff = block.at(series["volume"], lag) - volume_now
+        weighted_move_diff = block.at(series["weighted_move"], lag) - weighted_move_now
         return {
-            "y": y,
-            "y2": y * y,
-            "ky": k * y,
-            "less": pk < p0,
-            "equal": pk == p0,
-            "x": x,
-            "x2": x * x,
-            "xy": x * y,
-            "rx": rx,
-            "ry": ry,
-            "rx2": rx * rx,
-            "ry2": ry * ry,
-            "rxy": rx * ry,
-            "up": dp > 0,
-            "down": dp < 0,
-            "gain": np.maximum(dp, 0.0),
-            "loss": np.maximum(-dp, 0.0),
-            "abs": np.abs(dp),
-            "v": vv,
-            "v2": vv * vv,
-            "w": ww,
-            "w2": ww * ww,
-            "vgain": np.maximum(dv, 0.0),
-            "vloss": np.maximum(-dv, 0.0),
-            "vabs": np.abs(dv),
+            "price": price_diff,
+            "price2": price_diff * price_diff,
+            "lag_price": lag * price_diff,
+            "less": price_then < price_now,
+            "equal": price_then == price_now,
+            "log_volume": log_volume_diff,
+            "log_volume2": log_volume_diff * log_volume_diff,
+            "price_log_volume": log_volume_diff * price_diff,
+            "ratio": ratio_diff,
+            "log_volume_ratio": log_volume_ratio_diff,
+            "ratio2": ratio_diff * ratio_diff,
+            "log_volume_ratio2": log_volume_ratio_diff * log_volume_ratio_diff,
+            "ratio_log_volume_ratio": ratio_diff * log_volume_ratio_diff,
+            "up": price_change > 0,
+            "down": price_change < 0,
+            "gain": np.maximum(price_change, 0.0),
+            "loss": np.maximum(-price_change, 0.0),
+            "abs": np.abs(price_change),
+            "volume": volume_diff,
+            "volume2": volume_diff * volume_diff,
+            "weighted_move": weighted_move_diff,
+            "weighted_move2": weighted_move_diff * weighted_move_diff,
+            "vgain": np.maximum(volume_change, 0.0),
+            "vloss": np.maximum(-volume_change, 0.0),
+            "vabs": np.abs(volume_change),
         }
 
     sums = rolling_sums(terms, ALPHA_WINDOWS)
-    highs = rolling_extreme(b, c.series("high"), ALPHA_WINDOWS, largest=True)
-    lows = rolling_extreme(b, c.series("low"), ALPHA_WINDOWS, largest=False)
+    highs = rolling_extreme(block, chunk.series("high"), ALPHA_WINDOWS, largest=True)
+    lows = rolling_extreme(block, chunk.series("low"), ALPHA_WINDOWS, largest=False)
     with np.errstate(divide="ignore", invalid="ignore"):
-        for d in ALPHA_WINDOWS:
-            m = sums[d]
-            price_ok = c.complete(("price",), d)
-            change_ok = c.complete(("price",), d + 1)
-            pv_ok = c.complete(("price", "volume"), d)
-            pv1_ok = c.complete(("price", "volume"), d + 1)
-            vol_ok = c.complete(("volume",), d)
-            vol1_ok = c.complete(("volume",), d + 1)
-            hl_ok = c.complete(("high", "low"), d)
-            c.put(f"roc_{d}", b.at(s["price"], d) / p0)
-            c.put(f"ma_{d}", (p0 + m["y"] / d) / p0, price_ok)
-            c.put(f"std_{d}", np.sqrt(sample_var(m["y"], m["y2"], d)) / p0, price_ok)
-            sxx = d * (d * d - 1) / 12.0
-            sxy = (d - 1) / 2.0 * m["y"] - m["ky"]
-            syy = m["y2"] - m["y"] * m["y"] / d
-            slope = sxy / sxx
-            c.put(f"beta_{d}", slope / p0, price_ok)
-            c.put(f"rsqr_{d}", np.where(syy > 0, sxy * sxy / (sxx * syy), NAN), price_ok)
-            c.put(f"resi_{d}", (-m["y"] / d - slope * (d - 1) / 2.0) / p0, price_ok)
-            c.put(f"max_{d}", highs[d] / p0)
-            c.put(f"min_{d}", lows[d] / p0)
-            ordered = np.sort(b.window(s["price"], d), axis=-1)
-            for name, q in (("qtlu", 0.8), ("qtld", 0.2)):
-                position = q * (d - 1)
+        for width in ALPHA_WINDOWS:
+            total = sums[width]
+            price_ok = chunk.complete(("price",), width)
+            change_ok = chunk.complete(("price",), width + 1)
+            pv_ok = chunk.complete(("price", "volume"), width)
+            pv1_ok = chunk.complete(("price", "volume"), width + 1)
+            vol_ok = chunk.complete(("volume",), width)
+            vol1_ok = chunk.complete(("volume",), width + 1)
+            hl_ok = chunk.complete(("high", "low"), width)
+            chunk.put(f"roc_{width}", block.at(series["price"], width) / price_now)
+            chunk.put(f"ma_{width}", (price_now + total["price"] / width) / price_now, price_ok)
+            chunk.put(f"std_{width}", np.sqrt(sample_var(total["price"], total["price2"], width)) / price_now, price_ok)
+            time_spread = width * (width * width - 1) / 12.0
+            time_price_cov = (width - 1) / 2.0 * total["price"] - total["lag_price"]
+            price_spread = total["price2"] - total["price"] * total["price"] / width
+            slope = time_price_cov / time_spread
+            chunk.put(f"beta_{width}", slope / price_now, price_ok)
+            chunk.put(
+                f"rsqr_{width}",
+                np.where(price_spread > 0, time_price_cov * time_price_cov / (time_spread * price_spread), NAN),
+                price_ok,
+            )
+            chunk.put(f"resi_{width}", (-total["price"] / width - slope * (width - 1) / 2.0) / price_now, price_ok)
+            chunk.put(f"max_{width}", highs[width] / price_now)
+            chunk.put(f"min_{width}", lows[width] / price_now)
+            ordered = np.sort(block.window(series["price"], width), axis=-1)
+            for name, quantile in (("qtlu", 0.8), ("qtld", 0.2)):
+                position = quantile * (width - 1)
                 low_index = int(math.floor(position))
                 fraction = position - low_index
                 lower = ordered[..., low_index]
                 value = lower if fraction == 0 else lower + (ordered[..., low_index + 1] - lower) * fraction
-                c.put(f"{name}_{d}", value / p0, price_ok)
-            c.put(f"rank_{d}", (m["less"] + (m["equal"] + 1.0) / 2.0) / d, price_ok)
-            c.put(f"rsv_{d}", (p0 - lows[d]) / (highs[d] - lows[d] + 1e-12), hl_ok & price_ok)
-            imax = np.argmax(b.window(c.series("high"), d), axis=-1) + 1.0
-            imin = np.argmin(b.window(c.series("low"), d), axis=-1) + 1.0
-            c.put(f"imax_{d}", imax / d, c.complete(("high",), d))
-            c.put(f"imin_{d}", imin / d, c.complete(("low",), d))
-            c.put(f"imxd_{d}", (imax - imin) / d, hl_ok)
-            c.put(f"corr_{d}", _corr(m["y"], m["x"], m["y2"], m["x2"], m["xy"], d), pv_ok)
-            c.put(f"cord_{d}", _corr(m["rx"], m["ry"], m["rx2"], m["ry2"], m["rxy"], d), pv1_ok)
-            cntp = m["up"] / d
-            cntn = m["down"] / d
-            c.put(f"cntp_{d}", cntp, change_ok)
-            c.put(f"cntn_{d}", cntn, change_ok)
-            c.put(f"cntd_{d}", cntp - cntn, change_ok)
-            moved = m["abs"] + 1e-12
-            c.put(f"sump_{d}", m["gain"] / moved, change_ok)
-            c.put(f"sumn_{d}", m["loss"] / moved, change_ok)
-            c.put(f"sumd_{d}", (m["gain"] - m["loss"]) / moved, change_ok)
-            c.put(f"vma_{d}", (v0 + m["v"] / d) / (v0 + 1e-12), vol_ok)
-            c.put(f"vstd_{d}", np.sqrt(sample_var(m["v"], m["v2"], d)) / (v0 + 1e-12), vol_ok)
-            c.put(f"wvma_{d}", np.sqrt(sample_var(m["w"], m["w2"], d)) / (w0 + m["w"] / d + 1e-12), pv1_ok)
-            vmoved = m["vabs"] + 1e-12
-            c.put(f"vsump_{d}", m["vgain"] / vmoved, vol1_ok)
-            c.put(f"vsumn_{d}", m["vloss"] / vmoved, vol1_ok)
-            c.put(f"vsumd_{d}", (m["vgain"] - m["vloss"]) / vmoved, vol1_ok)
+                chunk.put(f"{name}_{width}", value / price_now, price_ok)
+            chunk.put(f"rank_{width}", (total["less"] + (total["equal"] + 1.0) / 2.0) / width, price_ok)
+            chunk.put(
+                f"rsv_{width}", (price_now - lows[width]) / (highs[width] - lows[width] + 1e-12), hl_ok & price_ok
+            )
+            imax = np.argmax(block.window(chunk.series("high"), width), axis=-1) + 1.0
+            imin = np.argmin(block.window(chunk.series("low"), width), axis=-1) + 1.0
+            chunk.put(f"imax_{width}", imax / width, chunk.complete(("high",), width))
+            chunk.put(f"imin_{width}", imin / width, chunk.complete(("low",), width))
+            chunk.put(f"imxd_{width}", (imax - imin) / width, hl_ok)
+            chunk.put(f"corr_{width}", _corr(total, "price", "log_volume", width), pv_ok)
+            chunk.put(f"cord_{width}", _corr(total, "ratio", "log_volume_ratio", width), pv1_ok)
+            cntp = total["up"] / width
+            cntn = total["down"] / width
+            chunk.put(f"cntp_{width}", cntp, change_ok)
+            chunk.put(f"cntn_{width}", cntn, change_ok)
+            chunk.put(f"cntd_{width}", cntp - cntn, change_ok)
+            moved = total["abs"] + 1e-12
+            chunk.put(f"sump_{width}", total["gain"] / moved, change_ok)
+            chunk.put(f"sumn_{width}", total["loss"] / moved, change_ok)
+            chunk.put(f"sumd_{width}", (total["gain"] - total["loss"]) / moved, change_ok)
+            chunk.put(f"vma_{width}", (volume_now + total["volume"] / width) / (volume_now + 1e-12), vol_ok)
+            chunk.put(
+                f"vstd_{width}",
+                np.sqrt(sample_var(total["volume"], total["volume2"], width)) / (volume_now + 1e-12),
+                vol_ok,
+            )
+            chunk.put(
+                f"wvma_{width}",
+                np.sqrt(sample_var(total["weighted_move"], total["weighted_move2"], width))
+                / (weighted_move_now + total["weighted_move"] / width + 1e-12),
+                pv1_ok,
+            )
+            vmoved = total["vabs"] + 1e-12
+            chunk.put(f"vsump_{width}", total["vgain"] / vmoved, vol1_ok)
+            chunk.put(f"vsumn_{width}", total["vloss"] / vmoved, vol1_ok)
+            chunk.put(f"vsumd_{width}", (total["vgain"] - total["vloss"]) / vmoved, vol1_ok)
 
 
-def _corr(sx: np.ndarray, sy: np.ndarray, sxx: np.ndarray, syy: np.ndarray, sxy: np.ndarray, n: int) -> np.ndarray:
-    """Pearson correlation from (shifted) sums; NULL when either side has no spread."""
-    cov = sxy - sx * sy / n
-    var_x = sxx - sx * sx / n
-    var_y = syy - sy * sy / n
+def _corr(sums: Mapping[str, np.ndarray], first: str, second: str, count: int) -> np.ndarray:
+    """Pearson correlation of ``first`` and ``second`` from their (shifted) sums, their squares'
+    (``first2``, ``second2``) and their products' (``first_second``); NULL when either side has no spread."""
+    sum_x, sum_y = sums[first], sums[second]
+    cov = sums[f"{first}_{second}"] - sum_x * sum_y / count
+    var_x = sums[f"{first}2"] - sum_x * sum_x / count
+    var_y = sums[f"{second}2"] - sum_y * sum_y / count
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where((var_x > 0) & (var_y > 0), cov / np.sqrt(var_x * var_y), NAN)
 
 
-def _talib(c: _Chunk) -> None:
-    b = c.block
-    price = c.series("price")
-    high, low = c.series("high"), c.series("low")
-    p0 = b.at(price)
+def _talib(chunk: _Chunk) -> None:
+    block = chunk.block
+    price = chunk.series("price")
+    high, low = chunk.series("high"), chunk.series("low")
+    price_now = block.at(price)
     hlc = ("high", "low", "price")
-    for n in RSI_PERIODS:
-        length = 10 * n
-        c.put(f"rsi_{n}", ta.rsi(b, c.series("gain"), c.series("loss"), n, length), c.complete(("price",), length))
+    for period in RSI_PERIODS:
+        length = 10 * period
+        chunk.put(
+            f"rsi_{period}",
+            ta.rsi(block, chunk.series("gain"), chunk.series("loss"), period, length),
+            chunk.complete(("price",), length),
+        )
     line_w, signal_w = ta.macd_weights(MACD_WINDOW)
-    macd_ok = c.complete(("price",), MACD_WINDOW)
-    line = fir(b, price, line_w)
-    signal = fir(b, price, signal_w)
+    macd_ok = chunk.complete(("price",), MACD_WINDOW)
+    line = fir(block, price, line_w)
+    signal = fir(block, price, signal_w)
     hist = line - signal
     for part, values in (("line", line), ("signal", signal), ("hist", hist)):
-        c.put(f"macd_{part}", values, macd_ok)
-        c.put(f"macd_{part}_rel", values / p0, macd_ok)
-    twenty = rolling_sums(lambda k: {"y": b.at(price, k) - p0, "y2": (b.at(price, k) - p0) ** 2}, (20,))[20]
-    mean = p0 + twenty["y"] / 20
-    population_var = (twenty["y2"] - twenty["y"] * twenty["y"] / 20) / 20
+        chunk.put(f"macd_{part}", values, macd_ok)
+        chunk.put(f"macd_{part}_rel", values / price_now, macd_ok)
+    twenty = rolling_sums(
+        lambda lag: {"price": block.at(price, lag) - price_now, "price2": (block.at(price, lag) - price_now) ** 2},
+        (20,),
+    )[20]
+    mean = price_now + twenty["price"] / 20
+    population_var = (twenty["price2"] - twenty["price"] * twenty["price"] / 20) / 20
     upper, middle, lower = ta.bollinger(mean, population_var)
-    c.put("bb_upper", upper)
-    c.put("bb_middle", middle)
-    c.put("bb_lower", lower)
-    c.put("bb_width", safe_div(upper - lower, middle))
-    c.put("bb_pctb", ta.percent_b(p0, upper, lower))
-    atr_ok = c.complete(hlc, ATR_WINDOW)
-    atr = fir(b, c.series("true_range"), ta.atr_weights(14, ATR_WINDOW))
-    c.put("atr_14", atr, atr_ok)
-    c.put("natr_14", safe_div(atr, p0) * 100.0, atr_ok)
-    adx, plus_di, minus_di = ta.adx_di(b, high, low, price, 14, ADX_WINDOW)
-    adx_ok = c.complete(hlc, ADX_WINDOW)
-    c.put("adx_14", adx, adx_ok)
-    c.put("plus_di_14", plus_di, adx_ok)
-    c.put("minus_di_14", minus_di, adx_ok)
-    c.put("cci_14", ta.cci(b, c.series("typical"), 14), c.complete(hlc, 14))
-    c.put(
-        "mfi_14", ta.money_flow_index(b, c.series("typical"), c.series("volume"), 14), c.complete(hlc + ("volume",), 15)
+    chunk.put("bb_upper", upper)
+    chunk.put("bb_middle", middle)
+    chunk.put("bb_lower", lower)
+    chunk.put("bb_width", safe_div(upper - lower, middle))
+    chunk.put("bb_pctb", ta.percent_b(price_now, upper, lower))
+    atr_ok = chunk.complete(hlc, ATR_WINDOW)
+    atr = fir(block, chunk.series("true_range"), ta.atr_weights(14, ATR_WINDOW))
+    chunk.put("atr_14", atr, atr_ok)
+    chunk.put("natr_14", safe_div(atr, price_now) * 100.0, atr_ok)
+    adx, plus_di, minus_di = ta.adx_di(block, high, low, price, 14, ADX_WINDOW)
+    adx_ok = chunk.complete(hlc, ADX_WINDOW)
+    chunk.put("adx_14", adx, adx_ok)
+    chunk.put("plus_di_14", plus_di, adx_ok)
+    chunk.put("minus_di_14", minus_di, adx_ok)
+    chunk.put("cci_14", ta.cci(block, chunk.series("typical"), 14), chunk.complete(hlc, 14))
+    chunk.put(
+        "mfi_14",
+        ta.money_flow_index(block, chunk.series("typical"), chunk.series("volume"), 14),
+        chunk.complete(hlc + ("volume",), 15),
     )
-    highest = rolling_extreme(b, high, (14,), largest=True)[14]
-    lowest = rolling_extreme(b, low, (14,), largest=False)[14]
-    c.put("willr_14", ta.williams_r(highest, lowest, p0), c.complete(hlc, 14))
-    slow_k, slow_d = ta.stochastic(b, high, low, price)
-    stoch_ok = c.complete(hlc, 9)
-    c.put("stoch_k", slow_k, stoch_ok)
-    c.put("stoch_d", slow_d, stoch_ok)
-    c.put("roc_pct_10", ta.rate_of_change(p0, b.at(price, 10)))
-    c.put("mom_10", p0 - b.at(price, 10))
-    obv, total = ta.on_balance_volume(b, price, c.series("volume"), OBV_WINDOW)
-    obv_ok = c.complete(("price", "volume"), OBV_WINDOW)
-    c.put("obv_1d", obv, obv_ok)
-    c.put("obv_1d_norm", safe_div(obv, total), obv_ok)
-    c.put("ultosc", ta.ultimate_oscillator(b, high, low, price, c.series("prev_price")), c.complete(hlc, 29))
-    up, down = ta.aroon(b, high, low, 25)
-    c.put("aroon_up_25", up, c.complete(("high",), 26))
-    c.put("aroon_down_25", down, c.complete(("low",), 26))
-    for n in EMA_PERIODS:
-        length = 5 * n
-        ema = fir(b, price, ta.ema_weights(n, length))
-        c.put(f"ema_ratio_{n}", safe_div(p0, ema), c.complete(("price",), length))
-    smas = rolling_sums(lambda k: {"y": b.at(price, k) - p0}, SMA_PERIODS)
-    for n in SMA_PERIODS:
-        c.put(f"sma_ratio_{n}", safe_div(p0, p0 + smas[n]["y"] / n))
+    highest = rolling_extreme(block, high, (14,), largest=True)[14]
+    lowest = rolling_extreme(block, low, (14,), largest=False)[14]
+    chunk.put("willr_14", ta.williams_r(highest, lowest, price_now), chunk.complete(hlc, 14))
+    slow_k, slow_d = ta.stochastic(block, high, low, price)
+    stoch_ok = chunk.complete(hlc, 9)
+    chunk.put("stoch_k", slow_k, stoch_ok)
+    chunk.put("stoch_d", slow_d, stoch_ok)
+    chunk.put("roc_pct_10", ta.rate_of_change(price_now, block.at(price, 10)))
+    chunk.put("mom_10", price_now - block.at(price, 10))
+    obv, total = ta.on_balance_volume(block, price, chunk.series("volume"), OBV_WINDOW)
+    obv_ok = chunk.complete(("price", "volume"), OBV_WINDOW)
+    chunk.put("obv_1d", obv, obv_ok)
+    chunk.put("obv_1d_norm", safe_div(obv, total), obv_ok)
+    chunk.put(
+        "ultosc", ta.ultimate_oscillator(block, high, low, price, chunk.series("prev_price")), chunk.complete(hlc, 29)
+    )
+    up, down = ta.aroon(block, high, low, 25)
+    chunk.put("aroon_up_25", up, chunk.complete(("high",), 26))
+    chunk.put("aroon_down_25", down, chunk.complete(("low",), 26))
+    for period in EMA_PERIODS:
+        length = 5 * period
+        ema = fir(block, price, ta.ema_weights(period, length))
+        chunk.put(f"ema_ratio_{period}", safe_div(price_now, ema), chunk.complete(("price",), length))
+    smas = rolling_sums(lambda lag: {"price": block.at(price, lag) - price_now}, SMA_PERIODS)
+    for period in SMA_PERIODS:
+        chunk.put(f"sma_ratio_{period}", safe_div(price_now, price_now + smas[period]["price"] / period))
 
 
-def _volume(c: _Chunk) -> None:
-    cap = c.at("market_cap")
-    volume_24h = c.at("volume_24h")
+def _volume(chunk: _Chunk) -> None:
+    cap = chunk.at("market_cap")
+    volume_24h = chunk.at("volume_24h")
     with np.errstate(divide="ignore", invalid="ignore"):
-        c.put("log_market_cap", np.log(cap))
-        c.put("log_volume_24h", np.log(_positive(volume_24h)))
-        c.put("turnover_24h", volume_24h / cap)
-        c.put("mcap_change_1h", cap / c.at("market_cap", HOUR_WINDOWS) - 1.0)
-        c.put("mcap_change_1d", cap / c.at("market_cap", DAY_WINDOWS) - 1.0)
-        c.put("volume_24h_change_1d", volume_24h / c.at("volume_24h", DAY_WINDOWS) - 1.0)
-    lv0 = c.at("log_volume")
+        chunk.put("log_market_cap", np.log(cap))
+        chunk.put("log_volume_24h", np.log(_positive(volume_24h)))
+        chunk.put("turnover_24h", volume_24h / cap)
+        chunk.put("mcap_change_1h", cap / chunk.at("market_cap", HOUR_WINDOWS) - 1.0)
+        chunk.put("mcap_change_1d", cap / chunk.at("market_cap", DAY_WINDOWS) - 1.0)
+        chunk.put("volume_24h_change_1d", volume_24h / chunk.at("volume_24h", DAY_WINDOWS) - 1.0)
+    log_volume_now = chunk.at("log_volume")
     sums = rolling_sums(
-        lambda k: {
-            "v": c.at("volume", k),
-            "dollar": c.at("dollar_volume", k),
-            "tpv": c.at("typical_volume", k),
-            "lv": c.at("log_volume", k) - lv0,
-            "lv2": (c.at("log_volume", k) - lv0) ** 2,
-            "absr": c.at("abs_log_return", k),
+        lambda lag: {
+            "volume": chunk.at("volume", lag),
+            "dollar": chunk.at("dollar_volume", lag),
+            "typical_volume": chunk.at("typical_volume", lag),
+            "log_volume": chunk.at("log_volume", lag) - log_volume_now,
+            "log_volume2": (chunk.at("log_volume", lag) - log_volume_now) ** 2,
+            "abs_return": chunk.at("abs_log_return", lag),
         },
         (HOUR_WINDOWS, DAY_WINDOWS),
     )
     hour, day = sums[HOUR_WINDOWS], sums[DAY_WINDOWS]
-    std = np.sqrt(sample_var(day["lv"], day["lv2"], DAY_WINDOWS))
-    c.put("vol_z_1d", safe_div(-day["lv"] / DAY_WINDOWS, std))
-    c.put("vol_ratio_1h_1d", safe_div(hour["v"] / HOUR_WINDOWS, day["v"] / DAY_WINDOWS))
+    std = np.sqrt(sample_var(day["log_volume"], day["log_volume2"], DAY_WINDOWS))
+    chunk.put("vol_z_1d", safe_div(-day["log_volume"] / DAY_WINDOWS, std))
+    chunk.put("vol_ratio_1h_1d", safe_div(hour["volume"] / HOUR_WINDOWS, day["volume"] / DAY_WINDOWS))
     with np.errstate(divide="ignore", invalid="ignore"):
-        c.put("log_dollar_volume_1h", np.log(_positive(hour["dollar"])))
-    c.put("amihud_1d", safe_div(day["absr"], day["dollar"]) * 1e6, c.complete(("price", "volume"), DAY_WINDOWS + 1))
-    price = c.at("price")
+        chunk.put("log_dollar_volume_1h", np.log(_positive(hour["dollar"])))
+    chunk.put(
+        "amihud_1d",
+        safe_div(day["abs_return"], day["dollar"]) * 1e6,
+        chunk.complete(("price", "volume"), DAY_WINDOWS + 1),
+    )
+    price = chunk.at("price")
     for label, part in (("1h", hour), ("1d", day)):
-        vwap = safe_div(part["tpv"], part["v"])
-        c.put(f"vwap_dev_{label}", safe_div(price, vwap) - 1.0)
+        vwap = safe_div(part["typical_volume"], part["volume"])
+        chunk.put(f"vwap_dev_{label}", safe_div(price, vwap) - 1.0)
 
 
-def _quality(c: _Chunk) -> np.ndarray:
-    missing = c.missing.count(c.block, "price", PRICE_LOOKBACK_WINDOWS)
-    c.put("bars_missing", missing)
-    c.put("bars_missing_1h", c.missing.count(c.block, "price", HOUR_WINDOWS))
-    c.put("price_from_snapshot", c.at("snapshot"))
+def _quality(chunk: _Chunk) -> np.ndarray:
+    missing = chunk.missing.count(chunk.block, "price", PRICE_LOOKBACK_WINDOWS)
+    chunk.put("bars_missing", missing)
+    chunk.put("bars_missing_1h", chunk.missing.count(chunk.block, "price", HOUR_WINDOWS))
+    chunk.put("price_from_snapshot", chunk.at("snapshot"))
     return missing < PRICE_LOOKBACK_WINDOWS
 
 
-def _calendar(c: _Chunk) -> None:
-    ns = c.block.at(c.grid.times).astype("datetime64[ns]").astype(np.int64)
+def _calendar(chunk: _Chunk) -> None:
+    window_ns = chunk.block.at(chunk.grid.times).astype("datetime64[ns]").astype(np.int64)
     day_ns = 86_400 * 10**9
-    day_fraction = (ns % day_ns) / day_ns
-    weekday = ((ns // day_ns) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    day_fraction = (window_ns % day_ns) / day_ns
+    weekday = ((window_ns // day_ns) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
     week_fraction = (weekday + day_fraction) / 7.0
-    c.put("hour_sin", np.sin(2 * np.pi * day_fraction)[None, :])
-    c.put("hour_cos", np.cos(2 * np.pi * day_fraction)[None, :])
-    c.put("dow_sin", np.sin(2 * np.pi * week_fraction)[None, :])
-    c.put("dow_cos", np.cos(2 * np.pi * week_fraction)[None, :])
+    chunk.put("hour_sin", np.sin(2 * np.pi * day_fraction)[None, :])
+    chunk.put("hour_cos", np.cos(2 * np.pi * day_fraction)[None, :])
+    chunk.put("dow_sin", np.sin(2 * np.pi * week_fraction)[None, :])
+    chunk.put("dow_cos", np.cos(2 * np.pi * week_fraction)[None, :])
 
 
-def _sentiment(c: _Chunk, has_row: np.ndarray) -> None:
-    b = c.block
-    g = c.sentiment
+def _sentiment(chunk: _Chunk, has_row: np.ndarray) -> None:
+    block = chunk.block
+    sentiment = chunk.sentiment
     decay = 0.5 ** (np.arange(DAY_WINDOWS) / SENTIMENT_HALF_LIFE_WINDOWS)
     sums = rolling_sums(
-        lambda k: {
-            "count": b.at(g.count, k),
-            "score": b.at(g.score, k),
-            "bullish": b.at(g.bullish, k),
-            "bearish": b.at(g.bearish, k),
-            "confidence": b.at(g.confidence, k),
-            "wscore": decay[k] * b.at(g.score, k),
-            "wcount": decay[k] * b.at(g.count, k),
+        lambda lag: {
+            "count": block.at(sentiment.count, lag),
+            "score": block.at(sentiment.score, lag),
+            "bullish": block.at(sentiment.bullish, lag),
+            "bearish": block.at(sentiment.bearish, lag),
+            "confidence": block.at(sentiment.confidence, lag),
+            "wscore": decay[lag] * block.at(sentiment.score, lag),
+            "wcount": decay[lag] * block.at(sentiment.count, lag),
         },
         tuple(SENTIMENT_HORIZONS.values()),
     )
-    for label, n in SENTIMENT_HORIZONS.items():
-        m = sums[n]
-        c.put(f"sent_mean_{label}", safe_div(m["score"], m["count"]))
-        c.put(f"sent_count_{label}", m["count"])
-        c.put(f"sent_bull_share_{label}", safe_div(m["bullish"], m["count"]))
-        c.put(f"sent_bear_share_{label}", safe_div(m["bearish"], m["count"]))
+    for label, width in SENTIMENT_HORIZONS.items():
+        total = sums[width]
+        chunk.put(f"sent_mean_{label}", safe_div(total["score"], total["count"]))
+        chunk.put(f"sent_count_{label}", total["count"])
+        chunk.put(f"sent_bull_share_{label}", safe_div(total["bullish"], total["count"]))
+        chunk.put(f"sent_bear_share_{label}", safe_div(total["bearish"], total["count"]))
     day = sums[DAY_WINDOWS]
     hour = sums[HOUR_WINDOWS]
-    c.put("sent_decayed_6h", safe_div(day["wscore"], day["wcount"]))
-    c.put("sent_conf_mean_24h", safe_div(day["confidence"], day["count"]))
-    c.put("sent_count_surge_1h", safe_div(hour["count"], day["count"] / 24.0))
-    for label, m in (("1h", hour), ("24h", day)):
-        score, _ = row_sums(m["score"], has_row)
-        count, _ = row_sums(m["count"], has_row)
-        c.put(f"mkt_sent_mean_{label}", safe_div(score, count)[None, :])
+    chunk.put("sent_decayed_6h", safe_div(day["wscore"], day["wcount"]))
+    chunk.put("sent_conf_mean_24h", safe_div(day["confidence"], day["count"]))
+    chunk.put("sent_count_surge_1h", safe_div(hour["count"], day["count"] / 24.0))
+    for label, total in (("1h", hour), ("24h", day)):
+        score, _ = row_sums(total["score"], has_row)
+        count, _ = row_sums(total["count"], has_row)
+        chunk.put(f"mkt_sent_mean_{label}", safe_div(score, count)[None, :])
 
 
-def _market(c: _Chunk, has_row: np.ndarray) -> None:
-    b = c.block
-    out = c.out
-    btc = c.grid.btc
-    nan_row = np.full((1, b.n), NAN)
+def _market(chunk: _Chunk, has_row: np.ndarray) -> None:
+    block = chunk.block
+    out = chunk.out
+    btc = chunk.grid.btc
+    nan_row = np.full((1, block.n), NAN)
 
     def btc_value(values: np.ndarray) -> np.ndarray:
         """BTC's value in each window where BTC has a row (the same for every symbol)."""
         return np.where(has_row[btc], values[btc], NAN)[None, :] if btc is not None else nan_row
 
     for label in ("5m", "1h", "4h", "1d"):
-        c.put(f"btc_ret_{label}", btc_value(out[f"ret_{label}"]))
-        k = RETURN_HORIZONS[label]
+        chunk.put(f"btc_ret_{label}", btc_value(out[f"ret_{label}"]))
+        lag = RETURN_HORIZONS[label]
         ret = out[f"ret_{label}"]
-        weight = c.at("market_cap", k)
+        weight = chunk.at("market_cap", lag)
         valid = has_row & ~np.isnan(ret) & ~np.isnan(weight)
         num, _ = row_sums(weight * ret, valid)
         den, _ = row_sums(weight, valid)
-        c.put(f"mkt_ret_{label}", safe_div(num, den)[None, :])
+        chunk.put(f"mkt_ret_{label}", safe_div(num, den)[None, :])
     for label in ("1h", "1d"):
         ret = out[f"ret_{label}"]
         total, count = row_sums(ret, has_row & ~np.isnan(ret))
-        c.put(f"mkt_ew_ret_{label}", safe_div(total, count)[None, :])
-        c.put(f"excess_ret_{label}", ret - out[f"mkt_ret_{label}"])
-    log_return = c.series("log_return")
+        chunk.put(f"mkt_ew_ret_{label}", safe_div(total, count)[None, :])
+        chunk.put(f"excess_ret_{label}", ret - out[f"mkt_ret_{label}"])
+    log_return = chunk.series("log_return")
     if btc is not None:
         btc_return = log_return[btc : btc + 1]
         cross = rolling_sums(
-            lambda k: {
-                "x": b.at(log_return, k),
-                "y": b.at(btc_return, k),
-                "xx": b.at(log_return, k) ** 2,
-                "yy": b.at(btc_return, k) ** 2,
-                "xy": b.at(log_return, k) * b.at(btc_return, k),
+            lambda lag: {
+                "ret": block.at(log_return, lag),
+                "btc_ret": block.at(btc_return, lag),
+                "ret2": block.at(log_return, lag) ** 2,
+                "btc_ret2": block.at(btc_return, lag) ** 2,
+                "ret_btc_ret": block.at(log_return, lag) * block.at(btc_return, lag),
             },
             (48, DAY_WINDOWS),
         )
-    for label, n in (("4h", 48), ("1d", DAY_WINDOWS)):
+    for label, width in (("4h", 48), ("1d", DAY_WINDOWS)):
         if btc is None:
-            c.put(f"beta_btc_{label}", np.full((len(c.grid.symbols), b.n), NAN))
-            c.put(f"corr_btc_{label}", np.full((len(c.grid.symbols), b.n), NAN))
+            chunk.put(f"beta_btc_{label}", np.full((len(chunk.grid.symbols), block.n), NAN))
+            chunk.put(f"corr_btc_{label}", np.full((len(chunk.grid.symbols), block.n), NAN))
             continue
-        m = cross[n]
-        cov = m["xy"] - m["x"] * m["y"] / n
-        var_btc = m["yy"] - m["y"] * m["y"] / n
-        c.put(f"beta_btc_{label}", safe_div(cov, np.where(var_btc > 0, var_btc, 0.0)))
-        c.put(f"corr_btc_{label}", _corr(m["x"], m["y"], m["xx"], m["yy"], m["xy"], n))
-    c.put("btc_rv_1d", btc_value(out["rv_1d"]))
+        cross_sums = cross[width]
+        cov = cross_sums["ret_btc_ret"] - cross_sums["ret"] * cross_sums["btc_ret"] / width
+        var_btc = cross_sums["btc_ret2"] - cross_sums["btc_ret"] * cross_sums["btc_ret"] / width
+        chunk.put(f"beta_btc_{label}", safe_div(cov, np.where(var_btc > 0, var_btc, 0.0)))
+        chunk.put(f"corr_btc_{label}", _corr(cross_sums, "ret", "btc_ret", width))
+    chunk.put("btc_rv_1d", btc_value(out["rv_1d"]))
     ret = out["ret_1h"]
     valid = has_row & ~np.isnan(ret)
     ups, count = row_sums((ret > 0).astype(np.float64), valid)
-    c.put("mkt_breadth_1h", safe_div(ups, count)[None, :])
+    chunk.put("mkt_breadth_1h", safe_div(ups, count)[None, :])
     total, _ = row_sums(ret, valid)
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = total / count
         squares, _ = row_sums((ret - mean) ** 2, valid)
         dispersion = np.where(count >= 2, np.sqrt(squares / (count - 1)), NAN)
-    c.put("mkt_dispersion_1h", dispersion[None, :])
-    cap = c.at("market_cap")
+    chunk.put("mkt_dispersion_1h", dispersion[None, :])
+    cap = chunk.at("market_cap")
     total_cap, _ = row_sums(cap, has_row & ~np.isnan(cap))
-    c.put("btc_dominance", safe_div(btc_value(cap), total_cap[None, :]))
+    chunk.put("btc_dominance", safe_div(btc_value(cap), total_cap[None, :]))
 
 
-def _macro(c: _Chunk) -> None:
-    ends = c.block.at(c.grid.times).astype("datetime64[ns]") + np.timedelta64(_WINDOW_NS, "ns")
-    values = macro_asof(c.macro, ends)
+def _macro(chunk: _Chunk) -> None:
+    ends = chunk.block.at(chunk.grid.times).astype("datetime64[ns]") + np.timedelta64(_WINDOW_NS, "ns")
+    values = macro_asof(chunk.macro, ends)
 
     def put(name: str, series: np.ndarray) -> None:
-        c.put(name, series[None, :])
+        chunk.put(name, series[None, :])
 
     with np.errstate(divide="ignore", invalid="ignore"):
         for series_id, name, kind in (
@@ -818,52 +851,40 @@ def _macro(c: _Chunk) -> None:
             ("DX-Y.NYB", "macro_dxy", "ret"),
             ("GC=F", "macro_gold", "ret"),
         ):
-            v = values[series_id]
-            put(name, v["latest"])
-            put(f"{name}_{kind}", v["latest"] - v["previous"] if kind == "chg" else v["latest"] / v["previous"] - 1.0)
+            series_values = values[series_id]
+            put(name, series_values["latest"])
+            put(
+                f"{name}_{kind}",
+                series_values["latest"] - series_values["previous"]
+                if kind == "chg"
+                else series_values["latest"] / series_values["previous"] - 1.0,
+            )
         put("macro_term_spread", values["DGS10"]["latest"] - values["DFF"]["latest"])
         cpi = values["CPIAUCSL"]
         put("macro_cpi_yoy", (cpi["latest"] / cpi["year_ago"] - 1.0) * 100.0)
         put("macro_cpi_mom", cpi["latest"] / cpi["previous"] - 1.0)
 
 
-_T = TypeVar("_T")
 _PER_SYMBOL: tuple[Callable[[_Chunk], None], ...] = (_returns, _volatility, _candle, _rolling, _talib, _volume)
 
 
-def _compute_block(c: _Chunk, profile: dict[str, float] | None = None) -> np.ndarray:
-    """Fill ``c.out`` with every catalogued feature for the block; return the row mask (S, n).
-
-    With ``profile``, the seconds spent per family are added to it.
-    """
-
-    def run(name: str, step: Callable[[], _T]) -> _T:
-        if profile is None:
-            return step()
-        began = time.perf_counter()
-        result = step()
-        profile[name] = profile.get(name, 0.0) + time.perf_counter() - began
-        return result
-
+def _compute_block(chunk: _Chunk) -> np.ndarray:
+    """Fill ``chunk.out`` with every catalogued feature for the block; return the row mask (symbols, windows)."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for family in _PER_SYMBOL:
-            run(family.__name__.lstrip("_"), partial(family, c))
-        has_row = run("quality", lambda: _quality(c))
-        run("sentiment", lambda: _sentiment(c, has_row))
-        for name, values in list(c.out.items()):
-            if values.shape[0] == len(c.grid.symbols):
-                c.out[name] = np.where(has_row, values, NAN)
-        run("market", lambda: _market(c, has_row))
-        run("calendar", lambda: _calendar(c))
-        run("macro", lambda: _macro(c))
-
-        def cross_section() -> None:
-            for name in CROSS_SECTION_RANKED:
-                c.put(f"cs_rank_{name}", cross_section_rank(c.out[name]))
-            for name in CROSS_SECTION_ZSCORED:
-                c.put(f"cs_z_{name}", cross_section_zscore(c.out[name]))
-
-        run("cross_section", cross_section)
+            family(chunk)
+        has_row = _quality(chunk)
+        _sentiment(chunk, has_row)
+        for name, values in list(chunk.out.items()):
+            if values.shape[0] == len(chunk.grid.symbols):
+                chunk.out[name] = np.where(has_row, values, NAN)
+        _market(chunk, has_row)
+        _calendar(chunk)
+        _macro(chunk)
+        for name in CROSS_SECTION_RANKED:
+            chunk.put(f"cs_rank_{name}", cross_section_rank(chunk.out[name]))
+        for name in CROSS_SECTION_ZSCORED:
+            chunk.put(f"cs_z_{name}", cross_section_zscore(chunk.out[name]))
     return has_row
 
 
@@ -875,19 +896,16 @@ def compute_features(
     end: datetime,
     *,
     chunk_windows: int = DEFAULT_CHUNK_WINDOWS,
-    profile: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """Every catalogued feature for each (symbol, window) in [start, end).
 
     ``prices`` must hold the ``price_data_real`` rows from :func:`history_start` (``start``) to
     ``end``; ``sentiment`` the ``sentiment_data`` rows from :func:`sentiment_start` (may be empty);
     ``macro`` the ``macro_indicators`` rows (may be empty). Rows outside those ranges are ignored.
-    Returns the rows of ``ml_features_materialized`` in key order (symbol, timestamp). With
-    ``profile``, seconds per stage (grid, each family, assembly) are added to that dict.
+    Returns the rows of ``ml_features_materialized`` in key order (symbol, timestamp).
     """
     if (end - start) % WINDOW or end <= start:
         raise ValueError(f"[{start}, {end}) is not a whole number of 5-minute windows")
-    began = time.perf_counter()
     grid = build_price_grid(prices, start, end)
     n_symbols = len(grid.symbols)
     n_targets = int((end - start) / WINDOW)
@@ -899,12 +917,10 @@ def compute_features(
         missing = MissingCounts({name: grid.arrays[name] for name in ("price", "open", "high", "low", "volume")})
         sentiment_grid = build_sentiment_grid(sentiment, grid)
         macro_states = prepare_macro(macro)
-        if profile is not None:
-            profile["inputs"] = profile.get("inputs", 0.0) + time.perf_counter() - began
-        for lo in range(_WARMUP, _WARMUP + n_targets, chunk_windows):
-            block = Block(lo, min(lo + chunk_windows, _WARMUP + n_targets))
+        for first_column in range(_WARMUP, _WARMUP + n_targets, chunk_windows):
+            block = Block(first_column, min(first_column + chunk_windows, _WARMUP + n_targets))
             chunk = _Chunk(grid, block, missing, sentiment_grid, macro_states)
-            has_row = _compute_block(chunk, profile)
+            has_row = _compute_block(chunk)
             unknown = set(chunk.out) ^ set(FEATURE_NAMES)
             if unknown:
                 raise RuntimeError(f"computed features differ from the catalog: {sorted(unknown)}")
@@ -913,11 +929,7 @@ def compute_features(
             for name, result in chunk.out.items():
                 values[index[name], :, columns] = result
             missing.forget(block)
-    began = time.perf_counter()
-    frame = _assemble(grid, values, rows, n_targets)
-    if profile is not None:
-        profile["assemble"] = profile.get("assemble", 0.0) + time.perf_counter() - began
-    return frame
+    return _assemble(grid, values, rows, n_targets)
 
 
 def _assemble(grid: PriceGrid, values: np.ndarray, rows: np.ndarray, n_targets: int) -> pd.DataFrame:
@@ -938,7 +950,7 @@ def nan_ratio_by_family(frame: pd.DataFrame) -> dict[str, float]:
     """Share of NULL values per feature family over ``frame`` (for run metadata)."""
     ratios: dict[str, float] = {}
     for family in FAMILIES:
-        names = [s.name for s in features_in_family(family)]
+        names = [spec.name for spec in features_in_family(family)]
         values = frame[names].to_numpy(dtype=np.float64) if len(frame) else np.empty((0, len(names)))
         ratios[family] = round(float(np.isnan(values).mean()), 4) if values.size else 0.0
     return ratios

@@ -3,8 +3,8 @@
 The features read their history from the tables, not through hundreds of upstream partitions:
 ``price_data_real`` from ``PRICE_LOOKBACK_WINDOWS - 1`` windows before the range, ``sentiment_data``
 from the start of the longest sentiment horizon, and ``macro_indicators`` far enough back for the
-staleest catalogued series. On MySQL/MariaDB the price read goes through connectorx (Arrow, about
-20 times faster than the DB-API path) when it is installed; otherwise through SQLAlchemy.
+staleest catalogued series. On MySQL/MariaDB the price read goes through connectorx (Arrow, much
+faster than the DB-API path) when it is installed; otherwise through SQLAlchemy.
 """
 
 from __future__ import annotations

@@ -253,8 +253,13 @@ class Settings(BaseSettings):
         "address of the Dagster UI that `scripts/start.sh` starts (`dagster dev -h`)",
         shown="`127.0.0.1`",
     )
-    dagster_port: str | None = _setting(
-        "DAGSTER_PORT", None, "port of the Dagster UI that `scripts/start.sh` starts (`dagster dev -p`)", shown="`3000`"
+    dagster_port: int | None = _setting(
+        "DAGSTER_PORT",
+        None,
+        "port of the Dagster UI that `scripts/start.sh` starts (`dagster dev -p`)",
+        shown="`3000`",
+        ge=1,
+        le=65535,
     )
     ui_url: str = _setting(
         "CRYPTO_UI_URL",
@@ -299,12 +304,6 @@ class Settings(BaseSettings):
         "CRYPTO_API_STATE_TTL", 1.0, "how stale the gateway's view of `partition_log` may be, seconds", ge=0
     )
     api_stream_poll_s: float = _setting("CRYPTO_API_STREAM_POLL", 1.0, "WebSocket poll interval, seconds", ge=0.05)
-    api_create_warehouse: bool = _setting(
-        "CRYPTO_API_CREATE_WAREHOUSE",
-        False,
-        "`true`: the gateway creates an empty warehouse where none exists (like `python -m api --create`) instead "
-        "of refusing to start and answering 503 on `/ready`",
-    )
     # Maintenance jobs.
     backup_dir: str | None = _setting(
         "CRYPTO_BACKUP_DIR",
@@ -505,7 +504,7 @@ def parse_partition_start(value: str, now: datetime | None = None) -> datetime:
     return parsed
 
 
-def ui_url_of(host: str | None, port: str | None) -> str:
+def ui_url_of(host: str | None, port: int | None) -> str:
     """The Dagster UI's URL when ``scripts/start.sh`` serves it on ``DAGSTER_HOST``:``DAGSTER_PORT``
     (a wildcard bind address is reached on loopback)."""
     host = host or "127.0.0.1"
@@ -513,10 +512,7 @@ def ui_url_of(host: str | None, port: str | None) -> str:
         host = "127.0.0.1"
     elif ":" in host and not host.startswith("["):
         host = f"[{host}]"
-    port = port or "3000"
-    if not port.isdigit():
-        raise SettingsError(f"DAGSTER_PORT={port!r} is not a port number")
-    return f"http://{host}:{port}"
+    return f"http://{host}:{port or 3000}"
 
 
 def default_db_url(home: Path) -> str:

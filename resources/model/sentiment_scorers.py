@@ -326,7 +326,7 @@ class TransformersScorer(SentimentScorer):
 
     Texts are scored in batches of ``batch_size`` (sorted by length, so little goes to padding),
     truncated at ``max_length`` tokens, under ``torch.inference_mode()``. On a GPU the weights run
-    in fp16 unless ``half_precision`` is off (2.3x the fp32 throughput on an H100; probabilities
+    in fp16 unless ``half_precision`` is off (the throughput: docs/benchmarks.md; probabilities
     move by about 1e-3). ``quantize_int8`` (CPU only) quantises the linear layers dynamically.
     """
 

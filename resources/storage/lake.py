@@ -60,7 +60,7 @@ TIME_TYPE = pa.timestamp("us", tz="UTC")
 #: and row-group pruning by symbol and time.
 KEY_COLUMNS = ("symbol", TIME_COLUMN)
 # Row groups small enough that a symbol filter skips most of a day's file (in key order); snappy, as
-# feature doubles compress little and snappy decodes faster than zstd (1.4x on this machine). The
+# feature doubles compress little and snappy decodes faster than zstd. The
 # feature doubles have neither dictionaries (real-valued features repeat rarely: the dictionary
 # page fills, the writer falls back to plain and the file holds both) nor statistics (no read
 # filters on them): smaller files and footers, faster reads of the full catalog and faster writes

@@ -47,9 +47,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: MySQL writes of at least this many rows are bulk-loaded with LOAD DATA LOCAL INFILE: the
-#: server parses a TSV 2-3 times faster than multi-row INSERTs, and pyarrow writes it about ten
-#: times faster than Python renders SQL literals (a day of the 313-column features table:
-#: 14 s instead of 45 s on the 2-core reference machine).
+#: server parses a TSV faster than multi-row INSERTs, and pyarrow writes it faster than Python
+#: renders SQL literals (the rates: docs/benchmarks.md, Features).
 LOAD_DATA_MIN_ROWS = 2000
 
 

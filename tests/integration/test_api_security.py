@@ -81,9 +81,9 @@ def test_metrics_count_requests_per_route_and_access_log_is_json(seeded, caplog)
         c.get("/v1/prices", params={"symbols": "ETH"})
         c.get("/v1/prices", params={"symbols": "NOPE"})
         text = c.get("/metrics").text
-    assert 'api_requests_total{method="GET",route="/v1/prices",status="200"} 2.0' in text
-    assert 'api_requests_total{method="GET",route="/v1/prices",status="400"} 1.0' in text
-    assert 'api_request_duration_seconds_count{method="GET",route="/v1/prices"} 3.0' in text
+    assert 'api_requests_total{handler="/v1/prices",method="GET",status="200"} 2.0' in text
+    assert 'api_requests_total{handler="/v1/prices",method="GET",status="400"} 1.0' in text
+    assert 'api_request_duration_seconds_count{handler="/v1/prices",method="GET"} 3.0' in text
     logging.getLogger("api.access").removeHandler(caplog.handler)
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "api.access"]
     entry = next(line for line in lines if line["route"] == "/v1/prices")
@@ -91,7 +91,8 @@ def test_metrics_count_requests_per_route_and_access_log_is_json(seeded, caplog)
 
 
 def test_metrics_label_every_matched_route_with_its_template(seeded):
-    """The framework's own routes (/openapi.json, /docs) and CORS preflights were counted as route="unmatched"."""
+    """The framework's own routes (/openapi.json, /docs) and CORS preflights (under the route they ask about)
+    are counted by their template; only a path no route serves is ``none``."""
     with TestClient(make_app(seeded, CRYPTO_API_CORS_ORIGINS="https://dash.example.com")) as c:
         assert c.get("/openapi.json").status_code == 200 and c.get("/docs").status_code == 200
         preflight = c.options(
@@ -100,11 +101,11 @@ def test_metrics_label_every_matched_route_with_its_template(seeded):
         assert preflight.status_code == 200
         assert c.get("/no/such/route").status_code == 404
         text = c.get("/metrics").text
-    assert 'api_requests_total{method="GET",route="/openapi.json",status="200"} 1.0' in text
-    assert 'api_requests_total{method="GET",route="/docs",status="200"} 1.0' in text
-    assert 'api_requests_total{method="OPTIONS",route="cors_preflight",status="200"} 1.0' in text
-    assert 'api_requests_total{method="GET",route="unmatched",status="404"} 1.0' in text
-    assert 'route="unmatched",status="200"' not in text
+    assert 'api_requests_total{handler="/openapi.json",method="GET",status="200"} 1.0' in text
+    assert 'api_requests_total{handler="/docs",method="GET",status="200"} 1.0' in text
+    assert 'api_requests_total{handler="/v1/prices",method="OPTIONS",status="200"} 1.0' in text
+    assert 'api_requests_total{handler="none",method="GET",status="404"} 1.0' in text
+    assert 'handler="none",method="GET",status="200"' not in text
 
 
 def test_open_gateway_logs_a_warning_at_startup(seeded, caplog):

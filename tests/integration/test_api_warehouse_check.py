@@ -13,6 +13,7 @@ from starlette.websockets import WebSocketDisconnect
 
 import api.__main__ as api_main
 from api.warehouse_check import PUBLIC_DETAIL
+from resources.storage.warehouse import get_warehouse
 from tests.conftest import mysql_admin, mysql_database
 from tests.integration.test_api_support import ROOT, make_app, seed
 
@@ -38,22 +39,17 @@ def test_python_m_api_from_another_directory_refuses_a_missing_warehouse(tmp_pat
     assert done.returncode == 2, done.stderr
     expected = elsewhere / ".crypto" / "warehouse.sqlite"
     assert f"there is no SQLite file at {expected}" in done.stderr
-    assert "CRYPTO_HOME" in done.stderr and "--create" in done.stderr
+    assert "CRYPTO_HOME" in done.stderr and "python -m cli.migrate" in done.stderr
     assert not expected.exists()
 
 
-def test_create_flag_creates_the_warehouse_and_starts(tmp_path, monkeypatch, no_uvicorn, caplog):
+def test_the_gateway_starts_once_the_warehouse_is_created(tmp_path, monkeypatch, no_uvicorn):
+    """The gateway never creates the warehouse; once the migration (or the first run) has, it starts."""
     monkeypatch.setenv("CRYPTO_HOME", str(tmp_path / "home"))
-    with caplog.at_level(logging.INFO, logger="api"):
-        assert api_main.main([]) == 2 and no_uvicorn == []
-        assert not (tmp_path / "home" / "warehouse.sqlite").exists()
-        assert api_main.main(["--create"]) == 0 and len(no_uvicorn) == 1
-    assert (tmp_path / "home" / "warehouse.sqlite").is_file()
-    assert any("created an empty warehouse at" in r.getMessage() for r in caplog.records)
-    assert api_main.main([]) == 0 and len(no_uvicorn) == 2  # now it exists
-    monkeypatch.setenv("CRYPTO_HOME", str(tmp_path / "other"))
-    monkeypatch.setenv("CRYPTO_API_CREATE_WAREHOUSE", "true")
-    assert api_main.main([]) == 0 and (tmp_path / "other" / "warehouse.sqlite").is_file()
+    assert api_main.main([]) == 2 and no_uvicorn == []
+    assert not (tmp_path / "home" / "warehouse.sqlite").exists()
+    get_warehouse(f"sqlite:///{tmp_path / 'home' / 'warehouse.sqlite'}").ensure_schema()  # what cli.migrate does
+    assert api_main.main([]) == 0 and len(no_uvicorn) == 1
 
 
 def test_an_unreachable_server_does_not_stop_the_start(monkeypatch, no_uvicorn, caplog):
@@ -92,13 +88,6 @@ def test_price_stream_closes_saying_the_warehouse_does_not_exist(tmp_path):
     assert not (tmp_path / "none.sqlite").exists()
 
 
-def test_create_setting_lets_the_app_create_it(tmp_path):
-    path = tmp_path / "new" / "warehouse.sqlite"
-    with TestClient(make_app(f"sqlite:///{path}", CRYPTO_API_CREATE_WAREHOUSE="true")) as c:
-        assert c.get("/ready").status_code == 200
-    assert path.is_file()
-
-
 @pytest.mark.mysql
 def test_mysql_missing_database_or_tables_are_refused_with_the_url_without_password(monkeypatch, no_uvicorn, caplog):
     with mysql_database(create=False) as url:
@@ -119,6 +108,7 @@ def test_mysql_missing_database_or_tables_are_refused_with_the_url_without_passw
         assert "has no partition_log table" in caplog.text and no_uvicorn == []
         with TestClient(make_app(url)) as c:
             assert c.get("/ready").status_code == 503
-        assert api_main.main(["--create"]) == 0 and len(no_uvicorn) == 1
+        get_warehouse(url).ensure_schema()
+        assert api_main.main([]) == 0 and len(no_uvicorn) == 1
         with TestClient(make_app(url)) as c:
             assert c.get("/ready").status_code == 200

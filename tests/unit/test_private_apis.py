@@ -11,14 +11,23 @@ from pathlib import Path
 import dagster as dg
 from packaging.requirements import Requirement
 
-from resources.dagster_private import check_executions_after, delete_check_executions, kv_get, kv_set, run_shards_dir
+from resources.dagster_private import (
+    check_executions_after,
+    delete_check_executions,
+    kv_get,
+    kv_set,
+    run_shards_dir,
+    storage_database_url,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("api", "benchmarks", "cli", "crypto_assets", "resources", "scripts", "sensors", "testkit", "tests")
 WRAPPERS = ("resources/dagster_private.py", "testkit/dagster_private.py")
 PRIVATE_DAGSTER = re.compile(r"^\s*(?:from|import)\s+dagster\._|\bdg\._[a-z]", re.MULTILINE)
-# Methods of Dagster's storages (no @public) the platform calls: resources/dagster_private.py wraps them.
-PRIVATE_STORAGE = re.compile(r"\.index_connection\(|\b[gs]et_cursor_values\(|\.path_for_shard\(")
+# Dagster's storages and their methods (no @public) the platform calls: resources/dagster_private.py wraps them.
+PRIVATE_STORAGE = re.compile(
+    r"\.index_connection\(|\b[gs]et_cursor_values\(|\.path_for_shard\(|\.(?:run|event_log)_storage\b|\.all_logs\("
+)
 PLATFORM = ("api", "cli", "crypto_assets", "resources", "sensors")
 
 
@@ -94,6 +103,7 @@ def test_the_per_run_event_log_files_are_found_on_sqlite(tmp_path):
         run_id = dg.materialize([thing], instance=instance).run_id
         shards = run_shards_dir(instance)
         assert shards is not None and (shards / f"{run_id}.db").is_file()
+        assert storage_database_url(instance) is None  # SQLite: no server database to complete
 
 
 def test_every_wrapped_name_is_there_on_the_pinned_release():

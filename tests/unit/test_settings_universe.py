@@ -102,7 +102,6 @@ def test_live_run_deadline_and_source_base_urls_are_read():
 @pytest.mark.parametrize(
     "env, message",
     [
-        ({"CRYPTO_API_CREATE_WAREHOUSE": "maybe"}, "CRYPTO_API_CREATE_WAREHOUSE"),
         ({"CRYPTO_DB_URL": "not a url"}, "CRYPTO_DB_URL"),
         ({"CRYPTO_LIVE_RUN_DEADLINE_S": "soon"}, "CRYPTO_LIVE_RUN_DEADLINE_S"),
         ({"CRYPTO_LIVE_RUN_DEADLINE_S": "-5"}, "CRYPTO_LIVE_RUN_DEADLINE_S"),
