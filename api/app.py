@@ -23,9 +23,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from api.errors import ApiError, error_body, validation_error
+from api.gateway import Gateway
 from api.hotpath import HotPathMiddleware
 from api.routes import datasets, meta, stream
-from api.service import Gateway
 from api.warehouse_check import PUBLIC_DETAIL, MissingWarehouse
 from resources.config.settings import Settings, load_settings
 

@@ -127,8 +127,9 @@ class CryptoDataClient:
     credentials from them or from pyarrow's AWS chain; ``lake_root``: where this process sees the
     table, if elsewhere, e.g. a mount),
     asking the gateway only which files and ranges to read (``/v1/features/files``) and for the
-    committed windows the lake does not hold; the rows equal ``/v1/features``'. Where the lake
-    cannot be reached or read, the rows come through the gateway. False: always through the gateway.
+    windows after the lake's newest; the rows equal ``/v1/features``' once the lake has copied the
+    range's windows (seconds after they commit). Where the lake cannot be reached or read, the rows
+    come through the gateway. False: always through the gateway (from the warehouse).
     """
 
     def __init__(

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import ApiError
-from api.service import Gateway, etag_matches, etag_of
+from api.gateway import Gateway, etag_matches, etag_of
 
 HOT_PATHS = frozenset({"/v1/prices/latest", "/v1/symbols"})
 

@@ -1,19 +1,18 @@
-"""``/v1/features`` from the Delta Lake copy: which windows the lake serves, and reading them.
+"""The features lake as the gateway reads it: ``as_of`` (time travel) and the lake files of a request.
 
-For a request's range, :meth:`LakeView.coverage` compares ``partition_log`` with ``lake_log`` in
-one query: a committed window is served from the lake while the lake holds its current commit
-(``lake_log.committed_at == partition_log.committed_at``); every other committed window (the
-live edge not copied yet, a window re-committed since its copy) is read from MySQL by the usual
-plan. The lake part reads the files the days, times and symbols may select (:func:`scan`, with
-each file's footer parsed once per process: :class:`Fragments`), the requested columns only.
-Both parts share the plan's Arrow schema and are merged in key order (symbol, timestamp), a group
-of symbols at a time, so memory stays bounded by the group, not by the range; the lake's rows,
-in key order within each day's file, are sent as slices of what was read (no sort copy). ``as_of`` reads only the lake, at the version it had at that time (time travel).
+The lake answers two reads, each from one Delta version and nothing else: ``/v1/features?as_of=``
+(the version of that time, read here: :class:`LakeRows`) and ``/v1/features/files`` (the files of
+the latest version up to its newest window, for a client that reads them itself:
+:func:`file_listing`). Which windows a version holds comes from the Delta log (its files' key
+statistics), never from the warehouse: no read compares the two stores. Every other read, live
+``/v1/features`` included, is the warehouse's (:mod:`api.reads`).
 
-:class:`FeatureSource` has the reader interface :func:`api.service.tabular` uses (``next_key``,
-``batches``, ``read_table``), so pagination, row limits, cursors and formats are those of every
-other route. The same plan answers ``/v1/features/files`` (:func:`file_listing`): the lake files
-and ranges for a client that reads them itself (:mod:`api.lake_files`).
+A read takes the files the days, times and symbols may select (:func:`scan`, with each file's
+footer parsed once per process: :class:`Footers`), the requested columns only, and sends the rows
+in key order (symbol, timestamp), a group of symbols at a time, as slices of what was read (no
+sort copy). :class:`LakeRows` has the reader interface :func:`api.gateway.tabular` uses
+(``next_key``, ``batches``, ``read_table``), so pagination, row limits, cursors and formats are
+those of every other route.
 """
 
 from __future__ import annotations
@@ -26,22 +25,20 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-import sqlalchemy as sa
 from deltalake import DeltaTable
 from deltalake.fs import DeltaStorageHandler
 
 from api.errors import ApiError
 from api.key_order import in_key_order
-from api.reads import Plan, Reader
+from api.reads import ReadPlan
 from resources.storage.lake import (
     DATE_COLUMN,
     TIME_COLUMN,
@@ -54,7 +51,6 @@ from resources.storage.lake import (
     NoLakeTable,
     range_filter,
 )
-from resources.storage.schema import FEATURES, lake_log, partition_log
 from resources.storage.warehouse import to_naive_utc
 from resources.storage.windows import WINDOW
 
@@ -64,7 +60,6 @@ log = logging.getLogger(__name__)
 # table, or a lake created after as_of); 410 when the version existed and was vacuumed (retention).
 _AS_OF_STATUS: dict[type[LakeError], int] = {AsOfInFuture: 400, NoLakeTable: 404, AsOfBeforeLake: 404, AsOfExpired: 410}
 
-HIT, PARTIAL, BEHIND, MISSING = "hit", "partial", "behind", "missing"
 # Values a merge group holds (symbols are grouped until their rows x columns reach it): about
 # 512 MB of doubles, twice that while a group is sorted. Each group is one scan of the lake, so
 # fewer, larger groups read less (a day's file holds every symbol).
@@ -72,33 +67,8 @@ GROUP_CELLS = 64_000_000
 # Files are decoded a column per thread from this many columns on, on one thread below (for few
 # columns the threads' start costs more than they save).
 THREADED_COLUMNS = 64
-# Up to this many time ranges are pushed down as ranges; more become one IN list of windows.
-MAX_RANGES = 64
-
-
-@dataclass(frozen=True)
-class Coverage:
-    """Which committed windows of a request the lake serves, and which MySQL does."""
-
-    lake: tuple[tuple[datetime, datetime], ...]
-    rest: tuple[tuple[datetime, datetime], ...]
-    status: str
-    version: int  # the newest Delta version that wrote one of the lake's windows (-1: none)
-
-
-def runs(windows: np.ndarray) -> tuple[tuple[datetime, datetime], ...]:
-    """Sorted window starts (datetime64) as maximal ranges [first, last + 5 min) of consecutive windows."""
-    if not len(windows):
-        return ()
-    step = np.timedelta64(int(WINDOW.total_seconds()), "s")
-    breaks = np.flatnonzero(np.diff(windows) != step) + 1
-    starts = np.concatenate([[0], breaks])
-    ends = np.concatenate([breaks, [len(windows)]]) - 1
-    return tuple((_datetime(windows[a]), _datetime(windows[b] + step)) for a, b in zip(starts, ends))
-
-
-def _datetime(value: np.datetime64) -> datetime:
-    return to_naive_utc(value.astype("datetime64[us]").astype(datetime))
+# Commits of the Delta log searched for the latest lake write (maintenance commits carry no run id).
+HISTORY_SEARCHED = 50
 
 
 # Reads of one file's column chunks coalesced into few requests (a day's file holds every column).
@@ -124,12 +94,16 @@ class Snapshot:
 
     ``plain``: its files are plain Parquet (no deletion vectors, no column mapping), so a reader
     may read them itself (``/v1/features/files``); ``sizes``: each file's size in bytes, by its
-    path relative to the table's root."""
+    path relative to the table's root; ``version``: its Delta version; ``newest``: the start of the
+    newest window it holds (from its files' statistics; None when empty); ``rows``: its rows."""
 
     dataset: pads.Dataset
     sizes: dict[str, int]
     plain: bool
     footers: Footers
+    version: int
+    newest: datetime | None
+    rows: int
 
 
 # Files whose parsed footer the gateway keeps (their memory: docs/lake.md). A read of more files
@@ -199,8 +173,21 @@ class Fragments:
         actions = pa.table(table.get_add_actions(flatten=True))
         paths = actions["path"].to_pylist()
         sizes = dict(zip(paths, actions["size_bytes"].to_pylist()))
+        column = f"max.{TIME_COLUMN}"
+        latest = pc.max(actions[column]).as_py() if actions.num_rows and column in actions.column_names else None
+        # Delta keeps times in ms: the newest window's start is the newest time to the minute.
+        newest = to_naive_utc(latest).replace(second=0, microsecond=0) if latest is not None else None
+        version, rows = table.version(), int(pc.sum(actions["num_records"]).as_py() or 0)
         if table.protocol().reader_features:  # deletion vectors, column mapping: delta-rs' own checks and reader
-            return Snapshot(table.to_pyarrow_dataset(), sizes, plain=False, footers=self.footers)
+            return Snapshot(
+                table.to_pyarrow_dataset(),
+                sizes,
+                plain=False,
+                footers=self.footers,
+                version=version,
+                newest=newest,
+                rows=rows,
+            )
         schema = pa.schema(table.schema().to_arrow())
         filesystem = self._local or pafs.PyFileSystem(
             DeltaStorageHandler(self.lake.uri, self.lake.storage_options or None, sizes)
@@ -231,7 +218,17 @@ class Fragments:
             held = set(paths)
             self._made = {p: f for p, f in self._made.items() if p in held}
         dataset = pads.FileSystemDataset(fragments, schema, PARQUET, filesystem)
-        return Snapshot(dataset, sizes, plain=True, footers=self.footers)
+        return Snapshot(dataset, sizes, plain=True, footers=self.footers, version=version, newest=newest, rows=rows)
+
+
+class LakeCommit(NamedTuple):
+    """The lake's latest write as ``/v1/freshness`` lists an asset (the fields of a ``partition_log`` row)."""
+
+    window_start: datetime
+    row_count: int
+    run_id: str | None
+    code_version: str | None
+    committed_at: datetime
 
 
 class LakeView:
@@ -242,91 +239,66 @@ class LakeView:
         self.ttl_s = ttl_s
         self._table: DeltaTable | None = None
         self._snapshot: Snapshot | None = None
-        self._snapshot_version = -1
         self._fragments = Fragments(lake)
         self._seen = 0.0
         self._lock = threading.Lock()
+        self._freshness: tuple[int, tuple[LakeCommit, int, int] | None] = (-1, None)
 
-    def latest(self, min_version: int = -1) -> tuple[DeltaTable, Snapshot] | None:
-        """The table at its latest version and its snapshot, or None while there is no lake table.
-
-        Refreshed when older than ``ttl_s`` or than ``min_version`` (a window's rows must be read at
-        least at the version that wrote them)."""
+    def latest(self) -> Snapshot | None:
+        """The snapshot of the table's latest version (refreshed when older than ``ttl_s``), or None
+        while there is no lake table or it cannot be read."""
         with self._lock:
-            stale = self._table is not None and self._table.version() < min_version
-            if self._table is None or stale or time.monotonic() - self._seen > self.ttl_s:
+            if self._table is None or time.monotonic() - self._seen > self.ttl_s:
                 try:
                     if self._table is None:
                         self._table = self.lake.table()
                     else:
                         self._table.update_incremental()
-                    if self._snapshot is None or self._table.version() != self._snapshot_version:
+                    if self._snapshot is None or self._table.version() != self._snapshot.version:
                         self._snapshot = self._fragments.snapshot(self._table)
-                        self._snapshot_version = self._table.version()
                 except LakeError:
                     self._table = self._snapshot = None
-                except Exception as exc:  # storage unreachable: MySQL serves everything meanwhile
-                    log.warning("lake at %s cannot be read (%s): serving from MySQL", self.lake.uri, exc)
+                except Exception as exc:  # storage unreachable: the files route answers "not direct"
+                    log.warning("lake at %s cannot be read (%s)", self.lake.uri, exc)
                     self._table = self._snapshot = None
                 self._seen = time.monotonic()
-            if self._table is None or self._snapshot is None:
-                return None
-            return self._table, self._snapshot
+            return self._snapshot
 
-    def as_of(self, when: datetime) -> tuple[Snapshot, datetime | None, int]:
-        """The snapshot of the version the lake had at ``when``, its latest window and its version.
-
-        Refused as :data:`_AS_OF_STATUS` says.
-        """
+    def as_of(self, when: datetime) -> Snapshot:
+        """The snapshot of the version the lake had at ``when``; refused as :data:`_AS_OF_STATUS` says."""
         try:
             table = self.lake.table_as_of(when)
         except tuple(_AS_OF_STATUS) as exc:
             raise ApiError(_AS_OF_STATUS[type(exc)], str(exc), parameter="as_of") from None
-        actions = pa.table(table.get_add_actions(flatten=True))
-        column = f"max.{TIME_COLUMN}"
-        latest = pc.max(actions[column]).as_py() if actions.num_rows and column in actions.column_names else None
-        as_of = to_naive_utc(latest).replace(second=0, microsecond=0) if latest is not None else None
-        return self._fragments.snapshot(table, keep=False), as_of, table.version()
+        return self._fragments.snapshot(table, keep=False)
 
-    def coverage(self, reader: Reader, start: datetime, end: datetime, exists: bool) -> Coverage:
-        """Split the committed windows of [start, end) into lake ranges and MySQL ranges.
-
-        One aggregate first: when the lake holds every committed window of the range at its current
-        commit (the usual case), the lake serves the whole range (it holds no window that is not
-        committed) and no window is listed; otherwise the windows are listed and split into runs.
-        """
-        pl, ll = partition_log, lake_log
-        reader.warehouse.table(ll.name)
-        current = sa.and_(
-            ll.c.table_name == FEATURES.name,
-            ll.c.window_start == pl.c.window_start,
-            ll.c.committed_at == pl.c.committed_at,
+    def freshness(self) -> tuple[LakeCommit, int, int] | None:
+        """The lake's latest write, its windows and its rows, from the Delta log and the files' times
+        (read once a version); None while the lake holds nothing."""
+        snapshot = self.latest()
+        if snapshot is None or snapshot.newest is None:
+            return None
+        version, known = self._freshness
+        if version == snapshot.version:
+            return known
+        with self._lock:
+            table = self._table
+            history = table.history(HISTORY_SEARCHED) if table is not None else []
+        written = next((entry for entry in history if "crypto.run_id" in entry), None)
+        stamps = pc.value_counts(snapshot.dataset.to_table(columns=[TIME_COLUMN])[TIME_COLUMN])
+        newest = pa.scalar(snapshot.newest.replace(tzinfo=UTC), TIME_TYPE)
+        at_newest = pc.sum(pc.if_else(pc.equal(stamps.field("values"), newest), stamps.field("counts"), 0)).as_py()
+        committed = datetime.fromtimestamp(int(written["timestamp"]) / 1000, tz=UTC) if written else None
+        commit = LakeCommit(
+            snapshot.newest,
+            int(at_newest or 0),
+            written["crypto.run_id"] if written else None,
+            None,
+            committed.replace(tzinfo=None) if committed else snapshot.newest,
         )
-        joined = pl.outerjoin(ll, current)
-        within = (pl.c.asset == FEATURES.name, pl.c.window_start >= start, pl.c.window_start < end)
-        totals = sa.select(sa.func.count(), sa.func.count(ll.c.lake_version), sa.func.max(ll.c.lake_version))
-        committed, held, newest = reader.execute(totals.select_from(joined).where(*within))[0]
-        version = int(newest) if newest is not None else -1
-        if committed and committed == held and exists:
-            return Coverage(((start, end),), (), HIT, version)
-        if not held or not exists:
-            status = MISSING if not exists or committed else HIT
-            return Coverage((), ((start, end),) if committed else (), status, version)
-        stmt = (
-            sa.select(pl.c.window_start, ll.c.lake_version)
-            .select_from(joined)
-            .where(*within)
-            .order_by(pl.c.window_start)
-        )
-        rows = reader.execute(stmt)
-        windows = np.array([r[0] for r in rows], dtype="datetime64[us]")
-        in_lake = np.array([r[1] is not None for r in rows], dtype=bool)
-        lake, rest = runs(windows[in_lake]), runs(windows[~in_lake])
-        if not in_lake[: int(np.flatnonzero(in_lake)[-1]) + 1].all():
-            status = BEHIND  # a window older than the lake's newest is out of date or absent
-        else:
-            status = PARTIAL  # only the newest windows are not copied yet
-        return Coverage(lake, rest, status, version)
+        known = (commit, len(stamps), snapshot.rows)
+        self._freshness = (snapshot.version, known)
+        return known
 
 
 def _time_filter(ranges: Sequence[tuple[datetime, datetime]], *, days: bool = True) -> pc.Expression:
@@ -340,20 +312,10 @@ def _time_filter(ranges: Sequence[tuple[datetime, datetime]], *, days: bool = Tr
             pc.field(TIME_COLUMN) < pa.scalar(end, TIME_TYPE)
         )
 
-    if len(ranges) <= MAX_RANGES:
-        expression = within(*ranges[0])
-        for start, end in ranges[1:]:
-            expression = expression | within(start, end)
-        return expression
-    windows = [
-        w
-        for start, end in ranges
-        for w in np.arange(
-            np.datetime64(start, "us"), np.datetime64(end, "us"), np.timedelta64(int(WINDOW.total_seconds()), "s")
-        )
-    ]
-    values = pa.array(np.array(windows, dtype="datetime64[us]")).cast(TIME_TYPE)
-    return within(ranges[0][0], ranges[-1][1]) & pc.field(TIME_COLUMN).isin(values)
+    expression = within(*ranges[0])
+    for start, end in ranges[1:]:
+        expression = expression | within(start, end)
+    return expression
 
 
 def _time_bounds(metadata: pq.FileMetaData) -> tuple[datetime, datetime] | None:
@@ -432,236 +394,108 @@ def _key_bound(cursor: Sequence[Any] | None, stop: Sequence[Any] | None) -> pc.E
     return bounds[0] if len(bounds) == 1 else bounds[0] & bounds[1]
 
 
-@dataclass(frozen=True)
-class FileList:
-    """A features request as files to read: the lake files of its lake ranges (path relative to the
-    table's root, size in bytes), the rows to keep of them (the ranges, and ``symbols``, None for
-    every one), and the committed ranges the lake does not hold at their current commit."""
+class LakeRows:
+    """The rows of a features plan in [start, end) from one lake snapshot (an ``as_of`` read, a listing's files).
 
-    files: tuple[tuple[str, int], ...]
-    lake_ranges: tuple[tuple[datetime, datetime], ...]
-    rest_ranges: tuple[tuple[datetime, datetime], ...]
-    symbols: tuple[str, ...] | None
+    ``every_symbol``: the plan asks for every symbol the lake can hold, so no symbol filter is needed."""
 
-
-class FeatureSource:
-    """The rows of a features plan: lake ranges from the Delta table, the rest from MySQL."""
-
-    def __init__(
-        self,
-        reader: Reader,
-        plan: Plan,
-        snapshot: Snapshot | None,
-        lake_ranges: Sequence[tuple[datetime, datetime]],
-        rest_ranges: Sequence[tuple[datetime, datetime]],
-        *,
-        every_symbol: bool = False,
-    ):
-        self.reader = reader
-        self.windows = sum(int((end - start) / WINDOW) for start, end in (*lake_ranges, *rest_ranges))
+    def __init__(self, plan: ReadPlan, snapshot: Snapshot, start: datetime, end: datetime, *, every_symbol: bool):
         self.plan = plan
-        self.snapshot = snapshot if lake_ranges else None
+        self.snapshot = snapshot
+        self.windows = int((end - start) / WINDOW)
         self.symbols = tuple(sorted(plan.symbols or ()))
         self.columns = [o.name for o in plan.outputs]
-        # ``every_symbol``: the plan asks for every symbol the lake can hold, so no symbol filter is needed.
         self.every_symbol = every_symbol
-        self._lake_filter: pc.Expression | None = None  # the files that may hold the rows
-        self._row_filter: pc.Expression | None = None  # the rows, within a file
-        self._lake_ranges = tuple(lake_ranges)
-        if self.snapshot is not None and self.symbols:
-            self._lake_filter = _time_filter(lake_ranges)
-            self._row_filter = _time_filter(lake_ranges, days=False)
-            if not every_symbol:
-                named = pc.field("symbol").isin(self.symbols)
-                self._lake_filter, self._row_filter = self._lake_filter & named, self._row_filter & named
-        self._rest_ranges = tuple(rest_ranges)
-        self._rest = self._rest_plan(plan, rest_ranges)
+        self._range = (start, end)
+        self._files = _time_filter([self._range])  # the files that may hold the rows
+        self._rows = _time_filter([self._range], days=False)  # the rows, within a file
+        if not every_symbol:
+            named = pc.field("symbol").isin(self.symbols)
+            self._files, self._rows = self._files & named, self._rows & named
 
-    def files(self) -> FileList | None:
-        """The lake files the lake ranges' rows are in (those their days, times and symbols may
-        select), for a reader that reads them itself; None when it may not (no lake part, or files
-        that are not plain Parquet)."""
-        if self.snapshot is None or not self.snapshot.plain or self._lake_filter is None:
-            return None
+    def files(self) -> list[tuple[str, int]]:
+        """The files (path relative to the table's root, size in bytes) the rows are in: those their
+        days, times and symbols may select."""
+        if not self.symbols:
+            return []
         sizes = self.snapshot.sizes
-        paths = [fragment.path for fragment in self.snapshot.dataset.get_fragments(filter=self._lake_filter)]
-        return FileList(
-            files=tuple((path, sizes[path]) for path in paths),
-            lake_ranges=self._lake_ranges,
-            rest_ranges=self._rest_ranges,
-            symbols=None if self.every_symbol else self.symbols,
-        )
+        return [(f.path, sizes[f.path]) for f in self.snapshot.dataset.get_fragments(filter=self._files)]
 
-    def _rest_plan(self, plan: Plan, ranges: Sequence[tuple[datetime, datetime]]) -> Plan | None:
-        if not ranges or not self.symbols:
-            return None
-        column = self.reader.features_table().c[TIME_COLUMN]
-        within = sa.or_(*(sa.and_(column >= start, column < end) for start, end in ranges))
-        return Plan(plan.dataset, plan.outputs, plan.source, [*plan.where, within], plan.keys, symbols=plan.symbols)
-
-    def _lake_part(
+    def _read(
         self,
         columns: list[str],
         symbols: Sequence[str] | None,
         cursor: Sequence[Any] | None,
         stop: Sequence[Any] | None,
-    ) -> pa.Table | None:
-        if self._lake_filter is None or self._row_filter is None or self.snapshot is None:
-            return None
-        files, rows = self._lake_filter, self._row_filter
-        narrowed = False  # whether rows beyond the time ranges are left out
+    ) -> pa.Table:
+        files, rows = self._files, self._rows
+        narrowed = False  # whether rows of the range are left out
         if symbols is not None and not (self.every_symbol and len(symbols) == len(self.symbols)):
             named = pc.field("symbol").isin(list(symbols))
             files, rows, narrowed = files & named, rows & named, True
         bound = _key_bound(cursor, stop)
         if bound is not None:
             files, rows, narrowed = files & bound, rows & bound, True
-        whole = () if narrowed or not self.every_symbol else self._lake_ranges
-        return scan(self.snapshot.dataset, self.snapshot.footers, columns, files, rows, whole)
+        whole = () if narrowed or not self.every_symbol else (self._range,)
+        table = scan(self.snapshot.dataset, self.snapshot.footers, columns, files, rows, whole)
+        schema = pa.schema([self.plan.schema.field(name) for name in columns])
+        return pa.Table.from_arrays([table[name] for name in columns], schema=schema)
 
-    def _rest_part(
-        self, outputs_plan: Plan | None, cursor: Sequence[Any] | None, stop: Sequence[Any] | None
-    ) -> pa.Table | None:
-        if outputs_plan is None:
-            return None
-        return self.reader.read_table(outputs_plan, cursor, stop)
-
-    def _combined(self, schema: pa.Schema, parts: Sequence[pa.Table | None]) -> pa.Table:
-        """The parts in ``schema`` in one table (not yet in key order)."""
-        tables = [
-            pa.Table.from_arrays([part[name] for name in schema.names], schema=schema)
-            for part in parts
-            if part is not None and part.num_rows
-        ]
-        if not tables:
-            return schema.empty_table()
-        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-
-    def keys(self, cursor: Sequence[Any] | None) -> pa.Table:
-        """The (symbol, timestamp) keys from ``cursor`` on, in order."""
-        key_outputs = self.plan.keys
-        schema = pa.schema([self.plan.schema.field(k.name) for k in key_outputs])
-        rest = None
-        if self._rest is not None:
-            rest = Plan(
-                self._rest.dataset,
-                key_outputs,
-                self._rest.source,
-                self._rest.where,
-                key_outputs,
-                symbols=self._rest.symbols,
-            )
-        combined = self._combined(
-            schema, [self._lake_part(schema.names, None, cursor, None), self._rest_part(rest, cursor, None)]
-        )
-        return pa.Table.from_batches(list(in_key_order(combined, 1 << 20)), schema=schema)
-
-    # ------------------------------------------------------------------ the Reader interface
-    def next_key(self, plan: Plan, cursor: Sequence[Any] | None, limit: int) -> list[Any] | None:
+    # ------------------------------------------------------------------ the reader interface
+    def next_key(self, plan: ReadPlan, cursor: Sequence[Any] | None, limit: int) -> list[Any] | None:
         """The key of the row after the first ``limit`` rows from ``cursor``, or None.
 
-        No scan when the ranges cannot hold more than ``limit`` rows (at most one row a symbol and
+        No scan when the range cannot hold more than ``limit`` rows (at most one row a symbol and
         window); otherwise the keys are read (two columns) and counted.
         """
-        if self.windows * len(self.symbols) <= limit:
+        if not self.symbols or self.windows * len(self.symbols) <= limit:
             return None
-        keys = self.keys(cursor)
+        names = [k.name for k in plan.keys]
+        keys = self._read(names, None, cursor, None)
         if keys.num_rows <= limit:
             return None
-        return [keys["symbol"][limit].as_py(), to_naive_utc(keys[TIME_COLUMN][limit].as_py())]
+        ordered = pa.Table.from_batches(list(in_key_order(keys, 1 << 20)), schema=keys.schema)
+        return [ordered["symbol"][limit].as_py(), to_naive_utc(ordered[TIME_COLUMN][limit].as_py())]
 
     def batches(
-        self, plan: Plan, cursor: Sequence[Any] | None, stop: Sequence[Any] | None, batch_rows: int = 65_536
+        self, plan: ReadPlan, cursor: Sequence[Any] | None, stop: Sequence[Any] | None, batch_rows: int = 65_536
     ) -> Iterator[pa.RecordBatch]:
-        """The rows from ``cursor`` to ``stop`` in key order, merged a group of symbols at a time
-        (symbols after the cursor's, up to the stop's; a group's size reckoned at one row a window)."""
+        """The rows from ``cursor`` to ``stop`` in key order, a group of symbols at a time (symbols
+        after the cursor's, up to the stop's; a group's size reckoned at one row a window)."""
         symbols = [s for s in self.symbols if (cursor is None or s >= cursor[0]) and (stop is None or s <= stop[0])]
         per_group = max(1, GROUP_CELLS // max(1, self.windows * len(self.columns)))
         for offset in range(0, len(symbols), per_group):
-            yield from self._group(symbols[offset : offset + per_group], cursor, stop, batch_rows)
-
-    def _group(
-        self, symbols: list[str], cursor: Sequence[Any] | None, stop: Sequence[Any] | None, batch_rows: int
-    ) -> Iterator[pa.RecordBatch]:
-        rest = None
-        if self._rest is not None:
-            column = self.reader.features_table().c.symbol
-            rest = Plan(
-                self._rest.dataset,
-                self._rest.outputs,
-                self._rest.source,
-                [*self._rest.where, column.in_(symbols)],
-                self._rest.keys,
-                symbols=tuple(symbols),
-            )
-        table = self._combined(
-            self.plan.schema,
-            [self._lake_part(self.columns, symbols, cursor, stop), self._rest_part(rest, cursor, stop)],
-        )
-        yield from in_key_order(table, batch_rows)
+            group = self._read(self.columns, symbols[offset : offset + per_group], cursor, stop)
+            yield from in_key_order(group, batch_rows)
 
     def read_table(
-        self, plan: Plan, cursor: Sequence[Any] | None = None, stop: Sequence[Any] | None = None
+        self, plan: ReadPlan, cursor: Sequence[Any] | None = None, stop: Sequence[Any] | None = None
     ) -> pa.Table:
         """All rows from ``cursor`` to ``stop`` in one table (a JSON page)."""
         return pa.Table.from_batches(list(self.batches(plan, cursor, stop)), schema=plan.schema)
 
 
-@dataclass(frozen=True)
-class FeatureRead:
-    """How a features request is served: its row source, the lake headers and its ``X-Data-As-Of``."""
-
-    source: Reader | FeatureSource
-    headers: dict[str, str]
-    as_of: datetime | None
-
-
-def plan_feature_read(
+def file_listing(
     view: LakeView,
-    reader: Reader,
-    plan: Plan,
+    plan: ReadPlan,
     start: datetime,
     end: datetime,
     data_as_of: datetime | None,
     as_of: datetime | None,
     *,
-    every_symbol: bool = False,
-) -> FeatureRead:
-    """Choose where each committed window of a features request comes from (``as_of``: the lake's
-    version at that time, nothing from MySQL). ``every_symbol``: the request named no symbols, so
-    the lake's rows need no symbol filter."""
-    if as_of is not None:
-        snapshot, latest, version = view.as_of(as_of)
-        source = FeatureSource(reader, plan, snapshot, [(start, end)], [])
-        return FeatureRead(source, {"X-Lake": HIT, "X-Lake-Version": str(version)}, latest)
-    opened = view.latest()
-    coverage = view.coverage(reader, start, end, exists=opened is not None)
-    if opened is not None and opened[0].version() < coverage.version:
-        opened = view.latest(min_version=coverage.version)
-        if opened is None or opened[0].version() < coverage.version:  # cannot catch up: MySQL serves it all
-            return FeatureRead(reader, {"X-Lake": BEHIND}, data_as_of)
-    headers = {"X-Lake": coverage.status}
-    if opened is None or not coverage.lake or len(coverage.rest) > MAX_RANGES:
-        if opened is not None and coverage.lake:
-            headers["X-Lake"] = BEHIND
-        return FeatureRead(reader, headers, data_as_of)
-    table, snapshot = opened
-    headers["X-Lake-Version"] = str(table.version())
-    source = FeatureSource(reader, plan, snapshot, coverage.lake, coverage.rest, every_symbol=every_symbol)
-    return FeatureRead(source, headers, data_as_of)
-
-
-def file_listing(view: LakeView, read: FeatureRead, plan: Plan, start: datetime, end: datetime) -> dict[str, Any]:
-    """The ``/v1/features/files`` answer for a planned read: the lake files to read, the rows to keep
-    of them and the ranges to read through ``/v1/features`` (``direct``); or, where the files may
-    not be read directly, ``direct: false`` and the whole request to be read through ``/v1/features``."""
-    listing = read.source.files() if isinstance(read.source, FeatureSource) else None
-    version = read.headers.get("X-Lake-Version")
+    every_symbol: bool,
+) -> dict[str, Any]:
+    """The ``/v1/features/files`` answer: the files of one lake version that hold the request's rows
+    (``as_of``: the version of then; else the latest, up to its newest window), the rows to keep of
+    them (``lake_ranges``, ``symbols``) and the range after the lake's newest window, to read through
+    ``/v1/features`` (``rest_ranges``: the windows committed since the last lake write). Where the
+    files may not be read directly (no lake, none of the range in it, files that are not plain
+    Parquet), ``direct: false`` and the whole range is to be read through ``/v1/features``."""
+    snapshot = view.as_of(as_of) if as_of is not None else view.latest()
     body: dict[str, Any] = {
-        "direct": listing is not None,
-        "as_of": read.as_of,
-        "lake": read.headers["X-Lake"],
-        "lake_version": int(version) if version is not None else None,
+        "direct": False,
+        "as_of": snapshot.newest if as_of is not None and snapshot is not None else data_as_of,
+        "lake_version": snapshot.version if snapshot is not None else None,
         # A local table by its absolute path: the client opens it from its own working directory.
         "table_uri": os.path.abspath(view.lake.uri.removeprefix("file://")) if view.lake.is_local else view.lake.uri,
         "columns": plan.schema.names,
@@ -671,11 +505,17 @@ def file_listing(view: LakeView, read: FeatureRead, plan: Plan, start: datetime,
         "rest_ranges": [{"start": start, "end": end}],
         "files": [],
     }
-    if listing is not None:
-        body.update(
-            symbols=list(listing.symbols) if listing.symbols is not None else None,
-            lake_ranges=[{"start": a, "end": b} for a, b in listing.lake_ranges],
-            rest_ranges=[{"start": a, "end": b} for a, b in listing.rest_ranges],
-            files=[{"path": path, "size_bytes": size} for path, size in listing.files],
-        )
+    if snapshot is None or snapshot.newest is None or not snapshot.plain:
+        return body
+    lake_end = end if as_of is not None else min(end, snapshot.newest + WINDOW)
+    if lake_end <= start:
+        return body
+    rows = LakeRows(plan, snapshot, start, lake_end, every_symbol=every_symbol)
+    body.update(
+        direct=True,
+        symbols=None if every_symbol else list(rows.symbols),
+        lake_ranges=[{"start": start, "end": lake_end}],
+        rest_ranges=[{"start": lake_end, "end": end}] if lake_end < end else [],
+        files=[{"path": path, "size_bytes": size} for path, size in rows.files()],
+    )
     return body

@@ -1,11 +1,9 @@
-"""Reads behind the gateway: committed windows only, keyset cursors, Arrow record batches.
+"""The gateway's reads of the warehouse: committed windows only, keyset cursors, Arrow record batches.
 
 Every data read joins its table to ``partition_log`` on (asset, window), so a row is served only
 once the transaction that wrote its window has committed. Reads are SQLAlchemy Core selects with
-bound parameters. Large numeric reads on MySQL/MariaDB go through :mod:`api.mysql_binary`
-(server-side prepared statements, binary rows decoded with numpy); everything else streams
-through SQLAlchemy (``stream_results`` on MySQL, ``fetchmany`` on SQLite). Either way the rows
-come out as ``pyarrow.RecordBatch`` objects of a fixed schema, a bounded batch at a time.
+bound parameters, streamed (``stream_results`` on MySQL, ``fetchmany`` on SQLite) into
+``pyarrow.RecordBatch`` objects of a fixed schema, a bounded batch at a time.
 """
 
 from __future__ import annotations
@@ -21,18 +19,13 @@ from datetime import date, datetime
 from functools import cached_property
 from typing import Any
 
-import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 import sqlalchemy as sa
-from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
 
-from api import mysql_binary
 from api.errors import bad_request
-from resources.storage import schema
 from resources.storage.lake import LAKE_ASSET
-from resources.storage.schema import CONTRACTS, CONTRACTS_BY_NAME, TableContract, lake_log, partition_log
+from resources.storage.schema import CONTRACTS, CONTRACTS_BY_NAME, FEATURES, PRICES, TableContract, partition_log
 from resources.storage.warehouse import Warehouse
 from resources.storage.windows import WINDOW
 
@@ -52,56 +45,10 @@ ARROW_TYPES = {
 }
 EARLIEST = datetime(1970, 1, 1)
 LATEST = datetime(2200, 1, 1)
-_QMARK_MYSQL = MySQLDialect_pymysql(paramstyle="qmark")
 
 
-@dataclass(frozen=True)
-class Dataset:
-    """A served table (its :class:`~resources.storage.schema.TableContract`) under a name, in an order."""
-
-    name: str
-    contract: TableContract
-    #: The row order, also the cursor.
-    key: tuple[str, ...]
-
-    @classmethod
-    def of(cls, contract: TableContract) -> Dataset:
-        """The dataset the contract names: ``/v1/<contract.dataset>`` in the contract's read order."""
-        return cls(contract.dataset, contract, contract.order)
-
-    @property
-    def table(self) -> str:
-        """The table's name."""
-        return self.contract.name
-
-    @property
-    def asset(self) -> str:
-        """The ``partition_log`` asset that commits the table's windows."""
-        return self.contract.asset
-
-    @property
-    def time_column(self) -> str:
-        """The column that places a row in its window."""
-        return self.contract.time_column
-
-    @property
-    def symbol_column(self) -> str | None:
-        """The ticker column, None when rows are not per symbol."""
-        return self.contract.symbol_column
-
-    @property
-    def list_columns(self) -> tuple[str, ...]:
-        """Text columns that hold comma-separated lists, served as lists."""
-        return self.contract.list_columns
-
-
-PRICES, NEWS, SENTIMENT, FEATURES, MACRO = (
-    Dataset.of(c) for c in (schema.PRICES, schema.NEWS, schema.SENTIMENT, schema.FEATURES, schema.MACRO)
-)
-#: Sentiment rows aggregated per (symbol, window).
-SENTIMENT_AGG = Dataset("sentiment_aggregates", schema.SENTIMENT, ("symbol", "window_start"))
 #: Every asset of the platform (``/v1/freshness`` lists each, also one that never ran): the tables
-#: committed through ``partition_log``, and the lake copy of the features (``lake_log``).
+#: committed through ``partition_log``, and the lake copy of the features (from the Delta log).
 ASSETS = (*(c.asset for c in CONTRACTS), LAKE_ASSET)
 
 
@@ -121,7 +68,7 @@ def column_kind(column: sa.Column) -> str:
 
 
 @dataclass
-class Output:
+class OutputColumn:
     """One output column: its name, the SQL expression that yields it, and its kind."""
 
     name: str
@@ -130,14 +77,16 @@ class Output:
 
 
 @dataclass
-class Plan:
-    """A read: outputs, source, filters, ordering keys (also the cursor), optional grouping."""
+class ReadPlan:
+    """A read of the route ``/v1/<name>``: outputs, source, filters, ordering keys (also the cursor),
+    optional grouping."""
 
-    dataset: Dataset
-    outputs: list[Output]
+    contract: TableContract
+    name: str
+    outputs: list[OutputColumn]
     source: sa.FromClause
     where: list[sa.ColumnElement]
-    keys: list[Output]
+    keys: list[OutputColumn]
     group_by: list[sa.ColumnElement] = field(default_factory=list)
     symbols: tuple[str, ...] | None = None
 
@@ -148,7 +97,7 @@ class Plan:
 
 
 @dataclass(frozen=True)
-class State:
+class CommittedState:
     """What the warehouse has committed, as last seen: the version every cache key carries."""
 
     latest: dict[str, datetime]
@@ -170,14 +119,14 @@ class State:
 
 
 # ---------------------------------------------------------------------------------- cursors
-def encode_cursor(dataset: Dataset, values: Sequence[Any]) -> str:
-    """An opaque cursor: the key of the first row of the next page."""
+def encode_cursor(name: str, values: Sequence[Any]) -> str:
+    """An opaque cursor of the route ``/v1/<name>``: the key of the first row of the next page."""
     encoded = [v.isoformat() if isinstance(v, (datetime, date)) else v for v in values]
-    raw = orjson.dumps({"d": dataset.name, "k": encoded})
+    raw = orjson.dumps({"d": name, "k": encoded})
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def decode_cursor(dataset: Dataset, keys: Sequence[Output], cursor: str) -> list[Any]:
+def decode_cursor(name: str, keys: Sequence[OutputColumn], cursor: str) -> list[Any]:
     """The key values in ``cursor``; a 400 that says what to do when it is not one of ours."""
     hint = "pass the next_cursor (or X-Next-Cursor) value of the previous response unchanged"
     try:
@@ -185,8 +134,8 @@ def decode_cursor(dataset: Dataset, keys: Sequence[Output], cursor: str) -> list
         payload = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
     except (ValueError, binascii.Error, UnicodeEncodeError):
         raise bad_request(f"cursor is malformed: {hint}", "cursor") from None
-    if not isinstance(payload, dict) or payload.get("d") != dataset.name or not isinstance(payload.get("k"), list):
-        raise bad_request(f"cursor does not belong to /{dataset.name}: {hint}", "cursor")
+    if not isinstance(payload, dict) or payload.get("d") != name or not isinstance(payload.get("k"), list):
+        raise bad_request(f"cursor does not belong to /{name}: {hint}", "cursor")
     raw = payload["k"]
     if len(raw) != len(keys):
         raise bad_request(f"cursor is malformed: {hint}", "cursor")
@@ -207,7 +156,7 @@ def decode_cursor(dataset: Dataset, keys: Sequence[Output], cursor: str) -> list
     return values
 
 
-def _lexicographic(keys: Sequence[Output], values: Sequence[Any], *, after: bool) -> sa.ColumnElement:
+def _lexicographic(keys: Sequence[OutputColumn], values: Sequence[Any], *, after: bool) -> sa.ColumnElement:
     """Rows whose key is >= ``values`` (``after``) or < ``values`` in the plan's order."""
     clauses = []
     for i, key in enumerate(keys):
@@ -278,13 +227,13 @@ class Reader:
         self.warehouse = warehouse
         self.engine = warehouse.engine
         self.state_ttl_s = state_ttl_s
-        self._state: State | None = None
+        self._state: CommittedState | None = None
         self._known: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
         self._lock = threading.Lock()
         self._known_lock = threading.Lock()
 
     # ---------------------------------------------------------------- committed state
-    def cached_state(self, max_age_s: float | None = None) -> State | None:
+    def cached_state(self, max_age_s: float | None = None) -> CommittedState | None:
         """The committed state as last read, if no older than ``max_age_s`` (the state TTL by default); else None."""
         max_age = self.state_ttl_s if max_age_s is None else max_age_s
         current = self._state
@@ -292,7 +241,7 @@ class Reader:
             return current
         return None
 
-    def state(self, max_age_s: float | None = None) -> State:
+    def state(self, max_age_s: float | None = None) -> CommittedState:
         """The committed state, refreshed when older than ``max_age_s`` (the state TTL by default)."""
         current = self.cached_state(max_age_s)
         if current is not None:
@@ -304,7 +253,7 @@ class Reader:
             self._state = self._read_state(self._state)
             return self._state
 
-    def _read_state(self, previous: State | None) -> State:
+    def _read_state(self, previous: CommittedState | None) -> CommittedState:
         pl = partition_log
         with self.engine.connect() as conn:
             latest = {
@@ -314,8 +263,10 @@ class Reader:
             }
             committed_at = conn.execute(sa.select(sa.func.max(pl.c.committed_at))).scalar()
             if previous is not None and previous.committed_at == committed_at and previous.latest == latest:
-                return State(latest, committed_at, previous.price_symbols, previous.feature_symbols, time.monotonic())
-            prices = self.warehouse.table(PRICES.table)
+                return CommittedState(
+                    latest, committed_at, previous.price_symbols, previous.feature_symbols, time.monotonic()
+                )
+            prices = self.warehouse.table(PRICES.name)
             price_symbols = tuple(
                 sorted(s for (s,) in conn.execute(sa.select(prices.c.symbol).group_by(prices.c.symbol)))
             )
@@ -323,11 +274,11 @@ class Reader:
             feature_symbols = tuple(
                 sorted(s for (s,) in conn.execute(sa.select(features.c.symbol).group_by(features.c.symbol)))
             )
-        return State(latest, committed_at, price_symbols, feature_symbols, time.monotonic())
+        return CommittedState(latest, committed_at, price_symbols, feature_symbols, time.monotonic())
 
     def features_table(self) -> sa.Table:
         """``ml_features_materialized``, with a column per catalogued feature."""
-        return self.warehouse.table(FEATURES.table)
+        return self.warehouse.table(FEATURES.name)
 
     # ---------------------------------------------------------------- validation helpers
     def resolve_symbols(self, requested: str | None, known: Sequence[str]) -> tuple[str, ...] | None:
@@ -341,7 +292,7 @@ class Reader:
             listing="GET /v1/symbols lists the symbols served",
         )
 
-    def known_values(self, state: State, table: sa.Table, column: str) -> tuple[str, ...]:
+    def known_values(self, state: CommittedState, table: sa.Table, column: str) -> tuple[str, ...]:
         """The distinct values of ``table.column``, read once per committed state (a filter's valid values)."""
         key = (table.name, column)
         cached = self._known.get(key)
@@ -355,15 +306,15 @@ class Reader:
         return cached[1]
 
     # ---------------------------------------------------------------- plans
-    def committed_source(self, table: sa.Table, dataset: Dataset) -> tuple[sa.FromClause, sa.ColumnElement]:
+    def committed_source(self, table: sa.Table, contract: TableContract) -> tuple[sa.FromClause, sa.ColumnElement]:
         """``table`` joined to its committed windows (one ``partition_log`` row per window)."""
         pl = partition_log.alias("committed")
-        condition = sa.and_(pl.c.asset == dataset.asset, pl.c.window_start == table.c[dataset.time_column])
+        condition = sa.and_(pl.c.asset == contract.asset, pl.c.window_start == table.c[contract.time_column])
         return table.join(pl, condition), pl.c.window_start
 
     def table_plan(
         self,
-        dataset: Dataset,
+        contract: TableContract,
         table: sa.Table,
         columns: Sequence[str],
         *,
@@ -372,43 +323,43 @@ class Reader:
         end: datetime | date,
         equal: Mapping[str, Any] | None = None,
         mentioning: tuple[str, ...] | None = None,
-    ) -> Plan:
-        """Rows of ``table`` in [start, end) from committed windows, ordered by the dataset key.
+    ) -> ReadPlan:
+        """Rows of ``table`` in [start, end) from committed windows, ordered by the contract's read order.
 
-        ``symbols``: only rows about these (the dataset's symbol column); ``equal``: only rows whose
+        ``symbols``: only rows about these (the contract's symbol column); ``equal``: only rows whose
         columns hold these values (a tuple: any of them); ``mentioning``: only rows whose list column
         names one of these symbols.
         """
-        if dataset.contract.daily:
+        if contract.daily:
             pl = partition_log
             committed = sa.exists().where(
-                pl.c.asset == dataset.asset, sa.func.date(pl.c.window_start) == table.c[dataset.time_column]
+                pl.c.asset == contract.asset, sa.func.date(pl.c.window_start) == table.c[contract.time_column]
             )
             source: sa.FromClause = table
             where: list[sa.ColumnElement[Any]] = [committed]
         else:
-            source, _ = self.committed_source(table, dataset)
+            source, _ = self.committed_source(table, contract)
             where = []
-        time_col = table.c[dataset.time_column]
+        time_col = table.c[contract.time_column]
         where += [time_col >= start, time_col < end]
         for name, value in (equal or {}).items():
             where.append(table.c[name].in_(value) if isinstance(value, tuple) else table.c[name] == value)
         if mentioning:
-            listed = sa.literal(",") + sa.func.replace(table.c[dataset.list_columns[0]], " ", "") + sa.literal(",")
+            listed = sa.literal(",") + sa.func.replace(table.c[contract.list_columns[0]], " ", "") + sa.literal(",")
             where.append(sa.or_(*(listed.like(f"%,{s},%") for s in mentioning)))
-        if symbols is not None and dataset.symbol_column:
-            where.append(table.c[dataset.symbol_column].in_(symbols))
+        if symbols is not None and contract.symbol_column:
+            where.append(table.c[contract.symbol_column].in_(symbols))
         outputs = [
-            Output(name, table.c[name], STR_LIST if name in dataset.list_columns else column_kind(table.c[name]))
+            OutputColumn(name, table.c[name], STR_LIST if name in contract.list_columns else column_kind(table.c[name]))
             for name in columns
         ]
-        keys = [Output(name, table.c[name], column_kind(table.c[name])) for name in dataset.key]
-        return Plan(dataset, outputs, source, where, keys, symbols=symbols)
+        keys = [OutputColumn(name, table.c[name], column_kind(table.c[name])) for name in contract.order]
+        return ReadPlan(contract, contract.dataset, outputs, source, where, keys, symbols=symbols)
 
-    def sentiment_aggregate_plan(self, base: Plan) -> Plan:
+    def sentiment_aggregate_plan(self, base: ReadPlan) -> ReadPlan:
         """Per (symbol, window) of ``base``'s sentiment rows: item count, mean and confidence-weighted
         score, mean confidence, positives and negatives."""
-        table = self.warehouse.table(SENTIMENT_AGG.table)
+        table = self.warehouse.table(base.contract.name)
         score, confidence = table.c.sentiment_score, table.c.confidence
         weight = sa.func.sum(confidence)
 
@@ -419,33 +370,34 @@ class Reader:
             return sa.type_coerce(sa.func.coalesce(expr, 0), sa.Integer)
 
         outputs = [
-            Output("symbol", table.c.symbol, SYMBOL),
-            Output("window_start", table.c.window_start, TIME),
-            Output("items", integer(sa.func.count()), INT),
-            Output("mean_score", floating(sa.func.avg(score)), FLOAT),
-            Output(
+            OutputColumn("symbol", table.c.symbol, SYMBOL),
+            OutputColumn("window_start", table.c.window_start, TIME),
+            OutputColumn("items", integer(sa.func.count()), INT),
+            OutputColumn("mean_score", floating(sa.func.avg(score)), FLOAT),
+            OutputColumn(
                 "weighted_score",
                 floating(sa.case((weight > 0, sa.func.sum(score * confidence) / weight), else_=sa.null())),
                 FLOAT,
             ),
-            Output("mean_confidence", floating(sa.func.avg(confidence)), FLOAT),
-            Output("positive", integer(sa.func.sum(sa.case((score > 0, 1), else_=0))), INT),
-            Output("negative", integer(sa.func.sum(sa.case((score < 0, 1), else_=0))), INT),
+            OutputColumn("mean_confidence", floating(sa.func.avg(confidence)), FLOAT),
+            OutputColumn("positive", integer(sa.func.sum(sa.case((score > 0, 1), else_=0))), INT),
+            OutputColumn("negative", integer(sa.func.sum(sa.case((score < 0, 1), else_=0))), INT),
         ]
-        return Plan(
-            SENTIMENT_AGG,
+        return ReadPlan(
+            base.contract,
+            "sentiment_aggregates",
             outputs,
             base.source,
             base.where,
-            base.keys,
+            outputs[:2],
             group_by=[table.c.symbol, table.c.window_start],
             symbols=base.symbols,
         )
 
     # ---------------------------------------------------------------- small reads
-    def latest_coin_ids(self, state: State) -> dict[str, str]:
+    def latest_coin_ids(self, state: CommittedState) -> dict[str, str]:
         """Each price symbol's CoinGecko id, as of its latest window."""
-        prices = self.warehouse.table(PRICES.table)
+        prices = self.warehouse.table(PRICES.name)
         coin_ids: dict[str, str] = {}
         if not state.price_symbols:
             return coin_ids
@@ -460,14 +412,14 @@ class Reader:
         return coin_ids
 
     def latest_prices(
-        self, state: State, wanted: tuple[str, ...] | None, columns: Sequence[str]
+        self, state: CommittedState, wanted: tuple[str, ...] | None, columns: Sequence[str]
     ) -> list[dict[str, Any]]:
         """``columns`` of each wanted symbol's (all price symbols': None) latest committed price row:
         the rows of the latest committed window, then older ones for the symbols absent from it."""
         as_of = state.latest.get(PRICES.asset)
         if as_of is None:
             return []
-        table = self.warehouse.table(PRICES.table)
+        table = self.warehouse.table(PRICES.name)
         selected = [table.c[name] for name in columns]
         stmt = sa.select(*selected).where(table.c[PRICES.time_column] == as_of)
         if wanted is not None:
@@ -489,7 +441,7 @@ class Reader:
             rows.sort(key=lambda r: r["symbol"])
         return rows
 
-    def commit_log(self, state: State) -> dict[str, tuple[sa.Row | None, int, int]]:
+    def commit_log(self, state: CommittedState) -> dict[str, tuple[Any, int, int]]:
         """Per asset with a committed window: its latest ``partition_log`` row, its windows and its rows."""
         pl = partition_log
         totals = {
@@ -500,38 +452,15 @@ class Reader:
                 )
             )
         }
-        out: dict[str, tuple[sa.Row | None, int, int]] = {}
+        out: dict[str, tuple[Any, int, int]] = {}
         for asset, window_start in state.latest.items():
             rows = self.execute(sa.select(pl).where(pl.c.asset == asset, pl.c.window_start == window_start))
             windows, total_rows = totals.get(asset, (0, 0))
             out[asset] = (rows[0] if rows else None, int(windows), int(total_rows))
-        out[LAKE_ASSET] = self._lake_log()
         return out
 
-    def _lake_log(self) -> tuple[sa.Row | None, int, int]:
-        """The lake's latest ``lake_log`` row (as a ``partition_log`` row: written_at as committed_at, no
-        code version), its windows and its rows."""
-        ll = lake_log
-        self.warehouse.table(ll.name)
-        mine = ll.c.table_name == schema.FEATURES.name
-        windows, total_rows, last = self.execute(
-            sa.select(
-                sa.func.count(), sa.func.coalesce(sa.func.sum(ll.c.row_count), 0), sa.func.max(ll.c.window_start)
-            ).where(mine)
-        )[0]
-        if last is None:
-            return None, 0, 0
-        row = sa.select(
-            ll.c.window_start,
-            ll.c.row_count,
-            ll.c.run_id,
-            sa.null().label("code_version"),
-            ll.c.written_at.label("committed_at"),
-        ).where(mine, ll.c.window_start == last)
-        return self.execute(row)[0], int(windows), int(total_rows)
-
     # ---------------------------------------------------------------- execution
-    def next_key(self, plan: Plan, cursor: Sequence[Any] | None, limit: int) -> list[Any] | None:
+    def next_key(self, plan: ReadPlan, cursor: Sequence[Any] | None, limit: int) -> list[Any] | None:
         """The key of the row after the first ``limit`` rows from ``cursor``, or None if there is none."""
         stmt = (
             sa.select(*(k.expr.label(f"k{i}") for i, k in enumerate(plan.keys)))
@@ -548,7 +477,11 @@ class Reader:
         return None if row is None else list(row)
 
     def _select(
-        self, plan: Plan, outputs: Sequence[sa.ColumnElement], cursor: Sequence[Any] | None, stop: Sequence[Any] | None
+        self,
+        plan: ReadPlan,
+        outputs: Sequence[sa.ColumnElement],
+        cursor: Sequence[Any] | None,
+        stop: Sequence[Any] | None,
     ) -> sa.Select:
         stmt = sa.select(*outputs).select_from(plan.source).where(*plan.where)
         if cursor is not None:
@@ -560,73 +493,9 @@ class Reader:
         return _join_in_order(stmt).order_by(*(k.expr for k in plan.keys))
 
     def batches(
-        self, plan: Plan, cursor: Sequence[Any] | None, stop: Sequence[Any] | None, batch_rows: int = 65_536
+        self, plan: ReadPlan, cursor: Sequence[Any] | None, stop: Sequence[Any] | None, batch_rows: int = 20_000
     ) -> Iterator[pa.RecordBatch]:
         """The plan's rows from ``cursor`` (inclusive) to ``stop`` (exclusive) as record batches."""
-        if self._binary_ok(plan):
-            yield from self._binary_batches(plan, cursor, stop, batch_rows)
-        else:
-            yield from self._generic_batches(plan, cursor, stop, min(batch_rows, 20_000))
-
-    def read_table(
-        self, plan: Plan, cursor: Sequence[Any] | None = None, stop: Sequence[Any] | None = None
-    ) -> pa.Table:
-        """All of the plan's rows in one Arrow table (for bounded reads such as a JSON page)."""
-        return pa.Table.from_batches(list(self.batches(plan, cursor, stop)), schema=plan.schema)
-
-    def _binary_ok(self, plan: Plan) -> bool:
-        return (
-            self.warehouse.is_mysql
-            and not plan.group_by
-            and plan.symbols is not None
-            and all(o.kind in (SYMBOL, TIME, FLOAT) for o in plan.outputs)
-        )
-
-    def _binary_batches(
-        self, plan: Plan, cursor: Sequence[Any] | None, stop: Sequence[Any] | None, batch_rows: int
-    ) -> Iterator[pa.RecordBatch]:
-        symbols = list(plan.symbols or ())
-        exprs: list[sa.ColumnElement] = []
-        for o in plan.outputs:
-            if o.kind == SYMBOL:  # the symbol's position in the bound list, as an 8-byte DOUBLE
-                exprs.append(sa.func.field(o.expr, *(sa.literal(s) for s in symbols)) + sa.literal_column("0e0"))
-            elif o.kind == TIME:  # microseconds since the epoch, as an 8-byte BIGINT
-                exprs.append(
-                    sa.func.timestampdiff(
-                        sa.literal_column("MICROSECOND"), sa.literal_column("'1970-01-01 00:00:00'"), o.expr
-                    )
-                )
-            else:
-                exprs.append(o.expr)
-        compiled = self._select(plan, exprs, cursor, stop).compile(
-            dialect=_QMARK_MYSQL, compile_kwargs={"render_postcompile": True}
-        )
-        params = [compiled.params[name] for name in compiled.positiontup or ()]
-        names = pa.array(symbols, type=pa.string())
-        schema = plan.schema
-        raw = self.engine.raw_connection()
-        finished = False
-        try:
-            for values, nulls in mysql_binary.read_batches(raw.driver_connection, compiled.string, params, batch_rows):
-                arrays = []
-                for o, column, mask in zip(plan.outputs, values, nulls):
-                    if o.kind == SYMBOL:
-                        arrays.append(pc.take(names, pa.array(column.astype(np.int32) - 1)))
-                    elif o.kind == TIME:
-                        arrays.append(pa.array(column, type=ARROW_TYPES[TIME], mask=mask))
-                    else:
-                        arrays.append(pa.array(column, type=pa.float64(), mask=mask))
-                yield pa.RecordBatch.from_arrays(arrays, schema=schema)
-            finished = True
-        finally:
-            if finished:
-                raw.close()
-            else:  # stopped mid-result (client went away, or an error): the connection is unusable
-                raw.invalidate()
-
-    def _generic_batches(
-        self, plan: Plan, cursor: Sequence[Any] | None, stop: Sequence[Any] | None, batch_rows: int
-    ) -> Iterator[pa.RecordBatch]:
         stmt = self._select(plan, [o.expr.label(o.name) for o in plan.outputs], cursor, stop)
         schema = plan.schema
         with self.engine.connect() as conn:
@@ -638,6 +507,12 @@ class Reader:
                 columns = list(zip(*rows))
                 arrays = [_to_arrow(col, o.kind) for col, o in zip(columns, plan.outputs)]
                 yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    def read_table(
+        self, plan: ReadPlan, cursor: Sequence[Any] | None = None, stop: Sequence[Any] | None = None
+    ) -> pa.Table:
+        """All of the plan's rows in one Arrow table (for bounded reads such as a JSON page)."""
+        return pa.Table.from_batches(list(self.batches(plan, cursor, stop)), schema=plan.schema)
 
     def execute(self, statement: sa.Executable) -> list[sa.Row]:
         """Run a small bounded SELECT and return all its rows."""
@@ -663,7 +538,10 @@ def _to_arrow(values: Sequence[Any], kind: str) -> pa.Array:
     elif kind == DATE:
         values = [date.fromisoformat(v[:10]) if isinstance(v, str) else v for v in values]
     elif kind == FLOAT:
-        values = [None if v is None else float(v) for v in values]
+        try:  # floats (and None) as the driver returns DOUBLE columns: converted by Arrow in one call
+            return pa.array(values, type=ARROW_TYPES[FLOAT])
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # a Decimal (an aggregate on MySQL)
+            values = [None if v is None else float(v) for v in values]
     elif kind == STR_LIST:
         values = [None if v is None else [part.strip() for part in v.split(",") if part.strip()] for v in values]
     return pa.array(values, type=ARROW_TYPES[kind])

@@ -129,18 +129,20 @@ class FeatureFiles(BaseModel):
 
     direct: bool = Field(
         description="True: read `files` (keeping the rows of `lake_ranges` and `symbols`) and `rest_ranges` "
-        "through /v1/features; false: the files may not be read directly (no lake, files that are not "
-        "plain Parquet): read the whole request through /v1/features"
+        "through /v1/features; false: the files may not be read directly (no lake, none of the range in it, "
+        "files that are not plain Parquet): read the whole request through /v1/features"
     )
     as_of: datetime | None = Field(description="X-Data-As-Of of the whole read")
-    lake: Literal["hit", "partial", "behind", "missing"] = Field(description="As /v1/features' X-Lake")
-    lake_version: int | None = Field(description="The Delta version the files belong to")
+    lake_version: int | None = Field(description="The Delta version the files belong to (null: no lake)")
     table_uri: str = Field(description="The lake table's root (a directory or s3://bucket/prefix/ml_features)")
     columns: list[str] = Field(description="The response's columns, in order: symbol, timestamp, then the features")
     arrow_schema: str = Field(description="The response's Arrow schema, as a base64 IPC schema message")
     symbols: list[str] | None = Field(description="Keep the files' rows of these symbols; null: every row")
     lake_ranges: list[TimeRange] = Field(description="Keep the files' rows whose timestamp is in one of these")
-    rest_ranges: list[TimeRange] = Field(description="Committed ranges to read through /v1/features")
+    rest_ranges: list[TimeRange] = Field(
+        description="Ranges to read through /v1/features: the windows after the lake's newest (committed "
+        "since its last write)"
+    )
     files: list[LakeFile]
 
 

@@ -5,8 +5,9 @@ Creates its own MariaDB database (``crypto_bench_api``, dropped afterwards), fil
 sequence engine, with one ``partition_log`` row per window), starts ``uvicorn api.app:app`` on a
 loopback port, and in one run times:
 
-* ``CryptoDataClient.features(...)``: the gateway reads with server-side prepared statements and
-  streams Arrow IPC; the client decodes it into a DataFrame as it arrives;
+* ``CryptoDataClient.features(...)`` (no lake here, so through the gateway): the gateway reads the
+  warehouse through SQLAlchemy (pymysql) and streams Arrow IPC; the client decodes it into a
+  DataFrame as it arrives;
 * ``pandas.read_sql`` of the same query (same columns, committed windows only, same order)
   straight from MariaDB over SQLAlchemy + pymysql; by default in chunks over a server-side
   cursor (``--sql-chunksize 0`` for one fetch, which for 1M rows x 300 columns needs more than

@@ -1,19 +1,19 @@
-"""Feature reads through the lake, side by side: the client reading the lake's files itself, the
-client through the gateway's lake path and its MySQL path, connectorx straight from MariaDB, and
-pyarrow reading the Delta table directly.
+"""Feature reads side by side: the client reading the lake's files itself, the client through the
+gateway (which reads the warehouse), connectorx straight from MariaDB, and pyarrow reading the
+Delta table directly.
 
 Creates its own MariaDB database (``crypto_bench_lake``, dropped afterwards) and lake directory,
 fills ``ml_features_materialized`` with synthetic committed rows (server-side, as
 ``bench_api_features_read.py`` does: ``--symbols`` x ``--rows / --symbols`` windows, every
 catalogued column), copies them into the lake with ``FeatureLake.sync`` (a month a commit) and runs the nightly
-``FeatureLake.maintain`` (so the table is read as production reads it), starts
-two gateways (one over the lake, one with no lake, i.e. the MySQL path) and times, in one run:
+``FeatureLake.maintain`` (so the table is read as production reads it), starts a gateway over
+both and times, in one run:
 
 * ``--rows`` rows x ``--narrow-columns`` columns, and ``--wide-rows`` rows x every column;
 * for each, the fastest of ``--repeat`` calls (3) of: ``CryptoDataClient.features`` as a notebook on this machine calls it (it reads the
-  files ``/v1/features/files`` names itself: ``direct_lake=True``, the default), through the lake
-  gateway (``direct_lake=False``: the rows stream through the gateway, ``X-Lake: hit``), through the
-  MySQL gateway, ``connectorx.read_sql`` of the same committed query, and ``DeltaTable`` ->
+  files ``/v1/features/files`` names itself: ``direct_lake=True``, the default), through the
+  gateway (``direct_lake=False``: the rows stream through the gateway from MariaDB),
+  ``connectorx.read_sql`` of the same committed query, and ``DeltaTable`` ->
   ``to_pyarrow_dataset().to_table(columns, filter)`` -> pandas (the direct read);
 * the live window's added cost: ``FeatureLake.sync`` of one window of ``--live-symbols`` symbols
   (median of ``--live-repeat``).
@@ -171,13 +171,11 @@ def main() -> None:
             "CRYPTO_API_MAX_ROWS": str(max(args.rows, args.wide_rows)),
             "CRYPTO_LAKE_URI": str(Path(scratch) / "lake"),
         }
-        mysql_env = {**lake_env, "CRYPTO_LAKE_URI": str(Path(scratch) / "no-lake")}
         cx_url = wh.connectorx_url()
-        with api_server(url, args.port, lake_env), api_server(url, args.port + 1, mysql_env):
+        with api_server(url, args.port, lake_env):
             via_files = CryptoDataClient(f"http://127.0.0.1:{args.port}", timeout=3600)
-            via_lake = CryptoDataClient(f"http://127.0.0.1:{args.port}", timeout=3600, direct_lake=False)
-            via_mysql = CryptoDataClient(f"http://127.0.0.1:{args.port + 1}", timeout=3600, direct_lake=False)
-            for client in (via_files, via_lake, via_mysql):  # warm the connection pools and the lake's table
+            via_gateway = CryptoDataClient(f"http://127.0.0.1:{args.port}", timeout=3600, direct_lake=False)
+            for client in (via_files, via_gateway):  # warm the connection pools and the lake's table
                 client.features(symbols[:1], start=START, end=START + timedelta(hours=1))
             cases = [
                 (f"{args.rows:,} rows x {args.narrow_columns} columns", values[: args.narrow_columns], end),
@@ -197,14 +195,10 @@ def main() -> None:
                 figures["client, lake files read here"] = (files_s, len(frame))
                 probe = frame[columns[-1]].to_numpy()
                 del frame
-                lake_s, frame = timed(args.repeat, via_lake.features, None, start=START, end=case_end, columns=columns)
-                figures["client, gateway's lake path"] = (lake_s, len(frame))
-                assert np.allclose(probe, frame[columns[-1]].to_numpy(), equal_nan=True)
-                del frame
-                mysql_s, frame = timed(
-                    args.repeat, via_mysql.features, None, start=START, end=case_end, columns=columns
+                gateway_s, frame = timed(
+                    args.repeat, via_gateway.features, None, start=START, end=case_end, columns=columns
                 )
-                figures["client, MySQL path"] = (mysql_s, len(frame))
+                figures["client, through the gateway"] = (gateway_s, len(frame))
                 assert np.allclose(probe, frame[columns[-1]].to_numpy(), equal_nan=True)
                 del frame
                 sql = str(
@@ -221,10 +215,8 @@ def main() -> None:
                 print(f"\n{title}")
                 for name, (seconds, rows) in figures.items():
                     print(f"  {name:<40} {seconds:8.2f} s  {rows / seconds:12,.0f} rows/s  ({rows:,} rows)")
-                print(f"  lake files / MySQL path speed-up:       {mysql_s / files_s:8.1f}x")
+                print(f"  lake files / gateway speed-up:          {gateway_s / files_s:8.1f}x")
                 print(f"  lake files / direct pyarrow (rate):     {direct_s / files_s:8.2f}")
-                print(f"  gateway's lake path / MySQL path:       {mysql_s / lake_s:8.1f}x")
-                print(f"  gateway's lake path / direct pyarrow:   {direct_s / lake_s:8.2f}")
         costs = live_window_cost(url, lake, table, args.live_symbols, args.live_repeat, end + timedelta(days=1))
         print(
             f"\nlive window's lake write ({args.live_symbols} symbols x {len(values)} columns, "

@@ -15,28 +15,14 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api import service
+from api import gateway as responses
 from api.auth import Principal
 from api.dates import DateTimeValue, DateValue, EndValue
 from api.errors import bad_request
 from api.formats import json_body, negotiate
-from api.lake_reads import FeatureRead, file_listing, plan_feature_read
-from api.reads import (
-    ASSETS,
-    EARLIEST,
-    FEATURES,
-    LATEST,
-    MACRO,
-    NEWS,
-    PRICES,
-    SENTIMENT,
-    SENTIMENT_AGG,
-    Dataset,
-    Plan,
-    Reader,
-    State,
-    resolve_choices,
-)
+from api.gateway import Gateway, iso
+from api.lake_reads import LakeRows, file_listing
+from api.reads import ASSETS, EARLIEST, LATEST, CommittedState, Reader, ReadPlan, resolve_choices
 from api.schemas import (
     MATERIALIZED,
     NEVER_MATERIALIZED,
@@ -54,8 +40,9 @@ from api.schemas import (
     SentimentPage,
     SymbolsResponse,
 )
-from api.service import Gateway, iso
 from resources.storage import feature_specs
+from resources.storage.lake import LAKE_ASSET
+from resources.storage.schema import FEATURES, MACRO, NEWS, PRICES, SENTIMENT, TableContract
 from resources.storage.warehouse import utc_now
 
 _api_key_header = APIKeyHeader(
@@ -169,9 +156,9 @@ def _format(request: Request, fmt: Format | None) -> Format:
     return negotiate(fmt, request.headers.get("accept"))
 
 
-def _all_columns(dataset: Dataset, table: sa.Table) -> list[str]:
-    """The dataset's key columns, then every other column of its table."""
-    return [*dataset.key, *(c.name for c in table.columns if c.name not in dataset.key)]
+def _all_columns(contract: TableContract, table: sa.Table) -> list[str]:
+    """The contract's read order columns, then every other column of its table."""
+    return [*contract.order, *(c.name for c in table.columns if c.name not in contract.order)]
 
 
 def _span(gateway: Gateway) -> timedelta:
@@ -184,18 +171,20 @@ class TableRequest:
 
     request: Request
     gateway: Gateway
-    state: State
+    state: CommittedState
     reader: Reader
     fmt: Format
     limit: int | None
     cursor: str | None
 
-    def time_range(self, dataset: Dataset, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
-        """[start, end) checked, defaulting to the day up to the end of the dataset's latest committed window."""
-        return service.time_range(
+    def time_range(
+        self, contract: TableContract, start: datetime | None, end: datetime | None
+    ) -> tuple[datetime, datetime]:
+        """[start, end) checked, defaulting to the day up to the end of the table's latest committed window."""
+        return responses.time_range(
             start,
             end,
-            default_end=service.default_end(self.state, dataset.asset),
+            default_end=responses.default_end(self.state, contract.asset),
             default_span=timedelta(days=1),
             max_span=_span(self.gateway),
         )
@@ -218,12 +207,17 @@ class TableRequest:
         return resolve_choices(requested, known, what, parameter=parameter, example=example, many=many)
 
     async def serve(
-        self, plan: Plan, end: datetime | date, extra: dict[str, Any] | None = None, read: FeatureRead | None = None
+        self,
+        plan: ReadPlan,
+        end: datetime | date,
+        extra: dict[str, Any] | None = None,
+        lake: LakeRows | None = None,
     ) -> Response:
-        """The plan's rows in the negotiated format (a JSON page, or a streamed CSV/Parquet/Arrow body);
-        ``read``: from the features lake (its row source, headers and ``X-Data-As-Of``)."""
-        as_of = read.as_of if read is not None else self.state.latest.get(plan.dataset.asset)
-        return await service.tabular(
+        """The plan's rows in the negotiated format (a JSON page, or a streamed CSV/Parquet/Arrow body),
+        from the warehouse; ``lake``: from a lake version instead (an ``as_of`` read: its newest window
+        is ``X-Data-As-Of``, its version ``X-Lake-Version``)."""
+        as_of = lake.snapshot.newest if lake is not None else self.state.latest.get(plan.contract.asset)
+        return await responses.tabular(
             self.gateway,
             self.request,
             self.state,
@@ -234,8 +228,8 @@ class TableRequest:
             as_of=as_of,
             end=end,
             extra=extra,
-            source=read.source if read else None,
-            extra_headers=read.headers if read else None,
+            source=lake,
+            extra_headers={"X-Lake-Version": str(lake.snapshot.version)} if lake is not None else None,
         )
 
 
@@ -267,17 +261,17 @@ async def symbols(request: Request) -> Response:
         ]
         return {"as_of": iso(state.latest.get(PRICES.asset)), "count": len(data), "data": data}
 
-    return await service.cached_json(
-        gateway, request, state, state.latest.get(PRICES.asset), service.LIVE_CACHE_CONTROL, build
+    return await responses.cached_json(
+        gateway, request, state, state.latest.get(PRICES.asset), responses.LIVE_CACHE_CONTROL, build
     )
 
 
 # ---------------------------------------------------------------------------------- prices
 def _price_columns(reader: Reader, requested: str | None) -> list[str]:
-    table = reader.warehouse.table(PRICES.table)
-    value_columns = [c.name for c in table.columns if c.name not in PRICES.key]
-    chosen = service.parse_columns(requested, value_columns, "price")
-    return list(PRICES.key) + (chosen or value_columns)
+    table = reader.warehouse.table(PRICES.name)
+    value_columns = [c.name for c in table.columns if c.name not in PRICES.order]
+    chosen = responses.parse_columns(requested, value_columns, "price")
+    return list(PRICES.order) + (chosen or value_columns)
 
 
 @router.get("/prices/latest", response_model=LatestPrices, summary="Latest prices", responses=NOT_MODIFIED)
@@ -288,12 +282,12 @@ async def latest_prices(request: Request, symbols: SymbolsParam = None) -> Respo
     reader = gateway.reader()
     wanted = reader.resolve_symbols(symbols, state.price_symbols)
     as_of = state.latest.get(PRICES.asset)
-    return await service.cached_json(
-        gateway, request, state, as_of, service.LIVE_CACHE_CONTROL, lambda: latest_payload(reader, state, wanted)
+    return await responses.cached_json(
+        gateway, request, state, as_of, responses.LIVE_CACHE_CONTROL, lambda: latest_payload(reader, state, wanted)
     )
 
 
-def latest_payload(reader: Reader, state: State, wanted: tuple[str, ...] | None) -> dict[str, Any]:
+def latest_payload(reader: Reader, state: CommittedState, wanted: tuple[str, ...] | None) -> dict[str, Any]:
     """The latest-prices body: rows of the latest committed window, then older ones for absent symbols."""
     rows = reader.latest_prices(state, wanted, _price_columns(reader, None))
     return {"as_of": iso(state.latest.get(PRICES.asset)), "count": len(rows), "data": rows}
@@ -317,7 +311,7 @@ async def price_history(
     reader = page.reader
     wanted = reader.resolve_symbols(symbols, page.state.price_symbols) or page.state.price_symbols
     begin, finish = page.time_range(PRICES, start, end)
-    table = reader.warehouse.table(PRICES.table)
+    table = reader.warehouse.table(PRICES.name)
     plan = reader.table_plan(
         PRICES, table, _price_columns(reader, columns), symbols=tuple(wanted), start=begin, end=finish
     )
@@ -378,31 +372,31 @@ def feature_query(
 FeatureParams = Annotated[FeatureQuery, Depends(feature_query)]
 
 
-async def _feature_read(page: TableRequest, query: FeatureQuery) -> tuple[Plan, datetime, datetime, FeatureRead]:
-    """A features request's plan, its range and where each of its committed windows is read from."""
-    symbols, columns, as_of = query.symbols, query.columns, query.as_of
+@dataclass(frozen=True)
+class FeatureRead:
+    """A features request resolved: its plan, its range, its ``as_of`` (naive UTC) and whether it named no symbol."""
+
+    plan: ReadPlan
+    start: datetime
+    end: datetime
+    as_of: datetime | None
+    every_symbol: bool
+
+
+def _feature_read(page: TableRequest, query: FeatureQuery) -> FeatureRead:
+    """A features request's plan and range, its parameters checked."""
     reader = page.reader
     table = reader.features_table()
-    wanted = reader.resolve_symbols(symbols, page.state.symbols) or page.state.symbols
-    value_columns = [c.name for c in table.columns if c.name not in FEATURES.key]
+    wanted = reader.resolve_symbols(query.symbols, page.state.symbols) or page.state.symbols
+    value_columns = [c.name for c in table.columns if c.name not in FEATURES.order]
     default = [c for c in value_columns if c != "feature_set_version"]
-    chosen = service.parse_columns(columns, value_columns, "feature") or default
+    chosen = responses.parse_columns(query.columns, value_columns, "feature") or default
     begin, finish = page.time_range(FEATURES, query.start, query.end)
-    plan = reader.table_plan(FEATURES, table, [*FEATURES.key, *chosen], symbols=tuple(wanted), start=begin, end=finish)
-    when = service.to_naive_utc(as_of, "as_of") if as_of is not None else None
-    read = await run_in_threadpool(
-        lambda: plan_feature_read(
-            page.gateway.lake(),
-            reader,
-            plan,
-            begin,
-            finish,
-            page.state.latest.get(FEATURES.asset),
-            when,
-            every_symbol=not (symbols and symbols.strip()),
-        )
+    plan = reader.table_plan(
+        FEATURES, table, [*FEATURES.order, *chosen], symbols=tuple(wanted), start=begin, end=finish
     )
-    return plan, begin, finish, read
+    when = responses.to_naive_utc(query.as_of, "as_of") if query.as_of is not None else None
+    return FeatureRead(plan, begin, finish, when, every_symbol=not (query.symbols and query.symbols.strip()))
 
 
 @router.get(
@@ -417,14 +411,17 @@ async def features(
 ) -> Response:
     """Feature rows for symbols, a time range and a chosen subset of columns, ordered by (symbol, timestamp).
 
-    The windows the Delta Lake copy holds at their current commit are read from it, the rest from
-    the warehouse, in one response of one schema; ``X-Lake`` says which: ``hit`` (all from the
-    lake), ``partial`` (the newest windows, not copied yet, from MySQL), ``behind`` (windows
-    re-committed since their copy, from MySQL), ``missing`` (no lake, or none of the windows in it).
+    Read from the warehouse (committed windows); with ``as_of``, from the Delta Lake version of that
+    time instead (``X-Lake-Version`` names it).
     """
-    plan, _, finish, read = await _feature_read(page, query)
+    read = _feature_read(page, query)
+    lake = None
+    if read.as_of is not None:
+        when = read.as_of
+        snapshot = await run_in_threadpool(lambda: page.gateway.lake().as_of(when))
+        lake = LakeRows(read.plan, snapshot, read.start, read.end, every_symbol=read.every_symbol)
     version = str(feature_specs.FEATURE_SET_VERSION)
-    response = await page.serve(plan, finish, extra={"feature_set_version": version}, read=read)
+    response = await page.serve(read.plan, read.end, extra={"feature_set_version": version}, lake=lake)
     response.headers["X-Feature-Set-Version"] = version
     return response
 
@@ -442,14 +439,24 @@ async def feature_files(
     """The same request as ``/v1/features``, answered with where its rows are instead of the rows.
 
     A client that can open the lake (the same disk, or the bucket with its own credentials) reads
-    the Parquet ``files`` of Delta version ``lake_version`` itself, keeps the rows of ``lake_ranges``
-    (and ``symbols``), reads ``rest_ranges`` (committed windows the lake does not hold at their
-    current commit) through ``/v1/features``, and merges both in (symbol, timestamp) order: the rows
-    ``/v1/features`` would have sent, committed windows only, without passing through the gateway.
-    The notebook client does this by itself where it can (``CryptoDataClient(direct_lake=...)``).
+    the Parquet ``files`` of Delta version ``lake_version`` itself (the latest version, or with
+    ``as_of`` the version of then), keeps the rows of ``lake_ranges`` (and ``symbols``), reads
+    ``rest_ranges`` (the windows committed after the lake's newest) through ``/v1/features``, and
+    merges both in (symbol, timestamp) order, without passing through the gateway. The notebook
+    client does this by itself where it can (``CryptoDataClient(direct_lake=...)``).
     """
-    plan, begin, finish, read = await _feature_read(page, query)
-    body = await run_in_threadpool(file_listing, page.gateway.lake(), read, plan, begin, finish)
+    read = _feature_read(page, query)
+    body = await run_in_threadpool(
+        lambda: file_listing(
+            page.gateway.lake(),
+            read.plan,
+            read.start,
+            read.end,
+            page.state.latest.get(FEATURES.asset),
+            read.as_of,
+            every_symbol=read.every_symbol,
+        )
+    )
     return Response(json_body(body), media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
@@ -467,7 +474,7 @@ async def feature_catalog(request: Request) -> Response:
             "features": specs,
         }
 
-    return await service.cached_json(gateway, request, state, None, "public, max-age=300", build)
+    return await responses.cached_json(gateway, request, state, None, "public, max-age=300", build)
 
 
 def _spec(spec: feature_specs.FeatureSpec) -> dict[str, Any]:
@@ -492,7 +499,7 @@ async def sentiment(
     reader = page.reader
     wanted = reader.resolve_symbols(symbols, page.state.symbols)
     begin, finish = page.time_range(SENTIMENT, start, end)
-    table = reader.warehouse.table(SENTIMENT.table)
+    table = reader.warehouse.table(SENTIMENT.name)
     equal = await _model_filter(page, table, model)
     plan = reader.table_plan(
         SENTIMENT, table, _all_columns(SENTIMENT, table), symbols=wanted, start=begin, end=finish, equal=equal
@@ -518,10 +525,10 @@ async def sentiment_aggregates(
     reader = page.reader
     wanted = reader.resolve_symbols(symbols, page.state.symbols)
     begin, finish = page.time_range(SENTIMENT, start, end)
-    table = reader.warehouse.table(SENTIMENT.table)
+    table = reader.warehouse.table(SENTIMENT.name)
     equal = await _model_filter(page, table, model)
     base = reader.table_plan(
-        SENTIMENT_AGG, table, ["symbol", "window_start"], symbols=wanted, start=begin, end=finish, equal=equal
+        SENTIMENT, table, ["symbol", "window_start"], symbols=wanted, start=begin, end=finish, equal=equal
     )
     return await page.serve(reader.sentiment_aggregate_plan(base), finish)
 
@@ -548,7 +555,7 @@ async def news(
     reader = page.reader
     wanted = reader.resolve_symbols(symbols, page.state.symbols)
     begin, finish = page.time_range(NEWS, start, end)
-    table = reader.warehouse.table(NEWS.table)
+    table = reader.warehouse.table(NEWS.name)
     chosen = await page.choose(table, "source", source, "source", parameter="source", example="rss", many=False)
     plan = reader.table_plan(
         NEWS,
@@ -567,7 +574,7 @@ async def news(
 def _check_day(name: str, value: date) -> None:
     """A 400 unless ``value`` is a day the warehouse can hold."""
     if not EARLIEST.date() <= value < LATEST.date():
-        raise service.out_of_range(name, value)
+        raise responses.out_of_range(name, value)
 
 
 @router.get("/macro", response_model=MacroPage, summary="Macro indicators", responses=_tabular_content(MacroPage))
@@ -600,7 +607,7 @@ async def macro(
     _check_day("start", begin)
     if begin > last:
         raise bad_request(f"start ({begin.isoformat()}) must not be after end ({last.isoformat()})", "start")
-    table = reader.warehouse.table(MACRO.table)
+    table = reader.warehouse.table(MACRO.name)
     names = await page.choose(table, "series_id", series, "series", parameter="series", example="DGS10,DFF", many=True)
     plan = reader.table_plan(
         MACRO,
@@ -626,6 +633,10 @@ async def freshness(request: Request) -> Response:
 
     def build() -> dict[str, Any]:
         committed = gateway.reader().commit_log(state)
+        if LAKE_ASSET not in committed:  # the lake's writes are in the Delta log
+            lake = gateway.lake().freshness()
+            if lake is not None:
+                committed[LAKE_ASSET] = lake
         now = utc_now()
         assets = []
         for asset in sorted(set(ASSETS) | set(state.latest)):

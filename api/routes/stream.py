@@ -11,9 +11,9 @@ from starlette.websockets import WebSocketDisconnect
 
 from api.errors import ApiError
 from api.formats import json_body
+from api.gateway import Gateway
 from api.reads import PRICES
 from api.routes.datasets import latest_payload
-from api.service import Gateway
 from api.warehouse_check import MissingWarehouse
 
 log = logging.getLogger(__name__)

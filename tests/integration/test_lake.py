@@ -271,32 +271,40 @@ def _features(client: TestClient, **params) -> tuple[pa.Table, dict]:
     return arrow(response), response.headers
 
 
-def test_gateway_lake_and_mysql_paths_are_equal_value_for_value(lake_url, tmp_path):
+def test_live_reads_come_from_the_warehouse_and_the_lake_version_has_the_same_values(lake_url, tmp_path):
+    """Live ``/v1/features`` is the warehouse's with or without a lake (no ``X-Lake-Version``); the
+    lake's version of now (``as_of``) holds the same values, JSON pages and cursors included."""
     with (
         TestClient(make_app(lake_url, CRYPTO_LAKE_URI=str(tmp_path / "lake"))) as lake_client,
         TestClient(make_app(lake_url, CRYPTO_LAKE_URI=str(tmp_path / "no-lake"))) as mysql_client,
     ):
         for params in ({}, {"columns": ",".join(COLUMNS), "symbols": "eth,btc"}):
-            from_lake, lake_headers = _features(lake_client, **params)
+            live, live_headers = _features(lake_client, **params)
             from_mysql, mysql_headers = _features(mysql_client, **params)
-            assert lake_headers["X-Lake"] == "hit" and mysql_headers["X-Lake"] == "missing"
+            from_lake, lake_headers = _features(lake_client, **params, as_of=utc_now().isoformat())
+            assert "X-Lake-Version" not in live_headers and "X-Lake-Version" not in mysql_headers
+            assert lake_headers["X-Lake-Version"] == "0"
             assert (
-                lake_headers["X-Data-As-Of"] == mysql_headers["X-Data-As-Of"] == (PRICE_END - WINDOW).isoformat() + "Z"
+                lake_headers["X-Data-As-Of"]
+                == live_headers["X-Data-As-Of"]
+                == mysql_headers["X-Data-As-Of"]
+                == (PRICE_END - WINDOW).isoformat() + "Z"
             )
             assert from_lake.schema == from_mysql.schema and from_lake.num_rows == 24 * (3 if not params else 2)
-            assert from_lake.equals(from_mysql)
-        # JSON pages and their cursors are the same on both paths.
+            assert from_lake.equals(from_mysql) and live.equals(from_mysql)
+        # JSON pages and their cursors are the same on both stores.
         pages = []
-        for client in (lake_client, mysql_client):
+        for extra in ({}, {"as_of": utc_now().isoformat()}):
             cursor, rows = None, []
             while True:
-                body = client.get(
+                body = lake_client.get(
                     "/v1/features",
                     params={
                         "start": T0.isoformat(),
                         "end": PRICE_END.isoformat(),
                         "columns": "price",
                         "limit": 25,
+                        **extra,
                         **({"cursor": cursor} if cursor else {}),
                     },
                 ).json()
@@ -306,15 +314,15 @@ def test_gateway_lake_and_mysql_paths_are_equal_value_for_value(lake_url, tmp_pa
                     break
             pages.append(rows)
         assert pages[0] == pages[1] and len(pages[0]) == 72
-        # A window committed after the copy: the lake serves the rest, MySQL the new window.
+        # A window committed after the copy is served at once (from the warehouse).
         commit_features(lake_url, PRICE_END)
         partial, headers = _features(lake_client)
-        assert headers["X-Lake"] == "partial" and partial.equals(_features(mysql_client)[0])
+        assert "X-Lake-Version" not in headers and partial.equals(_features(mysql_client)[0])
         assert partial.num_rows == 25 * 3
-        # A window re-committed after its copy (a heal): behind, served from MySQL with its new values.
+        # A window re-committed after its copy (a heal): its new values at once.
         new = heal(lake_url)
         behind, headers = _features(lake_client)
-        assert headers["X-Lake"] == "behind" and behind.equals(_features(mysql_client)[0])
+        assert behind.equals(_features(mysql_client)[0])
         served = behind.to_pandas().set_index(["symbol", "timestamp"])["price"]
         assert served[("BTC", pd.Timestamp(HEALED, tz="UTC"))] == new.set_index("symbol")["price"]["BTC"]
 
@@ -331,7 +339,7 @@ def test_as_of_shows_the_values_before_a_heal_and_rejects_bad_times(lake_url, tm
     with TestClient(make_app(lake_url, CRYPTO_LAKE_URI=str(tmp_path / "lake"))) as client:
         now, headers = _features(client, **window)
         then, then_headers = _features(client, **window, as_of=before_heal.isoformat() + "Z")
-        assert headers["X-Lake"] == "hit" and then_headers["X-Lake-Version"] == "0"
+        assert "X-Lake-Version" not in headers and then_headers["X-Lake-Version"] == "0"
         assert then_headers["X-Data-As-Of"] == (PRICE_END - WINDOW).isoformat() + "Z"
         prices_now = dict(zip(now["symbol"].to_pylist(), now["price"].to_pylist()))
         prices_then = dict(zip(then["symbol"].to_pylist(), then["price"].to_pylist()))
@@ -386,7 +394,7 @@ def test_no_lake_yet_as_of_is_a_404_and_live_reads_fall_back(sqlite_url, tmp_pat
     seed(sqlite_url)
     with TestClient(make_app(sqlite_url, CRYPTO_LAKE_URI=str(tmp_path / "empty"))) as client:
         table, headers = _features(client)
-        assert headers["X-Lake"] == "missing" and table.num_rows == 24 * len(SYMBOLS)
+        assert "X-Lake-Version" not in headers and table.num_rows == 24 * len(SYMBOLS)
         missing = client.get("/v1/features", params={"as_of": utc_now().isoformat()})
         assert missing.status_code == 404 and "no lake table" in missing.json()["detail"]
 
@@ -398,7 +406,7 @@ def test_lake_values_keep_nulls_as_nulls(lake_url, tmp_path):
     assert values[first].isna().sum() == 1 and np.isfinite(values[first].dropna()).all()
 
 
-def test_a_window_copied_after_the_gateway_opened_the_lake_is_read_at_its_new_version(sqlite_url, tmp_path):
+def test_a_heal_is_served_at_once_and_its_lake_copy_at_the_new_version(sqlite_url, tmp_path):
     seed(sqlite_url)
     lake = FeatureLake(str(tmp_path / "lake"))
     lake.sync(get_warehouse(sqlite_url), T0, PRICE_END, "lake-run")
@@ -409,9 +417,11 @@ def test_a_window_copied_after_the_gateway_opened_the_lake_is_read_at_its_new_ve
         new = heal(sqlite_url)
         lake.sync(get_warehouse(sqlite_url), HEALED, HEALED + WINDOW, "lake-heal")
         after, headers = _features(client, **window)
-        assert headers["X-Lake"] == "hit" and headers["X-Lake-Version"] == "1"
+        copied, lake_headers = _features(client, **window, as_of=utc_now().isoformat())
+        assert "X-Lake-Version" not in headers and lake_headers["X-Lake-Version"] == "1"
         assert (
             dict(zip(after["symbol"].to_pylist(), after["price"].to_pylist()))
+            == dict(zip(copied["symbol"].to_pylist(), copied["price"].to_pylist()))
             == new.set_index("symbol")["price"].to_dict()
             != dict(zip(before["symbol"].to_pylist(), before["price"].to_pylist()))
         )
@@ -420,8 +430,9 @@ def test_a_window_copied_after_the_gateway_opened_the_lake_is_read_at_its_new_ve
 # ---------------------------------------------------------------------------------- the client reading files
 def test_the_client_reads_the_lake_files_itself_and_gets_the_gateways_rows(lake_url, tmp_path):
     """``CryptoDataClient(direct_lake=True)`` reads the files ``/v1/features/files`` names and equals
-    the gateway's rows: all from the lake, with a window not copied yet, with a healed window, and
-    ``as_of``; where it cannot open the lake it reads through the gateway."""
+    the gateway's rows: all from the lake, with a window not copied yet (read through the gateway),
+    with a healed window once the lake has copied it, and ``as_of``; where it cannot open the lake it
+    reads through the gateway."""
     lake_dir = str(tmp_path / "lake")
     with (
         serve(lake_url, CRYPTO_LAKE_URI=lake_dir, CRYPTO_API_MAX_ROWS="50") as base,
@@ -442,7 +453,7 @@ def test_the_client_reads_the_lake_files_itself_and_gets_the_gateways_rows(lake_
         assert len(same()) == 24 * len(SYMBOLS)
         assert len(same(symbols=["ETH", "BTC"], columns=COLUMNS)) == 48
         listing = httpx.get(f"{base}/v1/features/files", params={"start": T0.isoformat(), "symbols": "BTC"}).json()
-        assert listing["direct"] and listing["lake"] == "hit" and listing["symbols"] == ["BTC"]
+        assert listing["direct"] and listing["lake_version"] == 0 and listing["symbols"] == ["BTC"]
         assert listing["table_uri"].endswith("ml_features") and listing["files"] and listing["rest_ranges"] == []
         assert listing["columns"][:2] == ["symbol", "timestamp"]
         # A window committed after the copy: read through the gateway, merged in key order.
@@ -450,8 +461,9 @@ def test_the_client_reads_the_lake_files_itself_and_gets_the_gateways_rows(lake_
         assert len(same(columns=COLUMNS)) == 25 * len(SYMBOLS)
         before_heal = utc_now()
         time.sleep(0.05)
-        # A window re-committed after its copy: its new values, through the gateway.
+        # A window re-committed and copied again (the lake asset runs after the features, in the same run).
         new = heal(lake_url)
+        FeatureLake(lake_dir).sync(get_warehouse(lake_url), HEALED, HEALED + WINDOW, "lake-heal")
         healed = same(columns=COLUMNS)
         at = healed[healed.index == pd.Timestamp(HEALED, tz="UTC")].set_index("symbol")["price"]
         assert at.to_dict() == new.set_index("symbol")["price"].to_dict()

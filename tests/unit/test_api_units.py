@@ -1,9 +1,8 @@
-"""Pure pieces of the gateway: format negotiation, cursors, keys, rate limits, ranges, binary params."""
+"""Pure pieces of the gateway: format negotiation, cursors, keys, rate limits, ranges."""
 
 from __future__ import annotations
 
 import asyncio
-import struct
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pyarrow as pa
@@ -11,16 +10,16 @@ import pytest
 import sqlalchemy as sa
 from pydantic import TypeAdapter, ValidationError
 
-from api import mysql_binary
 from api.auth import KeyChecker
 from api.dates import DateTimeValue, DateValue, explain
 from api.errors import ApiError
 from api.formats import csv_batch, json_body, negotiate
+from api.gateway import parse_columns, time_range
 from api.metrics import Metrics
 from api.ratelimit import RateLimiter
-from api.reads import PRICES, SENTIMENT, Output, decode_cursor, encode_cursor
+from api.reads import OutputColumn, decode_cursor, encode_cursor
 from api.schemas import Format
-from api.service import parse_columns, time_range
+from resources.storage.schema import PRICES, SENTIMENT, TableContract
 
 
 def test_negotiate_prefers_the_parameter_then_accept_quality():
@@ -31,24 +30,24 @@ def test_negotiate_prefers_the_parameter_then_accept_quality():
     assert negotiate(None, "text/csv;q=abc") is Format.json
 
 
-def _keys(dataset):
-    return [Output(name, sa.column(name), "time" if name == "window_start" else "str") for name in dataset.key]
+def _keys(contract: TableContract) -> list[OutputColumn]:
+    return [OutputColumn(name, sa.column(name), "time" if name == "window_start" else "str") for name in contract.order]
 
 
 def test_cursor_round_trip_and_refusals():
     values = ["BTC", datetime(2026, 1, 1, 0, 5)]
-    cursor = encode_cursor(PRICES, values)
-    assert decode_cursor(PRICES, _keys(PRICES), cursor) == values
+    cursor = encode_cursor(PRICES.dataset, values)
+    assert decode_cursor(PRICES.dataset, _keys(PRICES), cursor) == values
     for bad in (
         "",
         "!!!",
         "bm90IGpzb24",
-        encode_cursor(SENTIMENT, ["a", datetime(2026, 1, 1), "i", "m"]),
-        encode_cursor(PRICES, ["BTC", "yesterday"]),
-        encode_cursor(PRICES, ["BTC"]),
+        encode_cursor(SENTIMENT.dataset, ["a", datetime(2026, 1, 1), "i", "m"]),
+        encode_cursor(PRICES.dataset, ["BTC", "yesterday"]),
+        encode_cursor(PRICES.dataset, ["BTC"]),
     ):
         with pytest.raises(ApiError) as err:
-            decode_cursor(PRICES, _keys(PRICES), bad)
+            decode_cursor(PRICES.dataset, _keys(PRICES), bad)
         assert err.value.status == 400 and "cursor" in err.value.message
 
 
@@ -101,18 +100,6 @@ def test_parse_columns():
     assert parse_columns("b, a,b", ["a", "b"], "x") == ["b", "a"]
     with pytest.raises(ApiError, match="unknown x column"):
         parse_columns("a,zz", ["a", "b"], "x")
-
-
-def test_binary_parameters_are_encoded_by_type():
-    assert mysql_binary._encode_param(7) == (mysql_binary.TYPE_LONGLONG, struct.pack("<q", 7))
-    assert mysql_binary._encode_param(1.5) == (mysql_binary.TYPE_DOUBLE, struct.pack("<d", 1.5))
-    code, raw = mysql_binary._encode_param(datetime(2026, 1, 2, 3, 4, 5, 6))
-    assert code == mysql_binary.TYPE_DATETIME and raw[0] == 11 and struct.unpack("<H", raw[1:3])[0] == 2026
-    assert mysql_binary._encode_param(date(2026, 1, 2))[1] == struct.pack("<BHBB", 4, 2026, 1, 2)
-    code, raw = mysql_binary._encode_param("BTC'; DROP TABLE x; --")
-    assert code == mysql_binary.TYPE_VAR_STRING and raw[0] == len("BTC'; DROP TABLE x; --")
-    payload = mysql_binary._execute_payload(9, [None, "a"])
-    assert payload[:4] == struct.pack("<I", 9) and payload[9] == 0b01  # the null bitmap marks the first
 
 
 @pytest.mark.parametrize(

@@ -112,9 +112,3 @@ def test_every_wrapped_name_is_there_on_the_pinned_release():
     for wrapper in WRAPPERS:
         module = importlib.import_module(wrapper.removesuffix(".py").replace("/", "."))
         assert module.__all__ and all(getattr(module, name) is not None for name in module.__all__)
-
-
-def test_pymysql_is_held_to_the_tested_minor_release():
-    """api/mysql_binary.py uses pymysql's private Connection internals."""
-    pin = _requirements()["pymysql"]
-    assert any(spec.operator == "<" for spec in pin.specifier) and version("pymysql") in pin.specifier

@@ -22,10 +22,10 @@ from api import formats
 from api.auth import KeyChecker
 from api.cache import CachedResponse, ResponseCache
 from api.errors import ApiError, bad_request
-from api.lake_reads import LakeView
+from api.lake_reads import LakeRows, LakeView
 from api.metrics import Metrics
 from api.ratelimit import RateLimiter
-from api.reads import EARLIEST, LATEST, Plan, Reader, State, decode_cursor, encode_cursor, window_end
+from api.reads import EARLIEST, LATEST, CommittedState, Reader, ReadPlan, decode_cursor, encode_cursor, window_end
 from api.schemas import Format
 from api.warehouse_check import MissingWarehouse, check_warehouse
 from resources.config.settings import Settings
@@ -92,15 +92,15 @@ class Gateway:
         return self._reader
 
     def lake(self) -> LakeView:
-        """The features lake (``CRYPTO_LAKE_URI``), read by ``/v1/features`` for the windows it holds."""
+        """The features lake (``CRYPTO_LAKE_URI``): ``as_of`` reads, the lake files of a request, its freshness."""
         return self._lake
 
-    def fresh_state(self) -> State | None:
+    def fresh_state(self) -> CommittedState | None:
         """The committed state if it was read within ``CRYPTO_API_STATE_TTL``, else None."""
         reader = self._reader
         return reader.cached_state() if reader is not None else None
 
-    async def state(self) -> State:
+    async def state(self) -> CommittedState:
         """The committed state (from memory while younger than ``CRYPTO_API_STATE_TTL``)."""
         current = self.fresh_state()
         if current is not None:
@@ -155,7 +155,7 @@ def time_range(
     return start_value, end_value
 
 
-def default_end(state: State, asset: str) -> datetime:
+def default_end(state: CommittedState, asset: str) -> datetime:
     """The end of the asset's latest committed window, or the next 5-minute boundary from now."""
     latest = state.latest.get(asset)
     if latest is not None:
@@ -220,7 +220,7 @@ def etag_of(path: str, query: Sequence[tuple[str, str]], fmt: str, version: str)
     return '"' + hashlib.blake2b(raw, digest_size=12).hexdigest() + '"'
 
 
-def etag_for(request: Request, state: State, fmt: Format) -> str:
+def etag_for(request: Request, state: CommittedState, fmt: Format) -> str:
     """The ETag of ``request`` against ``state`` in ``fmt``."""
     return etag_of(request.url.path, request.query_params.multi_items(), fmt.value, state.version)
 
@@ -251,7 +251,7 @@ def not_modified(headers: dict[str, str]) -> Response:
 
 
 async def cached_json(
-    gateway: Gateway, request: Request, state: State, as_of: datetime | None, cache_control: str, build: Any
+    gateway: Gateway, request: Request, state: CommittedState, as_of: datetime | None, cache_control: str, build: Any
 ) -> Response:
     """A JSON response served from cache (keyed by ETag) or built by ``build()`` in a worker thread."""
     etag = etag_for(request, state, Format.json)
@@ -281,8 +281,8 @@ async def cached_or_built(
 async def tabular(
     gateway: Gateway,
     request: Request,
-    state: State,
-    plan: Plan,
+    state: CommittedState,
+    plan: ReadPlan,
     fmt: Format,
     limit: int | None,
     cursor: str | None,
@@ -290,18 +290,17 @@ async def tabular(
     as_of: datetime | date | None,
     end: datetime | date,
     extra: dict[str, Any] | None = None,
-    source: Any = None,
+    source: LakeRows | None = None,
     extra_headers: dict[str, str] | None = None,
 ) -> Response:
     """Serve ``plan`` as a JSON page or a streamed CSV/Parquet/Arrow body, cut at the row limit.
 
     When the limit cuts the rows, the response says so (``truncated``/``X-Truncated``) and gives
     the cursor of the rest (``next_cursor``, ``X-Next-Cursor`` and a ``Link: rel="next"``).
-    ``source`` reads the rows instead of the warehouse reader (``next_key``, ``batches`` and
-    ``read_table`` of :class:`~api.reads.Reader`; the features lake, :mod:`api.lake_reads`).
+    The rows come from the warehouse reader, or from ``source``, a lake version (an ``as_of`` read).
     """
     rows = resolve_limit(limit, fmt, gateway.settings)
-    start_key = decode_cursor(plan.dataset, plan.keys, cursor) if cursor else None
+    start_key = decode_cursor(plan.name, plan.keys, cursor) if cursor else None
     etag = etag_for(request, state, fmt)
     latest = as_of if isinstance(as_of, datetime) else None
     headers = base_headers(as_of, etag, cache_control(end, latest))
@@ -316,7 +315,7 @@ async def tabular(
         def build() -> CachedResponse:
             stop = reader.next_key(plan, start_key, rows)
             table = reader.read_table(plan, start_key, stop)
-            next_cursor = encode_cursor(plan.dataset, stop) if stop is not None else None
+            next_cursor = encode_cursor(plan.name, stop) if stop is not None else None
             payload = {
                 "as_of": iso(as_of),
                 "count": table.num_rows,
@@ -339,11 +338,11 @@ async def tabular(
         )
 
     stop = await run_in_threadpool(reader.next_key, plan, start_key, rows)
-    next_cursor = encode_cursor(plan.dataset, stop) if stop is not None else None
+    next_cursor = encode_cursor(plan.name, stop) if stop is not None else None
     headers.update(_next_headers(request, next_cursor))
     extension = {Format.csv: "csv", Format.parquet: "parquet", Format.arrow: "arrows"}[fmt]
-    headers["Content-Disposition"] = f'inline; filename="{plan.dataset.name}.{extension}"'
-    body = formats.stream(fmt, plan.schema, reader.batches(plan, start_key, stop, batch_rows=32_768))
+    headers["Content-Disposition"] = f'inline; filename="{plan.name}.{extension}"'
+    body = formats.stream(fmt, plan.schema, reader.batches(plan, start_key, stop))
     return StreamingResponse(body, media_type=formats.MEDIA_TYPES[fmt], headers=headers)
 
 
