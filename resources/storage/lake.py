@@ -16,8 +16,6 @@ UTC day of ``timestamp``), with the warehouse table's columns (``symbol``, ``tim
 * :meth:`FeatureLake.windows` answers which windows the lake holds and at which warehouse commit
   from the Delta log itself, newest commit first and only as far back as the range needs: the
   lake's log is its ledger (the gap sensor and the ``lake_matches_warehouse`` check read it).
-  The same record still goes into the warehouse's ``lake_log`` for the gateway's reads (``api/``)
-  until they stop reading it.
 * Concurrent writers on S3: deltalake 1.x commits with S3 conditional writes (``If-None-Match``),
   so no locking provider and no ``AWS_S3_ALLOW_UNSAFE_RENAME`` are needed; a commit that loses a
   race fails with ``CommitFailedError`` and nothing of it is visible.
@@ -46,7 +44,7 @@ import sqlalchemy as sa
 from deltalake import ColumnProperties, CommitProperties, DeltaTable, WriterProperties, write_deltalake
 
 from resources.config.settings import Settings
-from resources.storage.schema import FEATURES, lake_log, partition_log
+from resources.storage.schema import FEATURES, partition_log
 from resources.storage.warehouse import Warehouse, to_naive_utc, utc_now
 from resources.storage.windows import window_starts
 
@@ -248,11 +246,10 @@ class FeatureLake:
     # ------------------------------------------------------------------ writing
     def sync(self, wh: Warehouse, start: datetime, end: datetime, run_id: str) -> LakeWrite:
         """Make the lake hold exactly the committed warehouse rows of [start, end), in one Delta commit
-        that records each window's warehouse commit (and the same in ``lake_log``)."""
+        that records each window's warehouse commit."""
         start, end = to_naive_utc(start), to_naive_utc(end)
         began = time.perf_counter()
         features = wh.table(FEATURES.name)
-        wh.table(lake_log.name)
         with wh.named_lock(f"lake:{LAKE_TABLE}"):
             before = _commits(wh, start, end)
             rows = read_committed(wh, features, start, end)
@@ -286,9 +283,8 @@ class FeatureLake:
             )
             version = self.table().version()
             write_seconds = time.perf_counter() - written
-            logged = _record(wh, start, end, stable, counts, version, run_id)
         return LakeWrite(
-            data.num_rows, len(after), logged, version, read_seconds, write_seconds, time.perf_counter() - began
+            data.num_rows, len(after), len(stable), version, read_seconds, write_seconds, time.perf_counter() - began
         )
 
     def windows(self, start: datetime, end: datetime) -> pd.DataFrame:
@@ -428,38 +424,3 @@ def read_committed(wh: Warehouse, features: sa.Table, start: datetime, end: date
 def _rows_per_window(data: pa.Table) -> dict[datetime, int]:
     counts = pc.value_counts(pc.cast(data[TIME_COLUMN], pa.timestamp("us"))).to_pylist()
     return {c["values"]: c["counts"] for c in counts}
-
-
-def _record(
-    wh: Warehouse,
-    start: datetime,
-    end: datetime,
-    commits: Mapping[datetime, datetime],
-    counts: Mapping[datetime, int],
-    version: int,
-    run_id: str,
-) -> int:
-    """Replace ``lake_log``'s rows of [start, end) with ``commits`` at ``version`` (one transaction): the
-    gateway's copy of what the sync commit records."""
-    written_at = utc_now()
-    rows = [
-        {
-            "table_name": FEATURES.name,
-            "window_start": w,
-            "committed_at": c,
-            "row_count": int(counts.get(w, 0)),
-            "lake_version": version,
-            "run_id": run_id,
-            "written_at": written_at,
-        }
-        for w, c in sorted(commits.items())
-    ]
-    with wh.engine.begin() as conn:
-        conn.execute(
-            sa.delete(lake_log).where(
-                lake_log.c.table_name == FEATURES.name, lake_log.c.window_start >= start, lake_log.c.window_start < end
-            )
-        )
-        if rows:
-            conn.execute(lake_log.insert(), rows)
-    return len(rows)

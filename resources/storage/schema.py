@@ -134,22 +134,6 @@ partition_log = sa.Table(
     sa.Index("ix_partition_log_committed_at", "committed_at"),
 )
 
-# Which committed windows the Delta Lake copy holds (resources/storage/lake.py): one row per (table,
-# window), naming the warehouse commit (partition_log.committed_at) whose rows the lake holds and
-# the Delta version that wrote them. The gateway serves a window from the lake only while that
-# commit is still the window's current one.
-lake_log = sa.Table(
-    "lake_log",
-    METADATA,
-    sa.Column("table_name", sa.String(64), primary_key=True),
-    sa.Column("window_start", TIMESTAMP, primary_key=True),
-    sa.Column("committed_at", TIMESTAMP, nullable=False),
-    sa.Column("row_count", sa.Integer, nullable=False),
-    sa.Column("lake_version", sa.BigInteger, nullable=False),
-    sa.Column("run_id", sa.String(64), nullable=False),
-    sa.Column("written_at", TIMESTAMP, nullable=False),
-)
-
 ml_features_materialized = sa.Table(
     "ml_features_materialized",
     METADATA,
