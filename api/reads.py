@@ -1,9 +1,11 @@
 """The gateway's reads of the warehouse: committed windows only, keyset cursors, Arrow record batches.
 
 Every data read joins its table to ``partition_log`` on (asset, window), so a row is served only
-once the transaction that wrote its window has committed. Reads are SQLAlchemy Core selects with
-bound parameters, streamed (``stream_results`` on MySQL, ``fetchmany`` on SQLite) into
-``pyarrow.RecordBatch`` objects of a fixed schema, a bounded batch at a time.
+once the transaction that wrote its window has committed. Reads are SQLAlchemy Core selects. On
+MySQL/MariaDB a range is read through connectorx straight into Arrow, a keyset chunk of rows at a
+time (one SELECT each, so each chunk is one consistent read of committed windows); on SQLite the
+select is streamed with ``fetchmany``. Either way the rows come out as ``pyarrow.RecordBatch``
+objects of the plan's schema, a bounded batch at a time.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from api.errors import bad_request
@@ -156,14 +159,16 @@ def decode_cursor(name: str, keys: Sequence[OutputColumn], cursor: str) -> list[
     return values
 
 
-def _lexicographic(keys: Sequence[OutputColumn], values: Sequence[Any], *, after: bool) -> sa.ColumnElement:
-    """Rows whose key is >= ``values`` (``after``) or < ``values`` in the plan's order."""
+def _lexicographic(
+    keys: Sequence[OutputColumn], values: Sequence[Any], *, after: bool, strict: bool = False
+) -> sa.ColumnElement:
+    """Rows whose key is >= ``values`` (``after``; > where ``strict``) or < ``values`` in the plan's order."""
     clauses = []
     for i, key in enumerate(keys):
         equal = [keys[j].expr == values[j] for j in range(i)]
         last = i == len(keys) - 1
         if after:
-            cmp = key.expr >= values[i] if last else key.expr > values[i]
+            cmp = key.expr >= values[i] if last and not strict else key.expr > values[i]
         else:
             cmp = key.expr < values[i]
         clauses.append(sa.and_(*equal, cmp))
@@ -482,10 +487,12 @@ class Reader:
         outputs: Sequence[sa.ColumnElement],
         cursor: Sequence[Any] | None,
         stop: Sequence[Any] | None,
+        *,
+        strict: bool = False,
     ) -> sa.Select:
         stmt = sa.select(*outputs).select_from(plan.source).where(*plan.where)
         if cursor is not None:
-            stmt = stmt.where(_lexicographic(plan.keys, cursor, after=True))
+            stmt = stmt.where(_lexicographic(plan.keys, cursor, after=True, strict=strict))
         if stop is not None:
             stmt = stmt.where(_lexicographic(plan.keys, stop, after=False))
         if plan.group_by:
@@ -496,6 +503,9 @@ class Reader:
         self, plan: ReadPlan, cursor: Sequence[Any] | None, stop: Sequence[Any] | None, batch_rows: int = 20_000
     ) -> Iterator[pa.RecordBatch]:
         """The plan's rows from ``cursor`` (inclusive) to ``stop`` (exclusive) as record batches."""
+        if self.warehouse.connectorx_url() is not None:
+            yield from self._connectorx_batches(plan, cursor, stop, batch_rows)
+            return
         stmt = self._select(plan, [o.expr.label(o.name) for o in plan.outputs], cursor, stop)
         schema = plan.schema
         with self.engine.connect() as conn:
@@ -507,6 +517,27 @@ class Reader:
                 columns = list(zip(*rows))
                 arrays = [_to_arrow(col, o.kind) for col, o in zip(columns, plan.outputs)]
                 yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    def _connectorx_batches(
+        self, plan: ReadPlan, cursor: Sequence[Any] | None, stop: Sequence[Any] | None, batch_rows: int
+    ) -> Iterator[pa.RecordBatch]:
+        """:meth:`batches` through connectorx: keyset chunks of ``batch_rows``, each one SELECT."""
+        key_names = [f"_key{i}" for i in range(len(plan.keys))]
+        outputs = [o.expr.label(o.name) for o in plan.outputs]
+        outputs += [k.expr.label(name) for k, name in zip(plan.keys, key_names)]
+        schema = plan.schema
+        after, strict = cursor, False
+        while True:
+            select = self._select(plan, outputs, after, stop, strict=strict).limit(batch_rows)
+            chunk = cast(pa.Table, self.warehouse.read_connectorx(select, arrow=True))
+            if chunk.num_rows == 0:
+                return
+            arrays = [_arrow_column(chunk.column(o.name), o.kind) for o in plan.outputs]
+            yield pa.RecordBatch.from_arrays([a.combine_chunks() for a in arrays], schema=schema)
+            if chunk.num_rows < batch_rows:
+                return
+            after = [chunk.column(name)[chunk.num_rows - 1].as_py() for name in key_names]
+            strict = True
 
     def read_table(
         self, plan: ReadPlan, cursor: Sequence[Any] | None = None, stop: Sequence[Any] | None = None
@@ -545,6 +576,15 @@ def _to_arrow(values: Sequence[Any], kind: str) -> pa.Array:
     elif kind == STR_LIST:
         values = [None if v is None else [part.strip() for part in v.split(",") if part.strip()] for v in values]
     return pa.array(values, type=ARROW_TYPES[kind])
+
+
+def _arrow_column(column: pa.ChunkedArray, kind: str) -> pa.ChunkedArray:
+    """A connectorx column as the plan's Arrow type (its naive DATETIME values are UTC)."""
+    if kind == STR_LIST:
+        return pa.chunked_array([_to_arrow(column.to_pylist(), kind)])
+    if kind == TIME and column.type != ARROW_TYPES[TIME]:
+        column = pc.cast(column, pa.timestamp("us"))
+    return pc.cast(column, ARROW_TYPES[kind])
 
 
 def window_end(asset: str, start: datetime) -> datetime:
