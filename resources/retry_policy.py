@@ -2,9 +2,12 @@
 
 Errors are classified here, once (:func:`is_transient`): what a client raises as a
 :class:`TransientError` (an answer with a status of :data:`TRANSIENT_STATUS`: 408, 425, 429, 5xx;
-a connection error or a timeout; a body that could not be parsed), and a deadlock, lock-wait timeout
-or lost connection of MySQL/MariaDB or SQLite's busy database, are transient; anything else is
-final. ccxt's exceptions are mapped onto the same outcomes by :mod:`resources.sources.exchange_errors`.
+a connection error or a timeout; a body that could not be parsed); ccxt's ``NetworkError`` family
+(``RequestTimeout``, ``ExchangeNotAvailable``, ``DDoSProtection``, ``RateLimitExceeded``) without
+an answer or with a transient status; a deadlock, lock-wait timeout or lost connection of
+MySQL/MariaDB, or SQLite's busy database. Anything else (another 4xx, ccxt's ``BadSymbol``,
+``BadRequest``, ``AuthenticationError``, ...) is final. :mod:`resources.sources.exchange_errors`
+adds what only an exchange has (a refusal, an error about one pair).
 
 :func:`retry_call` is the only retry loop: tenacity runs it, waiting the answer's ``Retry-After``
 or an exponential back-off with jitter, never past the run's deadline (:func:`deadline_error`).
@@ -68,10 +71,15 @@ class TransientError(Exception):
         self.retry_after = retry_after
 
 
-def is_transient(exc: BaseException) -> bool:
-    """Whether ``exc`` is worth another try (see the module's docstring)."""
+def is_transient(exc: BaseException, status: int | None = None) -> bool:
+    """Whether ``exc`` (raised by a call answered with ``status``; None: no answer or not known) is
+    worth another try (see the module's docstring). ccxt's classes are told by name: the notebook
+    client imports this module without ccxt."""
     if isinstance(exc, TransientError):
         return True
+    if type(exc).__module__.startswith("ccxt."):
+        network = any(cls.__name__ == "NetworkError" for cls in type(exc).__mro__)
+        return network and (status is None or status in TRANSIENT_STATUS)
     orig = getattr(exc, "orig", None)  # a SQLAlchemy DBAPIError wraps the driver's error
     if isinstance(orig, sqlite3.OperationalError):
         return "locked" in str(orig).lower()

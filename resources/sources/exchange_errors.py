@@ -30,7 +30,7 @@ from typing import Any
 
 import ccxt
 
-from resources.retry_policy import TRANSIENT_STATUS
+from resources.retry_policy import is_transient
 from resources.sources.venues import VenueFacts
 
 #: Answers that mean "not from here" (geo-blocking, a CDN's block page): the exchange is skipped.
@@ -86,9 +86,7 @@ def classify(exc: BaseException, status: int | None, body: Any, facts: VenueFact
             return Scope.PAIR
     if not isinstance(exc, ccxt.BaseError):
         return Scope.TRANSIENT  # ccxt's parsers raise TypeError, KeyError, ... on a payload they cannot read
-    if isinstance(exc, ccxt.NetworkError) and (status is None or status in TRANSIENT_STATUS):
-        return Scope.TRANSIENT
-    return Scope.FINAL
+    return Scope.TRANSIENT if is_transient(exc, status) else Scope.FINAL
 
 
 def venue_reason(exc: BaseException, body: Any) -> str:
