@@ -10,7 +10,7 @@ MySQL/MariaDB, or SQLite's busy database. Anything else (another 4xx, ccxt's ``B
 adds what only an exchange has (a refusal, an error about one pair).
 
 :func:`retry_call` is the only retry loop: tenacity runs it, waiting the answer's ``Retry-After``
-or an exponential back-off with jitter, never past the run's deadline (:func:`deadline_error`).
+or an exponential back-off with jitter, never past the run's deadline (:meth:`RetryPolicy.late`).
 Each source has a process-wide :class:`CircuitBreaker` (:func:`circuit_breaker_for`).
 
 Standard library and tenacity only: :mod:`api.client` ships to notebooks and imports it.
@@ -114,34 +114,6 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 def utc_timestamp(value: datetime) -> float:
     """POSIX seconds of ``value`` (a naive value is UTC, as everywhere in the platform)."""
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
-
-
-def deadline_error(
-    source: str,
-    deadline: datetime | None,
-    now: float,
-    seconds: float,
-    problem: str,
-    *,
-    url: str | None = None,
-    status: int | None = None,
-) -> DeadlineExceeded | None:
-    """The error to raise when a wait of ``seconds`` (for ``problem``) starting at ``now`` (POSIX
-    seconds) would end past ``deadline``; None when it fits or there is no deadline."""
-    if deadline is None:
-        return None
-    left = utc_timestamp(deadline) - now
-    if seconds <= left:
-        return None
-    when = (deadline.astimezone(UTC) if deadline.tzinfo else deadline).replace(tzinfo=None)
-    return DeadlineExceeded(
-        source,
-        f"{problem}; giving up: retrying would wait {seconds:.0f} s past the run's deadline "
-        f"({when.isoformat(sep=' ', timespec='seconds')} UTC, "
-        f"{f'{left:.0f} s left' if left >= 0 else f'passed {-left:.0f} s ago'}); gap healing re-runs the window",
-        status=status,
-        url=url,
-    )
 
 
 @dataclass
@@ -302,15 +274,25 @@ class RetryPolicy:
             return exc.retry_after
         return float(self._backoff(state))
 
-    def late(self, source: str, seconds: float, problem: str, **where: Any) -> DeadlineExceeded | None:
-        """The :class:`DeadlineExceeded` for a wait of ``seconds`` now, or None when it fits."""
-        return deadline_error(source, self.deadline, self.clock(), seconds, problem, **where)
-
-
-@dataclass(frozen=True)
-class _GaveUp:
-    error: BaseException
-    cause: BaseException
+    def late(
+        self, source: str, seconds: float, problem: str, *, url: str | None = None, status: int | None = None
+    ) -> DeadlineExceeded | None:
+        """The error to raise when a wait of ``seconds`` (for ``problem``) from now would end past
+        the deadline; None when it fits or there is no deadline."""
+        if self.deadline is None:
+            return None
+        left = utc_timestamp(self.deadline) - self.clock()
+        if seconds <= left:
+            return None
+        when = (self.deadline.astimezone(UTC) if self.deadline.tzinfo else self.deadline).replace(tzinfo=None)
+        return DeadlineExceeded(
+            source,
+            f"{problem}; giving up: retrying would wait {seconds:.0f} s past the run's deadline "
+            f"({when.isoformat(sep=' ', timespec='seconds')} UTC, "
+            f"{f'{left:.0f} s left' if left >= 0 else f'passed {-left:.0f} s ago'}); gap healing re-runs the window",
+            status=status,
+            url=url,
+        )
 
 
 def retry_call(
@@ -335,53 +317,48 @@ def retry_call(
     """
     if breaker is not None:
         breaker.before_call(name)
+    late: DeadlineExceeded | None = None
 
-    def late(state: tenacity.RetryCallState) -> DeadlineExceeded | None:
+    def stop(state: tenacity.RetryCallState) -> bool:
+        nonlocal late
         exc = state.outcome.exception() if state.outcome else None
-        status = exc.status if isinstance(exc, TransientError) else None
-        return policy.late(name, state.upcoming_sleep, problem_of(exc or Exception()), url=url, status=status)
+        if exc is not None:
+            status = exc.status if isinstance(exc, TransientError) else None
+            late = policy.late(name, state.upcoming_sleep, problem_of(exc), url=url, status=status)
+        return late is not None or state.attempt_number >= policy.max_attempts
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
+        problem = problem_of(exc) if exc else "?"
         logger.warning(
             "%s: attempt %d/%d failed (%s); retrying in %.2fs",
             name,
             state.attempt_number,
             policy.max_attempts,
-            problem_of(exc or Exception()),
+            problem,
             state.upcoming_sleep,
         )
         if stats is not None:
             stats.retries += 1
             stats.slept_s += state.upcoming_sleep
 
-    def ended(state: tenacity.RetryCallState) -> _GaveUp:
-        exc = state.outcome.exception() if state.outcome else None
-        assert exc is not None
-        return _GaveUp(late(state) or give_up(exc, state.attempt_number), exc)
-
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception(is_transient),
-        stop=lambda state: state.attempt_number >= policy.max_attempts or late(state) is not None,
+        stop=stop,
         wait=policy.wait_s,
         sleep=lambda seconds: policy.sleep(seconds) if seconds > 0 else None,
         before_sleep=before_sleep,
-        retry_error_callback=ended,
+        reraise=True,
     )
-    result: T | _GaveUp
     try:
         result = retrying(attempt)
-    except Exception as exc:  # a final error
-        result = _GaveUp(give_up(exc, retrying.statistics.get("attempt_number", 1)), exc)
-    if isinstance(result, _GaveUp):
+    except Exception as exc:
+        error = late or give_up(exc, retrying.statistics.get("attempt_number", 1))
         if breaker is not None:
-            if getattr(result.error, "source_is_up", False):
-                breaker.record_success()
-            else:
-                breaker.record_failure(name)
-        if result.error is result.cause:
-            raise result.error
-        raise result.error from result.cause
+            breaker.record_success() if getattr(error, "source_is_up", False) else breaker.record_failure(name)
+        if error is exc:
+            raise
+        raise error from exc
     if breaker is not None:
         breaker.record_success()
     return result
