@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.ipc as pa_ipc
 
 from api import lake_files
-from resources.sources.retry_after import parse_retry_after
+from resources.retry_policy import RetryPolicy, TransientError, parse_retry_after, retry_call
 
 log = logging.getLogger(__name__)
 
@@ -156,10 +156,10 @@ class CryptoDataClient:
             timeout=httpx.Timeout(timeout, connect=10.0),
             transport=transport,
         )
-        self.max_retries = max_retries
-        self.backoff_s = backoff_s
         self.max_wait_s = max_wait_s
-        self._sleep = sleep
+        self._policy = RetryPolicy(
+            max_attempts=max_retries + 1, backoff_base_s=backoff_s, backoff_max_s=max_wait_s, sleep=sleep, jitter=False
+        )
         self.direct_lake = direct_lake
         self.lake_root = lake_root
         self.lake_storage_options = dict(lake_storage_options or {})
@@ -178,34 +178,34 @@ class CryptoDataClient:
         self.close()
 
     # ------------------------------------------------------------------ transport
-    def _wait(self, attempt: int, response: httpx.Response | None) -> float:
-        retry_after = parse_retry_after(response.headers.get("retry-after")) if response is not None else None
-        if retry_after is not None:
-            return min(self.max_wait_s, retry_after)
-        return min(self.max_wait_s, self.backoff_s * 2**attempt)
-
     def _call(self, path: str, params: dict[str, Any], accept: str, consume: Callable[[httpx.Response], Any]) -> Any:
         """GET ``path``, retrying transient failures, and hand the streamed response to ``consume``."""
         query = {k: v for k, v in params.items() if v is not None}
-        for attempt in range(self.max_retries + 1):
-            last = attempt == self.max_retries
+
+        def attempt() -> Any:
             try:
                 with self._http.stream("GET", path, params=query, headers={"Accept": accept}) as response:
-                    if response.status_code in _RETRY_STATUSES and not last:
-                        response.read()
-                        self._sleep(self._wait(attempt, response))
-                        continue
                     if response.status_code >= 400:
                         response.read()
-                        raise _refusal(response)
+                        refusal = _refusal(response)
+                        if response.status_code not in _RETRY_STATUSES:
+                            raise refusal
+                        retry_after = parse_retry_after(response.headers.get("retry-after"))
+                        wait = None if retry_after is None else min(self.max_wait_s, retry_after)
+                        raise TransientError(str(refusal), status=response.status_code, retry_after=wait) from refusal
                     as_of = response.headers.get("x-data-as-of")
                     self.last_as_of = pd.Timestamp(as_of) if as_of else None
                     return consume(response)
             except (httpx.TransportError, pa.ArrowInvalid) as exc:
-                if last:
-                    raise self._failure(path, exc) from exc
-                self._sleep(self._wait(attempt, None))
-        raise AssertionError("unreachable")
+                raise TransientError(f"{type(exc).__name__}: {exc}") from exc
+
+        def give_up(exc: BaseException, attempts: int) -> BaseException:
+            cause = exc.__cause__ if isinstance(exc, TransientError) else exc
+            if isinstance(cause, (httpx.TransportError, pa.ArrowInvalid)):
+                return self._failure(path, cause)
+            return cause or exc
+
+        return retry_call(attempt, self._policy, name=f"gateway {path}", give_up=give_up, logger=log)
 
     def _failure(self, path: str, exc: Exception) -> CryptoApiError:
         """The error of a request that got no answer: which gateway could not be reached, and how to fix it."""

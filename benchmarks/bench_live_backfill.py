@@ -32,8 +32,8 @@ if str(ROOT) not in sys.path:
 
 from crypto_assets.partitions import PARTITION_KEY_FORMAT  # noqa: E402
 from crypto_assets.prices import price_data_real  # noqa: E402
+from resources.retry_policy import reset_circuit_breakers  # noqa: E402
 from resources.sources.coingecko import MARKET_FIELDS  # noqa: E402
-from resources.sources.http import reset_circuit_breakers  # noqa: E402
 from resources.sources.price_sources import PriceSourceResource  # noqa: E402
 from resources.storage.dagster_resources import WarehouseResource  # noqa: E402
 from resources.storage.schema import price_data_real as price_table  # noqa: E402

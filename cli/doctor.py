@@ -34,17 +34,15 @@ import httpx
 
 from resources.config.settings import Settings, SettingsError, load_settings
 from resources.config.universe import Coin, load_universe
-from resources.sources.coingecko import PUBLIC_BASE_URL, CoinGeckoClient, coingecko_host_and_headers, parse_markets
+from resources.retry_policy import CircuitBreaker, SourceError
+from resources.sources.coingecko import PUBLIC_BASE_URL, CoinGeckoClient, coingecko_http, parse_markets
 from resources.sources.exchange import ExchangeRouter, Routing, Venue, venues_from_settings
-from resources.sources.http import CircuitBreaker, HttpSource, SourceError
-from resources.sources.macro_sources import FRED_BASE_URL, YAHOO_BASE_URL, FredClient, YahooClient
-from resources.sources.news_common import FEED_USER_AGENT
-from resources.sources.news_guardian import DEFAULT_BASE_URL as GUARDIAN_BASE_URL
-from resources.sources.news_reddit import DEFAULT_API_URL as REDDIT_API_URL
-from resources.sources.news_reddit import DEFAULT_AUTH_URL as REDDIT_AUTH_URL
-from resources.sources.news_reddit import RedditAuth, SubredditFeed, user_agent
+from resources.sources.http import HttpSource
+from resources.sources.macro_sources import FredClient, YahooClient
+from resources.sources.news_guardian import GuardianClient, guardian_http
+from resources.sources.news_reddit import RedditAuth, SubredditFeed, reddit_http
 from resources.sources.news_rss import DEFAULT_FEEDS as RSS_DEFAULT_FEEDS
-from resources.sources.news_rss import RssFeed, feed_name
+from resources.sources.news_rss import RssFeed, feed_name, rss_http
 
 OK, FAILED, WARNING, SKIPPED = "ok", "FAILED", "warning", "skipped"
 TIMEOUT_S = 10.0
@@ -102,18 +100,16 @@ class Report:
         }
 
 
-def _http(name: str, base_url: str, headers: Mapping[str, str] | None = None) -> HttpSource:
-    """A client for one check: short timeout, one retry, a breaker of its own."""
-    return HttpSource(
-        name,
-        base_url,
-        headers=headers,
-        timeout_s=TIMEOUT_S,
-        max_attempts=2,
-        backoff_base_s=0.2,
-        max_retry_after_s=5.0,
-        breaker=CircuitBreaker(),
-    )
+def _probe() -> dict[str, Any]:
+    """The retry settings of a check's client (its URL and headers are the source's own): short
+    timeout, one retry, a breaker of its own."""
+    return {
+        "timeout_s": TIMEOUT_S,
+        "max_attempts": 2,
+        "backoff_base_s": 0.2,
+        "max_retry_after_s": 5.0,
+        "breaker": CircuitBreaker(),
+    }
 
 
 def _timed(check: Check, began: float) -> Check:
@@ -166,10 +162,12 @@ def check_coingecko(settings: Settings, coins: Sequence[Coin]) -> tuple[Check, l
     check = Check("coingecko", required=True, key="unknown" if settings.coingecko_api_key else "none needed")
     every_coin = sorted(c.symbol for c in coins)
     try:
-        host, headers = coingecko_host_and_headers(settings.coingecko_plan, settings.coingecko_api_key)
+        http = coingecko_http(
+            settings.coingecko_plan, settings.coingecko_api_key, settings.coingecko_base_url, **_probe()
+        )
     except SourceError as exc:
         return _timed(_failure(check, exc, answered=None), began), every_coin
-    with _http("coingecko", settings.coingecko_base_url or host, headers) as http:
+    with http:
         try:
             frame, _ = parse_markets(CoinGeckoClient(http).markets([c.coin_id for c in coins]), coins)
         except SourceError as exc:
@@ -185,11 +183,7 @@ def check_coingecko(settings: Settings, coins: Sequence[Coin]) -> tuple[Check, l
         check.detail = f"{len(frame)} of {len(coins)} coins priced"
         if settings.coingecko_api_key:
             check.rate_limit = _coingecko_key_limits(http)
-    if (
-        settings.coingecko_plan == "demo"
-        and not settings.coingecko_api_key
-        and (settings.coingecko_base_url or PUBLIC_BASE_URL) == PUBLIC_BASE_URL
-    ):
+    if settings.coingecko_plan == "demo" and not settings.coingecko_api_key and http.base_url == PUBLIC_BASE_URL:
         check.detail += "; keyless: the public limit is shared and low, set COINGECKO_API_KEY"
     return _timed(check, began), unpriced
 
@@ -217,15 +211,10 @@ def check_guardian(settings: Settings) -> Check:
     if not settings.guardian_api_key:
         check.status, check.key, check.detail = SKIPPED, "not set", "GUARDIAN_API_KEY is not set"
         return check
-    with _http("guardian", settings.guardian_base_url or GUARDIAN_BASE_URL) as http:
+    with guardian_http(settings.guardian_base_url, **_probe()) as http:
         try:
-            response = http.request(
-                "GET", "/search", params={"q": "bitcoin", "page-size": 1, "api-key": settings.guardian_api_key}
-            )
-            body = response.json().get("response", {})
-            if body.get("status") != "ok":
-                raise SourceError("guardian", f"search answered status {body.get('status')!r}")
-        except (SourceError, ValueError, AttributeError) as exc:
+            body, response = GuardianClient(http, settings.guardian_api_key).probe()
+        except SourceError as exc:
             return _timed(_failure(check, exc, answered=http.stats.answered > 0), began)
     check.reachable, check.key = True, "valid"
     check.rate_limit = _header_limit(
@@ -252,12 +241,9 @@ def check_reddit(settings: Settings, now: datetime) -> list[Check]:
                 detail="REDDIT_CLIENT_ID and REDDIT_CLIENT_SECRET are not set",
             )
         ]
-    headers = {"User-Agent": user_agent("crypto-data-platform")}
     token = Check("reddit token", required=True, key="unknown")
-    with (
-        _http("reddit-auth", settings.reddit_auth_url or REDDIT_AUTH_URL, headers) as auth_http,
-        _http("reddit", settings.reddit_api_url or REDDIT_API_URL, headers) as api,
-    ):
+    auth_http, api = reddit_http(settings.reddit_auth_url, settings.reddit_api_url, **_probe())
+    with auth_http, api:
         auth = RedditAuth(auth_http, settings.reddit_client_id, settings.reddit_client_secret)
         try:
             auth.token()
@@ -291,7 +277,7 @@ def check_rss(settings: Settings, now: datetime) -> list[Check]:
     for url in settings.rss_feeds or RSS_DEFAULT_FEEDS:
         began = time.perf_counter()
         check = Check(feed_name(url), required=False)
-        with _http(feed_name(url), url, {"User-Agent": FEED_USER_AGENT}) as http:
+        with rss_http(url, **_probe()) as http:
             skipped: Counter = Counter()
             try:
                 items = RssFeed(http, url).fetch(now, now, skipped)
@@ -310,17 +296,7 @@ def check_fred(settings: Settings, today: datetime) -> list[Check]:
     if not settings.fred_api_key:
         return [Check("fred", required=False, status=SKIPPED, key="not set", detail="FRED_API_KEY is not set")]
     checks = []
-    client = FredClient(
-        settings.fred_api_key,
-        http=HttpSource(
-            "fred",
-            settings.fred_base_url or FRED_BASE_URL,
-            timeout_s=TIMEOUT_S,
-            max_attempts=2,
-            min_interval_s=0.5,
-            breaker=CircuitBreaker(),
-        ),
-    )
+    client = FredClient(settings.fred_api_key, base_url=settings.fred_base_url, **_probe())
     try:
         for series_id in settings.fred_series:
             began = time.perf_counter()
@@ -345,15 +321,7 @@ def check_yahoo(settings: Settings, today: datetime) -> Check:
     """A week of S&P 500 closes (Yahoo Finance has no official API: best effort)."""
     began = time.perf_counter()
     check = Check("yahoo", required=False)
-    client = YahooClient(
-        http=HttpSource(
-            "yahoo",
-            settings.yahoo_base_url or YAHOO_BASE_URL,
-            timeout_s=TIMEOUT_S,
-            max_attempts=2,
-            breaker=CircuitBreaker(),
-        )
-    )
+    client = YahooClient(base_url=settings.yahoo_base_url, **_probe())
     try:
         closes = client.daily_closes("^GSPC", (today - timedelta(days=7)).date(), today.date())
     except SourceError as exc:
@@ -375,9 +343,7 @@ def check_exchanges(settings: Settings, coins: Sequence[Coin]) -> tuple[list[Che
     began = time.perf_counter()
     served: dict[str, str | None] = {c.symbol: None for c in coins}
     try:
-        venues = venues_from_settings(
-            settings, timeout_s=TIMEOUT_S, max_attempts=2, backoff_base_s=0.2, max_retry_after_s=5.0
-        )
+        venues = venues_from_settings(settings, **{k: v for k, v in _probe().items() if k != "breaker"})
         router = ExchangeRouter(venues)
     except SourceError as exc:  # an id ccxt does not know, or no exchange at all
         return [_timed(_failure(Check("exchanges", required=True), exc, answered=None), began)], served

@@ -4,7 +4,7 @@ import dagster as dg
 
 from crypto_assets.common import OWNERS, preview_markdown, run_deadline, window_range, write_metadata
 from crypto_assets.partitions import FIVE_MINUTE_PARTITIONS
-from resources.sources.http import DeadlineExceeded
+from resources.retry_policy import DeadlineExceeded
 from resources.sources.price_sources import PriceSourceResource, validate_prices
 from resources.storage.dagster_resources import WarehouseResource
 from resources.storage.schema import PRICES

@@ -65,7 +65,7 @@ import pandas as pd  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from resources.config.universe import load_universe  # noqa: E402
-from resources.sources.http import CircuitBreaker, circuit_breaker_for, reset_circuit_breakers  # noqa: E402
+from resources.retry_policy import CircuitBreaker, circuit_breaker_for, reset_circuit_breakers  # noqa: E402
 from resources.sources.simulated import simulated_price_frame  # noqa: E402
 from resources.storage.lake import LAKE_ASSET  # noqa: E402
 from resources.storage.schema import METADATA  # noqa: E402

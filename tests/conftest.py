@@ -25,7 +25,7 @@ from collections.abc import Iterator
 import pymysql
 import pytest
 
-from resources.sources.http import reset_circuit_breakers
+from resources.retry_policy import reset_circuit_breakers
 from resources.storage.warehouse import dispose_warehouse
 from testkit.fakes.private_mariadb import PrivateMariaDB
 from testkit.services import MYSQL, REDIS, SERVICES, ci_mode, needs_mysql, require_installed

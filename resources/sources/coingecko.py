@@ -63,6 +63,13 @@ def coingecko_host_and_headers(plan: str, api_key: str | None) -> tuple[str, dic
     return PUBLIC_BASE_URL, ({"x-cg-demo-api-key": api_key} if api_key else {})
 
 
+def coingecko_http(plan: str, api_key: str | None, base_url: str | None = None, **options: Any) -> HttpSource:
+    """CoinGecko's HTTP client for ``plan`` (its host unless ``base_url``, its key header);
+    ``options`` go to :class:`HttpSource` (retry settings, rate limit, deadline)."""
+    host, headers = coingecko_host_and_headers(plan, api_key)
+    return HttpSource("coingecko", base_url or host, headers=headers, **options)
+
+
 class CoinGeckoClient:
     """Reads market snapshots for a list of coin ids, 250 ids a call."""
 

@@ -10,11 +10,12 @@ symbol) fails that coin on that exchange only: it falls to the next exchange lis
 is missing with the venue's reason (:mod:`resources.sources.exchange_errors` classifies errors,
 :mod:`resources.sources.venues` holds what differs between exchanges).
 
-ccxt is synchronous and raises its own errors; :class:`Venue` wraps every ccxt call with the
-conventions of ``resources/sources/http.py``: a timeout, retries with jittered exponential back-off on
+ccxt is synchronous and raises its own errors; :class:`Venue` runs every ccxt call under
+:mod:`resources.retry_policy`: a timeout, retries with jittered exponential back-off on
 transient failures (connection errors, timeouts, 5xx, 429 with ``Retry-After``, a truncated or
 non-JSON body), the process-wide circuit breaker of the source (``exchange:<id>``), and a
-:class:`SourceError` that names the exchange and the problem. ccxt's own rate limiter is on.
+:class:`SourceError` that names the exchange and the problem, in the exchange's own words (the
+body ccxt keeps as ``last_http_response``). ccxt's own rate limiter is on.
 
 Bars are checked for their interval before they are kept (see :func:`check_interval` and
 :func:`check_series`), and a bar still open (open time + 5 minutes after ``now``) is never returned.
@@ -25,15 +26,13 @@ each coin without fetching bars (for ``doctor``).
 
 from __future__ import annotations
 
-import json
 import logging
-import random
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache, partial
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -42,15 +41,18 @@ import pandas as pd
 
 from resources.config.settings import Settings
 from resources.config.universe import Coin
-from resources.sources.exchange_errors import MalformedBody, Scope, classify, pair_reason, venue_reason
-from resources.sources.http import (
+from resources.retry_policy import (
     CallStats,
     CircuitOpenError,
+    RetryPolicy,
     SourceError,
+    TransientError,
     circuit_breaker_for,
-    deadline_error,
+    parse_retry_after,
+    problem_of,
+    retry_call,
 )
-from resources.sources.retry_after import parse_retry_after
+from resources.sources.exchange_errors import Scope, classify, pair_reason, venue_reason
 from resources.sources.venues import venue_facts
 
 log = logging.getLogger(__name__)
@@ -82,60 +84,7 @@ class PairError(SourceError):
     """The exchange answered one pair's request with an error about that pair (unknown or delisted
     symbol): that coin falls to the next exchange; the exchange serves the others."""
 
-
-@cache
-def _tracked_class(exchange_id: str) -> type:
-    """The ccxt class of ``exchange_id`` counting requests and answers (any HTTP status) and recording
-    each request's URL, and its answer's status, body and (2xx) JSON payload."""
-    base = getattr(ccxt, exchange_id)
-
-    def fetch(self: Any, url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
-        self.crypto_requests += 1
-        self.crypto_url = url
-        self.crypto_status = None
-        self.crypto_body = None
-        self.crypto_payload = None
-        return base.fetch(self, url, method, headers, body)
-
-    def on_rest_response(
-        self: Any,
-        code: Any,
-        reason: Any,
-        url: str,
-        method: str,
-        response_headers: Any,
-        response_body: str,
-        request_headers: Any,
-        request_body: Any,
-    ) -> str:
-        self.crypto_answers += 1
-        self.crypto_status = int(code)
-        self.crypto_body = response_body
-        if 200 <= int(code) < 300:
-            try:
-                self.crypto_payload = json.loads(response_body)
-            except ValueError:
-                raise MalformedBody(
-                    f"{exchange_id}: HTTP {code} with a body that is not JSON: {_excerpt(response_body)!r}"
-                ) from None
-        return base.on_rest_response(
-            self, code, reason, url, method, response_headers, response_body, request_headers, request_body
-        )
-
-    return type(
-        f"Tracked{base.__name__}",
-        (base,),
-        {
-            "fetch": fetch,
-            "on_rest_response": on_rest_response,
-            "crypto_requests": 0,
-            "crypto_answers": 0,
-            "crypto_url": None,
-            "crypto_status": None,
-            "crypto_body": None,
-            "crypto_payload": None,
-        },
-    )
+    source_is_up = True  # the exchange answered: its circuit breaker counts a success
 
 
 def _point_at(urls: Any, base_url: str) -> Any:
@@ -186,15 +135,16 @@ class Venue:
     ):
         """``rate_limit_ms``: the spacing ccxt's rate limiter keeps between calls (0: ccxt's own for
         the exchange, e.g. Binance 50 ms, OKX 110 ms); the limiter is always on. ``deadline``: no
-        retry waits past it (a live run's; see :func:`resources.sources.http.deadline_error`)."""
+        retry waits past it (a live run's; see :class:`resources.retry_policy.RetryPolicy`)."""
         if exchange_id not in ccxt.exchanges:
             raise SourceError("exchange", f"unknown exchange {exchange_id!r} in CRYPTO_EXCHANGES (not a ccxt id)")
         self.id = exchange_id
         self.name = f"exchange:{exchange_id}"
         self.facts = venue_facts(exchange_id)
-        self.client = _tracked_class(exchange_id)(
+        self.client = getattr(ccxt, exchange_id)(
             {
                 "enableRateLimit": True,
+                "enableLastJsonResponse": True,
                 "timeout": int(timeout_s * 1000),
                 "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False},
             }
@@ -203,16 +153,20 @@ class Venue:
             self.client.urls["api"] = _point_at(self.client.urls["api"], base_url)
         if rate_limit_ms:
             self.client.rateLimit = rate_limit_ms
-        self.max_attempts = max_attempts
-        self.backoff_base_s = backoff_base_s
-        self.backoff_max_s = backoff_max_s
-        self.max_retry_after_s = max_retry_after_s
+        self.client.session.hooks["response"].append(self._answered)
+        self.policy = RetryPolicy(
+            max_attempts=max_attempts,
+            backoff_base_s=backoff_base_s,
+            backoff_max_s=backoff_max_s,
+            max_retry_after_s=max_retry_after_s,
+            deadline=deadline,
+            sleep=sleep,
+            clock=clock,
+        )
         self.breaker = circuit_breaker_for(self.name)
         self.stats = CallStats()
         self.open_bars_dropped = 0
-        self.deadline = deadline  # no retry waits past it (a live run's; see resources/sources/http.py)
-        self._sleep = sleep
-        self._clock = clock
+        self._status: int | None = None
 
     def close(self) -> None:
         """Close ccxt's HTTP session."""
@@ -221,93 +175,74 @@ class Venue:
             session.close()
 
     # ------------------------------------------------------------------ calls
+    def _answered(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        """requests' response hook: count the answer and keep its status (ccxt keeps its body)."""
+        self.stats.answered += 1
+        self._status = response.status_code
+
     def _call(self, what: str, call: Callable[[], T], *, per_pair: bool = False) -> T:
-        """Run one ccxt call with retries; raise a :class:`SourceError` subclass naming the problem
-        (:class:`PairError` for an error about the one pair a ``per_pair`` call asked for)."""
-        self.breaker.before_call(self.name)
-        problem = "no attempt made"
-        for attempt in range(1, self.max_attempts + 1):
-            before = (self.client.crypto_requests, self.client.crypto_answers)
+        """Run one ccxt call with the retry policy; raise a :class:`SourceError` subclass naming the
+        problem (:class:`PairError` for an error about the one pair a ``per_pair`` call asked for)."""
+
+        def attempt() -> T:
+            client, answered = self.client, self.stats.answered
+            client.last_http_response = client.last_json_response = client.last_response_headers = None
+            self._status = None
             try:
                 result = call()
+                self._check_body(what)
             except (ccxt.BaseError, TypeError, ValueError, KeyError, IndexError) as exc:
-                self._count(*before)
-                status, body = self.client.crypto_status, self.client.crypto_body
-                scope = classify(exc, status, body, self.facts, per_pair=per_pair)
-                said = venue_reason(exc, body) if scope is not Scope.TRANSIENT else _excerpt(exc)
-                problem = f"{type(exc).__name__}: {said}"
-                if scope is Scope.REFUSED:
-                    self._failed()
-                    raise ExchangeRefusedError(
-                        self.name,
-                        f"{what} refused with HTTP {status} (geo-blocked or blocked by a CDN): {said}",
-                        status=status,
-                    ) from exc
-                if scope is Scope.PAIR:
-                    self.breaker.record_success()  # the exchange works: it answered about this pair
-                    raise PairError(self.name, f"{what}: {pair_reason(self.id, exc, body)}", status=status) from exc
-                if scope is Scope.FINAL:
-                    self._failed()
-                    raise SourceError(self.name, f"{what}: {problem}", status=status) from exc
-                if attempt == self.max_attempts:
-                    break
-                wait = self._backoff(attempt)
-                if status == 429:
-                    self.stats.throttled += 1
-                    retry_after = parse_retry_after((self.client.last_response_headers or {}).get("Retry-After"))
-                    if retry_after is not None and retry_after > self.max_retry_after_s:
-                        self._failed()
-                        raise ExchangeUnavailableError(
-                            self.name,
-                            f"{what}: rate limited (HTTP 429) with Retry-After {retry_after:.0f}s, "
-                            f"more than the {self.max_retry_after_s:.0f}s this client waits",
-                            status=429,
-                        ) from exc
-                    wait = retry_after if retry_after is not None else wait
-                late = deadline_error(
-                    self.name, self.deadline, self._clock(), wait, f"{what}: {problem}", status=status
-                )
-                if late is not None:
-                    self._failed()
-                    raise late from exc
-                self.stats.retries += 1
-                self.stats.slept_s += wait
-                log.warning(
-                    "%s: attempt %d/%d of %s failed (%s); retrying in %.2fs",
-                    self.name,
-                    attempt,
-                    self.max_attempts,
-                    what,
-                    problem,
-                    wait,
-                )
-                self._sleep(wait)
-            else:
-                self._count(*before)
-                self.breaker.record_success()
-                return result
-        self._failed()
-        raise ExchangeUnavailableError(
-            self.name, f"{what} failed after {self.max_attempts} attempts; last error: {problem}"
-        )
+                self.stats.requests += max(1, self.stats.answered - answered)
+                raise self._failure(what, exc, per_pair) from exc
+            self.stats.requests += self.stats.answered - answered
+            return result
 
-    def _count(self, requests_before: int, answers_before: int) -> None:
-        """Add the requests sent and answered since the counts ``*_before`` to the stats."""
-        self.stats.requests += self.client.crypto_requests - requests_before
-        self.stats.answered += self.client.crypto_answers - answers_before
-
-    def _failed(self) -> None:
-        if self.breaker.record_failure():
-            log.warning(
-                "%s: circuit breaker opened after %d consecutive failed calls; calls suspended for %.0fs",
-                self.name,
-                self.breaker.consecutive_failures,
-                self.breaker.cooldown_s,
+        def give_up(exc: BaseException, attempts: int) -> BaseException:
+            if isinstance(exc, SourceError):
+                return exc
+            problem = problem_of(exc).removeprefix(f"{what}: ")
+            return ExchangeUnavailableError(
+                self.name, f"{what} failed after {attempts} attempts; last error: {problem}"
             )
 
-    def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.backoff_max_s, self.backoff_base_s * (2 ** (attempt - 1)))
-        return random.uniform(ceiling / 2, ceiling)
+        return retry_call(attempt, self.policy, name=self.name, give_up=give_up, stats=self.stats, breaker=self.breaker)
+
+    def _check_body(self, what: str) -> None:
+        """Raise :class:`TransientError` for a 2xx answer whose body is not JSON (truncated, an HTML page)."""
+        body = self.client.last_http_response
+        if self._status is not None and 200 <= self._status < 300 and self.client.last_json_response is None:
+            raise TransientError(
+                f"{what}: MalformedBody: HTTP {self._status} with a body that is not JSON: {_excerpt(body)!r}",
+                status=self._status,
+            )
+
+    def _failure(self, what: str, exc: BaseException, per_pair: bool) -> Exception:
+        """The error ending an attempt that raised ``exc``: transient or final, as classified once
+        by :func:`~resources.sources.exchange_errors.classify` from the exchange's answer."""
+        status, body = self._status, self.client.last_http_response
+        scope = classify(exc, status, body, self.facts, per_pair=per_pair)
+        said = venue_reason(exc, body) if scope is not Scope.TRANSIENT else _excerpt(exc)
+        problem = f"{type(exc).__name__}: {said}"
+        if scope is Scope.REFUSED:
+            return ExchangeRefusedError(
+                self.name, f"{what} refused with HTTP {status} (geo-blocked or blocked by a CDN): {said}", status=status
+            )
+        if scope is Scope.PAIR:
+            return PairError(self.name, f"{what}: {pair_reason(self.id, exc, body)}", status=status)
+        if scope is Scope.FINAL:
+            return SourceError(self.name, f"{what}: {problem}", status=status)
+        retry_after = None
+        if status == 429:
+            self.stats.throttled += 1
+            retry_after = parse_retry_after((self.client.last_response_headers or {}).get("Retry-After"))
+            if retry_after is not None and retry_after > self.policy.max_retry_after_s:
+                return ExchangeUnavailableError(
+                    self.name,
+                    f"{what}: rate limited (HTTP 429) with Retry-After {retry_after:.0f}s, "
+                    f"more than the {self.policy.max_retry_after_s:.0f}s this client waits",
+                    status=429,
+                )
+        return TransientError(f"{what}: {problem}", status=status, retry_after=retry_after)
 
     # ------------------------------------------------------------------ markets
     def load_markets(self) -> int:
@@ -348,8 +283,8 @@ class Venue:
                 partial(self.client.fetch_ohlcv, route.market, TIMEFRAME, since=since, limit=limit),
                 per_pair=True,
             )
-            check_request(self.id, route.market, self.client.crypto_url)
-            check_interval(self.id, route.market, page, self.client.crypto_payload, since, limit)
+            check_request(self.id, route.market, self.client.last_request_url)
+            check_interval(self.id, route.market, page, self.client.last_json_response, since, limit)
             for bar in page:
                 if bar[0] >= closed_end:
                     self.open_bars_dropped += int(bar[0] + BAR_MS > _ms(now))

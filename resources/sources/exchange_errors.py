@@ -30,7 +30,7 @@ from typing import Any
 
 import ccxt
 
-from resources.sources.http import RETRYABLE_STATUS
+from resources.retry_policy import is_transient
 from resources.sources.venues import VenueFacts
 
 #: Answers that mean "not from here" (geo-blocking, a CDN's block page): the exchange is skipped.
@@ -50,10 +50,6 @@ class Scope(Enum):
     PAIR = "pair"
     TRANSIENT = "transient"
     FINAL = "final"
-
-
-class MalformedBody(ccxt.NetworkError):
-    """A 2xx answer whose body is not JSON (truncated, an HTML page): retried as transient."""
 
 
 def _json(body: Any) -> Any:
@@ -88,11 +84,9 @@ def classify(exc: BaseException, status: int | None, body: Any, facts: VenueFact
         said = set(_values(payload, _CODE_KEYS)) | set(_values(payload, _MESSAGE_KEYS))
         if isinstance(exc, ccxt.BadSymbol) or said & facts.pair_errors:
             return Scope.PAIR
-    if not isinstance(exc, ccxt.BaseError) or isinstance(exc, MalformedBody):
+    if not isinstance(exc, ccxt.BaseError):
         return Scope.TRANSIENT  # ccxt's parsers raise TypeError, KeyError, ... on a payload they cannot read
-    if isinstance(exc, ccxt.NetworkError) and (status is None or status in RETRYABLE_STATUS):
-        return Scope.TRANSIENT
-    return Scope.FINAL
+    return Scope.TRANSIENT if is_transient(exc, status) else Scope.FINAL
 
 
 def venue_reason(exc: BaseException, body: Any) -> str:

@@ -1,32 +1,39 @@
 """The one retrying HTTP client every external source goes through.
 
-``HttpSource`` wraps an ``httpx.Client`` with: per-request timeouts, exponential backoff with
-full jitter on transient failures (connection errors, timeouts, 5xx, truncated bodies),
-``Retry-After`` on 429, a client-side rate limit (minimum spacing between calls), a circuit
-breaker shared by every client of the same source in the process, an optional deadline (no
-retry or ``Retry-After`` wait that would end past it: a live run must not outlast its window),
-and a :class:`SourceError` that names the source, the URL and what went wrong after the last try.
+``HttpSource`` wraps an ``httpx.Client`` with: per-request timeouts, the retries of
+:mod:`resources.retry_policy` on transient failures (connection errors, timeouts, 5xx, 429 with
+``Retry-After``, a body its parser rejects), a client-side rate limit (minimum spacing between
+calls), the circuit breaker shared by every client of the same source in the process, an optional
+deadline (no retry or ``Retry-After`` wait that would end past it: a live run must not outlast its
+window), and a :class:`SourceError` that names the source, the URL and what went wrong after the last try.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import random
-import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 import httpx
 
-from resources.sources.retry_after import parse_retry_after
+from resources.retry_policy import (
+    TRANSIENT_STATUS,
+    CallStats,
+    CircuitBreaker,
+    RetryPolicy,
+    SourceError,
+    TransientError,
+    circuit_breaker_for,
+    parse_retry_after,
+    retry_call,
+)
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 522, 524})
+T = TypeVar("T")
 # Query parameters whose values are credentials (the Guardian's api-key, FRED's api_key, ...).
 SECRET_QUERY_PARAMS = frozenset({"api-key", "api_key", "apikey", "key", "token", "access_token", "client_secret"})
 
@@ -52,175 +59,18 @@ class _RedactRequestUrls(logging.Filter):
 logging.getLogger("httpx").addFilter(_RedactRequestUrls())
 
 
-class SourceError(RuntimeError):
-    """A source failed for good: after the last retry, or with a non-retryable answer."""
-
-    def __init__(self, source: str, message: str, *, status: int | None = None, url: str | None = None):
-        self.source = source
-        self.status = status
-        self.url = url
-        where = f" ({url})" if url else ""
-        super().__init__(f"{source}: {message}{where}")
+class MalformedPayload(ValueError):
+    """A response body that cannot be parsed as what the endpoint promises (retried, then fatal)."""
 
 
-class CircuitOpenError(SourceError):
-    """Calls to a source are suspended: it failed repeatedly and is cooling down."""
-
-
-class DeadlineExceeded(SourceError):
-    """A retry (or its wait) would end past the run's deadline: the run fails now, and gap
-    healing re-runs the window later."""
-
-
-def utc_timestamp(value: datetime) -> float:
-    """POSIX seconds of ``value`` (a naive value is UTC, as everywhere in the platform)."""
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
-
-
-def deadline_error(
-    source: str,
-    deadline: datetime | None,
-    now: float,
-    seconds: float,
-    problem: str,
-    *,
-    url: str | None = None,
-    status: int | None = None,
-) -> DeadlineExceeded | None:
-    """The error to raise when a wait of ``seconds`` (for ``problem``) starting at ``now`` (POSIX
-    seconds) would end past ``deadline``; None when it fits or there is no deadline. Every client
-    with its own retry loop (``HttpSource``, the ccxt exchanges) decides with this."""
-    if deadline is None:
-        return None
-    left = utc_timestamp(deadline) - now
-    if seconds <= left:
-        return None
-    when = (deadline.astimezone(UTC) if deadline.tzinfo else deadline).replace(tzinfo=None)
-    return DeadlineExceeded(
-        source,
-        f"{problem}; giving up: retrying would wait {seconds:.0f} s past the run's deadline "
-        f"({when.isoformat(sep=' ', timespec='seconds')} UTC, "
-        f"{f'{left:.0f} s left' if left >= 0 else f'passed {-left:.0f} s ago'}); gap healing re-runs the window",
-        status=status,
-        url=url,
-    )
-
-
-@dataclass
-class CircuitBreaker:
-    """Stops calling a source after ``failure_threshold`` consecutive failed calls, for ``cooldown_s``.
-
-    After the cool-down one trial call is let through (half-open): success closes the circuit,
-    failure opens it for another cool-down.
-    """
-
-    failure_threshold: int = 5
-    cooldown_s: float = 60.0
-    clock: Callable[[], float] = time.monotonic
-    consecutive_failures: int = 0
-    opened_at: float | None = None
-    times_opened: int = 0
-    _trial_since: float | None = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def state(self) -> str:
-        """``closed``, ``open`` or ``half_open``."""
-        if self.opened_at is None:
-            return "closed"
-        if self.clock() - self.opened_at >= self.cooldown_s:
-            return "half_open"
-        return "open"
-
-    def before_call(self, source: str) -> None:
-        """Raise :class:`CircuitOpenError` while the circuit is open."""
-        with self._lock:
-            state, now = self.state, self.clock()
-            # Half-open lets one trial call through; the others wait for its outcome (a trial that
-            # never reported back frees the slot after another cool-down).
-            trial_busy = (
-                state == "half_open" and self._trial_since is not None and now - self._trial_since < self.cooldown_s
-            )
-            if state == "open" or trial_busy:
-                remaining = self.cooldown_s - (now - (self.opened_at or 0.0))
-                raise CircuitOpenError(
-                    source,
-                    f"circuit open after {self.consecutive_failures} consecutive failures; "
-                    + (
-                        f"calls suspended for another {remaining:.0f}s"
-                        if state == "open"
-                        else "a trial call is in flight"
-                    ),
-                )
-            if state == "half_open":
-                self._trial_since = now
-
-    def record_success(self) -> None:
-        """Close the circuit."""
-        with self._lock:
-            self.consecutive_failures = 0
-            self.opened_at = None
-            self._trial_since = None
-
-    def record_failure(self) -> bool:
-        """Count a failed call; open (or re-open) the circuit at the threshold. True if it opened."""
-        with self._lock:
-            self.consecutive_failures += 1
-            trial_failed = self._trial_since is not None
-            # Calls already in flight when the circuit opened neither re-open nor extend it.
-            if trial_failed or (self.opened_at is None and self.consecutive_failures >= self.failure_threshold):
-                self._trial_since = None
-                self.opened_at = self.clock()
-                self.times_opened += 1
-                return True
-            return False
-
-    def snapshot(self) -> dict[str, Any]:
-        """State for run metadata and logs."""
-        return {
-            "state": self.state,
-            "consecutive_failures": self.consecutive_failures,
-            "times_opened": self.times_opened,
-        }
-
-
-_BREAKERS: dict[str, CircuitBreaker] = {}
-_BREAKERS_LOCK = threading.Lock()
-
-
-def circuit_breaker_for(source: str, **kwargs: Any) -> CircuitBreaker:
-    """The process-wide circuit breaker of ``source`` (created on first use)."""
-    with _BREAKERS_LOCK:
-        breaker = _BREAKERS.get(source)
-        if breaker is None:
-            breaker = _BREAKERS[source] = CircuitBreaker(**kwargs)
-        return breaker
-
-
-def reset_circuit_breakers() -> None:
-    """Forget every breaker's state (tests, or an operator after fixing a source)."""
-    with _BREAKERS_LOCK:
-        _BREAKERS.clear()
-
-
-@dataclass
-class CallStats:
-    """What one client did: requests sent, those answered (any HTTP status), retries, throttling waits."""
-
-    requests: int = 0
-    answered: int = 0
-    retries: int = 0
-    throttled: int = 0
-    slept_s: float = 0.0
-
-    def as_metadata(self) -> dict[str, float | int]:
-        return {
-            "requests": self.requests,
-            "answered": self.answered,
-            "retries": self.retries,
-            "throttled": self.throttled,
-            "backoff_seconds": round(self.slept_s, 3),
-        }
+def json_body(response: httpx.Response) -> Any:
+    """The response's JSON; :class:`MalformedPayload` when it is not UTF-8 JSON (an HTML error
+    page, a truncated body, bytes in another encoding)."""
+    try:
+        return json.loads(response.content)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        excerpt = _excerpt(response.content[:120].decode("utf-8", "replace"))
+        raise MalformedPayload(f"not JSON ({exc.__class__.__name__}: {exc}); body starts {excerpt!r}") from exc
 
 
 class HttpSource:
@@ -249,19 +99,21 @@ class HttpSource:
         ``max_retry_after_s`` only. ``clock`` gives POSIX seconds (tests pass a fake one along with
         ``sleep``). A request sent with ``follow_redirects=False`` fails on a 3xx answer, naming
         its ``Location``."""
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
         self.name = name
-        self.max_attempts = max_attempts
-        self.backoff_base_s = backoff_base_s
-        self.backoff_max_s = backoff_max_s
-        self.max_retry_after_s = max_retry_after_s
+        self.policy = RetryPolicy(
+            max_attempts=max_attempts,
+            backoff_base_s=backoff_base_s,
+            backoff_max_s=backoff_max_s,
+            max_retry_after_s=max_retry_after_s,
+            deadline=deadline,
+            sleep=sleep,
+            clock=clock,
+        )
         self.min_interval_s = min_interval_s
         self.breaker = breaker or circuit_breaker_for(name)
         self.stats = CallStats()
-        self.deadline = deadline
         self._sleep = sleep
-        self._clock = clock
+        self._last_url: str | None = None
         self._last_call = 0.0
         self._client = httpx.Client(
             base_url=base_url,
@@ -270,6 +122,11 @@ class HttpSource:
             transport=transport,
             follow_redirects=True,
         )
+
+    @property
+    def base_url(self) -> str:
+        """The URL relative paths are sent to (without a trailing slash)."""
+        return str(self._client.base_url).rstrip("/")
 
     def close(self) -> None:
         """Close the underlying connection pool."""
@@ -281,15 +138,6 @@ class HttpSource:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _record_failure(self) -> None:
-        if self.breaker.record_failure():
-            log.warning(
-                "%s: circuit breaker opened after %d consecutive failed calls; calls suspended for %.0fs",
-                self.name,
-                self.breaker.consecutive_failures,
-                self.breaker.cooldown_s,
-            )
-
     def _wait(self, seconds: float) -> None:
         if seconds > 0:
             self.stats.slept_s += seconds
@@ -298,17 +146,10 @@ class HttpSource:
     def check_deadline(self, seconds: float, problem: str, url: str | None = None, status: int | None = None) -> None:
         """Raise :class:`DeadlineExceeded` (counted as a failed call) when a wait of ``seconds``
         for ``problem`` would end past the deadline; do nothing without a deadline."""
-        error = deadline_error(self.name, self.deadline, self._clock(), seconds, problem, url=url, status=status)
+        error = self.policy.late(self.name, seconds, problem, url=url, status=status)
         if error is not None:
-            self._record_failure()
+            self.breaker.record_failure(self.name)
             raise error
-
-    def wait_before_retry(self, seconds: float, problem: str, url: str | None = None) -> None:
-        """Wait ``seconds`` before another try (counted as a retry), unless the wait would end past
-        the deadline: then :class:`DeadlineExceeded` at once."""
-        self.check_deadline(seconds, problem, url)
-        self.stats.retries += 1
-        self._wait(seconds)
 
     def _throttle(self) -> None:
         if self.min_interval_s > 0:
@@ -317,89 +158,92 @@ class HttpSource:
                 self._wait(self.min_interval_s - gap)
         self._last_call = time.monotonic()
 
-    def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.backoff_max_s, self.backoff_base_s * (2 ** (attempt - 1)))
-        return random.uniform(ceiling / 2, ceiling)
+    def _send(
+        self, method: str, path: str, parse: Callable[[httpx.Response], T], max_bytes: int | None, **kwargs: Any
+    ) -> tuple[T, httpx.Response]:
+        """One attempt: a 2xx response and its parsed body, a :class:`TransientError` or a final :class:`SourceError`."""
+        self._throttle()
+        self.stats.requests += 1
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.TransportError as exc:  # a connection error or a timeout
+            raise TransientError(f"{type(exc).__name__}: {exc}") from exc
+        self.stats.answered += 1
+        url = self._last_url = redact_url(response.request.url)
+        response.read()
+        status = response.status_code
+        if response.is_redirect:  # only seen for a request sent with follow_redirects=False
+            raise SourceError(
+                self.name,
+                f"HTTP {status} redirect to {response.headers.get('Location')!r} (not followed)",
+                status=status,
+                url=url,
+            )
+        if status in TRANSIENT_STATUS:
+            retry_after = None
+            if status == 429:
+                self.stats.throttled += 1
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                if retry_after is not None and retry_after > self.policy.max_retry_after_s:
+                    raise SourceError(
+                        self.name,
+                        f"rate limited (HTTP 429) with Retry-After {retry_after:.0f}s, "
+                        f"more than the {self.policy.max_retry_after_s:.0f}s this client waits",
+                        status=429,
+                        url=url,
+                    )
+            raise TransientError(f"HTTP {status}: {_excerpt(response.text)}", status=status, retry_after=retry_after)
+        if not 200 <= status < 300:
+            raise SourceError(self.name, f"HTTP {status}: {_excerpt(response.text)}", status=status, url=url)
+        if max_bytes is not None and len(response.content) > max_bytes:
+            raise SourceError(
+                self.name, f"response of {len(response.content):,} bytes exceeds the {max_bytes:,}-byte limit", url=url
+            )
+        try:
+            return parse(response), response
+        except MalformedPayload as exc:
+            raise TransientError(f"malformed {'JSON' if parse is json_body else 'payload'}: {exc}") from exc
+
+    def fetch(
+        self,
+        method: str,
+        path: str,
+        parse: Callable[[httpx.Response], T],
+        *,
+        max_bytes: int | None = None,
+        **kwargs: Any,
+    ) -> tuple[T, httpx.Response]:
+        """Send a request and parse its 2xx body with ``parse``, retrying transient failures (a
+        body ``parse`` rejects with :class:`MalformedPayload` among them); a body over
+        ``max_bytes`` fails at once. Raises :class:`SourceError` when the source fails."""
+
+        self._last_url = None
+
+        def give_up(exc: BaseException, attempts: int) -> BaseException:
+            if isinstance(exc, SourceError):
+                return exc
+            problem = exc.problem if isinstance(exc, TransientError) else f"{type(exc).__name__}: {exc}"
+            return SourceError(
+                self.name, f"failed after {attempts} attempts; last error: {problem}", url=self._last_url or path
+            )
+
+        return retry_call(
+            lambda: self._send(method, path, parse, max_bytes, **kwargs),
+            self.policy,
+            name=self.name,
+            give_up=give_up,
+            stats=self.stats,
+            breaker=self.breaker,
+            url=path,
+        )
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send a request, retrying transient failures; return a 2xx response or raise SourceError."""
-        self.breaker.before_call(self.name)
-        last_problem = "no attempt made"
-        last_status: int | None = None
-        url = path
-        for attempt in range(1, self.max_attempts + 1):
-            self._throttle()
-            self.stats.requests += 1
-            delay: float | None = None
-            last_status = None
-            try:
-                response = self._client.request(method, path, **kwargs)
-                self.stats.answered += 1
-                url = str(response.request.url.copy_remove_param("api-key").copy_remove_param("api_key"))
-                response.read()
-            except (httpx.TimeoutException, httpx.TransportError, httpx.RemoteProtocolError) as exc:
-                last_problem = f"{type(exc).__name__}: {exc}"
-            else:
-                status = last_status = response.status_code
-                if 200 <= status < 300:
-                    self.breaker.record_success()
-                    return response
-                if response.is_redirect:  # only seen for a request sent with follow_redirects=False
-                    self._record_failure()
-                    raise SourceError(
-                        self.name,
-                        f"HTTP {status} redirect to {response.headers.get('Location')!r} (not followed)",
-                        status=status,
-                        url=url,
-                    )
-                if status not in RETRYABLE_STATUS:
-                    self._record_failure()
-                    raise SourceError(self.name, f"HTTP {status}: {_excerpt(response.text)}", status=status, url=url)
-                last_problem = f"HTTP {status}: {_excerpt(response.text)}"
-                if status == 429:
-                    self.stats.throttled += 1
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                    if retry_after is not None:
-                        if retry_after > self.max_retry_after_s:
-                            self._record_failure()
-                            raise SourceError(
-                                self.name,
-                                f"rate limited (HTTP 429) with Retry-After {retry_after:.0f}s, "
-                                f"more than the {self.max_retry_after_s:.0f}s this client waits",
-                                status=429,
-                                url=url,
-                            )
-                        delay = retry_after
-            if attempt == self.max_attempts:
-                break
-            wait = delay if delay is not None else self._backoff(attempt)
-            self.check_deadline(wait, last_problem, url, last_status)
-            log.warning(
-                "%s: attempt %d/%d failed (%s); retrying in %.2fs",
-                self.name,
-                attempt,
-                self.max_attempts,
-                last_problem,
-                wait,
-            )
-            self.stats.retries += 1
-            self._wait(wait)
-        self._record_failure()
-        raise SourceError(self.name, f"failed after {self.max_attempts} attempts; last error: {last_problem}", url=url)
+        return self.fetch(method, path, lambda r: None, **kwargs)[1]
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
         """GET and decode JSON; a truncated or non-JSON body is retried like a transient fault."""
-        last_error = ""
-        for attempt in range(1, self.max_attempts + 1):
-            response = self.request("GET", path, params=params, **kwargs)
-            try:
-                return json.loads(response.content)
-            except ValueError as exc:
-                last_error = f"{exc} in body {_excerpt(response.text)!r}"
-                if attempt < self.max_attempts:
-                    self.wait_before_retry(self._backoff(attempt), f"malformed JSON: {last_error}", path)
-        self._record_failure()
-        raise SourceError(self.name, f"malformed JSON after {self.max_attempts} attempts: {last_error}", url=path)
+        return self.fetch("GET", path, json_body, params=params, **kwargs)[0]
 
 
 def _excerpt(text: str, limit: int = 200) -> str:

@@ -91,19 +91,20 @@ class FredClient:
         self,
         api_key: str,
         *,
-        base_url: str = FRED_BASE_URL,
+        base_url: str | None = None,
         http: HttpSource | None = None,
         deadline: datetime | None = None,
         max_vintage_dates: int = FRED_MAX_VINTAGE_DATES,
+        **http_options: Any,
     ):
+        """``base_url``: FRED's host when None; ``http_options`` override the client's retry settings."""
         if not api_key:
             raise ValueError("FRED needs an API key (FRED_API_KEY)")
         self.api_key = api_key
         self.max_vintage_dates = max_vintage_dates
         # FRED allows about 2 requests a second; 429s are retried with Retry-After by HttpSource.
-        self.http = http or HttpSource(
-            "fred", base_url, timeout_s=20.0, max_attempts=5, min_interval_s=0.5, deadline=deadline
-        )
+        options = {"timeout_s": 20.0, "max_attempts": 5, "min_interval_s": 0.5, "deadline": deadline, **http_options}
+        self.http = http or HttpSource("fred", base_url or FRED_BASE_URL, **options)
 
     def _get(self, series_id: str, path: str, params: dict[str, Any]) -> Any:
         try:
@@ -229,17 +230,16 @@ class YahooClient:
     """Daily closes from Yahoo Finance's chart endpoint (unofficial: best effort)."""
 
     def __init__(
-        self, *, base_url: str = YAHOO_BASE_URL, http: HttpSource | None = None, deadline: datetime | None = None
+        self,
+        *,
+        base_url: str | None = None,
+        http: HttpSource | None = None,
+        deadline: datetime | None = None,
+        **http_options: Any,
     ):
-        self.http = http or HttpSource(
-            "yahoo",
-            base_url,
-            headers=_YAHOO_HEADERS,
-            timeout_s=15.0,
-            max_attempts=3,
-            min_interval_s=0.2,
-            deadline=deadline,
-        )
+        """``base_url``: Yahoo Finance's host when None; ``http_options`` override the client's retry settings."""
+        options = {"timeout_s": 15.0, "max_attempts": 3, "min_interval_s": 0.2, "deadline": deadline, **http_options}
+        self.http = http or HttpSource("yahoo", base_url or YAHOO_BASE_URL, headers=_YAHOO_HEADERS, **options)
 
     def daily_closes(self, ticker: str, start: date, end: date) -> pd.DataFrame:
         """Closes of trading days in [start, end), each published on its own day."""
@@ -423,9 +423,7 @@ def fetch_macro(
     if not settings.fred_api_key:
         result.warnings.append("FRED_API_KEY is not set: FRED series skipped")
     elif series:
-        fred = FredClient(
-            settings.fred_api_key, base_url=fred_base_url or settings.fred_base_url or FRED_BASE_URL, deadline=deadline
-        )
+        fred = FredClient(settings.fred_api_key, base_url=fred_base_url or settings.fred_base_url, deadline=deadline)
         result.fred_requested = list(series)
         try:
             for series_id in series:
@@ -439,7 +437,7 @@ def fetch_macro(
         finally:
             fred.close()
     if yahoo_tickers:
-        yahoo = YahooClient(base_url=yahoo_base_url or settings.yahoo_base_url or YAHOO_BASE_URL, deadline=deadline)
+        yahoo = YahooClient(base_url=yahoo_base_url or settings.yahoo_base_url, deadline=deadline)
         try:
             for ticker in yahoo_tickers:
                 try:

@@ -2,7 +2,7 @@
 
 A source client turns a provider's payload into :class:`RawItem` objects and counts the items it
 had to skip (no title, no date, ...) by reason. A response it cannot use at all (not JSON, not a
-feed, an error envelope, too large) raises :class:`~resources.sources.http.SourceError`: that source then
+feed, an error envelope, too large) raises :class:`~resources.retry_policy.SourceError`: that source then
 contributes nothing to the run, and the others still land.
 """
 
@@ -10,21 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import html
-import json
 import re
-import time
 import unicodedata
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import dateparser
-import httpx
-
-from resources.sources.http import HttpSource, SourceError
 
 MAX_TITLE_CHARS = 500
 MAX_SUMMARY_CHARS = 4000
@@ -35,8 +29,6 @@ FEED_USER_AGENT = "crypto-data-platform/0.1.0 (news collector)"
 _TAGS = re.compile(r"<[^>]{0,2000}>")
 _SPACE = re.compile(r"\s+")
 _TRACKING_PARAMS = re.compile(r"^(utm_[a-z]+|fbclid|gclid|mc_cid|mc_eid|ref|ref_src|cmpid|ito)$", re.I)
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -50,10 +42,6 @@ class RawItem:
     summary: str
     url: str | None
     collected_at: datetime | None = None  # None: when the run collected it
-
-
-class MalformedPayload(ValueError):
-    """A response body that cannot be parsed as what the endpoint promises (retried, then fatal)."""
 
 
 class NewsFeed(Protocol):
@@ -212,51 +200,3 @@ def build_item(
     return RawItem(
         source=source, key=identity, published_at=published_at, title=title_text, summary=summary_text, url=url_text
     )
-
-
-def fetch_parsed(
-    http: HttpSource,
-    method: str,
-    url: str,
-    parse: Callable[[httpx.Response], T],
-    *,
-    max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-    sleep: Callable[[float], None] = time.sleep,
-    **kwargs: Any,
-) -> tuple[T, httpx.Response]:
-    """Request through ``http`` and parse the body; a body that ``parse`` rejects with
-    :class:`MalformedPayload` (truncated, not JSON, not a feed) is fetched again with backoff, like
-    any transient fault (unless the wait would end past ``http``'s deadline), and fails the source
-    after the last attempt. A body over ``max_bytes`` fails at once."""
-    last = ""
-    for attempt in range(1, http.max_attempts + 1):
-        response = http.request(method, url, **kwargs)
-        if len(response.content) > max_bytes:
-            http.breaker.record_failure()
-            raise SourceError(
-                http.name,
-                f"response of {len(response.content):,} bytes exceeds the {max_bytes:,}-byte limit",
-                url=str(response.request.url),
-            )
-        try:
-            return parse(response), response
-        except MalformedPayload as exc:
-            last = str(exc)
-            if attempt < http.max_attempts:
-                wait = min(http.backoff_max_s, http.backoff_base_s * 2 ** (attempt - 1))
-                http.check_deadline(wait, f"malformed payload: {last}", url)
-                http.stats.retries += 1
-                http.stats.slept_s += wait
-                sleep(wait)
-    http.breaker.record_failure()
-    raise SourceError(http.name, f"malformed payload after {http.max_attempts} attempts: {last}", url=url)
-
-
-def json_body(response: httpx.Response) -> Any:
-    """The response's JSON; :class:`MalformedPayload` when it is not UTF-8 JSON (an HTML error
-    page, a truncated body, bytes in another encoding)."""
-    try:
-        return json.loads(response.content)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-        excerpt = _SPACE.sub(" ", response.content[:120].decode("utf-8", "replace"))
-        raise MalformedPayload(f"not JSON ({exc.__class__.__name__}: {exc}); body starts {excerpt!r}") from exc

@@ -7,24 +7,14 @@ the window's start and keeps only the items published inside the window.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
-from resources.sources.http import HttpSource, SourceError
-from resources.sources.news_common import (
-    DEFAULT_MAX_RESPONSE_BYTES,
-    MalformedPayload,
-    RawItem,
-    build_item,
-    fetch_parsed,
-    json_body,
-    parse_iso_utc,
-)
+from resources.sources.http import HttpSource, MalformedPayload, SourceError, json_body
+from resources.sources.news_common import DEFAULT_MAX_RESPONSE_BYTES, RawItem, build_item, parse_iso_utc
 
 SOURCE = "guardian"
 DEFAULT_BASE_URL = "https://content.guardianapis.com"
@@ -48,6 +38,11 @@ def _search_page(response: httpx.Response) -> dict[str, Any]:
     return body
 
 
+def guardian_http(base_url: str | None = None, **options: Any) -> HttpSource:
+    """The Guardian's HTTP client (its host unless ``base_url``); ``options`` go to :class:`HttpSource`."""
+    return HttpSource(SOURCE, base_url or DEFAULT_BASE_URL, **options)
+
+
 class GuardianClient:
     """Articles matching ``query`` published in [start, end), page by page."""
 
@@ -63,7 +58,6 @@ class GuardianClient:
         page_size: int = PAGE_SIZE,
         max_pages: int = 25,
         max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        sleep: Callable[[float], None] = time.sleep,
     ):
         self.http = http
         self.api_key = api_key
@@ -71,8 +65,12 @@ class GuardianClient:
         self.page_size = page_size
         self.max_pages = max_pages
         self.max_bytes = max_bytes
-        self.sleep = sleep
         self.pages_read = 0
+
+    def probe(self) -> tuple[dict[str, Any], httpx.Response]:
+        """One search of one result (``doctor``'s check): the search body and the answer."""
+        params = {"q": "bitcoin", "page-size": 1, "api-key": self.api_key}
+        return self.http.fetch("GET", "/search", _search_page, params=params, max_bytes=self.max_bytes)
 
     def fetch(self, start: datetime, end: datetime, skipped: Counter) -> list[RawItem]:
         """Items published in [start, end)."""
@@ -88,14 +86,8 @@ class GuardianClient:
         items: list[RawItem] = []
         page, pages = 1, 1
         while page <= min(pages, self.max_pages):
-            body, _ = fetch_parsed(
-                self.http,
-                "GET",
-                "/search",
-                _search_page,
-                params={**params, "page": page},
-                max_bytes=self.max_bytes,
-                sleep=self.sleep,
+            body, _ = self.http.fetch(
+                "GET", "/search", _search_page, params={**params, "page": page}, max_bytes=self.max_bytes
             )
             self.pages_read += 1
             try:

@@ -25,15 +25,8 @@ from typing import Any
 
 import httpx
 
-from resources.sources.http import HttpSource, SourceError
-from resources.sources.news_common import (
-    DEFAULT_MAX_RESPONSE_BYTES,
-    MalformedPayload,
-    RawItem,
-    build_item,
-    fetch_parsed,
-    json_body,
-)
+from resources.sources.http import HttpSource, MalformedPayload, SourceError, json_body
+from resources.sources.news_common import DEFAULT_MAX_RESPONSE_BYTES, RawItem, build_item
 
 SOURCE = "reddit"
 DEFAULT_AUTH_URL = "https://www.reddit.com"
@@ -44,6 +37,22 @@ APP_VERSION = "0.1.0"
 def user_agent(username: str, version: str = APP_VERSION) -> str:
     """The User-Agent Reddit asks for: ``<platform>:<app id>:<version> (by /u/<name>)``."""
     return f"python:crypto-data-platform:{version} (by /u/{username})"
+
+
+def reddit_http(
+    auth_url: str | None = None,
+    api_url: str | None = None,
+    username: str = "crypto-data-platform",
+    *,
+    api_min_interval_s: float = 0.0,
+    **options: Any,
+) -> tuple[HttpSource, HttpSource]:
+    """Reddit's token and API clients (its hosts unless given), with the User-Agent it asks for;
+    ``options`` go to both :class:`HttpSource` s."""
+    headers = {"User-Agent": user_agent(username)}
+    auth = HttpSource("reddit-auth", auth_url or DEFAULT_AUTH_URL, headers=headers, **options)
+    api = HttpSource(SOURCE, api_url or DEFAULT_API_URL, headers=headers, min_interval_s=api_min_interval_s, **options)
+    return auth, api
 
 
 def _listing(response: httpx.Response) -> dict[str, Any]:
@@ -103,14 +112,12 @@ class RedditAuth:
         client_secret: str,
         *,
         max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.http = http
         self.client_id = client_id
         self.client_secret = client_secret
         self.max_bytes = max_bytes
-        self.sleep = sleep
         self.clock = clock
         self._token: str | None = None
         self._expires = 0.0
@@ -120,15 +127,13 @@ class RedditAuth:
         """A valid bearer token (a new one when ``refresh`` or when the old one is about to expire)."""
         with self._lock:
             if refresh or self._token is None or self.clock() >= self._expires - 60:
-                data, _ = fetch_parsed(
-                    self.http,
+                data, _ = self.http.fetch(
                     "POST",
                     "/api/v1/access_token",
                     _token,
                     data={"grant_type": "client_credentials"},
                     auth=(self.client_id, self.client_secret),
                     max_bytes=self.max_bytes,
-                    sleep=self.sleep,
                 )
                 self._token = str(data["access_token"])
                 try:
@@ -191,15 +196,13 @@ class SubredditFeed:
             self._wait_for_budget()
             headers = {"Authorization": f"bearer {self.auth.token(refresh=refreshed)}"}
             try:
-                data, response = fetch_parsed(
-                    self.http,
+                data, response = self.http.fetch(
                     "GET",
                     path,
                     _listing,
                     params=params,
                     headers=headers,
                     max_bytes=self.max_bytes,
-                    sleep=self.sleep,
                     follow_redirects=False,
                 )
             except SourceError as exc:

@@ -16,7 +16,6 @@ import io
 import time
 import xml.sax
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,13 +23,12 @@ from urllib.parse import urlsplit
 import feedparser
 import httpx
 
-from resources.sources.http import HttpSource
+from resources.sources.http import HttpSource, MalformedPayload
 from resources.sources.news_common import (
     DEFAULT_MAX_RESPONSE_BYTES,
-    MalformedPayload,
+    FEED_USER_AGENT,
     RawItem,
     build_item,
-    fetch_parsed,
     parse_localised_date,
 )
 
@@ -48,6 +46,11 @@ _CLOSING_TAGS = (b"</rss>", b"</feed>", b"</rdf:RDF>", b"</RDF>")
 def feed_name(url: str) -> str:
     """The feed's name in reports and circuit breakers: ``rss:<host>``."""
     return f"{SOURCE}:{(urlsplit(url).hostname or url).lower()}"
+
+
+def rss_http(url: str, **options: Any) -> HttpSource:
+    """The HTTP client of the feed at ``url``; ``options`` go to :class:`HttpSource`."""
+    return HttpSource(feed_name(url), url, headers={"User-Agent": FEED_USER_AGENT}, **options)
 
 
 def parse_feed(response: httpx.Response) -> Any:
@@ -101,17 +104,15 @@ class RssFeed:
         url: str,
         *,
         max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        sleep: Callable[[float], None] = time.sleep,
     ):
         self.http = http
         self.url = url
         self.name = feed_name(url)
         self.max_bytes = max_bytes
-        self.sleep = sleep
 
     def fetch(self, start: datetime, end: datetime, skipped: Counter) -> list[RawItem]:
         """Every entry the feed holds now (the caller keeps those published in [start, end))."""
-        parsed, _ = fetch_parsed(self.http, "GET", self.url, parse_feed, max_bytes=self.max_bytes, sleep=self.sleep)
+        parsed, _ = self.http.fetch("GET", self.url, parse_feed, max_bytes=self.max_bytes)
         if parsed.get("bozo"):
             skipped["feed_quirks_tolerated"] += 1
         items: list[RawItem] = []

@@ -26,23 +26,13 @@ from pydantic import Field
 from resources.config.settings import Settings, setting_default
 from resources.config.universe import Coin, load_universe
 from resources.sources.coin_tagging import CoinTagger, symbols_field
-from resources.sources.http import HttpSource, SourceError
-from resources.sources.news_common import (
-    DEFAULT_MAX_RESPONSE_BYTES,
-    FEED_USER_AGENT,
-    FeedOutcome,
-    MalformedPayload,
-    NewsFeed,
-    make_item_id,
-)
-from resources.sources.news_guardian import DEFAULT_BASE_URL as GUARDIAN_BASE_URL
+from resources.sources.http import HttpSource, MalformedPayload, SourceError
+from resources.sources.news_common import DEFAULT_MAX_RESPONSE_BYTES, FeedOutcome, NewsFeed, make_item_id
 from resources.sources.news_guardian import DEFAULT_QUERY as GUARDIAN_QUERY
-from resources.sources.news_guardian import GuardianClient
-from resources.sources.news_reddit import DEFAULT_API_URL as REDDIT_API_URL
-from resources.sources.news_reddit import DEFAULT_AUTH_URL as REDDIT_AUTH_URL
-from resources.sources.news_reddit import RateLimit, RedditAuth, SubredditFeed, user_agent
+from resources.sources.news_guardian import GuardianClient, guardian_http
+from resources.sources.news_reddit import RateLimit, RedditAuth, SubredditFeed, reddit_http
 from resources.sources.news_rss import DEFAULT_FEEDS as RSS_DEFAULT_FEEDS
-from resources.sources.news_rss import RssFeed, feed_name
+from resources.sources.news_rss import RssFeed, rss_http
 from resources.sources.news_simulated import SimulatedNewsFeed
 from resources.storage.dagster_resources import resource_value
 from resources.storage.warehouse import utc_now
@@ -283,28 +273,15 @@ class NewsSourcesResource(ConfigurableResource):
             raise ValueError(f"news source mode {mode!r}: expected 'simulated' or 'live'")
         return mode
 
-    def _http(
-        self,
-        stack: ExitStack,
-        name: str,
-        base_url: str,
-        headers: dict[str, str] | None = None,
-        min_interval_s: float = 0.0,
-        deadline: datetime | None = None,
-    ) -> HttpSource:
-        return stack.enter_context(
-            HttpSource(
-                name,
-                base_url,
-                headers=headers,
-                timeout_s=self.timeout_s,
-                max_attempts=self.max_attempts,
-                backoff_base_s=self.backoff_base_s,
-                max_retry_after_s=self.max_retry_after_s,
-                min_interval_s=min_interval_s,
-                deadline=deadline,
-            )
-        )
+    def _options(self, deadline: datetime | None) -> dict[str, Any]:
+        """The retry settings of every news client."""
+        return {
+            "timeout_s": self.timeout_s,
+            "max_attempts": self.max_attempts,
+            "backoff_base_s": self.backoff_base_s,
+            "max_retry_after_s": self.max_retry_after_s,
+            "deadline": deadline,
+        }
 
     def feeds(self, stack: ExitStack, deadline: datetime | None = None) -> tuple[list[NewsFeed], list[FeedOutcome]]:
         """The feeds to run, and the outcomes of those skipped for want of credentials or config;
@@ -314,12 +291,12 @@ class NewsSourcesResource(ConfigurableResource):
         feeds: list[NewsFeed] = []
         skipped: list[FeedOutcome] = []
         max_bytes = self.max_response_bytes
+        options = self._options(deadline)
 
         guardian_key = self.guardian_api_key
         if guardian_key:
-            base_url = self.guardian_base_url or GUARDIAN_BASE_URL
-            http = self._http(
-                stack, "guardian", base_url, min_interval_s=self.guardian_min_interval_s, deadline=deadline
+            http = stack.enter_context(
+                guardian_http(self.guardian_base_url, min_interval_s=self.guardian_min_interval_s, **options)
             )
             feeds.append(GuardianClient(http, guardian_key, query=self.guardian_query, max_bytes=max_bytes))
         else:
@@ -327,25 +304,23 @@ class NewsSourcesResource(ConfigurableResource):
 
         urls = list(self.rss_feeds or RSS_DEFAULT_FEEDS)
         for url in urls:
-            http = self._http(stack, feed_name(url), url, headers={"User-Agent": FEED_USER_AGENT}, deadline=deadline)
+            http = stack.enter_context(rss_http(url, **options))
             feeds.append(RssFeed(http, url, max_bytes=max_bytes))
 
         client_id = self.reddit_client_id
         client_secret = self.reddit_client_secret
         subreddits = list(self.reddit_subreddits)
         if client_id and client_secret and subreddits:
-            headers = {"User-Agent": user_agent(self.reddit_username)}
-            auth_url = self.reddit_auth_url or REDDIT_AUTH_URL
-            api_url = self.reddit_api_url or REDDIT_API_URL
-            auth = RedditAuth(
-                self._http(stack, "reddit-auth", auth_url, headers, deadline=deadline),
-                client_id,
-                client_secret,
-                max_bytes=max_bytes,
+            auth_http, api = reddit_http(
+                self.reddit_auth_url,
+                self.reddit_api_url,
+                self.reddit_username,
+                api_min_interval_s=self.reddit_min_interval_s,
+                **options,
             )
-            api = self._http(
-                stack, "reddit", api_url, headers, min_interval_s=self.reddit_min_interval_s, deadline=deadline
-            )
+            stack.enter_context(auth_http)
+            stack.enter_context(api)
+            auth = RedditAuth(auth_http, client_id, client_secret, max_bytes=max_bytes)
             ratelimit = RateLimit()  # one budget per client id, shared by its subreddits
             feeds.extend(
                 SubredditFeed(

@@ -29,9 +29,8 @@ from pydantic import Field
 
 from resources.config.settings import Settings, parse_partition_start, setting_default
 from resources.config.universe import Coin, load_universe
-from resources.sources.coingecko import MARKET_FIELDS, CoinGeckoClient, coingecko_host_and_headers, snapshot_frame
+from resources.sources.coingecko import MARKET_FIELDS, CoinGeckoClient, coingecko_http, snapshot_frame
 from resources.sources.exchange import ExchangeRouter, exchange_venues
-from resources.sources.http import HttpSource
 from resources.sources.market_history import LOOKBACK, MarketHistory
 from resources.sources.simulated import simulated_price_frame
 from resources.storage.dagster_resources import resource_value
@@ -293,7 +292,6 @@ class PriceSourceResource(ConfigurableResource):
         if warehouse is None:
             raise ValueError("live mode needs the warehouse (CoinGecko's history is cached there)")
         plan = self.coingecko_plan
-        host, headers = coingecko_host_and_headers(plan, self.coingecko_api_key or None)
         per_minute = self.coingecko_calls_per_minute or PLAN_CALLS_PER_MINUTE[plan]
         now = now or utc_now()
         venues = exchange_venues(
@@ -306,12 +304,11 @@ class PriceSourceResource(ConfigurableResource):
             rate_limit_ms=self.exchange_rate_limit_ms,
             deadline=deadline,
         )
-        cg_url = self.coingecko_base_url or host
         with (
-            HttpSource(
-                "coingecko",
-                cg_url,
-                headers=headers,
+            coingecko_http(
+                plan,
+                self.coingecko_api_key or None,
+                self.coingecko_base_url,
                 timeout_s=self.timeout_s,
                 max_attempts=self.max_attempts,
                 backoff_base_s=self.backoff_base_s,

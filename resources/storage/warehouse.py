@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from resources.retry_policy import RetryPolicy, retry_call
 from resources.storage.schema import METADATA, contract_of, partition_log
 from resources.storage.sql_literals import chunked_statements, mysql_row_literals, naive_utc_times
 from resources.storage.windows import WINDOW, absent_windows, window_starts
@@ -68,8 +69,6 @@ class WriteResult:
     attempts: int
 
 
-# MySQL/MariaDB errors worth retrying: deadlock, lock wait timeout, server gone / lost connection.
-_RETRYABLE_MYSQL = {1205, 1213, 2006, 2013}
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
@@ -285,32 +284,28 @@ class Warehouse:
     ) -> tuple[T, int]:
         """Run ``work`` in one transaction holding the write locks of the tables ``locks`` (taken in
         name order), retrying deadlocks, lock-wait timeouts and lost connections (MySQL) or a locked
-        database (SQLite) with backoff; returns what ``work`` returned and the attempts it took.
+        database (SQLite) under :mod:`resources.retry_policy`; returns what ``work`` returned and the attempts it took.
 
         Any other database error, or the last retryable one, is a :class:`WarehouseError` that
         names ``what`` (and says so when the database's disk is full).
         """
-        for attempt in range(1, max_attempts + 1):
-            try:
-                with self.engine.begin() as conn:
-                    for name in sorted(set(locks)):
-                        self.lock_table(conn, name)
-                    return work(conn), attempt
-            except DBAPIError as exc:
-                if not self._retryable(exc) or attempt == max_attempts:
-                    raise WarehouseError(
-                        f"{what} failed after {attempt} attempt(s): {exc.orig}{_out_of_space_hint(exc)}"
-                    ) from exc
-                wait = min(5.0, 0.2 * 2**attempt)
-                log.warning("%s: attempt %d failed (%s); retrying in %.1fs", what, attempt, exc.orig, wait)
-                time.sleep(wait)
-        raise AssertionError("unreachable")
+        attempts = 0
 
-    def _retryable(self, exc: DBAPIError) -> bool:
-        """Whether ``exc`` is worth retrying: deadlock, lock wait, lost connection; SQLite's busy database."""
-        if self.is_mysql:
-            return _mysql_error_code(exc) in _RETRYABLE_MYSQL
-        return self.dialect == "sqlite" and "locked" in str(exc.orig).lower()
+        def attempt() -> T:
+            nonlocal attempts
+            attempts += 1
+            with self.engine.begin() as conn:
+                for name in sorted(set(locks)):
+                    self.lock_table(conn, name)
+                return work(conn)
+
+        def give_up(exc: BaseException, tries: int) -> BaseException:
+            if not isinstance(exc, DBAPIError):
+                return exc
+            return WarehouseError(f"{what} failed after {tries} attempt(s): {exc.orig}{_out_of_space_hint(exc)}")
+
+        policy = RetryPolicy(max_attempts=max_attempts, backoff_base_s=0.4, backoff_max_s=5.0)
+        return retry_call(attempt, policy, name=what, give_up=give_up, logger=log), attempts
 
     def replace_rows(
         self, changes: Sequence[tuple[str, sa.ColumnElement[bool], pd.DataFrame]], max_attempts: int = 5

@@ -9,8 +9,8 @@ import pytest
 from crypto_assets.partitions import PARTITION_KEY_FORMAT
 from crypto_assets.prices import price_data_real
 from resources.config.settings import load_settings
+from resources.retry_policy import DeadlineExceeded, utc_timestamp
 from resources.sources.exchange import Venue
-from resources.sources.http import DeadlineExceeded, utc_timestamp
 from resources.sources.macro_sources import fetch_macro
 from resources.sources.news_sources import NewsSourcesResource
 from resources.sources.price_sources import PriceSourceResource

@@ -387,8 +387,9 @@ def test_dependency_steps_install_the_pyproject_pins(dockerfile, pyproject, targ
 
 
 # Imported when present, not needed: pandas' optional pytz; setuptools' _distutils_hack, which a
-# .pth file of every virtual environment with setuptools loads.
-GATEWAY_OPTIONAL_IMPORTS = {"pytz", "setuptools"}
+# .pth file of every virtual environment with setuptools loads; tenacity's optional tornado (with
+# tornado's optional colorama), which the notebook extras install.
+GATEWAY_OPTIONAL_IMPORTS = {"pytz", "setuptools", "tornado", "colorama"}
 
 
 def test_gateway_image_holds_what_the_gateway_imports(pyproject) -> None:

@@ -5,16 +5,16 @@ from datetime import datetime, timedelta
 import pytest
 
 from crypto_assets.common import live_run_deadline
-from resources.sources.http import (
+from resources.retry_policy import (
     CircuitBreaker,
     CircuitOpenError,
     DeadlineExceeded,
-    HttpSource,
     SourceError,
+    parse_retry_after,
     utc_timestamp,
 )
+from resources.sources.http import HttpSource
 from resources.sources.price_sources import PriceSourceResource
-from resources.sources.retry_after import parse_retry_after
 from testkit.fakes.price_servers import FakeCoinGecko
 
 

@@ -31,7 +31,7 @@ def server():
 
 # ----------------------------------------------------------------------------- Guardian
 def _guardian(server: FakeNewsServer, **kw) -> GuardianClient:
-    return GuardianClient(_http("guardian", server.url), server.guardian_api_key, sleep=lambda s: None, **kw)
+    return GuardianClient(_http("guardian", server.url), server.guardian_api_key, **kw)
 
 
 def test_guardian_pages_newest_first_and_stops_past_the_window(server):
@@ -129,15 +129,13 @@ def test_guardian_bad_responses_fail_the_source(server, faults, message):
     server.timeout_s = 0.6
     server.guardian_results = [guardian_result(W + timedelta(minutes=1), "Café crypto, naïve bitcoin", "ok")]
     server.fail("guardian", *faults)
-    client = GuardianClient(
-        _http("guardian", server.url), server.guardian_api_key, max_bytes=1_000_000, sleep=lambda s: None
-    )
+    client = GuardianClient(_http("guardian", server.url), server.guardian_api_key, max_bytes=1_000_000)
     with pytest.raises(SourceError, match=message):
         client.fetch(W, END, Counter())
 
 
 def test_guardian_wrong_key_fails_and_the_key_never_appears_in_the_error(server):
-    client = GuardianClient(_http("guardian", server.url), "wrong-key", sleep=lambda s: None)
+    client = GuardianClient(_http("guardian", server.url), "wrong-key")
     with pytest.raises(SourceError) as info:
         client.fetch(W, END, Counter())
     assert "401" in str(info.value) and "wrong-key" not in str(info.value)
@@ -146,7 +144,7 @@ def test_guardian_wrong_key_fails_and_the_key_never_appears_in_the_error(server)
 # ----------------------------------------------------------------------------- RSS / Atom
 def _feed(server: FakeNewsServer, name: str, **kw) -> RssFeed:
     url = server.feed_url(name)
-    return RssFeed(_http(f"rss:{name}", url), url, sleep=lambda s: None, **kw)
+    return RssFeed(_http(f"rss:{name}", url), url, **kw)
 
 
 @pytest.mark.parametrize("fmt", ["rss", "atom"])
@@ -268,7 +266,7 @@ def _subreddit(
     sleep = sleeps.append if sleeps is not None else (lambda s: None)
     ua = {"User-Agent": user_agent("tester")}
     auth = RedditAuth(
-        _http("reddit-auth", server.url, headers=ua), server.reddit_client_id, server.reddit_client_secret, sleep=sleep
+        _http("reddit-auth", server.url, headers=ua), server.reddit_client_id, server.reddit_client_secret
     )
     return SubredditFeed(_http("reddit", server.url, headers=ua), auth, sub, sleep=sleep, ratelimit=ratelimit, **kw)
 
