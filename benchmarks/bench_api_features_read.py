@@ -6,7 +6,7 @@ sequence engine, with one ``partition_log`` row per window), starts ``uvicorn ap
 loopback port, and in one run times:
 
 * ``CryptoDataClient.features(...)`` (no lake here, so through the gateway): the gateway reads the
-  warehouse through SQLAlchemy (pymysql) and streams Arrow IPC; the client decodes it into a
+  warehouse through connectorx, a keyset chunk at a time, and streams Arrow IPC; the client decodes it into a
   DataFrame as it arrives;
 * ``pandas.read_sql`` of the same query (same columns, committed windows only, same order)
   straight from MariaDB over SQLAlchemy + pymysql; by default in chunks over a server-side
