@@ -205,7 +205,9 @@ class Venue:
                 self.name, f"{what} failed after {attempts} attempts; last error: {problem}"
             )
 
-        return retry_call(attempt, self.policy, name=self.name, give_up=give_up, stats=self.stats, breaker=self.breaker)
+        return retry_call(
+            attempt, self.policy, name=self.name, give_up=give_up, stats=self.stats, breaker=self.breaker, logger=log
+        )
 
     def _check_body(self, what: str) -> None:
         """Raise :class:`TransientError` for a 2xx answer whose body is not JSON (truncated, an HTML page)."""

@@ -235,6 +235,7 @@ class HttpSource:
             stats=self.stats,
             breaker=self.breaker,
             url=path,
+            logger=log,
         )
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
