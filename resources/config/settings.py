@@ -426,11 +426,6 @@ class Settings(BaseSettings):
         """Dagster's instance directory: ``DAGSTER_HOME``, or ``$CRYPTO_HOME/dagster_home``."""
         return self.dagster_home or self.home / "dagster_home"
 
-    @property
-    def is_sqlite(self) -> bool:
-        """True when the warehouse is the embedded SQLite default (or any SQLite URL)."""
-        return self.db_url.startswith("sqlite")
-
     def partition_start_datetime(self, now: datetime | None = None) -> datetime:
         """The first 5-minute partition: an ISO date/time, or a rolling horizon like ``90d``.
 

@@ -17,7 +17,7 @@ sentiment row; a false one puts another coin's news into a coin's features.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -332,10 +332,6 @@ class CoinTagger:
     def tag(self, text: str) -> tuple[str, ...]:
         """The coins ``text`` mentions, sorted and unique."""
         return tuple(sorted({m.symbol for m in self.mentions(text)}))
-
-    def tag_many(self, texts: Iterable[str]) -> list[tuple[str, ...]]:
-        """:meth:`tag` over many texts."""
-        return [self.tag(t) for t in texts]
 
     def context(self, title: str, summary: str, symbol: str) -> str:
         """The text to score for one coin of an item: the title, then the summary's sentences

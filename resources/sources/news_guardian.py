@@ -65,7 +65,6 @@ class GuardianClient:
         self.page_size = page_size
         self.max_pages = max_pages
         self.max_bytes = max_bytes
-        self.pages_read = 0
 
     def probe(self) -> tuple[dict[str, Any], httpx.Response]:
         """One search of one result (``doctor``'s check): the search body and the answer."""
@@ -89,7 +88,6 @@ class GuardianClient:
             body, _ = self.http.fetch(
                 "GET", "/search", _search_page, params={**params, "page": page}, max_bytes=self.max_bytes
             )
-            self.pages_read += 1
             try:
                 pages = int(body.get("pages") or 1)
             except (TypeError, ValueError):
