@@ -260,10 +260,9 @@ class LakeRows:
         stop: Sequence[Any] | None,
     ) -> pa.Table:
         rows = range_filter(*self._range)
-        if symbols is not None and not (self.every_symbol and len(symbols) == len(self.symbols)):
-            rows = rows & pc.field("symbol").isin(list(symbols))
-        elif not self.every_symbol:
-            rows = rows & pc.field("symbol").isin(list(self.symbols))
+        wanted = self.symbols if symbols is None else symbols
+        if not (self.every_symbol and len(wanted) == len(self.symbols)):
+            rows = rows & pc.field("symbol").isin(list(wanted))
         bound = _key_bound(cursor, stop)
         if bound is not None:
             rows = rows & bound
