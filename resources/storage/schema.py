@@ -61,6 +61,39 @@ price_data_real = sa.Table(
     sa.Index("ix_price_data_real_window_start", "window_start"),
 )
 
+# Perpetual swaps (issue 24): per coin and 5-minute window, what the derivatives market knew at the
+# window's end. Mark and index bars of the window; the funding rate in force (the latest settlement
+# strictly before the window's end) and the predicted next one as observed at the window's end (live
+# only: NULL where no observation was taken then); open interest as of the window's end.
+derivatives_data = sa.Table(
+    "derivatives_data",
+    METADATA,
+    sa.Column("symbol", sa.String(16), primary_key=True),
+    sa.Column("window_start", TIMESTAMP, primary_key=True),
+    sa.Column("exchange", sa.String(32), nullable=False),  # ccxt id of the venue, or "simulated"
+    sa.Column("contract", sa.String(64), nullable=False),  # ccxt unified symbol, e.g. BTC/USDT:USDT
+    sa.Column("settle", sa.String(8), nullable=False),  # margin and settlement currency: USDT, USDC, USD
+    sa.Column("mark_open", DOUBLE),
+    sa.Column("mark_high", DOUBLE),
+    sa.Column("mark_low", DOUBLE),
+    sa.Column("mark_close", DOUBLE),
+    sa.Column("index_open", DOUBLE),
+    sa.Column("index_high", DOUBLE),
+    sa.Column("index_low", DOUBLE),
+    sa.Column("index_close", DOUBLE),
+    sa.Column("premium", DOUBLE),  # mark_close / index_close - 1
+    sa.Column("funding_rate", DOUBLE),  # per funding interval, as a fraction (0.0001 = 0.01 %)
+    sa.Column("funding_time", TIMESTAMP),  # the settlement funding_rate comes from
+    sa.Column("next_funding_rate", DOUBLE),
+    sa.Column("next_funding_time", TIMESTAMP),
+    sa.Column("funding_interval_h", DOUBLE),
+    sa.Column("open_interest", DOUBLE),  # contracts, in the base currency
+    sa.Column("open_interest_value", DOUBLE),  # notional, in the settle currency
+    sa.Column("open_interest_at", TIMESTAMP),  # the observation open_interest comes from
+    sa.Column("collected_at", TIMESTAMP, nullable=False),
+    sa.Index("ix_derivatives_data_window_start", "window_start"),
+)
+
 # CoinGecko's market history (/coins/{id}/market_chart/range), cached so that a backfill asks
 # for each coin's span once: the observations, and per coin the span already fetched.
 coingecko_history = sa.Table(
@@ -205,6 +238,7 @@ class TableContract:
 
 
 PRICES = TableContract(price_data_real, dataset="prices")
+DERIVATIVES = TableContract(derivatives_data, dataset="derivatives")
 NEWS = TableContract(
     news_items, dataset="news", read_order=("window_start", "item_id"), symbol_column=None, list_columns=("symbols",)
 )
