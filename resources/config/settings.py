@@ -151,6 +151,13 @@ class Settings(BaseSettings):
         "exchanges (ccxt ids) live bars come from, in order of preference: each coin is served by the first that "
         "lists a USD, USDT or USDC pair for it",
     )
+    derivatives_exchanges: LowerCsv = _setting(
+        "CRYPTO_DERIVATIVES_EXCHANGES",
+        ("binanceusdm", "okx", "bybit"),
+        "exchanges (ccxt ids) perpetual swaps (funding, open interest, mark and index prices) come from, in order "
+        "of preference: each coin is served by the first that lists a USDT-, USDC- or USD-margined perpetual for it; "
+        "empty: no derivatives",
+    )
     exchange_urls: Annotated[tuple[tuple[str, str], ...], NoDecode] = _setting(
         "CRYPTO_EXCHANGE_URLS",
         (),
