@@ -143,6 +143,10 @@ class DerivativesSourceResource(ConfigurableResource):
                 SOURCE,
                 no_perpetual=[c.symbol for c in coins if not has_simulated_perpetual(c)],
             )
+        if not self.exchange_ids():
+            return DerivativesFetch(
+                pd.DataFrame(columns=list(DERIVATIVES_COLUMNS)), "none", no_perpetual=[c.symbol for c in coins]
+            )
         venues = exchange_venues(
             self.exchange_ids(),
             self.exchange_urls,
