@@ -215,9 +215,14 @@ def simulated_derivatives_frame(coins: Sequence[Coin], start: datetime, end: dat
     interval_steps = interval_h * 12
     ends = steps[None, :] + 1  # the window's end, in steps
     last = (ends - 1) // interval_steps  # the latest settlement strictly before the window's end
-    rate_of = lambda k: np.clip(  # noqa: E731 (a local formula)
-        0.0001 + 0.0002 * _value_noise(index_id + 7, k * 16), -SIMULATED_FUNDING_CAP, SIMULATED_FUNDING_CAP
-    )
+    # Funding swings with the coin's volatility: about 0.006 % per 8 hours around the base rate for BTC,
+    # several times that for small caps.
+    swing = (0.00006 * params["vol"] / 0.025)[:, None]
+
+    def rate_of(settlement: np.ndarray) -> np.ndarray:
+        noise = _value_noise(index_id + 7, settlement * 16)
+        return np.clip(0.0001 + swing * noise, -SIMULATED_FUNDING_CAP, SIMULATED_FUNDING_CAP)
+
     funding_rate = rate_of(last)
     next_rate = rate_of(last + 1)
     remaining = ((last + 1) * interval_steps - ends) / interval_steps
