@@ -234,7 +234,8 @@ def test_client_returns_the_served_values_with_proper_dtypes(sqlite_url):
         assert frame[name].dt.tz is not None and list(frame[name]) == _utc(expected[name]), name
     assert pd.api.types.is_string_dtype(frame["contract"])
     assert api.last_as_of == pd.Timestamp(PRICE_END, tz="UTC")
-    assert sorted(latest["symbol"]) == ["BTC", "ETH", "SOL"] and str(latest.index.tz) == "UTC"
+    assert sorted(latest["symbol"]) == ["BTC", "ETH", "SOL"] and isinstance(latest.index, pd.DatetimeIndex)
+    assert str(latest.index.tz) == "UTC"
     assert latest["funding_time"].dt.tz is not None and latest["funding_rate"].dtype == "float64"
     assert list(chosen.columns) == ["symbol", "funding_rate", "open_interest"] and len(chosen) == N_WINDOWS
     assert refused.value.status == 400 and refused.value.parameter == "columns"
