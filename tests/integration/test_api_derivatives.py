@@ -171,6 +171,19 @@ def test_freshness_lists_derivatives(client):
     assert derivatives["windows"] == N_WINDOWS + 1 and derivatives["rows"] == COMMITTED
 
 
+def test_before_the_first_derivatives_window_the_answers_are_empty(sqlite_url):
+    get_warehouse(sqlite_url).write_partition(
+        PRICES.name, price_frame([T0]), start=T0, end=T0 + WINDOW, run_id="run-one", code_version="1"
+    )
+    with TestClient(make_app(sqlite_url)) as c:
+        latest = c.get("/v1/derivatives/latest", params={"symbols": "BTC"})
+        history = c.get("/v1/derivatives", params={"symbols": "BTC", "format": "arrow"})
+    assert latest.status_code == 200 and latest.json() == {"as_of": None, "count": 0, "data": []}
+    assert history.status_code == 200 and "X-Data-As-Of" not in history.headers
+    table = pa_ipc.open_stream(history.content).read_all()
+    assert table.num_rows == 0 and "funding_rate" in table.column_names
+
+
 BAD_INPUT = [  # params, the parameter named, a fragment of the message
     ({"symbols": "BTC,NOPE"}, "symbols", "symbols: unknown symbol(s) 'NOPE'"),
     ({"symbols": ","}, "symbols", "symbols is empty"),
