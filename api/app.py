@@ -32,8 +32,8 @@ from resources.config.settings import Settings, load_settings
 log = logging.getLogger("api")
 
 DESCRIPTION = """
-Read-only access to the crypto data platform's finished tables: prices, ML features, news,
-sentiment and macro indicators. Only committed windows are served (rows whose window has a
+Read-only access to the crypto data platform's finished tables: prices, perpetual-swap derivatives,
+ML features, news, sentiment and macro indicators. Only committed windows are served (rows whose window has a
 `partition_log` row), and every data response says how fresh it is (`X-Data-As-Of`).
 
 * Formats: JSON (default, paginated with `cursor`), CSV, Parquet, Arrow IPC stream: `format=` or `Accept`.

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 _RETRY_STATUSES = {429, 502, 503, 504}
 _TIME_COLUMNS = ("window_start", "timestamp", "observation_date")
+#: The time columns of a derivatives row besides ``window_start``.
+_DERIVATIVE_TIMES = ("funding_time", "next_funding_time", "open_interest_at", "collected_at")
 
 
 class CryptoApiError(RuntimeError):
@@ -243,13 +245,22 @@ class CryptoDataClient:
         """Served symbols with their CoinGecko ids."""
         return _records_frame(self._json("/v1/symbols")["data"])
 
-    def latest_prices(self, symbols: str | Sequence[str] | None = None) -> pd.DataFrame:
-        """Per symbol, the price row of its latest committed window (index: ``window_start``, UTC)."""
-        body = self._json("/v1/prices/latest", {"symbols": _symbols(symbols)})
-        frame = _records_frame(body["data"], ("window_start", "collected_at"))
+    def _latest(self, path: str, symbols: str | Sequence[str] | None, time_columns: Sequence[str]) -> pd.DataFrame:
+        """A ``/latest`` route's rows, ``time_columns`` parsed as UTC times (index: ``window_start``)."""
+        body = self._json(path, {"symbols": _symbols(symbols)})
+        frame = _records_frame(body["data"], ("window_start", *time_columns))
         if frame.empty:
             return frame
         return frame.set_index(pd.DatetimeIndex(frame.pop("window_start"), name="window_start"))
+
+    def latest_prices(self, symbols: str | Sequence[str] | None = None) -> pd.DataFrame:
+        """Per symbol, the price row of its latest committed window (index: ``window_start``, UTC)."""
+        return self._latest("/v1/prices/latest", symbols, ("collected_at",))
+
+    def latest_derivatives(self, symbols: str | Sequence[str] | None = None) -> pd.DataFrame:
+        """Per symbol with a perpetual swap, the derivatives row of its latest committed window
+        (index: ``window_start``, UTC)."""
+        return self._latest("/v1/derivatives/latest", symbols, _DERIVATIVE_TIMES)
 
     def prices(
         self,
@@ -262,6 +273,22 @@ class CryptoDataClient:
         return _to_frame(
             self._table(
                 "/v1/prices",
+                {"symbols": _symbols(symbols), "start": _when(start), "end": _when(end), "columns": _columns(columns)},
+            )
+        )
+
+    def derivatives(
+        self,
+        symbols: str | Sequence[str] | None = None,
+        start: Any = None,
+        end: Any = None,
+        columns: str | Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """5-minute perpetual-swap rows (mark and index bars, premium, funding, open interest) for
+        ``symbols`` in [start, end), each as known at its window's end (index: ``window_start``)."""
+        return _to_frame(
+            self._table(
+                "/v1/derivatives",
                 {"symbols": _symbols(symbols), "start": _when(start), "end": _when(end), "columns": _columns(columns)},
             )
         )

@@ -1,6 +1,6 @@
 """The hot path: cached JSON answers of the polled routes served without the framework's routing.
 
-A trading bot polls ``/v1/prices/latest`` many times a second. When the response for the current
+A trading bot polls ``/v1/prices/latest`` (and ``/v1/derivatives/latest``) many times a second. When the response for the current
 committed state is already cached in this process, this ASGI middleware checks the key and the
 rate limit and sends the cached body or a 304, skipping FastAPI's routing and dependency
 resolution (docs/benchmarks.md measures what that saves). Anything else, a cache miss, a stale
@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.errors import ApiError
 from api.gateway import Gateway, etag_matches, etag_of
 
-HOT_PATHS = frozenset({"/v1/prices/latest", "/v1/symbols"})
+HOT_PATHS = frozenset({"/v1/prices/latest", "/v1/derivatives/latest", "/v1/symbols"})
 
 
 class HotPathMiddleware:

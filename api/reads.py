@@ -416,23 +416,30 @@ class Reader:
             coin_ids.update({s: c for s, c in self.execute(stmt)})
         return coin_ids
 
-    def latest_prices(
-        self, state: CommittedState, wanted: tuple[str, ...] | None, columns: Sequence[str]
+    def latest_rows(
+        self,
+        contract: TableContract,
+        state: CommittedState,
+        wanted: tuple[str, ...] | None,
+        columns: Sequence[str],
+        served: Sequence[str],
     ) -> list[dict[str, Any]]:
-        """``columns`` of each wanted symbol's (all price symbols': None) latest committed price row:
-        the rows of the latest committed window, then older ones for the symbols absent from it."""
-        as_of = state.latest.get(PRICES.asset)
+        """``columns`` of each wanted symbol's (all ``served`` symbols': None) latest committed row of the
+        contract's table: the rows of its latest committed window, then older ones for the symbols absent
+        from it."""
+        as_of = state.latest.get(contract.asset)
         if as_of is None:
             return []
-        table = self.warehouse.table(PRICES.name)
+        table = self.warehouse.table(contract.name)
+        time_column = table.c[contract.time_column]
         selected = [table.c[name] for name in columns]
-        stmt = sa.select(*selected).where(table.c[PRICES.time_column] == as_of)
+        stmt = sa.select(*selected).where(time_column == as_of)
         if wanted is not None:
             stmt = stmt.where(table.c.symbol.in_(wanted))
         rows = _records(self.execute(stmt.order_by(table.c.symbol)))
-        missing = sorted(set(wanted if wanted is not None else state.price_symbols) - {r["symbol"] for r in rows})
+        missing = sorted(set(wanted if wanted is not None else served) - {r["symbol"] for r in rows})
         if missing:
-            source, committed_window = self.committed_source(table, PRICES)
+            source, committed_window = self.committed_source(table, contract)
             latest = (
                 sa.select(table.c.symbol, sa.func.max(committed_window).label("w"))
                 .select_from(source)
@@ -440,7 +447,7 @@ class Reader:
                 .group_by(table.c.symbol)
             ).subquery()
             older = sa.select(*selected).join(
-                latest, sa.and_(table.c.symbol == latest.c.symbol, table.c[PRICES.time_column] == latest.c.w)
+                latest, sa.and_(table.c.symbol == latest.c.symbol, time_column == latest.c.w)
             )
             rows += _records(self.execute(older))
             rows.sort(key=lambda r: r["symbol"])

@@ -107,6 +107,57 @@ class PricePage(Page):
     data: list[PriceRow]
 
 
+class DerivativeRow(BaseModel):
+    """One 5-minute row of ``derivatives_data``: a coin's perpetual swap as known at the window's end
+    (fields outside ``columns=`` are left out)."""
+
+    symbol: str
+    window_start: datetime
+    exchange: str | None = Field(default=None, description="ccxt id of the exchange (or 'simulated')")
+    contract: str | None = Field(default=None, description="ccxt unified symbol of the swap, e.g. BTC/USDT:USDT")
+    settle: str | None = Field(default=None, description="Margin and settlement currency: USDT, USDC or USD")
+    mark_open: float | None = Field(default=None, description="Mark price bar of the window, in the settle currency")
+    mark_high: float | None = None
+    mark_low: float | None = None
+    mark_close: float | None = None
+    index_open: float | None = Field(default=None, description="Index (spot) price bar of the window")
+    index_high: float | None = None
+    index_low: float | None = None
+    index_close: float | None = None
+    premium: float | None = Field(default=None, description="mark_close / index_close - 1, a fraction")
+    funding_rate: float | None = Field(
+        default=None,
+        description="The latest funding settlement strictly before the window's end, per funding interval, "
+        "as a fraction (0.0001 = 0.01 %)",
+    )
+    funding_time: datetime | None = Field(default=None, description="When funding_rate settled (UTC)")
+    next_funding_rate: float | None = Field(
+        default=None,
+        description="The predicted next rate as observed at the window's end (per interval, a fraction); null "
+        "where it was not observed then (backfilled windows)",
+    )
+    next_funding_time: datetime | None = Field(default=None, description="When the next funding settles (UTC)")
+    funding_interval_h: float | None = Field(default=None, description="Hours between funding settlements")
+    open_interest: float | None = Field(default=None, description="Open interest in contracts (base currency units)")
+    open_interest_value: float | None = Field(
+        default=None, description="Open interest's notional, in the settle currency"
+    )
+    open_interest_at: datetime | None = Field(
+        default=None, description="The open-interest observation used: the latest at or before the window's end"
+    )
+    collected_at: datetime | None = None
+
+
+class LatestDerivatives(BaseModel):
+    as_of: datetime | None = Field(description="The latest committed derivatives window (UTC)")
+    count: int
+    data: list[DerivativeRow] = Field(description="Per symbol with a perpetual, the row of its latest committed window")
+
+
+class DerivativePage(Page):
+    data: list[DerivativeRow]
+
+
 class FeaturePage(Page):
     feature_set_version: str | None = Field(description="The catalog's feature-set version")
     data: list[dict[str, float | str | datetime | None]] = Field(

@@ -1,4 +1,4 @@
-"""The ``/v1`` data routes: symbols, prices, features, sentiment, news, macro and freshness.
+"""The ``/v1`` data routes: symbols, prices, derivatives, features, sentiment, news, macro and freshness.
 
 Every route serves committed windows only and says how fresh its data is (``X-Data-As-Of``).
 """
@@ -26,12 +26,14 @@ from api.reads import ASSETS, EARLIEST, LATEST, CommittedState, Reader, ReadPlan
 from api.schemas import (
     MATERIALIZED,
     NEVER_MATERIALIZED,
+    DerivativePage,
     ErrorResponse,
     FeatureCatalog,
     FeatureFiles,
     FeaturePage,
     Format,
     FreshnessResponse,
+    LatestDerivatives,
     LatestPrices,
     MacroPage,
     NewsPage,
@@ -42,7 +44,7 @@ from api.schemas import (
 )
 from resources.storage import feature_specs
 from resources.storage.lake import LAKE_ASSET
-from resources.storage.schema import FEATURES, MACRO, NEWS, PRICES, SENTIMENT, TableContract
+from resources.storage.schema import DERIVATIVES, FEATURES, MACRO, NEWS, PRICES, SENTIMENT, TableContract
 from resources.storage.warehouse import utc_now
 
 _api_key_header = APIKeyHeader(
@@ -267,11 +269,16 @@ async def symbols(request: Request) -> Response:
 
 
 # ---------------------------------------------------------------------------------- prices
+def _value_columns(reader: Reader, contract: TableContract, requested: str | None, what: str) -> list[str]:
+    """The contract's read order columns, then the requested value columns (all when none are named)."""
+    table = reader.warehouse.table(contract.name)
+    value_columns = [c.name for c in table.columns if c.name not in contract.order]
+    chosen = responses.parse_columns(requested, value_columns, what)
+    return list(contract.order) + (chosen or value_columns)
+
+
 def _price_columns(reader: Reader, requested: str | None) -> list[str]:
-    table = reader.warehouse.table(PRICES.name)
-    value_columns = [c.name for c in table.columns if c.name not in PRICES.order]
-    chosen = responses.parse_columns(requested, value_columns, "price")
-    return list(PRICES.order) + (chosen or value_columns)
+    return _value_columns(reader, PRICES, requested, "price")
 
 
 @router.get("/prices/latest", response_model=LatestPrices, summary="Latest prices", responses=NOT_MODIFIED)
@@ -289,7 +296,7 @@ async def latest_prices(request: Request, symbols: SymbolsParam = None) -> Respo
 
 def latest_payload(reader: Reader, state: CommittedState, wanted: tuple[str, ...] | None) -> dict[str, Any]:
     """The latest-prices body: rows of the latest committed window, then older ones for absent symbols."""
-    rows = reader.latest_prices(state, wanted, _price_columns(reader, None))
+    rows = reader.latest_rows(PRICES, state, wanted, _price_columns(reader, None), state.price_symbols)
     return {"as_of": iso(state.latest.get(PRICES.asset)), "count": len(rows), "data": rows}
 
 
@@ -315,6 +322,76 @@ async def price_history(
     plan = reader.table_plan(
         PRICES, table, _price_columns(reader, columns), symbols=tuple(wanted), start=begin, end=finish
     )
+    return await page.serve(plan, finish)
+
+
+# ---------------------------------------------------------------------------------- derivatives
+def _derivative_symbols(reader: Reader, state: CommittedState) -> tuple[str, ...]:
+    """The symbols ``derivatives_data`` holds (read once per committed state)."""
+    return reader.known_values(state, reader.warehouse.table(DERIVATIVES.name), "symbol")
+
+
+async def _wanted_derivatives(
+    reader: Reader, state: CommittedState, symbols: str | None
+) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+    """The requested symbols (None: all) checked against every served symbol (a coin without a perpetual
+    is an empty answer, an unknown ticker a 400), and the symbols with derivatives rows."""
+    held = await run_in_threadpool(_derivative_symbols, reader, state)
+    known = tuple(sorted(set(state.symbols) | set(held)))
+    return reader.resolve_symbols(symbols, known), held
+
+
+@router.get(
+    "/derivatives/latest",
+    response_model=LatestDerivatives,
+    summary="Latest derivatives",
+    responses=NOT_MODIFIED,
+)
+async def latest_derivatives(request: Request, symbols: SymbolsParam = None) -> Response:
+    """Per symbol with a perpetual swap, the derivatives row of its latest committed window. Poll it
+    with ``If-None-Match``."""
+    gateway = _gateway(request)
+    state = await gateway.state()
+    reader = gateway.reader()
+    wanted, held = await _wanted_derivatives(reader, state, symbols)
+    as_of = state.latest.get(DERIVATIVES.asset)
+
+    def build() -> dict[str, Any]:
+        columns = _value_columns(reader, DERIVATIVES, None, "derivatives")
+        rows = reader.latest_rows(DERIVATIVES, state, wanted, columns, held)
+        return {"as_of": iso(as_of), "count": len(rows), "data": rows}
+
+    return await responses.cached_json(gateway, request, state, as_of, responses.LIVE_CACHE_CONTROL, build)
+
+
+@router.get(
+    "/derivatives",
+    response_model=DerivativePage,
+    summary="Derivatives history",
+    responses=_tabular_content(DerivativePage),
+)
+async def derivatives(
+    page: Page,
+    symbols: SymbolsParam = None,
+    start: StartParam = None,
+    end: EndParam = None,
+    columns: Annotated[
+        str | None,
+        Query(
+            max_length=4000,
+            description="Comma-separated derivatives columns (symbol and window_start always come first); "
+            "all if left out",
+        ),
+    ] = None,
+) -> Response:
+    """5-minute perpetual-swap rows (mark and index bars, premium, funding, open interest) for symbols and a
+    time range, ordered by (symbol, window_start). Each row holds what the market knew at its window's end."""
+    reader = page.reader
+    wanted, _ = await _wanted_derivatives(reader, page.state, symbols)
+    begin, finish = page.time_range(DERIVATIVES, start, end)
+    table = reader.warehouse.table(DERIVATIVES.name)
+    chosen = _value_columns(reader, DERIVATIVES, columns, "derivatives")
+    plan = reader.table_plan(DERIVATIVES, table, chosen, symbols=wanted, start=begin, end=finish)
     return await page.serve(plan, finish)
 
 

@@ -33,6 +33,18 @@ def test_second_poll_is_served_by_the_hot_path_with_the_same_answer(sqlite_url):
         assert 'api_requests_total{handler="/v1/prices/latest",method="GET",status="200"}' in metrics
 
 
+def test_latest_derivatives_polls_are_served_by_the_hot_path(sqlite_url):
+    seed(sqlite_url)
+    app = make_app(sqlite_url, CRYPTO_API_STATE_TTL="60")
+    with TestClient(app) as c:
+        first = c.get("/v1/derivatives/latest", headers={"Accept-Encoding": "identity"})
+        assert first.headers["X-Cache"] == "miss" and first.json()["count"] == 3
+        second = c.get("/v1/derivatives/latest", headers={"Accept-Encoding": "identity"})
+        assert hot_hits(app) == 1 and second.content == first.content
+        assert second.headers["X-Data-As-Of"] == first.headers["X-Data-As-Of"] == PRICE_END.isoformat() + "Z"
+        assert c.get("/v1/derivatives/latest", headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
+
+
 def test_hot_path_still_checks_keys_and_rate_limits(sqlite_url):
     seed(sqlite_url)
     app = make_app(sqlite_url, CRYPTO_API_STATE_TTL="60", CRYPTO_API_KEYS="k", CRYPTO_API_RATE_LIMIT="3")

@@ -17,7 +17,9 @@ import sqlalchemy as sa
 
 from api.app import create_app
 from resources.config.settings import load_settings
-from resources.storage.schema import FEATURES, ml_features_materialized
+from resources.config.universe import load_universe
+from resources.sources.simulated import simulated_derivatives_frame
+from resources.storage.schema import DERIVATIVES, FEATURES, ml_features_materialized
 from resources.storage.warehouse import get_warehouse
 from testkit.api_server import api_server
 from testkit.fakes.loopback import free_port
@@ -75,6 +77,15 @@ def price_frame(windows: list[datetime], symbols=SYMBOLS, seed: int = 0) -> pd.D
                 }
             )
     return pd.DataFrame(rows)
+
+
+def derivatives_frame(start: datetime, end: datetime, symbols=SYMBOLS) -> pd.DataFrame:
+    """derivatives_data rows of the simulated perpetuals of ``symbols`` for the windows in [start, end);
+    the predicted next funding rate NULL before T0 + 6 windows (as in backfilled windows)."""
+    coins = [c for c in load_universe() if c.symbol in symbols]
+    frame = simulated_derivatives_frame(coins, start, end)
+    frame.loc[frame["window_start"] < T0 + 6 * WINDOW, "next_funding_rate"] = np.nan
+    return frame
 
 
 def feature_frame(windows: list[datetime], symbols=SYMBOLS) -> pd.DataFrame:
@@ -142,6 +153,27 @@ def seed(url: str) -> dict:
         code_version="1",
         time_column="timestamp",
     )
+    # Derivatives: SOL's perpetual is absent from the latest committed window; one window uncommitted.
+    wh.write_partition(
+        DERIVATIVES.name,
+        derivatives_frame(T0, PRICE_END),
+        start=T0,
+        end=PRICE_END,
+        run_id="run-derivatives",
+        code_version="1",
+    )
+    wh.write_partition(
+        DERIVATIVES.name,
+        derivatives_frame(PRICE_END, PRICE_END + WINDOW, symbols=("BTC", "ETH")),
+        start=PRICE_END,
+        end=PRICE_END + WINDOW,
+        run_id="run-derivatives-2",
+        code_version="1",
+    )
+    with wh.engine.begin() as conn:
+        conn.execute(
+            wh.table(DERIVATIVES.name).insert(), records(derivatives_frame(PRICE_END + WINDOW, PRICE_END + 2 * WINDOW))
+        )
     ghost = feature_frame([PRICE_END + 2 * WINDOW])
     with wh.engine.begin() as conn:
         conn.execute(wh.table(FEATURES.name).insert(), records(ghost))
