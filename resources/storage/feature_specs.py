@@ -977,7 +977,10 @@ def _build() -> tuple[FeatureSpec, ...]:
     add("dow_cos", "calendar", "cos(2 pi x (weekday + time of day) / 7), Monday 00:00 = 0.", (), 0, "-1..1")
 
     # ---------------------------------------------------------------- derivatives (perpetual swaps)
-    coverage = f"at least {DERIVATIVES_MIN_COVERAGE:.0%} of them with a value, missing windows skipped, never filled"
+    coverage = (
+        f"needs the window's own value and at least {DERIVATIVES_MIN_COVERAGE:.0%} of the windows with one; "
+        "missing windows skipped, never filled"
+    )
     per_year = f"x {HOURS_PER_YEAR} / funding_interval_h (simple, not compounded)"
     add(
         "funding_rate",
