@@ -67,7 +67,7 @@ class DerivativesGrid:
     """Derivatives rows on the (symbol x window) grid: warm-up windows, then the range's windows."""
 
     window_end_s: np.ndarray  # (T,) each window's end, epoch seconds
-    arrays: dict[str, np.ndarray]  # (S, T), NaN where missing; times as epoch seconds
+    arrays: dict[str, np.ndarray]  # (S, T), NaN where missing; times as epoch seconds, in target windows only
 
     def block(self, first_target: int, end_target: int) -> Block:
         """The grid columns of target windows ``[first_target, end_target)`` (0 = the range's start)."""
@@ -88,21 +88,24 @@ def build_derivatives_grid(
     window_end_s = first.value / 1e9 + _WINDOW_S * (np.arange(length, dtype=np.float64) + 1.0)
     arrays = {name: np.full((len(symbols), length), NAN) for name in _NUMERIC + _TIMES}
     if derivatives is not None and len(derivatives) and len(symbols):
-        frame = derivatives.loc[derivatives["symbol"].astype(str).isin(set(symbols.tolist()))]
-        offset = (pd.to_datetime(frame["window_start"]) - first).to_numpy(dtype="timedelta64[ns]").astype(np.int64)
+        codes, listed = pd.factorize(derivatives["symbol"])
+        row = np.where(codes >= 0, pd.Index(symbols).get_indexer(listed.astype(str))[codes], -1)
+        offset = (
+            (pd.to_datetime(derivatives["window_start"]) - first).to_numpy(dtype="timedelta64[ns]").astype(np.int64)
+        )
         window_ns = int(WINDOW.total_seconds() * 1e9)
         column = offset // window_ns
-        on_grid = (offset % window_ns == 0) & (column >= 0) & (column < length)
-        frame, column = frame.loc[on_grid], column[on_grid]
-        row = np.searchsorted(symbols, frame["symbol"].astype(str).to_numpy(dtype=object))
+        keep = (row >= 0) & (offset % window_ns == 0) & (column >= 0) & (column < length)
+        frame, row, column = derivatives.loc[keep], row[keep], column[keep]
         for name in _NUMERIC:
             if name in frame.columns:
                 arrays[name][row, column] = pd.to_numeric(frame[name], errors="coerce").to_numpy(
                     dtype=np.float64, na_value=NAN
                 )
+        targets = column >= DERIVATIVES_WARMUP  # the times are read at the window itself only
         for name in _TIMES:
             if name in frame.columns:
-                arrays[name][row, column] = _epoch_seconds(frame[name])
+                arrays[name][row[targets], column[targets]] = _epoch_seconds(frame.loc[targets, name])
     interval = np.where(arrays["funding_interval_h"] > 0, arrays["funding_interval_h"], NAN)
     arrays["funding_interval_h"] = interval
     arrays["funding_rate_ann"] = arrays["funding_rate"] * HOURS_PER_YEAR / interval
