@@ -4,7 +4,8 @@
 grid's, from ``DERIVATIVES_LOOKBACK_WINDOWS - 1`` windows before the range. A row holds what was
 known at its window's end, so a window's features read only the rows of windows at or before it. A
 missing row stays NaN (never filled); statistics over a horizon skip missing windows and need a
-value in ``DERIVATIVES_MIN_COVERAGE`` of them. Every statistic is a sum over a fixed trailing span
+value in ``DERIVATIVES_MIN_COVERAGE`` of them (the funding rate, which changes only at settlements an
+hour or more apart, is sampled hourly). Every statistic is a sum over a fixed trailing span
 taken tap by tap (:func:`crypto_assets.features.kernels.rolling_sums`), so a window's value is the
 same computed alone, inside a backfill, or later.
 """
@@ -24,6 +25,7 @@ from resources.storage.feature_specs import (
     DERIVATIVES_LOOKBACK_WINDOWS,
     DERIVATIVES_MIN_COVERAGE,
     FUNDING_HORIZONS,
+    FUNDING_SAMPLE_WINDOWS,
     HOURS_PER_YEAR,
     OPEN_INTEREST_HORIZONS,
     PREMIUM_HORIZONS,
@@ -123,25 +125,31 @@ class TrailingStats:
     zscore: np.ndarray
 
 
-def trailing_stats(block: Block, values: np.ndarray, horizons: Iterable[int]) -> dict[int, TrailingStats]:
-    """Mean and z-score of the window's value against the present values of its last ``n`` windows.
+def trailing_stats(
+    block: Block, values: np.ndarray, horizons: Iterable[int], *, step: int = 1
+) -> dict[int, TrailingStats]:
+    """Mean and z-score of the window's value against the present values among its last ``n`` windows.
 
+    The samples are the window itself and every ``step``-th window before it (``n / step`` of them).
     Sums are shifted by the window's own value (exact zero spread when the series is constant); NaN
     where the window's own value is missing, where fewer than ``DERIVATIVES_MIN_COVERAGE`` of the
-    ``n`` windows have a value, and (z-score) where the values have no spread.
+    samples have a value, and (z-score) where the values have no spread.
     """
     now = block.at(values)
+    widths = {n: n // step for n in horizons}
 
-    def terms(lag: int) -> dict[str, np.ndarray]:
-        diff = block.at(values, lag) - now
+    def terms(sample: int) -> dict[str, np.ndarray]:
+        diff = block.at(values, sample * step) - now
         present = ~np.isnan(diff)
         shifted = np.where(present, diff, 0.0)
         return {"count": present, "sum": shifted, "sum2": shifted * shifted}
 
+    sums_by_width = rolling_sums(terms, tuple(widths.values()))
     out: dict[int, TrailingStats] = {}
-    for n, sums in rolling_sums(terms, tuple(horizons)).items():
+    for n, width in widths.items():
+        sums = sums_by_width[width]
         count = sums["count"]
-        enough = count >= math.ceil(DERIVATIVES_MIN_COVERAGE * n)
+        enough = count >= math.ceil(DERIVATIVES_MIN_COVERAGE * width)
         with np.errstate(divide="ignore", invalid="ignore"):
             mean_shift = sums["sum"] / count
             variance = np.maximum((sums["sum2"] - sums["sum"] * mean_shift) / (count - 1), 0.0)
@@ -175,7 +183,9 @@ def derivatives_features(
         "funding_hours_to_next": (next_time - window_end) / 3600.0,
         "funding_pred_minus_current": at("next_funding_rate") - funding,
     }
-    funding_stats = trailing_stats(block, arrays["funding_rate_ann"], FUNDING_HORIZONS.values())
+    funding_stats = trailing_stats(
+        block, arrays["funding_rate_ann"], FUNDING_HORIZONS.values(), step=FUNDING_SAMPLE_WINDOWS
+    )
     for label, n in FUNDING_HORIZONS.items():
         out[f"funding_z_{label}"] = funding_stats[n].zscore
     out["funding_ann_mean_7d"] = funding_stats[FUNDING_HORIZONS["7d"]].mean

@@ -151,6 +151,8 @@ CROSS_SECTION_RANKED = (
 )
 #: Perpetual-swap horizons: funding z-scores and mean over days, the premium's z-score, open-interest changes.
 FUNDING_HORIZONS = {"3d": 3 * DAY_WINDOWS, "7d": 7 * DAY_WINDOWS}
+#: Funding statistics sample the rate in force once an hour (settlements are an hour or more apart).
+FUNDING_SAMPLE_WINDOWS = HOUR_WINDOWS
 PREMIUM_HORIZONS = {"1d": DAY_WINDOWS}
 OPEN_INTEREST_HORIZONS = {"1h": HOUR_WINDOWS, "4h": 48, "24h": DAY_WINDOWS}
 #: A derivatives statistic over a horizon needs a value in at least this share of its windows.
@@ -978,10 +980,11 @@ def _build() -> tuple[FeatureSpec, ...]:
 
     # ---------------------------------------------------------------- derivatives (perpetual swaps)
     coverage = (
-        f"needs the window's own value and at least {DERIVATIVES_MIN_COVERAGE:.0%} of the windows with one; "
+        f"needs the window's own value and at least {DERIVATIVES_MIN_COVERAGE:.0%} of the samples with one; "
         "missing windows skipped, never filled"
     )
     per_year = f"x {HOURS_PER_YEAR} / funding_interval_h (simple, not compounded)"
+    hourly = f"at the window and every {FUNDING_SAMPLE_WINDOWS}th window before it (hourly)"
     add(
         "funding_rate",
         "derivatives",
@@ -1029,20 +1032,20 @@ def _build() -> tuple[FeatureSpec, ...]:
         add(
             f"funding_z_{label}",
             "derivatives",
-            f"z-score of funding_rate_ann against its values in the last {label} ({n} windows, {coverage}): "
-            "(x - mean) / sample std; NULL when the rate did not change.",
+            f"z-score of funding_rate_ann against its values in the last {label} ({n} windows), sampled "
+            f"{hourly}; {coverage}: (x - mean) / sample std; NULL when the rate did not change.",
             ("funding_rate", "funding_interval_h"),
-            n,
+            n - FUNDING_SAMPLE_WINDOWS + 1,
             "standard deviations",
         )
     longest = max(FUNDING_HORIZONS.values())
     add(
         "funding_ann_mean_7d",
         "derivatives",
-        f"Mean of funding_rate_ann over the last 7 days ({longest} windows, {coverage}): the carry of holding "
-        "the perpetual.",
+        f"Mean of funding_rate_ann over the last 7 days ({longest} windows), sampled {hourly}; {coverage}: "
+        "the carry of holding the perpetual.",
         ("funding_rate", "funding_interval_h"),
-        longest,
+        longest - FUNDING_SAMPLE_WINDOWS + 1,
         "fraction per year",
     )
     add(

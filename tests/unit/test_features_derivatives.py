@@ -25,10 +25,11 @@ def case() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return prices, derivatives, compute_features(prices, None, None, START, END, derivatives=derivatives)
 
 
-def _zscore(values: pd.Series, now: float, n: int) -> tuple[float, float]:
-    """Mean and z-score of ``now`` against the present values among the last ``n`` (pandas)."""
-    present = values.iloc[-n:].dropna()
-    if np.isnan(now) or len(present) < n / 2:
+def _zscore(values: pd.Series, now: float, n: int, step: int = 1) -> tuple[float, float]:
+    """Mean and z-score of ``now`` against the present values among the last ``n``, every ``step``-th (pandas)."""
+    samples = values.iloc[::-1].iloc[0:n:step]
+    present = samples.dropna()
+    if np.isnan(now) or len(present) < len(samples) / 2:
         return np.nan, np.nan
     std = present.std()
     return present.mean(), (now - present.mean()) / std if std > 0 else np.nan
@@ -41,14 +42,14 @@ def _expected(derivatives: pd.DataFrame, prices: pd.DataFrame, coin: str, t: dat
     end = pd.Timestamp(t + STEP)
     ann = rows["funding_rate"] * 8760 / rows["funding_interval_h"]
     spot = prices.loc[(prices["symbol"] == coin) & (prices["window_start"] == pd.Timestamp(t))].iloc[0]
-    mean_7d, z_7d = _zscore(ann, ann.iloc[-1], 2016)
+    mean_7d, z_7d = _zscore(ann, ann.iloc[-1], 2016, 12)
     out = {
         "funding_rate": now["funding_rate"],
         "funding_rate_ann": ann.iloc[-1],
         "funding_interval_h": now["funding_interval_h"],
         "funding_hours_to_next": (now["next_funding_time"] - end) / pd.Timedelta(hours=1),
         "funding_pred_minus_current": now["next_funding_rate"] - now["funding_rate"],
-        "funding_z_3d": _zscore(ann, ann.iloc[-1], 864)[1],
+        "funding_z_3d": _zscore(ann, ann.iloc[-1], 864, 12)[1],
         "funding_z_7d": z_7d,
         "funding_ann_mean_7d": mean_7d,
         "premium": now["premium"],
