@@ -24,6 +24,7 @@ from crypto_assets.features.kernels import NAN, Block, cross_section_rank, rolli
 from resources.storage.feature_specs import (
     DERIVATIVES_LOOKBACK_WINDOWS,
     DERIVATIVES_MIN_COVERAGE,
+    DERIVATIVES_RECENT_WINDOWS,
     FUNDING_HORIZONS,
     FUNDING_SAMPLE_WINDOWS,
     HOURS_PER_YEAR,
@@ -45,6 +46,8 @@ DERIVATIVES_INPUT_COLUMNS = (
     "open_interest_value",
     "open_interest_at",
 )
+#: The columns of the older rows, read only for the hourly funding samples.
+FUNDING_HISTORY_COLUMNS = ("symbol", "window_start", "funding_rate", "funding_interval_h")
 _NUMERIC = (
     "premium",
     "funding_rate",
@@ -62,6 +65,27 @@ _WINDOW_S = WINDOW.total_seconds()
 def derivatives_start(start: datetime) -> datetime:
     """The first window whose ``derivatives_data`` row the range starting at ``start`` reads."""
     return start - DERIVATIVES_WARMUP * WINDOW
+
+
+def recent_start(start: datetime) -> datetime:
+    """The first window whose whole ``derivatives_data`` row the range reads; before it only the
+    hourly funding samples (:data:`FUNDING_HISTORY_COLUMNS`)."""
+    return start - (DERIVATIVES_RECENT_WINDOWS - 1) * WINDOW
+
+
+def funding_sample_windows(start: datetime, end: datetime) -> list[datetime] | None:
+    """The windows before :func:`recent_start` that the range's hourly funding samples fall on, or None
+    when they are every window (a range of an hour or more)."""
+    targets = int((end - start) / WINDOW)
+    if targets >= FUNDING_SAMPLE_WINDOWS:
+        return None
+    first, last = derivatives_start(start), recent_start(start)
+    samples = {
+        start + (target - lag) * WINDOW
+        for target in range(targets)
+        for lag in range(0, DERIVATIVES_LOOKBACK_WINDOWS + targets, FUNDING_SAMPLE_WINDOWS)
+    }
+    return sorted(w for w in samples if first <= w < last)
 
 
 @dataclass(frozen=True)
@@ -226,6 +250,9 @@ def open_interest_value(grid: DerivativesGrid, block: Block) -> np.ndarray:
 
 __all__ = [
     "DERIVATIVES_INPUT_COLUMNS",
+    "FUNDING_HISTORY_COLUMNS",
+    "funding_sample_windows",
+    "recent_start",
     "DERIVATIVES_WARMUP",
     "DerivativesGrid",
     "build_derivatives_grid",

@@ -1176,6 +1176,12 @@ _PRICE_FAMILIES = frozenset(FAMILIES) - {"macro", "sentiment", "calendar", "deri
 PRICE_LOOKBACK_WINDOWS: int = max(s.lookback for s in FEATURES if s.family in _PRICE_FAMILIES)
 #: The longest derivatives lookback (windows, the window included): the ``derivatives_data`` read.
 DERIVATIVES_LOOKBACK_WINDOWS: int = max(s.lookback for s in FEATURES if s.family == "derivatives")
+#: The longest derivatives lookback of the features that read every window (not the hourly funding samples).
+DERIVATIVES_RECENT_WINDOWS: int = max(
+    s.lookback
+    for s in FEATURES
+    if s.family == "derivatives" and not s.name.startswith(("funding_z_", "funding_ann_mean_"))
+)
 #: The longest sentiment lookback (windows, the window included).
 SENTIMENT_LOOKBACK_WINDOWS: int = max(s.lookback for s in FEATURES if s.family == "sentiment")
 #: How far back macro observations are read (days): CPI's year-on-year change needs a year plus its staleness.

@@ -19,6 +19,7 @@ from resources.config.universe import load_universe
 from resources.sources.simulated import simulated_derivatives_frame, simulated_price_frame
 from resources.storage.dagster_resources import WarehouseResource
 from resources.storage.feature_specs import FEATURE_NAMES, FEATURE_SET_VERSION, features_in_family
+from resources.storage.schema import derivatives_data as derivatives_table
 from resources.storage.schema import macro_indicators as macro_table
 from resources.storage.schema import ml_features_materialized as FEATURES_TABLE
 from resources.storage.warehouse import Warehouse, utc_now
@@ -194,6 +195,18 @@ def test_features_of_a_window_are_the_same_alone_in_a_range_and_recomputed(seede
         inputs.prices, inputs.sentiment, inputs.macro, first, last + STEP, derivatives=inputs.derivatives
     )
     pd.testing.assert_frame_equal(stored_range[computed.columns], computed, check_exact=True, check_dtype=False)
+    # a window alone reads only the derivatives rows it needs (older ones: its hourly funding samples)
+    every_row = Warehouse(url).read_frame(sa.select(derivatives_table))
+    alone_inputs = read_feature_inputs(Warehouse(url), window, window + STEP)
+    assert len(alone_inputs.derivatives) < len(every_row) / 4
+    for rows in (alone_inputs.derivatives, every_row):
+        pd.testing.assert_frame_equal(
+            compute_features(
+                alone_inputs.prices, alone_inputs.sentiment, alone_inputs.macro, window, window + STEP, derivatives=rows
+            ),
+            computed.loc[computed["timestamp"] == pd.Timestamp(window)].reset_index(drop=True),
+            check_exact=True,
+        )
 
     # at least 150 catalogued features land for every window (the one with a missing ADA bar included)
     counts = stored_range[list(FEATURE_NAMES)].notna().sum(axis=1)
