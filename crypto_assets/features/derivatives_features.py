@@ -46,8 +46,15 @@ DERIVATIVES_INPUT_COLUMNS = (
     "open_interest_value",
     "open_interest_at",
 )
-#: The columns of the older rows, read only for the hourly funding samples.
-FUNDING_HISTORY_COLUMNS = ("symbol", "window_start", "funding_rate", "funding_interval_h")
+#: The columns read at a lag (the rows before the range): the rest is read in the range's own windows only.
+DERIVATIVES_HISTORY_COLUMNS = (
+    "symbol",
+    "window_start",
+    "premium",
+    "funding_rate",
+    "funding_interval_h",
+    "open_interest",
+)
 _NUMERIC = (
     "premium",
     "funding_rate",
@@ -68,8 +75,7 @@ def derivatives_start(start: datetime) -> datetime:
 
 
 def recent_start(start: datetime) -> datetime:
-    """The first window whose whole ``derivatives_data`` row the range reads; before it only the
-    hourly funding samples (:data:`FUNDING_HISTORY_COLUMNS`)."""
+    """The first window before which the range reads only the hourly funding samples."""
     return start - (DERIVATIVES_RECENT_WINDOWS - 1) * WINDOW
 
 
@@ -93,7 +99,7 @@ class DerivativesGrid:
     """Derivatives rows on the (symbol x window) grid: warm-up windows, then the range's windows."""
 
     window_end_s: np.ndarray  # (T,) each window's end, epoch seconds
-    arrays: dict[str, np.ndarray]  # (S, T), NaN where missing; times as epoch seconds, in target windows only
+    arrays: dict[str, np.ndarray]  # (S, T), NaN where missing; times as epoch seconds
 
     def block(self, first_target: int, end_target: int) -> Block:
         """The grid columns of target windows ``[first_target, end_target)`` (0 = the range's start)."""
@@ -128,7 +134,7 @@ def build_derivatives_grid(
                 arrays[name][row, column] = pd.to_numeric(frame[name], errors="coerce").to_numpy(
                     dtype=np.float64, na_value=NAN
                 )
-        targets = column >= DERIVATIVES_WARMUP  # the times are read at the window itself only
+        targets = column >= DERIVATIVES_WARMUP  # the times are read at the window itself only (lag 0)
         for name in _TIMES:
             if name in frame.columns:
                 arrays[name][row[targets], column[targets]] = _epoch_seconds(frame.loc[targets, name])
@@ -250,7 +256,7 @@ def open_interest_value(grid: DerivativesGrid, block: Block) -> np.ndarray:
 
 __all__ = [
     "DERIVATIVES_INPUT_COLUMNS",
-    "FUNDING_HISTORY_COLUMNS",
+    "DERIVATIVES_HISTORY_COLUMNS",
     "funding_sample_windows",
     "recent_start",
     "DERIVATIVES_WARMUP",

@@ -2,8 +2,8 @@
 
 The features read their history from the tables, not through hundreds of upstream partitions:
 ``price_data_real`` from ``PRICE_LOOKBACK_WINDOWS - 1`` windows before the range, ``derivatives_data``
-from ``DERIVATIVES_RECENT_WINDOWS - 1`` windows before it (and before that, only the funding of the
-hourly samples the funding statistics read), ``sentiment_data`` from the start of the
+whole in the range and its lagged columns before it (the last ``DERIVATIVES_RECENT_WINDOWS - 1``
+windows, and before those the hourly funding samples), ``sentiment_data`` from the start of the
 longest sentiment horizon, and ``macro_indicators`` far enough back for the staleest catalogued series.
 On MySQL/MariaDB the price and derivatives reads go through connectorx (Arrow, much faster than the
 DB-API path) when it is installed; otherwise through SQLAlchemy.
@@ -27,8 +27,8 @@ from crypto_assets.features.compute import (
     sentiment_start,
 )
 from crypto_assets.features.derivatives_features import (
+    DERIVATIVES_HISTORY_COLUMNS,
     DERIVATIVES_INPUT_COLUMNS,
-    FUNDING_HISTORY_COLUMNS,
     derivatives_start,
     funding_sample_windows,
     recent_start,
@@ -72,24 +72,26 @@ def price_history_query(start: datetime, end: datetime) -> sa.Select:
 
 
 def derivatives_query(start: datetime, end: datetime) -> sa.Select:
-    """``derivatives_data`` rows the range [start, end) reads whole, in key order."""
+    """``derivatives_data`` rows of the range's own windows, whole, in key order."""
     t = derivatives_data
     return (
         sa.select(*(t.c[name] for name in DERIVATIVES_INPUT_COLUMNS))
-        .where(t.c.window_start >= recent_start(start), t.c.window_start < end)
+        .where(t.c.window_start >= start, t.c.window_start < end)
         .order_by(t.c.symbol, t.c.window_start)
     )
 
 
-def funding_history_query(start: datetime, end: datetime) -> sa.Select:
-    """The older ``derivatives_data`` rows the range's hourly funding samples read (their funding columns)."""
+def derivatives_history_query(start: datetime, end: datetime) -> sa.Select:
+    """The lagged columns of the ``derivatives_data`` rows before the range: the last day's, and before
+    it the windows of the hourly funding samples (every window for a range of an hour or more)."""
     t = derivatives_data
-    stmt = sa.select(*(t.c[name] for name in FUNDING_HISTORY_COLUMNS))
+    stmt = sa.select(*(t.c[name] for name in DERIVATIVES_HISTORY_COLUMNS))
     samples = funding_sample_windows(start, end)
     if samples is None:
-        stmt = stmt.where(t.c.window_start >= derivatives_start(start), t.c.window_start < recent_start(start))
+        stmt = stmt.where(t.c.window_start >= derivatives_start(start), t.c.window_start < start)
     else:
-        stmt = stmt.where(t.c.window_start.in_(samples))
+        recent = sa.and_(t.c.window_start >= recent_start(start), t.c.window_start < start)
+        stmt = stmt.where(sa.or_(recent, t.c.window_start.in_(samples)))
     return stmt.order_by(t.c.symbol, t.c.window_start)
 
 
@@ -135,9 +137,9 @@ def read_feature_inputs(
     """Read the price, derivatives, sentiment and macro rows the features of [start, end) need."""
     began = time.perf_counter()
     prices, reader = _read_bulk(wh, price_history_query(start, end))
-    funding, _ = _read_bulk(wh, funding_history_query(start, end))
-    recent, _ = _read_bulk(wh, derivatives_query(start, end))
-    derivatives = pd.concat([funding, recent], ignore_index=True) if len(funding) else recent
+    history, _ = _read_bulk(wh, derivatives_history_query(start, end))
+    own, _ = _read_bulk(wh, derivatives_query(start, end))
+    derivatives = pd.concat([history, own], ignore_index=True) if len(history) else own
     sentiment = wh.read_frame(sentiment_query(start, end, sentiment_model))
     macro = wh.read_frame(macro_query(start, end))
     return FeatureInputs(prices, sentiment, macro, derivatives, time.perf_counter() - began, reader)
