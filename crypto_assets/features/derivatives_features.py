@@ -99,7 +99,7 @@ class DerivativesGrid:
     """Derivatives rows on the (symbol x window) grid: warm-up windows, then the range's windows."""
 
     window_end_s: np.ndarray  # (T,) each window's end, epoch seconds
-    arrays: dict[str, np.ndarray]  # (S, T), NaN where missing; times as epoch seconds
+    arrays: dict[str, np.ndarray]  # (S, T), NaN where missing; times as epoch seconds, in the range only
 
     def block(self, first_target: int, end_target: int) -> Block:
         """The grid columns of target windows ``[first_target, end_target)`` (0 = the range's start)."""
