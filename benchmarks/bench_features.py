@@ -2,7 +2,8 @@
 
 Creates its own database (``crypto_bench_features``, dropped afterwards) on the MariaDB server at
 127.0.0.1:3306 (root, no password; or ``CRYPTO_BENCH_MYSQL``), fills it with ``--days`` + 1 days of
-simulated prices for the 124-coin universe, synthetic sentiment and simulated macro series, then
+simulated prices for the 124-coin universe, a week more of simulated perpetual swaps, synthetic
+sentiment and simulated macro series, then
 measures:
 
 1. **Computation** (in memory, inputs already read) of one window, 1 day and ``--days`` days, and
@@ -48,10 +49,11 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.support import bench_database  # noqa: E402
 from crypto_assets.features.compute import compute_features, history_start  # noqa: E402
+from crypto_assets.features.derivatives_features import derivatives_start  # noqa: E402
 from crypto_assets.features.io import read_feature_inputs  # noqa: E402
 from resources.config.universe import load_universe  # noqa: E402
 from resources.sources.macro_sources import YAHOO_TICKERS, simulated_macro_frame  # noqa: E402
-from resources.sources.simulated import simulated_price_frame  # noqa: E402
+from resources.sources.simulated import simulated_derivatives_frame, simulated_price_frame  # noqa: E402
 from resources.storage.feature_specs import FEATURE_NAMES  # noqa: E402
 from resources.storage.schema import FEATURES  # noqa: E402
 from resources.storage.warehouse import Warehouse, tsv_table  # noqa: E402
@@ -105,6 +107,12 @@ def seed(wh: Warehouse, start: datetime, days: int) -> dict[str, float]:
         rows += len(frame)
     figures["seed_price_rows"] = rows
     figures["seed_price_rows_per_s"] = rows / (time.perf_counter() - began)
+    first_swap = derivatives_start(start)
+    swaps = simulated_derivatives_frame(coins, first_swap, start + days * DAY)
+    wh.write_partition(
+        "derivatives_data", swaps, start=first_swap, end=start + days * DAY, run_id="seed", code_version="bench"
+    )
+    figures["seed_derivatives_rows"] = len(swaps)
     sentiment = synthetic_sentiment([c.symbol for c in coins], start - DAY, start + days * DAY)
     wh.write_partition(
         "sentiment_data", sentiment, start=start - DAY, end=start + days * DAY, run_id="seed", code_version="bench"
@@ -173,16 +181,21 @@ def raw_talib_seconds(prices: pd.DataFrame, start: datetime, end: datetime) -> f
 
 
 def family_seconds(
-    prices: pd.DataFrame, sentiment: pd.DataFrame, macro: pd.DataFrame, first: datetime, end: datetime
+    prices: pd.DataFrame,
+    sentiment: pd.DataFrame,
+    macro: pd.DataFrame,
+    first: datetime,
+    end: datetime,
+    derivatives: pd.DataFrame | None = None,
 ) -> dict[str, float]:
     """Seconds per function of ``compute.py`` (cumulative, the families among them) in one more call, under cProfile."""
     profiler = cProfile.Profile()
-    profiler.runcall(compute_features, prices, sentiment, macro, first, end)
+    profiler.runcall(compute_features, prices, sentiment, macro, first, end, derivatives=derivatives)
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     per_function = {
         name.lstrip("_"): cumulative
         for (path, _, name), (_, _, _, cumulative, _) in stats.items()
-        if path.endswith("features/compute.py")
+        if path.endswith(("features/compute.py", "features/derivatives_features.py"))
     }
     return {name: round(seconds, 3) for name, seconds in sorted(per_function.items(), key=lambda item: -item[1])}
 
@@ -196,11 +209,21 @@ def computation(wh: Warehouse, start: datetime, days: int) -> dict[str, Any]:
         runs = 5 if label == "window" else 1
         seconds = []
         for _ in range(runs):
-            took, frame = timed(compute_features, inputs.prices, inputs.sentiment, inputs.macro, first, end)
+            took, frame = timed(
+                compute_features,
+                inputs.prices,
+                inputs.sentiment,
+                inputs.macro,
+                first,
+                end,
+                derivatives=inputs.derivatives,
+            )
             seconds.append(took)
         out[f"compute_{label}_s"] = statistics.median(seconds)
         out[f"compute_{label}_rows"] = len(frame)
-        out[f"compute_{label}_profile"] = family_seconds(inputs.prices, inputs.sentiment, inputs.macro, first, end)
+        out[f"compute_{label}_profile"] = family_seconds(
+            inputs.prices, inputs.sentiment, inputs.macro, first, end, inputs.derivatives
+        )
         out[f"raw_talib_{label}_s"] = statistics.median(
             raw_talib_seconds(inputs.prices, first, end) for _ in range(runs)
         )
@@ -216,7 +239,9 @@ def live_window(wh: Warehouse, start: datetime, days: int, repeat: int = 5) -> d
         began = time.perf_counter()
         inputs = read_feature_inputs(wh, window, end)
         read = time.perf_counter()
-        frame = compute_features(inputs.prices, inputs.sentiment, inputs.macro, window, end)
+        frame = compute_features(
+            inputs.prices, inputs.sentiment, inputs.macro, window, end, derivatives=inputs.derivatives
+        )
         computed = time.perf_counter()
         wh.write_partition(
             FEATURES.name,
@@ -251,7 +276,9 @@ def backfill(wh: Warehouse, start: datetime, days: int) -> dict[str, float]:
         t0 = time.perf_counter()
         inputs = read_feature_inputs(wh, first, first + DAY)
         t1 = time.perf_counter()
-        frame = compute_features(inputs.prices, inputs.sentiment, inputs.macro, first, first + DAY)
+        frame = compute_features(
+            inputs.prices, inputs.sentiment, inputs.macro, first, first + DAY, derivatives=inputs.derivatives
+        )
         t2 = time.perf_counter()
         wh.write_partition(
             FEATURES.name,
@@ -286,7 +313,10 @@ def write_paths(url: str, start: datetime, current_days: int) -> dict[str, float
     for k in range(max(current_days, 1)):
         first = start + k * DAY
         inputs = read_feature_inputs(loads, first, first + DAY)
-        frames.append((first, compute_features(inputs.prices, inputs.sentiment, inputs.macro, first, first + DAY)))
+        frame = compute_features(
+            inputs.prices, inputs.sentiment, inputs.macro, first, first + DAY, derivatives=inputs.derivatives
+        )
+        frames.append((first, frame))
     for name, wh in (("insert", inserts), ("load_data", loads)):
         took = []
         for first, frame in frames[:current_days] if name == "insert" else frames[:1]:

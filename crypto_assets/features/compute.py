@@ -1,8 +1,9 @@
 """Compute the catalogued features for a range of 5-minute windows (pure: DataFrames in, DataFrame out).
 
 Inputs are the raw tables as read from the warehouse: ``price_data_real`` rows from
-``PRICE_LOOKBACK_WINDOWS - 1`` windows before the range's start, ``sentiment_data`` rows, and
-``macro_indicators`` rows. The prices are laid out on a complete (symbol x 5-minute) grid: a
+``PRICE_LOOKBACK_WINDOWS - 1`` windows before the range's start, ``sentiment_data`` rows,
+``macro_indicators`` rows and ``derivatives_data`` rows (see
+:mod:`crypto_assets.features.derivatives_features`). The prices are laid out on a complete (symbol x 5-minute) grid: a
 missing bar stays NaN (never forward-filled), and every feature of a window is computed from a
 fixed number of bars ending at it (see :mod:`crypto_assets.features.kernels`), so its value is
 the same whether the window is computed alone, inside a backfill range, or later again.
@@ -25,6 +26,13 @@ import numpy as np
 import pandas as pd
 
 from crypto_assets.features import indicators as ta
+from crypto_assets.features.derivatives_features import (
+    DerivativesGrid,
+    build_derivatives_grid,
+    derivatives_features,
+    derivatives_market_features,
+    open_interest_value,
+)
 from crypto_assets.features.kernels import (
     NAN,
     Block,
@@ -354,7 +362,13 @@ class _Chunk:
     missing: MissingCounts
     sentiment: SentimentGrid
     macro: Mapping[str, MacroState]
+    derivatives: DerivativesGrid
     out: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def derivatives_block(self) -> Block:
+        """The derivatives grid's columns of this chunk's target windows."""
+        return self.derivatives.block(self.block.lo - _WARMUP, self.block.hi - _WARMUP)
 
     def at(self, name: str, lag: int = 0) -> np.ndarray:
         source = self.grid.arrays.get(name)
@@ -718,6 +732,20 @@ def _volume(chunk: _Chunk) -> None:
         chunk.put(f"vwap_dev_{label}", safe_div(price, vwap) - 1.0)
 
 
+def _derivatives(chunk: _Chunk) -> None:
+    values = derivatives_features(
+        chunk.derivatives, chunk.derivatives_block, chunk.at("volume_24h"), chunk.at("market_cap")
+    )
+    for name, series in values.items():
+        chunk.put(name, series)
+
+
+def _derivatives_market(chunk: _Chunk, has_row: np.ndarray) -> None:
+    weights = open_interest_value(chunk.derivatives, chunk.derivatives_block)
+    for name, values in derivatives_market_features(chunk.out["funding_rate_ann"], weights, has_row).items():
+        chunk.put(name, values)
+
+
 def _quality(chunk: _Chunk) -> np.ndarray:
     missing = chunk.missing.count(chunk.block, "price", PRICE_LOOKBACK_WINDOWS)
     chunk.put("bars_missing", missing)
@@ -865,7 +893,15 @@ def _macro(chunk: _Chunk) -> None:
         put("macro_cpi_mom", cpi["latest"] / cpi["previous"] - 1.0)
 
 
-_PER_SYMBOL: tuple[Callable[[_Chunk], None], ...] = (_returns, _volatility, _candle, _rolling, _talib, _volume)
+_PER_SYMBOL: tuple[Callable[[_Chunk], None], ...] = (
+    _returns,
+    _volatility,
+    _candle,
+    _rolling,
+    _talib,
+    _volume,
+    _derivatives,
+)
 
 
 def _compute_block(chunk: _Chunk) -> np.ndarray:
@@ -879,6 +915,7 @@ def _compute_block(chunk: _Chunk) -> np.ndarray:
             if values.shape[0] == len(chunk.grid.symbols):
                 chunk.out[name] = np.where(has_row, values, NAN)
         _market(chunk, has_row)
+        _derivatives_market(chunk, has_row)
         _calendar(chunk)
         _macro(chunk)
         for name in CROSS_SECTION_RANKED:
@@ -895,13 +932,16 @@ def compute_features(
     start: datetime,
     end: datetime,
     *,
+    derivatives: pd.DataFrame | None = None,
     chunk_windows: int = DEFAULT_CHUNK_WINDOWS,
 ) -> pd.DataFrame:
     """Every catalogued feature for each (symbol, window) in [start, end).
 
     ``prices`` must hold the ``price_data_real`` rows from :func:`history_start` (``start``) to
     ``end``; ``sentiment`` the ``sentiment_data`` rows from :func:`sentiment_start` (may be empty);
-    ``macro`` the ``macro_indicators`` rows (may be empty). Rows outside those ranges are ignored.
+    ``macro`` the ``macro_indicators`` rows (may be empty); ``derivatives`` the ``derivatives_data``
+    rows from :func:`~crypto_assets.features.derivatives_features.derivatives_start` (None or empty:
+    every derivatives feature NULL). Rows outside those ranges are ignored.
     Returns the rows of ``ml_features_materialized`` in key order (symbol, timestamp).
     """
     if (end - start) % WINDOW or end <= start:
@@ -917,9 +957,10 @@ def compute_features(
         missing = MissingCounts({name: grid.arrays[name] for name in ("price", "open", "high", "low", "volume")})
         sentiment_grid = build_sentiment_grid(sentiment, grid)
         macro_states = prepare_macro(macro)
+        derivatives_grid = build_derivatives_grid(derivatives, grid.symbols, start, end)
         for first_column in range(_WARMUP, _WARMUP + n_targets, chunk_windows):
             block = Block(first_column, min(first_column + chunk_windows, _WARMUP + n_targets))
-            chunk = _Chunk(grid, block, missing, sentiment_grid, macro_states)
+            chunk = _Chunk(grid, block, missing, sentiment_grid, macro_states, derivatives_grid)
             has_row = _compute_block(chunk)
             unknown = set(chunk.out) ^ set(FEATURE_NAMES)
             if unknown:

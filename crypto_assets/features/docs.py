@@ -24,6 +24,10 @@ INPUTS = {
     "BTC price": "the price of the symbol `BTC` in the same windows",
     "sentiment_score, label, confidence": "`sentiment_data` rows of items about the symbol (by publication window)",
     "macro:SERIES": "`macro_indicators` rows of that series (value and `realtime_start`)",
+    "premium, funding_rate, next_funding_rate, funding_time, next_funding_time, funding_interval_h": (
+        "`derivatives_data` row of the coin's perpetual in the window (no fallback to another window)"
+    ),
+    "open_interest, open_interest_value, open_interest_at": "`derivatives_data` open interest as of the window's end",
     "a feature name": "that feature of every symbol with a row in the same window (cross-section)",
 }
 
@@ -73,8 +77,16 @@ def render() -> str:
         "Their recursion is seeded at the start of those W bars (W is 5 to 10 times the period, so the seed's "
         "weight is below 0.05%), which is what makes them reproducible whatever history is stored.",
         "- **Cross-sectional and market features** use the symbols that have a row in the same window.",
+        "- **Derivatives** come from `derivatives_data` rows of windows `<= t`: each holds what the exchange had "
+        "published at its window's end (the funding rate settled strictly before it, the prediction and open "
+        "interest observed by then). They are NULL for a coin without a perpetual swap and where the row or the "
+        f"field is missing; statistics over days skip missing windows and need a value in at least "
+        f"{catalog.DERIVATIVES_MIN_COVERAGE:.0%} of them. Annualised rates are simple: x {catalog.HOURS_PER_YEAR} "
+        "/ funding interval in hours; the basis reads the premium (mark / index - 1) as a rate per funding "
+        "interval, as the venues' funding formula does.",
         "- **Sparse by design:** sentiment means and shares are NULL for a symbol nobody wrote about, macro "
-        "features for a series that is not configured or not yet published (`SPARSE_FEATURES` in the catalog). "
+        "features for a series that is not configured or not yet published, derivatives features for a coin "
+        "without a perpetual (`SPARSE_FEATURES` in the catalog). "
         "Every other feature is set whenever its lookback is complete (`bars_missing == 0`), except ratios "
         "whose denominator is zero (a perfectly flat price).",
         "- **Degenerate windows** (all prices equal) give TA-Lib's value there (0 for RSI, CCI, WILLR, "

@@ -39,7 +39,7 @@ from resources.storage.windows import DAY, WINDOW
 
 #: Bumped by hand when a computation changes without the catalog changing; the catalog's own
 #: fingerprint is appended, so a renamed/added/removed feature changes the version by itself.
-FEATURE_SET_MAJOR = "1.0"
+FEATURE_SET_MAJOR = "1.1"
 
 DAY_WINDOWS = DAY // WINDOW  # 288
 HOUR_WINDOWS = timedelta(hours=1) // WINDOW  # 12
@@ -69,6 +69,8 @@ FAMILIES: Mapping[str, str] = MappingProxyType(
         "macro": "The latest macro value known at the window's end (FRED and Yahoo Finance daily series).",
         "quality": "Data-quality flags: missing bars in the lookback and where the price came from.",
         "calendar": "Time of day and day of week of the window, as points on the unit circle.",
+        "derivatives": "The coin's perpetual swap (`derivatives_data`): funding, basis and open interest as known at "
+        "the window's end; NULL for a coin without a perpetual.",
     }
 )
 
@@ -147,6 +149,16 @@ CROSS_SECTION_RANKED = (
     "log_market_cap",
     "sent_mean_24h",
 )
+#: Perpetual-swap horizons: funding z-scores and mean over days, the premium's z-score, open-interest changes.
+FUNDING_HORIZONS = {"3d": 3 * DAY_WINDOWS, "7d": 7 * DAY_WINDOWS}
+#: Funding statistics sample the rate in force once an hour (settlements are an hour or more apart).
+FUNDING_SAMPLE_WINDOWS = HOUR_WINDOWS
+PREMIUM_HORIZONS = {"1d": DAY_WINDOWS}
+OPEN_INTEREST_HORIZONS = {"1h": HOUR_WINDOWS, "4h": 48, "24h": DAY_WINDOWS}
+#: A derivatives statistic over a horizon needs a value in at least this share of its windows.
+DERIVATIVES_MIN_COVERAGE = 0.5
+#: Hours in the (365-day) year funding rates and the basis are annualised over.
+HOURS_PER_YEAR = 24 * 365
 CROSS_SECTION_ZSCORED = ("ret_5m", "ret_1h", "ret_1d", "rv_1d", "rsi_14", "vol_z_1d", "bb_pctb")
 
 
@@ -966,6 +978,173 @@ def _build() -> tuple[FeatureSpec, ...]:
     add("dow_sin", "calendar", "sin(2 pi x (weekday + time of day) / 7), Monday 00:00 = 0.", (), 0, "-1..1")
     add("dow_cos", "calendar", "cos(2 pi x (weekday + time of day) / 7), Monday 00:00 = 0.", (), 0, "-1..1")
 
+    # ---------------------------------------------------------------- derivatives (perpetual swaps)
+    coverage = (
+        f"needs the window's own value and at least {DERIVATIVES_MIN_COVERAGE:.0%} of the samples with one; "
+        "missing windows skipped, never filled"
+    )
+    per_year = f"x {HOURS_PER_YEAR} / funding_interval_h (simple, not compounded)"
+    hourly = f"at the window and every {FUNDING_SAMPLE_WINDOWS}th window before it (hourly)"
+    add(
+        "funding_rate",
+        "derivatives",
+        "Funding rate in force at the window's end: the latest settlement strictly before it, per funding "
+        "interval (positive: longs pay shorts).",
+        ("funding_rate",),
+        1,
+        "fraction per interval",
+    )
+    add(
+        "funding_rate_ann",
+        "derivatives",
+        f"funding_rate annualised by its interval: funding_rate {per_year}.",
+        ("funding_rate", "funding_interval_h"),
+        1,
+        "fraction per year",
+    )
+    add(
+        "funding_interval_h",
+        "derivatives",
+        "Hours between the perpetual's funding settlements (8 on most venues, 4 or 1 on some contracts).",
+        ("funding_interval_h",),
+        1,
+        "hours",
+    )
+    add(
+        "funding_hours_to_next",
+        "derivatives",
+        "Hours from the window's end to the next funding settlement (next_funding_time, or funding_time + "
+        "funding_interval_h where the venue gave no next time).",
+        ("next_funding_time", "funding_time", "funding_interval_h"),
+        1,
+        "hours",
+    )
+    add(
+        "funding_pred_minus_current",
+        "derivatives",
+        "Predicted next funding rate as observed at the window's end minus the rate in force "
+        "(next_funding_rate - funding_rate); NULL where no prediction was observed (backfilled windows).",
+        ("next_funding_rate", "funding_rate"),
+        1,
+        "fraction per interval",
+    )
+    for label, n in FUNDING_HORIZONS.items():
+        add(
+            f"funding_z_{label}",
+            "derivatives",
+            f"z-score of funding_rate_ann against its values in the last {label} ({n} windows), sampled "
+            f"{hourly}; {coverage}: (x - mean) / sample std; NULL when the rate did not change.",
+            ("funding_rate", "funding_interval_h"),
+            n - FUNDING_SAMPLE_WINDOWS + 1,
+            "standard deviations",
+        )
+    longest = max(FUNDING_HORIZONS.values())
+    add(
+        "funding_ann_mean_7d",
+        "derivatives",
+        f"Mean of funding_rate_ann over the last 7 days ({longest} windows), sampled {hourly}; {coverage}: "
+        "the carry of holding the perpetual.",
+        ("funding_rate", "funding_interval_h"),
+        longest - FUNDING_SAMPLE_WINDOWS + 1,
+        "fraction per year",
+    )
+    add(
+        "premium",
+        "derivatives",
+        "Perpetual premium at the window's end: mark_close / index_close - 1.",
+        ("premium",),
+        1,
+        "fraction",
+    )
+    add(
+        "basis_ann",
+        "derivatives",
+        f"Annualised basis, mark over index: premium {per_year}, the premium read as a rate per funding "
+        "interval (the convention of the venues' funding formula).",
+        ("premium", "funding_interval_h"),
+        1,
+        "fraction per year",
+    )
+    for label, n in PREMIUM_HORIZONS.items():
+        add(
+            f"premium_z_{label}",
+            "derivatives",
+            f"z-score of premium against its values in the last {label} ({n} windows, {coverage}); NULL "
+            "without spread.",
+            ("premium",),
+            n,
+            "standard deviations",
+        )
+    for label, n in OPEN_INTEREST_HORIZONS.items():
+        add(
+            f"oi_change_{label}",
+            "derivatives",
+            f"Log change of open interest in contracts over the last {label}: ln(open_interest(t) / "
+            f"open_interest(t - {n} windows)); NULL when either is missing.",
+            ("open_interest",),
+            n + 1,
+            "log change",
+        )
+    add(
+        "log_oi_value",
+        "derivatives",
+        "Natural log of the open interest's notional (open_interest_value, in the settle currency).",
+        ("open_interest_value",),
+        1,
+        "log USD",
+    )
+    add(
+        "oi_to_volume_24h",
+        "derivatives",
+        "Open interest notional / the coin's reported 24-hour traded volume (price_data_real.volume_24h, "
+        "every venue's spot volume in USD; the settle currency is taken at par with USD).",
+        ("open_interest_value", "volume_24h"),
+        1,
+        "days of volume",
+    )
+    add(
+        "oi_to_market_cap",
+        "derivatives",
+        "Open interest notional / market cap: the share of the coin's value held in perpetual positions.",
+        ("open_interest_value", "market_cap"),
+        1,
+        "fraction",
+    )
+    add(
+        "oi_age_min",
+        "derivatives",
+        "Minutes between the open-interest observation used (open_interest_at) and the window's end.",
+        ("open_interest_at",),
+        1,
+        "minutes",
+    )
+    add(
+        "funding_rank",
+        "derivatives",
+        "Percentile rank (average ties; 1 = highest) of funding_rate_ann among the symbols with a value in the "
+        "same window.",
+        ("funding_rate_ann",),
+        1,
+        "fraction",
+    )
+    add(
+        "mkt_funding_ann",
+        "derivatives",
+        "Open-interest-weighted mean funding_rate_ann of every symbol with both in the window (weights: "
+        "open_interest_value); the same for every symbol, set also for a coin without a perpetual.",
+        ("funding_rate_ann", "open_interest_value"),
+        1,
+        "fraction per year",
+    )
+    add(
+        "funding_vs_mkt",
+        "derivatives",
+        "funding_rate_ann - mkt_funding_ann: the coin's funding against the market's.",
+        ("funding_rate_ann", "open_interest_value"),
+        1,
+        "fraction per year",
+    )
+
     names = [s.name for s in specs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -978,21 +1157,31 @@ FEATURE_NAMES: tuple[str, ...] = tuple(spec.name for spec in FEATURES)
 FEATURES_BY_NAME: Mapping[str, FeatureSpec] = MappingProxyType({spec.name: spec for spec in FEATURES})
 
 #: Features whose NULL is a normal value rather than missing data: sentiment scores and shares of a
-#: symbol nobody wrote about, macro series that are not configured (or not published yet). Data-
+#: symbol nobody wrote about, macro series that are not configured (or not published yet), derivatives
+#: of a coin without a perpetual (or before its first derivatives window). Data-
 #: quality checks on NULL ratios should leave these out (and look at rows with ``bars_missing == 0``).
 SPARSE_FEATURES: frozenset[str] = frozenset(
     spec.name
     for spec in FEATURES
     if (spec.family == "sentiment" and not spec.name.startswith("sent_count_"))
-    or spec.family == "macro"
+    or spec.family in ("macro", "derivatives")
     or spec.name == "cs_rank_sent_mean_24h"
 ) | {"sent_count_surge_1h"}
 
-#: Families whose lookback is counted in price bars (macro lookbacks are in days of publication).
-_PRICE_FAMILIES = frozenset(FAMILIES) - {"macro", "sentiment", "calendar"}
+#: Families whose lookback is counted in price bars (macro lookbacks are in days of publication,
+#: derivatives lookbacks in ``derivatives_data`` windows).
+_PRICE_FAMILIES = frozenset(FAMILIES) - {"macro", "sentiment", "calendar", "derivatives"}
 
 #: The longest price lookback, the window included: the warm-up read is this minus one window.
 PRICE_LOOKBACK_WINDOWS: int = max(s.lookback for s in FEATURES if s.family in _PRICE_FAMILIES)
+#: The longest derivatives lookback (windows, the window included): the ``derivatives_data`` read.
+DERIVATIVES_LOOKBACK_WINDOWS: int = max(s.lookback for s in FEATURES if s.family == "derivatives")
+#: The longest derivatives lookback of the features that read every window (not the hourly funding samples).
+DERIVATIVES_RECENT_WINDOWS: int = max(
+    s.lookback
+    for s in FEATURES
+    if s.family == "derivatives" and not s.name.startswith(("funding_z_", "funding_ann_mean_"))
+)
 #: The longest sentiment lookback (windows, the window included).
 SENTIMENT_LOOKBACK_WINDOWS: int = max(s.lookback for s in FEATURES if s.family == "sentiment")
 #: How far back macro observations are read (days): CPI's year-on-year change needs a year plus its staleness.

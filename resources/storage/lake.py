@@ -13,6 +13,8 @@ UTC day of ``timestamp``), with the warehouse table's columns (``symbol``, ``tim
   (``partition_log.committed_at``) each window's rows come from. Writers of the lake serialise on
   a warehouse lock, and read ``partition_log`` before and after the rows, so a commit never names
   a warehouse commit whose rows it does not hold.
+  A catalog with new features adds their columns to an existing lake (Delta schema evolution);
+  rows written before read them as null.
 * :meth:`FeatureLake.windows` answers which windows the lake holds and at which warehouse commit
   from the Delta log itself, newest commit first and only as far back as the range needs: the
   lake's log is its ledger (the gap sensor and the ``lake_matches_warehouse`` check read it).
@@ -267,6 +269,8 @@ class FeatureLake:
                 data,
                 mode="overwrite",
                 predicate=range_predicate(start, end),
+                # a feature added to the catalog becomes a column of the existing table (older rows: null)
+                schema_mode="merge",
                 partition_by=[DATE_COLUMN],
                 storage_options=self.storage_options or None,
                 configuration=self._configuration(),

@@ -22,7 +22,12 @@ from types import MappingProxyType
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-from resources.storage.feature_specs import FEATURE_NAMES, PRICE_LOOKBACK_WINDOWS, SENTIMENT_LOOKBACK_WINDOWS
+from resources.storage.feature_specs import (
+    DERIVATIVES_LOOKBACK_WINDOWS,
+    FEATURE_NAMES,
+    PRICE_LOOKBACK_WINDOWS,
+    SENTIMENT_LOOKBACK_WINDOWS,
+)
 from resources.storage.windows import DAY, WINDOW
 
 METADATA = sa.MetaData()
@@ -249,7 +254,11 @@ FEATURES = TableContract(
     ml_features_materialized,
     time_column="timestamp",
     lookbacks=MappingProxyType(
-        {price_data_real.name: PRICE_LOOKBACK_WINDOWS, sentiment_data.name: SENTIMENT_LOOKBACK_WINDOWS}
+        {
+            price_data_real.name: PRICE_LOOKBACK_WINDOWS,
+            derivatives_data.name: DERIVATIVES_LOOKBACK_WINDOWS,
+            sentiment_data.name: SENTIMENT_LOOKBACK_WINDOWS,
+        }
     ),
     dataset="features",
 )

@@ -10,14 +10,16 @@ import sqlalchemy as sa
 
 from crypto_assets.features.asset import ml_features_materialized
 from crypto_assets.features.compute import compute_features, history_start
+from crypto_assets.features.derivatives_features import derivatives_start
 from crypto_assets.features.io import read_feature_inputs
 from crypto_assets.macro import MacroSourcesResource, macro_indicators
 from crypto_assets.partitions import PARTITION_KEY_FORMAT
 from resources.config.settings import load_settings
 from resources.config.universe import load_universe
-from resources.sources.simulated import simulated_price_frame
+from resources.sources.simulated import simulated_derivatives_frame, simulated_price_frame
 from resources.storage.dagster_resources import WarehouseResource
-from resources.storage.feature_specs import FEATURE_NAMES, FEATURE_SET_VERSION
+from resources.storage.feature_specs import FEATURE_NAMES, FEATURE_SET_VERSION, features_in_family
+from resources.storage.schema import derivatives_data as derivatives_table
 from resources.storage.schema import macro_indicators as macro_table
 from resources.storage.schema import ml_features_materialized as FEATURES_TABLE
 from resources.storage.warehouse import Warehouse, utc_now
@@ -47,7 +49,8 @@ def _materialize(assets, url: str, macro: MacroSourcesResource | None = None, **
 
 @pytest.fixture
 def seeded(db_url: str) -> str:
-    """A warehouse with a day of simulated price history before DAY+12h, sentiment, and macro rows."""
+    """A warehouse with a day of simulated price history before DAY+12h, a week of perpetual swaps,
+    sentiment, and macro rows."""
     wh = Warehouse(db_url)
     start, end = history_start(DAY + timedelta(hours=12)), DAY + timedelta(hours=13)
     prices = simulated_price_frame(COINS, start, end)
@@ -72,6 +75,9 @@ def seeded(db_url: str) -> str:
         }
     )
     wh.write_partition("sentiment_data", sentiment, start=start, end=end, run_id="seed", code_version="test")
+    first = derivatives_start(DAY + timedelta(hours=12))
+    derivatives = simulated_derivatives_frame(COINS, first, end)
+    wh.write_partition("derivatives_data", derivatives, start=first, end=end, run_id="seed", code_version="test")
     return db_url
 
 
@@ -185,8 +191,22 @@ def test_features_of_a_window_are_the_same_alone_in_a_range_and_recomputed(seede
 
     # what was stored is exactly what the pure computation gives (DOUBLE round trip included)
     inputs = read_feature_inputs(Warehouse(url), first, last + STEP)
-    computed = compute_features(inputs.prices, inputs.sentiment, inputs.macro, first, last + STEP)
+    computed = compute_features(
+        inputs.prices, inputs.sentiment, inputs.macro, first, last + STEP, derivatives=inputs.derivatives
+    )
     pd.testing.assert_frame_equal(stored_range[computed.columns], computed, check_exact=True, check_dtype=False)
+    # a window alone reads only the derivatives rows it needs (older ones: its hourly funding samples)
+    every_row = Warehouse(url).read_frame(sa.select(derivatives_table))
+    alone_inputs = read_feature_inputs(Warehouse(url), window, window + STEP)
+    assert len(alone_inputs.derivatives) < len(every_row) / 4
+    for rows in (alone_inputs.derivatives, every_row):
+        pd.testing.assert_frame_equal(
+            compute_features(
+                alone_inputs.prices, alone_inputs.sentiment, alone_inputs.macro, window, window + STEP, derivatives=rows
+            ),
+            computed.loc[computed["timestamp"] == pd.Timestamp(window)].reset_index(drop=True),
+            check_exact=True,
+        )
 
     # at least 150 catalogued features land for every window (the one with a missing ADA bar included)
     counts = stored_range[list(FEATURE_NAMES)].notna().sum(axis=1)
@@ -203,11 +223,16 @@ def test_features_of_a_window_are_the_same_alone_in_a_range_and_recomputed(seede
     assert np.isnan(ada["price"].iloc[0]) and ada["bars_missing"].iloc[0] == 1, "missing bar: a row, NULL price"
     assert stored_range.loc[stored_range["symbol"] == "BTC", "macro_dgs10"].notna().all()
     assert stored_range["sent_count_24h"].sum() > 0
+    derivatives = [spec.name for spec in features_in_family("derivatives") if spec.name != "mkt_funding_ann"]
+    by_symbol = stored_range.set_index("symbol")
+    assert by_symbol.loc["BTC", derivatives].notna().all().all(), "a week of swaps: every derivatives feature set"
+    assert by_symbol.loc[["USDT", "XRP"], derivatives].isna().all().all(), "no perpetual: NULL"
 
     meta = ranged.asset_materializations_for_node("ml_features_materialized")[0].metadata
     assert meta["feature_set_version"].value == FEATURE_SET_VERSION
     assert meta["feature_count"].value == len(FEATURE_NAMES) and meta["windows"].value == 12
-    assert set(meta["nan_ratio_by_family"].data) >= {"talib", "rolling", "sentiment", "macro"}
+    assert set(meta["nan_ratio_by_family"].data) >= {"talib", "rolling", "sentiment", "macro", "derivatives"}
+    assert meta["input_rows"].data["derivatives_data"] > 0
     assert meta["read_path"].value == ("connectorx" if url.startswith("mysql") else "sqlalchemy")
     committed = Warehouse(url).committed_windows("ml_features_materialized")
     assert len(committed) == 12 and (committed["row_count"] == len(COINS)).all()

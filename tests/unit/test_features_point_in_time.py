@@ -1,7 +1,7 @@
 """Point-in-time correctness and reproducibility of the features.
 
-* Changing or deleting price, sentiment or macro data after a window's end never changes that
-  window's features (hypothesis chooses the window and the change).
+* Changing or deleting price, derivatives, sentiment or macro data after a window's end never
+  changes that window's features (hypothesis chooses the window and the change).
 * A window's features are bit-identical whether it is computed alone, as part of a backfill
   range (with any chunking), or recomputed later with more data in the tables.
 """
@@ -17,6 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crypto_assets.features.compute import compute_features
+from crypto_assets.features.derivatives_features import derivatives_start
+from resources.config.universe import load_universe
+from resources.sources.simulated import simulated_derivatives_frame
 from resources.storage.feature_specs import MACRO_AVAILABILITY_LAG
 from tests.unit.test_features_reference import START, WARMUP, random_prices
 
@@ -52,6 +55,21 @@ def random_sentiment(seed: int = 3, first: datetime = START - WARMUP * STEP, las
     return pd.concat([frame, second], ignore_index=True)
 
 
+def derivatives_rows(first: datetime, last: datetime, seed: int = 13) -> pd.DataFrame:
+    """Simulated ``derivatives_data`` rows of SYMBOLS (XRP has no perpetual), a few rows missing, and
+    no predicted rate in the older half (as in a backfill)."""
+    coins = [c for c in load_universe() if c.symbol in SYMBOLS]
+    frame = simulated_derivatives_frame(coins, first, last)
+    rng = np.random.default_rng(seed)
+    frame = frame.loc[rng.random(len(frame)) > 0.03].reset_index(drop=True)
+    older = frame["window_start"] < pd.Timestamp(START - 500 * STEP)
+    frame.loc[older, "next_funding_rate"] = np.nan
+    return frame
+
+
+DERIVATIVE_VALUES = ("premium", "funding_rate", "next_funding_rate", "open_interest", "open_interest_value")
+
+
 def random_macro() -> pd.DataFrame:
     """``macro_indicators`` rows around the test range, published one day after observation."""
     rows = []
@@ -80,11 +98,12 @@ def random_macro() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def data() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def data() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return (
         random_prices(SYMBOLS, windows=WARMUP + TARGETS, seed=11, gaps=4, flat=False),
         random_sentiment(),
         random_macro(),
+        derivatives_rows(derivatives_start(START), END),
     )
 
 
@@ -95,16 +114,19 @@ def _rows_until(frame: pd.DataFrame, t: datetime) -> pd.DataFrame:
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     target=st.integers(0, TARGETS - 2),
-    change=st.sampled_from(["scale", "delete", "new_symbol", "sentiment", "sentiment_delete", "macro"]),
+    change=st.sampled_from(
+        ["scale", "delete", "new_symbol", "sentiment", "sentiment_delete", "macro", "derivatives", "derivatives_delete"]
+    ),
     seed=st.integers(0, 2**16),
 )
 def test_data_after_a_window_never_changes_its_features(data, target: int, change: str, seed: int) -> None:
-    prices, sentiment, macro = data
+    prices, sentiment, macro, derivatives = data
     t = START + target * STEP
     rng = np.random.default_rng(seed)
     later_prices = prices["window_start"] > pd.Timestamp(t)
     later_sentiment = sentiment["window_start"] > pd.Timestamp(t)
-    prices2, sentiment2, macro2 = prices.copy(), sentiment.copy(), macro.copy()
+    later_derivatives = derivatives["window_start"] > pd.Timestamp(t)
+    prices2, sentiment2, macro2, derivatives2 = prices.copy(), sentiment.copy(), macro.copy(), derivatives.copy()
     if change == "scale":
         factor = rng.uniform(0.5, 2.0, later_prices.sum())
         for column in ("open", "high", "low", "close", "current_price", "volume", "market_cap"):
@@ -120,6 +142,15 @@ def test_data_after_a_window_never_changes_its_features(data, target: int, chang
         sentiment2.loc[later_sentiment, "label"] = "bullish"
     elif change == "sentiment_delete":
         sentiment2 = sentiment2.loc[~later_sentiment]
+    elif change == "derivatives":
+        for column in DERIVATIVE_VALUES:
+            factor = rng.uniform(-3.0, 3.0, later_derivatives.sum())
+            derivatives2.loc[later_derivatives, column] = derivatives2.loc[later_derivatives, column] * factor
+        derivatives2.loc[later_derivatives, "funding_interval_h"] = 1.0
+        derivatives2.loc[later_derivatives, "funding_time"] = pd.Timestamp(t)
+    elif change == "derivatives_delete":
+        drop = derivatives2.index[later_derivatives][rng.random(later_derivatives.sum()) < 0.5]
+        derivatives2 = derivatives2.drop(index=drop)
     else:
         window_end = pd.Timestamp(t + STEP)
         available = pd.to_datetime(macro2["realtime_start"]) + MACRO_AVAILABILITY_LAG
@@ -140,17 +171,18 @@ def test_data_after_a_window_never_changes_its_features(data, target: int, chang
             ],
             ignore_index=True,
         )
-    before = compute_features(prices, sentiment, macro, START, END)
-    after = compute_features(prices2, sentiment2, macro2, START, END)
+    before = compute_features(prices, sentiment, macro, START, END, derivatives=derivatives)
+    after = compute_features(prices2, sentiment2, macro2, START, END, derivatives=derivatives2)
     pd.testing.assert_frame_equal(_rows_until(before, t), _rows_until(after, t), check_exact=True)
 
 
 def test_alone_backfill_and_chunking_give_identical_rows(data) -> None:
-    prices, sentiment, macro = data
-    full = compute_features(prices, sentiment, macro, START, END)
-    rechunked = compute_features(prices, sentiment, macro, START, END, chunk_windows=7)
+    prices, sentiment, macro, derivatives = data
+    full = compute_features(prices, sentiment, macro, START, END, derivatives=derivatives)
+    assert full["funding_z_7d"].notna().any() and full["oi_change_24h"].notna().any()
+    rechunked = compute_features(prices, sentiment, macro, START, END, derivatives=derivatives, chunk_windows=7)
     pd.testing.assert_frame_equal(full, rechunked, check_exact=True)
-    middle = compute_features(prices, sentiment, macro, START + 5 * STEP, START + 17 * STEP)
+    middle = compute_features(prices, sentiment, macro, START + 5 * STEP, START + 17 * STEP, derivatives=derivatives)
     expected = full.loc[
         (full["timestamp"] >= pd.Timestamp(START + 5 * STEP)) & (full["timestamp"] < pd.Timestamp(START + 17 * STEP))
     ].reset_index(drop=True)
@@ -161,15 +193,19 @@ def test_alone_backfill_and_chunking_give_identical_rows(data) -> None:
         alone_prices = prices.loc[
             (prices["window_start"] >= pd.Timestamp(t - WARMUP * STEP)) & (prices["window_start"] <= pd.Timestamp(t))
         ]
-        alone = compute_features(alone_prices, sentiment, macro, t, t + STEP)
+        alone_derivatives = derivatives.loc[
+            (derivatives["window_start"] >= pd.Timestamp(derivatives_start(t)))
+            & (derivatives["window_start"] <= pd.Timestamp(t))
+        ]
+        alone = compute_features(alone_prices, sentiment, macro, t, t + STEP, derivatives=alone_derivatives)
         pd.testing.assert_frame_equal(
             alone, full.loc[full["timestamp"] == pd.Timestamp(t)].reset_index(drop=True), check_exact=True
         )
 
 
 def test_recomputing_later_with_more_history_gives_identical_rows(data) -> None:
-    prices, sentiment, macro = data
-    first = compute_features(prices, sentiment, macro, START, END)
+    prices, sentiment, macro, derivatives = data
+    first = compute_features(prices, sentiment, macro, START, END, derivatives=derivatives)
     # later: the tables have grown (a day more of everything), and older history too
     grown = pd.concat(
         [
@@ -196,12 +232,23 @@ def test_recomputing_later_with_more_history_gives_identical_rows(data) -> None:
         ],
         ignore_index=True,
     )
-    again = compute_features(grown, later_sentiment, macro, START, END)
+    outside = derivatives_rows(derivatives_start(START) - 100 * STEP, END + 100 * STEP, seed=17)
+    grown_derivatives = pd.concat(
+        [
+            outside.loc[
+                (outside["window_start"] < pd.Timestamp(derivatives_start(START)))
+                | (outside["window_start"] >= pd.Timestamp(END))
+            ],
+            derivatives,
+        ],
+        ignore_index=True,
+    )
+    again = compute_features(grown, later_sentiment, macro, START, END, derivatives=grown_derivatives)
     pd.testing.assert_frame_equal(first, again, check_exact=True)
 
 
 def test_rows_exist_for_symbols_with_history_even_when_their_bar_is_missing(data) -> None:
-    prices, sentiment, macro = data
+    prices, sentiment, macro, _ = data
     t = START + 3 * STEP
     gone = prices.loc[~((prices["symbol"] == "SOL") & (prices["window_start"] == pd.Timestamp(t)))]
     features = compute_features(gone, sentiment, macro, START, END)
