@@ -6,7 +6,7 @@ scope          when                                                             
 =============  ==================================================================  ======================
 ``refused``    HTTP 451 or 403 (geo-blocking, a CDN's block page), any call        exchange skipped for
                                                                                    the run
-``pair``       a per-pair call (bars) answered ccxt ``BadSymbol``, or an           that coin only: next
+``pair``       a per-pair call (bars, a perpetual's series) answered ``BadSymbol``, or an          that coin only: next
                ``ExchangeError`` (``BadRequest``, ...) carrying one of the venue's  exchange, else missing
                pair-level codes (Binance -1121, OKX 51001, Coinbase ``NotFound``,   with the reason
                Kraken ``EQuery:Unknown asset pair``)
@@ -36,9 +36,10 @@ from resources.sources.venues import VenueFacts
 #: Answers that mean "not from here" (geo-blocking, a CDN's block page): the exchange is skipped.
 REFUSAL_STATUS = frozenset({403, 451})
 #: Keys of a venue's JSON error body that hold its code or message (Binance ``code``/``msg``, OKX
-#: ``code``/``msg``/``sCode``/``sMsg``, Coinbase ``message``, Kraken ``error``, CoinGecko-like ``error``).
-_CODE_KEYS = ("code", "sCode")
-_MESSAGE_KEYS = ("msg", "message", "error", "sMsg", "error_message")
+#: ``code``/``msg``/``sCode``/``sMsg``, Bybit ``retCode``/``retMsg``, Coinbase ``message``, Kraken ``error``,
+#: CoinGecko-like ``error``).
+_CODE_KEYS = ("code", "sCode", "retCode")
+_MESSAGE_KEYS = ("msg", "message", "error", "sMsg", "retMsg", "error_message")
 #: Longest text kept of an answer without a message field (an HTML block page), in characters.
 PAGE_TEXT_LIMIT = 500
 
