@@ -400,13 +400,11 @@ def _exchanges_metadata(
     return out
 
 
-def derivatives_routing(settings: Settings, coins: Sequence[Coin], **kwargs: Any) -> Routing:
-    """Load each ``CRYPTO_DERIVATIVES_EXCHANGES`` exchange's perpetuals and tell which one serves each
-    coin (for ``doctor``); ``kwargs`` go to :class:`Venue`. Raises :class:`ExchangeUnavailableError`
-    when no exchange can be reached at all."""
-    venues = exchange_venues(settings.derivatives_exchanges, dict(settings.exchange_urls), market_type="swap", **kwargs)
-    with ExchangeRouter(venues) as router:
-        return router.load(coins)
+def derivatives_venues(settings: Settings, **kwargs: Any) -> list[Venue]:
+    """A swap :class:`Venue` per exchange of ``CRYPTO_DERIVATIVES_EXCHANGES``, in order, pointed at
+    ``CRYPTO_EXCHANGE_URLS`` (for ``doctor``, which routes the universe with them); ``kwargs`` go to
+    :class:`Venue`."""
+    return exchange_venues(settings.derivatives_exchanges, dict(settings.exchange_urls), market_type="swap", **kwargs)
 
 
 __all__ = [
@@ -414,7 +412,7 @@ __all__ = [
     "CountedVenue",
     "DerivativesFetch",
     "SwapSeries",
-    "derivatives_routing",
+    "derivatives_venues",
     "fetch_live_derivatives",
     "fetch_swap_series",
     "swap_rows",

@@ -44,6 +44,7 @@ def _venues(*fakes: FakeDerivativesServer) -> list:
         max_attempts=2,
         backoff_base_s=0.01,
         timeout_s=5,
+        rate_limit_ms=1,
     )
 
 
@@ -205,7 +206,12 @@ def test_the_resource_builds_swap_venues() -> None:
     start, end = NOW - timedelta(hours=1), NOW - timedelta(minutes=50)
     with FakeBybit(now=NOW) as fake:
         resource = DerivativesSourceResource(
-            mode="live", exchanges="bybit", exchange_urls={"bybit": fake.url}, max_attempts=2, backoff_base_s=0.01
+            mode="live",
+            exchanges="bybit",
+            exchange_urls={"bybit": fake.url},
+            max_attempts=2,
+            backoff_base_s=0.01,
+            exchange_rate_limit_ms=1,
         )
         fetch = resource.fetch(start, end, now=NOW)
     assert fetch.frame["symbol"].nunique() == sum(has_simulated_perpetual(c) for c in resource.coins())
