@@ -6,13 +6,15 @@ scope          when                                                             
 =============  ==================================================================  ======================
 ``refused``    HTTP 451 or 403 (geo-blocking, a CDN's block page), any call        exchange skipped for
                                                                                    the run
-``pair``       a per-pair call (bars, a perpetual's series) answered ``BadSymbol``, or an          that coin only: next
-               ``ExchangeError`` (``BadRequest``, ...) carrying one of the venue's  exchange, else missing
-               pair-level codes (Binance -1121, OKX 51001, Coinbase ``NotFound``,   with the reason
-               Kraken ``EQuery:Unknown asset pair``)
+``pair``       a per-pair call (bars, a perpetual's series) answered ccxt          that coin only: next
+               ``BadSymbol``, or an ``ExchangeError`` (``BadRequest``, ...) with    exchange, else missing
+               one of the venue's pair-level codes (Binance -1121, OKX 51001,       with the reason
+               Bybit ``symbol invalid``, Coinbase ``NotFound``, Kraken
+               ``EQuery:Unknown asset pair``)
 ``transient``  ``NetworkError`` (``RequestTimeout``, ``ExchangeNotAvailable``,      retried; then the
-               ``DDoSProtection``/``RateLimitExceeded`` on 429, 5xx) without an      exchange is
-               answer or with a retryable status; a body ccxt could not parse      unavailable
+               ``DDoSProtection``/``RateLimitExceeded``) without an answer; any     exchange is
+               answer with a retryable status (429, 5xx), whatever class ccxt      unavailable
+               made of its body; a body ccxt could not parse
 ``final``      anything else (``AuthenticationError``, ``PermissionDenied``, an     the source fails
                ``ExchangeError`` with no pair-level code, a load_markets error)
 =============  ==================================================================  ======================
@@ -30,7 +32,7 @@ from typing import Any
 
 import ccxt
 
-from resources.retry_policy import is_transient
+from resources.retry_policy import TRANSIENT_STATUS, is_transient
 from resources.sources.venues import VenueFacts
 
 #: Answers that mean "not from here" (geo-blocking, a CDN's block page): the exchange is skipped.
@@ -85,6 +87,8 @@ def classify(exc: BaseException, status: int | None, body: Any, facts: VenueFact
         said = set(_values(payload, _CODE_KEYS)) | set(_values(payload, _MESSAGE_KEYS))
         if isinstance(exc, ccxt.BadSymbol) or said & facts.pair_errors:
             return Scope.PAIR
+    if status in TRANSIENT_STATUS:  # 429, 5xx: retried, whatever class ccxt made of the body
+        return Scope.TRANSIENT
     if not isinstance(exc, ccxt.BaseError):
         return Scope.TRANSIENT  # ccxt's parsers raise TypeError, KeyError, ... on a payload they cannot read
     return Scope.TRANSIENT if is_transient(exc, status) else Scope.FINAL
