@@ -224,7 +224,7 @@ def test_a_day_of_the_universe_is_fetched_in_pages_not_per_window() -> None:
     assert fetch.frame["symbol"].nunique() == perpetuals
     assert len(fetch.frame) == perpetuals * 288
     calls = fetch.exchanges["binanceusdm"]["calls"]
-    # 288 windows: one 1000-bar page each for mark and index, one funding page, one open-interest page
+    # a day fits one page of every series: one call per coin and series, the live window included
     assert calls == {
         "mark": perpetuals,
         "index": perpetuals,
