@@ -116,6 +116,11 @@ def _number(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _contract_size(venue: Venue, route: Route) -> float:
+    """The coins one contract of ``route`` holds (ccxt's ``contractSize``: OKX's ``ctVal``, else 1)."""
+    return float(venue.client.markets[route.market].get("contractSize") or 1.0)
+
+
 class CountedVenue:
     """A venue whose HTTP requests are counted per series of :data:`SERIES` (retries included)."""
 
@@ -178,7 +183,7 @@ def _open_interest_history(
     venue = counted.venue
     facts = venue.facts.swap
     assert facts is not None
-    size = float(venue.client.markets[route.market].get("contractSize") or 1.0)
+    size = _contract_size(venue, route)
     span = (facts.open_interest_limit - 1) * BAR_MS
     observations: dict[int, tuple[float | None, float | None]] = {}
     cursor = since_ms
@@ -248,8 +253,8 @@ def fetch_swap_series(counted: CountedVenue, route: Route, start: datetime, end:
         )
         when, amount = latest.get("timestamp"), _number(latest.get("openInterestAmount"))
         if when is not None and amount is not None and (not series.open_interest or when > series.open_interest[-1][0]):
-            size = float(venue.client.markets[route.market].get("contractSize") or 1.0)
-            series.open_interest.append((int(when), amount * size, _number(latest.get("openInterestValue"))))
+            contracts = amount * _contract_size(venue, route)
+            series.open_interest.append((int(when), contracts, _number(latest.get("openInterestValue"))))
     return series
 
 

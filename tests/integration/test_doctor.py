@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from cli.doctor import check_derivatives
+from resources.config.settings import load_settings
+from resources.config.universe import load_universe
 from testkit.fakes.derivatives_servers import perpetual_listing
 from testkit.fakes.doctor_fakes import doctor_env, start_fakes
 from testkit.fakes.loopback import free_port
@@ -259,6 +262,16 @@ def test_json_output_and_skipped_sources(fakes, tmp_path):
     exchange_of = report["coins"]["exchange_of"]
     assert (exchange_of["BTC"], exchange_of["SOL"], exchange_of["USDT"]) == ("binance", "okx", None)
     assert report["coins"]["no_price_at_all"] == []
+    perpetual_of = report["coins"]["perpetual_of"]
+    assert (perpetual_of["BTC"], perpetual_of["SOL"], perpetual_of["USDT"]) == ("binanceusdm", "bybit", None)
+    assert report["coins"]["derivatives_exchanges"] == ["binanceusdm", "bybit"]
+    assert "USDT" in report["coins"]["no_perpetual_anywhere"]
+
+
+def test_no_derivatives_exchange_configured_checks_none(tmp_path):
+    settings = load_settings({"CRYPTO_HOME": str(tmp_path)}).model_copy(update={"derivatives_exchanges": ()})
+    checks, perpetual_of = check_derivatives(settings, load_universe())
+    assert checks == [] and set(perpetual_of.values()) == {None}
 
 
 def test_a_coingecko_key_is_checked_and_its_limits_reported(fakes, tmp_path):
