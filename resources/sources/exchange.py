@@ -53,7 +53,7 @@ from resources.retry_policy import (
     retry_call,
 )
 from resources.sources.exchange_errors import Scope, classify, pair_reason, venue_reason
-from resources.sources.venues import venue_facts
+from resources.sources.venues import swap_exchanges, venue_facts
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +148,8 @@ class Venue:
         if market_type == "swap" and self.facts.swap is None:
             raise SourceError(
                 "exchange",
-                f"{exchange_id!r} has no documented perpetual swaps here (CRYPTO_DERIVATIVES_EXCHANGES: "
-                "binanceusdm, okx or bybit)",
+                f"{exchange_id!r} has no documented perpetual swaps here (CRYPTO_DERIVATIVES_EXCHANGES: one of "
+                f"{', '.join(swap_exchanges())})",
             )
         types = list(self.facts.swap.market_types) if market_type == "swap" and self.facts.swap else ["spot"]
         self.client = getattr(ccxt, exchange_id)(

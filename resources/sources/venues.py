@@ -127,3 +127,8 @@ DEFAULT = VenueFacts()
 def venue_facts(exchange_id: str) -> VenueFacts:
     """The facts of ``exchange_id`` (a ccxt id), or :data:`DEFAULT`."""
     return VENUES.get(exchange_id, DEFAULT)
+
+
+def swap_exchanges() -> list[str]:
+    """The ccxt ids whose perpetual swaps are documented here (:class:`SwapFacts`)."""
+    return [exchange_id for exchange_id, facts in VENUES.items() if facts.swap is not None]
