@@ -249,3 +249,28 @@ def test_the_resource_builds_swap_venues() -> None:
         fetch = resource.fetch(start, end, now=NOW)
     assert fetch.frame["symbol"].nunique() == sum(has_simulated_perpetual(c) for c in resource.coins())
     assert set(fetch.frame["exchange"]) == {"bybit"}
+
+
+def test_a_live_run_after_the_windows_end_keeps_open_interest_at_or_before_it() -> None:
+    """Run a minute after the window closed: the predicted rate is the one observed then, and the
+    latest open-interest observation (taken after the window's end) is not used for it."""
+    start, end = NOW - timedelta(minutes=5), NOW
+    with FakeBinanceUsdm(now=NOW + timedelta(minutes=1)) as fake:
+        fetch = _fetch([fake], SOME[:1], start, end, now=NOW + timedelta(minutes=1))
+    row = fetch.frame.iloc[0]
+    assert row["open_interest_at"] == NOW
+    assert pd.notna(row["next_funding_rate"])
+    assert fetch.exchanges["binanceusdm"]["calls"]["open_interest_now"] == 1
+    _assert_matches_simulated(fetch.frame, SOME[:1], start, end)
+
+
+def test_a_usdc_settled_perpetual_is_noted_in_settle() -> None:
+    start, end = NOW - timedelta(hours=1), NOW - timedelta(minutes=30)
+    with FakeBybit(listed={"SOL": "USDC", "BTC": "USDT"}, now=NOW) as fake:
+        fetch = _fetch([fake], [COINS["SOL"], COINS["BTC"]], start, end)
+    validate_derivatives(fetch.frame, start, end)
+    contracts = fetch.frame.groupby("symbol")[["contract", "settle"]].first().to_dict("index")
+    assert contracts == {
+        "BTC": {"contract": "BTC/USDT:USDT", "settle": "USDT"},
+        "SOL": {"contract": "SOL/USDC:USDC", "settle": "USDC"},
+    }
