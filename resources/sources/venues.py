@@ -101,8 +101,8 @@ VENUES: dict[str, VenueFacts] = {
     "bybit": VenueFacts(
         page_limit=1000,
         interval_query=("interval", "5"),
-        # 10001 with "params error: symbol invalid" (unknown symbol), 110023 "symbol not supported"
-        pair_errors=frozenset({"params error: symbol invalid", "110023"}),
+        # retCode 10001 is any parameter error: only its unknown-symbol message is about the pair
+        pair_errors=frozenset({"params error: symbol invalid"}),
         swap=SwapFacts(
             market_types=("linear",),
             funding_limit=200,
