@@ -7,7 +7,9 @@ RSS feed and FRED series) per configured source, with the keys and base URLs fro
 (the settings the platform runs with), all sources at once. The table says, per source: whether
 it answered (any HTTP answer), whether its key is valid, the rate limit left where the service
 reports it, and what is wrong; then, per coin, which exchange serves its bars and which coins
-have no price at all.
+have no price at all. Each exchange of ``CRYPTO_DERIVATIVES_EXCHANGES`` loads its perpetual swaps
+(a row each, never required: without them ``derivatives_data`` only stays empty), and the report
+says which exchange serves each coin's perpetual.
 
 Exit status: 0 when every required source works (or nothing was checked: simulated without
 ``--live``), 1 when a required source fails, 2 for unusable settings. Required: CoinGecko, at least
@@ -36,6 +38,7 @@ from resources.config.settings import Settings, SettingsError, load_settings
 from resources.config.universe import Coin, load_universe
 from resources.retry_policy import CircuitBreaker, SourceError
 from resources.sources.coingecko import PUBLIC_BASE_URL, CoinGeckoClient, coingecko_http, parse_markets
+from resources.sources.derivatives import derivatives_venues
 from resources.sources.exchange import ExchangeRouter, Routing, Venue, venues_from_settings
 from resources.sources.http import HttpSource
 from resources.sources.macro_sources import FredClient, YahooClient
@@ -376,9 +379,44 @@ def check_exchanges(settings: Settings, coins: Sequence[Coin]) -> tuple[list[Che
     return checks, served
 
 
-def _exchange_check(venue: Venue, state: dict[str, Any] | None, serving: Mapping[str, Any]) -> Check:
-    """One exchange's row from its routing ``state`` (None: not tried) and the coins it serves."""
-    check = Check(f"exchange {venue.id}", required=False, reachable=venue.stats.answered > 0 if state else None)
+def check_derivatives(settings: Settings, coins: Sequence[Coin]) -> tuple[list[Check], dict[str, str | None]]:
+    """Every exchange of ``CRYPTO_DERIVATIVES_EXCHANGES`` loads its perpetual swaps once (the
+    derivatives asset's own routing, ``resources/sources/derivatives.py``): a row per exchange (a
+    warning when it refuses or cannot be reached: never required), and per symbol the exchange
+    serving its perpetual (None: none lists one)."""
+    began = time.perf_counter()
+    served: dict[str, str | None] = {c.symbol: None for c in coins}
+    if not settings.derivatives_exchanges:
+        return [], served
+    probe = {k: v for k, v in _probe().items() if k != "breaker"}
+    try:
+        venues = derivatives_venues(settings, **probe)
+        router = ExchangeRouter(venues)
+    except SourceError as exc:  # an id without perpetual swaps here
+        return [
+            _timed(_failure(Check("perpetuals", required=False), exc, answered=None, best_effort=True), began)
+        ], served
+    with router:
+        try:
+            routing = router.load(coins)
+        except SourceError:  # none could be reached: each row says why
+            routing = router.routing or Routing()
+        serving = routing.serving()
+        checks = [
+            _timed(_exchange_check(v, routing.exchanges.get(v.id), serving, f"perpetuals {v.id}"), began)
+            for v in venues
+        ]
+    for symbol, route in serving.items():
+        served[symbol] = route.exchange
+    return checks, served
+
+
+def _exchange_check(venue: Venue, state: dict[str, Any] | None, serving: Mapping[str, Any], label: str = "") -> Check:
+    """One exchange's row (``label``, else ``exchange <id>``) from its routing ``state`` (None: not
+    tried) and the coins it serves."""
+    check = Check(
+        label or f"exchange {venue.id}", required=False, reachable=venue.stats.answered > 0 if state else None
+    )
     if state is None:
         check.status, check.detail = SKIPPED, "not tried: an earlier exchange's failure ended the loading"
     elif state["state"] == "ok":
@@ -400,9 +438,10 @@ def run_doctor(settings: Settings, coins: Sequence[Coin], now: datetime | None =
     """Every live check at once (one thread a source); the report in a stable order."""
     began = time.perf_counter()
     now = now or datetime.now(UTC).replace(tzinfo=None)
-    with ThreadPoolExecutor(max_workers=7) as pool:
+    with ThreadPoolExecutor(max_workers=8) as pool:
         coingecko = pool.submit(check_coingecko, settings, coins)
         exchange = pool.submit(check_exchanges, settings, coins)
+        derivatives = pool.submit(check_derivatives, settings, coins)
         guardian = pool.submit(check_guardian, settings)
         reddit = pool.submit(check_reddit, settings, now)
         rss = pool.submit(check_rss, settings, now)
@@ -410,9 +449,11 @@ def run_doctor(settings: Settings, coins: Sequence[Coin], now: datetime | None =
         yahoo = pool.submit(check_yahoo, settings, now)
         cg_check, unpriced = coingecko.result()
         ex_checks, served_by = exchange.result()
+        perp_checks, perpetual_of = derivatives.result()
         checks = [
             cg_check,
             *ex_checks,
+            *perp_checks,
             guardian.result(),
             *reddit.result(),
             *rss.result(),
@@ -434,6 +475,10 @@ def run_doctor(settings: Settings, coins: Sequence[Coin], now: datetime | None =
             "no_bars_anywhere": no_bars,
             "not_priced_by_coingecko": unpriced,
             "no_price_at_all": sorted(set(no_bars) & set(unpriced)),
+            "derivatives_exchanges": list(settings.derivatives_exchanges),
+            "perpetuals_served_by": dict(Counter(e for e in perpetual_of.values() if e).most_common()),
+            "perpetual_of": perpetual_of,
+            "no_perpetual_anywhere": sorted(s for s, e in perpetual_of.items() if not e),
         },
     )
     report.seconds = time.perf_counter() - began
@@ -478,6 +523,23 @@ def _coin_lines(coins: Mapping[str, Any]) -> list[str]:
         f"not priced by CoinGecko {_symbols(coins['not_priced_by_coingecko'], universe)}"
         + (" (CoinGecko failed)" if cg_failed else ""),
         f"no price at all {_symbols(coins['no_price_at_all'], universe)}",
+        *_perpetual_lines(coins),
+    ]
+
+
+def _perpetual_lines(coins: Mapping[str, Any]) -> list[str]:
+    """Which exchange serves the coins' perpetual swaps (derivatives), and which coins have none."""
+    if not coins.get("derivatives_exchanges"):
+        return ["perpetuals: no derivatives exchange configured (CRYPTO_DERIVATIVES_EXCHANGES is empty)"]
+    served = ", ".join(f"{name} {n}" for name, n in coins["perpetuals_served_by"].items()) or "none"
+    by_exchange: dict[str, list[str]] = {}
+    for symbol, exchange in coins["perpetual_of"].items():
+        if exchange:
+            by_exchange.setdefault(exchange, []).append(symbol)
+    return [
+        f"perpetuals served by: {served}",
+        *(f"  {name}: {', '.join(sorted(symbols))}" for name, symbols in by_exchange.items()),
+        f"no perpetual on any derivatives exchange {_symbols(coins['no_perpetual_anywhere'], coins['universe'])}",
     ]
 
 

@@ -156,6 +156,7 @@ class DerivativesSourceResource(ConfigurableResource):
             max_retry_after_s=self.max_retry_after_s,
             rate_limit_ms=self.exchange_rate_limit_ms,
             deadline=deadline,
+            market_type="swap",
         )
         try:
             return fetch_live_derivatives(coins, start, end, venues=venues, now=now or utc_now())

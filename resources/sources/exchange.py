@@ -53,7 +53,7 @@ from resources.retry_policy import (
     retry_call,
 )
 from resources.sources.exchange_errors import Scope, classify, pair_reason, venue_reason
-from resources.sources.venues import venue_facts
+from resources.sources.venues import swap_exchanges, venue_facts
 
 log = logging.getLogger(__name__)
 
@@ -132,21 +132,32 @@ class Venue:
         deadline: datetime | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
+        market_type: str = "spot",
     ):
         """``rate_limit_ms``: the spacing ccxt's rate limiter keeps between calls (0: ccxt's own for
         the exchange, e.g. Binance 50 ms, OKX 110 ms); the limiter is always on. ``deadline``: no
-        retry waits past it (a live run's; see :class:`resources.retry_policy.RetryPolicy`)."""
+        retry waits past it (a live run's; see :class:`resources.retry_policy.RetryPolicy`).
+        ``market_type``: ``spot`` (bars) or ``swap`` (the linear perpetuals of
+        :mod:`resources.sources.derivatives`, the ccxt market types of the venue's ``SwapFacts``)."""
         if exchange_id not in ccxt.exchanges:
             raise SourceError("exchange", f"unknown exchange {exchange_id!r} in CRYPTO_EXCHANGES (not a ccxt id)")
         self.id = exchange_id
         self.name = f"exchange:{exchange_id}"
         self.facts = venue_facts(exchange_id)
+        self.market_type = market_type
+        if market_type == "swap" and self.facts.swap is None:
+            raise SourceError(
+                "exchange",
+                f"{exchange_id!r} has no documented perpetual swaps here (CRYPTO_DERIVATIVES_EXCHANGES: one of "
+                f"{', '.join(swap_exchanges())})",
+            )
+        types = list(self.facts.swap.market_types) if market_type == "swap" and self.facts.swap else ["spot"]
         self.client = getattr(ccxt, exchange_id)(
             {
                 "enableRateLimit": True,
                 "enableLastJsonResponse": True,
                 "timeout": int(timeout_s * 1000),
-                "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False},
+                "options": {"fetchMarkets": {"types": types}, "fetchCurrencies": False},
             }
         )
         if base_url:
@@ -209,6 +220,11 @@ class Venue:
             attempt, self.policy, name=self.name, give_up=give_up, stats=self.stats, breaker=self.breaker, logger=log
         )
 
+    def pair_call(self, what: str, call: Callable[[], T]) -> T:
+        """Run one ccxt call about one pair (a perpetual's funding or open interest) like the bars:
+        retried, and an error about that pair raised as :class:`PairError`."""
+        return self._call(what, call, per_pair=True)
+
     def _check_body(self, what: str) -> None:
         """Raise :class:`TransientError` for a 2xx answer whose body is not JSON (truncated, an HTML page)."""
         body = self.client.last_http_response
@@ -248,14 +264,17 @@ class Venue:
 
     # ------------------------------------------------------------------ markets
     def load_markets(self) -> int:
-        """Load the exchange's spot markets (once per run); the number of markets."""
+        """Load the exchange's markets of its ``market_type`` (once per run); the number of markets."""
         markets = self._call("load_markets", lambda: self.client.load_markets(reload=True))
         if not isinstance(markets, dict):
             raise SourceError(self.name, f"load_markets returned {type(markets).__name__}, expected markets")
         return len(markets)
 
     def route(self, coin: Coin) -> Route | None:
-        """The pair serving ``coin`` here (override first, then USD, USDT, USDC), or None."""
+        """The pair serving ``coin`` here (override first, then USD, USDT, USDC), or None; on a
+        ``swap`` venue its linear perpetual (:meth:`swap_route`)."""
+        if self.market_type == "swap":
+            return self.swap_route(coin)
         markets = self.client.markets or {}
         if coin.exchange_pair:
             named = markets.get(coin.exchange_pair) or next(
@@ -269,9 +288,22 @@ class Venue:
                 return Route(coin.symbol, self.id, market["symbol"], quote)
         return None
 
+    def swap_route(self, coin: Coin) -> Route | None:
+        """The linear perpetual serving ``coin`` here (settled in USDT, then USDC, then USD), or None;
+        ``Route.quote`` is its settle currency."""
+        markets = self.client.markets or {}
+        for settle in ("USDT", "USDC", "USD"):
+            market = markets.get(f"{coin.symbol}/{settle}:{settle}")
+            if market and market.get("swap") and market.get("linear") and market.get("active") is not False:
+                return Route(coin.symbol, self.id, market["symbol"], settle)
+        return None
+
     # ------------------------------------------------------------------ bars
-    def bars(self, route: Route, start: datetime, end: datetime, now: datetime) -> list[tuple]:
-        """Closed 5-minute bars ``(open_ms, o, h, l, c, v)`` of ``route`` with open time in [start, end)."""
+    def bars(
+        self, route: Route, start: datetime, end: datetime, now: datetime, price: str | None = None
+    ) -> list[tuple]:
+        """Closed 5-minute bars ``(open_ms, o, h, l, c, v)`` of ``route`` with open time in [start, end);
+        ``price``: ``mark`` or ``index`` for a perpetual's mark or index price bars (no volume: 0)."""
         start_ms = _ms(start)
         closed_end = min(_ms(end), _ms(now) // BAR_MS * BAR_MS)  # a bar ending after now is still open
         page_limit = self.facts.page_limit
@@ -281,8 +313,15 @@ class Venue:
             limit = max(1, min(page_limit, (closed_end - cursor) // BAR_MS))
             since = cursor
             page = self._call(
-                f"fetch_ohlcv {route.market}",
-                partial(self.client.fetch_ohlcv, route.market, TIMEFRAME, since=since, limit=limit),
+                f"fetch_ohlcv {route.market}" + (f" ({price} price)" if price else ""),
+                partial(
+                    self.client.fetch_ohlcv,
+                    route.market,
+                    TIMEFRAME,
+                    since=since,
+                    limit=limit,
+                    params={"price": price} if price else {},
+                ),
                 per_pair=True,
             )
             check_request(self.id, route.market, self.client.last_request_url)
@@ -292,7 +331,7 @@ class Venue:
                     self.open_bars_dropped += int(bar[0] + BAR_MS > _ms(now))
                     continue
                 if since <= bar[0] < since + limit * BAR_MS:
-                    bars.append(_checked_bar(self.name, route.market, bar))
+                    bars.append(_checked_bar(self.name, route.market, bar if not price else [*bar[:5], 0.0]))
             cursor += limit * BAR_MS
         check_series(self.id, route.market, [b[0] for b in bars], (closed_end - start_ms) // BAR_MS)
         return bars
@@ -576,7 +615,8 @@ class ExchangeRouter:
 
 
 def exchange_venues(exchanges: Sequence[str], urls: Mapping[str, str], **kwargs: Any) -> list[Venue]:
-    """A :class:`Venue` per exchange id of ``exchanges``, in order, pointed at its URL in ``urls``."""
+    """A :class:`Venue` per exchange id of ``exchanges``, in order, pointed at its URL in ``urls``
+    (``market_type="swap"`` in ``kwargs``: their perpetual swaps)."""
     return [Venue(exchange_id, base_url=urls.get(exchange_id), **kwargs) for exchange_id in exchanges]
 
 

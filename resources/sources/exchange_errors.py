@@ -6,13 +6,15 @@ scope          when                                                             
 =============  ==================================================================  ======================
 ``refused``    HTTP 451 or 403 (geo-blocking, a CDN's block page), any call        exchange skipped for
                                                                                    the run
-``pair``       a per-pair call (bars) answered ccxt ``BadSymbol``, or an           that coin only: next
-               ``ExchangeError`` (``BadRequest``, ...) carrying one of the venue's  exchange, else missing
-               pair-level codes (Binance -1121, OKX 51001, Coinbase ``NotFound``,   with the reason
-               Kraken ``EQuery:Unknown asset pair``)
+``pair``       a per-pair call (bars, a perpetual's series) answered ccxt          that coin only: next
+               ``BadSymbol``, or an ``ExchangeError`` (``BadRequest``, ...) with    exchange, else missing
+               one of the venue's pair-level codes (Binance -1121, OKX 51001,       with the reason
+               Bybit ``symbol invalid``, Coinbase ``NotFound``, Kraken
+               ``EQuery:Unknown asset pair``)
 ``transient``  ``NetworkError`` (``RequestTimeout``, ``ExchangeNotAvailable``,      retried; then the
-               ``DDoSProtection``/``RateLimitExceeded`` on 429, 5xx) without an      exchange is
-               answer or with a retryable status; a body ccxt could not parse      unavailable
+               ``DDoSProtection``/``RateLimitExceeded``) without an answer; any     exchange is
+               answer with a retryable status (429, 5xx), whatever class ccxt      unavailable
+               made of its body; a body ccxt could not parse
 ``final``      anything else (``AuthenticationError``, ``PermissionDenied``, an     the source fails
                ``ExchangeError`` with no pair-level code, a load_markets error)
 =============  ==================================================================  ======================
@@ -30,15 +32,16 @@ from typing import Any
 
 import ccxt
 
-from resources.retry_policy import is_transient
+from resources.retry_policy import TRANSIENT_STATUS, is_transient
 from resources.sources.venues import VenueFacts
 
 #: Answers that mean "not from here" (geo-blocking, a CDN's block page): the exchange is skipped.
 REFUSAL_STATUS = frozenset({403, 451})
 #: Keys of a venue's JSON error body that hold its code or message (Binance ``code``/``msg``, OKX
-#: ``code``/``msg``/``sCode``/``sMsg``, Coinbase ``message``, Kraken ``error``, CoinGecko-like ``error``).
-_CODE_KEYS = ("code", "sCode")
-_MESSAGE_KEYS = ("msg", "message", "error", "sMsg", "error_message")
+#: ``code``/``msg``/``sCode``/``sMsg``, Bybit ``retCode``/``retMsg``, Coinbase ``message``, Kraken ``error``,
+#: CoinGecko-like ``error``).
+_CODE_KEYS = ("code", "sCode", "retCode")
+_MESSAGE_KEYS = ("msg", "message", "error", "sMsg", "retMsg", "error_message")
 #: Longest text kept of an answer without a message field (an HTML block page), in characters.
 PAGE_TEXT_LIMIT = 500
 
@@ -84,6 +87,8 @@ def classify(exc: BaseException, status: int | None, body: Any, facts: VenueFact
         said = set(_values(payload, _CODE_KEYS)) | set(_values(payload, _MESSAGE_KEYS))
         if isinstance(exc, ccxt.BadSymbol) or said & facts.pair_errors:
             return Scope.PAIR
+    if status in TRANSIENT_STATUS:  # 429, 5xx: retried, whatever class ccxt made of the body
+        return Scope.TRANSIENT
     if not isinstance(exc, ccxt.BaseError):
         return Scope.TRANSIENT  # ccxt's parsers raise TypeError, KeyError, ... on a payload they cannot read
     return Scope.TRANSIENT if is_transient(exc, status) else Scope.FINAL

@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from testkit.fakes.derivatives_servers import FakeBinanceUsdm, FakeBybit, perpetual_listing
 from testkit.fakes.fake_fred import API_KEY as FRED_KEY
 from testkit.fakes.fake_fred import FakeMacroServer
 from testkit.fakes.fake_news_servers import FakeNewsServer, FeedSpec, feed_entry, guardian_result, reddit_post
@@ -24,6 +25,7 @@ CLEARED = (
     "FRED_API_KEY",
     "CRYPTO_UNIVERSE_FILE",
     "CRYPTO_EXCHANGES",
+    "CRYPTO_DERIVATIVES_EXCHANGES",
     "CRYPTO_EXCHANGE_URLS",
     "CRYPTO_RSS_FEEDS",
     "CRYPTO_REDDIT_SUBREDDITS",
@@ -33,10 +35,13 @@ CLEARED = (
 
 def start_fakes(stack: ExitStack, now: datetime) -> dict[str, Any]:
     """CoinGecko, two exchanges (Binance lists every coin with a pair but SOL; OKX lists SOL and
-    XMR), Guardian/RSS/Reddit and FRED/Yahoo fakes with a little data each."""
+    XMR), two derivatives exchanges (Binance USD-M lists every simulated perpetual but SOL; Bybit
+    lists SOL settled in USDC, and BTC), Guardian/RSS/Reddit and FRED/Yahoo fakes with a little data each."""
     cg = stack.enter_context(FakeCoinGecko())
     binance = stack.enter_context(FakeBinance(listed={s: q for s, q in default_listing().items() if s != "SOL"}))
     okx = stack.enter_context(FakeOkx(listed={"SOL": "USDC", "XMR": "USDT", "BTC": "USDT"}))
+    usdm = stack.enter_context(FakeBinanceUsdm(listed={s: q for s, q in perpetual_listing().items() if s != "SOL"}))
+    bybit = stack.enter_context(FakeBybit(listed={"SOL": "USDC", "BTC": "USDT"}))
     news = stack.enter_context(FakeNewsServer())
     macro = stack.enter_context(FakeMacroServer())
     news.guardian_results.append(guardian_result(now - timedelta(minutes=3), "Bitcoin rallies", "btc-rallies"))
@@ -57,7 +62,7 @@ def start_fakes(stack: ExitStack, now: datetime) -> dict[str, Any]:
     for series in ("DGS10", "DFF"):
         macro.add_fred(series, date.today() - timedelta(days=3), "4.10", date.today() - timedelta(days=2))
     macro.add_yahoo("^GSPC", date.today() - timedelta(days=2), 6000.0)
-    return {"cg": cg, "binance": binance, "okx": okx, "news": news, "macro": macro}
+    return {"cg": cg, "binance": binance, "okx": okx, "usdm": usdm, "bybit": bybit, "news": news, "macro": macro}
 
 
 def doctor_env(fakes: dict[str, Any], home: Path, **overrides: str) -> dict[str, str]:
@@ -70,7 +75,9 @@ def doctor_env(fakes: dict[str, Any], home: Path, **overrides: str) -> dict[str,
             "CRYPTO_SOURCE": "live",
             "COINGECKO_BASE_URL": fakes["cg"].url,
             "CRYPTO_EXCHANGES": "binance,okx",
-            "CRYPTO_EXCHANGE_URLS": f"binance={fakes['binance'].url},okx={fakes['okx'].url}",
+            "CRYPTO_EXCHANGE_URLS": f"binance={fakes['binance'].url},okx={fakes['okx'].url},"
+            f"binanceusdm={fakes['usdm'].url},bybit={fakes['bybit'].url}",
+            "CRYPTO_DERIVATIVES_EXCHANGES": "binanceusdm,bybit",
             "GUARDIAN_API_KEY": news.guardian_api_key,
             "GUARDIAN_BASE_URL": news.url,
             "REDDIT_CLIENT_ID": news.reddit_client_id,

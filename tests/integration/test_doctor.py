@@ -11,6 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from cli.doctor import check_derivatives
+from resources.config.settings import load_settings
+from resources.config.universe import load_universe
+from testkit.fakes.derivatives_servers import perpetual_listing
 from testkit.fakes.doctor_fakes import doctor_env, start_fakes
 from testkit.fakes.loopback import free_port
 from testkit.fakes.price_servers import BINANCE_GEO_BLOCK
@@ -54,7 +58,7 @@ def _unreachable_env(fakes, tmp_path: Path, **overrides: str) -> dict[str, str]:
         fakes,
         tmp_path,
         **{name: closed for name in (*urls, "YAHOO_BASE_URL")},
-        CRYPTO_EXCHANGE_URLS=f"binance={closed},okx={closed}",
+        CRYPTO_EXCHANGE_URLS=f"binance={closed},okx={closed},binanceusdm={closed},bybit={closed}",
         CRYPTO_RSS_FEEDS=f"{closed}/feed",
         **overrides,
     )
@@ -73,6 +77,8 @@ def test_a_good_setup_passes_with_every_source_in_the_table(fakes, tmp_path):
         "coingecko",
         "exchange binance",
         "exchange okx",
+        "perpetuals binanceusdm",
+        "perpetuals bybit",
         "guardian",
         "reddit token",
         "reddit r/Bitcoin",
@@ -85,6 +91,8 @@ def test_a_good_setup_passes_with_every_source_in_the_table(fakes, tmp_path):
         "coingecko",
         "exchange binance",
         "exchange okx",
+        "perpetuals binanceusdm",
+        "perpetuals bybit",
         "guardian",
         "reddit token",
         "reddit r/Bitcoin",
@@ -102,6 +110,12 @@ def test_a_good_setup_passes_with_every_source_in_the_table(fakes, tmp_path):
     assert "bars served by: binance 115, okx 2" in run.stdout, "SOL and XMR only on OKX; BTC from Binance, first"
     assert "serves 2 coins (USDC 1, USDT 1)" in rows["exchange okx"][6]
     assert "1 localised_date" in run.stdout, "the pt-BR feed's date was read"
+    assert [rows[f"perpetuals {e}"][1] for e in ("binanceusdm", "bybit")] == ["no", "no"], "derivatives are optional"
+    assert "serves 1 coins (USDC 1)" in rows["perpetuals bybit"][6], "BTC comes from Binance USD-M, first"
+    perpetuals = sum(1 for s in perpetual_listing() if s != "SOL")
+    assert f"perpetuals served by: binanceusdm {perpetuals}, bybit 1" in run.stdout
+    assert "  bybit: SOL" in run.stdout
+    assert "no perpetual on any derivatives exchange (19): " in run.stdout
     assert run.stdout.rstrip().splitlines()[-1].startswith("OK: every required source works")
 
 
@@ -118,6 +132,20 @@ def test_a_geo_blocked_first_exchange_is_a_warning_and_its_coins_fall_to_the_nex
     assert whole + BINANCE_GEO_BLOCK["msg"] in run.stdout  # the exchange's reason, whole, below the table
     assert rows["exchange okx"][2].strip() == "ok"
     assert "bars served by: okx 3" in run.stdout
+
+
+def test_a_geo_blocked_derivatives_exchange_is_a_warning_with_its_reason_whole(fakes, tmp_path):
+    fakes["usdm"].refuse = 451
+    try:
+        run = _doctor(_env(fakes, tmp_path))
+    finally:
+        fakes["usdm"].refuse = None
+    assert run.returncode == 0, run.stdout + run.stderr
+    rows = _rows(run.stdout)
+    assert rows["perpetuals binanceusdm"][2:4] == ["warning", "yes"]
+    whole = "perpetuals binanceusdm: refused: load_markets refused with HTTP 451 (geo-blocked or blocked by a CDN): "
+    assert whole + BINANCE_GEO_BLOCK["msg"] in run.stdout
+    assert "perpetuals served by: bybit 2" in run.stdout, "BTC and SOL fall to Bybit"
 
 
 def test_every_exchange_refusing_fails_the_required_one_of_them(fakes, tmp_path):
@@ -143,7 +171,8 @@ def test_offline_nothing_is_reachable_and_no_coin_has_a_price(fakes, tmp_path, s
     run = _doctor(_unreachable_env(fakes, tmp_path, CRYPTO_SOURCE=source), *args)
     assert run.returncode == 1, run.stdout + run.stderr
     rows = _rows(run.stdout)
-    assert len(rows) == 10 and all(row[3] == "no" for row in rows.values()), "nothing answered"
+    assert len(rows) == 12 and all(row[3] == "no" for row in rows.values()), "nothing answered"
+    assert [rows[f"perpetuals {e}"][2] for e in ("binanceusdm", "bybit")] == ["warning", "warning"]
     assert [rows[s][1:3] for s in ("exchange binance", "exchange okx")] == [["no", "warning"]] * 2
     assert rows["exchanges"][1:3] == ["yes", "FAILED"] and rows["coingecko"][1:3] == ["yes", "FAILED"]
     assert "ConnectError" in rows["coingecko"][6] and "NetworkError" in rows["exchange binance"][6]
@@ -233,6 +262,16 @@ def test_json_output_and_skipped_sources(fakes, tmp_path):
     exchange_of = report["coins"]["exchange_of"]
     assert (exchange_of["BTC"], exchange_of["SOL"], exchange_of["USDT"]) == ("binance", "okx", None)
     assert report["coins"]["no_price_at_all"] == []
+    perpetual_of = report["coins"]["perpetual_of"]
+    assert (perpetual_of["BTC"], perpetual_of["SOL"], perpetual_of["USDT"]) == ("binanceusdm", "bybit", None)
+    assert report["coins"]["derivatives_exchanges"] == ["binanceusdm", "bybit"]
+    assert "USDT" in report["coins"]["no_perpetual_anywhere"]
+
+
+def test_no_derivatives_exchange_configured_checks_none(tmp_path):
+    settings = load_settings({"CRYPTO_HOME": str(tmp_path)}).model_copy(update={"derivatives_exchanges": ()})
+    checks, perpetual_of = check_derivatives(settings, load_universe())
+    assert checks == [] and set(perpetual_of.values()) == {None}
 
 
 def test_a_coingecko_key_is_checked_and_its_limits_reported(fakes, tmp_path):

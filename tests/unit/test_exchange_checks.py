@@ -1,7 +1,8 @@
-"""The pure parts of live prices: bar-interval checks, ccxt URL overrides, history span planning."""
+"""The pure parts of live prices: bar-interval checks, ccxt URL overrides, history span planning, error scopes."""
 
 from datetime import datetime, timedelta
 
+import ccxt
 import pytest
 
 from resources.config.settings import SettingsError, load_settings
@@ -15,7 +16,9 @@ from resources.sources.exchange import (
     check_request,
     check_series,
 )
+from resources.sources.exchange_errors import Scope, classify
 from resources.sources.market_history import MAX_SPAN, plan_spans
+from resources.sources.venues import venue_facts
 
 SINCE = 1_795_996_800_000  # 2026-11-30 00:00 UTC
 
@@ -113,3 +116,32 @@ def test_ccxts_rate_limiter_is_on_with_its_own_spacing_unless_told():
     assert Venue("binance", rate_limit_ms=5).client.rateLimit == 5
     with pytest.raises(Exception, match="not a ccxt id"):
         Venue("not-an-exchange")
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "body", "per_pair", "scope"),
+    [
+        # a rate-limit answer whose JSON body ccxt reads as a plain ExchangeError is still retried
+        (ccxt.ExchangeError("okx {}"), 429, '{"status": {"error_code": 429}}', False, Scope.TRANSIENT),
+        (ccxt.ExchangeError("bybit {}"), 500, '{"error": "internal"}', True, Scope.TRANSIENT),
+        (
+            ccxt.BadRequest("bybit"),
+            200,
+            '{"retCode": 10001, "retMsg": "params error: symbol invalid"}',
+            True,
+            Scope.PAIR,
+        ),
+        (
+            ccxt.BadRequest("bybit"),
+            200,
+            '{"retCode": 10001, "retMsg": "params error: symbol invalid"}',
+            False,
+            Scope.FINAL,
+        ),
+        (ccxt.BadSymbol("binanceusdm"), 400, '{"code": -1121, "msg": "Invalid symbol."}', True, Scope.PAIR),
+        (ccxt.ExchangeNotAvailable("binanceusdm"), 451, '{"code": 0, "msg": "restricted"}', True, Scope.REFUSED),
+    ],
+)
+def test_failed_answers_are_classified_once_by_scope(exc, status, body, per_pair, scope):
+    venue = "bybit" if "bybit" in str(exc) else "okx" if "okx" in str(exc) else "binanceusdm"
+    assert classify(exc, status, body, venue_facts(venue), per_pair=per_pair) is scope
