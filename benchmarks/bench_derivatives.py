@@ -9,7 +9,7 @@ answering from the simulated market, in this process) and per scenario, runs
 * the wall time (ccxt's rate limiter at 1 ms: the fakes, not the exchanges' limits, bound it);
 * the share of (coin, window) rows with every field (``next_funding_rate`` aside: it is live-only
   by design) and with open interest;
-* the live window's added cost: the ``funding_now`` and ``open_interest_now`` calls a live run
+* the live window's added cost: the ``funding_now`` call a live run
   makes besides the series a backfill also fetches.
 
 Scenarios: ``live`` (the window that just closed, ``now`` at its end: what each scheduled run
@@ -74,7 +74,7 @@ def run(exchange: str, coins: list, start: datetime, end: datetime) -> dict:
         "coins": served,
         "complete": float(frame[COMPLETE].notna().all(axis=1).mean()) if len(frame) else 0.0,
         "with_oi": float(frame["open_interest"].notna().mean()) if len(frame) else 0.0,
-        "live_added": calls["funding_now"] + calls["open_interest_now"],
+        "live_added": calls["funding_now"],
         "beyond_oi_history": fetch.exchanges[exchange]["windows_before_open_interest_history"],
     }
 
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.days}-day backfill": (NOW - timedelta(days=args.days), NOW - timedelta(minutes=20)),
     }
     header = ["exchange", "scenario", *SERIES, "calls", "calls/coin", "s", "rows", "every field", "with OI"]
-    print(f"{len(coins)} coins; the live window's added cost is the funding_now + open_interest_now columns\n")
+    print(f"{len(coins)} coins; the live window's added cost is the funding_now column\n")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for exchange in args.exchanges.split(","):

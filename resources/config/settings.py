@@ -156,7 +156,7 @@ class Settings(BaseSettings):
         ("binanceusdm", "okx", "bybit"),
         "exchanges (ccxt ids) perpetual swaps (funding, open interest, mark and index prices) come from, in order "
         "of preference: each coin is served by the first that lists a USDT-, USDC- or USD-margined perpetual for it; "
-        "empty: no derivatives",
+        "`none`: no derivatives (every coin counted without a perpetual)",
     )
     exchange_urls: Annotated[tuple[tuple[str, str], ...], NoDecode] = _setting(
         "CRYPTO_EXCHANGE_URLS",
@@ -382,6 +382,14 @@ class Settings(BaseSettings):
     @classmethod
     def _db_url(cls, value: str, info: ValidationInfo) -> str:
         return _absolute_sqlite(value) if value else default_db_url(info.data.get("home") or Path.cwd())
+
+    @field_validator("derivatives_exchanges", mode="after")
+    @classmethod
+    def _no_derivatives(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """``none`` (alone) turns derivatives off: an empty variable means the default here, as everywhere."""
+        if "none" in value and value != ("none",):
+            raise SettingsError("CRYPTO_DERIVATIVES_EXCHANGES: `none` cannot be combined with exchanges")
+        return () if value == ("none",) else value
 
     @field_validator("exchange_urls", mode="before")
     @classmethod

@@ -13,8 +13,9 @@ range, each series is fetched once, in pages of the venue's documented size
 - open interest: ``fetch_open_interest_history`` at 5 minutes, clipped to how far back the venue
   serves it (Binance: 30 days), an hour before the range on;
 - for the live window only (the range ends within :data:`LIVE_WINDOW` of ``now``):
-  ``fetch_funding_rate`` (the predicted next rate) and ``fetch_open_interest`` (the latest
-  observation).
+  ``fetch_funding_rate`` (the predicted next rate, as the live run observes it). The latest open
+  interest comes from the 5-minute history like the rest: the exchanges stamp the
+  ``fetch_open_interest`` snapshot with the time of the call, after the window's end.
 
 Rows are assembled point in time (:func:`swap_rows`). An error about one pair (ccxt ``BadSymbol``,
 a venue's pair-level code, bars that are not 5-minute bars) makes that coin fall to the next
@@ -57,7 +58,7 @@ from resources.storage.schema import derivatives_data
 log = logging.getLogger(__name__)
 
 #: The series fetched per coin, as counted in the run's metadata.
-SERIES = ("mark", "index", "funding_history", "funding_now", "open_interest_history", "open_interest_now")
+SERIES = ("mark", "index", "funding_history", "funding_now", "open_interest_history")
 #: A range ending this close to ``now`` is live: its last window gets the predicted funding rate.
 LIVE_WINDOW = timedelta(minutes=15)
 #: How far before the range the funding history is read (the settlement in force, and the one before it).
@@ -246,15 +247,6 @@ def fetch_swap_series(counted: CountedVenue, route: Route, start: datetime, end:
         )
         if rate.get("fundingRate") is not None:
             series.predicted = (float(rate["fundingRate"]), rate.get("fundingTimestamp"))
-        latest = counted(
-            "open_interest_now",
-            f"fetch_open_interest {route.market}",
-            partial(venue.client.fetch_open_interest, route.market, params=dict(facts.open_interest_now_params)),
-        )
-        when, amount = latest.get("timestamp"), _number(latest.get("openInterestAmount"))
-        if when is not None and amount is not None and (not series.open_interest or when > series.open_interest[-1][0]):
-            contracts = amount * _contract_size(venue, route)
-            series.open_interest.append((int(when), contracts, _number(latest.get("openInterestValue"))))
     return series
 
 

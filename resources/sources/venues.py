@@ -26,8 +26,6 @@ class SwapFacts:
     before now the venue serves that history (None: since the listing). ``funding_until``: the
     parameter that bounds a funding-history page at its newest end and what to add to the
     inclusive bound (ccxt's unified ``until``, or the venue's exclusive one where ccxt has none).
-    ``open_interest_now_params``: what ``fetch_open_interest`` must add to get the latest 5-minute
-    observation (Bybit's defaults to the hourly one).
     """
 
     market_types: tuple[str, ...]
@@ -36,7 +34,6 @@ class SwapFacts:
     funding_history: timedelta | None = None
     open_interest_history: timedelta | None = None
     funding_until: tuple[str, int] = ("until", 0)
-    open_interest_now_params: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,7 +104,6 @@ VENUES: dict[str, VenueFacts] = {
             market_types=("linear",),
             funding_limit=200,
             open_interest_limit=200,
-            open_interest_now_params=(("interval", "5m"),),
         ),
     ),
     "coinbaseexchange": VenueFacts(

@@ -8,12 +8,12 @@ of the windows from T on), open interest observed at each window's end, and the 
 as observed at the end of the window holding ``now``.
 
 - :class:`FakeBinanceUsdm`: Binance USD-M futures (``/fapi/v1/exchangeInfo``, ``markPriceKlines``,
-  ``indexPriceKlines``, ``fundingRate``, ``premiumIndex``, ``openInterest``, ``time`` and
+  ``indexPriceKlines``, ``fundingRate``, ``premiumIndex``, ``time`` and
   ``/futures/data/openInterestHist``, which refuses a ``startTime`` older than its 30 days).
 - :class:`FakeOkxSwap`: OKX (``public/instruments?instType=SWAP`` besides the spot ones of
   :class:`~testkit.fakes.price_servers.FakeOkx`, ``market/(history-)mark-price-candles``,
   ``market/(history-)index-candles``, ``public/funding-rate(-history)``,
-  ``rubik/stat/contracts/open-interest-history`` with its latest 1,440 entries, ``public/open-interest``).
+  ``rubik/stat/contracts/open-interest-history`` with its latest 1,440 entries).
 - :class:`FakeBybit`: Bybit v5 (``market/instruments-info?category=linear``, ``market/mark-price-kline``,
   ``market/index-price-kline``, ``market/funding/history``, ``market/tickers``, ``market/open-interest``).
 
@@ -192,9 +192,6 @@ class FakeBinanceUsdm(FakeDerivativesServer):
                 "nextFundingTime": int(now["next_funding_time"]),
                 "time": self.now_ms(),
             }
-        if path == "/fapi/v1/openInterest":
-            now = self.latest(coin)
-            return 200, {"symbol": pair, "openInterest": _num(now["open_interest"]), "time": self.now_ms()}
         if path == "/futures/data/openInterestHist":
             if query.get("period") != "5m":
                 return 400, {"code": -1130, "msg": "Data sent for parameter 'period' is not valid."}
@@ -282,7 +279,6 @@ class FakeOkxSwap(FakeOkx, FakeDerivativesServer):
         "/api/v5/public/funding-rate",
         "/api/v5/public/funding-rate-history",
         "/api/v5/rubik/stat/contracts/open-interest-history",
-        "/api/v5/public/open-interest",
     )
 
     def __init__(
@@ -366,11 +362,6 @@ class FakeOkxSwap(FakeOkx, FakeDerivativesServer):
                 ],
             }
         size = self.ct_val(coin)
-        if path == "/api/v5/public/open-interest":
-            now = self.latest(coin)
-            oi, value = now["open_interest"], now["open_interest_value"]
-            entry = {"instType": "SWAP", "instId": inst, "oi": _num(oi / size), "oiCcy": _num(oi), "oiUsd": _num(value)}
-            return 200, {"code": "0", "msg": "", "data": [{**entry, "ts": str(now_ms)}]}
         if query.get("period") != "5m":
             return _okx_error("51000", "Parameter period error")
         limit = min(int(query.get("limit", 100)), 100)

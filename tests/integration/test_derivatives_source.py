@@ -88,7 +88,8 @@ def test_each_exchange_gives_the_simulated_values(fake_class) -> None:
     assert fetch.frame["next_funding_rate"].isna().all()
     _assert_matches_simulated(fetch.frame, SOME[:3], start, end)
     calls = fetch.exchanges[fake.exchange_id]["calls"]
-    assert calls["funding_now"] == calls["open_interest_now"] == 0
+    assert calls["funding_now"] == 0
+    assert set(calls) == {"mark", "index", "funding_history", "funding_now", "open_interest_history"}
     assert fetch.exchanges[fake.exchange_id]["coins_served"] == 3
 
 
@@ -104,7 +105,7 @@ def test_the_live_window_gets_the_predicted_rate_and_only_it(fake_class) -> None
     np.testing.assert_allclose(frame.loc[live, "next_funding_rate"], expected["next_funding_rate"], rtol=1e-9)
     assert frame.loc[~live, "next_funding_rate"].isna().all()
     calls = fetch.exchanges[fake.exchange_id]["calls"]
-    assert calls["funding_now"] == calls["open_interest_now"] == 2
+    assert calls["funding_now"] == 2
 
 
 @pytest.mark.parametrize("fake_class", [FakeBinanceUsdm, FakeOkxSwap, FakeBybit])
@@ -231,7 +232,6 @@ def test_a_day_of_the_universe_is_fetched_in_pages_not_per_window() -> None:
         "funding_history": perpetuals,
         "open_interest_history": perpetuals,
         "funding_now": perpetuals,
-        "open_interest_now": perpetuals,
     }
 
 
@@ -252,15 +252,15 @@ def test_the_resource_builds_swap_venues() -> None:
 
 
 def test_a_live_run_after_the_windows_end_keeps_open_interest_at_or_before_it() -> None:
-    """Run a minute after the window closed: the predicted rate is the one observed then, and the
-    latest open-interest observation (taken after the window's end) is not used for it."""
+    """Run a minute after the window closed: the predicted rate is the one observed then; open
+    interest is the history's observation at the window's end (no snapshot stamped after it)."""
     start, end = NOW - timedelta(minutes=5), NOW
     with FakeBinanceUsdm(now=NOW + timedelta(minutes=1)) as fake:
         fetch = _fetch([fake], SOME[:1], start, end, now=NOW + timedelta(minutes=1))
     row = fetch.frame.iloc[0]
     assert row["open_interest_at"] == NOW
     assert pd.notna(row["next_funding_rate"])
-    assert fetch.exchanges["binanceusdm"]["calls"]["open_interest_now"] == 1
+    assert fetch.exchanges["binanceusdm"]["calls"]["open_interest_history"] == 1
     _assert_matches_simulated(fetch.frame, SOME[:1], start, end)
 
 
