@@ -4,8 +4,8 @@ Per exchange alone (Binance USD-M, OKX, Bybit; each a loopback fake of its docum
 answering from the simulated market, in this process) and per scenario, runs
 :func:`resources.sources.derivatives.fetch_live_derivatives` through ccxt and reports:
 
-* the HTTP calls per series (mark, index, funding history, funding now, open-interest history,
-  open interest now), and per coin;
+* the HTTP calls per series (mark, index, funding history, funding now, open-interest history),
+  and per coin;
 * the wall time (ccxt's rate limiter at 1 ms: the fakes, not the exchanges' limits, bound it);
 * the share of (coin, window) rows with every field (``next_funding_rate`` aside: it is live-only
   by design) and with open interest;
