@@ -420,6 +420,12 @@ def _metadata_list(metadata: Mapping[str, object], name: str) -> list[str] | Non
     return [str(v) for v in value] if isinstance(value, list) else None
 
 
+def _max_or_zero(values: pd.Series) -> float:
+    """The largest of ``values`` (0.0 when none is known)."""
+    top = values.max()
+    return float(top) if pd.notna(top) else 0.0
+
+
 @check_kind(
     f"Each window holds a row for at least {MIN_COVERAGE:.0%} of the coins with a perpetual on the configured "
     "exchanges.",
@@ -538,8 +544,8 @@ def derivatives_sanity(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
             "negative_open_interest": int(negative_oi.sum()),
             "premium_beyond_bound": int(wide.sum()),
             "after_window_end": int(late.sum()),
-            "max_abs_funding_rate": float(frame["funding_rate"].abs().max()),
-            "max_abs_premium": float(premium.max()),
+            "max_abs_funding_rate": _max_or_zero(frame["funding_rate"].abs()),
+            "max_abs_premium": _max_or_zero(premium),
             "examples": dg.MetadataValue.json(examples),
         },
     )

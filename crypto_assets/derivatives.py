@@ -74,6 +74,7 @@ def derivatives_data(
             start,
             end,
             source=fetched.source,
+            perpetuals=len(served) + len(set(fetched.missing_reasons) - set(served)),
             symbols=len(served),
             symbols_served=dg.MetadataValue.json(served),
             no_perpetual=len(fetched.no_perpetual),

@@ -78,7 +78,7 @@ def test_a_window_lands_one_row_per_perpetual_and_a_re_run_changes_nothing(db_ur
     assert set(rows["symbol"]) == PERPETUALS and len(rows) == len(PERPETUALS)
     assert (rows["window_start"] == START).all() and (rows["funding_time"] < START + WINDOW).all()
     meta = _metadata(first)
-    assert meta["dagster/row_count"].value == len(PERPETUALS) and meta["symbols"].value == len(PERPETUALS)
+    assert meta["dagster/row_count"].value == meta["symbols"].value == meta["perpetuals"].value == len(PERPETUALS)
     assert meta["no_perpetual"].value == 124 - len(PERPETUALS)
     assert {"USDT", "USDC"} <= set(meta["no_perpetual_symbols"].data) and meta["symbols_missing"].data == []
     assert meta["complete_rows_share"].value == 1.0 and meta["rows_by_exchange"].data == {"simulated": len(rows)}
@@ -140,6 +140,7 @@ def test_a_refused_coin_is_reported_missing_with_the_exchanges_reason_and_the_re
     assert set(_rows(sqlite_url)["symbol"]) == PERPETUALS - {"ETH"}
     meta = _metadata(result)
     assert meta["symbols_missing"].data == ["ETH"] and "Invalid symbol" in meta["missing_reasons"].data["ETH"]
+    assert meta["perpetuals"].value == len(PERPETUALS) and meta["symbols"].value == len(PERPETUALS) - 1
     assert _check_results(result)["perpetual_coverage"].passed  # one coin of many: below the alarm
 
 
