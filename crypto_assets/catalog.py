@@ -5,6 +5,7 @@ One asset added here joins its group's job, its table checks, freshness and gap 
 
 from __future__ import annotations
 
+from crypto_assets.derivatives import derivatives_data
 from crypto_assets.features.asset import ml_features_materialized
 from crypto_assets.features.lake_asset import ml_features_lake
 from crypto_assets.freshness_checks import build_freshness_checks, with_freshness_policies
@@ -16,6 +17,7 @@ from crypto_assets.sentiment import sentiment_data
 ASSETS = with_freshness_policies(
     [
         price_data_real,
+        derivatives_data,
         news_items,
         sentiment_data,
         ml_features_materialized,

@@ -34,9 +34,11 @@ from resources.config.settings import setting_default
 from resources.config.universe import Coin, load_universe
 from resources.sources.coingecko import MARKET_FIELDS
 from resources.sources.market_history import MAX_AGE as HISTORY_MAX_AGE
+from resources.sources.simulated import SIMULATED_FUNDING_CAP
+from resources.sources.simulated import SOURCE as SIMULATED
 from resources.storage.dagster_resources import WarehouseResource
 from resources.storage.feature_specs import FEATURE_NAMES, SPARSE_FEATURES
-from resources.storage.schema import CONTRACTS, FEATURES, PRICES, SENTIMENT, TableContract
+from resources.storage.schema import CONTRACTS, DERIVATIVES, FEATURES, PRICES, SENTIMENT, TableContract
 from resources.storage.warehouse import Warehouse, to_naive_utc
 from resources.storage.windows import window_starts
 
@@ -53,6 +55,15 @@ MAX_NAN_RATIO = 0.2
 MAX_DOMINANT_LABEL_SHARE = 0.95
 MIN_ROWS_FOR_LABEL_MIX = 50
 PRICE_COLUMNS = ("current_price", "open", "high", "low", "close")
+#: The largest funding rate per interval a live perpetual may show: above the widest cap Binance, OKX
+#: and Bybit document (they set caps per contract and change them, so the check holds every exchange
+#: to this platform bound, and an exchange with a cap of its own in FUNDING_CAPS to that cap).
+FUNDING_RATE_BOUND = 0.05
+#: Documented funding caps per exchange (the ``exchange`` column), as a fraction per interval.
+FUNDING_CAPS: Mapping[str, float] = MappingProxyType({SIMULATED: SIMULATED_FUNDING_CAP})
+#: The largest gap between a window's mark and index close (a fraction of the index): the exchanges
+#: derive the mark from the index, so a wider gap is a wrong pair or a unit error, not a market.
+MAX_PREMIUM = 0.05
 #: The features the NaN-ratio check counts: all but the sparse ones and the gap count itself.
 DENSE_FEATURES = frozenset(FEATURE_NAMES) - SPARSE_FEATURES - {"bars_missing"}
 
@@ -74,6 +85,9 @@ class CheckInput:
     universe: frozenset[str] = field(default_factory=lambda: universe_symbols(load_universe()))
     #: ``CRYPTO_SNAPSHOT_MAX_AGE_S``: the age bound of a CoinGecko snapshot's market fields.
     snapshot_max_age_s: float = setting_default("snapshot_max_age_s")
+    #: The coins that must have a perpetual row in every window, when known up front (the simulated
+    #: market's); None: the run's metadata (or the range's rows) say.
+    perpetuals: frozenset[str] | None = None
 
     def in_range(self, *columns: sa.ColumnElement, start: datetime | None = None) -> sa.Select:
         """A SELECT of ``columns`` over [start, end) of the time column."""
@@ -399,12 +413,151 @@ def feature_nan_ratio(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
     )
 
 
+def _metadata_list(metadata: Mapping[str, object], name: str) -> list[str] | None:
+    """A list the run's materialization metadata holds under ``name`` (a JSON value), None if absent."""
+    value = metadata.get(name)
+    value = getattr(value, "data", value)  # a JsonMetadataValue from the run, or a plain list
+    return [str(v) for v in value] if isinstance(value, list) else None
+
+
+def _max_or_zero(values: pd.Series) -> float:
+    """The largest of ``values`` (0.0 when none is known)."""
+    top = values.max()
+    return float(top) if pd.notna(top) else 0.0
+
+
+@check_kind(
+    f"Each window holds a row for at least {MIN_COVERAGE:.0%} of the coins with a perpetual on the configured "
+    "exchanges.",
+    blocking=False,
+)
+def perpetual_coverage(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
+    """Every window of the range holds a row for at least 90% of the coins with a perpetual swap.
+
+    The coins expected are those with a perpetual on the configured exchanges: offline, the
+    simulated market's perpetuals (known up front); live, the coins the run served plus those it
+    reports missing (an exchange lists the perpetual but refused or failed it), so a coin that no
+    exchange lists is never expected, and a listed coin an exchange stopped answering for is. A
+    check run on its own, live, expects the coins served somewhere in the range. No coin with a
+    perpetual (no exchange configured) passes: nothing is expected.
+    """
+    t = data.table
+    frame = data.warehouse.read_frame(data.in_range(t.c.symbol, t.c[data.time_column]).distinct())
+    seen = set(frame["symbol"]) if len(frame) else set()
+    served = _metadata_list(data.run_metadata, "symbols_served")
+    missing = _metadata_list(data.run_metadata, "symbols_missing")
+    if data.perpetuals is not None:
+        expected, basis = set(data.perpetuals), "the simulated market's perpetuals"
+    elif served is not None:
+        expected, basis = set(served) | set(missing or ()), "the coins the run served or reported missing"
+    else:
+        expected, basis = seen, "the coins served in the range"
+    windows = window_starts(data.start, data.end, data.window)
+    present = frame[frame["symbol"].isin(expected)] if len(frame) else frame
+    counts = present.groupby(data.time_column)["symbol"].nunique() if len(present) else pd.Series(dtype=float)
+    per_window = pd.Series([int(counts.get(pd.Timestamp(w), 0)) for w in windows], dtype=float)
+    share = per_window / len(expected) if expected else pd.Series(1.0, index=per_window.index)
+    worst = float(share.min()) if len(share) else 1.0
+    never = sorted(expected - seen)
+    passed = worst >= MIN_COVERAGE
+    text = (
+        f"lowest coverage {worst:.1%} of {len(expected)} coins with a perpetual ({basis}) over {len(windows)} "
+        f"window(s); {len(never)} never present"
+        if expected
+        else "no coin has a perpetual on the configured exchanges"
+    )
+    return (
+        passed,
+        text,
+        {
+            "perpetuals_expected": len(expected),
+            "expected_from": basis,
+            "min_coverage": round(worst, 4),
+            "windows_below_threshold": int((share < MIN_COVERAGE).sum()),
+            "symbols_never_present": dg.MetadataValue.json(never[:50]),
+        },
+    )
+
+
+@check_kind(
+    f"Funding within the exchange's cap (or |rate| <= {FUNDING_RATE_BOUND:g}), open interest non-negative, mark "
+    f"within {MAX_PREMIUM:.0%} of index, funding settled before the window's end.",
+    blocking=False,
+    severity=dg.AssetCheckSeverity.ERROR,
+)
+def derivatives_sanity(data: CheckInput) -> tuple[bool, str, dict[str, object]]:
+    """Every row of the range is a plausible perpetual: the funding rate in force and the predicted
+    one within the exchange's documented cap (:data:`FUNDING_CAPS`) or else the platform bound
+    :data:`FUNDING_RATE_BOUND`; open interest (contracts and notional) non-negative; the mark close
+    within :data:`MAX_PREMIUM` of the index close; the funding settlement before the window's end
+    and the open-interest observation no later than it (point in time). Not blocking: a premium
+    past the bound in a crash is rare but real, and the features of the run need not wait on it.
+    """
+    t = data.table
+    frame = data.warehouse.read_frame(
+        data.in_range(
+            t.c.symbol,
+            t.c[data.time_column],
+            t.c.exchange,
+            t.c.mark_close,
+            t.c.index_close,
+            t.c.funding_rate,
+            t.c.next_funding_rate,
+            t.c.funding_time,
+            t.c.open_interest,
+            t.c.open_interest_value,
+            t.c.open_interest_at,
+        )
+    )
+    if frame.empty:
+        return True, "no derivatives rows in range", {"rows": 0}
+    cap = frame["exchange"].map(lambda e: FUNDING_CAPS.get(str(e), FUNDING_RATE_BOUND)) * (1 + 1e-9)
+    over_cap = (frame["funding_rate"].abs() > cap) | (frame["next_funding_rate"].abs() > cap)
+    negative_oi = (frame["open_interest"] < 0) | (frame["open_interest_value"] < 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        premium = (frame["mark_close"] / frame["index_close"] - 1.0).abs()
+    wide = premium > MAX_PREMIUM
+    window_end = pd.to_datetime(frame[data.time_column]) + pd.Timedelta(data.window)
+    late = (pd.to_datetime(frame["funding_time"]) >= window_end) | (
+        pd.to_datetime(frame["open_interest_at"]) > window_end
+    )
+    bad = over_cap | negative_oi | wide | late
+    examples = [
+        {
+            "symbol": r["symbol"],
+            "window_start": pd.Timestamp(r[data.time_column]).isoformat(),
+            "exchange": r["exchange"],
+        }
+        for r in frame.loc[bad].head(10).to_dict("records")
+    ]
+    text = (
+        f"{len(frame)} rows; {int(over_cap.sum())} funding rate(s) over the cap; {int(negative_oi.sum())} negative "
+        f"open interest; {int(wide.sum())} mark(s) beyond {MAX_PREMIUM:.0%} of index; {int(late.sum())} funding or "
+        "open interest from after the window's end"
+    )
+    return (
+        not bad.any(),
+        text,
+        {
+            "rows": len(frame),
+            "funding_over_cap": int(over_cap.sum()),
+            "negative_open_interest": int(negative_oi.sum()),
+            "premium_beyond_bound": int(wide.sum()),
+            "after_window_end": int(late.sum()),
+            "max_abs_funding_rate": _max_or_zero(frame["funding_rate"].abs()),
+            "max_abs_premium": _max_or_zero(premium),
+            "examples": dg.MetadataValue.json(examples),
+        },
+    )
+
+
 #: The checks of particular tables, beyond the key check every table gets and the gap check every
 #: 5-minute table gets.
 _TABLE_KINDS: Mapping[TableContract, tuple[str, ...]] = {
     PRICES: ("price_sanity", "symbol_coverage", "market_data_freshness"),
     SENTIMENT: ("score_range", "label_mix"),
     FEATURES: ("feature_nan_ratio", "symbol_coverage"),
+    DERIVATIVES: ("derivatives_sanity", "perpetual_coverage"),
 }
 #: The check kinds of every table of the contract.
 TABLE_CHECKS: Mapping[TableContract, tuple[str, ...]] = MappingProxyType(
@@ -460,9 +613,11 @@ def build_table_check(
     partitions_def: dg.PartitionsDefinition | None,
     universe: frozenset[str] | None = None,
     snapshot_max_age_s: float = setting_default("snapshot_max_age_s"),
+    perpetuals: frozenset[str] | None = None,
 ) -> dg.AssetChecksDefinition:
     """One multi-asset check (one step) running every check of ``contract``'s table over the run's
-    windows, expecting the symbols of ``universe`` (the shipped universe's by default)."""
+    windows, expecting the symbols of ``universe`` (the shipped universe's by default) and, for the
+    derivatives, a perpetual of each of ``perpetuals`` (None: of the coins the run served or missed)."""
     expected = universe if universe is not None else universe_symbols(load_universe())
     kinds = [CHECK_KINDS[name] for name in TABLE_CHECKS[contract]]
     partitions_start = (
@@ -503,6 +658,7 @@ def build_table_check(
                 run_metadata,
                 expected,
                 snapshot_max_age_s,
+                perpetuals,
             )
             passed, text, metadata = kind.evaluate(data)
             yield dg.AssetCheckResult(
@@ -524,13 +680,15 @@ def build_table_checks(
     *,
     universe: Sequence[Coin] | None = None,
     snapshot_max_age_s: float = setting_default("snapshot_max_age_s"),
+    perpetuals: frozenset[str] | None = None,
 ) -> list[dg.AssetChecksDefinition]:
     """The table checks of every table whose asset is among ``assets``, expecting the coins of
-    ``universe`` (the price source's; the shipped universe by default)."""
+    ``universe`` (the price source's; the shipped universe by default) and a perpetual of each of
+    ``perpetuals`` (known up front in simulated mode; None: each run's metadata says)."""
     by_key = {key.to_user_string(): asset for asset in assets for key in asset.keys}
     expected = universe_symbols(universe) if universe is not None else None
     return [
-        build_table_check(c, by_key[c.asset].partitions_def, expected, snapshot_max_age_s)
+        build_table_check(c, by_key[c.asset].partitions_def, expected, snapshot_max_age_s, perpetuals)
         for c in TABLE_CHECKS
         if c.asset in by_key
     ]

@@ -11,6 +11,7 @@ import dagster as dg
 
 from crypto_assets.catalog import ASSETS, FRESHNESS_CHECKS
 from crypto_assets.checks import build_table_checks
+from crypto_assets.derivatives import expected_perpetuals
 from crypto_assets.features.lake_asset import lake_matches_warehouse
 from crypto_assets.freshness_checks import freshness_rules
 from crypto_assets.jobs import build_macro_schedule, five_minute_job, five_minute_schedule, macro_job
@@ -25,6 +26,7 @@ from crypto_assets.maintenance import (
 )
 from resources.config.settings import Settings
 from resources.model.sentiment_scorers import SentimentModelResource
+from resources.sources.derivatives_sources import DerivativesSourceResource
 from resources.sources.news_sources import NewsSourcesResource
 from resources.sources.price_sources import PriceSourceResource
 from resources.storage.dagster_resources import LakeResource, MaintenanceResource, WarehouseResource
@@ -37,8 +39,12 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     """The platform's definitions with every resource, check and schedule taking its values from
     ``settings`` (:data:`crypto_assets.loaded_settings.LOADED` for the code location)."""
     price_source = PriceSourceResource.from_settings(settings)
+    derivatives_source = DerivativesSourceResource.from_settings(settings)
     table_checks = build_table_checks(
-        ASSETS, universe=price_source.coins(), snapshot_max_age_s=settings.snapshot_max_age_s
+        ASSETS,
+        universe=price_source.coins(),
+        snapshot_max_age_s=settings.snapshot_max_age_s,
+        perpetuals=expected_perpetuals(derivatives_source),
     )
     return dg.Definitions(
         assets=ASSETS,
@@ -58,6 +64,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             "warehouse": WarehouseResource.from_settings(settings),
             "lake": LakeResource.from_settings(settings),
             "price_source": price_source,
+            "derivatives_source": derivatives_source,
             "news_sources": NewsSourcesResource.from_settings(settings),
             "sentiment_model": SentimentModelResource.from_settings(settings),
             "macro_sources": MacroSourcesResource.from_settings(settings),

@@ -1,9 +1,10 @@
 """Jobs and schedules: the 5-minute job over every live asset, and the daily macro job.
 
-``five_minute_job`` selects the asset *groups* of the live assets (prices, sentiment, features),
-so an asset that joins one of those groups with the 5-minute partitions joins the job, its
-schedule, its checks and the gap-healing sensor without another line here. Dagster orders the
-steps by the assets' dependencies: prices and news first, then sentiment, then features.
+``five_minute_job`` selects the asset *groups* of the live assets (prices, derivatives, sentiment,
+features), so an asset that joins one of those groups with the 5-minute partitions joins the job,
+its schedule, its checks and the gap-healing sensor without another line here. Dagster orders the
+steps by the assets' dependencies: prices, derivatives and news first, then sentiment, then
+features.
 
 Both jobs run their steps in the run's own process (``in_process_executor``): a step takes about
 a second, while a step subprocess costs seconds of imports (pandas, torch), and the steps run in
@@ -25,7 +26,7 @@ from crypto_assets.catalog import FRESHNESS_CHECKS
 from crypto_assets.partitions import DAILY_PARTITIONS, FIVE_MINUTE_PARTITIONS, offset_cron
 from resources.dagster_private import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-FIVE_MINUTE_GROUPS = ("prices", "sentiment", "features")
+FIVE_MINUTE_GROUPS = ("prices", "derivatives", "sentiment", "features")
 MACRO_GROUPS = ("macro",)
 
 # The schedule ticks this many minutes after each window closes, so that late bars and

@@ -16,6 +16,8 @@ to every request, as from a US cloud region), so every coin falls to OKX. OKX an
 misbehave on a seeded random schedule: 429 bursts, 5xx, timeouts, truncated or HTML bodies,
 one-off impossible values, and whole outages (a source answering 503 to everything for an
 hour; the "exchange" outage is OKX's, leaving no exchange). Alerts go to a fake Slack webhook.
+Only the price source is live: ``derivatives_data`` and the news run as the settings say
+(``CRYPTO_SOURCE=simulated``), so their windows are committed every tick and audited like the rest.
 
 The audit at the end (after draining: more ticks without new windows and without faults, until
 the gap sensor has nothing left to heal):

@@ -265,7 +265,7 @@ FEATURES = TableContract(
 MACRO = TableContract(macro_indicators, time_column="observation_date", window=DAY, dataset="macro", symbol_column=None)
 
 #: Every table committed through ``partition_log``, upstream first.
-CONTRACTS: tuple[TableContract, ...] = (PRICES, NEWS, SENTIMENT, FEATURES, MACRO)
+CONTRACTS: tuple[TableContract, ...] = (PRICES, DERIVATIVES, NEWS, SENTIMENT, FEATURES, MACRO)
 CONTRACTS_BY_NAME: Mapping[str, TableContract] = MappingProxyType({c.name: c for c in CONTRACTS})
 
 

@@ -69,10 +69,11 @@ def run_daemon(context, instance, backfill_id: str) -> list[dg.DagsterRun]:
     return list(instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id})))
 
 
-def test_asset_backfill_of_a_day_is_one_run_that_fills_the_day(workspace, sqlite_url):
+@pytest.mark.parametrize("asset", ["price_data_real", "derivatives_data"])
+def test_asset_backfill_of_a_day_is_one_run_that_fills_the_day(workspace, sqlite_url, asset):
     instance, context = workspace
     assert FIVE_MINUTE_PARTITIONS.has_partition_key(KEYS[0]) and FIVE_MINUTE_PARTITIONS.has_partition_key(KEYS[-1])
-    backfill_id = launch(context, {"assetSelection": [{"path": ["price_data_real"]}], "partitionNames": KEYS})
+    backfill_id = launch(context, {"assetSelection": [{"path": [asset]}], "partitionNames": KEYS})
     (run,) = run_daemon(context, instance, backfill_id)
     assert run.status == dg.DagsterRunStatus.QUEUED
     assert (run.tags["dagster/asset_partition_range_start"], run.tags["dagster/asset_partition_range_end"]) == (
@@ -88,7 +89,7 @@ def test_asset_backfill_of_a_day_is_one_run_that_fills_the_day(workspace, sqlite
     ).get_reconstructable_job(run.job_name)
     finished = execute_run(recon, instance.get_run_by_id(run.run_id), instance)
     assert finished.success
-    committed = Warehouse(sqlite_url).committed_windows("price_data_real")
+    committed = Warehouse(sqlite_url).committed_windows(asset)
     assert len(committed) == 288 and set(committed.run_id) == {run.run_id}
 
 

@@ -64,6 +64,7 @@ def test_checks_are_built_only_for_assets_in_the_definitions_with_their_blocking
     assert not specs["symbol_coverage"].blocking
     assert {s.asset for s in TABLE_CHECKS} == {
         "price_data_real",
+        "derivatives_data",
         "news_items",
         "sentiment_data",
         "ml_features_materialized",

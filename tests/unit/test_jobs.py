@@ -8,6 +8,7 @@ import pytest
 
 from crypto_assets.catalog import ASSETS, FRESHNESS_CHECKS
 from crypto_assets.definitions import build_definitions, defs
+from crypto_assets.derivatives import derivatives_data
 from crypto_assets.freshness_checks import (
     DAILY_POLICY,
     FIVE_MINUTE_POLICY,
@@ -104,6 +105,10 @@ def test_the_job_retries_failed_steps_and_carries_kubernetes_tags():
         == {"crypto/workload": "five-minute"}
     )
     assert price_data_real.op.pool == "price_sources"
+    assert derivatives_data.op.pool == "derivatives_sources"  # the futures hosts' own rate limits
+    assert {"price_data_real", "derivatives_data"} <= {
+        k.to_user_string() for k in job.asset_layer.executable_asset_keys
+    }
 
 
 @pytest.mark.parametrize(
