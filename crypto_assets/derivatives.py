@@ -67,6 +67,9 @@ def derivatives_data(
             len(fetched.missing_reasons),
             "; ".join(f"{s} ({reason})" for s, reason in sorted(fetched.missing_reasons.items())),
         )
+    for exchange, state in fetched.exchanges.items():
+        if state.get("refused"):
+            context.log.warning("%s refused this run: %s", exchange, state.get("detail"))
     return dg.MaterializeResult(
         metadata=write_metadata(
             DERIVATIVES.table,

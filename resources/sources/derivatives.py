@@ -20,8 +20,9 @@ range, each series is fetched once, in pages of the venue's documented size
 Rows are assembled point in time (:func:`swap_rows`). An error about one pair (ccxt ``BadSymbol``,
 a venue's pair-level code, bars that are not 5-minute bars) makes that coin fall to the next
 exchange listing it, else it is missing with the exchange's words; a refusing exchange (451/403) is
-skipped for the run and its coins fall to the next; a coin no exchange lists is counted in
-``no_perpetual``. A coin left without rows because an exchange listing it was unavailable fails
+skipped for the run and its coins fall to the next (when every exchange refuses, every coin is
+missing and the run goes on: a refusal does not pass with a retry); a coin no exchange lists is
+counted in ``no_perpetual``. A coin left without rows because an exchange listing it was unavailable fails
 the run (it is re-run), as with the bars.
 """
 
@@ -314,8 +315,20 @@ def fetch_live_derivatives(
 ) -> DerivativesFetch:
     """Rows of ``derivatives_data`` for every window in [start, end) from the first exchange listing each coin's perpetual."""
     router = ExchangeRouter(venues)
-    routing = router.load(coins)
     counted = {venue.id: CountedVenue(venue) for venue in venues}
+    try:
+        routing = router.load(coins)
+    except ExchangeUnavailableError:
+        if router.routing is None or any(v["state"] != "refused" for v in router.routing.exchanges.values()):
+            raise  # an outage: the run fails and is re-run
+        # Every exchange refuses (a geo-block is not transient): the coins are missing, with the reasons.
+        reason = "every derivatives exchange refused: " + "; ".join(router.routing.exchanges)
+        return DerivativesFetch(
+            pd.DataFrame(columns=COLUMNS),
+            "none",
+            missing_reasons={coin.symbol: reason for coin in coins},
+            exchanges=_exchanges_metadata(router, router.routing, counted, {}, {}, now),
+        )
     rows: list[dict[str, Any]] = []
     missing: dict[str, str] = {}
     served: dict[str, int] = {}
