@@ -16,8 +16,11 @@ to every request, as from a US cloud region), so every coin falls to OKX. OKX an
 misbehave on a seeded random schedule: 429 bursts, 5xx, timeouts, truncated or HTML bodies,
 one-off impossible values, and whole outages (a source answering 503 to everything for an
 hour; the "exchange" outage is OKX's, leaving no exchange). Alerts go to a fake Slack webhook.
-Only the price source is live: ``derivatives_data`` and the news run as the settings say
-(``CRYPTO_SOURCE=simulated``), so their windows are committed every tick and audited like the rest.
+Perpetual swaps are live too: ``CRYPTO_DERIVATIVES_EXCHANGES=binanceusdm,bybit`` with Binance's
+futures host geo-blocked as well, so every perpetual comes from the Bybit fake
+(``testkit/fakes/derivatives_servers.py``), which gets its share of the transient faults and is
+down during the exchange outage. The news run as the settings say (``CRYPTO_SOURCE=simulated``),
+so their windows are committed every tick and audited like the rest.
 
 The audit at the end (after draining: more ticks without new windows and without faults, until
 the gap sensor has nothing left to heal):
@@ -25,8 +28,8 @@ the gap sensor has nothing left to heal):
 * every window of every 5-minute asset is in ``partition_log`` exactly once, and the rows of
   each table agree with it (row count per window, no rows outside committed windows, no
   duplicate keys);
-* the bars of a sample of windows equal the (deterministic) market the fakes served: no fault
-  left a corrupted value behind;
+* the bars and the perpetuals' rows of a sample of windows equal the (deterministic) market the
+  fakes served: no fault left a corrupted value behind;
 * backfilled windows (the day before, and windows healed after an outage: market fields from
   CoinGecko's history) and live windows (the snapshot) carry the same market fields: every bar
   row has all of them, none observed after its window's end in the history; features of a sample of windows equal a clean recomputation
@@ -63,17 +66,23 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import dagster as dg  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from resources.config.universe import load_universe  # noqa: E402
 from resources.retry_policy import CircuitBreaker, circuit_breaker_for, reset_circuit_breakers  # noqa: E402
-from resources.sources.simulated import simulated_price_frame  # noqa: E402
+from resources.sources.simulated import (  # noqa: E402
+    has_simulated_perpetual,
+    simulated_derivatives_frame,
+    simulated_price_frame,
+)
 from resources.storage.lake import LAKE_ASSET  # noqa: E402
 from resources.storage.schema import METADATA  # noqa: E402
 from resources.storage.warehouse import Warehouse, dispose_warehouse  # noqa: E402
 from resources.storage.windows import WINDOW, window_floor, window_starts  # noqa: E402
 from testkit.dagster_private import freeze_time  # noqa: E402
+from testkit.fakes.derivatives_servers import FakeBinanceUsdm, FakeBybit  # noqa: E402
 from testkit.fakes.fake_webhook import FakeWebhook  # noqa: E402
 from testkit.fakes.price_servers import FakeBinance, FakeCoinGecko, FakeOkx  # noqa: E402
 
@@ -82,7 +91,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 SCHEDULE_OFFSET = timedelta(minutes=1)  # five_minute_schedule ticks a minute after each window closes
 TRANSIENT = ("429-burst", "5xx", "timeout", "malformed", "bad-data")
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
-BREAKERS = ("exchange:binance", "exchange:okx", "coingecko")
+BREAKERS = ("exchange:binance", "exchange:okx", "coingecko", "exchange:binanceusdm", "exchange:bybit")
 
 
 # ------------------------------------------------------------------------------------ the clock
@@ -119,6 +128,18 @@ class SoakExchange(_Down, FakeOkx):
 
 class GeoBlockedBinance(FakeBinance):
     """The first exchange of the list, refusing every request with HTTP 451."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refuse = 451
+
+
+class SoakBybit(_Down, FakeBybit):
+    """The derivatives exchange that serves (Bybit), with outages."""
+
+
+class GeoBlockedBinanceUsdm(FakeBinanceUsdm):
+    """The first derivatives exchange of the list, refusing every request with HTTP 451."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -299,10 +320,12 @@ def run_soak(config: SoakConfig) -> SoakReport:
             GeoBlockedBinance() as binance,
             SoakExchange() as exchange,
             SoakCoinGecko() as coingecko,
+            GeoBlockedBinanceUsdm() as futures_binance,
+            SoakBybit() as bybit,
         ):
             env["CRYPTO_ALERT_WEBHOOK_URL"] = hook.url
             with _environment(env):
-                _Loop(config, report, coins, db_url, exchange, coingecko, hook, binance).run()
+                _Loop(config, report, coins, db_url, exchange, coingecko, hook, binance, (futures_binance, bybit)).run()
     finally:
         for name, level in levels.items():
             logging.getLogger(name).removeHandler(counter)
@@ -330,9 +353,11 @@ class _Loop:
         coingecko: SoakCoinGecko,
         hook: FakeWebhook,
         binance: FakeBinance,
+        swaps: tuple[FakeBinanceUsdm, SoakBybit],
     ):
         import importlib
 
+        import resources.sources.derivatives_sources as derivatives_sources
         import resources.sources.price_sources as price_sources
         from crypto_assets.freshness_checks import freshness_rules
         from crypto_assets.jobs import NETWORK_RETRY_POLICY, five_minute_job, five_minute_schedule
@@ -344,6 +369,7 @@ class _Loop:
 
         self.config, self.report, self.coins, self.db_url = config, report, coins, db_url
         self.exchange, self.coingecko, self.hook, self.binance = exchange, coingecko, hook, binance
+        self.futures_binance, self.bybit = swaps
         self.rng = random.Random(config.seed)
         start = config.start or window_floor(datetime.now(UTC).replace(tzinfo=None)) + WINDOW
         self.first_window = start
@@ -351,7 +377,7 @@ class _Loop:
         self.clock = SimClock(start)
         self.partitions = FIVE_MINUTE_PARTITIONS
         self.schedule = five_minute_schedule
-        self.price_sources = price_sources
+        self.price_sources, self.derivatives_sources = price_sources, derivatives_sources
 
         from resources.config.settings import load_settings
 
@@ -379,6 +405,7 @@ class _Loop:
         # The freshness sensor on the simulated clock, as the gap sensor.
         freshness = build_freshness_sensor(freshness_rules(assets), clock=lambda: _aware(self.clock.now()))
         self.sensor_defs = [gap_sensor, freshness, *ALERT_SENSORS]
+        from resources.sources.derivatives_sources import DerivativesSourceResource
         from resources.sources.price_sources import PriceSourceResource
 
         resources = dict(base.resources or {})
@@ -390,6 +417,17 @@ class _Loop:
             exchanges="binance,okx",
             exchange_urls={"binance": binance.url, "okx": exchange.url},
             coingecko_calls_per_minute=100_000,
+            exchange_rate_limit_ms=5,
+            timeout_s=0.5,
+            max_attempts=3,
+            backoff_base_s=0.01,
+            max_retry_after_s=5,
+        )
+        resources["derivatives_source"] = DerivativesSourceResource.from_settings(
+            load_settings(),
+            mode="live",
+            exchanges="binanceusdm,bybit",
+            exchange_urls={"binanceusdm": self.futures_binance.url, "bybit": self.bybit.url},
             exchange_rate_limit_ms=5,
             timeout_s=0.5,
             max_attempts=3,
@@ -412,21 +450,23 @@ class _Loop:
         self.failed_runs: dict[str, str] = {}  # run id -> trigger
         self.failed_outside_outage: list[str] = []  # transient faults must be absorbed by retries
         self.in_outage = False
-        exchange.timeout_sleep_s = 0.7
-        coingecko.timeout_sleep_s = 0.7
+        exchange.timeout_sleep_s = coingecko.timeout_sleep_s = self.bybit.timeout_sleep_s = 0.7
 
     # ---------------------------------------------------------------- faults
     def _inject(self, tick: int) -> None:
         for outage in self.config.outage_plan():
-            server = self.exchange if outage.source == "exchange" else self.coingecko
-            server.down = outage.first <= tick < outage.first + outage.windows
+            down = outage.first <= tick < outage.first + outage.windows
+            for server in (self.exchange, self.bybit) if outage.source == "exchange" else (self.coingecko,):
+                server.down = down
         self.in_outage = self.exchange.down or self.coingecko.down
         if self.rng.random() >= self.config.fault_rate:
             return
         kind = self.rng.choice(TRANSIENT)
-        target = self.rng.choice([s for s in (self.exchange, self.coingecko) if not s.down] or [None])
+        target = self.rng.choice([s for s in (self.exchange, self.coingecko, self.bybit) if not s.down] or [None])
         if target is None:
             return
+        if target is self.bybit and kind not in ("429-burst", "5xx", "timeout", "malformed"):
+            kind = "5xx"  # the one-off impossible values are the spot sources' (validation refuses the fetch)
         if kind == "429-burst":
             target.faults.extend(["429"] * self.rng.randint(1, 2))
         elif kind == "5xx":
@@ -445,10 +485,13 @@ class _Loop:
                 return elements
 
             target.mutate = OneShot(negative, lambda elements: elements)
-        self.report.faults_injected[f"{'exchange' if target is self.exchange else 'coingecko'}:{kind}"] += 1
+        name = {id(self.exchange): "exchange", id(self.coingecko): "coingecko", id(self.bybit): "derivatives"}[
+            id(target)
+        ]
+        self.report.faults_injected[f"{name}:{kind}"] += 1
 
     def _clear_faults(self) -> None:
-        for server in (self.exchange, self.coingecko):
+        for server in (self.exchange, self.coingecko, self.bybit):
             server.faults.clear()
         self.exchange.mutate_bar = lambda pair, bar: bar
         self.coingecko.mutate = lambda elements: elements
@@ -513,7 +556,7 @@ class _Loop:
 
     def _tick(self, tick_time: datetime, schedule: bool) -> None:
         self.clock.current = tick_time
-        self.coingecko.now = self.exchange.now = tick_time
+        self.coingecko.now = self.exchange.now = self.bybit.now = self.futures_binance.now = tick_time
         with freeze_time(_aware(tick_time)):
             if schedule:
                 context = dg.build_schedule_context(instance=self.instance, scheduled_execution_time=_aware(tick_time))
@@ -530,7 +573,7 @@ class _Loop:
         sensor, which looks a day back, finds nothing to heal before the soak starts)."""
         first, last = self.first_window - timedelta(days=1), self.first_window - WINDOW
         self.clock.current = self.first_window
-        self.coingecko.now = self.exchange.now = self.first_window
+        self.coingecko.now = self.exchange.now = self.bybit.now = self.futures_binance.now = self.first_window
         with freeze_time(_aware(self.first_window)):
             tags = {
                 "dagster/asset_partition_range_start": first.strftime(self.partitions.fmt),
@@ -544,6 +587,7 @@ class _Loop:
             circuit_breaker_for(name, clock=self.clock.monotonic)
         real_now = self.price_sources.utc_now
         self.price_sources.utc_now = self.clock.now  # the price source's "now" (snapshot window, collected_at)
+        self.derivatives_sources.utc_now = self.clock.now  # the derivatives source's (the live window)
         try:
             self._history()
             for index, window in enumerate(self.windows):
@@ -555,7 +599,7 @@ class _Loop:
                         f"  {index + 1} windows, runs {dict(self.report.runs)}, failed {dict(self.report.runs_failed)}",
                         file=sys.stderr,
                     )
-            for server in (self.exchange, self.coingecko):
+            for server in (self.exchange, self.coingecko, self.bybit):
                 server.down = False
             self.in_outage = False
             tick_time = self.windows[-1] + WINDOW + SCHEDULE_OFFSET
@@ -567,8 +611,8 @@ class _Loop:
             tick_time += WINDOW  # one last round of the alert sensors after the healing
             self._tick(tick_time, schedule=False)
         finally:
-            self.price_sources.utc_now = real_now
-        self.report.outage_answers = self.exchange.down_answers + self.coingecko.down_answers
+            self.price_sources.utc_now = self.derivatives_sources.utc_now = real_now
+        self.report.outage_answers = self.exchange.down_answers + self.coingecko.down_answers + self.bybit.down_answers
         breakers: dict[str, CircuitBreaker] = {n: circuit_breaker_for(n) for n in BREAKERS}
         self.report.circuit_opened = {n: b.times_opened for n, b in breakers.items()}
         self.report.heal_runs = self.report.runs["gap_healing"]
@@ -626,6 +670,7 @@ class _Loop:
                     continue
                 self._audit_table(wh, asset, table, start, end)
             self._audit_prices(wh)
+            self._audit_derivatives(wh)
             self._audit_market_fields(wh)
             self._audit_features(wh)
         finally:
@@ -703,6 +748,36 @@ class _Loop:
         if mismatches:
             self.report.problems.append(f"price_data_real: {mismatches} bar(s) differ from what the exchange served")
         self.report.checks["price_windows_compared"] = len(sample)
+
+    def _audit_derivatives(self, wh: Warehouse) -> None:
+        """A sample of windows' perpetuals equal what the Bybit fake served (the simulated market of
+        the whole universe, as the fake computes it): every coin with a perpetual, from Bybit."""
+        if "derivatives_data" not in self.asset_keys:
+            return
+        rng = random.Random(self.config.seed + 2)
+        sample = sorted(rng.sample(self.windows, min(self.config.price_samples, len(self.windows))))
+        table = METADATA.tables["derivatives_data"]
+        wanted = {c.symbol for c in self.coins if has_simulated_perpetual(c)}
+        compared = ["mark_close", "index_close", "funding_rate", "open_interest"]
+        mismatches = 0
+        for window in sample:
+            stored = wh.read_frame(
+                sa.select(table.c.symbol, table.c.exchange, *(table.c[c] for c in compared)).where(
+                    table.c.window_start == window
+                )
+            ).set_index("symbol")
+            if set(stored.index) != wanted or set(stored["exchange"]) != {"bybit"}:
+                self.report.problems.append(
+                    f"derivatives_data {window}: {sorted(stored.index)} from {sorted(set(stored['exchange']))}, "
+                    f"expected {sorted(wanted)} from bybit"
+                )
+                continue
+            served = simulated_derivatives_frame(load_universe(), window, window + WINDOW).set_index("symbol")
+            close = np.isclose(stored[compared], served.loc[stored.index, compared], rtol=1e-7)
+            mismatches += int((~close).any(axis=1).sum())
+        if mismatches:
+            self.report.problems.append(f"derivatives_data: {mismatches} row(s) differ from what the exchange served")
+        self.report.checks["derivatives_windows_compared"] = len(sample)
 
     def _audit_lake(self, wh: Warehouse, start: datetime, end: datetime) -> None:
         """The lake holds every committed feature row of the soak's windows, once, at its current commit."""

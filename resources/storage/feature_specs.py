@@ -1022,7 +1022,7 @@ def _build() -> tuple[FeatureSpec, ...]:
     add(
         "funding_pred_minus_current",
         "derivatives",
-        "Predicted next funding rate as observed at the window's end minus the rate in force "
+        "Predicted next funding rate as the live run observed it (a minute or so after the window's end) minus the rate in force "
         "(next_funding_rate - funding_rate); NULL where no prediction was observed (backfilled windows).",
         ("next_funding_rate", "funding_rate"),
         1,

@@ -68,8 +68,8 @@ price_data_real = sa.Table(
 
 # Perpetual swaps (issue 24): per coin and 5-minute window, what the derivatives market knew at the
 # window's end. Mark and index bars of the window; the funding rate in force (the latest settlement
-# strictly before the window's end) and the predicted next one as observed at the window's end (live
-# only: NULL where no observation was taken then); open interest as of the window's end.
+# strictly before the window's end) and the predicted next one as the live run observed it, just
+# after the window's end (live only: NULL in backfilled windows); open interest as of the window's end.
 derivatives_data = sa.Table(
     "derivatives_data",
     METADATA,

@@ -44,6 +44,10 @@ def test_two_hours_through_faults_and_an_outage_lose_and_duplicate_nothing(short
     assert report.alerts["run"] == sum(report.runs_failed.values())
     assert report.alerts["freshness"] >= 1
     assert report.rows["price_data_real"] >= 24 * 19
+    # perpetuals live from Bybit (Binance's futures host geo-blocked too), every window audited
+    assert report.circuit_opened["exchange:binanceusdm"] >= 1
+    assert report.checks["derivatives_windows_compared"] >= 1
+    assert report.rows["derivatives_data"] >= 24 * 15
 
 
 def test_features_after_a_healed_gap_equal_a_clean_recomputation(short_soak):
