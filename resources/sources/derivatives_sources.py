@@ -19,6 +19,7 @@ from resources.config.settings import Settings, setting_default
 from resources.config.universe import Coin, load_universe
 from resources.sources.derivatives import DerivativesFetch, fetch_live_derivatives
 from resources.sources.exchange import exchange_venues
+from resources.sources.frame_checks import check_window_keys, typed_frame
 from resources.sources.simulated import SOURCE, has_simulated_perpetual, simulated_derivatives_frame
 from resources.storage.schema import DOUBLE, TIMESTAMP, derivatives_data
 from resources.storage.warehouse import utc_now
@@ -43,20 +44,9 @@ def validate_derivatives(frame: pd.DataFrame, start: datetime, end: datetime) ->
     at or after the window's end, a duplicate (symbol, window), a window off the 5-minute grid or
     outside the range.
     """
-    missing = [c for c in DERIVATIVES_COLUMNS if c not in frame.columns]
-    if missing:
-        raise DerivativesValidationError(f"derivatives frame lacks column(s): {', '.join(missing)}")
-    frame = frame[list(DERIVATIVES_COLUMNS)].copy()
+    frame = typed_frame(frame, DERIVATIVES_COLUMNS, NUMERIC_COLUMNS, DerivativesValidationError, "derivatives")
     if frame.empty:
         return frame
-    for column in NUMERIC_COLUMNS:
-        converted = pd.to_numeric(frame[column], errors="coerce")
-        bad = converted.isna() & frame[column].notna()
-        if bad.any():
-            raise DerivativesValidationError(
-                f"column {column} holds non-numeric values, e.g. {frame.loc[bad, column].iloc[0]!r}"
-            )
-        frame[column] = converted.astype("float64")
     for column in TIME_COLUMNS:
         frame[column] = pd.to_datetime(frame[column])
     for column in ("symbol", "exchange", "contract", "settle", "collected_at"):
@@ -84,10 +74,7 @@ def validate_derivatives(frame: pd.DataFrame, start: datetime, end: datetime) ->
     window_end = frame["window_start"] + pd.Timedelta(minutes=5)
     refuse(frame["funding_time"] >= window_end, "a funding settlement at or after the window's end")
     refuse(frame["open_interest_at"] > window_end, "open interest observed after the window's end")
-    refuse(frame.duplicated(["symbol", "window_start"]), "duplicate row")
-    off_grid = (frame["window_start"] - frame["window_start"].dt.floor("5min")) != pd.Timedelta(0)
-    outside = (frame["window_start"] < pd.Timestamp(start)) | (frame["window_start"] >= pd.Timestamp(end))
-    refuse(off_grid | outside, f"a window outside [{start}, {end})")
+    check_window_keys(frame, start, end, DerivativesValidationError)
     return frame
 
 

@@ -31,6 +31,7 @@ from resources.config.settings import Settings, parse_partition_start, setting_d
 from resources.config.universe import Coin, load_universe
 from resources.sources.coingecko import MARKET_FIELDS, CoinGeckoClient, coingecko_http, snapshot_frame
 from resources.sources.exchange import ExchangeRouter, exchange_venues
+from resources.sources.frame_checks import check_window_keys, typed_frame
 from resources.sources.market_history import LOOKBACK, MarketHistory
 from resources.sources.simulated import simulated_price_frame
 from resources.storage.dagster_resources import resource_value
@@ -164,20 +165,9 @@ def validate_prices(frame: pd.DataFrame, start: datetime, end: datetime) -> pd.D
     values, a non-positive price, high below low, a duplicate (symbol, window), a window off the
     5-minute grid or outside the range.
     """
-    missing = [c for c in PRICE_COLUMNS if c not in frame.columns]
-    if missing:
-        raise PriceValidationError(f"price frame lacks column(s): {', '.join(missing)}")
-    frame = frame[list(PRICE_COLUMNS)].copy()
+    frame = typed_frame(frame, PRICE_COLUMNS, NUMERIC_COLUMNS, PriceValidationError, "price")
     if frame.empty:
         return frame
-    for column in NUMERIC_COLUMNS:
-        converted = pd.to_numeric(frame[column], errors="coerce")
-        bad = converted.isna() & frame[column].notna()
-        if bad.any():
-            raise PriceValidationError(
-                f"column {column} holds non-numeric values, e.g. {frame.loc[bad, column].iloc[0]!r}"
-            )
-        frame[column] = converted.astype("float64")
     bad_quote = frame["quote"].notna() & ~frame["quote"].isin(["USD", "USDT", "USDC"])
     if bad_quote.any():
         raise PriceValidationError(f"quote {frame.loc[bad_quote, 'quote'].iloc[0]!r} is not USD, USDT or USDC")
@@ -206,17 +196,7 @@ def validate_prices(frame: pd.DataFrame, start: datetime, end: datetime) -> pd.D
     if inverted.any():
         row = frame.loc[inverted].iloc[0]
         raise PriceValidationError(f"high below low for {row['symbol']} at {row['window_start']}")
-    duplicated = frame.duplicated(["symbol", "window_start"])
-    if duplicated.any():
-        row = frame.loc[duplicated].iloc[0]
-        raise PriceValidationError(f"duplicate row for {row['symbol']} at {row['window_start']}")
-    off_grid = (frame["window_start"] - frame["window_start"].dt.floor("5min")) != pd.Timedelta(0)
-    outside = (frame["window_start"] < pd.Timestamp(start)) | (frame["window_start"] >= pd.Timestamp(end))
-    if off_grid.any() or outside.any():
-        row = frame.loc[off_grid | outside].iloc[0]
-        raise PriceValidationError(
-            f"window_start {row['window_start']} of {row['symbol']} is not a window of [{start}, {end})"
-        )
+    check_window_keys(frame, start, end, PriceValidationError)
     return frame
 
 
