@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -40,15 +40,11 @@ import pandas as pd
 
 from resources.config.settings import Settings
 from resources.config.universe import Coin
-from resources.retry_policy import CircuitOpenError
 from resources.sources.exchange import (
     BAR_MS,
     HOUR_MS,
-    ExchangeRefusedError,
     ExchangeRouter,
     ExchangeUnavailableError,
-    IntervalError,
-    PairError,
     Route,
     Routing,
     Venue,
@@ -147,6 +143,28 @@ class CountedVenue:
             self.calls[series] += self.venue.stats.requests - before
 
 
+def _history(
+    counted: CountedVenue,
+    series: str,
+    what: str,
+    fetch: Callable[[int, int], list[dict[str, Any]]],
+    since_ms: int,
+    until_ms: int,
+    span_ms: int,
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(time, entry)`` of a venue's history in [since_ms, until_ms], asked for in pages of
+    ``span_ms`` (``fetch(page_start, page_end)``, counted under ``series``); an entry without a time
+    or outside the page it was asked for is left out."""
+    cursor = since_ms
+    while cursor <= until_ms:
+        page_end = min(until_ms, cursor + span_ms)
+        for entry in counted(series, what, partial(fetch, cursor, page_end)):
+            when = entry.get("timestamp")
+            if when is not None and cursor <= int(when) <= page_end:
+                yield int(when), entry
+        cursor = page_end + 1
+
+
 def _funding_history(counted: CountedVenue, route: Route, since_ms: int, until_ms: int) -> list[tuple[int, float]]:
     """Funding settlements in [since_ms, until_ms], in pages of the venue's size (settlements are at
     most hourly, so a page spans its size in hours)."""
@@ -154,27 +172,18 @@ def _funding_history(counted: CountedVenue, route: Route, since_ms: int, until_m
     facts = venue.facts.swap
     assert facts is not None
     key, add = facts.funding_until
-    span = (facts.funding_limit - 1) * HOUR_MS
-    settlements: dict[int, float] = {}
-    cursor = since_ms
-    while cursor <= until_ms:
-        page_end = min(until_ms, cursor + span)
-        page = counted(
-            "funding_history",
-            f"fetch_funding_rate_history {route.market}",
-            partial(
-                venue.client.fetch_funding_rate_history,
-                route.market,
-                since=cursor,
-                limit=facts.funding_limit,
-                params={key: page_end + add},
-            ),
+
+    def page(first: int, last: int) -> list[dict[str, Any]]:
+        return venue.client.fetch_funding_rate_history(
+            route.market, since=first, limit=facts.funding_limit, params={key: last + add}
         )
-        for entry in page:
-            when, rate = entry.get("timestamp"), entry.get("fundingRate")
-            if when is not None and rate is not None and cursor <= int(when) <= page_end:
-                settlements[int(when)] = float(rate)
-        cursor = page_end + 1
+
+    settlements: dict[int, float] = {}
+    what = f"fetch_funding_rate_history {route.market}"
+    span = (facts.funding_limit - 1) * HOUR_MS
+    for when, entry in _history(counted, "funding_history", what, page, since_ms, until_ms, span):
+        if entry.get("fundingRate") is not None:
+            settlements[when] = float(entry["fundingRate"])
     return sorted(settlements.items())
 
 
@@ -186,32 +195,18 @@ def _open_interest_history(
     facts = venue.facts.swap
     assert facts is not None
     size = _contract_size(venue, route)
-    span = (facts.open_interest_limit - 1) * BAR_MS
-    observations: dict[int, tuple[float | None, float | None]] = {}
-    cursor = since_ms
-    while cursor <= until_ms:
-        page_end = min(until_ms, cursor + span)
-        page = counted(
-            "open_interest_history",
-            f"fetch_open_interest_history {route.market}",
-            partial(
-                venue.client.fetch_open_interest_history,
-                route.market,
-                "5m",
-                since=cursor,
-                limit=facts.open_interest_limit,
-                params={"until": page_end},
-            ),
+
+    def page(first: int, last: int) -> list[dict[str, Any]]:
+        return venue.client.fetch_open_interest_history(
+            route.market, "5m", since=first, limit=facts.open_interest_limit, params={"until": last}
         )
-        for entry in page:
-            when = entry.get("timestamp")
-            if when is not None and cursor <= int(when) <= page_end:
-                amount = _number(entry.get("openInterestAmount"))
-                observations[int(when)] = (
-                    None if amount is None else amount * size,
-                    _number(entry.get("openInterestValue")),
-                )
-        cursor = page_end + 1
+
+    observations: dict[int, tuple[float | None, float | None]] = {}
+    what = f"fetch_open_interest_history {route.market}"
+    span = (facts.open_interest_limit - 1) * BAR_MS
+    for when, entry in _history(counted, "open_interest_history", what, page, since_ms, until_ms, span):
+        amount = _number(entry.get("openInterestAmount"))
+        observations[when] = (None if amount is None else amount * size, _number(entry.get("openInterestValue")))
     return [(t, *observations[t]) for t in sorted(observations)]
 
 
@@ -329,59 +324,26 @@ def fetch_live_derivatives(
             missing_reasons={coin.symbol: reason for coin in coins},
             exchanges=_exchanges_metadata(router, router.routing, counted, {}, {}, now),
         )
+
+    def fetch(coin: Coin, venue: Venue, route: Route) -> tuple[list[dict[str, Any]], int] | None:
+        series = fetch_swap_series(counted[venue.id], route, start, end, now)
+        coin_rows, without_oi = swap_rows(coin, route, series, start, end, now)
+        return (coin_rows, without_oi) if coin_rows else None
+
+    found = router.first_serving(coins, fetch, what="the perpetuals of ", nothing="mark and index bar")
     rows: list[dict[str, Any]] = []
-    missing: dict[str, str] = {}
-    served: dict[str, int] = {}
     beyond: dict[str, int] = {}
-    stranded: list[str] = []
-    for coin in coins:
-        routes = routing.routes.get(coin.symbol)
-        if not routes:
-            continue
-        reasons: list[str] = []
-        lost_to_outage = False
-        for route in routes:
-            venue = router.venues[route.exchange]
-            state = routing.exchanges[venue.id]["state"]
-            if state != "ok":
-                lost_to_outage |= state == "unavailable"
-                reasons.append(f"{venue.id}: {state}")
-                continue
-            try:
-                series = fetch_swap_series(counted[venue.id], route, start, end, now)
-            except (PairError, IntervalError) as exc:
-                reasons.append(str(exc).removeprefix("exchange:"))
-                continue
-            except (ExchangeRefusedError, ExchangeUnavailableError, CircuitOpenError) as exc:
-                router._skip(venue, exc)
-                lost_to_outage |= not isinstance(exc, ExchangeRefusedError)
-                reasons.append(f"{venue.id}: {routing.exchanges[venue.id]['state']}")
-                continue
-            coin_rows, without_oi = swap_rows(coin, route, series, start, end, now)
-            if not coin_rows:
-                reasons.append(f"{venue.id}: no mark and index bar in the range")
-                continue
-            rows.extend(coin_rows)
-            served[venue.id] = served.get(venue.id, 0) + 1
-            if without_oi:
-                beyond[venue.id] = beyond.get(venue.id, 0) + without_oi
-            break
-        else:
-            stranded += [coin.symbol] if lost_to_outage else []
-            missing[coin.symbol] = "; ".join(reasons)
-    if stranded:
-        raise ExchangeUnavailableError(
-            "exchange",
-            f"no exchange could serve the perpetuals of {len(stranded)} coin(s) ({', '.join(stranded[:10])}): "
-            + "; ".join(f"{k} {v['state']} ({v['detail']})" for k, v in routing.exchanges.items() if v["detail"]),
-        )
+    for route, (coin_rows, without_oi) in found.served.values():
+        rows.extend(coin_rows)
+        if without_oi:
+            beyond[route.exchange] = beyond.get(route.exchange, 0) + without_oi
     frame = pd.DataFrame(rows, columns=COLUMNS)
     return DerivativesFetch(
         frame,
-        ",".join(sorted(served)) or "none",
+        ",".join(sorted(found.by_exchange)) or "none",
         no_perpetual=sorted(routing.unlisted),
-        missing_reasons=dict(sorted(missing.items())),
-        exchanges=_exchanges_metadata(router, routing, counted, served, beyond, now),
+        missing_reasons=dict(sorted(found.why.items())),
+        exchanges=_exchanges_metadata(router, routing, counted, found.by_exchange, beyond, now),
     )
 
 

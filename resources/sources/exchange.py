@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import ccxt
@@ -471,6 +471,16 @@ class BarsResult:
     why_missing: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class CoinsServed(Generic[T]):
+    """What :meth:`ExchangeRouter.first_serving` found: per coin served, its route and the exchange's
+    answer; coins served per exchange; per coin left unserved, why."""
+
+    served: dict[str, tuple[Route, T]] = field(default_factory=dict)
+    by_exchange: dict[str, int] = field(default_factory=dict)
+    why: dict[str, str] = field(default_factory=dict)
+
+
 class ExchangeRouter:
     """The ordered exchanges of a run: loads their markets once, routes coins, fetches their bars."""
 
@@ -523,22 +533,27 @@ class ExchangeRouter:
                 routing.unlisted.append(coin.symbol)
         return routing
 
-    def bars_frame(self, coins: Sequence[Coin], start: datetime, end: datetime, now: datetime) -> BarsResult:
-        """Bars of every coin for [start, end) from its first working exchange.
+    def first_serving(
+        self,
+        coins: Sequence[Coin],
+        fetch: Callable[[Coin, Venue, Route], T | None],
+        *,
+        what: str,
+        nothing: str,
+        pair_problem: Callable[[Coin, Venue, Route, SourceError], str] | None = None,
+    ) -> CoinsServed[T]:
+        """Per routed coin, ``fetch``'s answer from the first exchange listing it that serves it.
 
-        A coin whose exchange refuses or fails mid-run, answers an error about its pair, fails the
-        interval check or has no bar in the range falls to the next exchange listing it; a coin no
-        exchange serves is missing, with its reasons. Raises :class:`ExchangeUnavailableError`
-        when a coin is left without bars because every exchange listing it was unavailable (the
-        run fails, nothing is written, and the window is re-run), and :class:`SourceError` for a
-        malformed bar.
+        A coin falls to the next exchange listing it when its exchange is not usable, refuses or
+        fails mid-run (skipped for the rest of the run), answers an error about its pair or bars that
+        fail the interval check (``pair_problem`` turns that error into the reason, else its text), or
+        has nothing in the range (``fetch`` returns None: "no ``nothing`` in the range"). A coin no
+        exchange serves is in ``why`` with its reasons. Raises :class:`ExchangeUnavailableError` when
+        a coin is left unserved because every exchange listing it was unavailable (``what`` names
+        what could not be served: the run fails and is re-run).
         """
         routing = self.routing or self.load(coins)
-        rows: list[tuple] = []
-        served: dict[str, int] = {}
-        rejected: dict[str, str] = {}
-        failed_pairs: dict[str, str] = {}
-        why: dict[str, str] = {s: "no reachable exchange lists a USD, USDT or USDC pair" for s in routing.unlisted}
+        found: CoinsServed[T] = CoinsServed()
         stranded: list[str] = []
         for coin in coins:
             routes = routing.routes.get(coin.symbol)
@@ -553,46 +568,79 @@ class ExchangeRouter:
                     reasons.append(f"{venue.id}: {routing.exchanges[venue.id]['state']}")
                     continue
                 try:
-                    bars = venue.bars(route, start, end, now)
-                except IntervalError as exc:
-                    rejected[coin.symbol] = str(exc)
-                    reasons.append(str(exc).removeprefix("exchange:"))
-                    continue
-                except PairError as exc:
-                    reason = str(exc).removeprefix(f"{venue.name}: fetch_ohlcv {route.market}: ")
-                    failed_pairs[coin.symbol] = "; ".join(filter(None, [failed_pairs.get(coin.symbol), reason]))
-                    reasons.append(reason)
+                    answer = fetch(coin, venue, route)
+                except (IntervalError, PairError) as exc:
+                    reasons.append(
+                        pair_problem(coin, venue, route, exc) if pair_problem else str(exc).removeprefix("exchange:")
+                    )
                     continue
                 except (ExchangeRefusedError, ExchangeUnavailableError, CircuitOpenError) as exc:
                     self._skip(venue, exc)
                     lost_to_outage |= not isinstance(exc, ExchangeRefusedError)
                     reasons.append(f"{venue.id}: {routing.exchanges[venue.id]['state']}")
                     continue
-                if not bars:
-                    reasons.append(f"{venue.id}: no bar in the range")
+                if answer is None:
+                    reasons.append(f"{venue.id}: no {nothing} in the range")
                     continue
-                rows.extend((coin.symbol, coin.coin_id, *bar, route.exchange, route.quote) for bar in bars)
-                served[route.exchange] = served.get(route.exchange, 0) + 1
+                found.served[coin.symbol] = (route, answer)
+                found.by_exchange[route.exchange] = found.by_exchange.get(route.exchange, 0) + 1
                 break
             else:
                 if lost_to_outage:
                     stranded.append(coin.symbol)
-                why[coin.symbol] = "; ".join(reasons)
+                found.why[coin.symbol] = "; ".join(reasons)
         if stranded:
             raise ExchangeUnavailableError(
                 "exchange",
-                f"no exchange could serve {len(stranded)} coin(s) "
+                f"no exchange could serve {what}{len(stranded)} coin(s) "
                 f"({', '.join(stranded[:10])}{', ...' if len(stranded) > 10 else ''}): "
                 + "; ".join(
                     f"{k} {v['state']}" + (f" ({v['detail']})" if v["detail"] else "")
                     for k, v in routing.exchanges.items()
                 ),
             )
+        return found
+
+    def bars_frame(self, coins: Sequence[Coin], start: datetime, end: datetime, now: datetime) -> BarsResult:
+        """Bars of every coin for [start, end) from its first working exchange.
+
+        A coin whose exchange refuses or fails mid-run, answers an error about its pair, fails the
+        interval check or has no bar in the range falls to the next exchange listing it; a coin no
+        exchange serves is missing, with its reasons. Raises :class:`ExchangeUnavailableError`
+        when a coin is left without bars because every exchange listing it was unavailable (the
+        run fails, nothing is written, and the window is re-run), and :class:`SourceError` for a
+        malformed bar.
+        """
+        routing = self.routing or self.load(coins)
+        rejected: dict[str, str] = {}
+        failed_pairs: dict[str, str] = {}
+
+        def pair_problem(coin: Coin, venue: Venue, route: Route, exc: SourceError) -> str:
+            if isinstance(exc, IntervalError):
+                rejected[coin.symbol] = str(exc)
+                return str(exc).removeprefix("exchange:")
+            reason = str(exc).removeprefix(f"{venue.name}: fetch_ohlcv {route.market}: ")
+            failed_pairs[coin.symbol] = "; ".join(filter(None, [failed_pairs.get(coin.symbol), reason]))
+            return reason
+
+        found = self.first_serving(
+            coins,
+            lambda coin, venue, route: venue.bars(route, start, end, now) or None,
+            what="",
+            nothing="bar",
+            pair_problem=pair_problem,
+        )
+        why = {s: "no reachable exchange lists a USD, USDT or USDC pair" for s in routing.unlisted} | found.why
+        rows: list[tuple] = []
+        for coin in coins:
+            if coin.symbol in found.served:
+                route, bars = found.served[coin.symbol]
+                rows.extend((coin.symbol, coin.coin_id, *bar, route.exchange, route.quote) for bar in bars)
         frame = pd.DataFrame(rows, columns=["symbol", "coin_id", "open_time", *BAR_COLUMNS, "exchange", "quote"])
         frame["window_start"] = pd.to_datetime(frame["open_time"], unit="ms").astype("datetime64[us]")
         return BarsResult(
             frame.drop(columns="open_time"),
-            served,
+            found.by_exchange,
             sorted(why),
             rejected,
             routing,
